@@ -1,0 +1,144 @@
+#include "protocol/record_batch.h"
+
+#include <cstring>
+
+#include "protocol/crc32c.h"
+
+namespace sluice::protocol {
+namespace {
+
+template <typename T>
+T load_be(const char* p) {
+  using U = std::make_unsigned_t<T>;
+  U v = 0;
+  for (size_t i = 0; i < sizeof(T); ++i) v = static_cast<U>((v << 8) | static_cast<uint8_t>(p[i]));
+  return static_cast<T>(v);
+}
+
+template <typename T>
+void store_be(char* p, T value) {
+  using U = std::make_unsigned_t<T>;
+  U v = static_cast<U>(value);
+  for (size_t i = sizeof(T); i-- > 0;) {
+    p[i] = static_cast<char>(v & 0xFF);
+    v = static_cast<U>(v >> 8);
+  }
+}
+
+// Reads a zig-zag varint as records use it; false on truncation or over-long input.
+bool read_record_varint(std::string_view& in, int64_t& out) {
+  uint64_t raw = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (in.empty()) return false;
+    uint8_t b = static_cast<uint8_t>(in.front());
+    in.remove_prefix(1);
+    raw |= static_cast<uint64_t>(b & 0x7F) << shift;
+    if (!(b & 0x80)) {
+      out = static_cast<int64_t>((raw >> 1) ^ (~(raw & 1) + 1));
+      return true;
+    }
+  }
+  return false;
+}
+
+// Walks the records of an uncompressed batch: each one must parse, offset
+// deltas must run 0..n-1, and the records must use up the batch exactly.
+bool uncompressed_records_consistent(std::string_view body, int32_t expected_count) {
+  for (int32_t i = 0; i < expected_count; ++i) {
+    int64_t length = 0;
+    if (!read_record_varint(body, length) || length < 0 || static_cast<uint64_t>(length) > body.size()) return false;
+    std::string_view record = body.substr(0, static_cast<size_t>(length));
+    body.remove_prefix(static_cast<size_t>(length));
+    if (record.empty()) return false;
+    record.remove_prefix(1);  // attributes
+    int64_t timestamp_delta = 0, offset_delta = 0;
+    if (!read_record_varint(record, timestamp_delta) || !read_record_varint(record, offset_delta)) return false;
+    if (offset_delta != i) return false;
+  }
+  return body.empty();
+}
+
+ProducedBatch fail(ErrorCode code, std::string message) {
+  ProducedBatch result;
+  result.error = code;
+  result.error_message = std::move(message);
+  return result;
+}
+
+}  // namespace
+
+std::optional<RecordBatchHeader> RecordBatchHeader::parse(std::string_view bytes) {
+  if (bytes.size() < kSize) return std::nullopt;
+  const char* p = bytes.data();
+  RecordBatchHeader h;
+  h.base_offset = load_be<int64_t>(p + 0);
+  h.batch_length = load_be<int32_t>(p + 8);
+  h.partition_leader_epoch = load_be<int32_t>(p + 12);
+  h.magic = static_cast<int8_t>(p[16]);
+  h.crc = load_be<uint32_t>(p + 17);
+  h.attributes = load_be<int16_t>(p + 21);
+  h.last_offset_delta = load_be<int32_t>(p + 23);
+  h.base_timestamp = load_be<int64_t>(p + 27);
+  h.max_timestamp = load_be<int64_t>(p + 35);
+  h.producer_id = load_be<int64_t>(p + 43);
+  h.producer_epoch = load_be<int16_t>(p + 51);
+  h.base_sequence = load_be<int32_t>(p + 53);
+  h.records_count = load_be<int32_t>(p + 57);
+  return h;
+}
+
+bool record_batch_crc_ok(std::string_view batch) {
+  if (batch.size() < RecordBatchHeader::kSize) return false;
+  uint32_t stored = load_be<uint32_t>(batch.data() + RecordBatchHeader::kCrcAt);
+  return crc32c(batch.substr(RecordBatchHeader::kAttributesAt)) == stored;
+}
+
+void set_base_offset(char* batch, int64_t base_offset) { store_be(batch + RecordBatchHeader::kBaseOffsetAt, base_offset); }
+
+void set_partition_leader_epoch(char* batch, int32_t epoch) { store_be(batch + RecordBatchHeader::kLeaderEpochAt, epoch); }
+
+ProducedBatch check_produced_records(std::optional<std::string_view> records, int16_t produce_version,
+                                     int32_t max_message_bytes) {
+  constexpr const char* kOneBatch =
+      "Produce requests with version 3 are only allowed to contain exactly one record batch per partition";
+  std::string_view bytes = records.value_or(std::string_view{});
+  // Like Kafka's batch iterator, an incomplete trailing entry counts as absent.
+  if (bytes.size() < RecordBatchHeader::kLogOverhead) return fail(ErrorCode::kInvalidRecord, kOneBatch);
+  int32_t batch_length = load_be<int32_t>(bytes.data() + RecordBatchHeader::kBatchLengthAt);
+  // Kafka rejects an entry too short to hold the header up to the magic byte as corrupt.
+  if (batch_length < static_cast<int32_t>(RecordBatchHeader::kMagicAt + 1 - RecordBatchHeader::kLogOverhead))
+    return fail(ErrorCode::kCorruptMessage, "Record size is less than the minimum record overhead");
+  size_t total = RecordBatchHeader::kLogOverhead + static_cast<size_t>(batch_length);
+  if (total > bytes.size()) return fail(ErrorCode::kInvalidRecord, kOneBatch);
+  int8_t magic = static_cast<int8_t>(bytes[RecordBatchHeader::kMagicAt]);
+  if (magic != 2)
+    return fail(ErrorCode::kInvalidRecord,
+                "Produce requests with version 3 are only allowed to contain record batches with magic version 2");
+  if (total < RecordBatchHeader::kSize) return fail(ErrorCode::kCorruptMessage, "Record batch is shorter than its header");
+  if (total != bytes.size()) return fail(ErrorCode::kInvalidRecord, kOneBatch);
+
+  ProducedBatch result;
+  result.header = *RecordBatchHeader::parse(bytes);
+  const RecordBatchHeader& h = result.header;
+  if (h.compression() == Compression::kZstd && produce_version < 7)
+    return fail(ErrorCode::kUnsupportedCompressionType,
+                "Produce requests with version < 7 are not allowed to use ZStandard compression");
+  if (static_cast<int>(h.compression()) > static_cast<int>(Compression::kZstd))
+    return fail(ErrorCode::kCorruptMessage, "Unknown compression codec id");
+  if (h.base_offset != 0)
+    return fail(ErrorCode::kInvalidRecord, "The baseOffset of the record batch in the append to a partition should be 0");
+  if (total > static_cast<size_t>(max_message_bytes))
+    return fail(ErrorCode::kMessageTooLarge, "The record batch is larger than the maximum allowed size");
+  if (!record_batch_crc_ok(bytes)) return fail(ErrorCode::kCorruptMessage, "Record batch is corrupt (CRC mismatch)");
+  if (h.last_offset_delta < 0 || static_cast<int64_t>(h.last_offset_delta) + 1 != h.records_count)
+    return fail(ErrorCode::kInvalidRecord, "Inconsistent batch offset range and record count");
+  if (h.is_control()) return fail(ErrorCode::kInvalidRecord, "Clients are not allowed to write control records");
+  if (h.producer_id >= 0 && h.base_sequence < 0)
+    return fail(ErrorCode::kInvalidRecord, "Invalid sequence number for a batch with a producer id");
+  if (h.compression() == Compression::kNone &&
+      !uncompressed_records_consistent(bytes.substr(RecordBatchHeader::kSize), h.records_count))
+    return fail(ErrorCode::kInvalidRecord, "Records do not match the batch's record count and size");
+  return result;
+}
+
+}  // namespace sluice::protocol

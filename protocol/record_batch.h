@@ -1,0 +1,77 @@
+// Record batch v2 (magic 2): the unit Kafka producers send, brokers store and
+// consumers fetch. The broker keeps batches as the producer sent them; it only
+// reads the 61-byte header, checks it, and stamps base offset and leader epoch
+// (both outside the CRC, so no recompute is needed).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "protocol/error_codes.h"
+
+namespace sluice::protocol {
+
+enum class Compression : int8_t { kNone = 0, kGzip = 1, kSnappy = 2, kLz4 = 3, kZstd = 4 };
+
+struct RecordBatchHeader {
+  // Byte offsets of the fields inside a batch.
+  static constexpr size_t kBaseOffsetAt = 0;
+  static constexpr size_t kBatchLengthAt = 8;
+  static constexpr size_t kLeaderEpochAt = 12;
+  static constexpr size_t kMagicAt = 16;
+  static constexpr size_t kCrcAt = 17;
+  static constexpr size_t kAttributesAt = 21;  // the CRC covers from here to the end
+  static constexpr size_t kSize = 61;
+  // Base offset and batch length: the framing shared by every log entry.
+  static constexpr size_t kLogOverhead = 12;
+
+  int64_t base_offset = 0;
+  int32_t batch_length = 0;  // bytes after the length field
+  int32_t partition_leader_epoch = -1;
+  int8_t magic = 0;
+  uint32_t crc = 0;
+  int16_t attributes = 0;
+  int32_t last_offset_delta = 0;
+  int64_t base_timestamp = 0;
+  int64_t max_timestamp = 0;
+  int64_t producer_id = -1;
+  int16_t producer_epoch = -1;
+  int32_t base_sequence = -1;
+  int32_t records_count = 0;
+
+  Compression compression() const { return static_cast<Compression>(attributes & 0x07); }
+  bool log_append_time() const { return attributes & 0x08; }
+  bool is_transactional() const { return attributes & 0x10; }
+  bool is_control() const { return attributes & 0x20; }
+  int64_t last_offset() const { return base_offset + last_offset_delta; }
+  size_t total_size() const { return kLogOverhead + static_cast<size_t>(batch_length); }
+
+  // Reads the header of the batch at the start of `bytes`; nullopt when fewer
+  // than kSize bytes are there. Checks nothing else.
+  static std::optional<RecordBatchHeader> parse(std::string_view bytes);
+};
+
+// True when the stored CRC matches the bytes (the batch must be complete).
+bool record_batch_crc_ok(std::string_view batch);
+
+void set_base_offset(char* batch, int64_t base_offset);
+void set_partition_leader_epoch(char* batch, int32_t epoch);
+
+// The outcome of checking the records a producer sent for one partition.
+struct ProducedBatch {
+  ErrorCode error = ErrorCode::kNone;
+  std::string error_message;  // Kafka's wording where it has one; empty when ok
+  RecordBatchHeader header;
+};
+
+// Applies the checks Kafka makes on a client's Produce (v3+) records for one
+// partition: exactly one complete magic-2 batch, base offset 0, size within
+// `max_message_bytes`, a valid CRC, a consistent offset range and record count,
+// no control batch, a sequence when a producer id is set, zstd only from
+// Produce v7, and (for uncompressed batches) records that exactly fill the batch.
+ProducedBatch check_produced_records(std::optional<std::string_view> records, int16_t produce_version,
+                                     int32_t max_message_bytes);
+
+}  // namespace sluice::protocol
