@@ -1,0 +1,89 @@
+"""pytest fixtures for the compatibility suite.
+
+Fixtures (contract shared with the other client-family wrappers: keep it):
+  broker        the Broker under test (.kind "sluice"|"kafka", .bootstrap "127.0.0.1:PORT",
+                .data_dir); one process per kind for the whole session, parametrized over
+                --brokers (default "sluice,kafka", or env COMPAT_BROKERS).
+  broker_kind   the kind string of the current parametrization.
+  fresh_broker  factory: fresh_broker() -> a new, started Broker of the current kind with its own
+                data dir, for tests that kill/restart; stopped and removed after the test.
+                While it runs, the session broker of the same kind is stopped (only one Kafka
+                at a time on a 2-core box) and started again, lazily, by the next `broker` use.
+  unique_topic  factory: unique_topic("prefix") -> "prefix-<uuid hex>".
+"""
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness.brokers import KINDS, Broker  # noqa: E402
+
+_session_brokers: dict[str, Broker] = {}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--brokers", action="store",
+                     default=os.environ.get("COMPAT_BROKERS", "sluice,kafka"),
+                     help="comma-separated broker kinds to run against: sluice,kafka")
+
+
+def _kinds(config) -> list[str]:
+    kinds = [k.strip() for k in config.getoption("--brokers").split(",") if k.strip()]
+    bad = [k for k in kinds if k not in KINDS]
+    if bad:
+        raise pytest.UsageError(f"--brokers: unknown kind(s) {bad}; known: {list(KINDS)}")
+    return kinds
+
+
+def pytest_generate_tests(metafunc):
+    if "broker_kind" in metafunc.fixturenames:
+        kinds = _kinds(metafunc.config)
+        metafunc.parametrize("broker_kind", kinds, ids=kinds, scope="session")
+
+
+@pytest.fixture(scope="session")
+def _session_broker(broker_kind):
+    b = Broker(broker_kind)
+    _session_brokers[broker_kind] = b
+    try:
+        b.start()
+        yield b
+    finally:
+        _session_brokers.pop(broker_kind, None)
+        b.cleanup()
+
+
+@pytest.fixture
+def broker(_session_broker):
+    if not _session_broker.running():
+        _session_broker.start()  # stopped by a fresh_broker user, or killed by a test
+    return _session_broker
+
+
+@pytest.fixture
+def fresh_broker(broker_kind):
+    made: list[Broker] = []
+
+    def make(**kwargs) -> Broker:
+        sess = _session_brokers.get(broker_kind)
+        if broker_kind == "kafka" and sess is not None and sess.running():
+            sess.stop()
+        b = Broker(broker_kind, **kwargs)
+        made.append(b)
+        return b.start()
+
+    yield make
+    for b in made:
+        b.cleanup()
+
+
+@pytest.fixture
+def unique_topic():
+    def make(prefix: str = "t") -> str:
+        return f"{prefix}-{uuid.uuid4().hex[:12]}"
+    return make

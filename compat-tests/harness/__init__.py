@@ -1,0 +1,1 @@
+"""Sluice compatibility-suite harness: broker launchers and a raw Kafka-wire helper."""
