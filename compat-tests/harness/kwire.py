@@ -184,3 +184,43 @@ def wait_closed(s: socket.socket, timeout: float = 5.0) -> bool:
             return True
         raise AssertionError(f"unexpected data from server: {d[:64]!r}")
     return False
+
+
+CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+
+
+def fetch_batch_attributes(host: str, port: int, topic: str, partition: int, offset: int = 0,
+                           max_bytes: int = 1 << 20, timeout: float = 10.0) -> list[int]:
+    """Raw Fetch v4 of one partition; returns the attributes of each complete record batch
+    (attributes & 7 is the compression codec, as stored by the broker)."""
+    body = (i32(-1) + i32(100) + i32(1) + i32(max_bytes) + i8(0) +
+            i32(1) + string(topic) + i32(1) + i32(partition) + i64(offset) + i32(max_bytes))
+    with connect(host, port, timeout) as s:
+        r = Reader(roundtrip(s, header_v1(1, 4, 21) + body))
+    assert r.i32() == 21
+    r.i32()  # throttle
+    assert r.i32() == 1
+    r.string()
+    assert r.i32() == 1
+    r.i32()
+    err = r.i16()
+    if err:
+        raise ValueError(f"fetch error {err}")
+    r.i64(); r.i64()
+    n_aborted = r.i32()
+    for _ in range(max(n_aborted, 0)):
+        r.i64(); r.i64()
+    records = Reader(r.take(r.i32()))
+    attrs = []
+    while len(records.rest()) >= 61:
+        records.i64()
+        blen = records.i32()
+        if blen > len(records.rest()):
+            break  # partial batch at the end of the response
+        batch = Reader(records.take(blen))
+        batch.i32()  # leader epoch
+        magic = batch.i8()
+        assert magic == 2, f"magic {magic}"
+        batch.i32()  # crc
+        attrs.append(batch.i16())
+    return attrs
