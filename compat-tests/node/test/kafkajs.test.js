@@ -163,8 +163,7 @@ describe(`kafkajs ${'2.2.4'}`, { timeout: 170000 }, () => {
     }), 20000, 'createTopics again')
     assert.equal(again, false)
 
-    const topics = await withTimeout(admin.listTopics(), 15000, 'listTopics')
-    assert.ok(topics.includes(topic), 'listTopics shows the topic')
+    await eventually(async () => (await admin.listTopics()).includes(topic), 15000, 'listTopics shows the topic')
 
     const cluster = await withTimeout(admin.describeCluster(), 15000, 'describeCluster')
     const brokerIds = new Set(cluster.brokers.map(b => b.nodeId))
