@@ -1,0 +1,22 @@
+// The services request handlers use: configuration, the controller, the
+// partitions, the flusher. One Broker per process, owned by the Server.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include "broker/config.h"
+#include "broker/flusher.h"
+#include "broker/replica_manager.h"
+#include "controller/controller.h"
+
+namespace sluice::broker {
+
+struct Broker {
+  const BrokerConfig& config;
+  controller::Controller& controller;
+  ReplicaManager& replicas;
+  Flusher& flusher;
+  boost::asio::any_io_executor executor;
+};
+
+}  // namespace sluice::broker

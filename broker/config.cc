@@ -1,0 +1,242 @@
+#include "broker/config.h"
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+namespace sluice::broker {
+namespace {
+
+constexpr int64_t kInt32Max = INT32_MAX;
+
+// The keys Sluice reads. Defaults are Kafka's, except where the embedded
+// single-node default differs (node.id, listeners, log.dirs): with no
+// configuration at all one process is a complete cluster with data in ./data.
+const std::vector<ConfigDefinition> kDefinitions = [] {
+  std::vector<ConfigDefinition> defs = {
+      {"advertised.listeners", ConfigType::kString, nullptr},
+      {"auto.create.topics.enable", ConfigType::kBoolean, "true"},
+      {"broker.id", ConfigType::kInt, nullptr, 0, kInt32Max},
+      {"compression.type", ConfigType::kString, "producer"},
+      {"controller.listener.names", ConfigType::kString, nullptr},
+      {"controller.quorum.voters", ConfigType::kList, ""},
+      {"default.replication.factor", ConfigType::kInt, "1", 1, INT16_MAX},
+      {"delete.topic.enable", ConfigType::kBoolean, "true"},
+      {"fetch.max.bytes", ConfigType::kInt, "57671680", 1024, kInt32Max},
+      {"group.initial.rebalance.delay.ms", ConfigType::kInt, "3000", 0, kInt32Max},
+      {"inter.broker.listener.name", ConfigType::kString, nullptr},
+      {"listener.security.protocol.map", ConfigType::kString,
+       "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"},
+      {"listeners", ConfigType::kString, "PLAINTEXT://127.0.0.1:9092"},
+      {"log.cleanup.policy", ConfigType::kList, "delete"},
+      {"log.dir", ConfigType::kString, nullptr},
+      {"log.dirs", ConfigType::kString, "./data"},
+      {"log.flush.interval.messages", ConfigType::kLong, "9223372036854775807", 1},
+      {"log.flush.interval.ms", ConfigType::kLong, nullptr, 0},
+      {"log.message.timestamp.type", ConfigType::kString, "CreateTime"},
+      {"log.retention.bytes", ConfigType::kLong, "-1"},
+      {"log.retention.hours", ConfigType::kInt, "168", -1, kInt32Max},
+      {"log.retention.minutes", ConfigType::kInt, nullptr, -1, kInt32Max},
+      {"log.retention.ms", ConfigType::kLong, nullptr, -1},
+      {"log.segment.bytes", ConfigType::kInt, "1073741824", 14, kInt32Max},
+      {"message.max.bytes", ConfigType::kInt, "1048588", 0, kInt32Max},
+      {"min.insync.replicas", ConfigType::kInt, "1", 1, kInt32Max},
+      {"node.id", ConfigType::kInt, "1", 0, kInt32Max},
+      {"num.partitions", ConfigType::kInt, "1", 1, kInt32Max},
+      {"offsets.topic.replication.factor", ConfigType::kShort, "3", 1, INT16_MAX},
+      {"process.roles", ConfigType::kList, "broker,controller"},
+      {"socket.request.max.bytes", ConfigType::kInt, "104857600", 1, kInt32Max},
+      {"transaction.state.log.min.isr", ConfigType::kInt, "2", 1, kInt32Max},
+      {"transaction.state.log.replication.factor", ConfigType::kShort, "3", 1, INT16_MAX},
+      {"unclean.leader.election.enable", ConfigType::kBoolean, "false"},
+  };
+  std::sort(defs.begin(), defs.end(), [](const auto& a, const auto& b) { return std::string_view(a.name) < b.name; });
+  return defs;
+}();
+
+std::string trim(std::string_view s) {
+  size_t b = s.find_first_not_of(" \t\r\f");
+  if (b == std::string_view::npos) return {};
+  size_t e = s.find_last_not_of(" \t\r\f");
+  return std::string(s.substr(b, e - b + 1));
+}
+
+bool parse_int64(std::string_view text, int64_t& out) {
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && ptr == text.data() + text.size() && !text.empty();
+}
+
+std::optional<bool> parse_bool(std::string_view text) {
+  std::string lower(text);
+  std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+  if (lower == "true") return true;
+  if (lower == "false") return false;
+  return std::nullopt;
+}
+
+// Splits "key=value", "key: value" or "key value" as Java properties files do.
+std::pair<std::string, std::string> split_property(const std::string& line) {
+  size_t sep = line.find_first_of("=:");
+  size_t space = line.find_first_of(" \t");
+  if (sep == std::string::npos || (space != std::string::npos && space < sep &&
+                                   line.find_first_not_of(" \t", space) != sep))
+    sep = space;
+  if (sep == std::string::npos) return {trim(line), ""};
+  return {trim(line.substr(0, sep)), trim(line.substr(sep + 1))};
+}
+
+}  // namespace
+
+const std::vector<ConfigDefinition>& BrokerConfig::definitions() { return kDefinitions; }
+
+const ConfigDefinition* BrokerConfig::find_definition(std::string_view name) {
+  auto it = std::lower_bound(kDefinitions.begin(), kDefinitions.end(), name,
+                             [](const ConfigDefinition& d, std::string_view n) { return std::string_view(d.name) < n; });
+  return it != kDefinitions.end() && it->name == name ? &*it : nullptr;
+}
+
+std::vector<Listener> parse_listeners(std::string_view value, std::string_view key) {
+  std::vector<Listener> out;
+  std::stringstream in{std::string(value)};
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    item = trim(item);
+    if (item.empty()) continue;
+    auto bad = [&](const char* why) {
+      return ConfigError("Invalid value '" + item + "' for configuration " + std::string(key) + ": " + why);
+    };
+    size_t scheme = item.find("://");
+    if (scheme == std::string::npos || scheme == 0) throw bad("expected NAME://host:port");
+    size_t colon = item.rfind(':');
+    if (colon <= scheme + 2) throw bad("missing port");
+    Listener l;
+    l.name = item.substr(0, scheme);
+    l.host = item.substr(scheme + 3, colon - scheme - 3);
+    if (l.host.size() >= 2 && l.host.front() == '[' && l.host.back() == ']') l.host = l.host.substr(1, l.host.size() - 2);
+    int64_t port = 0;
+    if (!parse_int64(std::string_view(item).substr(colon + 1), port) || port < 0 || port > 65535)
+      throw bad("port must be a number from 0 to 65535");
+    l.port = static_cast<uint16_t>(port);
+    for (const auto& other : out)
+      if (other.name == l.name) throw bad("listener names must be unique");
+    out.push_back(l);
+  }
+  return out;
+}
+
+void BrokerConfig::set(std::string_view name, std::string_view raw) {
+  const ConfigDefinition* def = find_definition(name);
+  if (!def) throw ConfigError("Unknown configuration '" + std::string(name) + "'");
+  std::string value = trim(raw);
+  auto bad = [&](const std::string& why) {
+    return ConfigError("Invalid value '" + value + "' for configuration " + std::string(name) + ": " + why);
+  };
+  switch (def->type) {
+    case ConfigType::kBoolean:
+      if (!parse_bool(value)) throw bad("expected true or false");
+      break;
+    case ConfigType::kInt:
+    case ConfigType::kShort:
+    case ConfigType::kLong: {
+      int64_t n = 0;
+      if (!parse_int64(value, n)) throw bad("expected an integer");
+      int64_t lo = def->min, hi = def->max;
+      if (def->type == ConfigType::kInt) lo = std::max<int64_t>(lo, INT32_MIN), hi = std::min<int64_t>(hi, INT32_MAX);
+      if (def->type == ConfigType::kShort) lo = std::max<int64_t>(lo, INT16_MIN), hi = std::min<int64_t>(hi, INT16_MAX);
+      if (n < lo || n > hi) throw bad("value must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+      break;
+    }
+    default:
+      break;
+  }
+  if (name == "listeners" || name == "advertised.listeners") {
+    if (parse_listeners(value, name).empty()) throw bad("at least one listener is required");
+  }
+  if (name == "process.roles") {
+    std::stringstream in(value);
+    std::string role;
+    while (std::getline(in, role, ','))
+      if (trim(role) != "broker" && trim(role) != "controller") throw bad("roles are broker and controller");
+  }
+  if (name == "log.dirs" && trim(value).empty()) throw bad("at least one directory is required");
+  if (name == "log.message.timestamp.type" && value != "CreateTime" && value != "LogAppendTime")
+    throw bad("expected CreateTime or LogAppendTime");
+  explicit_.insert_or_assign(std::string(name), value);
+}
+
+BrokerConfig BrokerConfig::load(const std::optional<std::string>& file, const std::vector<std::string>& overrides) {
+  BrokerConfig config;
+  if (file) {
+    std::ifstream in(*file);
+    if (!in) throw ConfigError("Cannot read configuration file " + *file);
+    std::string line, logical;
+    while (std::getline(in, line)) {
+      std::string t = trim(line);
+      if (logical.empty() && (t.empty() || t[0] == '#' || t[0] == '!')) continue;
+      // A trailing backslash continues the value on the next line.
+      if (!t.empty() && t.back() == '\\') {
+        logical += t.substr(0, t.size() - 1);
+        continue;
+      }
+      logical += t;
+      auto [key, value] = split_property(logical);
+      logical.clear();
+      config.set(key, value);
+    }
+  }
+  for (const auto& o : overrides) {
+    size_t eq = o.find('=');
+    if (eq == std::string::npos) throw ConfigError("Override '" + o + "' must look like key=value");
+    config.set(trim(o.substr(0, eq)), o.substr(eq + 1));
+  }
+  // broker.id is Kafka's older name for node.id; if both are given they must agree.
+  auto broker_id = config.value("broker.id");
+  if (broker_id) {
+    if (config.explicit_.count("node.id") && config.get_string("node.id") != *broker_id)
+      throw ConfigError("Invalid configuration broker.id: must match node.id when both are set");
+    config.explicit_.insert_or_assign("node.id", *broker_id);
+  }
+  if (!config.explicit_.count("log.dirs") && config.explicit_.count("log.dir"))
+    config.explicit_.insert_or_assign("log.dirs", config.explicit_.at("log.dir"));
+  for (const auto& l : config.listeners())
+    if (l.name == "SSL" || l.name == "SASL_SSL" || l.name == "SASL_PLAINTEXT")
+      throw ConfigError("Invalid configuration listeners: security protocol " + l.name + " is not supported yet");
+  return config;
+}
+
+std::optional<std::string> BrokerConfig::value(std::string_view name) const {
+  if (auto it = explicit_.find(name); it != explicit_.end()) return it->second;
+  const ConfigDefinition* def = find_definition(name);
+  if (!def || !def->default_value) return std::nullopt;
+  return std::string(def->default_value);
+}
+
+ConfigSource BrokerConfig::source(std::string_view name) const {
+  return explicit_.count(name) ? ConfigSource::kStaticBroker : ConfigSource::kDefault;
+}
+
+int64_t BrokerConfig::get_long(std::string_view name) const {
+  auto v = value(name);
+  int64_t n = 0;
+  if (!v || !parse_int64(*v, n)) throw ConfigError("Configuration " + std::string(name) + " has no numeric value");
+  return n;
+}
+
+bool BrokerConfig::get_bool(std::string_view name) const { return parse_bool(value(name).value_or("false")).value_or(false); }
+
+std::string BrokerConfig::get_string(std::string_view name) const { return value(name).value_or(""); }
+
+std::vector<Listener> BrokerConfig::listeners() const { return parse_listeners(get_string("listeners"), "listeners"); }
+
+std::vector<Listener> BrokerConfig::advertised_listeners() const {
+  auto v = value("advertised.listeners");
+  return v ? parse_listeners(*v, "advertised.listeners") : listeners();
+}
+
+std::string BrokerConfig::log_dir() const {
+  std::string dirs = get_string("log.dirs");
+  return trim(dirs.substr(0, dirs.find(',')));
+}
+
+}  // namespace sluice::broker

@@ -1,0 +1,71 @@
+// Broker configuration with Kafka's key names, from a server.properties-style
+// file and `--override key=value` flags. Unknown keys and bad values are
+// rejected at start-up with a message naming the key.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "controller/topic_config.h"
+
+namespace sluice::broker {
+
+using controller::ConfigSource;
+using controller::ConfigType;
+
+struct ConfigDefinition {
+  const char* name;
+  ConfigType type;
+  const char* default_value;  // nullptr: no default (null)
+  int64_t min = INT64_MIN;    // numeric bounds, inclusive
+  int64_t max = INT64_MAX;
+};
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Listener {
+  std::string name;  // e.g. PLAINTEXT
+  std::string host;
+  uint16_t port = 0;
+};
+
+class BrokerConfig {
+ public:
+  // Every broker key Sluice understands, in name order.
+  static const std::vector<ConfigDefinition>& definitions();
+  static const ConfigDefinition* find_definition(std::string_view name);
+
+  // Builds the configuration from an optional properties file and overrides
+  // (later ones win). Throws ConfigError naming the offending key.
+  static BrokerConfig load(const std::optional<std::string>& file, const std::vector<std::string>& overrides);
+
+  // Raw value (nullopt when null) and its source.
+  std::optional<std::string> value(std::string_view name) const;
+  ConfigSource source(std::string_view name) const;
+
+  int64_t get_long(std::string_view name) const;
+  int32_t get_int(std::string_view name) const { return static_cast<int32_t>(get_long(name)); }
+  bool get_bool(std::string_view name) const;
+  std::string get_string(std::string_view name) const;
+
+  int32_t node_id() const { return get_int("node.id"); }
+  std::vector<Listener> listeners() const;
+  std::vector<Listener> advertised_listeners() const;  // listeners when unset
+  std::string log_dir() const;                          // the first of log.dirs
+
+ private:
+  void set(std::string_view name, std::string_view value);  // validates
+  std::map<std::string, std::string, std::less<>> explicit_;
+};
+
+// Parses "NAME://host:port,..." as Kafka's listeners config does.
+std::vector<Listener> parse_listeners(std::string_view value, std::string_view key);
+
+}  // namespace sluice::broker

@@ -1,0 +1,65 @@
+#include "broker/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace sluice::broker {
+namespace {
+
+TEST(BrokerConfigTest, EmbeddedDefaultsMakeASingleNodeCluster) {
+  BrokerConfig c = BrokerConfig::load(std::nullopt, {});
+  EXPECT_EQ(c.node_id(), 1);
+  ASSERT_EQ(c.listeners().size(), 1u);
+  EXPECT_EQ(c.listeners()[0].host, "127.0.0.1");
+  EXPECT_EQ(c.listeners()[0].port, 9092);
+  EXPECT_EQ(c.log_dir(), "./data");
+  EXPECT_EQ(c.get_long("message.max.bytes"), 1048588);
+  EXPECT_TRUE(c.get_bool("auto.create.topics.enable"));
+  EXPECT_EQ(c.source("num.partitions"), ConfigSource::kDefault);
+}
+
+TEST(BrokerConfigTest, FileThenOverridesWithKafkaSyntax) {
+  auto path = std::filesystem::temp_directory_path() / ("sluice-config-" + std::to_string(::getpid()) + ".properties");
+  {
+    std::ofstream f(path);
+    f << "# comment\n! also a comment\n\nnode.id=3\nnum.partitions : 4\nlisteners=PLAINTEXT://localhost:9093,\\\n"
+         "  INTERNAL://127.0.0.1:9094\nlog.dirs /tmp/a,/tmp/b\n";
+  }
+  BrokerConfig c = BrokerConfig::load(path.string(), {"num.partitions=6"});
+  std::filesystem::remove(path);
+  EXPECT_EQ(c.node_id(), 3);
+  EXPECT_EQ(c.get_int("num.partitions"), 6);
+  EXPECT_EQ(c.source("num.partitions"), ConfigSource::kStaticBroker);
+  ASSERT_EQ(c.listeners().size(), 2u);
+  EXPECT_EQ(c.listeners()[1].name, "INTERNAL");
+  EXPECT_EQ(c.listeners()[1].port, 9094);
+  EXPECT_EQ(c.advertised_listeners()[0].host, "localhost");
+  EXPECT_EQ(c.log_dir(), "/tmp/a");
+}
+
+TEST(BrokerConfigTest, RejectsUnknownKeysAndBadValuesNamingTheKey) {
+  auto message_of = [](std::vector<std::string> overrides) {
+    try {
+      BrokerConfig::load(std::nullopt, overrides);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(message_of({"no.such.key=1"}).find("no.such.key"), std::string::npos);
+  EXPECT_NE(message_of({"num.partitions=many"}).find("num.partitions"), std::string::npos);
+  EXPECT_NE(message_of({"num.partitions=0"}).find("num.partitions"), std::string::npos);
+  EXPECT_NE(message_of({"auto.create.topics.enable=yes"}).find("auto.create.topics.enable"), std::string::npos);
+  EXPECT_NE(message_of({"listeners=127.0.0.1:9092"}).find("listeners"), std::string::npos);
+  EXPECT_NE(message_of({"listeners=PLAINTEXT://127.0.0.1:99999"}).find("listeners"), std::string::npos);
+  EXPECT_NE(message_of({"node.id=2", "broker.id=3"}).find("broker.id"), std::string::npos);
+  EXPECT_NE(message_of({"message.max.bytes=99999999999"}).find("message.max.bytes"), std::string::npos);
+  EXPECT_NE(message_of({"novalue"}).find("novalue"), std::string::npos);
+  EXPECT_EQ(message_of({"node.id=2", "broker.id=2"}), "accepted");
+}
+
+}  // namespace
+}  // namespace sluice::broker

@@ -1,0 +1,73 @@
+#include "broker/flusher.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+#include <set>
+
+namespace sluice::broker {
+
+Flusher::Flusher(boost::asio::any_io_executor executor) : executor_(std::move(executor)), thread_([this] { run(); }) {}
+
+Flusher::~Flusher() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+}
+
+void Flusher::flush(const std::vector<int>& fds, std::function<void(bool)> done) {
+  Request request;
+  for (int fd : fds) {
+    int copy = ::dup(fd);
+    if (copy >= 0) request.fds.push_back(copy);
+  }
+  request.done = std::move(done);
+  {
+    std::lock_guard lock(mutex_);
+    pending_.push_back(std::move(request));
+  }
+  wake_.notify_one();
+}
+
+uint64_t Flusher::syncs() const {
+  std::lock_guard lock(mutex_);
+  return syncs_;
+}
+
+void Flusher::run() {
+  for (;;) {
+    std::vector<Request> batch;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
+      if (pending_.empty() && stopping_) return;
+      batch.swap(pending_);
+    }
+    // One fdatasync per distinct file, however many requests wait on it.
+    std::set<std::pair<dev_t, ino_t>> synced;
+    bool ok = true;
+    uint64_t syncs = 0;
+    for (auto& request : batch) {
+      for (int fd : request.fds) {
+        struct stat st {};
+        if (::fstat(fd, &st) == 0 && synced.insert({st.st_dev, st.st_ino}).second) {
+          if (::fdatasync(fd) != 0) ok = false;
+          ++syncs;
+        }
+        ::close(fd);
+      }
+    }
+    {
+      std::lock_guard lock(mutex_);
+      syncs_ += syncs;
+    }
+    for (auto& request : batch)
+      boost::asio::post(executor_, [done = std::move(request.done), ok] { done(ok); });
+  }
+}
+
+}  // namespace sluice::broker

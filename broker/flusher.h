@@ -1,0 +1,47 @@
+// Group commit: fdatasync runs on a background thread, never on the network
+// thread, and every flush requested while one sync is running shares the next
+// one. Produce with acks=all is answered only after its data is on disk.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace sluice::broker {
+
+class Flusher {
+ public:
+  explicit Flusher(boost::asio::any_io_executor executor);
+  ~Flusher();
+  Flusher(const Flusher&) = delete;
+  Flusher& operator=(const Flusher&) = delete;
+
+  // Syncs everything written so far to the files behind `fds`, then calls
+  // done(ok) on the executor. The fds are duplicated here, so the caller may
+  // close or roll its files meanwhile.
+  void flush(const std::vector<int>& fds, std::function<void(bool ok)> done);
+
+  // Counters for tests and metrics.
+  uint64_t syncs() const;
+
+ private:
+  struct Request {
+    std::vector<int> fds;  // duplicates owned by the request
+    std::function<void(bool)> done;
+  };
+  void run();
+
+  boost::asio::any_io_executor executor_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<Request> pending_;
+  bool stopping_ = false;
+  uint64_t syncs_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace sluice::broker

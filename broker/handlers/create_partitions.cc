@@ -1,0 +1,58 @@
+// CreatePartitions (key 37): raise a topic's partition count.
+#include <map>
+
+#include "broker/handlers/handlers.h"
+#include "protocol/messages/create_partitions_request.h"
+#include "protocol/messages/create_partitions_response.h"
+
+namespace sluice::broker {
+
+using protocol::CreatePartitionsRequest;
+using protocol::CreatePartitionsResponse;
+using protocol::ErrorCode;
+
+boost::asio::awaitable<void> handle_create_partitions(RequestContext& ctx) {
+  auto request = ctx.decode<CreatePartitionsRequest>();
+  Broker& broker = ctx.broker;
+  std::map<std::string, int> mentions;
+  for (const auto& t : request.topics) ++mentions[t.name];
+
+  CreatePartitionsResponse reply;
+  for (const auto& t : request.topics) {
+    auto& result = reply.results.emplace_back();
+    result.name = t.name;
+    auto fail = [&](ErrorCode code, std::string message) {
+      result.error_code = static_cast<int16_t>(code);
+      result.error_message = std::move(message);
+    };
+    const controller::TopicInfo* topic = broker.controller.find_topic(t.name);
+    if (mentions[t.name] > 1) {
+      fail(ErrorCode::kInvalidRequest, "Duplicate topic in request.");
+      continue;
+    }
+    if (topic && t.assignments) {
+      const auto live = broker.controller.live_brokers();
+      if (static_cast<int32_t>(t.assignments->size()) != t.count - topic->partitions) {
+        fail(ErrorCode::kInvalidReplicaAssignment, "Increasing the number of partitions by " +
+                                                       std::to_string(t.count - topic->partitions) + " but " +
+                                                       std::to_string(t.assignments->size()) +
+                                                       " assignments provided.");
+        continue;
+      }
+      bool bad = false;
+      for (const auto& a : *t.assignments)
+        for (int32_t id : a.broker_ids)
+          bad |= std::find(live.begin(), live.end(), id) == live.end();
+      if (bad) {
+        fail(ErrorCode::kInvalidReplicaAssignment, "The manual partition assignment includes a broker that is not registered.");
+        continue;
+      }
+    }
+    auto outcome = broker.controller.create_partitions(t.name, t.count, request.validate_only);
+    if (!outcome.ok()) fail(outcome.error, outcome.message);
+  }
+  ctx.respond(reply);
+  co_return;
+}
+
+}  // namespace sluice::broker

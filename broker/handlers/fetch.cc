@@ -1,0 +1,123 @@
+// Fetch (key 1): whole record batches from the fetch offset on, within the
+// request's byte limits. When fewer than min_bytes are there, the request
+// parks until an append to one of its partitions wakes it or max_wait_ms runs
+// out (the long poll). Sessions (KIP-227) are not kept: every response says
+// session 0, which clients treat as "send full requests".
+#include <algorithm>
+#include <chrono>
+
+#include "broker/async_event.h"
+#include "broker/handlers/handlers.h"
+#include "protocol/messages/fetch_request.h"
+#include "protocol/messages/fetch_response.h"
+
+namespace sluice::broker {
+namespace {
+
+using protocol::ErrorCode;
+using protocol::FetchRequest;
+using protocol::FetchResponse;
+using PartitionData = FetchResponse::FetchableTopicResponse::PartitionData;
+using Clock = boost::asio::steady_timer::clock_type;
+
+constexpr int8_t kReadCommitted = 1;
+constexpr int32_t kConsumerReplicaId = -1;
+
+struct ReadOutcome {
+  FetchResponse reply;
+  std::vector<std::string> buffers;  // own the bytes the reply's records point at
+  size_t bytes = 0;
+  bool any_error = false;
+};
+
+ReadOutcome read_partitions(Broker& broker, const FetchRequest& request, int16_t version) {
+  ReadOutcome out;
+  const bool follower = request.replica_id != kConsumerReplicaId || request.replica_state.replica_id >= 0;
+  size_t budget = static_cast<size_t>(std::max(request.max_bytes, 0));
+  out.buffers.reserve(64);
+  for (const auto& topic : request.topics) {
+    auto& topic_reply = out.reply.responses.emplace_back();
+    topic_reply.topic = topic.topic;
+    topic_reply.topic_id = topic.topic_id;
+    for (const auto& wanted : topic.partitions) {
+      PartitionData data;
+      data.partition_index = wanted.partition;
+      data.records = std::string_view{};
+      if (request.isolation_level == kReadCommitted) data.aborted_transactions.emplace();
+      Partition* partition = broker.replicas.find(topic.topic, wanted.partition);
+      ErrorCode error = ErrorCode::kNone;
+      if (!partition) error = ErrorCode::kUnknownTopicOrPartition;
+      else if (follower) error = ErrorCode::kNotLeaderOrFollower;  // no followers until replication
+      else if (wanted.current_leader_epoch >= 0 && wanted.current_leader_epoch < partition->leader_epoch)
+        error = ErrorCode::kFencedLeaderEpoch;
+      else if (wanted.current_leader_epoch > partition->leader_epoch)
+        error = ErrorCode::kUnknownLeaderEpoch;
+      if (partition) {
+        data.high_watermark = partition->high_watermark();
+        data.last_stable_offset = partition->high_watermark();
+        data.log_start_offset = partition->log->log_start_offset();
+      } else {
+        data.high_watermark = -1;
+      }
+      if (error == ErrorCode::kNone &&
+          (wanted.fetch_offset < partition->log->log_start_offset() || wanted.fetch_offset > partition->high_watermark()))
+        error = ErrorCode::kOffsetOutOfRange;
+      if (error == ErrorCode::kNone && wanted.fetch_offset < partition->high_watermark()) {
+        size_t limit = std::min<size_t>(budget, static_cast<size_t>(std::max(wanted.partition_max_bytes, 0)));
+        // KIP-74: the first batch of the response goes out whatever its size,
+        // so a batch larger than the limits cannot stall a consumer.
+        std::string bytes = partition->log->read(wanted.fetch_offset, limit, out.bytes == 0);
+        if (!bytes.empty()) {
+          budget -= std::min(budget, bytes.size());
+          out.bytes += bytes.size();
+          out.buffers.push_back(std::move(bytes));
+          data.records = out.buffers.back();
+        }
+      }
+      data.error_code = static_cast<int16_t>(error);
+      out.any_error |= error != ErrorCode::kNone;
+      topic_reply.partitions.push_back(std::move(data));
+    }
+  }
+  (void)version;
+  return out;
+}
+
+void stop_waiting(Broker& broker, const FetchRequest& request, AsyncEvent* event) {
+  for (const auto& topic : request.topics)
+    for (const auto& wanted : topic.partitions)
+      if (Partition* p = broker.replicas.find(topic.topic, wanted.partition))
+        std::erase(p->waiters, event);
+}
+
+}  // namespace
+
+boost::asio::awaitable<void> handle_fetch(RequestContext& ctx) {
+  auto request = ctx.decode<FetchRequest>();
+  Broker& broker = ctx.broker;
+
+  if (request.session_id != 0) {
+    // We never hand out sessions, so any session id is one we do not know.
+    FetchResponse reply;
+    reply.error_code = static_cast<int16_t>(ErrorCode::kFetchSessionIdNotFound);
+    ctx.respond(reply);
+    co_return;
+  }
+
+  const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(request.max_wait_ms, 0));
+  ReadOutcome outcome = read_partitions(broker, request, ctx.api_version);
+  while (!outcome.any_error && outcome.bytes < static_cast<size_t>(std::max(request.min_bytes, 0)) &&
+         Clock::now() < deadline) {
+    AsyncEvent data_arrived(broker.executor);
+    for (const auto& topic : request.topics)
+      for (const auto& wanted : topic.partitions)
+        if (Partition* p = broker.replicas.find(topic.topic, wanted.partition)) p->waiters.push_back(&data_arrived);
+    co_await data_arrived.wait_until(deadline);
+    stop_waiting(broker, request, &data_arrived);
+    outcome = read_partitions(broker, request, ctx.api_version);
+  }
+  outcome.reply.session_id = 0;
+  ctx.respond(outcome.reply);
+}
+
+}  // namespace sluice::broker

@@ -1,0 +1,34 @@
+#include <algorithm>
+
+#include "broker/handlers/handlers.h"
+
+namespace sluice::broker {
+namespace {
+
+// What we advertise. Produce advertises 0 because librdkafka < 2.11 only
+// compresses when the range covers v0 (CLIENTS.md); v0-2 are answered with
+// UNSUPPORTED_VERSION, as Kafka 4 does.
+constexpr ApiHandler kHandlers[] = {
+    {0, 0, 9, handle_produce},
+    {1, 4, 12, handle_fetch},
+    {2, 1, 7, handle_list_offsets},
+    {3, 0, 12, handle_metadata},
+    {18, 0, 3, handle_api_versions},
+    {19, 2, 7, handle_create_topics},
+    {20, 1, 6, handle_delete_topics},
+    {32, 1, 4, handle_describe_configs},
+    {37, 0, 3, handle_create_partitions},
+    {60, 0, 1, handle_describe_cluster},
+};
+
+}  // namespace
+
+std::span<const ApiHandler> api_handlers() { return kHandlers; }
+
+const ApiHandler* find_api_handler(int16_t api_key) {
+  auto it = std::lower_bound(std::begin(kHandlers), std::end(kHandlers), api_key,
+                             [](const ApiHandler& h, int16_t key) { return h.api_key < key; });
+  return it != std::end(kHandlers) && it->api_key == api_key ? &*it : nullptr;
+}
+
+}  // namespace sluice::broker

@@ -1,0 +1,44 @@
+// One handler per Kafka API, each in its own file in this folder, and the table
+// that says which versions of each this broker serves (what ApiVersions
+// advertises). A handler decodes ctx.body, does the work and writes the
+// response body with ctx.respond().
+#pragma once
+
+#include <utility>
+
+#include <boost/asio/awaitable.hpp>
+#include <span>
+
+#include "broker/request_context.h"
+
+namespace sluice::broker {
+
+using HandlerFn = boost::asio::awaitable<void> (*)(RequestContext& ctx);
+
+struct ApiHandler {
+  int16_t api_key;
+  int16_t min_version;
+  int16_t max_version;
+  HandlerFn handle;
+};
+
+// Sorted by api key.
+std::span<const ApiHandler> api_handlers();
+const ApiHandler* find_api_handler(int16_t api_key);
+
+boost::asio::awaitable<void> handle_produce(RequestContext& ctx);
+boost::asio::awaitable<void> handle_fetch(RequestContext& ctx);
+boost::asio::awaitable<void> handle_list_offsets(RequestContext& ctx);
+boost::asio::awaitable<void> handle_metadata(RequestContext& ctx);
+boost::asio::awaitable<void> handle_api_versions(RequestContext& ctx);
+boost::asio::awaitable<void> handle_create_topics(RequestContext& ctx);
+boost::asio::awaitable<void> handle_delete_topics(RequestContext& ctx);
+boost::asio::awaitable<void> handle_describe_configs(RequestContext& ctx);
+boost::asio::awaitable<void> handle_create_partitions(RequestContext& ctx);
+boost::asio::awaitable<void> handle_describe_cluster(RequestContext& ctx);
+
+// Writes the ApiVersions v0 reply Kafka sends when it cannot parse the
+// requested ApiVersions version (KIP-511): UNSUPPORTED_VERSION plus its range.
+void write_api_versions_fallback(protocol::Writer& response);
+
+}  // namespace sluice::broker

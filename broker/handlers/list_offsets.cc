@@ -1,0 +1,68 @@
+// ListOffsets (key 2): the offset for a timestamp, or for the special
+// timestamps -2 (earliest), -1 (latest) and -3 (the record with the largest
+// timestamp, v7+).
+#include "broker/handlers/handlers.h"
+#include "protocol/messages/list_offsets_request.h"
+#include "protocol/messages/list_offsets_response.h"
+
+namespace sluice::broker {
+namespace {
+
+using protocol::ErrorCode;
+using protocol::ListOffsetsRequest;
+using protocol::ListOffsetsResponse;
+
+constexpr int64_t kLatest = -1;
+constexpr int64_t kEarliest = -2;
+constexpr int64_t kMaxTimestamp = -3;
+
+}  // namespace
+
+boost::asio::awaitable<void> handle_list_offsets(RequestContext& ctx) {
+  auto request = ctx.decode<ListOffsetsRequest>();
+  ListOffsetsResponse reply;
+  for (const auto& topic : request.topics) {
+    auto& topic_reply = reply.topics.emplace_back();
+    topic_reply.name = topic.name;
+    for (const auto& wanted : topic.partitions) {
+      auto& out = topic_reply.partitions.emplace_back();
+      out.partition_index = wanted.partition_index;
+      Partition* partition = ctx.broker.replicas.find(topic.name, wanted.partition_index);
+      if (!partition) {
+        out.error_code = static_cast<int16_t>(ErrorCode::kUnknownTopicOrPartition);
+        continue;
+      }
+      if (wanted.current_leader_epoch >= 0 && wanted.current_leader_epoch < partition->leader_epoch) {
+        out.error_code = static_cast<int16_t>(ErrorCode::kFencedLeaderEpoch);
+        continue;
+      }
+      if (wanted.current_leader_epoch > partition->leader_epoch) {
+        out.error_code = static_cast<int16_t>(ErrorCode::kUnknownLeaderEpoch);
+        continue;
+      }
+      const auto& log = *partition->log;
+      out.leader_epoch = partition->leader_epoch;
+      if (wanted.timestamp == kLatest) {
+        out.offset = partition->high_watermark();
+      } else if (wanted.timestamp == kEarliest) {
+        out.offset = log.log_start_offset();
+      } else if (wanted.timestamp == kMaxTimestamp) {
+        if (auto max = log.max_timestamp_and_offset()) {
+          out.timestamp = max->first;
+          out.offset = max->second;
+        }
+      } else if (wanted.timestamp < 0) {
+        // Other negative values (e.g. -4, -5 of later versions) are not defined for v1-7.
+        out.error_code = static_cast<int16_t>(ErrorCode::kInvalidRequest);
+      } else if (auto found = log.offset_for_timestamp(wanted.timestamp)) {
+        out.offset = *found;
+        out.timestamp = wanted.timestamp;
+      }
+      // No record at or after the timestamp: offset and timestamp stay -1, as in Kafka.
+    }
+  }
+  ctx.respond(reply);
+  co_return;
+}
+
+}  // namespace sluice::broker

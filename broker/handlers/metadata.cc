@@ -1,0 +1,96 @@
+// Metadata (key 3): brokers, controller, and the topics and partitions a client
+// asked about, creating unknown topics when the client and the broker allow it.
+#include "broker/cluster_view.h"
+#include "broker/handlers/handlers.h"
+#include "controller/controller.h"
+#include "protocol/messages/metadata_request.h"
+#include "protocol/messages/metadata_response.h"
+
+namespace sluice::broker {
+namespace {
+
+using protocol::ErrorCode;
+using protocol::MetadataRequest;
+using protocol::MetadataResponse;
+using Topic = MetadataResponse::MetadataResponseTopic;
+using PartitionInfo = Topic::MetadataResponsePartition;
+
+Topic describe(const Broker& broker, const controller::TopicInfo& info, bool include_operations) {
+  Topic topic;
+  topic.name = info.name;
+  topic.topic_id = info.id;
+  topic.topic_authorized_operations = include_operations ? kTopicAuthorizedOperations : kAuthorizedOperationsOmitted;
+  const int32_t node = broker.controller.node_id();
+  for (int32_t p = 0; p < info.partitions; ++p) {
+    PartitionInfo partition;
+    partition.partition_index = p;
+    partition.leader_id = node;
+    const Partition* hosted = broker.replicas.find(info.name, p);
+    partition.leader_epoch = hosted ? hosted->leader_epoch : 0;
+    partition.replica_nodes = {node};
+    partition.isr_nodes = {node};
+    topic.partitions.push_back(std::move(partition));
+  }
+  return topic;
+}
+
+Topic topic_error(ErrorCode error, std::optional<std::string> name, protocol::Uuid id = {}) {
+  Topic topic;
+  topic.error_code = static_cast<int16_t>(error);
+  topic.name = std::move(name);
+  topic.topic_id = id;
+  return topic;
+}
+
+}  // namespace
+
+boost::asio::awaitable<void> handle_metadata(RequestContext& ctx) {
+  auto request = ctx.decode<MetadataRequest>();
+  Broker& broker = ctx.broker;
+  const bool include_topic_ops = request.include_topic_authorized_operations;
+
+  MetadataResponse reply;
+  for (const auto& b : advertised_brokers(broker)) reply.brokers.push_back({b.node_id, b.host, b.port, std::nullopt});
+  reply.cluster_id = broker.controller.cluster_id();
+  reply.controller_id = broker.controller.node_id();
+  reply.cluster_authorized_operations =
+      request.include_cluster_authorized_operations ? kClusterAuthorizedOperations : kAuthorizedOperationsOmitted;
+
+  // v0: an empty list means every topic; v1+: null means every topic.
+  const bool all_topics = !request.topics || (ctx.api_version == 0 && request.topics->empty());
+  if (all_topics) {
+    for (const auto& [name, info] : broker.controller.topics()) reply.topics.push_back(describe(broker, info, include_topic_ops));
+  } else {
+    // Before v4 the request has no flag: auto-creation follows the broker setting.
+    const bool may_create = (ctx.api_version < 4 || request.allow_auto_topic_creation) &&
+                            broker.config.get_bool("auto.create.topics.enable");
+    for (const auto& wanted : *request.topics) {
+      if (!wanted.name) {
+        // v10+: a topic asked for by id only.
+        const controller::TopicInfo* info = broker.controller.find_topic(wanted.topic_id);
+        reply.topics.push_back(info ? describe(broker, *info, include_topic_ops)
+                                    : topic_error(ErrorCode::kUnknownTopicId, std::nullopt, wanted.topic_id));
+        continue;
+      }
+      const std::string& name = *wanted.name;
+      const controller::TopicInfo* info = broker.controller.find_topic(name);
+      if (!info && controller::invalid_topic_name_reason(name)) {
+        reply.topics.push_back(topic_error(ErrorCode::kInvalidTopicException, name));
+        continue;
+      }
+      if (!info && may_create) {
+        auto result = broker.controller.create_topic(name, -1, -1, {}, {}, false, &info);
+        if (!result.ok()) {
+          reply.topics.push_back(topic_error(result.error, name));
+          continue;
+        }
+      }
+      reply.topics.push_back(info ? describe(broker, *info, include_topic_ops)
+                                  : topic_error(ErrorCode::kUnknownTopicOrPartition, name));
+    }
+  }
+  ctx.respond(reply);
+  co_return;
+}
+
+}  // namespace sluice::broker

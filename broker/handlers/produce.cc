@@ -1,0 +1,117 @@
+// Produce (key 0): check each partition's record batch as Kafka does, append
+// it, and answer once the data is as durable as the producer asked: acks=1
+// after the write, acks=all after the group commit has synced it, acks=0 never.
+#include <boost/asio/use_awaitable.hpp>
+#include <system_error>
+
+#include "broker/async_event.h"
+#include "broker/handlers/handlers.h"
+#include "broker/log.h"
+#include "broker/topic_settings.h"
+#include "protocol/messages/produce_request.h"
+#include "protocol/messages/produce_response.h"
+#include "protocol/record_batch.h"
+
+namespace sluice::broker {
+namespace {
+
+using protocol::ErrorCode;
+using protocol::ProduceRequest;
+using protocol::ProduceResponse;
+using PartitionReply = ProduceResponse::TopicProduceResponse::PartitionProduceResponse;
+
+constexpr int16_t kFirstRecordBatchVersion = 3;  // v0-2 carry the old message formats
+
+PartitionReply partition_error(int32_t index, ErrorCode error, std::string message = {}) {
+  PartitionReply reply;
+  reply.index = index;
+  reply.error_code = static_cast<int16_t>(error);
+  reply.base_offset = -1;
+  if (!message.empty()) reply.error_message = std::move(message);
+  return reply;
+}
+
+// Waits until the group commit has synced `fds`; false if a sync failed.
+boost::asio::awaitable<bool> wait_for_sync(Broker& broker, const std::vector<int>& fds) {
+  AsyncEvent synced(broker.executor);
+  bool ok = true;
+  broker.flusher.flush(fds, [&synced, &ok](bool flushed) {
+    ok = flushed;
+    synced.set();
+  });
+  while (!synced.is_set()) co_await synced.wait_until(boost::asio::steady_timer::time_point::max());
+  co_return ok;
+}
+
+}  // namespace
+
+boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
+  auto request = ctx.decode<ProduceRequest>();
+  Broker& broker = ctx.broker;
+  const int16_t acks = request.acks;
+
+  ErrorCode request_error = ErrorCode::kNone;
+  if (ctx.api_version < kFirstRecordBatchVersion) request_error = ErrorCode::kUnsupportedVersion;
+  else if (acks != 0 && acks != 1 && acks != -1) request_error = ErrorCode::kInvalidRequiredAcks;
+
+  ProduceResponse reply;
+  std::vector<int> to_sync;
+  bool any_error = false;
+  for (auto& topic : request.topic_data) {
+    auto& topic_reply = reply.responses.emplace_back();
+    topic_reply.name = topic.name;
+    const controller::TopicInfo* info = broker.controller.find_topic(topic.name);
+    for (auto& data : topic.partition_data) {
+      Partition* partition = info ? broker.replicas.find(topic.name, data.index) : nullptr;
+      ErrorCode error = request_error;
+      if (error == ErrorCode::kNone && !partition) error = ErrorCode::kUnknownTopicOrPartition;
+      if (error == ErrorCode::kNone && acks == -1 &&
+          std::stoi(topic_config_value(broker.config, *info, "min.insync.replicas")) > 1)
+        error = ErrorCode::kNotEnoughReplicas;  // the ISR is this one broker
+      if (error != ErrorCode::kNone) {
+        topic_reply.partition_responses.push_back(partition_error(data.index, error));
+        any_error = true;
+        continue;
+      }
+      const int32_t max_bytes = std::stoi(topic_config_value(broker.config, *info, "max.message.bytes"));
+      protocol::ProducedBatch batch = protocol::check_produced_records(data.records, ctx.api_version, max_bytes);
+      if (batch.error != ErrorCode::kNone) {
+        topic_reply.partition_responses.push_back(partition_error(data.index, batch.error, batch.error_message));
+        any_error = true;
+        continue;
+      }
+      char* bytes = ctx.mutable_at(*data.records);
+      protocol::set_partition_leader_epoch(bytes, partition->leader_epoch);
+      PartitionReply ok;
+      ok.index = data.index;
+      try {
+        ok.base_offset = partition->log->append(std::span<char>(bytes, data.records->size()),
+                                                {batch.header.last_offset_delta, batch.header.max_timestamp});
+      } catch (const std::system_error& e) {
+        SLUICE_LOG(kError, "append to " << topic.name << "-" << data.index << " failed: " << e.what());
+        topic_reply.partition_responses.push_back(partition_error(data.index, ErrorCode::kKafkaStorageError));
+        any_error = true;
+        continue;
+      }
+      ok.log_start_offset = partition->log->log_start_offset();
+      topic_reply.partition_responses.push_back(std::move(ok));
+      if (acks == -1) to_sync.push_back(partition->log->active_fd());
+      partition->wake_waiters();
+    }
+  }
+
+  if (acks == 0) {
+    // No response is expected; Kafka signals a failure by closing the connection.
+    ctx.send_response = false;
+    ctx.close_connection = any_error;
+    co_return;
+  }
+  if (!to_sync.empty() && !co_await wait_for_sync(broker, to_sync)) {
+    for (auto& topic : reply.responses)
+      for (auto& p : topic.partition_responses)
+        if (p.error_code == 0) p = partition_error(p.index, ErrorCode::kKafkaStorageError);
+  }
+  ctx.respond(reply);
+}
+
+}  // namespace sluice::broker

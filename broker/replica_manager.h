@@ -1,0 +1,72 @@
+// The partitions this broker hosts: their logs, their high watermarks and the
+// fetches waiting for new data. Today every partition is led by this node;
+// follower fetch, ISR and acks=all across replicas arrive with replication.
+//
+// Not thread-safe: used from the network thread.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "controller/controller.h"
+#include "storage/partition_log.h"
+
+namespace sluice::broker {
+
+class AsyncEvent;
+
+struct Partition {
+  std::string topic;
+  int32_t index = 0;
+  int32_t leader_epoch = 0;
+  std::unique_ptr<storage::PartitionLog> log;
+  // Fetches parked until data arrives; each is woken once and removes itself.
+  std::vector<AsyncEvent*> waiters;
+
+  int64_t high_watermark() const { return log->log_end_offset(); }
+  void wake_waiters();
+};
+
+class ReplicaManager : public controller::MetadataListener {
+ public:
+  ReplicaManager(std::filesystem::path log_dir, storage::LogOptions options);
+
+  // Opens the logs of every partition the controller knows, recovering each,
+  // and removes directories of partitions that no longer exist.
+  void load(const controller::Controller& controller);
+
+  Partition* find(std::string_view topic, int32_t index);
+
+  // Whether a batch of Kafka's format is valid, for recovery.
+  static std::optional<storage::BatchSummary> inspect_batch(std::string_view entry);
+
+  void on_topic_created(const controller::TopicInfo& topic) override;
+  void on_partitions_added(const controller::TopicInfo& topic, int32_t old_count) override;
+  void on_topic_deleted(const controller::TopicInfo& topic) override;
+
+  // Syncs every log (clean shutdown).
+  void flush_all();
+
+ private:
+  std::filesystem::path partition_dir(std::string_view topic, int32_t index) const;
+  void open_partition(const std::string& topic, int32_t index);
+
+  // Orders (topic, index) keys and lets lookups use a string_view topic.
+  struct KeyLess {
+    using is_transparent = void;
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return std::pair<std::string_view, int32_t>(a.first, a.second) < std::pair<std::string_view, int32_t>(b.first, b.second);
+    }
+  };
+
+  std::filesystem::path log_dir_;
+  storage::LogOptions options_;
+  std::map<std::pair<std::string, int32_t>, std::unique_ptr<Partition>, KeyLess> partitions_;
+};
+
+}  // namespace sluice::broker

@@ -1,0 +1,48 @@
+// One request as a handler sees it: the parsed header, the body still to be
+// decoded, and the response buffer that already holds the response header.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "broker/broker.h"
+#include "protocol/wire.h"
+
+namespace sluice::broker {
+
+struct RequestContext {
+  Broker& broker;
+  int16_t api_key = 0;
+  int16_t api_version = 0;
+  int32_t correlation_id = 0;
+  std::optional<std::string> client_id;
+  // The request body. It points into the connection's frame buffer, which a
+  // handler may modify in place (Produce stamps offsets into batches there).
+  std::string_view body;
+  char* mutable_body = nullptr;
+  protocol::Writer& response;
+  // Cleared by handlers that must not answer (Produce with acks=0).
+  bool send_response = true;
+  // Set when Kafka would drop the connection after this request.
+  bool close_connection = false;
+
+  template <typename Request>
+  Request decode() {
+    protocol::Reader reader(body);
+    Request request;
+    request.decode(reader, api_version);
+    return request;
+  }
+
+  template <typename Response>
+  void respond(const Response& message) {
+    message.encode(response, api_version);
+  }
+
+  // Where a view into `body` sits in the mutable frame.
+  char* mutable_at(std::string_view inside_body) { return mutable_body + (inside_body.data() - body.data()); }
+};
+
+}  // namespace sluice::broker

@@ -1,0 +1,118 @@
+#include "broker/server.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <filesystem>
+#include <list>
+
+#include "broker/broker.h"
+#include "broker/connection.h"
+#include "broker/log.h"
+#include "storage/state_store.h"
+
+namespace sluice::broker {
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+asio::awaitable<void> accept_loop(Broker& broker, tcp::acceptor& acceptor, std::list<tcp::socket*>& live) {
+  for (;;) {
+    boost::system::error_code ec;
+    tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == asio::error::operation_aborted) co_return;
+    if (ec) {
+      SLUICE_LOG(kWarn, "accept failed: " << ec.message());
+      continue;
+    }
+    // Track the socket so shutdown can close it; the connection untracks itself.
+    asio::co_spawn(
+        acceptor.get_executor(),
+        [&broker, &live, s = std::move(socket)]() mutable -> asio::awaitable<void> {
+          auto it = live.insert(live.end(), &s);
+          co_await serve_connection(broker, std::move(s));
+          live.erase(it);
+        },
+        asio::detached);
+  }
+}
+
+}  // namespace
+
+int run_server(const BrokerConfig& config) {
+  const std::filesystem::path log_dir = std::filesystem::absolute(config.log_dir());
+  std::filesystem::create_directories(log_dir);
+  auto store = storage::StateStore::open((log_dir / "__sluice_state").string());
+
+  controller::Controller controller(*store, controller::Controller::Options{
+                                                config.node_id(), config.get_int("num.partitions"),
+                                                static_cast<int16_t>(config.get_int("default.replication.factor"))});
+  storage::LogOptions log_options;
+  log_options.segment_bytes = static_cast<uint64_t>(config.get_long("log.segment.bytes"));
+  ReplicaManager replicas(log_dir, log_options);
+  replicas.load(controller);
+  controller.set_listener(&replicas);
+
+  asio::io_context io(1);
+  Flusher flusher(io.get_executor());
+  Broker broker{config, controller, replicas, flusher, io.get_executor()};
+
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  for (const auto& listener : config.listeners()) {
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(listener.host.empty() ? "0.0.0.0" : listener.host, ec);
+    if (ec) {
+      // A host name: resolve it once at start-up.
+      tcp::resolver resolver(io);
+      auto results = resolver.resolve(listener.host, std::to_string(listener.port), ec);
+      if (ec || results.empty()) {
+        SLUICE_LOG(kError, "cannot resolve listener host " << listener.host << ": " << ec.message());
+        return 1;
+      }
+      address = results.begin()->endpoint().address();
+    }
+    auto acceptor = std::make_unique<tcp::acceptor>(io);
+    tcp::endpoint endpoint(address, listener.port);
+    acceptor->open(endpoint.protocol());
+    acceptor->set_option(asio::socket_base::reuse_address(true));
+    acceptor->bind(endpoint, ec);
+    if (ec) {
+      SLUICE_LOG(kError, "cannot listen on " << listener.host << ":" << listener.port << ": " << ec.message());
+      return 1;
+    }
+    acceptor->listen(asio::socket_base::max_listen_connections);
+    SLUICE_LOG(kInfo, "listening for " << listener.name << " on " << endpoint.address().to_string() << ":"
+                                       << acceptor->local_endpoint().port());
+    acceptors.push_back(std::move(acceptor));
+  }
+
+  std::list<tcp::socket*> live;
+  for (auto& acceptor : acceptors) asio::co_spawn(io, accept_loop(broker, *acceptor, live), asio::detached);
+
+  asio::signal_set signals(io, SIGTERM, SIGINT);
+  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    SLUICE_LOG(kInfo, "signal " << signal << ": shutting down");
+    for (auto& acceptor : acceptors) acceptor->close();
+    for (tcp::socket* s : live) {
+      boost::system::error_code ignored;
+      s->shutdown(tcp::socket::shutdown_both, ignored);
+      s->close(ignored);
+    }
+    io.stop();
+  });
+
+  SLUICE_LOG(kInfo, "sluice node " << config.node_id() << " started: cluster " << controller.cluster_id() << ", "
+                                   << controller.topics().size() << " topic(s), data in " << log_dir.string());
+  io.run();
+  replicas.flush_all();
+  SLUICE_LOG(kInfo, "shut down cleanly");
+  return 0;
+}
+
+}  // namespace sluice::broker

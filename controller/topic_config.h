@@ -1,0 +1,38 @@
+// Topic-level configuration: Kafka's topic config keys, their defaults, the
+// broker key each one falls back to, and validation of values a client sends.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sluice::controller {
+
+// Kafka's config types, numbered as DescribeConfigs (v3+) reports them.
+enum class ConfigType : int8_t {
+  kBoolean = 1, kString = 2, kInt = 3, kShort = 4, kLong = 5, kDouble = 6, kList = 7, kClass = 8, kPassword = 9
+};
+
+// Where a value came from, numbered as DescribeConfigs reports it.
+enum class ConfigSource : int8_t { kDynamicTopic = 1, kStaticBroker = 4, kDefault = 5 };
+
+struct TopicConfigDefinition {
+  const char* name;
+  ConfigType type;
+  const char* default_value;   // Kafka's default when the broker key is unset
+  const char* broker_synonym;  // broker key that supplies the default, or nullptr
+  int64_t min = INT64_MIN;     // numeric bounds, inclusive
+  int64_t max = INT64_MAX;
+};
+
+// Every topic config Kafka 3.9 describes, in name order.
+const std::vector<TopicConfigDefinition>& topic_config_definitions();
+const TopicConfigDefinition* find_topic_config(std::string_view name);
+
+// nullopt when `value` is acceptable for config `name`, else Kafka-style
+// wording of why not (the caller answers INVALID_CONFIG).
+std::optional<std::string> validate_topic_config(std::string_view name, std::string_view value);
+
+}  // namespace sluice::controller
