@@ -1,0 +1,193 @@
+"""Admin operations through confluent-kafka's AdminClient and kafka-python's KafkaAdminClient:
+create/delete topics, create partitions, describe configs and cluster, list offsets; plus
+metadata-driven auto-creation on the raw wire."""
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic, OffsetSpec
+
+from harness import ck, kp, kwire
+
+T = 30  # seconds, every admin call
+
+
+def _admin(broker):
+    return AdminClient({"bootstrap.servers": broker.bootstrap})
+
+
+def _err_code(fut):
+    with pytest.raises(KafkaException) as ei:
+        fut.result(T)
+    return ei.value.args[0].code()
+
+
+def _wait(pred, what, timeout=T):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _partition_count(a, topic):
+    t = a.list_topics(topic=topic, timeout=10).topics.get(topic)
+    return None if t is None or t.error is not None else len(t.partitions)
+
+
+def _topic_listed(a, topic):
+    return topic in a.list_topics(timeout=10).topics
+
+
+def test_create_describe_delete_topic(broker, unique_topic):
+    a = _admin(broker)
+    topic = unique_topic("adm")
+    fs = a.create_topics([NewTopic(topic, 3, 1, config={"retention.ms": "123456"})],
+                         operation_timeout=T, request_timeout=T)
+    fs[topic].result(T)
+    ck.wait_topic(broker.bootstrap, topic, 3)
+    # Creating it again: TOPIC_ALREADY_EXISTS.
+    assert _err_code(a.create_topics([NewTopic(topic, 3, 1)])[topic]) == KafkaError.TOPIC_ALREADY_EXISTS
+    # Topic configs: the override and a default.
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    cfg = a.describe_configs([res])[res].result(T)
+    assert cfg["retention.ms"].value == "123456"
+    assert cfg["retention.ms"].source == 1  # DYNAMIC_TOPIC_CONFIG
+    assert cfg["cleanup.policy"].value == "delete"
+    assert cfg["cleanup.policy"].is_default
+    # Delete, then it is gone from metadata.
+    a.delete_topics([topic], operation_timeout=T, request_timeout=T)[topic].result(T)
+    _wait(lambda: not _topic_listed(a, topic), f"{topic} to disappear")
+    # Deleting an unknown topic: UNKNOWN_TOPIC_OR_PART.
+    assert _err_code(a.delete_topics([topic])[topic]) == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
+def test_create_topic_invalid_arguments(broker, unique_topic):
+    a = _admin(broker)
+    t0, t3 = unique_topic("adm-p0"), unique_topic("adm-rf3")
+    assert _err_code(a.create_topics([NewTopic(t0, 0, 1)])[t0]) == KafkaError.INVALID_PARTITIONS
+    assert _err_code(a.create_topics([NewTopic(t3, 1, 3)])[t3]) == KafkaError.INVALID_REPLICATION_FACTOR
+    assert not _topic_listed(a, t0) and not _topic_listed(a, t3)
+
+
+def test_create_partitions(broker, unique_topic):
+    a = _admin(broker)
+    topic = unique_topic("adm-parts")
+    ck.create_topic(broker.bootstrap, topic, 3)
+    ck.produce(broker.bootstrap, topic, 300)
+    a.create_partitions([NewPartitions(topic, 5)], operation_timeout=T, request_timeout=T)[topic].result(T)
+    _wait(lambda: _partition_count(a, topic) == 5, f"{topic} to have 5 partitions")
+    # Not an increase: INVALID_PARTITIONS.
+    assert _err_code(a.create_partitions([NewPartitions(topic, 4)])[topic]) == KafkaError.INVALID_PARTITIONS
+    # The new partitions take writes; the old data is still there.
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+    for part in (3, 4):
+        p.produce(topic, value=b"new-%d" % part, partition=part)
+    assert p.flush(T) == 0
+    got = ck.consume(broker.bootstrap, topic, {0: 100, 3: 1, 4: 1}, timeout=T)
+    assert [v for _, _, v, _ in got[3]] == [b"new-3"] and [v for _, _, v, _ in got[4]] == [b"new-4"]
+
+
+def test_describe_cluster(broker):
+    a = _admin(broker)
+    dc = a.describe_cluster(request_timeout=T).result(T)
+    assert dc.cluster_id
+    assert [(n.id, n.host, n.port) for n in dc.nodes] == [(1, "127.0.0.1", broker.port)]
+    assert dc.controller is not None and dc.controller.id == 1
+
+
+def test_describe_broker_configs(broker):
+    a = _admin(broker)
+    res = ConfigResource(ConfigResource.Type.BROKER, "1")
+    cfg = a.describe_configs([res])[res].result(T)
+    assert cfg["log.dirs"].value == str(broker.data_dir)
+    assert cfg["auto.create.topics.enable"].value == "true"
+    for key, default in [("log.segment.bytes", "1073741824"), ("message.max.bytes", "1048588"),
+                         ("socket.request.max.bytes", "104857600"), ("log.retention.hours", "168")]:
+        assert cfg[key].value == default, (key, cfg[key].value)
+        assert cfg[key].is_default, key
+
+
+def test_list_offsets(broker, unique_topic):
+    a = _admin(broker)
+    topic = unique_topic("adm-offsets")
+    ck.create_topic(broker.bootstrap, topic, 3)
+    ck.produce(broker.bootstrap, topic, 300)  # 100 per partition
+    specs = {}
+    for p in range(3):
+        specs[TopicPartition(topic, p, -2)] = OffsetSpec.earliest()
+    res = a.list_offsets(specs, request_timeout=T)
+    for tp, fut in res.items():
+        assert fut.result(T).offset == 0, tp
+    res = a.list_offsets({TopicPartition(topic, p): OffsetSpec.latest() for p in range(3)}, request_timeout=T)
+    for tp, fut in res.items():
+        assert fut.result(T).offset == 100, tp
+    # The consumer's view (ListOffsets from librdkafka's consumer): watermarks.
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "compat-wm"})
+    try:
+        for p in range(3):
+            assert c.get_watermark_offsets(TopicPartition(topic, p), timeout=10) == (0, 100)
+    finally:
+        c.close()
+    # An empty topic: earliest == latest == 0.
+    empty = unique_topic("adm-empty")
+    ck.create_topic(broker.bootstrap, empty, 1)
+    res = a.list_offsets({TopicPartition(empty, 0): OffsetSpec.latest()}, request_timeout=T)
+    assert res[TopicPartition(empty, 0)].result(T).offset == 0
+
+
+def test_kafka_python_admin(broker, unique_topic):
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource as KPConfigResource, ConfigResourceType, NewPartitions as KPNewPartitions
+    from kafka.admin import NewTopic as KPNewTopic
+    topic = unique_topic("kp-adm")
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=T * 1000)
+    try:
+        a.create_topics([KPNewTopic(topic, 2, 1, topic_configs={"retention.ms": "654321"})], timeout_ms=T * 1000)
+        _wait(lambda: topic in a.list_topics(), f"{topic} listed")
+        desc = a.describe_configs([KPConfigResource(ConfigResourceType.TOPIC, topic)])
+        text = repr(desc)
+        assert "654321" in text, text[:2000]
+        a.create_partitions({topic: KPNewPartitions(4)}, timeout_ms=T * 1000)
+        _wait(lambda: _partition_count(_admin(broker), topic) == 4, f"{topic} to have 4 partitions")
+        a.delete_topics([topic], timeout_ms=T * 1000)
+        _wait(lambda: topic not in a.list_topics(), f"{topic} deleted")
+    finally:
+        a.close()
+
+
+def _metadata_v4_topics(broker, topics, allow_auto_create):
+    body = kwire.i32(len(topics)) + b"".join(kwire.string(t) for t in topics) + kwire.i8(1 if allow_auto_create else 0)
+    with kwire.connect(broker.host, broker.port) as s:
+        r = kwire.Reader(kwire.roundtrip(s, kwire.header_v1(3, 4, 31) + body))
+    assert r.i32() == 31
+    r.i32()  # throttle
+    for _ in range(r.i32()):  # brokers: node_id, host, port, rack
+        r.i32(); r.string(); r.i32(); r.string()
+    r.string()  # cluster id
+    r.i32()  # controller id
+    out = {}
+    for _ in range(r.i32()):
+        err = r.i16(); name = r.string(); r.i8()  # is_internal
+        nparts = r.i32()
+        for _ in range(nparts):
+            r.i16(); r.i32(); r.i32()  # error, partition, leader
+            for _ in range(r.i32()): r.i32()  # replicas
+            for _ in range(r.i32()): r.i32()  # isr
+        out[name] = (err, nparts)
+    return out
+
+
+def test_metadata_auto_create(broker, unique_topic):
+    topic = unique_topic("md-auto")
+    off = unique_topic("md-noauto")
+    # allow_auto_topic_creation=false: UNKNOWN_TOPIC_OR_PARTITION, nothing created.
+    assert _metadata_v4_topics(broker, [off], False)[off][0] == 3
+    # allow_auto_topic_creation=true: created. The first answer may already be the topic, or
+    # LEADER_NOT_AVAILABLE, or (Kafka 3.9 KRaft does this) UNKNOWN_TOPIC_OR_PARTITION.
+    err, _ = _metadata_v4_topics(broker, [topic], True)[topic]
+    assert err in (0, 3, 5), err
+    _wait(lambda: _metadata_v4_topics(broker, [topic], True)[topic] == (0, 1), f"{topic} auto-created")
+    assert _metadata_v4_topics(broker, [off], False)[off][0] == 3
