@@ -1,0 +1,39 @@
+# The two commands of the README:
+#   make run    install what is missing, build, and run a single-node broker on
+#               127.0.0.1:9092 with data in ./data
+#   make test   install what is missing, build, and run every test
+BUILD_DIR ?= build
+JOBS ?= 2
+BUILD_TYPE ?= RelWithDebInfo
+
+.PHONY: all deps test-deps build run test unit-test compat-test clean
+
+all: build
+
+deps:
+	scripts/install-deps.sh build
+
+test-deps:
+	scripts/install-deps.sh test
+
+$(BUILD_DIR)/build.ninja: CMakeLists.txt
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+build: deps $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) -j$(JOBS)
+
+run: build
+	$(BUILD_DIR)/bin/sluice server --override log.dirs=./data
+
+unit-test:
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS)
+
+compat-test:
+	compat-tests/run.sh
+
+test: test-deps build
+	$(MAKE) --no-print-directory unit-test
+	$(MAKE) --no-print-directory compat-test
+
+clean:
+	rm -rf $(BUILD_DIR)
