@@ -222,6 +222,10 @@ class Broker:
             "num.network.threads": "2",
             "num.io.threads": "2",
             "log.cleaner.enable": "false",
+            # After a kill -9 the controller waits out the dead incarnation's session before it
+            # lets the restarted broker in: 9 s by default; 3 s keeps restart tests short.
+            "broker.heartbeat.interval.ms": "500",
+            "broker.session.timeout.ms": "3000",
         }
         props.update(self.extra_config)
         path = self.workdir / "server.properties"
