@@ -30,6 +30,7 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx);
 boost::asio::awaitable<void> handle_fetch(RequestContext& ctx);
 boost::asio::awaitable<void> handle_list_offsets(RequestContext& ctx);
 boost::asio::awaitable<void> handle_metadata(RequestContext& ctx);
+boost::asio::awaitable<void> handle_find_coordinator(RequestContext& ctx);
 boost::asio::awaitable<void> handle_api_versions(RequestContext& ctx);
 boost::asio::awaitable<void> handle_create_topics(RequestContext& ctx);
 boost::asio::awaitable<void> handle_delete_topics(RequestContext& ctx);
