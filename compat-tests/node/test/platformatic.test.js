@@ -48,7 +48,27 @@ async function produceAll (producer, topic, compression) {
   }
 }
 
+// platformatic's errors nest (AggregateError of retries of AggregateError...); flatten them so a
+// failure says which Kafka error code the broker returned.
+function explain (e, depth = 0) {
+  const pad = ' '.repeat(depth)
+  let s = `${pad}${e.message}${e.apiId ? ` [${e.apiId} ${e.apiCode}]` : ''}\n`
+  for (const x of e.errors ?? []) s += explain(x, depth + 2)
+  return depth === 0 ? s.split('\n').filter((l, i, a) => a.indexOf(l) === i).join('\n') : s
+}
+
 async function fetchAndCheck (consumer, topic) {
+  // With Fetch <= v12 (no topic ids) platformatic maps the topic id back to a name from the
+  // metadata of the topics it tracks; consume() tracks them, a bare fetch() must do it itself.
+  consumer.topics.track(topic)
+  try {
+    await fetchAndCheckTracked(consumer, topic)
+  } finally {
+    consumer.topics.untrack(topic)
+  }
+}
+
+async function fetchAndCheckTracked (consumer, topic) {
   const md = await withTimeout(consumer.metadata({ topics: [topic], forceUpdate: true }), 15000, 'metadata')
   const tm = md.topics.get(topic)
   assert.ok(tm, 'topic in metadata')
@@ -60,7 +80,7 @@ async function fetchAndCheck (consumer, topic) {
     const deadline = Date.now() + 60000
     while (offset < expectedCount) {
       assert.ok(Date.now() < deadline, `partition ${p}: stuck at offset ${offset}/${expectedCount}`)
-      const res = await withTimeout(consumer.fetch({
+      const res = await withTimeout(fetchExplained(consumer, {
         node: tm.partitions[p].leader,
         maxWaitTime: 200,
         topics: [{
@@ -84,6 +104,14 @@ async function fetchAndCheck (consumer, topic) {
         }
       }
     }
+  }
+}
+
+async function fetchExplained (consumer, options) {
+  try {
+    return await consumer.fetch(options)
+  } catch (e) {
+    throw new Error(`fetch failed:\n${explain(e)}`)
   }
 }
 
