@@ -95,6 +95,14 @@ bool record_batch_crc_ok(std::string_view batch) {
 
 void set_base_offset(char* batch, int64_t base_offset) { store_be(batch + RecordBatchHeader::kBaseOffsetAt, base_offset); }
 
+void stamp_log_append_time(char* batch, size_t size, int64_t now_ms) {
+  int16_t attributes = load_be<int16_t>(batch + RecordBatchHeader::kAttributesAt);
+  store_be<int16_t>(batch + RecordBatchHeader::kAttributesAt, static_cast<int16_t>(attributes | 0x08));
+  store_be<int64_t>(batch + 35, now_ms);  // MaxTimestamp
+  uint32_t crc = crc32c(std::string_view(batch + RecordBatchHeader::kAttributesAt, size - RecordBatchHeader::kAttributesAt));
+  store_be<uint32_t>(batch + RecordBatchHeader::kCrcAt, crc);
+}
+
 void set_partition_leader_epoch(char* batch, int32_t epoch) { store_be(batch + RecordBatchHeader::kLeaderEpochAt, epoch); }
 
 ProducedBatch check_produced_records(std::optional<std::string_view> records, int16_t produce_version,

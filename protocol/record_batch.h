@@ -57,6 +57,10 @@ struct RecordBatchHeader {
 bool record_batch_crc_ok(std::string_view batch);
 
 void set_base_offset(char* batch, int64_t base_offset);
+// For topics with message.timestamp.type=LogAppendTime: marks the batch's
+// timestamps as append time, sets MaxTimestamp to `now_ms` (consumers read it
+// as every record's timestamp) and recomputes the CRC, as Kafka does.
+void stamp_log_append_time(char* batch, size_t size, int64_t now_ms);
 void set_partition_leader_epoch(char* batch, int32_t epoch);
 
 // The outcome of checking the records a producer sent for one partition.

@@ -2,6 +2,7 @@
 // it, and answer once the data is as durable as the producer asked: acks=1
 // after the write, acks=all after the group commit has synced it, acks=0 never.
 #include <boost/asio/use_awaitable.hpp>
+#include <chrono>
 #include <system_error>
 
 #include "broker/async_event.h"
@@ -84,6 +85,14 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
       protocol::set_partition_leader_epoch(bytes, partition->leader_epoch);
       PartitionReply ok;
       ok.index = data.index;
+      if (topic_config_value(broker.config, *info, "message.timestamp.type") == "LogAppendTime") {
+        const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count();
+        protocol::stamp_log_append_time(bytes, data.records->size(), now_ms);
+        batch.header.max_timestamp = now_ms;
+        ok.log_append_time_ms = now_ms;
+      }
       try {
         ok.base_offset = partition->log->append(std::span<char>(bytes, data.records->size()),
                                                 {batch.header.last_offset_delta, batch.header.max_timestamp});

@@ -1,0 +1,130 @@
+#include "protocol/record_batch.h"
+
+#include <gtest/gtest.h>
+
+#include "protocol/crc32c.h"
+#include "protocol/wire.h"
+
+namespace sluice::protocol {
+namespace {
+
+// Builds an uncompressed magic-2 batch of `count` records the way a producer does.
+std::string make_batch(int32_t count, int16_t attributes = 0, int64_t producer_id = -1, int32_t base_sequence = -1) {
+  Writer records;
+  for (int32_t i = 0; i < count; ++i) {
+    Writer r;
+    r.write_int8(0);                // attributes
+    r.write_varlong(i);             // timestamp delta
+    r.write_varint(i);              // offset delta
+    r.write_varint(1);              // key length
+    r.write_raw("k");
+    r.write_varint(3);              // value length
+    r.write_raw("val");
+    r.write_varint(0);              // headers
+    records.write_varint(static_cast<int32_t>(r.size()));
+    records.write_raw(r.buffer());
+  }
+  Writer b;
+  b.write_int64(0);  // base offset
+  size_t length_at = b.reserve_int32();
+  b.write_int32(-1);  // partition leader epoch
+  b.write_int8(2);    // magic
+  size_t crc_at = b.size();
+  b.write_uint32(0);
+  b.write_int16(attributes);
+  b.write_int32(count - 1);
+  b.write_int64(1000);
+  b.write_int64(1000 + count - 1);
+  b.write_int64(producer_id);
+  b.write_int16(producer_id >= 0 ? 0 : -1);
+  b.write_int32(base_sequence);
+  b.write_int32(count);
+  b.write_raw(records.buffer());
+  b.patch_int32(length_at, static_cast<int32_t>(b.size() - 12));
+  std::string bytes = b.buffer();
+  uint32_t crc = crc32c(std::string_view(bytes).substr(21));
+  for (int i = 0; i < 4; ++i) bytes[crc_at + i] = static_cast<char>(crc >> (24 - 8 * i));
+  return bytes;
+}
+
+ErrorCode check(const std::string& records, int16_t version = 9, int32_t max_bytes = 1 << 20) {
+  return check_produced_records(std::string_view(records), version, max_bytes).error;
+}
+
+TEST(RecordBatchTest, AcceptsAWellFormedBatch) {
+  std::string batch = make_batch(3);
+  ProducedBatch result = check_produced_records(std::string_view(batch), 9, 1 << 20);
+  ASSERT_EQ(result.error, ErrorCode::kNone) << result.error_message;
+  EXPECT_EQ(result.header.records_count, 3);
+  EXPECT_EQ(result.header.max_timestamp, 1002);
+  EXPECT_EQ(result.header.total_size(), batch.size());
+}
+
+TEST(RecordBatchTest, RejectsWhatKafkaRejects) {
+  std::string good = make_batch(2);
+  EXPECT_EQ(check_produced_records(std::nullopt, 9, 1 << 20).error, ErrorCode::kInvalidRecord);
+  EXPECT_EQ(check(good + good), ErrorCode::kInvalidRecord);                    // two batches
+  EXPECT_EQ(check(good.substr(0, good.size() - 1)), ErrorCode::kInvalidRecord);  // incomplete
+  EXPECT_EQ(check(good, 9, static_cast<int32_t>(good.size()) - 1), ErrorCode::kMessageTooLarge);
+
+  std::string corrupt = good;
+  corrupt.back() ^= 1;
+  EXPECT_EQ(check(corrupt), ErrorCode::kCorruptMessage);
+
+  std::string offset = good;
+  offset[7] = 5;  // base offset 5 (outside the CRC)
+  EXPECT_EQ(check(offset), ErrorCode::kInvalidRecord);
+
+  std::string magic = good;
+  magic[16] = 1;
+  EXPECT_EQ(check(magic), ErrorCode::kInvalidRecord);
+
+  EXPECT_EQ(check(make_batch(2, /*control*/ 0x20)), ErrorCode::kInvalidRecord);
+  EXPECT_EQ(check(make_batch(2, 0, /*producer*/ 7, /*sequence*/ -1)), ErrorCode::kInvalidRecord);
+  EXPECT_EQ(check(make_batch(2, 0, 7, 0)), ErrorCode::kNone);
+}
+
+TEST(RecordBatchTest, ZstdNeedsProduceV7) {
+  // A zstd batch's records are not parsed here, only its header and CRC.
+  std::string zstd = make_batch(1, /*codec*/ 4);
+  EXPECT_EQ(check(zstd, 6), ErrorCode::kUnsupportedCompressionType);
+  EXPECT_EQ(check(zstd, 7), ErrorCode::kNone);
+}
+
+TEST(RecordBatchTest, RecordsMustMatchTheDeclaredCount) {
+  std::string batch = make_batch(3);
+  // Claim 4 records (and 3 as last offset delta) while only 3 are there; fix the CRC.
+  auto patch32 = [&](size_t at, int32_t v) {
+    for (int i = 0; i < 4; ++i) batch[at + i] = static_cast<char>(v >> (24 - 8 * i));
+  };
+  patch32(57, 4);
+  patch32(23, 3);
+  uint32_t crc = crc32c(std::string_view(batch).substr(21));
+  patch32(17, static_cast<int32_t>(crc));
+  EXPECT_EQ(check(batch), ErrorCode::kInvalidRecord);
+}
+
+TEST(RecordBatchTest, LogAppendTimeStampKeepsTheBatchValid) {
+  std::string batch = make_batch(2);
+  stamp_log_append_time(batch.data(), batch.size(), 123456789);
+  auto header = RecordBatchHeader::parse(batch);
+  ASSERT_TRUE(header);
+  EXPECT_TRUE(header->log_append_time());
+  EXPECT_EQ(header->max_timestamp, 123456789);
+  EXPECT_TRUE(record_batch_crc_ok(batch));
+  set_base_offset(batch.data(), 42);
+  set_partition_leader_epoch(batch.data(), 3);
+  EXPECT_TRUE(record_batch_crc_ok(batch));  // both fields sit outside the CRC
+  EXPECT_EQ(RecordBatchHeader::parse(batch)->base_offset, 42);
+}
+
+TEST(Crc32cTest, KnownVectors) {
+  EXPECT_EQ(crc32c("123456789"), 0xE3069283u);  // the standard check value
+  EXPECT_EQ(crc32c(""), 0u);
+  EXPECT_EQ(crc32c_extend(crc32c("1234"), "56789"), crc32c("123456789"));
+  std::string zeros(32, '\0');
+  EXPECT_EQ(crc32c(zeros), 0x8A9136AAu);  // RFC 3720 B.4
+}
+
+}  // namespace
+}  // namespace sluice::protocol
