@@ -58,6 +58,22 @@ bool uncompressed_records_consistent(std::string_view body, int32_t expected_cou
   return body.empty();
 }
 
+// Calls visit(offset_delta, timestamp_delta) for each record of an uncompressed
+// batch body until it returns true; false if the records do not parse.
+template <typename Visit>
+bool visit_uncompressed_records(std::string_view body, int32_t count, Visit visit) {
+  for (int32_t i = 0; i < count; ++i) {
+    int64_t length = 0;
+    if (!read_record_varint(body, length) || length < 1 || static_cast<uint64_t>(length) > body.size()) return false;
+    std::string_view record = body.substr(1, static_cast<size_t>(length) - 1);  // skip attributes
+    body.remove_prefix(static_cast<size_t>(length));
+    int64_t timestamp_delta = 0, offset_delta = 0;
+    if (!read_record_varint(record, timestamp_delta) || !read_record_varint(record, offset_delta)) return false;
+    if (visit(offset_delta, timestamp_delta)) return true;
+  }
+  return true;
+}
+
 ProducedBatch fail(ErrorCode code, std::string message) {
   ProducedBatch result;
   result.error = code;
@@ -66,6 +82,19 @@ ProducedBatch fail(ErrorCode code, std::string message) {
 }
 
 }  // namespace
+
+std::optional<std::pair<int64_t, int64_t>> find_record_by_timestamp(std::string_view batch, int64_t timestamp) {
+  auto h = RecordBatchHeader::parse(batch);
+  if (!h || h->max_timestamp < timestamp) return std::nullopt;
+  if (h->log_append_time() || h->compression() != Compression::kNone) return std::pair{h->base_offset, h->max_timestamp};
+  std::optional<std::pair<int64_t, int64_t>> found;
+  visit_uncompressed_records(batch.substr(RecordBatchHeader::kSize), h->records_count, [&](int64_t od, int64_t td) {
+    if (h->base_timestamp + td < timestamp) return false;
+    found = std::pair{h->base_offset + od, h->base_timestamp + td};
+    return true;
+  });
+  return found ? found : std::pair{h->base_offset, h->max_timestamp};
+}
 
 std::optional<RecordBatchHeader> RecordBatchHeader::parse(std::string_view bytes) {
   if (bytes.size() < kSize) return std::nullopt;

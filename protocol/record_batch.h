@@ -63,6 +63,12 @@ void set_base_offset(char* batch, int64_t base_offset);
 void stamp_log_append_time(char* batch, size_t size, int64_t now_ms);
 void set_partition_leader_epoch(char* batch, int32_t epoch);
 
+// The first record of a complete batch whose timestamp is >= `timestamp`, as
+// (offset, timestamp). For LogAppendTime batches every record has the batch's
+// MaxTimestamp. Compressed batches are not opened: the answer is the batch's
+// base offset and MaxTimestamp (at most one batch early). nullopt if none.
+std::optional<std::pair<int64_t, int64_t>> find_record_by_timestamp(std::string_view batch, int64_t timestamp);
+
 // The outcome of checking the records a producer sent for one partition.
 struct ProducedBatch {
   ErrorCode error = ErrorCode::kNone;

@@ -118,6 +118,14 @@ TEST(RecordBatchTest, LogAppendTimeStampKeepsTheBatchValid) {
   EXPECT_EQ(RecordBatchHeader::parse(batch)->base_offset, 42);
 }
 
+TEST(RecordBatchTest, FindsTheFirstRecordAtOrAfterATimestamp) {
+  std::string batch = make_batch(5);  // timestamps 1000..1004 at offsets 0..4
+  set_base_offset(batch.data(), 100);
+  EXPECT_EQ(find_record_by_timestamp(batch, 0), (std::pair<int64_t, int64_t>{100, 1000}));
+  EXPECT_EQ(find_record_by_timestamp(batch, 1003), (std::pair<int64_t, int64_t>{103, 1003}));
+  EXPECT_FALSE(find_record_by_timestamp(batch, 1005).has_value());
+}
+
 TEST(Crc32cTest, KnownVectors) {
   EXPECT_EQ(crc32c("123456789"), 0xE3069283u);  // the standard check value
   EXPECT_EQ(crc32c(""), 0u);

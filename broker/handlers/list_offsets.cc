@@ -4,6 +4,7 @@
 #include "broker/handlers/handlers.h"
 #include "protocol/messages/list_offsets_request.h"
 #include "protocol/messages/list_offsets_response.h"
+#include "protocol/record_batch.h"
 
 namespace sluice::broker {
 namespace {
@@ -54,9 +55,13 @@ boost::asio::awaitable<void> handle_list_offsets(RequestContext& ctx) {
       } else if (wanted.timestamp < 0) {
         // Other negative values (e.g. -4, -5 of later versions) are not defined for v1-7.
         out.error_code = static_cast<int16_t>(ErrorCode::kInvalidRequest);
-      } else if (auto found = log.offset_for_timestamp(wanted.timestamp)) {
-        out.offset = *found;
-        out.timestamp = wanted.timestamp;
+      } else if (auto base = log.offset_for_timestamp(wanted.timestamp)) {
+        // The first batch that reaches the time; then the first record in it that does.
+        std::string batch = log.read(*base, 1, true);
+        if (auto found = protocol::find_record_by_timestamp(batch, wanted.timestamp)) {
+          out.offset = found->first;
+          out.timestamp = found->second;
+        }
       }
       // No record at or after the timestamp: offset and timestamp stay -1, as in Kafka.
     }
