@@ -81,6 +81,10 @@ class PartitionLog {
   // segments are synced when they roll).
   void flush();
 
+  // The file the next append goes to, for callers that sync off-thread
+  // (they must dup() it before leaving this thread).
+  int active_fd() const { return segments_.back().fd; }
+
  private:
   struct BatchPosition {
     int64_t base_offset;
