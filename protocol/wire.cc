@@ -191,7 +191,12 @@ void Writer::write_varlong(int64_t v) {
   write_uvarlong(u);
 }
 
+// Kafka strings are at most 32767 bytes (classic and compact). Longer input is
+// truncated rather than producing a corrupt frame or throwing mid-response.
+constexpr size_t kMaxStringLength = 0x7fff;
+
 void Writer::write_string(std::string_view s) {
+  if (s.size() > kMaxStringLength) s = s.substr(0, kMaxStringLength);
   write_int16(static_cast<int16_t>(s.size()));
   write_raw(s);
 }
@@ -205,6 +210,7 @@ void Writer::write_nullable_string(const std::optional<std::string>& s) {
 }
 
 void Writer::write_compact_string(std::string_view s) {
+  if (s.size() > kMaxStringLength) s = s.substr(0, kMaxStringLength);
   write_uvarint(static_cast<uint32_t>(s.size() + 1));
   write_raw(s);
 }

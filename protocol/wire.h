@@ -120,6 +120,7 @@ class Writer {
 
   void write_raw(std::string_view s) { buf_.append(s.data(), s.size()); }
 
+  // Strings longer than 32767 bytes (Kafka's limit) are truncated to 32767.
   void write_string(std::string_view s);
   void write_nullable_string(const std::optional<std::string>& s);
   void write_compact_string(std::string_view s);

@@ -412,3 +412,18 @@ TEST(Wire, AllocationTrackerSeesLargeAllocations) {
 }
 }  // namespace
 }  // namespace sluice::protocol
+
+namespace sluice::protocol {
+namespace {
+TEST(Wire, OverlongStringsTruncatedOnWrite) {
+  const std::string big(40000, 'a');
+  Writer w;
+  w.write_string(big);
+  w.write_compact_string(big);
+  Reader r(w.buffer());
+  EXPECT_EQ(r.read_string().size(), 0x7fffu);
+  EXPECT_EQ(r.read_compact_string().size(), 0x7fffu);
+  EXPECT_EQ(r.remaining(), 0u);
+}
+}  // namespace
+}  // namespace sluice::protocol

@@ -875,14 +875,21 @@ class Gen:
 
     # -- tests: fill functions
     def fill_fn(self, q, fields, ctx):
-        L = ["void fill(%s& x, int16_t v, int s, int depth) {" % q,
-             "  (void)v; (void)s; (void)depth;"]
+        L = ["void fill(%s& x, int16_t v, int s, int depth, bool nulls) {" % q,
+             "  (void)v; (void)s; (void)depth; (void)nulls;"]
         for i, f in enumerate(fields):
             pc = cond(f.versions, ctx, "v")
             if pc == "false":
                 continue
             seed = "s * 37 + %d" % (i + 1)
             body = self.fill_value(f, "x." + f.cpp, seed, "  ")
+            if f.any_nullable or f.base == "records":
+                # In the `nulls` pass, nullable fields are null where the version allows it.
+                nc = cond(f.nullable, self.present(f, ctx), "v")
+                if nc != "false":
+                    c = "nulls" if nc == "true" else "nulls && (%s)" % nc
+                    body = (["  if (%s) {" % c, "    x.%s = std::nullopt;" % f.cpp, "  } else {"]
+                            + ["  " + l for l in body] + ["  }"])
             L += guard(pc, body, "  ")
         L.append("}")
         L.append("")
@@ -905,7 +912,7 @@ class Gen:
                 L.append("%s    vec.push_back(std::string(\"\\x00\\xff\", 2) + std::to_string(%s));" % (ind, es))
             else:
                 L.append("%s    vec.emplace_back();" % ind)
-                L.append("%s    fill(vec.back(), v, %s, depth + 1);" % (ind, es))
+                L.append("%s    fill(vec.back(), v, %s, depth + 1, nulls);" % (ind, es))
             L.append("%s  }" % ind)
             L.append("%s}" % ind)
             return L
@@ -917,7 +924,7 @@ class Gen:
             return ["%s%s = std::string(\"\\x01\\x00\\xfe\", 3) + std::to_string(%s);" % (ind, target, seed)]
         if b == "records":
             return ["%s%s = kRecordBytes;" % (ind, target)]
-        return ["%sfill(%s, v, %s, depth + 1);" % (ind, target, seed)]
+        return ["%sfill(%s, v, %s, depth + 1, nulls);" % (ind, target, seed)]
 
     def sample_prim(self, b, seed, f):
         ctype = PRIMS[b][0]
@@ -1056,16 +1063,20 @@ Uuid make_uuid(long long seed) {
 
 %FILLS%
 
+// Fills every field present in `version` with a non-default value (or, with
+// `nulls`, null wherever the version allows it), then checks the codec.
 template <typename T>
-void round_trip(const char* name, int16_t version) {
+void round_trip_one(const char* name, int16_t version, bool nulls) {
+  SCOPED_TRACE(nulls ? "nullable fields null" : "all fields set");
   T a;
-  fill(a, version, 1, 0);
+  fill(a, version, 1, 0, nulls);
   Writer w;
   a.encode(w, version);
   const std::string bytes = w.buffer();
   // For cross-checking against other implementations: dump the encoding.
   if (const char* dir = std::getenv("SLUICE_PROTOCOL_DUMP_DIR")) {
-    std::ofstream(std::string(dir) + "/" + name + "_v" + std::to_string(version) + ".bin",
+    std::ofstream(std::string(dir) + "/" + name + (nulls ? "_null" : "") + "_v" +
+                      std::to_string(version) + ".bin",
                   std::ios::binary) << bytes;
   }
 
@@ -1103,6 +1114,12 @@ void round_trip(const char* name, int16_t version) {
       EXPECT_LE(g_max_alloc.load(), 4096 + 512 * mutated.size()) << "mutated byte " << i;
     }
   }
+}
+
+template <typename T>
+void round_trip(const char* name, int16_t version) {
+  round_trip_one<T>(name, version, false);
+  round_trip_one<T>(name, version, true);
 }
 
 }  // namespace

@@ -25,7 +25,7 @@ walk(ApiMessage)
 d = sys.argv[1]
 ok = bad = skip = 0
 for f in sorted(os.listdir(d)):
-    m = re.fullmatch(r'(\w+)_v(\d+)\.bin', f)
+    m = re.fullmatch(r'(\w+?)(?:_null)?_v(\d+)\.bin', f)
     name, v = m.group(1), int(m.group(2))
     cls = classes.get(name)
     data = open(os.path.join(d, f), 'rb').read()
@@ -52,4 +52,4 @@ for f in sorted(os.listdir(d)):
         bad += 1
         print('ERROR', f, type(e).__name__, e)
 print('ok', ok, 'bad', bad, 'skipped', skip)
-print('classes missing:', sorted({re.sub(r'_v\d+\.bin','',f) for f in os.listdir(d)} - set(classes)))
+print('classes missing:', sorted({re.sub(r'(_null)?_v\d+\.bin', '', f) for f in os.listdir(d)} - set(classes)))
