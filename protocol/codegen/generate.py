@@ -1114,6 +1114,30 @@ void round_trip_one(const char* name, int16_t version, bool nulls) {
       EXPECT_LE(g_max_alloc.load(), 4096 + 512 * mutated.size()) << "mutated byte " << i;
     }
   }
+
+  // Deterministic random multi-byte corruption (a cheap fuzz pass).
+  uint64_t rng = 0x9e3779b97f4a7c15ull ^ static_cast<uint64_t>(version) ^ (nulls ? 1u : 0u);
+  auto next = [&rng] {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+  };
+  for (int iter = 0; iter < 64 && !bytes.empty(); ++iter) {
+    std::string mutated = bytes;
+    const int changes = 1 + static_cast<int>(next() % 4);
+    for (int c = 0; c < changes; ++c)
+      mutated[next() % mutated.size()] = static_cast<char>(next() & 0xff);
+    if (next() % 4 == 0) mutated.resize(next() % mutated.size());
+    T c;
+    Reader rm(mutated);
+    g_max_alloc = 0;
+    try {
+      c.decode(rm, version);
+    } catch (const DecodeError&) {
+    }
+    EXPECT_LE(g_max_alloc.load(), 4096 + 512 * bytes.size()) << "random mutation " << iter;
+  }
 }
 
 template <typename T>
