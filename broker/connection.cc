@@ -19,6 +19,9 @@ constexpr int16_t kApiVersionsKey = 18;
 // Frames up to this size are allocated at once; larger ones grow as their
 // bytes arrive, so a peer that only claims a huge size costs nothing.
 constexpr size_t kEagerFrameBytes = 1 << 20;
+// Buffers grown past this for one large request or response are released
+// afterwards, so idle connections stay small.
+constexpr size_t kRetainedBufferBytes = 1 << 20;
 
 int32_t load_be32(const char* p) {
   return static_cast<int32_t>((uint32_t(uint8_t(p[0])) << 24) | (uint32_t(uint8_t(p[1])) << 16) |
@@ -52,6 +55,7 @@ asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket soc
   protocol::Writer response;
   try {
     for (;;) {
+      if (frame.capacity() > kRetainedBufferBytes) std::string().swap(frame);
       char size_bytes[4];
       co_await asio::async_read(socket, asio::buffer(size_bytes), use_awaitable);
       const int32_t size = load_be32(size_bytes);
@@ -101,6 +105,7 @@ asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket soc
       }
       response.patch_int32(size_at, static_cast<int32_t>(response.size() - 4));
       co_await asio::async_write(socket, asio::buffer(response.buffer()), use_awaitable);
+      if (response.buffer().capacity() > kRetainedBufferBytes) std::string().swap(response.buffer());
     }
   } catch (const protocol::DecodeError& e) {
     SLUICE_LOG(kWarn, "closing " << peer << ": malformed request: " << e.what());
