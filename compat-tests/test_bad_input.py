@@ -126,7 +126,7 @@ def test_api_versions_unsupported_version(broker, version):
     stays usable (librdkafka retries on it with a lower version)."""
     hdr = w.header_v2(18, version, 77) if version >= 3 else w.header_v1(18, version, 77)
     body = w.compact_string("sluice-compat") + w.compact_string("1.0") + b"\x00" if version >= 3 else b""
-    with w.connect(w.parse_bootstrap(broker.bootstrap)[0], broker.port) as s:
+    with w.connect(broker.host, broker.port) as s:
         _assert_api_versions_error_reply(w.roundtrip(s, hdr + body), 77)
         corr, err, apis = w.parse_api_versions_v0(w.roundtrip(s, w.api_versions_request(78, 0)))
         assert (corr, err) == (78, 0) and 18 in apis
