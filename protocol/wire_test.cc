@@ -277,25 +277,29 @@ TEST(WireMessages, HugeArrayCountInMetadataRequest) {
   // Metadata v1 request: topics count INT32_MAX, then nothing.
   ExpectRejectedCheaply([] {
     MetadataRequest m;
-    Reader r("\x7f\xff\xff\xff"s);
+    const std::string in = "\x7f\xff\xff\xff"s;
+    Reader r(in);
     m.decode(r, 1);
   });
   // Metadata v9 (flexible): compact count 2^32-1.
   ExpectRejectedCheaply([] {
     MetadataRequest m;
-    Reader r("\xff\xff\xff\xff\x0f\x01\x00\x00\x00"s);
+    const std::string in = "\xff\xff\xff\xff\x0f\x01\x00\x00\x00"s;
+    Reader r(in);
     m.decode(r, 9);
   });
   // Negative count -2.
   ExpectRejectedCheaply([] {
     MetadataRequest m;
-    Reader r("\xff\xff\xff\xfe"s);
+    const std::string in = "\xff\xff\xff\xfe"s;
+    Reader r(in);
     m.decode(r, 1);
   });
   // Null topics in v0 (non-nullable there).
   ExpectRejectedCheaply([] {
     MetadataRequest m;
-    Reader r("\xff\xff\xff\xff"s);
+    const std::string in = "\xff\xff\xff\xff"s;
+    Reader r(in);
     m.decode(r, 0);
   });
 }
@@ -305,7 +309,8 @@ TEST(WireMessages, ArrayCountBoundedByElementSize) {
   ExpectRejectedCheaply([] {
     FetchResponse m;
     // throttle(4) error? v4 has: ThrottleTimeMs, Responses...
-    Reader r("\x00\x00\x00\x00" "\x00\x00\x00\x02" "\x00\x01x\x00\x00\x00"s);
+    const std::string in = "\x00\x00\x00\x00" "\x00\x00\x00\x02" "\x00\x01x\x00\x00\x00"s;
+    Reader r(in);
     m.decode(r, 4);
   });
 }
@@ -314,8 +319,9 @@ TEST(WireMessages, NegativeRecordsLength) {
   // Produce v3: transactional_id null, acks, timeout, 1 topic "t", 1 partition, records length -5.
   ExpectRejectedCheaply([] {
     ProduceRequest m;
-    Reader r("\xff\xff" "\x00\x01" "\x00\x00\x03\xe8" "\x00\x00\x00\x01" "\x00\x01t" "\x00\x00\x00\x01"
-             "\x00\x00\x00\x00" "\xff\xff\xff\xfb"s);
+    const std::string in = "\xff\xff" "\x00\x01" "\x00\x00\x03\xe8" "\x00\x00\x00\x01" "\x00\x01t" "\x00\x00\x00\x01"
+             "\x00\x00\x00\x00" "\xff\xff\xff\xfb"s;
+    Reader r(in);
     m.decode(r, 3);
   });
 }
