@@ -1,0 +1,461 @@
+#!/usr/bin/python3
+"""Sluice benchmark driver: runs workloads W1-W6 against Sluice, Apache Kafka and librdkafka's
+mock cluster, repeated with the broker order rotated, and writes RESULTS.md + results.json.
+
+    bench/run.py            full run (what `make bench` does): 3 repetitions, issue-sized workloads
+    bench/run.py --quick    tiny workloads, 1 repetition: checks the harness, figures mean nothing
+
+Every broker is started fresh (own data dir, free port) for each repetition and stopped after
+it, so only one broker is ever running. The load comes from build/bin/sluice_loadgen (loadgen.c),
+one process per workload, each printing one JSON line. Stdlib only; Sluice and Kafka are started
+by the compatibility suite's launcher (compat-tests/harness/brokers.py), reused as is.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "compat-tests"))
+from harness.brokers import Broker, free_port, kafka_libs  # noqa: E402
+
+LOADGEN = Path(os.environ.get("SLUICE_LOADGEN") or ROOT / "build" / "bin" / "sluice_loadgen")
+MB = 1e6  # MB = 10^6 bytes everywhere in the report
+
+# Issue-sized workloads, and a quick profile that only proves the plumbing works.
+PROFILES = {
+    "full": dict(reps=3, w1_count=2_000_000, w2_bytes=1 << 30, w4_rate=10_000, w4_secs=30,
+                 w6_secs=5, cap_secs=90, iperf_secs=3, dd_mib=1024, settle=2.0),
+    "quick": dict(reps=1, w1_count=50_000, w2_bytes=16 << 20, w4_rate=10_000, w4_secs=3,
+                  w6_secs=2, cap_secs=30, iperf_secs=1, dd_mib=64, settle=1.0),
+}
+W6_PARTITIONS, W6_PRODUCERS, W6_QUEUE = 1000, 10, 10_000
+
+
+# ------------------------------------------------------------------------------------ brokers
+class KafkaBench(Broker):
+    """The harness's Kafka, put back to Kafka's stock settings where the harness trims them for
+    fast tests: kafka-server-start.sh's heap and GC flags, default thread counts, the cleaner."""
+
+    def __init__(self, workdir: Path):
+        super().__init__("kafka", workdir=workdir, extra_config={
+            "num.network.threads": "3", "num.io.threads": "8", "log.cleaner.enable": "true"})
+
+    def _java(self, main: str, *args: str) -> list[str]:
+        cmd = super()._java(main, *args)
+        i = cmd.index("-Xmx768m")
+        cmd[i:i + 5] = ["-Xmx1G", "-Xms1G", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+                        "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent"]
+        return cmd
+
+
+class MockBroker:
+    """librdkafka's in-memory mock cluster, hosted by `sluice_loadgen mock` until stdin closes.
+    The mock has no CreateTopics, so its topics are made at start."""
+    kind = "mock"
+
+    def __init__(self, topics: dict[str, int]):
+        self.topics, self.proc, self.bootstrap = topics, None, None
+
+    def start(self):
+        args = [str(LOADGEN), "mock"] + [a for t, n in self.topics.items() for a in ("-t", f"{t}:{n}")]
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("BOOTSTRAP "):
+            raise RuntimeError(f"mock cluster did not start: {line!r}")
+        self.bootstrap = line.split()[1]
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float | None:
+    """Resident set size (VmRSS now, or VmHWM = peak) of a process, in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024 / MB
+    except OSError:
+        pass
+    return None
+
+
+# ----------------------------------------------------------------------------------- progress
+class Progress:
+    """One status line: rewritten in place on a terminal, one line per step otherwise."""
+
+    def __init__(self):
+        self.t0 = time.monotonic()
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, msg: str):
+        el = int(time.monotonic() - self.t0)
+        line = f"[bench {el // 60:02d}:{el % 60:02d}] {msg}"
+        sys.stderr.write(f"\r\033[K{line}" if self.tty else line + "\n")
+        sys.stderr.flush()
+
+    def done(self):
+        if self.tty:
+            sys.stderr.write("\n")
+
+
+def loadgen(args: list[str], timeout: float) -> dict:
+    """Run one workload; its JSON line, or {"error": ...} if it failed (the run goes on)."""
+    try:
+        p = subprocess.run([str(LOADGEN), *args], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"loadgen timed out after {timeout:.0f}s: {' '.join(args)}"}
+    if p.returncode != 0:
+        return {"error": f"loadgen exit {p.returncode}: {p.stderr.strip()[-400:]}"}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------------- ceilings
+def measure_ceilings(prof: dict, work: Path) -> dict:
+    """This machine's limits, measured now: loopback TCP (iperf3) and disk write + fdatasync (dd)."""
+    out = {}
+    port = free_port()
+    srv = subprocess.Popen(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        c = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(prof["iperf_secs"]), "-J"],
+                           capture_output=True, text=True, timeout=prof["iperf_secs"] + 30)
+        bps = json.loads(c.stdout)["end"]["sum_received"]["bits_per_second"]
+        out["loopback_mb_per_s"] = round(bps / 8 / MB, 1)
+    except Exception as e:  # noqa: BLE001 - a missing ceiling must not lose the run
+        out["loopback_error"] = repr(e)
+    finally:
+        srv.kill()
+        srv.wait()
+    f = work / "dd.test"
+    try:
+        t = time.monotonic()
+        subprocess.run(["dd", "if=/dev/zero", f"of={f}", "bs=1M", f"count={prof['dd_mib']}", "conv=fdatasync"],
+                       check=True, capture_output=True, timeout=300)
+        out["disk_fdatasync_mb_per_s"] = round(prof["dd_mib"] * (1 << 20) / (time.monotonic() - t) / MB, 1)
+    except Exception as e:  # noqa: BLE001
+        out["disk_error"] = repr(e)
+    finally:
+        f.unlink(missing_ok=True)
+    return out
+
+
+# ---------------------------------------------------------------------------------- workloads
+def run_broker(kind: str, prof: dict, work: Path, progress, tag: str) -> dict:
+    """Start one broker fresh, run W1-W6 against it, stop it. Returns {workload: result}."""
+    topics = {"w1": 1, "w2": 6, "w4": 1, "w6": W6_PARTITIONS}
+    broker = (MockBroker(topics) if kind == "mock" else
+              KafkaBench(work / "kafka") if kind == "kafka" else Broker("sluice", workdir=work / "sluice"))
+    res: dict = {}
+    cap = prof["cap_secs"]
+    progress(f"{tag}: starting")
+    t = time.monotonic()
+    broker.start()
+    res["start_seconds"] = round(time.monotonic() - t, 2)
+    try:
+        b = broker.bootstrap
+        pid = broker.proc.pid
+        time.sleep(prof["settle"])
+        res["rss_idle_mb"] = rss_mb(pid)
+
+        def step(name, desc, args, timeout=cap + 60):
+            progress(f"{tag}: {name} {desc}")
+            res[name] = r = loadgen([args[0], "-b", b, *args[1:]], timeout)
+            if "error" in r:
+                progress(f"{tag}: {name} FAILED: {r['error']}")
+                print(file=sys.stderr)
+            return r
+
+        if kind != "mock":  # the mock made its topics at start
+            step("create", "topics", ["create", "-t", "w1", "-p", "1"])
+            # W2: Kafka flushes per append only when asked (flush.messages=1); Sluice always
+            # fdatasyncs before answering acks=all. So both flush before acking.
+            step("create_w2", "", ["create", "-t", "w2", "-p", "6"] +
+                 (["-C", "flush.messages=1"] if kind == "kafka" else []))
+            step("create_w4", "", ["create", "-t", "w4", "-p", "1"])
+
+        w1 = step("W1", f"produce {prof['w1_count']:,} x 100 B acks=1",
+                  ["produce", "-t", "w1", "-s", "100", "-c", str(prof["w1_count"]), "-a", "1", "-T", str(cap)])
+        # The mock keeps only the last ~5 MB of a partition (hardcoded in librdkafka), so it
+        # re-reads that tail (-R) until it has served as many messages as W1 wrote; it does not
+        # wake a parked fetch when data arrives, hence the short fetch wait.
+        mock_fetch = ["-X", "fetch.wait.max.ms=5"] if kind == "mock" else []
+        step("W3", "consume W1's topic from the beginning",
+             ["consume", "-t", "w1", "-c", str(w1.get("msgs") or prof["w1_count"]), "-T", str(cap)] +
+             (["-R"] + mock_fetch if kind == "mock" else []))
+        if kind != "mock":  # no disk, so nothing to flush: W2 means nothing there
+            n2 = prof["w2_bytes"] // 1024
+            step("W2", f"produce {prof['w2_bytes'] / (1 << 20):.0f} MiB x 1 KiB acks=all, 6 partitions",
+                 ["produce", "-t", "w2", "-s", "1024", "-c", str(n2), "-a", "all", "-T", str(cap)])
+        # W4: linger 0 as in Kafka's end-to-end latency tool.
+        step("W4", f"end-to-end {prof['w4_rate']:,} msg/s for {prof['w4_secs']} s",
+             ["e2e", "-t", "w4", "-s", "100", "-r", str(prof["w4_rate"]), "-d", str(prof["w4_secs"]),
+              "-w", "1", "-a", "1", "-l", "0"] + mock_fetch,
+             timeout=prof["w4_secs"] + 60)
+        res["rss_peak_w1_w4_mb"] = rss_mb(pid, "VmHWM")
+        if kind != "mock":
+            step("create_w6", f"{W6_PARTITIONS} partitions", ["create", "-t", "w6", "-p", str(W6_PARTITIONS)])
+            time.sleep(prof["settle"])
+            res["rss_1000_partitions_mb"] = rss_mb(pid)
+        # One message to each of the 1,000 partitions first, not timed: a broker's first append to
+        # a fresh partition (segment and index files; a cold JIT in Kafka) costs far more than
+        # the steady state W6 is about. How long it took is kept in the JSON.
+        step("W6_warmup", "1 message to each partition (not timed)",
+             ["produce", "-t", "w6", "-s", "1024", "-c", str(W6_PARTITIONS), "-a", "1", "-T", str(cap)])
+        # W6: 10 producers, each with a bounded queue (10k messages) so the produce latency is the
+        # broker's service time under full load rather than an ever-growing client backlog.
+        step("W6", f"{W6_PRODUCERS} producers over {W6_PARTITIONS} partitions, {prof['w6_secs']} s",
+             ["produce", "-t", "w6", "-s", "1024", "-d", str(prof["w6_secs"]), "-n", str(W6_PRODUCERS),
+              "-a", "1", "-T", str(cap), "-X", f"queue.buffering.max.messages={W6_QUEUE}"])
+        if broker.proc.poll() is not None:
+            res["broker_error"] = f"{kind} exited with {broker.proc.returncode} during the run"
+    finally:
+        progress(f"{tag}: stopping")
+        t = time.monotonic()
+        broker.stop()
+        res["stop_seconds"] = round(time.monotonic() - t, 2)
+        for d in ("kafka", "sluice"):
+            shutil.rmtree(work / d, ignore_errors=True)
+    return res
+
+
+# ------------------------------------------------------------------------------------- report
+# (row label, unit, how to get the figure from one broker's results, higher is better?)
+ROWS = [
+    ("W1 produce 100 B acks=1", "msg/s", lambda r: r["W1"]["msg_per_s"], True),
+    ("W1 produce 100 B acks=1", "MB/s", lambda r: r["W1"]["mb_per_s"], True),
+    ("W2 produce 1 KiB acks=all+flush, 6 part.", "MB/s", lambda r: r["W2"]["mb_per_s"], True),
+    ("W3 consume W1's topic", "msg/s", lambda r: r["W3"]["msg_per_s"], True),
+    ("W3 consume W1's topic", "MB/s", lambda r: r["W3"]["mb_per_s"], True),
+    ("W4 end-to-end p50", "ms", lambda r: r["W4"]["lat_ms"]["p50"], False),
+    ("W4 end-to-end p99", "ms", lambda r: r["W4"]["lat_ms"]["p99"], False),
+    ("W4 end-to-end p99.9", "ms", lambda r: r["W4"]["lat_ms"]["p999"], False),
+    ("W4 end-to-end max", "ms", lambda r: r["W4"]["lat_ms"]["max"], False),
+    ("W5 RSS idle after start", "MB", lambda r: r["rss_idle_mb"], False),
+    ("W5 RSS peak during W1-W4", "MB", lambda r: r["rss_peak_w1_w4_mb"], False),
+    ("W5 RSS with 1,000 partitions", "MB", lambda r: r["rss_1000_partitions_mb"], False),
+    ("W6 1,000 partitions, 10 producers", "MB/s", lambda r: r["W6"]["mb_per_s"], True),
+    ("W6 produce latency p99", "ms", lambda r: r["W6"]["lat_ms"]["p99"], False),
+]
+
+
+def figure(r: dict, get) -> float | None:
+    """One figure from one run, or None if it is missing."""
+    try:
+        return get(r)
+    except (KeyError, TypeError):
+        return None
+
+
+def valid(r: dict, w: str) -> bool:
+    x = r.get(w)
+    if not x or "error" in x:
+        return False
+    if x.get("capped") or x.get("errors"):
+        return False
+    if w == "W4" and x.get("received") != x.get("sent"):
+        return False
+    return True
+
+
+def medians(runs: list[dict]) -> dict:
+    """{broker: {row index: median}} over the repetitions that produced a valid figure."""
+    out: dict = {}
+    for kind in ("sluice", "kafka", "mock"):
+        out[kind] = {}
+        for i, (label, unit, get, _) in enumerate(ROWS):
+            w = label.split()[0]
+            vals = []
+            for run in runs:
+                r = run["brokers"].get(kind)
+                if r is None or (w != "W5" and not valid(r, w)):
+                    continue
+                v = figure(r, get)
+                if v is not None:
+                    vals.append(v)
+            out[kind][i] = statistics.median(vals) if vals else None
+    return out
+
+
+def target(i: int, s, k, m, ceil: dict) -> str:
+    """The issue's target for row i, and whether Sluice met it in this run."""
+    def verdict(ok: bool | None, text: str) -> str:
+        return text + (" (n/a)" if ok is None else " **met**" if ok else " NOT met")
+
+    both = lambda a, b: None if a is None or b is None else a and b  # noqa: E731
+    ge = lambda a, b: None if a is None or b is None else a >= b  # noqa: E731
+    le = lambda a, b: None if a is None or b is None else a <= b  # noqa: E731
+    mul = lambda x, f: None if x is None else x * f  # noqa: E731
+    disk = ceil.get("disk_fdatasync_mb_per_s")
+    if i in (0, 1, 3, 4):
+        return verdict(both(ge(s, mul(k, 1.5)), ge(s, m)), ">= 1.5x Kafka and >= mock")
+    if i == 2:
+        return verdict(both(ge(s, mul(k, 1.5)), ge(s, mul(disk, 0.25))), ">= 1.5x Kafka and >= 25% of disk ceiling")
+    if i == 6:
+        return verdict(both(le(s, mul(k, 0.5)), le(s, 2.0)), "<= Kafka/2 and <= 2 ms")
+    if i == 7:
+        return verdict(le(s, 10.0), "<= 10 ms")
+    if i == 9:
+        return verdict(both(le(s, 50.0), le(s, mul(k, 0.1))), "<= 50 MB and <= Kafka/10")
+    if i == 11:
+        return verdict(le(s, 200.0), "<= 200 MB")
+    if i == 12:
+        return verdict(ge(s, mul(k, 1.5)), ">= 1.5x Kafka")
+    return "-"
+
+
+def fmt(v) -> str:
+    if v is None:
+        return "-"
+    if v >= 10000:
+        return f"{v:,.0f}"
+    if v >= 100:
+        return f"{v:.0f}"
+    return f"{v:.3g}" if v < 10 else f"{v:.1f}"
+
+
+def write_report(out_dir: Path, data: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(data, indent=1) + "\n")
+    med = medians(data["runs"])
+    ceil = data["ceilings"]
+    m = data["machine"]
+    machine = f"{m['cpus']} vCPU, {m['mem_gib']} GiB"
+    date = data["started_utc"][:10]
+    quick = data["profile"] == "quick"
+    lines = [
+        "# Sluice benchmark results",
+        "",
+        ("**QUICK MODE: tiny workloads, 1 repetition. These figures only show that the harness works; "
+         "they are NOT representative.**\n" if quick else ""),
+        f"Run {data['started_utc']} ({data['duration_s']:.0f} s), profile `{data['profile']}`, "
+        f"{data['reps']} repetition(s), brokers alternated; each figure is the median over the repetitions. "
+        f"Sluice {data['versions']['sluice_commit']}, Apache Kafka {data['versions']['kafka']} "
+        f"(KRaft single node, stock settings), librdkafka {data['versions']['librdkafka']} "
+        "(client, and its in-memory mock cluster as a no-disk reference). Ratio = Sluice / Kafka. "
+        "MB = 10^6 bytes. Raw figures: `results.json`; how they are made: `README.md`.",
+        "",
+        f"Machine: {m['cpu']}, {machine}, Linux {m['kernel']}; the load generator shares it with the broker. "
+        f"Ceilings measured in this run: loopback TCP {fmt(ceil.get('loopback_mb_per_s'))} MB/s (iperf3, 1 stream), "
+        f"sequential write + fdatasync {fmt(ceil.get('disk_fdatasync_mb_per_s'))} MB/s (dd, {data['dd_mib']} MiB).",
+        "",
+        "| workload | unit | Sluice | Kafka | mock | ratio | of ceiling | target | machine | date |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for i, (label, unit, _, _) in enumerate(ROWS):
+        s, k, mk = med["sluice"][i], med["kafka"][i], med["mock"][i]
+        ratio = f"{s / k:.2f}" if s is not None and k else "-"
+        of = "-"
+        if unit == "MB/s" and s is not None:
+            c = ceil.get("disk_fdatasync_mb_per_s") if label.startswith("W2") else ceil.get("loopback_mb_per_s")
+            of = f"{100 * s / c:.0f}% of {'disk' if label.startswith('W2') else 'loopback'}" if c else "-"
+        lines.append(f"| {label} | {unit} | {fmt(s)} | {fmt(k)} | {fmt(mk)} | {ratio} | {of} | "
+                     f"{target(i, s, k, mk, ceil)} | {machine} | {date} |")
+    problems = [f"- rep {run['rep']}, {kind}, {w}: {r[w].get('error') or r[w].get('first_error') or r[w]}"
+                for run in data["runs"] for kind, r in run["brokers"].items() for w in ("W1", "W2", "W3", "W4", "W6")
+                if w in r and not valid(r, w)]
+    problems += [f"- rep {run['rep']}, {kind}: {r['broker_error']}" for run in data["runs"]
+                 for kind, r in run["brokers"].items() if r.get("broker_error")]
+    lines += ["", "Workload details: W1 2,000,000 x 100 B to 1 partition, acks=1; W2 1 GiB of 1 KiB values to 6 "
+              "partitions, acks=all (Kafka topic `flush.messages=1`; Sluice always fdatasyncs before acks=all); "
+              "W3 reads W1's topic with assign() from offset 0; W4 10,000 msg/s x 100 B for 30 s, acks=1, linger 0, "
+              "latency from each message's scheduled send time to its arrival at the consumer (first second not "
+              "counted); W6 10 producers x 1 KiB round-robin over 1,000 partitions, acks=1, at most 10,000 "
+              "messages queued per producer, latency = send to delivery report. The mock serves W1, W3, W4, W6 "
+              "(it has no disk, so no W2, and its memory is not a broker's)." if not quick else
+              "Quick profile: see `PROFILES` in run.py for the sizes.", ""]
+    lines += ["Failed, capped or lossy runs (left out of the medians):", *(problems or ["- none"]), ""]
+    (out_dir / "RESULTS.md").write_text("\n".join(lines))
+
+
+def versions() -> dict:
+    def out(cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=30, cwd=ROOT).stdout.strip()
+        except Exception:  # noqa: BLE001
+            return "?"
+    kafka = re.search(r"kafka-([\d.]+)", str(kafka_libs()))
+    return {"sluice_commit": out(["git", "rev-parse", "--short", "HEAD"]) or "?",
+            "kafka": kafka.group(1) if kafka else "?",
+            "librdkafka": out(["pkg-config", "--modversion", "rdkafka"])}
+
+
+def machine() -> dict:
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                if l.startswith("model name")), platform.processor())
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) / (1 << 20)
+    return {"cpu": cpu, "cpus": os.cpu_count(), "mem_gib": round(mem), "kernel": platform.release()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="tiny workloads, 1 repetition (harness check only)")
+    ap.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
+    ap.add_argument("--brokers", default="sluice,kafka,mock", help="comma-separated subset")
+    ap.add_argument("--out", type=Path, help="where RESULTS.md and results.json go "
+                    "(default bench/ for a full run, build/bench-quick/ for --quick)")
+    a = ap.parse_args()
+    profile = "quick" if a.quick else "full"
+    prof = dict(PROFILES[profile])
+    if a.reps:
+        prof["reps"] = a.reps
+    out_dir = a.out or (ROOT / "build" / "bench-quick" if a.quick else ROOT / "bench")
+    kinds = a.brokers.split(",")
+    if not LOADGEN.exists():
+        sys.exit(f"{LOADGEN} missing: build it (make build, or cmake --build build --target sluice_loadgen)")
+
+    progress = Progress()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    work = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
+    # A Ctrl-C or kill must still stop the brokers (the launcher also ties them to our life).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    data = {"profile": profile, "reps": prof["reps"], "dd_mib": prof["dd_mib"],
+            "started_utc": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+            "versions": versions(), "runs": []}
+    try:
+        progress("measuring ceilings (iperf3 loopback, dd + fdatasync)")
+        data["ceilings"] = measure_ceilings(prof, work)
+        for rep in range(prof["reps"]):
+            order = kinds[rep % len(kinds):] + kinds[:rep % len(kinds)]  # rotate: each broker goes first once
+            run = {"rep": rep + 1, "order": order, "brokers": {}}
+            data["runs"].append(run)
+            for kind in order:
+                tag = f"rep {rep + 1}/{prof['reps']} {kind}"
+                try:
+                    run["brokers"][kind] = run_broker(kind, prof, work, progress, tag)
+                except Exception as e:  # noqa: BLE001 - one broker failing to start must not lose the run
+                    run["brokers"][kind] = {"broker_error": repr(e)[:2000]}
+                    progress(f"{tag}: FAILED: {e!r}"[:300])
+                    print(file=sys.stderr)
+    finally:
+        data["duration_s"] = time.monotonic() - progress.t0
+        if "ceilings" in data:
+            write_report(out_dir, data)
+        shutil.rmtree(work, ignore_errors=True)
+        progress(f"done in {data['duration_s']:.0f} s: {out_dir / 'RESULTS.md'}")
+        progress.done()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
