@@ -6,6 +6,7 @@
 
 #include "broker/config.h"
 #include "broker/flusher.h"
+#include "broker/group_coordinator.h"
 #include "broker/replica_manager.h"
 #include "controller/controller.h"
 
@@ -15,6 +16,7 @@ struct Broker {
   const BrokerConfig& config;
   controller::Controller& controller;
   ReplicaManager& replicas;
+  GroupCoordinator& groups;
   Flusher& flusher;
   boost::asio::any_io_executor executor;
 };

@@ -6,6 +6,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <chrono>
 #include <boost/asio/use_awaitable.hpp>
 #include <filesystem>
 #include <list>
@@ -42,6 +45,20 @@ asio::awaitable<void> accept_loop(Broker& broker, tcp::acceptor& acceptor, std::
   }
 }
 
+// Kafka's offsets.retention.check.interval.ms: committed offsets of groups
+// without members expire after offsets.retention.minutes.
+asio::awaitable<void> expire_offsets_periodically(GroupCoordinator& groups, int64_t interval_ms) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    timer.expires_after(std::chrono::milliseconds(interval_ms));
+    co_await timer.async_wait(asio::use_awaitable);
+    const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+    groups.expire_offsets(now_ms);
+  }
+}
+
 }  // namespace
 
 int run_server(const BrokerConfig& config) {
@@ -56,11 +73,16 @@ int run_server(const BrokerConfig& config) {
   log_options.segment_bytes = static_cast<uint64_t>(config.get_long("log.segment.bytes"));
   ReplicaManager replicas(log_dir, log_options);
   replicas.load(controller);
-  controller.set_listener(&replicas);
+  controller.add_listener(&replicas);
+  StateStoreOffsetStore offset_store(*store);
+  GroupCoordinator groups(offset_store, GroupCoordinator::Options{
+                                            config.get_int("offset.metadata.max.bytes"),
+                                            config.get_long("offsets.retention.minutes") * 60'000});
+  controller.add_listener(&groups);
 
   asio::io_context io(1);
   Flusher flusher(io.get_executor());
-  Broker broker{config, controller, replicas, flusher, io.get_executor()};
+  Broker broker{config, controller, replicas, groups, flusher, io.get_executor()};
 
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   for (const auto& listener : config.listeners()) {
@@ -93,6 +115,9 @@ int run_server(const BrokerConfig& config) {
 
   std::list<tcp::socket*> live;
   for (auto& acceptor : acceptors) asio::co_spawn(io, accept_loop(broker, *acceptor, live), asio::detached);
+
+  asio::co_spawn(io, expire_offsets_periodically(groups, config.get_long("offsets.retention.check.interval.ms")),
+                 asio::detached);
 
   asio::signal_set signals(io, SIGTERM, SIGINT);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {

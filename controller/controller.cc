@@ -173,7 +173,7 @@ OperationResult Controller::create_topic(std::string_view name, int32_t partitio
   topic.configs = configs;
   persist(topic);
   auto [it, _] = topics_.emplace(topic.name, std::move(topic));
-  if (listener_) listener_->on_topic_created(it->second);
+  for (auto* l : listeners_) l->on_topic_created(it->second);
   if (created) *created = &it->second;
   return {};
 }
@@ -184,7 +184,7 @@ OperationResult Controller::delete_topic(std::string_view name) {
   store_.erase(std::string(kTopicPrefix) + it->second.name);
   TopicInfo removed = std::move(it->second);
   topics_.erase(it);
-  if (listener_) listener_->on_topic_deleted(removed);
+  for (auto* l : listeners_) l->on_topic_deleted(removed);
   return {};
 }
 
@@ -202,7 +202,7 @@ OperationResult Controller::create_partitions(std::string_view name, int32_t new
   int32_t old = topic.partitions;
   topic.partitions = new_total;
   persist(topic);
-  if (listener_) listener_->on_partitions_added(topic, old);
+  for (auto* l : listeners_) l->on_partitions_added(topic, old);
   return {};
 }
 

@@ -68,7 +68,8 @@ class Controller {
   const TopicInfo* find_topic(std::string_view name) const;
   const TopicInfo* find_topic(const protocol::Uuid& id) const;
 
-  void set_listener(MetadataListener* listener) { listener_ = listener; }
+  // Listeners are told in the order they were added.
+  void add_listener(MetadataListener* listener) { listeners_.push_back(listener); }
 
   // partitions / replication_factor of -1 take the broker defaults; an empty
   // `assignments` lets the controller place replicas. `validate_only` checks
@@ -87,7 +88,7 @@ class Controller {
   Options options_;
   std::string cluster_id_;
   std::map<std::string, TopicInfo, std::less<>> topics_;
-  MetadataListener* listener_ = nullptr;
+  std::vector<MetadataListener*> listeners_;
 };
 
 // Kafka's rules for topic names: 1-249 characters of [a-zA-Z0-9._-], not "."

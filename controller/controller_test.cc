@@ -43,7 +43,7 @@ TEST_F(ControllerTest, CreatesTopicsWithDefaultsAndPersistsThem) {
   {
     Controller c(*store_, {1, 4, 1});
     RecordingListener listener;
-    c.set_listener(&listener);
+    c.add_listener(&listener);
     cluster_id = c.cluster_id();
     EXPECT_EQ(cluster_id.size(), 22u);
     const TopicInfo* created = nullptr;
@@ -83,7 +83,7 @@ TEST_F(ControllerTest, RejectsWhatKafkaRejects) {
 TEST_F(ControllerTest, AddsPartitionsAndDeletes) {
   Controller c(*store_, {1, 1, 1});
   RecordingListener listener;
-  c.set_listener(&listener);
+  c.add_listener(&listener);
   ASSERT_TRUE(c.create_topic("t", 2, 1, {}, {}, false).ok());
   EXPECT_EQ(c.create_partitions("t", 1, false).error, ErrorCode::kInvalidPartitions);
   EXPECT_EQ(c.create_partitions("t", 2, false).error, ErrorCode::kInvalidPartitions);

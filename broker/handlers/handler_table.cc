@@ -13,6 +13,8 @@ constexpr ApiHandler kHandlers[] = {
     {1, 4, 12, handle_fetch},
     {2, 1, 7, handle_list_offsets},
     {3, 0, 12, handle_metadata},
+    {8, 2, 9, handle_offset_commit},
+    {9, 1, 9, handle_offset_fetch},
     {10, 0, 4, handle_find_coordinator},
     {18, 0, 3, handle_api_versions},
     {19, 2, 7, handle_create_topics},

@@ -30,6 +30,8 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx);
 boost::asio::awaitable<void> handle_fetch(RequestContext& ctx);
 boost::asio::awaitable<void> handle_list_offsets(RequestContext& ctx);
 boost::asio::awaitable<void> handle_metadata(RequestContext& ctx);
+boost::asio::awaitable<void> handle_offset_commit(RequestContext& ctx);
+boost::asio::awaitable<void> handle_offset_fetch(RequestContext& ctx);
 boost::asio::awaitable<void> handle_find_coordinator(RequestContext& ctx);
 boost::asio::awaitable<void> handle_api_versions(RequestContext& ctx);
 boost::asio::awaitable<void> handle_create_topics(RequestContext& ctx);

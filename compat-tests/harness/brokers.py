@@ -244,7 +244,9 @@ class Broker:
     def _kafka_cmd(self) -> list[str]:
         props = self._kafka_props()
         if not self._formatted and not (self.data_dir / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = "-"
+            while cluster_id.startswith("-"):  # a leading '-' reads as an option to the storage tool
+                cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             fmt = self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props))
             try:
                 res = subprocess.run(fmt, capture_output=True, text=True, timeout=60, cwd=self.workdir)
