@@ -9,7 +9,7 @@ BUILD_TYPE ?= RelWithDebInfo
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all deps test-deps build run test unit-test compat-test clean
+.PHONY: all deps test-deps build run test unit-test compat-test bench clean
 
 all: build
 
@@ -37,6 +37,11 @@ compat-test:
 test: test-deps build
 	$(MAKE) --no-print-directory unit-test
 	$(MAKE) --no-print-directory compat-test
+
+# Benchmarks (not tests): Sluice vs Apache Kafka vs librdkafka's mock cluster, ~10 minutes;
+# writes bench/RESULTS.md and bench/results.json. BENCH_ARGS=--quick for a harness check.
+bench: test-deps build
+	bench/run.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD_DIR)
