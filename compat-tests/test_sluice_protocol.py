@@ -24,6 +24,9 @@ def test_advertised_ranges(broker):
     assert versions[1] == (4, 12)    # Fetch
     assert versions[2] == (1, 7)     # ListOffsets
     assert versions[3] == (0, 12)    # Metadata
+    assert versions[8] == (2, 9)     # OffsetCommit
+    assert versions[9] == (1, 9)     # OffsetFetch
+    assert versions[10] == (0, 4)    # FindCoordinator
     assert versions[18] == (0, 3)    # ApiVersions
     assert versions[19] == (2, 7)    # CreateTopics
     assert versions[20] == (1, 6)    # DeleteTopics
