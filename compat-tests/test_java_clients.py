@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+
+from harness.subprocs import run_bounded
 
 JAVA_DIR = Path(__file__).resolve().parent / "java"
 # group -> (JavaCompat's own watchdog in s, our hard timeout in s)
@@ -32,20 +32,6 @@ def java_libs() -> Path:
     if res.returncode != 0:
         pytest.fail(f"java/setup.sh failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
     return Path(res.stdout.strip().splitlines()[-1])
-
-
-def run_bounded(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float) -> tuple[int | None, str, float]:
-    """Run cmd in its own process group; kill the whole group on timeout. Returns (rc, output, secs)."""
-    t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-        return proc.returncode, out, time.monotonic() - t0
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        return None, out + f"\n*** killed after {timeout}s timeout ***", time.monotonic() - t0
 
 
 @pytest.mark.parametrize("group", list(GROUPS))

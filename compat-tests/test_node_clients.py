@@ -6,12 +6,12 @@ Node 22 binary that node/setup.sh installs from npm, with BOOTSTRAP_SERVERS and 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+
+from harness.subprocs import run_bounded
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 NODE_BIN = NODE_DIR / "node_modules" / ".bin" / "node"
@@ -25,20 +25,6 @@ def node_ready():
     if res.returncode != 0:
         pytest.fail(f"node/setup.sh failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
     return NODE_BIN
-
-
-def run_bounded(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float) -> tuple[int | None, str, float]:
-    """Run cmd in its own process group; kill the whole group on timeout. Returns (rc, output, secs)."""
-    t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-        return proc.returncode, out, time.monotonic() - t0
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        return None, out + f"\n*** killed after {timeout}s timeout ***", time.monotonic() - t0
 
 
 @pytest.mark.parametrize("test_file", ["kafkajs.test.js", "platformatic.test.js"])
