@@ -15,7 +15,9 @@
  * produce  COUNT messages (or for SECS) of SIZE bytes, message i to partition i % PARTITIONS,
  *          from PRODUCERS independent producer instances (threads), each with its own
  *          connection. Throughput counts acknowledged bytes from the first send to the last
- *          delivery report; latency is send() -> delivery report, per message.
+ *          delivery report (with -d: to the end of the window; what is still unacknowledged
+ *          then is dropped and reported as "unfinished"); latency is send() -> delivery
+ *          report, per message.
  * consume  every partition of TOPIC from the beginning with assign() (Sluice has no consumer
  *          groups yet), until COUNT messages or end of every partition. -R: at the end of a
  *          partition, start it again from its log start (until COUNT): for the mock cluster,
@@ -185,6 +187,9 @@ typedef struct {
   char first_error[256];
   samples_t lat;
   int capped;
+  int closed;       /* duration mode: the window is over, later reports are not counted */
+  int64_t end;      /* end of the measurement: last ack (count mode) or end of the window */
+  long unfinished;  /* duration mode: still queued or in flight when the window closed */
 } producer_t;
 
 static unsigned char *payload; /* shared, read-only: sent without copying */
@@ -193,6 +198,7 @@ static int64_t run_deadline_ns;
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   producer_t *p = opaque;
   int64_t t = now_ns();
+  if (p->closed) return;
   if (m->err) {
     if (p->errors++ == 0) snprintf(p->first_error, sizeof p->first_error, "%s", rd_kafka_err2str(m->err));
     return;
@@ -242,16 +248,37 @@ static void *producer_run(void *arg) {
       }
     }
     int32_t part = (int32_t)((i + p->id) % nparts);
+    int queued = 1;
     while (rd_kafka_produce(rkt, part, 0, payload, (size_t)msg_size, NULL, 0, (void *)(intptr_t)t) == -1) {
       rd_kafka_resp_err_t err = rd_kafka_last_error();
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) die("produce: %s", rd_kafka_err2str(err));
-      rd_kafka_poll(rk, 1);
-      if (now_ns() >= run_deadline_ns) break;
+      rd_kafka_poll(rk, 1); /* serves delivery reports, which frees queue space */
+      int64_t t2 = now_ns();
+      if (t2 >= stop || t2 >= run_deadline_ns) {
+        p->capped |= t2 >= run_deadline_ns;
+        queued = 0;
+        break;
+      }
     }
+    if (!queued) break;
     p->sent++;
     if ((i & 1023) == 0) rd_kafka_poll(rk, 0);
   }
-  /* Wait for every delivery report, bounded by the run's hard limit. */
+  if (duration > 0) {
+    /* Duration mode: the window is the measurement. What is still queued or in flight when it
+     * closes is dropped, not waited for: draining a deep queue into a slow broker can take
+     * longer than the window and would measure nothing new. */
+    rd_kafka_poll(rk, 0);
+    p->end = now_ns();
+    p->closed = 1;
+    p->unfinished = rd_kafka_outq_len(rk);
+    rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(rk, 100);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(rk);
+    return NULL;
+  }
+  /* Count mode: wait for every delivery report, bounded by the run's hard limit. */
   while (rd_kafka_outq_len(rk) > 0) {
     int64_t left_ms = (run_deadline_ns - now_ns()) / 1000000;
     if (left_ms <= 0) {
@@ -262,6 +289,7 @@ static void *producer_run(void *arg) {
     }
     rd_kafka_flush(rk, (int)(left_ms < 1000 ? left_ms : 1000));
   }
+  p->end = p->last_ack;
   rd_kafka_topic_destroy(rkt);
   rd_kafka_destroy(rk);
   return NULL;
@@ -282,7 +310,7 @@ static void cmd_produce(void) {
     ps[i].to_send = count > 0 ? count / producers + (i < count % producers) : 0;
     if (pthread_create(&ps[i].thread, NULL, producer_run, &ps[i])) die("pthread_create");
   }
-  long sent = 0, acked = 0, errors = 0;
+  long sent = 0, acked = 0, errors = 0, unfinished = 0;
   int capped = 0;
   int64_t first = INT64_MAX, last = 0;
   samples_t all = {0};
@@ -291,8 +319,9 @@ static void cmd_produce(void) {
     pthread_join(ps[i].thread, NULL);
     producer_t *p = &ps[i];
     sent += p->sent, acked += p->acked, errors += p->errors, capped |= p->capped;
+    unfinished += p->unfinished;
     if (p->first_send < first) first = p->first_send;
-    if (p->last_ack > last) last = p->last_ack;
+    if (p->end > last) last = p->end;
     if (!*first_error && p->errors) first_error = p->first_error;
     for (size_t k = 0; k < p->lat.n; k++) samples_add(&all, (int64_t)p->lat.v[k] * 1000);
   }
@@ -301,8 +330,8 @@ static void cmd_produce(void) {
   printf("{\"mode\":\"produce\",\"topic\":");
   json_string(topic);
   printf(",\"producers\":%ld,\"size\":%ld,\"acks\":\"%s\",\"sent\":%ld,\"msgs\":%ld,\"bytes\":%.0f,"
-         "\"seconds\":%.3f,\"msg_per_s\":%.1f,\"mb_per_s\":%.2f,\"errors\":%ld,\"first_error\":",
-         producers, msg_size, acks, sent, acked, bytes, secs, secs > 0 ? acked / secs : 0,
+         "\"unfinished\":%ld,\"seconds\":%.3f,\"msg_per_s\":%.1f,\"mb_per_s\":%.2f,\"errors\":%ld,\"first_error\":",
+         producers, msg_size, acks, sent, acked, bytes, unfinished, secs, secs > 0 ? acked / secs : 0,
          secs > 0 ? bytes / secs / 1e6 : 0, errors);
   json_string(first_error);
   printf(",\"capped\":%s,", capped ? "true" : "false");
