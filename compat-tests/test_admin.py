@@ -191,3 +191,38 @@ def test_metadata_auto_create(broker, unique_topic):
     assert err in (0, 3, 5), err
     _wait(lambda: _metadata_v4_topics(broker, [topic], True)[topic] == (0, 1), f"{topic} auto-created")
     assert _metadata_v4_topics(broker, [off], False)[off][0] == 3
+
+
+# Every topic-level config Kafka 3.9 describes (TopicConfig); DescribeConfigs must list each
+# one with its value and where that value comes from.
+KAFKA_TOPIC_CONFIGS = [
+    "cleanup.policy", "compression.type", "delete.retention.ms", "file.delete.delay.ms", "flush.messages",
+    "flush.ms", "follower.replication.throttled.replicas", "index.interval.bytes",
+    "leader.replication.throttled.replicas", "local.retention.bytes", "local.retention.ms",
+    "max.compaction.lag.ms", "max.message.bytes", "message.downconversion.enable", "message.format.version",
+    "message.timestamp.after.max.ms", "message.timestamp.before.max.ms", "message.timestamp.difference.max.ms",
+    "message.timestamp.type", "min.cleanable.dirty.ratio", "min.compaction.lag.ms", "min.insync.replicas",
+    "preallocate", "remote.storage.enable", "retention.bytes", "retention.ms", "segment.bytes",
+    "segment.index.bytes", "segment.jitter.ms", "segment.ms", "unclean.leader.election.enable",
+]
+
+
+def test_topic_configs_complete_with_defaults_and_sources(broker, unique_topic):
+    a = _admin(broker)
+    topic = unique_topic("allcfg")
+    a.create_topics([NewTopic(topic, 1, 1, config={"segment.bytes": "1048576"})],
+                    operation_timeout=T, request_timeout=T)[topic].result(T)
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    cfg = a.describe_configs([res])[res].result(T)
+    missing = [name for name in KAFKA_TOPIC_CONFIGS if name not in cfg]
+    assert not missing, f"configs not described: {missing}"
+    assert cfg["segment.bytes"].value == "1048576" and cfg["segment.bytes"].source == 1  # DYNAMIC_TOPIC_CONFIG
+    for name in KAFKA_TOPIC_CONFIGS:
+        if name == "segment.bytes":
+            continue
+        assert cfg[name].source == 5, (name, cfg[name].source)  # DEFAULT_CONFIG: nothing overrides it here
+        assert cfg[name].is_default, name
+    for name, default in [("retention.ms", "604800000"), ("max.message.bytes", "1048588"),
+                          ("cleanup.policy", "delete"), ("min.insync.replicas", "1"),
+                          ("message.timestamp.type", "CreateTime"), ("retention.bytes", "-1")]:
+        assert cfg[name].value == default, (name, cfg[name].value)

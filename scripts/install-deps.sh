@@ -6,13 +6,15 @@
 set -euo pipefail
 
 mode="${1:-build}"
+# Everything the CMake tree needs to configure and build: the broker, its unit
+# tests (GoogleTest) and the librdkafka programs of compat-tests/ and bench/.
 build_packages=(
   g++ make cmake ninja-build ccache pkg-config python3
   libboost-dev liblmdb-dev zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev
+  libgtest-dev librdkafka-dev
 )
 test_packages=(
-  libgtest-dev
-  librdkafka-dev kcat              # librdkafka 2.0.2 C client and kcat for compat tests
+  kcat                             # kcat (on librdkafka 2.0.2) for compat tests
   python3-venv                     # Python clients live in a venv from PyPI
   openjdk-17-jdk-headless maven    # Apache Kafka (reference broker) and its Java client
   nodejs npm                       # kafkajs and @platformatic/kafka
