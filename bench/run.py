@@ -422,7 +422,9 @@ def versions() -> dict:
         except Exception:  # noqa: BLE001
             return "?"
     kafka = re.search(r"kafka-([\d.]+)", str(kafka_libs()))
-    return {"sluice_commit": out(["git", "rev-parse", "--short", "HEAD"]) or "?",
+    # The broker is built from the work tree, which may hold uncommitted changes: say so.
+    dirty = "+uncommitted changes" if out(["git", "status", "--porcelain", "--untracked-files=no"]) else ""
+    return {"sluice_commit": (out(["git", "rev-parse", "--short", "HEAD"]) or "?") + dirty,
             "kafka": kafka.group(1) if kafka else "?",
             "librdkafka": out(["pkg-config", "--modversion", "rdkafka"])}
 
