@@ -225,8 +225,8 @@ def run_broker(kind: str, prof: dict, work: Path, progress, tag: str) -> dict:
         # the steady state W6 is about. How long it took is kept in the JSON.
         step("W6_warmup", "1 message to each partition (not timed)",
              ["produce", "-t", "w6", "-s", "1024", "-c", str(W6_PARTITIONS), "-a", "1", "-T", str(cap)])
-        # W6: 10 producers, each with a bounded queue (10k messages) so the produce latency is the
-        # broker's service time under full load rather than an ever-growing client backlog.
+        # W6: 10 producers, each with a bounded queue (10k messages), so the produce latency is
+        # that queue over the broker's throughput rather than an ever-growing client backlog.
         step("W6", f"{W6_PRODUCERS} producers over {W6_PARTITIONS} partitions, {prof['w6_secs']} s",
              ["produce", "-t", "w6", "-s", "1024", "-d", str(prof["w6_secs"]), "-n", str(W6_PRODUCERS),
               "-a", "1", "-T", str(cap), "-X", f"queue.buffering.max.messages={W6_QUEUE}"])
@@ -362,7 +362,8 @@ def write_report(out_dir: Path, data: dict) -> None:
         "(client, and its in-memory mock cluster as a no-disk reference). Ratio = Sluice / Kafka. "
         "MB = 10^6 bytes. Raw figures: `results.json`; how they are made: `README.md`.",
         "",
-        f"Machine: {m['cpu']}, {machine}, Linux {m['kernel']}; the load generator shares it with the broker. "
+        f"Machine: {m['cpu']}, {machine}, Linux {m['kernel']}; the load generator shares it with the broker "
+        f"(1-minute load average {m['loadavg_at_start']:.1f} before the run, {m['loadavg_at_end']:.1f} after). "
         f"Ceilings measured in this run: loopback TCP {fmt(ceil.get('loopback_mb_per_s'))} MB/s (iperf3, 1 stream), "
         f"sequential write + fdatasync {fmt(ceil.get('disk_fdatasync_mb_per_s'))} MB/s (dd, {data['dd_mib']} MiB).",
         "",
@@ -433,7 +434,8 @@ def machine() -> dict:
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                 if l.startswith("model name")), platform.processor())
     mem = int(Path("/proc/meminfo").read_text().split()[1]) / (1 << 20)
-    return {"cpu": cpu, "cpus": os.cpu_count(), "mem_gib": round(mem), "kernel": platform.release()}
+    return {"cpu": cpu, "cpus": os.cpu_count(), "mem_gib": round(mem), "kernel": platform.release(),
+            "loadavg_at_start": os.getloadavg()[0]}
 
 
 def main() -> int:
@@ -478,6 +480,7 @@ def main() -> int:
                     print(file=sys.stderr)
     finally:
         data["duration_s"] = time.monotonic() - progress.t0
+        data["machine"]["loadavg_at_end"] = os.getloadavg()[0]
         if "ceilings" in data:
             write_report(out_dir, data)
         shutil.rmtree(work, ignore_errors=True)
