@@ -353,8 +353,11 @@ def write_report(out_dir: Path, data: dict) -> None:
     lines = [
         "# Sluice benchmark results",
         "",
-        ("**QUICK MODE: tiny workloads, 1 repetition. These figures only show that the harness works; "
+        ("**QUICK MODE: tiny workloads. These figures only show that the harness works; "
          "they are NOT representative.**\n" if quick else ""),
+        ("" if data.get("complete") else
+         f"**INCOMPLETE: the run stopped during repetition {len(data['runs'])} of {data['reps']}; the medians "
+         "are over the broker runs that finished.**\n"),
         f"Run {data['started_utc']} ({data['duration_s']:.0f} s), profile `{data['profile']}`, "
         f"{data['reps']} repetition(s), brokers alternated; each figure is the median over the repetitions. "
         f"Sluice {data['versions']['sluice_commit']}, Apache Kafka {data['versions']['kafka']} "
@@ -372,7 +375,7 @@ def write_report(out_dir: Path, data: dict) -> None:
     ]
     for i, (label, unit, _, _) in enumerate(ROWS):
         s, k, mk = med["sluice"][i], med["kafka"][i], med["mock"][i]
-        ratio = f"{s / k:.2f}" if s is not None and k else "-"
+        ratio = f"{s / k:.3g}" if s is not None and k else "-"
         of = "-"
         if unit == "MB/s" and s is not None:
             c = ceil.get("disk_fdatasync_mb_per_s") if label.startswith("W2") else ceil.get("loopback_mb_per_s")
@@ -460,7 +463,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
     # A Ctrl-C or kill must still stop the brokers (the launcher also ties them to our life).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    data = {"profile": profile, "reps": prof["reps"], "dd_mib": prof["dd_mib"],
+    data = {"profile": profile, "reps": prof["reps"], "complete": False, "dd_mib": prof["dd_mib"],
             "started_utc": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
             "versions": versions(), "runs": []}
     try:
@@ -478,6 +481,11 @@ def main() -> int:
                     run["brokers"][kind] = {"broker_error": repr(e)[:2000]}
                     progress(f"{tag}: FAILED: {e!r}"[:300])
                     print(file=sys.stderr)
+                # After every broker, so an interrupted run still leaves what it measured.
+                data["duration_s"] = time.monotonic() - progress.t0
+                data["machine"]["loadavg_at_end"] = os.getloadavg()[0]
+                write_report(out_dir, data)
+        data["complete"] = True
     finally:
         data["duration_s"] = time.monotonic() - progress.t0
         data["machine"]["loadavg_at_end"] = os.getloadavg()[0]
