@@ -15,9 +15,9 @@
  * produce  COUNT messages (or for SECS) of SIZE bytes, message i to partition i % PARTITIONS,
  *          from PRODUCERS independent producer instances (threads), each with its own
  *          connection. Throughput counts acknowledged bytes from the first send to the last
- *          delivery report (with -d: to the end of the window; what is still unacknowledged
- *          then is dropped and reported as "unfinished"); latency is send() -> delivery
- *          report, per message.
+ *          delivery report (with -d: acknowledged within the window, over the window; the rest
+ *          is still waited for, so its latencies count); latency is send() -> delivery report,
+ *          per message.
  * consume  every partition of TOPIC from the beginning with assign() (Sluice has no consumer
  *          groups yet), until COUNT messages or end of every partition. -R: at the end of a
  *          partition, start it again from its log start (until COUNT): for the mock cluster,
@@ -187,18 +187,17 @@ typedef struct {
   char first_error[256];
   samples_t lat;
   int capped;
-  int closed;       /* duration mode: the window is over, later reports are not counted */
   int64_t end;      /* end of the measurement: last ack (count mode) or end of the window */
-  long unfinished;  /* duration mode: still queued or in flight when the window closed */
+  long in_window;   /* acknowledged by the end of the measurement */
 } producer_t;
 
 static unsigned char *payload; /* shared, read-only: sent without copying */
+static pthread_barrier_t ready; /* all producers start sending at the same moment */
 static int64_t run_deadline_ns;
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   producer_t *p = opaque;
   int64_t t = now_ns();
-  if (p->closed) return;
   if (m->err) {
     if (p->errors++ == 0) snprintf(p->first_error, sizeof p->first_error, "%s", rd_kafka_err2str(m->err));
     return;
@@ -227,6 +226,7 @@ static void *producer_run(void *arg) {
   int nparts = topic_partitions(rk, topic, 30);
   if (partitions > 0 && partitions < nparts) nparts = partitions;
   rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+  pthread_barrier_wait(&ready);
 
   /* Pacing: each producer sends its share of the rate on a fixed schedule. */
   double my_rate = rate > 0 ? rate / producers : 0;
@@ -265,20 +265,13 @@ static void *producer_run(void *arg) {
     if ((i & 1023) == 0) rd_kafka_poll(rk, 0);
   }
   if (duration > 0) {
-    /* Duration mode: the window is the measurement. What is still queued or in flight when it
-     * closes is dropped, not waited for: draining a deep queue into a slow broker can take
-     * longer than the window and would measure nothing new. */
+    /* Duration mode: throughput is what was acknowledged within the window; the messages still
+     * queued then are waited for below all the same, so that their (longest) latencies count. */
     rd_kafka_poll(rk, 0);
     p->end = now_ns();
-    p->closed = 1;
-    p->unfinished = rd_kafka_outq_len(rk);
-    rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_poll(rk, 100);
-    rd_kafka_topic_destroy(rkt);
-    rd_kafka_destroy(rk);
-    return NULL;
+    p->in_window = p->acked;
   }
-  /* Count mode: wait for every delivery report, bounded by the run's hard limit. */
+  /* Wait for every delivery report, bounded by the run's hard limit. */
   while (rd_kafka_outq_len(rk) > 0) {
     int64_t left_ms = (run_deadline_ns - now_ns()) / 1000000;
     if (left_ms <= 0) {
@@ -289,7 +282,10 @@ static void *producer_run(void *arg) {
     }
     rd_kafka_flush(rk, (int)(left_ms < 1000 ? left_ms : 1000));
   }
-  p->end = p->last_ack;
+  if (duration <= 0) {
+    p->end = p->last_ack;
+    p->in_window = p->acked;
+  }
   rd_kafka_topic_destroy(rkt);
   rd_kafka_destroy(rk);
   return NULL;
@@ -305,12 +301,13 @@ static void cmd_produce(void) {
   if (count <= 0 && duration <= 0) die("produce needs -c COUNT or -d SECS");
   run_deadline_ns = now_ns() + (int64_t)(max_secs * 1e9);
   producer_t *ps = calloc((size_t)producers, sizeof *ps);
+  pthread_barrier_init(&ready, NULL, (unsigned)producers);
   for (long i = 0; i < producers; i++) {
     ps[i].id = (int)i;
     ps[i].to_send = count > 0 ? count / producers + (i < count % producers) : 0;
     if (pthread_create(&ps[i].thread, NULL, producer_run, &ps[i])) die("pthread_create");
   }
-  long sent = 0, acked = 0, errors = 0, unfinished = 0;
+  long sent = 0, acked = 0, errors = 0, in_window = 0;
   int capped = 0;
   int64_t first = INT64_MAX, last = 0;
   samples_t all = {0};
@@ -319,19 +316,19 @@ static void cmd_produce(void) {
     pthread_join(ps[i].thread, NULL);
     producer_t *p = &ps[i];
     sent += p->sent, acked += p->acked, errors += p->errors, capped |= p->capped;
-    unfinished += p->unfinished;
+    in_window += p->in_window;
     if (p->first_send < first) first = p->first_send;
     if (p->end > last) last = p->end;
     if (!*first_error && p->errors) first_error = p->first_error;
     for (size_t k = 0; k < p->lat.n; k++) samples_add(&all, (int64_t)p->lat.v[k] * 1000);
   }
   double secs = last > first ? (last - first) / 1e9 : 0;
-  double bytes = (double)acked * msg_size;
+  double bytes = (double)in_window * msg_size;
   printf("{\"mode\":\"produce\",\"topic\":");
   json_string(topic);
   printf(",\"producers\":%ld,\"size\":%ld,\"acks\":\"%s\",\"sent\":%ld,\"msgs\":%ld,\"bytes\":%.0f,"
-         "\"unfinished\":%ld,\"seconds\":%.3f,\"msg_per_s\":%.1f,\"mb_per_s\":%.2f,\"errors\":%ld,\"first_error\":",
-         producers, msg_size, acks, sent, acked, bytes, unfinished, secs, secs > 0 ? acked / secs : 0,
+         "\"in_window\":%ld,\"seconds\":%.3f,\"msg_per_s\":%.1f,\"mb_per_s\":%.2f,\"errors\":%ld,\"first_error\":",
+         producers, msg_size, acks, sent, acked, bytes, in_window, secs, secs > 0 ? in_window / secs : 0,
          secs > 0 ? bytes / secs / 1e6 : 0, errors);
   json_string(first_error);
   printf(",\"capped\":%s,", capped ? "true" : "false");

@@ -37,12 +37,12 @@ MB = 1e6  # MB = 10^6 bytes everywhere in the report
 # Issue-sized workloads, and a quick profile that only proves the plumbing works.
 PROFILES = {
     "full": dict(reps=3, w1_count=2_000_000, w2_bytes=1 << 30, w4_rate=10_000, w4_secs=30,
-                 w6_secs=5, cap_secs=60, w2_cap_secs=40, iperf_secs=3, dd_mib=1024, settle=2.0),
+                 w6_secs=5, cap_secs=60, w2_cap_secs=40, iperf_secs=3, dd_mib=1024, settle=1.5),
     "quick": dict(reps=1, w1_count=50_000, w2_bytes=16 << 20, w4_rate=10_000, w4_secs=3,
                   w6_secs=2, cap_secs=30, w2_cap_secs=30, iperf_secs=1, dd_mib=64, settle=1.0),
 }
-W6_PARTITIONS, W6_PRODUCERS, W6_QUEUE = 1000, 10, 10_000
-W4_LINGER_MS = 1
+W6_PARTITIONS, W6_PRODUCERS, W6_QUEUE = 1000, 10, 5_000
+W4_LINGER_MS, W4_WARMUP_S = 1, 3
 
 
 # ------------------------------------------------------------------------------------ brokers
@@ -162,7 +162,7 @@ def measure_ceilings(prof: dict, work: Path) -> dict:
 # ---------------------------------------------------------------------------------- workloads
 def run_broker(kind: str, prof: dict, work: Path, progress, tag: str) -> dict:
     """Start one broker fresh, run W1-W6 against it, stop it. Returns {workload: result}."""
-    topics = {"w1": 1, "w2": 6, "w4": 1, "w6": W6_PARTITIONS}
+    topics = {"w0": 1, "w1": 1, "w2": 6, "w4": 1, "w6": W6_PARTITIONS}
     broker = (MockBroker(topics) if kind == "mock" else
               KafkaBench(work / "kafka") if kind == "kafka" else Broker("sluice", workdir=work / "sluice"))
     res: dict = {}
@@ -186,13 +186,19 @@ def run_broker(kind: str, prof: dict, work: Path, progress, tag: str) -> dict:
             return r
 
         if kind != "mock":  # the mock made its topics at start
-            step("create", "topics", ["create", "-t", "w1", "-p", "1"])
+            step("create", "topics", ["create", "-t", "w0", "-p", "1"])
+            step("create_w1", "", ["create", "-t", "w1", "-p", "1"])
             # W2: Kafka flushes per append only when asked (flush.messages=1); Sluice always
             # fdatasyncs before answering acks=all. So both flush before acking.
             step("create_w2", "", ["create", "-t", "w2", "-p", "6"] +
                  (["-C", "flush.messages=1"] if kind == "kafka" else []))
             step("create_w4", "", ["create", "-t", "w4", "-p", "1"])
 
+        # librdkafka's assign() still needs a group.id, so the consumer asks for a coordinator;
+        # Kafka answers the first such request by creating __consumer_offsets (50 partitions).
+        # Have that happen here, once, rather than in the middle of W3 or W4.
+        step("consumer_setup", "first consumer (group coordinator set-up, not timed)",
+             ["consume", "-t", "w0", "-T", str(cap)])
         w1 = step("W1", f"produce {prof['w1_count']:,} x 100 B acks=1",
                   ["produce", "-t", "w1", "-s", "100", "-c", str(prof["w1_count"]), "-a", "1", "-T", str(cap)])
         # The mock keeps only the last ~5 MB of a partition (hardcoded in librdkafka), so it
@@ -212,7 +218,8 @@ def run_broker(kind: str, prof: dict, work: Path, progress, tag: str) -> dict:
         if kind != "mock":
             step("W4", f"end-to-end {prof['w4_rate']:,} msg/s for {prof['w4_secs']} s",
                  ["e2e", "-t", "w4", "-s", "100", "-r", str(prof["w4_rate"]), "-d", str(prof["w4_secs"]),
-                  "-w", "1", "-a", "1", "-l", str(W4_LINGER_MS)], timeout=prof["w4_secs"] + 60)
+                  "-w", str(W4_WARMUP_S), "-a", "1", "-l", str(W4_LINGER_MS)],
+                 timeout=prof["w4_secs"] + W4_WARMUP_S + 60)
         res["rss_peak_w1_w4_mb"] = rss_mb(pid, "VmHWM")
         if kind != "mock":
             step("create_w6", f"{W6_PARTITIONS} partitions", ["create", "-t", "w6", "-p", str(W6_PARTITIONS)])
@@ -223,7 +230,7 @@ def run_broker(kind: str, prof: dict, work: Path, progress, tag: str) -> dict:
         # the steady state W6 is about. How long it took is kept in the JSON.
         step("W6_warmup", "1 message to each partition (not timed)",
              ["produce", "-t", "w6", "-s", "1024", "-c", str(W6_PARTITIONS), "-a", "1", "-T", str(cap)])
-        # W6: 10 producers, each with a bounded queue (10k messages), so the produce latency is
+        # W6: 10 producers, each with a bounded queue (5k messages), so the produce latency is
         # that queue over the broker's throughput rather than an ever-growing client backlog.
         step("W6", f"{W6_PRODUCERS} producers over {W6_PARTITIONS} partitions, {prof['w6_secs']} s",
              ["produce", "-t", "w6", "-s", "1024", "-d", str(prof["w6_secs"]), "-n", str(W6_PRODUCERS),
@@ -389,8 +396,11 @@ def write_report(out_dir: Path, data: dict) -> None:
                  if w in r and valid(r, w) and r[w].get("capped")]
     problems += [f"- rep {run['rep']}, {kind}: {r['broker_error']}" for run in data["runs"]
                  for kind, r in run["brokers"].items() if r.get("broker_error")]
+    settle = PROFILES[data["profile"]]["settle"]
     details = (
-        "Workloads (one librdkafka client process each, on the same machine): "
+        "Workloads (one librdkafka client process each, on the same machine; before W1 one consumer reads an "
+        "empty topic, untimed, because librdkafka's assign() still asks for a group coordinator and Kafka "
+        "creates __consumer_offsets on the first such request): "
         "W1 2,000,000 x 100 B to 1 partition, acks=1, linger 5 ms (librdkafka's default). "
         "W2 1 GiB of 1 KiB values round-robin over 6 partitions, acks=all; Kafka's topic has `flush.messages=1` "
         "and Sluice always fdatasyncs before answering acks=all, so both flush before acking "
@@ -398,11 +408,13 @@ def write_report(out_dir: Path, data: dict) -> None:
         "W3 reads W1's topic with assign() from offset 0; the clock starts at the first message. "
         f"W4 10,000 msg/s x 100 B for 30 s, acks=1, linger {W4_LINGER_MS} ms, producer and consumer at once; latency "
         "is from each message's scheduled send time to its arrival at the consumer (no coordinated omission; "
-        "the first second is warm-up). "
-        "W5 VmRSS 2 s after start, VmHWM after W1-W4, VmRSS 2 s after creating W6's 1,000-partition topic. "
-        "W6 10 producers x 1 KiB round-robin over 1,000 partitions, acks=1, at most 10,000 messages "
-        "queued per producer; throughput is what was acknowledged in a 5 s window (the rest is dropped when "
-        "it closes), and the p99 (send to delivery report) is mostly that queue over the throughput; "
+        f"{W4_WARMUP_S} s of warm-up before the 30 s are not counted). "
+        f"W5 VmRSS {settle:g} s after start, VmHWM after W1-W4, VmRSS {settle:g} s after creating W6's 1,000-partition "
+        "topic. "
+        f"W6 10 producers x 1 KiB round-robin over 1,000 partitions, acks=1, at most {W6_QUEUE:,} messages "
+        "queued per producer; throughput is what was acknowledged in a 5 s window, and the p99 (send to "
+        "delivery report, over every message, including those still queued when the window closed) is "
+        "mostly that queue over the throughput; "
         "one message per partition is sent first, untimed. "
         "The mock serves W1, W3 and W6: it keeps only the last ~5 MB of a partition, so its W3 re-reads that "
         "tail until it has read as many messages as W1 wrote; it has no disk (no W2), does not wake a parked "
