@@ -37,9 +37,9 @@ MB = 1e6  # MB = 10^6 bytes everywhere in the report
 # Issue-sized workloads, and a quick profile that only proves the plumbing works.
 PROFILES = {
     "full": dict(reps=3, w1_count=2_000_000, w2_bytes=1 << 30, w4_rate=10_000, w4_secs=30,
-                 w6_secs=5, cap_secs=60, w2_cap_secs=40, iperf_secs=3, dd_mib=1024, settle=1.5),
+                 w6_secs=5, cap_secs=60, w2_cap_secs=30, w6_cap_secs=25, iperf_secs=3, dd_mib=1024, settle=1.5),
     "quick": dict(reps=1, w1_count=50_000, w2_bytes=16 << 20, w4_rate=10_000, w4_secs=3,
-                  w6_secs=2, cap_secs=30, w2_cap_secs=30, iperf_secs=1, dd_mib=64, settle=1.0),
+                  w6_secs=2, cap_secs=30, w2_cap_secs=30, w6_cap_secs=15, iperf_secs=1, dd_mib=64, settle=1.0),
 }
 W6_PARTITIONS, W6_PRODUCERS, W6_QUEUE = 1000, 10, 5_000
 W4_LINGER_MS, W4_WARMUP_S = 1, 3
@@ -229,12 +229,12 @@ def run_broker(kind: str, prof: dict, work: Path, progress, tag: str) -> dict:
         # a fresh partition (segment and index files; a cold JIT in Kafka) costs far more than
         # the steady state W6 is about. How long it took is kept in the JSON.
         step("W6_warmup", "1 message to each partition (not timed)",
-             ["produce", "-t", "w6", "-s", "1024", "-c", str(W6_PARTITIONS), "-a", "1", "-T", str(cap)])
+             ["produce", "-t", "w6", "-s", "1024", "-c", str(W6_PARTITIONS), "-a", "1", "-T", "30"])
         # W6: 10 producers, each with a bounded queue (5k messages), so the produce latency is
         # that queue over the broker's throughput rather than an ever-growing client backlog.
         step("W6", f"{W6_PRODUCERS} producers over {W6_PARTITIONS} partitions, {prof['w6_secs']} s",
              ["produce", "-t", "w6", "-s", "1024", "-d", str(prof["w6_secs"]), "-n", str(W6_PRODUCERS),
-              "-a", "1", "-T", str(cap), "-X", f"queue.buffering.max.messages={W6_QUEUE}"])
+              "-a", "1", "-T", str(prof["w6_cap_secs"]), "-X", f"queue.buffering.max.messages={W6_QUEUE}"])
         if broker.proc.poll() is not None:
             res["broker_error"] = f"{kind} exited with {broker.proc.returncode} during the run"
     finally:
@@ -396,7 +396,8 @@ def write_report(out_dir: Path, data: dict) -> None:
                  if w in r and valid(r, w) and r[w].get("capped")]
     problems += [f"- rep {run['rep']}, {kind}: {r['broker_error']}" for run in data["runs"]
                  for kind, r in run["brokers"].items() if r.get("broker_error")]
-    settle = PROFILES[data["profile"]]["settle"]
+    prof = PROFILES[data["profile"]]
+    settle = prof["settle"]
     details = (
         "Workloads (one librdkafka client process each, on the same machine; before W1 one consumer reads an "
         "empty topic, untimed, because librdkafka's assign() still asks for a group coordinator and Kafka "
@@ -404,7 +405,7 @@ def write_report(out_dir: Path, data: dict) -> None:
         "W1 2,000,000 x 100 B to 1 partition, acks=1, linger 5 ms (librdkafka's default). "
         "W2 1 GiB of 1 KiB values round-robin over 6 partitions, acks=all; Kafka's topic has `flush.messages=1` "
         "and Sluice always fdatasyncs before answering acks=all, so both flush before acking "
-        f"(a run stops after {prof_caps(data)} s and counts the part done). "
+        f"(a run stops after {prof['w2_cap_secs']} s and counts the part done). "
         "W3 reads W1's topic with assign() from offset 0; the clock starts at the first message. "
         f"W4 10,000 msg/s x 100 B for 30 s, acks=1, linger {W4_LINGER_MS} ms, producer and consumer at once; latency "
         "is from each message's scheduled send time to its arrival at the consumer (no coordinated omission; "
@@ -414,7 +415,8 @@ def write_report(out_dir: Path, data: dict) -> None:
         f"W6 10 producers x 1 KiB round-robin over 1,000 partitions, acks=1, at most {W6_QUEUE:,} messages "
         "queued per producer; throughput is what was acknowledged in a 5 s window, and the p99 (send to "
         "delivery report, over every message, including those still queued when the window closed) is "
-        "mostly that queue over the throughput; "
+        f"mostly that queue over the throughput (the run stops waiting {prof['w6_cap_secs']} s after it "
+        "started); "
         "one message per partition is sent first, untimed. "
         "The mock serves W1, W3 and W6: it keeps only the last ~5 MB of a partition, so its W3 re-reads that "
         "tail until it has read as many messages as W1 wrote; it has no disk (no W2), does not wake a parked "
@@ -423,10 +425,6 @@ def write_report(out_dir: Path, data: dict) -> None:
     lines += ["", "Quick profile: see `PROFILES` in run.py for the sizes. " + details if quick else details, ""]
     lines += ["Failed, capped or lossy runs:", *(problems or ["- none"]), ""]
     (out_dir / "RESULTS.md").write_text("\n".join(lines))
-
-
-def prof_caps(data: dict) -> int:
-    return PROFILES[data["profile"]]["w2_cap_secs"]
 
 
 def versions() -> dict:
