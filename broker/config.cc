@@ -25,6 +25,8 @@ const std::vector<ConfigDefinition> kDefinitions = [] {
       {"delete.topic.enable", ConfigType::kBoolean, "true"},
       {"fetch.max.bytes", ConfigType::kInt, "57671680", 1024, kInt32Max},
       {"group.initial.rebalance.delay.ms", ConfigType::kInt, "3000", 0, kInt32Max},
+      {"group.max.session.timeout.ms", ConfigType::kInt, "1800000", 1, kInt32Max},
+      {"group.min.session.timeout.ms", ConfigType::kInt, "6000", 1, kInt32Max},
       {"inter.broker.listener.name", ConfigType::kString, nullptr},
       {"listener.security.protocol.map", ConfigType::kString,
        "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"},

@@ -39,6 +39,12 @@ asio::awaitable<bool> read_frame(asio::ip::tcp::socket& socket, size_t size, std
   co_return true;
 }
 
+std::string peer_address(const asio::ip::tcp::socket& socket) {
+  boost::system::error_code ec;
+  auto ep = socket.remote_endpoint(ec);
+  return ec ? std::string("?") : ep.address().to_string();
+}
+
 std::string peer_name(const asio::ip::tcp::socket& socket) {
   boost::system::error_code ec;
   auto ep = socket.remote_endpoint(ec);
@@ -49,6 +55,7 @@ std::string peer_name(const asio::ip::tcp::socket& socket) {
 
 asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket socket) {
   const std::string peer = peer_name(socket);
+  const std::string client_host = "/" + peer_address(socket);  // Kafka's form: "/127.0.0.1"
   const int64_t max_request_bytes = broker.config.get_long("socket.request.max.bytes");
   socket.set_option(asio::ip::tcp::no_delay(true));
   std::string frame;
@@ -94,8 +101,8 @@ asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket soc
         if (protocol::response_header_version(api_key, api_version) >= 1) response.write_uvarint(0);  // no tags
 
         std::string_view body = std::string_view(frame).substr(reader.position());
-        RequestContext ctx{broker, api_key, api_version, correlation_id, std::move(header.client_id),
-                           body, frame.data() + reader.position(), response};
+        RequestContext ctx{broker,       api_key, api_version, correlation_id, std::move(header.client_id),
+                           client_host,  body,    frame.data() + reader.position(), response};
         co_await handler->handle(ctx);
         if (ctx.close_connection) {
           SLUICE_LOG(kWarn, "closing " << peer << " after a failed request of API " << api_key);

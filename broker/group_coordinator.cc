@@ -1,5 +1,9 @@
 #include "broker/group_coordinator.h"
 
+#include <algorithm>
+#include <set>
+
+#include "protocol/messages/consumer_protocol_subscription.h"
 #include "protocol/wire.h"
 #include "storage/state_store.h"
 
@@ -76,19 +80,34 @@ void StateStoreOffsetStore::apply(std::string_view group, const std::map<TopicPa
   if (!changes.empty()) store_.apply(changes);
 }
 
-GroupCoordinator::GroupCoordinator(OffsetStore& store, Options options) : store_(store), options_(options) {
+GroupCoordinator::GroupCoordinator(OffsetStore& store, Options options, boost::asio::any_io_executor executor)
+    : store_(store), options_(options), executor_(std::move(executor)) {
   for (auto& [name, offsets] : store_.load()) groups_[name].offsets = std::move(offsets);
 }
 
-ErrorCode GroupCoordinator::validate_commit(const CommitRequest& request) const {
-  const bool exists = groups_.find(request.group_id) != groups_.end();
+ErrorCode GroupCoordinator::validate_commit(const CommitRequest& request) {
+  auto it = groups_.find(request.group_id);
   const bool as_member = request.generation_id >= 0 || !request.member_id.empty() || request.group_instance_id;
-  if (!exists && request.generation_id >= 0) {
-    // A commit for a generation of a group we do not know: stale, or from before a restart.
-    return ErrorCode::kIllegalGeneration;
+  if (it == groups_.end()) {
+    // A generation of a group we do not know: stale, or from before a restart.
+    return request.generation_id >= 0 ? ErrorCode::kIllegalGeneration
+                                      : (as_member ? ErrorCode::kUnknownMemberId : ErrorCode::kNone);
   }
-  // Groups have no members yet, so a commit made as a member cannot be one.
-  if (as_member) return ErrorCode::kUnknownMemberId;
+  Group& group = it->second;
+  if (!as_member) {
+    // Without membership only a group nobody is in can be committed to.
+    return group.members.empty() ? ErrorCode::kNone : ErrorCode::kRebalanceInProgress;
+  }
+  if (request.group_instance_id) {
+    auto s = group.static_members.find(std::string(*request.group_instance_id));
+    if (s == group.static_members.end()) return ErrorCode::kUnknownMemberId;
+    if (s->second != request.member_id) return ErrorCode::kFencedInstanceId;
+  }
+  auto m = group.members.find(std::string(request.member_id));
+  if (m == group.members.end()) return ErrorCode::kUnknownMemberId;
+  if (request.generation_id != group.generation_id) return ErrorCode::kIllegalGeneration;
+  if (group.state == State::kCompletingRebalance) return ErrorCode::kRebalanceInProgress;
+  refresh_session(m->second);
   return ErrorCode::kNone;
 }
 
@@ -125,8 +144,53 @@ void GroupCoordinator::expire_offsets(int64_t now_ms) {
       store_.apply(g->first, {}, expired);
       for (const auto& tp : expired) g->second.offsets.erase(tp);
     }
-    g = g->second.offsets.empty() ? groups_.erase(g) : std::next(g);
+    g = g->second.offsets.empty() && g->second.members.empty() && g->second.pending_members.empty() ? groups_.erase(g)
+                                                                                                    : std::next(g);
   }
+}
+
+// The topics a "consumer" protocol member subscribes to, from its metadata.
+static std::vector<std::string> subscribed_topics(std::string_view metadata) {
+  try {
+    protocol::Reader r(metadata);
+    int16_t version = r.read_int16();
+    protocol::ConsumerProtocolSubscription subscription;
+    // Newer clients may send later versions; their prefix is the same.
+    subscription.decode(r, std::min<int16_t>(version, protocol::ConsumerProtocolSubscription::kMaxVersion));
+    return subscription.topics;
+  } catch (const protocol::DecodeError&) {
+    return {};
+  }
+}
+
+std::pair<ErrorCode, std::vector<ErrorCode>> GroupCoordinator::delete_offsets(
+    std::string_view group_id, const std::vector<TopicPartition>& partitions) {
+  auto it = groups_.find(group_id);
+  if (it == groups_.end()) return {ErrorCode::kGroupIdNotFound, {}};
+  Group& group = it->second;
+  std::set<std::string> subscribed;
+  if (!group.members.empty()) {
+    if (group.protocol_type != "consumer") return {ErrorCode::kNonEmptyGroup, {}};
+    for (const auto& [id, m] : group.members)
+      for (const auto& [name, bytes] : m.protocols)
+        if (group.protocol_name && name == *group.protocol_name)
+          for (auto& topic : subscribed_topics(bytes)) subscribed.insert(topic);
+  }
+  std::vector<ErrorCode> errors;
+  std::vector<TopicPartition> removed;
+  for (const auto& tp : partitions) {
+    if (subscribed.count(tp.first)) {
+      errors.push_back(ErrorCode::kGroupSubscribedToTopic);
+      continue;
+    }
+    errors.push_back(ErrorCode::kNone);
+    if (group.offsets.count(tp)) removed.push_back(tp);
+  }
+  if (!removed.empty()) {
+    store_.apply(group_id, {}, removed);
+    for (const auto& tp : removed) group.offsets.erase(tp);
+  }
+  return {ErrorCode::kNone, errors};
 }
 
 void GroupCoordinator::on_topic_deleted(const controller::TopicInfo& topic) {

@@ -1,22 +1,25 @@
-// The group coordinator. Today it keeps committed offsets for consumer groups
-// whose members assign partitions themselves ("simple" groups: generation -1,
-// no member id), durable in the state store, and answers for them as Kafka's
-// classic coordinator does. Group membership (JoinGroup, SyncGroup, Heartbeat,
-// LeaveGroup) and rebalancing arrive with the rest of the consumer-groups work;
-// the commit checks below are written against member state so that they stay
-// right when members exist.
+// The group coordinator: Kafka's classic consumer-group protocol (members join,
+// the leader assigns, everyone syncs; generations, session and rebalance
+// timeouts, the two-step join of JoinGroup v4+, static membership), and the
+// groups' committed offsets, durable in the state store.
 //
-// Persistence goes through OffsetStore, the seam the replication work will
+// Membership is soft state, as in Kafka: after a restart members rejoin.
+// Committed offsets go through OffsetStore, the seam the replication work will
 // replicate. Not thread-safe: used from the network thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <memory>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include <boost/asio/any_io_executor.hpp>
+
+#include "broker/async_event.h"
 #include "controller/controller.h"
 #include "protocol/error_codes.h"
 
@@ -58,15 +61,118 @@ class StateStoreOffsetStore : public OffsetStore {
   storage::StateStore& store_;
 };
 
+// What a JoinGroup or SyncGroup that had to wait gets when the group moves on.
+struct JoinOutcome {
+  protocol::ErrorCode error = protocol::ErrorCode::kNone;
+  int32_t generation_id = -1;
+  std::string protocol_type;
+  std::optional<std::string> protocol_name;
+  std::string leader;
+  std::string member_id;
+  bool skip_assignment = false;
+  struct Member {
+    std::string member_id;
+    std::optional<std::string> group_instance_id;
+    std::string metadata;
+  };
+  std::vector<Member> members;  // only the leader gets them
+};
+
+struct SyncOutcome {
+  protocol::ErrorCode error = protocol::ErrorCode::kNone;
+  std::string protocol_type;
+  std::optional<std::string> protocol_name;
+  std::string assignment;
+};
+
+// A reply that is ready at once or later; the handler waits on `ready`.
+template <typename Outcome>
+struct PendingReply {
+  explicit PendingReply(const boost::asio::any_io_executor& executor) : ready(executor) {}
+  AsyncEvent ready;
+  Outcome outcome;
+  void complete(Outcome o) {
+    outcome = std::move(o);
+    ready.set();
+  }
+};
+
+struct GroupSummary {
+  std::string group_id;
+  std::string state;  // Kafka's names: Empty, PreparingRebalance, CompletingRebalance, Stable, Dead
+  std::string protocol_type;
+  std::string protocol_name;
+  struct Member {
+    std::string member_id;
+    std::optional<std::string> group_instance_id;
+    std::string client_id;
+    std::string client_host;
+    std::string metadata;
+    std::string assignment;
+  };
+  std::vector<Member> members;
+};
+
 class GroupCoordinator : public controller::MetadataListener {
  public:
   struct Options {
-    int32_t max_metadata_bytes = 4096;      // offset.metadata.max.bytes
+    int32_t max_metadata_bytes = 4096;           // offset.metadata.max.bytes
     int64_t retention_ms = 7 * 24 * 3600'000LL;  // offsets.retention.minutes
+    int32_t min_session_timeout_ms = 6000;       // group.min.session.timeout.ms
+    int32_t max_session_timeout_ms = 1800000;    // group.max.session.timeout.ms
+    int32_t initial_rebalance_delay_ms = 3000;   // group.initial.rebalance.delay.ms
   };
 
-  GroupCoordinator(OffsetStore& store, Options options);
+  GroupCoordinator(OffsetStore& store, Options options, boost::asio::any_io_executor executor);
 
+  // ---- membership (the classic rebalance protocol) ----
+  struct JoinRequest {
+    std::string group_id;
+    std::string member_id;
+    std::optional<std::string> group_instance_id;
+    std::string client_id;
+    std::string client_host;
+    int32_t session_timeout_ms = 0;
+    int32_t rebalance_timeout_ms = 0;
+    std::string protocol_type;
+    std::vector<std::pair<std::string, std::string>> protocols;  // (name, metadata), preferred first
+    bool require_known_member_id = false;  // JoinGroup v4+: new dynamic members join in two steps
+  };
+  // Completes `reply` now or when the rebalance it joins completes.
+  void join(const JoinRequest& request, std::shared_ptr<PendingReply<JoinOutcome>> reply);
+
+  struct SyncRequest {
+    std::string group_id;
+    int32_t generation_id = 0;
+    std::string member_id;
+    std::optional<std::string> group_instance_id;
+    std::optional<std::string> protocol_type;
+    std::optional<std::string> protocol_name;
+    std::vector<std::pair<std::string, std::string>> assignments;  // (member id, assignment), leader only
+  };
+  void sync(const SyncRequest& request, std::shared_ptr<PendingReply<SyncOutcome>> reply);
+
+  protocol::ErrorCode heartbeat(std::string_view group_id, int32_t generation_id, std::string_view member_id,
+                                const std::optional<std::string>& group_instance_id);
+
+  // One result per member asked to leave (v3+ batches; older versions send one).
+  struct LeaveResult {
+    std::string member_id;
+    std::optional<std::string> group_instance_id;
+    protocol::ErrorCode error;
+  };
+  std::pair<protocol::ErrorCode, std::vector<LeaveResult>> leave(
+      std::string_view group_id, const std::vector<std::pair<std::string, std::optional<std::string>>>& members);
+
+  // ---- administration ----
+  std::optional<GroupSummary> describe(std::string_view group_id) const;  // nullopt: no such group
+  std::vector<GroupSummary> list() const;                                 // without members
+  protocol::ErrorCode delete_group(std::string_view group_id);
+  // Group-level error, then one error per partition.
+  std::pair<protocol::ErrorCode, std::vector<protocol::ErrorCode>> delete_offsets(
+      std::string_view group_id, const std::vector<TopicPartition>& partitions);
+
+  // ---- offsets ----
   struct CommitRequest {
     std::string_view group_id;
     int32_t generation_id = -1;
@@ -75,7 +181,7 @@ class GroupCoordinator : public controller::MetadataListener {
   };
   // Error for the whole commit (every partition gets it), or kNone when the
   // committer may commit. Mirrors Kafka's classic coordinator checks.
-  protocol::ErrorCode validate_commit(const CommitRequest& request) const;
+  protocol::ErrorCode validate_commit(const CommitRequest& request);
 
   // Commits offsets already validated (per partition) by the caller.
   void commit(std::string_view group_id, const std::map<TopicPartition, CommittedOffset>& offsets);
@@ -88,6 +194,9 @@ class GroupCoordinator : public controller::MetadataListener {
   // Drops offsets older than the retention (groups with no members only).
   void expire_offsets(int64_t now_ms);
 
+  // Expires sessions and rebalance deadlines; the server calls it on a short timer.
+  void tick();
+
   int32_t max_metadata_bytes() const { return options_.max_metadata_bytes; }
 
   // Offsets of deleted topics go with them.
@@ -96,13 +205,57 @@ class GroupCoordinator : public controller::MetadataListener {
   void on_topic_deleted(const controller::TopicInfo& topic) override;
 
  private:
+  using Clock = std::chrono::steady_clock;
+  enum class State { kEmpty, kPreparingRebalance, kCompletingRebalance, kStable };
+
+  struct Member {
+    std::string member_id;
+    std::optional<std::string> group_instance_id;
+    std::string client_id;
+    std::string client_host;
+    int32_t session_timeout_ms = 0;
+    int32_t rebalance_timeout_ms = 0;
+    std::string protocol_type;
+    std::vector<std::pair<std::string, std::string>> protocols;
+    std::string assignment;
+    Clock::time_point session_deadline;
+    std::shared_ptr<PendingReply<JoinOutcome>> pending_join;
+    std::shared_ptr<PendingReply<SyncOutcome>> pending_sync;
+    uint64_t join_order = 0;  // to pick a leader deterministically
+  };
+
   struct Group {
+    State state = State::kEmpty;
+    int32_t generation_id = 0;
+    std::string protocol_type;
+    std::optional<std::string> protocol_name;
+    std::string leader;
+    std::map<std::string, Member> members;
+    std::map<std::string, std::string> static_members;         // instance id -> member id
+    std::map<std::string, Clock::time_point> pending_members;  // two-step join: id handed out, not yet used
+    Clock::time_point rebalance_deadline;
+    Clock::time_point initial_delay_until;
     std::map<TopicPartition, CommittedOffset> offsets;
   };
 
+  Group& group_for(std::string_view group_id);
+  void prepare_rebalance(Group& group, const std::string& group_id);
+  void maybe_complete_join(Group& group, const std::string& group_id, bool deadline_passed = false);
+  void complete_join(Group& group, const std::string& group_id);
+  void remove_member(Group& group, const std::string& group_id, const std::string& member_id);
+  void add_member(Group& group, const JoinRequest& request, const std::string& member_id,
+                  std::shared_ptr<PendingReply<JoinOutcome>> reply);
+  void refresh_session(Member& member);
+  JoinOutcome join_outcome_for(const Group& group, const Member& member) const;
+  bool supports_protocols(const Group& group, const JoinRequest& request) const;
+  static const char* state_name(State state);
+  std::string new_member_id(std::string_view prefix);
+
   OffsetStore& store_;
   Options options_;
+  boost::asio::any_io_executor executor_;
   std::map<std::string, Group, std::less<>> groups_;
+  uint64_t next_join_order_ = 0;
 };
 
 }  // namespace sluice::broker

@@ -18,6 +18,7 @@ struct RequestContext {
   int16_t api_version = 0;
   int32_t correlation_id = 0;
   std::optional<std::string> client_id;
+  std::string client_host;  // the peer's address, as group descriptions show it
   // The request body. It points into the connection's frame buffer, which a
   // handler may modify in place (Produce stamps offsets into batches there).
   std::string_view body;

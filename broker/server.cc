@@ -59,6 +59,17 @@ asio::awaitable<void> expire_offsets_periodically(GroupCoordinator& groups, int6
   }
 }
 
+// Member sessions and rebalance deadlines are checked ten times a second:
+// coarse enough to cost nothing, fine enough next to Kafka's second-scale timeouts.
+asio::awaitable<void> expire_group_sessions(GroupCoordinator& groups) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    timer.expires_after(std::chrono::milliseconds(100));
+    co_await timer.async_wait(asio::use_awaitable);
+    groups.tick();
+  }
+}
+
 }  // namespace
 
 int run_server(const BrokerConfig& config) {
@@ -74,13 +85,17 @@ int run_server(const BrokerConfig& config) {
   ReplicaManager replicas(log_dir, log_options);
   replicas.load(controller);
   controller.add_listener(&replicas);
-  StateStoreOffsetStore offset_store(*store);
-  GroupCoordinator groups(offset_store, GroupCoordinator::Options{
-                                            config.get_int("offset.metadata.max.bytes"),
-                                            config.get_long("offsets.retention.minutes") * 60'000});
-  controller.add_listener(&groups);
 
   asio::io_context io(1);
+  StateStoreOffsetStore offset_store(*store);
+  GroupCoordinator groups(offset_store,
+                          GroupCoordinator::Options{config.get_int("offset.metadata.max.bytes"),
+                                                    config.get_long("offsets.retention.minutes") * 60'000,
+                                                    config.get_int("group.min.session.timeout.ms"),
+                                                    config.get_int("group.max.session.timeout.ms"),
+                                                    config.get_int("group.initial.rebalance.delay.ms")},
+                          io.get_executor());
+  controller.add_listener(&groups);
   Flusher flusher(io.get_executor());
   Broker broker{config, controller, replicas, groups, flusher, io.get_executor()};
 
@@ -118,6 +133,7 @@ int run_server(const BrokerConfig& config) {
 
   asio::co_spawn(io, expire_offsets_periodically(groups, config.get_long("offsets.retention.check.interval.ms")),
                  asio::detached);
+  asio::co_spawn(io, expire_group_sessions(groups), asio::detached);
 
   asio::signal_set signals(io, SIGTERM, SIGINT);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {

@@ -1,0 +1,42 @@
+// OffsetDelete (key 47): drop a group's committed offsets for some partitions,
+// except those of topics its live members subscribe to.
+#include "broker/group_coordinator.h"
+#include "broker/handlers/handlers.h"
+#include "protocol/messages/offset_delete_request.h"
+#include "protocol/messages/offset_delete_response.h"
+
+namespace sluice::broker {
+
+using protocol::ErrorCode;
+
+boost::asio::awaitable<void> handle_offset_delete(RequestContext& ctx) {
+  auto request = ctx.decode<protocol::OffsetDeleteRequest>();
+  // Partitions of unknown topics are answered here; the rest go to the coordinator.
+  std::vector<TopicPartition> known;
+  for (const auto& t : request.topics) {
+    const controller::TopicInfo* info = ctx.broker.controller.find_topic(t.name);
+    for (const auto& p : t.partitions)
+      if (info && p.partition_index >= 0 && p.partition_index < info->partitions) known.emplace_back(t.name, p.partition_index);
+  }
+  auto [group_error, errors] = ctx.broker.groups.delete_offsets(request.group_id, known);
+
+  protocol::OffsetDeleteResponse reply;
+  reply.error_code = static_cast<int16_t>(group_error);
+  if (group_error == ErrorCode::kNone) {
+    size_t next = 0;
+    for (const auto& t : request.topics) {
+      auto& topic = reply.topics.emplace_back();
+      topic.name = t.name;
+      const controller::TopicInfo* info = ctx.broker.controller.find_topic(t.name);
+      for (const auto& p : t.partitions) {
+        bool is_known = info && p.partition_index >= 0 && p.partition_index < info->partitions;
+        ErrorCode e = is_known ? errors[next++] : ErrorCode::kUnknownTopicOrPartition;
+        topic.partitions.push_back({p.partition_index, static_cast<int16_t>(e)});
+      }
+    }
+  }
+  ctx.respond(reply);
+  co_return;
+}
+
+}  // namespace sluice::broker
