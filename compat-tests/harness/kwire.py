@@ -224,3 +224,15 @@ def fetch_batch_attributes(host: str, port: int, topic: str, partition: int, off
         batch.i32()  # crc
         attrs.append(batch.i16())
     return attrs
+
+
+def assert_codec_used(attrs: list[int], codec: str) -> None:
+    """The stored batches were compressed with `codec` as sent. A producer may send a batch
+    uncompressed when compression would not make it smaller (librdkafka does, for small batches
+    of random bytes), so uncompressed batches may appear beside it, but no other codec, and
+    the codec must be there (librdkafka < 2.11 silently stops compressing when the broker's
+    Produce range does not cover v0)."""
+    used = {a & 7 for a in attrs}
+    want = CODECS[codec]
+    assert attrs and want in used and used <= {0, want}, (codec, attrs[:20])
+
