@@ -69,7 +69,8 @@ class Member:
         return [tuple(r) for ev in self.snapshot() if ev["ev"] == "msgs" for r in ev["recs"]]
 
     def rebalance_events(self, since: int = 0) -> list[dict]:
-        return [ev for ev in self.snapshot()[since:] if ev["ev"] in ("assign", "revoke", "lost")]
+        """Assign/revoke/lost events with partitions in them (kafka-python also reports empty ones)."""
+        return [ev for ev in self.snapshot()[since:] if ev["ev"] in ("assign", "revoke", "lost") and ev["parts"]]
 
     def errors(self) -> list[str]:
         return [ev["what"] for ev in self.snapshot() if ev["ev"] == "error"]
