@@ -27,6 +27,14 @@ def test_advertised_ranges(broker):
     assert versions[8] == (2, 9)     # OffsetCommit
     assert versions[9] == (1, 9)     # OffsetFetch
     assert versions[10] == (0, 4)    # FindCoordinator
+    assert versions[11] == (0, 9)    # JoinGroup
+    assert versions[12] == (0, 4)    # Heartbeat
+    assert versions[13] == (0, 5)    # LeaveGroup
+    assert versions[14] == (0, 5)    # SyncGroup
+    assert versions[15] == (0, 5)    # DescribeGroups
+    assert versions[16] == (0, 5)    # ListGroups
+    assert versions[42] == (0, 2)    # DeleteGroups
+    assert versions[47] == (0, 0)    # OffsetDelete
     assert versions[18] == (0, 3)    # ApiVersions
     assert versions[19] == (2, 7)    # CreateTopics
     assert versions[20] == (1, 6)    # DeleteTopics
