@@ -137,6 +137,11 @@ const std::map<TopicPartition, CommittedOffset>& GroupCoordinator::committed_off
 
 void GroupCoordinator::expire_offsets(int64_t now_ms) {
   for (auto g = groups_.begin(); g != groups_.end();) {
+    // As in Kafka, offsets of a group with members stay while it is alive.
+    if (!g->second.members.empty()) {
+      ++g;
+      continue;
+    }
     std::vector<TopicPartition> expired;
     for (const auto& [tp, c] : g->second.offsets)
       if (now_ms - c.commit_timestamp_ms > options_.retention_ms) expired.push_back(tp);

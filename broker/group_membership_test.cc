@@ -211,6 +211,18 @@ TEST_F(GroupMembershipTest, OffsetCommitsFollowTheGeneration) {
   EXPECT_EQ(coordinator_->validate_commit({"g", -1, "", std::nullopt}), ErrorCode::kRebalanceInProgress);
 }
 
+TEST_F(GroupMembershipTest, OffsetsOfALiveGroupDoNotExpire) {
+  std::string a;
+  join_new(&a);
+  sync(a, 1, {{a, "A"}});
+  coordinator_->commit("g", {{{"t", 0}, {5, -1, "", 0}}});
+  coordinator_->expire_offsets(INT64_MAX / 2);
+  EXPECT_TRUE(coordinator_->committed("g", {"t", 0}).has_value());
+  coordinator_->leave("g", {{a, std::nullopt}});
+  coordinator_->expire_offsets(INT64_MAX / 2);
+  EXPECT_FALSE(coordinator_->committed("g", {"t", 0}).has_value());
+}
+
 TEST_F(GroupMembershipTest, RejectsBadJoins) {
   GroupCoordinator::JoinRequest r;
   r.group_id = "";
