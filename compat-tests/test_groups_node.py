@@ -1,4 +1,5 @@
-"""Consumer groups with the Node clients: node/test/groups.test.js (kafkajs 2.2.4), run by Node's
+"""Consumer groups with the Node clients: node/test/groups.test.js (kafkajs 2.2.4) and
+node/test/groups-platformatic.test.js (@platformatic/kafka), run by Node's
 test runner like test_node_clients.py."""
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.groups
 FILE_TIMEOUT = 180
 
 
-@pytest.mark.parametrize("test_file", ["groups.test.js"])
+@pytest.mark.parametrize("test_file", ["groups.test.js", "groups-platformatic.test.js"])
 def test_node_groups(broker, node_ready, test_file):  # noqa: F811
     env = dict(os.environ, BOOTSTRAP_SERVERS=broker.bootstrap, BROKER_KIND=broker.kind,
                KAFKAJS_NO_PARTITIONER_WARNING="1", NO_COLOR="1")
