@@ -39,8 +39,10 @@ def test_cooperative_sticky_incremental_rebalance(broker, topic6):
     groups.scenario_cooperative(CLIENT, broker.bootstrap, topic6, group_id())
 
 
-def test_static_member_restart_keeps_assignment(broker, topic6):
-    groups.scenario_static_restart(CLIENT, broker.bootstrap, topic6, group_id())
+@pytest.mark.parametrize("restart", ["follower", "leader"])
+def test_static_member_restart_keeps_assignment(broker, topic6, restart):
+    groups.scenario_static_restart(CLIENT, broker.bootstrap, topic6, group_id(),
+                                   restart="b" if restart == "follower" else "a")
 
 
 # ------------------------------------------------------------------ committed offsets and restarts

@@ -274,10 +274,12 @@ def scenario_cooperative(client: str, bootstrap: str, topic: str, group: str) ->
 
 
 def scenario_static_restart(client: str, bootstrap: str, topic: str, group: str,
-                            session_ms: int = 10000) -> None:
-    """Static membership: member b (group.instance.id) is killed and restarted within its session
-    timeout; it gets its partitions back and a sees no rebalance at all, not even once b's old
-    session would have expired. Consumption resumes at b's committed offsets."""
+                            session_ms: int = 10000, restart: str = "b") -> None:
+    """Static membership: a joins first (the group leader), then b; both have a group.instance.id.
+    One of them (restart="b": the follower, "a": the leader) is killed and restarted within its
+    session timeout; it gets its partitions back and the other sees no rebalance at all, not even
+    once the old incarnation's session would have expired. Consumption resumes at the committed
+    offsets."""
     kw = dict(session_ms=session_ms)
     a = Member("a", client, bootstrap, group, topic, instance_id=f"{group}-a", **kw)
     members = [a]
@@ -288,23 +290,25 @@ def scenario_static_restart(client: str, bootstrap: str, topic: str, group: str,
         wait_balanced([a, b], 6, 3)
         want = produce_keyed(bootstrap, topic, 0, 600, 6)
         wait_consumed(members, want)
-        b_parts, a_parts = b.owned(), a.owned()
-        mark = len(a.snapshot())
+        victim, other = (b, a) if restart == "b" else (a, b)
+        v_parts, o_parts = victim.owned(), other.owned()
+        mark = len(other.snapshot())
         t0 = time.monotonic()
-        b.kill()
-        b2 = Member("b2", client, bootstrap, group, topic, instance_id=f"{group}-b", **kw)
-        members.append(b2)
-        wait_until(lambda: b2.owned() == b_parts, session_ms / 1000 + 20,
-                   lambda: f"restarted static member to get {sorted(b_parts)} back" + describe_all(members))
+        victim.kill()
+        again = Member(victim.name + "2", client, bootstrap, group, topic, instance_id=f"{group}-{victim.name}", **kw)
+        members.append(again)
+        wait_until(lambda: again.owned() == v_parts, session_ms / 1000 + 20,
+                   lambda: f"restarted static member to get {sorted(v_parts)} back" + describe_all(members))
         back = time.monotonic() - t0
         want.update(produce_keyed(bootstrap, topic, 600, 600, 6))
         wait_consumed(members, want)
-        # Past the moment b's first incarnation would have expired, nothing must have moved.
+        # Past the moment the first incarnation would have expired, nothing must have moved.
         time.sleep(max(0.0, t0 + session_ms / 1000 + 2 - time.monotonic()))
-        assert a.rebalance_events(mark) == [], \
-            f"a saw a rebalance when static b restarted (back after {back:.1f}s)" + describe_all(members)
-        assert a.owned() == a_parts and b2.owned() == b_parts, describe_all(members)
-        assert [ev["ev"] for ev in b2.rebalance_events()] == ["assign"], describe_all(members)
+        assert other.rebalance_events(mark) == [], \
+            f"{other.name} saw a rebalance when static {victim.name} restarted (back after {back:.1f}s)" + \
+            describe_all(members)
+        assert other.owned() == o_parts and again.owned() == v_parts, describe_all(members)
+        assert [ev["ev"] for ev in again.rebalance_events()] == ["assign"], describe_all(members)
         want.update(produce_keyed(bootstrap, topic, 1200, 60, 6))
         wait_consumed(members, want)
         check_exactly_once(members, want)
