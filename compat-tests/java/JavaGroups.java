@@ -292,7 +292,10 @@ public class JavaGroups {
         }
     }
 
-    static void staticMembership(Admin admin) throws Exception {
+    /** a joins first (the leader), then b, both static; one of them (restartLeader: a, else b) is
+     *  closed (a static member sends no LeaveGroup) and restarted with the same group.instance.id:
+     *  it gets its partitions back and the other sees no rebalance, even past the old session. */
+    static void staticMembership(Admin admin, boolean restartLeader) throws Exception {
         String topic = unique("jgrp"), group = unique("jg");
         createTopic(admin, topic, PARTS);
         List<Member> ms = new ArrayList<>();
@@ -305,20 +308,21 @@ public class JavaGroups {
             waitBalanced(ms, 3, 30_000);
             Map<String, String> want = produce(topic, 0, 600);
             waitConsumedExactlyOnce(ms, want);
-            Set<Integer> bParts = b.owned(), aParts = a.owned();
-            int mark = a.events.size();
+            Member victim = restartLeader ? a : b, other = restartLeader ? b : a;
+            Set<Integer> vParts = victim.owned(), oParts = other.owned();
+            int mark = other.events.size();
             long t0 = System.currentTimeMillis();
-            b.close();  // a static member's close sends no LeaveGroup
-            Member b2 = new Member("b2", group, topic, RANGE, group + "-b");
-            ms.add(b2);
-            eventually(SESSION_MS + 20_000, () -> b2.owned().equals(bParts), () -> "b2 to get " + bParts + " back: " + ms);
+            victim.close();  // a static member's close sends no LeaveGroup
+            Member again = new Member(victim.name + "2", group, topic, RANGE, group + "-" + victim.name);
+            ms.add(again);
+            eventually(SESSION_MS + 20_000, () -> again.owned().equals(vParts), () -> again.name + " to get " + vParts + " back: " + ms);
             want.putAll(produce(topic, 600, 600));
             long wait = t0 + SESSION_MS + 2000 - System.currentTimeMillis();
-            if (wait > 0) Thread.sleep(wait);  // past b's old session: still nothing may move
-            check(a.events.size() == mark, "a saw a rebalance when static b restarted: " + ms);
-            check(a.owned().equals(aParts) && b2.owned().equals(bParts), "assignment changed: " + ms);
-            check(b2.events.equals(List.of("assign" + new ArrayList<>(bParts))), "b2 events: " + b2.events);
-            // b2 resumes where b committed: across a, b and b2 every record exactly once.
+            if (wait > 0) Thread.sleep(wait);  // past the old session: still nothing may move
+            check(other.events.size() == mark, other.name + " saw a rebalance when static " + victim.name + " restarted: " + ms);
+            check(other.owned().equals(oParts) && again.owned().equals(vParts), "assignment changed: " + ms);
+            check(again.events.equals(List.of("assign" + new ArrayList<>(vParts))), again.name + " events: " + again.events);
+            // The restarted member resumes where its predecessor committed: every record exactly once.
             waitConsumedExactlyOnce(ms, want);
         } finally {
             closeAll(ms);
@@ -401,7 +405,8 @@ public class JavaGroups {
         try (Admin admin = admin()) {
             scenario("3 members (roundrobin) share 6 partitions, exactly once; clean close hands over at once", () -> shareAndLeave(admin));
             scenario("cooperative-sticky: joining member takes 3 partitions, only those are revoked", () -> cooperative(admin));
-            scenario("static membership: restarted member gets its partitions back, no rebalance", () -> staticMembership(admin));
+            scenario("static membership: restarted follower gets its partitions back, no rebalance", () -> staticMembership(admin, false));
+            scenario("static membership: restarted leader gets its partitions back, no rebalance", () -> staticMembership(admin, true));
             scenario("admin: list/describe/delete groups, deleteConsumerGroupOffsets, NON_EMPTY_GROUP, GROUP_ID_NOT_FOUND, GROUP_SUBSCRIBED_TO_TOPIC", () -> adminGroups(admin));
         }
         System.out.println(passed + " passed, " + failed + " failed");
