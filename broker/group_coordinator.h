@@ -70,6 +70,9 @@ struct JoinOutcome {
   std::string leader;
   std::string member_id;
   bool skip_assignment = false;
+  // With skip_assignment: the leader's id before it restarted, which clients
+  // older than JoinGroup v9 are given instead, so they do not act as leader.
+  std::string previous_leader;
   struct Member {
     std::string member_id;
     std::optional<std::string> group_instance_id;
@@ -242,6 +245,7 @@ class GroupCoordinator : public controller::MetadataListener {
   void prepare_rebalance(Group& group, const std::string& group_id);
   void maybe_complete_join(Group& group, const std::string& group_id, bool deadline_passed = false);
   void complete_join(Group& group, const std::string& group_id);
+  std::string select_protocol(const Group& group) const;
   void remove_member(Group& group, const std::string& group_id, const std::string& member_id);
   void add_member(Group& group, const JoinRequest& request, const std::string& member_id,
                   std::shared_ptr<PendingReply<JoinOutcome>> reply);

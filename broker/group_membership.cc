@@ -150,14 +150,7 @@ void GroupCoordinator::maybe_complete_join(Group& group, const std::string& grou
   complete_join(group, group_id);
 }
 
-void GroupCoordinator::complete_join(Group& group, const std::string& group_id) {
-  ++group.generation_id;
-  if (group.members.empty()) {
-    group.state = State::kEmpty;
-    group.protocol_name.reset();
-    group.leader.clear();
-    return;
-  }
+std::string GroupCoordinator::select_protocol(const Group& group) const {
   // The protocol every member supports that most members prefer.
   std::map<std::string, int> votes;
   for (const auto& [id, m] : group.members) {
@@ -176,7 +169,18 @@ void GroupCoordinator::complete_join(Group& group, const std::string& group_id) 
   int best = -1;
   for (const auto& [name, count] : votes)
     if (count > best) chosen = name, best = count;
-  group.protocol_name = chosen;
+  return chosen;
+}
+
+void GroupCoordinator::complete_join(Group& group, const std::string& group_id) {
+  ++group.generation_id;
+  if (group.members.empty()) {
+    group.state = State::kEmpty;
+    group.protocol_name.reset();
+    group.leader.clear();
+    return;
+  }
+  group.protocol_name = select_protocol(group);
   if (!group.members.count(group.leader)) {
     const Member* first = nullptr;
     for (const auto& [id, m] : group.members)
@@ -234,15 +238,19 @@ void GroupCoordinator::join(const JoinRequest& request, std::shared_ptr<PendingR
         if (old.pending_sync) old.pending_sync->complete(sync_error(ErrorCode::kFencedInstanceId));
         const std::string new_id = new_member_id(request.group_instance_id->empty() ? request.client_id : *request.group_instance_id);
         const bool was_leader = group.leader == old.member_id;
-        const bool same_protocols = old.protocols == request.protocols;
         add_member(group, request, new_id, nullptr);
         Member& m = group.members.at(new_id);
         m.assignment = old.assignment;
         m.join_order = old.join_order;
         if (was_leader) group.leader = new_id;
-        if (group.state == State::kStable && same_protocols && !was_leader) {
-          // Nothing about the group changed: no rebalance, same generation.
-          reply->complete(join_outcome_for(group, m));
+        if (group.state == State::kStable && group.protocol_name == select_protocol(group)) {
+          // The group would choose the same protocol: no rebalance, same
+          // generation, as Kafka does. A returning leader gets the members
+          // but is told to skip the assignment (KIP-814).
+          JoinOutcome out = join_outcome_for(group, m);
+          out.skip_assignment = was_leader;
+          if (was_leader) out.previous_leader = old.member_id;
+          reply->complete(std::move(out));
           return;
         }
         m.pending_join = std::move(reply);

@@ -161,7 +161,7 @@ TEST_F(GroupMembershipTest, LeavingHandsOverAtOnceAndTheLastOneEmptiesTheGroup) 
   EXPECT_EQ(coordinator_->delete_group("g"), ErrorCode::kGroupIdNotFound);
 }
 
-TEST_F(GroupMembershipTest, StaticLeaderRestartRebalancesAndFencesItsOldId) {
+TEST_F(GroupMembershipTest, StaticLeaderRestartSkipsTheAssignmentAndFencesItsOldId) {
   auto a_join = join("", false, "instance-a");
   const std::string a = a_join->outcome.member_id;
   std::string b;
@@ -171,11 +171,16 @@ TEST_F(GroupMembershipTest, StaticLeaderRestartRebalancesAndFencesItsOldId) {
   sync(b, 2);
   ASSERT_EQ(state(), "Stable");
   // The leader restarts as a static member does: a new process, an empty
-  // member id, the same instance id. The leader computes assignments, so its
-  // return starts a rebalance (a follower's would not, see the next test).
+  // member id, the same instance id. As in Kafka, the group does not
+  // rebalance: the leader gets the members but is told to skip the assignment.
   auto restarted = join("", false, "instance-a");
-  EXPECT_FALSE(restarted->ready.is_set());
-  EXPECT_EQ(state(), "PreparingRebalance");
+  ASSERT_TRUE(restarted->ready.is_set());
+  EXPECT_EQ(restarted->outcome.generation_id, 2);
+  EXPECT_TRUE(restarted->outcome.skip_assignment);
+  EXPECT_EQ(restarted->outcome.leader, restarted->outcome.member_id);
+  EXPECT_EQ(restarted->outcome.members.size(), 2u);
+  EXPECT_EQ(state(), "Stable");
+  EXPECT_EQ(sync(restarted->outcome.member_id, 2)->outcome.assignment, "A");
   EXPECT_EQ(coordinator_->heartbeat("g", 2, a, std::string("instance-a")), ErrorCode::kFencedInstanceId);
 }
 

@@ -17,6 +17,7 @@ using protocol::JoinGroupResponse;
 constexpr int16_t kFirstVersionWithRebalanceTimeout = 1;
 constexpr int16_t kFirstVersionRequiringMemberId = 4;
 constexpr int16_t kFirstVersionWithNullableProtocolName = 7;
+constexpr int16_t kFirstVersionWithSkipAssignment = 9;
 
 boost::asio::awaitable<void> handle_join_group(RequestContext& ctx) {
   auto request = ctx.decode<JoinGroupRequest>();
@@ -51,7 +52,13 @@ boost::asio::awaitable<void> handle_join_group(RequestContext& ctx) {
     reply.protocol_name = ctx.api_version >= kFirstVersionWithNullableProtocolName ? std::nullopt
                                                                                    : std::optional<std::string>("");
   }
-  for (const auto& m : out.members) reply.members.push_back({m.member_id, m.group_instance_id, m.metadata});
+  if (out.skip_assignment && ctx.api_version < kFirstVersionWithSkipAssignment) {
+    // A client that cannot be told to skip the assignment must not think it
+    // leads: it gets the old leader id and no members, syncs, and keeps its share.
+    reply.leader = out.previous_leader;
+  } else {
+    for (const auto& m : out.members) reply.members.push_back({m.member_id, m.group_instance_id, m.metadata});
+  }
   ctx.respond(reply);
 }
 
