@@ -228,6 +228,22 @@ TEST_F(GroupMembershipTest, OffsetsOfALiveGroupDoNotExpire) {
   EXPECT_FALSE(coordinator_->committed("g", {"t", 0}).has_value());
 }
 
+TEST_F(GroupMembershipTest, ANewGroupWaitsTheInitialDelayForMoreMembers) {
+  GroupCoordinator::Options options;
+  options.initial_rebalance_delay_ms = 150;
+  coordinator_ = std::make_unique<GroupCoordinator>(*store_, options, io_.get_executor());
+  std::string a, b;
+  auto a_join = join_new(&a);
+  auto b_join = join_new(&b);
+  coordinator_->tick();
+  EXPECT_FALSE(a_join->ready.is_set());  // still inside the delay
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  coordinator_->tick();
+  ASSERT_TRUE(a_join->ready.is_set() && b_join->ready.is_set());
+  EXPECT_EQ(a_join->outcome.generation_id, 1);  // both in the first generation: one rebalance, not two
+  EXPECT_EQ(a_join->outcome.members.size() + b_join->outcome.members.size(), 2u);
+}
+
 TEST_F(GroupMembershipTest, RejectsBadJoins) {
   GroupCoordinator::JoinRequest r;
   r.group_id = "";
