@@ -30,7 +30,7 @@ struct ReadOutcome {
   bool any_error = false;
 };
 
-ReadOutcome read_partitions(Broker& broker, const FetchRequest& request, int16_t version) {
+ReadOutcome read_partitions(Broker& broker, const FetchRequest& request) {
   ReadOutcome out;
   const bool follower = request.replica_id != kConsumerReplicaId || request.replica_state.replica_id >= 0;
   size_t budget = static_cast<size_t>(std::max(request.max_bytes, 0));
@@ -79,7 +79,6 @@ ReadOutcome read_partitions(Broker& broker, const FetchRequest& request, int16_t
       topic_reply.partitions.push_back(std::move(data));
     }
   }
-  (void)version;
   return out;
 }
 
@@ -105,7 +104,7 @@ boost::asio::awaitable<void> handle_fetch(RequestContext& ctx) {
   }
 
   const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(request.max_wait_ms, 0));
-  ReadOutcome outcome = read_partitions(broker, request, ctx.api_version);
+  ReadOutcome outcome = read_partitions(broker, request);
   while (!outcome.any_error && outcome.bytes < static_cast<size_t>(std::max(request.min_bytes, 0)) &&
          Clock::now() < deadline) {
     AsyncEvent data_arrived(broker.executor);
@@ -114,7 +113,7 @@ boost::asio::awaitable<void> handle_fetch(RequestContext& ctx) {
         if (Partition* p = broker.replicas.find(topic.topic, wanted.partition)) p->waiters.push_back(&data_arrived);
     co_await data_arrived.wait_until(deadline);
     stop_waiting(broker, request, &data_arrived);
-    outcome = read_partitions(broker, request, ctx.api_version);
+    outcome = read_partitions(broker, request);
   }
   outcome.reply.session_id = 0;
   ctx.respond(outcome.reply);

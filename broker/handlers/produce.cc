@@ -62,20 +62,27 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
     auto& topic_reply = reply.responses.emplace_back();
     topic_reply.name = topic.name;
     const controller::TopicInfo* info = broker.controller.find_topic(topic.name);
+    // The topic's settings, looked up once for all its partitions.
+    int32_t min_insync_replicas = 1, max_message_bytes = 0;
+    bool log_append_time = false;
+    if (info) {
+      min_insync_replicas = std::stoi(topic_config_value(broker.config, *info, "min.insync.replicas"));
+      max_message_bytes = std::stoi(topic_config_value(broker.config, *info, "max.message.bytes"));
+      log_append_time = topic_config_value(broker.config, *info, "message.timestamp.type") == "LogAppendTime";
+    }
     for (auto& data : topic.partition_data) {
       Partition* partition = info ? broker.replicas.find(topic.name, data.index) : nullptr;
       ErrorCode error = request_error;
       if (error == ErrorCode::kNone && !partition) error = ErrorCode::kUnknownTopicOrPartition;
-      if (error == ErrorCode::kNone && acks == -1 &&
-          std::stoi(topic_config_value(broker.config, *info, "min.insync.replicas")) > 1)
+      if (error == ErrorCode::kNone && acks == -1 && min_insync_replicas > 1)
         error = ErrorCode::kNotEnoughReplicas;  // the ISR is this one broker
       if (error != ErrorCode::kNone) {
         topic_reply.partition_responses.push_back(partition_error(data.index, error));
         any_error = true;
         continue;
       }
-      const int32_t max_bytes = std::stoi(topic_config_value(broker.config, *info, "max.message.bytes"));
-      protocol::ProducedBatch batch = protocol::check_produced_records(data.records, ctx.api_version, max_bytes);
+      protocol::ProducedBatch batch =
+          protocol::check_produced_records(data.records, ctx.api_version, max_message_bytes);
       if (batch.error != ErrorCode::kNone) {
         topic_reply.partition_responses.push_back(partition_error(data.index, batch.error, batch.error_message));
         any_error = true;
@@ -85,7 +92,7 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
       protocol::set_partition_leader_epoch(bytes, partition->leader_epoch);
       PartitionReply ok;
       ok.index = data.index;
-      if (topic_config_value(broker.config, *info, "message.timestamp.type") == "LogAppendTime") {
+      if (log_append_time) {
         const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
                                    .count();
