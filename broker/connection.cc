@@ -1,8 +1,12 @@
 #include "broker/connection.h"
 
-#include <boost/asio/read.hpp>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 
 #include "broker/handlers/handlers.h"
 #include "broker/log.h"
@@ -28,15 +32,93 @@ int32_t load_be32(const char* p) {
                               (uint32_t(uint8_t(p[2])) << 8) | uint32_t(uint8_t(p[3])));
 }
 
-asio::awaitable<bool> read_frame(asio::ip::tcp::socket& socket, size_t size, std::string& frame) {
-  frame.clear();
-  while (frame.size() < size) {
-    size_t old = frame.size();
-    size_t step = size <= kEagerFrameBytes ? size : std::min(size - old, std::max(old, kEagerFrameBytes));
-    frame.resize(old + step);
-    co_await asio::async_read(socket, asio::buffer(frame.data() + old, step), use_awaitable);
+// What has been read from the socket and not yet handled. Reads take whatever
+// the socket has (several pipelined requests, or a request and a half), so a
+// small request costs one recv() rather than two.
+class InputBuffer {
+ public:
+  // Reads until the next `n` bytes are buffered. Space for a frame of up to
+  // kEagerFrameBytes is made at once; larger ones grow as their bytes arrive,
+  // so a peer that only claims a huge size costs nothing.
+  asio::awaitable<void> fill(asio::ip::tcp::socket& socket, size_t n) {
+    while (end_ - begin_ < n) {
+      if (begin_ > 0 && data_.size() - begin_ < n) {  // make room at the front
+        std::memmove(data_.data(), data_.data() + begin_, end_ - begin_);
+        end_ -= begin_;
+        begin_ = 0;
+      }
+      size_t target = n <= kEagerFrameBytes ? n : std::min(n, std::max(2 * end_, kEagerFrameBytes));
+      target = std::max(target, kMinBufferBytes);
+      if (data_.size() < target) data_.resize(target);
+      end_ += co_await socket.async_read_some(asio::buffer(data_.data() + end_, data_.size() - end_), use_awaitable);
+    }
   }
-  co_return true;
+
+  char* data() { return data_.data() + begin_; }
+  void consume(size_t n) {
+    begin_ += n;
+    if (begin_ == end_) {
+      begin_ = end_ = 0;
+      // Give back what one large request needed, so idle connections stay small.
+      if (data_.size() > kRetainedBufferBytes) data_ = std::string();
+    }
+  }
+
+ private:
+  static constexpr size_t kMinBufferBytes = 16 << 10;
+  std::string data_;
+  size_t begin_ = 0;
+  size_t end_ = 0;
+};
+
+// Sends bytes on the (non-blocking) socket, waiting for room when it is full.
+// `more` tells the kernel more of the response follows (MSG_MORE), so a small
+// header and the file data after it leave in the same packets.
+asio::awaitable<void> send_bytes(asio::ip::tcp::socket& socket, const char* data, size_t size, bool more) {
+  const int flags = MSG_NOSIGNAL | (more ? MSG_MORE : 0);
+  while (size > 0) {
+    ssize_t sent = ::send(socket.native_handle(), data, size, flags);
+    if (sent >= 0) {
+      data += sent;
+      size -= static_cast<size_t>(sent);
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      co_await socket.async_wait(asio::ip::tcp::socket::wait_write, use_awaitable);
+    } else if (errno != EINTR) {
+      throw boost::system::system_error(errno, boost::system::system_category(), "send");
+    }
+  }
+}
+
+// Sends a region of a log file straight from the page cache (no copy through
+// our memory). A file that turns out shorter than the region closes the
+// connection: the response's size is already on the wire.
+asio::awaitable<void> send_file_region(asio::ip::tcp::socket& socket, const protocol::FileRegion& region) {
+  off_t offset = static_cast<off_t>(region.offset);
+  size_t left = region.length;
+  while (left > 0) {
+    ssize_t sent = ::sendfile(socket.native_handle(), region.fd, &offset, left);
+    if (sent > 0) {
+      left -= static_cast<size_t>(sent);
+    } else if (sent == 0) {
+      throw std::runtime_error("log segment ended " + std::to_string(left) + " bytes early while sending a fetch");
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      co_await socket.async_wait(asio::ip::tcp::socket::wait_write, use_awaitable);
+    } else if (errno != EINTR) {
+      throw boost::system::system_error(errno, boost::system::system_category(), "sendfile");
+    }
+  }
+}
+
+// Sends an encoded response: its buffer with the spliced file regions in place.
+asio::awaitable<void> send_response(asio::ip::tcp::socket& socket, const protocol::Writer& response) {
+  const std::string& buffer = response.buffer();
+  size_t position = 0;
+  for (const auto& splice : response.splices()) {
+    co_await send_bytes(socket, buffer.data() + position, splice.at - position, true);
+    co_await send_file_region(socket, splice.region);
+    position = splice.at;
+  }
+  co_await send_bytes(socket, buffer.data() + position, buffer.size() - position, false);
 }
 
 std::string peer_address(const asio::ip::tcp::socket& socket) {
@@ -58,27 +140,34 @@ asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket soc
   const std::string client_host = "/" + peer_address(socket);  // Kafka's form: "/127.0.0.1"
   const int64_t max_request_bytes = broker.config.get_long("socket.request.max.bytes");
   socket.set_option(asio::ip::tcp::no_delay(true));
-  std::string frame;
+  socket.native_non_blocking(true);  // send_bytes / send_file_region wait for room themselves
+  InputBuffer input;
   protocol::Writer response;
   try {
     for (;;) {
-      if (frame.capacity() > kRetainedBufferBytes) std::string().swap(frame);
-      char size_bytes[4];
-      co_await asio::async_read(socket, asio::buffer(size_bytes), use_awaitable);
-      const int32_t size = load_be32(size_bytes);
+      co_await input.fill(socket, 4);
+      const int32_t size = load_be32(input.data());
       if (size < 0 || size > max_request_bytes) {
         SLUICE_LOG(kWarn, "closing " << peer << ": request size " << size << " is outside 0.."
                                      << max_request_bytes << " (socket.request.max.bytes)");
         co_return;
       }
-      co_await read_frame(socket, static_cast<size_t>(size), frame);
+      co_await input.fill(socket, 4 + static_cast<size_t>(size));
+      char* const frame_data = input.data() + 4;
+      const std::string_view frame(frame_data, static_cast<size_t>(size));
+      // Whatever happens below, this request's bytes are done with by the next turn.
+      struct ConsumeOnExit {
+        InputBuffer& input;
+        size_t n;
+        ~ConsumeOnExit() { input.consume(n); }
+      } consume_on_exit{input, 4 + static_cast<size_t>(size)};
 
       protocol::Reader reader(frame);
       const int16_t api_key = reader.read_int16();  // DecodeError on short frames closes below
       const int16_t api_version = reader.read_int16();
       const int32_t correlation_id = reader.read_int32();
 
-      response.buffer().clear();
+      response.clear();
       const size_t size_at = response.reserve_int32();
       response.write_int32(correlation_id);
 
@@ -102,7 +191,7 @@ asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket soc
 
         std::string_view body = std::string_view(frame).substr(reader.position());
         RequestContext ctx{broker,       api_key, api_version, correlation_id, std::move(header.client_id),
-                           client_host,  body,    frame.data() + reader.position(), response};
+                           client_host,  body,    frame_data + reader.position(), response};
         co_await handler->handle(ctx);
         if (ctx.close_connection) {
           SLUICE_LOG(kWarn, "closing " << peer << " after a failed request of API " << api_key);
@@ -111,7 +200,8 @@ asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket soc
         if (!ctx.send_response) continue;
       }
       response.patch_int32(size_at, static_cast<int32_t>(response.size() - 4));
-      co_await asio::async_write(socket, asio::buffer(response.buffer()), use_awaitable);
+      co_await send_response(socket, response);
+      response.clear();  // also lets go of the files spliced in
       if (response.buffer().capacity() > kRetainedBufferBytes) std::string().swap(response.buffer());
     }
   } catch (const protocol::DecodeError& e) {

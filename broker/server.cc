@@ -1,5 +1,7 @@
 #include "broker/server.h"
 
+#include <csignal>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -135,6 +137,9 @@ int run_server(const BrokerConfig& config) {
                  asio::detached);
   asio::co_spawn(io, expire_group_sessions(groups), asio::detached);
 
+  // A peer that closes while we sendfile() to it must cost an EPIPE, not the
+  // process (send() has MSG_NOSIGNAL; sendfile() has no such flag).
+  std::signal(SIGPIPE, SIG_IGN);
   asio::signal_set signals(io, SIGTERM, SIGINT);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;

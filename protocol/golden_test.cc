@@ -136,8 +136,8 @@ TEST(Golden, ProduceV3RequestRecordsAreViews) {
   const auto& p = req.topic_data[0].partition_data[0];
   EXPECT_EQ(p.index, 2);
   ASSERT_TRUE(p.records.has_value());
-  EXPECT_EQ(*p.records, "abc");
-  EXPECT_EQ(p.records->data(), expected.data() + expected.size() - 3);  // a view, not a copy
+  EXPECT_EQ(p.records->bytes(), "abc");
+  EXPECT_EQ(p.records->bytes().data(), expected.data() + expected.size() - 3);  // a view, not a copy
   EXPECT_EQ(Encode(req, 3), expected);
 }
 

@@ -249,6 +249,43 @@ void Writer::write_compact_nullable_bytes(std::optional<std::string_view> b) {
   write_compact_bytes(*b);
 }
 
+void Writer::append_records_body(const Records& r) {
+  if (r.in_memory()) {
+    write_raw(r.bytes());
+    return;
+  }
+  for (const auto& region : r.regions()) {
+    splices_.push_back({buf_.size(), region});
+    spliced_bytes_ += region.length;
+  }
+}
+
+void Writer::write_records(const Records& r) {
+  write_int32(static_cast<int32_t>(r.size()));
+  append_records_body(r);
+}
+
+void Writer::write_compact_records(const Records& r) {
+  write_uvarint(static_cast<uint32_t>(r.size() + 1));
+  append_records_body(r);
+}
+
+void Writer::write_nullable_records(const std::optional<Records>& r) {
+  if (!r) {
+    write_int32(-1);
+    return;
+  }
+  write_records(*r);
+}
+
+void Writer::write_compact_nullable_records(const std::optional<Records>& r) {
+  if (!r) {
+    write_uvarint(0);
+    return;
+  }
+  write_compact_records(*r);
+}
+
 void Writer::patch_int32(size_t at, int32_t v) {
   auto u = static_cast<uint32_t>(v);
   for (int i = 0; i < 4; ++i) buf_[at + i] = static_cast<char>((u >> (8 * (3 - i))) & 0xff);

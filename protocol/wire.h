@@ -10,6 +10,9 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "protocol/records.h"
 
 namespace sluice::protocol {
 
@@ -97,9 +100,24 @@ class Reader {
 
 class Writer {
  public:
+  // A file region to be sent in place of nothing: the encoding is buffer()
+  // with each splice's region inserted at its position `at`, in order.
+  struct Splice {
+    size_t at;
+    FileRegion region;
+  };
+
   std::string& buffer() { return buf_; }
   const std::string& buffer() const { return buf_; }
-  size_t size() const { return buf_.size(); }
+  // Encoded size, spliced file regions included.
+  size_t size() const { return buf_.size() + spliced_bytes_; }
+  const std::vector<Splice>& splices() const { return splices_; }
+  // Empties the writer (keeping the buffer's capacity).
+  void clear() {
+    buf_.clear();
+    splices_.clear();
+    spliced_bytes_ = 0;
+  }
 
   void write_int8(int8_t v) { buf_.push_back(static_cast<char>(v)); }
   void write_int16(int16_t v) { write_be(static_cast<uint16_t>(v)); }
@@ -131,6 +149,12 @@ class Writer {
   void write_bytes(std::string_view b);
   void write_compact_bytes(std::string_view b);
 
+  // Records: like bytes, but file regions are spliced in rather than copied.
+  void write_records(const Records& r);
+  void write_compact_records(const Records& r);
+  void write_nullable_records(const std::optional<Records>& r);
+  void write_compact_nullable_records(const std::optional<Records>& r);
+
   // Array length helpers: classic int32 (-1 null) / compact uvarint N+1 (0 null).
   void write_array_length(int32_t n) { write_int32(n); }
   void write_compact_array_length(int32_t n) {
@@ -154,7 +178,11 @@ class Writer {
     buf_.append(b, sizeof(T));
   }
 
+  void append_records_body(const Records& r);
+
   std::string buf_;
+  std::vector<Splice> splices_;
+  size_t spliced_bytes_ = 0;
 };
 
 }  // namespace sluice::protocol

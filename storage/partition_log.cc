@@ -77,10 +77,9 @@ std::string segment_file_name(int64_t base_offset) {
 
 PartitionLog::PartitionLog(std::filesystem::path dir, LogOptions options) : dir_(std::move(dir)), options_(options) {}
 
-PartitionLog::~PartitionLog() {
-  for (auto& segment : segments_)
-    if (segment.fd >= 0) ::close(segment.fd);
-}
+PartitionLog::~PartitionLog() = default;
+
+PartitionLog::OpenFile::~OpenFile() { ::close(fd_); }
 
 std::unique_ptr<PartitionLog> PartitionLog::open(const std::filesystem::path& dir, LogOptions options,
                                                  const BatchInspector& inspect, RecoveryReport* report_out) {
@@ -108,15 +107,16 @@ std::unique_ptr<PartitionLog> PartitionLog::open(const std::filesystem::path& di
     Segment segment;
     segment.base_offset = base;
     segment.path = path;
-    segment.fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CLOEXEC);
-    if (segment.fd < 0) throw_errno("open " + path.string());
+    const int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CLOEXEC);
+    if (fd < 0) throw_errno("open " + path.string());
+    segment.file = std::make_shared<OpenFile>(fd);
     struct stat st {};
-    if (::fstat(segment.fd, &st) != 0) throw_errno("stat " + path.string());
+    if (::fstat(segment.fd(), &st) != 0) throw_errno("stat " + path.string());
     segment.size = static_cast<uint64_t>(st.st_size);
     if (log->segments_.empty()) log->next_offset_ = base;
     if (base != log->next_offset_) {
       // A gap between segments: treat as the corrupt point.
-      ::close(segment.fd);
+      segment.file.reset();
       std::filesystem::remove(path);
       ++report.removed_segments;
       corrupt = true;
@@ -145,7 +145,7 @@ void PartitionLog::recover_segment(Segment& segment, const BatchInspector& inspe
       size_t want = std::max<size_t>(n, kChunk);
       want = static_cast<size_t>(std::min<uint64_t>(want, segment.size - at));
       buffer.resize(want);
-      pread_fully(segment.fd, buffer.data(), want, at, segment.path.string());
+      pread_fully(segment.fd(), buffer.data(), want, at, segment.path.string());
       buffer_at = at;
     }
     return std::string_view(buffer).substr(static_cast<size_t>(at - buffer_at), n);
@@ -169,20 +169,21 @@ void PartitionLog::recover_segment(Segment& segment, const BatchInspector& inspe
   }
   if (pos < segment.size) {
     report.truncated_bytes += segment.size - pos;
-    if (::ftruncate(segment.fd, static_cast<off_t>(pos)) != 0) throw_errno("truncate " + segment.path.string());
-    ::fdatasync(segment.fd);
+    if (::ftruncate(segment.fd(), static_cast<off_t>(pos)) != 0) throw_errno("truncate " + segment.path.string());
+    ::fdatasync(segment.fd());
     segment.size = pos;
     corrupt = true;
   }
 }
 
 PartitionLog::Segment& PartitionLog::roll(int64_t base_offset) {
-  if (!segments_.empty()) ::fdatasync(segments_.back().fd);
+  if (!segments_.empty()) ::fdatasync(segments_.back().fd());
   Segment segment;
   segment.base_offset = base_offset;
   segment.path = dir_ / segment_file_name(base_offset);
-  segment.fd = ::open(segment.path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (segment.fd < 0) throw_errno("create " + segment.path.string());
+  const int fd = ::open(segment.path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw_errno("create " + segment.path.string());
+  segment.file = std::make_shared<OpenFile>(fd);
   fsync_dir(dir_);
   segments_.push_back(std::move(segment));
   return segments_.back();
@@ -201,10 +202,10 @@ int64_t PartitionLog::append(std::span<char> entry, const BatchSummary& summary)
   store_be64(entry.data(), base);
   const uint64_t position = active->size;
   try {
-    write_fully(active->fd, entry.data(), entry.size(), active->path.string());
+    write_fully(active->fd(), entry.data(), entry.size(), active->path.string());
   } catch (...) {
     // Never leave half an entry behind: later appends would land after garbage.
-    if (::ftruncate(active->fd, static_cast<off_t>(position)) != 0) { /* recovery will cut it */ }
+    if (::ftruncate(active->fd(), static_cast<off_t>(position)) != 0) { /* recovery will cut it */ }
     throw;
   }
   active->size += entry.size();
@@ -229,35 +230,46 @@ const PartitionLog::BatchPosition* PartitionLog::find_batch(int64_t offset, cons
   return &*batch;
 }
 
-std::string PartitionLog::read(int64_t offset, size_t max_bytes, bool at_least_one) const {
-  std::string out;
+std::vector<PartitionLog::FileSlice> PartitionLog::locate(int64_t offset, size_t max_bytes,
+                                                          bool at_least_one) const {
+  std::vector<FileSlice> slices;
   const Segment* segment = nullptr;
   const BatchPosition* first = find_batch(offset, &segment);
-  if (!first) return out;
+  if (!first) return slices;
   auto seg_it = segments_.begin() + (segment - segments_.data());
   size_t batch_index = static_cast<size_t>(first - segment->batches.data());
-  // Gather a contiguous run of batches per segment, then read it with one pread.
+  size_t total = 0;
+  // A contiguous run of batches per segment: one slice each.
   while (seg_it != segments_.end()) {
     const auto& batches = seg_it->batches;
     size_t run_start = batch_index;
     size_t run_end = batch_index;
     while (run_end < batches.size()) {
       size_t size = batches[run_end].size;
-      bool first_overall = out.empty() && run_end == run_start;
+      bool first_overall = total == 0 && run_end == run_start;
       size_t pending = batches[run_end].position + size - batches[run_start].position;
-      if (out.size() + pending > max_bytes && !(first_overall && at_least_one)) break;
+      if (total + pending > max_bytes && !(first_overall && at_least_one)) break;
       ++run_end;
     }
     if (run_end > run_start) {
       uint64_t from = batches[run_start].position;
       size_t length = batches[run_end - 1].position + batches[run_end - 1].size - from;
-      size_t old = out.size();
-      out.resize(old + length);
-      pread_fully(seg_it->fd, out.data() + old, length, from, seg_it->path.string());
+      slices.push_back({seg_it->file, seg_it->fd(), from, static_cast<uint32_t>(length)});
+      total += length;
     }
     if (run_end < batches.size()) break;  // hit the byte limit
     ++seg_it;
     batch_index = 0;
+  }
+  return slices;
+}
+
+std::string PartitionLog::read(int64_t offset, size_t max_bytes, bool at_least_one) const {
+  std::string out;
+  for (const auto& slice : locate(offset, max_bytes, at_least_one)) {
+    size_t old = out.size();
+    out.resize(old + slice.length);
+    pread_fully(slice.fd, out.data() + old, slice.length, slice.position, dir_.string());
   }
   return out;
 }
@@ -278,7 +290,7 @@ std::optional<std::pair<int64_t, int64_t>> PartitionLog::max_timestamp_and_offse
 }
 
 void PartitionLog::flush() {
-  if (!segments_.empty() && ::fdatasync(segments_.back().fd) != 0) throw_errno("fdatasync " + segments_.back().path.string());
+  if (!segments_.empty() && ::fdatasync(segments_.back().fd()) != 0) throw_errno("fdatasync " + segments_.back().path.string());
 }
 
 }  // namespace sluice::storage

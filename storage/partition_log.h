@@ -71,6 +71,16 @@ class PartitionLog {
   // size when `at_least_one` (KIP-74). Empty at or past the log end.
   std::string read(int64_t offset, size_t max_bytes, bool at_least_one) const;
 
+  // The same batches as read(), as regions of segment files, for a caller that
+  // sends them without reading them (sendfile). Each slice keeps its file open.
+  struct FileSlice {
+    std::shared_ptr<const void> owner;
+    int fd;
+    uint64_t position;
+    uint32_t length;
+  };
+  std::vector<FileSlice> locate(int64_t offset, size_t max_bytes, bool at_least_one) const;
+
   // The base offset of the first batch whose max timestamp is >= `timestamp`.
   std::optional<int64_t> offset_for_timestamp(int64_t timestamp) const;
 
@@ -83,7 +93,7 @@ class PartitionLog {
 
   // The file the next append goes to, for callers that sync off-thread
   // (they must dup() it before leaving this thread).
-  int active_fd() const { return segments_.back().fd; }
+  int active_fd() const { return segments_.back().fd(); }
 
  private:
   struct BatchPosition {
@@ -93,9 +103,23 @@ class PartitionLog {
     uint32_t position;
     uint32_t size;
   };
+  // An open segment file, closed when its last owner (the log, or a fetch still
+  // sending part of it) lets go.
+  class OpenFile {
+   public:
+    explicit OpenFile(int fd) : fd_(fd) {}
+    ~OpenFile();
+    OpenFile(const OpenFile&) = delete;
+    OpenFile& operator=(const OpenFile&) = delete;
+    int fd() const { return fd_; }
+
+   private:
+    int fd_;
+  };
   struct Segment {
     int64_t base_offset = 0;
-    int fd = -1;
+    std::shared_ptr<const OpenFile> file;
+    int fd() const { return file->fd(); }
     uint64_t size = 0;
     std::filesystem::path path;
     // One entry per batch: a simple dense index; a sparse on-disk index can

@@ -25,7 +25,6 @@ constexpr int32_t kConsumerReplicaId = -1;
 
 struct ReadOutcome {
   FetchResponse reply;
-  std::vector<std::string> buffers;  // own the bytes the reply's records point at
   size_t bytes = 0;
   bool any_error = false;
 };
@@ -34,7 +33,6 @@ ReadOutcome read_partitions(Broker& broker, const FetchRequest& request) {
   ReadOutcome out;
   const bool follower = request.replica_id != kConsumerReplicaId || request.replica_state.replica_id >= 0;
   size_t budget = static_cast<size_t>(std::max(request.max_bytes, 0));
-  out.buffers.reserve(64);
   for (const auto& topic : request.topics) {
     auto& topic_reply = out.reply.responses.emplace_back();
     topic_reply.topic = topic.topic;
@@ -66,12 +64,15 @@ ReadOutcome read_partitions(Broker& broker, const FetchRequest& request) {
         size_t limit = std::min<size_t>(budget, static_cast<size_t>(std::max(wanted.partition_max_bytes, 0)));
         // KIP-74: the first batch of the response goes out whatever its size,
         // so a batch larger than the limits cannot stall a consumer.
-        std::string bytes = partition->log->read(wanted.fetch_offset, limit, out.bytes == 0);
-        if (!bytes.empty()) {
-          budget -= std::min(budget, bytes.size());
-          out.bytes += bytes.size();
-          out.buffers.push_back(std::move(bytes));
-          data.records = out.buffers.back();
+        // Not read here: the connection sends these file regions with sendfile().
+        std::vector<protocol::FileRegion> regions;
+        for (auto& slice : partition->log->locate(wanted.fetch_offset, limit, out.bytes == 0))
+          regions.push_back({std::move(slice.owner), slice.fd, slice.position, slice.length});
+        protocol::Records records(std::move(regions));
+        if (records.size() > 0) {
+          budget -= std::min(budget, records.size());
+          out.bytes += records.size();
+          data.records = std::move(records);
         }
       }
       data.error_code = static_cast<int16_t>(error);

@@ -81,14 +81,15 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
         any_error = true;
         continue;
       }
-      protocol::ProducedBatch batch =
-          protocol::check_produced_records(data.records, ctx.api_version, max_message_bytes);
+      std::optional<std::string_view> records;
+      if (data.records) records = data.records->bytes();
+      protocol::ProducedBatch batch = protocol::check_produced_records(records, ctx.api_version, max_message_bytes);
       if (batch.error != ErrorCode::kNone) {
         topic_reply.partition_responses.push_back(partition_error(data.index, batch.error, batch.error_message));
         any_error = true;
         continue;
       }
-      char* bytes = ctx.mutable_at(*data.records);
+      char* bytes = ctx.mutable_at(*records);
       protocol::set_partition_leader_epoch(bytes, partition->leader_epoch);
       PartitionReply ok;
       ok.index = data.index;
@@ -96,12 +97,12 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
         const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
                                    .count();
-        protocol::stamp_log_append_time(bytes, data.records->size(), now_ms);
+        protocol::stamp_log_append_time(bytes, records->size(), now_ms);
         batch.header.max_timestamp = now_ms;
         ok.log_append_time_ms = now_ms;
       }
       try {
-        ok.base_offset = partition->log->append(std::span<char>(bytes, data.records->size()),
+        ok.base_offset = partition->log->append(std::span<char>(bytes, records->size()),
                                                 {batch.header.last_offset_delta, batch.header.max_timestamp});
       } catch (const std::system_error& e) {
         SLUICE_LOG(kError, "append to " << topic.name << "-" << data.index << " failed: " << e.what());

@@ -412,7 +412,7 @@ class Gen:
         if b in ("string", "bytes"):
             return "std::optional<std::string>" if f.any_nullable else "std::string"
         if b == "records":
-            return "std::optional<std::string_view>"
+            return "std::optional<Records>"
         if f.any_nullable:
             raise SchemaError("%s:%d: nullable struct fields are not supported" % (self.msg.file, f.lineno))
         return b
@@ -566,8 +566,11 @@ class Gen:
                 opt = "(%s ? std::optional<std::string_view>(*%s) : std::nullopt)" % (expr, expr)
                 sv = "(%s ? std::string_view(*%s) : std::string_view())" % (expr, expr)
             elif b == "records":
-                opt = expr
-                sv = "%s.value_or(std::string_view())" % expr
+                nonnull = branch(fl, ["%s%s.write_compact_records(%s.value_or(Records()));" % (ind, w, expr)],
+                                 ["%s%s.write_records(%s.value_or(Records()));" % (ind, w, expr)], ind)
+                nn = branch(fl, ["%s%s.write_compact_nullable_records(%s);" % (ind, w, expr)],
+                            ["%s%s.write_nullable_records(%s);" % (ind, w, expr)], ind)
+                return branch(nl, nn, nonnull, ind)
             else:
                 opt = None
                 sv = expr
