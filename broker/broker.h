@@ -7,6 +7,7 @@
 #include "broker/config.h"
 #include "broker/flusher.h"
 #include "broker/group_coordinator.h"
+#include "broker/producer_ids.h"
 #include "broker/replica_manager.h"
 #include "controller/controller.h"
 
@@ -18,6 +19,8 @@ struct Broker {
   ReplicaManager& replicas;
   GroupCoordinator& groups;
   Flusher& flusher;
+  ProducerIdManager& producer_ids;
+  bool idempotence_enabled;  // sluice.idempotence.enable
   boost::asio::any_io_executor executor;
 };
 

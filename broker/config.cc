@@ -51,6 +51,10 @@ const std::vector<ConfigDefinition> kDefinitions = [] {
       {"offsets.retention.minutes", ConfigType::kInt, "10080", 1, kInt32Max},
       {"offsets.topic.replication.factor", ConfigType::kShort, "3", 1, INT16_MAX},
       {"process.roles", ConfigType::kList, "broker,controller"},
+      {"producer.id.expiration.check.interval.ms", ConfigType::kInt, "600000", 1, kInt32Max},
+      {"producer.id.expiration.ms", ConfigType::kInt, "86400000", 1, kInt32Max},
+      // Sluice's own: serve idempotent producers (InitProducerId). Kafka has no such switch.
+      {"sluice.idempotence.enable", ConfigType::kBoolean, "true"},
       {"socket.request.max.bytes", ConfigType::kInt, "104857600", 1, kInt32Max},
       {"transaction.state.log.min.isr", ConfigType::kInt, "2", 1, kInt32Max},
       {"transaction.state.log.replication.factor", ConfigType::kShort, "3", 1, INT16_MAX},

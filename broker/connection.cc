@@ -172,7 +172,7 @@ asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket soc
       response.write_int32(correlation_id);
 
       const ApiHandler* handler = find_api_handler(api_key);
-      if (!handler) {
+      if (!handler || !api_enabled(broker, api_key)) {
         SLUICE_LOG(kWarn, "closing " << peer << ": unknown API key " << api_key);
         co_return;
       }

@@ -7,6 +7,13 @@
 #include "protocol/record_batch.h"
 
 namespace sluice::broker {
+namespace {
+
+std::string producer_snapshot_key(std::string_view topic, int32_t index) {
+  return "producers/" + std::string(topic) + "/" + std::to_string(index);
+}
+
+}  // namespace
 
 void Partition::wake_waiters() {
   auto woken = std::move(waiters);
@@ -14,8 +21,8 @@ void Partition::wake_waiters() {
   for (AsyncEvent* event : woken) event->set();
 }
 
-ReplicaManager::ReplicaManager(std::filesystem::path log_dir, storage::LogOptions options)
-    : log_dir_(std::move(log_dir)), options_(options) {
+ReplicaManager::ReplicaManager(std::filesystem::path log_dir, storage::LogOptions options, storage::StateStore& store)
+    : log_dir_(std::move(log_dir)), options_(options), store_(store) {
   std::filesystem::create_directories(log_dir_);
 }
 
@@ -41,7 +48,49 @@ void ReplicaManager::open_partition(const std::string& topic, int32_t index) {
     SLUICE_LOG(kWarn, "recovered " << topic << "-" << index << ": cut " << report.truncated_bytes
                                    << " bytes of torn or corrupt tail, removed " << report.removed_segments
                                    << " segment(s); log end offset " << partition->log->log_end_offset());
+  load_producer_state(*partition);
   partitions_[{topic, index}] = std::move(partition);
+}
+
+// The last snapshot, then the batches appended after it, replayed from their
+// headers. A snapshot past the log's end (the log lost its unflushed tail)
+// cannot be trusted: the state is rebuilt from the whole log instead.
+void ReplicaManager::load_producer_state(Partition& partition) {
+  storage::PartitionLog& log = *partition.log;
+  int64_t replay_from = log.log_start_offset();
+  if (auto snapshot = store_.get(producer_snapshot_key(partition.topic, partition.index))) {
+    auto parsed = ProducerStateTable::parse(*snapshot);
+    if (!parsed) {
+      SLUICE_LOG(kWarn, "ignoring unreadable producer-state snapshot of " << partition.topic << "-" << partition.index);
+    } else if (parsed->second > log.log_end_offset()) {
+      SLUICE_LOG(kWarn, "producer-state snapshot of " << partition.topic << "-" << partition.index << " is at offset "
+                                                       << parsed->second << ", past the log end "
+                                                       << log.log_end_offset() << ": rebuilding from the log");
+    } else {
+      partition.producers = std::move(parsed->first);
+      replay_from = std::max(parsed->second, replay_from);
+    }
+  }
+  if (replay_from >= log.log_end_offset()) return;
+  log.visit_batch_prefixes(replay_from, protocol::RecordBatchHeader::kSize, [&](std::string_view prefix) {
+    auto h = protocol::RecordBatchHeader::parse(prefix);
+    if (!h || h->producer_id < 0 || h->base_sequence < 0 || h->is_control()) return;
+    partition.producers.record(h->producer_id, h->producer_epoch, h->base_sequence, h->last_offset_delta + 1,
+                               h->base_offset, h->last_offset(), h->max_timestamp);
+  });
+}
+
+void ReplicaManager::snapshot_producer_states() {
+  std::vector<storage::StateStore::Change> changes;
+  for (auto& [key, partition] : partitions_)
+    if (partition->producers.dirty())
+      changes.push_back({producer_snapshot_key(partition->topic, partition->index),
+                         partition->producers.serialize(partition->log->log_end_offset())});
+  if (!changes.empty()) store_.apply(changes);
+}
+
+void ReplicaManager::expire_producers(int64_t now_ms, int64_t expiration_ms) {
+  for (auto& [key, partition] : partitions_) partition->producers.expire(now_ms, expiration_ms);
 }
 
 void ReplicaManager::load(const controller::Controller& controller) {
@@ -70,7 +119,10 @@ Partition* ReplicaManager::find(std::string_view topic, int32_t index) {
 }
 
 void ReplicaManager::on_topic_created(const controller::TopicInfo& topic) {
-  for (int32_t p = 0; p < topic.partitions; ++p) open_partition(topic.name, p);
+  for (int32_t p = 0; p < topic.partitions; ++p) {
+    store_.erase(producer_snapshot_key(topic.name, p));  // a namesake's, if a crash left one behind
+    open_partition(topic.name, p);
+  }
 }
 
 void ReplicaManager::on_partitions_added(const controller::TopicInfo& topic, int32_t old_count) {
@@ -84,12 +136,14 @@ void ReplicaManager::on_topic_deleted(const controller::TopicInfo& topic) {
     it->second->wake_waiters();
     std::filesystem::path dir = it->second->log->dir();
     partitions_.erase(it);
+    store_.erase(producer_snapshot_key(topic.name, p));
     std::filesystem::remove_all(dir);
   }
 }
 
 void ReplicaManager::flush_all() {
   for (auto& [key, partition] : partitions_) partition->log->flush();
+  snapshot_producer_states();
 }
 
 }  // namespace sluice::broker

@@ -12,8 +12,10 @@
 #include <string_view>
 #include <vector>
 
+#include "broker/producer_state.h"
 #include "controller/controller.h"
 #include "storage/partition_log.h"
+#include "storage/state_store.h"
 
 namespace sluice::broker {
 
@@ -24,6 +26,8 @@ struct Partition {
   int32_t index = 0;
   int32_t leader_epoch = 0;
   std::unique_ptr<storage::PartitionLog> log;
+  // Idempotent producers writing here (sequence numbers, last batches).
+  ProducerStateTable producers;
   // Fetches parked until data arrives; each is woken once and removes itself.
   std::vector<AsyncEvent*> waiters;
 
@@ -33,7 +37,8 @@ struct Partition {
 
 class ReplicaManager : public controller::MetadataListener {
  public:
-  ReplicaManager(std::filesystem::path log_dir, storage::LogOptions options);
+  // Producer-state snapshots go to `store`.
+  ReplicaManager(std::filesystem::path log_dir, storage::LogOptions options, storage::StateStore& store);
 
   // Opens the logs of every partition the controller knows, recovering each,
   // and removes directories of partitions that no longer exist.
@@ -48,12 +53,20 @@ class ReplicaManager : public controller::MetadataListener {
   void on_partitions_added(const controller::TopicInfo& topic, int32_t old_count) override;
   void on_topic_deleted(const controller::TopicInfo& topic) override;
 
-  // Syncs every log (clean shutdown).
+  // Syncs every log and snapshots producer state (clean shutdown).
   void flush_all();
+
+  // Persists the producer state of every partition where it changed since the
+  // last snapshot (one transaction). After a crash, what came later is rebuilt
+  // from the log.
+  void snapshot_producer_states();
+  // Forgets producers idle for `expiration_ms` (producer.id.expiration.ms).
+  void expire_producers(int64_t now_ms, int64_t expiration_ms);
 
  private:
   std::filesystem::path partition_dir(std::string_view topic, int32_t index) const;
   void open_partition(const std::string& topic, int32_t index);
+  void load_producer_state(Partition& partition);
 
   // Orders (topic, index) keys and lets lookups use a string_view topic.
   struct KeyLess {
@@ -66,6 +79,7 @@ class ReplicaManager : public controller::MetadataListener {
 
   std::filesystem::path log_dir_;
   storage::LogOptions options_;
+  storage::StateStore& store_;
   std::map<std::pair<std::string, int32_t>, std::unique_ptr<Partition>, KeyLess> partitions_;
 };
 

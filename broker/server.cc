@@ -72,6 +72,34 @@ asio::awaitable<void> expire_group_sessions(GroupCoordinator& groups) {
   }
 }
 
+// Producer state is snapshotted every few seconds where it changed, so a
+// restart after a crash replays only the log written since; idle producers
+// expire on Kafka's producer.id.expiration.check.interval.ms.
+asio::awaitable<void> maintain_producer_state(ReplicaManager& replicas, int64_t check_interval_ms,
+                                              int64_t expiration_ms) {
+  constexpr int64_t kSnapshotIntervalMs = 10'000;
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  int64_t since_check_ms = 0;
+  for (;;) {
+    const int64_t step_ms = std::min(kSnapshotIntervalMs, check_interval_ms);
+    timer.expires_after(std::chrono::milliseconds(step_ms));
+    co_await timer.async_wait(asio::use_awaitable);
+    since_check_ms += step_ms;
+    if (since_check_ms >= check_interval_ms) {
+      since_check_ms = 0;
+      const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+      replicas.expire_producers(now_ms, expiration_ms);
+    }
+    try {
+      replicas.snapshot_producer_states();
+    } catch (const std::exception& e) {
+      SLUICE_LOG(kError, "producer-state snapshot failed (the log still has everything): " << e.what());
+    }
+  }
+}
+
 }  // namespace
 
 int run_server(const BrokerConfig& config) {
@@ -84,7 +112,7 @@ int run_server(const BrokerConfig& config) {
                                                 static_cast<int16_t>(config.get_int("default.replication.factor"))});
   storage::LogOptions log_options;
   log_options.segment_bytes = static_cast<uint64_t>(config.get_long("log.segment.bytes"));
-  ReplicaManager replicas(log_dir, log_options);
+  ReplicaManager replicas(log_dir, log_options, *store);
   replicas.load(controller);
   controller.add_listener(&replicas);
 
@@ -99,7 +127,9 @@ int run_server(const BrokerConfig& config) {
                           io.get_executor());
   controller.add_listener(&groups);
   Flusher flusher(io.get_executor());
-  Broker broker{config, controller, replicas, groups, flusher, io.get_executor()};
+  ProducerIdManager producer_ids(controller);
+  Broker broker{config,       controller, replicas, groups, flusher, producer_ids, config.get_bool("sluice.idempotence.enable"),
+                io.get_executor()};
 
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   for (const auto& listener : config.listeners()) {
@@ -136,6 +166,10 @@ int run_server(const BrokerConfig& config) {
   asio::co_spawn(io, expire_offsets_periodically(groups, config.get_long("offsets.retention.check.interval.ms")),
                  asio::detached);
   asio::co_spawn(io, expire_group_sessions(groups), asio::detached);
+  asio::co_spawn(io,
+                 maintain_producer_state(replicas, config.get_long("producer.id.expiration.check.interval.ms"),
+                                         config.get_long("producer.id.expiration.ms")),
+                 asio::detached);
 
   // A peer that closes while we sendfile() to it must cost an EPIPE, not the
   // process (send() has MSG_NOSIGNAL; sendfile() has no such flag).

@@ -12,6 +12,7 @@ using protocol::ErrorCode;
 
 constexpr std::string_view kTopicPrefix = "topic/";
 constexpr std::string_view kClusterIdKey = "cluster/id";
+constexpr std::string_view kNextProducerIdKey = "cluster/next-producer-id";
 constexpr size_t kMaxTopicNameLength = 249;
 
 protocol::Uuid random_uuid() {
@@ -97,6 +98,7 @@ std::optional<std::string> invalid_topic_name_reason(std::string_view name) {
 }
 
 Controller::Controller(storage::StateStore& store, Options options) : store_(store), options_(options) {
+  if (auto next = store_.get(kNextProducerIdKey)) next_producer_id_ = std::stoll(*next);
   if (auto id = store_.get(kClusterIdKey)) {
     cluster_id_ = *id;
   } else {
@@ -118,6 +120,13 @@ const TopicInfo* Controller::find_topic(const protocol::Uuid& id) const {
   for (const auto& [name, topic] : topics_)
     if (topic.id == id) return &topic;
   return nullptr;
+}
+
+int64_t Controller::allocate_producer_ids(int32_t count) {
+  const int64_t first = next_producer_id_;
+  store_.put(kNextProducerIdKey, std::to_string(first + count));
+  next_producer_id_ = first + count;
+  return first;
 }
 
 void Controller::persist(const TopicInfo& topic) { store_.put(std::string(kTopicPrefix) + topic.name, encode_topic(topic)); }

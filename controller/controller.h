@@ -81,12 +81,19 @@ class Controller {
   OperationResult delete_topic(std::string_view name);
   OperationResult create_partitions(std::string_view name, int32_t new_total, bool validate_only);
 
+  // Reserves `count` producer ids for an idempotent-producer id manager and
+  // returns the first. The reservation is durable before it is returned, so an
+  // id is never handed out twice, across restarts included (ids reserved and
+  // not used before a crash are skipped, as Kafka does with its id blocks).
+  int64_t allocate_producer_ids(int32_t count);
+
  private:
   void persist(const TopicInfo& topic);
 
   storage::StateStore& store_;
   Options options_;
   std::string cluster_id_;
+  int64_t next_producer_id_ = 0;
   std::map<std::string, TopicInfo, std::less<>> topics_;
   std::vector<MetadataListener*> listeners_;
 };

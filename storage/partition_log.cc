@@ -274,6 +274,23 @@ std::string PartitionLog::read(int64_t offset, size_t max_bytes, bool at_least_o
   return out;
 }
 
+void PartitionLog::visit_batch_prefixes(int64_t offset, size_t prefix_bytes,
+                                        const std::function<void(std::string_view prefix)>& visit) const {
+  const Segment* segment = nullptr;
+  const BatchPosition* first = find_batch(offset, &segment);
+  if (!first) return;
+  std::string buffer(prefix_bytes, '\0');
+  size_t index = static_cast<size_t>(first - segment->batches.data());
+  for (auto it = segments_.begin() + (segment - segments_.data()); it != segments_.end(); ++it, index = 0) {
+    for (; index < it->batches.size(); ++index) {
+      const BatchPosition& batch = it->batches[index];
+      const size_t n = std::min<size_t>(prefix_bytes, batch.size);
+      pread_fully(it->fd(), buffer.data(), n, batch.position, it->path.string());
+      visit(std::string_view(buffer.data(), n));
+    }
+  }
+}
+
 std::optional<int64_t> PartitionLog::offset_for_timestamp(int64_t timestamp) const {
   for (const auto& segment : segments_)
     for (const auto& batch : segment.batches)

@@ -81,6 +81,12 @@ class PartitionLog {
   };
   std::vector<FileSlice> locate(int64_t offset, size_t max_bytes, bool at_least_one) const;
 
+  // Calls `visit` with the first `prefix_bytes` bytes (or all, if shorter) of
+  // every batch from the one holding `offset` to the end: how state kept
+  // beside the log (idempotent producers) catches up after a restart.
+  void visit_batch_prefixes(int64_t offset, size_t prefix_bytes,
+                            const std::function<void(std::string_view prefix)>& visit) const;
+
   // The base offset of the first batch whose max timestamp is >= `timestamp`.
   std::optional<int64_t> offset_for_timestamp(int64_t timestamp) const;
 

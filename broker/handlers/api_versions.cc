@@ -38,7 +38,8 @@ boost::asio::awaitable<void> handle_api_versions(RequestContext& ctx) {
       (!valid_software_field(request.client_software_name) || !valid_software_field(request.client_software_version))) {
     reply.error_code = static_cast<int16_t>(ErrorCode::kInvalidRequest);
   } else {
-    for (const ApiHandler& h : api_handlers()) reply.api_keys.push_back({h.api_key, h.min_version, h.max_version});
+    for (const ApiHandler& h : api_handlers())
+      if (api_enabled(ctx.broker, h.api_key)) reply.api_keys.push_back({h.api_key, h.min_version, h.max_version});
   }
   ctx.respond(reply);
   co_return;

@@ -25,6 +25,7 @@ constexpr ApiHandler kHandlers[] = {
     {18, 0, 3, handle_api_versions},
     {19, 2, 7, handle_create_topics},
     {20, 1, 6, handle_delete_topics},
+    {22, 0, 4, handle_init_producer_id},
     {32, 1, 4, handle_describe_configs},
     {37, 0, 3, handle_create_partitions},
     {42, 0, 2, handle_delete_groups},
@@ -32,7 +33,13 @@ constexpr ApiHandler kHandlers[] = {
     {60, 0, 1, handle_describe_cluster},
 };
 
+constexpr int16_t kInitProducerIdKey = 22;
+
 }  // namespace
+
+bool api_enabled(const Broker& broker, int16_t api_key) {
+  return api_key != kInitProducerIdKey || broker.idempotence_enabled;
+}
 
 std::span<const ApiHandler> api_handlers() { return kHandlers; }
 

@@ -22,9 +22,13 @@ struct ApiHandler {
   HandlerFn handle;
 };
 
-// Sorted by api key.
+// Sorted by api key: everything this build can serve.
 std::span<const ApiHandler> api_handlers();
 const ApiHandler* find_api_handler(int16_t api_key);
+// Whether this broker's configuration switches the API on (InitProducerId
+// is off with sluice.idempotence.enable=false): ApiVersions advertises, and
+// connections accept, only enabled APIs.
+bool api_enabled(const Broker& broker, int16_t api_key);
 
 boost::asio::awaitable<void> handle_produce(RequestContext& ctx);
 boost::asio::awaitable<void> handle_fetch(RequestContext& ctx);
@@ -47,6 +51,7 @@ boost::asio::awaitable<void> handle_delete_topics(RequestContext& ctx);
 boost::asio::awaitable<void> handle_describe_configs(RequestContext& ctx);
 boost::asio::awaitable<void> handle_create_partitions(RequestContext& ctx);
 boost::asio::awaitable<void> handle_describe_cluster(RequestContext& ctx);
+boost::asio::awaitable<void> handle_init_producer_id(RequestContext& ctx);
 
 // Writes the ApiVersions v0 reply Kafka sends when it cannot parse the
 // requested ApiVersions version (KIP-511): UNSUPPORTED_VERSION plus its range.

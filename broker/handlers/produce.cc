@@ -89,6 +89,31 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
         any_error = true;
         continue;
       }
+      // An idempotent producer's batch: a retry gets its first answer again; a
+      // gap or a stale epoch is refused before anything is written.
+      const protocol::RecordBatchHeader& header = batch.header;
+      const bool idempotent = header.producer_id >= 0 && broker.idempotence_enabled;
+      const int32_t record_count = header.last_offset_delta + 1;
+      if (idempotent) {
+        auto verdict =
+            partition->producers.check(header.producer_id, header.producer_epoch, header.base_sequence, record_count);
+        if (verdict.kind == ProducerStateTable::Verdict::Kind::kReject) {
+          topic_reply.partition_responses.push_back(partition_error(data.index, verdict.error, verdict.message));
+          any_error = true;
+          continue;
+        }
+        if (verdict.kind == ProducerStateTable::Verdict::Kind::kDuplicate) {
+          PartitionReply dup;
+          dup.index = data.index;
+          dup.base_offset = verdict.duplicate.first_offset;
+          dup.log_append_time_ms = verdict.duplicate.max_timestamp;  // what Kafka answers for a duplicate
+          dup.log_start_offset = partition->log->log_start_offset();
+          topic_reply.partition_responses.push_back(std::move(dup));
+          // The first copy may not be synced yet: this answer waits for it too.
+          if (acks == -1) to_sync.push_back(partition->log->active_fd());
+          continue;
+        }
+      }
       char* bytes = ctx.mutable_at(*records);
       protocol::set_partition_leader_epoch(bytes, partition->leader_epoch);
       PartitionReply ok;
@@ -110,6 +135,9 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
         any_error = true;
         continue;
       }
+      if (idempotent)
+        partition->producers.record(header.producer_id, header.producer_epoch, header.base_sequence, record_count,
+                                    ok.base_offset, ok.base_offset + header.last_offset_delta, batch.header.max_timestamp);
       ok.log_start_offset = partition->log->log_start_offset();
       topic_reply.partition_responses.push_back(std::move(ok));
       if (acks == -1) to_sync.push_back(partition->log->active_fd());
