@@ -31,7 +31,7 @@ def test_seek_middle(broker, unique_topic):
 
 def test_auto_create_on_produce(broker, unique_topic):
     topic = unique_topic("kp-auto")
-    p = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", max_block_ms=30000, **kp.NO_IDEMPOTENCE)
+    p = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", max_block_ms=30000)
     try:
         metas = [p.send(topic, key=b"k%d" % i, value=b"v%d" % i).get(timeout=30) for i in range(10)]
     finally:

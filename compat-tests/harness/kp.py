@@ -5,11 +5,6 @@ import time
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-# kafka-python 3 turns idempotence on by default. Sluice does not serve
-# InitProducerId until the idempotent-producer issue (#6) lands, so, as the
-# single-node issue allows for Java's producer, the tests turn it off
-# explicitly; #6 removes this.
-NO_IDEMPOTENCE = {"enable_idempotence": False}
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from .data import all_messages, check_partition, expected_by_partition
@@ -27,7 +22,7 @@ def produce(bootstrap: str, topic: str, n: int, *, compression: str | None = Non
             timeout: float = 180.0) -> None:
     p = KafkaProducer(bootstrap_servers=bootstrap, compression_type=compression, acks=acks,
                       linger_ms=20, batch_size=256 * 1024,
-                      request_timeout_ms=30000, max_block_ms=30000, **NO_IDEMPOTENCE)
+                      request_timeout_ms=30000, max_block_ms=30000)  # idempotent: kafka-python 3's default
     try:
         futures = []
         for part, k, v, h in all_messages(n):

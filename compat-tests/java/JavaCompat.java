@@ -174,8 +174,7 @@ public class JavaCompat {
         p.remove("default.api.timeout.ms");
         p.put(ProducerConfig.CLIENT_ID_CONFIG, "sluice-compat-java-producer-" + codec);
         p.put(ProducerConfig.ACKS_CONFIG, "all");
-        p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "false"); // not implemented in Sluice yet
-        p.put(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, "1"); // keeps order on retries
+        // Idempotence stays at its default (on): the broker's producer state keeps order on retries.
         p.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, codec);
         p.put(ProducerConfig.LINGER_MS_CONFIG, "5");
         p.put(ProducerConfig.BATCH_SIZE_CONFIG, String.valueOf(256 * 1024));
@@ -475,8 +474,7 @@ public class JavaCompat {
             in.append(line).append('\n');
         }
         okTool(CONSOLE_PRODUCER, List.of("--bootstrap-server", BOOTSTRAP, "--topic", topic,
-            "--producer-property", "acks=all", "--producer-property", "enable.idempotence=false",
-            "--producer-property", "max.block.ms=30000"), in.toString(), 90);
+            "--producer-property", "acks=all", "--producer-property", "max.block.ms=30000"), in.toString(), 90);
         Map<TopicPartition, ListOffsetsResult.ListOffsetsResultInfo> l =
             get(admin.listOffsets(Map.of(new TopicPartition(topic, 0), OffsetSpec.latest())).all());
         checkEq(100L, l.get(new TopicPartition(topic, 0)).offset(), "latest offset after console producer");

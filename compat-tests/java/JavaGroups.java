@@ -100,7 +100,6 @@ public class JavaGroups {
         Properties p = new Properties();
         p.put("bootstrap.servers", BOOTSTRAP);
         p.put(ProducerConfig.ACKS_CONFIG, "all");
-        p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "false");
         p.put(ProducerConfig.LINGER_MS_CONFIG, "5");
         p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, "20000");
         p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, "30000");
