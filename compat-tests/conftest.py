@@ -30,6 +30,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "groups: needs consumer-group membership (JoinGroup and friends); skipped on a Sluice "
                    "that does not advertise JoinGroup yet, always run on Kafka")
+    config.addinivalue_line(
+        "markers", "idempotence: needs the idempotent producer (InitProducerId and producer state); skipped "
+                   "on a Sluice that does not advertise InitProducerId (API 22) yet, always run on Kafka")
 
 
 @pytest.fixture(autouse=True)
@@ -43,6 +46,20 @@ def _needs_groups(request):
     b = request.getfixturevalue("broker")
     if 11 not in b.api_versions():
         pytest.skip("Sluice does not serve consumer-group membership yet (issue 4)")
+
+
+@pytest.fixture(autouse=True)
+def _needs_idempotence(request):
+    """An `idempotence` test runs on Sluice only once Sluice advertises InitProducerId (API 22) in
+    ApiVersions: asked of the broker itself (the session broker, on the same binary a fresh_broker
+    would run), so the tests turn on by themselves when the idempotent producer lands."""
+    if request.node.get_closest_marker("idempotence") is None or "broker_kind" not in request.fixturenames:
+        return
+    if request.getfixturevalue("broker_kind") != "sluice":
+        return
+    b = request.getfixturevalue("broker")
+    if 22 not in b.api_versions():
+        pytest.skip("Sluice does not serve InitProducerId yet (issue 6, idempotent producer)")
 
 
 def pytest_addoption(parser):

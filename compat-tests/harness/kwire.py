@@ -236,3 +236,305 @@ def assert_codec_used(attrs: list[int], codec: str) -> None:
     want = CODECS[codec]
     assert attrs and want in used and used <= {0, want}, (codec, attrs[:20])
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Idempotent producer helpers: magic-2 record batches with producer fields, InitProducerId,
+# Produce (v3..v9) with per-partition results, ListOffsets v1, and a Fetch v4 that decodes the
+# batch headers (and uncompressed records) it gets back.
+
+# Kafka error codes used by the idempotence tests (names as in Kafka's protocol documentation).
+NONE = 0
+CORRUPT_MESSAGE = 2
+UNKNOWN_TOPIC_OR_PARTITION = 3
+NOT_LEADER_OR_FOLLOWER = 6
+COORDINATOR_LOAD_IN_PROGRESS = 14
+INVALID_REQUEST = 42
+OUT_OF_ORDER_SEQUENCE_NUMBER = 45
+DUPLICATE_SEQUENCE_NUMBER = 46
+INVALID_PRODUCER_EPOCH = 47
+UNKNOWN_PRODUCER_ID = 59
+INVALID_RECORD = 87
+PRODUCER_FENCED = 90
+ERROR_NAMES = {
+    NONE: "NONE", CORRUPT_MESSAGE: "CORRUPT_MESSAGE", UNKNOWN_TOPIC_OR_PARTITION: "UNKNOWN_TOPIC_OR_PARTITION",
+    NOT_LEADER_OR_FOLLOWER: "NOT_LEADER_OR_FOLLOWER", COORDINATOR_LOAD_IN_PROGRESS: "COORDINATOR_LOAD_IN_PROGRESS",
+    INVALID_REQUEST: "INVALID_REQUEST",
+    OUT_OF_ORDER_SEQUENCE_NUMBER: "OUT_OF_ORDER_SEQUENCE_NUMBER",
+    DUPLICATE_SEQUENCE_NUMBER: "DUPLICATE_SEQUENCE_NUMBER", INVALID_PRODUCER_EPOCH: "INVALID_PRODUCER_EPOCH",
+    UNKNOWN_PRODUCER_ID: "UNKNOWN_PRODUCER_ID", INVALID_RECORD: "INVALID_RECORD", PRODUCER_FENCED: "PRODUCER_FENCED",
+}
+
+
+def error_name(code: int) -> str:
+    return f"{ERROR_NAMES.get(code, 'error')}({code})"
+
+
+def _crc32c_table() -> list[int]:
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli), as a record batch carries it (over attributes .. end of batch)."""
+    c = 0xFFFFFFFF
+    for b in data:
+        c = _CRC32C[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def varint(n: int) -> bytes:
+    """Signed zigzag varint (record fields)."""
+    return uvarint((n << 1) ^ (n >> 63))
+
+
+def record(offset_delta: int, value: bytes | None, key: bytes | None = None, timestamp_delta: int = 0) -> bytes:
+    """One magic-2 record without headers."""
+    body = b"\x00" + varint(timestamp_delta) + varint(offset_delta)
+    body += varint(-1) if key is None else varint(len(key)) + key
+    body += varint(-1) if value is None else varint(len(value)) + value
+    body += varint(0)  # headers
+    return varint(len(body)) + body
+
+
+def record_batch(values: list[bytes], *, producer_id: int = -1, producer_epoch: int = -1,
+                 base_sequence: int = -1, timestamp: int | None = None, attributes: int = 0,
+                 last_offset_delta: int | None = None) -> bytes:
+    """An uncompressed magic-2 record batch of len(values) records (keyless), base offset 0.
+    last_offset_delta defaults to len(values) - 1 (override only to build defective batches)."""
+    if not values:
+        raise ValueError("a batch needs at least one record")
+    ts = int(time.time() * 1000) if timestamp is None else timestamp
+    recs = b"".join(record(i, v) for i, v in enumerate(values))
+    lod = len(values) - 1 if last_offset_delta is None else last_offset_delta
+    after_crc = (i16(attributes) + i32(lod) + i64(ts) + i64(ts) + i64(producer_id) + i16(producer_epoch) +
+                 i32(base_sequence) + i32(len(values)) + recs)
+    body = i32(-1) + i8(2) + struct.pack(">I", crc32c(after_crc)) + after_crc  # leader epoch, magic, crc
+    return i64(0) + i32(len(body)) + body
+
+
+class KafkaConn:
+    """One raw connection with running correlation ids; request() returns a Reader positioned
+    after the response header (v0, or v1 with tagged fields for flexible versions)."""
+
+    def __init__(self, host: str, port: int, timeout: float = 30.0):
+        self.sock = connect(host, port, timeout)
+        self.corr = 100
+
+    @classmethod
+    def to(cls, bootstrap: str, timeout: float = 30.0) -> "KafkaConn":
+        return cls(*parse_bootstrap(bootstrap), timeout=timeout)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def request(self, api_key: int, version: int, body: bytes, flexible: bool) -> Reader:
+        self.corr += 1
+        hdr = (header_v2 if flexible else header_v1)(api_key, version, self.corr)
+        r = Reader(roundtrip(self.sock, hdr + body))
+        corr = r.i32()
+        if corr != self.corr:
+            raise ValueError(f"correlation id {corr}, expected {self.corr}")
+        if flexible:
+            r.skip_tags()
+        return r
+
+
+def init_producer_id(conn: KafkaConn, version: int = 4, *, transactional_id: str | None = None,
+                     transaction_timeout_ms: int = 60000, producer_id: int = -1,
+                     producer_epoch: int = -1) -> tuple[int, int, int]:
+    """InitProducerId (API 22) v0..v4 (v2+ flexible, v3+ carries producer_id/epoch).
+    Returns (error_code, producer_id, producer_epoch)."""
+    flexible = version >= 2
+    body = (compact_string if flexible else string)(transactional_id) + i32(transaction_timeout_ms)
+    if version >= 3:
+        body += i64(producer_id) + i16(producer_epoch)
+    if flexible:
+        body += b"\x00"
+    r = conn.request(22, version, body, flexible)
+    r.i32()  # throttle
+    err, pid, epoch = r.i16(), r.i64(), r.i16()
+    if flexible:
+        r.skip_tags()
+    return err, pid, epoch
+
+
+def new_producer_id(conn: KafkaConn, version: int = 4, timeout: float = 30.0, **kwargs) -> tuple[int, int]:
+    """InitProducerId without a transactional id, retried while the broker answers
+    COORDINATOR_LOAD_IN_PROGRESS (Kafka 3.9 KRaft does until its first block of producer ids
+    arrives from the controller, a few seconds after start). Returns (producer_id, epoch)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        err, pid, epoch = init_producer_id(conn, version, **kwargs)
+        if err != COORDINATOR_LOAD_IN_PROGRESS or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    if err != NONE:
+        raise AssertionError(f"InitProducerId v{version}: {error_name(err)}")
+    return pid, epoch
+
+
+class PartResult:
+    """One partition's Produce answer."""
+
+    def __init__(self, error: int, base_offset: int, log_append_time: int = -1, log_start_offset: int = -1,
+                 error_message: str | None = None, record_errors: list | None = None):
+        self.error, self.base_offset = error, base_offset
+        self.log_append_time, self.log_start_offset = log_append_time, log_start_offset
+        self.error_message, self.record_errors = error_message, record_errors or []
+
+    def __repr__(self) -> str:
+        return (f"PartResult({error_name(self.error)}, base_offset={self.base_offset}, "
+                f"log_start_offset={self.log_start_offset}, msg={self.error_message!r})")
+
+
+def produce(conn: KafkaConn, topic: str, batches: dict[int, bytes], *, version: int = 9, acks: int = -1,
+            timeout_ms: int = 30000) -> dict[int, PartResult]:
+    """Produce (API 0) v3..v9 of one batch per partition ({partition: batch bytes}) to one topic.
+    Returns {partition: PartResult}."""
+    if not 3 <= version <= 9:
+        raise ValueError("produce() speaks v3..v9")
+    flexible = version >= 9
+    if flexible:
+        body = compact_string(None) + i16(acks) + i32(timeout_ms) + uvarint(2) + compact_string(topic)
+        body += uvarint(len(batches) + 1)
+        for p, recs in batches.items():
+            body += i32(p) + uvarint(len(recs) + 1) + recs + b"\x00"
+        body += b"\x00" + b"\x00"  # topic tags, request tags
+    else:
+        body = string(None) + i16(acks) + i32(timeout_ms) + i32(1) + string(topic) + i32(len(batches))
+        for p, recs in batches.items():
+            body += i32(p) + i32(len(recs)) + recs
+    r = conn.request(0, version, body, flexible)
+    out: dict[int, PartResult] = {}
+    n_topics = r.uvarint() - 1 if flexible else r.i32()
+    for _ in range(n_topics):
+        name = r.compact_string() if flexible else r.string()
+        if name != topic:
+            raise ValueError(f"answer for topic {name!r}, expected {topic!r}")
+        for _ in range(r.uvarint() - 1 if flexible else r.i32()):
+            p, err, base = r.i32(), r.i16(), r.i64()
+            res = PartResult(err, base)
+            if version >= 2:
+                res.log_append_time = r.i64()
+            if version >= 5:
+                res.log_start_offset = r.i64()
+            if version >= 8:
+                for _ in range(r.uvarint() - 1 if flexible else r.i32()):
+                    idx = r.i32()
+                    msg = r.compact_string() if flexible else r.string()
+                    res.record_errors.append((idx, msg))
+                    if flexible:
+                        r.skip_tags()
+                res.error_message = r.compact_string() if flexible else r.string()
+            if flexible:
+                r.skip_tags()
+            out[p] = res
+        if flexible:
+            r.skip_tags()
+    r.i32()  # throttle
+    return out
+
+
+def list_offsets(conn: KafkaConn, topic: str, partitions: list[int], timestamp: int = -1) -> dict[int, int]:
+    """ListOffsets v1: {partition: offset} for timestamp -1 (latest = log end offset) or -2 (earliest).
+    Raises on a partition error."""
+    body = i32(-1) + i32(1) + string(topic) + i32(len(partitions))
+    for p in partitions:
+        body += i32(p) + i64(timestamp)
+    r = conn.request(2, 1, body, False)
+    out = {}
+    for _ in range(r.i32()):
+        r.string()
+        for _ in range(r.i32()):
+            p, err = r.i32(), r.i16()
+            r.i64()  # timestamp
+            off = r.i64()
+            if err:
+                raise ValueError(f"ListOffsets {topic}-{p}: {error_name(err)}")
+            out[p] = off
+    return out
+
+
+class FetchedBatch:
+    """Header fields of a stored record batch, and its records' values (uncompressed batches)."""
+
+    def __init__(self, base_offset: int, last_offset_delta: int, attributes: int, producer_id: int,
+                 producer_epoch: int, base_sequence: int, record_count: int, values: list[bytes | None]):
+        self.base_offset, self.last_offset_delta, self.attributes = base_offset, last_offset_delta, attributes
+        self.producer_id, self.producer_epoch, self.base_sequence = producer_id, producer_epoch, base_sequence
+        self.record_count, self.values = record_count, values
+
+    def __repr__(self) -> str:
+        return (f"FetchedBatch(base_offset={self.base_offset}, n={self.record_count}, pid={self.producer_id}, "
+                f"epoch={self.producer_epoch}, base_seq={self.base_sequence})")
+
+
+def _svarint(r: Reader) -> int:
+    u = r.uvarint()
+    return (u >> 1) ^ -(u & 1)
+
+
+def _decode_records(data: bytes, count: int) -> list[bytes | None]:
+    """The values of `count` uncompressed magic-2 records."""
+    outer = Reader(data)
+    values = []
+    for _ in range(count):
+        rec = Reader(outer.take(_svarint(outer)))
+        rec.i8()  # attributes
+        _svarint(rec); _svarint(rec)  # timestamp delta, offset delta
+        klen = _svarint(rec)
+        if klen >= 0:
+            rec.take(klen)
+        vlen = _svarint(rec)
+        values.append(None if vlen < 0 else rec.take(vlen))
+    return values
+
+
+def fetch_batches(conn: KafkaConn, topic: str, partition: int, offset: int = 0,
+                  max_bytes: int = 1 << 20) -> list[FetchedBatch]:
+    """Fetch v4 (read_uncommitted, no wait) of one partition from `offset`; the complete batches."""
+    body = (i32(-1) + i32(0) + i32(0) + i32(max_bytes) + i8(0) +
+            i32(1) + string(topic) + i32(1) + i32(partition) + i64(offset) + i32(max_bytes))
+    r = conn.request(1, 4, body, False)
+    r.i32()  # throttle
+    if r.i32() != 1 or r.string() != topic or r.i32() != 1 or r.i32() != partition:
+        raise ValueError("unexpected Fetch answer layout")
+    err = r.i16()
+    if err:
+        raise ValueError(f"Fetch {topic}-{partition}: {error_name(err)}")
+    r.i64(); r.i64()  # high watermark, last stable offset
+    for _ in range(max(r.i32(), 0)):  # aborted transactions
+        r.i64(); r.i64()
+    records = Reader(r.take(r.i32()))
+    out = []
+    while len(records.rest()) >= 61:
+        base = records.i64()
+        blen = records.i32()
+        if blen > len(records.rest()):
+            break  # partial batch at the end
+        b = Reader(records.take(blen))
+        b.i32()  # partition leader epoch
+        if b.i8() != 2:
+            raise ValueError("magic != 2")
+        b.i32()  # crc
+        attrs, lod = b.i16(), b.i32()
+        b.i64(); b.i64()  # timestamps
+        pid, epoch, seq, count = b.i64(), b.i16(), b.i32(), b.i32()
+        values = _decode_records(b.rest(), count) if attrs & 7 == 0 and not attrs & 0x20 else []
+        out.append(FetchedBatch(base, lod, attrs, pid, epoch, seq, count, values))
+    return out
