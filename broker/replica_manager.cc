@@ -1,9 +1,11 @@
 #include "broker/replica_manager.h"
 
+#include <cstdio>
 #include <set>
 
 #include "broker/async_event.h"
 #include "broker/log.h"
+#include "broker/topic_settings.h"
 #include "protocol/record_batch.h"
 
 namespace sluice::broker {
@@ -11,6 +13,26 @@ namespace {
 
 std::string producer_snapshot_key(std::string_view topic, int32_t index) {
   return "producers/" + std::string(topic) + "/" + std::to_string(index);
+}
+
+// A log's checkpoint: "<recovery point> <log start offset>".
+std::string log_checkpoint_key(std::string_view topic, int32_t index) {
+  return "log/" + std::string(topic) + "/" + std::to_string(index);
+}
+
+std::string encode_checkpoint(const storage::LogCheckpoint& c) {
+  return std::to_string(c.recovery_point) + " " + std::to_string(c.log_start_offset);
+}
+
+storage::LogCheckpoint decode_checkpoint(const std::optional<std::string>& value) {
+  storage::LogCheckpoint c;
+  if (!value) return c;
+  long long recovery = 0, start = 0;
+  if (std::sscanf(value->c_str(), "%lld %lld", &recovery, &start) == 2) {
+    c.recovery_point = recovery;
+    c.log_start_offset = start;
+  }
+  return c;
 }
 
 }  // namespace
@@ -21,35 +43,64 @@ void Partition::wake_waiters() {
   for (AsyncEvent* event : woken) event->set();
 }
 
-ReplicaManager::ReplicaManager(std::filesystem::path log_dir, storage::LogOptions options, storage::StateStore& store)
-    : log_dir_(std::move(log_dir)), options_(options), store_(store) {
+ReplicaManager::ReplicaManager(std::filesystem::path log_dir, const BrokerConfig& config, storage::StateStore& store)
+    : log_dir_(std::move(log_dir)), config_(config), store_(store) {
   std::filesystem::create_directories(log_dir_);
 }
 
-std::optional<storage::BatchSummary> ReplicaManager::inspect_batch(std::string_view entry) {
-  auto header = protocol::RecordBatchHeader::parse(entry);
-  if (!header || header->magic != 2 || header->total_size() != entry.size() || header->last_offset_delta < 0 ||
-      !protocol::record_batch_crc_ok(entry))
-    return std::nullopt;
-  return storage::BatchSummary{header->last_offset_delta, header->max_timestamp};
+storage::BatchFormat ReplicaManager::batch_format() {
+  storage::BatchFormat format;
+  format.header_bytes = protocol::RecordBatchHeader::kSize;
+  format.summarize = [](std::string_view header) -> std::optional<storage::BatchSummary> {
+    auto h = protocol::RecordBatchHeader::parse(header);
+    if (!h || h->magic != 2 || h->last_offset_delta < 0 ||
+        h->total_size() < protocol::RecordBatchHeader::kSize)
+      return std::nullopt;
+    return storage::BatchSummary{h->last_offset_delta, h->max_timestamp};
+  };
+  format.verify = [](std::string_view entry) {
+    auto h = protocol::RecordBatchHeader::parse(entry);
+    return h && h->total_size() == entry.size() && protocol::record_batch_crc_ok(entry);
+  };
+  return format;
+}
+
+// Segment settings from the topic's configs (or the broker's).
+storage::LogOptions ReplicaManager::log_options_for(const controller::TopicInfo& topic) const {
+  auto value = [&](std::string_view name) { return std::stoll(topic_config_value(config_, topic, name)); };
+  storage::LogOptions options;
+  options.segment_bytes = static_cast<uint64_t>(value("segment.bytes"));
+  options.segment_ms = value("segment.ms");
+  options.index_interval_bytes = static_cast<uint32_t>(value("index.interval.bytes"));
+  return options;
+}
+
+void ReplicaManager::apply_topic_settings(Partition& partition, const controller::TopicInfo& topic) {
+  if (partition.log) partition.log->set_options(log_options_for(topic));
+  partition.retention_ms = std::stoll(topic_config_value(config_, topic, "retention.ms"));
+  partition.retention_bytes = std::stoll(topic_config_value(config_, topic, "retention.bytes"));
 }
 
 std::filesystem::path ReplicaManager::partition_dir(std::string_view topic, int32_t index) const {
   return log_dir_ / (std::string(topic) + "-" + std::to_string(index));
 }
 
-void ReplicaManager::open_partition(const std::string& topic, int32_t index) {
+void ReplicaManager::open_partition(const controller::TopicInfo& topic, int32_t index) {
   auto partition = std::make_unique<Partition>();
-  partition->topic = topic;
+  partition->topic = topic.name;
   partition->index = index;
+  apply_topic_settings(*partition, topic);
+  partition->checkpointed = decode_checkpoint(store_.get(log_checkpoint_key(topic.name, index)));
   storage::RecoveryReport report;
-  partition->log = storage::PartitionLog::open(partition_dir(topic, index), options_, inspect_batch, &report);
+  partition->log = storage::PartitionLog::open(partition_dir(topic.name, index), log_options_for(topic), batch_format(),
+                                               partition->checkpointed, &report);
+  for (const auto& problem : report.problems) SLUICE_LOG(kWarn, topic.name << "-" << index << ": " << problem);
   if (report.truncated_bytes > 0 || report.removed_segments > 0)
-    SLUICE_LOG(kWarn, "recovered " << topic << "-" << index << ": cut " << report.truncated_bytes
+    SLUICE_LOG(kWarn, "recovered " << topic.name << "-" << index << ": cut " << report.truncated_bytes
                                    << " bytes of torn or corrupt tail, removed " << report.removed_segments
                                    << " segment(s); log end offset " << partition->log->log_end_offset());
   load_producer_state(*partition);
-  partitions_[{topic, index}] = std::move(partition);
+  partitions_[{topic.name, index}] = std::move(partition);
 }
 
 // The last snapshot, then the batches appended after it, replayed from their
@@ -72,21 +123,45 @@ void ReplicaManager::load_producer_state(Partition& partition) {
     }
   }
   if (replay_from >= log.log_end_offset()) return;
-  log.visit_batch_prefixes(replay_from, protocol::RecordBatchHeader::kSize, [&](std::string_view prefix) {
-    auto h = protocol::RecordBatchHeader::parse(prefix);
+  log.visit_batch_headers(replay_from, [&](std::string_view header) {
+    auto h = protocol::RecordBatchHeader::parse(header);
     if (!h || h->producer_id < 0 || h->base_sequence < 0 || h->is_control()) return;
     partition.producers.record(h->producer_id, h->producer_epoch, h->base_sequence, h->last_offset_delta + 1,
                                h->base_offset, h->last_offset(), h->max_timestamp);
   });
 }
 
-void ReplicaManager::snapshot_producer_states() {
+void ReplicaManager::checkpoint() {
   std::vector<storage::StateStore::Change> changes;
-  for (auto& [key, partition] : partitions_)
+  for (auto& [key, partition] : partitions_) {
+    const storage::LogCheckpoint now{partition->log->recovery_point(), partition->log->log_start_offset()};
+    if (now.recovery_point != partition->checkpointed.recovery_point ||
+        now.log_start_offset != partition->checkpointed.log_start_offset) {
+      changes.push_back({log_checkpoint_key(partition->topic, partition->index), encode_checkpoint(now)});
+      partition->checkpointed = now;
+    }
     if (partition->producers.dirty())
       changes.push_back({producer_snapshot_key(partition->topic, partition->index),
                          partition->producers.serialize(partition->log->log_end_offset())});
+  }
   if (!changes.empty()) store_.apply(changes);
+}
+
+void ReplicaManager::enforce_retention(int64_t now_ms) {
+  for (auto& [key, partition] : partitions_) {
+    try {
+      deleter_.remove(partition->log->enforce_retention(now_ms, partition->retention_ms, partition->retention_bytes));
+    } catch (const std::exception& e) {
+      SLUICE_LOG(kError, "retention of " << partition->topic << "-" << partition->index << " failed: " << e.what());
+    }
+  }
+}
+
+void ReplicaManager::delete_records_before(Partition& partition, int64_t offset) {
+  deleter_.remove(partition.log->advance_log_start(offset));
+  const storage::LogCheckpoint now{partition.log->recovery_point(), partition.log->log_start_offset()};
+  store_.put(log_checkpoint_key(partition.topic, partition.index), encode_checkpoint(now));
+  partition.checkpointed = now;
 }
 
 void ReplicaManager::expire_producers(int64_t now_ms, int64_t expiration_ms) {
@@ -97,7 +172,7 @@ void ReplicaManager::load(const controller::Controller& controller) {
   std::set<std::string> expected;
   for (const auto& [name, topic] : controller.topics())
     for (int32_t p = 0; p < topic.partitions; ++p) {
-      open_partition(name, p);
+      open_partition(topic, p);
       expected.insert(partition_dir(name, p).filename().string());
     }
   // Directories of deleted topics whose removal a crash interrupted.
@@ -120,13 +195,14 @@ Partition* ReplicaManager::find(std::string_view topic, int32_t index) {
 
 void ReplicaManager::on_topic_created(const controller::TopicInfo& topic) {
   for (int32_t p = 0; p < topic.partitions; ++p) {
-    store_.erase(producer_snapshot_key(topic.name, p));  // a namesake's, if a crash left one behind
-    open_partition(topic.name, p);
+    // A namesake's state, if a crash left some behind.
+    store_.apply({{producer_snapshot_key(topic.name, p), std::nullopt}, {log_checkpoint_key(topic.name, p), std::nullopt}});
+    open_partition(topic, p);
   }
 }
 
 void ReplicaManager::on_partitions_added(const controller::TopicInfo& topic, int32_t old_count) {
-  for (int32_t p = old_count; p < topic.partitions; ++p) open_partition(topic.name, p);
+  for (int32_t p = old_count; p < topic.partitions; ++p) open_partition(topic, p);
 }
 
 void ReplicaManager::on_topic_deleted(const controller::TopicInfo& topic) {
@@ -136,14 +212,19 @@ void ReplicaManager::on_topic_deleted(const controller::TopicInfo& topic) {
     it->second->wake_waiters();
     std::filesystem::path dir = it->second->log->dir();
     partitions_.erase(it);
-    store_.erase(producer_snapshot_key(topic.name, p));
+    store_.apply({{producer_snapshot_key(topic.name, p), std::nullopt}, {log_checkpoint_key(topic.name, p), std::nullopt}});
     std::filesystem::remove_all(dir);
   }
 }
 
+void ReplicaManager::on_topic_configs_changed(const controller::TopicInfo& topic) {
+  for (int32_t p = 0; p < topic.partitions; ++p)
+    if (Partition* partition = find(topic.name, p)) apply_topic_settings(*partition, topic);
+}
+
 void ReplicaManager::flush_all() {
   for (auto& [key, partition] : partitions_) partition->log->flush();
-  snapshot_producer_states();
+  checkpoint();
 }
 
 }  // namespace sluice::broker

@@ -12,8 +12,10 @@
 #include <string_view>
 #include <vector>
 
+#include "broker/config.h"
 #include "broker/producer_state.h"
 #include "controller/controller.h"
+#include "storage/file_deleter.h"
 #include "storage/partition_log.h"
 #include "storage/state_store.h"
 
@@ -30,6 +32,11 @@ struct Partition {
   ProducerStateTable producers;
   // Fetches parked until data arrives; each is woken once and removes itself.
   std::vector<AsyncEvent*> waiters;
+  // The topic's retention.ms / retention.bytes (-1: no limit).
+  int64_t retention_ms = -1;
+  int64_t retention_bytes = -1;
+  // What the last checkpoint stored (recovery point, log start offset).
+  storage::LogCheckpoint checkpointed;
 
   int64_t high_watermark() const { return log->log_end_offset(); }
   void wake_waiters();
@@ -37,8 +44,9 @@ struct Partition {
 
 class ReplicaManager : public controller::MetadataListener {
  public:
-  // Producer-state snapshots go to `store`.
-  ReplicaManager(std::filesystem::path log_dir, storage::LogOptions options, storage::StateStore& store);
+  // Topic settings fall back to `config`; checkpoints and producer-state
+  // snapshots go to `store`.
+  ReplicaManager(std::filesystem::path log_dir, const BrokerConfig& config, storage::StateStore& store);
 
   // Opens the logs of every partition the controller knows, recovering each,
   // and removes directories of partitions that no longer exist.
@@ -46,26 +54,35 @@ class ReplicaManager : public controller::MetadataListener {
 
   Partition* find(std::string_view topic, int32_t index);
 
-  // Whether a batch of Kafka's format is valid, for recovery.
-  static std::optional<storage::BatchSummary> inspect_batch(std::string_view entry);
+  // How storage reads Kafka record batches (offsets, timestamps, CRC).
+  static storage::BatchFormat batch_format();
 
   void on_topic_created(const controller::TopicInfo& topic) override;
   void on_partitions_added(const controller::TopicInfo& topic, int32_t old_count) override;
   void on_topic_deleted(const controller::TopicInfo& topic) override;
+  void on_topic_configs_changed(const controller::TopicInfo& topic) override;
 
-  // Syncs every log and snapshots producer state (clean shutdown).
+  // Syncs every log and checkpoints (clean shutdown): the next start trusts
+  // every segment and reads nothing but index files.
   void flush_all();
 
-  // Persists the producer state of every partition where it changed since the
-  // last snapshot (one transaction). After a crash, what came later is rebuilt
-  // from the log.
-  void snapshot_producer_states();
+  // Persists, in one transaction, what changed since the last checkpoint: each
+  // log's recovery point and log start offset, and producer-state snapshots.
+  // After a crash, what came later is rebuilt from the log.
+  void checkpoint();
+  // Deletes old segments by each topic's retention.ms / retention.bytes
+  // (files are unlinked on a background thread).
+  void enforce_retention(int64_t now_ms);
+  // DeleteRecords: raises the partition's log start offset, durably.
+  void delete_records_before(Partition& partition, int64_t offset);
   // Forgets producers idle for `expiration_ms` (producer.id.expiration.ms).
   void expire_producers(int64_t now_ms, int64_t expiration_ms);
 
  private:
   std::filesystem::path partition_dir(std::string_view topic, int32_t index) const;
-  void open_partition(const std::string& topic, int32_t index);
+  void open_partition(const controller::TopicInfo& topic, int32_t index);
+  storage::LogOptions log_options_for(const controller::TopicInfo& topic) const;
+  void apply_topic_settings(Partition& partition, const controller::TopicInfo& topic);
   void load_producer_state(Partition& partition);
 
   // Orders (topic, index) keys and lets lookups use a string_view topic.
@@ -78,8 +95,9 @@ class ReplicaManager : public controller::MetadataListener {
   };
 
   std::filesystem::path log_dir_;
-  storage::LogOptions options_;
+  const BrokerConfig& config_;
   storage::StateStore& store_;
+  storage::FileDeleter deleter_;
   std::map<std::pair<std::string, int32_t>, std::unique_ptr<Partition>, KeyLess> partitions_;
 };
 

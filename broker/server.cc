@@ -72,30 +72,44 @@ asio::awaitable<void> expire_group_sessions(GroupCoordinator& groups) {
   }
 }
 
-// Producer state is snapshotted every few seconds where it changed, so a
-// restart after a crash replays only the log written since; idle producers
-// expire on Kafka's producer.id.expiration.check.interval.ms.
-asio::awaitable<void> maintain_producer_state(ReplicaManager& replicas, int64_t check_interval_ms,
-                                              int64_t expiration_ms) {
-  constexpr int64_t kSnapshotIntervalMs = 10'000;
+// Background upkeep of the logs, on the network thread between requests (each
+// step is short; file deletions go to a background thread):
+//  - checkpoint every 10 s what changed (recovery points, log start offsets,
+//    producer-state snapshots), so a restart after a crash rescans little;
+//  - retention every log.retention.check.interval.ms;
+//  - idle producer ids every producer.id.expiration.check.interval.ms.
+asio::awaitable<void> maintain_logs(ReplicaManager& replicas, const BrokerConfig& config) {
+  constexpr int64_t kCheckpointIntervalMs = 10'000;
+  const int64_t retention_interval_ms = config.get_long("log.retention.check.interval.ms");
+  const int64_t producer_interval_ms = config.get_long("producer.id.expiration.check.interval.ms");
+  const int64_t producer_expiration_ms = config.get_long("producer.id.expiration.ms");
+  const int64_t step_ms = std::min({kCheckpointIntervalMs, retention_interval_ms, producer_interval_ms});
   asio::steady_timer timer(co_await asio::this_coro::executor);
-  int64_t since_check_ms = 0;
+  int64_t since_checkpoint = 0, since_retention = 0, since_producers = 0;
   for (;;) {
-    const int64_t step_ms = std::min(kSnapshotIntervalMs, check_interval_ms);
     timer.expires_after(std::chrono::milliseconds(step_ms));
     co_await timer.async_wait(asio::use_awaitable);
-    since_check_ms += step_ms;
-    if (since_check_ms >= check_interval_ms) {
-      since_check_ms = 0;
-      const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 std::chrono::system_clock::now().time_since_epoch())
-                                 .count();
-      replicas.expire_producers(now_ms, expiration_ms);
-    }
+    since_checkpoint += step_ms;
+    since_retention += step_ms;
+    since_producers += step_ms;
+    const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
     try {
-      replicas.snapshot_producer_states();
+      if (since_retention >= retention_interval_ms) {
+        since_retention = 0;
+        replicas.enforce_retention(now_ms);
+      }
+      if (since_producers >= producer_interval_ms) {
+        since_producers = 0;
+        replicas.expire_producers(now_ms, producer_expiration_ms);
+      }
+      if (since_checkpoint >= kCheckpointIntervalMs) {
+        since_checkpoint = 0;
+        replicas.checkpoint();
+      }
     } catch (const std::exception& e) {
-      SLUICE_LOG(kError, "producer-state snapshot failed (the log still has everything): " << e.what());
+      SLUICE_LOG(kError, "log maintenance failed (will retry): " << e.what());
     }
   }
 }
@@ -110,9 +124,7 @@ int run_server(const BrokerConfig& config) {
   controller::Controller controller(*store, controller::Controller::Options{
                                                 config.node_id(), config.get_int("num.partitions"),
                                                 static_cast<int16_t>(config.get_int("default.replication.factor"))});
-  storage::LogOptions log_options;
-  log_options.segment_bytes = static_cast<uint64_t>(config.get_long("log.segment.bytes"));
-  ReplicaManager replicas(log_dir, log_options, *store);
+  ReplicaManager replicas(log_dir, config, *store);
   replicas.load(controller);
   controller.add_listener(&replicas);
 
@@ -166,10 +178,7 @@ int run_server(const BrokerConfig& config) {
   asio::co_spawn(io, expire_offsets_periodically(groups, config.get_long("offsets.retention.check.interval.ms")),
                  asio::detached);
   asio::co_spawn(io, expire_group_sessions(groups), asio::detached);
-  asio::co_spawn(io,
-                 maintain_producer_state(replicas, config.get_long("producer.id.expiration.check.interval.ms"),
-                                         config.get_long("producer.id.expiration.ms")),
-                 asio::detached);
+  asio::co_spawn(io, maintain_logs(replicas, config), asio::detached);
 
   // A peer that closes while we sendfile() to it must cost an EPIPE, not the
   // process (send() has MSG_NOSIGNAL; sendfile() has no such flag).

@@ -17,6 +17,15 @@ std::optional<std::pair<std::string, std::string>> broker_retention_ms(const Bro
   return std::nullopt;
 }
 
+// segment.ms's broker default: log.roll.ms, else log.roll.hours.
+std::optional<std::pair<std::string, std::string>> broker_segment_ms(const BrokerConfig& config) {
+  if (config.source("log.roll.ms") == ConfigSource::kStaticBroker)
+    return std::pair{std::string("log.roll.ms"), config.get_string("log.roll.ms")};
+  if (config.source("log.roll.hours") == ConfigSource::kStaticBroker)
+    return std::pair{std::string("log.roll.hours"), std::to_string(config.get_long("log.roll.hours") * 3'600'000)};
+  return std::nullopt;
+}
+
 }  // namespace
 
 EffectiveConfig effective_topic_config(const BrokerConfig& config, const controller::TopicInfo& topic,
@@ -25,6 +34,10 @@ EffectiveConfig effective_topic_config(const BrokerConfig& config, const control
     return {it->second, ConfigSource::kDynamicTopic, ""};
   if (std::string_view(definition.name) == "retention.ms") {
     if (auto set = broker_retention_ms(config)) return {set->second, ConfigSource::kStaticBroker, set->first};
+    return {definition.default_value, ConfigSource::kDefault, ""};
+  }
+  if (std::string_view(definition.name) == "segment.ms") {
+    if (auto set = broker_segment_ms(config)) return {set->second, ConfigSource::kStaticBroker, set->first};
     return {definition.default_value, ConfigSource::kDefault, ""};
   }
   if (definition.broker_synonym && config.source(definition.broker_synonym) == ConfigSource::kStaticBroker)

@@ -197,6 +197,19 @@ OperationResult Controller::delete_topic(std::string_view name) {
   return {};
 }
 
+OperationResult Controller::alter_topic_configs(std::string_view name, const std::map<std::string, std::string>& configs,
+                                                bool validate_only) {
+  auto it = topics_.find(name);
+  if (it == topics_.end()) return {ErrorCode::kUnknownTopicOrPartition, "The topic '" + std::string(name) + "' does not exist."};
+  for (const auto& [key, value] : configs)
+    if (auto problem = validate_topic_config(key, value)) return {ErrorCode::kInvalidConfig, *problem};
+  if (validate_only) return {};
+  it->second.configs = configs;
+  persist(it->second);
+  for (auto* l : listeners_) l->on_topic_configs_changed(it->second);
+  return {};
+}
+
 OperationResult Controller::create_partitions(std::string_view name, int32_t new_total, bool validate_only) {
   auto it = topics_.find(name);
   if (it == topics_.end()) return {ErrorCode::kUnknownTopicOrPartition, "This server does not host this topic-partition."};

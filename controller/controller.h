@@ -46,6 +46,8 @@ class MetadataListener {
   virtual void on_topic_created(const TopicInfo& topic) = 0;
   virtual void on_partitions_added(const TopicInfo& topic, int32_t old_count) = 0;
   virtual void on_topic_deleted(const TopicInfo& topic) = 0;
+  // A topic's configs were altered (AlterConfigs / IncrementalAlterConfigs).
+  virtual void on_topic_configs_changed(const TopicInfo& /*topic*/) {}
 };
 
 class Controller {
@@ -80,6 +82,10 @@ class Controller {
                                const TopicInfo** created = nullptr);
   OperationResult delete_topic(std::string_view name);
   OperationResult create_partitions(std::string_view name, int32_t new_total, bool validate_only);
+  // Replaces a topic's explicit configs with `configs` (each validated as at
+  // creation), durably, and tells the listeners.
+  OperationResult alter_topic_configs(std::string_view name, const std::map<std::string, std::string>& configs,
+                                      bool validate_only);
 
   // Reserves `count` producer ids for an idempotent-producer id manager and
   // returns the first. The reservation is durable before it is returned, so an

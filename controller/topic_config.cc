@@ -18,7 +18,7 @@ const std::vector<TopicConfigDefinition> kTopicConfigs = {
     {"flush.messages", ConfigType::kLong, "9223372036854775807", "log.flush.interval.messages", 1},
     {"flush.ms", ConfigType::kLong, "9223372036854775807", "log.flush.interval.ms", 0},
     {"follower.replication.throttled.replicas", ConfigType::kList, "", nullptr},
-    {"index.interval.bytes", ConfigType::kInt, "4096", nullptr, 0, kIntMax},
+    {"index.interval.bytes", ConfigType::kInt, "4096", "log.index.interval.bytes", 0, kIntMax},
     {"leader.replication.throttled.replicas", ConfigType::kList, "", nullptr},
     {"local.retention.bytes", ConfigType::kLong, "-2", nullptr, -2},
     {"local.retention.ms", ConfigType::kLong, "-2", nullptr, -2},

@@ -83,17 +83,19 @@ ProducedBatch fail(ErrorCode code, std::string message) {
 
 }  // namespace
 
-std::optional<std::pair<int64_t, int64_t>> find_record_by_timestamp(std::string_view batch, int64_t timestamp) {
+std::optional<std::pair<int64_t, int64_t>> find_record_by_timestamp(std::string_view batch, int64_t timestamp,
+                                                                    int64_t min_offset) {
   auto h = RecordBatchHeader::parse(batch);
-  if (!h || h->max_timestamp < timestamp) return std::nullopt;
-  if (h->log_append_time() || h->compression() != Compression::kNone) return std::pair{h->base_offset, h->max_timestamp};
+  if (!h || h->max_timestamp < timestamp || h->last_offset() < min_offset) return std::nullopt;
+  const std::pair<int64_t, int64_t> whole_batch{std::max(h->base_offset, min_offset), h->max_timestamp};
+  if (h->log_append_time() || h->compression() != Compression::kNone) return whole_batch;
   std::optional<std::pair<int64_t, int64_t>> found;
   visit_uncompressed_records(batch.substr(RecordBatchHeader::kSize), h->records_count, [&](int64_t od, int64_t td) {
-    if (h->base_timestamp + td < timestamp) return false;
+    if (h->base_offset + od < min_offset || h->base_timestamp + td < timestamp) return false;
     found = std::pair{h->base_offset + od, h->base_timestamp + td};
     return true;
   });
-  return found ? found : std::pair{h->base_offset, h->max_timestamp};
+  return found ? found : whole_batch;
 }
 
 std::optional<RecordBatchHeader> RecordBatchHeader::parse(std::string_view bytes) {

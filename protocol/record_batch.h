@@ -4,6 +4,7 @@
 // (both outside the CRC, so no recompute is needed).
 #pragma once
 
+#include <climits>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -67,7 +68,9 @@ void set_partition_leader_epoch(char* batch, int32_t epoch);
 // (offset, timestamp). For LogAppendTime batches every record has the batch's
 // MaxTimestamp. Compressed batches are not opened: the answer is the batch's
 // base offset and MaxTimestamp (at most one batch early). nullopt if none.
-std::optional<std::pair<int64_t, int64_t>> find_record_by_timestamp(std::string_view batch, int64_t timestamp);
+// Records below `min_offset` (the log start offset) are skipped.
+std::optional<std::pair<int64_t, int64_t>> find_record_by_timestamp(std::string_view batch, int64_t timestamp,
+                                                                    int64_t min_offset = INT64_MIN);
 
 // The outcome of checking the records a producer sent for one partition.
 struct ProducedBatch {

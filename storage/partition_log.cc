@@ -6,46 +6,54 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <system_error>
 
 namespace sluice::storage {
 namespace {
 
+constexpr size_t kIndexEntryBytes = 8;       // u32 relative offset, u32 position
+constexpr size_t kTimeIndexEntryBytes = 12;  // i64 timestamp, u32 relative offset
+constexpr size_t kScanChunk = 1 << 20;
+
 [[noreturn]] void throw_errno(const std::string& what) { throw std::system_error(errno, std::generic_category(), what); }
 
-int64_t load_be64(const char* p) {
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+uint64_t load_be(const char* p, int n) {
   uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return static_cast<int64_t>(v);
+  for (int i = 0; i < n; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
 }
 
-int32_t load_be32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return static_cast<int32_t>(v);
-}
-
-void store_be64(char* p, int64_t value) {
-  uint64_t v = static_cast<uint64_t>(value);
-  for (int i = 7; i >= 0; --i) {
+void store_be(char* p, uint64_t v, int n) {
+  for (int i = n - 1; i >= 0; --i) {
     p[i] = static_cast<char>(v & 0xFF);
     v >>= 8;
   }
 }
 
-void pread_fully(int fd, char* buf, size_t n, uint64_t at, const std::string& what) {
-  while (n > 0) {
-    ssize_t got = ::pread(fd, buf, n, static_cast<off_t>(at));
+// Reads up to n bytes at `at`; fewer only at the end of the file.
+size_t pread_some(int fd, char* buf, size_t n, uint64_t at, const std::string& what) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t got = ::pread(fd, buf + done, n - done, static_cast<off_t>(at + done));
     if (got < 0) {
       if (errno == EINTR) continue;
       throw_errno("read " + what);
     }
-    if (got == 0) throw std::system_error(EIO, std::generic_category(), "short read " + what);
-    buf += got;
-    n -= static_cast<size_t>(got);
-    at += static_cast<uint64_t>(got);
+    if (got == 0) break;
+    done += static_cast<size_t>(got);
   }
+  return done;
+}
+
+void pread_fully(int fd, char* buf, size_t n, uint64_t at, const std::string& what) {
+  if (pread_some(fd, buf, n, at, what) != n) throw std::system_error(EIO, std::generic_category(), "short read " + what);
 }
 
 void write_fully(int fd, const char* buf, size_t n, const std::string& what) {
@@ -67,6 +75,25 @@ void fsync_dir(const std::filesystem::path& dir) {
   ::close(fd);
 }
 
+std::filesystem::path with_extension(const std::filesystem::path& log_path, const char* ext) {
+  std::filesystem::path p = log_path;
+  p.replace_extension(ext);
+  return p;
+}
+
+std::string read_file(const std::filesystem::path& path) {
+  std::string out;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) {
+    out.resize(static_cast<size_t>(st.st_size));
+    out.resize(pread_some(fd, out.data(), out.size(), 0, path.string()));
+  }
+  ::close(fd);
+  return out;
+}
+
 }  // namespace
 
 std::string segment_file_name(int64_t base_offset) {
@@ -75,118 +102,290 @@ std::string segment_file_name(int64_t base_offset) {
   return name;
 }
 
-PartitionLog::PartitionLog(std::filesystem::path dir, LogOptions options) : dir_(std::move(dir)), options_(options) {}
+PartitionLog::OpenFile::~OpenFile() { ::close(fd_); }
+
+PartitionLog::PartitionLog(std::filesystem::path dir, LogOptions options, BatchFormat format)
+    : dir_(std::move(dir)), options_(options), format_(std::move(format)) {}
 
 PartitionLog::~PartitionLog() = default;
 
-PartitionLog::OpenFile::~OpenFile() { ::close(fd_); }
+PartitionLog::Segment PartitionLog::open_segment(int64_t base, const std::filesystem::path& path) {
+  Segment segment;
+  segment.base_offset = base;
+  segment.next_offset = base;
+  segment.path = path;
+  const int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw_errno("open " + path.string());
+  segment.file = std::make_shared<OpenFile>(fd);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw_errno("stat " + path.string());
+  segment.size = static_cast<uint64_t>(st.st_size);
+  return segment;
+}
 
 std::unique_ptr<PartitionLog> PartitionLog::open(const std::filesystem::path& dir, LogOptions options,
-                                                 const BatchInspector& inspect, RecoveryReport* report_out) {
+                                                 BatchFormat format, LogCheckpoint checkpoint,
+                                                 RecoveryReport* report_out) {
   std::filesystem::create_directories(dir);
-  std::unique_ptr<PartitionLog> log(new PartitionLog(dir, options));
+  std::unique_ptr<PartitionLog> log(new PartitionLog(dir, options, std::move(format)));
   RecoveryReport report;
 
   std::vector<std::pair<int64_t, std::filesystem::path>> files;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    if (entry.path().extension() != ".log") continue;
-    const std::string stem = entry.path().stem().string();
+    const auto& path = entry.path();
+    if (path.extension() == ".deleted") {  // retention had started removing it
+      std::filesystem::remove(path);
+      continue;
+    }
+    if (path.extension() != ".log") continue;
+    const std::string stem = path.stem().string();
     if (stem.size() != 20 || !std::all_of(stem.begin(), stem.end(), ::isdigit)) continue;
-    files.emplace_back(std::stoll(stem), entry.path());
+    files.emplace_back(std::stoll(stem), path);
   }
   std::sort(files.begin(), files.end());
 
-  bool corrupt = false;
-  for (auto& [base, path] : files) {
-    if (corrupt) {
-      // Everything after a corrupt point is unreachable: offsets must stay contiguous.
+  bool cut = false;
+  for (size_t i = 0; i < files.size(); ++i) {
+    const auto& [base, path] = files[i];
+    auto drop = [&] {
       std::filesystem::remove(path);
+      std::filesystem::remove(with_extension(path, ".index"));
+      std::filesystem::remove(with_extension(path, ".timeindex"));
       ++report.removed_segments;
+    };
+    if (cut) {  // everything after a cut is unreachable: offsets must stay contiguous
+      drop();
       continue;
     }
-    Segment segment;
-    segment.base_offset = base;
-    segment.path = path;
-    const int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CLOEXEC);
-    if (fd < 0) throw_errno("open " + path.string());
-    segment.file = std::make_shared<OpenFile>(fd);
-    struct stat st {};
-    if (::fstat(segment.fd(), &st) != 0) throw_errno("stat " + path.string());
-    segment.size = static_cast<uint64_t>(st.st_size);
-    if (log->segments_.empty()) log->next_offset_ = base;
-    if (base != log->next_offset_) {
-      // A gap between segments: treat as the corrupt point.
-      segment.file.reset();
-      std::filesystem::remove(path);
-      ++report.removed_segments;
-      corrupt = true;
+    if (!log->segments_.empty() && base != log->next_offset_) {
+      report.problems.push_back(path.string() + ": starts at offset " + std::to_string(base) + ", expected " +
+                                std::to_string(log->next_offset_));
+      drop();
+      cut = true;
       continue;
     }
-    log->recover_segment(segment, inspect, corrupt, report);
+    Segment segment = log->open_segment(base, path);
+    const bool last = i + 1 == files.size();
+    // Wholly below the recovery point: flushed and indexed, trusted as is.
+    const bool trusted = !last && files[i + 1].first <= checkpoint.recovery_point;
+    if (trusted) {
+      segment.next_offset = files[i + 1].first;
+      log->load_indexes(segment, segment.next_offset, true, report);
+      if (segment.index.empty() && segment.size > 0) {
+        report.problems.push_back(path.string() + ": index missing or damaged; rebuilt by scanning");
+        cut = !log->recover_segment(segment, segment.base_offset, report);
+      }
+    } else {
+      log->load_indexes(segment, checkpoint.recovery_point, false, report);
+      cut = !log->recover_segment(segment, checkpoint.recovery_point, report);
+    }
+    log->next_offset_ = segment.next_offset;
     log->segments_.push_back(std::move(segment));
   }
-  // An empty segment that is not the only one carries nothing; keep the list simple.
   if (log->segments_.empty()) log->roll(0);
-  log->log_start_offset_ = log->segments_.front().base_offset;
-  if (report_out) *report_out = report;
+  log->log_start_offset_ =
+      std::clamp(checkpoint.log_start_offset, log->segments_.front().base_offset, log->next_offset_);
+  log->recovery_point_ = std::min(checkpoint.recovery_point, log->next_offset_);
+  if (report_out) *report_out = std::move(report);
   return log;
 }
 
-void PartitionLog::recover_segment(Segment& segment, const BatchInspector& inspect, bool& corrupt,
-                                   RecoveryReport& report) {
-  // Scan the file in large chunks; entries are parsed out of the chunk buffer.
-  constexpr size_t kChunk = 1 << 20;
-  std::string buffer;
-  uint64_t buffer_at = 0;  // file position of buffer[0]
+// Loads the segment's index files, keeping the entries for batches below
+// `trusted_below` that point inside the file in increasing order.
+void PartitionLog::load_indexes(Segment& segment, int64_t trusted_below, bool trusted, RecoveryReport& report) const {
+  const std::string index = read_file(with_extension(segment.path, ".index"));
+  for (size_t at = 0; at + kIndexEntryBytes <= index.size(); at += kIndexEntryBytes) {
+    IndexEntry e{segment.base_offset + static_cast<int64_t>(load_be(index.data() + at, 4)),
+                 static_cast<uint32_t>(load_be(index.data() + at + 4, 4))};
+    const bool ordered = segment.index.empty() ? (e.position == 0 && e.offset == segment.base_offset)
+                                               : (e.offset > segment.index.back().offset &&
+                                                  e.position > segment.index.back().position);
+    if (!ordered || e.position + kLogOverhead > segment.size || e.offset >= trusted_below) break;
+    segment.index.push_back(e);
+  }
+  if (!segment.index.empty()) {
+    // The last entry must frame a batch with its offset, or the index is not to be trusted.
+    char head[kLogOverhead];
+    const auto& last = segment.index.back();
+    if (pread_some(segment.fd(), head, kLogOverhead, last.position, segment.path.string()) != kLogOverhead ||
+        static_cast<int64_t>(load_be(head, 8)) != last.offset) {
+      report.problems.push_back(segment.path.string() + ": index does not match the log; rebuilt by scanning");
+      segment.index.clear();
+    }
+  }
+  segment.index_on_disk = segment.index.size();
+
+  const std::string times = read_file(with_extension(segment.path, ".timeindex"));
+  for (size_t at = 0; at + kTimeIndexEntryBytes <= times.size(); at += kTimeIndexEntryBytes) {
+    TimeEntry e{static_cast<int64_t>(load_be(times.data() + at, 8)),
+                segment.base_offset + static_cast<int64_t>(load_be(times.data() + at + 8, 4))};
+    if ((!segment.time_index.empty() && e.timestamp <= segment.time_index.back().timestamp) ||
+        e.offset < segment.base_offset || e.offset >= trusted_below)
+      break;
+    segment.time_index.push_back(e);
+  }
+  if (!trusted) {
+    // Recovery rescans from the last index entry: time entries from there on
+    // (a flush's final entry) are rebuilt by the scan.
+    const int64_t rescan_from = segment.index.empty() ? segment.base_offset : segment.index.back().offset;
+    while (!segment.time_index.empty() && segment.time_index.back().offset >= rescan_from) segment.time_index.pop_back();
+  }
+  segment.time_index_on_disk = segment.time_index.size();
+  if (!segment.time_index.empty()) {
+    segment.max_timestamp = segment.time_index.back().timestamp;
+    segment.max_timestamp_offset = segment.time_index.back().offset;
+  }
+}
+
+// Scans the segment from its last trusted index entry to the end: batches
+// below `trusted_below` are only framed, later ones are verified. Cuts the file
+// at the first entry that is torn, corrupt or out of sequence. Returns false
+// when it had to cut (later segments must go).
+bool PartitionLog::recover_segment(Segment& segment, int64_t trusted_below, RecoveryReport& report) {
   uint64_t pos = 0;
-  auto ensure = [&](uint64_t at, size_t n) -> std::string_view {
+  int64_t expected = segment.base_offset;
+  if (!segment.index.empty()) {
+    pos = segment.index.back().position;
+    expected = segment.index.back().offset;
+    segment.index.pop_back();  // note_batch() puts it back
+    segment.index_on_disk = std::min(segment.index_on_disk, segment.index.size());
+  }
+  // The rolling timestamp comes from the first batch; read it if we start past it.
+  std::string buffer;
+  uint64_t buffer_at = 0;
+  auto view = [&](uint64_t at, size_t n) -> std::string_view {
     if (at + n > segment.size) return {};
     if (at < buffer_at || at + n > buffer_at + buffer.size()) {
-      size_t want = std::max<size_t>(n, kChunk);
-      want = static_cast<size_t>(std::min<uint64_t>(want, segment.size - at));
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(std::max(n, kScanChunk), segment.size - at));
       buffer.resize(want);
       pread_fully(segment.fd(), buffer.data(), want, at, segment.path.string());
       buffer_at = at;
     }
     return std::string_view(buffer).substr(static_cast<size_t>(at - buffer_at), n);
   };
-
-  while (pos < segment.size) {
-    std::string_view head = ensure(pos, kLogOverhead);
-    if (head.empty()) break;
-    int64_t base = load_be64(head.data());
-    int32_t length = load_be32(head.data() + 8);
-    if (length <= 0 || base != next_offset_) break;
-    std::string_view entry = ensure(pos, kLogOverhead + static_cast<size_t>(length));
-    if (entry.empty()) break;
-    std::optional<BatchSummary> summary = inspect(entry);
-    if (!summary || summary->last_offset_delta < 0) break;
-    segment.batches.push_back(BatchPosition{base, base + summary->last_offset_delta, summary->max_timestamp,
-                                            static_cast<uint32_t>(pos), static_cast<uint32_t>(entry.size())});
-    next_offset_ = base + summary->last_offset_delta + 1;
-    pos += entry.size();
-    ++report.batches;
+  if (pos > 0 && segment.size >= format_.header_bytes) {
+    if (auto first = format_.summarize(view(0, format_.header_bytes))) segment.rolling_timestamp = first->max_timestamp;
   }
-  if (pos < segment.size) {
+
+  segment.next_offset = expected;
+  bool intact = true;
+  while (pos < segment.size) {
+    std::string_view head = view(pos, std::max(kLogOverhead, format_.header_bytes));
+    if (head.empty()) {
+      report.problems.push_back(segment.path.string() + ": torn entry at position " + std::to_string(pos));
+      intact = false;
+      break;
+    }
+    const int64_t base = static_cast<int64_t>(load_be(head.data(), 8));
+    const int64_t length = static_cast<int32_t>(load_be(head.data() + 8, 4));
+    std::optional<BatchSummary> summary = format_.summarize(head.substr(0, format_.header_bytes));
+    if (length <= 0 || base != expected || !summary || summary->last_offset_delta < 0 ||
+        pos + kLogOverhead + static_cast<uint64_t>(length) > segment.size) {
+      report.problems.push_back(segment.path.string() + ": no valid batch at position " + std::to_string(pos) +
+                                " (expected offset " + std::to_string(expected) + ")");
+      intact = false;
+      break;
+    }
+    const size_t entry_size = kLogOverhead + static_cast<size_t>(length);
+    if (base >= trusted_below) {
+      std::string_view entry = view(pos, entry_size);
+      if (!format_.verify(entry)) {
+        report.problems.push_back(segment.path.string() + ": checksum mismatch at position " + std::to_string(pos) +
+                                  " (offset " + std::to_string(base) + ")");
+        intact = false;
+        break;
+      }
+      ++report.batches_scanned;
+      report.bytes_scanned += entry_size;
+    }
+    note_batch(segment, pos, static_cast<uint32_t>(entry_size), base, *summary);
+    expected = segment.next_offset;
+    pos += entry_size;
+  }
+  if (!intact) {
     report.truncated_bytes += segment.size - pos;
     if (::ftruncate(segment.fd(), static_cast<off_t>(pos)) != 0) throw_errno("truncate " + segment.path.string());
     ::fdatasync(segment.fd());
     segment.size = pos;
-    corrupt = true;
+    // Index entries past the cut (possible when the file had them) go too.
+    while (!segment.index.empty() && segment.index.back().position >= pos) segment.index.pop_back();
+    while (!segment.time_index.empty() && segment.time_index.back().offset >= segment.next_offset)
+      segment.time_index.pop_back();
+    segment.index_on_disk = std::min(segment.index_on_disk, segment.index.size());
+    segment.time_index_on_disk = std::min(segment.time_index_on_disk, segment.time_index.size());
+    ::truncate(with_extension(segment.path, ".index").c_str(), static_cast<off_t>(segment.index_on_disk * kIndexEntryBytes));
+    ::truncate(with_extension(segment.path, ".timeindex").c_str(),
+               static_cast<off_t>(segment.time_index_on_disk * kTimeIndexEntryBytes));
   }
+  return intact;
+}
+
+// Bookkeeping for a batch now in `segment` at `position`: offsets, timestamps
+// and the sparse indexes.
+void PartitionLog::note_batch(Segment& segment, uint64_t position, uint32_t size, int64_t base,
+                              const BatchSummary& summary) {
+  if (segment.index.empty() || position - segment.index.back().position >= options_.index_interval_bytes) {
+    segment.index.push_back({base, static_cast<uint32_t>(position)});
+    // The time index follows the offset index's rhythm, when the largest timestamp grew.
+    if (segment.max_timestamp >= 0 &&
+        (segment.time_index.empty() || segment.max_timestamp > segment.time_index.back().timestamp))
+      segment.time_index.push_back({segment.max_timestamp, segment.max_timestamp_offset});
+  }
+  if (position == 0) segment.rolling_timestamp = summary.max_timestamp;
+  if (summary.max_timestamp > segment.max_timestamp) {
+    segment.max_timestamp = summary.max_timestamp;
+    segment.max_timestamp_offset = base;
+  }
+  segment.next_offset = base + summary.last_offset_delta + 1;
+  segment.size = std::max<uint64_t>(segment.size, position + size);
 }
 
 PartitionLog::Segment& PartitionLog::roll(int64_t base_offset) {
-  if (!segments_.empty()) ::fdatasync(segments_.back().fd());
-  Segment segment;
-  segment.base_offset = base_offset;
-  segment.path = dir_ / segment_file_name(base_offset);
-  const int fd = ::open(segment.path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) throw_errno("create " + segment.path.string());
-  segment.file = std::make_shared<OpenFile>(fd);
+  if (!segments_.empty()) {
+    Segment& old = segments_.back();
+    write_indexes(old, true);
+    if (::fdatasync(old.fd()) != 0) throw_errno("fdatasync " + old.path.string());
+    recovery_point_ = std::max(recovery_point_, base_offset);
+  }
+  Segment segment = open_segment(base_offset, dir_ / segment_file_name(base_offset));
+  segment.rolling_timestamp = now_ms();
   fsync_dir(dir_);
   segments_.push_back(std::move(segment));
   return segments_.back();
+}
+
+// Appends the index entries not yet on disk; with `sync`, also makes them
+// durable. A segment being finished gets a final time entry for its largest
+// timestamp, so a trusted segment's time index knows it.
+void PartitionLog::write_indexes(Segment& segment, bool sync) {
+  if (sync && segment.max_timestamp >= 0 &&
+      (segment.time_index.empty() || segment.max_timestamp > segment.time_index.back().timestamp))
+    segment.time_index.push_back({segment.max_timestamp, segment.max_timestamp_offset});
+  auto append_file = [&](const char* ext, size_t& on_disk, size_t total, size_t entry_bytes, auto encode) {
+    if (on_disk == total && !sync) return;
+    const auto path = with_extension(segment.path, ext);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) throw_errno("open " + path.string());
+    std::string bytes((total - on_disk) * entry_bytes, '\0');
+    for (size_t i = on_disk; i < total; ++i) encode(bytes.data() + (i - on_disk) * entry_bytes, i);
+    ssize_t put = bytes.empty() ? 0 : ::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(on_disk * entry_bytes));
+    const bool ok = put == static_cast<ssize_t>(bytes.size()) && ::ftruncate(fd, static_cast<off_t>(total * entry_bytes)) == 0 &&
+                    (!sync || ::fdatasync(fd) == 0);
+    const int saved = errno;
+    ::close(fd);
+    errno = saved;
+    if (!ok) throw_errno("write " + path.string());
+    on_disk = total;
+  };
+  append_file(".index", segment.index_on_disk, segment.index.size(), kIndexEntryBytes, [&](char* p, size_t i) {
+    store_be(p, static_cast<uint64_t>(segment.index[i].offset - segment.base_offset), 4);
+    store_be(p + 4, segment.index[i].position, 4);
+  });
+  append_file(".timeindex", segment.time_index_on_disk, segment.time_index.size(), kTimeIndexEntryBytes,
+              [&](char* p, size_t i) {
+                store_be(p, static_cast<uint64_t>(segment.time_index[i].timestamp), 8);
+                store_be(p + 8, static_cast<uint64_t>(segment.time_index[i].offset - segment.base_offset), 4);
+              });
 }
 
 uint64_t PartitionLog::size_bytes() const {
@@ -197,69 +396,108 @@ uint64_t PartitionLog::size_bytes() const {
 
 int64_t PartitionLog::append(std::span<char> entry, const BatchSummary& summary) {
   Segment* active = &segments_.back();
-  if (active->size > 0 && active->size + entry.size() > options_.segment_bytes) active = &roll(next_offset_);
+  if (!active->empty() && (active->size + entry.size() > options_.segment_bytes ||
+                           now_ms() - active->rolling_timestamp >= options_.segment_ms))
+    active = &roll(next_offset_);
   const int64_t base = next_offset_;
-  store_be64(entry.data(), base);
+  store_be(entry.data(), static_cast<uint64_t>(base), 8);
   const uint64_t position = active->size;
   try {
     write_fully(active->fd(), entry.data(), entry.size(), active->path.string());
   } catch (...) {
-    // Never leave half an entry behind: later appends would land after garbage.
+    // Never leave part of an entry behind: later appends would land after garbage.
     if (::ftruncate(active->fd(), static_cast<off_t>(position)) != 0) { /* recovery will cut it */ }
     throw;
   }
-  active->size += entry.size();
-  active->batches.push_back(BatchPosition{base, base + summary.last_offset_delta, summary.max_timestamp,
-                                          static_cast<uint32_t>(position), static_cast<uint32_t>(entry.size())});
-  next_offset_ = base + summary.last_offset_delta + 1;
+  note_batch(*active, position, static_cast<uint32_t>(entry.size()), base, summary);
+  next_offset_ = active->next_offset;
   return base;
 }
 
-const PartitionLog::BatchPosition* PartitionLog::find_batch(int64_t offset, const Segment** segment_out) const {
+const PartitionLog::Segment* PartitionLog::segment_for(int64_t offset) const {
   if (offset < log_start_offset_ || offset >= next_offset_) return nullptr;
-  // The last segment whose base offset is <= offset.
   auto seg = std::upper_bound(segments_.begin(), segments_.end(), offset,
                               [](int64_t o, const Segment& s) { return o < s.base_offset; });
   if (seg == segments_.begin()) return nullptr;
   --seg;
-  // The first batch whose last offset is >= offset.
-  auto batch = std::lower_bound(seg->batches.begin(), seg->batches.end(), offset,
-                                [](const BatchPosition& b, int64_t o) { return b.last_offset < o; });
-  if (batch == seg->batches.end()) return nullptr;
-  *segment_out = &*seg;
-  return &*batch;
+  return offset < seg->next_offset ? &*seg : nullptr;
 }
 
-std::vector<PartitionLog::FileSlice> PartitionLog::locate(int64_t offset, size_t max_bytes,
-                                                          bool at_least_one) const {
+uint64_t PartitionLog::index_position_at_or_before(const Segment& segment, int64_t offset) const {
+  auto it = std::upper_bound(segment.index.begin(), segment.index.end(), offset,
+                             [](int64_t o, const IndexEntry& e) { return o < e.offset; });
+  return it == segment.index.begin() ? 0 : std::prev(it)->position;
+}
+
+void PartitionLog::walk(const Segment& segment, uint64_t from, uint64_t until,
+                        const std::function<bool(const BatchAt&, std::string_view header)>& visit) const {
+  const size_t header = std::max(kLogOverhead, format_.header_bytes);
+  // One read usually covers every header between two index entries.
+  const size_t chunk = std::max<size_t>(options_.index_interval_bytes, 4096) + header;
+  std::string buffer;
+  uint64_t buffer_at = 0;
+  for (uint64_t pos = from; pos < until && pos + kLogOverhead <= segment.size;) {
+    if (pos < buffer_at || pos + header > buffer_at + buffer.size()) {
+      buffer.resize(static_cast<size_t>(std::min<uint64_t>(chunk, segment.size - pos)));
+      pread_fully(segment.fd(), buffer.data(), buffer.size(), pos, segment.path.string());
+      buffer_at = pos;
+    }
+    std::string_view head = std::string_view(buffer).substr(static_cast<size_t>(pos - buffer_at));
+    head = head.substr(0, std::min(head.size(), header));
+    BatchAt batch{pos, static_cast<uint32_t>(kLogOverhead + load_be(head.data() + 8, 4)),
+                  static_cast<int64_t>(load_be(head.data(), 8))};
+    if (batch.size <= kLogOverhead || pos + batch.size > segment.size) return;  // not written whole (cannot happen)
+    if (!visit(batch, head)) return;
+    pos += batch.size;
+  }
+}
+
+std::optional<PartitionLog::BatchAt> PartitionLog::find_batch(const Segment& segment, int64_t offset) const {
+  std::optional<BatchAt> found;
+  walk(segment, index_position_at_or_before(segment, offset), segment.size, [&](const BatchAt& b, std::string_view) {
+    if (b.base_offset > offset) return false;
+    found = b;  // the last batch starting at or before `offset` holds it
+    return true;
+  });
+  return found;
+}
+
+std::vector<PartitionLog::FileSlice> PartitionLog::locate(int64_t offset, size_t max_bytes, bool at_least_one) const {
   std::vector<FileSlice> slices;
-  const Segment* segment = nullptr;
-  const BatchPosition* first = find_batch(offset, &segment);
+  const Segment* segment = segment_for(offset);
+  if (!segment) return slices;
+  std::optional<BatchAt> first = find_batch(*segment, offset);
   if (!first) return slices;
-  auto seg_it = segments_.begin() + (segment - segments_.data());
-  size_t batch_index = static_cast<size_t>(first - segment->batches.data());
+  uint64_t pos = first->position;
   size_t total = 0;
-  // A contiguous run of batches per segment: one slice each.
-  while (seg_it != segments_.end()) {
-    const auto& batches = seg_it->batches;
-    size_t run_start = batch_index;
-    size_t run_end = batch_index;
-    while (run_end < batches.size()) {
-      size_t size = batches[run_end].size;
-      bool first_overall = total == 0 && run_end == run_start;
-      size_t pending = batches[run_end].position + size - batches[run_start].position;
-      if (total + pending > max_bytes && !(first_overall && at_least_one)) break;
-      ++run_end;
+  for (auto it = segments_.begin() + (segment - segments_.data()); it != segments_.end(); ++it, pos = 0) {
+    if (total > 0 && total >= max_bytes) break;
+    if (pos >= it->size) continue;
+    const size_t budget = max_bytes - total;
+    uint64_t end = it->size;
+    if (end - pos > budget) {
+      // The last batch boundary within the budget: from the nearest index
+      // entry below the limit, walk the few headers up to it.
+      const uint64_t limit = pos + budget;
+      auto entry = std::upper_bound(it->index.begin(), it->index.end(), limit,
+                                    [](uint64_t p, const IndexEntry& e) { return p < e.position; });
+      uint64_t from = entry == it->index.begin() ? 0 : std::prev(entry)->position;
+      from = std::max(from, pos);
+      end = from;
+      walk(*it, from, std::max(limit, from + 1), [&](const BatchAt& b, std::string_view) {
+        if (b.position + b.size > limit) {
+          if (end == pos && total == 0 && at_least_one) end = b.position + b.size;  // KIP-74
+          return false;
+        }
+        end = b.position + b.size;
+        return true;
+      });
     }
-    if (run_end > run_start) {
-      uint64_t from = batches[run_start].position;
-      size_t length = batches[run_end - 1].position + batches[run_end - 1].size - from;
-      slices.push_back({seg_it->file, seg_it->fd(), from, static_cast<uint32_t>(length)});
-      total += length;
+    if (end > pos) {
+      slices.push_back({it->file, it->fd(), pos, static_cast<uint32_t>(end - pos)});
+      total += end - pos;
     }
-    if (run_end < batches.size()) break;  // hit the byte limit
-    ++seg_it;
-    batch_index = 0;
+    if (end < it->size) break;  // the budget ends inside this segment
   }
   return slices;
 }
@@ -274,40 +512,103 @@ std::string PartitionLog::read(int64_t offset, size_t max_bytes, bool at_least_o
   return out;
 }
 
-void PartitionLog::visit_batch_prefixes(int64_t offset, size_t prefix_bytes,
-                                        const std::function<void(std::string_view prefix)>& visit) const {
-  const Segment* segment = nullptr;
-  const BatchPosition* first = find_batch(offset, &segment);
-  if (!first) return;
-  std::string buffer(prefix_bytes, '\0');
-  size_t index = static_cast<size_t>(first - segment->batches.data());
-  for (auto it = segments_.begin() + (segment - segments_.data()); it != segments_.end(); ++it, index = 0) {
-    for (; index < it->batches.size(); ++index) {
-      const BatchPosition& batch = it->batches[index];
-      const size_t n = std::min<size_t>(prefix_bytes, batch.size);
-      pread_fully(it->fd(), buffer.data(), n, batch.position, it->path.string());
-      visit(std::string_view(buffer.data(), n));
-    }
-  }
+void PartitionLog::visit_batch_headers(int64_t offset, const std::function<void(std::string_view)>& visit) const {
+  const Segment* segment = segment_for(std::max(offset, log_start_offset_));
+  if (!segment) return;
+  std::optional<BatchAt> first = find_batch(*segment, std::max(offset, log_start_offset_));
+  uint64_t pos = first ? first->position : 0;
+  for (auto it = segments_.begin() + (segment - segments_.data()); it != segments_.end(); ++it, pos = 0)
+    walk(*it, pos, it->size, [&](const BatchAt&, std::string_view header) {
+      visit(header);
+      return true;
+    });
 }
 
 std::optional<int64_t> PartitionLog::offset_for_timestamp(int64_t timestamp) const {
-  for (const auto& segment : segments_)
-    for (const auto& batch : segment.batches)
-      if (batch.max_timestamp >= timestamp) return batch.base_offset;
+  for (const Segment& segment : segments_) {
+    if (segment.max_timestamp < timestamp || segment.next_offset <= log_start_offset_) continue;
+    // The last time entry below the target: no batch up to it reaches the target.
+    auto t = std::lower_bound(segment.time_index.begin(), segment.time_index.end(), timestamp,
+                              [](const TimeEntry& e, int64_t ts) { return e.timestamp < ts; });
+    int64_t from_offset = t == segment.time_index.begin() ? segment.base_offset : std::prev(t)->offset;
+    from_offset = std::max(from_offset, log_start_offset_);
+    std::optional<BatchAt> start = find_batch(segment, from_offset);
+    std::optional<int64_t> found;
+    walk(segment, start ? start->position : 0, segment.size, [&](const BatchAt& b, std::string_view header) {
+      auto summary = format_.summarize(header);
+      if (summary && summary->max_timestamp >= timestamp && b.base_offset + summary->last_offset_delta >= log_start_offset_) {
+        found = b.base_offset;
+        return false;
+      }
+      return true;
+    });
+    if (found) return found;
+  }
   return std::nullopt;
 }
 
-std::optional<std::pair<int64_t, int64_t>> PartitionLog::max_timestamp_and_offset() const {
+std::optional<std::pair<int64_t, int64_t>> PartitionLog::max_timestamp_batch() const {
   std::optional<std::pair<int64_t, int64_t>> best;
-  for (const auto& segment : segments_)
-    for (const auto& batch : segment.batches)
-      if (!best || batch.max_timestamp > best->first) best = {batch.max_timestamp, batch.last_offset};
+  for (const Segment& segment : segments_)
+    if (segment.max_timestamp >= 0 && segment.next_offset > log_start_offset_ &&
+        (!best || segment.max_timestamp > best->first))
+      best = {segment.max_timestamp, std::max(segment.max_timestamp_offset, log_start_offset_)};
   return best;
 }
 
 void PartitionLog::flush() {
-  if (!segments_.empty() && ::fdatasync(segments_.back().fd()) != 0) throw_errno("fdatasync " + segments_.back().path.string());
+  Segment& active = segments_.back();
+  if (::fdatasync(active.fd()) != 0) throw_errno("fdatasync " + active.path.string());
+  write_indexes(active, true);
+  recovery_point_ = next_offset_;
+}
+
+std::vector<std::filesystem::path> PartitionLog::remove_front_segments(size_t count) {
+  std::vector<std::filesystem::path> removed;
+  if (count == 0) return removed;
+  if (count >= segments_.size()) roll(next_offset_);  // a log always keeps a segment to append to
+  for (size_t i = 0; i < count; ++i) {
+    for (const char* ext : {".log", ".index", ".timeindex"}) {
+      const auto from = with_extension(segments_[i].path, ext);
+      auto to = from;
+      to += ".deleted";
+      std::error_code ec;
+      std::filesystem::rename(from, to, ec);
+      if (!ec) removed.push_back(to);
+    }
+  }
+  segments_.erase(segments_.begin(), segments_.begin() + static_cast<std::ptrdiff_t>(count));
+  log_start_offset_ = std::max(log_start_offset_, segments_.front().base_offset);
+  recovery_point_ = std::max(recovery_point_, log_start_offset_);
+  return removed;
+}
+
+std::vector<std::filesystem::path> PartitionLog::enforce_retention(int64_t now, int64_t retention_ms,
+                                                                   int64_t retention_bytes) {
+  size_t count = 0;
+  // By time: a segment goes when its newest record is older than retention.ms.
+  if (retention_ms >= 0)
+    while (count < segments_.size() && !segments_[count].empty() && segments_[count].max_timestamp >= 0 &&
+           now - segments_[count].max_timestamp > retention_ms)
+      ++count;
+  // By size: the oldest go while what stays is still at least retention.bytes.
+  if (retention_bytes >= 0) {
+    int64_t excess = static_cast<int64_t>(size_bytes()) - retention_bytes;
+    for (size_t i = 0; i < count; ++i) excess -= static_cast<int64_t>(segments_[i].size);
+    while (count < segments_.size() && !segments_[count].empty() &&
+           excess - static_cast<int64_t>(segments_[count].size) >= 0) {
+      excess -= static_cast<int64_t>(segments_[count].size);
+      ++count;
+    }
+  }
+  return remove_front_segments(count);
+}
+
+std::vector<std::filesystem::path> PartitionLog::advance_log_start(int64_t offset) {
+  log_start_offset_ = std::max(log_start_offset_, std::min(offset, next_offset_));
+  size_t count = 0;
+  while (count + 1 < segments_.size() && segments_[count + 1].base_offset <= log_start_offset_) ++count;
+  return remove_front_segments(count);
 }
 
 }  // namespace sluice::storage

@@ -2,10 +2,21 @@
 // exactly as producers sent them (after the broker stamped offsets), so a fetch
 // is a read of file bytes.
 //
+// Each segment `<base offset>.log` has two sparse indexes, kept in memory and
+// written beside it (`.index`: batch offset -> file position; `.timeindex`:
+// largest timestamp so far -> batch offset), one entry per
+// `index_interval_bytes` of log. A read finds its batches through the index
+// and at most two small header reads, never by reading the data itself.
+//
+// Start-up does not read whole segments: the caller passes the recovery point
+// (every offset below it was flushed and indexed before the last checkpoint).
+// Segments wholly below it are trusted with their index files; the rest is
+// scanned, checksums verified, and cut at the first torn or corrupt entry.
+//
 // Storage frames entries only by Kafka's 12-byte log overhead (int64 base
-// offset, int32 length); everything else about a batch (checksum, record count,
-// timestamps) is judged by a BatchInspector the caller supplies, which keeps
-// this folder free of the wire format.
+// offset, int32 length); the caller's BatchFormat reads offsets and timestamps
+// from a batch header and verifies checksums, which keeps this folder free of
+// the wire format.
 //
 // Not thread-safe: one partition log is used from one thread.
 #pragma once
@@ -28,30 +39,45 @@ struct BatchSummary {
   int64_t max_timestamp = -1;
 };
 
-// Returns the summary of a complete entry, or nullopt when the entry is not a
-// valid batch (bad checksum, torn write): recovery cuts the log there.
-using BatchInspector = std::function<std::optional<BatchSummary>(std::string_view entry)>;
-
-struct LogOptions {
-  uint64_t segment_bytes = 1ull << 30;
+struct BatchFormat {
+  // Bytes from the start of an entry that summarize() needs.
+  size_t header_bytes = 12;
+  // The summary of an entry, from its first header_bytes bytes; nullopt when
+  // they make no sense (recovery cuts the log there).
+  std::function<std::optional<BatchSummary>(std::string_view header)> summarize;
+  // Whether a complete entry is intact (checksum).
+  std::function<bool(std::string_view entry)> verify;
 };
 
-// What recovery found and did, for the start-up log line and for tests.
+struct LogOptions {
+  uint64_t segment_bytes = 1ull << 30;          // segment.bytes
+  int64_t segment_ms = 7 * 24 * 3600 * 1000LL;  // segment.ms
+  uint32_t index_interval_bytes = 4096;         // index.interval.bytes
+};
+
+// Where the last checkpoint left the log (the caller persists these).
+struct LogCheckpoint {
+  int64_t recovery_point = 0;    // below it everything was flushed and indexed
+  int64_t log_start_offset = 0;  // raised by DeleteRecords / retention
+};
+
+// What opening found and did, for the start-up log line and for tests.
 struct RecoveryReport {
-  int64_t batches = 0;
-  uint64_t truncated_bytes = 0;  // torn or corrupt tail removed
-  int removed_segments = 0;      // segments after a corrupt point
+  int64_t batches_scanned = 0;     // entries read and verified (not the trusted ones)
+  uint64_t bytes_scanned = 0;
+  uint64_t truncated_bytes = 0;    // torn or corrupt tail removed
+  int removed_segments = 0;        // segments after a corrupt point
+  std::vector<std::string> problems;  // what was wrong where (paths included)
 };
 
 class PartitionLog {
  public:
   static constexpr size_t kLogOverhead = 12;
 
-  // Opens (creating if needed) the log in `dir`, scanning every segment with
-  // `inspect` and cutting it at the first entry that is incomplete, invalid or
-  // out of offset sequence. Throws std::system_error on I/O failure.
-  static std::unique_ptr<PartitionLog> open(const std::filesystem::path& dir, LogOptions options,
-                                            const BatchInspector& inspect, RecoveryReport* report = nullptr);
+  // Opens (creating if needed) the log in `dir`. Throws std::system_error on
+  // I/O failure.
+  static std::unique_ptr<PartitionLog> open(const std::filesystem::path& dir, LogOptions options, BatchFormat format,
+                                            LogCheckpoint checkpoint = {}, RecoveryReport* report = nullptr);
   ~PartitionLog();
   PartitionLog(const PartitionLog&) = delete;
   PartitionLog& operator=(const PartitionLog&) = delete;
@@ -59,20 +85,25 @@ class PartitionLog {
   int64_t log_start_offset() const { return log_start_offset_; }
   // The offset the next appended record gets (Kafka's log end offset).
   int64_t log_end_offset() const { return next_offset_; }
+  int64_t recovery_point() const { return recovery_point_; }
   uint64_t size_bytes() const;
+  size_t segment_count() const { return segments_.size(); }
   const std::filesystem::path& dir() const { return dir_; }
+  void set_options(LogOptions options) { options_ = options; }
+  const LogOptions& options() const { return options_; }
 
   // Appends one complete batch, writing its base offset into the first 8 bytes
-  // of `entry`. Returns the base offset. Throws std::system_error on I/O failure.
+  // of `entry`; rolls to a new segment first when the active one is full or
+  // older than segment.ms. Returns the base offset. Throws std::system_error on
+  // I/O failure (nothing of the entry is left behind then).
   int64_t append(std::span<char> entry, const BatchSummary& summary);
 
-  // Whole batches starting with the one that holds `offset`, until adding the
-  // next batch would pass `max_bytes`; the first batch is returned whatever its
-  // size when `at_least_one` (KIP-74). Empty at or past the log end.
-  std::string read(int64_t offset, size_t max_bytes, bool at_least_one) const;
-
-  // The same batches as read(), as regions of segment files, for a caller that
-  // sends them without reading them (sendfile). Each slice keeps its file open.
+  // Where a read's batches are: regions of segment files, for a caller that
+  // sends them without reading them (sendfile). Whole batches starting with the
+  // one that holds `offset`, until adding the next would pass `max_bytes`; the
+  // first batch is included whatever its size when `at_least_one` (KIP-74).
+  // Empty at or past the log end, or below the log start. Each slice keeps its
+  // file open.
   struct FileSlice {
     std::shared_ptr<const void> owner;
     int fd;
@@ -80,35 +111,44 @@ class PartitionLog {
     uint32_t length;
   };
   std::vector<FileSlice> locate(int64_t offset, size_t max_bytes, bool at_least_one) const;
+  // The same batches, read into memory.
+  std::string read(int64_t offset, size_t max_bytes, bool at_least_one) const;
 
-  // Calls `visit` with the first `prefix_bytes` bytes (or all, if shorter) of
-  // every batch from the one holding `offset` to the end: how state kept
-  // beside the log (idempotent producers) catches up after a restart.
-  void visit_batch_prefixes(int64_t offset, size_t prefix_bytes,
-                            const std::function<void(std::string_view prefix)>& visit) const;
+  // Calls `visit` with the header (BatchFormat::header_bytes) of every batch
+  // from the one holding `offset` to the end: how state kept beside the log
+  // (idempotent producers) catches up after a restart.
+  void visit_batch_headers(int64_t offset, const std::function<void(std::string_view header)>& visit) const;
 
-  // The base offset of the first batch whose max timestamp is >= `timestamp`.
+  // The base offset of the first batch at or after the log start whose max
+  // timestamp is >= `timestamp`, found through the time index.
   std::optional<int64_t> offset_for_timestamp(int64_t timestamp) const;
 
-  // The largest max timestamp in the log with the offset of its batch's last record.
-  std::optional<std::pair<int64_t, int64_t>> max_timestamp_and_offset() const;
+  // The largest timestamp in the log and the base offset of its batch.
+  std::optional<std::pair<int64_t, int64_t>> max_timestamp_batch() const;
 
-  // Forces written data to disk (fdatasync of the active segment; rolled
-  // segments are synced when they roll).
+  // Forces written data and indexes to disk; the recovery point becomes the
+  // log end offset.
   void flush();
+
+  // Retention: removes the oldest segments whose newest timestamp is older
+  // than `retention_ms` (-1: no limit), then the oldest while the log stays
+  // above `retention_bytes` (-1: no limit), whole segments only; the log start
+  // offset moves to the first offset kept. If every segment goes, an empty one
+  // is rolled first (a log always has one). Returns the files to delete: they
+  // are already renamed to `*.deleted` and out of the log, so the caller can
+  // unlink them off the request path.
+  std::vector<std::filesystem::path> enforce_retention(int64_t now_ms, int64_t retention_ms, int64_t retention_bytes);
+
+  // DeleteRecords: the log start offset becomes max(current, `offset`)
+  // (`offset` must be <= the log end offset); segments wholly below it go, as
+  // with retention.
+  std::vector<std::filesystem::path> advance_log_start(int64_t offset);
 
   // The file the next append goes to, for callers that sync off-thread
   // (they must dup() it before leaving this thread).
   int active_fd() const { return segments_.back().fd(); }
 
  private:
-  struct BatchPosition {
-    int64_t base_offset;
-    int64_t last_offset;
-    int64_t max_timestamp;
-    uint32_t position;
-    uint32_t size;
-  };
   // An open segment file, closed when its last owner (the log, or a fetch still
   // sending part of it) lets go.
   class OpenFile {
@@ -122,27 +162,63 @@ class PartitionLog {
    private:
     int fd_;
   };
+  struct IndexEntry {
+    int64_t offset;     // a batch's base offset
+    uint32_t position;  // where the batch starts in the segment file
+  };
+  struct TimeEntry {
+    int64_t timestamp;  // the largest timestamp in the segment up to ...
+    int64_t offset;     // ... the batch with this base offset
+  };
   struct Segment {
     int64_t base_offset = 0;
     std::shared_ptr<const OpenFile> file;
-    int fd() const { return file->fd(); }
     uint64_t size = 0;
     std::filesystem::path path;
-    // One entry per batch: a simple dense index; a sparse on-disk index can
-    // replace it without changing the interface.
-    std::vector<BatchPosition> batches;
+    std::vector<IndexEntry> index;
+    std::vector<TimeEntry> time_index;
+    size_t index_on_disk = 0;       // entries already written to the .index file
+    size_t time_index_on_disk = 0;  // ... and to the .timeindex file
+    int64_t next_offset = 0;        // one past the last offset in the segment
+    int64_t max_timestamp = -1;
+    int64_t max_timestamp_offset = -1;  // base offset of the batch holding it
+    int64_t rolling_timestamp = -1;     // first batch's max timestamp, or creation time (segment.ms)
+
+    int fd() const { return file->fd(); }
+    bool empty() const { return size == 0; }
+  };
+  // A batch found by walking headers: where it is and what it holds.
+  struct BatchAt {
+    uint64_t position;
+    uint32_t size;
+    int64_t base_offset;
   };
 
-  PartitionLog(std::filesystem::path dir, LogOptions options);
-  void recover_segment(Segment& segment, const BatchInspector& inspect, bool& corrupt, RecoveryReport& report);
+  PartitionLog(std::filesystem::path dir, LogOptions options, BatchFormat format);
+  Segment open_segment(int64_t base, const std::filesystem::path& path);
+  void load_indexes(Segment& segment, int64_t trusted_below, bool trusted, RecoveryReport& report) const;
+  bool recover_segment(Segment& segment, int64_t trusted_below, RecoveryReport& report);
+  void note_batch(Segment& segment, uint64_t position, uint32_t size, int64_t base, const BatchSummary& summary);
   Segment& roll(int64_t base_offset);
-  const BatchPosition* find_batch(int64_t offset, const Segment** segment) const;
+  void write_indexes(Segment& segment, bool sync);
+  std::vector<std::filesystem::path> remove_front_segments(size_t count);
+
+  const Segment* segment_for(int64_t offset) const;
+  // Batches from `from` (a batch boundary) while they start before `until`;
+  // `visit` returns false to stop. Reads headers only.
+  void walk(const Segment& segment, uint64_t from, uint64_t until,
+            const std::function<bool(const BatchAt&, std::string_view header)>& visit) const;
+  // The batch holding `offset` (which must be in `segment`).
+  std::optional<BatchAt> find_batch(const Segment& segment, int64_t offset) const;
+  uint64_t index_position_at_or_before(const Segment& segment, int64_t offset) const;
 
   std::filesystem::path dir_;
   LogOptions options_;
+  BatchFormat format_;
   std::vector<Segment> segments_;
   int64_t log_start_offset_ = 0;
   int64_t next_offset_ = 0;
+  int64_t recovery_point_ = 0;
 };
 
 // Kafka's segment file name: the base offset as 20 zero-padded digits.

@@ -25,10 +25,13 @@ constexpr ApiHandler kHandlers[] = {
     {18, 0, 3, handle_api_versions},
     {19, 2, 7, handle_create_topics},
     {20, 1, 6, handle_delete_topics},
+    {21, 0, 2, handle_delete_records},
     {22, 0, 4, handle_init_producer_id},
     {32, 1, 4, handle_describe_configs},
+    {33, 0, 2, handle_alter_configs},
     {37, 0, 3, handle_create_partitions},
     {42, 0, 2, handle_delete_groups},
+    {44, 0, 1, handle_incremental_alter_configs},
     {47, 0, 0, handle_offset_delete},
     {60, 0, 1, handle_describe_cluster},
 };

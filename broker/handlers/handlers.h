@@ -52,6 +52,9 @@ boost::asio::awaitable<void> handle_describe_configs(RequestContext& ctx);
 boost::asio::awaitable<void> handle_create_partitions(RequestContext& ctx);
 boost::asio::awaitable<void> handle_describe_cluster(RequestContext& ctx);
 boost::asio::awaitable<void> handle_init_producer_id(RequestContext& ctx);
+boost::asio::awaitable<void> handle_delete_records(RequestContext& ctx);
+boost::asio::awaitable<void> handle_alter_configs(RequestContext& ctx);
+boost::asio::awaitable<void> handle_incremental_alter_configs(RequestContext& ctx);
 
 // Writes the ApiVersions v0 reply Kafka sends when it cannot parse the
 // requested ApiVersions version (KIP-511): UNSUPPORTED_VERSION plus its range.

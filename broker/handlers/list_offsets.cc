@@ -1,6 +1,8 @@
 // ListOffsets (key 2): the offset for a timestamp, or for the special
 // timestamps -2 (earliest), -1 (latest) and -3 (the record with the largest
 // timestamp, v7+).
+#include <algorithm>
+
 #include "broker/handlers/handlers.h"
 #include "protocol/messages/list_offsets_request.h"
 #include "protocol/messages/list_offsets_response.h"
@@ -16,6 +18,7 @@ using protocol::ListOffsetsResponse;
 constexpr int64_t kLatest = -1;
 constexpr int64_t kEarliest = -2;
 constexpr int64_t kMaxTimestamp = -3;
+constexpr int16_t kFirstMaxTimestampVersion = 7;
 
 }  // namespace
 
@@ -47,18 +50,24 @@ boost::asio::awaitable<void> handle_list_offsets(RequestContext& ctx) {
         out.offset = partition->high_watermark();
       } else if (wanted.timestamp == kEarliest) {
         out.offset = log.log_start_offset();
+      } else if (wanted.timestamp == kMaxTimestamp && ctx.api_version < kFirstMaxTimestampVersion) {
+        out.error_code = static_cast<int16_t>(ErrorCode::kUnsupportedVersion);
       } else if (wanted.timestamp == kMaxTimestamp) {
-        if (auto max = log.max_timestamp_and_offset()) {
+        // The first record carrying the largest timestamp, as Kafka 3.9 answers.
+        if (auto max = log.max_timestamp_batch()) {
+          std::string batch = log.read(max->second, 1, true);
+          auto found = protocol::find_record_by_timestamp(batch, max->first);
           out.timestamp = max->first;
-          out.offset = max->second;
+          out.offset = found ? found->first : max->second;
         }
       } else if (wanted.timestamp < 0) {
         // Other negative values (e.g. -4, -5 of later versions) are not defined for v1-7.
         out.error_code = static_cast<int16_t>(ErrorCode::kInvalidRequest);
       } else if (auto base = log.offset_for_timestamp(wanted.timestamp)) {
         // The first batch that reaches the time; then the first record in it that does.
-        std::string batch = log.read(*base, 1, true);
-        if (auto found = protocol::find_record_by_timestamp(batch, wanted.timestamp)) {
+        const int64_t start = log.log_start_offset();
+        std::string batch = log.read(std::max(*base, start), 1, true);
+        if (auto found = protocol::find_record_by_timestamp(batch, wanted.timestamp, start)) {
           out.offset = found->first;
           out.timestamp = found->second;
         }

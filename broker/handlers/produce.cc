@@ -89,6 +89,16 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
         any_error = true;
         continue;
       }
+      if (records->size() > partition->log->options().segment_bytes) {
+        // No segment can hold it (Kafka's answer too).
+        topic_reply.partition_responses.push_back(partition_error(
+            data.index, ErrorCode::kRecordListTooLarge,
+            "Message batch size is " + std::to_string(records->size()) + " bytes in append to partition " + topic.name +
+                "-" + std::to_string(data.index) + " which exceeds the maximum configured segment size of " +
+                std::to_string(partition->log->options().segment_bytes) + "."));
+        any_error = true;
+        continue;
+      }
       // An idempotent producer's batch: a retry gets its first answer again; a
       // gap or a stale epoch is refused before anything is written.
       const protocol::RecordBatchHeader& header = batch.header;

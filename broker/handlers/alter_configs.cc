@@ -1,0 +1,52 @@
+// AlterConfigs (key 33), the older form of IncrementalAlterConfigs: a topic's
+// explicit configs become exactly the ones sent (those not mentioned go back to
+// their defaults), validated as at topic creation, persisted, and applied.
+#include <set>
+
+#include "broker/handlers/handlers.h"
+#include "protocol/error_codes.h"
+#include "protocol/messages/alter_configs_request.h"
+#include "protocol/messages/alter_configs_response.h"
+
+namespace sluice::broker {
+namespace {
+
+using protocol::AlterConfigsRequest;
+using protocol::AlterConfigsResponse;
+using protocol::ErrorCode;
+
+constexpr int8_t kTopicResource = 2;
+
+controller::OperationResult replace(Broker& broker, const AlterConfigsRequest::AlterConfigsResource& resource,
+                                    bool validate_only) {
+  std::map<std::string, std::string> configs;
+  for (const auto& config : resource.configs) {
+    if (configs.count(config.name)) return {ErrorCode::kInvalidRequest, "Error due to duplicate config keys"};
+    if (!config.value) return {ErrorCode::kInvalidRequest, "Null value not supported for : " + config.name};
+    configs[config.name] = *config.value;
+  }
+  return broker.controller.alter_topic_configs(resource.resource_name, configs, validate_only);
+}
+
+}  // namespace
+
+boost::asio::awaitable<void> handle_alter_configs(RequestContext& ctx) {
+  auto request = ctx.decode<AlterConfigsRequest>();
+  AlterConfigsResponse reply;
+  for (const auto& resource : request.resources) {
+    auto& out = reply.responses.emplace_back();
+    out.resource_type = resource.resource_type;
+    out.resource_name = resource.resource_name;
+    controller::OperationResult result =
+        resource.resource_type == kTopicResource
+            ? replace(ctx.broker, resource, request.validate_only)
+            : controller::OperationResult{ErrorCode::kInvalidRequest,
+                                          "Only topic configs can be changed at run time on this broker"};
+    out.error_code = static_cast<int16_t>(result.error);
+    out.error_message = result.ok() ? std::nullopt : std::optional<std::string>(result.message);
+  }
+  ctx.respond(reply);
+  co_return;
+}
+
+}  // namespace sluice::broker

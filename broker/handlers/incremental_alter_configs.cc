@@ -1,0 +1,100 @@
+// IncrementalAlterConfigs (key 44): changes some of a topic's configs (SET,
+// DELETE back to the default, APPEND to / SUBTRACT from a list), validated as
+// at topic creation, persisted, and applied to the topic's partitions at once.
+// Broker configs cannot be changed at run time yet.
+#include <algorithm>
+#include <set>
+#include <sstream>
+
+#include "broker/handlers/handlers.h"
+#include "controller/topic_config.h"
+#include "protocol/error_codes.h"
+#include "protocol/messages/incremental_alter_configs_request.h"
+#include "protocol/messages/incremental_alter_configs_response.h"
+
+namespace sluice::broker {
+namespace {
+
+using protocol::ErrorCode;
+using protocol::IncrementalAlterConfigsRequest;
+using protocol::IncrementalAlterConfigsResponse;
+
+constexpr int8_t kTopicResource = 2;
+enum Operation : int8_t { kSet = 0, kDelete = 1, kAppend = 2, kSubtract = 3 };
+
+std::vector<std::string> split_list(const std::string& value) {
+  std::vector<std::string> items;
+  std::istringstream in(value);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) items.push_back(item);
+  return items;
+}
+
+std::string join_list(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
+  return out;
+}
+
+controller::OperationResult alter(Broker& broker, const IncrementalAlterConfigsRequest::AlterConfigsResource& resource,
+                                  bool validate_only) {
+  const controller::TopicInfo* topic = broker.controller.find_topic(resource.resource_name);
+  if (!topic) return {ErrorCode::kUnknownTopicOrPartition, "The topic '" + resource.resource_name + "' does not exist."};
+  std::map<std::string, std::string> configs = topic->configs;
+  std::set<std::string> seen;
+  for (const auto& change : resource.configs) {
+    if (!seen.insert(change.name).second)
+      return {ErrorCode::kInvalidRequest, "Error due to duplicate config keys"};
+    const controller::TopicConfigDefinition* def = controller::find_topic_config(change.name);
+    if (!def) return {ErrorCode::kInvalidConfig, "Unknown topic config name: " + change.name};
+    switch (change.config_operation) {
+      case kSet:
+        if (!change.value) return {ErrorCode::kInvalidRequest, "Null value not supported for : " + change.name};
+        configs[change.name] = *change.value;
+        break;
+      case kDelete:
+        configs.erase(change.name);
+        break;
+      case kAppend:
+      case kSubtract: {
+        if (def->type != controller::ConfigType::kList)
+          return {ErrorCode::kInvalidConfig, "Config value append is not allowed for config key: " + change.name};
+        auto current = configs.count(change.name) ? configs[change.name] : std::string(def->default_value);
+        std::vector<std::string> items = split_list(current);
+        for (const auto& item : split_list(change.value.value_or(""))) {
+          auto at = std::find(items.begin(), items.end(), item);
+          if (change.config_operation == kAppend && at == items.end()) items.push_back(item);
+          if (change.config_operation == kSubtract && at != items.end()) items.erase(at);
+        }
+        configs[change.name] = join_list(items);
+        break;
+      }
+      default:
+        return {ErrorCode::kInvalidRequest, "Unknown config operation " + std::to_string(change.config_operation)};
+    }
+  }
+  return broker.controller.alter_topic_configs(resource.resource_name, configs, validate_only);
+}
+
+}  // namespace
+
+boost::asio::awaitable<void> handle_incremental_alter_configs(RequestContext& ctx) {
+  auto request = ctx.decode<IncrementalAlterConfigsRequest>();
+  IncrementalAlterConfigsResponse reply;
+  for (const auto& resource : request.resources) {
+    auto& out = reply.responses.emplace_back();
+    out.resource_type = resource.resource_type;
+    out.resource_name = resource.resource_name;
+    controller::OperationResult result =
+        resource.resource_type == kTopicResource
+            ? alter(ctx.broker, resource, request.validate_only)
+            : controller::OperationResult{ErrorCode::kInvalidRequest,
+                                          "Only topic configs can be changed at run time on this broker"};
+    out.error_code = static_cast<int16_t>(result.error);
+    out.error_message = result.ok() ? std::nullopt : std::optional<std::string>(result.message);
+  }
+  ctx.respond(reply);
+  co_return;
+}
+
+}  // namespace sluice::broker
