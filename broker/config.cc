@@ -36,6 +36,7 @@ const std::vector<ConfigDefinition> kDefinitions = [] {
       {"log.dirs", ConfigType::kString, "./data"},
       {"log.flush.interval.messages", ConfigType::kLong, "9223372036854775807", 1},
       {"log.flush.interval.ms", ConfigType::kLong, nullptr, 0},
+      {"log.flush.scheduler.interval.ms", ConfigType::kLong, "9223372036854775807", 1},
       {"log.index.interval.bytes", ConfigType::kInt, "4096", 0, kInt32Max},
       {"log.message.timestamp.type", ConfigType::kString, "CreateTime"},
       {"log.retention.bytes", ConfigType::kLong, "-1"},

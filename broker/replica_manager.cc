@@ -43,8 +43,14 @@ void Partition::wake_waiters() {
   for (AsyncEvent* event : woken) event->set();
 }
 
-ReplicaManager::ReplicaManager(std::filesystem::path log_dir, const BrokerConfig& config, storage::StateStore& store)
-    : log_dir_(std::move(log_dir)), config_(config), store_(store) {
+bool Partition::note_append(int32_t records) {
+  unflushed_messages += records;
+  return unflushed_messages >= flush_messages;
+}
+
+ReplicaManager::ReplicaManager(std::filesystem::path log_dir, const BrokerConfig& config, storage::StateStore& store,
+                               Flusher& flusher)
+    : log_dir_(std::move(log_dir)), config_(config), store_(store), flusher_(flusher) {
   std::filesystem::create_directories(log_dir_);
 }
 
@@ -79,6 +85,8 @@ void ReplicaManager::apply_topic_settings(Partition& partition, const controller
   if (partition.log) partition.log->set_options(log_options_for(topic));
   partition.retention_ms = std::stoll(topic_config_value(config_, topic, "retention.ms"));
   partition.retention_bytes = std::stoll(topic_config_value(config_, topic, "retention.bytes"));
+  partition.flush_messages = std::stoll(topic_config_value(config_, topic, "flush.messages"));
+  partition.flush_ms = std::stoll(topic_config_value(config_, topic, "flush.ms"));
 }
 
 std::filesystem::path ReplicaManager::partition_dir(std::string_view topic, int32_t index) const {
@@ -132,19 +140,69 @@ void ReplicaManager::load_producer_state(Partition& partition) {
 }
 
 void ReplicaManager::checkpoint() {
+  if (checkpoint_running_) return;  // the previous one is still syncing
+  struct Flushed {
+    std::string topic;
+    int32_t index;
+    int64_t offset;
+  };
+  auto flushed = std::make_shared<std::vector<Flushed>>();
+  std::vector<int> fds;
+  for (auto& [key, partition] : partitions_) {
+    storage::PartitionLog& log = *partition->log;
+    if (log.recovery_point() >= log.log_end_offset()) continue;
+    try {
+      auto pending = log.begin_flush();
+      fds.insert(fds.end(), pending.fds.begin(), pending.fds.end());
+      flushed->push_back({partition->topic, partition->index, pending.offset});
+    } catch (const std::exception& e) {
+      SLUICE_LOG(kError, "checkpoint of " << partition->topic << "-" << partition->index << " failed: " << e.what());
+    }
+  }
+  if (fds.empty()) {
+    write_checkpoint();
+    return;
+  }
+  checkpoint_running_ = true;
+  flusher_.flush(fds, [this, flushed](bool ok) {
+    checkpoint_running_ = false;
+    if (ok)
+      for (const auto& f : *flushed)
+        if (Partition* p = find(f.topic, f.index)) p->log->end_flush(f.offset);  // the partition may be gone
+    try {
+      write_checkpoint();
+    } catch (const std::exception& e) {
+      SLUICE_LOG(kError, "writing the log checkpoint failed (will retry): " << e.what());
+    }
+  });
+}
+
+void ReplicaManager::write_checkpoint() {
   std::vector<storage::StateStore::Change> changes;
   for (auto& [key, partition] : partitions_) {
     const storage::LogCheckpoint now{partition->log->recovery_point(), partition->log->log_start_offset()};
     if (now.recovery_point != partition->checkpointed.recovery_point ||
-        now.log_start_offset != partition->checkpointed.log_start_offset) {
+        now.log_start_offset != partition->checkpointed.log_start_offset)
       changes.push_back({log_checkpoint_key(partition->topic, partition->index), encode_checkpoint(now)});
-      partition->checkpointed = now;
-    }
     if (partition->producers.dirty())
       changes.push_back({producer_snapshot_key(partition->topic, partition->index),
                          partition->producers.serialize(partition->log->log_end_offset())});
   }
-  if (!changes.empty()) store_.apply(changes);
+  if (changes.empty()) return;
+  store_.apply(changes);
+  for (auto& [key, partition] : partitions_)
+    partition->checkpointed = {partition->log->recovery_point(), partition->log->log_start_offset()};
+}
+
+void ReplicaManager::flush_by_time(int64_t now_ms) {
+  std::vector<int> fds;
+  for (auto& [key, partition] : partitions_) {
+    if (partition->unflushed_messages == 0 || now_ms - partition->last_flush_ms < partition->flush_ms) continue;
+    fds.push_back(partition->log->active_fd());
+    partition->unflushed_messages = 0;
+    partition->last_flush_ms = now_ms;
+  }
+  if (!fds.empty()) flusher_.flush(fds, [](bool) {});
 }
 
 void ReplicaManager::enforce_retention(int64_t now_ms) {
@@ -223,8 +281,14 @@ void ReplicaManager::on_topic_configs_changed(const controller::TopicInfo& topic
 }
 
 void ReplicaManager::flush_all() {
-  for (auto& [key, partition] : partitions_) partition->log->flush();
-  checkpoint();
+  for (auto& [key, partition] : partitions_) {
+    try {
+      partition->log->flush();
+    } catch (const std::exception& e) {  // e.g. a full disk: the next start rescans this log
+      SLUICE_LOG(kError, "flushing " << partition->topic << "-" << partition->index << " failed: " << e.what());
+    }
+  }
+  write_checkpoint();
 }
 
 }  // namespace sluice::broker

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "broker/config.h"
+#include "broker/flusher.h"
 #include "broker/producer_state.h"
 #include "controller/controller.h"
 #include "storage/file_deleter.h"
@@ -37,6 +38,15 @@ struct Partition {
   int64_t retention_bytes = -1;
   // What the last checkpoint stored (recovery point, log start offset).
   storage::LogCheckpoint checkpointed;
+  // The topic's flush.messages / flush.ms, and what was appended since the
+  // last flush this broker asked for.
+  int64_t flush_messages = INT64_MAX;
+  int64_t flush_ms = INT64_MAX;
+  int64_t unflushed_messages = 0;
+  int64_t last_flush_ms = 0;
+
+  // Counts an append; true when flush.messages says it must be flushed now.
+  bool note_append(int32_t records);
 
   int64_t high_watermark() const { return log->log_end_offset(); }
   void wake_waiters();
@@ -46,7 +56,8 @@ class ReplicaManager : public controller::MetadataListener {
  public:
   // Topic settings fall back to `config`; checkpoints and producer-state
   // snapshots go to `store`.
-  ReplicaManager(std::filesystem::path log_dir, const BrokerConfig& config, storage::StateStore& store);
+  ReplicaManager(std::filesystem::path log_dir, const BrokerConfig& config, storage::StateStore& store,
+                 Flusher& flusher);
 
   // Opens the logs of every partition the controller knows, recovering each,
   // and removes directories of partitions that no longer exist.
@@ -66,10 +77,13 @@ class ReplicaManager : public controller::MetadataListener {
   // every segment and reads nothing but index files.
   void flush_all();
 
-  // Persists, in one transaction, what changed since the last checkpoint: each
-  // log's recovery point and log start offset, and producer-state snapshots.
-  // After a crash, what came later is rebuilt from the log.
+  // Makes every log's recent writes durable on the group-commit thread, then
+  // persists (one transaction) what changed: recovery points, log start
+  // offsets, producer-state snapshots. After a crash only what came after the
+  // recovery point is rescanned, and producer state replayed from the log.
   void checkpoint();
+  // Flushes the logs whose topic's flush.ms has passed (off this thread).
+  void flush_by_time(int64_t now_ms);
   // Deletes old segments by each topic's retention.ms / retention.bytes
   // (files are unlinked on a background thread).
   void enforce_retention(int64_t now_ms);
@@ -84,6 +98,7 @@ class ReplicaManager : public controller::MetadataListener {
   storage::LogOptions log_options_for(const controller::TopicInfo& topic) const;
   void apply_topic_settings(Partition& partition, const controller::TopicInfo& topic);
   void load_producer_state(Partition& partition);
+  void write_checkpoint();
 
   // Orders (topic, index) keys and lets lookups use a string_view topic.
   struct KeyLess {
@@ -97,7 +112,9 @@ class ReplicaManager : public controller::MetadataListener {
   std::filesystem::path log_dir_;
   const BrokerConfig& config_;
   storage::StateStore& store_;
+  Flusher& flusher_;
   storage::FileDeleter deleter_;
+  bool checkpoint_running_ = false;
   std::map<std::pair<std::string, int32_t>, std::unique_ptr<Partition>, KeyLess> partitions_;
 };
 

@@ -77,21 +77,25 @@ asio::awaitable<void> expire_group_sessions(GroupCoordinator& groups) {
 //  - checkpoint every 10 s what changed (recovery points, log start offsets,
 //    producer-state snapshots), so a restart after a crash rescans little;
 //  - retention every log.retention.check.interval.ms;
-//  - idle producer ids every producer.id.expiration.check.interval.ms.
+//  - idle producer ids every producer.id.expiration.check.interval.ms;
+//  - topics' flush.ms every log.flush.scheduler.interval.ms (Kafka's default:
+//    never; acks=all and flush.messages flush as they are appended).
 asio::awaitable<void> maintain_logs(ReplicaManager& replicas, const BrokerConfig& config) {
   constexpr int64_t kCheckpointIntervalMs = 10'000;
   const int64_t retention_interval_ms = config.get_long("log.retention.check.interval.ms");
   const int64_t producer_interval_ms = config.get_long("producer.id.expiration.check.interval.ms");
   const int64_t producer_expiration_ms = config.get_long("producer.id.expiration.ms");
-  const int64_t step_ms = std::min({kCheckpointIntervalMs, retention_interval_ms, producer_interval_ms});
+  const int64_t flush_interval_ms = config.get_long("log.flush.scheduler.interval.ms");
+  const int64_t step_ms = std::min({kCheckpointIntervalMs, retention_interval_ms, producer_interval_ms, flush_interval_ms});
   asio::steady_timer timer(co_await asio::this_coro::executor);
-  int64_t since_checkpoint = 0, since_retention = 0, since_producers = 0;
+  int64_t since_checkpoint = 0, since_retention = 0, since_producers = 0, since_flush = 0;
   for (;;) {
     timer.expires_after(std::chrono::milliseconds(step_ms));
     co_await timer.async_wait(asio::use_awaitable);
     since_checkpoint += step_ms;
     since_retention += step_ms;
     since_producers += step_ms;
+    since_flush += step_ms;
     const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                std::chrono::system_clock::now().time_since_epoch())
                                .count();
@@ -103,6 +107,10 @@ asio::awaitable<void> maintain_logs(ReplicaManager& replicas, const BrokerConfig
       if (since_producers >= producer_interval_ms) {
         since_producers = 0;
         replicas.expire_producers(now_ms, producer_expiration_ms);
+      }
+      if (since_flush >= flush_interval_ms) {
+        since_flush = 0;
+        replicas.flush_by_time(now_ms);
       }
       if (since_checkpoint >= kCheckpointIntervalMs) {
         since_checkpoint = 0;
@@ -124,11 +132,12 @@ int run_server(const BrokerConfig& config) {
   controller::Controller controller(*store, controller::Controller::Options{
                                                 config.node_id(), config.get_int("num.partitions"),
                                                 static_cast<int16_t>(config.get_int("default.replication.factor"))});
-  ReplicaManager replicas(log_dir, config, *store);
+  asio::io_context io(1);
+  Flusher flusher(io.get_executor());
+  ReplicaManager replicas(log_dir, config, *store, flusher);
   replicas.load(controller);
   controller.add_listener(&replicas);
 
-  asio::io_context io(1);
   StateStoreOffsetStore offset_store(*store);
   GroupCoordinator groups(offset_store,
                           GroupCoordinator::Options{config.get_int("offset.metadata.max.bytes"),
@@ -138,7 +147,6 @@ int run_server(const BrokerConfig& config) {
                                                     config.get_int("group.initial.rebalance.delay.ms")},
                           io.get_executor());
   controller.add_listener(&groups);
-  Flusher flusher(io.get_executor());
   ProducerIdManager producer_ids(controller);
   Broker broker{config,       controller, replicas, groups, flusher, producer_ids, config.get_bool("sluice.idempotence.enable"),
                 io.get_executor()};

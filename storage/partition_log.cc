@@ -361,27 +361,30 @@ void PartitionLog::write_indexes(Segment& segment, bool sync) {
   if (sync && segment.max_timestamp >= 0 &&
       (segment.time_index.empty() || segment.max_timestamp > segment.time_index.back().timestamp))
     segment.time_index.push_back({segment.max_timestamp, segment.max_timestamp_offset});
-  auto append_file = [&](const char* ext, size_t& on_disk, size_t total, size_t entry_bytes, auto encode) {
+  auto append_file = [&](const char* ext, std::shared_ptr<const OpenFile>& file, size_t& on_disk, size_t total,
+                         size_t entry_bytes, auto encode) {
     if (on_disk == total && !sync) return;
     const auto path = with_extension(segment.path, ext);
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) throw_errno("open " + path.string());
+    if (!file) {
+      int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+      if (fd < 0) throw_errno("open " + path.string());
+      file = std::make_shared<OpenFile>(fd);
+    }
     std::string bytes((total - on_disk) * entry_bytes, '\0');
     for (size_t i = on_disk; i < total; ++i) encode(bytes.data() + (i - on_disk) * entry_bytes, i);
-    ssize_t put = bytes.empty() ? 0 : ::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(on_disk * entry_bytes));
-    const bool ok = put == static_cast<ssize_t>(bytes.size()) && ::ftruncate(fd, static_cast<off_t>(total * entry_bytes)) == 0 &&
-                    (!sync || ::fdatasync(fd) == 0);
-    const int saved = errno;
-    ::close(fd);
-    errno = saved;
-    if (!ok) throw_errno("write " + path.string());
+    ssize_t put = bytes.empty() ? 0 : ::pwrite(file->fd(), bytes.data(), bytes.size(), static_cast<off_t>(on_disk * entry_bytes));
+    if (put != static_cast<ssize_t>(bytes.size()) || ::ftruncate(file->fd(), static_cast<off_t>(total * entry_bytes)) != 0 ||
+        (sync && ::fdatasync(file->fd()) != 0))
+      throw_errno("write " + path.string());
     on_disk = total;
   };
-  append_file(".index", segment.index_on_disk, segment.index.size(), kIndexEntryBytes, [&](char* p, size_t i) {
+  append_file(".index", segment.index_file, segment.index_on_disk, segment.index.size(), kIndexEntryBytes,
+              [&](char* p, size_t i) {
     store_be(p, static_cast<uint64_t>(segment.index[i].offset - segment.base_offset), 4);
     store_be(p + 4, segment.index[i].position, 4);
   });
-  append_file(".timeindex", segment.time_index_on_disk, segment.time_index.size(), kTimeIndexEntryBytes,
+  append_file(".timeindex", segment.time_index_file, segment.time_index_on_disk, segment.time_index.size(),
+              kTimeIndexEntryBytes,
               [&](char* p, size_t i) {
                 store_be(p, static_cast<uint64_t>(segment.time_index[i].timestamp), 8);
                 store_be(p + 8, static_cast<uint64_t>(segment.time_index[i].offset - segment.base_offset), 4);
@@ -555,6 +558,17 @@ std::optional<std::pair<int64_t, int64_t>> PartitionLog::max_timestamp_batch() c
       best = {segment.max_timestamp, std::max(segment.max_timestamp_offset, log_start_offset_)};
   return best;
 }
+
+PartitionLog::PendingFlush PartitionLog::begin_flush() {
+  Segment& active = segments_.back();
+  write_indexes(active, false);
+  PendingFlush pending{next_offset_, {active.fd()}};
+  if (active.index_file) pending.fds.push_back(active.index_file->fd());
+  if (active.time_index_file) pending.fds.push_back(active.time_index_file->fd());
+  return pending;
+}
+
+void PartitionLog::end_flush(int64_t offset) { recovery_point_ = std::max(recovery_point_, std::min(offset, next_offset_)); }
 
 void PartitionLog::flush() {
   Segment& active = segments_.back();

@@ -130,6 +130,16 @@ class PartitionLog {
   // log end offset.
   void flush();
 
+  // The same, with the syncing done elsewhere (the group-commit thread):
+  // begin_flush() writes the pending index entries and says which files to
+  // sync; once they are synced, end_flush() raises the recovery point.
+  struct PendingFlush {
+    int64_t offset;        // everything below it is in the files
+    std::vector<int> fds;  // to fdatasync (dup them before leaving this thread)
+  };
+  PendingFlush begin_flush();
+  void end_flush(int64_t offset);
+
   // Retention: removes the oldest segments whose newest timestamp is older
   // than `retention_ms` (-1: no limit), then the oldest while the log stays
   // above `retention_bytes` (-1: no limit), whole segments only; the log start
@@ -177,6 +187,8 @@ class PartitionLog {
     std::filesystem::path path;
     std::vector<IndexEntry> index;
     std::vector<TimeEntry> time_index;
+    std::shared_ptr<const OpenFile> index_file;       // open once written to
+    std::shared_ptr<const OpenFile> time_index_file;
     size_t index_on_disk = 0;       // entries already written to the .index file
     size_t time_index_on_disk = 0;  // ... and to the .timeindex file
     int64_t next_offset = 0;        // one past the last offset in the segment

@@ -150,13 +150,18 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
                                     ok.base_offset, ok.base_offset + header.last_offset_delta, batch.header.max_timestamp);
       ok.log_start_offset = partition->log->log_start_offset();
       topic_reply.partition_responses.push_back(std::move(ok));
-      if (acks == -1) to_sync.push_back(partition->log->active_fd());
+      // acks=all, or the topic's flush.messages reached: answered after the group commit.
+      if (partition->note_append(record_count) || acks == -1) {
+        to_sync.push_back(partition->log->active_fd());
+        partition->unflushed_messages = 0;
+      }
       partition->wake_waiters();
     }
   }
 
   if (acks == 0) {
     // No response is expected; Kafka signals a failure by closing the connection.
+    if (!to_sync.empty()) broker.flusher.flush(to_sync, [](bool) {});  // flush.messages, nobody waiting
     ctx.send_response = false;
     ctx.close_connection = any_error;
     co_return;
