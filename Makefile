@@ -9,7 +9,7 @@ BUILD_TYPE ?= RelWithDebInfo
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all deps test-deps build run test unit-test compat-test bench clean
+.PHONY: all deps test-deps build run test unit-test compat-test bench bench-storage clean
 
 all: build
 
@@ -42,6 +42,11 @@ test: test-deps build
 # writes bench/RESULTS.md and bench/results.json. BENCH_ARGS=--quick for a harness check.
 bench: test-deps build
 	bench/run.sh $(BENCH_ARGS)
+
+# Storage-layer micro-benchmarks (Google Benchmark), each next to plain write()/pread()
+# in the same run, ~1 minute; writes bench/STORAGE.md.
+bench-storage: build
+	bench/storage.sh
 
 clean:
 	rm -rf $(BUILD_DIR)

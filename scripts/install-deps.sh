@@ -11,7 +11,7 @@ mode="${1:-build}"
 build_packages=(
   g++ make cmake ninja-build ccache pkg-config python3
   libboost-dev liblmdb-dev zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev
-  libgtest-dev librdkafka-dev
+  libgtest-dev librdkafka-dev libbenchmark-dev
 )
 test_packages=(
   kcat                             # kcat (on librdkafka 2.0.2) for compat tests
