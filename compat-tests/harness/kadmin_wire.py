@@ -1,0 +1,468 @@
+"""Raw Kafka wire helpers for the storage-lifecycle tests (no client library): record batches
+with per-record timestamps, Produce of one batch, ListOffsets v0..v9, DeleteRecords v0..v2,
+IncrementalAlterConfigs v0..v1, AlterConfigs v0..v2, DescribeConfigs v1..v4 and a Fetch v5
+that reports the partition's error, high watermark and log start offset with every record's
+offset and timestamp. Field layouts follow Kafka's JSON message schemas (flexible versions use
+compact strings/arrays and tagged fields)."""
+from __future__ import annotations
+
+import struct
+import time
+from dataclasses import dataclass, field
+
+from .kwire import (Reader, compact_string, connect, header_v1, header_v2, i8, i16, i32, i64, parse_bootstrap,
+                    roundtrip, string, uvarint)
+
+# Error codes (Kafka's protocol documentation).
+NONE = 0
+OFFSET_OUT_OF_RANGE = 1
+UNKNOWN_TOPIC_OR_PARTITION = 3
+INVALID_TOPIC_EXCEPTION = 17
+RECORD_LIST_TOO_LARGE = 18
+UNSUPPORTED_VERSION = 35
+INVALID_CONFIG = 40
+INVALID_REQUEST = 42
+POLICY_VIOLATION = 44
+
+# ListOffsets special timestamps.
+LATEST = -1
+EARLIEST = -2
+MAX_TIMESTAMP = -3  # v7+
+
+# Config resources, operations and sources.
+TOPIC = 2
+BROKER = 4
+SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+DYNAMIC_TOPIC_CONFIG = 1
+STATIC_BROKER_CONFIG = 4
+DEFAULT_CONFIG = 5
+
+
+# --------------------------------------------------------------------------------- encoding
+def _str(s: str | None, flexible: bool) -> bytes:
+    return compact_string(s) if flexible else string(s)
+
+
+def _array_len(n: int, flexible: bool) -> bytes:
+    return uvarint(n + 1) if flexible else i32(n)
+
+
+def _tags(flexible: bool) -> bytes:
+    return b"\x00" if flexible else b""
+
+
+def _read_str(r: Reader, flexible: bool) -> str | None:
+    return r.compact_string() if flexible else r.string()
+
+
+def _read_len(r: Reader, flexible: bool) -> int:
+    return r.uvarint() - 1 if flexible else r.i32()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Conn:
+    """One raw connection with running correlation ids; request() returns a Reader positioned
+    after the response header (v0, or v1 with tagged fields for flexible versions)."""
+
+    def __init__(self, bootstrap: str, timeout: float = 30.0):
+        self.sock = connect(*parse_bootstrap(bootstrap), timeout)
+        self.corr = 1000
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def request(self, api_key: int, version: int, body: bytes, flexible: bool) -> Reader:
+        self.corr += 1
+        hdr = (header_v2 if flexible else header_v1)(api_key, version, self.corr)
+        r = Reader(roundtrip(self.sock, hdr + body))
+        if r.i32() != self.corr:
+            raise ValueError("correlation id mismatch")
+        if flexible:
+            r.skip_tags()
+        return r
+
+
+def _crc32c_table() -> list[int]:
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def crc32c(data: bytes) -> int:
+    c = 0xFFFFFFFF
+    for b in data:
+        c = _CRC32C[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def _varint(n: int) -> bytes:
+    return uvarint((n << 1) ^ (n >> 63))
+
+
+def _record(offset_delta: int, timestamp_delta: int, value: bytes) -> bytes:
+    body = b"\x00" + _varint(timestamp_delta) + _varint(offset_delta) + _varint(-1)  # attrs, deltas, no key
+    body += _varint(len(value)) + value + _varint(0)  # value, no headers
+    return _varint(len(body)) + body
+
+
+# ---------------------------------------------------------------------------- record batches
+def timed_batch(values: list[bytes], timestamps: list[int]) -> bytes:
+    """An uncompressed magic-2 batch (base offset 0, no producer id) whose i-th record carries
+    values[i] with CreateTime timestamps[i]. The batch's first timestamp is timestamps[0]; the
+    others are deltas from it (negative ones too: records may be out of time order), and the max
+    timestamp is the largest."""
+    if not values or len(values) != len(timestamps):
+        raise ValueError("one timestamp per value, at least one record")
+    base = timestamps[0]
+    recs = b"".join(_record(i, ts - base, v) for i, (v, ts) in enumerate(zip(values, timestamps)))
+    after_crc = (i16(0) + i32(len(values) - 1) + i64(base) + i64(max(timestamps)) + i64(-1) + i16(-1) +
+                 i32(-1) + i32(len(values)) + recs)
+    body = i32(-1) + i8(2) + struct.pack(">I", crc32c(after_crc)) + after_crc
+    return i64(0) + i32(len(body)) + body
+
+
+def produce_records(conn: Conn, topic: str, records: bytes, partition: int = 0) -> tuple[int, int]:
+    """Produce v7 (acks=-1) of `records` (record batch bytes) to one partition: (error, base offset)."""
+    body = (string(None) + i16(-1) + i32(30000) + i32(1) + string(topic) + i32(1) + i32(partition) +
+            i32(len(records)) + records)
+    r = conn.request(0, 7, body, False)
+    if r.i32() != 1 or r.string() != topic or r.i32() != 1 or r.i32() != partition:
+        raise ValueError("unexpected Produce answer layout")
+    return r.i16(), r.i64()
+
+
+# Answers a new topic may give for a moment after CreateTopics returned (Kafka's leader is not
+# set up everywhere yet): LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION.
+_NOT_READY = (3, 5, 6)
+
+
+def produce_batch(conn: Conn, topic: str, values: list[bytes], timestamps: list[int] | None = None,
+                  partition: int = 0, ready_timeout: float = 15.0) -> int:
+    """Produce one batch (Produce v7, acks=-1) to topic/partition; returns its base offset.
+    Retries (bounded) while the partition is not ready yet; raises on any other error."""
+    ts = timestamps if timestamps is not None else [now_ms()] * len(values)
+    recs = timed_batch(values, ts)
+    deadline = time.monotonic() + ready_timeout
+    while True:
+        err, base = produce_records(conn, topic, recs, partition)
+        if err == NONE:
+            return base
+        if err not in _NOT_READY or time.monotonic() > deadline:
+            raise AssertionError(f"Produce to {topic}-{partition}: error {err}")
+        time.sleep(0.2)
+
+
+# ----------------------------------------------------------------------------------- ListOffsets
+@dataclass
+class OffsetAnswer:
+    error: int
+    timestamp: int = -1
+    offset: int = -1
+    leader_epoch: int = -1
+    old_style_offsets: list[int] = field(default_factory=list)  # v0 only
+
+
+def list_offsets(conn: Conn, topic: str, partitions: dict[int, int], version: int = 7,
+                 isolation_level: int = 0, max_num_offsets: int = 1) -> dict[int, OffsetAnswer]:
+    """ListOffsets (API 2) v0..v9 for {partition: timestamp} of one topic; {partition: answer}."""
+    flexible = version >= 6
+    body = i32(-1)
+    if version >= 2:
+        body += i8(isolation_level)
+    body += _array_len(1, flexible) + _str(topic, flexible) + _array_len(len(partitions), flexible)
+    for p, ts in partitions.items():
+        body += i32(p)
+        if version >= 4:
+            body += i32(-1)  # current leader epoch: unknown
+        body += i64(ts)
+        if version == 0:
+            body += i32(max_num_offsets)
+        body += _tags(flexible)
+    body += _tags(flexible) + _tags(flexible)  # topic tags, request tags
+    r = conn.request(2, version, body, flexible)
+    if version >= 2:
+        r.i32()  # throttle
+    out: dict[int, OffsetAnswer] = {}
+    for _ in range(_read_len(r, flexible)):
+        name = _read_str(r, flexible)
+        if name != topic:
+            raise ValueError(f"ListOffsets answer for {name!r}")
+        for _ in range(_read_len(r, flexible)):
+            p = r.i32()
+            a = OffsetAnswer(r.i16())
+            if version == 0:
+                a.old_style_offsets = [r.i64() for _ in range(r.i32())]
+            else:
+                a.timestamp, a.offset = r.i64(), r.i64()
+            if version >= 4:
+                a.leader_epoch = r.i32()
+            if flexible:
+                r.skip_tags()
+            out[p] = a
+        if flexible:
+            r.skip_tags()
+    return out
+
+
+def offset_at(conn: Conn, topic: str, timestamp: int, partition: int = 0, version: int = 7) -> int:
+    """The offset ListOffsets answers for one partition and timestamp (raises on an error)."""
+    a = list_offsets(conn, topic, {partition: timestamp}, version)[partition]
+    if a.error != NONE:
+        raise AssertionError(f"ListOffsets v{version} {topic}-{partition} ts={timestamp}: error {a.error}")
+    return a.offset
+
+
+# --------------------------------------------------------------------------------- DeleteRecords
+def delete_records(conn: Conn, offsets: dict[str, dict[int, int]], version: int = 2,
+                   timeout_ms: int = 30000) -> dict[tuple[str, int], tuple[int, int]]:
+    """DeleteRecords (API 21) v0..v2: {topic: {partition: offset}} ->
+    {(topic, partition): (error, low_watermark)}."""
+    flexible = version >= 2
+    body = _array_len(len(offsets), flexible)
+    for topic, parts in offsets.items():
+        body += _str(topic, flexible) + _array_len(len(parts), flexible)
+        for p, off in parts.items():
+            body += i32(p) + i64(off) + _tags(flexible)
+        body += _tags(flexible)
+    body += i32(timeout_ms) + _tags(flexible)
+    r = conn.request(21, version, body, flexible)
+    r.i32()  # throttle
+    out = {}
+    for _ in range(_read_len(r, flexible)):
+        topic = _read_str(r, flexible)
+        for _ in range(_read_len(r, flexible)):
+            p, low, err = r.i32(), r.i64(), r.i16()
+            if flexible:
+                r.skip_tags()
+            out[(topic, p)] = (err, low)
+        if flexible:
+            r.skip_tags()
+    return out
+
+
+# ----------------------------------------------------------------------- Alter / Describe configs
+@dataclass
+class AlterAnswer:
+    error: int
+    message: str | None
+    resource_type: int
+    resource_name: str
+
+
+def _alter_answers(r: Reader, flexible: bool) -> list[AlterAnswer]:
+    r.i32()  # throttle
+    out = []
+    for _ in range(_read_len(r, flexible)):
+        err = r.i16()
+        msg = _read_str(r, flexible)
+        rtype = r.i8()
+        name = _read_str(r, flexible)
+        if flexible:
+            r.skip_tags()
+        out.append(AlterAnswer(err, msg, rtype, name))
+    return out
+
+
+def incremental_alter_configs(conn: Conn, resources: list[tuple[int, str, list[tuple[str, int, str | None]]]],
+                              validate_only: bool = False, version: int = 1) -> list[AlterAnswer]:
+    """IncrementalAlterConfigs (API 44) v0..v1: [(resource_type, name, [(key, op, value)])]."""
+    flexible = version >= 1
+    body = _array_len(len(resources), flexible)
+    for rtype, name, configs in resources:
+        body += i8(rtype) + _str(name, flexible) + _array_len(len(configs), flexible)
+        for key, op, value in configs:
+            body += _str(key, flexible) + i8(op) + _str(value, flexible) + _tags(flexible)
+        body += _tags(flexible)
+    body += i8(1 if validate_only else 0) + _tags(flexible)
+    return _alter_answers(conn.request(44, version, body, flexible), flexible)
+
+
+def alter_configs(conn: Conn, resources: list[tuple[int, str, list[tuple[str, str | None]]]],
+                  validate_only: bool = False, version: int = 2) -> list[AlterAnswer]:
+    """AlterConfigs (API 33) v0..v2: [(resource_type, name, [(key, value)])]; the listed configs
+    become the resource's whole set of overrides."""
+    flexible = version >= 2
+    body = _array_len(len(resources), flexible)
+    for rtype, name, configs in resources:
+        body += i8(rtype) + _str(name, flexible) + _array_len(len(configs), flexible)
+        for key, value in configs:
+            body += _str(key, flexible) + _str(value, flexible) + _tags(flexible)
+        body += _tags(flexible)
+    body += i8(1 if validate_only else 0) + _tags(flexible)
+    return _alter_answers(conn.request(33, version, body, flexible), flexible)
+
+
+@dataclass
+class ConfigEntry:
+    value: str | None
+    read_only: bool
+    source: int
+    sensitive: bool
+
+
+def describe_configs(conn: Conn, resource_type: int, name: str, keys: list[str] | None = None,
+                     version: int = 4) -> tuple[int, dict[str, ConfigEntry]]:
+    """DescribeConfigs (API 32) v1..v4 of one resource: (error, {config name: entry})."""
+    if not 1 <= version <= 4:
+        raise ValueError("describe_configs() speaks v1..v4")
+    flexible = version >= 4
+    body = _array_len(1, flexible) + i8(resource_type) + _str(name, flexible)
+    if keys is None:
+        body += uvarint(0) if flexible else i32(-1)
+    else:
+        body += _array_len(len(keys), flexible) + b"".join(_str(k, flexible) for k in keys)
+    body += _tags(flexible) + i8(0)  # include_synonyms
+    if version >= 3:
+        body += i8(0)  # include_documentation
+    body += _tags(flexible)
+    r = conn.request(32, version, body, flexible)
+    r.i32()  # throttle
+    if _read_len(r, flexible) != 1:
+        raise ValueError("DescribeConfigs: expected one result")
+    err = r.i16()
+    _read_str(r, flexible)  # error message
+    r.i8()
+    _read_str(r, flexible)
+    entries = {}
+    for _ in range(_read_len(r, flexible)):
+        key = _read_str(r, flexible)
+        value = _read_str(r, flexible)
+        read_only = bool(r.i8())
+        source = r.i8()
+        sensitive = bool(r.i8())
+        for _ in range(max(_read_len(r, flexible), 0)):  # synonyms
+            _read_str(r, flexible); _read_str(r, flexible); r.i8()
+            if flexible:
+                r.skip_tags()
+        if version >= 3:
+            r.i8()  # config type
+            _read_str(r, flexible)  # documentation
+        if flexible:
+            r.skip_tags()
+        entries[key] = ConfigEntry(value, read_only, source, sensitive)
+    return err, entries
+
+
+# ----------------------------------------------------------------------------------------- Fetch
+@dataclass
+class FetchedRecord:
+    offset: int
+    timestamp: int
+    value: bytes | None
+
+
+@dataclass
+class FetchAnswer:
+    error: int
+    high_watermark: int
+    log_start_offset: int
+    batches: list[tuple[int, int, int]]  # (base offset, last offset, size in bytes with the 12-byte prefix)
+    records: list[FetchedRecord]
+
+    @property
+    def batch_bases(self) -> list[int]:
+        return [b[0] for b in self.batches]
+
+
+def _svarint(r: Reader) -> int:
+    u = r.uvarint()
+    return (u >> 1) ^ -(u & 1)
+
+
+def fetch(conn: Conn, topic: str, offset: int, partition: int = 0, max_bytes: int = 1 << 20) -> FetchAnswer:
+    """Fetch v5 (read_uncommitted, no wait) of one partition from `offset`: the partition's
+    error, high watermark, log start offset, the base offset and size of every complete batch and
+    every record of the uncompressed ones (offset, CreateTime timestamp, value). Like Kafka's, the
+    answer may stop at the end of a segment: call again from the next offset."""
+    body = (i32(-1) + i32(0) + i32(0) + i32(max_bytes) + i8(0) + i32(1) + string(topic) + i32(1) +
+            i32(partition) + i64(offset) + i64(-1) + i32(max_bytes))
+    r = conn.request(1, 5, body, False)
+    r.i32()  # throttle
+    if r.i32() != 1 or r.string() != topic or r.i32() != 1 or r.i32() != partition:
+        raise ValueError("unexpected Fetch answer layout")
+    err, hw = r.i16(), r.i64()
+    r.i64()  # last stable offset
+    log_start = r.i64()
+    for _ in range(max(r.i32(), 0)):  # aborted transactions
+        r.i64(); r.i64()
+    size = r.i32()
+    data = Reader(r.take(size) if size > 0 else b"")
+    batches, recs = [], []
+    while len(data.rest()) >= 61:
+        base = data.i64()
+        blen = data.i32()
+        if blen > len(data.rest()):
+            break  # partial batch at the end
+        b = Reader(data.take(blen))
+        b.i32(); b.i8(); b.i32()  # leader epoch, magic, crc
+        attrs = b.i16()
+        last_delta = b.i32()
+        first_ts = b.i64()
+        b.i64()  # max timestamp
+        b.i64(); b.i16(); b.i32()  # producer id, epoch, base sequence
+        count = b.i32()
+        batches.append((base, base + last_delta, 12 + blen))
+        if attrs & 7 or attrs & 0x20:
+            continue  # compressed or control: headers only
+        for _ in range(count):
+            rec = Reader(b.take(_svarint(b)))
+            rec.i8()
+            ts_delta, off_delta = _svarint(rec), _svarint(rec)
+            klen = _svarint(rec)
+            if klen >= 0:
+                rec.take(klen)
+            vlen = _svarint(rec)
+            recs.append(FetchedRecord(base + off_delta, first_ts + ts_delta, None if vlen < 0 else rec.take(vlen)))
+    return FetchAnswer(err, hw, log_start, batches, recs)
+
+
+def wait_for(pred, what: str, timeout: float, interval: float = 0.25):
+    """Call pred() until it returns something truthy (returned) or timeout seconds pass (raises)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = pred()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def read_log(conn: Conn, topic: str, start: int, partition: int = 0, max_fetches: int = 2000) -> FetchAnswer:
+    """Every batch and record from `start` up to the high watermark, over as many fetches as it
+    takes (bounded). The answer's error is the first fetch's; batches and records are joined; an
+    error (or nothing) on a later fetch raises."""
+    first = fetch(conn, topic, start, partition)
+    if first.error != NONE:
+        return first
+    out = FetchAnswer(NONE, first.high_watermark, first.log_start_offset, list(first.batches), list(first.records))
+    offset = out.batches[-1][1] + 1 if out.batches else start
+    for _ in range(max_fetches):
+        if offset >= out.high_watermark:
+            return out
+        a = fetch(conn, topic, offset, partition)
+        if a.error != NONE or not a.batches:
+            raise AssertionError(f"Fetch {topic}-{partition} at {offset} (high watermark "
+                                 f"{out.high_watermark}): error {a.error}, {len(a.batches)} batches")
+        out.batches += a.batches
+        out.records += a.records
+        out.high_watermark = a.high_watermark
+        offset = a.batches[-1][1] + 1
+    raise AssertionError(f"{topic}-{partition}: not read to the end in {max_fetches} fetches")
