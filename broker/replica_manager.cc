@@ -1,5 +1,6 @@
 #include "broker/replica_manager.h"
 
+#include <chrono>
 #include <cstdio>
 #include <set>
 
@@ -93,7 +94,7 @@ std::filesystem::path ReplicaManager::partition_dir(std::string_view topic, int3
   return log_dir_ / (std::string(topic) + "-" + std::to_string(index));
 }
 
-void ReplicaManager::open_partition(const controller::TopicInfo& topic, int32_t index) {
+uint64_t ReplicaManager::open_partition(const controller::TopicInfo& topic, int32_t index) {
   auto partition = std::make_unique<Partition>();
   partition->topic = topic.name;
   partition->index = index;
@@ -109,6 +110,7 @@ void ReplicaManager::open_partition(const controller::TopicInfo& topic, int32_t 
                                    << " segment(s); log end offset " << partition->log->log_end_offset());
   load_producer_state(*partition);
   partitions_[{topic.name, index}] = std::move(partition);
+  return report.bytes_scanned;
 }
 
 // The last snapshot, then the batches appended after it, replayed from their
@@ -227,12 +229,17 @@ void ReplicaManager::expire_producers(int64_t now_ms, int64_t expiration_ms) {
 }
 
 void ReplicaManager::load(const controller::Controller& controller) {
+  const auto started = std::chrono::steady_clock::now();
   std::set<std::string> expected;
+  uint64_t verified_bytes = 0;
   for (const auto& [name, topic] : controller.topics())
     for (int32_t p = 0; p < topic.partitions; ++p) {
-      open_partition(topic, p);
+      verified_bytes += open_partition(topic, p);
       expected.insert(partition_dir(name, p).filename().string());
     }
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  SLUICE_LOG(kInfo, "opened " << partitions_.size() << " partition(s) in " << ms.count() << " ms; verified "
+                              << verified_bytes << " bytes written after the last checkpoint");
   // Directories of deleted topics whose removal a crash interrupted.
   for (const auto& entry : std::filesystem::directory_iterator(log_dir_)) {
     if (!entry.is_directory() || expected.count(entry.path().filename().string())) continue;

@@ -94,7 +94,8 @@ class ReplicaManager : public controller::MetadataListener {
 
  private:
   std::filesystem::path partition_dir(std::string_view topic, int32_t index) const;
-  void open_partition(const controller::TopicInfo& topic, int32_t index);
+  // Returns the bytes recovery had to verify (written after the last checkpoint).
+  uint64_t open_partition(const controller::TopicInfo& topic, int32_t index);
   storage::LogOptions log_options_for(const controller::TopicInfo& topic) const;
   void apply_topic_settings(Partition& partition, const controller::TopicInfo& topic);
   void load_producer_state(Partition& partition);
