@@ -3,6 +3,7 @@
 // their defaults), validated as at topic creation, persisted, and applied.
 #include <set>
 
+#include "broker/handlers/config_resources.h"
 #include "broker/handlers/handlers.h"
 #include "protocol/error_codes.h"
 #include "protocol/messages/alter_configs_request.h"
@@ -15,7 +16,6 @@ using protocol::AlterConfigsRequest;
 using protocol::AlterConfigsResponse;
 using protocol::ErrorCode;
 
-constexpr int8_t kTopicResource = 2;
 
 controller::OperationResult replace(Broker& broker, const AlterConfigsRequest::AlterConfigsResource& resource,
                                     bool validate_only) {
@@ -33,18 +33,8 @@ controller::OperationResult replace(Broker& broker, const AlterConfigsRequest::A
 boost::asio::awaitable<void> handle_alter_configs(RequestContext& ctx) {
   auto request = ctx.decode<AlterConfigsRequest>();
   AlterConfigsResponse reply;
-  for (const auto& resource : request.resources) {
-    auto& out = reply.responses.emplace_back();
-    out.resource_type = resource.resource_type;
-    out.resource_name = resource.resource_name;
-    controller::OperationResult result =
-        resource.resource_type == kTopicResource
-            ? replace(ctx.broker, resource, request.validate_only)
-            : controller::OperationResult{ErrorCode::kInvalidRequest,
-                                          "Only topic configs can be changed at run time on this broker"};
-    out.error_code = static_cast<int16_t>(result.error);
-    out.error_message = result.ok() ? std::nullopt : std::optional<std::string>(result.message);
-  }
+  answer_config_resources(request.resources, reply.responses,
+                          [&](const auto& resource) { return replace(ctx.broker, resource, request.validate_only); });
   ctx.respond(reply);
   co_return;
 }

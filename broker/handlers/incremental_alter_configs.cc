@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "broker/handlers/config_resources.h"
 #include "broker/handlers/handlers.h"
 #include "controller/topic_config.h"
 #include "protocol/error_codes.h"
@@ -19,7 +20,6 @@ using protocol::ErrorCode;
 using protocol::IncrementalAlterConfigsRequest;
 using protocol::IncrementalAlterConfigsResponse;
 
-constexpr int8_t kTopicResource = 2;
 enum Operation : int8_t { kSet = 0, kDelete = 1, kAppend = 2, kSubtract = 3 };
 
 std::vector<std::string> split_list(const std::string& value) {
@@ -81,18 +81,8 @@ controller::OperationResult alter(Broker& broker, const IncrementalAlterConfigsR
 boost::asio::awaitable<void> handle_incremental_alter_configs(RequestContext& ctx) {
   auto request = ctx.decode<IncrementalAlterConfigsRequest>();
   IncrementalAlterConfigsResponse reply;
-  for (const auto& resource : request.resources) {
-    auto& out = reply.responses.emplace_back();
-    out.resource_type = resource.resource_type;
-    out.resource_name = resource.resource_name;
-    controller::OperationResult result =
-        resource.resource_type == kTopicResource
-            ? alter(ctx.broker, resource, request.validate_only)
-            : controller::OperationResult{ErrorCode::kInvalidRequest,
-                                          "Only topic configs can be changed at run time on this broker"};
-    out.error_code = static_cast<int16_t>(result.error);
-    out.error_message = result.ok() ? std::nullopt : std::optional<std::string>(result.message);
-  }
+  answer_config_resources(request.resources, reply.responses,
+                          [&](const auto& resource) { return alter(ctx.broker, resource, request.validate_only); });
   ctx.respond(reply);
   co_return;
 }
