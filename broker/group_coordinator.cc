@@ -1,5 +1,7 @@
 #include "broker/group_coordinator.h"
 
+#include "broker/log.h"
+
 #include <algorithm>
 #include <set>
 
@@ -111,14 +113,26 @@ ErrorCode GroupCoordinator::validate_commit(const CommitRequest& request) {
   return ErrorCode::kNone;
 }
 
-void GroupCoordinator::commit(std::string_view group_id, const std::map<TopicPartition, CommittedOffset>& offsets) {
+bool GroupCoordinator::persist(std::string_view group_id, const std::map<TopicPartition, CommittedOffset>& upserts,
+                               const std::vector<TopicPartition>& removals) {
+  try {
+    store_.apply(group_id, upserts, removals);
+    return true;
+  } catch (const std::exception& e) {  // e.g. a full disk: the change is not made
+    SLUICE_LOG(kError, "storing offsets of group " << group_id << " failed: " << e.what());
+    return false;
+  }
+}
+
+bool GroupCoordinator::commit(std::string_view group_id, const std::map<TopicPartition, CommittedOffset>& offsets) {
   if (offsets.empty()) {
     groups_.try_emplace(std::string(group_id));
-    return;
+    return true;
   }
-  store_.apply(group_id, offsets, {});
+  if (!persist(group_id, offsets, {})) return false;
   auto& group = groups_[std::string(group_id)];
   for (const auto& [tp, c] : offsets) group.offsets[tp] = c;
+  return true;
 }
 
 std::optional<CommittedOffset> GroupCoordinator::committed(std::string_view group_id, const TopicPartition& tp) const {
@@ -145,10 +159,8 @@ void GroupCoordinator::expire_offsets(int64_t now_ms) {
     std::vector<TopicPartition> expired;
     for (const auto& [tp, c] : g->second.offsets)
       if (now_ms - c.commit_timestamp_ms > options_.retention_ms) expired.push_back(tp);
-    if (!expired.empty()) {
-      store_.apply(g->first, {}, expired);
+    if (!expired.empty() && persist(g->first, {}, expired))  // else: retried at the next check
       for (const auto& tp : expired) g->second.offsets.erase(tp);
-    }
     g = g->second.offsets.empty() && g->second.members.empty() && g->second.pending_members.empty() ? groups_.erase(g)
                                                                                                     : std::next(g);
   }
@@ -192,7 +204,7 @@ std::pair<ErrorCode, std::vector<ErrorCode>> GroupCoordinator::delete_offsets(
     if (group.offsets.count(tp)) removed.push_back(tp);
   }
   if (!removed.empty()) {
-    store_.apply(group_id, {}, removed);
+    if (!persist(group_id, {}, removed)) return {ErrorCode::kNotCoordinator, {}};
     for (const auto& tp : removed) group.offsets.erase(tp);
   }
   return {ErrorCode::kNone, errors};
@@ -204,7 +216,7 @@ void GroupCoordinator::on_topic_deleted(const controller::TopicInfo& topic) {
     for (const auto& [tp, c] : group.offsets)
       if (tp.first == topic.name) gone.push_back(tp);
     if (gone.empty()) continue;
-    store_.apply(name, {}, gone);
+    persist(name, {}, gone);  // if this fails (logged), the stored rows outlive the topic
     for (const auto& tp : gone) group.offsets.erase(tp);
   }
 }

@@ -186,8 +186,9 @@ class GroupCoordinator : public controller::MetadataListener {
   // committer may commit. Mirrors Kafka's classic coordinator checks.
   protocol::ErrorCode validate_commit(const CommitRequest& request);
 
-  // Commits offsets already validated (per partition) by the caller.
-  void commit(std::string_view group_id, const std::map<TopicPartition, CommittedOffset>& offsets);
+  // Commits offsets already validated (per partition) by the caller; false
+  // when they could not be stored (nothing changed then).
+  bool commit(std::string_view group_id, const std::map<TopicPartition, CommittedOffset>& offsets);
 
   // nullopt when the group has no offset for the partition.
   std::optional<CommittedOffset> committed(std::string_view group_id, const TopicPartition& tp) const;
@@ -208,6 +209,10 @@ class GroupCoordinator : public controller::MetadataListener {
   void on_topic_deleted(const controller::TopicInfo& topic) override;
 
  private:
+  // Writes to the offset store; false (logged) when it failed, e.g. on a full disk.
+  bool persist(std::string_view group_id, const std::map<TopicPartition, CommittedOffset>& upserts,
+               const std::vector<TopicPartition>& removals);
+
   using Clock = std::chrono::steady_clock;
   enum class State { kEmpty, kPreparingRebalance, kCompletingRebalance, kStable };
 

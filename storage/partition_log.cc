@@ -179,6 +179,11 @@ std::unique_ptr<PartitionLog> PartitionLog::open(const std::filesystem::path& di
       log->load_indexes(segment, checkpoint.recovery_point, false, report);
       cut = !log->recover_segment(segment, checkpoint.recovery_point, report);
     }
+    // A rolled segment whose index recovery had to rebuild gets its files back
+    // now, so the next start trusts it again.
+    if (!last && !cut &&
+        (segment.index_on_disk < segment.index.size() || segment.time_index_on_disk < segment.time_index.size()))
+      log->write_indexes(segment, true);
     log->next_offset_ = segment.next_offset;
     log->segments_.push_back(std::move(segment));
   }

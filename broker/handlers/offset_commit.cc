@@ -46,7 +46,12 @@ boost::asio::awaitable<void> handle_offset_commit(RequestContext& ctx) {
       topic_reply.partitions.push_back({p.partition_index, static_cast<int16_t>(error)});
     }
   }
-  if (!accepted.empty()) groups.commit(request.group_id, accepted);
+  if (!accepted.empty() && !groups.commit(request.group_id, accepted)) {
+    // Not stored (e.g. a full disk): Kafka answers a failed offsets write with NOT_COORDINATOR.
+    for (auto& topic : reply.topics)
+      for (auto& p : topic.partitions)
+        if (p.error_code == 0) p.error_code = static_cast<int16_t>(ErrorCode::kNotCoordinator);
+  }
   ctx.respond(reply);
   co_return;
 }
