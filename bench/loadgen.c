@@ -400,7 +400,10 @@ static void cmd_consume(void) {
       capped = 1;
       break;
     }
-    ssize_t got = rd_kafka_consume_batch_queue(queue, 200, batch, kBatch);
+    /* The call waits until it has them all or the timeout passes: ask for no more than are
+     * still wanted, and keep the timeout short (the end of a partition, and -R's rewinds). */
+    const size_t want = count > 0 && count - msgs < kBatch ? (size_t)(count - msgs) : kBatch;
+    ssize_t got = rd_kafka_consume_batch_queue(queue, 10, batch, want);
     if (got < 0) die("consume_batch_queue: %s", rd_kafka_err2str(rd_kafka_last_error()));
     if (got == 0) continue;
     int stop = 0;

@@ -25,37 +25,45 @@ void store_be(char* p, T value) {
   }
 }
 
-// Reads a zig-zag varint as records use it; false on truncation or over-long input.
-bool read_record_varint(std::string_view& in, int64_t& out) {
+// Decodes a zig-zag varint as records use it at `p` (before `end`); the
+// position after it, or nullptr on truncation or over-long input.
+const char* decode_record_varint(const char* p, const char* end, int64_t& out) {
   uint64_t raw = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    if (in.empty()) return false;
-    uint8_t b = static_cast<uint8_t>(in.front());
-    in.remove_prefix(1);
+  for (int shift = 0; shift < 64 && p < end; shift += 7) {
+    const uint8_t b = static_cast<uint8_t>(*p++);
     raw |= static_cast<uint64_t>(b & 0x7F) << shift;
     if (!(b & 0x80)) {
       out = static_cast<int64_t>((raw >> 1) ^ (~(raw & 1) + 1));
-      return true;
+      return p;
     }
   }
-  return false;
+  return nullptr;
+}
+
+bool read_record_varint(std::string_view& in, int64_t& out) {
+  const char* next = decode_record_varint(in.data(), in.data() + in.size(), out);
+  if (!next) return false;
+  in.remove_prefix(static_cast<size_t>(next - in.data()));
+  return true;
 }
 
 // Walks the records of an uncompressed batch: each one must parse, offset
 // deltas must run 0..n-1, and the records must use up the batch exactly.
 bool uncompressed_records_consistent(std::string_view body, int32_t expected_count) {
+  // Produce validation runs this over every record a client sends: plain
+  // pointers, one pass.
+  const char* p = body.data();
+  const char* const end = p + body.size();
   for (int32_t i = 0; i < expected_count; ++i) {
-    int64_t length = 0;
-    if (!read_record_varint(body, length) || length < 0 || static_cast<uint64_t>(length) > body.size()) return false;
-    std::string_view record = body.substr(0, static_cast<size_t>(length));
-    body.remove_prefix(static_cast<size_t>(length));
-    if (record.empty()) return false;
-    record.remove_prefix(1);  // attributes
-    int64_t timestamp_delta = 0, offset_delta = 0;
-    if (!read_record_varint(record, timestamp_delta) || !read_record_varint(record, offset_delta)) return false;
-    if (offset_delta != i) return false;
+    int64_t length = 0, timestamp_delta = 0, offset_delta = 0;
+    p = decode_record_varint(p, end, length);
+    if (!p || length < 1 || length > end - p) return false;
+    const char* const record_end = p + length;
+    const char* q = decode_record_varint(p + 1, record_end, timestamp_delta);  // after the attributes byte
+    if (!q || !decode_record_varint(q, record_end, offset_delta) || offset_delta != i) return false;
+    p = record_end;
   }
-  return body.empty();
+  return p == end;
 }
 
 // Calls visit(offset_delta, timestamp_delta) for each record of an uncompressed
