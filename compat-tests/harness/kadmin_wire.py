@@ -10,8 +10,8 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from .kwire import (Reader, compact_string, connect, header_v1, header_v2, i8, i16, i32, i64, parse_bootstrap,
-                    roundtrip, string, uvarint)
+from .kwire import (Reader, compact_string, connect, crc32c, header_v1, header_v2, i8, i16, i32, i64,
+                    parse_bootstrap, roundtrip, string, uvarint, varint)
 
 # Error codes (Kafka's protocol documentation).
 NONE = 0
@@ -91,28 +91,7 @@ class Conn:
         return r
 
 
-def _crc32c_table() -> list[int]:
-    table = []
-    for n in range(256):
-        c = n
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_CRC32C = _crc32c_table()
-
-
-def crc32c(data: bytes) -> int:
-    c = 0xFFFFFFFF
-    for b in data:
-        c = _CRC32C[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
-
-
-def _varint(n: int) -> bytes:
-    return uvarint((n << 1) ^ (n >> 63))
+_varint = varint  # signed zigzag varint (record fields), as kwire writes it
 
 
 def _record(offset_delta: int, timestamp_delta: int, value: bytes) -> bytes:
