@@ -10,7 +10,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from .kwire import (Reader, compact_string, connect, crc32c, header_v1, header_v2, i8, i16, i32, i64,
+from .kwire import (KafkaConn, Reader, compact_string, connect, crc32c, header_v1, header_v2, i8, i16, i32, i64,
                     parse_bootstrap, roundtrip, string, uvarint, varint)
 
 # Error codes (Kafka's protocol documentation).
@@ -63,32 +63,11 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class Conn:
-    """One raw connection with running correlation ids; request() returns a Reader positioned
-    after the response header (v0, or v1 with tagged fields for flexible versions)."""
+class Conn(KafkaConn):
+    """kwire's raw connection, opened from a bootstrap address."""
 
     def __init__(self, bootstrap: str, timeout: float = 30.0):
-        self.sock = connect(*parse_bootstrap(bootstrap), timeout)
-        self.corr = 1000
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def request(self, api_key: int, version: int, body: bytes, flexible: bool) -> Reader:
-        self.corr += 1
-        hdr = (header_v2 if flexible else header_v1)(api_key, version, self.corr)
-        r = Reader(roundtrip(self.sock, hdr + body))
-        if r.i32() != self.corr:
-            raise ValueError("correlation id mismatch")
-        if flexible:
-            r.skip_tags()
-        return r
+        super().__init__(*parse_bootstrap(bootstrap), timeout=timeout)
 
 
 _varint = varint  # signed zigzag varint (record fields), as kwire writes it
