@@ -253,7 +253,12 @@ def test_idempotent_producer_survives_chaos(request, fresh_broker, unique_topic,
             outcome = client.stop()
         finally:
             client.kill()
-    report = check(b.bootstrap, topic, P, tag, outcome)
+    # Apache Kafka 3.9.1 itself sometimes stores second copies here: after a kill -9 it remembers
+    # only each producer's last batch, so a retried earlier in-flight batch gets
+    # OUT_OF_ORDER_SEQUENCE_NUMBER, the client bumps its epoch and sends it again (seen in a CI
+    # run, 2026-11-22: 1,172 duplicates with the Java producer). Sluice keeps five batches per
+    # producer across restarts and must store every message exactly once.
+    report = check(b.bootstrap, topic, P, tag, outcome, allow_duplicates=b.kind == "kafka")
     print(f"{client_name} on {b.kind}: produced {outcome.produced}: {report}; "
           f"{px.accepted} connections through the proxy, {px.dropped} cut; {time.monotonic() - t0:.1f}s")
     kinds: dict[str, int] = {}
