@@ -38,10 +38,11 @@ storage::LogCheckpoint decode_checkpoint(const std::optional<std::string>& value
 
 }  // namespace
 
-void Partition::wake_waiters() {
+bool Partition::wake_waiters() {
   auto woken = std::move(waiters);
   waiters.clear();
   for (AsyncEvent* event : woken) event->set();
+  return !woken.empty();
 }
 
 bool Partition::note_append(int32_t records) {

@@ -49,7 +49,8 @@ struct Partition {
   bool note_append(int32_t records);
 
   int64_t high_watermark() const { return log->log_end_offset(); }
-  void wake_waiters();
+  // Wakes the fetches parked on this partition; true if there were any.
+  bool wake_waiters();
 };
 
 class ReplicaManager : public controller::MetadataListener {
