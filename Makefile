@@ -9,7 +9,7 @@ BUILD_TYPE ?= RelWithDebInfo
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all deps test-deps build run test unit-test compat-test bench bench-storage clean
+.PHONY: all deps test-deps build run test unit-test compat-test bench bench-storage bench-latency clean
 
 all: build
 
@@ -47,6 +47,11 @@ bench: test-deps build
 # in the same run, ~1 minute; writes bench/STORAGE.md.
 bench-storage: build
 	bench/storage.sh
+
+# Where W4's end-to-end latency goes (producer client / broker / consumer client), from a
+# loopback capture, Sluice next to Kafka, ~1 minute; writes bench/LATENCY.md. Needs root.
+bench-latency: test-deps build
+	bench/latency.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD_DIR)

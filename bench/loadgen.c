@@ -8,7 +8,7 @@
  *                          [-X key=value ...]
  *   sluice_loadgen consume -b BOOT -t TOPIC [-c COUNT] [-R] [-T MAX_SECS] [-X key=value ...]
  *   sluice_loadgen e2e     -b BOOT -t TOPIC [-s SIZE] -r MSGS_PER_S -d SECS [-w WARMUP_SECS]
- *                          [-a ACKS] [-l LINGER_MS] [-p PARTITIONS]
+ *                          [-a ACKS] [-l LINGER_MS] [-p PARTITIONS] [-D DUMP_FILE]
  *   sluice_loadgen create  -b BOOT -t TOPIC -p PARTITIONS [-C key=value ...]
  *   sluice_loadgen mock    [-t TOPIC:PARTITIONS ...]
  *
@@ -25,7 +25,10 @@
  * e2e      a paced producer (RATE msg/s) and a consumer in one process. Each value carries its
  *          *scheduled* send time (CLOCK_MONOTONIC, same process), so a stalled send counts
  *          against the broker instead of hiding (no coordinated omission). Messages scheduled
- *          in the first WARMUP seconds are not counted.
+ *          in the first WARMUP seconds are not counted. -D writes one line per counted message,
+ *          "<scheduled send time> <latency>" in ns (CLOCK_MONOTONIC); the JSON line then also
+ *          gives realtime_minus_monotonic_ns, so the times can be matched with a packet capture
+ *          (bench/e2e_breakdown.py).
  * create   CreateTopics (replication factor 1, optional topic configs), then wait until
  *          metadata shows every partition with a leader.
  * mock     librdkafka's in-memory mock cluster (rd_kafka_mock_cluster_new, one broker) with
@@ -53,6 +56,7 @@ static const char *mode, *bootstrap, *topic, *codec = "none", *acks = "1";
 static long msg_size = 100, count = 0, linger_ms = 5, producers = 1;
 static int partitions = 0; /* 0 = ask the broker's metadata */
 static double duration = 0, max_secs = 600, rate = 0, warmup = 1;
+static const char *dump_path; /* e2e -D */
 static const char *xprops[64], *topic_cfgs[64], *mock_topics[64];
 static int n_xprops, n_topic_cfgs, n_mock_topics;
 
@@ -456,6 +460,7 @@ static void cmd_consume(void) {
 /* ---- end-to-end latency -------------------------------------------------------------------- */
 typedef struct {
   rd_kafka_t *rk;
+  FILE *dump;              /* -D: every counted message's scheduled time and latency */
   int64_t measure_from;    /* scheduled send times before this are warm-up */
   volatile long expected;  /* set by the producer when it is done; -1 until then */
   volatile int stop;
@@ -473,7 +478,10 @@ static void *e2e_consumer(void *arg) {
       int64_t sched;
       memcpy(&sched, m->payload, 8);
       e->received++;
-      if (sched >= e->measure_from) samples_add(&e->lat, t - sched);
+      if (sched >= e->measure_from) {
+        samples_add(&e->lat, t - sched);
+        if (e->dump) fprintf(e->dump, "%" PRId64 " %" PRId64 "\n", sched, t - sched);
+      }
     } else if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       e->errors++;
     }
@@ -486,6 +494,7 @@ static void cmd_e2e(void) {
   if (rate <= 0 || duration <= 0) die("e2e needs -r RATE and -d SECS");
   if (msg_size < 8) msg_size = 8;
   e2e_t e = {.expected = -1};
+  if (dump_path && !(e.dump = fopen(dump_path, "w"))) die("-D %s: %s", dump_path, strerror(errno));
   e.rk = new_consumer();
   wait_fetching(e.rk, assign_all(e.rk), 60); /* so the first messages measure the broker, not set-up */
   pthread_t ct;
@@ -529,6 +538,17 @@ static void cmd_e2e(void) {
   json_string(topic);
   printf(",\"rate\":%.0f,\"seconds\":%.1f,\"warmup\":%.1f,\"size\":%ld,\"sent\":%ld,\"received\":%ld,\"errors\":%ld,",
          rate, duration, warmup, msg_size, sent, e.received, e.errors);
+  if (e.dump) {
+    fclose(e.dump);
+    /* Both clocks read back to back (the middle of two monotonic reads), to map -D's times
+     * onto a packet capture's wall-clock timestamps. */
+    struct timespec m1, r, m2;
+    clock_gettime(CLOCK_MONOTONIC, &m1);
+    clock_gettime(CLOCK_REALTIME, &r);
+    clock_gettime(CLOCK_MONOTONIC, &m2);
+    int64_t mono = ((int64_t)m1.tv_sec * 1000000000 + m1.tv_nsec + (int64_t)m2.tv_sec * 1000000000 + m2.tv_nsec) / 2;
+    printf("\"realtime_minus_monotonic_ns\":%" PRId64 ",", (int64_t)r.tv_sec * 1000000000 + r.tv_nsec - mono);
+  }
   print_latency(&e.lat);
   printf("}\n");
   rd_kafka_topic_destroy(rkt);
@@ -622,7 +642,7 @@ int main(int argc, char **argv) {
   mode = argv[1];
   int opt;
   optind = 2;
-  while ((opt = getopt(argc, argv, "b:t:s:c:d:a:l:z:p:r:n:T:w:X:C:R")) != -1) {
+  while ((opt = getopt(argc, argv, "b:t:s:c:d:a:l:z:p:r:n:T:w:X:C:RD:")) != -1) {
     switch (opt) {
       case 'b': bootstrap = optarg; break;
       case 't':
@@ -642,6 +662,7 @@ int main(int argc, char **argv) {
       case 'w': warmup = atof(optarg); break;
       case 'X': if (n_xprops < 64) xprops[n_xprops++] = optarg; break;
       case 'R': rewind_at_eof = 1; break;
+      case 'D': dump_path = optarg; break;
       case 'C': if (n_topic_cfgs < 64) topic_cfgs[n_topic_cfgs++] = optarg; break;
       default: usage();
     }

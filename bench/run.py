@@ -37,9 +37,9 @@ MB = 1e6  # MB = 10^6 bytes everywhere in the report
 # Issue-sized workloads, and a quick profile that only proves the plumbing works.
 PROFILES = {
     "full": dict(reps=3, w1_count=2_000_000, w2_bytes=1 << 30, w4_rate=10_000, w4_secs=30,
-                 w6_secs=5, cap_secs=60, w2_cap_secs=30, w6_cap_secs=25, iperf_secs=3, dd_mib=1024, settle=1.5),
+                 w6_secs=5, cap_secs=60, w2_cap_secs=30, w6_cap_secs=25, iperf_secs=3, dd_mib=1024, settle=1.5, quiesce=1.0),
     "quick": dict(reps=1, w1_count=50_000, w2_bytes=16 << 20, w4_rate=10_000, w4_secs=3,
-                  w6_secs=2, cap_secs=30, w2_cap_secs=30, w6_cap_secs=15, iperf_secs=1, dd_mib=64, settle=1.0),
+                  w6_secs=2, cap_secs=30, w2_cap_secs=30, w6_cap_secs=15, iperf_secs=1, dd_mib=64, settle=1.0, quiesce=0.2),
 }
 W6_PARTITIONS, W6_PRODUCERS, W6_QUEUE = 1000, 10, 5_000
 W4_LINGER_MS, W4_WARMUP_S = 1, 3
@@ -85,6 +85,17 @@ class MockBroker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def steal_ticks() -> tuple[int, int]:
+    """(steal, all) jiffies summed over the CPUs (/proc/stat): CPU time the hypervisor gave to
+    other guests while this VM wanted it. Its stalls land on whatever thread was running."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return f[7], sum(f[:8])
+
+
+def steal_pct(before: tuple[int, int], after: tuple[int, int]) -> float:
+    return round(100 * (after[0] - before[0]) / max(1, after[1] - before[1]), 2)
 
 
 def rss_mb(pid: int, field: str = "VmRSS") -> float | None:
@@ -178,8 +189,18 @@ def run_broker(kind: str, prof: dict, work: Path, progress, tag: str) -> dict:
         res["rss_idle_mb"] = rss_mb(pid)
 
         def step(name, desc, args, timeout=cap + 60):
+            timed = name.startswith("W") and "_" not in name  # W1..W6, not set-up steps
+            if timed:
+                # Start from a quiet machine: the previous workload's dirty pages are written
+                # back now rather than during this one (for every broker alike).
+                progress(f"{tag}: sync before {name}")
+                os.sync()
+                time.sleep(prof["quiesce"])
             progress(f"{tag}: {name} {desc}")
+            steal0 = steal_ticks()
             res[name] = r = loadgen([args[0], "-b", b, *args[1:]], timeout)
+            if timed:
+                r["steal_pct"] = steal_pct(steal0, steal_ticks())
             if "error" in r:
                 progress(f"{tag}: {name} FAILED: {r['error']}")
                 print(file=sys.stderr)
@@ -387,6 +408,21 @@ def write_report(out_dir: Path, data: dict) -> None:
             of = f"{100 * s / c:.0f}% of {'disk' if label.startswith('W2') else 'loopback'}" if c else "-"
         lines.append(f"| {label} | {unit} | {fmt(s)} | {fmt(k)} | {fmt(mk)} | {ratio} | {of} | "
                      f"{target(i, s, k, mk, ceil)} | {machine} | {date} |")
+    steal = []
+    for kind in ("sluice", "kafka", "mock"):
+        per = []
+        for w in ("W1", "W3", "W2", "W4", "W6"):
+            v = [r[w]["steal_pct"] for run in data["runs"] if (r := run["brokers"].get(kind))
+                 and isinstance(r.get(w), dict) and "steal_pct" in r[w]]
+            if v:
+                per.append(f"{w} {statistics.median(v):.2g}%")
+        if per:
+            steal.append(f"{kind} " + ", ".join(per))
+    if steal:
+        lines += ["", "CPU time the hypervisor gave to other guests while this VM wanted it (steal, from "
+                  "/proc/stat), during each workload, median over the repetitions: " + "; ".join(steal) +
+                  ". Each workload starts after a `sync` and a pause, so the previous one's writeback does not "
+                  "run into it."]
     problems = [f"- rep {run['rep']}, {kind}, {w}: left out: {r[w].get('error') or r[w].get('first_error') or r[w]}"
                 for run in data["runs"] for kind, r in run["brokers"].items() for w in ("W1", "W2", "W3", "W4", "W6")
                 if w in r and not valid(r, w)]

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# make bench-latency: where W4's end-to-end latency goes, Sluice next to Kafka (bench/e2e_breakdown.py,
+# writes bench/LATENCY.md). Installs tcpdump if it is missing; arguments go to e2e_breakdown.py.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+if ! command -v tcpdump >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -qq tcpdump >/dev/null 2>&1 || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq tcpdump >/dev/null; }
+fi
+cmake --build "${BUILD_DIR:-build}" --target sluice_loadgen >/dev/null
+bash compat-tests/kafka-ref/fetch.sh >/dev/null
+exec /usr/bin/python3 bench/e2e_breakdown.py "$@"
