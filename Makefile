@@ -9,7 +9,7 @@ BUILD_TYPE ?= RelWithDebInfo
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all deps test-deps build run test unit-test compat-test bench bench-storage bench-latency clean
+.PHONY: all deps test-deps build run test unit-test compat-test bench bench-storage bench-breakdown clean
 
 all: build
 
@@ -48,10 +48,10 @@ bench: test-deps build
 bench-storage: build
 	bench/storage.sh
 
-# Where W4's end-to-end latency goes (producer client / broker / consumer client), from a
-# loopback capture, Sluice next to Kafka, ~1 minute; writes bench/LATENCY.md. Needs root.
-bench-latency: test-deps build
-	bench/latency.sh $(BENCH_ARGS)
+# Where the time goes in W3 (fetch cycle) and W4 (producer client / broker / consumer client),
+# from loopback captures, Sluice next to Kafka, ~2 minutes; writes bench/BREAKDOWN.md. Needs root.
+bench-breakdown: test-deps build
+	bench/breakdown.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD_DIR)

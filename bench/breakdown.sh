@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# make bench-latency: where W4's end-to-end latency goes, Sluice next to Kafka (bench/e2e_breakdown.py,
-# writes bench/LATENCY.md). Installs tcpdump if it is missing; arguments go to e2e_breakdown.py.
+# make bench-breakdown: where the time goes in W3 and W4, Sluice next to Kafka (bench/breakdown.py,
+# writes bench/BREAKDOWN.md). Installs tcpdump if it is missing; arguments go to breakdown.py.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -11,4 +11,4 @@ if ! command -v tcpdump >/dev/null; then
 fi
 cmake --build "${BUILD_DIR:-build}" --target sluice_loadgen >/dev/null
 bash compat-tests/kafka-ref/fetch.sh >/dev/null
-exec /usr/bin/python3 bench/e2e_breakdown.py "$@"
+exec /usr/bin/python3 bench/breakdown.py "$@"
