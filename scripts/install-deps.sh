@@ -12,6 +12,7 @@ build_packages=(
   g++ make cmake ninja-build ccache pkg-config python3
   libboost-dev liblmdb-dev zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev
   libgtest-dev librdkafka-dev libbenchmark-dev
+  libtcmalloc-minimal4             # the benchmark load generator's allocator (bench/CMakeLists.txt)
 )
 test_packages=(
   kcat                             # kcat (on librdkafka 2.0.2) for compat tests
