@@ -229,8 +229,9 @@ def run_one(kind: str, secs: float, rate: int, linger: int, work: Path) -> dict:
             w3 = lg("consume", "-t", "w1", "-c", str(w1["msgs"]))
         out["w3"] = fetch_cycles(cap.path, port)
         out["w3"].update(msg_per_s=w3["msg_per_s"], steal_pct=cap.steal_pct, capture_dropped=cap.dropped)
-        # A few seconds of W4's own load, not measured, then W4 with a full capture.
-        lg("e2e", "-t", "w0e", "-s", "100", "-r", str(rate), "-d", "3", "-w", "0", "-a", "1", "-l", str(linger))
+        # Ten seconds of W4's own load, not measured (a fresh Kafka needs them: its first seconds at
+        # 10k msg/s ran 1-2 s behind), then W4 with a full capture.
+        lg("e2e", "-t", "w0e", "-s", "100", "-r", str(rate), "-d", "10", "-w", "0", "-a", "1", "-l", str(linger))
         os.sync()
         dump = work / f"{kind}.lat"
         with Capture(work / f"{kind}-w4.pcap", port, 262144) as cap:
