@@ -37,11 +37,15 @@ MB = 1e6  # MB = 10^6 bytes everywhere in the report
 # Issue-sized workloads, and a quick profile that only proves the plumbing works.
 PROFILES = {
     "full": dict(reps=3, w1_count=2_000_000, w2_bytes=1 << 30, w4_rate=10_000, w4_secs=30,
-                 w6_secs=5, cap_secs=60, w2_cap_secs=30, w6_cap_secs=25, iperf_secs=3, dd_mib=1024, settle=1.5, quiesce=1.0),
+                 w6_secs=5, cap_secs=60, w2_cap_secs=30, w6_cap_secs=20, iperf_secs=3, dd_mib=1024, settle=1.5, quiesce=0.5, retry_budget=90),
     "quick": dict(reps=1, w1_count=50_000, w2_bytes=16 << 20, w4_rate=10_000, w4_secs=3,
-                  w6_secs=2, cap_secs=30, w2_cap_secs=30, w6_cap_secs=15, iperf_secs=1, dd_mib=64, settle=1.0, quiesce=0.2),
+                  w6_secs=2, cap_secs=30, w2_cap_secs=30, w6_cap_secs=15, iperf_secs=1, dd_mib=64, settle=1.0, quiesce=0.2, retry_budget=0),
 }
 W6_PARTITIONS, W6_PRODUCERS, W6_QUEUE = 1000, 10, 5_000
+# A timed workload during which the hypervisor took more than this share of the CPU (steal) is
+# run once more, while the run's retry budget (seconds, PROFILES) lasts; the cleaner one counts.
+STEAL_RETRY_PCT = 3.0
+RETRY_BUDGET = {"left": 0.0}
 W4_LINGER_MS, W4_WARMUP_S = 1, 3
 
 
@@ -190,17 +194,40 @@ def run_broker(kind: str, prof: dict, work: Path, progress, tag: str) -> dict:
 
         def step(name, desc, args, timeout=cap + 60):
             timed = name.startswith("W") and "_" not in name  # W1..W6, not set-up steps
-            if timed:
-                # Start from a quiet machine: the previous workload's dirty pages are written
-                # back now rather than during this one (for every broker alike).
-                progress(f"{tag}: sync before {name}")
-                os.sync()
-                time.sleep(prof["quiesce"])
-            progress(f"{tag}: {name} {desc}")
-            steal0 = steal_ticks()
-            res[name] = r = loadgen([args[0], "-b", b, *args[1:]], timeout)
-            if timed:
+            attempts = []
+            while True:
+                if timed:
+                    # Start from a quiet machine: the previous workload's dirty pages are written
+                    # back now rather than during this one (for every broker alike).
+                    progress(f"{tag}: sync before {name}")
+                    os.sync()
+                    time.sleep(prof["quiesce"])
+                progress(f"{tag}: {name} {desc}")
+                t0, steal0 = time.monotonic(), steal_ticks()
+                r = loadgen([args[0], "-b", b, *args[1:]], timeout)
+                if not timed:
+                    break
                 r["steal_pct"] = steal_pct(steal0, steal_ticks())
+                attempts.append(r)
+                spent = time.monotonic() - t0
+                # A run the hypervisor starved (another guest took the CPU) measures that guest:
+                # run it once more if the run's retry budget allows, and keep the cleaner one.
+                if ("error" in r or r["steal_pct"] <= STEAL_RETRY_PCT or len(attempts) > 1
+                        or RETRY_BUDGET["left"] < spent):
+                    break
+                RETRY_BUDGET["left"] -= spent
+                progress(f"{tag}: {name} again: the hypervisor took {r['steal_pct']}% of the CPU during it")
+                print(file=sys.stderr)
+                if args[0] == "e2e":  # the latency run wants an empty topic
+                    fresh = f"{args[args.index('-t') + 1]}r"
+                    loadgen(["create", "-b", b, "-t", fresh, "-p", "1"], cap + 60)
+                    args = [fresh if a == args[args.index("-t") + 1] else a for a in args]
+            if attempts:
+                r = min(attempts, key=lambda a: ("error" in a, a["steal_pct"]))
+                if len(attempts) > 1:
+                    r["retried"] = [{k: a.get(k) for k in ("steal_pct", "msg_per_s", "mb_per_s", "lat_ms", "error")}
+                                    for a in attempts]
+            res[name] = r
             if "error" in r:
                 progress(f"{tag}: {name} FAILED: {r['error']}")
                 print(file=sys.stderr)
@@ -430,6 +457,11 @@ def write_report(out_dir: Path, data: dict) -> None:
                  f"sent messages were acknowledged; kept, as the rate over the part done"
                  for run in data["runs"] for kind, r in run["brokers"].items() for w in ("W1", "W2", "W6")
                  if w in r and valid(r, w) and r[w].get("capped")]
+    problems += [f"- rep {run['rep']}, {kind}, {w}: run again after the hypervisor took "
+                 f"{r[w]['retried'][0]['steal_pct']}% of the CPU during it; kept the attempt with "
+                 f"{r[w]['steal_pct']}%"
+                 for run in data["runs"] for kind, r in run["brokers"].items() for w in ("W1", "W2", "W3", "W4", "W6")
+                 if isinstance(r.get(w), dict) and r[w].get("retried")]
     problems += [f"- rep {run['rep']}, {kind}: {r['broker_error']}" for run in data["runs"]
                  for kind, r in run["brokers"].items() if r.get("broker_error")]
     prof = PROFILES[data["profile"]]
@@ -459,7 +491,9 @@ def write_report(out_dir: Path, data: dict) -> None:
         "fetch (its W4 would measure the poll interval), and its memory holds the data (no W5). "
         "Kafka is stopped with SIGKILL (its data is discarded); Sluice with SIGTERM.")
     lines += ["", "Quick profile: see `PROFILES` in run.py for the sizes. " + details if quick else details, ""]
-    lines += ["Failed, capped or lossy runs:", *(problems or ["- none"]), ""]
+    lines += ["Failed, capped, lossy or repeated runs (a workload during which the hypervisor took more than "
+              f"{STEAL_RETRY_PCT:g}% of the CPU is run once more while the run's {prof['retry_budget']} s retry "
+              "budget lasts, and the attempt with less steal counts):", *(problems or ["- none"]), ""]
     (out_dir / "RESULTS.md").write_text("\n".join(lines))
 
 
@@ -497,6 +531,7 @@ def main() -> int:
     prof = dict(PROFILES[profile])
     if a.reps:
         prof["reps"] = a.reps
+    RETRY_BUDGET["left"] = prof["retry_budget"]
     out_dir = a.out or (ROOT / "build" / "bench-quick" if a.quick else ROOT / "bench")
     kinds = a.brokers.split(",")
     if not LOADGEN.exists():
