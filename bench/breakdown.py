@@ -4,8 +4,9 @@
     bench/breakdown.py                     Sluice and Kafka, one run each -> bench/BREAKDOWN.md
     bench/breakdown.py --brokers sluice --secs 5 --out /tmp/bd
 
-Each broker is started fresh and gets make bench's W1 (2,000,000 x 100 B), then W3 and W4 run
-while tcpdump records the loopback traffic on the broker's port:
+Each broker is started fresh, warmed up as in make bench (W1's and W3's load on another topic),
+and gets make bench's W1 (2,000,000 x 100 B); then W3 and W4 run while tcpdump records the
+loopback traffic on the broker's port:
 
 W3: librdkafka's consumer keeps one fetch in flight per broker and parses a whole response
 before it asks for the next, so its read rate is one fetch cycle per response:
@@ -218,9 +219,12 @@ def run_one(kind: str, secs: float, rate: int, linger: int, work: Path) -> dict:
 
     try:
         port = int(broker.bootstrap.rsplit(":", 1)[1])
-        for t in ("w0", "w1", "w0e", "w4"):
+        for t in ("w0", "wu", "w1", "w0e", "w4"):
             lg("create", "-t", t, "-p", "1")
         lg("consume", "-t", "w0", "-T", "60")  # group coordinator set-up, as in run.py
+        # The same untimed warm-up as make bench (Kafka's JIT): W1's and W3's load on another topic.
+        lg("produce", "-t", "wu", "-s", "100", "-c", str(W1_COUNT), "-a", "1")
+        lg("consume", "-t", "wu", "-c", str(W1_COUNT))
         out: dict = {}
         # W1, then W3 (the first read of the topic, as in make bench) with a header-only capture.
         w1 = lg("produce", "-t", "w1", "-s", "100", "-c", str(W1_COUNT), "-a", "1")
@@ -247,7 +251,8 @@ def run_one(kind: str, secs: float, rate: int, linger: int, work: Path) -> dict:
 def report(results: dict, args, started: str) -> str:
     lines = ["# Where the time goes in W3 and W4: client or broker", "",
              f"Run {started}: `bench/breakdown.py --secs {args.secs:g} --rate {args.rate} --linger {args.linger}` "
-             "(`make bench-breakdown`). Each broker is started fresh, gets W1 (2,000,000 x 100 B, acks=1), then "
+             "(`make bench-breakdown`). Each broker is started fresh, warmed up as in `make bench`, gets W1 "
+             "(2,000,000 x 100 B, acks=1), then "
              "W3 and W4 run as in `make bench` while tcpdump records the loopback traffic; the capture costs "
              "CPU, so figures here are a little lower than `make bench`'s. Steal is the CPU time the hypervisor "
              "took from this VM during the run. Times in ms. How the parts are found: the top of "
