@@ -4,11 +4,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-if ! command -v tcpdump >/dev/null; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get install -y -qq tcpdump >/dev/null 2>&1 || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq tcpdump >/dev/null; }
-fi
+bash bench/ensure-command.sh tcpdump tcpdump
 cmake --build "${BUILD_DIR:-build}" --target sluice_loadgen >/dev/null
 bash compat-tests/kafka-ref/fetch.sh >/dev/null
 exec /usr/bin/python3 bench/breakdown.py "$@"

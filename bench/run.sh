@@ -5,11 +5,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-if ! command -v iperf3 >/dev/null; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get install -y -qq iperf3 >/dev/null 2>&1 || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq iperf3 >/dev/null; }
-fi
+bash bench/ensure-command.sh iperf3 iperf3
 # Only the load generator's target, so this never rebuilds the broker behind a caller's back.
 cmake --build "${BUILD_DIR:-build}" --target sluice_loadgen >/dev/null
 bash compat-tests/kafka-ref/fetch.sh >/dev/null   # cached in ~/.cache/sluice after the first time
