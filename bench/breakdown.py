@@ -159,7 +159,7 @@ def analyse(pcap: Path, dump: Path, offset_ns: int, port: int) -> dict:
                     fetch_conn[s] = dst
     # The consumer's requests: packets it sent on the connection that carried the data back.
     requests = {c: [t - offset_ns for t in streams[(c, port)][2]] for c in set(fetch_conn.values())}
-    parts: dict = {p: [] for p in PARTS}
+    rows = []  # one per message found: its time in each of PARTS
     for s, total in latency.items():
         if s not in produced or s not in fetched:
             continue
@@ -167,17 +167,17 @@ def analyse(pcap: Path, dump: Path, offset_ns: int, port: int) -> dict:
         reqs = requests[fetch_conn[s]]
         k = bisect.bisect_right(reqs, f) - 1
         asked = max(p, reqs[k] if k >= 0 else p)  # when the broker had both the data and a fetch
-        for name, v in zip(PARTS, (total, p - s, f - p, asked - p, f - asked, s + total - f)):
-            parts[name].append(v)
+        rows.append((total, p - s, f - p, asked - p, f - asked, s + total - f))
+
     def pct(v, q):
         return v[min(len(v) - 1, int(q * len(v)))] / 1e6
-    out = {"messages": len(latency), "matched": len(parts["total"]), "ms": {}}
-    for name, v in parts.items():
-        v.sort()
+    out = {"messages": len(latency), "matched": len(rows), "ms": {}}
+    for i, name in enumerate(PARTS):
+        v = sorted(r[i] for r in rows)
         out["ms"][name.strip()] = ({"p50": pct(v, 0.5), "p99": pct(v, 0.99), "p999": pct(v, 0.999),
                                     "max": v[-1] / 1e6} if v else None)
-    # Of the slowest 1% of messages: how their time splits on average.
-    rows = sorted(zip(*(parts[p] for p in PARTS)))
+    # Of the slowest 1% of messages (by total): how their time splits on average.
+    rows.sort()
     slow = rows[-max(1, len(rows) // 100):] if rows else []
     out["slowest_1pct_mean_ms"] = {p.strip(): sum(r[i] for r in slow) / len(slow) / 1e6
                                    for i, p in enumerate(PARTS)} if slow else {}
