@@ -229,9 +229,9 @@ def run_broker(kind: str, prof: dict, work: Path, progress, tag: str) -> dict:
                 progress(f"{tag}: {name} again: the hypervisor took {r['steal_pct']}% of the CPU during it")
                 print(file=sys.stderr)
                 if args[0] == "e2e":  # the latency run wants an empty topic
-                    fresh = f"{args[args.index('-t') + 1]}r"
-                    loadgen(["create", "-b", b, "-t", fresh, "-p", "1"], cap + 60)
-                    args = [fresh if a == args[args.index("-t") + 1] else a for a in args]
+                    at = args.index("-t") + 1
+                    args = args[:at] + [args[at] + "r"] + args[at + 1:]
+                    loadgen(["create", "-b", b, "-t", args[at], "-p", "1"], cap + 60)
             if attempts:
                 r = min(attempts, key=lambda a: ("error" in a, a["steal_pct"]))
                 if len(attempts) > 1:
