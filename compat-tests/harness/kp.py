@@ -7,15 +7,20 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from .ck import wait_topic
 from .data import all_messages, check_partition, expected_by_partition
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int = 3, timeout: float = 30.0) -> None:
+    """Create the topic and wait until metadata shows it with a leader on every partition: Kafka
+    answers CreateTopics before its metadata cache has the topic, and a kafka-python consumer that
+    joins a group in that window gets an empty assignment (once seen stuck there for 45 s)."""
     a = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
     try:
         a.create_topics([NewTopic(topic, partitions, 1)], timeout_ms=int(timeout * 1000))
     finally:
         a.close()
+    wait_topic(bootstrap, topic, partitions, timeout)
 
 
 def produce(bootstrap: str, topic: str, n: int, *, compression: str | None = None, acks="all",

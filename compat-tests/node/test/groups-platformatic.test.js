@@ -45,16 +45,28 @@ async function member (name, group, topic) {
     ...base, clientId: `compat-plt-${name}`, groupId: group,
     sessionTimeout: SESSION_MS, heartbeatInterval: 500, rebalanceTimeout: 15000, maxWaitTime: 100
   })
-  const m = { name, consumer, records: [] }
+  const m = { name, consumer, records: [], fetches: 0 }
   const stream = await withTimeout(consumer.consume({ topics: [topic], autocommit: true, mode: 'committed', fallbackMode: 'earliest' }),
     30000, `${name} consume`)
   stream.on('data', r => m.records.push([r.partition, r.offset, r.key.toString()]))
+  stream.on('fetch', () => { m.fetches++ })
   stream.on('error', e => { m.error = e })
   m.stream = stream
   m.owned = () => new Set((consumer.assignments ?? []).filter(a => a.topic === topic).flatMap(a => a.partitions))
   m.describe = () => `${name}{owned=[${[...m.owned()].sort()}], records=${m.records.length}${m.error ? ', error=' + m.error.message : ''}}`
   m.close = async () => { if (!m.closed) { m.closed = true; await withTimeout(consumer.close(true), 20000, `${name} close`) } }
   return m
+}
+
+// The stream keeps one fetch in flight and pushes whatever it returns, even for partitions revoked
+// while it was in flight (platformatic 2.12.1). A fetch sent before a rebalance can therefore
+// deliver records of a partition the member no longer owns; seen on Kafka 3.9.1 when the produce
+// landed within that fetch's maxWaitTime. Two completed fetches after the new assignment mean the
+// last one was sent under it.
+async function waitFetchingAsAssigned (members, ms = 20000) {
+  const start = members.map(m => m.fetches)
+  await eventually(() => members.every((m, i) => m.fetches >= start[i] + 2), ms,
+    `two fetches by each member: ${members.map(m => `${m.name}{fetches=${m.fetches}}`).join(' ')}`)
 }
 
 async function waitBalanced (members, each, ms = 45000) {
@@ -122,6 +134,7 @@ describe('@platformatic/kafka consumer groups', { timeout: 170000 }, () => {
       ms.push(await member('a', group, topic))
       ms.push(await member('b', group, topic))
       await waitBalanced(ms, 3)
+      await waitFetchingAsAssigned(ms)
       const want = await produce(producer, topic, 0, 1200)
       await waitExactlyOnce(ms, want)
       const t0 = Date.now()
