@@ -16,6 +16,10 @@ namespace {
 constexpr size_t kIndexEntryBytes = 8;       // u32 relative offset, u32 position
 constexpr size_t kTimeIndexEntryBytes = 12;  // i64 timestamp, u32 relative offset
 constexpr size_t kScanChunk = 1 << 20;
+// Preallocation steps grow with the segment (as much again as it holds), within these bounds:
+// a partition that writes little reserves little.
+constexpr uint64_t kMinPreallocation = 64 << 10;
+constexpr uint64_t kMaxPreallocation = 16 << 20;
 
 [[noreturn]] void throw_errno(const std::string& what) { throw std::system_error(errno, std::generic_category(), what); }
 
@@ -345,10 +349,31 @@ void PartitionLog::note_batch(Segment& segment, uint64_t position, uint32_t size
   segment.size = std::max<uint64_t>(segment.size, position + size);
 }
 
+// Reserves blocks past the end of the active segment before an append that would go beyond the
+// reserve. ext4 (delayed allocation) otherwise reserves, accounts and maps every 4 KiB page as it
+// is written: with the reserve in place, W1 of bench/ took ~20% less broker CPU and W2 ran
+// faster (bench/README.md). The file's size is unchanged (KEEP_SIZE), so readers and recovery
+// see only what was written; if the call fails, appends go on without it.
+void PartitionLog::preallocate_for(Segment& segment, uint64_t end) {
+  if (!segment.preallocate || end <= segment.allocated_to) return;
+  const uint64_t from = std::max(segment.allocated_to, segment.size);
+  const uint64_t step = std::clamp(segment.size, kMinPreallocation, kMaxPreallocation);
+  const uint64_t to = std::max(end, from + step);
+  if (::fallocate(segment.fd(), FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from), static_cast<off_t>(to - from)) != 0) {
+    segment.preallocate = false;
+    return;
+  }
+  segment.allocated_to = to;
+}
+
 PartitionLog::Segment& PartitionLog::roll(int64_t base_offset) {
   if (!segments_.empty()) {
     Segment& old = segments_.back();
     write_indexes(old, true);
+    // Give back any reserve past its end, also one left by an earlier run (truncating a file to
+    // its own size frees it on ext4).
+    if (::ftruncate(old.fd(), static_cast<off_t>(old.size)) != 0) throw_errno("truncate " + old.path.string());
+    old.allocated_to = old.size;
     if (::fdatasync(old.fd()) != 0) throw_errno("fdatasync " + old.path.string());
     recovery_point_ = std::max(recovery_point_, base_offset);
   }
@@ -410,11 +435,13 @@ int64_t PartitionLog::append(std::span<char> entry, const BatchSummary& summary)
   const int64_t base = next_offset_;
   store_be(entry.data(), static_cast<uint64_t>(base), 8);
   const uint64_t position = active->size;
+  preallocate_for(*active, position + entry.size());
   try {
     write_fully(active->fd(), entry.data(), entry.size(), active->path.string());
   } catch (...) {
     // Never leave part of an entry behind: later appends would land after garbage.
     if (::ftruncate(active->fd(), static_cast<off_t>(position)) != 0) { /* recovery will cut it */ }
+    active->allocated_to = position;  // the truncation released the reserve too
     throw;
   }
   note_batch(*active, position, static_cast<uint32_t>(entry.size()), base, summary);

@@ -195,6 +195,10 @@ class PartitionLog {
     int64_t max_timestamp = -1;
     int64_t max_timestamp_offset = -1;  // base offset of the batch holding it
     int64_t rolling_timestamp = -1;     // first batch's max timestamp, or creation time (segment.ms)
+    // Disk blocks reserved past the end (fallocate KEEP_SIZE) up to here, so appends skip the
+    // file system's per-page block reservation; released when the segment is rolled.
+    uint64_t allocated_to = 0;
+    bool preallocate = true;  // false once fallocate failed (full disk, unsupported file system)
 
     int fd() const { return file->fd(); }
     bool empty() const { return size == 0; }
@@ -212,6 +216,7 @@ class PartitionLog {
   bool recover_segment(Segment& segment, int64_t trusted_below, RecoveryReport& report);
   void note_batch(Segment& segment, uint64_t position, uint32_t size, int64_t base, const BatchSummary& summary);
   Segment& roll(int64_t base_offset);
+  static void preallocate_for(Segment& segment, uint64_t end);
   void write_indexes(Segment& segment, bool sync);
   std::vector<std::filesystem::path> remove_front_segments(size_t count);
 

@@ -1,6 +1,7 @@
 #include "storage/partition_log.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -264,6 +265,36 @@ TEST_F(PartitionLogTest, CutsATornTail) {
   EXPECT_EQ(log->log_end_offset(), 2);
   EXPECT_EQ(std::filesystem::file_size(segment), first);
   EXPECT_EQ(append(*log, 1, "next"), 2);  // offsets stay contiguous
+}
+
+// Appends reserve disk blocks past the active segment's end (fallocate, KEEP_SIZE): the file's
+// size stays what was written, a log reopened as after a crash reads exactly that, and a roll
+// gives the reserve back, also one an earlier run left behind.
+TEST_F(PartitionLogTest, ReservesBlocksPastTheEndAndGivesThemBackOnRoll) {
+  auto allocated = [](const std::filesystem::path& p) {
+    struct stat st {};
+    EXPECT_EQ(::stat(p.c_str(), &st), 0);
+    return static_cast<uint64_t>(st.st_blocks) * 512;
+  };
+  auto whole_blocks = [](uint64_t n) { return (n + 4095) / 4096 * 4096; };
+  const std::filesystem::path first = dir_ / segment_file_name(0);
+  uint64_t written = 0;
+  {
+    auto log = open(segment_bytes(1 << 20));
+    for (int i = 0; i < 8; ++i) append(*log, 1, std::string(1000, static_cast<char>('a' + i)));
+    written = log->size_bytes();
+    EXPECT_EQ(std::filesystem::file_size(first), written);
+    EXPECT_GE(allocated(first), whole_blocks(written) + (32 << 10));  // the reserve: 64 KiB at first
+  }
+  auto log = open(segment_bytes(1 << 20));
+  EXPECT_EQ(log->log_end_offset(), 8);
+  EXPECT_EQ(log->size_bytes(), written);
+  EXPECT_EQ(log->read(0, 1 << 20, true).size(), written);
+  while (files(".log").size() < 2) append(*log, 1, std::string(100000, 'z'));
+  const uint64_t size = std::filesystem::file_size(first);
+  EXPECT_GT(size, written);
+  EXPECT_LT(allocated(first), whole_blocks(size) + (32 << 10));  // (an extent tree block may count)
+  EXPECT_EQ(log->read(0, 1 << 30, true).size(), size + std::filesystem::file_size(files(".log")[1]));
 }
 
 TEST_F(PartitionLogTest, CutsACorruptEntryAndEverythingAfterIt) {
