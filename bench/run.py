@@ -536,8 +536,11 @@ def versions() -> dict:
         except Exception:  # noqa: BLE001
             return "?"
     kafka = re.search(r"kafka-([\d.]+)", str(kafka_libs()))
-    # The broker is built from the work tree, which may hold uncommitted changes: say so.
-    dirty = "+uncommitted changes" if out(["git", "status", "--porcelain", "--untracked-files=no"]) else ""
+    # The broker is built from the work tree, which may hold uncommitted changes: say so. The
+    # previous run's own output files do not count.
+    outputs = ("bench/RESULTS.md", "bench/results.json", "bench/BREAKDOWN.md", "bench/breakdown.json")
+    changed = [line.split(None, 1)[-1] for line in out(["git", "status", "--porcelain", "--untracked-files=no"]).splitlines()]
+    dirty = "+uncommitted changes" if any(path not in outputs for path in changed) else ""
     return {"sluice_commit": (out(["git", "rev-parse", "--short", "HEAD"]) or "?") + dirty,
             "kafka": kafka.group(1) if kafka else "?",
             "librdkafka": out(["pkg-config", "--modversion", "rdkafka"])}
