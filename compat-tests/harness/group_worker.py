@@ -108,6 +108,15 @@ def run_kafka_python() -> None:
     if cfg.get("instance_id"):
         kw["group_instance_id"] = cfg["instance_id"]
     c = KafkaConsumer(**kw)
+    # Learn the topic's partitions before joining. A member whose first join runs before its own
+    # metadata has the topic computes (or is given) an empty assignment and rejoins at once, and
+    # kafka-python 3.0.12 was seen to hang in that rejoin against Kafka 3.9.1: it stopped
+    # heartbeating and dropped out of the group (CI, 2026-11-22).
+    known_by = time.monotonic() + 30
+    while not c.partitions_for_topic(cfg["topic"]):
+        if time.monotonic() > known_by:
+            raise RuntimeError(f"no partitions for {cfg['topic']} in metadata after 30 s")
+        time.sleep(0.1)
     owned: set[int] = set()
 
     class Listener(ConsumerRebalanceListener):
