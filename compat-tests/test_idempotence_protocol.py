@@ -49,10 +49,26 @@ def conn(broker):
         yield c
 
 
+def create_serving_topic(bootstrap: str, conn: KafkaConn, topic: str, partitions: int) -> None:
+    """Create the topic, then wait until its leader answers ListOffsets on every partition: Kafka's
+    metadata names a leader before that broker has taken the partition over, and a Produce sent in
+    between is answered NOT_LEADER_OR_FOLLOWER (seen on Kafka 3.9.1 in CI, 2026-11-22)."""
+    ck.create_topic(bootstrap, topic, partitions=partitions)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            list_offsets(conn, topic, list(range(partitions)))
+            return
+        except Exception:  # noqa: BLE001 - a partition error; raised again below if it persists
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 @pytest.fixture
-def topic(broker, unique_topic):
+def topic(broker, conn, unique_topic):
     t = unique_topic("idem")
-    ck.create_topic(broker.bootstrap, t, partitions=1)
+    create_serving_topic(broker.bootstrap, conn, t, 1)
     return t
 
 
@@ -289,7 +305,7 @@ def test_sequences_are_per_partition(broker, conn, unique_topic):
     a gap on one does not affect another; one Produce request carrying several partitions gets
     an answer (and an error) per partition."""
     topic = unique_topic("idem3")
-    ck.create_topic(broker.bootstrap, topic, partitions=3)
+    create_serving_topic(broker.bootstrap, conn, topic, 3)
     p = Producer(conn, topic)
 
     def send_many(seqs: dict[int, tuple[int, int]]):
