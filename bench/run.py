@@ -36,9 +36,9 @@ MB = 1e6  # MB = 10^6 bytes everywhere in the report
 
 # Issue-sized workloads, and a quick profile that only proves the plumbing works.
 PROFILES = {
-    "full": dict(reps=3, w1_count=2_000_000, w2_bytes=1 << 30, w4_rate=10_000, w4_secs=30,
-                 w6_secs=5, cap_secs=60, w2_cap_secs=30, w6_cap_secs=20, iperf_secs=3, dd_mib=1024, settle=1.5, quiesce=0.5, retry_budget=90),
-    "quick": dict(reps=1, w1_count=50_000, w2_bytes=16 << 20, w4_rate=10_000, w4_secs=3,
+    "full": dict(reps=3, w1_rounds=3, w1_count=2_000_000, w2_bytes=1 << 30, w4_rate=10_000, w4_secs=30,
+                 w6_secs=5, cap_secs=60, w2_cap_secs=30, w6_cap_secs=20, iperf_secs=3, dd_mib=1024, settle=1.0, quiesce=0.5, retry_budget=75),
+    "quick": dict(reps=1, w1_rounds=2, w1_count=50_000, w2_bytes=16 << 20, w4_rate=10_000, w4_secs=3,
                   w6_secs=2, cap_secs=30, w2_cap_secs=30, w6_cap_secs=15, iperf_secs=1, dd_mib=64, settle=1.0, quiesce=0.2, retry_budget=0),
 }
 W6_PARTITIONS, W6_PRODUCERS, W6_QUEUE = 1000, 10, 5_000
@@ -46,6 +46,11 @@ W6_PARTITIONS, W6_PRODUCERS, W6_QUEUE = 1000, 10, 5_000
 # 64: client and broker share two cores, and with a call and two clock reads per message the
 # client's own enqueueing took ~30% of its CPU (perf), which ate into what any broker could show.
 W1_CLIENT = ["-B", "256", "-L", "64"]
+# W1 takes well under 2 s per broker, and on this shared VM its rate moves by a third between
+# runs minutes apart (client and broker share two vCPUs with whatever the host runs). So each
+# repetition runs it w1_rounds times back to back, each to a fresh topic (W3 reads the first),
+# and the median is taken over every round of every repetition.
+W1_ROUND_TOPICS = ["w1", "w1b", "w1c", "w1d", "w1e"]
 # A timed workload during which the hypervisor took more than this share of the CPU (steal) is
 # run once more, while the run's retry budget (seconds, PROFILES) lasts; the cleaner one counts.
 STEAL_RETRY_PCT = 3.0
@@ -190,7 +195,8 @@ def measure_ceilings(prof: dict, work: Path) -> dict:
 # ---------------------------------------------------------------------------------- workloads
 def run_broker(kind: str, prof: dict, work: Path, progress, tag: str) -> dict:
     """Start one broker fresh, run W1-W6 against it, stop it. Returns {workload: result}."""
-    topics = {"w0": 1, "wu": 1, "w1": 1, "w2": 6, "w4": 1, "w6": W6_PARTITIONS}
+    w1_topics = W1_ROUND_TOPICS[:prof["w1_rounds"]]
+    topics = {"w0": 1, "wu": 1, **{t: 1 for t in w1_topics}, "w2": 6, "w4": 1, "w6": W6_PARTITIONS}
     broker = (MockBroker(topics) if kind == "mock" else
               KafkaBench(work / "kafka") if kind == "kafka" else Broker("sluice", workdir=work / "sluice"))
     res: dict = {}
@@ -205,7 +211,7 @@ def run_broker(kind: str, prof: dict, work: Path, progress, tag: str) -> dict:
         time.sleep(prof["settle"])
         res["rss_idle_mb"] = rss_mb(pid)
 
-        def step(name, desc, args, timeout=cap + 60):
+        def step(name, desc, args, timeout=cap + 60, store=True):
             timed = name.startswith("W") and "_" not in name  # W1..W6, not set-up steps
             attempts = []
             while True:
@@ -241,7 +247,8 @@ def run_broker(kind: str, prof: dict, work: Path, progress, tag: str) -> dict:
                 if len(attempts) > 1:
                     r["retried"] = [{k: a.get(k) for k in ("steal_pct", "msg_per_s", "mb_per_s", "lat_ms", "error")}
                                     for a in attempts]
-            res[name] = r
+            if store:
+                res[name] = r
             if "error" in r:
                 progress(f"{tag}: {name} FAILED: {r['error']}")
                 print(file=sys.stderr)
@@ -249,7 +256,8 @@ def run_broker(kind: str, prof: dict, work: Path, progress, tag: str) -> dict:
 
         if kind != "mock":  # the mock made its topics at start
             step("create", "topics", ["create", "-t", "w0", "-p", "1"])
-            step("create_w1", "", ["create", "-t", "w1", "-p", "1"])
+            for t in w1_topics:
+                step(f"create_{t}", "", ["create", "-t", t, "-p", "1"])
             # W2: Kafka flushes per append only when asked (flush.messages=1); Sluice always
             # fdatasyncs before answering acks=all. So both flush before acking.
             step("create_w2", "", ["create", "-t", "w2", "-p", "6"] +
@@ -271,8 +279,13 @@ def run_broker(kind: str, prof: dict, work: Path, progress, tag: str) -> dict:
         step("warmup_consume", "warm-up: W3's load on another topic (not timed)",
              ["consume", "-t", "wu", "-c", str(prof["w1_count"]), "-T", str(cap)] +
              (["-R", "-X", "fetch.wait.max.ms=5"] if kind == "mock" else []))
-        w1 = step("W1", f"produce {prof['w1_count']:,} x 100 B acks=1",
-                  ["produce", "-t", "w1", "-s", "100", "-c", str(prof["w1_count"]), "-a", "1", "-T", str(cap), *W1_CLIENT])
+        w1_rounds = [step("W1", f"produce {prof['w1_count']:,} x 100 B acks=1"
+                          + (f", round {n}/{len(w1_topics)}" if len(w1_topics) > 1 else ""),
+                          ["produce", "-t", t, "-s", "100", "-c", str(prof["w1_count"]), "-a", "1",
+                           "-T", str(cap), *W1_CLIENT], store=n == 1)
+                     for n, t in enumerate(w1_topics, 1)]
+        w1 = w1_rounds[0]
+        res["W1_more_rounds"] = w1_rounds[1:]
         # The mock keeps only the last ~5 MB of a partition (hardcoded in librdkafka), so it
         # re-reads that tail (-R) until it has served as many messages as W1 wrote; it does not
         # wake a parked fetch when data arrives, hence the short fetch wait.
@@ -366,8 +379,18 @@ def valid(r: dict, w: str) -> bool:
     return w != "W4" or x.get("received") == x.get("sent")
 
 
+def rounds(r: dict, w: str) -> list[tuple[str, dict]]:
+    """One broker's results as each run of workload w saw them, with a label for the report: W1
+    runs several rounds per repetition (the first in r["W1"], the rest in r["W1_more_rounds"])."""
+    more = r.get("W1_more_rounds", []) if w == "W1" else []
+    if not more:
+        return [(w, r)]
+    return [(f"{w} round 1", r)] + [(f"{w} round {n}", {**r, w: x}) for n, x in enumerate(more, 2)]
+
+
 def medians(runs: list[dict]) -> dict:
-    """{broker: {row index: median}} over the repetitions that produced a valid figure."""
+    """{broker: {row index: median}} over the repetitions (and W1's rounds) that produced a valid
+    figure."""
     out: dict = {}
     for kind in ("sluice", "kafka", "mock"):
         out[kind] = {}
@@ -376,11 +399,10 @@ def medians(runs: list[dict]) -> dict:
             vals = []
             for run in runs:
                 r = run["brokers"].get(kind)
-                if r is None or (w != "W5" and not valid(r, w)):
-                    continue
-                v = figure(r, get)
-                if v is not None:
-                    vals.append(v)
+                for _, x in rounds(r, w) if r is not None else []:
+                    v = figure(x, get) if w == "W5" or valid(x, w) else None
+                    if v is not None:
+                        vals.append(v)
             out[kind][i] = statistics.median(vals) if vals else None
     return out
 
@@ -440,7 +462,9 @@ def write_report(out_dir: Path, data: dict) -> None:
          f"**INCOMPLETE: the run stopped during repetition {len(data['runs'])} of {data['reps']}; the medians "
          "are over the broker runs that finished.**\n"),
         f"Run {data['started_utc']} ({data['duration_s']:.0f} s), profile `{data['profile']}`, "
-        f"{data['reps']} repetition(s), brokers alternated; each figure is the median over the repetitions. "
+        f"{data['reps']} repetition(s), brokers alternated; each figure is the median over the repetitions"
+        + (f" (W1: over its {data['w1_rounds']} back-to-back rounds in each repetition, "
+           f"{data['w1_rounds'] * data['reps']} runs per broker). " if data.get("w1_rounds", 1) > 1 else ". ") +
         f"Sluice {data['versions']['sluice_commit']}, Apache Kafka {data['versions']['kafka']} "
         f"(KRaft single node, stock settings), librdkafka {data['versions']['librdkafka']} "
         "(client, and its in-memory mock cluster as a no-disk reference). Ratio = Sluice / Kafka. "
@@ -467,8 +491,8 @@ def write_report(out_dir: Path, data: dict) -> None:
     for kind in ("sluice", "kafka", "mock"):
         per = []
         for w in ("W1", "W3", "W2", "W4", "W6"):
-            v = [r[w]["steal_pct"] for run in data["runs"] if (r := run["brokers"].get(kind))
-                 and isinstance(r.get(w), dict) and "steal_pct" in r[w]]
+            v = [x[w]["steal_pct"] for run in data["runs"] if (r := run["brokers"].get(kind))
+                 for _, x in rounds(r, w) if isinstance(x.get(w), dict) and "steal_pct" in x[w]]
             if v:
                 per.append(f"{w} {statistics.median(v):.2g}%")
         if per:
@@ -478,18 +502,18 @@ def write_report(out_dir: Path, data: dict) -> None:
                   "/proc/stat), during each workload, median over the repetitions: " + "; ".join(steal) +
                   ". Each workload starts after a `sync` and a pause, so the previous one's writeback does not "
                   "run into it."]
-    problems = [f"- rep {run['rep']}, {kind}, {w}: left out: {r[w].get('error') or r[w].get('first_error') or r[w]}"
-                for run in data["runs"] for kind, r in run["brokers"].items() for w in ("W1", "W2", "W3", "W4", "W6")
-                if w in r and not valid(r, w)]
-    problems += [f"- rep {run['rep']}, {kind}, {w}: hit the time cap after {r[w]['msgs']:,} of {r[w]['sent']:,} "
+    each = [(run["rep"], kind, label, w, x) for run in data["runs"] for kind, r in run["brokers"].items()
+            for w in ("W1", "W2", "W3", "W4", "W6") for label, x in rounds(r, w)]
+    problems = [f"- rep {rep}, {kind}, {label}: left out: {x[w].get('error') or x[w].get('first_error') or x[w]}"
+                for rep, kind, label, w, x in each if w in x and not valid(x, w)]
+    problems += [f"- rep {rep}, {kind}, {label}: hit the time cap after {x[w]['msgs']:,} of {x[w]['sent']:,} "
                  f"sent messages were acknowledged; kept, as the rate over the part done"
-                 for run in data["runs"] for kind, r in run["brokers"].items() for w in ("W1", "W2", "W6")
-                 if w in r and valid(r, w) and r[w].get("capped")]
-    problems += [f"- rep {run['rep']}, {kind}, {w}: run again after the hypervisor took "
-                 f"{r[w]['retried'][0]['steal_pct']}% of the CPU during it; kept the attempt with "
-                 f"{r[w]['steal_pct']}%"
-                 for run in data["runs"] for kind, r in run["brokers"].items() for w in ("W1", "W2", "W3", "W4", "W6")
-                 if isinstance(r.get(w), dict) and r[w].get("retried")]
+                 for rep, kind, label, w, x in each if w in ("W1", "W2", "W6") and w in x and valid(x, w)
+                 and x[w].get("capped")]
+    problems += [f"- rep {rep}, {kind}, {label}: run again after the hypervisor took "
+                 f"{x[w]['retried'][0]['steal_pct']}% of the CPU during it; kept the attempt with "
+                 f"{x[w]['steal_pct']}%"
+                 for rep, kind, label, w, x in each if isinstance(x.get(w), dict) and x[w].get("retried")]
     problems += [f"- rep {run['rep']}, {kind}: {r['broker_error']}" for run in data["runs"]
                  for kind, r in run["brokers"].items() if r.get("broker_error")]
     prof = PROFILES[data["profile"]]
@@ -500,7 +524,8 @@ def write_report(out_dir: Path, data: dict) -> None:
         "creates __consumer_offsets on the first such request; then, untimed, a warm-up with W1's and W3's "
         "load on another topic, because Kafka's first millions of messages run on a cold JIT): "
         "W1 2,000,000 x 100 B to 1 partition, acks=1, linger 5 ms (librdkafka's default); the producer enqueues "
-        "256 messages per rd_kafka_produce_batch() call and times 1 message in 64. "
+        "256 messages per rd_kafka_produce_batch() call and times 1 message in 64; each repetition runs W1 "
+        f"{data.get('w1_rounds', 1)} time(s) back to back, each to a fresh topic. "
         "W2 1 GiB of 1 KiB values round-robin over 6 partitions, acks=all; Kafka's topic has `flush.messages=1` "
         "and Sluice always fdatasyncs before answering acks=all, so both flush before acking "
         f"(a run stops after {prof['w2_cap_secs']} s and counts the part done). "
@@ -577,7 +602,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
     # A Ctrl-C or kill must still stop the brokers (the launcher also ties them to our life).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    data = {"profile": profile, "reps": prof["reps"], "complete": False, "dd_mib": prof["dd_mib"],
+    data = {"profile": profile, "reps": prof["reps"], "w1_rounds": prof["w1_rounds"], "complete": False,
+            "dd_mib": prof["dd_mib"],
             "started_utc": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
             "versions": versions(), "runs": []}
     try:
