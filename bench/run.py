@@ -37,7 +37,7 @@ MB = 1e6  # MB = 10^6 bytes everywhere in the report
 # Issue-sized workloads, and a quick profile that only proves the plumbing works.
 PROFILES = {
     "full": dict(reps=3, w1_rounds=3, w1_count=2_000_000, w2_bytes=1 << 30, w4_rate=10_000, w4_secs=30,
-                 w6_secs=5, cap_secs=60, w2_cap_secs=30, w6_cap_secs=20, iperf_secs=3, dd_mib=1024, settle=1.0, quiesce=0.5, retry_budget=75),
+                 w6_secs=5, cap_secs=60, w2_cap_secs=30, w6_cap_secs=15, iperf_secs=3, dd_mib=1024, settle=1.0, quiesce=0.5, retry_budget=75),
     "quick": dict(reps=1, w1_rounds=2, w1_count=50_000, w2_bytes=16 << 20, w4_rate=10_000, w4_secs=3,
                   w6_secs=2, cap_secs=30, w2_cap_secs=30, w6_cap_secs=15, iperf_secs=1, dd_mib=64, settle=1.0, quiesce=0.2, retry_budget=0),
 }
