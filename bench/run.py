@@ -52,7 +52,6 @@ W1_CLIENT = ["-B", "256", "-L", "64"]
 # back to back (W1 round k to a fresh topic, W3 round k reading it back) and the median is over
 # every round of every repetition. That median, not a re-run, is their defence against a stolen
 # run: the steal retry below is kept for the single runs (W2, W4, W6).
-ROUND_TOPICS = ["w1", "w1b", "w1c", "w1d", "w1e"]
 ROUNDED = ("W1", "W3")
 # A timed workload during which the hypervisor took more than this share of the CPU (steal) is
 # run once more, while the run's retry budget (seconds, PROFILES) lasts; the cleaner one counts.
@@ -198,7 +197,7 @@ def measure_ceilings(prof: dict, work: Path) -> dict:
 # ---------------------------------------------------------------------------------- workloads
 def run_broker(kind: str, prof: dict, work: Path, progress, tag: str) -> dict:
     """Start one broker fresh, run W1-W6 against it, stop it. Returns {workload: result}."""
-    w1_topics = ROUND_TOPICS[:prof["rounds"]]
+    w1_topics = ["w1"] + [f"w1r{n}" for n in range(2, prof["rounds"] + 1)]  # round k writes the k-th
     topics = {"w0": 1, "wu": 1, **{t: 1 for t in w1_topics}, "w2": 6, "w4": 1, "w6": W6_PARTITIONS}
     broker = (MockBroker(topics) if kind == "mock" else
               KafkaBench(work / "kafka") if kind == "kafka" else Broker("sluice", workdir=work / "sluice"))
