@@ -20,9 +20,9 @@
  *          for every message, or with -L for every EVERYth (a throughput run need not pay two
  *          clock reads per message). -B (unpaced runs only): BATCH messages per
  *          rd_kafka_produce_batch() call, each such run to one partition in turn.
- * consume  every partition of TOPIC from the beginning with assign() (Sluice has no consumer
- *          groups yet), until COUNT messages or end of every partition. -R: at the end of a
- *          partition, start it again from its log start (until COUNT): for the mock cluster,
+ * consume  every partition of TOPIC from the beginning with assign() (no group rebalance in
+ *          the timed read), until COUNT messages or end of every partition. -R: at the end of
+ *          a partition, start it again from its log start (until COUNT): for the mock cluster,
  *          which keeps only the last ~5 MB of each partition.
  * e2e      a paced producer (RATE msg/s) and a consumer in one process. Each value carries its
  *          *scheduled* send time (CLOCK_MONOTONIC, same process), so a stalled send counts
@@ -30,7 +30,7 @@
  *          in the first WARMUP seconds are not counted. -D writes one line per counted message,
  *          "<scheduled send time> <latency>" in ns (CLOCK_MONOTONIC); the JSON line then also
  *          gives realtime_minus_monotonic_ns, so the times can be matched with a packet capture
- *          (bench/e2e_breakdown.py).
+ *          (bench/breakdown.py).
  * create   CreateTopics (replication factor 1, optional topic configs), then wait until
  *          metadata shows every partition with a leader.
  * mock     librdkafka's in-memory mock cluster (rd_kafka_mock_cluster_new, one broker) with
