@@ -17,6 +17,7 @@ import datetime
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -392,23 +393,41 @@ def rounds(r: dict, w: str) -> list[tuple[str, dict]]:
     return [(f"{w} round 1", r)] + [(f"{w} round {n}", {**r, w: x}) for n, x in enumerate(more, 2)]
 
 
+def samples(runs: list[dict], kind: str, i: int) -> list[float]:
+    """Row i's valid figures for one broker, one per repetition (and per W1 and W3 round)."""
+    label, _, get, _ = ROWS[i]
+    w = label.split()[0]
+    vals = []
+    for run in runs:
+        r = run["brokers"].get(kind)
+        for _, x in rounds(r, w) if r is not None else []:
+            v = figure(x, get) if w == "W5" or valid(x, w) else None
+            if v is not None:
+                vals.append(v)
+    return vals
+
+
 def medians(runs: list[dict]) -> dict:
     """{broker: {row index: median}} over the repetitions (and W1's and W3's rounds) that produced
     a valid figure."""
     out: dict = {}
     for kind in ("sluice", "kafka", "mock"):
         out[kind] = {}
-        for i, (label, unit, get, _) in enumerate(ROWS):
-            w = label.split()[0]
-            vals = []
-            for run in runs:
-                r = run["brokers"].get(kind)
-                for _, x in rounds(r, w) if r is not None else []:
-                    v = figure(x, get) if w == "W5" or valid(x, w) else None
-                    if v is not None:
-                        vals.append(v)
+        for i in range(len(ROWS)):
+            vals = samples(runs, kind, i)
             out[kind][i] = statistics.median(vals) if vals else None
     return out
+
+
+def ratio_interval(a: list[float], b: list[float], draws: int = 2000) -> tuple[float, float] | None:
+    """A 90% bootstrap interval for median(a) / median(b): how far the ratio of two medians could
+    move if the runs were made again. Seeded, so a report is reproducible from its JSON."""
+    if len(a) < 3 or len(b) < 3:
+        return None
+    rng = random.Random(0)
+    ratios = sorted(statistics.median(rng.choices(a, k=len(a))) / statistics.median(rng.choices(b, k=len(b)))
+                    for _ in range(draws))
+    return ratios[int(0.05 * draws)], ratios[int(0.95 * draws) - 1]
 
 
 def target(i: int, s, k, m, ceil: dict) -> str:
@@ -491,6 +510,19 @@ def write_report(out_dir: Path, data: dict) -> None:
             of = f"{100 * s / c:.0f}% of {'disk' if label.startswith('W2') else 'loopback'}" if c else "-"
         lines.append(f"| {label} | {unit} | {fmt(s)} | {fmt(k)} | {fmt(mk)} | {ratio} | {of} | "
                      f"{target(i, s, k, mk, ceil)} | {machine} | {date} |")
+    spread = []
+    for i in (0, 3):  # W1 and W3 msg/s: the rows judged against the mock, with rounds enough to resample
+        runs_s = samples(data["runs"], "sluice", i)
+        for peer in ("mock", "kafka"):
+            runs_p = samples(data["runs"], peer, i)
+            ci = ratio_interval(runs_s, runs_p)
+            if ci:
+                spread.append(f"{ROWS[i][0].split()[0]} Sluice/{peer} {statistics.median(runs_s) / statistics.median(runs_p):.3g} "
+                              f"({ci[0]:.3g}-{ci[1]:.3g}, {len(runs_s)} and {len(runs_p)} runs)")
+    if spread:
+        lines += ["", "How far a msg/s ratio could move if the runs were made again (90% bootstrap interval of the "
+                  "ratio of medians, resampling each broker's runs): " + "; ".join(spread) +
+                  ". An interval that spans 1 means the two brokers were not told apart on this machine."]
     steal = []
     for kind in ("sluice", "kafka", "mock"):
         per = []
