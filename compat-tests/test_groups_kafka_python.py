@@ -52,7 +52,7 @@ def _consumer(bootstrap, group, topic):
     c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
                       auto_offset_reset="earliest", session_timeout_ms=groups.SESSION_MS,
                       heartbeat_interval_ms=500, fetch_max_wait_ms=100, request_timeout_ms=30000)
-    c.subscribe([topic])
+    kp.subscribe_with_metadata(c, topic)
     return c
 
 

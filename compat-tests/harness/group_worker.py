@@ -99,6 +99,8 @@ def run_kafka_python() -> None:
     from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
     from kafka.errors import KafkaError
 
+    from harness.kp import subscribe_with_metadata
+
     strategy = {"range": RangePartitionAssignor, "roundrobin": RoundRobinPartitionAssignor,
                 "cooperative-sticky": CooperativeStickyAssignor}[cfg.get("strategy", "range")]
     kw = dict(bootstrap_servers=cfg["bootstrap"], group_id=cfg["group"], enable_auto_commit=False,
@@ -108,15 +110,6 @@ def run_kafka_python() -> None:
     if cfg.get("instance_id"):
         kw["group_instance_id"] = cfg["instance_id"]
     c = KafkaConsumer(**kw)
-    # Learn the topic's partitions before joining. A member whose first join runs before its own
-    # metadata has the topic computes (or is given) an empty assignment and rejoins at once, and
-    # kafka-python 3.0.12 was seen to hang in that rejoin against Kafka 3.9.1: it stopped
-    # heartbeating and dropped out of the group (CI, 2026-11-22).
-    known_by = time.monotonic() + 30
-    while not c.partitions_for_topic(cfg["topic"]):
-        if time.monotonic() > known_by:
-            raise RuntimeError(f"no partitions for {cfg['topic']} in metadata after 30 s")
-        time.sleep(0.1)
     owned: set[int] = set()
 
     class Listener(ConsumerRebalanceListener):
@@ -132,7 +125,7 @@ def run_kafka_python() -> None:
             owned.difference_update(tp.partition for tp in lost)
             emit("lost", parts=sorted(tp.partition for tp in lost), owned=sorted(owned))
 
-    c.subscribe([cfg["topic"]], listener=Listener())
+    subscribe_with_metadata(c, cfg["topic"], listener=Listener())
     deadline = time.monotonic() + cfg.get("max_s", 120)
     try:
         while not _close.is_set() and time.monotonic() < deadline:

@@ -23,6 +23,21 @@ def create_topic(bootstrap: str, topic: str, partitions: int = 3, timeout: float
     wait_topic(bootstrap, topic, partitions, timeout)
 
 
+def subscribe_with_metadata(consumer: KafkaConsumer, topic: str, listener=None, timeout: float = 30.0) -> None:
+    """subscribe(), then wait for a metadata response fetched after it that has the topic, before
+    the first poll() joins the group. kafka-python 3.0.12's coordinator fills its partition
+    snapshot only from metadata updates that arrive after subscribe(); a member that joins (and,
+    as leader, assigns) before one arrives rejoins when it does, and that rejoin can be abandoned
+    halfway: no assignment, heartbeats off, expelled after session.timeout.ms (seen against Kafka
+    3.9.1 in CI; the client lacks the fix Java got in KAFKA-9815). topics() always asks the broker."""
+    consumer.subscribe([topic], listener=listener)
+    deadline = time.monotonic() + timeout
+    while not (topic in consumer.topics() and consumer.partitions_for_topic(topic)):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no partitions for {topic} in metadata after {timeout:g} s")
+        time.sleep(0.1)
+
+
 def produce(bootstrap: str, topic: str, n: int, *, compression: str | None = None, acks="all",
             timeout: float = 180.0) -> None:
     p = KafkaProducer(bootstrap_servers=bootstrap, compression_type=compression, acks=acks,
