@@ -1,5 +1,6 @@
 #include "protocol/record_batch.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "protocol/crc32c.h"
@@ -47,23 +48,99 @@ bool read_record_varint(std::string_view& in, int64_t& out) {
   return true;
 }
 
+// decode_record_varint for the one- and two-byte varints that nearly every
+// record's length and offset delta use, without the loop.
+inline const char* decode_short_record_varint(const char* p, const char* end, int64_t& out) {
+  if (end - p >= 2) {
+    const uint64_t b0 = static_cast<uint8_t>(p[0]);
+    const uint64_t b1 = static_cast<uint8_t>(p[1]);
+    if (b0 < 0x80) {
+      out = static_cast<int64_t>((b0 >> 1) ^ (~(b0 & 1) + 1));
+      return p + 1;
+    }
+    if (b1 < 0x80) {
+      const uint64_t raw = (b0 & 0x7F) | (b1 << 7);
+      out = static_cast<int64_t>((raw >> 1) ^ (~(raw & 1) + 1));
+      return p + 2;
+    }
+  }
+  return decode_record_varint(p, end, out);
+}
+
+// The position after the varint at `p` without decoding it (the same limits
+// as decode_record_varint: at most ten bytes, all before `end`), or nullptr.
+inline const char* skip_record_varint(const char* p, const char* end) {
+  const char* const last = std::min(end, p + 10);
+  for (; p < last; ++p)
+    if (!(static_cast<uint8_t>(*p) & 0x80)) return p + 1;
+  return nullptr;
+}
+
 // Walks the records of an uncompressed batch: each one must parse, offset
 // deltas must run 0..n-1, and the records must use up the batch exactly.
-bool uncompressed_records_consistent(std::string_view body, int32_t expected_count) {
-  // Produce validation runs this over every record a client sends: plain
-  // pointers, one pass.
-  const char* p = body.data();
-  const char* const end = p + body.size();
-  for (int32_t i = 0; i < expected_count; ++i) {
-    int64_t length = 0, timestamp_delta = 0, offset_delta = 0;
-    p = decode_record_varint(p, end, length);
-    if (!p || length < 1 || length > end - p) return false;
-    const char* const record_end = p + length;
-    const char* q = decode_record_varint(p + 1, record_end, timestamp_delta);  // after the attributes byte
-    if (!q || !decode_record_varint(q, record_end, offset_delta) || offset_delta != i) return false;
-    p = record_end;
+// Produce validation runs this over every record a client sends: plain
+// pointers, one pass, and only what the check needs is decoded (the timestamp
+// delta is skipped). It walks in steps (walk_to), so that it can follow the
+// CRC through a batch while the CRC's last chunk is still in the L1 cache.
+class RecordWalk {
+ public:
+  RecordWalk(std::string_view body, int32_t expected_count)
+      : p_(body.data()), end_(body.data() + body.size()), expected_count_(expected_count) {}
+
+  // Walks the records that start before `limit`; false once one fails.
+  bool walk_to(const char* limit) {
+    while (p_ && next_ < expected_count_ && p_ < limit) {
+      int64_t length = 0, offset_delta = 0;
+      const char* p = decode_short_record_varint(p_, end_, length);
+      if (!p || length < 1 || length > end_ - p) return fail();
+      const char* const record_end = p + length;
+      const char* q = skip_record_varint(p + 1, record_end);  // the timestamp delta, after the attributes byte
+      if (!q || !decode_short_record_varint(q, record_end, offset_delta) || offset_delta != next_) return fail();
+      p_ = record_end;
+      ++next_;
+    }
+    return p_ != nullptr;
   }
-  return p == end;
+
+  // Walks the rest; true if every record was consistent and they fill the body.
+  bool finish() { return walk_to(end_) && next_ == expected_count_ && p_ == end_; }
+
+ private:
+  bool fail() {
+    p_ = nullptr;
+    return false;
+  }
+
+  const char* p_;  // the next record; nullptr once one failed
+  const char* const end_;
+  const int32_t expected_count_;
+  int32_t next_ = 0;
+};
+
+// The CRC of a produced batch and, for an uncompressed one, the record walk,
+// in one pass: chunk by chunk, so the walk reads what the CRC just pulled into
+// the L1 cache instead of reading a ~1 MB batch from memory a second time.
+struct BatchBodyCheck {
+  bool crc_ok = false;
+  bool records_ok = true;  // not walked when compressed
+};
+
+BatchBodyCheck check_batch_body(std::string_view batch, const RecordBatchHeader& h) {
+  // Two of crc32c's three-lane 12 KiB blocks: fits a 32 KiB L1 data cache.
+  constexpr size_t kChunk = 24 * 1024;
+  const std::string_view crc_input = batch.substr(RecordBatchHeader::kAttributesAt);
+  const bool walk = h.compression() == Compression::kNone;
+  RecordWalk records(batch.substr(RecordBatchHeader::kSize), h.records_count);
+  BatchBodyCheck result;
+  uint32_t crc = 0;
+  for (size_t at = 0; at < crc_input.size(); at += kChunk) {
+    const std::string_view chunk = crc_input.substr(at, kChunk);
+    crc = crc32c_extend(crc, chunk);
+    if (walk && result.records_ok) result.records_ok = records.walk_to(chunk.data() + chunk.size());
+  }
+  result.crc_ok = crc == load_be<uint32_t>(batch.data() + RecordBatchHeader::kCrcAt);
+  if (walk && result.records_ok) result.records_ok = records.finish();
+  return result;
 }
 
 // Calls visit(offset_delta, timestamp_delta) for each record of an uncompressed
@@ -176,14 +253,15 @@ ProducedBatch check_produced_records(std::optional<std::string_view> records, in
     return fail(ErrorCode::kInvalidRecord, "The baseOffset of the record batch in the append to a partition should be 0");
   if (total > static_cast<size_t>(max_message_bytes))
     return fail(ErrorCode::kMessageTooLarge, "The record batch is larger than the maximum allowed size");
-  if (!record_batch_crc_ok(bytes)) return fail(ErrorCode::kCorruptMessage, "Record batch is corrupt (CRC mismatch)");
+  // One pass for both; the verdicts keep Kafka's order (CRC, header, records).
+  const BatchBodyCheck body = check_batch_body(bytes, h);
+  if (!body.crc_ok) return fail(ErrorCode::kCorruptMessage, "Record batch is corrupt (CRC mismatch)");
   if (h.last_offset_delta < 0 || static_cast<int64_t>(h.last_offset_delta) + 1 != h.records_count)
     return fail(ErrorCode::kInvalidRecord, "Inconsistent batch offset range and record count");
   if (h.is_control()) return fail(ErrorCode::kInvalidRecord, "Clients are not allowed to write control records");
   if (h.producer_id >= 0 && h.base_sequence < 0)
     return fail(ErrorCode::kInvalidRecord, "Invalid sequence number for a batch with a producer id");
-  if (h.compression() == Compression::kNone &&
-      !uncompressed_records_consistent(bytes.substr(RecordBatchHeader::kSize), h.records_count))
+  if (!body.records_ok)
     return fail(ErrorCode::kInvalidRecord, "Records do not match the batch's record count and size");
   return result;
 }

@@ -8,22 +8,39 @@
 namespace sluice::protocol {
 namespace {
 
-// Builds an uncompressed magic-2 batch of `count` records the way a producer does.
-std::string make_batch(int32_t count, int16_t attributes = 0, int64_t producer_id = -1, int32_t base_sequence = -1) {
+// How make_batch builds its records; the defaults give a small valid batch.
+struct RecordsShape {
+  std::string value = "val";
+  int32_t bad_offset_delta_at = -1;  // this record's offset delta is one too high
+  int32_t long_timestamp_at = -1;    // this record's timestamp delta is an over-long (11-byte) varint
+};
+
+std::string make_records(int32_t count, const RecordsShape& shape) {
   Writer records;
   for (int32_t i = 0; i < count; ++i) {
     Writer r;
     r.write_int8(0);                // attributes
-    r.write_varlong(i);             // timestamp delta
-    r.write_varint(i);              // offset delta
+    if (i == shape.long_timestamp_at)
+      r.write_raw(std::string(10, '\x80') + '\x00');
+    else
+      r.write_varlong(i);           // timestamp delta
+    r.write_varint(i == shape.bad_offset_delta_at ? i + 1 : i);  // offset delta
     r.write_varint(1);              // key length
     r.write_raw("k");
-    r.write_varint(3);              // value length
-    r.write_raw("val");
+    r.write_varint(static_cast<int32_t>(shape.value.size()));
+    r.write_raw(shape.value);
     r.write_varint(0);              // headers
     records.write_varint(static_cast<int32_t>(r.size()));
     records.write_raw(r.buffer());
   }
+  return records.buffer();
+}
+
+// Builds an uncompressed magic-2 batch of `count` records the way a producer does.
+std::string make_batch(int32_t count, int16_t attributes = 0, int64_t producer_id = -1, int32_t base_sequence = -1,
+                       const RecordsShape& shape = {}) {
+  Writer records;
+  records.write_raw(make_records(count, shape));
   Writer b;
   b.write_int64(0);  // base offset
   size_t length_at = b.reserve_int32();
@@ -102,6 +119,29 @@ TEST(RecordBatchTest, RecordsMustMatchTheDeclaredCount) {
   uint32_t crc = crc32c(std::string_view(batch).substr(21));
   patch32(17, static_cast<int32_t>(crc));
   EXPECT_EQ(check(batch), ErrorCode::kInvalidRecord);
+}
+
+// The CRC and the record walk run together over 24 KiB chunks: a bad record
+// is found wherever it sits, including astride a chunk boundary and last.
+TEST(RecordBatchTest, BadRecordsAreFoundAnywhereInALargeBatch) {
+  RecordsShape shape;
+  shape.value = std::string(100, 'v');
+  const int32_t count = 2000;  // ~230 KiB: ten chunks
+  ASSERT_EQ(check(make_batch(count, 0, -1, -1, shape), 9, 1 << 21), ErrorCode::kNone);
+  const size_t record_size = make_records(1, shape).size();
+  const int32_t astride = static_cast<int32_t>(24 * 1024 / record_size);  // the record holding byte 24 KiB
+  for (int32_t at : {0, astride - 1, astride, astride + 1, count / 2, count - 1}) {
+    RecordsShape bad = shape;
+    bad.bad_offset_delta_at = at;
+    EXPECT_EQ(check(make_batch(count, 0, -1, -1, bad), 9, 1 << 21), ErrorCode::kInvalidRecord) << at;
+    bad = shape;
+    bad.long_timestamp_at = at;
+    EXPECT_EQ(check(make_batch(count, 0, -1, -1, bad), 9, 1 << 21), ErrorCode::kInvalidRecord) << at;
+  }
+  // A flipped bit anywhere is a CRC mismatch, which Kafka reports before anything about the records.
+  std::string flipped = make_batch(count, 0, -1, -1, shape);
+  flipped[flipped.size() / 2] ^= 1;
+  EXPECT_EQ(check(flipped, 9, 1 << 21), ErrorCode::kCorruptMessage);
 }
 
 TEST(RecordBatchTest, LogAppendTimeStampKeepsTheBatchValid) {
