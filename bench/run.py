@@ -580,7 +580,8 @@ def write_report(out_dir: Path, data: dict) -> None:
         "one message per partition is sent first, untimed. "
         "The mock serves W1, W3 and W6: it keeps only the last ~5 MB of a partition, so its W3 re-reads that "
         "tail until it has read as many messages as W1 wrote; it has no disk (no W2), does not wake a parked "
-        "fetch (its W4 would measure the poll interval), and its memory holds the data (no W5). "
+        "fetch (its W4 would measure the poll interval), and its W5 figures are the mock process's memory, which holds "
+        "the data it keeps (no target compares with them). "
         "Kafka is stopped with SIGKILL (its data is discarded); Sluice with SIGTERM. "
         "Broker CPU: the broker process's user + system time (/proc) during the workload, per million "
         "messages or per GB: on a machine the client shares, what the broker does not use is left to the client.")
