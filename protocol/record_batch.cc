@@ -70,7 +70,7 @@ inline const char* decode_short_record_varint(const char* p, const char* end, in
 // The position after the varint at `p` without decoding it (the same limits
 // as decode_record_varint: at most ten bytes, all before `end`), or nullptr.
 inline const char* skip_record_varint(const char* p, const char* end) {
-  const char* const last = std::min(end, p + 10);
+  const char* const last = p + std::min<std::ptrdiff_t>(end - p, 10);
   for (; p < last; ++p)
     if (!(static_cast<uint8_t>(*p) & 0x80)) return p + 1;
   return nullptr;

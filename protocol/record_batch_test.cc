@@ -13,6 +13,7 @@ struct RecordsShape {
   std::string value = "val";
   int32_t bad_offset_delta_at = -1;  // this record's offset delta is one too high
   int32_t long_timestamp_at = -1;    // this record's timestamp delta is an over-long (11-byte) varint
+  int32_t ten_byte_timestamp_at = -1;  // this record's timestamp delta is a legal 10-byte varint (zero)
 };
 
 std::string make_records(int32_t count, const RecordsShape& shape) {
@@ -22,6 +23,8 @@ std::string make_records(int32_t count, const RecordsShape& shape) {
     r.write_int8(0);                // attributes
     if (i == shape.long_timestamp_at)
       r.write_raw(std::string(10, '\x80') + '\x00');
+    else if (i == shape.ten_byte_timestamp_at)
+      r.write_raw(std::string(9, '\x80') + '\x00');
     else
       r.write_varlong(i);           // timestamp delta
     r.write_varint(i == shape.bad_offset_delta_at ? i + 1 : i);  // offset delta
@@ -121,27 +124,40 @@ TEST(RecordBatchTest, RecordsMustMatchTheDeclaredCount) {
   EXPECT_EQ(check(batch), ErrorCode::kInvalidRecord);
 }
 
-// The CRC and the record walk run together over 24 KiB chunks: a bad record
-// is found wherever it sits, including astride a chunk boundary and last.
+// The CRC and the record walk run together over 24 KiB chunks of the CRC's
+// input (from the attributes on): a bad record is found wherever it sits,
+// including the one split by a chunk boundary, and last.
 TEST(RecordBatchTest, BadRecordsAreFoundAnywhereInALargeBatch) {
   RecordsShape shape;
   shape.value = std::string(100, 'v');
-  const int32_t count = 2000;  // ~230 KiB: ten chunks
+  const int32_t count = 2000;  // ~220 KiB: ten chunks
   ASSERT_EQ(check(make_batch(count, 0, -1, -1, shape), 9, 1 << 21), ErrorCode::kNone);
-  const size_t record_size = make_records(1, shape).size();
-  const int32_t astride = static_cast<int32_t>(24 * 1024 / record_size);  // the record holding byte 24 KiB
-  for (int32_t at : {0, astride - 1, astride, astride + 1, count / 2, count - 1}) {
+  // The record that starts before the first chunk boundary and ends after it.
+  const size_t boundary = RecordBatchHeader::kAttributesAt + 24 * 1024;
+  int32_t split = 0;
+  while (RecordBatchHeader::kSize + make_records(split + 1, shape).size() <= boundary) ++split;
+  ASSERT_LT(RecordBatchHeader::kSize + make_records(split, shape).size(), boundary);
+  ASSERT_GT(RecordBatchHeader::kSize + make_records(split + 1, shape).size(), boundary);
+  for (int32_t at : {0, split - 1, split, split + 1, count / 2, count - 1}) {
     RecordsShape bad = shape;
     bad.bad_offset_delta_at = at;
     EXPECT_EQ(check(make_batch(count, 0, -1, -1, bad), 9, 1 << 21), ErrorCode::kInvalidRecord) << at;
     bad = shape;
     bad.long_timestamp_at = at;
     EXPECT_EQ(check(make_batch(count, 0, -1, -1, bad), 9, 1 << 21), ErrorCode::kInvalidRecord) << at;
+    RecordsShape legal = shape;
+    legal.ten_byte_timestamp_at = at;  // the longest varint there is: still valid
+    EXPECT_EQ(check(make_batch(count, 0, -1, -1, legal), 9, 1 << 21), ErrorCode::kNone) << at;
   }
   // A flipped bit anywhere is a CRC mismatch, which Kafka reports before anything about the records.
   std::string flipped = make_batch(count, 0, -1, -1, shape);
   flipped[flipped.size() / 2] ^= 1;
   EXPECT_EQ(check(flipped, 9, 1 << 21), ErrorCode::kCorruptMessage);
+  RecordsShape bad = shape;
+  bad.bad_offset_delta_at = split;
+  std::string bad_records_and_crc = make_batch(count, 0, -1, -1, bad);
+  bad_records_and_crc[RecordBatchHeader::kCrcAt] ^= 1;
+  EXPECT_EQ(check(bad_records_and_crc, 9, 1 << 21), ErrorCode::kCorruptMessage);
 }
 
 TEST(RecordBatchTest, LogAppendTimeStampKeepsTheBatchValid) {
