@@ -393,18 +393,26 @@ def rounds(r: dict, w: str) -> list[tuple[str, dict]]:
     return [(f"{w} round 1", r)] + [(f"{w} round {n}", {**r, w: x}) for n, x in enumerate(more, 2)]
 
 
-def samples(runs: list[dict], kind: str, i: int) -> list[float]:
-    """Row i's valid figures for one broker, one per repetition (and per W1 and W3 round)."""
+def samples_by_rep(runs: list[dict], kind: str, i: int) -> list[list[float]]:
+    """Row i's valid figures for one broker: a list per repetition (W1 and W3: one per round)."""
     label, _, get, _ = ROWS[i]
     w = label.split()[0]
-    vals = []
+    reps = []
     for run in runs:
         r = run["brokers"].get(kind)
+        vals = []
         for _, x in rounds(r, w) if r is not None else []:
             v = figure(x, get) if w == "W5" or valid(x, w) else None
             if v is not None:
                 vals.append(v)
-    return vals
+        if vals:
+            reps.append(vals)
+    return reps
+
+
+def samples(runs: list[dict], kind: str, i: int) -> list[float]:
+    """Row i's valid figures for one broker, over all repetitions and rounds."""
+    return [v for rep in samples_by_rep(runs, kind, i) for v in rep]
 
 
 def medians(runs: list[dict]) -> dict:
@@ -419,14 +427,20 @@ def medians(runs: list[dict]) -> dict:
     return out
 
 
-def ratio_interval(a: list[float], b: list[float], draws: int = 2000) -> tuple[float, float] | None:
-    """A 90% bootstrap interval for median(a) / median(b): how far the ratio of two medians could
-    move if the runs were made again. Seeded, so a report is reproducible from its JSON."""
-    if len(a) < 3 or len(b) < 3:
+def ratio_interval(a: list[list[float]], b: list[list[float]], draws: int = 2000) -> tuple[float, float] | None:
+    """A 90% bootstrap interval for median(a) / median(b), a and b being each broker's figures
+    grouped by repetition: how far the ratio of two medians could move if the runs were made
+    again. Whole repetitions are resampled, because the rounds of one repetition share a broker
+    process and a stretch of the host's weather; resampling rounds one by one would treat them as
+    independent and give too narrow an interval. Seeded, so a report is reproducible from its JSON."""
+    if len(a) < 2 or len(b) < 2:
         return None
     rng = random.Random(0)
-    ratios = sorted(statistics.median(rng.choices(a, k=len(a))) / statistics.median(rng.choices(b, k=len(b)))
-                    for _ in range(draws))
+
+    def median_of_resample(groups: list[list[float]]) -> float:
+        return statistics.median([v for g in rng.choices(groups, k=len(groups)) for v in g])
+
+    ratios = sorted(median_of_resample(a) / median_of_resample(b) for _ in range(draws))
     return ratios[int(0.05 * draws)], ratios[int(0.95 * draws) - 1]
 
 
@@ -512,17 +526,20 @@ def write_report(out_dir: Path, data: dict) -> None:
                      f"{target(i, s, k, mk, ceil)} | {machine} | {date} |")
     spread = []
     for i in (0, 3):  # W1 and W3 msg/s: the rows judged against the mock, with rounds enough to resample
-        runs_s = samples(data["runs"], "sluice", i)
+        reps_s = samples_by_rep(data["runs"], "sluice", i)
         for peer in ("mock", "kafka"):
-            runs_p = samples(data["runs"], peer, i)
-            ci = ratio_interval(runs_s, runs_p)
+            reps_p = samples_by_rep(data["runs"], peer, i)
+            ci = ratio_interval(reps_s, reps_p)
             if ci:
-                spread.append(f"{ROWS[i][0].split()[0]} Sluice/{peer} {statistics.median(runs_s) / statistics.median(runs_p):.3g} "
-                              f"({ci[0]:.3g}-{ci[1]:.3g}, {len(runs_s)} and {len(runs_p)} runs)")
+                s_all, p_all = sum(reps_s, []), sum(reps_p, [])
+                spread.append(f"{ROWS[i][0].split()[0]} Sluice/{peer} {statistics.median(s_all) / statistics.median(p_all):.3g} "
+                              f"({ci[0]:.3g}-{ci[1]:.3g}; {len(s_all)} and {len(p_all)} runs in {len(reps_s)} and "
+                              f"{len(reps_p)} repetitions)")
     if spread:
         lines += ["", "How far a msg/s ratio could move if the runs were made again (90% bootstrap interval of the "
-                  "ratio of medians, resampling each broker's runs): " + "; ".join(spread) +
-                  ". An interval that spans 1 means the two brokers were not told apart on this machine."]
+                  "ratio of medians, resampling each broker's repetitions whole, with their rounds): " +
+                  "; ".join(spread) + ". An interval that spans 1 means the two brokers were not told apart on "
+                  "this machine; with three repetitions the interval is coarse."]
     steal = []
     for kind in ("sluice", "kafka", "mock"):
         per = []
