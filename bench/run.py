@@ -531,9 +531,9 @@ def write_report(out_dir: Path, data: dict) -> None:
             reps_p = samples_by_rep(data["runs"], peer, i)
             ci = ratio_interval(reps_s, reps_p)
             if ci:
-                s_all, p_all = sum(reps_s, []), sum(reps_p, [])
-                spread.append(f"{ROWS[i][0].split()[0]} Sluice/{peer} {statistics.median(s_all) / statistics.median(p_all):.3g} "
-                              f"({ci[0]:.3g}-{ci[1]:.3g}; {len(s_all)} and {len(p_all)} runs in {len(reps_s)} and "
+                runs_s, runs_p = sum(map(len, reps_s)), sum(map(len, reps_p))
+                spread.append(f"{ROWS[i][0].split()[0]} Sluice/{peer} {med['sluice'][i] / med[peer][i]:.3g} "
+                              f"({ci[0]:.3g}-{ci[1]:.3g}; {runs_s} and {runs_p} runs in {len(reps_s)} and "
                               f"{len(reps_p)} repetitions)")
     if spread:
         lines += ["", "How far a msg/s ratio could move if the runs were made again (90% bootstrap interval of the "

@@ -26,6 +26,8 @@ void store_be(char* p, T value) {
   }
 }
 
+int64_t zigzag_decode(uint64_t raw) { return static_cast<int64_t>((raw >> 1) ^ (~(raw & 1) + 1)); }
+
 // Decodes a zig-zag varint as records use it at `p` (before `end`); the
 // position after it, or nullptr on truncation or over-long input.
 const char* decode_record_varint(const char* p, const char* end, int64_t& out) {
@@ -34,7 +36,7 @@ const char* decode_record_varint(const char* p, const char* end, int64_t& out) {
     const uint8_t b = static_cast<uint8_t>(*p++);
     raw |= static_cast<uint64_t>(b & 0x7F) << shift;
     if (!(b & 0x80)) {
-      out = static_cast<int64_t>((raw >> 1) ^ (~(raw & 1) + 1));
+      out = zigzag_decode(raw);
       return p;
     }
   }
@@ -55,12 +57,11 @@ inline const char* decode_short_record_varint(const char* p, const char* end, in
     const uint64_t b0 = static_cast<uint8_t>(p[0]);
     const uint64_t b1 = static_cast<uint8_t>(p[1]);
     if (b0 < 0x80) {
-      out = static_cast<int64_t>((b0 >> 1) ^ (~(b0 & 1) + 1));
+      out = zigzag_decode(b0);
       return p + 1;
     }
     if (b1 < 0x80) {
-      const uint64_t raw = (b0 & 0x7F) | (b1 << 7);
-      out = static_cast<int64_t>((raw >> 1) ^ (~(raw & 1) + 1));
+      out = zigzag_decode((b0 & 0x7F) | (b1 << 7));
       return p + 2;
     }
   }
@@ -136,10 +137,10 @@ BatchBodyCheck check_batch_body(std::string_view batch, const RecordBatchHeader&
   for (size_t at = 0; at < crc_input.size(); at += kChunk) {
     const std::string_view chunk = crc_input.substr(at, kChunk);
     crc = crc32c_extend(crc, chunk);
-    if (walk && result.records_ok) result.records_ok = records.walk_to(chunk.data() + chunk.size());
+    if (walk) records.walk_to(chunk.data() + chunk.size());  // a failed walk stays failed
   }
   result.crc_ok = crc == load_be<uint32_t>(batch.data() + RecordBatchHeader::kCrcAt);
-  if (walk && result.records_ok) result.records_ok = records.finish();
+  result.records_ok = !walk || records.finish();
   return result;
 }
 
