@@ -7,7 +7,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic, OffsetSpec
 
-from harness import ck, kp, kwire
+from harness import ck, kadmin_wire, kp, kwire
 
 T = 30  # seconds, every admin call
 
@@ -88,6 +88,52 @@ def test_create_partitions(broker, unique_topic):
     assert p.flush(T) == 0
     got = ck.consume(broker.bootstrap, topic, {0: 100, 3: 1, 4: 1}, timeout=T)
     assert [v for _, _, v, _ in got[3]] == [b"new-3"] and [v for _, _, v, _ in got[4]] == [b"new-4"]
+
+
+def test_oversized_partition_requests_are_refused(broker, unique_topic):
+    """Kafka's controller turns one request into at most 10,000 metadata records. CreateTopics
+    over that is refused whole with POLICY_VIOLATION; CreatePartitions gives UNKNOWN_SERVER_ERROR
+    to the topic that would go past it (and those after it). A count of 2^31-1 creates nothing."""
+    a = _admin(broker)
+    t1, t2, t3 = unique_topic("big1"), unique_topic("big2"), unique_topic("big3")
+
+    def codes(futs):
+        out = {}
+        for name, fut in futs.items():
+            try:
+                fut.result(T)
+                out[name] = 0
+            except KafkaException as e:
+                out[name] = e.args[0].code()
+        return out
+
+    def create(topics):
+        return codes(a.create_topics(topics, validate_only=True, request_timeout=T))
+
+    # Partitions asked for, over every topic of the request: more than 10,000 fails them all.
+    assert create([NewTopic(t1, 4000, 1), NewTopic(t2, 4000, 1), NewTopic(t3, 2001, 1)]) == \
+        {t1: KafkaError.POLICY_VIOLATION, t2: KafkaError.POLICY_VIOLATION, t3: KafkaError.POLICY_VIOLATION}
+    # Records (topic + partitions + configs) of what would be created: 10,000 pass, 10,001 do not.
+    assert create([NewTopic(t1, 9998, 1, config={"retention.ms": "1000"})]) == {t1: 0}
+    assert create([NewTopic(t1, 9999, 1, config={"retention.ms": "1000"})]) == {t1: KafkaError.POLICY_VIOLATION}
+    assert create([NewTopic(t1, 5000, 1), NewTopic(t2, 5000, 1)]) == \
+        {t1: KafkaError.POLICY_VIOLATION, t2: KafkaError.POLICY_VIOLATION}
+    # A topic that fails on its own adds no records.
+    assert create([NewTopic(t1, 5000, 3), NewTopic(t2, 5000, 1)]) == {t1: KafkaError.INVALID_REPLICATION_FACTOR, t2: 0}
+
+    ck.create_topic(broker.bootstrap, t1, 2)
+    ck.create_topic(broker.bootstrap, t2, 1)
+    with kadmin_wire.Conn(broker.bootstrap) as c:
+        # 10,000 new partitions pass; one more does not.
+        assert kadmin_wire.create_partitions(c, {t1: 10_002}, validate_only=True) == {t1: (0, None)}
+        assert kadmin_wire.create_partitions(c, {t1: 10_003}, validate_only=True) == {t1: (-1, None)}
+        # Counted across the request's topics (Kafka takes them in an order of its own).
+        answers = kadmin_wire.create_partitions(c, {t1: 6_002, t2: 6_001}, validate_only=True)
+        assert sorted(answers.values(), key=lambda a: a[0]) == [(-1, None), (0, None)]
+        # For real: the largest count there is, then a topic that asks for one more.
+        assert kadmin_wire.create_partitions(c, {t1: 2**31 - 1, t2: 2}) == {t1: (-1, None), t2: (-1, None)}
+    assert _partition_count(a, t1) == 2 and _partition_count(a, t2) == 1
+    assert 37 in kwire.api_versions(broker.host, broker.port, timeout=5)
 
 
 def test_describe_cluster(broker):

@@ -1,5 +1,7 @@
 // CreatePartitions (key 37): raise a topic's partition count.
+#include <cstdint>
 #include <map>
+#include <optional>
 
 #include "broker/handlers/handlers.h"
 #include "protocol/messages/create_partitions_request.h"
@@ -16,6 +18,15 @@ boost::asio::awaitable<void> handle_create_partitions(RequestContext& ctx) {
   Broker& broker = ctx.broker;
   std::map<std::string, int> mentions;
   for (const auto& t : request.topics) ++mentions[t.name];
+
+  // Kafka's controller adds at most 10,000 partitions per request (one
+  // metadata record each). A topic that would go past that gets
+  // UNKNOWN_SERVER_ERROR with no message, as from Kafka, and the partitions
+  // it did not get still count against the topics after it (taken here in
+  // request order; Kafka takes them in an order of its own). The bound also
+  // keeps one request from having this broker create millions of partitions.
+  constexpr int64_t kMaxNewPartitionsPerRequest = 10'000;
+  int64_t new_partitions = 0;
 
   CreatePartitionsResponse reply;
   for (const auto& t : request.topics) {
@@ -47,6 +58,16 @@ boost::asio::awaitable<void> handle_create_partitions(RequestContext& ctx) {
         fail(ErrorCode::kInvalidReplicaAssignment, "The manual partition assignment includes a broker that is not registered.");
         continue;
       }
+    }
+    if (topic && t.count > topic->partitions) {
+      const int64_t adding = static_cast<int64_t>(t.count) - topic->partitions;
+      if (new_partitions + adding > kMaxNewPartitionsPerRequest) {
+        new_partitions = kMaxNewPartitionsPerRequest;
+        result.error_code = static_cast<int16_t>(ErrorCode::kUnknownServerError);
+        result.error_message = std::nullopt;
+        continue;
+      }
+      new_partitions += adding;
     }
     auto outcome = broker.controller.create_partitions(t.name, t.count, request.validate_only);
     if (!outcome.ok()) fail(outcome.error, outcome.message);

@@ -1,8 +1,10 @@
 // CreateTopics (key 19): topic creation through the controller, with Kafka's
 // validation and, from v5, the created topic's partition count, replication
 // factor and configs in the reply.
+#include <algorithm>
 #include <map>
-#include <set>
+#include <optional>
+#include <string>
 
 #include "broker/handlers/handlers.h"
 #include "broker/topic_settings.h"
@@ -16,6 +18,7 @@ using protocol::CreateTopicsRequest;
 using protocol::CreateTopicsResponse;
 using protocol::ErrorCode;
 using Result = CreateTopicsResponse::CreatableTopicResult;
+using CreatableTopic = CreateTopicsRequest::CreatableTopic;
 
 void describe_configs(const BrokerConfig& config, const controller::TopicInfo& topic, Result& result) {
   auto& configs = result.configs.emplace();
@@ -29,74 +32,113 @@ void describe_configs(const BrokerConfig& config, const controller::TopicInfo& t
   }
 }
 
+// Creates one topic of the request, or with `validate_only` says whether it
+// would be created.
+Result create_one(RequestContext& ctx, const CreatableTopic& topic, bool duplicate, bool validate_only) {
+  Broker& broker = ctx.broker;
+  Result result;
+  result.name = topic.name;
+  result.error_message = std::nullopt;
+  auto fail = [&](ErrorCode code, std::string message) {
+    result.error_code = static_cast<int16_t>(code);
+    result.error_message = std::move(message);
+  };
+  std::map<std::string, std::string> configs;
+  bool null_config = false;
+  for (const auto& c : topic.configs) {
+    if (!c.value) null_config = true;
+    else configs[c.name] = *c.value;
+  }
+  if (duplicate) {
+    fail(ErrorCode::kInvalidRequest, "Create topics request contains multiple entries for the topic " + topic.name);
+    return result;
+  }
+  if (null_config) {
+    fail(ErrorCode::kInvalidRequest, "Null value not supported for topic configs");
+    return result;
+  }
+  std::vector<std::vector<int32_t>> assignments;
+  for (const auto& a : topic.assignments) {
+    if (a.partition_index != static_cast<int32_t>(assignments.size())) {
+      fail(ErrorCode::kInvalidReplicaAssignment, "Partitions should be a consecutive 0-based integer sequence");
+      return result;
+    }
+    assignments.push_back(a.broker_ids);
+  }
+  const controller::TopicInfo* created = nullptr;
+  auto outcome = broker.controller.create_topic(topic.name, topic.num_partitions, topic.replication_factor, assignments,
+                                                configs, validate_only, &created);
+  if (!outcome.ok()) {
+    fail(outcome.error, outcome.message);
+    return result;
+  }
+  // validate_only creates nothing: describe what would have been created.
+  controller::TopicInfo would_be;
+  if (!created) {
+    would_be.name = topic.name;
+    would_be.partitions = assignments.empty()
+                              ? (topic.num_partitions == -1 ? broker.config.get_int("num.partitions") : topic.num_partitions)
+                              : static_cast<int32_t>(assignments.size());
+    would_be.replication_factor =
+        assignments.empty()
+            ? (topic.replication_factor == -1 ? static_cast<int16_t>(broker.config.get_int("default.replication.factor"))
+                                              : topic.replication_factor)
+            : static_cast<int16_t>(assignments[0].size());
+    would_be.configs = configs;
+    created = &would_be;
+  }
+  result.topic_id = created->id;
+  result.num_partitions = created->partitions;
+  result.replication_factor = created->replication_factor;
+  if (ctx.api_version >= 5) describe_configs(broker.config, *created, result);
+  return result;
+}
+
+// Kafka's controller turns one request into at most 10,000 metadata records (a
+// topic record, one per partition, one per config) and refuses a larger
+// request whole, with POLICY_VIOLATION for every topic in it. The same bound
+// keeps one request from having this broker create millions of partitions.
+constexpr int64_t kMaxRecordsPerRequest = 10'000;
+
+// Why the request as a whole is refused, if it is: first the partitions every
+// topic asks for, existing or not; then the records of the topics that would
+// be created.
+std::optional<std::string> request_too_large(RequestContext& ctx, const CreateTopicsRequest& request,
+                                             const std::map<std::string, int>& mentions) {
+  int64_t asked = 0;
+  for (const auto& topic : request.topics) {
+    if (!topic.assignments.empty()) asked += static_cast<int64_t>(topic.assignments.size());
+    else if (topic.num_partitions == -1) asked += ctx.broker.config.get_int("num.partitions");
+    else asked += std::max(topic.num_partitions, 0);
+  }
+  if (asked > kMaxRecordsPerRequest) return "Excessively large number of partitions per request.";
+  int64_t records = 0;
+  for (const auto& topic : request.topics) {
+    Result would_be = create_one(ctx, topic, mentions.at(topic.name) > 1, /*validate_only=*/true);
+    if (would_be.error_code == 0) records += 1 + would_be.num_partitions + static_cast<int64_t>(topic.configs.size());
+  }
+  if (records > kMaxRecordsPerRequest) return "Unable to perform excessively large batch operation.";
+  return std::nullopt;
+}
+
 }  // namespace
 
 boost::asio::awaitable<void> handle_create_topics(RequestContext& ctx) {
   auto request = ctx.decode<CreateTopicsRequest>();
-  Broker& broker = ctx.broker;
-
   std::map<std::string, int> mentions;
   for (const auto& topic : request.topics) ++mentions[topic.name];
 
   CreateTopicsResponse reply;
-  for (const auto& topic : request.topics) {
-    Result result;
-    result.name = topic.name;
-    result.error_message = std::nullopt;
-    auto fail = [&](ErrorCode code, std::string message) {
-      result.error_code = static_cast<int16_t>(code);
-      result.error_message = std::move(message);
-    };
-    std::map<std::string, std::string> configs;
-    bool null_config = false;
-    for (const auto& c : topic.configs) {
-      if (!c.value) null_config = true;
-      else configs[c.name] = *c.value;
+  if (auto refusal = request_too_large(ctx, request, mentions)) {
+    for (const auto& topic : request.topics) {
+      Result& result = reply.topics.emplace_back();
+      result.name = topic.name;
+      result.error_code = static_cast<int16_t>(ErrorCode::kPolicyViolation);
+      result.error_message = *refusal;
     }
-    if (mentions[topic.name] > 1) {
-      fail(ErrorCode::kInvalidRequest, "Create topics request contains multiple entries for the topic " + topic.name);
-    } else if (null_config) {
-      fail(ErrorCode::kInvalidRequest, "Null value not supported for topic configs");
-    } else {
-      std::vector<std::vector<int32_t>> assignments;
-      for (const auto& a : topic.assignments) {
-        if (a.partition_index != static_cast<int32_t>(assignments.size())) {
-          assignments.clear();
-          fail(ErrorCode::kInvalidReplicaAssignment, "Partitions should be a consecutive 0-based integer sequence");
-          break;
-        }
-        assignments.push_back(a.broker_ids);
-      }
-      if (result.error_code == 0) {
-        const controller::TopicInfo* created = nullptr;
-        auto outcome = broker.controller.create_topic(topic.name, topic.num_partitions, topic.replication_factor,
-                                                      assignments, configs, request.validate_only, &created);
-        if (!outcome.ok()) {
-          fail(outcome.error, outcome.message);
-        } else {
-          // validate_only creates nothing: describe what would have been created.
-          controller::TopicInfo would_be;
-          if (!created) {
-            would_be.name = topic.name;
-            would_be.partitions = assignments.empty() ? (topic.num_partitions == -1 ? broker.config.get_int("num.partitions")
-                                                                                     : topic.num_partitions)
-                                                      : static_cast<int32_t>(assignments.size());
-            would_be.replication_factor =
-                assignments.empty() ? (topic.replication_factor == -1
-                                           ? static_cast<int16_t>(broker.config.get_int("default.replication.factor"))
-                                           : topic.replication_factor)
-                                    : static_cast<int16_t>(assignments[0].size());
-            would_be.configs = configs;
-            created = &would_be;
-          }
-          result.topic_id = created->id;
-          result.num_partitions = created->partitions;
-          result.replication_factor = created->replication_factor;
-          if (ctx.api_version >= 5) describe_configs(broker.config, *created, result);
-        }
-      }
-    }
-    reply.topics.push_back(std::move(result));
+  } else {
+    for (const auto& topic : request.topics)
+      reply.topics.push_back(create_one(ctx, topic, mentions[topic.name] > 1, request.validate_only));
   }
   ctx.respond(reply);
   co_return;

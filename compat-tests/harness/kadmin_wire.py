@@ -1,6 +1,6 @@
-"""Raw Kafka wire helpers for the storage-lifecycle tests (no client library): record batches
+"""Raw Kafka wire helpers for the storage-lifecycle and admin tests (no client library): record batches
 with per-record timestamps, Produce of one batch, ListOffsets v0..v9, DeleteRecords v0..v2,
-IncrementalAlterConfigs v0..v1, AlterConfigs v0..v2, DescribeConfigs v1..v4 and a Fetch v5
+IncrementalAlterConfigs v0..v1, AlterConfigs v0..v2, CreatePartitions v0..v3, DescribeConfigs v1..v4 and a Fetch v5
 that reports the partition's error, high watermark and log start offset with every record's
 offset and timestamp. Field layouts follow Kafka's JSON message schemas (flexible versions use
 compact strings/arrays and tagged fields)."""
@@ -211,6 +211,27 @@ def delete_records(conn: Conn, offsets: dict[str, dict[int, int]], version: int 
             out[(topic, p)] = (err, low)
         if flexible:
             r.skip_tags()
+    return out
+
+
+# ------------------------------------------------------------------------------ CreatePartitions
+def create_partitions(conn: Conn, counts: dict[str, int], validate_only: bool = False, version: int = 3,
+                      timeout_ms: int = 30000) -> dict[str, tuple[int, str | None]]:
+    """CreatePartitions (API 37) v0..v3 with no manual assignments: {topic: new total count} ->
+    {topic: (error, message)}. Raw, so counts no client would send can be sent."""
+    flexible = version >= 2
+    body = _array_len(len(counts), flexible)
+    for topic, count in counts.items():
+        body += _str(topic, flexible) + i32(count) + (uvarint(0) if flexible else i32(-1)) + _tags(flexible)
+    body += i32(timeout_ms) + i8(1 if validate_only else 0) + _tags(flexible)
+    r = conn.request(37, version, body, flexible)
+    r.i32()  # throttle
+    out = {}
+    for _ in range(_read_len(r, flexible)):
+        topic, err, msg = _read_str(r, flexible), r.i16(), _read_str(r, flexible)
+        if flexible:
+            r.skip_tags()
+        out[topic] = (err, msg)
     return out
 
 
