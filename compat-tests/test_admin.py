@@ -239,6 +239,16 @@ def test_metadata_auto_create(broker, unique_topic):
     assert _metadata_v4_topics(broker, [off], False)[off][0] == 3
 
 
+def test_metadata_auto_create_over_the_record_bound_creates_nothing(broker, unique_topic):
+    """5,001 unknown topics of one partition each would take 10,002 metadata records, more than
+    Kafka's controller takes for one request: none is created, each is UNKNOWN_TOPIC_OR_PARTITION."""
+    prefix = unique_topic("md-many")
+    names = [f"{prefix}-{i}" for i in range(5001)]
+    assert set(_metadata_v4_topics(broker, names, True).values()) == {(3, 0)}
+    time.sleep(1)  # Kafka creates asynchronously: give it the time it would take
+    assert set(_metadata_v4_topics(broker, names[:20] + names[-20:], False).values()) == {(3, 0)}
+
+
 # Every topic-level config Kafka 3.9 describes (TopicConfig); DescribeConfigs must list each
 # one with its value and where that value comes from.
 KAFKA_TOPIC_CONFIGS = [

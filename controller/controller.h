@@ -33,6 +33,13 @@ struct TopicInfo {
   std::map<std::string, std::string> configs;  // explicit topic configs only
 };
 
+// Kafka's controller turns one request into at most this many metadata
+// records (a topic record, one per partition, one per config) and refuses
+// what would take more. The same bound keeps one request (CreateTopics,
+// CreatePartitions, a Metadata request that auto-creates) from having this
+// broker create millions of partitions.
+inline constexpr int64_t kMaxRecordsPerRequest = 10'000;
+
 struct OperationResult {
   protocol::ErrorCode error = protocol::ErrorCode::kNone;
   std::string message;  // null in the response when empty

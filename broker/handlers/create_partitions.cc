@@ -19,13 +19,11 @@ boost::asio::awaitable<void> handle_create_partitions(RequestContext& ctx) {
   std::map<std::string, int> mentions;
   for (const auto& t : request.topics) ++mentions[t.name];
 
-  // Kafka's controller adds at most 10,000 partitions per request (one
-  // metadata record each). A topic that would go past that gets
-  // UNKNOWN_SERVER_ERROR with no message, as from Kafka, and the partitions
-  // it did not get still count against the topics after it (taken here in
-  // request order; Kafka takes them in an order of its own). The bound also
-  // keeps one request from having this broker create millions of partitions.
-  constexpr int64_t kMaxNewPartitionsPerRequest = 10'000;
+  // One metadata record per new partition, at most kMaxRecordsPerRequest. A
+  // topic that would go past that gets UNKNOWN_SERVER_ERROR with no message,
+  // as from Kafka, and the partitions it did not get still count against the
+  // topics after it (taken here in request order; Kafka takes them in an
+  // order of its own).
   int64_t new_partitions = 0;
 
   CreatePartitionsResponse reply;
@@ -61,8 +59,8 @@ boost::asio::awaitable<void> handle_create_partitions(RequestContext& ctx) {
     }
     if (topic && t.count > topic->partitions) {
       const int64_t adding = static_cast<int64_t>(t.count) - topic->partitions;
-      if (new_partitions + adding > kMaxNewPartitionsPerRequest) {
-        new_partitions = kMaxNewPartitionsPerRequest;
+      if (new_partitions + adding > controller::kMaxRecordsPerRequest) {
+        new_partitions = controller::kMaxRecordsPerRequest;
         result.error_code = static_cast<int16_t>(ErrorCode::kUnknownServerError);
         result.error_message = std::nullopt;
         continue;

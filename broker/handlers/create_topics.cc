@@ -94,15 +94,9 @@ Result create_one(RequestContext& ctx, const CreatableTopic& topic, bool duplica
   return result;
 }
 
-// Kafka's controller turns one request into at most 10,000 metadata records (a
-// topic record, one per partition, one per config) and refuses a larger
-// request whole, with POLICY_VIOLATION for every topic in it. The same bound
-// keeps one request from having this broker create millions of partitions.
-constexpr int64_t kMaxRecordsPerRequest = 10'000;
-
-// Why the request as a whole is refused, if it is: first the partitions every
-// topic asks for, existing or not; then the records of the topics that would
-// be created.
+// Why the request is refused whole (POLICY_VIOLATION for every topic in it,
+// as from Kafka), if it is: first the partitions every topic asks for,
+// existing or not; then the records of the topics that would be created.
 std::optional<std::string> request_too_large(RequestContext& ctx, const CreateTopicsRequest& request,
                                              const std::map<std::string, int>& mentions) {
   int64_t asked = 0;
@@ -111,13 +105,13 @@ std::optional<std::string> request_too_large(RequestContext& ctx, const CreateTo
     else if (topic.num_partitions == -1) asked += ctx.broker.config.get_int("num.partitions");
     else asked += std::max(topic.num_partitions, 0);
   }
-  if (asked > kMaxRecordsPerRequest) return "Excessively large number of partitions per request.";
+  if (asked > controller::kMaxRecordsPerRequest) return "Excessively large number of partitions per request.";
   int64_t records = 0;
   for (const auto& topic : request.topics) {
     Result would_be = create_one(ctx, topic, mentions.at(topic.name) > 1, /*validate_only=*/true);
     if (would_be.error_code == 0) records += 1 + would_be.num_partitions + static_cast<int64_t>(topic.configs.size());
   }
-  if (records > kMaxRecordsPerRequest) return "Unable to perform excessively large batch operation.";
+  if (records > controller::kMaxRecordsPerRequest) return "Unable to perform excessively large batch operation.";
   return std::nullopt;
 }
 

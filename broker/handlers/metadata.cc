@@ -1,5 +1,9 @@
 // Metadata (key 3): brokers, controller, and the topics and partitions a client
 // asked about, creating unknown topics when the client and the broker allow it.
+#include <algorithm>
+#include <set>
+#include <string_view>
+
 #include "broker/cluster_view.h"
 #include "broker/handlers/handlers.h"
 #include "controller/controller.h"
@@ -42,6 +46,18 @@ Topic topic_error(ErrorCode error, std::optional<std::string> name, protocol::Uu
   return topic;
 }
 
+// Whether the topics this request would auto-create take more metadata
+// records than one request may. Kafka then creates none of them and answers
+// UNKNOWN_TOPIC_OR_PARTITION for each.
+bool auto_create_too_large(Broker& broker, const std::vector<MetadataRequest::MetadataRequestTopic>& wanted) {
+  std::set<std::string_view> missing;
+  for (const auto& topic : wanted)
+    if (topic.name && !broker.controller.find_topic(*topic.name) && !controller::invalid_topic_name_reason(*topic.name))
+      missing.insert(*topic.name);
+  const int64_t per_topic = 1 + std::max<int64_t>(broker.config.get_int("num.partitions"), 0);
+  return static_cast<int64_t>(missing.size()) * per_topic > controller::kMaxRecordsPerRequest;
+}
+
 }  // namespace
 
 boost::asio::awaitable<void> handle_metadata(RequestContext& ctx) {
@@ -62,8 +78,9 @@ boost::asio::awaitable<void> handle_metadata(RequestContext& ctx) {
     for (const auto& [name, info] : broker.controller.topics()) reply.topics.push_back(describe(broker, info, include_topic_ops));
   } else {
     // Before v4 the request has no flag: auto-creation follows the broker setting.
-    const bool may_create = (ctx.api_version < 4 || request.allow_auto_topic_creation) &&
-                            broker.config.get_bool("auto.create.topics.enable");
+    bool may_create = (ctx.api_version < 4 || request.allow_auto_topic_creation) &&
+                      broker.config.get_bool("auto.create.topics.enable");
+    if (may_create && auto_create_too_large(broker, *request.topics)) may_create = false;
     for (const auto& wanted : *request.topics) {
       if (!wanted.name) {
         // v10+: a topic asked for by id only.
