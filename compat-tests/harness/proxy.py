@@ -7,6 +7,8 @@ to break clients' connections without touching the broker.
     px.drop_all()                    # close every open client<->broker connection (RST to the client)
     px.close()
 
+With record_requests=True it also keeps every request the clients sent, in px.requests.
+
 The broker must advertise the proxy's address, or clients would go around it after bootstrap.
 While the broker is down the proxy still accepts and then closes the client's connection at once.
 Two daemon threads per connection; every blocking call has a timeout (select 0.2 s, send 5 s), so close() returns in bounded
@@ -21,8 +23,12 @@ import threading
 
 
 class Proxy:
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1", connect_timeout: float = 2.0):
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1", connect_timeout: float = 2.0,
+                 record_requests: bool = False):
         self.target = (target_host, target_port)
+        # With record_requests, every request frame a client sends (without its length prefix).
+        self.record_requests = record_requests
+        self.requests: list[bytes] = []
         self.connect_timeout = connect_timeout
         self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -87,11 +93,13 @@ class Proxy:
             pair = (client, upstream)
             with self._lock:
                 self._pairs.add(pair)
-            threading.Thread(target=self._pump, args=(pair, client, upstream), daemon=True).start()
-            threading.Thread(target=self._pump, args=(pair, upstream, client), daemon=True).start()
+            threading.Thread(target=self._pump, args=(pair, client, upstream, self.record_requests),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(pair, upstream, client, False), daemon=True).start()
 
-    def _pump(self, pair, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, pair, src: socket.socket, dst: socket.socket, record: bool) -> None:
         """Copy src -> dst until either side closes, the pair is dropped, or the proxy closes."""
+        pending = b""
         try:
             while not self._closed.is_set():
                 with self._lock:
@@ -104,6 +112,18 @@ class Proxy:
                 if not data:
                     break
                 dst.sendall(data)
+                if record:
+                    pending += data
+                    while len(pending) >= 4:
+                        size = struct.unpack(">i", pending[:4])[0]
+                        if size < 0:  # not Kafka framing: stop recording this connection
+                            record = False
+                            break
+                        if len(pending) < 4 + size:
+                            break
+                        with self._lock:
+                            self.requests.append(pending[4:4 + size])
+                        pending = pending[4 + size:]
         except (OSError, ValueError):  # reset, timeout, or closed under us by drop_all()
             pass
         with self._lock:
