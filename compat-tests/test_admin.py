@@ -268,6 +268,8 @@ def test_topic_configs_complete_with_defaults_and_sources(broker, unique_topic):
     topic = unique_topic("allcfg")
     a.create_topics([NewTopic(topic, 1, 1, config={"segment.bytes": "1048576"})],
                     operation_timeout=T, request_timeout=T)[topic].result(T)
+    # Kafka's brokers learn of a new topic after CreateTopics answers: until then, UNKNOWN_TOPIC.
+    ck.wait_topic(broker.bootstrap, topic, 1)
     res = ConfigResource(ConfigResource.Type.TOPIC, topic)
     cfg = a.describe_configs([res])[res].result(T)
     missing = [name for name in KAFKA_TOPIC_CONFIGS if name not in cfg]
