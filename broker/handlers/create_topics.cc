@@ -99,13 +99,18 @@ Result create_one(RequestContext& ctx, const CreatableTopic& topic, bool duplica
 // existing or not; then the records of the topics that would be created.
 std::optional<std::string> request_too_large(RequestContext& ctx, const CreateTopicsRequest& request,
                                              const std::map<std::string, int>& mentions) {
-  int64_t asked = 0;
+  int64_t asked = 0, records_if_all_created = 0;
   for (const auto& topic : request.topics) {
-    if (!topic.assignments.empty()) asked += static_cast<int64_t>(topic.assignments.size());
-    else if (topic.num_partitions == -1) asked += ctx.broker.config.get_int("num.partitions");
-    else asked += std::max(topic.num_partitions, 0);
+    int64_t partitions = 0;
+    if (!topic.assignments.empty()) partitions = static_cast<int64_t>(topic.assignments.size());
+    else if (topic.num_partitions == -1) partitions = ctx.broker.config.get_int("num.partitions");
+    else partitions = std::max(topic.num_partitions, 0);
+    asked += partitions;
+    records_if_all_created += 1 + partitions + static_cast<int64_t>(topic.configs.size());
   }
   if (asked > controller::kMaxRecordsPerRequest) return "Excessively large number of partitions per request.";
+  // Only a request that could pass the bound needs the dry run of each topic.
+  if (records_if_all_created <= controller::kMaxRecordsPerRequest) return std::nullopt;
   int64_t records = 0;
   for (const auto& topic : request.topics) {
     Result would_be = create_one(ctx, topic, mentions.at(topic.name) > 1, /*validate_only=*/true);
