@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "protocol/compression.h"
 #include "protocol/crc32c.h"
 
 namespace sluice::protocol {
@@ -50,24 +51,6 @@ bool read_record_varint(std::string_view& in, int64_t& out) {
   return true;
 }
 
-// decode_record_varint for the one- and two-byte varints that nearly every
-// record's length and offset delta use, without the loop.
-inline const char* decode_short_record_varint(const char* p, const char* end, int64_t& out) {
-  if (end - p >= 2) {
-    const uint64_t b0 = static_cast<uint8_t>(p[0]);
-    const uint64_t b1 = static_cast<uint8_t>(p[1]);
-    if (b0 < 0x80) {
-      out = zigzag_decode(b0);
-      return p + 1;
-    }
-    if (b1 < 0x80) {
-      out = zigzag_decode((b0 & 0x7F) | (b1 << 7));
-      return p + 2;
-    }
-  }
-  return decode_record_varint(p, end, out);
-}
-
 // The position after the varint at `p` without decoding it (the same limits
 // as decode_record_varint: at most ten bytes, all before `end`), or nullptr.
 inline const char* skip_record_varint(const char* p, const char* end) {
@@ -77,12 +60,77 @@ inline const char* skip_record_varint(const char* p, const char* end) {
   return nullptr;
 }
 
-// Walks the records of an uncompressed batch: each one must parse, offset
-// deltas must run 0..n-1, and the records must use up the batch exactly.
-// Produce validation runs this over every record a client sends: plain
-// pointers, one pass, and only what the check needs is decoded (the timestamp
-// delta is skipped). It walks in steps (walk_to), so that it can follow the
-// CRC through a batch while the CRC's last chunk is still in the L1 cache.
+// Java's ByteUtils.readVarint, which Kafka's record reader uses for every
+// int32 field: at most five bytes, and the value is their low 32 bits.
+inline const char* decode_varint32(const char* p, const char* end, int32_t& out) {
+  uint32_t raw = 0;
+  for (int shift = 0; shift < 35 && p < end; shift += 7) {
+    const uint32_t b = static_cast<uint8_t>(*p++);
+    raw |= (b & 0x7F) << shift;
+    if (!(b & 0x80)) {
+      out = static_cast<int32_t>((raw >> 1) ^ (~(raw & 1) + 1));
+      return p;
+    }
+  }
+  return nullptr;
+}
+
+// decode_varint32 without the loop for the one- and two-byte varints that
+// nearly every length and offset delta in a record uses.
+inline const char* decode_short_varint32(const char* p, const char* end, int32_t& out) {
+  if (end - p >= 2) {
+    const uint32_t b0 = static_cast<uint8_t>(p[0]);
+    const uint32_t b1 = static_cast<uint8_t>(p[1]);
+    uint32_t raw;
+    if (b0 < 0x80) {
+      raw = b0;
+      p += 1;
+    } else if (b1 < 0x80) {
+      raw = (b0 & 0x7F) | (b1 << 7);
+      p += 2;
+    } else {
+      return decode_varint32(p, end, out);
+    }
+    out = static_cast<int32_t>((raw >> 1) ^ (~(raw & 1) + 1));
+    return p;
+  }
+  return decode_varint32(p, end, out);
+}
+
+// Reads a length-prefixed field of a record body (a key, a value, a header's
+// key or value) and skips its bytes. `min` is -1 where the field is nullable
+// (Kafka reads any negative length as null there, but consumers such as
+// librdkafka stop for good on one below -1, so only -1 is taken) and 0 where
+// it is not (header keys).
+inline const char* skip_sized_field(const char* p, const char* end, int32_t min) {
+  int32_t size = 0;
+  p = decode_short_varint32(p, end, size);
+  if (!p || size < min || size > end - p) return nullptr;
+  return size > 0 ? p + size : p;
+}
+
+// Checks one record's body (what follows its length) as Kafka's record reader
+// does: attributes, a timestamp delta of at most ten bytes, the offset delta
+// (which must be the record's index), key, value, a header count that is not
+// negative and each header, using up exactly the record's length.
+inline bool check_record_body(const char* p, const char* end, int32_t expected_offset_delta) {
+  if (p == end) return false;
+  p = skip_record_varint(p + 1, end);  // the attributes byte, then the timestamp delta
+  int32_t offset_delta = 0, headers = 0;
+  if (!p || !(p = decode_short_varint32(p, end, offset_delta)) || offset_delta != expected_offset_delta) return false;
+  if (!(p = skip_sized_field(p, end, -1)) || !(p = skip_sized_field(p, end, -1))) return false;  // key, value
+  if (!(p = decode_short_varint32(p, end, headers)) || headers < 0 || headers > end - p) return false;
+  for (int32_t i = 0; i < headers; ++i)  // each header takes two bytes at least, so this loop is bounded by the record
+    if (!(p = skip_sized_field(p, end, 0)) || !(p = skip_sized_field(p, end, -1))) return false;
+  return p == end;
+}
+
+// Walks the records of an uncompressed batch: each one must be well formed
+// (check_record_body), offset deltas must run 0..n-1, and the records must use
+// up the batch exactly. Produce validation runs this over every record a
+// client sends: plain pointers, one pass. It walks in steps (walk_to), so that
+// it can follow the CRC through a batch while the CRC's last chunk is still in
+// the L1 cache.
 class RecordWalk {
  public:
   RecordWalk(std::string_view body, int32_t expected_count)
@@ -91,13 +139,10 @@ class RecordWalk {
   // Walks the records that start before `limit`; false once one fails.
   bool walk_to(const char* limit) {
     while (p_ && next_ < expected_count_ && p_ < limit) {
-      int64_t length = 0, offset_delta = 0;
-      const char* p = decode_short_record_varint(p_, end_, length);
-      if (!p || length < 1 || length > end_ - p) return fail();
-      const char* const record_end = p + length;
-      const char* q = skip_record_varint(p + 1, record_end);  // the timestamp delta, after the attributes byte
-      if (!q || !decode_short_record_varint(q, record_end, offset_delta) || offset_delta != next_) return fail();
-      p_ = record_end;
+      int32_t length = 0;
+      const char* p = decode_short_varint32(p_, end_, length);
+      if (!p || length < 1 || length > end_ - p || !check_record_body(p, p + length, next_)) return fail();
+      p_ = p + length;
       ++next_;
     }
     return p_ != nullptr;
@@ -117,6 +162,98 @@ class RecordWalk {
   const int32_t expected_count_;
   int32_t next_ = 0;
 };
+
+// Reads a decompressed stream byte by byte or by skips, a piece at a time.
+class PieceReader {
+ public:
+  explicit PieceReader(Decompressor& source) : source_(source) {}
+
+  bool byte(uint8_t& b) {
+    if (p_ == end_ && !refill()) return false;
+    b = static_cast<uint8_t>(*p_++);
+    ++consumed_;
+    return true;
+  }
+  bool skip(uint64_t n) {
+    while (n > 0) {
+      if (p_ == end_ && !refill()) return false;
+      const size_t step = static_cast<size_t>(std::min<uint64_t>(n, static_cast<uint64_t>(end_ - p_)));
+      p_ += step;
+      n -= step;
+      consumed_ += step;
+    }
+    return true;
+  }
+  // True when the stream ended cleanly here.
+  bool at_end() { return p_ == end_ && !refill() && status_ == Decompressor::Status::kEnd; }
+  Decompressor::Status status() const { return status_; }
+  uint64_t consumed() const { return consumed_; }
+
+ private:
+  bool refill() {
+    while (status_ == Decompressor::Status::kData) {
+      std::string_view piece;
+      status_ = source_.next(piece);
+      if (status_ == Decompressor::Status::kData && !piece.empty()) {
+        p_ = piece.data();
+        end_ = piece.data() + piece.size();
+        return true;
+      }
+    }
+    return false;
+  }
+
+  Decompressor& source_;
+  Decompressor::Status status_ = Decompressor::Status::kData;
+  const char* p_ = nullptr;
+  const char* end_ = nullptr;
+  uint64_t consumed_ = 0;
+};
+
+// The stream counterparts of decode_varint32 and skip_record_varint.
+bool read_varint32(PieceReader& in, int32_t& out) {
+  uint32_t raw = 0;
+  for (int shift = 0; shift < 35; shift += 7) {
+    uint8_t b = 0;
+    if (!in.byte(b)) return false;
+    raw |= static_cast<uint32_t>(b & 0x7F) << shift;
+    if (!(b & 0x80)) {
+      out = static_cast<int32_t>((raw >> 1) ^ (~(raw & 1) + 1));
+      return true;
+    }
+  }
+  return false;
+}
+
+bool skip_varlong(PieceReader& in) {
+  for (int i = 0; i < 10; ++i) {
+    uint8_t b = 0;
+    if (!in.byte(b)) return false;
+    if (!(b & 0x80)) return true;
+  }
+  return false;
+}
+
+// check_record_body over a stream: the same rules, with the record's length
+// as a budget instead of an end pointer.
+bool check_streamed_record(PieceReader& in, int32_t expected_offset_delta) {
+  int32_t length = 0;
+  if (!read_varint32(in, length) || length < 1) return false;
+  const uint64_t end = in.consumed() + static_cast<uint64_t>(length);
+  auto left = [&] { return static_cast<int64_t>(end) - static_cast<int64_t>(in.consumed()); };
+  auto sized_field = [&](int32_t min) {
+    int32_t size = 0;
+    return read_varint32(in, size) && size >= min && size <= left() && (size <= 0 || in.skip(static_cast<uint64_t>(size)));
+  };
+  int32_t offset_delta = 0, headers = 0;
+  if (!in.skip(1) || !skip_varlong(in) || !read_varint32(in, offset_delta) || offset_delta != expected_offset_delta)
+    return false;
+  if (!sized_field(-1) || !sized_field(-1)) return false;
+  if (!read_varint32(in, headers) || headers < 0 || headers > left()) return false;
+  for (int32_t i = 0; i < headers; ++i)
+    if (!sized_field(0) || !sized_field(-1)) return false;
+  return left() == 0;
+}
 
 // The CRC of a produced batch and, for an uncompressed one, the record walk,
 // in one pass: chunk by chunk, so the walk reads what the CRC just pulled into
@@ -222,8 +359,8 @@ void stamp_log_append_time(char* batch, size_t size, int64_t now_ms) {
 
 void set_partition_leader_epoch(char* batch, int32_t epoch) { store_be(batch + RecordBatchHeader::kLeaderEpochAt, epoch); }
 
-ProducedBatch check_produced_records(std::optional<std::string_view> records, int16_t produce_version,
-                                     int32_t max_message_bytes) {
+ProducedBatch check_produced_batch(std::optional<std::string_view> records, int16_t produce_version,
+                                   int32_t max_message_bytes) {
   constexpr const char* kOneBatch =
       "Produce requests with version 3 are only allowed to contain exactly one record batch per partition";
   std::string_view bytes = records.value_or(std::string_view{});
@@ -264,7 +401,41 @@ ProducedBatch check_produced_records(std::optional<std::string_view> records, in
     return fail(ErrorCode::kInvalidRecord, "Invalid sequence number for a batch with a producer id");
   if (!body.records_ok)
     return fail(ErrorCode::kInvalidRecord, "Records do not match the batch's record count and size");
+  result.records_unchecked = h.compression() != Compression::kNone;
   return result;
+}
+
+ProducedBatch check_compressed_records(std::string_view batch, const RecordBatchHeader& header,
+                                       size_t max_uncompressed_bytes) {
+  const std::string_view compressed = batch.substr(RecordBatchHeader::kSize);
+  auto source = Decompressor::open(header.compression(), compressed, max_uncompressed_bytes);
+  PieceReader in(*source);
+  bool records_ok = true;
+  for (int32_t i = 0; i < header.records_count && records_ok; ++i) records_ok = check_streamed_record(in, i);
+  if (records_ok) records_ok = in.at_end();
+  // A failure of the stream itself outranks what it did to the record being read.
+  switch (in.status()) {
+    case Decompressor::Status::kCorrupt:
+      return fail(ErrorCode::kCorruptMessage, "Failed to decompress record stream");
+    case Decompressor::Status::kTooLarge:
+      return fail(ErrorCode::kMessageTooLarge, "The record batch expands to more than " +
+                                                   std::to_string(max_uncompressed_bytes) +
+                                                   " bytes (socket.request.max.bytes) when decompressed");
+    case Decompressor::Status::kData:
+    case Decompressor::Status::kEnd:
+      break;
+  }
+  if (!records_ok) return fail(ErrorCode::kInvalidRecord, "Records do not match the batch's record count and size");
+  ProducedBatch result;
+  result.header = header;
+  return result;
+}
+
+ProducedBatch check_produced_records(std::optional<std::string_view> records, int16_t produce_version,
+                                     int32_t max_message_bytes, size_t max_uncompressed_bytes) {
+  ProducedBatch result = check_produced_batch(records, produce_version, max_message_bytes);
+  if (result.error != ErrorCode::kNone || !result.records_unchecked) return result;
+  return check_compressed_records(*records, result.header, max_uncompressed_bytes);
 }
 
 }  // namespace sluice::protocol

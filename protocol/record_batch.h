@@ -77,14 +77,38 @@ struct ProducedBatch {
   ErrorCode error = ErrorCode::kNone;
   std::string error_message;  // Kafka's wording where it has one; empty when ok
   RecordBatchHeader header;
+  // Set by check_produced_batch on a compressed batch that passed: its records
+  // are still to be checked, with check_compressed_records.
+  bool records_unchecked = false;
 };
+
+// The most a compressed batch may expand to unless the caller says otherwise:
+// socket.request.max.bytes' default, what an uncompressed request may carry.
+// (It is also librdkafka's default receive.message.max.bytes.)
+inline constexpr size_t kDefaultMaxUncompressedBatchBytes = 104857600;
 
 // Applies the checks Kafka makes on a client's Produce (v3+) records for one
 // partition: exactly one complete magic-2 batch, base offset 0, size within
 // `max_message_bytes`, a valid CRC, a consistent offset range and record count,
 // no control batch, a sequence when a producer id is set, zstd only from
-// Produce v7, and (for uncompressed batches) records that exactly fill the batch.
+// Produce v7, and every record well formed (key, value and header lengths
+// within the record, a header count that is not negative, nothing left over,
+// offset deltas 0..n-1) with the records exactly filling the batch; a
+// compressed batch is decompressed (at most `max_uncompressed_bytes`, which
+// is refused with MESSAGE_TOO_LARGE) and its records checked the same way.
+// Kafka answers INVALID_RECORD for bad records; Sluice is stricter than Kafka
+// in one respect: a key, value or header value length below -1 is refused
+// (Kafka reads it as null, and librdkafka consumers stop on it for good).
 ProducedBatch check_produced_records(std::optional<std::string_view> records, int16_t produce_version,
-                                     int32_t max_message_bytes);
+                                     int32_t max_message_bytes,
+                                     size_t max_uncompressed_bytes = kDefaultMaxUncompressedBatchBytes);
+
+// check_produced_records in two steps, so that the costly one (opening a
+// compressed batch) can run off the network thread: everything but a
+// compressed batch's records, then those records.
+ProducedBatch check_produced_batch(std::optional<std::string_view> records, int16_t produce_version,
+                                   int32_t max_message_bytes);
+ProducedBatch check_compressed_records(std::string_view batch, const RecordBatchHeader& header,
+                                       size_t max_uncompressed_bytes);
 
 }  // namespace sluice::protocol

@@ -105,10 +105,14 @@ TEST(RecordBatchTest, RejectsWhatKafkaRejects) {
 }
 
 TEST(RecordBatchTest, ZstdNeedsProduceV7) {
-  // A zstd batch's records are not parsed here, only its header and CRC.
+  // The records are not zstd at all: the version check comes first, and the
+  // first step of the check (header and CRC) leaves them to the second.
   std::string zstd = make_batch(1, /*codec*/ 4);
   EXPECT_EQ(check(zstd, 6), ErrorCode::kUnsupportedCompressionType);
-  EXPECT_EQ(check(zstd, 7), ErrorCode::kNone);
+  ProducedBatch first_step = check_produced_batch(std::string_view(zstd), 7, 1 << 20);
+  EXPECT_EQ(first_step.error, ErrorCode::kNone);
+  EXPECT_TRUE(first_step.records_unchecked);
+  EXPECT_EQ(check(zstd, 7), ErrorCode::kCorruptMessage);
 }
 
 TEST(RecordBatchTest, RecordsMustMatchTheDeclaredCount) {
