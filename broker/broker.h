@@ -5,6 +5,7 @@
 #include <boost/asio/any_io_executor.hpp>
 
 #include "broker/config.h"
+#include "broker/cpu_worker.h"
 #include "broker/flusher.h"
 #include "broker/group_coordinator.h"
 #include "broker/producer_ids.h"
@@ -22,6 +23,7 @@ struct Broker {
   ProducerIdManager& producer_ids;
   bool idempotence_enabled;  // sluice.idempotence.enable
   boost::asio::any_io_executor executor;
+  CpuWorker& cpu_worker;  // CPU-heavy request work (opening compressed batches)
 };
 
 }  // namespace sluice::broker

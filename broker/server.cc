@@ -148,8 +148,9 @@ int run_server(const BrokerConfig& config) {
                           io.get_executor());
   controller.add_listener(&groups);
   ProducerIdManager producer_ids(controller);
+  CpuWorker cpu_worker(io.get_executor());  // after io: joined while the requests it works for still exist
   Broker broker{config,       controller, replicas, groups, flusher, producer_ids, config.get_bool("sluice.idempotence.enable"),
-                io.get_executor()};
+                io.get_executor(), cpu_worker};
 
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   for (const auto& listener : config.listeners()) {

@@ -23,6 +23,13 @@ using protocol::ProduceResponse;
 using PartitionReply = ProduceResponse::TopicProduceResponse::PartitionProduceResponse;
 
 constexpr int16_t kFirstRecordBatchVersion = 3;  // v0-2 carry the old message formats
+// Compressed batches up to this size are opened on the network thread, with
+// their output bounded by kInlineUncompressedBytes; larger ones, and any that
+// expands past that bound, are opened on the CPU worker. A small batch costs
+// less to check than a trip to another thread; a large one would stall every
+// other client for milliseconds (gzip inflates ~1 MB in a few).
+constexpr size_t kInlineCompressedBytes = 16 << 10;
+constexpr size_t kInlineUncompressedBytes = 256 << 10;
 
 PartitionReply partition_error(int32_t index, ErrorCode error, std::string message = {}) {
   PartitionReply reply;
@@ -45,6 +52,62 @@ boost::asio::awaitable<bool> wait_for_sync(Broker& broker, const std::vector<int
   co_return ok;
 }
 
+// True if the first batch of `records` is a transactional one, as Kafka reads
+// a request's flags (before any validation of the batch).
+bool first_batch_is_transactional(const std::optional<protocol::Records>& records) {
+  if (!records) return false;
+  auto header = protocol::RecordBatchHeader::parse(records->bytes());
+  return header && header->magic == 2 && header->total_size() <= records->bytes().size() && header->is_transactional();
+}
+
+// Checks every partition's batch before anything is appended: the header and
+// CRC here, the records of compressed batches (the costly part) on the CPU
+// worker when they are large. One verdict per partition, in request order.
+boost::asio::awaitable<std::vector<protocol::ProducedBatch>> check_batches(RequestContext& ctx,
+                                                                           const ProduceRequest& request) {
+  Broker& broker = ctx.broker;
+  const size_t max_uncompressed = static_cast<size_t>(broker.config.get_long("socket.request.max.bytes"));
+  std::vector<protocol::ProducedBatch> verdicts;
+  struct Deferred {
+    size_t verdict;
+    std::string_view batch;
+  };
+  std::vector<Deferred> deferred;
+  for (const auto& topic : request.topic_data) {
+    const controller::TopicInfo* info = broker.controller.find_topic(topic.name);
+    const int32_t max_message_bytes =
+        info ? std::stoi(topic_config_value(broker.config, *info, "max.message.bytes")) : 0;
+    for (const auto& data : topic.partition_data) {
+      if (!info || !broker.replicas.find(topic.name, data.index)) {
+        // Unchecked: refused even if the partition appears while others are checked.
+        verdicts.emplace_back().error = ErrorCode::kUnknownTopicOrPartition;
+        continue;
+      }
+      std::optional<std::string_view> records;
+      if (data.records) records = data.records->bytes();
+      protocol::ProducedBatch& verdict =
+          verdicts.emplace_back(protocol::check_produced_batch(records, ctx.api_version, max_message_bytes));
+      if (verdict.error != ErrorCode::kNone || !verdict.records_unchecked) continue;
+      if (records->size() <= kInlineCompressedBytes) {
+        protocol::ProducedBatch inline_verdict =
+            protocol::check_compressed_records(*records, verdict.header, std::min(max_uncompressed, kInlineUncompressedBytes));
+        if (inline_verdict.error != ErrorCode::kMessageTooLarge || max_uncompressed <= kInlineUncompressedBytes) {
+          verdict = std::move(inline_verdict);
+          continue;
+        }
+      }
+      deferred.push_back({verdicts.size() - 1, *records});
+    }
+  }
+  if (!deferred.empty()) {
+    co_await broker.cpu_worker.run([&verdicts, &deferred, max_uncompressed] {
+      for (const Deferred& d : deferred)
+        verdicts[d.verdict] = protocol::check_compressed_records(d.batch, verdicts[d.verdict].header, max_uncompressed);
+    });
+  }
+  co_return verdicts;
+}
+
 }  // namespace
 
 boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
@@ -56,6 +119,19 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
   if (ctx.api_version < kFirstRecordBatchVersion) request_error = ErrorCode::kUnsupportedVersion;
   else if (acks != 0 && acks != 1 && acks != -1) request_error = ErrorCode::kInvalidRequiredAcks;
 
+  // Transactional batches need a transactional id (and Sluice has no
+  // transaction coordinator yet): the whole request is refused, as Kafka does
+  // before it looks at any batch.
+  if (request_error == ErrorCode::kNone && !request.transactional_id) {
+    for (const auto& topic : request.topic_data)
+      for (const auto& data : topic.partition_data)
+        if (first_batch_is_transactional(data.records)) request_error = ErrorCode::kTransactionalIdAuthorizationFailed;
+  }
+
+  std::vector<protocol::ProducedBatch> verdicts;
+  if (request_error == ErrorCode::kNone) verdicts = co_await check_batches(ctx, request);
+  size_t next_verdict = 0;
+
   ProduceResponse reply;
   std::vector<int> to_sync;
   bool any_error = false;
@@ -65,14 +141,15 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
     topic_reply.name = topic.name;
     const controller::TopicInfo* info = broker.controller.find_topic(topic.name);
     // The topic's settings, looked up once for all its partitions.
-    int32_t min_insync_replicas = 1, max_message_bytes = 0;
+    int32_t min_insync_replicas = 1;
     bool log_append_time = false;
     if (info) {
       min_insync_replicas = std::stoi(topic_config_value(broker.config, *info, "min.insync.replicas"));
-      max_message_bytes = std::stoi(topic_config_value(broker.config, *info, "max.message.bytes"));
       log_append_time = topic_config_value(broker.config, *info, "message.timestamp.type") == "LogAppendTime";
     }
     for (auto& data : topic.partition_data) {
+      protocol::ProducedBatch batch = request_error == ErrorCode::kNone ? std::move(verdicts[next_verdict++])
+                                                                        : protocol::ProducedBatch{};
       Partition* partition = info ? broker.replicas.find(topic.name, data.index) : nullptr;
       ErrorCode error = request_error;
       if (error == ErrorCode::kNone && !partition) error = ErrorCode::kUnknownTopicOrPartition;
@@ -85,7 +162,6 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
       }
       std::optional<std::string_view> records;
       if (data.records) records = data.records->bytes();
-      protocol::ProducedBatch batch = protocol::check_produced_records(records, ctx.api_version, max_message_bytes);
       if (batch.error != ErrorCode::kNone) {
         topic_reply.partition_responses.push_back(partition_error(data.index, batch.error, batch.error_message));
         any_error = true;
