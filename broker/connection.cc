@@ -21,9 +21,6 @@ namespace asio = boost::asio;
 using asio::use_awaitable;
 
 constexpr int16_t kApiVersionsKey = 18;
-// Frames up to this size are allocated at once; larger ones grow as their
-// bytes arrive, so a peer that only claims a huge size costs nothing.
-constexpr size_t kEagerFrameBytes = 1 << 20;
 // Buffers grown past this for one large request or response are released
 // afterwards, so idle connections stay small.
 constexpr size_t kRetainedBufferBytes = 1 << 20;
@@ -38,20 +35,24 @@ int32_t load_be32(const char* p) {
 // small request costs one recv() rather than two.
 class InputBuffer {
  public:
-  // Reads until the next `n` bytes are buffered. Space for a frame of up to
-  // kEagerFrameBytes is made at once; larger ones grow as their bytes arrive,
-  // so a peer that only claims a huge size costs nothing.
-  asio::awaitable<void> fill(asio::ip::tcp::socket& socket, size_t n) {
+  // Reads until the next `n` bytes are buffered. The buffer grows as bytes
+  // arrive (to twice what is buffered, at least 16 KiB), never to a size the
+  // peer has only claimed: a thousand connections that each announce a 1 MiB
+  // request and send four bytes of it cost 16 KiB each, not 1 MiB.
+  asio::awaitable<void> fill(asio::ip::tcp::socket& socket, size_t n, ConnectionRegistry::Connection& activity) {
     while (end_ - begin_ < n) {
-      if (begin_ > 0 && data_.size() - begin_ < n) {  // make room at the front
-        std::memmove(data_.data(), data_.data() + begin_, end_ - begin_);
-        end_ -= begin_;
-        begin_ = 0;
+      const size_t buffered = end_ - begin_;
+      const size_t want = std::min(n, std::max(kMinBufferBytes, 2 * buffered));
+      if (data_.size() - begin_ < want) {
+        if (begin_ > 0) {  // make room at the front
+          std::memmove(data_.data(), data_.data() + begin_, buffered);
+          end_ = buffered;
+          begin_ = 0;
+        }
+        if (data_.size() < want) data_.resize(want);
       }
-      size_t target = n <= kEagerFrameBytes ? n : std::min(n, std::max(2 * end_, kEagerFrameBytes));
-      target = std::max(target, kMinBufferBytes);
-      if (data_.size() < target) data_.resize(target);
       end_ += co_await socket.async_read_some(asio::buffer(data_.data() + end_, data_.size() - end_), use_awaitable);
+      activity.touch();
     }
   }
 
@@ -175,7 +176,9 @@ std::string peer_name(const asio::ip::tcp::socket& socket) {
 
 }  // namespace
 
-asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket socket) {
+asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket socket,
+                                       ConnectionRegistry::Connection& activity) {
+  activity.socket = &socket;  // the registry closes this one (the caller's was moved from)
   const std::string peer = peer_name(socket);
   const std::string client_host = "/" + peer_address(socket);  // Kafka's form: "/127.0.0.1"
   const int64_t max_request_bytes = broker.config.get_long("socket.request.max.bytes");
@@ -186,14 +189,14 @@ asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket soc
   std::string small_response;  // send_response's scratch space, at most kCopyResponseBytes
   try {
     for (;;) {
-      co_await input.fill(socket, 4);
+      co_await input.fill(socket, 4, activity);
       const int32_t size = load_be32(input.data());
       if (size < 0 || size > max_request_bytes) {
         SLUICE_LOG(kWarn, "closing " << peer << ": request size " << size << " is outside 0.."
                                      << max_request_bytes << " (socket.request.max.bytes)");
         co_return;
       }
-      co_await input.fill(socket, 4 + static_cast<size_t>(size));
+      co_await input.fill(socket, 4 + static_cast<size_t>(size), activity);
       char* const frame_data = input.data() + 4;
       const std::string_view frame(frame_data, static_cast<size_t>(size));
       // Whatever happens below, this request's bytes are done with by the next turn.
@@ -202,6 +205,16 @@ asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket soc
         size_t n;
         ~ConsumeOnExit() { input.consume(n); }
       } consume_on_exit{input, 4 + static_cast<size_t>(size)};
+      // From here until its response is sent the connection is not idle,
+      // however long the request waits (a fetch long poll, a rebalance).
+      struct InHandling {
+        ConnectionRegistry::Connection& activity;
+        explicit InHandling(ConnectionRegistry::Connection& a) : activity(a) { ++activity.requests_in_handling; }
+        ~InHandling() {
+          --activity.requests_in_handling;
+          activity.touch();
+        }
+      } in_handling{activity};
 
       protocol::Reader reader(frame);
       const int16_t api_key = reader.read_int16();  // DecodeError on short frames closes below

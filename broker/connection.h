@@ -10,9 +10,13 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "broker/broker.h"
+#include "broker/connection_registry.h"
 
 namespace sluice::broker {
 
-boost::asio::awaitable<void> serve_connection(Broker& broker, boost::asio::ip::tcp::socket socket);
+// `activity` is the connection's entry in the registry: it is touched on every
+// read and write, and counts the request in handling.
+boost::asio::awaitable<void> serve_connection(Broker& broker, boost::asio::ip::tcp::socket socket,
+                                              ConnectionRegistry::Connection& activity);
 
 }  // namespace sluice::broker

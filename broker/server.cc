@@ -13,10 +13,11 @@
 #include <chrono>
 #include <boost/asio/use_awaitable.hpp>
 #include <filesystem>
-#include <list>
+#include <algorithm>
 
 #include "broker/broker.h"
 #include "broker/connection.h"
+#include "broker/connection_registry.h"
 #include "broker/log.h"
 #include "storage/state_store.h"
 
@@ -26,24 +27,76 @@ namespace {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-asio::awaitable<void> accept_loop(Broker& broker, tcp::acceptor& acceptor, std::list<tcp::socket*>& live) {
+// Accept errors that mean "no resources right now" (out of file descriptors or
+// memory): retrying at once would spin a core, so the loop backs off.
+bool is_resource_shortage(const boost::system::error_code& ec) {
+  return ec == asio::error::no_descriptors || ec.value() == ENFILE || ec == asio::error::no_buffer_space ||
+         ec == asio::error::no_memory;
+}
+
+asio::awaitable<void> accept_loop(Broker& broker, tcp::acceptor& acceptor, ConnectionRegistry& connections) {
+  using namespace std::chrono_literals;
+  asio::steady_timer backoff(acceptor.get_executor());
+  auto backoff_delay = 10ms;
+  // Refusals and failures are logged at most once a second, with a count.
+  auto last_report = std::chrono::steady_clock::time_point{};
+  int64_t unreported = 0;
+  auto report = [&](const std::string& what) {
+    ++unreported;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_report < 1s) return;
+    SLUICE_LOG(kWarn, what << (unreported > 1 ? " (" + std::to_string(unreported) + " times in the last second)" : ""));
+    last_report = now;
+    unreported = 0;
+  };
   for (;;) {
+    // At max.connections Kafka stops accepting until one closes; new clients
+    // wait in the listen backlog.
+    if (connections.full()) {
+      report("reached " + std::to_string(connections.max_connections()) +
+             " connections (max.connections or the open-file limit): new ones wait until one closes");
+      co_await connections.wait_for_room();
+    }
     boost::system::error_code ec;
     tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (ec == asio::error::operation_aborted) co_return;
     if (ec) {
-      SLUICE_LOG(kWarn, "accept failed: " << ec.message());
+      report("accept failed: " + ec.message());
+      if (is_resource_shortage(ec)) {
+        backoff.expires_after(backoff_delay);
+        co_await backoff.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        backoff_delay = std::min<std::chrono::milliseconds>(backoff_delay * 2, 1s);
+      }
       continue;
     }
-    // Track the socket so shutdown can close it; the connection untracks itself.
+    backoff_delay = 10ms;
+    boost::system::error_code peer_ec;
+    const std::string address = socket.remote_endpoint(peer_ec).address().to_string();
+    if (!peer_ec && connections.address_full(address)) {
+      report("refused a connection from " + address + ": max.connections.per.ip reached");
+      continue;  // the socket closes as it goes out of scope, as Kafka closes it
+    }
     asio::co_spawn(
         acceptor.get_executor(),
-        [&broker, &live, s = std::move(socket)]() mutable -> asio::awaitable<void> {
-          auto it = live.insert(live.end(), &s);
-          co_await serve_connection(broker, std::move(s));
-          live.erase(it);
+        [&broker, &connections, s = std::move(socket), address]() mutable -> asio::awaitable<void> {
+          auto entry = connections.add(address);
+          co_await serve_connection(broker, std::move(s), *entry);
+          connections.remove(entry);
         },
         asio::detached);
+  }
+}
+
+// Kafka's connections.max.idle.ms: connections with nothing read, sent or in
+// handling for that long are closed, checked ten times per period (at least
+// every 10 s).
+asio::awaitable<void> close_idle_connections(ConnectionRegistry& connections) {
+  const int64_t step_ms = std::clamp<int64_t>(connections.max_idle_ms() / 10, 10, 10'000);
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    timer.expires_after(std::chrono::milliseconds(step_ms));
+    co_await timer.async_wait(asio::use_awaitable);
+    connections.close_idle(ConnectionRegistry::Clock::now());
   }
 }
 
@@ -181,8 +234,13 @@ int run_server(const BrokerConfig& config) {
     acceptors.push_back(std::move(acceptor));
   }
 
-  std::list<tcp::socket*> live;
-  for (auto& acceptor : acceptors) asio::co_spawn(io, accept_loop(broker, *acceptor, live), asio::detached);
+  const int64_t max_connections =
+      std::min<int64_t>(config.get_long("max.connections"), connections_allowed_by_file_limit());
+  ConnectionRegistry connections(io.get_executor(), max_connections, config.get_long("max.connections.per.ip"),
+                                 config.get_long("connections.max.idle.ms"));
+  for (auto& acceptor : acceptors) asio::co_spawn(io, accept_loop(broker, *acceptor, connections), asio::detached);
+  if (config.get_long("connections.max.idle.ms") >= 0)
+    asio::co_spawn(io, close_idle_connections(connections), asio::detached);
 
   asio::co_spawn(io, expire_offsets_periodically(groups, config.get_long("offsets.retention.check.interval.ms")),
                  asio::detached);
@@ -197,14 +255,11 @@ int run_server(const BrokerConfig& config) {
     if (ec) return;
     SLUICE_LOG(kInfo, "signal " << signal << ": shutting down");
     for (auto& acceptor : acceptors) acceptor->close();
-    for (tcp::socket* s : live) {
-      boost::system::error_code ignored;
-      s->shutdown(tcp::socket::shutdown_both, ignored);
-      s->close(ignored);
-    }
+    connections.close_all();
     io.stop();
   });
 
+  SLUICE_LOG(kInfo, "accepting at most " << max_connections << " connections (max.connections and the open-file limit)");
   SLUICE_LOG(kInfo, "sluice node " << config.node_id() << " started: cluster " << controller.cluster_id() << ", "
                                    << controller.topics().size() << " topic(s), data in " << log_dir.string());
   io.run();
