@@ -11,6 +11,98 @@ bool Uuid::is_zero() const {
   return true;
 }
 
+// ---------------------------------------------------------------- UTF-8
+
+namespace {
+
+bool is_continuation(uint8_t b) { return (b & 0xC0) == 0x80; }
+
+// How many bytes of a malformed three- or four-byte sequence starting at `p`
+// the JDK's decoder replaces with one U+FFFD (its malformed3 / malformed4).
+size_t java_malformed3_length(const uint8_t* p) {
+  return ((p[0] == 0xE0 && (p[1] & 0xE0) == 0x80) || !is_continuation(p[1])) ? 1 : 2;
+}
+size_t java_malformed4_length(const uint8_t* p) {
+  if (p[0] > 0xF4 || (p[0] == 0xF0 && (p[1] < 0x90 || p[1] > 0xBF)) || (p[0] == 0xF4 && (p[1] & 0xF0) != 0x80) ||
+      !is_continuation(p[1]))
+    return 1;
+  return is_continuation(p[2]) ? 3 : 2;
+}
+
+}  // namespace
+
+std::string decode_utf8_as_java(std::string_view text) {
+  const auto* in = reinterpret_cast<const uint8_t*>(text.data());
+  const size_t n = text.size();
+  size_t i = 0;
+  while (i < n && in[i] < 0x80) ++i;  // nearly every request string is ASCII
+  if (i == n) return std::string(text);
+  constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+  std::string out(text.substr(0, i));
+  auto keep = [&](size_t from, size_t count) { out.append(text.data() + from, count); };
+  while (i < n) {
+    const size_t start = i;
+    const uint8_t b1 = in[i++];
+    if (b1 < 0x80) {
+      keep(start, 1);
+    } else if (b1 >= 0xC2 && b1 <= 0xDF) {  // two bytes
+      if (i == n) {
+        out += kReplacement;
+        break;
+      }
+      if (is_continuation(in[i])) {
+        keep(start, 2);
+        ++i;
+      } else {
+        out += kReplacement;  // the next byte is read again
+      }
+    } else if ((b1 & 0xF0) == 0xE0) {  // three bytes
+      if (i + 1 < n) {
+        const uint8_t b2 = in[i], b3 = in[i + 1];
+        if ((b1 == 0xE0 && (b2 & 0xE0) == 0x80) || !is_continuation(b2) || !is_continuation(b3)) {
+          out += kReplacement;
+          i = start + java_malformed3_length(in + start);
+        } else {
+          const uint32_t c = ((b1 & 0x0Fu) << 12) | ((b2 & 0x3Fu) << 6) | (b3 & 0x3Fu);
+          if (c >= 0xD800 && c <= 0xDFFF)
+            out += kReplacement;  // a surrogate: one replacement for all three bytes
+          else
+            keep(start, 3);
+          i = start + 3;
+        }
+      } else {
+        out += kReplacement;
+        if (i < n && ((b1 == 0xE0 && (in[i] & 0xE0) == 0x80) || !is_continuation(in[i]))) continue;
+        break;
+      }
+    } else if ((b1 & 0xF8) == 0xF0) {  // four bytes
+      if (i + 2 < n) {
+        const uint8_t b2 = in[i], b3 = in[i + 1], b4 = in[i + 2];
+        const uint32_t c =
+            ((b1 & 0x07u) << 18) | ((b2 & 0x3Fu) << 12) | ((b3 & 0x3Fu) << 6) | (b4 & 0x3Fu);
+        if (!is_continuation(b2) || !is_continuation(b3) || !is_continuation(b4) || c < 0x10000 || c > 0x10FFFF) {
+          out += kReplacement;
+          i = start + java_malformed4_length(in + start);
+        } else {
+          keep(start, 4);
+          i = start + 4;
+        }
+      } else {
+        out += kReplacement;
+        if (b1 > 0xF4 || (i < n && ((b1 == 0xF0 && (in[i] < 0x90 || in[i] > 0xBF)) ||
+                                    (b1 == 0xF4 && (in[i] & 0xF0) != 0x80) || !is_continuation(in[i]))))
+          continue;
+        ++i;
+        if (i < n && !is_continuation(in[i])) continue;
+        break;
+      }
+    } else {
+      out += kReplacement;  // C0, C1, a stray continuation byte, F8..FF
+    }
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------- Reader
 
 void Reader::throw_short(size_t n) const {
@@ -79,27 +171,27 @@ std::optional<std::string> Reader::read_nullable_string() {
   int16_t n = read_int16();
   if (n == -1) return std::nullopt;
   if (n < 0) throw DecodeError("negative string length " + std::to_string(n));
-  return std::string(read_raw(static_cast<size_t>(n)));
+  return decode_utf8_as_java(read_raw(static_cast<size_t>(n)));
 }
 
 std::string Reader::read_string() {
   int16_t n = read_int16();
   if (n < 0) throw DecodeError("invalid non-nullable string length " + std::to_string(n));
-  return std::string(read_raw(static_cast<size_t>(n)));
+  return decode_utf8_as_java(read_raw(static_cast<size_t>(n)));
 }
 
 std::optional<std::string> Reader::read_compact_nullable_string() {
   uint32_t n = read_uvarint();
   if (n == 0) return std::nullopt;
   if (n - 1 > 0x7fff) throw DecodeError("compact string too long");
-  return std::string(read_raw(n - 1));
+  return decode_utf8_as_java(read_raw(n - 1));
 }
 
 std::string Reader::read_compact_string() {
   uint32_t n = read_uvarint();
   if (n == 0) throw DecodeError("null compact string in non-nullable field");
   if (n - 1 > 0x7fff) throw DecodeError("compact string too long");
-  return std::string(read_raw(n - 1));
+  return decode_utf8_as_java(read_raw(n - 1));
 }
 
 std::optional<std::string_view> Reader::read_nullable_bytes() {

@@ -26,6 +26,12 @@ struct Uuid {
   bool is_zero() const;
 };
 
+// A request string as Kafka reads it (Java's new String(bytes, UTF_8)), back
+// in UTF-8: valid UTF-8 is unchanged, and each malformed sequence, as the
+// JDK's decoder delimits it, becomes U+FFFD. Responses that echo a request's
+// strings are then always valid UTF-8, and byte for byte what Kafka answers.
+std::string decode_utf8_as_java(std::string_view text);
+
 class Reader {
  public:
   explicit Reader(std::string_view buf) : buf_(buf) {}

@@ -433,3 +433,44 @@ TEST(Wire, OverlongStringsTruncatedOnWrite) {
 }
 }  // namespace
 }  // namespace sluice::protocol
+
+namespace sluice::protocol {
+namespace {
+
+// What the JDK's UTF-8 decoder gives for each input, re-encoded: Kafka reads
+// request strings that way, and echoes them.
+TEST(DecodeUtf8AsJavaTest, ReplacesMalformedSequencesAsTheJdkDoes) {
+  const std::string r = "\xEF\xBF\xBD";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"topic", "topic"},
+      {"", ""},
+      {"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80", "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"},  // valid: unchanged
+      {"t\xFF\xFEopic", "t" + r + r + "opic"},
+      {"\xE2\x82", r},                 // a three-byte sequence cut at the end: one replacement
+      {"\xE2\x82x", r + "x"},          // cut before the third byte: lead and continuation together
+      {"\xE2x", r + "x"},              // cut before the second
+      {"\xC0\xAF", r + r},             // overlong two-byte form: C0 is never valid
+      {"\xE0\x80\xAF", r + r + r},     // overlong three-byte form
+      {"\xED\xA0\x80", r},             // a surrogate: one replacement for the three bytes
+      {"\xF4\x90\x80\x80", r + r + r + r},  // above U+10FFFF
+      {"\xF0\x9F\x98", r},             // four-byte sequence cut at the end
+      {"\xF0\x9Fx", r + "x"},
+      {"\x80", r},                     // a stray continuation byte
+      {"\xC3", r},                     // a two-byte lead at the end
+      {"\xC3(", r + "("},
+      {"\xF8\x88\x80\x80\x80", r + r + r + r + r},
+  };
+  for (const auto& [in, want] : cases) EXPECT_EQ(decode_utf8_as_java(in), want) << testing::PrintToString(in);
+}
+
+TEST(DecodeUtf8AsJavaTest, StringsReadFromRequestsAreDecoded) {
+  Writer w;
+  w.write_string("g\xFFid");
+  w.write_compact_string("g\xFFid");
+  Reader r(w.buffer());
+  EXPECT_EQ(r.read_string(), "g\xEF\xBF\xBDid");
+  EXPECT_EQ(r.read_compact_string(), "g\xEF\xBF\xBDid");
+}
+
+}  // namespace
+}  // namespace sluice::protocol
