@@ -161,10 +161,12 @@ class SnappyDecompressor final : public BoundedDecompressor {
     }
     size_t length = 0;
     if (!snappy::GetUncompressedLength(block.data(), block.size(), &length)) return Status::kCorrupt;
-    if (length > left_) return Status::kTooLarge;  // checked before anything is allocated
-    // The length is a claim until the block decodes to exactly it; checking
-    // first costs a pass but allocates nothing for a liar.
+    // The length is a claim until the block decodes to exactly it. Checking
+    // that first costs a pass but writes nothing, so a liar is found out
+    // (corrupt) before anything is allocated, and a block past the bound is
+    // told from one that only claims to be.
     if (!snappy::IsValidCompressedBuffer(block.data(), block.size())) return Status::kCorrupt;
+    if (length > left_) return Status::kTooLarge;
     const char* target = piece_;
     if (length > kPieceBytes) {
       if (large_.size() < length) large_.reset(length);
@@ -220,6 +222,11 @@ class Lz4Decompressor final : public BoundedDecompressor {
 
   Status next(std::string_view& out) override {
     if (ended_) return Status::kEnd;
+    // Kafka reads only frames of independent blocks (its Java consumers
+    // cannot read linked ones): the block-independence flag must be set.
+    constexpr std::string_view kMagic("\x04\x22\x4D\x18", 4);
+    if (position_ == 0 && input_.size() > 4 && input_.substr(0, 4) == kMagic && !(input_[4] & 0x20))
+      return Status::kCorrupt;
     size_t produced = 0;
     while (produced < kPieceBytes) {
       size_t dst = kPieceBytes - produced;

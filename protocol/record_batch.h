@@ -96,9 +96,14 @@ inline constexpr size_t kDefaultMaxUncompressedBatchBytes = 104857600;
 // offset deltas 0..n-1) with the records exactly filling the batch; a
 // compressed batch is decompressed (at most `max_uncompressed_bytes`, which
 // is refused with MESSAGE_TOO_LARGE) and its records checked the same way.
-// Kafka answers INVALID_RECORD for bad records; Sluice is stricter than Kafka
-// in one respect: a key, value or header value length below -1 is refused
-// (Kafka reads it as null, and librdkafka consumers stop on it for good).
+// Kafka's answers (measured, compat-tests/test_hostile_batches.py): a record
+// that does not parse is INVALID_RECORD, a record length of over five bytes
+// and a stream that does not decompress are UNKNOWN_SERVER_ERROR, none with a
+// message. Sluice is stricter than Kafka where Kafka stores what consumers
+// cannot read: a key, value or header value length below -1 (Kafka reads it
+// as null; librdkafka stops on it for good), an LZ4 frame whose content size
+// is false (librdkafka cannot decompress it), and a batch that expands past
+// the bound (Kafka stores a 4 GiB zstd batch that librdkafka refuses to open).
 ProducedBatch check_produced_records(std::optional<std::string_view> records, int16_t produce_version,
                                      int32_t max_message_bytes,
                                      size_t max_uncompressed_bytes = kDefaultMaxUncompressedBatchBytes);

@@ -16,10 +16,12 @@
 namespace sluice::protocol {
 namespace {
 
-std::string zigzag(int64_t v) {
+// A zig-zag varint, padded with continued zero groups to `width` bytes if
+// that is more than it needs (a legal but over-long encoding).
+std::string zigzag(int64_t v, int width = 0) {
   uint64_t raw = (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
   std::string out;
-  while (raw >= 0x80) {
+  while (raw >= 0x80 || static_cast<int>(out.size()) + 1 < width) {
     out.push_back(static_cast<char>((raw & 0x7F) | 0x80));
     raw >>= 7;
   }
@@ -38,6 +40,7 @@ struct RecordFields {
   std::string headers = zigzag(0);  // the count and the headers
   std::string trailing;             // bytes after the headers, inside the record
   std::string length;               // empty: the body's real length
+  int length_width = 0;             // the real length written over this many bytes (0: as few as it takes)
   std::string offset_delta;         // empty: the record's index
 };
 
@@ -46,7 +49,7 @@ std::string record(int32_t offset_delta, const RecordFields& f = {}) {
   body += (f.key_length.empty() ? zigzag(static_cast<int64_t>(f.key.size())) : f.key_length) + f.key;
   body += (f.value_length.empty() ? zigzag(static_cast<int64_t>(f.value.size())) : f.value_length) + f.value;
   body += f.headers + f.trailing;
-  return (f.length.empty() ? zigzag(static_cast<int64_t>(body.size())) : f.length) + body;
+  return (f.length.empty() ? zigzag(static_cast<int64_t>(body.size()), f.length_width) : f.length) + body;
 }
 
 std::string gzip(std::string_view in) {
@@ -203,9 +206,6 @@ TEST(RecordValidationTest, MalformedRecordsAreRefusedWithEveryCodec) {
   add("header value length -5", [](RecordFields& f) { f.headers = zigzag(1) + zigzag(1) + "h" + zigzag(-5); });
   add("header value past the record", [](RecordFields& f) { f.headers = zigzag(1) + zigzag(1) + "h" + zigzag(50); });
   add("5 trailing bytes", [](RecordFields& f) { f.trailing = "xxxxx"; });
-  add("record length as a 6-byte varint", [](RecordFields& f) {
-    f.length = varint_bytes({0xA4, 0x80, 0x80, 0x80, 0x80, 0x00});
-  });
   add("record length 0", [](RecordFields& f) { f.length = zigzag(0); });
   add("record length -1", [](RecordFields& f) { f.length = zigzag(-1); });
   add("offset delta out of order", [](RecordFields& f) { f.offset_delta = zigzag(5); });
@@ -218,6 +218,22 @@ TEST(RecordValidationTest, MalformedRecordsAreRefusedWithEveryCodec) {
           << codec.name << ": " << name;
 }
 
+// Kafka reads a record's length before its record checks: one of more than
+// five bytes is UNKNOWN_SERVER_ERROR in an uncompressed batch.
+TEST(RecordValidationTest, ARecordLengthOfSixBytesIsAnUnknownServerError) {
+  RecordFields six;
+  six.length = varint_bytes({0xA4, 0x80, 0x80, 0x80, 0x80, 0x00});
+  EXPECT_EQ(check(batch_of(Compression::kNone, 3, records_around(six))), ErrorCode::kUnknownServerError);
+  for (const Codec& codec : kCodecs) {
+    if (codec.id == Compression::kNone) continue;
+    EXPECT_EQ(check(batch_of(codec.id, 3, codec.compress(records_around(six)))), ErrorCode::kInvalidRecord)
+        << codec.name;
+  }
+  RecordFields five;  // five bytes, the last without continuation: legal
+  five.length_width = 5;
+  EXPECT_EQ(check(batch_of(Compression::kNone, 3, records_around(five))), ErrorCode::kNone);
+}
+
 TEST(RecordValidationTest, TheRecordCountMustMatchInsideACompressedBatch) {
   const std::string three = record(0) + record(1) + record(2);
   for (const Codec& codec : kCodecs) {
@@ -228,20 +244,21 @@ TEST(RecordValidationTest, TheRecordCountMustMatchInsideACompressedBatch) {
   }
 }
 
-TEST(RecordValidationTest, GarbageAndCutStreamsAreCorrupt) {
+// Kafka answers a stream it cannot decompress UNKNOWN_SERVER_ERROR.
+TEST(RecordValidationTest, GarbageAndCutStreamsAreUnknownServerErrors) {
   const std::string three = record(0) + record(1) + record(2);
   std::string garbage(200, '\0');
   for (size_t i = 0; i < garbage.size(); ++i) garbage[i] = static_cast<char>(i * 37 + 11);
   for (const Codec& codec : kCodecs) {
     if (codec.id == Compression::kNone) continue;
-    EXPECT_EQ(check(batch_of(codec.id, 3, garbage)), ErrorCode::kCorruptMessage) << codec.name;
+    EXPECT_EQ(check(batch_of(codec.id, 3, garbage)), ErrorCode::kUnknownServerError) << codec.name;
     const std::string whole = codec.compress(three);
-    EXPECT_EQ(check(batch_of(codec.id, 3, whole.substr(0, whole.size() - 3))), ErrorCode::kCorruptMessage)
+    EXPECT_EQ(check(batch_of(codec.id, 3, whole.substr(0, whole.size() - 3))), ErrorCode::kUnknownServerError)
         << codec.name;
-    EXPECT_EQ(check(batch_of(codec.id, 3, "")), ErrorCode::kCorruptMessage) << codec.name;
+    EXPECT_EQ(check(batch_of(codec.id, 3, "")), ErrorCode::kUnknownServerError) << codec.name;
   }
   // Something other than another gzip member after the first one.
-  EXPECT_EQ(check(batch_of(Compression::kGzip, 3, gzip(three) + "junk")), ErrorCode::kCorruptMessage);
+  EXPECT_EQ(check(batch_of(Compression::kGzip, 3, gzip(three) + "junk")), ErrorCode::kUnknownServerError);
   // Two gzip members are one stream, as Java reads them.
   EXPECT_EQ(check(batch_of(Compression::kGzip, 3, gzip(record(0)) + gzip(record(1) + record(2)))), ErrorCode::kNone);
 }
@@ -249,21 +266,21 @@ TEST(RecordValidationTest, GarbageAndCutStreamsAreCorrupt) {
 TEST(RecordValidationTest, SizeLiarsAreRefusedWithoutAllocatingTheirClaim) {
   const std::string three = record(0) + record(1) + record(2);
   // An LZ4 frame whose content size says 2^40 over valid blocks.
-  EXPECT_EQ(check(batch_of(Compression::kLz4, 3, lz4(three, 1ull << 40))), ErrorCode::kCorruptMessage);
+  EXPECT_EQ(check(batch_of(Compression::kLz4, 3, lz4(three, 1ull << 40))), ErrorCode::kUnknownServerError);
   // A zstd frame header claiming 2^40 bytes, then a cut body.
   std::string zstd_liar = varint_bytes({0x28, 0xB5, 0x2F, 0xFD, 0xE0});  // magic, 8-byte content size, single segment
   for (int i = 0; i < 8; ++i) zstd_liar.push_back(i == 5 ? '\x01' : '\0');
   zstd_liar += "\x01\x00\x00";
-  EXPECT_EQ(check(batch_of(Compression::kZstd, 3, zstd_liar)), ErrorCode::kCorruptMessage);
+  EXPECT_EQ(check(batch_of(Compression::kZstd, 3, zstd_liar)), ErrorCode::kUnknownServerError);
   // A snappy-java block claiming 2^32-1 bytes, and a raw snappy stream claiming 1 GiB.
   std::string framed_liar = std::string("\x82SNAPPY\0", 8) + be32(1) + be32(1) + be32(6) +
                             varint_bytes({0xFF, 0xFF, 0xFF, 0xFF, 0x0F}) + "x";
-  EXPECT_EQ(check(batch_of(Compression::kSnappy, 3, framed_liar)), ErrorCode::kMessageTooLarge);
+  EXPECT_EQ(check(batch_of(Compression::kSnappy, 3, framed_liar)), ErrorCode::kUnknownServerError);
   std::string raw_liar = varint_bytes({0x80, 0x80, 0x80, 0x80, 0x04}) + "\x00x";
-  EXPECT_EQ(check(batch_of(Compression::kSnappy, 3, raw_liar)), ErrorCode::kMessageTooLarge);
+  EXPECT_EQ(check(batch_of(Compression::kSnappy, 3, raw_liar)), ErrorCode::kUnknownServerError);
   // Within the bound, a snappy block that claims more than it holds is corrupt.
   std::string small_raw_liar = varint_bytes({0xF4, 0x03}) + snappy_raw(three).substr(1);  // claims 500
-  EXPECT_EQ(check(batch_of(Compression::kSnappy, 3, small_raw_liar)), ErrorCode::kCorruptMessage);
+  EXPECT_EQ(check(batch_of(Compression::kSnappy, 3, small_raw_liar)), ErrorCode::kUnknownServerError);
 }
 
 // A bomb: one record whose value is megabytes of zeros, compressed to little.

@@ -20,6 +20,7 @@ using protocol::FetchResponse;
 using PartitionData = FetchResponse::FetchableTopicResponse::PartitionData;
 using Clock = boost::asio::steady_timer::clock_type;
 
+constexpr int8_t kReadUncommitted = 0;
 constexpr int8_t kReadCommitted = 1;
 constexpr int32_t kConsumerReplicaId = -1;
 
@@ -95,6 +96,28 @@ void stop_waiting(Broker& broker, const FetchRequest& request, AsyncEvent* event
 boost::asio::awaitable<void> handle_fetch(RequestContext& ctx) {
   auto request = ctx.decode<FetchRequest>();
   Broker& broker = ctx.broker;
+
+  if (request.isolation_level != kReadUncommitted && request.isolation_level != kReadCommitted) {
+    // Kafka fails such a request as a whole (its IsolationLevel has no other
+    // values): UNKNOWN_SERVER_ERROR at the top and for every partition, with
+    // no data, and the connection stays open.
+    FetchResponse reply;
+    reply.error_code = static_cast<int16_t>(ErrorCode::kUnknownServerError);
+    reply.session_id = request.session_id;
+    for (const auto& topic : request.topics) {
+      auto& topic_reply = reply.responses.emplace_back();
+      topic_reply.topic = topic.topic;
+      topic_reply.topic_id = topic.topic_id;
+      for (const auto& wanted : topic.partitions) {
+        PartitionData& data = topic_reply.partitions.emplace_back();
+        data.partition_index = wanted.partition;
+        data.error_code = static_cast<int16_t>(ErrorCode::kUnknownServerError);
+        data.high_watermark = -1;
+      }
+    }
+    ctx.respond(reply);
+    co_return;
+  }
 
   if (request.session_id != 0) {
     // We never hand out sessions, so any session id is one we do not know.

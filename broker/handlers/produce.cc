@@ -4,7 +4,10 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
+#include <map>
 #include <system_error>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "broker/async_event.h"
 #include "broker/handlers/handlers.h"
@@ -50,6 +53,37 @@ boost::asio::awaitable<bool> wait_for_sync(Broker& broker, const std::vector<int
   });
   while (!synced.is_set()) co_await synced.wait_until(boost::asio::steady_timer::time_point::max());
   co_return ok;
+}
+
+// Kafka reads a Produce as a map from partition to records: a partition named
+// twice (in one topic entry, or under a topic listed twice) gets one answer,
+// for its last batch, and the earlier ones are dropped unread. The answer
+// stands where the partition first appeared.
+void keep_last_batch_per_partition(ProduceRequest& request) {
+  std::unordered_map<std::string_view, size_t> topic_at;
+  bool repeated = false;
+  for (const auto& topic : request.topic_data) {
+    repeated |= !topic_at.emplace(topic.name, topic_at.size()).second;
+    std::unordered_set<int32_t> partitions;
+    for (const auto& data : topic.partition_data) repeated |= !partitions.insert(data.index).second;
+  }
+  if (!repeated) return;  // the usual request: nothing to do
+  std::vector<ProduceRequest::TopicProduceData> merged;
+  std::unordered_map<std::string, size_t> merged_topic_at;
+  std::map<std::pair<size_t, int32_t>, size_t> merged_partition_at;
+  for (auto& topic : request.topic_data) {
+    auto [at, fresh] = merged_topic_at.emplace(topic.name, merged.size());
+    if (fresh) merged.emplace_back().name = topic.name;
+    auto& into = merged[at->second].partition_data;
+    for (auto& data : topic.partition_data) {
+      auto [slot, first] = merged_partition_at.emplace(std::pair{at->second, data.index}, into.size());
+      if (first)
+        into.push_back(std::move(data));
+      else
+        into[slot->second] = std::move(data);
+    }
+  }
+  request.topic_data = std::move(merged);
 }
 
 // True if the first batch of `records` is a transactional one, as Kafka reads
@@ -129,7 +163,10 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
   }
 
   std::vector<protocol::ProducedBatch> verdicts;
-  if (request_error == ErrorCode::kNone) verdicts = co_await check_batches(ctx, request);
+  if (request_error == ErrorCode::kNone) {
+    keep_last_batch_per_partition(request);
+    verdicts = co_await check_batches(ctx, request);
+  }
   size_t next_verdict = 0;
 
   ProduceResponse reply;
