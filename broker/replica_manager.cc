@@ -272,15 +272,30 @@ void ReplicaManager::on_partitions_added(const controller::TopicInfo& topic, int
 }
 
 void ReplicaManager::on_topic_deleted(const controller::TopicInfo& topic) {
-  for (int32_t p = 0; p < topic.partitions; ++p) {
-    auto it = partitions_.find(std::pair<std::string_view, int32_t>(topic.name, p));
-    if (it == partitions_.end()) continue;
+  for (int32_t p = 0; p < topic.partitions; ++p) drop_partition(topic.name, p);
+}
+
+void ReplicaManager::on_partitions_removed(const controller::TopicInfo& topic) {
+  // The partitions an on_partitions_added opened before it failed.
+  for (auto it = partitions_.lower_bound(std::pair<std::string_view, int32_t>(topic.name, topic.partitions));
+       it != partitions_.end() && it->first.first == topic.name;)
+    drop_partition(topic.name, (it++)->first.second);
+}
+
+void ReplicaManager::drop_partition(const std::string& topic, int32_t index) {
+  std::filesystem::path dir = partition_dir(topic, index);
+  auto it = partitions_.find(std::pair<std::string_view, int32_t>(topic, index));
+  if (it != partitions_.end()) {
     it->second->wake_waiters();
-    std::filesystem::path dir = it->second->log->dir();
+    dir = it->second->log->dir();
     partitions_.erase(it);
-    store_.apply({{producer_snapshot_key(topic.name, p), std::nullopt}, {log_checkpoint_key(topic.name, p), std::nullopt}});
-    std::filesystem::remove_all(dir);
+    store_.apply({{producer_snapshot_key(topic, index), std::nullopt}, {log_checkpoint_key(topic, index), std::nullopt}});
   }
+  // Also when the partition never opened: its creation may have failed
+  // half way, after making the directory.
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  if (ec) SLUICE_LOG(kWarn, "could not delete " << dir.string() << ": " << ec.message());
 }
 
 void ReplicaManager::on_topic_configs_changed(const controller::TopicInfo& topic) {

@@ -72,6 +72,7 @@ class ReplicaManager : public controller::MetadataListener {
   void on_topic_created(const controller::TopicInfo& topic) override;
   void on_partitions_added(const controller::TopicInfo& topic, int32_t old_count) override;
   void on_topic_deleted(const controller::TopicInfo& topic) override;
+  void on_partitions_removed(const controller::TopicInfo& topic) override;
   void on_topic_configs_changed(const controller::TopicInfo& topic) override;
 
   // Syncs every log and checkpoints (clean shutdown): the next start trusts
@@ -94,6 +95,8 @@ class ReplicaManager : public controller::MetadataListener {
   void expire_producers(int64_t now_ms, int64_t expiration_ms);
 
  private:
+  // Closes a partition's log and deletes its files and state (deletion, or undoing a failed creation).
+  void drop_partition(const std::string& topic, int32_t index);
   std::filesystem::path partition_dir(std::string_view topic, int32_t index) const;
   // Returns the bytes recovery had to verify (written after the last checkpoint).
   uint64_t open_partition(const controller::TopicInfo& topic, int32_t index);

@@ -76,10 +76,11 @@ asio::awaitable<void> accept_loop(Broker& broker, tcp::acceptor& acceptor, Conne
       report("refused a connection from " + address + ": max.connections.per.ip reached");
       continue;  // the socket closes as it goes out of scope, as Kafka closes it
     }
+    // Counted before the next accept, so that max.connections holds exactly.
+    auto entry = connections.add(address);
     asio::co_spawn(
         acceptor.get_executor(),
-        [&broker, &connections, s = std::move(socket), address]() mutable -> asio::awaitable<void> {
-          auto entry = connections.add(address);
+        [&broker, &connections, s = std::move(socket), entry]() mutable -> asio::awaitable<void> {
           co_await serve_connection(broker, std::move(s), *entry);
           connections.remove(entry);
         },

@@ -182,7 +182,20 @@ OperationResult Controller::create_topic(std::string_view name, int32_t partitio
   topic.configs = configs;
   persist(topic);
   auto [it, _] = topics_.emplace(topic.name, std::move(topic));
-  for (auto* l : listeners_) l->on_topic_created(it->second);
+  try {
+    for (auto* l : listeners_) l->on_topic_created(it->second);
+  } catch (const std::exception& e) {
+    TopicInfo undone = std::move(it->second);
+    topics_.erase(it);
+    store_.erase(std::string(kTopicPrefix) + undone.name);
+    for (auto* l : listeners_) {
+      try {
+        l->on_topic_deleted(undone);
+      } catch (const std::exception&) {  // nothing more to undo with
+      }
+    }
+    return {ErrorCode::kKafkaStorageError, "Could not create the logs of topic '" + undone.name + "': " + e.what()};
+  }
   if (created) *created = &it->second;
   return {};
 }
@@ -224,7 +237,20 @@ OperationResult Controller::create_partitions(std::string_view name, int32_t new
   int32_t old = topic.partitions;
   topic.partitions = new_total;
   persist(topic);
-  for (auto* l : listeners_) l->on_partitions_added(topic, old);
+  try {
+    for (auto* l : listeners_) l->on_partitions_added(topic, old);
+  } catch (const std::exception& e) {
+    topic.partitions = old;
+    persist(topic);
+    for (auto* l : listeners_) {
+      try {
+        l->on_partitions_removed(topic);
+      } catch (const std::exception&) {  // nothing more to undo with
+      }
+    }
+    return {ErrorCode::kKafkaStorageError, "Could not create the logs of the new partitions of topic '" + topic.name +
+                                               "': " + e.what()};
+  }
   return {};
 }
 

@@ -55,7 +55,14 @@ class MetadataListener {
   virtual void on_topic_deleted(const TopicInfo& topic) = 0;
   // A topic's configs were altered (AlterConfigs / IncrementalAlterConfigs).
   virtual void on_topic_configs_changed(const TopicInfo& /*topic*/) {}
+  // Undoes an on_partitions_added that a listener could not complete: the
+  // partitions from `topic.partitions` on are gone again.
+  virtual void on_partitions_removed(const TopicInfo& /*topic*/) {}
 };
+// A listener that cannot take a change (its logs could not be opened: no file
+// descriptors or no space left) throws; the controller then undoes the change
+// everywhere and answers KAFKA_STORAGE_ERROR, so that a topic or a partition
+// count is never half made.
 
 class Controller {
  public:
