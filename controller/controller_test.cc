@@ -22,6 +22,22 @@ class RecordingListener : public MetadataListener {
   std::vector<std::string> events;
 };
 
+// A listener whose logs cannot be opened (no descriptors, no space).
+class FailingListener : public RecordingListener {
+ public:
+  void on_topic_created(const TopicInfo& t) override {
+    RecordingListener::on_topic_created(t);
+    throw std::runtime_error("Too many open files");
+  }
+  void on_partitions_added(const TopicInfo& t, int32_t old) override {
+    RecordingListener::on_partitions_added(t, old);
+    throw std::runtime_error("Too many open files");
+  }
+  void on_partitions_removed(const TopicInfo& t) override {
+    events.push_back("removed " + t.name + " from " + std::to_string(t.partitions));
+  }
+};
+
 class ControllerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -97,6 +113,35 @@ TEST_F(ControllerTest, AddsPartitionsAndDeletes) {
   EXPECT_EQ(listener.events, (std::vector<std::string>{"created t", "added t 2->5", "deleted t"}));
   Controller again(*store_, {1, 1, 1});
   EXPECT_TRUE(again.topics().empty());
+}
+
+// A change a listener cannot take is undone everywhere, durably: no half-made topic or partition count.
+TEST_F(ControllerTest, ACreationAListenerCannotTakeIsUndone) {
+  {
+    Controller c(*store_, {1, 1, 1});
+    RecordingListener before;
+    FailingListener failing;
+    c.add_listener(&before);
+    c.add_listener(&failing);
+    OperationResult r = c.create_topic("orders", 3, 1, {}, {}, false, nullptr);
+    EXPECT_EQ(r.error, ErrorCode::kKafkaStorageError);
+    EXPECT_NE(r.message.find("Too many open files"), std::string::npos);
+    EXPECT_EQ(c.find_topic("orders"), nullptr);
+    EXPECT_EQ(before.events, (std::vector<std::string>{"created orders", "deleted orders"}));
+  }
+  {
+    Controller reloaded(*store_, {1, 1, 1});
+    EXPECT_EQ(reloaded.find_topic("orders"), nullptr);
+    ASSERT_TRUE(reloaded.create_topic("orders", 2, 1, {}, {}, false, nullptr).ok());
+    FailingListener failing;
+    reloaded.add_listener(&failing);
+    OperationResult r = reloaded.create_partitions("orders", 5, false);
+    EXPECT_EQ(r.error, ErrorCode::kKafkaStorageError);
+    EXPECT_EQ(reloaded.find_topic("orders")->partitions, 2);
+    EXPECT_EQ(failing.events, (std::vector<std::string>{"added orders 2->5", "removed orders from 2"}));
+  }
+  Controller again(*store_, {1, 1, 1});
+  EXPECT_EQ(again.find_topic("orders")->partitions, 2);
 }
 
 }  // namespace
