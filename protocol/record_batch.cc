@@ -78,21 +78,17 @@ inline const char* decode_varint32(const char* p, const char* end, int32_t& out)
 // decode_varint32 without the loop for the one- and two-byte varints that
 // nearly every length and offset delta in a record uses.
 inline const char* decode_short_varint32(const char* p, const char* end, int32_t& out) {
-  if (end - p >= 2) {
+  if (p < end) {
     const uint32_t b0 = static_cast<uint8_t>(p[0]);
-    const uint32_t b1 = static_cast<uint8_t>(p[1]);
-    uint32_t raw;
-    if (b0 < 0x80) {
-      raw = b0;
-      p += 1;
-    } else if (b1 < 0x80) {
-      raw = (b0 & 0x7F) | (b1 << 7);
-      p += 2;
-    } else {
-      return decode_varint32(p, end, out);
+    if (b0 < 0x80) {  // also the last byte of a record: a header count of 0
+      out = static_cast<int32_t>((b0 >> 1) ^ (~(b0 & 1) + 1));
+      return p + 1;
     }
-    out = static_cast<int32_t>((raw >> 1) ^ (~(raw & 1) + 1));
-    return p;
+    if (end - p >= 2 && static_cast<uint8_t>(p[1]) < 0x80) {
+      const uint32_t raw = (b0 & 0x7F) | (static_cast<uint32_t>(static_cast<uint8_t>(p[1])) << 7);
+      out = static_cast<int32_t>((raw >> 1) ^ (~(raw & 1) + 1));
+      return p + 2;
+    }
   }
   return decode_varint32(p, end, out);
 }
@@ -114,6 +110,49 @@ inline const char* skip_sized_field(const char* p, const char* end, int32_t min)
 // (which must be the record's index), key, value, a header count that is not
 // negative and each header, using up exactly the record's length.
 inline bool check_record_body(const char* p, const char* end, int32_t expected_offset_delta) {
+  // The usual record, read with few branches: timestamp and offset deltas of
+  // one or two bytes, a null key or one under 64 bytes, a value length of one
+  // or two bytes and no headers. A record this path does not take to the end
+  // goes the general way below, which alone decides that a record is bad.
+  const ptrdiff_t size = end - p;
+  if (size >= 8) {
+    const auto* u = reinterpret_cast<const uint8_t*>(p);
+    ptrdiff_t at = 1;  // after the attributes
+    if (u[at] < 0x80)
+      at += 1;  // timestamp delta
+    else if (u[at + 1] < 0x80)
+      at += 2;
+    else
+      goto general;
+    uint32_t offset_delta;  // zig-zag: twice the record's index
+    if (u[at] < 0x80) {
+      offset_delta = u[at];
+      at += 1;
+    } else if (u[at + 1] < 0x80) {
+      offset_delta = (u[at] & 0x7Fu) | (uint32_t{u[at + 1]} << 7);
+      at += 2;
+    } else {
+      goto general;
+    }
+    if (offset_delta != static_cast<uint32_t>(expected_offset_delta) << 1) goto general;
+    const uint32_t key = u[at];  // zig-zag: 1 is a null key, 2k a key of k bytes
+    if (key >= 0x80 || (key & 1 && key != 1)) goto general;
+    at += 1 + (key >> 1);
+    if (at + 2 > size) goto general;
+    uint32_t value;
+    if (u[at] < 0x80) {
+      value = u[at];
+      at += 1;
+    } else if (u[at + 1] < 0x80) {
+      value = (u[at] & 0x7Fu) | (uint32_t{u[at + 1]} << 7);
+      at += 2;
+    } else {
+      goto general;
+    }
+    if (value & 1) goto general;  // a null value, or a bad length
+    if (at + static_cast<ptrdiff_t>(value >> 1) + 1 == size && u[size - 1] == 0) return true;  // no headers
+  }
+general:
   if (p == end) return false;
   p = skip_record_varint(p + 1, end);  // the attributes byte, then the timestamp delta
   int32_t offset_delta = 0, headers = 0;
