@@ -119,17 +119,17 @@ def main() -> int:
         "|---|---|---|---|---|---|",
     ]
     for c, name, msgs, cpu, n, steal in rows:
-        lines.append(f"| {c} | {label[name]} | {msgs:,.0f} | {cpu:.3f} | {n} | {steal} |" if msgs else
+        lines.append(f"| {c} | {label[name]} | {msgs:,.0f} | {cpu:.3f} | {n} | {steal} |" if msgs is not None else
                      f"| {c} | {label[name]} | failed | - | 0 | - |")
     for c in CODECS:
         now_m = next(r for r in rows if r[0] == c and r[1] == "sluice")
         before_m = next(r for r in rows if r[0] == c and r[1] == "sluice-before")
         kafka_m = next(r for r in rows if r[0] == c and r[1] == "kafka")
-        if now_m[2] and before_m[2] and kafka_m[2]:
-            lines.append("")
-            lines.append(f"{c}: Sluice now / before {now_m[2] / before_m[2]:.2f}x msg/s, "
-                         f"{now_m[3] / before_m[3]:.2f}x broker CPU per message; Sluice now / Kafka "
-                         f"{now_m[2] / kafka_m[2]:.2f}x msg/s, {now_m[3] / kafka_m[3]:.2f}x broker CPU per message.")
+        ratio = lambda a, b: f"{a / b:.2f}x" if a and b else "n/a"  # noqa: E731
+        lines.append("")
+        lines.append(f"{c}: Sluice now / before {ratio(now_m[2], before_m[2])} msg/s, "
+                     f"{ratio(now_m[3], before_m[3])} broker CPU per message; Sluice now / Kafka "
+                     f"{ratio(now_m[2], kafka_m[2])} msg/s, {ratio(now_m[3], kafka_m[3])} broker CPU per message.")
     (args.out / "COMPRESSED.md").write_text("\n".join(lines) + "\n")
     (args.out / "compressed.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                                           "results": results}, indent=1) + "\n")

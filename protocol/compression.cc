@@ -20,41 +20,44 @@ constexpr int kZstdWindowLogMax = 27;
 
 // Codec contexts and output buffers are costly to create (a fresh 128 KiB
 // buffer is 32 page faults), and produce checks one batch after another on
-// the same thread: each thread keeps one spare of each, taken by a
+// the same thread: each thread keeps one spare of each kind, taken by a
 // decompressor while it lives and given back when it ends.
-template <typename T, typename Make, typename Free>
-class Spare {
+template <typename T, T* (*Make)(), void (*Free)(T*)>
+class ThreadSpare {
  public:
-  Spare(Make make, Free free) : make_(make), free_(free) {}
-  ~Spare() {
-    if (spare_) free_(spare_);
+  static T* take() {
+    T*& spare = slot().spare;
+    return spare ? std::exchange(spare, nullptr) : Make();
   }
-  T* take() { return spare_ ? std::exchange(spare_, nullptr) : make_(); }
-  void give_back(T* t) {
-    if (spare_) free_(spare_);
-    spare_ = t;
+  static void give_back(T* t) {
+    T*& spare = slot().spare;
+    if (spare) Free(spare);
+    spare = t;
   }
 
  private:
-  Make make_;
-  Free free_;
-  T* spare_ = nullptr;
+  struct Slot {
+    T* spare = nullptr;
+    ~Slot() {
+      if (spare) Free(spare);
+    }
+  };
+  static Slot& slot() {
+    thread_local Slot s;
+    return s;
+  }
 };
 
 char* new_piece() { return new char[kPieceBytes]; }
 void delete_piece(char* p) { delete[] p; }
-using PieceSpare = Spare<char, char* (*)(), void (*)(char*)>;
-PieceSpare& piece_spare() {
-  thread_local PieceSpare spare(&new_piece, &delete_piece);
-  return spare;
-}
+using Pieces = ThreadSpare<char, &new_piece, &delete_piece>;
 
 // The part all codecs share: the input, the output bound, the piece buffer.
 class BoundedDecompressor : public Decompressor {
  protected:
   BoundedDecompressor(std::string_view input, size_t max_output)
-      : input_(input), left_(max_output), piece_(piece_spare().take()) {}
-  ~BoundedDecompressor() override { piece_spare().give_back(piece_); }
+      : input_(input), left_(max_output), piece_(Pieces::take()) {}
+  ~BoundedDecompressor() override { Pieces::give_back(piece_); }
 
   // Hands out `n` bytes of piece_ (or of `from`), counting them against the bound.
   Status emit(std::string_view& out, size_t n, const char* from = nullptr) {
@@ -83,21 +86,17 @@ void delete_inflater(z_stream* zs) {
   inflateEnd(zs);
   delete zs;
 }
-using InflaterSpare = Spare<z_stream, z_stream* (*)(), void (*)(z_stream*)>;
-InflaterSpare& inflater_spare() {
-  thread_local InflaterSpare spare(&new_inflater, &delete_inflater);
-  return spare;
-}
+using Inflaters = ThreadSpare<z_stream, &new_inflater, &delete_inflater>;
 
 class GzipDecompressor final : public BoundedDecompressor {
  public:
   GzipDecompressor(std::string_view input, size_t max_output)
-      : BoundedDecompressor(input, max_output), zs_(inflater_spare().take()) {
+      : BoundedDecompressor(input, max_output), zs_(Inflaters::take()) {
     inflateReset(zs_);
     zs_->next_in = reinterpret_cast<Bytef*>(const_cast<char*>(input.data()));
     zs_->avail_in = static_cast<uInt>(input.size());
   }
-  ~GzipDecompressor() override { inflater_spare().give_back(zs_); }
+  ~GzipDecompressor() override { Inflaters::give_back(zs_); }
 
   Status next(std::string_view& out) override {
     if (ended_) return Status::kEnd;
@@ -206,19 +205,15 @@ LZ4F_dctx* new_lz4_context() {
   return ctx;
 }
 void delete_lz4_context(LZ4F_dctx* ctx) { LZ4F_freeDecompressionContext(ctx); }
-using Lz4Spare = Spare<LZ4F_dctx, LZ4F_dctx* (*)(), void (*)(LZ4F_dctx*)>;
-Lz4Spare& lz4_spare() {
-  thread_local Lz4Spare spare(&new_lz4_context, &delete_lz4_context);
-  return spare;
-}
+using Lz4Contexts = ThreadSpare<LZ4F_dctx, &new_lz4_context, &delete_lz4_context>;
 
 class Lz4Decompressor final : public BoundedDecompressor {
  public:
   Lz4Decompressor(std::string_view input, size_t max_output)
-      : BoundedDecompressor(input, max_output), ctx_(lz4_spare().take()) {
+      : BoundedDecompressor(input, max_output), ctx_(Lz4Contexts::take()) {
     LZ4F_resetDecompressionContext(ctx_);
   }
-  ~Lz4Decompressor() override { lz4_spare().give_back(ctx_); }
+  ~Lz4Decompressor() override { Lz4Contexts::give_back(ctx_); }
 
   Status next(std::string_view& out) override {
     if (ended_) return Status::kEnd;
@@ -259,20 +254,16 @@ ZSTD_DCtx* new_zstd_context() {
   return ctx;
 }
 void delete_zstd_context(ZSTD_DCtx* ctx) { ZSTD_freeDCtx(ctx); }
-using ZstdSpare = Spare<ZSTD_DCtx, ZSTD_DCtx* (*)(), void (*)(ZSTD_DCtx*)>;
-ZstdSpare& zstd_spare() {
-  thread_local ZstdSpare spare(&new_zstd_context, &delete_zstd_context);
-  return spare;
-}
+using ZstdContexts = ThreadSpare<ZSTD_DCtx, &new_zstd_context, &delete_zstd_context>;
 
 class ZstdDecompressor final : public BoundedDecompressor {
  public:
   ZstdDecompressor(std::string_view input, size_t max_output)
-      : BoundedDecompressor(input, max_output), ctx_(zstd_spare().take()) {
+      : BoundedDecompressor(input, max_output), ctx_(ZstdContexts::take()) {
     ZSTD_DCtx_reset(ctx_, ZSTD_reset_session_and_parameters);
     ZSTD_DCtx_setParameter(ctx_, ZSTD_d_windowLogMax, kZstdWindowLogMax);
   }
-  ~ZstdDecompressor() override { zstd_spare().give_back(ctx_); }
+  ~ZstdDecompressor() override { ZstdContexts::give_back(ctx_); }
 
   Status next(std::string_view& out) override {
     if (ended_) return Status::kEnd;

@@ -118,37 +118,26 @@ inline bool check_record_body(const char* p, const char* end, int32_t expected_o
   if (size >= 8) {
     const auto* u = reinterpret_cast<const uint8_t*>(p);
     ptrdiff_t at = 1;  // after the attributes
-    if (u[at] < 0x80)
-      at += 1;  // timestamp delta
-    else if (u[at + 1] < 0x80)
-      at += 2;
-    else
-      goto general;
-    uint32_t offset_delta;  // zig-zag: twice the record's index
-    if (u[at] < 0x80) {
-      offset_delta = u[at];
-      at += 1;
-    } else if (u[at + 1] < 0x80) {
-      offset_delta = (u[at] & 0x7Fu) | (uint32_t{u[at + 1]} << 7);
-      at += 2;
-    } else {
-      goto general;
-    }
-    if (offset_delta != static_cast<uint32_t>(expected_offset_delta) << 1) goto general;
-    const uint32_t key = u[at];  // zig-zag: 1 is a null key, 2k a key of k bytes
+    // A varint of one or two bytes at `at` (the caller made sure two are there).
+    auto short_varint = [&](uint32_t& raw) {
+      if (u[at] < 0x80) {
+        raw = u[at];
+        at += 1;
+      } else if (u[at + 1] < 0x80) {
+        raw = (u[at] & 0x7Fu) | (uint32_t{u[at + 1]} << 7);
+        at += 2;
+      } else {
+        return false;
+      }
+      return true;
+    };
+    uint32_t timestamp_delta, offset_delta, value;  // zig-zag encoded
+    if (!short_varint(timestamp_delta) || !short_varint(offset_delta)) goto general;
+    if (offset_delta != static_cast<uint32_t>(expected_offset_delta) << 1) goto general;  // twice the index
+    const uint32_t key = u[at];  // 1 is a null key, 2k a key of k bytes
     if (key >= 0x80 || (key & 1 && key != 1)) goto general;
     at += 1 + (key >> 1);
-    if (at + 2 > size) goto general;
-    uint32_t value;
-    if (u[at] < 0x80) {
-      value = u[at];
-      at += 1;
-    } else if (u[at + 1] < 0x80) {
-      value = (u[at] & 0x7Fu) | (uint32_t{u[at + 1]} << 7);
-      at += 2;
-    } else {
-      goto general;
-    }
+    if (at + 2 > size || !short_varint(value)) goto general;
     if (value & 1) goto general;  // a null value, or a bad length
     if (at + static_cast<ptrdiff_t>(value >> 1) + 1 == size && u[size - 1] == 0) return true;  // no headers
   }
