@@ -9,6 +9,7 @@
 
 #include <boost/asio/use_awaitable.hpp>
 
+#include "broker/frame_reader.h"
 #include "broker/handlers/handlers.h"
 #include "broker/log.h"
 #include "protocol/messages/api_keys.h"
@@ -21,57 +22,9 @@ namespace asio = boost::asio;
 using asio::use_awaitable;
 
 constexpr int16_t kApiVersionsKey = 18;
-// Buffers grown past this for one large request or response are released
+// A response buffer grown past this for one large response is released
 // afterwards, so idle connections stay small.
 constexpr size_t kRetainedBufferBytes = 1 << 20;
-
-int32_t load_be32(const char* p) {
-  return static_cast<int32_t>((uint32_t(uint8_t(p[0])) << 24) | (uint32_t(uint8_t(p[1])) << 16) |
-                              (uint32_t(uint8_t(p[2])) << 8) | uint32_t(uint8_t(p[3])));
-}
-
-// What has been read from the socket and not yet handled. Reads take whatever
-// the socket has (several pipelined requests, or a request and a half), so a
-// small request costs one recv() rather than two.
-class InputBuffer {
- public:
-  // Reads until the next `n` bytes are buffered. The buffer grows as bytes
-  // arrive (to twice what is buffered, at least 16 KiB), never to a size the
-  // peer has only claimed: a thousand connections that each announce a 1 MiB
-  // request and send four bytes of it cost 16 KiB each, not 1 MiB.
-  asio::awaitable<void> fill(asio::ip::tcp::socket& socket, size_t n, ConnectionRegistry::Connection& activity) {
-    while (end_ - begin_ < n) {
-      const size_t buffered = end_ - begin_;
-      const size_t want = std::min(n, std::max(kMinBufferBytes, 2 * buffered));
-      if (data_.size() - begin_ < want) {
-        if (begin_ > 0) {  // make room at the front
-          std::memmove(data_.data(), data_.data() + begin_, buffered);
-          end_ = buffered;
-          begin_ = 0;
-        }
-        if (data_.size() < want) data_.resize(want);
-      }
-      end_ += co_await socket.async_read_some(asio::buffer(data_.data() + end_, data_.size() - end_), use_awaitable);
-      activity.touch();
-    }
-  }
-
-  char* data() { return data_.data() + begin_; }
-  void consume(size_t n) {
-    begin_ += n;
-    if (begin_ == end_) {
-      begin_ = end_ = 0;
-      // Give back what one large request needed, so idle connections stay small.
-      if (data_.size() > kRetainedBufferBytes) data_ = std::string();
-    }
-  }
-
- private:
-  static constexpr size_t kMinBufferBytes = 16 << 10;
-  std::string data_;
-  size_t begin_ = 0;
-  size_t end_ = 0;
-};
 
 // Sends bytes on the (non-blocking) socket, waiting for room when it is full.
 // `more` tells the kernel more of the response follows (MSG_MORE), so a small
@@ -184,27 +137,30 @@ asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket soc
   const int64_t max_request_bytes = broker.config.get_long("socket.request.max.bytes");
   socket.set_option(asio::ip::tcp::no_delay(true));
   socket.native_non_blocking(true);  // send_bytes / send_file_region wait for room themselves
-  InputBuffer input;
+  FrameReader input(max_request_bytes);
   protocol::Writer response;
   std::string small_response;  // send_response's scratch space, at most kCopyResponseBytes
   try {
     for (;;) {
-      co_await input.fill(socket, 4, activity);
-      const int32_t size = load_be32(input.data());
-      if (size < 0 || size > max_request_bytes) {
-        SLUICE_LOG(kWarn, "closing " << peer << ": request size " << size << " is outside 0.."
+      std::span<char> next_frame;
+      FrameReader::Status status;
+      while ((status = input.next(next_frame)) == FrameReader::Status::kNeedMore) {
+        const std::span<char> room = input.space();
+        input.produced(co_await socket.async_read_some(asio::buffer(room.data(), room.size()), use_awaitable));
+        activity.touch();
+      }
+      if (status == FrameReader::Status::kBadSize) {
+        SLUICE_LOG(kWarn, "closing " << peer << ": request size " << input.claimed_size() << " is outside 0.."
                                      << max_request_bytes << " (socket.request.max.bytes)");
         co_return;
       }
-      co_await input.fill(socket, 4 + static_cast<size_t>(size), activity);
-      char* const frame_data = input.data() + 4;
-      const std::string_view frame(frame_data, static_cast<size_t>(size));
+      char* const frame_data = next_frame.data();
+      const std::string_view frame(frame_data, next_frame.size());
       // Whatever happens below, this request's bytes are done with by the next turn.
       struct ConsumeOnExit {
-        InputBuffer& input;
-        size_t n;
-        ~ConsumeOnExit() { input.consume(n); }
-      } consume_on_exit{input, 4 + static_cast<size_t>(size)};
+        FrameReader& input;
+        ~ConsumeOnExit() { input.consume(); }
+      } consume_on_exit{input};
       // From here until its response is sent the connection is not idle,
       // however long the request waits (a fetch long poll, a rebalance).
       struct InHandling {
