@@ -4,6 +4,7 @@
 #include <snappy.h>
 #include <zlib.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include <cstring>
 #include <utility>
@@ -15,13 +16,21 @@ namespace {
 constexpr size_t kPieceBytes = 128 << 10;
 // The largest zstd window accepted: zstd's own default limit, which is also
 // what Kafka's Java consumers (zstd-jni) accept: a frame asking for more
-// could not be read by them either.
+// could not be read by them either. A Java producer at compression.zstd.level
+// 22 writes 128 MiB windows, so nothing smaller can be the limit.
 constexpr int kZstdWindowLogMax = 27;
+// A zstd context that grew past this (a large window) is freed after use
+// rather than kept as the thread's spare.
+constexpr size_t kZstdRetainedContextBytes = 8 << 20;
 
 // Codec contexts and output buffers are costly to create (a fresh 128 KiB
 // buffer is 32 page faults), and produce checks one batch after another on
 // the same thread: each thread keeps one spare of each kind, taken by a
-// decompressor while it lives and given back when it ends.
+// decompressor while it lives and given back when it ends. Only a context
+// that reached the clean end of a stream is given back: liblz4 1.9.4 keeps
+// failing after some errors even once reset (a frame whose content size is
+// false made the next client's valid frame fail, found by fuzz/), so one
+// that saw anything else is freed.
 template <typename T, T* (*Make)(), void (*Free)(T*)>
 class ThreadSpare {
  public:
@@ -33,6 +42,13 @@ class ThreadSpare {
     T*& spare = slot().spare;
     if (spare) Free(spare);
     spare = t;
+  }
+  // Gives `t` back if its stream ended cleanly, else frees it.
+  static void release(T* t, bool ended_cleanly) {
+    if (ended_cleanly)
+      give_back(t);
+    else
+      Free(t);
   }
 
  private:
@@ -96,7 +112,7 @@ class GzipDecompressor final : public BoundedDecompressor {
     zs_->next_in = reinterpret_cast<Bytef*>(const_cast<char*>(input.data()));
     zs_->avail_in = static_cast<uInt>(input.size());
   }
-  ~GzipDecompressor() override { Inflaters::give_back(zs_); }
+  ~GzipDecompressor() override { Inflaters::release(zs_, ended_); }
 
   Status next(std::string_view& out) override {
     if (ended_) return Status::kEnd;
@@ -213,7 +229,7 @@ class Lz4Decompressor final : public BoundedDecompressor {
       : BoundedDecompressor(input, max_output), ctx_(Lz4Contexts::take()) {
     LZ4F_resetDecompressionContext(ctx_);
   }
-  ~Lz4Decompressor() override { Lz4Contexts::give_back(ctx_); }
+  ~Lz4Decompressor() override { Lz4Contexts::release(ctx_, ended_); }
 
   Status next(std::string_view& out) override {
     if (ended_) return Status::kEnd;
@@ -256,14 +272,23 @@ ZSTD_DCtx* new_zstd_context() {
 void delete_zstd_context(ZSTD_DCtx* ctx) { ZSTD_freeDCtx(ctx); }
 using ZstdContexts = ThreadSpare<ZSTD_DCtx, &new_zstd_context, &delete_zstd_context>;
 
+// zstd allocates a frame's whole window up front (up to 128 MiB at the
+// window log limit), though it touches only what the frame writes. The window
+// log limit is therefore also tied to the output bound: a frame whose window
+// is larger than the bound allows is "too large" for it, which sends the
+// network thread's small-bound check (broker/handlers/produce.cc) to the CPU
+// worker, whose bound allows any window up to the limit.
 class ZstdDecompressor final : public BoundedDecompressor {
  public:
   ZstdDecompressor(std::string_view input, size_t max_output)
       : BoundedDecompressor(input, max_output), ctx_(ZstdContexts::take()) {
+    while (window_log_max_ > 10 && (size_t{1} << (window_log_max_ - 1)) >= max_output) --window_log_max_;
     ZSTD_DCtx_reset(ctx_, ZSTD_reset_session_and_parameters);
-    ZSTD_DCtx_setParameter(ctx_, ZSTD_d_windowLogMax, kZstdWindowLogMax);
+    ZSTD_DCtx_setParameter(ctx_, ZSTD_d_windowLogMax, window_log_max_);
   }
-  ~ZstdDecompressor() override { ZstdContexts::give_back(ctx_); }
+  ~ZstdDecompressor() override {
+    ZstdContexts::release(ctx_, ended_ && ZSTD_sizeof_DCtx(ctx_) <= kZstdRetainedContextBytes);
+  }
 
   Status next(std::string_view& out) override {
     if (ended_) return Status::kEnd;
@@ -272,7 +297,11 @@ class ZstdDecompressor final : public BoundedDecompressor {
     while (piece.pos < piece.size) {
       const size_t in_before = in.pos, out_before = piece.pos;
       const size_t hint = ZSTD_decompressStream(ctx_, &piece, &in);
-      if (ZSTD_isError(hint)) return Status::kCorrupt;
+      if (ZSTD_isError(hint)) {
+        const bool window_over_bound = ZSTD_getErrorCode(hint) == ZSTD_error_frameParameter_windowTooLarge &&
+                                       window_log_max_ < kZstdWindowLogMax;
+        return window_over_bound ? Status::kTooLarge : Status::kCorrupt;
+      }
       if (hint == 0 && in.pos == in.size) {  // a frame ended with the input
         ended_ = true;
         break;
@@ -287,6 +316,7 @@ class ZstdDecompressor final : public BoundedDecompressor {
 
  private:
   ZSTD_DCtx* ctx_;
+  int window_log_max_ = kZstdWindowLogMax;  // lowered for small output bounds
   size_t position_ = 0;
   bool ended_ = false;
 };

@@ -338,5 +338,45 @@ TEST(DecompressorTest, GivesBackExactlyWhatWasCompressed) {
   }
 }
 
+// A zstd frame whose window is larger than a small output bound allows is
+// too large for it (the network thread's inline check then hands it to the
+// CPU worker), and accepted under the default bound.
+TEST(RecordValidationTest, AZstdWindowPastTheBoundIsTooLargeForIt) {
+  const std::string three = record(0) + record(1) + record(2);
+  ZSTD_CCtx* cctx = ZSTD_createCCtx();
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_windowLog, 24);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 0);
+  std::string frame(ZSTD_compressBound(three.size()) + 64, '\0');
+  ZSTD_outBuffer out{frame.data(), frame.size(), 0};
+  ZSTD_inBuffer in{three.data(), three.size(), 0};
+  // Streamed in two calls, as zstd-jni's output stream does: the header is
+  // written before the size is known, so the window is not shrunk to the content.
+  ZSTD_compressStream2(cctx, &out, &in, ZSTD_e_continue);
+  ZSTD_inBuffer none{nullptr, 0, 0};
+  ASSERT_EQ(ZSTD_compressStream2(cctx, &out, &none, ZSTD_e_end), 0u);
+  ZSTD_freeCCtx(cctx);
+  frame.resize(out.pos);
+  const std::string batch = batch_of(Compression::kZstd, 3, frame);
+  EXPECT_EQ(check(batch, 256 << 10), ErrorCode::kMessageTooLarge);
+  EXPECT_EQ(check(batch), ErrorCode::kNone);
+}
+
+// A failed stream must not leave the thread's codec context unusable for the
+// next client (liblz4 stayed in error after a false content size, even reset:
+// found by fuzz/, fuzz/regressions/record_batch/lz4-content-size-liar-poisons-next-frame).
+TEST(RecordValidationTest, AFailedStreamLeavesTheNextOneUnharmed) {
+  const std::string three = record(0) + record(1) + record(2);
+  for (const Codec& codec : kCodecs) {
+    if (codec.id == Compression::kNone) continue;
+    const std::string valid = batch_of(codec.id, 3, codec.compress(three));
+    std::string garbage(100, '\x5A');
+    for (const std::string& bad : {batch_of(codec.id, 3, garbage), batch_of(codec.id, 3, codec.compress(three).substr(0, 9)),
+                                   batch_of(Compression::kLz4, 3, lz4(three, 1ull << 40))}) {
+      check(bad);
+      EXPECT_EQ(check(valid), ErrorCode::kNone) << codec.name;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace sluice::protocol
