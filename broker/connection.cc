@@ -130,7 +130,8 @@ std::string peer_name(const asio::ip::tcp::socket& socket) {
 }  // namespace
 
 asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket socket,
-                                       ConnectionRegistry::Connection& activity) {
+                                       std::shared_ptr<ConnectionRegistry::Connection> entry) {
+  ConnectionRegistry::Connection& activity = *entry;
   activity.socket = &socket;  // the registry closes this one (the caller's was moved from)
   const std::string peer = peer_name(socket);
   const std::string client_host = "/" + peer_address(socket);  // Kafka's form: "/127.0.0.1"

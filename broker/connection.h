@@ -14,9 +14,10 @@
 
 namespace sluice::broker {
 
-// `activity` is the connection's entry in the registry: it is touched on every
-// read and write, and counts the request in handling.
+// `entry` is the connection's entry in the registry: it is touched on every
+// read and write, and counts the request in handling. The connection holds a
+// share of it, since at shutdown it may outlive the registry.
 boost::asio::awaitable<void> serve_connection(Broker& broker, boost::asio::ip::tcp::socket socket,
-                                              ConnectionRegistry::Connection& activity);
+                                              std::shared_ptr<ConnectionRegistry::Connection> entry);
 
 }  // namespace sluice::broker

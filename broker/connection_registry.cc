@@ -23,11 +23,12 @@ bool ConnectionRegistry::address_full(const std::string& address) const {
 
 ConnectionRegistry::Handle ConnectionRegistry::add(std::string address) {
   ++per_address_[address];
-  return connections_.insert(connections_.end(), Connection{nullptr, std::move(address), Clock::now()});
+  return connections_.insert(connections_.end(),
+                             std::make_shared<Connection>(Connection{nullptr, std::move(address), Clock::now()}));
 }
 
 void ConnectionRegistry::remove(Handle handle) {
-  auto it = per_address_.find(handle->address);
+  auto it = per_address_.find((*handle)->address);
   if (it != per_address_.end() && --it->second <= 0) per_address_.erase(it);
   connections_.erase(handle);
   room_.cancel();
@@ -44,7 +45,8 @@ boost::asio::awaitable<void> ConnectionRegistry::wait_for_room() {
 size_t ConnectionRegistry::close_idle(Clock::time_point now) {
   size_t closed = 0;
   const auto limit = std::chrono::milliseconds(max_idle_ms_);
-  for (Connection& c : connections_) {
+  for (const auto& entry : connections_) {
+    Connection& c = *entry;
     if (!c.socket || c.requests_in_handling > 0 || now - c.last_active <= limit || !c.socket->is_open()) continue;
     boost::system::error_code ignored;
     c.socket->shutdown(boost::asio::ip::tcp::socket::shutdown_both, ignored);
@@ -55,7 +57,8 @@ size_t ConnectionRegistry::close_idle(Clock::time_point now) {
 }
 
 void ConnectionRegistry::close_all() {
-  for (Connection& c : connections_) {
+  for (const auto& entry : connections_) {
+    Connection& c = *entry;
     if (!c.socket) continue;
     boost::system::error_code ignored;
     c.socket->shutdown(boost::asio::ip::tcp::socket::shutdown_both, ignored);

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <list>
+#include <memory>
 #include <string>
 #include <unordered_map>
 
@@ -29,7 +30,10 @@ class ConnectionRegistry {
 
     void touch() { last_active = Clock::now(); }
   };
-  using Handle = std::list<Connection>::iterator;
+  // Entries are shared with their connection's coroutine: at shutdown the
+  // io_context destroys coroutines still in a request after the registry is
+  // gone, and their clean-up still writes to their entry.
+  using Handle = std::list<std::shared_ptr<Connection>>::iterator;
 
   // `max_connections` already lowered to what the open-file limit allows.
   ConnectionRegistry(const boost::asio::any_io_executor& executor, int64_t max_connections,
@@ -54,7 +58,7 @@ class ConnectionRegistry {
   void close_all();
 
  private:
-  std::list<Connection> connections_;
+  std::list<std::shared_ptr<Connection>> connections_;
   std::unordered_map<std::string, int64_t> per_address_;
   boost::asio::steady_timer room_;  // cancelled when a connection closes
   const int64_t max_connections_;

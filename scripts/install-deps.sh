@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Sluice needs that are missing, and nothing else.
 #   scripts/install-deps.sh build   what building and running the broker needs
-#   scripts/install-deps.sh test    that, plus what the test suites need
+#   scripts/install-deps.sh fuzz    that, plus clang and libFuzzer (make fuzz)
+#   scripts/install-deps.sh test    build and fuzz, plus what the test suites need
 # Runs apt-get only when something is missing, so it is fast on a ready machine.
 set -euo pipefail
 
@@ -14,6 +15,9 @@ build_packages=(
   libgtest-dev librdkafka-dev libbenchmark-dev
   libtcmalloc-minimal4             # the benchmark load generator's allocator (bench/CMakeLists.txt)
 )
+fuzz_packages=(
+  clang libclang-rt-14-dev         # clang 14 with libFuzzer and the sanitizer runtimes (fuzz/)
+)
 test_packages=(
   kcat                             # kcat (on librdkafka 2.0.2) for compat tests
   python3-venv                     # Python clients live in a venv from PyPI
@@ -22,6 +26,7 @@ test_packages=(
 )
 
 wanted=("${build_packages[@]}")
+if [ "$mode" = fuzz ] || [ "$mode" = test ]; then wanted+=("${fuzz_packages[@]}"); fi
 if [ "$mode" = test ]; then wanted+=("${test_packages[@]}"); fi
 
 missing=()
