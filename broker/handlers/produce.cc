@@ -60,6 +60,7 @@ boost::asio::awaitable<bool> wait_for_sync(Broker& broker, const std::vector<int
 // for its last batch, and the earlier ones are dropped unread. The answer
 // stands where the partition first appeared.
 void keep_last_batch_per_partition(ProduceRequest& request) {
+  if (request.topic_data.size() == 1 && request.topic_data[0].partition_data.size() <= 1) return;  // the usual request
   std::unordered_map<std::string_view, size_t> topic_at;
   bool repeated = false;
   for (const auto& topic : request.topic_data) {
@@ -67,7 +68,7 @@ void keep_last_batch_per_partition(ProduceRequest& request) {
     std::unordered_set<int32_t> partitions;
     for (const auto& data : topic.partition_data) repeated |= !partitions.insert(data.index).second;
   }
-  if (!repeated) return;  // the usual request: nothing to do
+  if (!repeated) return;
   std::vector<ProduceRequest::TopicProduceData> merged;
   std::unordered_map<std::string, size_t> merged_topic_at;
   std::map<std::pair<size_t, int32_t>, size_t> merged_partition_at;
