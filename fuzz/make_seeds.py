@@ -34,6 +34,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "protocol", "codegen"))
 import generate  # noqa: E402  (the protocol generator's schema parser)
+sys.path.insert(0, os.path.join(ROOT, "compat-tests"))
+from harness.batches import xxh32  # noqa: E402  (standard library only, like kwire)
+from harness.kwire import crc32c  # noqa: E402
 
 MAX_SEED = 64 * 1024
 
@@ -67,60 +70,6 @@ def varint(v):  # zig-zag, 32-bit
 
 def varlong(v):  # zig-zag, 64-bit
     return uvarint(((v << 1) ^ (v >> 63)) & 0xFFFFFFFFFFFFFFFF)
-
-
-def _crc32c_table():
-    t = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        t.append(c)
-    return t
-
-
-_CRC_TABLE = _crc32c_table()
-
-
-def crc32c(data):
-    c = 0xFFFFFFFF
-    for b in data:
-        c = _CRC_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
-
-
-M32 = 0xFFFFFFFF
-
-
-def xxh32(data, seed=0):
-    p1, p2, p3, p4, p5 = 2654435761, 2246822519, 3266489917, 668265263, 374761393
-    rotl = lambda x, r: ((x << r) | (x >> (32 - r))) & M32  # noqa: E731
-    n, i = len(data), 0
-    if n >= 16:
-        v = [(seed + p1 + p2) & M32, (seed + p2) & M32, seed & M32, (seed - p1) & M32]
-        while i + 16 <= n:
-            for k in range(4):
-                lane = struct.unpack_from("<I", data, i + 4 * k)[0]
-                v[k] = (rotl((v[k] + lane * p2) & M32, 13) * p1) & M32
-            i += 16
-        h = (rotl(v[0], 1) + rotl(v[1], 7) + rotl(v[2], 12) + rotl(v[3], 18)) & M32
-    else:
-        h = (seed + p5) & M32
-    h = (h + n) & M32
-    while i + 4 <= n:
-        h = (rotl((h + struct.unpack_from("<I", data, i)[0] * p3) & M32, 17) * p4) & M32
-        i += 4
-    while i < n:
-        h = (rotl((h + data[i] * p5) & M32, 11) * p1) & M32
-        i += 1
-    h ^= h >> 15
-    h = (h * p2) & M32
-    h ^= h >> 13
-    h = (h * p3) & M32
-    h ^= h >> 16
-    return h
-
-# --------------------------------------------------------------------------- codecs, by hand
 
 
 def gzip_compress(data):
