@@ -14,7 +14,10 @@ Sluice only (Kafka spends its heap or its threads differently, nothing to compar
 - at max.connections further connections wait in the listen backlog until one closes (as Kafka);
 - under a low open-file limit the broker keeps a quarter of it for its own files: connections past
   the rest wait without the accept loop spinning or flooding the log, and a topic whose logs cannot
-  be opened is refused whole (KAFKA_STORAGE_ERROR) and leaves nothing behind.
+  be opened is refused whole (KAFKA_STORAGE_ERROR) and leaves nothing behind;
+- when the broker's own files take more than that quarter and accept() itself fails with EMFILE,
+  the accept loop backs off (no spinning core, at most one log line a second) and serves again
+  once descriptors are free.
 """
 from __future__ import annotations
 
@@ -213,3 +216,37 @@ def test_open_file_limit(sluice_only, tmp_path):
         for s in conns:
             s.close()
         b.cleanup()
+
+
+def test_accept_backs_off_when_descriptors_run_out(sluice_only, tmp_path):
+    """The broker's own files take more than the quarter kept for them (a topic of 100 partitions
+    under a 256-descriptor limit), so accept() itself fails with EMFILE: the accept loop backs off
+    instead of spinning, logs at most once a second, and serves again once descriptors free up."""
+    b = FileLimitedSluice("sluice", workdir=tmp_path)
+    b.start()
+    conns = []
+    try:
+        with w.connect(b.host, b.port) as admin:
+            assert create_topic(admin, "files", 100, 1) == 0
+        for _ in range(300):
+            s = socket.socket()
+            s.connect((b.host, b.port))
+            conns.append(s)
+        time.sleep(1)
+        cpu = cpu_seconds(b.proc.pid)
+        time.sleep(3)
+        assert cpu_seconds(b.proc.pid) - cpu < 0.5, "the accept loop spins on EMFILE"
+        log = b.log_path.read_text()
+        assert "accept failed: Too many open files" in log
+        assert log.count("accept failed") <= 8, "accept failures are not rate-limited"
+        for s in conns:
+            s.close()
+        conns.clear()
+        time.sleep(1.5)  # the back-off is at most a second
+        with w.connect(b.host, b.port) as s:
+            assert answers(s)
+    finally:
+        for s in conns:
+            s.close()
+        b.cleanup()
+
