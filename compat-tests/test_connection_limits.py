@@ -154,6 +154,28 @@ class FileLimitedSluice(Broker):
         return ["prlimit", "--nofile=256:256", "--", *super()._sluice_cmd()]
 
 
+@pytest.fixture
+def file_limited(sluice_only, tmp_path):
+    """A started FileLimitedSluice, and a list for the test's connections: both closed after it."""
+    b = FileLimitedSluice("sluice", workdir=tmp_path)
+    b.start()
+    conns: list[socket.socket] = []
+    try:
+        yield b, conns
+    finally:
+        for s in conns:
+            s.close()
+        b.cleanup()
+
+
+def open_waiting(b: Broker, conns: list[socket.socket], n: int) -> None:
+    """Opens n connections without sending anything (the kernel completes the handshakes)."""
+    for _ in range(n):
+        s = socket.socket()
+        s.connect((b.host, b.port))
+        conns.append(s)
+
+
 def create_topic(s: socket.socket, name: str, partitions: int, corr: int) -> int:
     """CreateTopics v2 on the raw wire; the topic's error code."""
     body = w.i32(1) + w.string(name) + w.i32(partitions) + w.i16(1) + w.i32(0) + w.i32(0) + w.i32(30000) + b"\x00"
@@ -177,76 +199,55 @@ def topic_exists(s: socket.socket, name: str, corr: int) -> bool:
     return r.i16() == 0
 
 
-def test_open_file_limit(sluice_only, tmp_path):
-    b = FileLimitedSluice("sluice", workdir=tmp_path)
-    b.start()
-    conns = []
-    try:
-        admin = w.connect(b.host, b.port)
-        assert answers(admin)
-        # 300 more: past what the limit leaves for connections (256 less a quarter kept for files).
-        for _ in range(300):
-            s = socket.socket()
-            s.connect((b.host, b.port))
-            conns.append(s)
-        time.sleep(1)
-        cpu = cpu_seconds(b.proc.pid)
-        time.sleep(2)
-        assert cpu_seconds(b.proc.pid) - cpu < 0.5, "the broker spins while connections wait"
-        lines = b.log_path.read_text().count("\n")
-        assert lines < 60, f"the broker wrote {lines} log lines"
-        assert no_answer_within(conns[-1], 1.0)
+def test_open_file_limit(file_limited):
+    b, conns = file_limited
+    admin = w.connect(b.host, b.port)
+    conns.append(admin)
+    assert answers(admin)
+    # 300 more: past what the limit leaves for connections (256 less a quarter kept for files).
+    open_waiting(b, conns, 300)
+    time.sleep(1)
+    cpu = cpu_seconds(b.proc.pid)
+    time.sleep(2)
+    assert cpu_seconds(b.proc.pid) - cpu < 0.5, "the broker spins while connections wait"
+    lines = b.log_path.read_text().count("\n")
+    assert lines < 60, f"the broker wrote {lines} log lines"
+    assert no_answer_within(conns[-1], 1.0)
 
-        # Its own files still open: a small topic is created; one whose logs need more descriptors
-        # than are left is refused whole and leaves nothing behind.
-        assert create_topic(admin, "fits", 10, 2) == 0
-        assert create_topic(admin, "too-many", 150, 3) == KAFKA_STORAGE_ERROR
-        assert not topic_exists(admin, "too-many", 4)
-        assert not any(p.name.startswith("too-many-") for p in b.data_dir.iterdir())
+    # Its own files still open: a small topic is created; one whose logs need more descriptors
+    # than are left is refused whole and leaves nothing behind.
+    assert create_topic(admin, "fits", 10, 2) == 0
+    assert create_topic(admin, "too-many", 150, 3) == KAFKA_STORAGE_ERROR
+    assert not topic_exists(admin, "too-many", 4)
+    assert not any(p.name.startswith("too-many-") for p in b.data_dir.iterdir())
 
-        for s in conns[:-1]:
-            s.close()
-        last = conns[-1]
-        last.settimeout(10)
-        assert struct.unpack(">i", w.recv_frame(last)[:4])[0] == 7  # answered once there is room
-        assert create_topic(admin, "too-many", 150, 5) == 0
-        assert topic_exists(admin, "too-many", 6)
-        admin.close()
-    finally:
-        for s in conns:
-            s.close()
-        b.cleanup()
+    for s in conns[1:-1]:
+        s.close()
+    last = conns[-1]
+    last.settimeout(10)
+    assert struct.unpack(">i", w.recv_frame(last)[:4])[0] == 7  # answered once there is room
+    assert create_topic(admin, "too-many", 150, 5) == 0
+    assert topic_exists(admin, "too-many", 6)
 
 
-def test_accept_backs_off_when_descriptors_run_out(sluice_only, tmp_path):
+def test_accept_backs_off_when_descriptors_run_out(file_limited):
     """The broker's own files take more than the quarter kept for them (a topic of 100 partitions
     under a 256-descriptor limit), so accept() itself fails with EMFILE: the accept loop backs off
     instead of spinning, logs at most once a second, and serves again once descriptors free up."""
-    b = FileLimitedSluice("sluice", workdir=tmp_path)
-    b.start()
-    conns = []
-    try:
-        with w.connect(b.host, b.port) as admin:
-            assert create_topic(admin, "files", 100, 1) == 0
-        for _ in range(300):
-            s = socket.socket()
-            s.connect((b.host, b.port))
-            conns.append(s)
-        time.sleep(1)
-        cpu = cpu_seconds(b.proc.pid)
-        time.sleep(3)
-        assert cpu_seconds(b.proc.pid) - cpu < 0.5, "the accept loop spins on EMFILE"
-        log = b.log_path.read_text()
-        assert "accept failed: Too many open files" in log
-        assert log.count("accept failed") <= 8, "accept failures are not rate-limited"
-        for s in conns:
-            s.close()
-        conns.clear()
-        time.sleep(1.5)  # the back-off is at most a second
-        with w.connect(b.host, b.port) as s:
-            assert answers(s)
-    finally:
-        for s in conns:
-            s.close()
-        b.cleanup()
-
+    b, conns = file_limited
+    with w.connect(b.host, b.port) as admin:
+        assert create_topic(admin, "files", 100, 1) == 0
+    open_waiting(b, conns, 300)
+    time.sleep(1)
+    cpu = cpu_seconds(b.proc.pid)
+    time.sleep(3)
+    assert cpu_seconds(b.proc.pid) - cpu < 0.5, "the accept loop spins on EMFILE"
+    log = b.log_path.read_text()
+    assert "accept failed: Too many open files" in log
+    assert log.count("accept failed") <= 8, "accept failures are not rate-limited"
+    for s in conns:
+        s.close()
+    conns.clear()
+    time.sleep(1.5)  # the back-off is at most a second
+    with w.connect(b.host, b.port) as s:
+        assert answers(s)

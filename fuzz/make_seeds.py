@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.join(ROOT, "protocol", "codegen"))
 import generate  # noqa: E402  (the protocol generator's schema parser)
 sys.path.insert(0, os.path.join(ROOT, "compat-tests"))
 from harness.batches import xxh32  # noqa: E402  (standard library only, like kwire)
-from harness.kwire import crc32c  # noqa: E402
+from harness.kwire import crc32c, uvarint  # noqa: E402
 
 MAX_SEED = 64 * 1024
 
@@ -50,18 +50,6 @@ def u32(v): return struct.pack(">I", v)
 def i64(v): return struct.pack(">q", v)
 def le32(v): return struct.pack("<I", v)
 def le64(v): return struct.pack("<Q", v)
-
-
-def uvarint(v):
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        if v:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 def varint(v):  # zig-zag, 32-bit
