@@ -23,7 +23,10 @@ void Flusher::flush(const std::vector<int>& fds, std::function<void(bool)> done)
   Request request;
   for (int fd : fds) {
     int copy = ::dup(fd);
-    if (copy >= 0) request.fds.push_back(copy);
+    if (copy >= 0)
+      request.fds.push_back(copy);
+    else
+      request.failed = true;  // out of descriptors: the file cannot be synced, so neither can the request
   }
   request.done = std::move(done);
   {
@@ -54,7 +57,9 @@ void Flusher::run() {
     for (auto& request : batch) {
       for (int fd : request.fds) {
         struct stat st {};
-        if (::fstat(fd, &st) == 0 && synced.insert({st.st_dev, st.st_ino}).second) {
+        if (::fstat(fd, &st) != 0) {
+          ok = false;  // not synced: whoever waits on it must not be told it was
+        } else if (synced.insert({st.st_dev, st.st_ino}).second) {
           if (::fdatasync(fd) != 0) ok = false;
           ++syncs;
         }
@@ -66,7 +71,7 @@ void Flusher::run() {
       syncs_ += syncs;
     }
     for (auto& request : batch)
-      boost::asio::post(executor_, [done = std::move(request.done), ok] { done(ok); });
+      boost::asio::post(executor_, [done = std::move(request.done), ok = ok && !request.failed] { done(ok); });
   }
 }
 

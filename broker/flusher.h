@@ -32,6 +32,7 @@ class Flusher {
   struct Request {
     std::vector<int> fds;  // duplicates owned by the request
     std::function<void(bool)> done;
+    bool failed = false;   // a file could not be duplicated (no descriptors left)
   };
   void run();
 

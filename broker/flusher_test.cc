@@ -1,0 +1,77 @@
+#include "broker/flusher.h"
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <cstdio>
+#include <optional>
+#include <vector>
+
+namespace sluice::broker {
+namespace {
+
+// Runs the io_context until the flush's completion has run (at most 5 s).
+void wait_for(boost::asio::io_context& io, const std::optional<bool>& result) {
+  io.restart();  // after an earlier wait ran out of work
+  auto work = boost::asio::make_work_guard(io);  // the completion is posted from the flusher's thread
+  for (int i = 0; i < 500 && !result; ++i) io.run_for(std::chrono::milliseconds(10));
+}
+
+// Runs one flush of `fds` and returns what it reported.
+bool flush_and_wait(boost::asio::io_context& io, Flusher& flusher, const std::vector<int>& fds) {
+  std::optional<bool> result;
+  flusher.flush(fds, [&](bool ok) { result = ok; });
+  wait_for(io, result);
+  EXPECT_TRUE(result.has_value());
+  return result.value_or(true);
+}
+
+TEST(FlusherTest, ReportsSuccessOnlyWhenEveryFileWasSynced) {
+  boost::asio::io_context io;
+  Flusher flusher(io.get_executor());
+  char path[] = "/tmp/sluice-flusher-test-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::unlink(path);
+  ASSERT_EQ(::write(fd, "data", 4), 4);
+  EXPECT_TRUE(flush_and_wait(io, flusher, {fd}));
+  // A descriptor that is not open cannot be synced: the flush fails.
+  EXPECT_FALSE(flush_and_wait(io, flusher, {fd, 987654}));
+  ::close(fd);
+}
+
+// Out of file descriptors, dup() fails: the flush must fail rather than
+// acknowledge data it never synced (an acks=all produce would be answered
+// with the data still only in the page cache).
+TEST(FlusherTest, FailsWhenNoDescriptorIsLeftToDuplicate) {
+  boost::asio::io_context io;
+  Flusher flusher(io.get_executor());
+  char path[] = "/tmp/sluice-flusher-test-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::unlink(path);
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  std::vector<int> filler;
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(fd + 1);  // no descriptor above fd: dup() fails with EMFILE
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
+  for (int spare; (spare = ::open("/dev/null", O_RDONLY)) >= 0;) filler.push_back(spare);  // lower ones too
+  std::optional<bool> result;
+  flusher.flush({fd}, [&](bool ok) { result = ok; });
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  for (int spare : filler) ::close(spare);
+  wait_for(io, result);
+  ASSERT_TRUE(result.has_value());
+  EXPECT_FALSE(*result);
+  ::close(fd);
+}
+
+}  // namespace
+}  // namespace sluice::broker
