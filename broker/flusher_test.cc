@@ -32,14 +32,20 @@ bool flush_and_wait(boost::asio::io_context& io, Flusher& flusher, const std::ve
   return result.value_or(true);
 }
 
+// An open file with something to sync, already unlinked.
+int scratch_file() {
+  char path[] = "/tmp/sluice-flusher-test-XXXXXX";
+  const int fd = ::mkstemp(path);
+  EXPECT_GE(fd, 0);
+  ::unlink(path);
+  EXPECT_EQ(::write(fd, "data", 4), 4);
+  return fd;
+}
+
 TEST(FlusherTest, ReportsSuccessOnlyWhenEveryFileWasSynced) {
   boost::asio::io_context io;
   Flusher flusher(io.get_executor());
-  char path[] = "/tmp/sluice-flusher-test-XXXXXX";
-  const int fd = ::mkstemp(path);
-  ASSERT_GE(fd, 0);
-  ::unlink(path);
-  ASSERT_EQ(::write(fd, "data", 4), 4);
+  const int fd = scratch_file();
   EXPECT_TRUE(flush_and_wait(io, flusher, {fd}));
   // A descriptor that is not open cannot be synced: the flush fails.
   EXPECT_FALSE(flush_and_wait(io, flusher, {fd, 987654}));
@@ -52,10 +58,7 @@ TEST(FlusherTest, ReportsSuccessOnlyWhenEveryFileWasSynced) {
 TEST(FlusherTest, FailsWhenNoDescriptorIsLeftToDuplicate) {
   boost::asio::io_context io;
   Flusher flusher(io.get_executor());
-  char path[] = "/tmp/sluice-flusher-test-XXXXXX";
-  const int fd = ::mkstemp(path);
-  ASSERT_GE(fd, 0);
-  ::unlink(path);
+  const int fd = scratch_file();
   rlimit saved{};
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
   std::vector<int> filler;

@@ -12,7 +12,7 @@ import gzip as _gzip
 import struct
 import zlib
 
-from .kwire import Reader, connect, frame, header_v1, i16, i32, i64, recv_frame, string, uvarint, varint
+from .kwire import KafkaConn, Reader, fetch_raw, frame, header_v1, i16, i32, i64, recv_frame, string, uvarint, varint
 
 CODEC_IDS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 
@@ -323,37 +323,9 @@ def produce_one(sock, topic: str, records: bytes, *, version: int = 7, corr: int
 
 def fetch_raw_batches(bootstrap: str, topic: str, partition: int = 0, offset: int = 0,
                       max_bytes: int = 4 << 20, timeout: float = 30.0) -> list[bytes]:
-    """Fetch v4 (read_uncommitted, no wait) of one partition from `offset`: the complete stored
-    record batches, each as its raw bytes (base offset, length, header, records), undecoded."""
-    body = (i32(-1) + i32(0) + i32(0) + i32(max_bytes) + b"\x00" +
-            i32(1) + string(topic) + i32(1) + i32(partition) + i64(offset) + i32(max_bytes))
-    with connect(*_host_port(bootstrap), timeout) as s:
-        s.sendall(frame(header_v1(1, 4, 77) + body))
-        r = Reader(recv_frame(s, 256 << 20))
-    assert r.i32() == 77
-    r.i32()  # throttle
-    if r.i32() != 1 or r.string() != topic or r.i32() != 1 or r.i32() != partition:
-        raise ValueError("unexpected Fetch answer layout")
-    err = r.i16()
-    if err:
-        raise ValueError(f"Fetch {topic}-{partition}: error {err}")
-    r.i64(); r.i64()  # high watermark, last stable offset
-    for _ in range(max(r.i32(), 0)):
-        r.i64(); r.i64()
-    data = r.take(r.i32())
-    out, at = [], 0
-    while at + 12 <= len(data):
-        n = struct.unpack_from(">i", data, at + 8)[0]
-        if at + 12 + n > len(data):
-            break  # partial batch at the end
-        out.append(data[at:at + 12 + n])
-        at += 12 + n
-    return out
-
-
-def _host_port(bootstrap: str) -> tuple[str, int]:
-    host, port = bootstrap.rsplit(":", 1)
-    return host, int(port)
+    """The complete stored record batches of one partition from `offset`, each as its raw bytes."""
+    with KafkaConn.to(bootstrap, timeout) as conn:
+        return fetch_raw(conn, topic, partition, offset, max_bytes)
 
 
 def same_batch_content(stored: bytes, sent: bytes) -> bool:

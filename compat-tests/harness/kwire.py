@@ -505,9 +505,10 @@ def _decode_records(data: bytes, count: int) -> list[bytes | None]:
     return values
 
 
-def fetch_batches(conn: KafkaConn, topic: str, partition: int, offset: int = 0,
-                  max_bytes: int = 1 << 20) -> list[FetchedBatch]:
-    """Fetch v4 (read_uncommitted, no wait) of one partition from `offset`; the complete batches."""
+def fetch_raw(conn: KafkaConn, topic: str, partition: int, offset: int = 0,
+              max_bytes: int = 1 << 20) -> list[bytes]:
+    """Fetch v4 (read_uncommitted, no wait) of one partition from `offset`: the complete stored record
+    batches, each as its raw bytes (base offset, length, header, records), undecoded."""
     body = (i32(-1) + i32(0) + i32(0) + i32(max_bytes) + i8(0) +
             i32(1) + string(topic) + i32(1) + i32(partition) + i64(offset) + i32(max_bytes))
     r = conn.request(1, 4, body, False)
@@ -520,14 +521,27 @@ def fetch_batches(conn: KafkaConn, topic: str, partition: int, offset: int = 0,
     r.i64(); r.i64()  # high watermark, last stable offset
     for _ in range(max(r.i32(), 0)):  # aborted transactions
         r.i64(); r.i64()
-    records = Reader(r.take(r.i32()))
-    out = []
-    while len(records.rest()) >= 61:
-        base = records.i64()
-        blen = records.i32()
-        if blen > len(records.rest()):
+    data = r.take(r.i32())
+    out, at = [], 0
+    while at + 12 <= len(data):
+        n = struct.unpack_from(">i", data, at + 8)[0]
+        if at + 12 + n > len(data):
             break  # partial batch at the end
-        b = Reader(records.take(blen))
+        out.append(data[at:at + 12 + n])
+        at += 12 + n
+    return out
+
+
+def fetch_batches(conn: KafkaConn, topic: str, partition: int, offset: int = 0,
+                  max_bytes: int = 1 << 20) -> list[FetchedBatch]:
+    """Fetch v4 (read_uncommitted, no wait) of one partition from `offset`; the complete batches."""
+    out = []
+    for raw in fetch_raw(conn, topic, partition, offset, max_bytes):
+        if len(raw) < 61:
+            break  # too short for a batch header
+        b = Reader(raw)
+        base = b.i64()
+        b.i32()  # batch length
         b.i32()  # partition leader epoch
         if b.i8() != 2:
             raise ValueError("magic != 2")
