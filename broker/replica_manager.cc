@@ -234,7 +234,7 @@ void ReplicaManager::load(const controller::Controller& controller) {
   std::set<std::string> expected;
   uint64_t verified_bytes = 0;
   for (const auto& [name, topic] : controller.topics())
-    for (int32_t p = 0; p < topic.partitions; ++p) {
+    for (int32_t p = 0; p < topic.partition_count(); ++p) {
       verified_bytes += open_partition(topic, p);
       expected.insert(partition_dir(name, p).filename().string());
     }
@@ -260,7 +260,7 @@ Partition* ReplicaManager::find(std::string_view topic, int32_t index) {
 }
 
 void ReplicaManager::on_topic_created(const controller::TopicInfo& topic) {
-  for (int32_t p = 0; p < topic.partitions; ++p) {
+  for (int32_t p = 0; p < topic.partition_count(); ++p) {
     // A namesake's state, if a crash left some behind.
     store_.apply({{producer_snapshot_key(topic.name, p), std::nullopt}, {log_checkpoint_key(topic.name, p), std::nullopt}});
     open_partition(topic, p);
@@ -268,16 +268,16 @@ void ReplicaManager::on_topic_created(const controller::TopicInfo& topic) {
 }
 
 void ReplicaManager::on_partitions_added(const controller::TopicInfo& topic, int32_t old_count) {
-  for (int32_t p = old_count; p < topic.partitions; ++p) open_partition(topic, p);
+  for (int32_t p = old_count; p < topic.partition_count(); ++p) open_partition(topic, p);
 }
 
 void ReplicaManager::on_topic_deleted(const controller::TopicInfo& topic) {
-  for (int32_t p = 0; p < topic.partitions; ++p) drop_partition(topic.name, p);
+  for (int32_t p = 0; p < topic.partition_count(); ++p) drop_partition(topic.name, p);
 }
 
 void ReplicaManager::on_partitions_removed(const controller::TopicInfo& topic) {
   // The partitions an on_partitions_added opened before it failed.
-  for (auto it = partitions_.lower_bound(std::pair<std::string_view, int32_t>(topic.name, topic.partitions));
+  for (auto it = partitions_.lower_bound(std::pair<std::string_view, int32_t>(topic.name, topic.partition_count()));
        it != partitions_.end() && it->first.first == topic.name;)
     drop_partition(topic.name, (it++)->first.second);
 }
@@ -299,7 +299,7 @@ void ReplicaManager::drop_partition(const std::string& topic, int32_t index) {
 }
 
 void ReplicaManager::on_topic_configs_changed(const controller::TopicInfo& topic) {
-  for (int32_t p = 0; p < topic.partitions; ++p)
+  for (int32_t p = 0; p < topic.partition_count(); ++p)
     if (Partition* partition = find(topic.name, p)) apply_topic_settings(*partition, topic);
 }
 

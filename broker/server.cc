@@ -183,9 +183,26 @@ int run_server(const BrokerConfig& config) {
   std::filesystem::create_directories(log_dir);
   auto store = storage::StateStore::open((log_dir / "__sluice_state").string());
 
-  controller::Controller controller(*store, controller::Controller::Options{
-                                                config.node_id(), config.get_int("num.partitions"),
-                                                static_cast<int16_t>(config.get_int("default.replication.factor"))});
+  controller::Controller controller(
+      *store, controller::Controller::Options{
+                  config.node_id(), config.get_int("num.partitions"),
+                  static_cast<int16_t>(config.get_int("default.replication.factor")),
+                  static_cast<uint64_t>(config.get_long("metadata.log.max.record.bytes.between.snapshots"))});
+  // This node's broker registers with its controller under a new incarnation
+  // on every start, and is unfenced at once: in one process it is caught up by
+  // construction.
+  {
+    std::vector<controller::BrokerEndpoint> endpoints;
+    for (const auto& l : config.advertised_listeners()) endpoints.push_back({l.name, l.host, l.port, 0});
+    int64_t epoch = -1;
+    auto registered = controller.register_broker(config.node_id(), controller::random_uuid(), endpoints,
+                                                 config.value("broker.rack"), &epoch);
+    if (registered.ok()) registered = controller.unfence_broker(config.node_id(), epoch);
+    if (!registered.ok()) {
+      SLUICE_LOG(kError, "could not register broker " << config.node_id() << ": " << registered.message);
+      return 1;
+    }
+  }
   asio::io_context io(1);
   Flusher flusher(io.get_executor());
   ReplicaManager replicas(log_dir, config, *store, flusher);

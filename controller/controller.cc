@@ -1,8 +1,11 @@
 #include "controller/controller.h"
 
+#include <algorithm>
 #include <random>
+#include <set>
 
 #include "controller/topic_config.h"
+#include "controller/metadata_records.h"
 #include "storage/state_store.h"
 
 namespace sluice::controller {
@@ -14,15 +17,6 @@ constexpr std::string_view kTopicPrefix = "topic/";
 constexpr std::string_view kClusterIdKey = "cluster/id";
 constexpr std::string_view kNextProducerIdKey = "cluster/next-producer-id";
 constexpr size_t kMaxTopicNameLength = 249;
-
-protocol::Uuid random_uuid() {
-  std::random_device rd;
-  protocol::Uuid id;
-  for (auto& b : id.bytes) b = static_cast<uint8_t>(rd());
-  id.bytes[6] = (id.bytes[6] & 0x0F) | 0x40;  // version 4
-  id.bytes[8] = (id.bytes[8] & 0x3F) | 0x80;  // IETF variant
-  return id;
-}
 
 // Kafka prints cluster ids as unpadded URL-safe base64 of a UUID (22 chars).
 std::string base64url(const protocol::Uuid& id) {
@@ -42,28 +36,22 @@ std::string base64url(const protocol::Uuid& id) {
   return out;
 }
 
-std::string encode_topic(const TopicInfo& t) {
-  protocol::Writer w;
-  w.write_int8(1);  // record format version
-  w.write_uuid(t.id);
-  w.write_int32(t.partitions);
-  w.write_int16(t.replication_factor);
-  w.write_int32(static_cast<int32_t>(t.configs.size()));
-  for (const auto& [k, v] : t.configs) {
-    w.write_string(k);
-    w.write_string(v);
-  }
-  return std::move(w.buffer());
-}
+// A topic as data directories from before the metadata log kept it, under
+// "topic/<name>": format version 1, id, partition count, replication factor,
+// configs.
+struct LegacyTopic {
+  protocol::Uuid id;
+  int32_t partitions = 0;
+  std::map<std::string, std::string> configs;
+};
 
-TopicInfo decode_topic(std::string_view name, std::string_view bytes) {
+LegacyTopic decode_legacy_topic(std::string_view bytes) {
   protocol::Reader r(bytes);
-  TopicInfo t;
-  t.name = std::string(name);
+  LegacyTopic t;
   if (r.read_int8() != 1) throw protocol::DecodeError("unknown topic record version");
   t.id = r.read_uuid();
   t.partitions = r.read_int32();
-  t.replication_factor = r.read_int16();
+  r.read_int16();  // replication factor: always 1 on a single node
   int32_t n = r.read_array_length(4);
   for (int32_t i = 0; i < n; ++i) {
     std::string k = r.read_string();
@@ -83,6 +71,15 @@ std::string collision_key(std::string_view name) {
 
 }  // namespace
 
+protocol::Uuid random_uuid() {
+  std::random_device rd;
+  protocol::Uuid id;
+  for (auto& b : id.bytes) b = static_cast<uint8_t>(rd());
+  id.bytes[6] = (id.bytes[6] & 0x0F) | 0x40;  // version 4
+  id.bytes[8] = (id.bytes[8] & 0x3F) | 0x80;  // IETF variant
+  return id;
+}
+
 std::optional<std::string> invalid_topic_name_reason(std::string_view name) {
   if (name.empty()) return "Topic name is illegal, it can't be empty";
   if (name == "." || name == "..") return "Topic name cannot be \".\" or \"..\"";
@@ -97,39 +94,183 @@ std::optional<std::string> invalid_topic_name_reason(std::string_view name) {
   return std::nullopt;
 }
 
-Controller::Controller(storage::StateStore& store, Options options) : store_(store), options_(options) {
-  if (auto next = store_.get(kNextProducerIdKey)) next_producer_id_ = std::stoll(*next);
+Controller::Controller(storage::StateStore& store, Options options)
+    : store_(store), options_(options), log_(store) {
   if (auto id = store_.get(kClusterIdKey)) {
     cluster_id_ = *id;
   } else {
     cluster_id_ = base64url(random_uuid());
     store_.put(kClusterIdKey, cluster_id_);
   }
+  if (log_.empty()) migrate_legacy_state();
+  log_.replay([&](std::string_view bytes) { image_.apply(decode_record(bytes)); });
+}
+
+void Controller::migrate_legacy_state() {
+  std::vector<std::string> records;
+  std::vector<storage::StateStore::Change> erase;
   store_.scan(kTopicPrefix, [&](std::string_view key, std::string_view value) {
-    std::string_view name = key.substr(kTopicPrefix.size());
-    topics_.emplace(std::string(name), decode_topic(name, value));
+    const std::string name(key.substr(kTopicPrefix.size()));
+    const LegacyTopic legacy = decode_legacy_topic(value);
+    records.push_back(encode_record(protocol::TopicRecord{name, legacy.id}));
+    // Led by this node in epoch 0, as the single node's batches were written.
+    for (int32_t p = 0; p < legacy.partitions; ++p) {
+      protocol::PartitionRecord partition = new_partition(legacy.id, p, {options_.node_id});
+      partition.leader = options_.node_id;
+      records.push_back(encode_record(partition));
+    }
+    for (const auto& [k, v] : legacy.configs)
+      records.push_back(encode_record(protocol::ConfigRecord{kTopicResource, name, k, v}));
+    erase.push_back({std::string(key), std::nullopt});
   });
+  if (auto next = store_.get(kNextProducerIdKey)) {
+    protocol::ProducerIdsRecord ids;
+    ids.broker_id = options_.node_id;
+    ids.next_producer_id = std::stoll(*next);
+    records.push_back(encode_record(ids));
+    erase.push_back({std::string(kNextProducerIdKey), std::nullopt});
+  }
+  if (records.empty()) return;
+  log_.append(records, erase);
 }
 
-const TopicInfo* Controller::find_topic(std::string_view name) const {
-  auto it = topics_.find(name);
-  return it == topics_.end() ? nullptr : &it->second;
+OperationResult Controller::commit(const std::vector<MetadataRecord>& records) {
+  std::vector<std::string> encoded;
+  encoded.reserve(records.size());
+  for (const auto& r : records) encoded.push_back(encode_record(r));
+  try {
+    log_.append(encoded);
+  } catch (const std::exception& e) {
+    return {ErrorCode::kKafkaStorageError, std::string("Could not write the metadata log: ") + e.what()};
+  }
+  for (const auto& r : records) image_.apply(r);
+  if (log_.bytes_since_snapshot() >= options_.snapshot_after_bytes) {
+    std::vector<std::string> image;
+    for (const auto& r : image_.to_records()) image.push_back(encode_record(r));
+    try {
+      log_.write_snapshot(image);
+    } catch (const std::exception&) {
+      // The log still holds everything; the next commit tries again.
+    }
+  }
+  return {};
 }
 
-const TopicInfo* Controller::find_topic(const protocol::Uuid& id) const {
-  for (const auto& [name, topic] : topics_)
-    if (topic.id == id) return &topic;
-  return nullptr;
+OperationResult Controller::register_broker(int32_t id, const protocol::Uuid& incarnation_id,
+                                            const std::vector<BrokerEndpoint>& endpoints,
+                                            const std::optional<std::string>& rack, int64_t* epoch) {
+  protocol::RegisterBrokerRecord r;
+  r.broker_id = id;
+  r.incarnation_id = incarnation_id;
+  r.broker_epoch = log_.end_offset();
+  for (const auto& e : endpoints) {
+    auto& ep = r.end_points.emplace_back();
+    ep.name = e.listener;
+    ep.host = e.host;
+    ep.port = e.port;
+    ep.security_protocol = e.security_protocol;
+  }
+  r.rack = rack;
+  r.fenced = true;
+  OperationResult result = commit({r});
+  if (result.ok() && epoch) *epoch = r.broker_epoch;
+  return result;
+}
+
+OperationResult Controller::unfence_broker(int32_t id, int64_t epoch) {
+  const BrokerRegistration* b = image_.find_broker(id);
+  if (!b || b->epoch != epoch) return {ErrorCode::kStaleBrokerEpoch, "Expected broker epoch " + std::to_string(epoch)};
+  if (!b->fenced) return {};
+  // Partitions left without a leader that this broker has in sync get it as
+  // leader (a new leader epoch), in the same commit.
+  std::vector<MetadataRecord> records{protocol::UnfenceBrokerRecord{id, epoch}};
+  for (const auto& [name, topic] : topics())
+    for (int32_t p = 0; p < topic.partition_count(); ++p) {
+      const PartitionState& state = topic.partitions[p];
+      if (state.leader >= 0 || std::find(state.isr.begin(), state.isr.end(), id) == state.isr.end()) continue;
+      protocol::PartitionChangeRecord change;
+      change.topic_id = topic.id;
+      change.partition_id = p;
+      change.leader = id;
+      records.push_back(change);
+    }
+  return commit(records);
 }
 
 int64_t Controller::allocate_producer_ids(int32_t count) {
-  const int64_t first = next_producer_id_;
-  store_.put(kNextProducerIdKey, std::to_string(first + count));
-  next_producer_id_ = first + count;
+  const int64_t first = image_.next_producer_id();
+  protocol::ProducerIdsRecord r;
+  r.broker_id = options_.node_id;
+  r.next_producer_id = first + count;
+  OperationResult result = commit({r});
+  if (!result.ok()) throw std::runtime_error(result.message);
   return first;
 }
 
-void Controller::persist(const TopicInfo& topic) { store_.put(std::string(kTopicPrefix) + topic.name, encode_topic(topic)); }
+std::vector<std::vector<int32_t>> Controller::place_replicas(int32_t first, int32_t count,
+                                                             int16_t replication_factor) const {
+  // Brokers in an order that alternates racks (rack a's first, rack b's
+  // first, ..., rack a's second, ...), as Kafka's placer orders them: replicas
+  // taken consecutively from it land on different racks whenever it can.
+  std::map<std::string, std::vector<int32_t>> by_rack;
+  std::map<int32_t, std::string> rack_of;
+  for (int32_t id : live_brokers()) {
+    const BrokerRegistration* b = image_.find_broker(id);
+    rack_of[id] = b && b->rack ? *b->rack : std::string();
+    by_rack[rack_of[id]].push_back(id);
+  }
+  std::vector<int32_t> order;
+  for (size_t round = 0; order.size() < rack_of.size(); ++round)
+    for (const auto& [rack, ids] : by_rack)
+      if (round < ids.size()) order.push_back(ids[round]);
+  // Leaders go round the list. Followers are taken walking on from a start
+  // shifted by one more each cycle (so each broker's followers are spread
+  // too), skipping brokers already chosen and, until every rack has a
+  // replica, brokers on a rack already chosen.
+  const int32_t n = static_cast<int32_t>(order.size());
+  std::vector<std::vector<int32_t>> placement;
+  for (int32_t p = first; p < first + count; ++p) {
+    std::vector<int32_t> replicas{order[p % n]};
+    std::set<std::string> racks{rack_of[replicas[0]]};
+    const int32_t shift = 1 + (p / n) % std::max(1, n - 1);
+    int32_t next = p + shift;
+    while (static_cast<int32_t>(replicas.size()) < replication_factor) {
+      const bool every_rack_used = racks.size() == by_rack.size();
+      for (int32_t step = 0; step < n; ++step) {
+        const int32_t candidate = order[(next + step) % n];
+        if (std::find(replicas.begin(), replicas.end(), candidate) != replicas.end()) continue;
+        if (!every_rack_used && racks.count(rack_of[candidate])) continue;
+        replicas.push_back(candidate);
+        racks.insert(rack_of[candidate]);
+        next += step + 1;
+        break;
+      }
+    }
+    placement.push_back(std::move(replicas));
+  }
+  return placement;
+}
+
+protocol::PartitionRecord Controller::new_partition(const protocol::Uuid& topic, int32_t index,
+                                                    const std::vector<int32_t>& replicas) const {
+  protocol::PartitionRecord r;
+  r.partition_id = index;
+  r.topic_id = topic;
+  r.replicas = replicas;
+  // Every replica of a new partition is in sync (there is nothing to copy);
+  // the leader is the first live one in preference order.
+  r.isr = replicas;
+  const auto live = live_brokers();
+  r.leader = -1;
+  for (int32_t id : replicas)
+    if (std::find(live.begin(), live.end(), id) != live.end()) {
+      r.leader = id;
+      break;
+    }
+  r.leader_epoch = 0;
+  r.partition_epoch = 0;
+  return r;
+}
 
 OperationResult Controller::create_topic(std::string_view name, int32_t partitions, int16_t replication_factor,
                                          const std::vector<std::vector<int32_t>>& assignments,
@@ -137,7 +278,7 @@ OperationResult Controller::create_topic(std::string_view name, int32_t partitio
                                          const TopicInfo** created) {
   if (auto reason = invalid_topic_name_reason(name)) return {ErrorCode::kInvalidTopicException, *reason};
   if (find_topic(name)) return {ErrorCode::kTopicAlreadyExists, "Topic '" + std::string(name) + "' already exists."};
-  for (const auto& [existing, _] : topics_)
+  for (const auto& [existing, _] : topics())
     if (collision_key(existing) == collision_key(name))
       return {ErrorCode::kInvalidTopicException,
               "Topic '" + std::string(name) + "' collides with existing topic: " + existing};
@@ -173,83 +314,115 @@ OperationResult Controller::create_topic(std::string_view name, int32_t partitio
     if (auto problem = validate_topic_config(key, value)) return {ErrorCode::kInvalidConfig, *problem};
   if (validate_only) return {};
 
-  TopicInfo topic;
-  topic.name = std::string(name);
-  do topic.id = random_uuid();
-  while (find_topic(topic.id));
-  topic.partitions = partitions;
-  topic.replication_factor = replication_factor;
-  topic.configs = configs;
-  persist(topic);
-  auto [it, _] = topics_.emplace(topic.name, std::move(topic));
-  try {
-    for (auto* l : listeners_) l->on_topic_created(it->second);
-  } catch (const std::exception& e) {
-    TopicInfo undone = std::move(it->second);
-    topics_.erase(it);
-    store_.erase(std::string(kTopicPrefix) + undone.name);
-    for (auto* l : listeners_) {
+  protocol::Uuid id;
+  do id = random_uuid();
+  while (find_topic(id) || id.is_zero());
+  const auto placement = assignments.empty() ? place_replicas(0, partitions, replication_factor) : assignments;
+  std::vector<MetadataRecord> records{protocol::TopicRecord{std::string(name), id}};
+  for (int32_t p = 0; p < partitions; ++p) records.push_back(new_partition(id, p, placement[p]));
+  for (const auto& [key, value] : configs)
+    records.push_back(protocol::ConfigRecord{kTopicResource, std::string(name), key, value});
+
+  // What the image will hold once the records are applied, for the listeners.
+  MetadataImage preview;
+  for (const auto& r : records) preview.apply(r);
+  const TopicInfo& topic = *preview.find_topic(name);
+  size_t told = 0;
+  auto undo = [&] {
+    for (size_t i = 0; i < told; ++i) {
       try {
-        l->on_topic_deleted(undone);
+        listeners_[i]->on_topic_deleted(topic);
       } catch (const std::exception&) {  // nothing more to undo with
       }
     }
-    return {ErrorCode::kKafkaStorageError, "Could not create the logs of topic '" + undone.name + "': " + e.what()};
+  };
+  try {
+    for (; told < listeners_.size(); ++told) listeners_[told]->on_topic_created(topic);
+  } catch (const std::exception& e) {
+    ++told;  // the one that threw may have opened some logs
+    undo();
+    return {ErrorCode::kKafkaStorageError, "Could not create the logs of topic '" + topic.name + "': " + e.what()};
   }
-  if (created) *created = &it->second;
+  if (OperationResult result = commit(records); !result.ok()) {
+    undo();
+    return result;
+  }
+  if (created) *created = find_topic(name);
   return {};
 }
 
 OperationResult Controller::delete_topic(std::string_view name) {
-  auto it = topics_.find(name);
-  if (it == topics_.end()) return {ErrorCode::kUnknownTopicOrPartition, "This server does not host this topic-partition."};
-  store_.erase(std::string(kTopicPrefix) + it->second.name);
-  TopicInfo removed = std::move(it->second);
-  topics_.erase(it);
+  const TopicInfo* found = find_topic(name);
+  if (!found) return {ErrorCode::kUnknownTopicOrPartition, "This server does not host this topic-partition."};
+  const TopicInfo removed = *found;
+  if (OperationResult result = commit({protocol::RemoveTopicRecord{removed.id}}); !result.ok()) return result;
   for (auto* l : listeners_) l->on_topic_deleted(removed);
   return {};
 }
 
 OperationResult Controller::alter_topic_configs(std::string_view name, const std::map<std::string, std::string>& configs,
                                                 bool validate_only) {
-  auto it = topics_.find(name);
-  if (it == topics_.end()) return {ErrorCode::kUnknownTopicOrPartition, "The topic '" + std::string(name) + "' does not exist."};
+  const TopicInfo* topic = find_topic(name);
+  if (!topic) return {ErrorCode::kUnknownTopicOrPartition, "The topic '" + std::string(name) + "' does not exist."};
   for (const auto& [key, value] : configs)
     if (auto problem = validate_topic_config(key, value)) return {ErrorCode::kInvalidConfig, *problem};
   if (validate_only) return {};
-  it->second.configs = configs;
-  persist(it->second);
-  for (auto* l : listeners_) l->on_topic_configs_changed(it->second);
+  // The configs sent replace the topic's overrides: set each, remove the rest.
+  std::vector<MetadataRecord> records;
+  for (const auto& [key, value] : configs)
+    records.push_back(protocol::ConfigRecord{kTopicResource, topic->name, key, value});
+  for (const auto& [key, value] : topic->configs)
+    if (!configs.count(key)) records.push_back(protocol::ConfigRecord{kTopicResource, topic->name, key, std::nullopt});
+  if (records.empty()) return {};
+  if (OperationResult result = commit(records); !result.ok()) return result;
+  for (auto* l : listeners_) l->on_topic_configs_changed(*find_topic(name));
   return {};
 }
 
 OperationResult Controller::create_partitions(std::string_view name, int32_t new_total, bool validate_only) {
-  auto it = topics_.find(name);
-  if (it == topics_.end()) return {ErrorCode::kUnknownTopicOrPartition, "This server does not host this topic-partition."};
-  TopicInfo& topic = it->second;
-  if (new_total < topic.partitions)
-    return {ErrorCode::kInvalidPartitions, "The topic " + topic.name + " currently has " + std::to_string(topic.partitions) +
+  const TopicInfo* found = find_topic(name);
+  if (!found) return {ErrorCode::kUnknownTopicOrPartition, "This server does not host this topic-partition."};
+  const TopicInfo& topic = *found;
+  const int32_t old = topic.partition_count();
+  if (new_total < old)
+    return {ErrorCode::kInvalidPartitions, "The topic " + topic.name + " currently has " + std::to_string(old) +
                                                " partition(s); " + std::to_string(new_total) +
                                                " would not be an increase."};
-  if (new_total == topic.partitions)
-    return {ErrorCode::kInvalidPartitions, "Topic already has " + std::to_string(topic.partitions) + " partition(s)."};
+  if (new_total == old) return {ErrorCode::kInvalidPartitions, "Topic already has " + std::to_string(old) + " partition(s)."};
+  if (static_cast<size_t>(topic.replication_factor()) > live_brokers().size())
+    return {ErrorCode::kInvalidReplicationFactor,
+            "Unable to replicate the partition " + std::to_string(topic.replication_factor()) +
+                " time(s): only " + std::to_string(live_brokers().size()) + " broker(s) are registered."};
   if (validate_only) return {};
-  int32_t old = topic.partitions;
-  topic.partitions = new_total;
-  persist(topic);
-  try {
-    for (auto* l : listeners_) l->on_partitions_added(topic, old);
-  } catch (const std::exception& e) {
-    topic.partitions = old;
-    persist(topic);
-    for (auto* l : listeners_) {
+
+  std::vector<MetadataRecord> records;
+  const auto placement = place_replicas(old, new_total - old, topic.replication_factor());
+  for (int32_t p = old; p < new_total; ++p) records.push_back(new_partition(topic.id, p, placement[p - old]));
+  TopicInfo grown = topic;
+  for (const auto& r : records) {
+    const auto& pr = std::get<protocol::PartitionRecord>(r);
+    grown.partitions.push_back({pr.replicas, pr.isr, pr.leader, pr.leader_epoch, pr.partition_epoch, 0});
+  }
+  size_t told = 0;
+  auto undo = [&] {
+    for (size_t i = 0; i < told; ++i) {
       try {
-        l->on_partitions_removed(topic);
+        listeners_[i]->on_partitions_removed(topic);
       } catch (const std::exception&) {  // nothing more to undo with
       }
     }
+  };
+  try {
+    for (; told < listeners_.size(); ++told) listeners_[told]->on_partitions_added(grown, old);
+  } catch (const std::exception& e) {
+    ++told;
+    undo();
     return {ErrorCode::kKafkaStorageError, "Could not create the logs of the new partitions of topic '" + topic.name +
                                                "': " + e.what()};
+  }
+  if (OperationResult result = commit(records); !result.ok()) {
+    undo();
+    return result;
   }
   return {};
 }

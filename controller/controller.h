@@ -1,9 +1,10 @@
-// The cluster manager. Today it runs embedded in a single-node broker: it owns
-// the topic metadata (names, ids, partition counts, topic configs), persists it
-// in the state store, validates topic operations the way Kafka's controller
-// does, and tells listeners (the broker's replica manager) what changed.
-// Broker registration, heartbeats, fencing and leader election arrive with the
-// multi-node issues.
+// The cluster manager. Its state is the metadata log (metadata_log.h): every
+// operation validates a request the way Kafka's controller does, turns it into
+// Kafka's metadata records, appends them in one durable transaction and
+// applies them to its image (metadata_image.h). Replaying the log rebuilds
+// the image after a restart. Today it runs inside the broker process and tells
+// in-process listeners (the broker's replica manager) what changed; brokers in
+// other processes will follow the log instead.
 //
 // Not thread-safe: used from the broker's network thread.
 #pragma once
@@ -16,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "controller/metadata_image.h"
+#include "controller/metadata_log.h"
 #include "protocol/error_codes.h"
 #include "protocol/wire.h"
 
@@ -24,14 +27,6 @@ class StateStore;
 }
 
 namespace sluice::controller {
-
-struct TopicInfo {
-  std::string name;
-  protocol::Uuid id;
-  int32_t partitions = 0;
-  int16_t replication_factor = 1;
-  std::map<std::string, std::string> configs;  // explicit topic configs only
-};
 
 // Kafka's controller turns one request into at most this many metadata
 // records (a topic record, one per partition, one per config) and refuses
@@ -46,7 +41,9 @@ struct OperationResult {
   bool ok() const { return error == protocol::ErrorCode::kNone; }
 };
 
-// Observes metadata changes; called after the change is durable.
+// Observes metadata changes. In-process listeners are told before the change
+// is committed to the log (they open the partitions' logs), so that a change
+// they cannot take is never committed.
 class MetadataListener {
  public:
   virtual ~MetadataListener() = default;
@@ -56,13 +53,13 @@ class MetadataListener {
   // A topic's configs were altered (AlterConfigs / IncrementalAlterConfigs).
   virtual void on_topic_configs_changed(const TopicInfo& /*topic*/) {}
   // Undoes an on_partitions_added that a listener could not complete: the
-  // partitions from `topic.partitions` on are gone again.
+  // partitions from `topic.partition_count()` on are gone again.
   virtual void on_partitions_removed(const TopicInfo& /*topic*/) {}
 };
 // A listener that cannot take a change (its logs could not be opened: no file
-// descriptors or no space left) throws; the controller then undoes the change
-// everywhere and answers KAFKA_STORAGE_ERROR, so that a topic or a partition
-// count is never half made.
+// descriptors or no space left) throws; the controller then undoes it in the
+// listeners told before, commits nothing and answers KAFKA_STORAGE_ERROR, so
+// that a topic or a partition count is never half made.
 
 class Controller {
  public:
@@ -70,19 +67,34 @@ class Controller {
     int32_t node_id = 1;
     int32_t default_partitions = 1;
     int16_t default_replication_factor = 1;
+    // Kafka's metadata.log.max.record.bytes.between.snapshots.
+    uint64_t snapshot_after_bytes = 20 * 1024 * 1024;
   };
 
-  // Loads the persisted metadata (and creates the cluster id on first start).
+  // Replays the metadata log (creating the cluster id on first start). A data
+  // directory from before the metadata log (topics under "topic/" keys) is
+  // migrated into it once, in one transaction. Throws std::runtime_error when
+  // the log does not replay.
   Controller(storage::StateStore& store, Options options);
 
   const std::string& cluster_id() const { return cluster_id_; }
   int32_t node_id() const { return options_.node_id; }
-  // Brokers that can host replicas: this node until multi-node arrives.
-  std::vector<int32_t> live_brokers() const { return {options_.node_id}; }
+  const MetadataImage& image() const { return image_; }
+  const MetadataLog& log() const { return log_; }
+  // Registered brokers that are not fenced: where replicas can go.
+  std::vector<int32_t> live_brokers() const { return image_.unfenced_brokers(); }
 
-  const std::map<std::string, TopicInfo, std::less<>>& topics() const { return topics_; }
-  const TopicInfo* find_topic(std::string_view name) const;
-  const TopicInfo* find_topic(const protocol::Uuid& id) const;
+  const std::map<std::string, TopicInfo, std::less<>>& topics() const { return image_.topics(); }
+  const TopicInfo* find_topic(std::string_view name) const { return image_.find_topic(name); }
+  const TopicInfo* find_topic(const protocol::Uuid& id) const { return image_.find_topic(id); }
+
+  // A broker (re)starting: a new registration whose epoch is the offset of its
+  // record, so a restarted broker is never mistaken for its old self. Fenced
+  // until unfence_broker(). `epoch` receives the broker epoch.
+  OperationResult register_broker(int32_t id, const protocol::Uuid& incarnation_id,
+                                  const std::vector<BrokerEndpoint>& endpoints, const std::optional<std::string>& rack,
+                                  int64_t* epoch);
+  OperationResult unfence_broker(int32_t id, int64_t epoch);
 
   // Listeners are told in the order they were added.
   void add_listener(MetadataListener* listener) { listeners_.push_back(listener); }
@@ -108,15 +120,26 @@ class Controller {
   int64_t allocate_producer_ids(int32_t count);
 
  private:
-  void persist(const TopicInfo& topic);
+  // Appends the records in one transaction and applies them; snapshots when
+  // enough has been written since the last one.
+  OperationResult commit(const std::vector<MetadataRecord>& records);
+  void migrate_legacy_state();
+  // Replicas for `count` new partitions, leaders and followers spread evenly
+  // over the live brokers and their racks, starting at partition `first`.
+  std::vector<std::vector<int32_t>> place_replicas(int32_t first, int32_t count, int16_t replication_factor) const;
+  // The PartitionRecord of a new partition with these replicas.
+  protocol::PartitionRecord new_partition(const protocol::Uuid& topic, int32_t index, const std::vector<int32_t>& replicas) const;
 
   storage::StateStore& store_;
   Options options_;
   std::string cluster_id_;
-  int64_t next_producer_id_ = 0;
-  std::map<std::string, TopicInfo, std::less<>> topics_;
+  MetadataLog log_;
+  MetadataImage image_;
   std::vector<MetadataListener*> listeners_;
 };
+
+// A random (version 4) UUID: topic ids, broker incarnation ids.
+protocol::Uuid random_uuid();
 
 // Kafka's rules for topic names: 1-249 characters of [a-zA-Z0-9._-], not "."
 // or "..". Returns the reason a name is invalid, or nullopt.

@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
 
+#include "controller/metadata_records.h"
 #include "storage/state_store.h"
 
 namespace sluice::controller {
@@ -16,7 +18,7 @@ class RecordingListener : public MetadataListener {
  public:
   void on_topic_created(const TopicInfo& t) override { events.push_back("created " + t.name); }
   void on_partitions_added(const TopicInfo& t, int32_t old) override {
-    events.push_back("added " + t.name + " " + std::to_string(old) + "->" + std::to_string(t.partitions));
+    events.push_back("added " + t.name + " " + std::to_string(old) + "->" + std::to_string(t.partition_count()));
   }
   void on_topic_deleted(const TopicInfo& t) override { events.push_back("deleted " + t.name); }
   std::vector<std::string> events;
@@ -34,7 +36,7 @@ class FailingListener : public RecordingListener {
     throw std::runtime_error("Too many open files");
   }
   void on_partitions_removed(const TopicInfo& t) override {
-    events.push_back("removed " + t.name + " from " + std::to_string(t.partitions));
+    events.push_back("removed " + t.name + " from " + std::to_string(t.partition_count()));
   }
 };
 
@@ -49,6 +51,18 @@ class ControllerTest : public ::testing::Test {
     store_.reset();
     std::filesystem::remove_all(dir_);
   }
+  // A controller with broker 1 registered and unfenced, as a single node starts.
+  std::unique_ptr<Controller> start(Controller::Options options) {
+    auto c = std::make_unique<Controller>(*store_, options);
+    register_broker(*c, options.node_id);
+    return c;
+  }
+  static int64_t register_broker(Controller& c, int32_t id, std::optional<std::string> rack = std::nullopt) {
+    int64_t epoch = -1;
+    EXPECT_TRUE(c.register_broker(id, random_uuid(), {{"PLAINTEXT", "127.0.0.1", 9092, 0}}, rack, &epoch).ok());
+    EXPECT_TRUE(c.unfence_broker(id, epoch).ok());
+    return epoch;
+  }
   std::filesystem::path dir_;
   std::unique_ptr<storage::StateStore> store_;
 };
@@ -57,19 +71,21 @@ TEST_F(ControllerTest, CreatesTopicsWithDefaultsAndPersistsThem) {
   std::string cluster_id;
   protocol::Uuid id;
   {
-    Controller c(*store_, {1, 4, 1});
+    auto c_owner = start({1, 4, 1});
+    Controller& c = *c_owner;
     RecordingListener listener;
     c.add_listener(&listener);
     cluster_id = c.cluster_id();
     EXPECT_EQ(cluster_id.size(), 22u);
     const TopicInfo* created = nullptr;
     ASSERT_TRUE(c.create_topic("orders", -1, -1, {}, {{"retention.ms", "1000"}}, false, &created).ok());
-    EXPECT_EQ(created->partitions, 4);
+    EXPECT_EQ(created->partition_count(), 4);
     id = created->id;
     EXPECT_FALSE(id.is_zero());
     EXPECT_EQ(listener.events, std::vector<std::string>{"created orders"});
   }
-  Controller again(*store_, {1, 4, 1});
+  auto again_owner = start({1, 4, 1});
+  Controller& again = *again_owner;
   EXPECT_EQ(again.cluster_id(), cluster_id);
   const TopicInfo* t = again.find_topic("orders");
   ASSERT_NE(t, nullptr);
@@ -79,7 +95,8 @@ TEST_F(ControllerTest, CreatesTopicsWithDefaultsAndPersistsThem) {
 }
 
 TEST_F(ControllerTest, RejectsWhatKafkaRejects) {
-  Controller c(*store_, {1, 1, 1});
+  auto c_owner = start({1, 1, 1});
+  Controller& c = *c_owner;
   EXPECT_EQ(c.create_topic("bad name", 1, 1, {}, {}, false).error, ErrorCode::kInvalidTopicException);
   EXPECT_EQ(c.create_topic("..", 1, 1, {}, {}, false).error, ErrorCode::kInvalidTopicException);
   EXPECT_EQ(c.create_topic(std::string(250, 'a'), 1, 1, {}, {}, false).error, ErrorCode::kInvalidTopicException);
@@ -97,28 +114,31 @@ TEST_F(ControllerTest, RejectsWhatKafkaRejects) {
 }
 
 TEST_F(ControllerTest, AddsPartitionsAndDeletes) {
-  Controller c(*store_, {1, 1, 1});
+  auto c_owner = start({1, 1, 1});
+  Controller& c = *c_owner;
   RecordingListener listener;
   c.add_listener(&listener);
   ASSERT_TRUE(c.create_topic("t", 2, 1, {}, {}, false).ok());
   EXPECT_EQ(c.create_partitions("t", 1, false).error, ErrorCode::kInvalidPartitions);
   EXPECT_EQ(c.create_partitions("t", 2, false).error, ErrorCode::kInvalidPartitions);
   EXPECT_TRUE(c.create_partitions("t", 5, true).ok());
-  EXPECT_EQ(c.find_topic("t")->partitions, 2);
+  EXPECT_EQ(c.find_topic("t")->partition_count(), 2);
   EXPECT_TRUE(c.create_partitions("t", 5, false).ok());
-  EXPECT_EQ(c.find_topic("t")->partitions, 5);
+  EXPECT_EQ(c.find_topic("t")->partition_count(), 5);
   EXPECT_EQ(c.create_partitions("nope", 5, false).error, ErrorCode::kUnknownTopicOrPartition);
   EXPECT_TRUE(c.delete_topic("t").ok());
   EXPECT_EQ(c.delete_topic("t").error, ErrorCode::kUnknownTopicOrPartition);
   EXPECT_EQ(listener.events, (std::vector<std::string>{"created t", "added t 2->5", "deleted t"}));
-  Controller again(*store_, {1, 1, 1});
+  auto again_owner = start({1, 1, 1});
+  Controller& again = *again_owner;
   EXPECT_TRUE(again.topics().empty());
 }
 
 // A change a listener cannot take is undone everywhere, durably: no half-made topic or partition count.
 TEST_F(ControllerTest, ACreationAListenerCannotTakeIsUndone) {
   {
-    Controller c(*store_, {1, 1, 1});
+    auto c_owner = start({1, 1, 1});
+    Controller& c = *c_owner;
     RecordingListener before;
     FailingListener failing;
     c.add_listener(&before);
@@ -130,18 +150,136 @@ TEST_F(ControllerTest, ACreationAListenerCannotTakeIsUndone) {
     EXPECT_EQ(before.events, (std::vector<std::string>{"created orders", "deleted orders"}));
   }
   {
-    Controller reloaded(*store_, {1, 1, 1});
+    auto reloaded_owner = start({1, 1, 1});
+    Controller& reloaded = *reloaded_owner;
     EXPECT_EQ(reloaded.find_topic("orders"), nullptr);
     ASSERT_TRUE(reloaded.create_topic("orders", 2, 1, {}, {}, false, nullptr).ok());
     FailingListener failing;
     reloaded.add_listener(&failing);
     OperationResult r = reloaded.create_partitions("orders", 5, false);
     EXPECT_EQ(r.error, ErrorCode::kKafkaStorageError);
-    EXPECT_EQ(reloaded.find_topic("orders")->partitions, 2);
+    EXPECT_EQ(reloaded.find_topic("orders")->partition_count(), 2);
     EXPECT_EQ(failing.events, (std::vector<std::string>{"added orders 2->5", "removed orders from 2"}));
   }
-  Controller again(*store_, {1, 1, 1});
-  EXPECT_EQ(again.find_topic("orders")->partitions, 2);
+  auto again_owner = start({1, 1, 1});
+  Controller& again = *again_owner;
+  EXPECT_EQ(again.find_topic("orders")->partition_count(), 2);
+}
+
+// What the controller holds is exactly what replaying its log gives, across
+// snapshots: a reload sees the same topics, partitions, configs and brokers.
+TEST_F(ControllerTest, TheImageIsWhatReplayingTheLogGives) {
+  std::vector<std::string> before;
+  {
+    Controller::Options options{1, 3, 1};
+    options.snapshot_after_bytes = 400;  // a snapshot every few operations
+    auto c = start(options);
+    for (int i = 0; i < 12; ++i) {
+      const std::string name = "t" + std::to_string(i);
+      ASSERT_TRUE(c->create_topic(name, -1, -1, {}, {{"retention.ms", std::to_string(i + 1)}}, false).ok());
+      if (i % 3 == 0) ASSERT_TRUE(c->create_partitions(name, 5, false).ok());
+      if (i % 4 == 1) ASSERT_TRUE(c->delete_topic(name).ok());
+      if (i % 4 == 2) ASSERT_TRUE(c->alter_topic_configs(name, {{"cleanup.policy", "delete"}}, false).ok());
+    }
+    EXPECT_GT(c->log().snapshot_offset(), 0);  // snapshots were taken ...
+    int64_t kept = 0;
+    c->log().read(c->log().snapshot_offset(), [&](int64_t, std::string_view) { ++kept; });
+    EXPECT_LT(kept, c->log().end_offset() / 2);  // ... and the records below them dropped
+    for (const auto& r : c->image().to_records()) before.push_back(encode_record(r));
+    EXPECT_EQ(c->topics().size(), 9u);
+    EXPECT_EQ(c->find_topic("t3")->partition_count(), 5);
+    EXPECT_EQ(c->find_topic("t2")->configs, (std::map<std::string, std::string>{{"cleanup.policy", "delete"}}));
+  }
+  Controller reloaded(*store_, {1, 3, 1});
+  std::vector<std::string> after;
+  for (const auto& r : reloaded.image().to_records()) after.push_back(encode_record(r));
+  EXPECT_EQ(after, before);
+}
+
+// A data directory from before the metadata log keeps its topics, configs and
+// producer ids: migrated once into the log, the old keys gone in the same transaction.
+TEST_F(ControllerTest, MigratesTopicsKeptBeforeTheMetadataLog) {
+  protocol::Writer w;
+  w.write_int8(1);
+  protocol::Uuid id = random_uuid();
+  w.write_uuid(id);
+  w.write_int32(3);
+  w.write_int16(1);
+  w.write_int32(1);
+  w.write_string("retention.ms");
+  w.write_string("5000");
+  store_->put("topic/legacy", w.buffer());
+  store_->put("cluster/next-producer-id", "2000");
+  {
+    auto c = start({1, 1, 1});
+    const TopicInfo* t = c->find_topic("legacy");
+    ASSERT_NE(t, nullptr);
+    EXPECT_EQ(t->id, id);
+    EXPECT_EQ(t->partition_count(), 3);
+    EXPECT_EQ(t->partitions[2].leader, 1);
+    EXPECT_EQ(t->partitions[2].replicas, std::vector<int32_t>{1});
+    EXPECT_EQ(t->configs.at("retention.ms"), "5000");
+    EXPECT_EQ(c->allocate_producer_ids(1000), 2000);
+    EXPECT_FALSE(store_->get("topic/legacy"));
+    EXPECT_FALSE(store_->get("cluster/next-producer-id"));
+  }
+  auto again = start({1, 1, 1});
+  EXPECT_EQ(again->find_topic("legacy")->partition_count(), 3);
+  EXPECT_EQ(again->allocate_producer_ids(1000), 3000);
+}
+
+// A restarted broker registers under a new epoch; its old epoch no longer
+// unfences it (KIP-903: a stale registration is not mistaken for the new one).
+TEST_F(ControllerTest, BrokersRegisterUnderNewEpochs) {
+  Controller c(*store_, {1, 1, 1});
+  EXPECT_TRUE(c.live_brokers().empty());
+  int64_t first = -1, second = -1;
+  ASSERT_TRUE(c.register_broker(2, random_uuid(), {}, "a", &first).ok());
+  EXPECT_TRUE(c.live_brokers().empty());  // fenced until unfenced
+  ASSERT_TRUE(c.register_broker(2, random_uuid(), {}, "a", &second).ok());
+  EXPECT_GT(second, first);
+  EXPECT_EQ(c.unfence_broker(2, first).error, ErrorCode::kStaleBrokerEpoch);
+  EXPECT_TRUE(c.live_brokers().empty());
+  EXPECT_TRUE(c.unfence_broker(2, second).ok());
+  EXPECT_EQ(c.live_brokers(), std::vector<int32_t>{2});
+  EXPECT_EQ(*c.image().find_broker(2)->rack, "a");
+  Controller reloaded(*store_, {1, 1, 1});
+  EXPECT_EQ(reloaded.image().find_broker(2)->epoch, second);
+  EXPECT_EQ(reloaded.live_brokers(), std::vector<int32_t>{2});
+}
+
+// Placement spreads leaders evenly over the brokers, never puts two replicas
+// of a partition on one broker, and puts them on different racks when it can.
+TEST_F(ControllerTest, PlacementSpreadsLeadersReplicasAndRacks) {
+  Controller c(*store_, {1, 1, 3});
+  const std::map<int32_t, std::string> racks{{1, "a"}, {2, "a"}, {3, "b"}, {4, "b"}, {5, "c"}, {6, "c"}};
+  for (const auto& [id, rack] : racks) register_broker(c, id, rack);
+  const TopicInfo* t = nullptr;
+  ASSERT_TRUE(c.create_topic("spread", 12, 3, {}, {}, false, &t).ok());
+  std::map<int32_t, int> leaders, replicas;
+  for (const auto& p : t->partitions) {
+    ASSERT_EQ(p.replicas.size(), 3u);
+    EXPECT_EQ(p.leader, p.replicas[0]);
+    EXPECT_EQ(p.isr, p.replicas);
+    ++leaders[p.leader];
+    std::set<int32_t> distinct(p.replicas.begin(), p.replicas.end());
+    EXPECT_EQ(distinct.size(), 3u);
+    std::set<std::string> rack_set;
+    for (int32_t r : p.replicas) {
+      ++replicas[r];
+      rack_set.insert(racks.at(r));
+    }
+    EXPECT_EQ(rack_set.size(), 3u);
+  }
+  for (const auto& [id, _] : racks) {
+    EXPECT_EQ(leaders[id], 2) << "broker " << id;
+    EXPECT_EQ(replicas[id], 6) << "broker " << id;
+  }
+  // Manual assignments are taken as given.
+  ASSERT_TRUE(c.create_topic("manual", -1, -1, {{4, 1}, {2, 6}}, {}, false, &t).ok());
+  EXPECT_EQ(t->partitions[1].replicas, (std::vector<int32_t>{2, 6}));
+  EXPECT_EQ(t->partitions[1].leader, 2);
+  EXPECT_EQ(t->replication_factor(), 2);
 }
 
 }  // namespace

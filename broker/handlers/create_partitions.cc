@@ -41,9 +41,9 @@ boost::asio::awaitable<void> handle_create_partitions(RequestContext& ctx) {
     }
     if (topic && t.assignments) {
       const auto live = broker.controller.live_brokers();
-      if (static_cast<int32_t>(t.assignments->size()) != t.count - topic->partitions) {
+      if (static_cast<int32_t>(t.assignments->size()) != t.count - topic->partition_count()) {
         fail(ErrorCode::kInvalidReplicaAssignment, "Increasing the number of partitions by " +
-                                                       std::to_string(t.count - topic->partitions) + " but " +
+                                                       std::to_string(t.count - topic->partition_count()) + " but " +
                                                        std::to_string(t.assignments->size()) +
                                                        " assignments provided.");
         continue;
@@ -57,8 +57,8 @@ boost::asio::awaitable<void> handle_create_partitions(RequestContext& ctx) {
         continue;
       }
     }
-    if (topic && t.count > topic->partitions) {
-      const int64_t adding = static_cast<int64_t>(t.count) - topic->partitions;
+    if (topic && t.count > topic->partition_count()) {
+      const int64_t adding = static_cast<int64_t>(t.count) - topic->partition_count();
       if (new_partitions + adding > controller::kMaxRecordsPerRequest) {
         new_partitions = controller::kMaxRecordsPerRequest;
         result.error_code = static_cast<int16_t>(ErrorCode::kUnknownServerError);

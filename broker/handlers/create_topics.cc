@@ -76,20 +76,22 @@ Result create_one(RequestContext& ctx, const CreatableTopic& topic, bool duplica
   controller::TopicInfo would_be;
   if (!created) {
     would_be.name = topic.name;
-    would_be.partitions = assignments.empty()
+    const int32_t count = assignments.empty()
                               ? (topic.num_partitions == -1 ? broker.config.get_int("num.partitions") : topic.num_partitions)
                               : static_cast<int32_t>(assignments.size());
-    would_be.replication_factor =
+    const int16_t replication_factor =
         assignments.empty()
             ? (topic.replication_factor == -1 ? static_cast<int16_t>(broker.config.get_int("default.replication.factor"))
                                               : topic.replication_factor)
             : static_cast<int16_t>(assignments[0].size());
+    // Validation bounded both by the live brokers and the records a request may make.
+    would_be.partitions.assign(count, controller::PartitionState{std::vector<int32_t>(replication_factor, -1)});
     would_be.configs = configs;
     created = &would_be;
   }
   result.topic_id = created->id;
-  result.num_partitions = created->partitions;
-  result.replication_factor = created->replication_factor;
+  result.num_partitions = created->partition_count();
+  result.replication_factor = created->replication_factor();
   if (ctx.api_version >= 5) describe_configs(broker.config, *created, result);
   return result;
 }

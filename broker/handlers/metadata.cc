@@ -24,15 +24,19 @@ Topic describe(const Broker& broker, const controller::TopicInfo& info, bool inc
   topic.name = info.name;
   topic.topic_id = info.id;
   topic.topic_authorized_operations = include_operations ? kTopicAuthorizedOperations : kAuthorizedOperationsOmitted;
-  const int32_t node = broker.controller.node_id();
-  for (int32_t p = 0; p < info.partitions; ++p) {
+  const std::vector<int32_t> live = broker.controller.live_brokers();
+  for (int32_t p = 0; p < info.partition_count(); ++p) {
+    const controller::PartitionState& state = info.partitions[p];
     PartitionInfo partition;
     partition.partition_index = p;
-    partition.leader_id = node;
-    const Partition* hosted = broker.replicas.find(info.name, p);
-    partition.leader_epoch = hosted ? hosted->leader_epoch : 0;
-    partition.replica_nodes = {node};
-    partition.isr_nodes = {node};
+    partition.leader_id = state.leader;
+    partition.leader_epoch = state.leader_epoch;
+    partition.replica_nodes = state.replicas;
+    partition.isr_nodes = state.isr;
+    for (int32_t id : state.replicas)
+      if (std::find(live.begin(), live.end(), id) == live.end()) partition.offline_replicas.push_back(id);
+    // As Kafka: a partition without a leader is listed with LEADER_NOT_AVAILABLE.
+    if (state.leader < 0) partition.error_code = static_cast<int16_t>(protocol::ErrorCode::kLeaderNotAvailable);
     topic.partitions.push_back(std::move(partition));
   }
   return topic;

@@ -32,7 +32,7 @@ boost::asio::awaitable<void> handle_offset_commit(RequestContext& ctx) {
     const controller::TopicInfo* info = broker.controller.find_topic(topic.name);
     for (const auto& p : topic.partitions) {
       ErrorCode error = ErrorCode::kNone;
-      if (!info || p.partition_index < 0 || p.partition_index >= info->partitions)
+      if (!info || p.partition_index < 0 || p.partition_index >= info->partition_count())
         error = ErrorCode::kUnknownTopicOrPartition;
       else if (group_error != ErrorCode::kNone)
         error = group_error;

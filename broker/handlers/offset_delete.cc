@@ -16,7 +16,7 @@ boost::asio::awaitable<void> handle_offset_delete(RequestContext& ctx) {
   for (const auto& t : request.topics) {
     const controller::TopicInfo* info = ctx.broker.controller.find_topic(t.name);
     for (const auto& p : t.partitions)
-      if (info && p.partition_index >= 0 && p.partition_index < info->partitions) known.emplace_back(t.name, p.partition_index);
+      if (info && p.partition_index >= 0 && p.partition_index < info->partition_count()) known.emplace_back(t.name, p.partition_index);
   }
   auto [group_error, errors] = ctx.broker.groups.delete_offsets(request.group_id, known);
 
@@ -29,7 +29,7 @@ boost::asio::awaitable<void> handle_offset_delete(RequestContext& ctx) {
       topic.name = t.name;
       const controller::TopicInfo* info = ctx.broker.controller.find_topic(t.name);
       for (const auto& p : t.partitions) {
-        bool is_known = info && p.partition_index >= 0 && p.partition_index < info->partitions;
+        bool is_known = info && p.partition_index >= 0 && p.partition_index < info->partition_count();
         ErrorCode e = is_known ? errors[next++] : ErrorCode::kUnknownTopicOrPartition;
         topic.partitions.push_back({p.partition_index, static_cast<int16_t>(e)});
       }

@@ -1,0 +1,168 @@
+// The metadata log's pieces on their own: record framing, the image's
+// replay rules, the log's durability and snapshots.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "controller/controller.h"
+#include "controller/metadata_image.h"
+#include "controller/metadata_log.h"
+#include "controller/metadata_records.h"
+#include "storage/state_store.h"
+
+namespace sluice::controller {
+namespace {
+
+TEST(MetadataRecords, FramedAsKafkaFramesThem) {
+  protocol::TopicRecord topic{"orders", random_uuid()};
+  const std::string bytes = encode_record(topic);
+  // Frame version 1, record type 2 (TopicRecord), version 0, then the flexible struct.
+  ASSERT_GE(bytes.size(), 3u);
+  EXPECT_EQ(bytes.substr(0, 3), std::string("\x01\x02\x00", 3));
+  EXPECT_EQ(std::get<protocol::TopicRecord>(decode_record(bytes)), topic);
+
+  protocol::PartitionChangeRecord change;
+  change.topic_id = topic.topic_id;
+  change.partition_id = 4;
+  change.isr = std::vector<int32_t>{1, 3};
+  const auto decoded = std::get<protocol::PartitionChangeRecord>(decode_record(encode_record(change)));
+  EXPECT_EQ(decoded, change);
+  EXPECT_EQ(decoded.leader, -2);  // not named: no leader change
+  EXPECT_EQ(record_name(decoded), "PartitionChangeRecord");
+}
+
+TEST(MetadataRecords, RefusesWhatThisBuildCannotRead) {
+  const std::string good = encode_record(protocol::NoOpRecord{});
+  EXPECT_THROW(decode_record(std::string("\x02") + good.substr(1)), protocol::DecodeError);  // frame version
+  EXPECT_THROW(decode_record(std::string("\x01\x63\x00\x00", 4)), protocol::DecodeError);  // type 99
+  EXPECT_THROW(decode_record(std::string("\x01\x02\x09\x00", 4)), protocol::DecodeError);  // TopicRecord v9
+  EXPECT_THROW(decode_record(good + "x"), protocol::DecodeError);                           // trailing bytes
+  EXPECT_THROW(decode_record(std::string()), protocol::DecodeError);
+}
+
+TEST(MetadataImage, AppliesPartitionChangesAsKafkaMergesThem) {
+  MetadataImage image;
+  const protocol::Uuid id = random_uuid();
+  image.apply(protocol::TopicRecord{"t", id});
+  protocol::PartitionRecord p;
+  p.partition_id = 0;
+  p.topic_id = id;
+  p.replicas = {1, 2, 3};
+  p.isr = {1, 2, 3};
+  p.leader = 1;
+  p.leader_epoch = 0;
+  p.partition_epoch = 0;
+  image.apply(p);
+
+  protocol::PartitionChangeRecord shrink;
+  shrink.topic_id = id;
+  shrink.partition_id = 0;
+  shrink.isr = std::vector<int32_t>{1, 2};
+  image.apply(shrink);
+  const PartitionState* s = &image.find_topic("t")->partitions[0];
+  EXPECT_EQ(s->isr, (std::vector<int32_t>{1, 2}));
+  EXPECT_EQ(s->leader_epoch, 0);  // the leader did not change
+  EXPECT_EQ(s->partition_epoch, 1);
+
+  protocol::PartitionChangeRecord elect;
+  elect.topic_id = id;
+  elect.partition_id = 0;
+  elect.leader = 2;
+  image.apply(elect);
+  s = &image.find_topic("t")->partitions[0];
+  EXPECT_EQ(s->leader, 2);
+  EXPECT_EQ(s->leader_epoch, 1);
+  EXPECT_EQ(s->partition_epoch, 2);
+
+  // Records that do not fit the image mean a corrupt log.
+  protocol::PartitionRecord gap = p;
+  gap.partition_id = 5;
+  EXPECT_THROW(image.apply(gap), std::runtime_error);
+  protocol::PartitionChangeRecord unknown = elect;
+  unknown.topic_id = random_uuid();
+  EXPECT_THROW(image.apply(unknown), std::runtime_error);
+
+  image.apply(protocol::RemoveTopicRecord{id});
+  EXPECT_EQ(image.find_topic("t"), nullptr);
+}
+
+TEST(MetadataImage, FencingFollowsTheBrokerEpoch) {
+  MetadataImage image;
+  protocol::RegisterBrokerRecord r;
+  r.broker_id = 2;
+  r.broker_epoch = 10;
+  r.fenced = true;
+  image.apply(r);
+  image.apply(protocol::UnfenceBrokerRecord{2, 9});  // an older registration's
+  EXPECT_TRUE(image.find_broker(2)->fenced);
+  image.apply(protocol::UnfenceBrokerRecord{2, 10});
+  EXPECT_EQ(image.unfenced_brokers(), std::vector<int32_t>{2});
+  protocol::BrokerRegistrationChangeRecord change;
+  change.broker_id = 2;
+  change.broker_epoch = 10;
+  change.fenced = 1;
+  image.apply(change);
+  EXPECT_TRUE(image.unfenced_brokers().empty());
+}
+
+class MetadataLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("sluice-metadata-log-test-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    store_ = storage::StateStore::open(dir_.string());
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  std::vector<std::string> replayed() {
+    MetadataLog log(*store_);
+    std::vector<std::string> out;
+    log.replay([&](std::string_view r) { out.emplace_back(r); });
+    return out;
+  }
+  std::filesystem::path dir_;
+  std::unique_ptr<storage::StateStore> store_;
+};
+
+TEST_F(MetadataLogTest, AppendsDurablyInOrderAndSnapshots) {
+  {
+    MetadataLog log(*store_);
+    EXPECT_TRUE(log.empty());
+    EXPECT_EQ(log.append({"a", "b"}), 0);
+    EXPECT_EQ(log.append({"c"}, {{"other/key", "v"}}), 2);
+    EXPECT_EQ(log.end_offset(), 3);
+    EXPECT_EQ(*store_->get("other/key"), "v");  // in the same transaction
+  }
+  EXPECT_EQ(replayed(), (std::vector<std::string>{"a", "b", "c"}));
+  {
+    MetadataLog log(*store_);
+    EXPECT_EQ(log.end_offset(), 3);
+    log.write_snapshot({"image"});
+    EXPECT_EQ(log.snapshot_offset(), 3);
+    EXPECT_EQ(log.bytes_since_snapshot(), 0u);
+    EXPECT_EQ(log.append({"d"}), 3);
+    std::vector<int64_t> offsets;
+    log.read(3, [&](int64_t o, std::string_view) { offsets.push_back(o); });
+    EXPECT_EQ(offsets, std::vector<int64_t>{3});
+    EXPECT_THROW(log.read(2, [](int64_t, std::string_view) {}), std::invalid_argument);
+  }
+  EXPECT_EQ(replayed(), (std::vector<std::string>{"image", "d"}));
+  MetadataLog reopened(*store_);
+  EXPECT_EQ(reopened.snapshot_offset(), 3);
+  EXPECT_EQ(reopened.end_offset(), 4);
+}
+
+TEST_F(MetadataLogTest, AGapIsACorruptLog) {
+  {
+    MetadataLog log(*store_);
+    log.append({"a", "b", "c"});
+  }
+  store_->erase("metadata/log/0000000000000001");
+  EXPECT_THROW(MetadataLog log(*store_), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace sluice::controller
