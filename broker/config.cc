@@ -25,7 +25,11 @@ const std::vector<ConfigDefinition> kDefinitions = [] {
       {"default.replication.factor", ConfigType::kInt, "1", 1, INT16_MAX},
       {"delete.topic.enable", ConfigType::kBoolean, "true"},
       {"fetch.max.bytes", ConfigType::kInt, "57671680", 1024, kInt32Max},
+      {"broker.heartbeat.interval.ms", ConfigType::kInt, "2000", 1, kInt32Max},
       {"broker.rack", ConfigType::kString, nullptr},
+      {"broker.session.timeout.ms", ConfigType::kInt, "9000", 1, kInt32Max},
+      {"controller.listener.names", ConfigType::kList, nullptr},
+      {"controller.quorum.voters", ConfigType::kList, nullptr},
       {"group.initial.rebalance.delay.ms", ConfigType::kInt, "3000", 0, kInt32Max},
       {"group.max.session.timeout.ms", ConfigType::kInt, "1800000", 1, kInt32Max},
       {"group.min.session.timeout.ms", ConfigType::kInt, "6000", 1, kInt32Max},
@@ -221,7 +225,118 @@ BrokerConfig BrokerConfig::load(const std::optional<std::string>& file, const st
   for (const auto& l : config.listeners())
     if (l.name == "SSL" || l.name == "SASL_SSL" || l.name == "SASL_PLAINTEXT")
       throw ConfigError("Invalid configuration listeners: security protocol " + l.name + " is not supported yet");
+  config.check_roles();
   return config;
+}
+
+// Kafka's KRaft rules for roles, voters and listeners, with the key to blame.
+void BrokerConfig::check_roles() const {
+  const bool broker = has_role("broker"), controller = has_role("controller");
+  if (!broker && !controller) throw ConfigError("Invalid configuration process.roles: give broker, controller or both");
+  const auto voters = controller_quorum_voters();
+  const auto controller_names = controller_listener_names();
+  const int32_t id = node_id();
+  const bool voter = std::any_of(voters.begin(), voters.end(), [&](const Voter& v) { return v.id == id; });
+  if (voters.empty()) {
+    // No quorum configured: today's single node, its controller in-process.
+    if (!broker || !controller)
+      throw ConfigError("Invalid configuration controller.quorum.voters: required when process.roles is not broker,controller");
+    return;
+  }
+  if (voters.size() > 1)
+    throw ConfigError("Invalid configuration controller.quorum.voters: one voter for now (a controller quorum is not supported yet)");
+  if (controller_names.empty())
+    throw ConfigError("Invalid configuration controller.listener.names: required with controller.quorum.voters");
+  auto is_controller_listener = [&](const Listener& l) {
+    return std::find(controller_names.begin(), controller_names.end(), l.name) != controller_names.end();
+  };
+  const auto all = listeners();
+  if (controller) {
+    if (!voter)
+      throw ConfigError("Invalid configuration controller.quorum.voters: node.id " + std::to_string(id) +
+                        " has the controller role and must be one of the voters");
+    auto it = std::find_if(all.begin(), all.end(), [&](const Listener& l) { return l.name == controller_names.front(); });
+    if (it == all.end())
+      throw ConfigError("Invalid configuration listeners: a controller needs a listener named " + controller_names.front() +
+                        " (the first of controller.listener.names)");
+  } else {
+    if (voter)
+      throw ConfigError("Invalid configuration controller.quorum.voters: node.id " + std::to_string(id) +
+                        " has only the broker role and must not be a voter");
+    if (std::any_of(all.begin(), all.end(), is_controller_listener))
+      throw ConfigError("Invalid configuration listeners: a broker-only node must not have a controller listener (" +
+                        controller_names.front() + ")");
+  }
+  if (broker) {
+    if (std::all_of(all.begin(), all.end(), is_controller_listener))
+      throw ConfigError("Invalid configuration listeners: a broker needs a listener that is not a controller listener");
+    if (auto inter = value("inter.broker.listener.name")) {
+      auto it = std::find_if(all.begin(), all.end(), [&](const Listener& l) { return l.name == *inter; });
+      if (it == all.end() || is_controller_listener(*it))
+        throw ConfigError("Invalid configuration inter.broker.listener.name: " + *inter +
+                          " must be one of the broker's listeners and not a controller listener");
+    }
+  } else if (!std::all_of(all.begin(), all.end(), is_controller_listener)) {
+    throw ConfigError("Invalid configuration listeners: a controller-only node may only have controller listeners (" +
+                      controller_names.front() + ")");
+  }
+}
+
+bool BrokerConfig::has_role(std::string_view role) const {
+  std::stringstream in(get_string("process.roles"));
+  std::string item;
+  while (std::getline(in, item, ','))
+    if (trim(item) == role) return true;
+  return false;
+}
+
+std::vector<std::string> BrokerConfig::controller_listener_names() const {
+  std::vector<std::string> names;
+  std::stringstream in(get_string("controller.listener.names"));
+  std::string item;
+  while (std::getline(in, item, ','))
+    if (!trim(item).empty()) names.push_back(trim(item));
+  return names;
+}
+
+std::vector<Voter> BrokerConfig::controller_quorum_voters() const {
+  std::vector<Voter> voters;
+  std::stringstream in(get_string("controller.quorum.voters"));
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    item = trim(item);
+    if (item.empty()) continue;
+    auto bad = [&](const char* why) {
+      return ConfigError("Invalid value '" + item + "' for configuration controller.quorum.voters: " + why);
+    };
+    const size_t at = item.find('@');
+    const size_t colon = item.rfind(':');
+    int64_t id = 0, port = 0;
+    if (at == std::string::npos || colon == std::string::npos || colon < at) throw bad("expected id@host:port");
+    if (!parse_int64(std::string_view(item).substr(0, at), id) || id < 0 || id > INT32_MAX) throw bad("bad node id");
+    if (!parse_int64(std::string_view(item).substr(colon + 1), port) || port <= 0 || port > 65535) throw bad("bad port");
+    Voter v{static_cast<int32_t>(id), item.substr(at + 1, colon - at - 1), static_cast<uint16_t>(port)};
+    for (const auto& other : voters)
+      if (other.id == v.id) throw bad("a node id appears twice");
+    voters.push_back(std::move(v));
+  }
+  return voters;
+}
+
+std::vector<Listener> BrokerConfig::broker_listeners() const {
+  const auto controller_names = controller_listener_names();
+  std::vector<Listener> out;
+  for (const auto& l : listeners())
+    if (std::find(controller_names.begin(), controller_names.end(), l.name) == controller_names.end()) out.push_back(l);
+  return out;
+}
+
+std::vector<Listener> BrokerConfig::controller_listeners() const {
+  const auto controller_names = controller_listener_names();
+  std::vector<Listener> out;
+  for (const auto& l : listeners())
+    if (std::find(controller_names.begin(), controller_names.end(), l.name) != controller_names.end()) out.push_back(l);
+  return out;
 }
 
 std::optional<std::string> BrokerConfig::value(std::string_view name) const {
@@ -250,7 +365,7 @@ std::vector<Listener> BrokerConfig::listeners() const { return parse_listeners(g
 
 std::vector<Listener> BrokerConfig::advertised_listeners() const {
   auto v = value("advertised.listeners");
-  return v ? parse_listeners(*v, "advertised.listeners") : listeners();
+  return v ? parse_listeners(*v, "advertised.listeners") : broker_listeners();
 }
 
 std::string BrokerConfig::log_dir() const {

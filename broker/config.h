@@ -36,6 +36,13 @@ struct Listener {
   uint16_t port = 0;
 };
 
+// One of controller.quorum.voters: id@host:port.
+struct Voter {
+  int32_t id;
+  std::string host;
+  uint16_t port;
+};
+
 class BrokerConfig {
  public:
   // Every broker key Sluice understands, in name order.
@@ -57,10 +64,21 @@ class BrokerConfig {
 
   int32_t node_id() const { return get_int("node.id"); }
   std::vector<Listener> listeners() const;
-  std::vector<Listener> advertised_listeners() const;  // listeners when unset
+  // Broker listeners clients are told about (the non-controller listeners when unset).
+  std::vector<Listener> advertised_listeners() const;
+  // process.roles has `role` (broker, controller).
+  bool has_role(std::string_view role) const;
+  std::vector<Voter> controller_quorum_voters() const;
+  std::vector<std::string> controller_listener_names() const;
+  // Listeners split by whether controller.listener.names names them.
+  std::vector<Listener> broker_listeners() const;
+  std::vector<Listener> controller_listeners() const;
+  // No controller.quorum.voters: a single node whose controller serves only itself, in-process.
+  bool standalone() const { return controller_quorum_voters().empty(); }
   std::string log_dir() const;                          // the first of log.dirs
 
  private:
+  void check_roles() const;
   void set(std::string_view name, std::string_view value);  // validates
   std::map<std::string, std::string, std::less<>> explicit_;
 };

@@ -158,7 +158,18 @@ OperationResult Controller::commit(const std::vector<MetadataRecord>& records) {
 
 OperationResult Controller::register_broker(int32_t id, const protocol::Uuid& incarnation_id,
                                             const std::vector<BrokerEndpoint>& endpoints,
-                                            const std::optional<std::string>& rack, int64_t* epoch) {
+                                            const std::optional<std::string>& rack, int64_t* epoch, int64_t now_ms) {
+  if (const BrokerRegistration* existing = image_.find_broker(id)) {
+    if (existing->incarnation_id == incarnation_id) {  // a retry of a registration that went through
+      last_heard_ms_[id] = now_ms;
+      if (epoch) *epoch = existing->epoch;
+      return {};
+    }
+    auto heard = last_heard_ms_.find(id);
+    if (!existing->fenced && heard != last_heard_ms_.end() && now_ms - heard->second < options_.session_timeout_ms)
+      return {ErrorCode::kDuplicateBrokerRegistration,
+              "Another broker is registered with that broker id and its session has not expired."};
+  }
   protocol::RegisterBrokerRecord r;
   r.broker_id = id;
   r.incarnation_id = incarnation_id;
@@ -172,9 +183,105 @@ OperationResult Controller::register_broker(int32_t id, const protocol::Uuid& in
   }
   r.rack = rack;
   r.fenced = true;
+  // The old incarnation's leaderships and ISR places go with it: its log may
+  // have lost what it had not synced.
+  std::vector<MetadataRecord> records;
+  if (const BrokerRegistration* existing = image_.find_broker(id); existing && !existing->fenced) {
+    if (OperationResult fenced = fence_broker(id, existing->epoch, false); !fenced.ok()) return fenced;
+    r.broker_epoch = log_.end_offset();
+  }
   OperationResult result = commit({r});
-  if (result.ok() && epoch) *epoch = r.broker_epoch;
+  if (result.ok()) {
+    last_heard_ms_[id] = now_ms;
+    if (epoch) *epoch = r.broker_epoch;
+  }
   return result;
+}
+
+Controller::HeartbeatReply Controller::heartbeat(int32_t id, int64_t epoch, int64_t metadata_offset, bool want_fence,
+                                                 bool want_shut_down, int64_t now_ms) {
+  HeartbeatReply reply;
+  const BrokerRegistration* b = image_.find_broker(id);
+  if (!b) {
+    reply.result = {ErrorCode::kBrokerIdNotRegistered, "Broker " + std::to_string(id) + " is not registered."};
+    return reply;
+  }
+  if (b->epoch != epoch) {
+    reply.result = {ErrorCode::kStaleBrokerEpoch,
+                    "Expected broker epoch " + std::to_string(b->epoch) + ", but got broker epoch " + std::to_string(epoch)};
+    return reply;
+  }
+  last_heard_ms_[id] = now_ms;
+  reply.is_caught_up = metadata_offset >= epoch;
+  if (want_shut_down || want_fence) {
+    if (!b->fenced || (want_shut_down && !b->in_controlled_shutdown)) {
+      if (OperationResult r = fence_broker(id, epoch, want_shut_down); !r.ok()) {
+        reply.result = r;
+        return reply;
+      }
+    }
+    reply.should_shut_down = want_shut_down;
+  } else if (b->fenced && reply.is_caught_up) {
+    if (OperationResult r = unfence_broker(id, epoch); !r.ok()) {
+      reply.result = r;
+      return reply;
+    }
+  }
+  reply.is_fenced = image_.find_broker(id)->fenced;
+  return reply;
+}
+
+std::vector<int32_t> Controller::fence_expired_brokers(int64_t now_ms) {
+  std::vector<int32_t> fenced;
+  for (const auto& [id, broker] : image_.brokers()) {
+    if (broker.fenced) continue;
+    auto heard = last_heard_ms_.find(id);
+    if (heard != last_heard_ms_.end() && now_ms - heard->second < options_.session_timeout_ms) continue;
+    fenced.push_back(id);
+  }
+  for (int32_t id : fenced) fence_broker(id, image_.find_broker(id)->epoch, false);
+  return fenced;
+}
+
+void Controller::renew_all_sessions(int64_t now_ms) {
+  for (const auto& [id, broker] : image_.brokers()) last_heard_ms_[id] = now_ms;
+}
+
+OperationResult Controller::fence_broker(int32_t id, int64_t epoch, bool controlled_shutdown) {
+  protocol::BrokerRegistrationChangeRecord change;
+  change.broker_id = id;
+  change.broker_epoch = epoch;
+  change.fenced = 1;  // Kafka's BrokerRegistrationFencingChange.FENCE
+  change.in_controlled_shutdown = controlled_shutdown ? 1 : 0;
+  std::vector<MetadataRecord> records{change};
+  const std::vector<int32_t> live = live_brokers();
+  auto is_live = [&](int32_t b) { return b != id && std::find(live.begin(), live.end(), b) != live.end(); };
+  for (const auto& [name, topic] : topics())
+    for (int32_t p = 0; p < topic.partition_count(); ++p) {
+      const PartitionState& state = topic.partitions[p];
+      const bool in_isr = std::find(state.isr.begin(), state.isr.end(), id) != state.isr.end();
+      if (!in_isr && state.leader != id) continue;
+      protocol::PartitionChangeRecord pc;
+      pc.topic_id = topic.id;
+      pc.partition_id = p;
+      std::vector<int32_t> isr;
+      for (int32_t r : state.isr)
+        if (r != id) isr.push_back(r);
+      // The last member of an ISR stays in it (Kafka's rule): it holds
+      // everything committed, and only it may lead again without loss.
+      if (isr.empty()) isr = state.isr;
+      if (isr != state.isr) pc.isr = isr;
+      if (state.leader == id) {
+        pc.leader = -1;
+        for (int32_t r : state.replicas)
+          if (is_live(r) && std::find(isr.begin(), isr.end(), r) != isr.end()) {
+            pc.leader = r;
+            break;
+          }
+      }
+      if (pc.isr || pc.leader != -2) records.push_back(pc);
+    }
+  return commit(records);
 }
 
 OperationResult Controller::unfence_broker(int32_t id, int64_t epoch) {

@@ -69,6 +69,16 @@ class Controller {
     int16_t default_replication_factor = 1;
     // Kafka's metadata.log.max.record.bytes.between.snapshots.
     uint64_t snapshot_after_bytes = 20 * 1024 * 1024;
+    // broker.session.timeout.ms: a broker not heard from for this long is fenced.
+    int64_t session_timeout_ms = 9000;
+  };
+
+  // What a broker's heartbeat gets back (Kafka's BrokerHeartbeatResponse).
+  struct HeartbeatReply {
+    OperationResult result;
+    bool is_caught_up = false;
+    bool is_fenced = true;
+    bool should_shut_down = false;
   };
 
   // Replays the metadata log (creating the cluster id on first start). A data
@@ -90,11 +100,25 @@ class Controller {
 
   // A broker (re)starting: a new registration whose epoch is the offset of its
   // record, so a restarted broker is never mistaken for its old self. Fenced
-  // until unfence_broker(). `epoch` receives the broker epoch.
+  // until unfence_broker() or a heartbeat that shows it caught up. The same
+  // incarnation registering again (a retry) gets its epoch back; another
+  // incarnation of a broker whose session is alive gets
+  // DUPLICATE_BROKER_REGISTRATION. `epoch` receives the broker epoch.
   OperationResult register_broker(int32_t id, const protocol::Uuid& incarnation_id,
                                   const std::vector<BrokerEndpoint>& endpoints, const std::optional<std::string>& rack,
-                                  int64_t* epoch);
+                                  int64_t* epoch, int64_t now_ms = 0);
   OperationResult unfence_broker(int32_t id, int64_t epoch);
+  // A broker's heartbeat (Kafka's BrokerHeartbeat): renews its session;
+  // unfences it once it has applied the metadata log past its own
+  // registration; fences it when it asks to be fenced; moves its leaderships
+  // away and lets it go when it asks to shut down (controlled shutdown).
+  HeartbeatReply heartbeat(int32_t id, int64_t epoch, int64_t metadata_offset, bool want_fence, bool want_shut_down,
+                           int64_t now_ms);
+  // Fences every unfenced broker not heard from for session_timeout_ms; returns their ids.
+  std::vector<int32_t> fence_expired_brokers(int64_t now_ms);
+  // Gives every registered broker a full session from `now_ms` (a controller
+  // that just started has heard from nobody yet).
+  void renew_all_sessions(int64_t now_ms);
 
   // Listeners are told in the order they were added.
   void add_listener(MetadataListener* listener) { listeners_.push_back(listener); }
@@ -124,6 +148,9 @@ class Controller {
   // enough has been written since the last one.
   OperationResult commit(const std::vector<MetadataRecord>& records);
   void migrate_legacy_state();
+  // Fences a broker: it leaves every ISR (unless it is the last member) and
+  // every leadership, with new leaders from the ISR where there are any.
+  OperationResult fence_broker(int32_t id, int64_t epoch, bool controlled_shutdown);
   // Replicas for `count` new partitions, leaders and followers spread evenly
   // over the live brokers and their racks, starting at partition `first`.
   std::vector<std::vector<int32_t>> place_replicas(int32_t first, int32_t count, int16_t replication_factor) const;
@@ -136,6 +163,8 @@ class Controller {
   MetadataLog log_;
   MetadataImage image_;
   std::vector<MetadataListener*> listeners_;
+  // Soft state, not in the log: when each broker was last heard from.
+  std::map<int32_t, int64_t> last_heard_ms_;
 };
 
 // A random (version 4) UUID: topic ids, broker incarnation ids.

@@ -282,5 +282,86 @@ TEST_F(ControllerTest, PlacementSpreadsLeadersReplicasAndRacks) {
   EXPECT_EQ(t->replication_factor(), 2);
 }
 
+// Heartbeats keep a broker's session; one not heard from for the session
+// timeout is fenced: it leaves the ISRs (but never empties one) and its
+// leaderships go to in-sync replicas. Back, it is unfenced only once caught up.
+TEST_F(ControllerTest, BrokersMissingHeartbeatsAreFencedAndLoseLeadership) {
+  Controller::Options options{1, 1, 3};
+  options.session_timeout_ms = 1000;
+  Controller c(*store_, options);
+  std::map<int32_t, int64_t> epochs;
+  for (int32_t id : {1, 2, 3}) {
+    ASSERT_TRUE(c.register_broker(id, random_uuid(), {}, std::nullopt, &epochs[id], 0).ok());
+    auto reply = c.heartbeat(id, epochs[id], epochs[id] - 1, false, false, 0);
+    EXPECT_TRUE(reply.is_fenced);  // not caught up with its own registration yet
+    reply = c.heartbeat(id, epochs[id], c.log().end_offset(), false, false, 0);
+    EXPECT_TRUE(reply.result.ok());
+    EXPECT_FALSE(reply.is_fenced);
+  }
+  ASSERT_TRUE(c.create_topic("t", -1, -1, {{1, 2, 3}, {2, 3, 1}}, {}, false).ok());
+  ASSERT_TRUE(c.create_topic("solo", -1, -1, {{1}}, {}, false).ok());
+
+  for (int64_t now : {400, 800, 1200}) {  // 2 and 3 keep heartbeating, 1 has gone quiet
+    c.heartbeat(2, epochs[2], c.log().end_offset(), false, false, now);
+    c.heartbeat(3, epochs[3], c.log().end_offset(), false, false, now);
+    EXPECT_TRUE(c.fence_expired_brokers(now).empty() || now == 1200);
+  }
+  EXPECT_EQ(c.live_brokers(), (std::vector<int32_t>{2, 3}));
+  const TopicInfo* t = c.find_topic("t");
+  EXPECT_EQ(t->partitions[0].leader, 2);  // the next in preference order that is in sync
+  EXPECT_EQ(t->partitions[0].leader_epoch, 1);
+  EXPECT_EQ(t->partitions[0].isr, (std::vector<int32_t>{2, 3}));
+  EXPECT_EQ(t->partitions[1].leader, 2);  // unchanged ...
+  EXPECT_EQ(t->partitions[1].leader_epoch, 0);
+  EXPECT_EQ(t->partitions[1].isr, (std::vector<int32_t>{2, 3}));  // ... but 1 left its ISR
+  const TopicInfo* solo = c.find_topic("solo");
+  EXPECT_EQ(solo->partitions[0].leader, -1);  // offline ...
+  EXPECT_EQ(solo->partitions[0].isr, std::vector<int32_t>{1});  // ... and 1 kept as the last in sync
+
+  // A heartbeat with the old epoch after a restart is stale; the new registration is fenced until caught up.
+  int64_t again = -1;
+  ASSERT_TRUE(c.register_broker(1, random_uuid(), {}, std::nullopt, &again, 1300).ok());
+  EXPECT_EQ(c.heartbeat(1, epochs[1], c.log().end_offset(), false, false, 1300).result.error, ErrorCode::kStaleBrokerEpoch);
+  EXPECT_EQ(c.heartbeat(9, 0, 0, false, false, 1300).result.error, ErrorCode::kBrokerIdNotRegistered);
+  auto reply = c.heartbeat(1, again, c.log().end_offset(), false, false, 1300);
+  EXPECT_FALSE(reply.is_fenced);
+  EXPECT_EQ(c.find_topic("solo")->partitions[0].leader, 1);  // its partition has its leader back
+  EXPECT_EQ(c.find_topic("solo")->partitions[0].leader_epoch, 2);  // no leader was epoch 1
+}
+
+// While a broker's session is alive, another incarnation cannot take its id;
+// the same incarnation registering again gets its epoch back.
+TEST_F(ControllerTest, ALiveBrokersIdCannotBeTakenByAnotherIncarnation) {
+  Controller::Options options{1, 1, 1};
+  options.session_timeout_ms = 1000;
+  Controller c(*store_, options);
+  const protocol::Uuid incarnation = random_uuid();
+  int64_t epoch = -1, retry = -1, other = -1;
+  ASSERT_TRUE(c.register_broker(1, incarnation, {}, std::nullopt, &epoch, 0).ok());
+  ASSERT_FALSE(c.heartbeat(1, epoch, c.log().end_offset(), false, false, 0).is_fenced);
+  ASSERT_TRUE(c.register_broker(1, incarnation, {}, std::nullopt, &retry, 100).ok());
+  EXPECT_EQ(retry, epoch);
+  EXPECT_EQ(c.register_broker(1, random_uuid(), {}, std::nullopt, &other, 500).error,
+            ErrorCode::kDuplicateBrokerRegistration);
+  EXPECT_TRUE(c.register_broker(1, random_uuid(), {}, std::nullopt, &other, 1200).ok());  // its session expired
+  EXPECT_GT(other, epoch);
+}
+
+// Controlled shutdown: leaderships move away before the broker is let go.
+TEST_F(ControllerTest, ControlledShutdownMovesLeadershipAway) {
+  Controller c(*store_, {1, 1, 2});
+  std::map<int32_t, int64_t> epochs;
+  for (int32_t id : {1, 2}) {
+    ASSERT_TRUE(c.register_broker(id, random_uuid(), {}, std::nullopt, &epochs[id], 0).ok());
+    c.heartbeat(id, epochs[id], c.log().end_offset(), false, false, 0);
+  }
+  ASSERT_TRUE(c.create_topic("t", -1, -1, {{1, 2}}, {}, false).ok());
+  auto reply = c.heartbeat(1, epochs[1], c.log().end_offset(), false, true, 10);
+  EXPECT_TRUE(reply.should_shut_down);
+  EXPECT_TRUE(reply.is_fenced);
+  EXPECT_EQ(c.find_topic("t")->partitions[0].leader, 2);
+  EXPECT_TRUE(c.image().find_broker(1)->in_controlled_shutdown);
+}
+
 }  // namespace
 }  // namespace sluice::controller
