@@ -61,5 +61,49 @@ TEST(BrokerConfigTest, RejectsUnknownKeysAndBadValuesNamingTheKey) {
   EXPECT_EQ(message_of({"node.id=2", "broker.id=2"}), "accepted");
 }
 
+// KRaft's rules for roles, voters and listeners stop start-up naming the key.
+TEST(BrokerConfigTest, ChecksRolesVotersAndListeners) {
+  auto message_of = [](std::vector<std::string> overrides) {
+    try {
+      BrokerConfig::load(std::nullopt, overrides);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  const std::string voters = "controller.quorum.voters=1@127.0.0.1:9093";
+  const std::string names = "controller.listener.names=CONTROLLER";
+  // No configuration: a standalone single node.
+  EXPECT_TRUE(BrokerConfig::load(std::nullopt, {}).standalone());
+  EXPECT_NE(message_of({"process.roles=broker"}).find("controller.quorum.voters"), std::string::npos);
+  EXPECT_NE(message_of({"process.roles=controller"}).find("controller.quorum.voters"), std::string::npos);
+  EXPECT_NE(message_of({"process.roles=worker"}).find("process.roles"), std::string::npos);
+  EXPECT_NE(message_of({voters}).find("controller.listener.names"), std::string::npos);
+  EXPECT_NE(message_of({"controller.quorum.voters=1@h"}).find("controller.quorum.voters"), std::string::npos);
+  EXPECT_NE(message_of({"controller.quorum.voters=1@h:1,1@h:2"}).find("controller.quorum.voters"), std::string::npos);
+  // A combined node must be a voter, with its controller listener.
+  EXPECT_NE(message_of({voters, names, "node.id=2"}).find("controller.quorum.voters"), std::string::npos);
+  EXPECT_NE(message_of({voters, names}).find("listeners"), std::string::npos);
+  const std::string combined_listeners = "listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093";
+  BrokerConfig combined = BrokerConfig::load(std::nullopt, {voters, names, combined_listeners});
+  EXPECT_FALSE(combined.standalone());
+  EXPECT_EQ(combined.controller_listeners().size(), 1u);
+  EXPECT_EQ(combined.advertised_listeners().size(), 1u);  // clients are not told of the controller listener
+  EXPECT_EQ(combined.advertised_listeners()[0].name, "PLAINTEXT");
+  // A broker-only node must not be a voter nor have a controller listener.
+  EXPECT_NE(message_of({voters, names, "process.roles=broker", "node.id=1"}).find("controller.quorum.voters"),
+            std::string::npos);
+  EXPECT_NE(message_of({voters, names, "process.roles=broker", "node.id=2", combined_listeners}).find("listeners"),
+            std::string::npos);
+  EXPECT_EQ(message_of({voters, names, "process.roles=broker", "node.id=2"}), "accepted");
+  EXPECT_NE(message_of({voters, names, "process.roles=broker", "node.id=2", "inter.broker.listener.name=INTERNAL"})
+                .find("inter.broker.listener.name"),
+            std::string::npos);
+  // A controller-only node has only controller listeners.
+  EXPECT_NE(message_of({voters, names, "process.roles=controller", combined_listeners}).find("listeners"),
+            std::string::npos);
+  EXPECT_EQ(message_of({voters, names, "process.roles=controller", "listeners=CONTROLLER://127.0.0.1:9093"}), "accepted");
+}
+
 }  // namespace
 }  // namespace sluice::broker

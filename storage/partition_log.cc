@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <limits>
+#include <stdexcept>
 #include <system_error>
 
 namespace sluice::storage {
@@ -20,6 +22,9 @@ constexpr size_t kScanChunk = 1 << 20;
 // a partition that writes little reserves little.
 constexpr uint64_t kMinPreallocation = 64 << 10;
 constexpr uint64_t kMaxPreallocation = 16 << 20;
+// Index files hold offsets relative to the segment's base in 32 bits; Kafka keeps them below
+// INT32_MAX and rolls before a batch would pass that.
+constexpr int64_t kMaxRelativeOffset = std::numeric_limits<int32_t>::max();
 
 [[noreturn]] void throw_errno(const std::string& what) { throw std::system_error(errno, std::generic_category(), what); }
 
@@ -161,9 +166,10 @@ std::unique_ptr<PartitionLog> PartitionLog::open(const std::filesystem::path& di
       drop();
       continue;
     }
-    if (!log->segments_.empty() && base != log->next_offset_) {
-      report.problems.push_back(path.string() + ": starts at offset " + std::to_string(base) + ", expected " +
-                                std::to_string(log->next_offset_));
+    // A later start is fine (a follower's offsets may skip, see append_at); an overlap is not.
+    if (!log->segments_.empty() && base < log->next_offset_) {
+      report.problems.push_back(path.string() + ": starts at offset " + std::to_string(base) +
+                                ", below the end of the segment before it (" + std::to_string(log->next_offset_) + ")");
       drop();
       cut = true;
       continue;
@@ -191,7 +197,9 @@ std::unique_ptr<PartitionLog> PartitionLog::open(const std::filesystem::path& di
     log->next_offset_ = segment.next_offset;
     log->segments_.push_back(std::move(segment));
   }
-  if (log->segments_.empty()) log->roll(0);
+  // Nothing on disk: a new log, or one a crash caught between truncate_fully_and_start_at()
+  // removing its segments and creating the new one (the checkpoint has its start then).
+  if (log->segments_.empty()) log->roll(std::max<int64_t>(0, checkpoint.log_start_offset));
   log->log_start_offset_ =
       std::clamp(checkpoint.log_start_offset, log->segments_.front().base_offset, log->next_offset_);
   log->recovery_point_ = std::min(checkpoint.recovery_point, log->next_offset_);
@@ -288,10 +296,13 @@ bool PartitionLog::recover_segment(Segment& segment, int64_t trusted_below, Reco
     const int64_t base = static_cast<int64_t>(load_be(head.data(), 8));
     const int64_t length = static_cast<int32_t>(load_be(head.data() + 8, 4));
     std::optional<BatchSummary> summary = format_.summarize(head.substr(0, format_.header_bytes));
-    if (length <= 0 || base != expected || !summary || summary->last_offset_delta < 0 ||
+    // A segment starts with its first batch; later offsets may skip (append_at) but never go back.
+    const bool in_sequence = pos == 0 ? base == segment.base_offset : base >= expected;
+    if (length <= 0 || !in_sequence || !summary || summary->last_offset_delta < 0 ||
+        base + summary->last_offset_delta - segment.base_offset > kMaxRelativeOffset ||
         pos + kLogOverhead + static_cast<uint64_t>(length) > segment.size) {
       report.problems.push_back(segment.path.string() + ": no valid batch at position " + std::to_string(pos) +
-                                " (expected offset " + std::to_string(expected) + ")");
+                                " (expected offset " + (pos == 0 ? "" : ">= ") + std::to_string(expected) + ")");
       intact = false;
       break;
     }
@@ -366,8 +377,13 @@ void PartitionLog::preallocate_for(Segment& segment, uint64_t end) {
   segment.allocated_to = to;
 }
 
+// Starts a new active segment at `base_offset` (at or past the log end). An empty active segment
+// is replaced rather than kept: a segment starts with its first batch (its index says so), and
+// an empty one has nothing to keep.
 PartitionLog::Segment& PartitionLog::roll(int64_t base_offset) {
-  if (!segments_.empty()) {
+  const bool replace = !segments_.empty() && segments_.back().empty();
+  if (replace && segments_.back().base_offset == base_offset) return segments_.back();
+  if (!replace && !segments_.empty()) {
     Segment& old = segments_.back();
     write_indexes(old, true);
     // Give back any reserve past its end, also one left by an earlier run (truncating a file to
@@ -375,12 +391,23 @@ PartitionLog::Segment& PartitionLog::roll(int64_t base_offset) {
     if (::ftruncate(old.fd(), static_cast<off_t>(old.size)) != 0) throw_errno("truncate " + old.path.string());
     old.allocated_to = old.size;
     if (::fdatasync(old.fd()) != 0) throw_errno("fdatasync " + old.path.string());
-    recovery_point_ = std::max(recovery_point_, base_offset);
+    recovery_point_ = std::max(recovery_point_, next_offset_);
   }
   Segment segment = open_segment(base_offset, dir_ / segment_file_name(base_offset));
   segment.rolling_timestamp = now_ms();
+  if (replace) {
+    for (const char* ext : {".log", ".index", ".timeindex"}) {
+      std::error_code ec;  // an index file of an empty segment need not exist
+      std::filesystem::remove(with_extension(segments_.back().path, ext), ec);
+    }
+    segments_.pop_back();
+  }
   fsync_dir(dir_);
   segments_.push_back(std::move(segment));
+  if (segments_.size() == 1) {
+    // The log holds nothing (new, emptied, or its only segment was empty): it starts here.
+    log_start_offset_ = next_offset_ = recovery_point_ = base_offset;
+  }
   return segments_.back();
 }
 
@@ -428,12 +455,29 @@ uint64_t PartitionLog::size_bytes() const {
 }
 
 int64_t PartitionLog::append(std::span<char> entry, const BatchSummary& summary) {
+  store_be(entry.data(), static_cast<uint64_t>(next_offset_), 8);
+  return write_entry(entry, summary);
+}
+
+int64_t PartitionLog::append_at(std::span<char> entry, const BatchSummary& summary) {
+  if (entry.size() <= kLogOverhead || summary.last_offset_delta < 0)
+    throw std::invalid_argument(dir_.string() + ": append_at: not a batch");
+  const int64_t base = static_cast<int64_t>(load_be(entry.data(), 8));
+  if (base < next_offset_)
+    throw std::invalid_argument(dir_.string() + ": append_at: batch at offset " + std::to_string(base) +
+                                " is below the log end offset " + std::to_string(next_offset_));
+  return write_entry(entry, summary);
+}
+
+int64_t PartitionLog::write_entry(std::span<char> entry, const BatchSummary& summary) {
+  const int64_t base = static_cast<int64_t>(load_be(entry.data(), 8));
   Segment* active = &segments_.back();
-  if (!active->empty() && (active->size + entry.size() > options_.segment_bytes ||
-                           now_ms() - active->rolling_timestamp >= options_.segment_ms))
-    active = &roll(next_offset_);
-  const int64_t base = next_offset_;
-  store_be(entry.data(), static_cast<uint64_t>(base), 8);
+  const bool full = !active->empty() && (active->size + entry.size() > options_.segment_bytes ||
+                                         now_ms() - active->rolling_timestamp >= options_.segment_ms);
+  const bool offsets_overflow = base + summary.last_offset_delta - active->base_offset > kMaxRelativeOffset;
+  // An empty segment must start at its first batch: an offset above the log end re-bases it.
+  const bool misplaced = active->empty() && active->base_offset != base;
+  if (full || offsets_overflow || misplaced) active = &roll(base);
   const uint64_t position = active->size;
   preallocate_for(*active, position + entry.size());
   try {
@@ -454,8 +498,7 @@ const PartitionLog::Segment* PartitionLog::segment_for(int64_t offset) const {
   auto seg = std::upper_bound(segments_.begin(), segments_.end(), offset,
                               [](int64_t o, const Segment& s) { return o < s.base_offset; });
   if (seg == segments_.begin()) return nullptr;
-  --seg;
-  return offset < seg->next_offset ? &*seg : nullptr;
+  return &*std::prev(seg);
 }
 
 uint64_t PartitionLog::index_position_at_or_before(const Segment& segment, int64_t offset) const {
@@ -488,13 +531,24 @@ void PartitionLog::walk(const Segment& segment, uint64_t from, uint64_t until,
 }
 
 std::optional<PartitionLog::BatchAt> PartitionLog::find_batch(const Segment& segment, int64_t offset) const {
-  std::optional<BatchAt> found;
-  walk(segment, index_position_at_or_before(segment, offset), segment.size, [&](const BatchAt& b, std::string_view) {
-    if (b.base_offset > offset) return false;
-    found = b;  // the last batch starting at or before `offset` holds it
+  std::optional<BatchAt> before;  // the last batch starting at or before `offset`
+  std::string before_header;
+  std::optional<BatchAt> after;   // the first starting past it
+  walk(segment, index_position_at_or_before(segment, offset), segment.size, [&](const BatchAt& b, std::string_view header) {
+    if (b.base_offset > offset) {
+      after = b;
+      return false;
+    }
+    before = b;
+    before_header.assign(header);
     return true;
   });
-  return found;
+  // `before` holds `offset` unless the offsets skip past it (append_at); one summary tells.
+  if (before) {
+    const std::optional<BatchSummary> summary = format_.summarize(before_header);
+    if (!summary || before->base_offset + summary->last_offset_delta >= offset) return before;
+  }
+  return after;
 }
 
 std::vector<PartitionLog::FileSlice> PartitionLog::locate(int64_t offset, size_t max_bytes, bool at_least_one) const {
@@ -502,8 +556,7 @@ std::vector<PartitionLog::FileSlice> PartitionLog::locate(int64_t offset, size_t
   const Segment* segment = segment_for(offset);
   if (!segment) return slices;
   std::optional<BatchAt> first = find_batch(*segment, offset);
-  if (!first) return slices;
-  uint64_t pos = first->position;
+  uint64_t pos = first ? first->position : segment->size;  // none there: the next segment's first batch
   size_t total = 0;
   for (auto it = segments_.begin() + (segment - segments_.data()); it != segments_.end(); ++it, pos = 0) {
     if (total > 0 && total >= max_bytes) break;
@@ -551,7 +604,7 @@ void PartitionLog::visit_batch_headers(int64_t offset, const std::function<void(
   const Segment* segment = segment_for(std::max(offset, log_start_offset_));
   if (!segment) return;
   std::optional<BatchAt> first = find_batch(*segment, std::max(offset, log_start_offset_));
-  uint64_t pos = first ? first->position : 0;
+  uint64_t pos = first ? first->position : segment->size;
   for (auto it = segments_.begin() + (segment - segments_.data()); it != segments_.end(); ++it, pos = 0)
     walk(*it, pos, it->size, [&](const BatchAt&, std::string_view header) {
       visit(header);
@@ -569,7 +622,7 @@ std::optional<int64_t> PartitionLog::offset_for_timestamp(int64_t timestamp) con
     from_offset = std::max(from_offset, log_start_offset_);
     std::optional<BatchAt> start = find_batch(segment, from_offset);
     std::optional<int64_t> found;
-    walk(segment, start ? start->position : 0, segment.size, [&](const BatchAt& b, std::string_view header) {
+    walk(segment, start ? start->position : segment.size, segment.size, [&](const BatchAt& b, std::string_view header) {
       auto summary = format_.summarize(header);
       if (summary && summary->max_timestamp >= timestamp && b.base_offset + summary->last_offset_delta >= log_start_offset_) {
         found = b.base_offset;
@@ -609,11 +662,9 @@ void PartitionLog::flush() {
   recovery_point_ = next_offset_;
 }
 
-std::vector<std::filesystem::path> PartitionLog::remove_front_segments(size_t count) {
+std::vector<std::filesystem::path> PartitionLog::retire_files(size_t first, size_t last) const {
   std::vector<std::filesystem::path> removed;
-  if (count == 0) return removed;
-  if (count >= segments_.size()) roll(next_offset_);  // a log always keeps a segment to append to
-  for (size_t i = 0; i < count; ++i) {
+  for (size_t i = first; i < last; ++i) {
     for (const char* ext : {".log", ".index", ".timeindex"}) {
       const auto from = with_extension(segments_[i].path, ext);
       auto to = from;
@@ -623,6 +674,13 @@ std::vector<std::filesystem::path> PartitionLog::remove_front_segments(size_t co
       if (!ec) removed.push_back(to);
     }
   }
+  return removed;
+}
+
+std::vector<std::filesystem::path> PartitionLog::remove_front_segments(size_t count) {
+  if (count == 0) return {};
+  if (count >= segments_.size()) roll(next_offset_);  // a log always keeps a segment to append to
+  std::vector<std::filesystem::path> removed = retire_files(0, count);
   segments_.erase(segments_.begin(), segments_.begin() + static_cast<std::ptrdiff_t>(count));
   log_start_offset_ = std::max(log_start_offset_, segments_.front().base_offset);
   recovery_point_ = std::max(recovery_point_, log_start_offset_);
@@ -655,6 +713,89 @@ std::vector<std::filesystem::path> PartitionLog::advance_log_start(int64_t offse
   size_t count = 0;
   while (count + 1 < segments_.size() && segments_[count + 1].base_offset <= log_start_offset_) ++count;
   return remove_front_segments(count);
+}
+
+PartitionLog::Truncation PartitionLog::truncate_to(int64_t offset) {
+  if (offset < log_start_offset_)
+    throw std::invalid_argument(dir_.string() + ": cannot truncate to offset " + std::to_string(offset) +
+                                ", below the log start offset " + std::to_string(log_start_offset_));
+  Truncation result{next_offset_, {}};
+  if (offset >= next_offset_) return result;
+  // The first batch to go: the one holding `offset`, or the first after it (offsets may skip).
+  size_t at = static_cast<size_t>(segment_for(offset) - segments_.data());
+  std::optional<BatchAt> first_removed;
+  for (; at < segments_.size(); ++at)
+    if ((first_removed = find_batch(segments_[at], offset))) break;
+  const int64_t new_end = first_removed ? std::min(offset, first_removed->base_offset) : offset;
+  if (first_removed && first_removed->position == 0 && at == 0) {
+    // Nothing stays: the log starts afresh at the new end (a log always has a segment).
+    result.removed = truncate_fully_and_start_at(new_end);
+    result.log_end_offset = new_end;
+    return result;
+  }
+  // Whole segments go before the cut: a crash in between must not leave a shorter segment
+  // followed by later ones, which the next start would take for skipped offsets.
+  const size_t keep = !first_removed ? segments_.size() : first_removed->position == 0 ? at : at + 1;
+  if (keep < segments_.size()) {
+    result.removed = retire_files(keep, segments_.size());
+    segments_.erase(segments_.begin() + static_cast<std::ptrdiff_t>(keep), segments_.end());
+    fsync_dir(dir_);
+  }
+  if (first_removed && first_removed->position > 0) cut_segment(segments_.back(), *first_removed);
+  segments_.back().next_offset = new_end;
+  next_offset_ = new_end;
+  log_start_offset_ = std::min(log_start_offset_, new_end);
+  recovery_point_ = std::min(recovery_point_, new_end);
+  result.log_end_offset = new_end;
+  return result;
+}
+
+// Cuts `segment` where `first_removed` starts, and makes its indexes (in memory and on disk) and
+// largest timestamp agree.
+void PartitionLog::cut_segment(Segment& segment, const BatchAt& first_removed) {
+  const uint64_t position = first_removed.position;
+  // Synced: a crash must not bring the removed batches back.
+  if (::ftruncate(segment.fd(), static_cast<off_t>(position)) != 0 || ::fdatasync(segment.fd()) != 0)
+    throw_errno("truncate " + segment.path.string());
+  segment.size = position;
+  // The truncation freed any reserve past the old end too (as at a roll); the next append
+  // reserves again from here.
+  segment.allocated_to = position;
+  while (!segment.index.empty() && segment.index.back().position >= position) segment.index.pop_back();
+  while (!segment.time_index.empty() && segment.time_index.back().offset >= first_removed.base_offset)
+    segment.time_index.pop_back();
+  segment.index_on_disk = std::min(segment.index_on_disk, segment.index.size());
+  segment.time_index_on_disk = std::min(segment.time_index_on_disk, segment.time_index.size());
+  // The largest timestamp may have gone with the cut. Reading every header is O(segment), but
+  // truncation is rare (a follower after a leader change).
+  int64_t max_timestamp = -1;
+  int64_t max_timestamp_offset = -1;
+  walk(segment, 0, position, [&](const BatchAt& b, std::string_view header) {
+    const std::optional<BatchSummary> summary = format_.summarize(header);
+    if (summary && summary->max_timestamp > max_timestamp) {
+      max_timestamp = summary->max_timestamp;
+      max_timestamp_offset = b.base_offset;
+    }
+    return true;
+  });
+  segment.max_timestamp = max_timestamp;
+  segment.max_timestamp_offset = max_timestamp_offset;
+  write_indexes(segment, true);  // cuts the index files to the entries kept
+}
+
+std::vector<std::filesystem::path> PartitionLog::truncate_fully_and_start_at(int64_t offset) {
+  if (offset < 0) throw std::invalid_argument(dir_.string() + ": cannot start the log at offset " + std::to_string(offset));
+  // Renamed first: the new segment may take the name of an old one.
+  std::vector<std::filesystem::path> removed = retire_files(0, segments_.size());
+  std::vector<Segment> old = std::move(segments_);
+  segments_.clear();
+  try {
+    roll(offset);  // alone in the log, it sets the log start, end and recovery point
+  } catch (...) {
+    segments_ = std::move(old);  // keep a usable log (on the renamed files) for the error path
+    throw;
+  }
+  return removed;
 }
 
 }  // namespace sluice::storage

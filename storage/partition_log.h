@@ -1,6 +1,10 @@
 // The log of one partition: append-only segment files holding record batches
-// exactly as producers sent them (after the broker stamped offsets), so a fetch
-// is a read of file bytes.
+// exactly as producers sent them (after the broker stamped offsets), or as a
+// leader's log held them (a follower's append_at), so a fetch is a read of
+// file bytes. A follower's offsets may skip (the leader's log was compacted);
+// they never go back. Truncation (truncate_to, truncate_fully_and_start_at) is
+// how a follower drops what diverged from its leader; storage knows nothing of
+// roles.
 //
 // Each segment `<base offset>.log` has two sparse indexes, kept in memory and
 // written beside it (`.index`: batch offset -> file position; `.timeindex`:
@@ -98,10 +102,53 @@ class PartitionLog {
   // I/O failure (nothing of the entry is left behind then).
   int64_t append(std::span<char> entry, const BatchSummary& summary);
 
+  // Appends a batch that already carries its base offset in its first 8 bytes
+  // (a follower copies the leader's batches verbatim). The offset may be above
+  // the log end (the leader's log starts later, or compaction left a gap): an
+  // empty log then starts there (log start, end and recovery point move to it),
+  // otherwise the offsets skip. Rolls as append() does, and also when the
+  // batch's offsets would not fit the segment's 32-bit relative offsets.
+  // Returns the base offset. Throws std::invalid_argument, with nothing
+  // written, for an offset below the log end; std::system_error as append().
+  int64_t append_at(std::span<char> entry, const BatchSummary& summary);
+
+  // Truncation, as a follower does when its log diverged from the leader's
+  // (Kafka's truncateTo): removes every batch holding an offset >= `offset`,
+  // a batch straddling it too, so the log end becomes min(`offset`, the first
+  // removed batch's base offset). Nothing happens at or past the log end.
+  // Segments past the cut go as with retention (files renamed to `*.deleted`,
+  // for the caller to unlink); the segment holding the cut is cut in place and
+  // synced, its index files rewritten and synced. If nothing stays, the log
+  // starts afresh at the new end, as truncate_fully_and_start_at(). The
+  // recovery point and log start offset drop to the new end if above it.
+  // Where offsets skip just before the cut, a restart finds the log end at the
+  // end of the last batch kept instead (as Kafka's would). Throws
+  // std::invalid_argument for an offset below the log start offset (use
+  // truncate_fully_and_start_at()).
+  //
+  // The caller must persist the lowered recovery point (checkpoint) before
+  // appending past the new end: a stale, higher one would make the next start
+  // trust the new batches unverified. Its leader-epoch cache follows with
+  // truncate_from_end(log_end_offset). Fetches still sending from a slice of
+  // the removed region read whatever the file holds then (less, or the
+  // removed bytes of a renamed segment).
+  struct Truncation {
+    int64_t log_end_offset;
+    std::vector<std::filesystem::path> removed;  // already renamed to `*.deleted`
+  };
+  Truncation truncate_to(int64_t offset);
+
+  // Drops every segment and starts the log afresh at `offset` (a follower
+  // whose log is wholly outside the leader's): log start = log end = recovery
+  // point = `offset`, one empty segment. Returns the files to delete (renamed
+  // to `*.deleted`). The same checkpoint rule as truncate_to() applies.
+  std::vector<std::filesystem::path> truncate_fully_and_start_at(int64_t offset);
+
   // Where a read's batches are: regions of segment files, for a caller that
   // sends them without reading them (sendfile). Whole batches starting with the
-  // one that holds `offset`, until adding the next would pass `max_bytes`; the
-  // first batch is included whatever its size when `at_least_one` (KIP-74).
+  // one that holds `offset` (or the next, where offsets skip it), until adding
+  // the next would pass `max_bytes`; the first batch is included whatever its
+  // size when `at_least_one` (KIP-74).
   // Empty at or past the log end, or below the log start. Each slice keeps its
   // file open.
   struct FileSlice {
@@ -215,17 +262,25 @@ class PartitionLog {
   void load_indexes(Segment& segment, int64_t trusted_below, bool trusted, RecoveryReport& report) const;
   bool recover_segment(Segment& segment, int64_t trusted_below, RecoveryReport& report);
   void note_batch(Segment& segment, uint64_t position, uint32_t size, int64_t base, const BatchSummary& summary);
+  // Writes an entry whose first 8 bytes hold its base offset (append and append_at).
+  int64_t write_entry(std::span<char> entry, const BatchSummary& summary);
   Segment& roll(int64_t base_offset);
   static void preallocate_for(Segment& segment, uint64_t end);
   void write_indexes(Segment& segment, bool sync);
   std::vector<std::filesystem::path> remove_front_segments(size_t count);
+  // Renames the files of segments [first, last) to `*.deleted`; returns the new names.
+  std::vector<std::filesystem::path> retire_files(size_t first, size_t last) const;
+  void cut_segment(Segment& segment, const BatchAt& first_removed);
 
+  // The last segment starting at or before `offset` (in the log): it holds
+  // `offset`, or the offsets skip past it and the next batch is there or later.
   const Segment* segment_for(int64_t offset) const;
   // Batches from `from` (a batch boundary) while they start before `until`;
   // `visit` returns false to stop. Reads headers only.
   void walk(const Segment& segment, uint64_t from, uint64_t until,
             const std::function<bool(const BatchAt&, std::string_view header)>& visit) const;
-  // The batch holding `offset` (which must be in `segment`).
+  // The batch holding `offset`, or the first after it where offsets skip;
+  // nullopt when `segment` has neither.
   std::optional<BatchAt> find_batch(const Segment& segment, int64_t offset) const;
   uint64_t index_position_at_or_before(const Segment& segment, int64_t offset) const;
 

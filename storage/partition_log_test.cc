@@ -7,7 +7,11 @@
 #include <filesystem>
 #include <fstream>
 #include <chrono>
+#include <climits>
+#include <map>
 #include <random>
+#include <set>
+#include <stdexcept>
 
 namespace sluice::storage {
 namespace {
@@ -46,6 +50,18 @@ std::string make_entry(int32_t records, const std::string& payload, int64_t time
   return e;
 }
 
+// The same, carrying its base offset already (as a leader's batch does).
+std::string make_entry_at(int64_t base, int32_t records, const std::string& payload, int64_t timestamp = 1000) {
+  std::string e = make_entry(records, payload, timestamp);
+  put_be(e, 0, static_cast<uint64_t>(base), 8);
+  return e;
+}
+
+std::string slurp(const std::filesystem::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
 BatchFormat test_format() {
   BatchFormat f;
   f.header_bytes = kHeader;
@@ -76,6 +92,45 @@ int64_t now_ms() {
       .count();
 }
 
+// What a log should hold: its batches, as written, and its offsets.
+struct Model {
+  struct Batch {
+    int64_t base;
+    int32_t records;
+    int64_t timestamp;
+    std::string bytes;
+    int64_t last() const { return base + records - 1; }
+  };
+  std::vector<Batch> batches;
+  int64_t log_start = 0;
+  int64_t log_end = 0;
+
+  void add(int64_t base, int32_t records, const std::string& payload, int64_t timestamp) {
+    if (batches.empty() && base > log_end) log_start = base;  // an empty log starts at its first batch
+    batches.push_back({base, records, timestamp, make_entry_at(base, records, payload, timestamp)});
+    log_end = base + records;
+  }
+  // Kafka's truncateTo, as PartitionLog::truncate_to documents it.
+  void truncate_to(int64_t offset) {
+    if (offset >= log_end) return;
+    const Batch* first_removed = at_or_after(offset);
+    log_end = first_removed ? std::min(offset, first_removed->base) : offset;
+    while (!batches.empty() && batches.back().last() >= offset) batches.pop_back();
+    log_start = std::min(log_start, log_end);
+  }
+  // A restart finds the end after the last batch (skipped offsets after it are not on disk).
+  void restart() {
+    if (!batches.empty()) log_end = batches.back().last() + 1;
+    log_start = std::clamp(log_start, batches.empty() ? log_end : batches.front().base, log_end);
+  }
+  // The batch holding `offset`, or the first after it.
+  const Batch* at_or_after(int64_t offset) const {
+    for (const Batch& b : batches)
+      if (b.last() >= offset) return &b;
+    return nullptr;
+  }
+};
+
 class PartitionLogTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -91,6 +146,123 @@ class PartitionLogTest : public ::testing::Test {
   int64_t append(PartitionLog& log, int32_t records, const std::string& payload, int64_t timestamp = 1000) {
     std::string e = make_entry(records, payload, timestamp);
     return log.append(e, BatchSummary{records - 1, timestamp});
+  }
+  int64_t append_at(PartitionLog& log, int64_t base, int32_t records, const std::string& payload,
+                    int64_t timestamp = 1000) {
+    std::string e = make_entry_at(base, records, payload, timestamp);
+    return log.append_at(e, BatchSummary{records - 1, timestamp});
+  }
+  // Both the log and the model.
+  void append_at(PartitionLog& log, Model& model, int64_t base, int32_t records, const std::string& payload,
+                 int64_t timestamp = 1000) {
+    EXPECT_EQ(append_at(log, base, records, payload, timestamp), base);
+    model.add(base, records, payload, timestamp);
+  }
+  void append(PartitionLog& log, Model& model, int32_t records, const std::string& payload, int64_t timestamp = 1000) {
+    model.add(append(log, records, payload, timestamp), records, payload, timestamp);
+  }
+  // Closes the log and opens it again with the checkpoint it leaves: after a flush (a clean
+  // stop), or as a crash would find it. Neither may find anything wrong.
+  void restart(std::unique_ptr<PartitionLog>& log, LogOptions options, bool clean, Model* model = nullptr) {
+    if (clean) log->flush();
+    const LogCheckpoint checkpoint{log->recovery_point(), log->log_start_offset()};
+    log.reset();
+    RecoveryReport report;
+    log = open(options, checkpoint, &report);
+    EXPECT_TRUE(report.problems.empty()) << report.problems.front();
+    EXPECT_EQ(report.removed_segments, 0);
+    EXPECT_EQ(report.truncated_bytes, 0u);
+    if (clean) {
+      EXPECT_EQ(report.batches_scanned, 0);  // everything trusted
+    }
+    if (model) model->restart();
+    expect_index_files_match_logs();
+  }
+  // The log reads exactly what the model holds: every batch from every offset around it, the
+  // time index lookups, the header walk.
+  void expect_log_matches(const PartitionLog& log, const Model& model) {
+    ASSERT_EQ(log.log_start_offset(), model.log_start);
+    ASSERT_EQ(log.log_end_offset(), model.log_end);
+    EXPECT_LE(log.recovery_point(), log.log_end_offset());
+    std::string all;
+    size_t visible = 0;
+    for (const auto& b : model.batches)
+      if (b.last() >= model.log_start) {
+        all += b.bytes;
+        ++visible;
+      }
+    EXPECT_EQ(log.read(model.log_start, 1 << 30, true), all);
+    std::set<int64_t> probes{model.log_start, model.log_end - 1, model.log_end};
+    for (const auto& b : model.batches)
+      for (int64_t o : {b.base - 1, b.base, b.base + b.records / 2, b.last(), b.last() + 1}) probes.insert(o);
+    for (int64_t o : probes) {
+      if (o < 0) continue;
+      const Model::Batch* want = o < model.log_start || o >= model.log_end ? nullptr : model.at_or_after(o);
+      EXPECT_EQ(log.read(o, 1, true), want ? want->bytes : "") << "offset " << o;
+    }
+    for (const auto& target : model.batches) {
+      std::optional<int64_t> want;
+      for (const auto& b : model.batches)
+        if (b.timestamp >= target.timestamp && b.last() >= model.log_start) {
+          want = b.base;
+          break;
+        }
+      EXPECT_EQ(log.offset_for_timestamp(target.timestamp), want) << "timestamp " << target.timestamp;
+    }
+    size_t visited = 0;
+    log.visit_batch_headers(model.log_start, [&](std::string_view) { ++visited; });
+    EXPECT_EQ(visited, visible);
+  }
+  // On disk, every segment is whole batches starting at its name's offset with offsets that
+  // never go back; every .index entry points at a batch with its offset and every .timeindex
+  // entry names a batch with its timestamp: nothing is left of removed batches.
+  void expect_index_files_match_logs() {
+    for (const auto& path : files(".log")) {
+      const int64_t base = std::stoll(path.stem().string());
+      const std::string log = slurp(path);
+      std::map<uint64_t, int64_t> offset_at;  // position -> base offset
+      std::map<int64_t, int64_t> timestamp_of;   // base offset -> max timestamp
+      int64_t next = base;
+      for (size_t pos = 0; pos < log.size();) {
+        ASSERT_LE(pos + kHeader, log.size()) << path;
+        const int64_t offset = static_cast<int64_t>(get_be(log, pos, 8));
+        if (pos == 0) {
+          EXPECT_EQ(offset, base) << path;
+        }
+        EXPECT_GE(offset, next) << path << " at " << pos;
+        offset_at[pos] = offset;
+        timestamp_of[offset] = static_cast<int64_t>(get_be(log, pos + 20, 8));
+        next = offset + static_cast<int64_t>(get_be(log, pos + 12, 4)) + 1;
+        pos += 12 + get_be(log, pos + 8, 4);
+        ASSERT_LE(pos, log.size()) << path;
+      }
+      auto index_path = path;
+      const std::string index = slurp(index_path.replace_extension(".index"));
+      EXPECT_EQ(index.size() % 8, 0u);
+      for (size_t at = 0; at + 8 <= index.size(); at += 8) {
+        const uint64_t position = get_be(index, at + 4, 4);
+        ASSERT_TRUE(offset_at.count(position)) << index_path << " entry " << at / 8 << " -> " << position;
+        EXPECT_EQ(offset_at[position], base + static_cast<int64_t>(get_be(index, at, 4))) << index_path;
+        if (at == 0) {
+          EXPECT_EQ(position, 0u) << index_path;
+        }
+      }
+      auto time_path = path;
+      const std::string times = slurp(time_path.replace_extension(".timeindex"));
+      EXPECT_EQ(times.size() % 12, 0u);
+      int64_t last_timestamp = -1;
+      for (size_t at = 0; at + 12 <= times.size(); at += 12) {
+        const int64_t timestamp = static_cast<int64_t>(get_be(times, at, 8));
+        const int64_t offset = base + static_cast<int64_t>(get_be(times, at + 8, 4));
+        ASSERT_TRUE(timestamp_of.count(offset)) << time_path << " entry " << at / 12 << " -> offset " << offset;
+        EXPECT_EQ(timestamp_of[offset], timestamp) << time_path;
+        EXPECT_GT(timestamp, last_timestamp) << time_path;
+        last_timestamp = timestamp;
+      }
+    }
+  }
+  size_t all_files() {
+    return static_cast<size_t>(std::distance(std::filesystem::directory_iterator(dir_), {}));
   }
   std::vector<std::filesystem::path> files(const std::string& ext) {
     std::vector<std::filesystem::path> out;
@@ -386,6 +558,484 @@ TEST_F(PartitionLogTest, AdvancingTheLogStartDropsSegmentsBelowIt) {
   log->advance_log_start(20);  // up to the end: the active segment stays
   EXPECT_EQ(log->log_start_offset(), 20);
   EXPECT_EQ(append(*log, 1, "y"), 20);
+}
+
+// ---- Follower primitives: append_at, truncate_to, truncate_fully_and_start_at ----
+
+LogOptions follower_options() {
+  LogOptions o = segment_bytes(500);
+  o.index_interval_bytes = 100;  // several index entries per segment
+  return o;
+}
+
+TEST_F(PartitionLogTest, AppendAtKeepsTheLeadersOffsets) {
+  auto log = open(follower_options());
+  Model model;
+  for (int i = 0; i < 20; ++i) append_at(*log, model, model.log_end, 1 + i % 3, std::string(60, 'a' + i % 26), 1000 + i);
+  EXPECT_GT(log->segment_count(), 3u);
+  expect_log_matches(*log, model);
+  // Each segment is named after its first batch, as with append().
+  for (const auto& path : files(".log")) EXPECT_EQ(get_be(slurp(path), 0, 8), std::stoull(path.stem().string()));
+  restart(log, follower_options(), false, &model);
+  expect_log_matches(*log, model);
+  restart(log, follower_options(), true, &model);
+  expect_log_matches(*log, model);
+  append(*log, model, 2, "led");  // append() carries on from there
+  append_at(*log, model, model.log_end, 1, "followed");
+  expect_log_matches(*log, model);
+}
+
+TEST_F(PartitionLogTest, AppendAtRefusesAnOffsetBelowTheLogEndAndWritesNothing) {
+  auto log = open();
+  Model model;
+  append(*log, model, 3, "abc");
+  append(*log, model, 2, "de");
+  const uint64_t size = log->size_bytes();
+  for (int64_t base : {0, 3, 4}) {
+    std::string e = make_entry_at(base, 1, "stale");
+    EXPECT_THROW(log->append_at(e, BatchSummary{0, 1000}), std::invalid_argument) << base;
+  }
+  std::string short_entry(8, '\0');
+  EXPECT_THROW(log->append_at(short_entry, BatchSummary{0, 1000}), std::invalid_argument);
+  EXPECT_EQ(log->size_bytes(), size);
+  EXPECT_EQ(std::filesystem::file_size(dir_ / segment_file_name(0)), size);
+  expect_log_matches(*log, model);
+  append_at(*log, model, 5, 1, "next");
+  restart(log, test_options(), false, &model);
+  expect_log_matches(*log, model);
+}
+
+// A follower whose leader's log starts later (or was compacted) starts an empty log there.
+TEST_F(PartitionLogTest, AppendAtAboveTheEndOfAnEmptyLogStartsTheLogThere) {
+  auto log = open(follower_options());
+  Model model;
+  append_at(*log, model, 1000, 2, "first");
+  EXPECT_EQ(log->log_start_offset(), 1000);
+  EXPECT_EQ(log->recovery_point(), 1000);
+  EXPECT_EQ(files(".log"), std::vector<std::filesystem::path>{dir_ / segment_file_name(1000)});  // the empty one went
+  EXPECT_TRUE(log->read(0, 1 << 20, true).empty());
+  for (int i = 0; i < 10; ++i) append_at(*log, model, model.log_end, 2, std::string(80, 'f'), 2000 + i);
+  expect_log_matches(*log, model);
+  restart(log, follower_options(), true, &model);
+  expect_log_matches(*log, model);
+  // Without a checkpoint (a lost one), the log still starts where its first segment does.
+  log.reset();
+  RecoveryReport report;
+  log = open(follower_options(), {}, &report);
+  EXPECT_TRUE(report.problems.empty()) << report.problems.front();
+  expect_log_matches(*log, model);
+
+  // Also once retention emptied a log: its empty segment is replaced.
+  log->enforce_retention(now_ms(), 0, -1);
+  EXPECT_EQ(log->log_start_offset(), model.log_end);
+  Model emptied;
+  emptied.log_start = emptied.log_end = model.log_end;
+  append_at(*log, emptied, model.log_end + 500, 1, "later");
+  EXPECT_EQ(log->segment_count(), 1u);
+  expect_log_matches(*log, emptied);
+  restart(log, follower_options(), false, &emptied);
+  expect_log_matches(*log, emptied);
+}
+
+// Offsets may skip in a log that has batches (compaction on the leader): reads at a skipped
+// offset return the next batch, and recovery takes the gap for what it is.
+TEST_F(PartitionLogTest, AppendAtAboveTheEndOfALogLeavesAGapThatReadsAndRecoverySkip) {
+  auto log = open(follower_options());
+  Model model;
+  for (int i = 0; i < 5; ++i) append(*log, model, 2, std::string(40, 'x'), 1000 + i);
+  append_at(*log, model, 50, 3, std::string(40, 'y'), 2000);
+  append_at(*log, model, 53, 1, std::string(40, 'z'), 1500);
+  append_at(*log, model, 100, 2, std::string(300, 'w'), 3000);  // rolls: its segment starts at 100
+  append_at(*log, model, 170, 2, std::string(40, 'v'), 3100);
+  EXPECT_EQ(log->log_end_offset(), 172);
+  EXPECT_EQ(files(".log").back(), dir_ / segment_file_name(100));
+  EXPECT_EQ(get_be(log->read(10, 1, true), 0, 8), 50u);
+  EXPECT_EQ(get_be(log->read(60, 1, true), 0, 8), 100u);
+  EXPECT_EQ(get_be(log->read(120, 1, true), 0, 8), 170u);
+  EXPECT_EQ(log->offset_for_timestamp(2500), 100);
+  expect_log_matches(*log, model);
+  restart(log, follower_options(), false, &model);  // every batch scanned and verified
+  expect_log_matches(*log, model);
+  restart(log, follower_options(), true, &model);
+  expect_log_matches(*log, model);
+  RecoveryReport full;
+  log.reset();
+  log = open(follower_options(), LogCheckpoint{0, 0}, &full);
+  EXPECT_TRUE(full.problems.empty()) << full.problems.front();
+  EXPECT_EQ(full.batches_scanned, 9);
+  expect_log_matches(*log, model);
+}
+
+TEST_F(PartitionLogTest, AppendAtRollsBySizeAndAgeAsAppendDoes) {
+  LogOptions options = follower_options();
+  auto log = open(options);
+  Model model;
+  const size_t entry = make_entry(1, std::string(100, 'r')).size();
+  for (int i = 0; i < 8; ++i) append_at(*log, model, model.log_end + (i % 2) * 10, 1, std::string(100, 'r'));
+  EXPECT_EQ(log->segment_count(), (8 + options.segment_bytes / entry - 1) / (options.segment_bytes / entry));
+  options.segment_ms = 0;  // every batch finds the active segment too old
+  log->set_options(options);
+  const size_t before = log->segment_count();
+  for (int i = 0; i < 3; ++i) append_at(*log, model, model.log_end + 5, 1, "aged");
+  EXPECT_EQ(log->segment_count(), before + 3);
+  expect_log_matches(*log, model);
+  restart(log, options, false, &model);
+  expect_log_matches(*log, model);
+}
+
+// The index files hold offsets relative to the segment's base in 32 bits: a batch past that
+// range starts a segment of its own (Kafka rolls there too).
+TEST_F(PartitionLogTest, AppendAtRollsWhenOffsetsWouldOutgrowTheSegment) {
+  auto log = open(follower_options());
+  Model model;
+  append(*log, model, 2, "low");
+  append_at(*log, model, int64_t{INT32_MAX} - 2, 2, "still fits");  // last offset INT32_MAX - 1
+  EXPECT_EQ(log->segment_count(), 1u);
+  append_at(*log, model, int64_t{INT32_MAX}, 3, "does not");
+  EXPECT_EQ(log->segment_count(), 2u);
+  append_at(*log, model, int64_t{5} << 32, 1, "far beyond");
+  EXPECT_EQ(log->segment_count(), 3u);
+  EXPECT_EQ(files(".log").back(), dir_ / segment_file_name(int64_t{5} << 32));
+  expect_log_matches(*log, model);
+  restart(log, follower_options(), false, &model);
+  expect_log_matches(*log, model);
+  restart(log, follower_options(), true, &model);
+  expect_log_matches(*log, model);
+}
+
+// A log of 30 batches of 2 records over several segments, for the truncation tests.
+Model fill(PartitionLog& log, int records = 2) {
+  Model model;
+  for (int i = 0; i < 30; ++i) {
+    std::string payload(60, static_cast<char>('a' + i % 26));
+    std::string e = make_entry(records, payload, 1000 + i);
+    model.add(log.append(e, BatchSummary{records - 1, 1000 + i}), records, payload, 1000 + i);
+  }
+  return model;
+}
+
+TEST_F(PartitionLogTest, TruncateToABatchBoundaryCutsTheSegmentAndDropsLaterOnes) {
+  auto log = open(follower_options());
+  Model model = fill(*log);
+  log->flush();
+  const auto segments = files(".log");
+  ASSERT_GE(segments.size(), 5u);
+  // A batch boundary inside the second segment, not its first batch.
+  const int64_t second = std::stoll(segments[1].stem().string());
+  const int64_t cut = second + 4;
+  const auto result = log->truncate_to(cut);
+  model.truncate_to(cut);
+  EXPECT_EQ(result.log_end_offset, cut);
+  EXPECT_EQ(log->recovery_point(), cut);
+  EXPECT_EQ(log->segment_count(), 2u);
+  EXPECT_EQ(files(".log"), (std::vector<std::filesystem::path>{segments[0], segments[1]}));
+  EXPECT_EQ(result.removed.size(), 3 * (segments.size() - 2));  // .log, .index, .timeindex each
+  for (const auto& path : result.removed) {
+    EXPECT_EQ(path.extension(), ".deleted");
+    EXPECT_TRUE(std::filesystem::exists(path)) << path;
+  }
+  expect_log_matches(*log, model);
+  expect_index_files_match_logs();
+  EXPECT_EQ(log->max_timestamp_batch(), (std::pair<int64_t, int64_t>(model.batches.back().timestamp, cut - 2)));
+  restart(log, follower_options(), false, &model);
+  expect_log_matches(*log, model);
+  // The follower appends the leader's batches from the cut on.
+  for (int i = 0; i < 6; ++i) append_at(*log, model, model.log_end, 2, std::string(60, 'N'), 5000 + i);
+  expect_log_matches(*log, model);
+  restart(log, follower_options(), false, &model);
+  expect_log_matches(*log, model);
+  restart(log, follower_options(), true, &model);
+  expect_log_matches(*log, model);
+}
+
+// Kafka removes every entry at or past the offset: a batch straddling it goes whole.
+TEST_F(PartitionLogTest, TruncateToInsideABatchRemovesTheWholeBatch) {
+  auto log = open(follower_options());
+  Model model = fill(*log, 5);
+  EXPECT_EQ(log->truncate_to(42).log_end_offset, 40);  // batch [40, 44] goes
+  model.truncate_to(42);
+  EXPECT_EQ(model.log_end, 40);
+  expect_log_matches(*log, model);
+  EXPECT_EQ(append(*log, 1, "after"), 40);
+  model.add(40, 1, "after", 1000);
+  restart(log, follower_options(), false, &model);
+  expect_log_matches(*log, model);
+  // Inside a segment's first batch: that segment goes whole.
+  const int64_t last_base = std::stoll(files(".log").back().stem().string());
+  const size_t count = log->segment_count();
+  EXPECT_EQ(log->truncate_to(last_base + 3).log_end_offset, last_base);
+  model.truncate_to(last_base + 3);
+  EXPECT_EQ(log->segment_count(), count - 1);
+  expect_log_matches(*log, model);
+  restart(log, follower_options(), true, &model);
+  expect_log_matches(*log, model);
+}
+
+// At a segment's base, the segment goes and the one before it becomes the active one again:
+// appends continue in it until it is full.
+TEST_F(PartitionLogTest, TruncateToASegmentBaseMakesThePreviousSegmentActiveAgain) {
+  auto log = open(follower_options());
+  Model model = fill(*log);
+  const auto segments = files(".log");
+  const int64_t third = std::stoll(segments[2].stem().string());
+  const uint64_t second_size = std::filesystem::file_size(segments[1]);
+  EXPECT_EQ(log->truncate_to(third).log_end_offset, third);
+  model.truncate_to(third);
+  EXPECT_EQ(log->segment_count(), 2u);
+  expect_log_matches(*log, model);
+  append_at(*log, model, third, 1, "x");
+  EXPECT_EQ(log->segment_count(), 2u);  // the second segment had room
+  EXPECT_GT(std::filesystem::file_size(segments[1]), second_size);
+  restart(log, follower_options(), false, &model);
+  expect_log_matches(*log, model);
+  while (log->segment_count() < 4) append_at(*log, model, model.log_end, 2, std::string(60, 'm'));
+  restart(log, follower_options(), true, &model);
+  expect_log_matches(*log, model);
+}
+
+TEST_F(PartitionLogTest, TruncateToTheLogStartKeepsOneEmptySegment) {
+  auto log = open(follower_options());
+  Model model = fill(*log);
+  const size_t before = all_files();
+  const auto result = log->truncate_to(0);
+  model.truncate_to(0);
+  EXPECT_EQ(result.log_end_offset, 0);
+  EXPECT_EQ(result.removed.size(), before);  // (the active segment's index files are not written yet)
+  EXPECT_EQ(log->segment_count(), 1u);
+  EXPECT_EQ(log->size_bytes(), 0u);
+  EXPECT_EQ(files(".log"), std::vector<std::filesystem::path>{dir_ / segment_file_name(0)});
+  EXPECT_FALSE(log->max_timestamp_batch().has_value());
+  expect_log_matches(*log, model);
+  restart(log, follower_options(), false, &model);
+  expect_log_matches(*log, model);
+  append(*log, model, 2, "again");
+  restart(log, follower_options(), true, &model);
+  expect_log_matches(*log, model);
+}
+
+// The log start may sit inside a batch (DeleteRecords); truncating there removes that batch,
+// and the log start comes down to the new end with it.
+TEST_F(PartitionLogTest, TruncateToTheLogStartInsideABatchLowersTheLogStart) {
+  auto log = open(follower_options());
+  fill(*log);
+  const int64_t second = std::stoll(files(".log")[1].stem().string());
+  log->advance_log_start(second + 5);  // inside batch [second + 4, second + 5]
+  EXPECT_THROW(log->truncate_to(second + 4), std::invalid_argument);
+  EXPECT_EQ(log->truncate_to(second + 5).log_end_offset, second + 4);
+  EXPECT_EQ(log->log_start_offset(), second + 4);
+  EXPECT_EQ(log->log_end_offset(), second + 4);
+  EXPECT_TRUE(log->read(second + 4, 1 << 20, true).empty());
+  EXPECT_EQ(append(*log, 1, "next"), second + 4);
+  restart(log, follower_options(), false);
+  EXPECT_EQ(log->log_start_offset(), second + 4);
+  EXPECT_EQ(log->log_end_offset(), second + 5);
+  EXPECT_EQ(get_be(log->read(second + 4, 1 << 20, true), 0, 8), static_cast<uint64_t>(second + 4));
+}
+
+TEST_F(PartitionLogTest, TruncateToRefusesOffsetsBelowTheLogStartAndIgnoresThoseAtTheEnd) {
+  auto log = open(follower_options());
+  Model model = fill(*log);
+  log->advance_log_start(11);
+  model.log_start = 11;
+  EXPECT_THROW(log->truncate_to(10), std::invalid_argument);
+  const size_t count = log->segment_count();
+  for (int64_t at_or_past_end : {model.log_end, model.log_end + 1, int64_t{1} << 40}) {
+    const auto result = log->truncate_to(at_or_past_end);
+    EXPECT_EQ(result.log_end_offset, model.log_end);
+    EXPECT_TRUE(result.removed.empty());
+  }
+  EXPECT_EQ(log->segment_count(), count);
+  expect_log_matches(*log, model);
+}
+
+// The largest timestamp can go with the cut: the segment's is recomputed, and the time index
+// (in memory and on disk) keeps only entries for batches that stay.
+TEST_F(PartitionLogTest, TruncateToRecomputesTheLargestTimestamp) {
+  LogOptions options = test_options();
+  options.index_interval_bytes = 100;
+  auto log = open(options);
+  Model model;
+  const int64_t timestamps[] = {5000, 1000, 7000, 2000, 3000, 9000, 4000, 8000, 6000, 9500};
+  for (int64_t ts : timestamps) append(*log, model, 1, std::string(90, 't'), ts);
+  log->flush();  // time index entries on disk up to the last batch
+  EXPECT_EQ(log->max_timestamp_batch(), (std::pair<int64_t, int64_t>(9500, 9)));
+  log->truncate_to(5);
+  model.truncate_to(5);
+  EXPECT_EQ(log->max_timestamp_batch(), (std::pair<int64_t, int64_t>(7000, 2)));
+  EXPECT_FALSE(log->offset_for_timestamp(7001).has_value());
+  EXPECT_EQ(log->offset_for_timestamp(6000), 2);
+  expect_log_matches(*log, model);
+  expect_index_files_match_logs();
+  restart(log, options, true, &model);
+  EXPECT_EQ(log->max_timestamp_batch(), (std::pair<int64_t, int64_t>(7000, 2)));
+  expect_log_matches(*log, model);
+  append(*log, model, 1, "newer", 6500);
+  EXPECT_EQ(log->max_timestamp_batch(), (std::pair<int64_t, int64_t>(7000, 2)));
+  restart(log, options, false, &model);
+  expect_log_matches(*log, model);
+}
+
+// Cutting the active segment frees the blocks reserved past its end with the rest (so
+// allocated_to drops to the cut), and the next appends reserve again.
+TEST_F(PartitionLogTest, TruncateToGivesTheReserveBackAndAppendsReserveAgain) {
+  auto allocated = [](const std::filesystem::path& p) {
+    struct stat st {};
+    EXPECT_EQ(::stat(p.c_str(), &st), 0);
+    return static_cast<uint64_t>(st.st_blocks) * 512;
+  };
+  auto whole_blocks = [](uint64_t n) { return (n + 4095) / 4096 * 4096; };
+  const std::filesystem::path first = dir_ / segment_file_name(0);
+  auto log = open(segment_bytes(1 << 20));
+  Model model;
+  for (int i = 0; i < 20; ++i) append(*log, model, 1, std::string(1000, 'p'));
+  EXPECT_GE(allocated(first), whole_blocks(log->size_bytes()) + (32 << 10));
+  log->truncate_to(10);
+  model.truncate_to(10);
+  EXPECT_EQ(std::filesystem::file_size(first), log->size_bytes());
+  EXPECT_LT(allocated(first), whole_blocks(log->size_bytes()) + (32 << 10));
+  for (int i = 0; i < 5; ++i) append(*log, model, 1, std::string(1000, 'q'));
+  EXPECT_GE(allocated(first), whole_blocks(log->size_bytes()) + (32 << 10));
+  EXPECT_EQ(std::filesystem::file_size(first), log->size_bytes());
+  expect_log_matches(*log, model);
+  restart(log, segment_bytes(1 << 20), false, &model);
+  expect_log_matches(*log, model);
+}
+
+// A fetch may still be sending from slices of what truncation removes: its files stay open,
+// and reading them returns what is left (the bytes of a renamed segment, or less), never a crash.
+TEST_F(PartitionLogTest, TruncationLeavesOpenSlicesReadable) {
+  auto log = open(follower_options());
+  Model model = fill(*log);
+  const auto slices = log->locate(0, 1 << 30, true);
+  ASSERT_GE(slices.size(), 3u);
+  const int64_t second = std::stoll(files(".log")[1].stem().string());
+  log->truncate_to(second + 4);  // cuts slices[1], removes slices[2] ...
+  auto read_slice = [](const PartitionLog::FileSlice& slice) {
+    std::string buffer(slice.length, '\0');
+    const ssize_t got = ::pread(slice.fd, buffer.data(), buffer.size(), static_cast<off_t>(slice.position));
+    return got < 0 ? -1 : got;
+  };
+  EXPECT_EQ(read_slice(slices[0]), slices[0].length);
+  EXPECT_LT(read_slice(slices[1]), slices[1].length);
+  EXPECT_EQ(read_slice(slices[2]), slices[2].length);  // renamed, still open
+  log->truncate_fully_and_start_at(1000);
+  for (const auto& slice : slices) EXPECT_GE(read_slice(slice), 0);
+}
+
+TEST_F(PartitionLogTest, TruncateFullyAndStartAtDropsEverySegment) {
+  auto log = open(follower_options());
+  fill(*log);
+  const size_t before = all_files();
+  const auto removed = log->truncate_fully_and_start_at(500);
+  EXPECT_EQ(removed.size(), before);
+  for (const auto& path : removed) EXPECT_EQ(path.extension(), ".deleted");
+  EXPECT_EQ(files(".log"), std::vector<std::filesystem::path>{dir_ / segment_file_name(500)});
+  Model model;
+  model.log_start = model.log_end = 500;
+  EXPECT_EQ(log->recovery_point(), 500);
+  expect_log_matches(*log, model);
+  restart(log, follower_options(), false, &model);
+  expect_log_matches(*log, model);
+  append(*log, model, 3, "from 500");
+  append_at(*log, model, 520, 1, "skips");
+  expect_log_matches(*log, model);
+  restart(log, follower_options(), false, &model);
+  expect_log_matches(*log, model);
+
+  // Again at the offset its only segment already has (the new file takes the old one's name),
+  // and below the log start.
+  log->truncate_fully_and_start_at(500);
+  model = Model{};
+  model.log_start = model.log_end = 500;
+  expect_log_matches(*log, model);
+  EXPECT_EQ(std::filesystem::file_size(dir_ / segment_file_name(500)), 0u);
+  log->truncate_fully_and_start_at(7);
+  model.log_start = model.log_end = 7;
+  append(*log, model, 1, "low");
+  restart(log, follower_options(), true, &model);
+  expect_log_matches(*log, model);
+  EXPECT_THROW(log->truncate_fully_and_start_at(-1), std::invalid_argument);
+}
+
+// A log whose first segment starts above 0 (a follower started at the leader's log start)
+// recovers as any other, with or without its checkpoint, and even with no segment left.
+TEST_F(PartitionLogTest, RecoversALogThatStartsAboveZero) {
+  auto log = open(follower_options());
+  append(*log, 3, "old");
+  log->truncate_fully_and_start_at(1000);
+  Model model;
+  model.log_start = model.log_end = 1000;
+  for (int i = 0; i < 25; ++i) append_at(*log, model, model.log_end + (i == 12 ? 7 : 0), 2, std::string(60, 's'), 1000 + i);
+  ASSERT_GT(log->segment_count(), 3u);
+  EXPECT_EQ(files(".log").front(), dir_ / segment_file_name(1000));
+  restart(log, follower_options(), false, &model);
+  expect_log_matches(*log, model);
+  restart(log, follower_options(), true, &model);
+  expect_log_matches(*log, model);
+  // A lost checkpoint: everything scanned, the log start taken from the first segment.
+  log.reset();
+  RecoveryReport report;
+  log = open(follower_options(), {}, &report);
+  EXPECT_TRUE(report.problems.empty()) << report.problems.front();
+  EXPECT_EQ(report.batches_scanned, 25);
+  expect_log_matches(*log, model);
+  // A crash between removing the segments and creating the new one: the checkpoint says where.
+  log.reset();
+  for (const auto& path : files(".log")) std::filesystem::remove(path);
+  log = open(follower_options(), LogCheckpoint{1000, 1000});
+  EXPECT_EQ(log->log_start_offset(), 1000);
+  EXPECT_EQ(log->log_end_offset(), 1000);
+  EXPECT_EQ(append(*log, 1, "x"), 1000);
+}
+
+// A follower's life at random against the model: leader appends, follower appends (some skipping
+// offsets), truncations, fresh starts and restarts.
+TEST_F(PartitionLogTest, RandomFollowerHistoriesMatchTheModel) {
+  LogOptions options = segment_bytes(700);
+  options.index_interval_bytes = 120;
+  auto log = open(options);
+  Model model;
+  std::mt19937 rng(2027);
+  auto pick = [&](int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(rng() % static_cast<uint32_t>(hi - lo + 1)); };
+  for (int step = 0; step < 400; ++step) {
+    const int op = static_cast<int>(rng() % 100);
+    const int32_t records = static_cast<int32_t>(pick(1, 4));
+    const std::string payload(static_cast<size_t>(pick(10, 160)), static_cast<char>('a' + step % 26));
+    const int64_t ts = pick(1000, 9000);
+    SCOPED_TRACE("step " + std::to_string(step) + " op " + std::to_string(op));
+    if (op < 30) {
+      append(*log, model, records, payload, ts);
+    } else if (op < 62) {
+      const int64_t gap = rng() % 3 == 0 ? pick(1, 40) : 0;
+      append_at(*log, model, model.log_end + gap, records, payload, ts);
+    } else if (op < 65) {
+      if (model.log_end > 0) {
+        std::string e = make_entry_at(pick(0, model.log_end - 1), 1, "stale");
+        EXPECT_THROW(log->append_at(e, BatchSummary{0, ts}), std::invalid_argument);
+      }
+    } else if (op < 82) {
+      // Mostly near the end, as a follower's divergence is, so the log grows over many segments.
+      const int64_t from = rng() % 5 == 0 ? model.log_start : std::max(model.log_start, model.log_end - 15);
+      const int64_t to = pick(from, model.log_end + 2);
+      model.truncate_to(to);
+      EXPECT_EQ(log->truncate_to(to).log_end_offset, model.log_end);
+    } else if (op < 83) {
+      const int64_t at = pick(0, model.log_end + 30);
+      log->truncate_fully_and_start_at(at);
+      model = Model{};
+      model.log_start = model.log_end = at;
+    } else if (op < 92) {
+      restart(log, options, rng() % 2 == 0, &model);
+    } else if (op < 96) {
+      auto pending = log->begin_flush();
+      for (int fd : pending.fds) ASSERT_EQ(::fdatasync(fd), 0);
+      log->end_flush(pending.offset);
+    } else {
+      log->flush();
+    }
+    expect_log_matches(*log, model);
+    if (HasFailure()) return;
+  }
 }
 
 }  // namespace
