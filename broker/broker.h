@@ -5,9 +5,11 @@
 #include <boost/asio/any_io_executor.hpp>
 
 #include "broker/config.h"
+#include "broker/controller_link.h"
 #include "broker/cpu_worker.h"
 #include "broker/flusher.h"
 #include "broker/group_coordinator.h"
+#include "broker/metadata_publisher.h"
 #include "broker/producer_ids.h"
 #include "broker/replica_manager.h"
 #include "controller/controller.h"
@@ -16,7 +18,18 @@ namespace sluice::broker {
 
 struct Broker {
   const BrokerConfig& config;
-  controller::Controller& controller;
+  // What this node knows of the cluster: the image its copy of the metadata
+  // log replays to (on a node with the controller role, the controller's own).
+  const controller::MetadataImage& metadata;
+  const std::string& cluster_id;
+  // The controller in this process (standalone and controller nodes); null on
+  // a broker-only node, whose metadata changes go to its controller over the
+  // network.
+  controller::Controller* controller;
+  // A broker-only node's link to its controller (null on a controller node).
+  ControllerLink* controller_link;
+  // Metadata fetches parked until the next commit (null without a controller).
+  MetadataPublisher* metadata_publisher;
   ReplicaManager& replicas;
   GroupCoordinator& groups;
   Flusher& flusher;

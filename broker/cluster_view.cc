@@ -1,13 +1,32 @@
 #include "broker/cluster_view.h"
 
+#include <algorithm>
+
 namespace sluice::broker {
 
 std::vector<BrokerEndpoint> advertised_brokers(const Broker& broker) {
-  // Single node: this broker, at its first advertised listener.
+  // Every unfenced broker at its endpoint of the listener this node
+  // advertises first (brokers of one cluster share listener names).
   const auto listeners = broker.config.advertised_listeners();
-  const Listener& l = listeners.front();
-  std::string host = l.host.empty() || l.host == "0.0.0.0" ? "127.0.0.1" : l.host;
-  return {BrokerEndpoint{broker.controller.node_id(), host, l.port}};
+  const std::string wanted = listeners.empty() ? std::string() : listeners.front().name;
+  std::vector<BrokerEndpoint> out;
+  for (const auto& [id, registration] : broker.metadata.brokers()) {
+    if (registration.fenced || registration.endpoints.empty()) continue;
+    const controller::BrokerEndpoint* chosen = &registration.endpoints.front();
+    for (const auto& e : registration.endpoints)
+      if (e.listener == wanted) chosen = &e;
+    std::string host = chosen->host.empty() || chosen->host == "0.0.0.0" ? "127.0.0.1" : chosen->host;
+    out.push_back(BrokerEndpoint{id, std::move(host), chosen->port});
+  }
+  return out;
+}
+
+int32_t active_controller_id(const Broker& broker) {
+  // Clients cannot reach a KRaft controller: Kafka names a live broker, which
+  // forwards what is meant for the controller. This one, if it is live.
+  const auto live = broker.metadata.unfenced_brokers();
+  if (std::find(live.begin(), live.end(), broker.config.node_id()) != live.end()) return broker.config.node_id();
+  return live.empty() ? -1 : live.front();
 }
 
 }  // namespace sluice::broker

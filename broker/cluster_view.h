@@ -19,6 +19,8 @@ struct BrokerEndpoint {
 
 // The endpoints clients are told to use, one per live broker.
 std::vector<BrokerEndpoint> advertised_brokers(const Broker& broker);
+// The "controller" Metadata and DescribeCluster name.
+int32_t active_controller_id(const Broker& broker);
 
 // AclOperation bit positions (Kafka's AclOperation codes) allowed on a topic
 // and on the cluster when authorization is off.

@@ -20,8 +20,6 @@ const std::vector<ConfigDefinition> kDefinitions = [] {
       {"broker.id", ConfigType::kInt, nullptr, 0, kInt32Max},
       {"compression.type", ConfigType::kString, "producer"},
       {"connections.max.idle.ms", ConfigType::kLong, "600000"},
-      {"controller.listener.names", ConfigType::kString, nullptr},
-      {"controller.quorum.voters", ConfigType::kList, ""},
       {"default.replication.factor", ConfigType::kInt, "1", 1, INT16_MAX},
       {"delete.topic.enable", ConfigType::kBoolean, "true"},
       {"fetch.max.bytes", ConfigType::kInt, "57671680", 1024, kInt32Max},
@@ -68,6 +66,7 @@ const std::vector<ConfigDefinition> kDefinitions = [] {
       {"producer.id.expiration.check.interval.ms", ConfigType::kInt, "600000", 1, kInt32Max},
       {"producer.id.expiration.ms", ConfigType::kInt, "86400000", 1, kInt32Max},
       // Sluice's own: serve idempotent producers (InitProducerId). Kafka has no such switch.
+      {"replica.fetch.wait.max.ms", ConfigType::kInt, "500", 0, kInt32Max},
       {"sluice.idempotence.enable", ConfigType::kBoolean, "true"},
       {"socket.request.max.bytes", ConfigType::kInt, "104857600", 1, kInt32Max},
       {"transaction.state.log.min.isr", ConfigType::kInt, "2", 1, kInt32Max},

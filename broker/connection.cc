@@ -130,7 +130,7 @@ std::string peer_name(const asio::ip::tcp::socket& socket) {
 }  // namespace
 
 asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket socket,
-                                       std::shared_ptr<ConnectionRegistry::Connection> entry) {
+                                       std::shared_ptr<ConnectionRegistry::Connection> entry, ListenerRole role) {
   ConnectionRegistry::Connection& activity = *entry;
   activity.socket = &socket;  // the registry closes this one (the caller's was moved from)
   const std::string peer = peer_name(socket);
@@ -182,7 +182,7 @@ asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket soc
       const size_t size_at = response.reserve_int32();
       response.write_int32(correlation_id);
 
-      const ApiHandler* handler = find_api_handler(api_key);
+      const ApiHandler* handler = find_api_handler(role, api_key);
       if (!handler || !api_enabled(broker, api_key)) {
         SLUICE_LOG(kWarn, "closing " << peer << ": unknown API key " << api_key);
         co_return;
@@ -203,6 +203,7 @@ asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket soc
         std::string_view body = std::string_view(frame).substr(reader.position());
         RequestContext ctx{broker,       api_key, api_version, correlation_id, std::move(header.client_id),
                            client_host,  body,    frame_data + reader.position(), response};
+        ctx.listener = role;
         co_await handler->handle(ctx);
         if (ctx.close_connection) {
           SLUICE_LOG(kWarn, "closing " << peer << " after a failed request of API " << api_key);

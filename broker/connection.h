@@ -11,6 +11,7 @@
 
 #include "broker/broker.h"
 #include "broker/connection_registry.h"
+#include "broker/listener_role.h"
 
 namespace sluice::broker {
 
@@ -18,6 +19,6 @@ namespace sluice::broker {
 // read and write, and counts the request in handling. The connection holds a
 // share of it, since at shutdown it may outlive the registry.
 boost::asio::awaitable<void> serve_connection(Broker& broker, boost::asio::ip::tcp::socket socket,
-                                              std::shared_ptr<ConnectionRegistry::Connection> entry);
+                                              std::shared_ptr<ConnectionRegistry::Connection> entry, ListenerRole role);
 
 }  // namespace sluice::broker

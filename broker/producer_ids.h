@@ -1,9 +1,13 @@
 // Hands out idempotent producers' ids from blocks the controller reserves
-// durably, so ids are unique across restarts without a write per id.
+// durably in the metadata log, so ids are unique across the brokers of a
+// cluster and across restarts without a write per id.
 #pragma once
 
 #include <cstdint>
 
+#include <boost/asio/awaitable.hpp>
+
+#include "broker/controller_link.h"
 #include "controller/controller.h"
 
 namespace sluice::broker {
@@ -13,18 +17,24 @@ class ProducerIdManager {
   // Kafka's controller also reserves producer ids in blocks of 1000.
   static constexpr int32_t kBlockSize = 1000;
 
-  explicit ProducerIdManager(controller::Controller& controller) : controller_(controller) {}
+  // Blocks come from the controller in this process, or (broker-only nodes)
+  // over `link` with AllocateProducerIds.
+  ProducerIdManager(controller::Controller* controller, ControllerLink* link) : controller_(controller), link_(link) {}
 
-  int64_t next() {
+  // Throws when no block can be had (the controller unreachable, its log unwritable).
+  boost::asio::awaitable<int64_t> next() {
     if (next_ == end_) {
-      next_ = controller_.allocate_producer_ids(kBlockSize);
-      end_ = next_ + kBlockSize;
+      const int64_t first =
+          controller_ ? controller_->allocate_producer_ids(kBlockSize) : co_await link_->allocate_producer_ids(kBlockSize);
+      next_ = first;
+      end_ = first + kBlockSize;
     }
-    return next_++;
+    co_return next_++;
   }
 
  private:
-  controller::Controller& controller_;
+  controller::Controller* controller_;
+  ControllerLink* link_;
   int64_t next_ = 0;
   int64_t end_ = 0;
 };

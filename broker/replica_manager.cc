@@ -99,6 +99,8 @@ uint64_t ReplicaManager::open_partition(const controller::TopicInfo& topic, int3
   auto partition = std::make_unique<Partition>();
   partition->topic = topic.name;
   partition->index = index;
+  partition->leader_epoch = topic.partitions[index].leader_epoch;
+  partition->is_leader = topic.partitions[index].leader == config_.node_id();
   apply_topic_settings(*partition, topic);
   partition->checkpointed = decode_checkpoint(store_.get(log_checkpoint_key(topic.name, index)));
   storage::RecoveryReport report;
@@ -229,12 +231,19 @@ void ReplicaManager::expire_producers(int64_t now_ms, int64_t expiration_ms) {
   for (auto& [key, partition] : partitions_) partition->producers.expire(now_ms, expiration_ms);
 }
 
-void ReplicaManager::load(const controller::Controller& controller) {
+bool ReplicaManager::hosts(const controller::TopicInfo& topic, int32_t index) const {
+  const auto& replicas = topic.partitions[index].replicas;
+  return std::find(replicas.begin(), replicas.end(), config_.node_id()) != replicas.end();
+}
+
+void ReplicaManager::load(const controller::MetadataImage& metadata) {
+  metadata_ = &metadata;
   const auto started = std::chrono::steady_clock::now();
   std::set<std::string> expected;
   uint64_t verified_bytes = 0;
-  for (const auto& [name, topic] : controller.topics())
+  for (const auto& [name, topic] : metadata.topics())
     for (int32_t p = 0; p < topic.partition_count(); ++p) {
+      if (!hosts(topic, p)) continue;
       verified_bytes += open_partition(topic, p);
       expected.insert(partition_dir(name, p).filename().string());
     }
@@ -254,6 +263,30 @@ void ReplicaManager::load(const controller::Controller& controller) {
   }
 }
 
+Partition* ReplicaManager::find_led(std::string_view topic, int32_t index, protocol::ErrorCode& error) {
+  Partition* partition = find(topic, index);
+  if (partition && partition->is_leader) {
+    error = protocol::ErrorCode::kNone;
+    return partition;
+  }
+  const controller::TopicInfo* info = metadata_ ? metadata_->find_topic(topic) : nullptr;
+  error = info && index >= 0 && index < info->partition_count() ? protocol::ErrorCode::kNotLeaderOrFollower
+                                                                : protocol::ErrorCode::kUnknownTopicOrPartition;
+  return nullptr;
+}
+
+void ReplicaManager::on_partition_changed(const controller::TopicInfo& topic, int32_t index) {
+  Partition* partition = find(topic.name, index);
+  if (!partition) return;
+  const controller::PartitionState& state = topic.partitions[index];
+  partition->leader_epoch = state.leader_epoch;
+  const bool was_leader = partition->is_leader;
+  partition->is_leader = state.leader == config_.node_id();
+  // Fetches parked on a partition this broker no longer leads answer now
+  // (NOT_LEADER_OR_FOLLOWER), so their consumers move to the new leader.
+  if (was_leader && !partition->is_leader) partition->wake_waiters();
+}
+
 Partition* ReplicaManager::find(std::string_view topic, int32_t index) {
   auto it = partitions_.find(std::pair<std::string_view, int32_t>(topic, index));
   return it == partitions_.end() ? nullptr : it->second.get();
@@ -261,6 +294,7 @@ Partition* ReplicaManager::find(std::string_view topic, int32_t index) {
 
 void ReplicaManager::on_topic_created(const controller::TopicInfo& topic) {
   for (int32_t p = 0; p < topic.partition_count(); ++p) {
+    if (!hosts(topic, p)) continue;
     // A namesake's state, if a crash left some behind.
     store_.apply({{producer_snapshot_key(topic.name, p), std::nullopt}, {log_checkpoint_key(topic.name, p), std::nullopt}});
     open_partition(topic, p);
@@ -268,7 +302,8 @@ void ReplicaManager::on_topic_created(const controller::TopicInfo& topic) {
 }
 
 void ReplicaManager::on_partitions_added(const controller::TopicInfo& topic, int32_t old_count) {
-  for (int32_t p = old_count; p < topic.partition_count(); ++p) open_partition(topic, p);
+  for (int32_t p = old_count; p < topic.partition_count(); ++p)
+    if (hosts(topic, p)) open_partition(topic, p);
 }
 
 void ReplicaManager::on_topic_deleted(const controller::TopicInfo& topic) {

@@ -28,6 +28,8 @@ struct Partition {
   std::string topic;
   int32_t index = 0;
   int32_t leader_epoch = 0;
+  // This broker leads the partition (takes its writes and its consumers' reads).
+  bool is_leader = false;
   std::unique_ptr<storage::PartitionLog> log;
   // Idempotent producers writing here (sequence numbers, last batches).
   ProducerStateTable producers;
@@ -62,9 +64,15 @@ class ReplicaManager : public controller::MetadataListener {
 
   // Opens the logs of every partition the controller knows, recovering each,
   // and removes directories of partitions that no longer exist.
-  void load(const controller::Controller& controller);
+  void load(const controller::MetadataImage& metadata);
+  // Whether this broker holds a replica of the partition.
+  bool hosts(const controller::TopicInfo& topic, int32_t index) const;
 
   Partition* find(std::string_view topic, int32_t index);
+  // The partition if this broker leads it; otherwise null, with `error` set
+  // as Kafka answers: NOT_LEADER_OR_FOLLOWER for a partition that exists
+  // (led elsewhere, or by no one), UNKNOWN_TOPIC_OR_PARTITION otherwise.
+  Partition* find_led(std::string_view topic, int32_t index, protocol::ErrorCode& error);
 
   // How storage reads Kafka record batches (offsets, timestamps, CRC).
   static storage::BatchFormat batch_format();
@@ -74,6 +82,7 @@ class ReplicaManager : public controller::MetadataListener {
   void on_topic_deleted(const controller::TopicInfo& topic) override;
   void on_partitions_removed(const controller::TopicInfo& topic) override;
   void on_topic_configs_changed(const controller::TopicInfo& topic) override;
+  void on_partition_changed(const controller::TopicInfo& topic, int32_t index) override;
 
   // Syncs every log and checkpoints (clean shutdown): the next start trusts
   // every segment and reads nothing but index files.
@@ -116,6 +125,7 @@ class ReplicaManager : public controller::MetadataListener {
 
   std::filesystem::path log_dir_;
   const BrokerConfig& config_;
+  const controller::MetadataImage* metadata_ = nullptr;  // set by load()
   storage::StateStore& store_;
   Flusher& flusher_;
   storage::FileDeleter deleter_;

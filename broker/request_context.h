@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "broker/broker.h"
+#include "broker/listener_role.h"
 #include "protocol/wire.h"
 
 namespace sluice::broker {
@@ -28,6 +29,8 @@ struct RequestContext {
   bool send_response = true;
   // Set when Kafka would drop the connection after this request.
   bool close_connection = false;
+  // The listener the request came in on.
+  ListenerRole listener = ListenerRole::kBroker;
 
   template <typename Request>
   Request decode() {

@@ -18,6 +18,7 @@
 #include "broker/broker.h"
 #include "broker/connection.h"
 #include "broker/connection_registry.h"
+#include "broker/controller_link.h"
 #include "broker/log.h"
 #include "storage/state_store.h"
 
@@ -34,7 +35,8 @@ bool is_resource_shortage(const boost::system::error_code& ec) {
          ec == asio::error::no_memory;
 }
 
-asio::awaitable<void> accept_loop(Broker& broker, tcp::acceptor& acceptor, ConnectionRegistry& connections) {
+asio::awaitable<void> accept_loop(Broker& broker, tcp::acceptor& acceptor, ConnectionRegistry& connections,
+                                  ListenerRole role) {
   using namespace std::chrono_literals;
   asio::steady_timer backoff(acceptor.get_executor());
   auto backoff_delay = 10ms;
@@ -80,8 +82,8 @@ asio::awaitable<void> accept_loop(Broker& broker, tcp::acceptor& acceptor, Conne
     auto entry = connections.add(address);
     asio::co_spawn(
         acceptor.get_executor(),
-        [&broker, &connections, s = std::move(socket), entry]() mutable -> asio::awaitable<void> {
-          co_await serve_connection(broker, std::move(s), *entry);
+        [&broker, &connections, s = std::move(socket), entry, role]() mutable -> asio::awaitable<void> {
+          co_await serve_connection(broker, std::move(s), *entry, role);
           connections.remove(entry);
         },
         asio::detached);
@@ -176,6 +178,30 @@ asio::awaitable<void> maintain_logs(ReplicaManager& replicas, const BrokerConfig
   }
 }
 
+int64_t steady_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The controller's side of broker liveness: brokers not heard from for
+// broker.session.timeout.ms are fenced. Checked four times per heartbeat
+// interval. A broker in this process heartbeats in-process.
+asio::awaitable<void> watch_broker_sessions(controller::Controller& controller, const BrokerConfig& config,
+                                            std::optional<int64_t> local_broker_epoch) {
+  const int64_t step_ms = std::max<int64_t>(config.get_long("broker.heartbeat.interval.ms") / 4, 10);
+  controller.renew_all_sessions(steady_now_ms());
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    timer.expires_after(std::chrono::milliseconds(step_ms));
+    co_await timer.async_wait(asio::use_awaitable);
+    const int64_t now = steady_now_ms();
+    if (local_broker_epoch)
+      controller.heartbeat(config.node_id(), *local_broker_epoch, controller.log().end_offset(), false, false, now);
+    for (int32_t id : controller.fence_expired_brokers(now))
+      SLUICE_LOG(kWarn, "fenced broker " << id << ": no heartbeat for broker.session.timeout.ms");
+  }
+}
+
 }  // namespace
 
 int run_server(const BrokerConfig& config) {
@@ -183,31 +209,54 @@ int run_server(const BrokerConfig& config) {
   std::filesystem::create_directories(log_dir);
   auto store = storage::StateStore::open((log_dir / "__sluice_state").string());
 
-  controller::Controller controller(
-      *store, controller::Controller::Options{
-                  config.node_id(), config.get_int("num.partitions"),
-                  static_cast<int16_t>(config.get_int("default.replication.factor")),
-                  static_cast<uint64_t>(config.get_long("metadata.log.max.record.bytes.between.snapshots"))});
-  // This node's broker registers with its controller under a new incarnation
-  // on every start, and is unfenced at once: in one process it is caught up by
-  // construction.
-  {
-    std::vector<controller::BrokerEndpoint> endpoints;
-    for (const auto& l : config.advertised_listeners()) endpoints.push_back({l.name, l.host, l.port, 0});
-    int64_t epoch = -1;
-    auto registered = controller.register_broker(config.node_id(), controller::random_uuid(), endpoints,
-                                                 config.value("broker.rack"), &epoch);
-    if (registered.ok()) registered = controller.unfence_broker(config.node_id(), epoch);
-    if (!registered.ok()) {
-      SLUICE_LOG(kError, "could not register broker " << config.node_id() << ": " << registered.message);
-      return 1;
-    }
-  }
+  const bool is_broker = config.has_role("broker");
   asio::io_context io(1);
+  // The metadata this node serves from: the controller's own image on a node
+  // with the controller role, its copy of the controller's log on a
+  // broker-only node.
+  std::unique_ptr<controller::Controller> controller;
+  std::unique_ptr<ControllerLink> link;
+  MetadataPublisher metadata_publisher;
+  std::optional<int64_t> local_broker_epoch;
+  if (config.has_role("controller")) {
+    controller::Controller::Options controller_options{
+        config.node_id(), config.get_int("num.partitions"),
+        static_cast<int16_t>(config.get_int("default.replication.factor")),
+        static_cast<uint64_t>(config.get_long("metadata.log.max.record.bytes.between.snapshots")),
+        config.get_long("broker.session.timeout.ms")};
+    controller = std::make_unique<controller::Controller>(*store, controller_options);
+    controller->add_listener(&metadata_publisher);
+    // This node's broker registers with its controller under a new
+    // incarnation on every start, and is unfenced at once: in one process it
+    // is caught up by construction.
+    if (is_broker) {
+      std::vector<controller::BrokerEndpoint> endpoints;
+      for (const auto& l : config.advertised_listeners()) endpoints.push_back({l.name, l.host, l.port, 0});
+      int64_t epoch = -1;
+      auto registered = controller->register_broker(config.node_id(), controller::random_uuid(), endpoints,
+                                                    config.value("broker.rack"), &epoch, steady_now_ms());
+      if (registered.ok()) registered = controller->unfence_broker(config.node_id(), epoch);
+      if (!registered.ok()) {
+        SLUICE_LOG(kError, "could not register broker " << config.node_id() << ": " << registered.message);
+        return 1;
+      }
+      local_broker_epoch = epoch;
+    }
+  } else {
+    link = std::make_unique<ControllerLink>(io.get_executor(), config, *store);
+  }
+  const controller::MetadataImage& metadata = controller ? controller->image() : link->image();
+  auto add_listener = [&](controller::MetadataListener* l) {
+    if (controller)
+      controller->add_listener(l);
+    else
+      link->add_listener(l);
+  };
+
   Flusher flusher(io.get_executor());
   ReplicaManager replicas(log_dir, config, *store, flusher);
-  replicas.load(controller);
-  controller.add_listener(&replicas);
+  replicas.load(metadata);
+  add_listener(&replicas);
 
   StateStoreOffsetStore offset_store(*store);
   GroupCoordinator groups(offset_store,
@@ -217,14 +266,31 @@ int run_server(const BrokerConfig& config) {
                                                     config.get_int("group.max.session.timeout.ms"),
                                                     config.get_int("group.initial.rebalance.delay.ms")},
                           io.get_executor());
-  controller.add_listener(&groups);
-  ProducerIdManager producer_ids(controller);
+  add_listener(&groups);
+  ProducerIdManager producer_ids(controller.get(), link.get());
   CpuWorker cpu_worker(io.get_executor());  // after io: joined while the requests it works for still exist
-  Broker broker{config,       controller, replicas, groups, flusher, producer_ids, config.get_bool("sluice.idempotence.enable"),
-                io.get_executor(), cpu_worker};
+  Broker broker{config,
+                metadata,
+                controller ? controller->cluster_id() : link->cluster_id(),
+                controller.get(),
+                link.get(),
+                &metadata_publisher,
+                replicas,
+                groups,
+                flusher,
+                producer_ids,
+                config.get_bool("sluice.idempotence.enable"),
+                io.get_executor(),
+                cpu_worker};
 
-  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
-  for (const auto& listener : config.listeners()) {
+  // Clients' listeners on a broker; controller listeners when there is a quorum to serve.
+  std::vector<std::pair<Listener, ListenerRole>> to_open;
+  if (is_broker)
+    for (const auto& l : config.broker_listeners()) to_open.emplace_back(l, ListenerRole::kBroker);
+  if (!config.standalone())
+    for (const auto& l : config.controller_listeners()) to_open.emplace_back(l, ListenerRole::kController);
+  std::vector<std::pair<std::unique_ptr<tcp::acceptor>, ListenerRole>> acceptors;
+  for (const auto& [listener, role] : to_open) {
     boost::system::error_code ec;
     auto address = asio::ip::make_address(listener.host.empty() ? "0.0.0.0" : listener.host, ec);
     if (ec) {
@@ -249,14 +315,18 @@ int run_server(const BrokerConfig& config) {
     acceptor->listen(asio::socket_base::max_listen_connections);
     SLUICE_LOG(kInfo, "listening for " << listener.name << " on " << endpoint.address().to_string() << ":"
                                        << acceptor->local_endpoint().port());
-    acceptors.push_back(std::move(acceptor));
+    acceptors.emplace_back(std::move(acceptor), role);
   }
 
   const int64_t max_connections =
       std::min<int64_t>(config.get_long("max.connections"), connections_allowed_by_file_limit());
   ConnectionRegistry connections(io.get_executor(), max_connections, config.get_long("max.connections.per.ip"),
                                  config.get_long("connections.max.idle.ms"));
-  for (auto& acceptor : acceptors) asio::co_spawn(io, accept_loop(broker, *acceptor, connections), asio::detached);
+  for (auto& [acceptor, role] : acceptors)
+    asio::co_spawn(io, accept_loop(broker, *acceptor, connections, role), asio::detached);
+  if (controller && !config.standalone())
+    asio::co_spawn(io, watch_broker_sessions(*controller, config, local_broker_epoch), asio::detached);
+  if (link) asio::co_spawn(io, link->run(), asio::detached);
   if (config.get_long("connections.max.idle.ms") >= 0)
     asio::co_spawn(io, close_idle_connections(connections), asio::detached);
 
@@ -272,14 +342,25 @@ int run_server(const BrokerConfig& config) {
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;
     SLUICE_LOG(kInfo, "signal " << signal << ": shutting down");
-    for (auto& acceptor : acceptors) acceptor->close();
-    connections.close_all();
-    io.stop();
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          // A broker of a cluster first hands its leaderships over (controlled shutdown).
+          if (link) {
+            co_await link->shut_down(std::chrono::seconds(5));
+            link->stop();
+          }
+          for (auto& [acceptor, role] : acceptors) acceptor->close();
+          connections.close_all();
+          io.stop();
+        },
+        asio::detached);
   });
 
   SLUICE_LOG(kInfo, "accepting at most " << max_connections << " connections (max.connections and the open-file limit)");
-  SLUICE_LOG(kInfo, "sluice node " << config.node_id() << " started: cluster " << controller.cluster_id() << ", "
-                                   << controller.topics().size() << " topic(s), data in " << log_dir.string());
+  SLUICE_LOG(kInfo, "sluice node " << config.node_id() << " (" << config.get_string("process.roles") << ") started: cluster "
+                                   << (broker.cluster_id.empty() ? "(not known yet)" : broker.cluster_id) << ", "
+                                   << metadata.topics().size() << " topic(s), data in " << log_dir.string());
   io.run();
   replicas.flush_all();
   SLUICE_LOG(kInfo, "shut down cleanly");

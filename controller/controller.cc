@@ -144,6 +144,11 @@ OperationResult Controller::commit(const std::vector<MetadataRecord>& records) {
     return {ErrorCode::kKafkaStorageError, std::string("Could not write the metadata log: ") + e.what()};
   }
   for (const auto& r : records) image_.apply(r);
+  for (const auto& r : records)
+    if (const auto* change = std::get_if<protocol::PartitionChangeRecord>(&r))
+      if (const TopicInfo* topic = find_topic(change->topic_id))
+        for (auto* l : listeners_) l->on_partition_changed(*topic, change->partition_id);
+  for (auto* l : listeners_) l->on_committed(log_.end_offset());
   if (log_.bytes_since_snapshot() >= options_.snapshot_after_bytes) {
     std::vector<std::string> image;
     for (const auto& r : image_.to_records()) image.push_back(encode_record(r));

@@ -55,6 +55,10 @@ class MetadataListener {
   // Undoes an on_partitions_added that a listener could not complete: the
   // partitions from `topic.partition_count()` on are gone again.
   virtual void on_partitions_removed(const TopicInfo& /*topic*/) {}
+  // A partition's replicas, ISR, leader or epochs changed (`topic` as it is now).
+  virtual void on_partition_changed(const TopicInfo& /*topic*/, int32_t /*index*/) {}
+  // Records were committed to the metadata log, which now ends at `end_offset`.
+  virtual void on_committed(int64_t /*end_offset*/) {}
 };
 // A listener that cannot take a change (its logs could not be opened: no file
 // descriptors or no space left) throws; the controller then undoes it in the

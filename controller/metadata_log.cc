@@ -68,7 +68,8 @@ int64_t MetadataLog::append(const std::vector<std::string>& records, const std::
   return first;
 }
 
-void MetadataLog::replay(const std::function<void(std::string_view record)>& visit) const {
+std::vector<std::string> MetadataLog::snapshot_records() const {
+  std::vector<std::string> records;
   if (auto snapshot = store_.get(kSnapshotKey)) {
     protocol::Reader r(*snapshot);
     r.read_int64();
@@ -76,10 +77,26 @@ void MetadataLog::replay(const std::function<void(std::string_view record)>& vis
     for (int32_t i = 0; i < count; ++i) {
       const int32_t size = r.read_int32();
       if (size < 0) throw protocol::DecodeError("negative record size in the metadata snapshot");
-      visit(r.read_raw(static_cast<size_t>(size)));
+      records.emplace_back(r.read_raw(static_cast<size_t>(size)));
     }
   }
+  return records;
+}
+
+void MetadataLog::replay(const std::function<void(std::string_view record)>& visit) const {
+  for (const auto& record : snapshot_records()) visit(record);
   read(snapshot_offset_, [&](int64_t, std::string_view record) { visit(record); });
+}
+
+void MetadataLog::install_snapshot(int64_t offset, const std::vector<std::string>& image_records) {
+  std::vector<storage::StateStore::Change> changes;
+  changes.push_back({std::string(kSnapshotKey), encode_snapshot(offset, image_records)});
+  store_.scan(kRecordPrefix, [&](std::string_view key, std::string_view) {
+    changes.push_back({std::string(key), std::nullopt});
+  });
+  store_.apply(changes);
+  snapshot_offset_ = end_offset_ = offset;
+  bytes_since_snapshot_ = 0;
 }
 
 void MetadataLog::read(int64_t from, const std::function<void(int64_t offset, std::string_view record)>& visit) const {

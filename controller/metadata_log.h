@@ -24,6 +24,9 @@
 
 namespace sluice::controller {
 
+// The name brokers fetch the log by (Kafka's).
+inline constexpr std::string_view kMetadataTopic = "__cluster_metadata";
+
 class MetadataLog {
  public:
   explicit MetadataLog(storage::StateStore& store);
@@ -51,6 +54,12 @@ class MetadataLog {
   // Makes `image_records` the snapshot at end_offset() and drops the records
   // below it, in one transaction.
   void write_snapshot(const std::vector<std::string>& image_records);
+  // The snapshot's records (empty when there is none).
+  std::vector<std::string> snapshot_records() const;
+  // A follower's copy taking the leader's snapshot: everything it held is
+  // replaced by `image_records` as the snapshot at `offset`, which becomes
+  // the end of the log, in one transaction.
+  void install_snapshot(int64_t offset, const std::vector<std::string>& image_records);
 
  private:
   storage::StateStore& store_;

@@ -5,6 +5,7 @@
 
 #include "protocol/compression.h"
 #include "protocol/crc32c.h"
+#include "protocol/wire.h"
 
 namespace sluice::protocol {
 namespace {
@@ -478,6 +479,69 @@ ProducedBatch check_produced_records(std::optional<std::string_view> records, in
   ProducedBatch result = check_produced_batch(records, produce_version, max_message_bytes);
   if (result.error != ErrorCode::kNone || !result.records_unchecked) return result;
   return check_compressed_records(*records, result.header, max_uncompressed_bytes);
+}
+
+std::string build_record_batch(int64_t base_offset, int32_t leader_epoch, int64_t timestamp_ms,
+                               const std::vector<std::string>& values) {
+  Writer w;
+  w.write_int64(base_offset);
+  const size_t length_at = w.reserve_int32();
+  w.write_int32(leader_epoch);
+  w.write_int8(2);  // magic
+  const size_t crc_at = w.reserve_int32();
+  w.write_int16(0);  // attributes: no compression, create time
+  w.write_int32(static_cast<int32_t>(values.size()) - 1);
+  w.write_int64(timestamp_ms);
+  w.write_int64(timestamp_ms);
+  w.write_int64(-1);  // producer id
+  w.write_int16(-1);  // producer epoch
+  w.write_int32(-1);  // base sequence
+  w.write_int32(static_cast<int32_t>(values.size()));
+  Writer record;
+  for (size_t i = 0; i < values.size(); ++i) {
+    record.clear();
+    record.write_int8(0);     // attributes
+    record.write_varlong(0);  // timestamp delta
+    record.write_varint(static_cast<int32_t>(i));
+    record.write_varint(-1);  // no key
+    record.write_varint(static_cast<int32_t>(values[i].size()));
+    record.write_raw(values[i]);
+    record.write_varint(0);  // no headers
+    w.write_varint(static_cast<int32_t>(record.buffer().size()));
+    w.write_raw(record.buffer());
+  }
+  w.patch_int32(length_at, static_cast<int32_t>(w.buffer().size() - RecordBatchHeader::kLogOverhead));
+  w.patch_int32(crc_at, static_cast<int32_t>(crc32c(std::string_view(w.buffer()).substr(RecordBatchHeader::kAttributesAt))));
+  return std::move(w.buffer());
+}
+
+void visit_record_values(std::string_view bytes,
+                         const std::function<void(int64_t offset, std::optional<std::string_view> value)>& visit) {
+  while (!bytes.empty()) {
+    auto header = RecordBatchHeader::parse(bytes);
+    if (!header || header->batch_length < 0 || bytes.size() < header->total_size())
+      throw DecodeError("a record batch is cut short");
+    const std::string_view batch = bytes.substr(0, header->total_size());
+    bytes.remove_prefix(batch.size());
+    if (header->magic != 2 || !record_batch_crc_ok(batch)) throw DecodeError("a record batch fails its checks");
+    if (header->compression() != Compression::kNone) throw DecodeError("a compressed record batch where none was expected");
+    if (header->is_control()) continue;
+    Reader r(batch.substr(RecordBatchHeader::kSize));
+    for (int32_t i = 0; i < header->records_count; ++i) {
+      const int32_t length = r.read_varint();
+      if (length < 0) throw DecodeError("negative record length");
+      Reader rec(r.read_raw(static_cast<size_t>(length)));
+      rec.read_int8();
+      rec.read_varlong();
+      const int32_t offset_delta = rec.read_varint();
+      const int32_t key_length = rec.read_varint();
+      if (key_length > 0) rec.skip(static_cast<size_t>(key_length));
+      const int32_t value_length = rec.read_varint();
+      std::optional<std::string_view> value;
+      if (value_length >= 0) value = rec.read_raw(static_cast<size_t>(value_length));
+      visit(header->base_offset + offset_delta, value);
+    }
+  }
 }
 
 }  // namespace sluice::protocol

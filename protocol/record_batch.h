@@ -6,9 +6,11 @@
 
 #include <climits>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "protocol/error_codes.h"
 
@@ -53,6 +55,17 @@ struct RecordBatchHeader {
   // than kSize bytes are there. Checks nothing else.
   static std::optional<RecordBatchHeader> parse(std::string_view bytes);
 };
+
+// An uncompressed batch of `values` (no keys, no headers) at offsets
+// base_offset.., every record stamped `timestamp_ms`: how a node writes its
+// own records (the metadata log as brokers fetch it).
+std::string build_record_batch(int64_t base_offset, int32_t leader_epoch, int64_t timestamp_ms,
+                               const std::vector<std::string>& values);
+// Calls `visit` with the offset and value of every record of the uncompressed
+// batches in `bytes` (complete batches, one after the other). Throws
+// DecodeError on a batch that is cut, compressed, or fails its CRC.
+void visit_record_values(std::string_view bytes,
+                         const std::function<void(int64_t offset, std::optional<std::string_view> value)>& visit);
 
 // True when the stored CRC matches the bytes (the batch must be complete).
 bool record_batch_crc_ok(std::string_view batch);

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "broker/handlers/config_resources.h"
+#include "broker/handlers/forward.h"
 #include "broker/handlers/handlers.h"
 #include "protocol/error_codes.h"
 #include "protocol/messages/alter_configs_request.h"
@@ -25,13 +26,24 @@ controller::OperationResult replace(Broker& broker, const AlterConfigsRequest::A
     if (!config.value) return {ErrorCode::kInvalidRequest, "Null value not supported for : " + config.name};
     configs[config.name] = *config.value;
   }
-  return broker.controller.alter_topic_configs(resource.resource_name, configs, validate_only);
+  return broker.controller->alter_topic_configs(resource.resource_name, configs, validate_only);
 }
 
 }  // namespace
 
 boost::asio::awaitable<void> handle_alter_configs(RequestContext& ctx) {
   auto request = ctx.decode<AlterConfigsRequest>();
+  if (!ctx.broker.controller) {
+    co_await forward_to_controller<AlterConfigsResponse>(ctx, request, [&](AlterConfigsResponse& reply, ErrorCode code) {
+      for (const auto& r : request.resources) {
+        auto& out = reply.responses.emplace_back();
+        out.error_code = static_cast<int16_t>(code);
+        out.resource_type = r.resource_type;
+        out.resource_name = r.resource_name;
+      }
+    });
+    co_return;
+  }
   AlterConfigsResponse reply;
   answer_config_resources(request.resources, reply.responses,
                           [&](const auto& resource) { return replace(ctx.broker, resource, request.validate_only); });

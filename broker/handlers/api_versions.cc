@@ -26,7 +26,7 @@ bool valid_software_field(std::string_view s) {
 void write_api_versions_fallback(protocol::Writer& response) {
   ApiVersionsResponse reply;
   reply.error_code = static_cast<int16_t>(ErrorCode::kUnsupportedVersion);
-  const ApiHandler* self = find_api_handler(ApiVersionsRequest::kApiKey);
+  const ApiHandler* self = find_api_handler(ListenerRole::kBroker, ApiVersionsRequest::kApiKey);
   reply.api_keys.push_back({ApiVersionsRequest::kApiKey, self->min_version, self->max_version});
   reply.encode(response, 0);
 }
@@ -38,7 +38,7 @@ boost::asio::awaitable<void> handle_api_versions(RequestContext& ctx) {
       (!valid_software_field(request.client_software_name) || !valid_software_field(request.client_software_version))) {
     reply.error_code = static_cast<int16_t>(ErrorCode::kInvalidRequest);
   } else {
-    for (const ApiHandler& h : api_handlers())
+    for (const ApiHandler& h : api_handlers(ctx.listener))
       if (api_enabled(ctx.broker, h.api_key)) reply.api_keys.push_back({h.api_key, h.min_version, h.max_version});
   }
   ctx.respond(reply);

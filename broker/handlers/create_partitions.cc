@@ -3,6 +3,7 @@
 #include <map>
 #include <optional>
 
+#include "broker/handlers/forward.h"
 #include "broker/handlers/handlers.h"
 #include "protocol/messages/create_partitions_request.h"
 #include "protocol/messages/create_partitions_response.h"
@@ -15,6 +16,13 @@ using protocol::ErrorCode;
 
 boost::asio::awaitable<void> handle_create_partitions(RequestContext& ctx) {
   auto request = ctx.decode<CreatePartitionsRequest>();
+  if (!ctx.broker.controller) {
+    co_await forward_to_controller<CreatePartitionsResponse>(
+        ctx, request, [&](CreatePartitionsResponse& reply, ErrorCode code) {
+          for (const auto& t : request.topics) reply.results.push_back({t.name, static_cast<int16_t>(code)});
+        });
+    co_return;
+  }
   Broker& broker = ctx.broker;
   std::map<std::string, int> mentions;
   for (const auto& t : request.topics) ++mentions[t.name];
@@ -34,13 +42,13 @@ boost::asio::awaitable<void> handle_create_partitions(RequestContext& ctx) {
       result.error_code = static_cast<int16_t>(code);
       result.error_message = std::move(message);
     };
-    const controller::TopicInfo* topic = broker.controller.find_topic(t.name);
+    const controller::TopicInfo* topic = broker.metadata.find_topic(t.name);
     if (mentions[t.name] > 1) {
       fail(ErrorCode::kInvalidRequest, "Duplicate topic in request.");
       continue;
     }
     if (topic && t.assignments) {
-      const auto live = broker.controller.live_brokers();
+      const auto live = broker.metadata.unfenced_brokers();
       if (static_cast<int32_t>(t.assignments->size()) != t.count - topic->partition_count()) {
         fail(ErrorCode::kInvalidReplicaAssignment, "Increasing the number of partitions by " +
                                                        std::to_string(t.count - topic->partition_count()) + " but " +
@@ -67,7 +75,7 @@ boost::asio::awaitable<void> handle_create_partitions(RequestContext& ctx) {
       }
       new_partitions += adding;
     }
-    auto outcome = broker.controller.create_partitions(t.name, t.count, request.validate_only);
+    auto outcome = broker.controller->create_partitions(t.name, t.count, request.validate_only);
     if (!outcome.ok()) fail(outcome.error, outcome.message);
   }
   ctx.respond(reply);

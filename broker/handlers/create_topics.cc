@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "broker/handlers/forward.h"
 #include "broker/handlers/handlers.h"
 #include "broker/topic_settings.h"
 #include "protocol/messages/create_topics_request.h"
@@ -66,7 +67,7 @@ Result create_one(RequestContext& ctx, const CreatableTopic& topic, bool duplica
     assignments.push_back(a.broker_ids);
   }
   const controller::TopicInfo* created = nullptr;
-  auto outcome = broker.controller.create_topic(topic.name, topic.num_partitions, topic.replication_factor, assignments,
+  auto outcome = broker.controller->create_topic(topic.name, topic.num_partitions, topic.replication_factor, assignments,
                                                 configs, validate_only, &created);
   if (!outcome.ok()) {
     fail(outcome.error, outcome.message);
@@ -126,6 +127,16 @@ std::optional<std::string> request_too_large(RequestContext& ctx, const CreateTo
 
 boost::asio::awaitable<void> handle_create_topics(RequestContext& ctx) {
   auto request = ctx.decode<CreateTopicsRequest>();
+  if (!ctx.broker.controller) {
+    co_await forward_to_controller<CreateTopicsResponse>(ctx, request, [&](CreateTopicsResponse& reply, ErrorCode code) {
+      for (const auto& t : request.topics) {
+        auto& result = reply.topics.emplace_back();
+        result.name = t.name;
+        result.error_code = static_cast<int16_t>(code);
+      }
+    });
+    co_return;
+  }
   std::map<std::string, int> mentions;
   for (const auto& topic : request.topics) ++mentions[topic.name];
 

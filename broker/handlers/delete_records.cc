@@ -23,9 +23,10 @@ boost::asio::awaitable<void> handle_delete_records(RequestContext& ctx) {
       auto& out = topic_reply.partitions.emplace_back();
       out.partition_index = wanted.partition_index;
       out.low_watermark = -1;
-      Partition* partition = ctx.broker.replicas.find(topic.name, wanted.partition_index);
+      ErrorCode not_here = ErrorCode::kNone;
+      Partition* partition = ctx.broker.replicas.find_led(topic.name, wanted.partition_index, not_here);
       if (!partition) {
-        out.error_code = static_cast<int16_t>(ErrorCode::kUnknownTopicOrPartition);
+        out.error_code = static_cast<int16_t>(not_here);
         continue;
       }
       const int64_t offset = wanted.offset == kHighWatermark ? partition->high_watermark() : wanted.offset;

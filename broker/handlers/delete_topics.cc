@@ -1,4 +1,5 @@
 // DeleteTopics (key 20): by name (v1-5) or by name or topic id (v6).
+#include "broker/handlers/forward.h"
 #include "broker/handlers/handlers.h"
 #include "protocol/messages/delete_topics_request.h"
 #include "protocol/messages/delete_topics_response.h"
@@ -17,6 +18,13 @@ constexpr int16_t kFirstVersionWithIds = 6;
 
 boost::asio::awaitable<void> handle_delete_topics(RequestContext& ctx) {
   auto request = ctx.decode<DeleteTopicsRequest>();
+  if (!ctx.broker.controller) {
+    co_await forward_to_controller<DeleteTopicsResponse>(ctx, request, [&](DeleteTopicsResponse& reply, ErrorCode code) {
+      for (const auto& name : request.topic_names) reply.responses.push_back({name, {}, static_cast<int16_t>(code)});
+      for (const auto& t : request.topics) reply.responses.push_back({t.name, t.topic_id, static_cast<int16_t>(code)});
+    });
+    co_return;
+  }
   Broker& broker = ctx.broker;
   const bool deletion_enabled = broker.config.get_bool("delete.topic.enable");
 
@@ -38,10 +46,10 @@ boost::asio::awaitable<void> handle_delete_topics(RequestContext& ctx) {
     if (w.name && !w.topic_id.is_zero()) {
       fail(ErrorCode::kInvalidRequest, "Only one of topic name and topic id may be given");
     } else if (w.name) {
-      topic = broker.controller.find_topic(*w.name);
+      topic = broker.metadata.find_topic(*w.name);
       if (!topic) fail(ErrorCode::kUnknownTopicOrPartition, "This server does not host this topic-partition.");
     } else {
-      topic = broker.controller.find_topic(w.topic_id);
+      topic = broker.metadata.find_topic(w.topic_id);
       if (!topic) fail(ErrorCode::kUnknownTopicId, "This server does not host this topic ID.");
     }
     if (topic && !deletion_enabled) {
@@ -52,7 +60,7 @@ boost::asio::awaitable<void> handle_delete_topics(RequestContext& ctx) {
       result.name = topic->name;
       result.topic_id = topic->id;
       std::string name = topic->name;  // the controller frees `topic`
-      auto outcome = broker.controller.delete_topic(name);
+      auto outcome = broker.controller->delete_topic(name);
       if (!outcome.ok()) fail(outcome.error, outcome.message);
     }
     reply.responses.push_back(std::move(result));

@@ -97,7 +97,7 @@ boost::asio::awaitable<void> handle_describe_configs(RequestContext& ctx) {
       result.error_message = std::move(message);
     };
     if (resource.resource_type == kTopicResource) {
-      const controller::TopicInfo* topic = broker.controller.find_topic(resource.resource_name);
+      const controller::TopicInfo* topic = broker.metadata.find_topic(resource.resource_name);
       if (!topic && controller::invalid_topic_name_reason(resource.resource_name))
         fail(ErrorCode::kInvalidTopicException, *controller::invalid_topic_name_reason(resource.resource_name));
       else if (!topic)
@@ -105,7 +105,7 @@ boost::asio::awaitable<void> handle_describe_configs(RequestContext& ctx) {
       else
         describe_topic(broker, *topic, resource, synonyms, result);
     } else if (resource.resource_type == kBrokerResource || resource.resource_type == kBrokerLoggerResource) {
-      const std::string self = std::to_string(broker.controller.node_id());
+      const std::string self = std::to_string(broker.config.node_id());
       if (!resource.resource_name.empty() && resource.resource_name != self)
         fail(ErrorCode::kInvalidRequest, "Unexpected broker id, expected " + self + " or empty string, but received " +
                                              resource.resource_name);

@@ -43,10 +43,11 @@ ReadOutcome read_partitions(Broker& broker, const FetchRequest& request) {
       data.partition_index = wanted.partition;
       data.records = std::string_view{};
       if (request.isolation_level == kReadCommitted) data.aborted_transactions.emplace();
-      Partition* partition = broker.replicas.find(topic.topic, wanted.partition);
       ErrorCode error = ErrorCode::kNone;
-      if (!partition) error = ErrorCode::kUnknownTopicOrPartition;
-      else if (follower) error = ErrorCode::kNotLeaderOrFollower;  // no followers until replication
+      Partition* partition = broker.replicas.find_led(topic.topic, wanted.partition, error);
+      if (!partition) {
+        // `error` says why
+      } else if (follower) error = ErrorCode::kNotLeaderOrFollower;  // no followers until replication
       else if (wanted.current_leader_epoch >= 0 && wanted.current_leader_epoch < partition->leader_epoch)
         error = ErrorCode::kFencedLeaderEpoch;
       else if (wanted.current_leader_epoch > partition->leader_epoch)

@@ -36,6 +36,23 @@ constexpr ApiHandler kHandlers[] = {
     {60, 0, 1, handle_describe_cluster},
 };
 
+// A controller listener's: the controller's own APIs (Kafka's controllers
+// also take ApiVersions).
+constexpr ApiHandler kControllerHandlers[] = {
+    {1, 12, 12, handle_controller_fetch},
+    {18, 0, 3, handle_api_versions},
+    {19, 2, 7, handle_create_topics},
+    {20, 1, 6, handle_delete_topics},
+    {33, 0, 2, handle_alter_configs},
+    {37, 0, 3, handle_create_partitions},
+    {44, 0, 1, handle_incremental_alter_configs},
+    {59, 0, 1, handle_fetch_snapshot},
+    {60, 1, 1, handle_describe_cluster},
+    {62, 0, 4, handle_broker_registration},
+    {63, 0, 2, handle_broker_heartbeat},
+    {67, 0, 0, handle_allocate_producer_ids},
+};
+
 constexpr int16_t kInitProducerIdKey = 22;
 
 }  // namespace
@@ -44,12 +61,16 @@ bool api_enabled(const Broker& broker, int16_t api_key) {
   return api_key != kInitProducerIdKey || broker.idempotence_enabled;
 }
 
-std::span<const ApiHandler> api_handlers() { return kHandlers; }
+std::span<const ApiHandler> api_handlers(ListenerRole role) {
+  if (role == ListenerRole::kController) return kControllerHandlers;
+  return kHandlers;
+}
 
-const ApiHandler* find_api_handler(int16_t api_key) {
-  auto it = std::lower_bound(std::begin(kHandlers), std::end(kHandlers), api_key,
+const ApiHandler* find_api_handler(ListenerRole role, int16_t api_key) {
+  const auto handlers = api_handlers(role);
+  auto it = std::lower_bound(handlers.begin(), handlers.end(), api_key,
                              [](const ApiHandler& h, int16_t key) { return h.api_key < key; });
-  return it != std::end(kHandlers) && it->api_key == api_key ? &*it : nullptr;
+  return it != handlers.end() && it->api_key == api_key ? &*it : nullptr;
 }
 
 }  // namespace sluice::broker

@@ -22,9 +22,9 @@ struct ApiHandler {
   HandlerFn handle;
 };
 
-// Sorted by api key: everything this build can serve.
-std::span<const ApiHandler> api_handlers();
-const ApiHandler* find_api_handler(int16_t api_key);
+// Sorted by api key: everything this build serves on a listener of `role`.
+std::span<const ApiHandler> api_handlers(ListenerRole role);
+const ApiHandler* find_api_handler(ListenerRole role, int16_t api_key);
 // Whether this broker's configuration switches the API on (InitProducerId
 // is off with sluice.idempotence.enable=false): ApiVersions advertises, and
 // connections accept, only enabled APIs.
@@ -51,6 +51,12 @@ boost::asio::awaitable<void> handle_delete_topics(RequestContext& ctx);
 boost::asio::awaitable<void> handle_describe_configs(RequestContext& ctx);
 boost::asio::awaitable<void> handle_create_partitions(RequestContext& ctx);
 boost::asio::awaitable<void> handle_describe_cluster(RequestContext& ctx);
+// The controller listener's.
+boost::asio::awaitable<void> handle_broker_registration(RequestContext& ctx);
+boost::asio::awaitable<void> handle_broker_heartbeat(RequestContext& ctx);
+boost::asio::awaitable<void> handle_controller_fetch(RequestContext& ctx);
+boost::asio::awaitable<void> handle_fetch_snapshot(RequestContext& ctx);
+boost::asio::awaitable<void> handle_allocate_producer_ids(RequestContext& ctx);
 boost::asio::awaitable<void> handle_init_producer_id(RequestContext& ctx);
 boost::asio::awaitable<void> handle_delete_records(RequestContext& ctx);
 boost::asio::awaitable<void> handle_alter_configs(RequestContext& ctx);

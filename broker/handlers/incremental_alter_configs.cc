@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "broker/handlers/config_resources.h"
+#include "broker/handlers/forward.h"
 #include "broker/handlers/handlers.h"
 #include "controller/topic_config.h"
 #include "protocol/error_codes.h"
@@ -38,7 +39,7 @@ std::string join_list(const std::vector<std::string>& items) {
 
 controller::OperationResult alter(Broker& broker, const IncrementalAlterConfigsRequest::AlterConfigsResource& resource,
                                   bool validate_only) {
-  const controller::TopicInfo* topic = broker.controller.find_topic(resource.resource_name);
+  const controller::TopicInfo* topic = broker.metadata.find_topic(resource.resource_name);
   if (!topic) return {ErrorCode::kUnknownTopicOrPartition, "The topic '" + resource.resource_name + "' does not exist."};
   std::map<std::string, std::string> configs = topic->configs;
   std::set<std::string> seen;
@@ -73,13 +74,24 @@ controller::OperationResult alter(Broker& broker, const IncrementalAlterConfigsR
         return {ErrorCode::kInvalidRequest, "Unknown config operation " + std::to_string(change.config_operation)};
     }
   }
-  return broker.controller.alter_topic_configs(resource.resource_name, configs, validate_only);
+  return broker.controller->alter_topic_configs(resource.resource_name, configs, validate_only);
 }
 
 }  // namespace
 
 boost::asio::awaitable<void> handle_incremental_alter_configs(RequestContext& ctx) {
   auto request = ctx.decode<IncrementalAlterConfigsRequest>();
+  if (!ctx.broker.controller) {
+    co_await forward_to_controller<IncrementalAlterConfigsResponse>(ctx, request, [&](IncrementalAlterConfigsResponse& reply, ErrorCode code) {
+      for (const auto& r : request.resources) {
+        auto& out = reply.responses.emplace_back();
+        out.error_code = static_cast<int16_t>(code);
+        out.resource_type = r.resource_type;
+        out.resource_name = r.resource_name;
+      }
+    });
+    co_return;
+  }
   IncrementalAlterConfigsResponse reply;
   answer_config_resources(request.resources, reply.responses,
                           [&](const auto& resource) { return alter(ctx.broker, resource, request.validate_only); });

@@ -28,8 +28,12 @@ boost::asio::awaitable<void> handle_init_producer_id(RequestContext& ctx) {
   } else if (request.transactional_id) {
     reply.error_code = static_cast<int16_t>(ErrorCode::kCoordinatorNotAvailable);
   } else {
-    reply.producer_id = ctx.broker.producer_ids.next();
-    reply.producer_epoch = 0;
+    try {
+      reply.producer_id = co_await ctx.broker.producer_ids.next();
+      reply.producer_epoch = 0;
+    } catch (const std::exception&) {  // no block of ids to be had: the client retries
+      reply.error_code = static_cast<int16_t>(ErrorCode::kCoordinatorNotAvailable);
+    }
   }
   ctx.respond(reply);
   co_return;

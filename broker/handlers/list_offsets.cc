@@ -31,9 +31,10 @@ boost::asio::awaitable<void> handle_list_offsets(RequestContext& ctx) {
     for (const auto& wanted : topic.partitions) {
       auto& out = topic_reply.partitions.emplace_back();
       out.partition_index = wanted.partition_index;
-      Partition* partition = ctx.broker.replicas.find(topic.name, wanted.partition_index);
+      ErrorCode not_here = ErrorCode::kNone;
+      Partition* partition = ctx.broker.replicas.find_led(topic.name, wanted.partition_index, not_here);
       if (!partition) {
-        out.error_code = static_cast<int16_t>(ErrorCode::kUnknownTopicOrPartition);
+        out.error_code = static_cast<int16_t>(not_here);
         continue;
       }
       if (wanted.current_leader_epoch >= 0 && wanted.current_leader_epoch < partition->leader_epoch) {

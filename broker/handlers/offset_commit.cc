@@ -29,7 +29,7 @@ boost::asio::awaitable<void> handle_offset_commit(RequestContext& ctx) {
   for (const auto& topic : request.topics) {
     auto& topic_reply = reply.topics.emplace_back();
     topic_reply.name = topic.name;
-    const controller::TopicInfo* info = broker.controller.find_topic(topic.name);
+    const controller::TopicInfo* info = broker.metadata.find_topic(topic.name);
     for (const auto& p : topic.partitions) {
       ErrorCode error = ErrorCode::kNone;
       if (!info || p.partition_index < 0 || p.partition_index >= info->partition_count())

@@ -14,7 +14,7 @@ boost::asio::awaitable<void> handle_offset_delete(RequestContext& ctx) {
   // Partitions of unknown topics are answered here; the rest go to the coordinator.
   std::vector<TopicPartition> known;
   for (const auto& t : request.topics) {
-    const controller::TopicInfo* info = ctx.broker.controller.find_topic(t.name);
+    const controller::TopicInfo* info = ctx.broker.metadata.find_topic(t.name);
     for (const auto& p : t.partitions)
       if (info && p.partition_index >= 0 && p.partition_index < info->partition_count()) known.emplace_back(t.name, p.partition_index);
   }
@@ -27,7 +27,7 @@ boost::asio::awaitable<void> handle_offset_delete(RequestContext& ctx) {
     for (const auto& t : request.topics) {
       auto& topic = reply.topics.emplace_back();
       topic.name = t.name;
-      const controller::TopicInfo* info = ctx.broker.controller.find_topic(t.name);
+      const controller::TopicInfo* info = ctx.broker.metadata.find_topic(t.name);
       for (const auto& p : t.partitions) {
         bool is_known = info && p.partition_index >= 0 && p.partition_index < info->partition_count();
         ErrorCode e = is_known ? errors[next++] : ErrorCode::kUnknownTopicOrPartition;

@@ -109,13 +109,14 @@ boost::asio::awaitable<std::vector<protocol::ProducedBatch>> check_batches(Reque
   };
   std::vector<Deferred> deferred;
   for (const auto& topic : request.topic_data) {
-    const controller::TopicInfo* info = broker.controller.find_topic(topic.name);
+    const controller::TopicInfo* info = broker.metadata.find_topic(topic.name);
     const int32_t max_message_bytes =
         info ? std::stoi(topic_config_value(broker.config, *info, "max.message.bytes")) : 0;
     for (const auto& data : topic.partition_data) {
-      if (!info || !broker.replicas.find(topic.name, data.index)) {
+      ErrorCode not_here = ErrorCode::kNone;
+      if (!broker.replicas.find_led(topic.name, data.index, not_here)) {
         // Unchecked: refused even if the partition appears while others are checked.
-        verdicts.emplace_back().error = ErrorCode::kUnknownTopicOrPartition;
+        verdicts.emplace_back().error = not_here;
         continue;
       }
       std::optional<std::string_view> records;
@@ -177,7 +178,7 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
   for (auto& topic : request.topic_data) {
     auto& topic_reply = reply.responses.emplace_back();
     topic_reply.name = topic.name;
-    const controller::TopicInfo* info = broker.controller.find_topic(topic.name);
+    const controller::TopicInfo* info = broker.metadata.find_topic(topic.name);
     // The topic's settings, looked up once for all its partitions.
     int32_t min_insync_replicas = 1;
     bool log_append_time = false;
@@ -188,9 +189,10 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
     for (auto& data : topic.partition_data) {
       protocol::ProducedBatch batch = request_error == ErrorCode::kNone ? std::move(verdicts[next_verdict++])
                                                                         : protocol::ProducedBatch{};
-      Partition* partition = info ? broker.replicas.find(topic.name, data.index) : nullptr;
+      ErrorCode not_here = ErrorCode::kUnknownTopicOrPartition;
+      Partition* partition = info ? broker.replicas.find_led(topic.name, data.index, not_here) : nullptr;
       ErrorCode error = request_error;
-      if (error == ErrorCode::kNone && !partition) error = ErrorCode::kUnknownTopicOrPartition;
+      if (error == ErrorCode::kNone && !partition) error = not_here;
       if (error == ErrorCode::kNone && acks == -1 && min_insync_replicas > 1)
         error = ErrorCode::kNotEnoughReplicas;  // the ISR is this one broker
       if (error != ErrorCode::kNone) {

@@ -1,0 +1,95 @@
+// A broker-only node's link to its controller (process.roles=broker): it
+// registers (BrokerRegistration), heartbeats every broker.heartbeat.interval.ms
+// (BrokerHeartbeat), follows the metadata log with long-poll fetches into its
+// own durable copy, and tells its listeners (the replica manager, the group
+// coordinator) what each batch of records changed. Metadata changes clients
+// ask this broker for (CreateTopics, ...) are sent on to the controller.
+//
+// Two connections to the controller: the metadata fetch waits up to
+// replica.fetch.wait.max.ms for new records, and heartbeats must not queue
+// behind it.
+//
+// Single-threaded: runs on the broker's network thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include "broker/config.h"
+#include "broker/outbound_connection.h"
+#include "controller/controller.h"
+#include "controller/metadata_image.h"
+#include "controller/metadata_log.h"
+#include "storage/state_store.h"
+
+namespace sluice::broker {
+
+class ControllerLink {
+ public:
+  // Replays this broker's copy of the metadata log (in `store`).
+  ControllerLink(boost::asio::any_io_executor executor, const BrokerConfig& config, storage::StateStore& store);
+
+  const controller::MetadataImage& image() const { return image_; }
+  // Empty until learned from the controller on the first start.
+  const std::string& cluster_id() const { return cluster_id_; }
+  // The offset after the last metadata record applied here.
+  int64_t applied_offset() const { return log_.end_offset(); }
+  int64_t broker_epoch() const { return broker_epoch_; }
+  bool fenced() const { return fenced_; }
+
+  void add_listener(controller::MetadataListener* listener) { listeners_.push_back(listener); }
+
+  // Registers, then heartbeats and follows the log until stop(). Failures to
+  // reach the controller are retried (logged at most every few seconds).
+  boost::asio::awaitable<void> run();
+  // Controlled shutdown: asks the controller to move this broker's
+  // leaderships away and waits (at most `timeout`) until it lets it go.
+  boost::asio::awaitable<void> shut_down(std::chrono::milliseconds timeout);
+  void stop();
+
+  // A request for the controller (forwarded admin requests, producer-id
+  // blocks), answered at the same version. Throws boost::system::system_error
+  // when the controller cannot be reached in time.
+  template <typename Response, typename Request>
+  boost::asio::awaitable<Reply<Response>> call(const Request& request, int16_t version) {
+    co_return co_await requests_.call<Response>(request, version, request_timeout_);
+  }
+  // A block of producer ids (AllocateProducerIds): its first id.
+  boost::asio::awaitable<int64_t> allocate_producer_ids(int32_t count);
+
+ private:
+  boost::asio::awaitable<void> learn_cluster_id();
+  boost::asio::awaitable<void> register_broker();
+  boost::asio::awaitable<void> heartbeat_loop();
+  boost::asio::awaitable<void> fetch_loop();
+  // Applies fetched records (or a snapshot) durably, then publishes the delta.
+  void apply_records(const std::vector<std::string>& records);
+  void install_snapshot(int64_t offset, const std::vector<std::string>& records);
+  boost::asio::awaitable<void> sleep(std::chrono::milliseconds how_long);
+
+  boost::asio::any_io_executor executor_;
+  const BrokerConfig& config_;
+  storage::StateStore& store_;
+  controller::MetadataLog log_;
+  controller::MetadataImage image_;
+  std::string cluster_id_;
+  std::vector<controller::MetadataListener*> listeners_;
+  Voter controller_;  // the one voter for now (checked at start-up)
+  OutboundConnection requests_;  // registration, heartbeats, forwarded requests
+  OutboundConnection fetches_;   // the metadata long poll
+  std::chrono::milliseconds request_timeout_;
+  protocol::Uuid incarnation_id_;
+  int64_t broker_epoch_ = -1;
+  bool fenced_ = true;
+  bool stopping_ = false;
+  bool shutting_down_ = false;
+};
+
+}  // namespace sluice::broker
