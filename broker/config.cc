@@ -66,7 +66,9 @@ const std::vector<ConfigDefinition> kDefinitions = [] {
       {"producer.id.expiration.check.interval.ms", ConfigType::kInt, "600000", 1, kInt32Max},
       {"producer.id.expiration.ms", ConfigType::kInt, "86400000", 1, kInt32Max},
       // Sluice's own: serve idempotent producers (InitProducerId). Kafka has no such switch.
+      {"replica.fetch.max.bytes", ConfigType::kInt, "1048576", 0, kInt32Max},
       {"replica.fetch.wait.max.ms", ConfigType::kInt, "500", 0, kInt32Max},
+      {"replica.lag.time.max.ms", ConfigType::kLong, "30000", 1},
       {"sluice.idempotence.enable", ConfigType::kBoolean, "true"},
       {"socket.request.max.bytes", ConfigType::kInt, "104857600", 1, kInt32Max},
       {"transaction.state.log.min.isr", ConfigType::kInt, "2", 1, kInt32Max},

@@ -16,24 +16,33 @@ std::string producer_snapshot_key(std::string_view topic, int32_t index) {
   return "producers/" + std::string(topic) + "/" + std::to_string(index);
 }
 
-// A log's checkpoint: "<recovery point> <log start offset>".
+// A log's checkpoint: "<recovery point> <log start offset> <high watermark>"
+// (checkpoints from before replication have no high watermark).
 std::string log_checkpoint_key(std::string_view topic, int32_t index) {
   return "log/" + std::string(topic) + "/" + std::to_string(index);
 }
 
-std::string encode_checkpoint(const storage::LogCheckpoint& c) {
-  return std::to_string(c.recovery_point) + " " + std::to_string(c.log_start_offset);
+std::string encode_checkpoint(const storage::LogCheckpoint& c, int64_t high_watermark) {
+  return std::to_string(c.recovery_point) + " " + std::to_string(c.log_start_offset) + " " +
+         std::to_string(high_watermark);
 }
 
-storage::LogCheckpoint decode_checkpoint(const std::optional<std::string>& value) {
+storage::LogCheckpoint decode_checkpoint(const std::optional<std::string>& value, int64_t* high_watermark = nullptr) {
   storage::LogCheckpoint c;
+  if (high_watermark) *high_watermark = -1;
   if (!value) return c;
-  long long recovery = 0, start = 0;
-  if (std::sscanf(value->c_str(), "%lld %lld", &recovery, &start) == 2) {
+  long long recovery = 0, start = 0, hw = -1;
+  if (std::sscanf(value->c_str(), "%lld %lld %lld", &recovery, &start, &hw) >= 2) {
     c.recovery_point = recovery;
     c.log_start_offset = start;
+    if (high_watermark) *high_watermark = hw;
   }
   return c;
+}
+
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace
@@ -43,6 +52,12 @@ bool Partition::wake_waiters() {
   waiters.clear();
   for (AsyncEvent* event : woken) event->set();
   return !woken.empty();
+}
+
+void Partition::wake_all() {
+  wake_waiters();
+  for (AsyncEvent* event : std::exchange(replica_waiters, {})) event->set();
+  for (auto& [offset, event] : std::exchange(high_watermark_waiters, {})) event->set();
 }
 
 bool Partition::note_append(int32_t records) {
@@ -89,6 +104,7 @@ void ReplicaManager::apply_topic_settings(Partition& partition, const controller
   partition.retention_bytes = std::stoll(topic_config_value(config_, topic, "retention.bytes"));
   partition.flush_messages = std::stoll(topic_config_value(config_, topic, "flush.messages"));
   partition.flush_ms = std::stoll(topic_config_value(config_, topic, "flush.ms"));
+  partition.min_insync_replicas = std::stoll(topic_config_value(config_, topic, "min.insync.replicas"));
 }
 
 std::filesystem::path ReplicaManager::partition_dir(std::string_view topic, int32_t index) const {
@@ -99,10 +115,9 @@ uint64_t ReplicaManager::open_partition(const controller::TopicInfo& topic, int3
   auto partition = std::make_unique<Partition>();
   partition->topic = topic.name;
   partition->index = index;
-  partition->leader_epoch = topic.partitions[index].leader_epoch;
-  partition->is_leader = topic.partitions[index].leader == config_.node_id();
   apply_topic_settings(*partition, topic);
-  partition->checkpointed = decode_checkpoint(store_.get(log_checkpoint_key(topic.name, index)));
+  int64_t high_watermark = -1;
+  partition->checkpointed = decode_checkpoint(store_.get(log_checkpoint_key(topic.name, index)), &high_watermark);
   storage::RecoveryReport report;
   partition->log = storage::PartitionLog::open(partition_dir(topic.name, index), log_options_for(topic), batch_format(),
                                                partition->checkpointed, &report);
@@ -112,7 +127,14 @@ uint64_t ReplicaManager::open_partition(const controller::TopicInfo& topic, int3
                                    << " bytes of torn or corrupt tail, removed " << report.removed_segments
                                    << " segment(s); log end offset " << partition->log->log_end_offset());
   load_producer_state(*partition);
-  partitions_[{topic.name, index}] = std::move(partition);
+  partition->epochs = storage::LeaderEpochCache::load(partition->log->dir() / storage::kLeaderEpochCheckpointFile);
+  partition->epochs.truncate_from_end(partition->log->log_end_offset());  // a tail recovery cut
+  // No high watermark checkpointed (a log from before replication): its one
+  // replica had everything.
+  partition->high_watermark_ = high_watermark < 0 ? partition->log->log_end_offset()
+                                                   : std::min(high_watermark, partition->log->log_end_offset());
+  Partition& placed = *(partitions_[{topic.name, index}] = std::move(partition));
+  apply_partition_state(placed, topic.partitions[index]);
   return report.bytes_scanned;
 }
 
@@ -187,8 +209,12 @@ void ReplicaManager::write_checkpoint() {
   for (auto& [key, partition] : partitions_) {
     const storage::LogCheckpoint now{partition->log->recovery_point(), partition->log->log_start_offset()};
     if (now.recovery_point != partition->checkpointed.recovery_point ||
-        now.log_start_offset != partition->checkpointed.log_start_offset)
-      changes.push_back({log_checkpoint_key(partition->topic, partition->index), encode_checkpoint(now)});
+        now.log_start_offset != partition->checkpointed.log_start_offset ||
+        partition->high_watermark_ != partition->checkpointed_high_watermark) {
+      changes.push_back({log_checkpoint_key(partition->topic, partition->index),
+                         encode_checkpoint(now, partition->high_watermark_)});
+      partition->checkpointed_high_watermark = partition->high_watermark_;
+    }
     if (partition->producers.dirty())
       changes.push_back({producer_snapshot_key(partition->topic, partition->index),
                          partition->producers.serialize(partition->log->log_end_offset())});
@@ -223,8 +249,9 @@ void ReplicaManager::enforce_retention(int64_t now_ms) {
 void ReplicaManager::delete_records_before(Partition& partition, int64_t offset) {
   deleter_.remove(partition.log->advance_log_start(offset));
   const storage::LogCheckpoint now{partition.log->recovery_point(), partition.log->log_start_offset()};
-  store_.put(log_checkpoint_key(partition.topic, partition.index), encode_checkpoint(now));
+  store_.put(log_checkpoint_key(partition.topic, partition.index), encode_checkpoint(now, partition.high_watermark_));
   partition.checkpointed = now;
+  partition.checkpointed_high_watermark = partition.high_watermark_;
 }
 
 void ReplicaManager::expire_producers(int64_t now_ms, int64_t expiration_ms) {
@@ -276,15 +303,179 @@ Partition* ReplicaManager::find_led(std::string_view topic, int32_t index, proto
 }
 
 void ReplicaManager::on_partition_changed(const controller::TopicInfo& topic, int32_t index) {
-  Partition* partition = find(topic.name, index);
-  if (!partition) return;
-  const controller::PartitionState& state = topic.partitions[index];
-  partition->leader_epoch = state.leader_epoch;
-  const bool was_leader = partition->is_leader;
-  partition->is_leader = state.leader == config_.node_id();
-  // Fetches parked on a partition this broker no longer leads answer now
-  // (NOT_LEADER_OR_FOLLOWER), so their consumers move to the new leader.
-  if (was_leader && !partition->is_leader) partition->wake_waiters();
+  if (Partition* partition = find(topic.name, index)) apply_partition_state(*partition, topic.partitions[index]);
+}
+
+void ReplicaManager::apply_partition_state(Partition& partition, const controller::PartitionState& state) {
+  const int32_t self = config_.node_id();
+  const bool was_leader = partition.is_leader;
+  const int32_t old_epoch = partition.leader_epoch;
+  partition.replicas = state.replicas;
+  partition.isr = state.isr;
+  partition.leader_epoch = state.leader_epoch;
+  partition.partition_epoch = state.partition_epoch;
+  partition.leader_id = state.leader;
+  partition.is_leader = state.leader == self;
+  partition.isr_change_in_flight = false;
+  if (partition.is_leader && (!was_leader || old_epoch != state.leader_epoch)) {
+    // Leading from here: the new epoch starts at this log's end, and every
+    // follower gets a full replica.lag.time.max.ms before it counts as behind.
+    if (partition.epochs.assign(state.leader_epoch, partition.log->log_end_offset())) write_epochs(partition);
+    partition.followers.clear();
+    const int64_t now = steady_ms();
+    for (int32_t r : state.replicas)
+      if (r != self) partition.followers[r] = FollowerState{-1, now, 0, 0};
+  }
+  if (!partition.is_leader) {
+    // Fetches and produces parked here answer now (NOT_LEADER_OR_FOLLOWER),
+    // so their clients move to the new leader.
+    partition.followers.clear();
+    partition.wake_all();
+  }
+  if (partition.is_leader) advance_high_watermark(partition);
+  if (follower_observer_) follower_observer_(partition, partition.is_leader ? -1 : state.leader);
+}
+
+void ReplicaManager::write_epochs(Partition& partition) {
+  try {
+    storage::write_atomically(partition.log->dir() / storage::kLeaderEpochCheckpointFile, partition.epochs.serialize());
+  } catch (const std::exception& e) {
+    // The log still carries every batch's epoch; a restart rebuilds less precisely.
+    SLUICE_LOG(kError, "writing the leader-epoch checkpoint of " << partition.topic << "-" << partition.index
+                                                                 << " failed: " << e.what());
+  }
+}
+
+void ReplicaManager::after_leader_append(Partition& partition, int64_t base_offset) {
+  if (partition.epochs.assign(partition.leader_epoch, base_offset)) write_epochs(partition);
+  for (AsyncEvent* event : std::exchange(partition.replica_waiters, {})) event->set();
+  advance_high_watermark(partition);
+}
+
+void ReplicaManager::record_follower_fetch(Partition& partition, int32_t replica, int64_t fetch_offset, int64_t now_ms) {
+  auto it = partition.followers.find(replica);
+  if (it == partition.followers.end()) return;  // not a replica
+  FollowerState& f = it->second;
+  const int64_t leader_end = partition.log->log_end_offset();
+  // Kafka's rule: caught up now if it has everything, or as of its previous
+  // fetch if it has what the leader had then.
+  if (fetch_offset >= leader_end)
+    f.last_caught_up_ms = now_ms;
+  else if (f.last_fetch_ms > 0 && fetch_offset >= f.leader_end_at_last_fetch)
+    f.last_caught_up_ms = std::max(f.last_caught_up_ms, f.last_fetch_ms);
+  f.log_end_offset = fetch_offset;
+  f.last_fetch_ms = now_ms;
+  f.leader_end_at_last_fetch = leader_end;
+  advance_high_watermark(partition);
+}
+
+void ReplicaManager::advance_high_watermark(Partition& partition) {
+  if (!partition.is_leader) return;
+  // KIP-966, as in Kafka 4: nothing is committed while the ISR is smaller
+  // than min.insync.replicas.
+  if (static_cast<int64_t>(partition.isr.size()) < partition.min_insync_replicas) return;
+  int64_t high_watermark = partition.log->log_end_offset();
+  for (int32_t r : partition.isr) {
+    if (r == config_.node_id()) continue;
+    auto it = partition.followers.find(r);
+    if (it == partition.followers.end() || it->second.log_end_offset < 0) return;  // not heard from yet
+    high_watermark = std::min(high_watermark, it->second.log_end_offset);
+  }
+  if (high_watermark <= partition.high_watermark_) return;
+  partition.high_watermark_ = high_watermark;
+  partition.wake_waiters();
+  auto& waiting = partition.high_watermark_waiters;
+  for (auto it = waiting.begin(); it != waiting.end();) {
+    if (it->first <= high_watermark) {
+      it->second->set();
+      it = waiting.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void ReplicaManager::append_as_follower(Partition& partition, std::span<char> batch) {
+  auto header = protocol::RecordBatchHeader::parse(std::string_view(batch.data(), batch.size()));
+  if (!header) throw std::invalid_argument("a batch too short for its header");
+  partition.log->append_at(batch, {header->last_offset_delta, header->max_timestamp});
+  if (partition.epochs.assign(header->partition_leader_epoch, header->base_offset)) write_epochs(partition);
+  // A new leader must still refuse an idempotent producer's duplicates.
+  if (header->producer_id >= 0 && header->base_sequence >= 0 && !header->is_control())
+    partition.producers.record(header->producer_id, header->producer_epoch, header->base_sequence,
+                               header->last_offset_delta + 1, header->base_offset, header->last_offset(),
+                               header->max_timestamp);
+}
+
+void ReplicaManager::truncate_to(Partition& partition, int64_t offset) {
+  if (offset >= partition.log->log_end_offset()) return;
+  if (offset < partition.log->log_start_offset()) {
+    truncate_fully_and_start_at(partition, offset);
+    return;
+  }
+  auto cut = partition.log->truncate_to(offset);
+  deleter_.remove(std::move(cut.removed));
+  SLUICE_LOG(kInfo, "truncated " << partition.topic << "-" << partition.index << " to offset " << cut.log_end_offset
+                                 << " where it diverged from the leader");
+  if (partition.epochs.truncate_from_end(cut.log_end_offset)) write_epochs(partition);
+  partition.high_watermark_ = std::min(partition.high_watermark_, cut.log_end_offset);
+  // Producer state is rebuilt from what is left; the lowered recovery point
+  // is checkpointed before anything is appended again (storage/README.md).
+  partition.producers = ProducerStateTable();
+  store_.apply({{producer_snapshot_key(partition.topic, partition.index), std::nullopt}});
+  load_producer_state(partition);
+  const storage::LogCheckpoint now{partition.log->recovery_point(), partition.log->log_start_offset()};
+  store_.put(log_checkpoint_key(partition.topic, partition.index), encode_checkpoint(now, partition.high_watermark_));
+  partition.checkpointed = now;
+  partition.checkpointed_high_watermark = partition.high_watermark_;
+}
+
+void ReplicaManager::truncate_fully_and_start_at(Partition& partition, int64_t offset) {
+  deleter_.remove(partition.log->truncate_fully_and_start_at(offset));
+  SLUICE_LOG(kInfo, "emptied " << partition.topic << "-" << partition.index << " to start again at offset " << offset);
+  partition.epochs = storage::LeaderEpochCache();
+  write_epochs(partition);
+  partition.high_watermark_ = offset;
+  partition.producers = ProducerStateTable();
+  store_.apply({{producer_snapshot_key(partition.topic, partition.index), std::nullopt}});
+  const storage::LogCheckpoint now{partition.log->recovery_point(), partition.log->log_start_offset()};
+  store_.put(log_checkpoint_key(partition.topic, partition.index), encode_checkpoint(now, partition.high_watermark_));
+  partition.checkpointed = now;
+  partition.checkpointed_high_watermark = partition.high_watermark_;
+}
+
+void ReplicaManager::follower_high_watermark(Partition& partition, int64_t leader_high_watermark) {
+  partition.high_watermark_ = std::min(leader_high_watermark, partition.log->log_end_offset());
+}
+
+std::optional<std::vector<int32_t>> ReplicaManager::wanted_isr(const Partition& partition, int64_t now_ms) const {
+  if (!partition.is_leader || partition.isr_change_in_flight) return std::nullopt;
+  const int64_t lag_ms = config_.get_long("replica.lag.time.max.ms");
+  const int32_t self = config_.node_id();
+  const auto live = metadata_ ? metadata_->unfenced_brokers() : std::vector<int32_t>{};
+  std::vector<int32_t> isr;
+  for (int32_t r : partition.isr) {
+    if (r == self) {
+      isr.push_back(r);
+      continue;
+    }
+    auto it = partition.followers.find(r);
+    if (it != partition.followers.end() && now_ms - it->second.last_caught_up_ms <= lag_ms) isr.push_back(r);
+  }
+  // A follower rejoins once it has everything committed, and at least what
+  // this leader's epoch began with (so it truncated whatever diverged).
+  const int64_t epoch_start = partition.epochs.start_offset_of(partition.leader_epoch).value_or(0);
+  for (int32_t r : partition.replicas) {
+    if (std::find(isr.begin(), isr.end(), r) != isr.end() || r == self) continue;
+    auto it = partition.followers.find(r);
+    if (it == partition.followers.end()) continue;
+    const FollowerState& f = it->second;
+    if (f.log_end_offset >= partition.high_watermark_ && f.log_end_offset >= epoch_start &&
+        std::find(live.begin(), live.end(), r) != live.end() && now_ms - f.last_caught_up_ms <= lag_ms)
+      isr.push_back(r);
+  }
+  if (isr == partition.isr) return std::nullopt;
+  return isr;
 }
 
 Partition* ReplicaManager::find(std::string_view topic, int32_t index) {

@@ -6,6 +6,9 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
+#include <optional>
+#include <span>
 #include <map>
 #include <memory>
 #include <string>
@@ -17,6 +20,7 @@
 #include "broker/producer_state.h"
 #include "controller/controller.h"
 #include "storage/file_deleter.h"
+#include "storage/leader_epoch_cache.h"
 #include "storage/partition_log.h"
 #include "storage/state_store.h"
 
@@ -24,17 +28,47 @@ namespace sluice::broker {
 
 class AsyncEvent;
 
+// What a leader knows of one follower, from its fetches.
+struct FollowerState {
+  int64_t log_end_offset = -1;     // its fetch offset: it has everything below (-1: not heard from)
+  int64_t last_caught_up_ms = 0;   // the last time it had everything the leader had (replica.lag.time.max.ms)
+  int64_t last_fetch_ms = 0;
+  int64_t leader_end_at_last_fetch = 0;  // the leader's log end when it last fetched
+};
+
 struct Partition {
   std::string topic;
   int32_t index = 0;
   int32_t leader_epoch = 0;
+  int32_t partition_epoch = 0;
+  int32_t leader_id = -1;
   // This broker leads the partition (takes its writes and its consumers' reads).
   bool is_leader = false;
+  std::vector<int32_t> replicas;  // as the controller assigned them
+  std::vector<int32_t> isr;
+  // Leader only: each follower's progress.
+  std::map<int32_t, FollowerState> followers;
+  // Which leader epoch began at which offset (Kafka's leader-epoch-checkpoint):
+  // how a follower finds where its log diverged from the leader's.
+  storage::LeaderEpochCache epochs;
+  // Everything below it is on every in-sync replica: what consumers may read
+  // and acks=all waits for. Checkpointed with the log.
+  int64_t high_watermark_ = 0;
+  int64_t checkpointed_high_watermark = -1;
+  // An ISR change sent to the controller and not answered yet.
+  bool isr_change_in_flight = false;
+  // The topic's min.insync.replicas.
+  int64_t min_insync_replicas = 1;
   std::unique_ptr<storage::PartitionLog> log;
   // Idempotent producers writing here (sequence numbers, last batches).
   ProducerStateTable producers;
-  // Fetches parked until data arrives; each is woken once and removes itself.
+  // Consumers' fetches parked until the high watermark moves; each is woken
+  // once and removes itself.
   std::vector<AsyncEvent*> waiters;
+  // Followers' fetches parked until the log grows.
+  std::vector<AsyncEvent*> replica_waiters;
+  // acks=all produces waiting for the high watermark to pass an offset.
+  std::vector<std::pair<int64_t, AsyncEvent*>> high_watermark_waiters;
   // The topic's retention.ms / retention.bytes (-1: no limit).
   int64_t retention_ms = -1;
   int64_t retention_bytes = -1;
@@ -50,9 +84,11 @@ struct Partition {
   // Counts an append; true when flush.messages says it must be flushed now.
   bool note_append(int32_t records);
 
-  int64_t high_watermark() const { return log->log_end_offset(); }
-  // Wakes the fetches parked on this partition; true if there were any.
+  int64_t high_watermark() const { return high_watermark_; }
+  // Wakes the consumers' fetches parked on this partition; true if there were any.
   bool wake_waiters();
+  // Wakes everything parked here (the partition changed hands or is going away).
+  void wake_all();
 };
 
 class ReplicaManager : public controller::MetadataListener {
@@ -67,6 +103,41 @@ class ReplicaManager : public controller::MetadataListener {
   void load(const controller::MetadataImage& metadata);
   // Whether this broker holds a replica of the partition.
   bool hosts(const controller::TopicInfo& topic, int32_t index) const;
+
+  // Leader side of replication. After this broker appended to a partition it
+  // leads: the leader epoch cache learns a new epoch, the high watermark
+  // moves if the ISR is this broker alone, followers' fetches wake.
+  void after_leader_append(Partition& partition, int64_t base_offset);
+  // A follower fetched from `fetch_offset`: it has everything below. Moves
+  // the high watermark, and may ask the controller to take the follower back
+  // into the ISR.
+  void record_follower_fetch(Partition& partition, int32_t replica, int64_t fetch_offset, int64_t now_ms);
+  // The minimum log end over the ISR (never backwards); wakes what waits for it.
+  void advance_high_watermark(Partition& partition);
+  // Follower side: the leader's high watermark, capped by what this replica has.
+  void follower_high_watermark(Partition& partition, int64_t leader_high_watermark);
+  // Writes the partition's leader-epoch checkpoint (after the cache changed).
+  void write_epochs(Partition& partition);
+  // Follower side: appends a batch the leader sent, at its own offsets
+  // (`batch` is a complete, checked batch). Throws std::system_error on I/O failure.
+  void append_as_follower(Partition& partition, std::span<char> batch);
+  // Follower side: cuts the log where it diverged from the leader's (or all
+  // of it, starting again at `offset`, when the leader's log starts past
+  // this one's end), with the epochs, producer state and the checkpoint.
+  void truncate_to(Partition& partition, int64_t offset);
+  void truncate_fully_and_start_at(Partition& partition, int64_t offset);
+  // ISR changes the leader wants (followers past replica.lag.time.max.ms out,
+  // caught-up ones in), for the controller; empty when none.
+  std::optional<std::vector<int32_t>> wanted_isr(const Partition& partition, int64_t now_ms) const;
+  // Every partition, for the replication loops.
+  template <typename F>
+  void for_each_partition(F&& f) {
+    for (auto& [key, partition] : partitions_) f(*partition);
+  }
+  // Who to tell when this broker starts or stops following a partition.
+  void set_follower_observer(std::function<void(Partition&, int32_t leader)> observer) {
+    follower_observer_ = std::move(observer);
+  }
 
   Partition* find(std::string_view topic, int32_t index);
   // The partition if this broker leads it; otherwise null, with `error` set
@@ -126,6 +197,10 @@ class ReplicaManager : public controller::MetadataListener {
   std::filesystem::path log_dir_;
   const BrokerConfig& config_;
   const controller::MetadataImage* metadata_ = nullptr;  // set by load()
+  std::function<void(Partition&, int32_t leader)> follower_observer_;
+  // Takes the partition's replication state from the image: replicas, ISR,
+  // leader and epochs; becomes its leader or a follower as the image says.
+  void apply_partition_state(Partition& partition, const controller::PartitionState& state);
   storage::StateStore& store_;
   Flusher& flusher_;
   storage::FileDeleter deleter_;

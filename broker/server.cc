@@ -19,6 +19,8 @@
 #include "broker/connection.h"
 #include "broker/connection_registry.h"
 #include "broker/controller_link.h"
+#include "broker/isr_maintenance.h"
+#include "broker/replica_fetcher.h"
 #include "broker/log.h"
 #include "storage/state_store.h"
 
@@ -255,6 +257,8 @@ int run_server(const BrokerConfig& config) {
 
   Flusher flusher(io.get_executor());
   ReplicaManager replicas(log_dir, config, *store, flusher);
+  ReplicaFetchers fetchers(io.get_executor(), config, replicas, metadata);
+  replicas.set_follower_observer([&](Partition& p, int32_t leader) { fetchers.follow(p, leader); });
   replicas.load(metadata);
   add_listener(&replicas);
 
@@ -327,6 +331,8 @@ int run_server(const BrokerConfig& config) {
   if (controller && !config.standalone())
     asio::co_spawn(io, watch_broker_sessions(*controller, config, local_broker_epoch), asio::detached);
   if (link) asio::co_spawn(io, link->run(), asio::detached);
+  if (is_broker && !config.standalone())
+    asio::co_spawn(io, maintain_isr(config, replicas, metadata, controller.get(), link.get()), asio::detached);
   if (config.get_long("connections.max.idle.ms") >= 0)
     asio::co_spawn(io, close_idle_connections(connections), asio::detached);
 
@@ -350,6 +356,7 @@ int run_server(const BrokerConfig& config) {
             co_await link->shut_down(std::chrono::seconds(5));
             link->stop();
           }
+          fetchers.stop();
           for (auto& [acceptor, role] : acceptors) acceptor->close();
           connections.close_all();
           io.stop();

@@ -309,6 +309,209 @@ OperationResult Controller::unfence_broker(int32_t id, int64_t epoch) {
   return commit(records);
 }
 
+namespace {
+
+// Kafka's LeaderRecoveryState.
+constexpr int8_t kRecovered = 0;
+constexpr int8_t kRecovering = 1;
+
+std::string partition_name(const TopicInfo& topic, int32_t partition) {
+  return topic.name + "-" + std::to_string(partition);
+}
+
+std::string isr_text(const std::vector<Controller::IsrMember>& isr) {
+  std::string out = "[";
+  for (const auto& m : isr) {
+    if (out.size() > 1) out += ", ";
+    out += std::to_string(m.broker_id);
+    if (m.broker_epoch != -1) out += "@" + std::to_string(m.broker_epoch);
+  }
+  return out + "]";
+}
+
+// Kafka's Replicas.validateIsr: no negative ids, no duplicates, every member a replica.
+bool valid_isr(const std::vector<int32_t>& replicas, const std::vector<Controller::IsrMember>& isr) {
+  std::set<int32_t> seen;
+  for (const auto& m : isr) {
+    if (m.broker_id < 0 || !seen.insert(m.broker_id).second) return false;
+    if (std::find(replicas.begin(), replicas.end(), m.broker_id) == replicas.end()) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Controller::AlterPartitionReply Controller::alter_partition(int32_t broker_id, int64_t broker_epoch,
+                                                           const std::vector<PartitionAlteration>& alterations) {
+  AlterPartitionReply reply;
+  // The sender's registration first, for the whole request (Kafka's ClusterControlManager.checkBrokerEpoch).
+  const BrokerRegistration* sender = image_.find_broker(broker_id);
+  if (!sender) {
+    reply.result = {ErrorCode::kStaleBrokerEpoch, "No broker registration found for broker id " + std::to_string(broker_id)};
+    return reply;
+  }
+  if (sender->epoch != broker_epoch) {
+    reply.result = {ErrorCode::kStaleBrokerEpoch, "Expected broker epoch " + std::to_string(sender->epoch) +
+                                                     ", but got broker epoch " + std::to_string(broker_epoch)};
+    return reply;
+  }
+
+  // The state each partition will have once the records gathered so far are
+  // applied, so that a partition named twice sees what the first change did.
+  struct Pending {
+    const TopicInfo* topic;
+    int32_t partition;
+    PartitionState state;
+  };
+  std::vector<Pending> pending;
+  auto find_pending = [&](const TopicInfo& topic, int32_t partition) -> Pending* {
+    for (auto& p : pending)
+      if (p.topic == &topic && p.partition == partition) return &p;
+    return nullptr;
+  };
+  std::vector<MetadataRecord> records;
+  // The alterations whose answer holds only once the records are committed:
+  // those that changed something, and those validated against such a change.
+  std::vector<bool> needs_commit(alterations.size(), false);
+
+  for (const PartitionAlteration& a : alterations) {
+    AlteredPartition& out = reply.partitions.emplace_back();
+    auto refuse = [&](ErrorCode error, std::string message) {
+      out.error = error;
+      out.message = std::move(message);
+    };
+    const TopicInfo* topic = a.topic_id.is_zero() ? nullptr : find_topic(a.topic_id);
+    if (!topic) {
+      refuse(ErrorCode::kUnknownTopicId, "Unknown topic id.");
+      continue;
+    }
+    if (a.partition < 0 || a.partition >= topic->partition_count()) {
+      refuse(ErrorCode::kUnknownTopicOrPartition, "Unknown partition " + partition_name(*topic, a.partition) + ".");
+      continue;
+    }
+    const std::string name = partition_name(*topic, a.partition);
+    Pending* earlier = find_pending(*topic, a.partition);
+    needs_commit[reply.partitions.size() - 1] = earlier != nullptr;
+    const PartitionState& state = earlier ? earlier->state : topic->partitions[a.partition];
+    // A leader ahead of this controller: it has heard of a newer controller.
+    if (a.leader_epoch > state.leader_epoch) {
+      refuse(ErrorCode::kNotController, "The leader epoch of " + name + " is " + std::to_string(state.leader_epoch) +
+                                            ", lower than the request's " + std::to_string(a.leader_epoch) + ".");
+      continue;
+    }
+    if (a.partition_epoch > state.partition_epoch) {
+      refuse(ErrorCode::kNotController, "The partition epoch of " + name + " is " +
+                                            std::to_string(state.partition_epoch) + ", lower than the request's " +
+                                            std::to_string(a.partition_epoch) + ".");
+      continue;
+    }
+    if (a.leader_epoch < state.leader_epoch) {
+      refuse(ErrorCode::kFencedLeaderEpoch, "The leader epoch of " + name + " is " +
+                                                std::to_string(state.leader_epoch) + ", not " +
+                                                std::to_string(a.leader_epoch) + ".");
+      continue;
+    }
+    if (broker_id != state.leader) {
+      refuse(ErrorCode::kInvalidRequest,
+             "Broker " + std::to_string(broker_id) + " is not the leader of " + name + ": " + std::to_string(state.leader) + " is.");
+      continue;
+    }
+    if (a.partition_epoch < state.partition_epoch) {
+      refuse(ErrorCode::kInvalidUpdateVersion, "The partition epoch of " + name + " is " +
+                                                   std::to_string(state.partition_epoch) + ", not " +
+                                                   std::to_string(a.partition_epoch) + ".");
+      continue;
+    }
+    if (!valid_isr(state.replicas, a.new_isr)) {
+      refuse(ErrorCode::kInvalidRequest, "Invalid ISR " + isr_text(a.new_isr) + " for " + name + ".");
+      continue;
+    }
+    if (std::none_of(a.new_isr.begin(), a.new_isr.end(), [&](const IsrMember& m) { return m.broker_id == state.leader; })) {
+      refuse(ErrorCode::kInvalidRequest, "The ISR " + isr_text(a.new_isr) + " for " + name + " does not include its leader.");
+      continue;
+    }
+    if (a.leader_recovery_state != kRecovered && a.leader_recovery_state != kRecovering) {
+      refuse(ErrorCode::kInvalidRequest, "Value " + std::to_string(a.leader_recovery_state) +
+                                             " is not a valid leader recovery state.");
+      continue;
+    }
+    if (a.leader_recovery_state == kRecovering && a.new_isr.size() > 1) {
+      refuse(ErrorCode::kInvalidRequest, "The ISR " + isr_text(a.new_isr) + " for " + name +
+                                             " has more than one replica while its leader is recovering from an unclean election.");
+      continue;
+    }
+    if (state.leader_recovery_state == kRecovered && a.leader_recovery_state == kRecovering) {
+      refuse(ErrorCode::kInvalidRequest, "The leader recovery state of " + name + " cannot change from RECOVERED to RECOVERING.");
+      continue;
+    }
+    // KIP-903: only live members, under the registration the leader saw them with.
+    std::string ineligible;
+    for (const IsrMember& m : a.new_isr) {
+      const BrokerRegistration* b = image_.find_broker(m.broker_id);
+      std::string why;
+      if (!b)
+        why = "not registered";
+      else if (b->in_controlled_shutdown)
+        why = "shutting down";
+      else if (b->fenced)
+        why = "fenced";
+      else if (m.broker_epoch != -1 && m.broker_epoch != b->epoch)
+        why = "broker epoch mismatch: requested=" + std::to_string(m.broker_epoch) + " VS expected=" + std::to_string(b->epoch);
+      if (why.empty()) continue;
+      if (!ineligible.empty()) ineligible += ", ";
+      ineligible += std::to_string(m.broker_id) + " (" + why + ")";
+    }
+    if (!ineligible.empty()) {
+      refuse(ErrorCode::kIneligibleReplica, "Ineligible replicas in the new ISR " + isr_text(a.new_isr) + " of " + name +
+                                                ": " + ineligible + ".");
+      continue;
+    }
+
+    // Valid. The ISR and recovery state asked for, and never a leader: the
+    // leader is the sender and stays in the ISR. Kafka compares ISRs as lists.
+    PartitionState next = state;
+    protocol::PartitionChangeRecord change;
+    change.topic_id = topic->id;
+    change.partition_id = a.partition;
+    std::vector<int32_t> isr;
+    for (const IsrMember& m : a.new_isr) isr.push_back(m.broker_id);
+    if (isr != state.isr) {
+      change.isr = isr;
+      next.isr = isr;
+    }
+    if (a.leader_recovery_state != state.leader_recovery_state) {
+      change.leader_recovery_state = a.leader_recovery_state;
+      next.leader_recovery_state = a.leader_recovery_state;
+    }
+    if (change.isr || change.leader_recovery_state != -1) {
+      ++next.partition_epoch;  // as MetadataImage::apply does for every PartitionChangeRecord
+      records.push_back(change);
+      needs_commit[reply.partitions.size() - 1] = true;
+      if (earlier)
+        earlier->state = next;
+      else
+        pending.push_back({topic, a.partition, next});
+    }
+    out.leader = next.leader;
+    out.leader_epoch = next.leader_epoch;
+    out.partition_epoch = next.partition_epoch;
+    out.isr = next.isr;
+    out.leader_recovery_state = next.leader_recovery_state;
+  }
+
+  if (records.empty()) return reply;
+  if (OperationResult committed = commit(records); !committed.ok()) {
+    // Nothing was written: the answers that depended on it fail with it.
+    for (size_t i = 0; i < reply.partitions.size(); ++i)
+      if (needs_commit[i]) {
+        reply.partitions[i] = AlteredPartition();
+        reply.partitions[i].error = committed.error;
+        reply.partitions[i].message = committed.message;
+      }
+  }
+  return reply;
+}
+
 int64_t Controller::allocate_producer_ids(int32_t count) {
   const int64_t first = image_.next_producer_id();
   protocol::ProducerIdsRecord r;

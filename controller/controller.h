@@ -124,6 +124,45 @@ class Controller {
   // that just started has heard from nobody yet).
   void renew_all_sessions(int64_t now_ms);
 
+  // One partition of an AlterPartition request (Kafka's AlterPartitionRequest
+  // PartitionData): the ISR its leader wants, under the epochs it knows.
+  struct IsrMember {
+    int32_t broker_id = -1;
+    int64_t broker_epoch = -1;  // the registration the leader saw it under; -1: not checked (v2 requests)
+  };
+  struct PartitionAlteration {
+    protocol::Uuid topic_id;
+    int32_t partition = -1;
+    int32_t leader_epoch = -1;
+    int32_t partition_epoch = -1;
+    std::vector<IsrMember> new_isr;
+    int8_t leader_recovery_state = 0;  // 0 RECOVERED, 1 RECOVERING
+  };
+  // What the partition is after the request (when `error` is NONE), as the
+  // AlterPartition response carries it.
+  struct AlteredPartition {
+    protocol::ErrorCode error = protocol::ErrorCode::kNone;
+    std::string message;  // why it was refused, for the log
+    int32_t leader = -1;
+    int32_t leader_epoch = -1;
+    int32_t partition_epoch = -1;
+    std::vector<int32_t> isr;
+    int8_t leader_recovery_state = 0;
+  };
+  struct AlterPartitionReply {
+    OperationResult result;                   // the whole request's error: STALE_BROKER_EPOCH
+    std::vector<AlteredPartition> partitions;  // one per alteration, in order (empty when `result` failed)
+  };
+  // AlterPartition (Kafka's ReplicationControlManager.alterPartition): a
+  // partition leader (`broker_id` under `broker_epoch`) changing ISRs. Each
+  // partition is validated on its own, in Kafka's order; those that pass and
+  // change something are committed together, one PartitionChangeRecord each
+  // (new ISR and leader recovery state, never a leader: the partition epoch
+  // moves, the leader epoch does not). A partition named twice is validated
+  // the second time against the state the first left.
+  AlterPartitionReply alter_partition(int32_t broker_id, int64_t broker_epoch,
+                                      const std::vector<PartitionAlteration>& alterations);
+
   // Listeners are told in the order they were added.
   void add_listener(MetadataListener* listener) { listeners_.push_back(listener); }
 

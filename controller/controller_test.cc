@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <set>
 
+#include "controller/metadata_log.h"
 #include "controller/metadata_records.h"
 #include "storage/state_store.h"
 
@@ -361,6 +362,367 @@ TEST_F(ControllerTest, ControlledShutdownMovesLeadershipAway) {
   EXPECT_TRUE(reply.is_fenced);
   EXPECT_EQ(c.find_topic("t")->partitions[0].leader, 2);
   EXPECT_TRUE(c.image().find_broker(1)->in_controlled_shutdown);
+}
+
+
+// AlterPartition. Four live brokers; "t" has replicas {1, 2, 3}, led by 1.
+class AlterPartitionTest : public ControllerTest {
+ protected:
+  void SetUp() override {
+    ControllerTest::SetUp();
+    open();
+    for (int32_t id : {1, 2, 3, 4}) epochs_[id] = register_broker(*c_, id);
+    ASSERT_TRUE(c_->create_topic("t", -1, -1, {{1, 2, 3}, {1, 2, 3}, {1, 2, 3}}, {}, false).ok());
+    topic_ = c_->find_topic("t")->id;
+  }
+  void TearDown() override {
+    c_.reset();
+    ControllerTest::TearDown();
+  }
+  void open() { c_ = std::make_unique<Controller>(*store_, Controller::Options{1, 1, 3}); }
+  // Writes records no operation makes yet straight to the log, and reloads.
+  void inject(const std::vector<MetadataRecord>& records) {
+    c_.reset();
+    std::vector<std::string> encoded;
+    for (const auto& r : records) encoded.push_back(encode_record(r));
+    MetadataLog(*store_).append(encoded);
+    open();
+  }
+  const PartitionState& part(int32_t partition = 0) const { return c_->find_topic("t")->partitions.at(partition); }
+  // What t-`partition`'s leader sends for `isr`, under the current epochs.
+  Controller::PartitionAlteration alter(const std::vector<int32_t>& isr, int32_t partition = 0) {
+    const PartitionState& s = part(partition);
+    Controller::PartitionAlteration a{topic_, partition, s.leader_epoch, s.partition_epoch, {}, s.leader_recovery_state};
+    for (int32_t id : isr) a.new_isr.push_back({id, epochs_.count(id) ? epochs_[id] : -1});
+    return a;
+  }
+  Controller::AlteredPartition send(int32_t sender, const Controller::PartitionAlteration& a) {
+    auto reply = c_->alter_partition(sender, epochs_[sender], {a});
+    EXPECT_TRUE(reply.result.ok()) << reply.result.message;
+    EXPECT_EQ(reply.partitions.size(), 1u);
+    if (reply.partitions.empty()) {
+      Controller::AlteredPartition none;
+      none.error = ErrorCode::kUnknownServerError;
+      return none;
+    }
+    return reply.partitions[0];
+  }
+  std::vector<std::string> image_records() const {
+    std::vector<std::string> out;
+    for (const auto& r : c_->image().to_records()) out.push_back(encode_record(r));
+    return out;
+  }
+  // The error `a` gets, checking that a refusal changed nothing and says why.
+  ErrorCode error_of(int32_t sender, const Controller::PartitionAlteration& a) {
+    const std::vector<std::string> before = image_records();
+    const int64_t end = c_->log().end_offset();
+    auto result = send(sender, a);
+    if (result.error != ErrorCode::kNone) {
+      EXPECT_EQ(c_->log().end_offset(), end);
+      EXPECT_EQ(image_records(), before);
+      EXPECT_FALSE(result.message.empty());
+    }
+    return result.error;
+  }
+  std::unique_ptr<Controller> c_;
+  std::map<int32_t, int64_t> epochs_;
+  protocol::Uuid topic_;
+};
+
+class ChangeCounter : public RecordingListener {
+ public:
+  void on_partition_changed(const TopicInfo& t, int32_t index) override {
+    events.push_back("changed " + t.name + "-" + std::to_string(index));
+  }
+  void on_committed(int64_t) override { ++commits; }
+  int commits = 0;
+};
+
+// Shrink, then expand: each a new partition epoch under the same leader and leader epoch.
+TEST_F(AlterPartitionTest, ShrinksAndExpandsTheIsr) {
+  ChangeCounter listener;
+  c_->add_listener(&listener);
+  const int64_t end = c_->log().end_offset();
+  auto shrunk = send(1, alter({1, 2}));
+  ASSERT_EQ(shrunk.error, ErrorCode::kNone) << shrunk.message;
+  EXPECT_EQ(shrunk.leader, 1);
+  EXPECT_EQ(shrunk.leader_epoch, 0);
+  EXPECT_EQ(shrunk.partition_epoch, 1);
+  EXPECT_EQ(shrunk.isr, (std::vector<int32_t>{1, 2}));
+  EXPECT_EQ(shrunk.leader_recovery_state, 0);
+  EXPECT_EQ(part().isr, (std::vector<int32_t>{1, 2}));
+  EXPECT_EQ(part().leader, 1);
+  EXPECT_EQ(part().leader_epoch, 0);
+  EXPECT_EQ(part().partition_epoch, 1);
+  EXPECT_EQ(c_->log().end_offset(), end + 1);  // one PartitionChangeRecord
+  bool found = false;
+  c_->log().read(end, [&](int64_t, std::string_view bytes) {
+    const auto record = std::get<protocol::PartitionChangeRecord>(decode_record(bytes));
+    EXPECT_EQ(record.leader, -2);  // no leader named: the leader epoch stays
+    EXPECT_EQ(record.isr, (std::vector<int32_t>{1, 2}));
+    EXPECT_EQ(record.leader_recovery_state, -1);
+    found = true;
+  });
+  EXPECT_TRUE(found);
+
+  auto expanded = send(1, alter({1, 2, 3}));
+  ASSERT_EQ(expanded.error, ErrorCode::kNone) << expanded.message;
+  EXPECT_EQ(expanded.isr, (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_EQ(expanded.leader_epoch, 0);
+  EXPECT_EQ(expanded.partition_epoch, 2);
+  EXPECT_EQ(part().isr, (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_EQ(part().partition_epoch, 2);
+  EXPECT_EQ(listener.events, (std::vector<std::string>{"changed t-0", "changed t-0"}));
+  EXPECT_EQ(listener.commits, 2);
+}
+
+// The ISR the partition already has: success with the current state, nothing committed.
+TEST_F(AlterPartitionTest, TheSameIsrCommitsNothing) {
+  const int64_t end = c_->log().end_offset();
+  auto same = send(1, alter({1, 2, 3}));
+  EXPECT_EQ(same.error, ErrorCode::kNone);
+  EXPECT_EQ(same.isr, (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_EQ(same.leader, 1);
+  EXPECT_EQ(same.partition_epoch, 0);
+  EXPECT_EQ(c_->log().end_offset(), end);
+  // The same members in another order are another ISR to Kafka (it compares lists).
+  EXPECT_EQ(send(1, alter({3, 2, 1})).partition_epoch, 1);
+}
+
+// Shrinking below min.insync.replicas is allowed: only acks=all produce is refused then.
+TEST_F(AlterPartitionTest, ShrinksBelowMinInsyncReplicas) {
+  ASSERT_TRUE(c_->alter_topic_configs("t", {{"min.insync.replicas", "2"}}, false).ok());
+  auto alone = send(1, alter({1}));
+  EXPECT_EQ(alone.error, ErrorCode::kNone);
+  EXPECT_EQ(part().isr, std::vector<int32_t>{1});
+}
+
+// The sender's own registration is checked first, for the whole request.
+TEST_F(AlterPartitionTest, AStaleSenderEpochRefusesTheWholeRequest) {
+  const int64_t end = c_->log().end_offset();
+  auto reply = c_->alter_partition(1, epochs_[1] - 1, {alter({1, 2})});
+  EXPECT_EQ(reply.result.error, ErrorCode::kStaleBrokerEpoch);
+  EXPECT_TRUE(reply.partitions.empty());
+  reply = c_->alter_partition(9, 0, {alter({1, 2})});  // not registered at all
+  EXPECT_EQ(reply.result.error, ErrorCode::kStaleBrokerEpoch);
+  EXPECT_TRUE(reply.partitions.empty());
+  EXPECT_EQ(c_->log().end_offset(), end);
+  EXPECT_EQ(part().isr, (std::vector<int32_t>{1, 2, 3}));
+}
+
+TEST_F(AlterPartitionTest, UnknownTopicsAndPartitions) {
+  auto a = alter({1, 2});
+  a.topic_id = random_uuid();
+  EXPECT_EQ(error_of(1, a), ErrorCode::kUnknownTopicId);
+  a.topic_id = protocol::Uuid{};
+  EXPECT_EQ(error_of(1, a), ErrorCode::kUnknownTopicId);
+  a = alter({1, 2});
+  a.partition = 3;
+  EXPECT_EQ(error_of(1, a), ErrorCode::kUnknownTopicOrPartition);
+  a.partition = -1;
+  EXPECT_EQ(error_of(1, a), ErrorCode::kUnknownTopicOrPartition);
+}
+
+// A leader that knows newer epochs than this controller has heard from a newer controller.
+TEST_F(AlterPartitionTest, EpochsAheadOfTheControllerAnswerNotController) {
+  auto a = alter({1, 2});
+  ++a.leader_epoch;
+  EXPECT_EQ(error_of(1, a), ErrorCode::kNotController);
+  a = alter({1, 2});
+  ++a.partition_epoch;
+  EXPECT_EQ(error_of(1, a), ErrorCode::kNotController);
+}
+
+// Broker 1 fenced: 2 leads in leader epoch 1. What 1 sends under epoch 0 is fenced.
+TEST_F(AlterPartitionTest, AnOlderLeaderEpochIsFenced) {
+  ASSERT_TRUE(c_->heartbeat(1, epochs_[1], c_->log().end_offset(), true, false, 0).result.ok());
+  ASSERT_EQ(part().leader, 2);
+  ASSERT_EQ(part().leader_epoch, 1);
+  auto a = alter({2, 3});
+  a.leader_epoch = 0;
+  EXPECT_EQ(error_of(2, a), ErrorCode::kFencedLeaderEpoch);  // the leader itself, behind
+  EXPECT_EQ(error_of(1, a), ErrorCode::kFencedLeaderEpoch);  // the old leader: the epoch is checked first
+  a.partition_epoch = part().partition_epoch + 1;
+  EXPECT_EQ(error_of(2, a), ErrorCode::kNotController);  // a newer partition epoch, before the older leader epoch
+  EXPECT_EQ(send(2, alter({2})).error, ErrorCode::kNone);
+}
+
+TEST_F(AlterPartitionTest, OnlyTheLeaderMayAlterTheIsr) {
+  EXPECT_EQ(error_of(2, alter({1, 2})), ErrorCode::kInvalidRequest);
+  EXPECT_EQ(part().isr, (std::vector<int32_t>{1, 2, 3}));
+}
+
+TEST_F(AlterPartitionTest, AnOlderPartitionEpochIsAnInvalidUpdateVersion) {
+  auto stale = alter({1, 2});
+  ASSERT_EQ(send(1, alter({1, 3})).error, ErrorCode::kNone);  // partition epoch 1 now
+  EXPECT_EQ(error_of(1, stale), ErrorCode::kInvalidUpdateVersion);
+  EXPECT_EQ(part().isr, (std::vector<int32_t>{1, 3}));
+}
+
+TEST_F(AlterPartitionTest, TheIsrMustBeReplicasAndHoldTheLeader) {
+  EXPECT_EQ(error_of(1, alter({1, 2, 4})), ErrorCode::kInvalidRequest);  // 4 is live, but no replica
+  EXPECT_EQ(error_of(1, alter({1, 2, 2})), ErrorCode::kInvalidRequest);  // a duplicate
+  auto negative = alter({1});
+  negative.new_isr.push_back({-1, -1});
+  EXPECT_EQ(error_of(1, negative), ErrorCode::kInvalidRequest);
+  EXPECT_EQ(error_of(1, alter({2, 3})), ErrorCode::kInvalidRequest);  // without the leader
+  EXPECT_EQ(error_of(1, alter({})), ErrorCode::kInvalidRequest);
+  EXPECT_EQ(part().isr, (std::vector<int32_t>{1, 2, 3}));
+}
+
+// RECOVERING (after an unclean election) allows the leader alone in the ISR,
+// and only turns into RECOVERED; RECOVERED never turns back.
+TEST_F(AlterPartitionTest, LeaderRecoveryStateRules) {
+  auto recovering = alter({1});
+  recovering.leader_recovery_state = 1;
+  EXPECT_EQ(error_of(1, recovering), ErrorCode::kInvalidRequest);  // RECOVERED -> RECOVERING
+  auto unknown = alter({1, 2});
+  unknown.leader_recovery_state = 2;
+  EXPECT_EQ(error_of(1, unknown), ErrorCode::kInvalidRequest);
+
+  // As an unclean election leaves it (no operation makes one yet).
+  protocol::PartitionChangeRecord unclean;
+  unclean.topic_id = topic_;
+  unclean.partition_id = 0;
+  unclean.isr = std::vector<int32_t>{1};
+  unclean.leader = 1;
+  unclean.leader_recovery_state = 1;
+  inject({unclean});
+  ASSERT_EQ(part().leader_recovery_state, 1);
+  ASSERT_EQ(part().leader_epoch, 1);
+  const int32_t epoch = part().partition_epoch;
+
+  auto grow = alter({1, 2});  // still recovering: no one else may join
+  EXPECT_EQ(grow.leader_recovery_state, 1);
+  EXPECT_EQ(error_of(1, grow), ErrorCode::kInvalidRequest);
+  auto same = send(1, alter({1}));  // recovering, alone: nothing to change
+  EXPECT_EQ(same.error, ErrorCode::kNone);
+  EXPECT_EQ(same.leader_recovery_state, 1);
+  EXPECT_EQ(part().partition_epoch, epoch);
+
+  auto recovered = alter({1});
+  recovered.leader_recovery_state = 0;
+  auto done = send(1, recovered);
+  ASSERT_EQ(done.error, ErrorCode::kNone) << done.message;
+  EXPECT_EQ(done.leader_recovery_state, 0);
+  EXPECT_EQ(done.partition_epoch, epoch + 1);
+  EXPECT_EQ(done.leader_epoch, 1);
+  EXPECT_EQ(part().leader_recovery_state, 0);
+  EXPECT_EQ(send(1, alter({1, 2})).error, ErrorCode::kNone);  // now others may join
+}
+
+// KIP-903: members must be registered, live, not shutting down, and the
+// registration the leader saw (the epoch it sent), unless it sent -1.
+TEST_F(AlterPartitionTest, IneligibleReplicasDoNotJoinTheIsr) {
+  ASSERT_EQ(send(1, alter({1, 2})).error, ErrorCode::kNone);
+
+  // Fenced.
+  ASSERT_TRUE(c_->heartbeat(3, epochs_[3], c_->log().end_offset(), true, false, 0).result.ok());
+  EXPECT_EQ(error_of(1, alter({1, 2, 3})), ErrorCode::kIneligibleReplica);
+  ASSERT_FALSE(c_->heartbeat(3, epochs_[3], c_->log().end_offset(), false, false, 0).is_fenced);
+  EXPECT_EQ(send(1, alter({1, 2, 3})).error, ErrorCode::kNone);
+  ASSERT_EQ(send(1, alter({1, 2})).error, ErrorCode::kNone);
+
+  // Another registration than the one the leader saw: 3 restarted (maybe on
+  // an empty disk) since; the leader's delayed request must not add it.
+  auto delayed = alter({1, 2, 3});
+  ASSERT_TRUE(c_->register_broker(3, random_uuid(), {}, std::nullopt, &epochs_[3], 100'000).ok());
+  ASSERT_TRUE(c_->unfence_broker(3, epochs_[3]).ok());
+  EXPECT_EQ(error_of(1, delayed), ErrorCode::kIneligibleReplica);
+  auto unchecked = alter({1, 2, 3});
+  unchecked.new_isr[2].broker_epoch = -1;  // as a v2 request: no epoch to check
+  EXPECT_EQ(send(1, unchecked).error, ErrorCode::kNone);
+  ASSERT_EQ(send(1, alter({1, 2})).error, ErrorCode::kNone);
+
+  // In controlled shutdown, not fenced yet.
+  protocol::BrokerRegistrationChangeRecord shutting_down;
+  shutting_down.broker_id = 3;
+  shutting_down.broker_epoch = epochs_[3];
+  shutting_down.in_controlled_shutdown = 1;
+  inject({shutting_down});
+  ASSERT_FALSE(c_->image().find_broker(3)->fenced);
+  EXPECT_EQ(error_of(1, alter({1, 2, 3})), ErrorCode::kIneligibleReplica);
+
+  // No longer registered.
+  inject({protocol::UnregisterBrokerRecord{3, epochs_[3]}});
+  ASSERT_EQ(c_->image().find_broker(3), nullptr);
+  EXPECT_EQ(error_of(1, alter({1, 2, 3})), ErrorCode::kIneligibleReplica);
+  EXPECT_EQ(part().isr, (std::vector<int32_t>{1, 2}));
+}
+
+// Where several rules are broken, the first in Kafka's order answers.
+TEST_F(AlterPartitionTest, ChecksInKafkasOrder) {
+  ASSERT_EQ(send(1, alter({1, 2})).error, ErrorCode::kNone);  // partition epoch 1; 3 out
+  ASSERT_TRUE(c_->heartbeat(3, epochs_[3], c_->log().end_offset(), true, false, 0).result.ok());  // 3 fenced
+  auto a = alter({1, 2});
+  ++a.leader_epoch;
+  EXPECT_EQ(error_of(2, a), ErrorCode::kNotController);  // before the leader check
+  a = alter({2});
+  a.partition_epoch = 0;
+  EXPECT_EQ(error_of(2, a), ErrorCode::kInvalidRequest);  // not the leader, before the partition epoch
+  a = alter({2, 4});
+  a.partition_epoch = 0;
+  EXPECT_EQ(error_of(1, a), ErrorCode::kInvalidUpdateVersion);  // before the ISR
+  EXPECT_EQ(error_of(1, alter({1, 3, 4})), ErrorCode::kInvalidRequest);  // not a replica, before eligibility
+  auto r = alter({1, 3});
+  r.leader_recovery_state = 1;
+  EXPECT_EQ(error_of(1, r), ErrorCode::kInvalidRequest);  // recovery state, before eligibility
+  EXPECT_EQ(error_of(1, alter({1, 3})), ErrorCode::kIneligibleReplica);
+}
+
+// Each partition is validated on its own; those that pass go in one commit.
+TEST_F(AlterPartitionTest, PartitionsAreValidatedOneByOneAndCommittedTogether) {
+  ChangeCounter listener;
+  c_->add_listener(&listener);
+  auto unknown = alter({1, 2});
+  unknown.topic_id = random_uuid();
+  auto reply = c_->alter_partition(1, epochs_[1], {alter({1, 2}, 0), alter({2, 3}, 1), unknown, alter({1, 3}, 2),
+                                                   alter({1, 2, 3}, 1)});
+  ASSERT_TRUE(reply.result.ok());
+  ASSERT_EQ(reply.partitions.size(), 5u);
+  EXPECT_EQ(reply.partitions[0].error, ErrorCode::kNone);
+  EXPECT_EQ(reply.partitions[1].error, ErrorCode::kInvalidRequest);
+  EXPECT_EQ(reply.partitions[2].error, ErrorCode::kUnknownTopicId);
+  EXPECT_EQ(reply.partitions[3].error, ErrorCode::kNone);
+  EXPECT_EQ(reply.partitions[4].error, ErrorCode::kNone);  // a no-op
+  EXPECT_EQ(reply.partitions[3].isr, (std::vector<int32_t>{1, 3}));
+  EXPECT_EQ(reply.partitions[3].partition_epoch, 1);
+  EXPECT_EQ(part(0).isr, (std::vector<int32_t>{1, 2}));
+  EXPECT_EQ(part(1).isr, (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_EQ(part(1).partition_epoch, 0);
+  EXPECT_EQ(part(2).isr, (std::vector<int32_t>{1, 3}));
+  EXPECT_EQ(listener.commits, 1);
+  EXPECT_EQ(listener.events, (std::vector<std::string>{"changed t-0", "changed t-2"}));
+}
+
+// A partition named twice: the second is validated against what the first did.
+TEST_F(AlterPartitionTest, APartitionNamedTwiceSeesTheFirstChange) {
+  auto first = alter({1, 2});
+  auto again = alter({1});  // the same, stale, partition epoch
+  auto next = alter({1});
+  next.partition_epoch = 1;  // the epoch the first change gives
+  auto reply = c_->alter_partition(1, epochs_[1], {first, again, next});
+  ASSERT_EQ(reply.partitions.size(), 3u);
+  EXPECT_EQ(reply.partitions[0].error, ErrorCode::kNone);
+  EXPECT_EQ(reply.partitions[0].partition_epoch, 1);
+  EXPECT_EQ(reply.partitions[1].error, ErrorCode::kInvalidUpdateVersion);
+  EXPECT_EQ(reply.partitions[2].error, ErrorCode::kNone);
+  EXPECT_EQ(reply.partitions[2].partition_epoch, 2);
+  EXPECT_EQ(part().isr, std::vector<int32_t>{1});
+  EXPECT_EQ(part().partition_epoch, 2);
+}
+
+TEST_F(AlterPartitionTest, AnAlteredIsrSurvivesARestart) {
+  ASSERT_EQ(send(1, alter({1, 3})).error, ErrorCode::kNone);
+  ASSERT_EQ(send(1, alter({1})).error, ErrorCode::kNone);
+  c_.reset();
+  open();
+  EXPECT_EQ(part().isr, std::vector<int32_t>{1});
+  EXPECT_EQ(part().leader, 1);
+  EXPECT_EQ(part().leader_epoch, 0);
+  EXPECT_EQ(part().partition_epoch, 2);
+  EXPECT_EQ(part(1).isr, (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_EQ(send(1, alter({1, 2})).partition_epoch, 3);  // and it goes on from there
 }
 
 }  // namespace

@@ -1,8 +1,14 @@
 // Fetch (key 1): whole record batches from the fetch offset on, within the
 // request's byte limits. When fewer than min_bytes are there, the request
-// parks until an append to one of its partitions wakes it or max_wait_ms runs
-// out (the long poll). Sessions (KIP-227) are not kept: every response says
-// session 0, which clients treat as "send full requests".
+// parks until the data it can read grows or max_wait_ms runs out (the long
+// poll). Sessions (KIP-227) are not kept: every response says session 0,
+// which clients treat as "send full requests".
+//
+// Consumers read up to the high watermark. A follower replica (replica id
+// >= 0) reads up to the log end; its fetch offset tells the leader what it
+// has (which moves the high watermark), and its last fetched epoch is checked
+// against this leader's epochs: where they diverge the answer is the
+// DivergingEpoch to truncate to, and no records.
 #include <algorithm>
 #include <chrono>
 
@@ -30,9 +36,15 @@ struct ReadOutcome {
   bool any_error = false;
 };
 
+int32_t replica_of(const FetchRequest& request) {
+  return request.replica_state.replica_id >= 0 ? request.replica_state.replica_id : request.replica_id;
+}
+
 ReadOutcome read_partitions(Broker& broker, const FetchRequest& request) {
   ReadOutcome out;
-  const bool follower = request.replica_id != kConsumerReplicaId || request.replica_state.replica_id >= 0;
+  const int32_t replica = replica_of(request);
+  const bool follower = replica != kConsumerReplicaId;
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
   size_t budget = static_cast<size_t>(std::max(request.max_bytes, 0));
   for (const auto& topic : request.topics) {
     auto& topic_reply = out.reply.responses.emplace_back();
@@ -47,11 +59,31 @@ ReadOutcome read_partitions(Broker& broker, const FetchRequest& request) {
       Partition* partition = broker.replicas.find_led(topic.topic, wanted.partition, error);
       if (!partition) {
         // `error` says why
-      } else if (follower) error = ErrorCode::kNotLeaderOrFollower;  // no followers until replication
+      } else if (follower &&
+                 std::find(partition->replicas.begin(), partition->replicas.end(), replica) == partition->replicas.end())
+        error = ErrorCode::kNotLeaderOrFollower;  // not one of its replicas
       else if (wanted.current_leader_epoch >= 0 && wanted.current_leader_epoch < partition->leader_epoch)
         error = ErrorCode::kFencedLeaderEpoch;
       else if (wanted.current_leader_epoch > partition->leader_epoch)
         error = ErrorCode::kUnknownLeaderEpoch;
+      // What the fetcher may read up to.
+      int64_t readable_end = 0;
+      if (partition && error == ErrorCode::kNone && follower) {
+        readable_end = partition->log->log_end_offset();
+        if (wanted.last_fetched_epoch >= 0) {
+          const auto [epoch, end] = partition->epochs.end_offset_for(wanted.last_fetched_epoch, readable_end);
+          if (end < wanted.fetch_offset || epoch < wanted.last_fetched_epoch) {
+            data.diverging_epoch.epoch = epoch;
+            data.diverging_epoch.end_offset = end;
+            readable_end = wanted.fetch_offset;  // nothing to read until it truncates
+          }
+        }
+        if (data.diverging_epoch.epoch < 0 && wanted.fetch_offset >= partition->log->log_start_offset() &&
+            wanted.fetch_offset <= partition->log->log_end_offset())
+          broker.replicas.record_follower_fetch(*partition, replica, wanted.fetch_offset, now_ms);
+      } else if (partition) {
+        readable_end = partition->high_watermark();
+      }
       if (partition) {
         data.high_watermark = partition->high_watermark();
         data.last_stable_offset = partition->high_watermark();
@@ -59,10 +91,10 @@ ReadOutcome read_partitions(Broker& broker, const FetchRequest& request) {
       } else {
         data.high_watermark = -1;
       }
-      if (error == ErrorCode::kNone &&
-          (wanted.fetch_offset < partition->log->log_start_offset() || wanted.fetch_offset > partition->high_watermark()))
+      if (error == ErrorCode::kNone && data.diverging_epoch.epoch < 0 &&
+          (wanted.fetch_offset < partition->log->log_start_offset() || wanted.fetch_offset > readable_end))
         error = ErrorCode::kOffsetOutOfRange;
-      if (error == ErrorCode::kNone && wanted.fetch_offset < partition->high_watermark()) {
+      if (error == ErrorCode::kNone && wanted.fetch_offset < readable_end) {
         size_t limit = std::min<size_t>(budget, static_cast<size_t>(std::max(wanted.partition_max_bytes, 0)));
         // KIP-74: the first batch of the response goes out whatever its size,
         // so a batch larger than the limits cannot stall a consumer.
@@ -78,7 +110,7 @@ ReadOutcome read_partitions(Broker& broker, const FetchRequest& request) {
         }
       }
       data.error_code = static_cast<int16_t>(error);
-      out.any_error |= error != ErrorCode::kNone;
+      out.any_error |= error != ErrorCode::kNone || data.diverging_epoch.epoch >= 0;  // answered at once
       topic_reply.partitions.push_back(std::move(data));
     }
   }
@@ -88,8 +120,10 @@ ReadOutcome read_partitions(Broker& broker, const FetchRequest& request) {
 void stop_waiting(Broker& broker, const FetchRequest& request, AsyncEvent* event) {
   for (const auto& topic : request.topics)
     for (const auto& wanted : topic.partitions)
-      if (Partition* p = broker.replicas.find(topic.topic, wanted.partition))
+      if (Partition* p = broker.replicas.find(topic.topic, wanted.partition)) {
         std::erase(p->waiters, event);
+        std::erase(p->replica_waiters, event);
+      }
 }
 
 }  // namespace
@@ -135,7 +169,8 @@ boost::asio::awaitable<void> handle_fetch(RequestContext& ctx) {
     AsyncEvent data_arrived(broker.executor);
     for (const auto& topic : request.topics)
       for (const auto& wanted : topic.partitions)
-        if (Partition* p = broker.replicas.find(topic.topic, wanted.partition)) p->waiters.push_back(&data_arrived);
+        if (Partition* p = broker.replicas.find(topic.topic, wanted.partition))
+          (replica_of(request) != kConsumerReplicaId ? p->replica_waiters : p->waiters).push_back(&data_arrived);
     co_await data_arrived.wait_until(deadline);
     stop_waiting(broker, request, &data_arrived);
     outcome = read_partitions(broker, request);

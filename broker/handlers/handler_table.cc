@@ -46,6 +46,7 @@ constexpr ApiHandler kControllerHandlers[] = {
     {33, 0, 2, handle_alter_configs},
     {37, 0, 3, handle_create_partitions},
     {44, 0, 1, handle_incremental_alter_configs},
+    {56, 2, 3, handle_alter_partition},
     {59, 0, 1, handle_fetch_snapshot},
     {60, 1, 1, handle_describe_cluster},
     {62, 0, 4, handle_broker_registration},

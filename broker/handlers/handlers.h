@@ -54,6 +54,7 @@ boost::asio::awaitable<void> handle_describe_cluster(RequestContext& ctx);
 // The controller listener's.
 boost::asio::awaitable<void> handle_broker_registration(RequestContext& ctx);
 boost::asio::awaitable<void> handle_broker_heartbeat(RequestContext& ctx);
+boost::asio::awaitable<void> handle_alter_partition(RequestContext& ctx);
 boost::asio::awaitable<void> handle_controller_fetch(RequestContext& ctx);
 boost::asio::awaitable<void> handle_fetch_snapshot(RequestContext& ctx);
 boost::asio::awaitable<void> handle_allocate_producer_ids(RequestContext& ctx);

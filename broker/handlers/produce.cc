@@ -55,6 +55,48 @@ boost::asio::awaitable<bool> wait_for_sync(Broker& broker, const std::vector<int
   co_return ok;
 }
 
+// An acks=all answer waiting for the high watermark to pass `next_offset`.
+struct AwaitingReplicas {
+  std::string topic;
+  int32_t index;
+  int64_t next_offset;
+  size_t topic_at, partition_at;  // where its answer is in the response
+};
+
+// Waits until the high watermark of each partition passes its batch, and
+// fills in what Kafka answers otherwise: NOT_LEADER_OR_FOLLOWER if this
+// broker lost the leadership meanwhile, NOT_ENOUGH_REPLICAS_AFTER_APPEND if
+// the ISR fell below min.insync.replicas, REQUEST_TIMED_OUT past the timeout.
+boost::asio::awaitable<void> wait_for_replicas(Broker& broker, const std::vector<AwaitingReplicas>& waiting,
+                                               ProduceResponse& response, std::chrono::milliseconds timeout) {
+  const auto deadline = boost::asio::steady_timer::clock_type::now() + timeout;
+  for (const auto& w : waiting) {
+    PartitionReply* reply = &response.responses[w.topic_at].partition_responses[w.partition_at];
+    if (reply->error_code != 0) continue;
+    for (;;) {
+      Partition* partition = broker.replicas.find(w.topic, w.index);  // it may have gone meanwhile
+      if (!partition || !partition->is_leader) {
+        *reply = partition_error(w.index, ErrorCode::kNotLeaderOrFollower);
+        break;
+      }
+      if (partition->high_watermark() >= w.next_offset) {
+        if (static_cast<int64_t>(partition->isr.size()) < partition->min_insync_replicas)
+          *reply = partition_error(w.index, ErrorCode::kNotEnoughReplicasAfterAppend);
+        break;
+      }
+      if (boost::asio::steady_timer::clock_type::now() >= deadline) {
+        *reply = partition_error(w.index, ErrorCode::kRequestTimedOut);
+        break;
+      }
+      AsyncEvent replicated(broker.executor);
+      partition->high_watermark_waiters.emplace_back(w.next_offset, &replicated);
+      co_await replicated.wait_until(deadline);
+      if (Partition* p = broker.replicas.find(w.topic, w.index))
+        std::erase_if(p->high_watermark_waiters, [&](const auto& e) { return e.second == &replicated; });
+    }
+  }
+}
+
 // Kafka reads a Produce as a map from partition to records: a partition named
 // twice (in one topic entry, or under a topic listed twice) gets one answer,
 // for its last batch, and the earlier ones are dropped unread. The answer
@@ -173,6 +215,7 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
 
   ProduceResponse reply;
   std::vector<int> to_sync;
+  std::vector<AwaitingReplicas> to_replicate;
   bool any_error = false;
   bool woke_fetches = false;
   for (auto& topic : request.topic_data) {
@@ -193,8 +236,10 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
       Partition* partition = info ? broker.replicas.find_led(topic.name, data.index, not_here) : nullptr;
       ErrorCode error = request_error;
       if (error == ErrorCode::kNone && !partition) error = not_here;
-      if (error == ErrorCode::kNone && acks == -1 && min_insync_replicas > 1)
-        error = ErrorCode::kNotEnoughReplicas;  // the ISR is this one broker
+      // acks=all needs min.insync.replicas in sync before anything is appended.
+      if (error == ErrorCode::kNone && acks == -1 &&
+          static_cast<int64_t>(partition->isr.size()) < min_insync_replicas)
+        error = ErrorCode::kNotEnoughReplicas;
       if (error != ErrorCode::kNone) {
         topic_reply.partition_responses.push_back(partition_error(data.index, error));
         any_error = true;
@@ -237,8 +282,12 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
           dup.log_append_time_ms = verdict.duplicate.max_timestamp;  // what Kafka answers for a duplicate
           dup.log_start_offset = partition->log->log_start_offset();
           topic_reply.partition_responses.push_back(std::move(dup));
-          // The first copy may not be synced yet: this answer waits for it too.
-          if (acks == -1) to_sync.push_back(partition->log->active_fd());
+          // The first copy may not be synced or replicated yet: this answer waits for it too.
+          if (acks == -1) {
+            to_sync.push_back(partition->log->active_fd());
+            to_replicate.push_back({topic.name, data.index, verdict.duplicate.last_offset + 1,
+                                    reply.responses.size() - 1, topic_reply.partition_responses.size() - 1});
+          }
           continue;
         }
       }
@@ -267,13 +316,19 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
         partition->producers.record(header.producer_id, header.producer_epoch, header.base_sequence, record_count,
                                     ok.base_offset, ok.base_offset + header.last_offset_delta, batch.header.max_timestamp);
       ok.log_start_offset = partition->log->log_start_offset();
+      const int64_t appended_at = ok.base_offset;
       topic_reply.partition_responses.push_back(std::move(ok));
+      if (acks == -1)
+        to_replicate.push_back({topic.name, data.index, appended_at + batch.header.last_offset_delta + 1,
+                                reply.responses.size() - 1, topic_reply.partition_responses.size() - 1});
       // acks=all, or the topic's flush.messages reached: answered after the group commit.
       if (partition->note_append(record_count) || acks == -1) {
         to_sync.push_back(partition->log->active_fd());
         partition->unflushed_messages = 0;
       }
-      woke_fetches |= partition->wake_waiters();
+      const bool consumers_waiting = !partition->waiters.empty();
+      broker.replicas.after_leader_append(*partition, appended_at);
+      woke_fetches |= consumers_waiting && partition->waiters.empty();
     }
   }
   // The consumers waiting for this data are answered before the producer: the
@@ -293,6 +348,9 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
       for (auto& p : topic.partition_responses)
         if (p.error_code == 0) p = partition_error(p.index, ErrorCode::kKafkaStorageError);
   }
+  // acks=all: then every in-sync replica must have it (the high watermark past it).
+  if (!to_replicate.empty())
+    co_await wait_for_replicas(broker, to_replicate, reply, std::chrono::milliseconds(std::max(request.timeout_ms, 0)));
   ctx.respond(reply);
 }
 

@@ -1,0 +1,214 @@
+#include "broker/replica_fetcher.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "broker/log.h"
+#include "protocol/messages/fetch_request.h"
+#include "protocol/messages/fetch_response.h"
+#include "protocol/record_batch.h"
+
+namespace sluice::broker {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using protocol::ErrorCode;
+using PartitionData = protocol::FetchResponse::FetchableTopicResponse::PartitionData;
+
+constexpr int16_t kFetchVersion = 12;  // topic names, diverging epochs
+constexpr auto kBackoff = 200ms;       // after an error, before asking that leader again
+
+// Logs a fetcher's failure at most every 5 s per leader.
+void report(int32_t leader, const std::string& what) {
+  static std::map<int32_t, int64_t> last_ms;
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  auto& last = last_ms[leader];
+  if (last != 0 && now - last < 5000) return;
+  last = now;
+  SLUICE_LOG(kWarn, "replica fetch from broker " << leader << ": " << what << " (retrying)");
+}
+
+// One partition's answer. False when this partition should pause (an error
+// the metadata will resolve).
+bool take(ReplicaManager& replicas, Partition& partition, const PartitionData& data) {
+  const auto code = static_cast<ErrorCode>(data.error_code);
+  storage::PartitionLog& log = *partition.log;
+  if (code == ErrorCode::kOffsetOutOfRange) {
+    // Behind the leader's log start: start again there. Past its end (this
+    // replica kept a tail the leader never had): back to the high watermark.
+    if (data.log_start_offset > log.log_end_offset())
+      replicas.truncate_fully_and_start_at(partition, data.log_start_offset);
+    else if (data.high_watermark >= 0 && data.high_watermark < log.log_end_offset())
+      replicas.truncate_to(partition, data.high_watermark);
+    return true;
+  }
+  if (code != ErrorCode::kNone) return false;  // not the leader (yet), fenced epochs: wait for the metadata
+  if (data.diverging_epoch.epoch >= 0 || data.diverging_epoch.end_offset >= 0) {
+    // Kafka's rule: the end of the leader's epoch, or of this replica's own
+    // copy of that epoch if that comes first.
+    const auto [epoch, end] = partition.epochs.end_offset_for(data.diverging_epoch.epoch, log.log_end_offset());
+    int64_t target = data.diverging_epoch.end_offset;
+    if (epoch == data.diverging_epoch.epoch) target = std::min(target, end);
+    replicas.truncate_to(partition, std::max<int64_t>(target, 0));
+    return true;
+  }
+  if (data.records && data.records->size() > 0) {
+    // The frame is this fetcher's own: the batches are appended from it in place.
+    std::string_view bytes = data.records->bytes();
+    char* base = const_cast<char*>(bytes.data());
+    size_t at = 0;
+    while (at + protocol::RecordBatchHeader::kSize <= bytes.size()) {
+      auto header = protocol::RecordBatchHeader::parse(bytes.substr(at));
+      if (!header || header->batch_length < 0 || at + header->total_size() > bytes.size()) break;  // a cut last batch
+      const std::string_view batch = bytes.substr(at, header->total_size());
+      if (!protocol::record_batch_crc_ok(batch)) throw std::runtime_error("a batch from the leader fails its CRC");
+      if (header->base_offset >= log.log_end_offset())
+        replicas.append_as_follower(partition, std::span<char>(base + at, batch.size()));
+      at += batch.size();
+    }
+  }
+  if (data.log_start_offset > log.log_start_offset() && data.log_start_offset <= log.log_end_offset())
+    replicas.delete_records_before(partition, data.log_start_offset);  // DeleteRecords and retention, followed
+  replicas.follower_high_watermark(partition, data.high_watermark);
+  return true;
+}
+
+}  // namespace
+
+ReplicaFetchers::ReplicaFetchers(asio::any_io_executor executor, const BrokerConfig& config, ReplicaManager& replicas,
+                                 const controller::MetadataImage& metadata)
+    : executor_(executor), config_(config), replicas_(replicas), metadata_(metadata) {}
+
+ReplicaFetchers::~ReplicaFetchers() { stop(); }
+
+void ReplicaFetchers::stop() {
+  stopped_ = true;
+  for (auto& [leader, fetcher] : fetchers_)
+    if (fetcher->connection) fetcher->connection->close();
+}
+
+void ReplicaFetchers::follow(const Partition& partition, int32_t leader) {
+  const Key key{partition.topic, partition.index};
+  auto current = leader_of_.find(key);
+  if (current != leader_of_.end()) {
+    if (current->second == leader) return;
+    if (auto it = fetchers_.find(current->second); it != fetchers_.end()) it->second->partitions.erase(key);
+    leader_of_.erase(current);
+  }
+  if (leader < 0 || stopped_) return;
+  leader_of_[key] = leader;
+  auto& fetcher = fetchers_[leader];
+  if (!fetcher) fetcher = std::make_shared<Fetcher>(Fetcher{leader, {}, nullptr, {}, 0, false});
+  fetcher->partitions.insert(key);
+  if (!fetcher->running) {
+    fetcher->running = true;
+    asio::co_spawn(executor_, run(leader), asio::detached);
+  }
+}
+
+bool ReplicaFetchers::endpoint_of(int32_t leader, std::string& host, uint16_t& port) const {
+  const controller::BrokerRegistration* b = metadata_.find_broker(leader);
+  if (!b || b->endpoints.empty()) return false;
+  // The inter-broker listener: inter.broker.listener.name, else the listener
+  // this broker advertises first (brokers of one cluster share names).
+  std::string wanted = config_.get_string("inter.broker.listener.name");
+  if (wanted.empty()) {
+    const auto mine = config_.advertised_listeners();
+    if (!mine.empty()) wanted = mine.front().name;
+  }
+  const controller::BrokerEndpoint* chosen = &b->endpoints.front();
+  for (const auto& e : b->endpoints)
+    if (e.listener == wanted) chosen = &e;
+  host = chosen->host.empty() || chosen->host == "0.0.0.0" ? "127.0.0.1" : chosen->host;
+  port = chosen->port;
+  return true;
+}
+
+asio::awaitable<void> ReplicaFetchers::run(int32_t leader) {
+  std::shared_ptr<Fetcher> fetcher = fetchers_.at(leader);  // kept alive while this runs
+  const int32_t max_wait_ms = config_.get_int("replica.fetch.wait.max.ms");
+  const int32_t partition_bytes = config_.get_int("replica.fetch.max.bytes");
+  const auto timeout = std::chrono::milliseconds(max_wait_ms) +
+                       std::chrono::milliseconds(std::max<int64_t>(config_.get_long("broker.session.timeout.ms"), 1000));
+  asio::steady_timer pause(executor_);
+  while (!stopped_ && !fetcher->partitions.empty()) {
+    bool back_off = false;
+    std::string host;
+    uint16_t port = 0;
+    if (!endpoint_of(leader, host, port)) {
+      back_off = true;
+    } else {
+      if (!fetcher->connection || host != fetcher->host || port != fetcher->port) {
+        fetcher->connection = std::make_unique<OutboundConnection>(
+            executor_, host, port, "replica-fetcher-" + std::to_string(config_.node_id()));
+        fetcher->host = host;
+        fetcher->port = port;
+      }
+      protocol::FetchRequest request;
+      request.replica_id = config_.node_id();
+      request.max_wait_ms = max_wait_ms;
+      request.min_bytes = 1;
+      request.max_bytes = INT32_MAX;
+      std::map<std::string, std::vector<int32_t>> asked;
+      for (const auto& [topic, index] : fetcher->partitions) {
+        Partition* p = replicas_.find(topic, index);
+        if (!p || p->is_leader) continue;
+        auto* t = request.topics.empty() || request.topics.back().topic != topic ? &request.topics.emplace_back()
+                                                                                 : &request.topics.back();
+        t->topic = topic;
+        auto& part = t->partitions.emplace_back();
+        part.partition = index;
+        part.current_leader_epoch = p->leader_epoch;
+        part.fetch_offset = p->log->log_end_offset();
+        part.last_fetched_epoch = p->epochs.latest_epoch().value_or(-1);
+        part.log_start_offset = p->log->log_start_offset();
+        part.partition_max_bytes = partition_bytes;
+      }
+      if (request.topics.empty()) {
+        back_off = true;
+      } else {
+        try {
+          auto reply = co_await fetcher->connection->call<protocol::FetchResponse>(request, kFetchVersion, timeout);
+          if (reply.body.error_code != 0) {
+            report(leader, "error " + std::to_string(reply.body.error_code));
+            back_off = true;
+          }
+          for (const auto& topic : reply.body.responses)
+            for (const auto& data : topic.partitions) {
+              // Still following this leader? (The metadata may have moved on while the fetch waited.)
+              auto followed = leader_of_.find({topic.topic, data.partition_index});
+              Partition* p = replicas_.find(topic.topic, data.partition_index);
+              if (!p || p->is_leader || followed == leader_of_.end() || followed->second != leader) continue;
+              try {
+                if (!take(replicas_, *p, data)) back_off = true;
+              } catch (const std::exception& e) {
+                report(leader, topic.topic + "-" + std::to_string(data.partition_index) + ": " + e.what());
+                back_off = true;
+              }
+            }
+        } catch (const std::exception& e) {
+          report(leader, e.what());
+          back_off = true;
+        }
+      }
+    }
+    if (back_off && !stopped_) {
+      pause.expires_after(kBackoff);
+      boost::system::error_code ignored;
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    }
+  }
+  fetcher->running = false;
+  if (fetcher->connection) fetcher->connection->close();
+  // A fetcher with nothing left to follow goes; follow() starts a new one.
+  if (!stopped_ && fetcher->partitions.empty() && fetchers_.count(leader) && fetchers_[leader] == fetcher)
+    fetchers_.erase(leader);
+}
+
+}  // namespace sluice::broker
