@@ -25,7 +25,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 export CCACHE_SLOPPINESS := pch_defines,time_macros
 
-.PHONY: all deps test-deps fuzz-deps build run test unit-test compat-test build-sanitize test-sanitize build-fuzz fuzz fuzz-test bench bench-storage bench-breakdown clean
+.PHONY: cluster all deps test-deps fuzz-deps build run test unit-test compat-test build-sanitize test-sanitize build-fuzz fuzz fuzz-test bench bench-storage bench-breakdown clean
 
 all: build
 
@@ -46,6 +46,10 @@ build: deps $(BUILD_DIR)/build.ninja
 
 run: build
 	$(BUILD_DIR)/bin/sluice server --override log.dirs=./data
+
+# A controller and 3 brokers on 127.0.0.1 (BROKERS=n for another count), data in ./cluster-data.
+cluster: build
+	scripts/dev-cluster.sh $(or $(BROKERS),3)
 
 unit-test:
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS)

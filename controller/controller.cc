@@ -329,11 +329,12 @@ std::string isr_text(const std::vector<Controller::IsrMember>& isr) {
   return out + "]";
 }
 
-// Kafka's Replicas.validateIsr: no negative ids, no duplicates, every member a replica.
+// Kafka's Replicas.validateIsr: no duplicates, every member a replica (so no
+// negative ids either).
 bool valid_isr(const std::vector<int32_t>& replicas, const std::vector<Controller::IsrMember>& isr) {
   std::set<int32_t> seen;
   for (const auto& m : isr) {
-    if (m.broker_id < 0 || !seen.insert(m.broker_id).second) return false;
+    if (!seen.insert(m.broker_id).second) return false;
     if (std::find(replicas.begin(), replicas.end(), m.broker_id) == replicas.end()) return false;
   }
   return true;

@@ -1,6 +1,7 @@
-// FindCoordinator (key 10): which broker coordinates a consumer group. On a
-// single node that is this broker. Transactions have no coordinator yet, so
-// transactional keys get COORDINATOR_NOT_AVAILABLE, which clients retry.
+// FindCoordinator (key 10): which broker coordinates a consumer group (see
+// cluster_view.h: one live broker chosen by the group id's hash; on a single
+// node, this broker). Transactions have no coordinator yet, so transactional
+// keys get COORDINATOR_NOT_AVAILABLE, which clients retry.
 #include "broker/cluster_view.h"
 #include "broker/handlers/handlers.h"
 #include "protocol/messages/find_coordinator_request.h"
@@ -22,10 +23,15 @@ FindCoordinatorResponse::Coordinator locate(const Broker& broker, const std::str
   c.key = key;
   c.error_message = std::nullopt;
   if (key_type == kGroupKey) {
-    const BrokerEndpoint self = advertised_brokers(broker).front();
-    c.node_id = self.node_id;
-    c.host = self.host;
-    c.port = self.port;
+    if (auto coordinator = group_coordinator_for(broker, key)) {
+      c.node_id = coordinator->node_id;
+      c.host = coordinator->host;
+      c.port = coordinator->port;
+    } else {  // no live broker known yet: clients retry
+      c.node_id = -1;
+      c.port = -1;
+      c.error_code = static_cast<int16_t>(ErrorCode::kCoordinatorNotAvailable);
+    }
   } else {
     c.node_id = -1;
     c.port = -1;

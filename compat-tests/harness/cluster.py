@@ -1,0 +1,146 @@
+"""A Sluice cluster on loopback: a controller-only node (node 1) and N broker-only nodes (2..N+1),
+each a real `sluice server` process with its own data dir, with short timeouts so that fault
+tests finish in seconds: broker.session.timeout.ms 2000, heartbeats every 250 ms,
+replica.lag.time.max.ms 1500, replica.fetch.wait.max.ms 100.
+
+    with SluiceCluster(brokers=3) as c:
+        c.bootstrap                 # "127.0.0.1:p2,127.0.0.1:p3,..."
+        c.node(2).kill9(); c.node(2).start()
+        c.pause(3); c.resume(3)     # SIGSTOP / SIGCONT
+        c.partition_state(topic)    # {p: (leader, replicas, isr)} from a live broker's Metadata
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from . import kwire
+from .brokers import Broker, free_port
+
+SESSION_TIMEOUT_MS = 2000
+TIMEOUTS = {
+    "broker.session.timeout.ms": str(SESSION_TIMEOUT_MS),
+    "broker.heartbeat.interval.ms": "250",
+    "replica.lag.time.max.ms": "1500",
+    "replica.fetch.wait.max.ms": "100",
+    "group.initial.rebalance.delay.ms": "0",
+}
+
+
+class SluiceCluster:
+    def __init__(self, brokers: int = 3, config: dict[str, str] | None = None):
+        self.workdir = Path(tempfile.mkdtemp(prefix="compat-cluster-"))
+        self.controller_port = free_port()
+        common = {"controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+                  "controller.listener.names": "CONTROLLER", **TIMEOUTS, **(config or {})}
+        self.nodes: dict[int, Broker] = {
+            1: Broker("sluice", workdir=self.workdir / "node1", port=self.controller_port,
+                      extra_config={**common, "process.roles": "controller", "node.id": "1",
+                                    "listeners": f"CONTROLLER://127.0.0.1:{self.controller_port}"})}
+        for node_id in range(2, brokers + 2):
+            self.nodes[node_id] = Broker("sluice", workdir=self.workdir / f"node{node_id}",
+                                         extra_config={**common, "process.roles": "broker", "node.id": str(node_id)})
+        self.broker_ids = list(range(2, brokers + 2))
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "SluiceCluster":
+        for node in self.nodes.values():
+            node.start()
+        self.wait_brokers(len(self.broker_ids))
+        return self
+
+    def stop(self) -> None:
+        for node_id in reversed(list(self.nodes)):
+            self.resume(node_id)
+            self.nodes[node_id].stop()
+
+    def cleanup(self) -> None:
+        self.stop()
+        if not os.environ.get("COMPAT_KEEP"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+    def node(self, node_id: int) -> Broker:
+        return self.nodes[node_id]
+
+    def pause(self, node_id: int) -> None:
+        self.nodes[node_id].proc.send_signal(signal.SIGSTOP)
+
+    def resume(self, node_id: int) -> None:
+        proc = self.nodes[node_id].proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+
+    # ------------------------------------------------------------------ views
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(self.nodes[b].bootstrap for b in self.broker_ids)
+
+    def live_bootstrap(self) -> str:
+        return ",".join(self.nodes[b].bootstrap for b in self.broker_ids if self.nodes[b].running())
+
+    def admin(self) -> AdminClient:
+        return AdminClient({"bootstrap.servers": self.live_bootstrap(), "socket.timeout.ms": 5000})
+
+    def wait_brokers(self, count: int, timeout: float = 30.0, via: int | None = None) -> None:
+        """Until a broker's Metadata lists `count` brokers."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            for b in ([via] if via else self.broker_ids):
+                node = self.nodes[b]
+                if not node.running():
+                    continue
+                try:
+                    last = kwire.metadata_broker_count(node.host, node.port, 2.0)
+                    if last == count:
+                        return
+                except Exception as e:  # not up yet
+                    last = e
+            time.sleep(0.1)
+        raise AssertionError(f"metadata does not list {count} brokers after {timeout}s (last: {last!r})")
+
+    def create_topic(self, topic: str, partitions: int, replication_factor: int = 3,
+                     config: dict[str, str] | None = None, timeout: float = 30.0) -> None:
+        a = self.admin()
+        fs = a.create_topics([NewTopic(topic, partitions, replication_factor, config=config or {})],
+                             operation_timeout=timeout, request_timeout=timeout)
+        fs[topic].result(timeout)
+        self.wait_partitions(topic, lambda s: all(len(isr) == replication_factor and leader >= 0
+                                                   for leader, _, isr in s.values()) and len(s) == partitions,
+                             timeout)
+
+    def partition_state(self, topic: str) -> dict[int, tuple[int, list[int], list[int]]]:
+        md = self.admin().list_topics(topic=topic, timeout=5)
+        t = md.topics.get(topic)
+        if t is None or t.error is not None:
+            return {}
+        return {p: (pm.leader, list(pm.replicas), list(pm.isrs)) for p, pm in t.partitions.items()}
+
+    def wait_partitions(self, topic: str, condition, timeout: float = 30.0) -> dict:
+        """Until `condition(partition_state(topic))` holds; returns that state."""
+        deadline = time.monotonic() + timeout
+        state = None
+        while time.monotonic() < deadline:
+            try:
+                state = self.partition_state(topic)
+                if state and condition(state):
+                    return state
+            except Exception as e:  # a broker going away mid-request
+                state = e
+            time.sleep(0.1)
+        raise AssertionError(f"{topic}: condition not met after {timeout}s; last state {state!r}")
+
+    def leader_of(self, topic: str, partition: int) -> int:
+        return self.partition_state(topic)[partition][0]
