@@ -1,5 +1,7 @@
 #include "broker/controller_link.h"
 
+#include <utility>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -222,6 +224,8 @@ asio::awaitable<void> ControllerLink::fetch_loop() {
         });
       }
       if (!records.empty()) apply_records(records);
+      if (on_caught_up_ && data.high_watermark >= 0 && log_.end_offset() >= data.high_watermark)
+        std::exchange(on_caught_up_, nullptr)();
     } catch (const std::exception& e) {
       report("fetching the metadata log failed", e);
       failed = true;

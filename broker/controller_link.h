@@ -13,6 +13,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -45,6 +46,8 @@ class ControllerLink {
   bool fenced() const { return fenced_; }
 
   void add_listener(controller::MetadataListener* listener) { listeners_.push_back(listener); }
+  // Called once, when this broker's copy first reaches the controller's log end.
+  void on_caught_up(std::function<void()> callback) { on_caught_up_ = std::move(callback); }
 
   // Registers, then heartbeats and follows the log until stop(). Failures to
   // reach the controller are retried (logged at most every few seconds).
@@ -89,6 +92,7 @@ class ControllerLink {
   int64_t broker_epoch_ = -1;
   bool fenced_ = true;
   bool stopping_ = false;
+  std::function<void()> on_caught_up_;
   bool shutting_down_ = false;
 };
 

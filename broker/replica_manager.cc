@@ -315,8 +315,13 @@ void ReplicaManager::apply_partition_state(Partition& partition, const controlle
   partition.leader_epoch = state.leader_epoch;
   partition.partition_epoch = state.partition_epoch;
   partition.leader_id = state.leader;
-  partition.is_leader = state.leader == self;
+  partition.is_leader = state.leader == self && !roles_held_;
+  if (roles_held_) return;
   partition.isr_change_in_flight = false;
+  if (old_epoch != state.leader_epoch || was_leader != partition.is_leader)
+    SLUICE_LOG(kInfo, partition.topic << "-" << partition.index << ": leader " << state.leader << " in epoch "
+                                      << state.leader_epoch << (partition.is_leader ? " (this broker)" : "")
+                                      << ", log end " << partition.log->log_end_offset());
   if (partition.is_leader && (!was_leader || old_epoch != state.leader_epoch)) {
     // Leading from here: the new epoch starts at this log's end, and every
     // follower gets a full replica.lag.time.max.ms before it counts as behind.
@@ -334,6 +339,17 @@ void ReplicaManager::apply_partition_state(Partition& partition, const controlle
   }
   if (partition.is_leader) advance_high_watermark(partition);
   if (follower_observer_) follower_observer_(partition, partition.is_leader ? -1 : state.leader);
+}
+
+void ReplicaManager::release_roles() {
+  if (!roles_held_) return;
+  roles_held_ = false;
+  SLUICE_LOG(kInfo, "caught up with the controller's metadata: taking this broker's partition roles");
+  for (auto& [key, partition] : partitions_) {
+    const controller::TopicInfo* topic = metadata_ ? metadata_->find_topic(partition->topic) : nullptr;
+    if (topic && partition->index < topic->partition_count())
+      apply_partition_state(*partition, topic->partitions[partition->index]);
+  }
 }
 
 void ReplicaManager::write_epochs(Partition& partition) {

@@ -134,6 +134,12 @@ class ReplicaManager : public controller::MetadataListener {
   void for_each_partition(F&& f) {
     for (auto& [key, partition] : partitions_) f(*partition);
   }
+  // A broker-only node starts from its own copy of the metadata, which may be
+  // stale: until it has caught up with the controller it neither leads nor
+  // follows anything (as Kafka's brokers wait for the metadata before their
+  // replica manager starts). release_roles() takes the roles the image gives.
+  void hold_roles() { roles_held_ = true; }
+  void release_roles();
   // Who to tell when this broker starts or stops following a partition.
   void set_follower_observer(std::function<void(Partition&, int32_t leader)> observer) {
     follower_observer_ = std::move(observer);
@@ -198,6 +204,7 @@ class ReplicaManager : public controller::MetadataListener {
   const BrokerConfig& config_;
   const controller::MetadataImage* metadata_ = nullptr;  // set by load()
   std::function<void(Partition&, int32_t leader)> follower_observer_;
+  bool roles_held_ = false;
   // Takes the partition's replication state from the image: replicas, ISR,
   // leader and epochs; becomes its leader or a follower as the image says.
   void apply_partition_state(Partition& partition, const controller::PartitionState& state);

@@ -259,6 +259,10 @@ int run_server(const BrokerConfig& config) {
   ReplicaManager replicas(log_dir, config, *store, flusher);
   ReplicaFetchers fetchers(io.get_executor(), config, replicas, metadata);
   replicas.set_follower_observer([&](Partition& p, int32_t leader) { fetchers.follow(p, leader); });
+  if (link) {
+    replicas.hold_roles();
+    link->on_caught_up([&replicas] { replicas.release_roles(); });
+  }
   replicas.load(metadata);
   add_listener(&replicas);
 

@@ -49,7 +49,8 @@ class AckedProducer:
                                   "message.timeout.ms": 60000, "retry.backoff.ms": 50,
                                   "topic.metadata.refresh.interval.ms": 500, "log_level": 2})
         self.acked: dict[tuple[int, int], bytes] = {}
-        self.ack_times: dict[int, list[tuple[float, int]]] = {p: [] for p in range(P)}
+        self.sent_at: dict[int, float] = {}  # message number -> when it was handed to the producer
+        self.ack_times: dict[int, list[tuple[float, float]]] = {p: [] for p in range(P)}  # (sent, acknowledged)
         self.errors: list = []
         self.sent = 0
         self._stop = threading.Event()
@@ -60,7 +61,7 @@ class AckedProducer:
             self.errors.append(err)
             return
         self.acked[(msg.partition(), msg.offset())] = msg.value()
-        self.ack_times[msg.partition()].append((time.monotonic(), msg.offset()))
+        self.ack_times[msg.partition()].append((self.sent_at[int(msg.value()[1:])], time.monotonic()))
 
     def start(self, rate: int = 400, limit: int = 20_000) -> None:
         def run():
@@ -68,6 +69,7 @@ class AckedProducer:
             while not self._stop.is_set() and self.sent < limit:
                 i = self.sent
                 try:
+                    self.sent_at[i] = time.monotonic()
                     self.producer.produce(self.topic, value=b"m%07d" % i, partition=i % P, on_delivery=self._on_delivery)
                     self.sent += 1
                 except BufferError:
@@ -87,8 +89,16 @@ class AckedProducer:
         self.producer.flush(flush_timeout)
 
     def first_ack_after(self, partition: int, t: float) -> float | None:
-        later = [at for at, _ in self.ack_times[partition] if at > t]
+        """Seconds from `t` to the first acknowledgement of a message sent after `t` (so written
+        by whoever leads after `t`)."""
+        later = [acked for sent, acked in self.ack_times[partition] if sent > t]
         return min(later) - t if later else None
+
+    def wait_acked(self, count: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.acked) < count:
+            assert time.monotonic() < deadline, f"only {len(self.acked)} acknowledged after {timeout}s"
+            time.sleep(0.05)
 
 
 def read_all(bootstrap: str, topic: str, timeout: float = 60.0) -> dict[int, list[tuple[int, bytes]]]:
@@ -215,7 +225,8 @@ def test_controller_killed_produce_and_fetch_go_on(cluster):
     producer = AckedProducer(cluster.bootstrap, topic)
     producer.start(rate=300, limit=20_000)
     try:
-        time.sleep(0.5)
+        # The producer has its id (producer-id blocks come from the controller) and its leaders.
+        producer.wait_acked(100)
         cluster.node(1).kill9()
         before = len(producer.acked)
         time.sleep(2.0)
