@@ -225,7 +225,7 @@ int run_server(const BrokerConfig& config) {
         config.node_id(), config.get_int("num.partitions"),
         static_cast<int16_t>(config.get_int("default.replication.factor")),
         static_cast<uint64_t>(config.get_long("metadata.log.max.record.bytes.between.snapshots")),
-        config.get_long("broker.session.timeout.ms")};
+        config.get_long("broker.session.timeout.ms"), config.get_bool("unclean.leader.election.enable")};
     controller = std::make_unique<controller::Controller>(*store, controller_options);
     controller->add_listener(&metadata_publisher);
     // This node's broker registers with its controller under a new

@@ -283,10 +283,27 @@ OperationResult Controller::fence_broker(int32_t id, int64_t epoch, bool control
             pc.leader = r;
             break;
           }
+        if (pc.leader == -1 && unclean_election_allowed(topic)) {
+          // Unclean: a live replica out of sync leads alone, marked as
+          // recovering (Kafka's LeaderRecoveryState) until it says it is done.
+          for (int32_t r : state.replicas)
+            if (is_live(r)) {
+              pc.leader = r;
+              pc.isr = std::vector<int32_t>{r};
+              pc.leader_recovery_state = 1;
+              break;
+            }
+        }
       }
       if (pc.isr || pc.leader != -2) records.push_back(pc);
     }
   return commit(records);
+}
+
+bool Controller::unclean_election_allowed(const TopicInfo& topic) const {
+  auto it = topic.configs.find("unclean.leader.election.enable");
+  if (it == topic.configs.end()) return options_.unclean_leader_election;
+  return it->second == "true";
 }
 
 OperationResult Controller::unfence_broker(int32_t id, int64_t epoch) {
@@ -299,11 +316,18 @@ OperationResult Controller::unfence_broker(int32_t id, int64_t epoch) {
   for (const auto& [name, topic] : topics())
     for (int32_t p = 0; p < topic.partition_count(); ++p) {
       const PartitionState& state = topic.partitions[p];
-      if (state.leader >= 0 || std::find(state.isr.begin(), state.isr.end(), id) == state.isr.end()) continue;
+      if (state.leader >= 0) continue;
+      const bool in_sync = std::find(state.isr.begin(), state.isr.end(), id) != state.isr.end();
+      const bool replica = std::find(state.replicas.begin(), state.replicas.end(), id) != state.replicas.end();
+      if (!in_sync && !(replica && unclean_election_allowed(topic))) continue;
       protocol::PartitionChangeRecord change;
       change.topic_id = topic.id;
       change.partition_id = p;
       change.leader = id;
+      if (!in_sync) {  // unclean, as in fence_broker
+        change.isr = std::vector<int32_t>{id};
+        change.leader_recovery_state = 1;
+      }
       records.push_back(change);
     }
   return commit(records);

@@ -75,6 +75,8 @@ class Controller {
     uint64_t snapshot_after_bytes = 20 * 1024 * 1024;
     // broker.session.timeout.ms: a broker not heard from for this long is fenced.
     int64_t session_timeout_ms = 9000;
+    // unclean.leader.election.enable, the broker default a topic's config overrides.
+    bool unclean_leader_election = false;
   };
 
   // What a broker's heartbeat gets back (Kafka's BrokerHeartbeatResponse).
@@ -191,8 +193,12 @@ class Controller {
   // enough has been written since the last one.
   OperationResult commit(const std::vector<MetadataRecord>& records);
   void migrate_legacy_state();
+  // Whether a partition of `topic` left with no live in-sync replica may
+  // elect one that is not in sync (and lose what it lacks).
+  bool unclean_election_allowed(const TopicInfo& topic) const;
   // Fences a broker: it leaves every ISR (unless it is the last member) and
-  // every leadership, with new leaders from the ISR where there are any.
+  // every leadership, with new leaders from the ISR where there are any (from
+  // the live replicas if unclean election is allowed).
   OperationResult fence_broker(int32_t id, int64_t epoch, bool controlled_shutdown);
   // Replicas for `count` new partitions, leaders and followers spread evenly
   // over the live brokers and their racks, starting at partition `first`.

@@ -725,5 +725,35 @@ TEST_F(AlterPartitionTest, AnAlteredIsrSurvivesARestart) {
   EXPECT_EQ(send(1, alter({1, 2})).partition_epoch, 3);  // and it goes on from there
 }
 
+// Unclean leader election, only where allowed: the last in-sync replica gone,
+// a live replica out of sync may lead alone (marked recovering).
+TEST_F(ControllerTest, UncleanElectionOnlyWhereTheTopicAllowsIt) {
+  Controller::Options options{1, 1, 2};
+  options.session_timeout_ms = 1000;
+  Controller c(*store_, options);
+  std::map<int32_t, int64_t> epochs;
+  for (int32_t id : {1, 2}) {
+    ASSERT_TRUE(c.register_broker(id, random_uuid(), {}, std::nullopt, &epochs[id], 0).ok());
+    c.heartbeat(id, epochs[id], c.log().end_offset(), false, false, 0);
+  }
+  ASSERT_TRUE(c.create_topic("clean", -1, -1, {{1, 2}}, {}, false).ok());
+  ASSERT_TRUE(c.create_topic("unclean", -1, -1, {{1, 2}}, {{"unclean.leader.election.enable", "true"}}, false).ok());
+  // Broker 2 falls behind: leaves both ISRs (as AlterPartition would do), then broker 1 dies.
+  for (const char* name : {"clean", "unclean"}) {
+    const TopicInfo* t = c.find_topic(name);
+    Controller::PartitionAlteration a{t->id, 0, t->partitions[0].leader_epoch, t->partitions[0].partition_epoch,
+                                      {{1, epochs[1]}}, 0};
+    ASSERT_EQ(c.alter_partition(1, epochs[1], {a}).partitions[0].error, ErrorCode::kNone);
+  }
+  c.heartbeat(2, epochs[2], c.log().end_offset(), false, false, 900);
+  c.fence_expired_brokers(1500);  // broker 1 is silent
+  EXPECT_EQ(c.find_topic("clean")->partitions[0].leader, -1);  // waits for its in-sync replica
+  EXPECT_EQ(c.find_topic("clean")->partitions[0].isr, std::vector<int32_t>{1});
+  const PartitionState& unclean = c.find_topic("unclean")->partitions[0];
+  EXPECT_EQ(unclean.leader, 2);
+  EXPECT_EQ(unclean.isr, std::vector<int32_t>{2});
+  EXPECT_EQ(unclean.leader_recovery_state, 1);
+}
+
 }  // namespace
 }  // namespace sluice::controller
