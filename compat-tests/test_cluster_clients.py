@@ -1,5 +1,6 @@
 """Every client family of the suite against a Sluice cluster: a controller and three brokers
-(harness/cluster.py), topics with 3 replicas and min.insync.replicas=2. The scenarios are the
+(harness/cluster.py), topics with 3 replicas unless a scenario asks otherwise (they create theirs
+with one replica, which acks=all takes with the default min.insync.replicas=1). The scenarios are the
 single-broker suite's own (Java's clients, its consumer groups and its command-line tools,
 kafkajs, kafka-python, confluent-kafka and kcat, both on librdkafka), run here on a broker-shaped
 view of the cluster whose bootstrap lists every broker, so the clients find each partition's
@@ -10,10 +11,13 @@ import pytest
 
 from harness import ck, groups, kp
 from harness.cluster import SluiceCluster
-from test_groups_java import test_java_groups
-from test_groups_kcat import test_kcat_group_consumes_once_and_resumes
-from test_java_clients import java_libs, test_java_client  # noqa: F401  (session fixture)
-from test_node_clients import node_ready, test_node_client  # noqa: F401  (session fixture)
+# The scenarios under other names, so that pytest does not collect them here a second time.
+from test_groups_java import test_java_groups as java_groups_scenario
+from test_groups_kcat import test_kcat_group_consumes_once_and_resumes as kcat_group_scenario
+from test_java_clients import java_libs  # noqa: F401  (session fixture)
+from test_java_clients import test_java_client as java_client_scenario
+from test_node_clients import node_ready  # noqa: F401  (session fixture)
+from test_node_clients import test_node_client as node_client_scenario
 
 N = 20_000
 
@@ -41,7 +45,7 @@ class ClusterView:
 
 @pytest.fixture(scope="module")
 def cluster_broker():
-    c = SluiceCluster(brokers=3, config={"default.replication.factor": "3", "min.insync.replicas": "2"})
+    c = SluiceCluster(brokers=3, config={"default.replication.factor": "3"})
     try:
         c.start()
         yield ClusterView(c)
@@ -50,19 +54,19 @@ def cluster_broker():
 
 
 def test_java_clients_and_admin(cluster_broker, java_libs):  # noqa: F811
-    test_java_client(cluster_broker, java_libs, "clients")
+    java_client_scenario(cluster_broker, java_libs, "clients")
 
 
 def test_java_command_line_tools(cluster_broker, java_libs):  # noqa: F811
-    test_java_client(cluster_broker, java_libs, "cli")
+    java_client_scenario(cluster_broker, java_libs, "cli")
 
 
 def test_java_consumer_groups(cluster_broker, java_libs):  # noqa: F811
-    test_java_groups(cluster_broker, java_libs)
+    java_groups_scenario(cluster_broker, java_libs)
 
 
 def test_kafkajs(cluster_broker, node_ready):  # noqa: F811
-    test_node_client(cluster_broker, node_ready, "kafkajs.test.js")
+    node_client_scenario(cluster_broker, node_ready, "kafkajs.test.js")
 
 
 def test_kafka_python_roundtrip_and_group(cluster_broker, unique_topic):
@@ -79,4 +83,4 @@ def test_confluent_kafka_roundtrip(cluster_broker, unique_topic):
 
 
 def test_kcat_group(cluster_broker, unique_topic):
-    test_kcat_group_consumes_once_and_resumes(cluster_broker, unique_topic)
+    kcat_group_scenario(cluster_broker, unique_topic)
