@@ -278,6 +278,31 @@ def test_two_brokers_lost_with_min_insync_two_writes_stop_rather_than_lose(clust
     print(f"\ntwo brokers lost, min.insync.replicas=2: {figures}")
 
 
+def test_combined_layout_controller_node_also_a_broker():
+    """Node 1 is broker and controller; a leader on another node is killed and restarted."""
+    with SluiceCluster(brokers=3, combined=True,
+                       config={"default.replication.factor": "3", "min.insync.replicas": "2"}) as c:
+        topic = "combined"
+        c.create_topic(topic, P, 3)
+        state = c.partition_state(topic)
+        assert sorted(leader for leader, _, _ in state.values()) == [1, 2, 3]
+        producer = AckedProducer(c.bootstrap, topic)
+        producer.start(rate=300, limit=10_000)
+        try:
+            producer.wait_acked(100)
+            victim = next(leader for leader, _, _ in state.values() if leader != 1)
+            c.node(victim).kill9()
+            c.wait_partitions(topic, lambda s: all(leader not in (-1, victim) for leader, _, _ in s.values()),
+                              timeout=SESSION_TIMEOUT_MS / 1000 + 10)
+            c.node(victim).start()
+            c.wait_partitions(topic, lambda s: all(len(isr) == 3 for _, _, isr in s.values()), timeout=30)
+        finally:
+            producer.stop()
+        figures = check_replicated(c.bootstrap, topic, producer.acked)
+        print(f"\ncombined layout, a leader kill -9: {figures}")
+        assert not producer.errors
+
+
 def test_acks_1_reports_what_a_leader_kill_loses(cluster):
     topic = "acks1"
     cluster.create_topic(topic, P, 3)

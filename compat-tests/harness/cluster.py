@@ -34,19 +34,30 @@ TIMEOUTS = {
 
 
 class SluiceCluster:
-    def __init__(self, brokers: int = 3, config: dict[str, str] | None = None):
+    """combined=False: node 1 is a controller only, brokers are nodes 2..brokers+1.
+    combined=True: node 1 is broker and controller (both listeners), brokers are nodes 1..brokers."""
+
+    def __init__(self, brokers: int = 3, config: dict[str, str] | None = None, combined: bool = False):
         self.workdir = Path(tempfile.mkdtemp(prefix="compat-cluster-"))
         self.controller_port = free_port()
         common = {"controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
                   "controller.listener.names": "CONTROLLER", **TIMEOUTS, **(config or {})}
-        self.nodes: dict[int, Broker] = {
-            1: Broker("sluice", workdir=self.workdir / "node1", port=self.controller_port,
-                      extra_config={**common, "process.roles": "controller", "node.id": "1",
-                                    "listeners": f"CONTROLLER://127.0.0.1:{self.controller_port}"})}
-        for node_id in range(2, brokers + 2):
+        if combined:
+            port = free_port()
+            first = Broker("sluice", workdir=self.workdir / "node1", port=port,
+                           extra_config={**common, "process.roles": "broker,controller", "node.id": "1",
+                                         "listeners": f"PLAINTEXT://127.0.0.1:{port},"
+                                                      f"CONTROLLER://127.0.0.1:{self.controller_port}"})
+        else:
+            first = Broker("sluice", workdir=self.workdir / "node1", port=self.controller_port,
+                           extra_config={**common, "process.roles": "controller", "node.id": "1",
+                                         "listeners": f"CONTROLLER://127.0.0.1:{self.controller_port}"})
+        self.nodes: dict[int, Broker] = {1: first}
+        start = 1 if combined else 2
+        for node_id in range(2, start + brokers):
             self.nodes[node_id] = Broker("sluice", workdir=self.workdir / f"node{node_id}",
                                          extra_config={**common, "process.roles": "broker", "node.id": str(node_id)})
-        self.broker_ids = list(range(2, brokers + 2))
+        self.broker_ids = list(range(start, start + brokers))
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "SluiceCluster":
