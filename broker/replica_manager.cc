@@ -528,7 +528,8 @@ void ReplicaManager::drop_partition(const std::string& topic, int32_t index) {
   std::filesystem::path dir = partition_dir(topic, index);
   auto it = partitions_.find(std::pair<std::string_view, int32_t>(topic, index));
   if (it != partitions_.end()) {
-    it->second->wake_waiters();
+    it->second->wake_all();
+    if (follower_observer_) follower_observer_(*it->second, -1);  // its fetcher lets go of it
     dir = it->second->log->dir();
     partitions_.erase(it);
     store_.apply({{producer_snapshot_key(topic, index), std::nullopt}, {log_checkpoint_key(topic, index), std::nullopt}});

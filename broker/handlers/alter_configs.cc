@@ -35,12 +35,7 @@ boost::asio::awaitable<void> handle_alter_configs(RequestContext& ctx) {
   auto request = ctx.decode<AlterConfigsRequest>();
   if (!ctx.broker.controller) {
     co_await forward_to_controller<AlterConfigsResponse>(ctx, request, [&](AlterConfigsResponse& reply, ErrorCode code) {
-      for (const auto& r : request.resources) {
-        auto& out = reply.responses.emplace_back();
-        out.error_code = static_cast<int16_t>(code);
-        out.resource_type = r.resource_type;
-        out.resource_name = r.resource_name;
-      }
+      fail_config_resources(request.resources, reply.responses, code);
     });
     co_return;
   }

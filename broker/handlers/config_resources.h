@@ -29,4 +29,16 @@ void answer_config_resources(const Resources& resources, Responses& responses, A
   }
 }
 
+// Every resource of the request answered with `code` (a forward to the
+// controller that failed).
+template <typename Resources, typename Responses>
+void fail_config_resources(const Resources& resources, Responses& responses, protocol::ErrorCode code) {
+  for (const auto& resource : resources) {
+    auto& out = responses.emplace_back();
+    out.resource_type = resource.resource_type;
+    out.resource_name = resource.resource_name;
+    out.error_code = static_cast<int16_t>(code);
+  }
+}
+
 }  // namespace sluice::broker

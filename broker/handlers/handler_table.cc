@@ -27,6 +27,7 @@ constexpr ApiHandler kHandlers[] = {
     {20, 1, 6, handle_delete_topics},
     {21, 0, 2, handle_delete_records},
     {22, 0, 4, handle_init_producer_id},
+    {23, 2, 4, handle_offset_for_leader_epoch},
     {32, 1, 4, handle_describe_configs},
     {33, 0, 2, handle_alter_configs},
     {37, 0, 3, handle_create_partitions},

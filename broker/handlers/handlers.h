@@ -59,6 +59,7 @@ boost::asio::awaitable<void> handle_controller_fetch(RequestContext& ctx);
 boost::asio::awaitable<void> handle_fetch_snapshot(RequestContext& ctx);
 boost::asio::awaitable<void> handle_allocate_producer_ids(RequestContext& ctx);
 boost::asio::awaitable<void> handle_init_producer_id(RequestContext& ctx);
+boost::asio::awaitable<void> handle_offset_for_leader_epoch(RequestContext& ctx);
 boost::asio::awaitable<void> handle_delete_records(RequestContext& ctx);
 boost::asio::awaitable<void> handle_alter_configs(RequestContext& ctx);
 boost::asio::awaitable<void> handle_incremental_alter_configs(RequestContext& ctx);

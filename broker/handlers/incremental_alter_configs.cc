@@ -83,12 +83,7 @@ boost::asio::awaitable<void> handle_incremental_alter_configs(RequestContext& ct
   auto request = ctx.decode<IncrementalAlterConfigsRequest>();
   if (!ctx.broker.controller) {
     co_await forward_to_controller<IncrementalAlterConfigsResponse>(ctx, request, [&](IncrementalAlterConfigsResponse& reply, ErrorCode code) {
-      for (const auto& r : request.resources) {
-        auto& out = reply.responses.emplace_back();
-        out.error_code = static_cast<int16_t>(code);
-        out.resource_type = r.resource_type;
-        out.resource_name = r.resource_name;
-      }
+      fail_config_resources(request.resources, reply.responses, code);
     });
     co_return;
   }
