@@ -175,19 +175,14 @@ OperationResult Controller::register_broker(int32_t id, const protocol::Uuid& in
       return {ErrorCode::kDuplicateBrokerRegistration,
               "Another broker is registered with that broker id and its session has not expired."};
   }
-  protocol::RegisterBrokerRecord r;
-  r.broker_id = id;
-  r.incarnation_id = incarnation_id;
-  r.broker_epoch = log_.end_offset();
-  for (const auto& e : endpoints) {
-    auto& ep = r.end_points.emplace_back();
-    ep.name = e.listener;
-    ep.host = e.host;
-    ep.port = e.port;
-    ep.security_protocol = e.security_protocol;
-  }
-  r.rack = rack;
-  r.fenced = true;
+  BrokerRegistration registration;
+  registration.id = id;
+  registration.incarnation_id = incarnation_id;
+  registration.epoch = log_.end_offset();
+  registration.endpoints = endpoints;
+  registration.rack = rack;
+  registration.fenced = true;
+  protocol::RegisterBrokerRecord r = registration_record(registration);
   // The old incarnation's leaderships and ISR places go with it: its log may
   // have lost what it had not synced.
   std::vector<MetadataRecord> records;

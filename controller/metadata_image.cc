@@ -142,26 +142,28 @@ void MetadataImage::apply(const MetadataRecord& any) {
   // NoOpRecord, FeatureLevelRecord: nothing in the image yet.
 }
 
+protocol::RegisterBrokerRecord registration_record(const BrokerRegistration& b) {
+  protocol::RegisterBrokerRecord r;
+  r.broker_id = b.id;
+  r.incarnation_id = b.incarnation_id;
+  r.broker_epoch = b.epoch;
+  for (const auto& e : b.endpoints) {
+    auto& ep = r.end_points.emplace_back();
+    ep.name = e.listener;
+    ep.host = e.host;
+    ep.port = e.port;
+    ep.security_protocol = e.security_protocol;
+  }
+  r.rack = b.rack;
+  r.fenced = b.fenced;
+  r.in_controlled_shutdown = b.in_controlled_shutdown;
+  return r;
+}
+
 std::vector<MetadataRecord> MetadataImage::to_records() const {
   using namespace protocol;
   std::vector<MetadataRecord> out;
-  for (const auto& [id, b] : brokers_) {
-    RegisterBrokerRecord r;
-    r.broker_id = id;
-    r.incarnation_id = b.incarnation_id;
-    r.broker_epoch = b.epoch;
-    for (const auto& e : b.endpoints) {
-      auto& ep = r.end_points.emplace_back();
-      ep.name = e.listener;
-      ep.host = e.host;
-      ep.port = e.port;
-      ep.security_protocol = e.security_protocol;
-    }
-    r.rack = b.rack;
-    r.fenced = b.fenced;
-    r.in_controlled_shutdown = b.in_controlled_shutdown;
-    out.push_back(std::move(r));
-  }
+  for (const auto& [id, b] : brokers_) out.push_back(registration_record(b));
   for (const auto& [name, configs] : broker_configs_)
     for (const auto& [key, value] : configs) out.push_back(ConfigRecord{kBrokerResource, name, key, value});
   for (const auto& [name, topic] : topics_) {

@@ -61,6 +61,9 @@ struct BrokerRegistration {
   bool in_controlled_shutdown = false;
 };
 
+// The record that registers `broker` as it is (a snapshot's, or a new registration's).
+protocol::RegisterBrokerRecord registration_record(const BrokerRegistration& broker);
+
 class MetadataImage {
  public:
   // Applies one record. Throws std::runtime_error on a record that does not
