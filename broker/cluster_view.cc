@@ -21,17 +21,6 @@ std::vector<BrokerEndpoint> advertised_brokers(const Broker& broker) {
   return out;
 }
 
-std::optional<BrokerEndpoint> group_coordinator_for(const Broker& broker, std::string_view group_id) {
-  const auto brokers = advertised_brokers(broker);
-  if (brokers.empty()) return std::nullopt;
-  // Java's String.hashCode over UTF-16 code units; group ids are ASCII in practice,
-  // and any stable hash would do as long as every broker uses the same.
-  int32_t hash = 0;
-  for (unsigned char c : group_id) hash = static_cast<int32_t>(31u * static_cast<uint32_t>(hash) + c);
-  const int64_t positive = hash == INT32_MIN ? 0 : (hash < 0 ? -static_cast<int64_t>(hash) : hash);
-  return brokers[static_cast<size_t>(positive % static_cast<int64_t>(brokers.size()))];
-}
-
 int32_t active_controller_id(const Broker& broker) {
   // Clients cannot reach a KRaft controller: Kafka names a live broker, which
   // forwards what is meant for the controller. This one, if it is live.

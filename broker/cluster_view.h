@@ -23,12 +23,6 @@ struct BrokerEndpoint {
 std::vector<BrokerEndpoint> advertised_brokers(const Broker& broker);
 // The "controller" Metadata and DescribeCluster name.
 int32_t active_controller_id(const Broker& broker);
-// The broker that coordinates consumer group `group_id`: the live brokers in
-// id order, indexed by the group id's Java String.hashCode (as Kafka maps a
-// group to a __consumer_offsets partition), so every broker names the same
-// one. nullopt when no broker is live. Committed offsets are kept by that
-// broker alone for now: they are not replicated.
-std::optional<BrokerEndpoint> group_coordinator_for(const Broker& broker, std::string_view group_id);
 
 // AclOperation bit positions (Kafka's AclOperation codes) allowed on a topic
 // and on the cluster when authorization is off.

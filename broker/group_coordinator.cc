@@ -56,10 +56,103 @@ CommittedOffset decode_offset(std::string_view bytes) {
   return c;
 }
 
+// Java's String.hashCode, over the UTF-16 code units of the UTF-8 `text`
+// (a malformed byte counts as U+FFFD, as Java decodes it): how Kafka maps a
+// group to its __consumer_offsets partition, so both agree.
+int32_t java_string_hash(std::string_view text) {
+  uint32_t hash = 0;
+  auto add = [&hash](uint32_t unit) { hash = 31u * hash + unit; };
+  for (size_t i = 0; i < text.size();) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    const size_t length = byte < 0x80 ? 1 : (byte >> 5) == 0x6 ? 2 : (byte >> 4) == 0xE ? 3 : (byte >> 3) == 0x1E ? 4 : 0;
+    uint32_t code = length == 1 ? byte : length == 2 ? (byte & 0x1F) : length == 3 ? (byte & 0x0F) : (byte & 0x07);
+    bool valid = length > 0 && i + length <= text.size();
+    for (size_t k = 1; valid && k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0) != 0x80) valid = false;
+      code = (code << 6) | (next & 0x3F);
+    }
+    if (!valid) {
+      add(0xFFFD);
+      ++i;
+      continue;
+    }
+    if (code >= 0x10000) {
+      add(0xD800 + ((code - 0x10000) >> 10));
+      add(0xDC00 + ((code - 0x10000) & 0x3FF));
+    } else {
+      add(code);
+    }
+    i += length;
+  }
+  return static_cast<int32_t>(hash);
+}
+
 }  // namespace
 
-std::map<std::string, std::map<TopicPartition, CommittedOffset>> StateStoreOffsetStore::load() {
-  std::map<std::string, std::map<TopicPartition, CommittedOffset>> out;
+int32_t GroupCoordinator::shard_of(std::string_view group_id) const {
+  if (shard_count_ <= 0) return 0;
+  const int32_t hash = java_string_hash(group_id);
+  // Kafka's Utils.abs: Integer.MIN_VALUE counts as 0.
+  const int64_t positive = hash == INT32_MIN ? 0 : (hash < 0 ? -static_cast<int64_t>(hash) : hash);
+  return static_cast<int32_t>(positive % shard_count_);
+}
+
+ErrorCode GroupCoordinator::ownership(std::string_view group_id) const {
+  if (!sharded()) return ErrorCode::kNone;
+  auto it = shards_.find(shard_of(group_id));
+  if (it == shards_.end()) return ErrorCode::kNotCoordinator;
+  return it->second.loaded ? ErrorCode::kNone : ErrorCode::kCoordinatorLoadInProgress;
+}
+
+bool GroupCoordinator::begin_loading(int32_t shard, int32_t leader_epoch) {
+  auto [it, inserted] = shards_.try_emplace(shard, Shard{leader_epoch, false});
+  if (!inserted) {
+    // Still the leader under a new epoch: what is in memory is what this log holds.
+    if (it->second.loaded) it->second.leader_epoch = leader_epoch;
+    return false;
+  }
+  return true;
+}
+
+bool GroupCoordinator::loading(int32_t shard, int32_t leader_epoch) const {
+  auto it = shards_.find(shard);
+  return it != shards_.end() && !it->second.loaded && it->second.leader_epoch == leader_epoch;
+}
+
+void GroupCoordinator::finish_loading(int32_t shard, GroupOffsets offsets) {
+  auto it = shards_.find(shard);
+  if (it == shards_.end()) return;
+  it->second.loaded = true;
+  for (auto& [name, group_offsets] : offsets)
+    if (shard_of(name) == shard && !group_offsets.empty()) groups_[name].offsets = std::move(group_offsets);
+}
+
+void GroupCoordinator::unload(int32_t shard) {
+  if (shards_.erase(shard) == 0) return;
+  for (auto g = groups_.begin(); g != groups_.end();) {
+    if (shard_of(g->first) != shard) {
+      ++g;
+      continue;
+    }
+    for (auto& [id, m] : g->second.members) {
+      if (m.pending_join) {
+        JoinOutcome out;
+        out.error = ErrorCode::kNotCoordinator;
+        m.pending_join->complete(std::move(out));
+      }
+      if (m.pending_sync) {
+        SyncOutcome out;
+        out.error = ErrorCode::kNotCoordinator;
+        m.pending_sync->complete(std::move(out));
+      }
+    }
+    g = groups_.erase(g);
+  }
+}
+
+GroupOffsets StateStoreOffsetStore::load() {
+  GroupOffsets out;
   store_.scan(kOffsetPrefix, [&](std::string_view key, std::string_view value) {
     protocol::Reader r(key.substr(kOffsetPrefix.size()));
     int32_t group_length = r.read_int32();
@@ -74,12 +167,14 @@ std::map<std::string, std::map<TopicPartition, CommittedOffset>> StateStoreOffse
   return out;
 }
 
-void StateStoreOffsetStore::apply(std::string_view group, const std::map<TopicPartition, CommittedOffset>& upserts,
-                                  const std::vector<TopicPartition>& removals) {
+OffsetWrite StateStoreOffsetStore::apply(std::string_view group,
+                                         const std::map<TopicPartition, CommittedOffset>& upserts,
+                                         const std::vector<TopicPartition>& removals) {
   std::vector<storage::StateStore::Change> changes;
   for (const auto& [tp, c] : upserts) changes.push_back({offset_key(group, tp), encode_offset(c)});
   for (const auto& tp : removals) changes.push_back({offset_key(group, tp), std::nullopt});
   if (!changes.empty()) store_.apply(changes);
+  return OffsetWrite{};  // an LMDB commit: durable already
 }
 
 GroupCoordinator::GroupCoordinator(OffsetStore& store, Options options, boost::asio::any_io_executor executor)
@@ -88,6 +183,7 @@ GroupCoordinator::GroupCoordinator(OffsetStore& store, Options options, boost::a
 }
 
 ErrorCode GroupCoordinator::validate_commit(const CommitRequest& request) {
+  if (ErrorCode owner = ownership(request.group_id); owner != ErrorCode::kNone) return owner;
   auto it = groups_.find(request.group_id);
   const bool as_member = request.generation_id >= 0 || !request.member_id.empty() || request.group_instance_id;
   if (it == groups_.end()) {
@@ -113,26 +209,28 @@ ErrorCode GroupCoordinator::validate_commit(const CommitRequest& request) {
   return ErrorCode::kNone;
 }
 
-bool GroupCoordinator::persist(std::string_view group_id, const std::map<TopicPartition, CommittedOffset>& upserts,
-                               const std::vector<TopicPartition>& removals) {
+std::optional<OffsetWrite> GroupCoordinator::persist(std::string_view group_id,
+                                                     const std::map<TopicPartition, CommittedOffset>& upserts,
+                                                     const std::vector<TopicPartition>& removals) {
   try {
-    store_.apply(group_id, upserts, removals);
-    return true;
+    return store_.apply(group_id, upserts, removals);
   } catch (const std::exception& e) {  // e.g. a full disk: the change is not made
     SLUICE_LOG(kError, "storing offsets of group " << group_id << " failed: " << e.what());
-    return false;
+    return std::nullopt;
   }
 }
 
-bool GroupCoordinator::commit(std::string_view group_id, const std::map<TopicPartition, CommittedOffset>& offsets) {
+std::optional<OffsetWrite> GroupCoordinator::commit(std::string_view group_id,
+                                                    const std::map<TopicPartition, CommittedOffset>& offsets) {
   if (offsets.empty()) {
     groups_.try_emplace(std::string(group_id));
-    return true;
+    return OffsetWrite{};
   }
-  if (!persist(group_id, offsets, {})) return false;
+  auto write = persist(group_id, offsets, {});
+  if (!write) return std::nullopt;
   auto& group = groups_[std::string(group_id)];
   for (const auto& [tp, c] : offsets) group.offsets[tp] = c;
-  return true;
+  return write;
 }
 
 std::optional<CommittedOffset> GroupCoordinator::committed(std::string_view group_id, const TopicPartition& tp) const {
@@ -159,7 +257,7 @@ void GroupCoordinator::expire_offsets(int64_t now_ms) {
     std::vector<TopicPartition> expired;
     for (const auto& [tp, c] : g->second.offsets)
       if (now_ms - c.commit_timestamp_ms > options_.retention_ms) expired.push_back(tp);
-    if (!expired.empty() && persist(g->first, {}, expired))  // else: retried at the next check
+    if (!expired.empty() && persist(g->first, {}, expired).has_value())  // else: retried at the next check
       for (const auto& tp : expired) g->second.offsets.erase(tp);
     g = g->second.offsets.empty() && g->second.members.empty() && g->second.pending_members.empty() ? groups_.erase(g)
                                                                                                     : std::next(g);
@@ -181,7 +279,8 @@ static std::vector<std::string> subscribed_topics(std::string_view metadata) {
 }
 
 std::pair<ErrorCode, std::vector<ErrorCode>> GroupCoordinator::delete_offsets(
-    std::string_view group_id, const std::vector<TopicPartition>& partitions) {
+    std::string_view group_id, const std::vector<TopicPartition>& partitions, OffsetWrite* write) {
+  if (ErrorCode owner = ownership(group_id); owner != ErrorCode::kNone) return {owner, {}};
   auto it = groups_.find(group_id);
   if (it == groups_.end()) return {ErrorCode::kGroupIdNotFound, {}};
   Group& group = it->second;
@@ -204,7 +303,9 @@ std::pair<ErrorCode, std::vector<ErrorCode>> GroupCoordinator::delete_offsets(
     if (group.offsets.count(tp)) removed.push_back(tp);
   }
   if (!removed.empty()) {
-    if (!persist(group_id, {}, removed)) return {ErrorCode::kNotCoordinator, {}};
+    auto written = persist(group_id, {}, removed);
+    if (!written) return {ErrorCode::kNotCoordinator, {}};
+    if (write) *write = *written;
     for (const auto& tp : removed) group.offsets.erase(tp);
   }
   return {ErrorCode::kNone, errors};

@@ -3,9 +3,12 @@
 // timeouts, the two-step join of JoinGroup v4+, static membership), and the
 // groups' committed offsets, durable in the state store.
 //
-// Membership is soft state, as in Kafka: after a restart members rejoin.
-// Committed offsets go through OffsetStore, the seam the replication work will
-// replicate. Not thread-safe: used from the network thread.
+// Membership is soft state: after a restart, or when another broker takes
+// over a group, members rejoin (Kafka keeps it in __consumer_offsets too).
+// Committed offsets go through OffsetStore: the state store on a single node,
+// the __consumer_offsets topic in a cluster (offsets_topic.h), where this
+// broker coordinates the groups of the partitions of that topic it leads.
+// Not thread-safe: used from the network thread.
 #pragma once
 
 #include <chrono>
@@ -38,24 +41,37 @@ struct CommittedOffset {
 };
 
 using TopicPartition = std::pair<std::string, int32_t>;
+using GroupOffsets = std::map<std::string, std::map<TopicPartition, CommittedOffset>>;
 
-// Durable home of committed offsets. One implementation today: the LMDB state store.
+// A change the offset store has made, and what it must still reach before
+// it is acknowledged.
+struct OffsetWrite {
+  // The __consumer_offsets partition written; -1 when the change is durable
+  // already (the state store).
+  int32_t partition = -1;
+  int64_t next_offset = 0;  // that partition's high watermark must pass it
+  int fd = -1;              // the segment file to sync first
+};
+
+// Durable home of committed offsets: the LMDB state store on a single node,
+// the __consumer_offsets topic in a cluster.
 class OffsetStore {
  public:
   virtual ~OffsetStore() = default;
   // Every committed offset of every group (start-up).
-  virtual std::map<std::string, std::map<TopicPartition, CommittedOffset>> load() = 0;
-  // Writes and removals of one call are applied atomically and durably.
-  virtual void apply(std::string_view group, const std::map<TopicPartition, CommittedOffset>& upserts,
-                     const std::vector<TopicPartition>& removals) = 0;
+  virtual GroupOffsets load() = 0;
+  // Writes and removals of one call are applied atomically. Throws when
+  // nothing could be written (a full disk; no longer the partition's leader).
+  virtual OffsetWrite apply(std::string_view group, const std::map<TopicPartition, CommittedOffset>& upserts,
+                            const std::vector<TopicPartition>& removals) = 0;
 };
 
 class StateStoreOffsetStore : public OffsetStore {
  public:
   explicit StateStoreOffsetStore(storage::StateStore& store) : store_(store) {}
-  std::map<std::string, std::map<TopicPartition, CommittedOffset>> load() override;
-  void apply(std::string_view group, const std::map<TopicPartition, CommittedOffset>& upserts,
-             const std::vector<TopicPartition>& removals) override;
+  GroupOffsets load() override;
+  OffsetWrite apply(std::string_view group, const std::map<TopicPartition, CommittedOffset>& upserts,
+                    const std::vector<TopicPartition>& removals) override;
 
  private:
   storage::StateStore& store_;
@@ -170,10 +186,32 @@ class GroupCoordinator : public controller::MetadataListener {
   // ---- administration ----
   std::optional<GroupSummary> describe(std::string_view group_id) const;  // nullopt: no such group
   std::vector<GroupSummary> list() const;                                 // without members
-  protocol::ErrorCode delete_group(std::string_view group_id);
+  // `write`: what the removal of its offsets must reach before it is acknowledged.
+  protocol::ErrorCode delete_group(std::string_view group_id, OffsetWrite* write = nullptr);
   // Group-level error, then one error per partition.
   std::pair<protocol::ErrorCode, std::vector<protocol::ErrorCode>> delete_offsets(
-      std::string_view group_id, const std::vector<TopicPartition>& partitions);
+      std::string_view group_id, const std::vector<TopicPartition>& partitions, OffsetWrite* write = nullptr);
+
+  // ---- which groups this broker coordinates ----
+  // A single node coordinates every group. A cluster spreads them over the
+  // `partition_count` partitions of __consumer_offsets (shards), and this
+  // broker coordinates the groups of the shards it leads and has loaded.
+  void shard_by(int32_t partition_count) { shard_count_ = partition_count; }
+  bool sharded() const { return shard_count_ > 0; }
+  int32_t shard_of(std::string_view group_id) const;
+  // kNone when this broker coordinates the group; NOT_COORDINATOR, or
+  // COORDINATOR_LOAD_IN_PROGRESS while its shard loads, otherwise.
+  protocol::ErrorCode ownership(std::string_view group_id) const;
+  // This broker leads the shard from `leader_epoch` on: its groups answer
+  // COORDINATOR_LOAD_IN_PROGRESS until finish_loading. False when it already
+  // coordinates (or loads) the shard: nothing to load.
+  bool begin_loading(int32_t shard, int32_t leader_epoch);
+  bool loading(int32_t shard, int32_t leader_epoch) const;
+  // The shard's offsets, replayed from its partition: its groups are served from now on.
+  void finish_loading(int32_t shard, GroupOffsets offsets);
+  // This broker no longer leads the shard: its groups are forgotten, and
+  // members waiting in a join or sync get NOT_COORDINATOR.
+  void unload(int32_t shard);
 
   // ---- offsets ----
   struct CommitRequest {
@@ -186,9 +224,12 @@ class GroupCoordinator : public controller::MetadataListener {
   // committer may commit. Mirrors Kafka's classic coordinator checks.
   protocol::ErrorCode validate_commit(const CommitRequest& request);
 
-  // Commits offsets already validated (per partition) by the caller; false
-  // when they could not be stored (nothing changed then).
-  bool commit(std::string_view group_id, const std::map<TopicPartition, CommittedOffset>& offsets);
+  // Commits offsets already validated (per partition) by the caller. nullopt
+  // when they could not be stored (nothing changed then); otherwise what the
+  // write must reach before the commit is acknowledged (replication_wait.h).
+  // The offsets are served from now on, as the leader's log holds them.
+  std::optional<OffsetWrite> commit(std::string_view group_id,
+                                    const std::map<TopicPartition, CommittedOffset>& offsets);
 
   // nullopt when the group has no offset for the partition.
   std::optional<CommittedOffset> committed(std::string_view group_id, const TopicPartition& tp) const;
@@ -209,9 +250,10 @@ class GroupCoordinator : public controller::MetadataListener {
   void on_topic_deleted(const controller::TopicInfo& topic) override;
 
  private:
-  // Writes to the offset store; false (logged) when it failed, e.g. on a full disk.
-  bool persist(std::string_view group_id, const std::map<TopicPartition, CommittedOffset>& upserts,
-               const std::vector<TopicPartition>& removals);
+  // Writes to the offset store; nullopt (logged) when it failed, e.g. on a full disk.
+  std::optional<OffsetWrite> persist(std::string_view group_id,
+                                     const std::map<TopicPartition, CommittedOffset>& upserts,
+                                     const std::vector<TopicPartition>& removals);
 
   using Clock = std::chrono::steady_clock;
   enum class State { kEmpty, kPreparingRebalance, kCompletingRebalance, kStable };
@@ -265,6 +307,14 @@ class GroupCoordinator : public controller::MetadataListener {
   boost::asio::any_io_executor executor_;
   std::map<std::string, Group, std::less<>> groups_;
   uint64_t next_join_order_ = 0;
+  // Sharded (a cluster): the shards this broker leads, by leader epoch, and
+  // whether each is loaded.
+  int32_t shard_count_ = 0;
+  struct Shard {
+    int32_t leader_epoch = -1;
+    bool loaded = false;
+  };
+  std::map<int32_t, Shard> shards_;
 };
 
 }  // namespace sluice::broker

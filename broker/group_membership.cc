@@ -219,6 +219,7 @@ void GroupCoordinator::join(const JoinRequest& request, std::shared_ptr<PendingR
     reply->complete(std::move(out));
   };
   if (request.group_id.empty()) return fail(ErrorCode::kInvalidGroupId);
+  if (ErrorCode owner = ownership(request.group_id); owner != ErrorCode::kNone) return fail(owner);
   if (request.session_timeout_ms < options_.min_session_timeout_ms ||
       request.session_timeout_ms > options_.max_session_timeout_ms)
     return fail(ErrorCode::kInvalidSessionTimeout);
@@ -326,6 +327,7 @@ void GroupCoordinator::join(const JoinRequest& request, std::shared_ptr<PendingR
 
 void GroupCoordinator::sync(const SyncRequest& request, std::shared_ptr<PendingReply<SyncOutcome>> reply) {
   auto fail = [&](ErrorCode error) { reply->complete(sync_error(error)); };
+  if (ErrorCode owner = ownership(request.group_id); owner != ErrorCode::kNone) return fail(owner);
   auto it = groups_.find(request.group_id);
   if (it == groups_.end()) return fail(ErrorCode::kUnknownMemberId);
   Group& group = it->second;
@@ -368,6 +370,7 @@ void GroupCoordinator::sync(const SyncRequest& request, std::shared_ptr<PendingR
 
 ErrorCode GroupCoordinator::heartbeat(std::string_view group_id, int32_t generation_id, std::string_view member_id,
                                       const std::optional<std::string>& group_instance_id) {
+  if (ErrorCode owner = ownership(group_id); owner != ErrorCode::kNone) return owner;
   auto it = groups_.find(group_id);
   if (it == groups_.end()) return ErrorCode::kUnknownMemberId;
   Group& group = it->second;
@@ -385,6 +388,7 @@ ErrorCode GroupCoordinator::heartbeat(std::string_view group_id, int32_t generat
 std::pair<ErrorCode, std::vector<GroupCoordinator::LeaveResult>> GroupCoordinator::leave(
     std::string_view group_id, const std::vector<std::pair<std::string, std::optional<std::string>>>& members) {
   std::vector<LeaveResult> results;
+  if (ErrorCode owner = ownership(group_id); owner != ErrorCode::kNone) return {owner, results};
   auto it = groups_.find(group_id);
   if (it == groups_.end()) {
     for (const auto& [id, instance] : members) results.push_back({id, instance, ErrorCode::kUnknownMemberId});
@@ -470,13 +474,18 @@ std::vector<GroupSummary> GroupCoordinator::list() const {
   return out;
 }
 
-ErrorCode GroupCoordinator::delete_group(std::string_view group_id) {
+ErrorCode GroupCoordinator::delete_group(std::string_view group_id, OffsetWrite* write) {
+  if (ErrorCode owner = ownership(group_id); owner != ErrorCode::kNone) return owner;
   auto it = groups_.find(group_id);
   if (it == groups_.end()) return ErrorCode::kGroupIdNotFound;
   if (!it->second.members.empty()) return ErrorCode::kNonEmptyGroup;
   std::vector<TopicPartition> all;
   for (const auto& [tp, c] : it->second.offsets) all.push_back(tp);
-  store_.apply(group_id, {}, all);
+  if (!all.empty()) {
+    auto written = persist(group_id, {}, all);
+    if (!written) return ErrorCode::kNotCoordinator;  // nothing removed: the group stays
+    if (write) *write = *written;
+  }
   groups_.erase(it);
   return ErrorCode::kNone;
 }

@@ -102,6 +102,11 @@ void ReplicaManager::apply_topic_settings(Partition& partition, const controller
   if (partition.log) partition.log->set_options(log_options_for(topic));
   partition.retention_ms = std::stoll(topic_config_value(config_, topic, "retention.ms"));
   partition.retention_bytes = std::stoll(topic_config_value(config_, topic, "retention.bytes"));
+  // As in Kafka, retention deletes only under cleanup.policy "delete": a
+  // compacted-only topic (__consumer_offsets) keeps its records.
+  std::string policy = "," + topic_config_value(config_, topic, "cleanup.policy") + ",";
+  std::erase(policy, ' ');
+  if (policy.find(",delete,") == std::string::npos) partition.retention_ms = partition.retention_bytes = -1;
   partition.flush_messages = std::stoll(topic_config_value(config_, topic, "flush.messages"));
   partition.flush_ms = std::stoll(topic_config_value(config_, topic, "flush.ms"));
   partition.min_insync_replicas = std::stoll(topic_config_value(config_, topic, "min.insync.replicas"));
@@ -338,7 +343,7 @@ void ReplicaManager::apply_partition_state(Partition& partition, const controlle
     partition.wake_all();
   }
   if (partition.is_leader) advance_high_watermark(partition);
-  if (follower_observer_) follower_observer_(partition, partition.is_leader ? -1 : state.leader);
+  for (auto& observe : role_observers_) observe(partition, partition.is_leader ? -1 : state.leader);
 }
 
 void ReplicaManager::release_roles() {
@@ -529,7 +534,8 @@ void ReplicaManager::drop_partition(const std::string& topic, int32_t index) {
   auto it = partitions_.find(std::pair<std::string_view, int32_t>(topic, index));
   if (it != partitions_.end()) {
     it->second->wake_all();
-    if (follower_observer_) follower_observer_(*it->second, -1);  // its fetcher lets go of it
+    it->second->is_leader = false;
+    for (auto& observe : role_observers_) observe(*it->second, -1);  // its fetcher and coordinator let go of it
     dir = it->second->log->dir();
     partitions_.erase(it);
     store_.apply({{producer_snapshot_key(topic, index), std::nullopt}, {log_checkpoint_key(topic, index), std::nullopt}});

@@ -140,9 +140,11 @@ class ReplicaManager : public controller::MetadataListener {
   // replica manager starts). release_roles() takes the roles the image gives.
   void hold_roles() { roles_held_ = true; }
   void release_roles();
-  // Who to tell when this broker starts or stops following a partition.
-  void set_follower_observer(std::function<void(Partition&, int32_t leader)> observer) {
-    follower_observer_ = std::move(observer);
+  // Who to tell when a partition's roles may have changed (this broker leads
+  // it, follows `leader`, or, with -1 and not leading, lets it go): the
+  // replica fetchers and the group coordinator.
+  void add_role_observer(std::function<void(Partition&, int32_t leader)> observer) {
+    role_observers_.push_back(std::move(observer));
   }
 
   Partition* find(std::string_view topic, int32_t index);
@@ -203,7 +205,7 @@ class ReplicaManager : public controller::MetadataListener {
   std::filesystem::path log_dir_;
   const BrokerConfig& config_;
   const controller::MetadataImage* metadata_ = nullptr;  // set by load()
-  std::function<void(Partition&, int32_t leader)> follower_observer_;
+  std::vector<std::function<void(Partition&, int32_t leader)>> role_observers_;
   bool roles_held_ = false;
   // Takes the partition's replication state from the image: replicas, ISR,
   // leader and epochs; becomes its leader or a follower as the image says.

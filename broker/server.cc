@@ -22,6 +22,7 @@
 #include "broker/isr_maintenance.h"
 #include "broker/replica_fetcher.h"
 #include "broker/log.h"
+#include "broker/offsets_topic.h"
 #include "storage/state_store.h"
 
 namespace sluice::broker {
@@ -258,7 +259,7 @@ int run_server(const BrokerConfig& config) {
   Flusher flusher(io.get_executor());
   ReplicaManager replicas(log_dir, config, *store, flusher);
   ReplicaFetchers fetchers(io.get_executor(), config, replicas, metadata);
-  replicas.set_follower_observer([&](Partition& p, int32_t leader) { fetchers.follow(p, leader); });
+  replicas.add_role_observer([&](Partition& p, int32_t leader) { fetchers.follow(p, leader); });
   if (link) {
     replicas.hold_roles();
     link->on_caught_up([&replicas] { replicas.release_roles(); });
@@ -266,7 +267,12 @@ int run_server(const BrokerConfig& config) {
   replicas.load(metadata);
   add_listener(&replicas);
 
-  StateStoreOffsetStore offset_store(*store);
+  // Committed offsets: in the state store on a single node; in a cluster, in
+  // __consumer_offsets, each group coordinated by its partition's leader.
+  const bool offsets_in_topic = !config.standalone();
+  StateStoreOffsetStore state_store_offsets(*store);
+  LogOffsetStore topic_offsets(replicas);
+  OffsetStore& offset_store = offsets_in_topic ? static_cast<OffsetStore&>(topic_offsets) : state_store_offsets;
   GroupCoordinator groups(offset_store,
                           GroupCoordinator::Options{config.get_int("offset.metadata.max.bytes"),
                                                     config.get_long("offsets.retention.minutes") * 60'000,
@@ -275,6 +281,10 @@ int run_server(const BrokerConfig& config) {
                                                     config.get_int("group.initial.rebalance.delay.ms")},
                           io.get_executor());
   add_listener(&groups);
+  if (offsets_in_topic) {
+    groups.shard_by(config.get_int("offsets.topic.num.partitions"));
+    topic_offsets.set_partitioner(&groups);
+  }
   ProducerIdManager producer_ids(controller.get(), link.get());
   CpuWorker cpu_worker(io.get_executor());  // after io: joined while the requests it works for still exist
   Broker broker{config,
@@ -290,6 +300,11 @@ int run_server(const BrokerConfig& config) {
                 config.get_bool("sluice.idempotence.enable"),
                 io.get_executor(),
                 cpu_worker};
+  if (offsets_in_topic) {
+    // The partitions of __consumer_offsets this broker leads already, then every change.
+    replicas.add_role_observer([&broker](Partition& p, int32_t) { on_offsets_partition_role(broker, p); });
+    replicas.for_each_partition([&broker](Partition& p) { on_offsets_partition_role(broker, p); });
+  }
 
   // Clients' listeners on a broker; controller listeners when there is a quorum to serve.
   std::vector<std::pair<Listener, ListenerRole>> to_open;

@@ -223,4 +223,9 @@ protocol::Uuid random_uuid();
 // or "..". Returns the reason a name is invalid, or nullopt.
 std::optional<std::string> invalid_topic_name_reason(std::string_view name);
 
+// The topic in which a cluster's group coordinators keep committed offsets.
+inline constexpr std::string_view kOffsetsTopic = "__consumer_offsets";
+// Kafka's internal topics: listed as internal in Metadata, not writable by clients.
+inline bool is_internal_topic(std::string_view name) { return name == kOffsetsTopic; }
+
 }  // namespace sluice::controller

@@ -481,8 +481,12 @@ ProducedBatch check_produced_records(std::optional<std::string_view> records, in
   return check_compressed_records(*records, result.header, max_uncompressed_bytes);
 }
 
-std::string build_record_batch(int64_t base_offset, int32_t leader_epoch, int64_t timestamp_ms,
-                               const std::vector<std::string>& values) {
+namespace {
+
+// One uncompressed batch of (key, value) records; null means absent.
+std::string build_batch(int64_t base_offset, int32_t leader_epoch, int64_t timestamp_ms, size_t count,
+                        const std::function<std::pair<std::optional<std::string_view>, std::optional<std::string_view>>(
+                            size_t)>& record_at) {
   Writer w;
   w.write_int64(base_offset);
   const size_t length_at = w.reserve_int32();
@@ -490,22 +494,30 @@ std::string build_record_batch(int64_t base_offset, int32_t leader_epoch, int64_
   w.write_int8(2);  // magic
   const size_t crc_at = w.reserve_int32();
   w.write_int16(0);  // attributes: no compression, create time
-  w.write_int32(static_cast<int32_t>(values.size()) - 1);
+  w.write_int32(static_cast<int32_t>(count) - 1);
   w.write_int64(timestamp_ms);
   w.write_int64(timestamp_ms);
   w.write_int64(-1);  // producer id
   w.write_int16(-1);  // producer epoch
   w.write_int32(-1);  // base sequence
-  w.write_int32(static_cast<int32_t>(values.size()));
+  w.write_int32(static_cast<int32_t>(count));
   Writer record;
-  for (size_t i = 0; i < values.size(); ++i) {
+  auto write_bytes = [&record](std::optional<std::string_view> bytes) {
+    if (!bytes) {
+      record.write_varint(-1);
+      return;
+    }
+    record.write_varint(static_cast<int32_t>(bytes->size()));
+    record.write_raw(*bytes);
+  };
+  for (size_t i = 0; i < count; ++i) {
+    const auto [key, value] = record_at(i);
     record.clear();
     record.write_int8(0);     // attributes
     record.write_varlong(0);  // timestamp delta
     record.write_varint(static_cast<int32_t>(i));
-    record.write_varint(-1);  // no key
-    record.write_varint(static_cast<int32_t>(values[i].size()));
-    record.write_raw(values[i]);
+    write_bytes(key);
+    write_bytes(value);
     record.write_varint(0);  // no headers
     w.write_varint(static_cast<int32_t>(record.buffer().size()));
     w.write_raw(record.buffer());
@@ -515,8 +527,25 @@ std::string build_record_batch(int64_t base_offset, int32_t leader_epoch, int64_
   return std::move(w.buffer());
 }
 
-void visit_record_values(std::string_view bytes,
-                         const std::function<void(int64_t offset, std::optional<std::string_view> value)>& visit) {
+}  // namespace
+
+std::string build_record_batch(int64_t base_offset, int32_t leader_epoch, int64_t timestamp_ms,
+                               const std::vector<std::string>& values) {
+  return build_batch(base_offset, leader_epoch, timestamp_ms, values.size(), [&values](size_t i) {
+    return std::pair<std::optional<std::string_view>, std::optional<std::string_view>>(std::nullopt, values[i]);
+  });
+}
+
+std::string build_keyed_record_batch(int64_t base_offset, int32_t leader_epoch, int64_t timestamp_ms,
+                                     const std::vector<KeyedRecord>& records) {
+  return build_batch(base_offset, leader_epoch, timestamp_ms, records.size(), [&records](size_t i) {
+    std::optional<std::string_view> value;
+    if (records[i].value) value = *records[i].value;
+    return std::pair<std::optional<std::string_view>, std::optional<std::string_view>>(records[i].key, value);
+  });
+}
+
+void visit_records(std::string_view bytes, const RecordVisitor& visit) {
   while (!bytes.empty()) {
     auto header = RecordBatchHeader::parse(bytes);
     if (!header || header->batch_length < 0 || bytes.size() < header->total_size())
@@ -535,13 +564,21 @@ void visit_record_values(std::string_view bytes,
       rec.read_varlong();
       const int32_t offset_delta = rec.read_varint();
       const int32_t key_length = rec.read_varint();
-      if (key_length > 0) rec.skip(static_cast<size_t>(key_length));
+      std::optional<std::string_view> key;
+      if (key_length >= 0) key = rec.read_raw(static_cast<size_t>(key_length));
       const int32_t value_length = rec.read_varint();
       std::optional<std::string_view> value;
       if (value_length >= 0) value = rec.read_raw(static_cast<size_t>(value_length));
-      visit(header->base_offset + offset_delta, value);
+      visit(header->base_offset + offset_delta, key, value);
     }
   }
+}
+
+void visit_record_values(std::string_view bytes,
+                         const std::function<void(int64_t offset, std::optional<std::string_view> value)>& visit) {
+  visit_records(bytes, [&visit](int64_t offset, std::optional<std::string_view>, std::optional<std::string_view> value) {
+    visit(offset, value);
+  });
 }
 
 }  // namespace sluice::protocol

@@ -61,9 +61,21 @@ struct RecordBatchHeader {
 // own records (the metadata log as brokers fetch it).
 std::string build_record_batch(int64_t base_offset, int32_t leader_epoch, int64_t timestamp_ms,
                                const std::vector<std::string>& values);
-// Calls `visit` with the offset and value of every record of the uncompressed
-// batches in `bytes` (complete batches, one after the other). Throws
-// DecodeError on a batch that is cut, compressed, or fails its CRC.
+// The same with a key per record; a null value is a tombstone (the
+// coordinators' records in __consumer_offsets).
+struct KeyedRecord {
+  std::string key;
+  std::optional<std::string> value;
+};
+std::string build_keyed_record_batch(int64_t base_offset, int32_t leader_epoch, int64_t timestamp_ms,
+                                     const std::vector<KeyedRecord>& records);
+// Calls `visit` with the offset, key and value of every record of the
+// uncompressed batches in `bytes` (complete batches, one after the other).
+// Throws DecodeError on a batch that is cut, compressed, or fails its CRC.
+using RecordVisitor = std::function<void(int64_t offset, std::optional<std::string_view> key,
+                                         std::optional<std::string_view> value)>;
+void visit_records(std::string_view bytes, const RecordVisitor& visit);
+// The same, values only.
 void visit_record_values(std::string_view bytes,
                          const std::function<void(int64_t offset, std::optional<std::string_view> value)>& visit);
 

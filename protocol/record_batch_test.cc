@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include "protocol/crc32c.h"
 #include "protocol/wire.h"
 
@@ -239,6 +241,21 @@ TEST(RecordBatchTest, BuiltBatchesAreWellFormedAndReadBack) {
   std::string corrupt = two;
   corrupt[80] ^= 1;
   EXPECT_THROW(visit_record_values(corrupt, nothing), DecodeError);
+}
+
+// Keyed batches (coordinator records): keys, values and tombstones come back as written.
+TEST(RecordBatchTest, KeyedBatchesCarryKeysAndTombstones) {
+  const std::string batch =
+      build_keyed_record_batch(7, 2, 1700000000000, {{"k1", std::string("v1")}, {"k2", std::nullopt}, {"", std::string()}});
+  std::string at_zero = batch;
+  set_base_offset(at_zero.data(), 0);
+  EXPECT_EQ(check_produced_records(std::string_view(at_zero), 9, 1 << 20).error, ErrorCode::kNone);
+  std::vector<std::tuple<int64_t, std::string, std::string>> seen;
+  visit_records(batch, [&](int64_t offset, std::optional<std::string_view> key, std::optional<std::string_view> value) {
+    seen.emplace_back(offset, std::string(key.value_or("<null>")), std::string(value.value_or("<null>")));
+  });
+  EXPECT_EQ(seen, (std::vector<std::tuple<int64_t, std::string, std::string>>{
+                      {7, "k1", "v1"}, {8, "k2", "<null>"}, {9, "", ""}}));
 }
 
 }  // namespace

@@ -20,6 +20,10 @@ boost::asio::awaitable<void> handle_describe_groups(RequestContext& ctx) {
     auto& out = reply.groups.emplace_back();
     out.group_id = id;
     out.authorized_operations = request.include_authorized_operations ? kGroupAuthorizedOperations : kOperationsOmitted;
+    if (auto owner = ctx.broker.groups.ownership(id); owner != protocol::ErrorCode::kNone) {
+      out.error_code = static_cast<int16_t>(owner);  // a cluster: another broker's group, or still loading
+      continue;
+    }
     auto summary = ctx.broker.groups.describe(id);
     if (!summary) {
       out.group_state = "Dead";

@@ -25,6 +25,7 @@ Topic describe(const Broker& broker, const controller::TopicInfo& info, bool inc
   Topic topic;
   topic.name = info.name;
   topic.topic_id = info.id;
+  topic.is_internal = controller::is_internal_topic(info.name);
   topic.topic_authorized_operations = include_operations ? kTopicAuthorizedOperations : kAuthorizedOperationsOmitted;
   const std::vector<int32_t> live = broker.metadata.unfenced_brokers();
   for (int32_t p = 0; p < info.partition_count(); ++p) {

@@ -1,6 +1,8 @@
-// OffsetCommit (key 8): store a group's consumed positions, durably.
+// OffsetCommit (key 8): store a group's consumed positions, durably (in a
+// cluster: on every in-sync replica of the group's __consumer_offsets partition).
 #include <chrono>
 
+#include "broker/offsets_topic.h"
 #include "broker/group_coordinator.h"
 #include "broker/handlers/handlers.h"
 #include "protocol/messages/offset_commit_request.h"
@@ -46,14 +48,18 @@ boost::asio::awaitable<void> handle_offset_commit(RequestContext& ctx) {
       topic_reply.partitions.push_back({p.partition_index, static_cast<int16_t>(error)});
     }
   }
-  if (!accepted.empty() && !groups.commit(request.group_id, accepted)) {
-    // Not stored (e.g. a full disk): Kafka answers a failed offsets write with NOT_COORDINATOR.
-    for (auto& topic : reply.topics)
-      for (auto& p : topic.partitions)
-        if (p.error_code == 0) p.error_code = static_cast<int16_t>(ErrorCode::kNotCoordinator);
+  if (!accepted.empty()) {
+    // Not stored (e.g. a full disk): Kafka answers a failed offsets write with
+    // NOT_COORDINATOR. In a cluster the commit is acknowledged once every
+    // in-sync replica of the group's __consumer_offsets partition has it.
+    auto write = groups.commit(request.group_id, accepted);
+    const ErrorCode stored = write ? co_await await_offset_write(broker, *write) : ErrorCode::kNotCoordinator;
+    if (stored != ErrorCode::kNone)
+      for (auto& topic : reply.topics)
+        for (auto& p : topic.partitions)
+          if (p.error_code == 0) p.error_code = static_cast<int16_t>(stored);
   }
   ctx.respond(reply);
-  co_return;
 }
 
 }  // namespace sluice::broker

@@ -2,6 +2,7 @@
 // except those of topics its live members subscribe to.
 #include "broker/group_coordinator.h"
 #include "broker/handlers/handlers.h"
+#include "broker/offsets_topic.h"
 #include "protocol/messages/offset_delete_request.h"
 #include "protocol/messages/offset_delete_response.h"
 
@@ -18,7 +19,10 @@ boost::asio::awaitable<void> handle_offset_delete(RequestContext& ctx) {
     for (const auto& p : t.partitions)
       if (info && p.partition_index >= 0 && p.partition_index < info->partition_count()) known.emplace_back(t.name, p.partition_index);
   }
-  auto [group_error, errors] = ctx.broker.groups.delete_offsets(request.group_id, known);
+  OffsetWrite write;
+  auto [group_error, errors] = ctx.broker.groups.delete_offsets(request.group_id, known, &write);
+  // In a cluster the removal is acknowledged once the replicas have it.
+  if (group_error == ErrorCode::kNone) group_error = co_await await_offset_write(ctx.broker, write);
 
   protocol::OffsetDeleteResponse reply;
   reply.error_code = static_cast<int16_t>(group_error);
@@ -36,7 +40,6 @@ boost::asio::awaitable<void> handle_offset_delete(RequestContext& ctx) {
     }
   }
   ctx.respond(reply);
-  co_return;
 }
 
 }  // namespace sluice::broker

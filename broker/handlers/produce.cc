@@ -12,6 +12,7 @@
 #include "broker/async_event.h"
 #include "broker/handlers/handlers.h"
 #include "broker/log.h"
+#include "broker/replication_wait.h"
 #include "broker/topic_settings.h"
 #include "protocol/messages/produce_request.h"
 #include "protocol/messages/produce_response.h"
@@ -43,18 +44,6 @@ PartitionReply partition_error(int32_t index, ErrorCode error, std::string messa
   return reply;
 }
 
-// Waits until the group commit has synced `fds`; false if a sync failed.
-boost::asio::awaitable<bool> wait_for_sync(Broker& broker, const std::vector<int>& fds) {
-  AsyncEvent synced(broker.executor);
-  bool ok = true;
-  broker.flusher.flush(fds, [&synced, &ok](bool flushed) {
-    ok = flushed;
-    synced.set();
-  });
-  while (!synced.is_set()) co_await synced.wait_until(boost::asio::steady_timer::time_point::max());
-  co_return ok;
-}
-
 // An acks=all answer waiting for the high watermark to pass `next_offset`.
 struct AwaitingReplicas {
   std::string topic;
@@ -69,31 +58,12 @@ struct AwaitingReplicas {
 // the ISR fell below min.insync.replicas, REQUEST_TIMED_OUT past the timeout.
 boost::asio::awaitable<void> wait_for_replicas(Broker& broker, const std::vector<AwaitingReplicas>& waiting,
                                                ProduceResponse& response, std::chrono::milliseconds timeout) {
-  const auto deadline = boost::asio::steady_timer::clock_type::now() + timeout;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (const auto& w : waiting) {
     PartitionReply* reply = &response.responses[w.topic_at].partition_responses[w.partition_at];
     if (reply->error_code != 0) continue;
-    for (;;) {
-      Partition* partition = broker.replicas.find(w.topic, w.index);  // it may have gone meanwhile
-      if (!partition || !partition->is_leader) {
-        *reply = partition_error(w.index, ErrorCode::kNotLeaderOrFollower);
-        break;
-      }
-      if (partition->high_watermark() >= w.next_offset) {
-        if (static_cast<int64_t>(partition->isr.size()) < partition->min_insync_replicas)
-          *reply = partition_error(w.index, ErrorCode::kNotEnoughReplicasAfterAppend);
-        break;
-      }
-      if (boost::asio::steady_timer::clock_type::now() >= deadline) {
-        *reply = partition_error(w.index, ErrorCode::kRequestTimedOut);
-        break;
-      }
-      AsyncEvent replicated(broker.executor);
-      partition->high_watermark_waiters.emplace_back(w.next_offset, &replicated);
-      co_await replicated.wait_until(deadline);
-      if (Partition* p = broker.replicas.find(w.topic, w.index))
-        std::erase_if(p->high_watermark_waiters, [&](const auto& e) { return e.second == &replicated; });
-    }
+    const ErrorCode error = co_await wait_for_high_watermark(broker, w.topic, w.index, w.next_offset, deadline);
+    if (error != ErrorCode::kNone) *reply = partition_error(w.index, error);
   }
 }
 
@@ -235,6 +205,8 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
       ErrorCode not_here = ErrorCode::kUnknownTopicOrPartition;
       Partition* partition = info ? broker.replicas.find_led(topic.name, data.index, not_here) : nullptr;
       ErrorCode error = request_error;
+      // Only the group coordinators write to __consumer_offsets (Kafka checks this first).
+      if (error == ErrorCode::kNone && controller::is_internal_topic(topic.name)) error = ErrorCode::kInvalidTopicException;
       if (error == ErrorCode::kNone && !partition) error = not_here;
       // acks=all needs min.insync.replicas in sync before anything is appended.
       if (error == ErrorCode::kNone && acks == -1 &&

@@ -30,6 +30,8 @@ TIMEOUTS = {
     "replica.lag.time.max.ms": "1500",
     "replica.fetch.wait.max.ms": "100",
     "group.initial.rebalance.delay.ms": "0",
+    # Few __consumer_offsets partitions: each is a replicated log on every broker.
+    "offsets.topic.num.partitions": "5",
 }
 
 
@@ -41,7 +43,8 @@ class SluiceCluster:
         self.workdir = Path(tempfile.mkdtemp(prefix="compat-cluster-"))
         self.controller_port = free_port()
         common = {"controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-                  "controller.listener.names": "CONTROLLER", **TIMEOUTS, **(config or {})}
+                  "controller.listener.names": "CONTROLLER", **TIMEOUTS,
+                  "offsets.topic.replication.factor": str(min(3, brokers)), **(config or {})}
         if combined:
             port = free_port()
             first = Broker("sluice", workdir=self.workdir / "node1", port=port,

@@ -64,8 +64,8 @@ def emit_fields(fields, indent, out):
 
 def convert(d):
     out = []
-    # Metadata-log records are data structs whose api key is the record type.
-    head = ["data" if d["type"] == "metadata" else d["type"], d["name"]]
+    # Metadata-log and group-coordinator records are data structs whose api key is the record type.
+    head = ["data" if d["type"] in ("metadata", "coordinator-key", "coordinator-value") else d["type"], d["name"]]
     if "apiKey" in d:
         head.append("api=" + str(d["apiKey"]))
     head.append("versions=" + d["validVersions"])
