@@ -35,6 +35,7 @@ const std::vector<ConfigDefinition> kDefinitions = [] {
       {"listener.security.protocol.map", ConfigType::kString,
        "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"},
       {"listeners", ConfigType::kString, "PLAINTEXT://127.0.0.1:9092"},
+      {"log.cleaner.backoff.ms", ConfigType::kLong, "15000", 0},
       {"log.cleanup.policy", ConfigType::kList, "delete"},
       {"log.dir", ConfigType::kString, nullptr},
       {"log.dirs", ConfigType::kString, "./data"},

@@ -151,6 +151,24 @@ void GroupCoordinator::unload(int32_t shard) {
   }
 }
 
+size_t GroupCoordinator::live_offsets(int32_t shard) const {
+  size_t count = 0;
+  for (const auto& [name, group] : groups_)
+    if (shard_of(name) == shard) count += group.offsets.size();
+  return count;
+}
+
+std::optional<OffsetWrite> GroupCoordinator::rewrite_shard(int32_t shard) {
+  OffsetWrite last;
+  for (const auto& [name, group] : groups_) {
+    if (shard_of(name) != shard || group.offsets.empty()) continue;
+    auto write = persist(name, group.offsets, {});
+    if (!write) return std::nullopt;
+    last = *write;
+  }
+  return last;
+}
+
 GroupOffsets StateStoreOffsetStore::load() {
   GroupOffsets out;
   store_.scan(kOffsetPrefix, [&](std::string_view key, std::string_view value) {

@@ -207,11 +207,21 @@ class GroupCoordinator : public controller::MetadataListener {
   // coordinates (or loads) the shard: nothing to load.
   bool begin_loading(int32_t shard, int32_t leader_epoch);
   bool loading(int32_t shard, int32_t leader_epoch) const;
+  bool shard_loaded(int32_t shard) const {
+    auto it = shards_.find(shard);
+    return it != shards_.end() && it->second.loaded;
+  }
   // The shard's offsets, replayed from its partition: its groups are served from now on.
   void finish_loading(int32_t shard, GroupOffsets offsets);
   // This broker no longer leads the shard: its groups are forgotten, and
   // members waiting in a join or sync get NOT_COORDINATOR.
   void unload(int32_t shard);
+  // How many offsets the loaded shard holds.
+  size_t live_offsets(int32_t shard) const;
+  // Writes every offset of the loaded shard again (compaction: what lies
+  // before these writes is then no longer needed). nullopt if a write failed;
+  // otherwise the last write, which covers the earlier ones.
+  std::optional<OffsetWrite> rewrite_shard(int32_t shard);
 
   // ---- offsets ----
   struct CommitRequest {

@@ -5,6 +5,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "broker/broker.h"
@@ -202,6 +203,47 @@ boost::asio::awaitable<ErrorCode> await_offset_write(Broker& broker, const Offse
       co_return ErrorCode::kNotCoordinator;
     default:  // too few replicas, or not in time: the client retries
       co_return ErrorCode::kCoordinatorNotAvailable;
+  }
+}
+
+namespace {
+
+boost::asio::awaitable<void> compact_shard(Broker& broker, int32_t index) {
+  Partition* partition = broker.replicas.find(controller::kOffsetsTopic, index);
+  if (!partition || !partition->is_leader || !broker.groups.shard_loaded(index)) co_return;
+  storage::PartitionLog& log = *partition->log;
+  const int64_t records = log.log_end_offset() - log.log_start_offset();
+  const auto live = static_cast<int64_t>(broker.groups.live_offsets(index));
+  if (log.size_bytes() <= log.options().segment_bytes || records <= 2 * live) co_return;
+  const int32_t epoch = partition->leader_epoch;
+  const int64_t rewrite_start = log.log_end_offset();
+  auto write = broker.groups.rewrite_shard(index);
+  if (!write) co_return;
+  if (co_await await_offset_write(broker, *write) != ErrorCode::kNone) co_return;  // tried again next time
+  partition = broker.replicas.find(controller::kOffsetsTopic, index);
+  if (!partition || !partition->is_leader || partition->leader_epoch != epoch) co_return;
+  broker.replicas.delete_records_before(*partition, rewrite_start);
+  SLUICE_LOG(kInfo, "compacted " << controller::kOffsetsTopic << "-" << index << ": " << live << " live offsets of "
+                                 << records << " records; log start now " << rewrite_start);
+}
+
+}  // namespace
+
+boost::asio::awaitable<void> compact_offsets_periodically(Broker& broker) {
+  boost::asio::steady_timer timer(broker.executor);
+  for (;;) {
+    timer.expires_after(std::chrono::milliseconds(broker.config.get_long("log.cleaner.backoff.ms")));
+    co_await timer.async_wait(boost::asio::use_awaitable);
+    const controller::TopicInfo* topic = broker.metadata.find_topic(controller::kOffsetsTopic);
+    if (!topic) continue;
+    const int32_t partitions = topic->partition_count();  // the image may change while this waits
+    for (int32_t index = 0; index < partitions; ++index) {
+      try {
+        co_await compact_shard(broker, index);
+      } catch (const std::exception& e) {
+        SLUICE_LOG(kError, "compacting " << controller::kOffsetsTopic << "-" << index << " failed: " << e.what());
+      }
+    }
   }
 }
 

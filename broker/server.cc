@@ -304,6 +304,7 @@ int run_server(const BrokerConfig& config) {
     // The partitions of __consumer_offsets this broker leads already, then every change.
     replicas.add_role_observer([&broker](Partition& p, int32_t) { on_offsets_partition_role(broker, p); });
     replicas.for_each_partition([&broker](Partition& p) { on_offsets_partition_role(broker, p); });
+    asio::co_spawn(io, compact_offsets_periodically(broker), asio::detached);
   }
 
   // Clients' listeners on a broker; controller listeners when there is a quorum to serve.
