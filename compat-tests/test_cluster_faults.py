@@ -17,25 +17,9 @@ import time
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from harness.cluster import SESSION_TIMEOUT_MS, SluiceCluster
+from harness.cluster import SESSION_TIMEOUT_MS, SluiceCluster, rf3_cluster_fixture, sluice_only_fixture  # noqa: F401 (fixtures)
 
 P = 3
-
-
-@pytest.fixture(autouse=True)
-def _sluice_only(request):
-    if "sluice" not in request.config.getoption("--brokers"):
-        pytest.skip("a Sluice cluster (Kafka's side: a later 3-node KRaft comparison)")
-
-
-@pytest.fixture
-def cluster():
-    c = SluiceCluster(brokers=3, config={"default.replication.factor": "3", "min.insync.replicas": "2"})
-    try:
-        c.start()
-        yield c
-    finally:
-        c.cleanup()
 
 
 class AckedProducer:

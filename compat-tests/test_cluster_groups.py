@@ -14,25 +14,9 @@ import time
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from harness.cluster import SluiceCluster
+from harness.cluster import SluiceCluster, rf3_cluster_fixture, sluice_only_fixture  # noqa: F401 (fixtures)
 
 OFFSETS_PARTITIONS = 5  # harness/cluster.py's offsets.topic.num.partitions
-
-
-@pytest.fixture(autouse=True)
-def _sluice_only(request):
-    if "sluice" not in request.config.getoption("--brokers"):
-        pytest.skip("a Sluice cluster (Kafka's side: a later 3-node KRaft comparison)")
-
-
-@pytest.fixture
-def cluster():
-    c = SluiceCluster(brokers=3, config={"default.replication.factor": "3", "min.insync.replicas": "2"})
-    try:
-        c.start()
-        yield c
-    finally:
-        c.cleanup()
 
 
 def offsets_partition(group: str) -> int:

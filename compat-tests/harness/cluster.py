@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from . import kwire
@@ -158,3 +159,21 @@ class SluiceCluster:
 
     def leader_of(self, topic: str, partition: int) -> int:
         return self.partition_state(topic)[partition][0]
+
+
+# Fixtures the cluster test files share (imported into each: pytest finds them by name).
+@pytest.fixture(autouse=True, name="_sluice_only")
+def sluice_only_fixture(request):
+    if "sluice" not in request.config.getoption("--brokers"):
+        pytest.skip("a Sluice cluster (Kafka's side: a later 3-node KRaft comparison)")
+
+
+@pytest.fixture(name="cluster")
+def rf3_cluster_fixture():
+    """Three brokers and a controller, RF=3 and min.insync.replicas=2 by default."""
+    c = SluiceCluster(brokers=3, config={"default.replication.factor": "3", "min.insync.replicas": "2"})
+    try:
+        c.start()
+        yield c
+    finally:
+        c.cleanup()
