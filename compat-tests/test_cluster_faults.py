@@ -11,124 +11,12 @@ min.insync.replicas members, so it survives the loss of any one broker.
 """
 from __future__ import annotations
 
-import threading
 import time
 
-import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import KafkaError, Producer
 
 from harness.cluster import SESSION_TIMEOUT_MS, SluiceCluster, rf3_cluster_fixture, sluice_only_fixture  # noqa: F401 (fixtures)
-
-P = 3
-
-
-class AckedProducer:
-    """Produces numbered messages round-robin over the partitions from a thread, paced, and keeps
-    what was acknowledged: {(partition, offset): value} and the time of each acknowledgement."""
-
-    def __init__(self, bootstrap: str, topic: str, *, acks: str = "all", idempotent: bool = True):
-        self.topic = topic
-        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": acks,
-                                  "enable.idempotence": idempotent, "linger.ms": 5,
-                                  "message.timeout.ms": 60000, "retry.backoff.ms": 50,
-                                  "topic.metadata.refresh.interval.ms": 500, "log_level": 2})
-        self.acked: dict[tuple[int, int], bytes] = {}
-        self.sent_at: dict[int, float] = {}  # message number -> when it was handed to the producer
-        self.ack_times: dict[int, list[tuple[float, float]]] = {p: [] for p in range(P)}  # (sent, acknowledged)
-        self.errors: list = []
-        self.sent = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _on_delivery(self, err, msg):
-        if err is not None:
-            self.errors.append(err)
-            return
-        self.acked[(msg.partition(), msg.offset())] = msg.value()
-        self.ack_times[msg.partition()].append((self.sent_at[int(msg.value()[1:])], time.monotonic()))
-
-    def start(self, rate: int = 400, limit: int = 20_000) -> None:
-        def run():
-            next_at = time.monotonic()
-            while not self._stop.is_set() and self.sent < limit:
-                i = self.sent
-                try:
-                    self.sent_at[i] = time.monotonic()
-                    self.producer.produce(self.topic, value=b"m%07d" % i, partition=i % P, on_delivery=self._on_delivery)
-                    self.sent += 1
-                except BufferError:
-                    pass
-                self.producer.poll(0)
-                next_at += 1.0 / rate
-                delay = next_at - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-
-    def stop(self, flush_timeout: float = 60.0) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(30)
-        self.producer.flush(flush_timeout)
-
-    def first_ack_after(self, partition: int, t: float) -> float | None:
-        """Seconds from `t` to the first acknowledgement of a message sent after `t` (so written
-        by whoever leads after `t`)."""
-        later = [acked for sent, acked in self.ack_times[partition] if sent > t]
-        return min(later) - t if later else None
-
-    def wait_acked(self, count: int, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.acked) < count:
-            assert time.monotonic() < deadline, f"only {len(self.acked)} acknowledged after {timeout}s"
-            time.sleep(0.05)
-
-
-def read_all(bootstrap: str, topic: str, timeout: float = 60.0) -> dict[int, list[tuple[int, bytes]]]:
-    """Every record of every partition, from offset 0 to the high watermark."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "cluster-check", "enable.auto.commit": False,
-                  "auto.offset.reset": "earliest", "log_level": 2})
-    try:
-        ends = {}
-        deadline = time.monotonic() + timeout
-        for p in range(P):
-            while True:
-                try:
-                    ends[p] = c.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
-                    break
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
-        c.assign([TopicPartition(topic, p, 0) for p in range(P)])
-        got: dict[int, list[tuple[int, bytes]]] = {p: [] for p in range(P)}
-        while any(len(got[p]) < ends[p] for p in range(P)) and time.monotonic() < deadline:
-            for m in c.consume(1000, timeout=1.0):
-                if m.error() is None:
-                    got[m.partition()].append((m.offset(), m.value()))
-        return got
-    finally:
-        c.close()
-
-
-def check_replicated(bootstrap: str, topic: str, acked: dict[tuple[int, int], bytes]) -> dict:
-    """Nothing acknowledged lost or changed, no duplicates, offsets contiguous, production order
-    kept within each partition. Returns the figures."""
-    got = read_all(bootstrap, topic)
-    stored = {}
-    for p in range(P):
-        offsets = [o for o, _ in got[p]]
-        assert offsets == list(range(len(offsets))), f"partition {p}: offsets not contiguous"
-        values = [v for _, v in got[p]]
-        assert len(values) == len(set(values)), f"partition {p}: {len(values) - len(set(values))} duplicates"
-        numbers = [int(v[1:]) for v in values]
-        assert numbers == sorted(numbers), f"partition {p}: out of production order"
-        for o, v in got[p]:
-            stored[(p, o)] = v
-    lost = [po for po, v in acked.items() if stored.get(po) != v]
-    assert not lost, f"{len(lost)} acknowledged messages lost or changed, e.g. {lost[:5]}"
-    return {"acknowledged": len(acked), "stored": len(stored), "lost": len(lost)}
+from harness.replication_check import P, AckedProducer, check_replicated, read_all
 
 
 def test_metadata_shows_leaders_replicas_and_isr_spread_over_brokers(cluster):

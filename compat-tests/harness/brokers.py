@@ -91,7 +91,9 @@ class BrokerError(RuntimeError):
 
 class Broker:
     def __init__(self, kind: str, workdir: str | Path | None = None, port: int | None = None,
-                 extra_config: dict[str, str] | None = None):
+                 extra_config: dict[str, str] | None = None, host: str = "127.0.0.1",
+                 exec_prefix: list[str] | None = None):
+        """host and exec_prefix: a Sluice node in a network namespace of harness/netlab.py."""
         if kind not in KINDS:
             raise ValueError(f"unknown broker kind {kind!r}; expected one of {KINDS}")
         self.kind = kind
@@ -102,6 +104,8 @@ class Broker:
         self.port = port or free_port()
         self.controller_port = free_port() if kind == "kafka" else None
         self.extra_config = dict(extra_config or {})
+        self._host = host
+        self.exec_prefix = list(exec_prefix or [])
         self.proc: subprocess.Popen | None = None
         self._formatted = False
         self._log = None
@@ -109,11 +113,11 @@ class Broker:
     # ------------------------------------------------------------------ public
     @property
     def host(self) -> str:
-        return "127.0.0.1"
+        return self._host
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self._host}:{self.port}"
 
     def __repr__(self) -> str:
         return f"Broker({self.kind}, {self.bootstrap}, pid={self.proc.pid if self.proc else None})"
@@ -122,7 +126,7 @@ class Broker:
         if self.running():
             return self
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = self._sluice_cmd() if self.kind == "sluice" else self._kafka_cmd()
+        cmd = self.exec_prefix + (self._sluice_cmd() if self.kind == "sluice" else self._kafka_cmd())
         self._log = open(self.log_path, "ab")
         self._log.write(f"\n==== start {time.strftime('%H:%M:%S')}: {' '.join(map(str, cmd))}\n".encode())
         self._log.flush()
@@ -196,7 +200,7 @@ class Broker:
             raise BrokerError(f"sluice binary not found at {binary} (build it, or set SLUICE_BIN)")
         cmd = [str(binary), "server",
                "--override", "node.id=1",
-               "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
+               "--override", f"listeners=PLAINTEXT://{self._host}:{self.port}",
                "--override", f"log.dirs={self.data_dir}",
                # As for Kafka below: groups form at once instead of after 3 s.
                "--override", "group.initial.rebalance.delay.ms=0"]
@@ -281,6 +285,8 @@ class Broker:
                           f"--- log tail ({self.log_path}) ---\n{self.log_tail()}")
 
     def _wait_port_free(self, timeout: float) -> None:
+        if self._host != "127.0.0.1":
+            return  # a namespace of its own: nothing else binds there
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -7,6 +7,7 @@ replica.lag.time.max.ms 1500, replica.fetch.wait.max.ms 100.
         c.bootstrap                 # "127.0.0.1:p2,127.0.0.1:p3,..."
         c.node(2).kill9(); c.node(2).start()
         c.pause(3); c.resume(3)     # SIGSTOP / SIGCONT
+        c.cut(3); c.heal(3)         # off the network and back (SluiceCluster(netlab=NetLab()), root)
         c.partition_state(topic)    # {p: (leader, replicas, isr)} from a live broker's Metadata
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from . import kwire
 from .brokers import Broker, free_port
+from .netlab import NetLab
 
 SESSION_TIMEOUT_MS = 2000
 TIMEOUTS = {
@@ -40,26 +42,40 @@ class SluiceCluster:
     """combined=False: node 1 is a controller only, brokers are nodes 2..brokers+1.
     combined=True: node 1 is broker and controller (both listeners), brokers are nodes 1..brokers."""
 
-    def __init__(self, brokers: int = 3, config: dict[str, str] | None = None, combined: bool = False):
+    def __init__(self, brokers: int = 3, config: dict[str, str] | None = None, combined: bool = False,
+                 netlab: NetLab | None = None):
+        """netlab: every node in a network namespace of its own (harness/netlab.py), so that
+        cut(n) can take a node off the network; the caller owns the lab."""
         self.workdir = Path(tempfile.mkdtemp(prefix="compat-cluster-"))
         self.controller_port = free_port()
-        common = {"controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+        self.netlab = netlab
+        self.cut_off: set[int] = set()
+        total = brokers + (0 if combined else 1)
+        hosts = {n: netlab.add_host(n + 1) for n in range(1, total + 1)} if netlab else {}
+
+        def placed(n: int) -> dict:
+            if not netlab:
+                return {}
+            return {"host": hosts[n], "exec_prefix": netlab.exec_prefix(n + 1)}
+
+        host1 = hosts.get(1, "127.0.0.1")
+        common = {"controller.quorum.voters": f"1@{host1}:{self.controller_port}",
                   "controller.listener.names": "CONTROLLER", **TIMEOUTS,
                   "offsets.topic.replication.factor": str(min(3, brokers)), **(config or {})}
         if combined:
             port = free_port()
-            first = Broker("sluice", workdir=self.workdir / "node1", port=port,
+            first = Broker("sluice", workdir=self.workdir / "node1", port=port, **placed(1),
                            extra_config={**common, "process.roles": "broker,controller", "node.id": "1",
-                                         "listeners": f"PLAINTEXT://127.0.0.1:{port},"
-                                                      f"CONTROLLER://127.0.0.1:{self.controller_port}"})
+                                         "listeners": f"PLAINTEXT://{host1}:{port},"
+                                                      f"CONTROLLER://{host1}:{self.controller_port}"})
         else:
-            first = Broker("sluice", workdir=self.workdir / "node1", port=self.controller_port,
+            first = Broker("sluice", workdir=self.workdir / "node1", port=self.controller_port, **placed(1),
                            extra_config={**common, "process.roles": "controller", "node.id": "1",
-                                         "listeners": f"CONTROLLER://127.0.0.1:{self.controller_port}"})
+                                         "listeners": f"CONTROLLER://{host1}:{self.controller_port}"})
         self.nodes: dict[int, Broker] = {1: first}
         start = 1 if combined else 2
         for node_id in range(2, start + brokers):
-            self.nodes[node_id] = Broker("sluice", workdir=self.workdir / f"node{node_id}",
+            self.nodes[node_id] = Broker("sluice", workdir=self.workdir / f"node{node_id}", **placed(node_id),
                                          extra_config={**common, "process.roles": "broker", "node.id": str(node_id)})
         self.broker_ids = list(range(start, start + brokers))
 
@@ -97,13 +113,23 @@ class SluiceCluster:
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGCONT)
 
+    def cut(self, node_id: int) -> None:
+        """Take the node off the network (netlab clusters): its process runs on, unreachable."""
+        self.netlab.cut(node_id + 1)
+        self.cut_off.add(node_id)
+
+    def heal(self, node_id: int) -> None:
+        self.netlab.heal(node_id + 1)
+        self.cut_off.discard(node_id)
+
     # ------------------------------------------------------------------ views
     @property
     def bootstrap(self) -> str:
         return ",".join(self.nodes[b].bootstrap for b in self.broker_ids)
 
     def live_bootstrap(self) -> str:
-        return ",".join(self.nodes[b].bootstrap for b in self.broker_ids if self.nodes[b].running())
+        return ",".join(self.nodes[b].bootstrap for b in self.broker_ids
+                        if self.nodes[b].running() and b not in self.cut_off)
 
     def admin(self) -> AdminClient:
         return AdminClient({"bootstrap.servers": self.live_bootstrap(), "socket.timeout.ms": 5000})
@@ -115,7 +141,7 @@ class SluiceCluster:
         while time.monotonic() < deadline:
             for b in ([via] if via else self.broker_ids):
                 node = self.nodes[b]
-                if not node.running():
+                if not node.running() or b in self.cut_off:
                     continue
                 try:
                     last = kwire.metadata_broker_count(node.host, node.port, 2.0)

@@ -168,6 +168,30 @@ def metadata_broker_count(host: str, port: int, timeout: float = 5.0) -> int:
         return r.i32()
 
 
+def metadata_leader_epochs(host: str, port: int, topic: str, timeout: float = 5.0) -> dict[int, tuple[int, int, list[int]]]:
+    """Metadata v7 for one topic: {partition: (leader, leader epoch, isr)} as this broker sees it."""
+    with connect(host, port, timeout) as s:
+        resp = roundtrip(s, header_v1(3, 7, 11) + i32(1) + string(topic) + i8(0))
+    r = Reader(resp)
+    if r.i32() != 11:
+        raise ValueError("correlation id mismatch")
+    r.i32()  # throttle
+    for _ in range(r.i32()):  # brokers
+        r.i32(); r.string(); r.i32(); r.string()
+    r.string(); r.i32()  # cluster id, controller
+    out = {}
+    for _ in range(r.i32()):
+        r.i16(); r.string(); r.i8()
+        for _ in range(r.i32()):
+            r.i16()
+            index, leader, epoch = r.i32(), r.i32(), r.i32()
+            [r.i32() for _ in range(r.i32())]
+            isr = [r.i32() for _ in range(r.i32())]
+            [r.i32() for _ in range(r.i32())]
+            out[index] = (leader, epoch, isr)
+    return out
+
+
 def wait_closed(s: socket.socket, timeout: float = 5.0) -> bool:
     """True if the peer closes (EOF/reset) within timeout, False if it stays open silently.
     Raises if data arrives (caller expected none)."""

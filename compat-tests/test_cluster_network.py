@@ -1,0 +1,184 @@
+"""Network cuts on a real cluster: every Sluice node in a network namespace of its own, joined by a
+bridge (harness/netlab.py; needs root), so that a node can be taken off the network while its
+process runs on, unlike kill -9 (gone) or SIGSTOP (frozen). RF=3, min.insync.replicas=2,
+idempotent acks=all producers and the checker of test_cluster_faults.py: nothing acknowledged
+lost or changed, no duplicates, production order. Bounded rounds; figures printed with -s.
+
+What a cut broker must get right that a killed one need not: it keeps running with a stale view
+(it may still believe it leads), so on healing it must learn it was fenced, register again, take
+the new leaders' logs (truncating anything only it had) and come back into the ISR by fetching.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness import kwire, netlab
+from harness.cluster import SESSION_TIMEOUT_MS, SluiceCluster, sluice_only_fixture  # noqa: F401 (fixture)
+from harness.replication_check import P, AckedProducer, check_replicated, read_all
+
+
+@pytest.fixture
+def cluster():
+    if not netlab.available():
+        pytest.skip("network namespaces need root and iproute2")
+    lab = netlab.NetLab()
+    c = SluiceCluster(brokers=3, config={"default.replication.factor": "3", "min.insync.replicas": "2"},
+                      netlab=lab)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.cleanup()
+        lab.close()
+
+
+def wait_all_in_sync(cluster: SluiceCluster, topic: str, timeout: float = 40.0) -> None:
+    cluster.wait_partitions(topic, lambda s: all(len(isr) == 3 and leader >= 0 for leader, _, isr in s.values()),
+                            timeout=timeout)
+
+
+def test_broker_cut_off_and_healed_repeatedly_loses_nothing_acknowledged(cluster):
+    topic = "cut"
+    cluster.create_topic(topic, P, 3)
+    producer = AckedProducer(cluster.bootstrap, topic)
+    producer.start(rate=300, limit=30_000)
+    rounds, figures = 3, []
+    try:
+        for r in range(rounds):
+            time.sleep(1.0)
+            victim = cluster.leader_of(topic, r % P)  # it leads one partition and follows the others
+            cut_at = time.monotonic()
+            cluster.cut(victim)
+            # The others go on without it: it leaves every ISR and its partition gets a new leader.
+            cluster.wait_partitions(topic, lambda s: all(victim not in isr and leader not in (-1, victim)
+                                                         for leader, _, isr in s.values()),
+                                    timeout=SESSION_TIMEOUT_MS / 1000 + 15)
+            moved_s = time.monotonic() - cut_at
+            acked_before = len(producer.acked)
+            time.sleep(1.5)
+            acked_while_cut = len(producer.acked) - acked_before
+            healed_at = time.monotonic()
+            cluster.heal(victim)
+            wait_all_in_sync(cluster, topic)
+            figures.append({"victim": victim, "isr_and_leader_moved_s": round(moved_s, 2),
+                            "acked_in_1.5s_while_cut": acked_while_cut,
+                            "back_in_sync_s": round(time.monotonic() - healed_at, 2)})
+            assert acked_while_cut > 0, "acks=all stopped although two replicas of three were in sync"
+    finally:
+        producer.stop()
+    result = check_replicated(cluster.bootstrap, topic, producer.acked)
+    print(f"\nbroker cut off x{rounds}: {result}, {figures}, producer errors {len(producer.errors)}")
+    assert not producer.errors, f"producer errors: {producer.errors[:3]}"
+    # The healed broker serves the same data: read everything back through it alone.
+    for b in cluster.broker_ids:
+        check_replicated(cluster.nodes[b].bootstrap, topic, producer.acked)
+
+
+def test_controller_cut_off_clients_go_on_and_fencing_resumes(cluster):
+    """Without the controller the brokers go on with what they know: produce and fetch go on.
+    The controller, hearing no heartbeat, fences every broker (as Kafka's lone controller would);
+    when it is back the brokers are unfenced, leaders elected and the ISRs grow back, with
+    nothing acknowledged lost; then a broker cut off is fenced as usual."""
+    topic = "no-controller"
+    cluster.create_topic(topic, P, 3)
+    producer = AckedProducer(cluster.bootstrap, topic)
+    producer.start(rate=300, limit=20_000)
+    try:
+        time.sleep(1.0)
+        node = cluster.nodes[cluster.broker_ids[0]]
+        epochs_before = {p: e for p, (_, e, _) in kwire.metadata_leader_epochs(node.host, node.port, topic).items()}
+        cluster.cut(1)
+        acked_before = len(producer.acked)
+        time.sleep(SESSION_TIMEOUT_MS / 1000 + 1.5)  # past a session: brokers cannot heartbeat
+        assert len(producer.acked) > acked_before, "produce stopped while the controller was away"
+        assert all(len(isr) == 3 for _, _, isr in cluster.partition_state(topic).values())
+        healed_at = time.monotonic()
+        cluster.heal(1)
+        # The fencing reaches every broker (new leader epochs everywhere), then all is in sync again.
+        deadline = time.monotonic() + 30
+        while True:
+            views = [kwire.metadata_leader_epochs(cluster.nodes[b].host, cluster.nodes[b].port, topic)
+                     for b in cluster.broker_ids]
+            if all(len(isr) == 3 and leader >= 0 and epoch > epochs_before[p]
+                   for view in views for p, (leader, epoch, isr) in view.items()):
+                break
+            assert time.monotonic() < deadline, f"not recovered after the controller returned: {views}"
+            time.sleep(0.1)
+        recovered_s = time.monotonic() - healed_at
+        victim = cluster.leader_of(topic, 0)
+        cluster.cut(victim)
+        cluster.wait_partitions(topic, lambda s: s[0][0] not in (-1, victim), timeout=SESSION_TIMEOUT_MS / 1000 + 15)
+        cluster.heal(victim)
+        wait_all_in_sync(cluster, topic)
+    finally:
+        producer.stop()
+    result = check_replicated(cluster.bootstrap, topic, producer.acked)
+    print(f"\ncontroller cut off: {result}; all in sync again {recovered_s:.2f} s after it returned")
+    assert not producer.errors, f"producer errors: {producer.errors[:3]}"
+
+
+# A producer that runs inside a cut-off node's namespace (so only that node is reachable to it),
+# writing for `seconds` with the given acks, and printing what was acknowledged as JSON.
+ISOLATED_PRODUCER = r"""
+import json, sys, time
+from confluent_kafka import Producer
+bootstrap, topic, partition, acks, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
+acked, errors = [], []
+def done(err, msg):
+    (errors if err else acked).append(str(err) if err else [msg.offset(), msg.value().decode()])
+p = Producer({"bootstrap.servers": bootstrap, "acks": acks, "message.timeout.ms": int(seconds * 1000),
+              "request.timeout.ms": 2000, "log_level": 0})
+end, i = time.monotonic() + seconds, 0
+while time.monotonic() < end:
+    p.produce(topic, value=f"isolated-{acks}-{i}".encode(), partition=partition, on_delivery=done)
+    p.poll(0.02)
+    i += 1
+p.flush(seconds + 5)
+print(json.dumps({"sent": i, "acked": acked, "errors": len(errors)}))
+"""
+
+
+def test_leader_cut_off_with_its_clients_acks_all_never_acknowledged_there(cluster):
+    """The split brain: the leader is cut off from the controller and the other brokers but a
+    producer in its own namespace still reaches it. It cannot shrink its ISR (AlterPartition goes
+    to the controller), so its high watermark stands still: acks=all writes there are never
+    acknowledged, while the majority side elects a new leader and goes on. acks=1 writes the old
+    leader acknowledged are lost when it returns and truncates to the new leader's log (Kafka's
+    documented acks=1 window: counted, not failed). Afterwards every broker holds the same log."""
+    topic = "split"
+    cluster.create_topic(topic, P, 3)
+    producer = AckedProducer(cluster.bootstrap, topic)
+    producer.start(rate=300, limit=20_000)
+    try:
+        time.sleep(1.0)
+        victim = cluster.leader_of(topic, 0)
+        cluster.cut(victim)
+        runs = {}
+        for acks in ("all", "1"):
+            out = subprocess.run(cluster.netlab.exec_prefix(victim + 1) +
+                                 [sys.executable, "-c", ISOLATED_PRODUCER, cluster.nodes[victim].bootstrap, topic,
+                                  "0", acks, "3"],
+                                 capture_output=True, text=True, timeout=60)
+            runs[acks] = json.loads(out.stdout.strip().splitlines()[-1])
+        cluster.wait_partitions(topic, lambda s: s[0][0] not in (-1, victim), timeout=SESSION_TIMEOUT_MS / 1000 + 15)
+        cluster.heal(victim)
+        wait_all_in_sync(cluster, topic)
+    finally:
+        producer.stop()
+    result = check_replicated(cluster.bootstrap, topic, producer.acked)
+    kept = {v for _, v in read_all(cluster.bootstrap, topic)[0]}
+    isolated_acked = {value.encode() for _, value in runs["1"]["acked"]}
+    print(f"\nsplit brain: majority side {result}; isolated acks=all: sent {runs['all']['sent']}, "
+          f"acknowledged {len(runs['all']['acked'])}; isolated acks=1: sent {runs['1']['sent']}, "
+          f"acknowledged {len(isolated_acked)}, of which kept {len(isolated_acked & kept)}")
+    assert not runs["all"]["acked"], f"the cut-off leader acknowledged acks=all writes: {runs['all']['acked'][:3]}"
+    assert runs["all"]["sent"] > 0 and runs["1"]["sent"] > 0
+    # Every broker, the healed one included, serves the same log (check_replicated checks
+    # contiguity and the majority side's acknowledged messages through each).
+    for b in cluster.broker_ids:
+        check_replicated(cluster.nodes[b].bootstrap, topic, producer.acked)
