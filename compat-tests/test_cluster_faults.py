@@ -11,12 +11,13 @@ min.insync.replicas members, so it survives the loss of any one broker.
 """
 from __future__ import annotations
 
+import shutil
 import time
 
 from confluent_kafka import KafkaError, Producer
 
 from harness.cluster import SESSION_TIMEOUT_MS, SluiceCluster, rf3_cluster_fixture, sluice_only_fixture  # noqa: F401 (fixtures)
-from harness.replication_check import P, AckedProducer, check_replicated, read_all
+from harness.replication_check import P, AckedProducer, check_replicated, read_all, replicas_identical
 
 
 def test_metadata_shows_leaders_replicas_and_isr_spread_over_brokers(cluster):
@@ -57,6 +58,7 @@ def test_leader_killed_and_restarted_repeatedly_loses_nothing_acknowledged(clust
     finally:
         producer.stop()
     figures = check_replicated(cluster.bootstrap, topic, producer.acked)
+    replicas_identical(cluster, topic)
     figures.update(rounds=rounds, failover_s=[round(f, 2) if f is not None else None for f in failovers],
                    producer_errors=len(producer.errors))
     print(f"\nleader kill -9 x{rounds}: {figures}")
@@ -196,3 +198,64 @@ def test_acks_1_reports_what_a_leader_kill_loses(cluster):
     lost = [po for po, v in producer.acked.items() if stored.get(po) != v]
     # Asynchronous replication's price: reported, not failed.
     print(f"\nacks=1, leader kill -9 x{rounds}: acknowledged {len(producer.acked)}, lost {len(lost)}")
+
+
+def test_every_node_killed_at_once_and_restarted_loses_nothing_acknowledged(cluster):
+    """kill -9 of the controller and every broker together, twice, under acks=all load: each
+    restarted broker recovers its logs, the controller its metadata log, and leaders are
+    elected from the ISR the metadata log kept."""
+    topic = "kill-all"
+    cluster.create_topic(topic, P, 3)
+    producer = AckedProducer(cluster.bootstrap, topic)
+    producer.start(rate=300, limit=20_000)
+    rounds = 2
+    try:
+        for _ in range(rounds):
+            producer.wait_acked(len(producer.acked) + 200)
+            for node in cluster.nodes.values():
+                node.kill9()
+            for node in cluster.nodes.values():
+                node.start()
+            cluster.wait_brokers(3)
+            cluster.wait_partitions(topic, lambda s: all(len(isr) == 3 and leader >= 0 for leader, _, isr in s.values()),
+                                    timeout=40)
+        producer.wait_acked(len(producer.acked) + 200)
+    finally:
+        producer.stop()
+    figures = check_replicated(cluster.bootstrap, topic, producer.acked)
+    replicas_identical(cluster, topic)
+    print(f"\nevery node kill -9 x{rounds}: {figures}, producer errors {len(producer.errors)}")
+    assert not producer.errors, f"producer errors: {producer.errors[:3]}"
+
+
+def test_follower_disk_wiped_resyncs_fully_before_it_can_lead(cluster):
+    """A follower comes back with an empty data directory (a replaced disk): it registers as a
+    new incarnation, copies every partition from the leaders, and only then rejoins the ISR; the
+    leader is then killed, so the wiped broker may lead, and nothing acknowledged is lost."""
+    topic = "wiped"
+    cluster.create_topic(topic, P, 3)
+    producer = AckedProducer(cluster.bootstrap, topic)
+    producer.start(rate=300, limit=20_000)
+    try:
+        producer.wait_acked(500)
+        victim = next(b for b in cluster.broker_ids if b != cluster.leader_of(topic, 0))
+        cluster.node(victim).kill9()
+        shutil.rmtree(cluster.node(victim).data_dir)
+        cluster.wait_partitions(topic, lambda s: all(victim not in isr for _, _, isr in s.values()),
+                                timeout=SESSION_TIMEOUT_MS / 1000 + 10)
+        producer.wait_acked(len(producer.acked) + 300)
+        cluster.node(victim).start()
+        cluster.wait_partitions(topic, lambda s: all(len(isr) == 3 for _, _, isr in s.values()), timeout=40)
+        # Partition 0's leader goes: the wiped broker is one of the two it may pass to.
+        leader = cluster.leader_of(topic, 0)
+        cluster.node(leader).kill9()
+        cluster.wait_partitions(topic, lambda s: s[0][0] not in (-1, leader), timeout=SESSION_TIMEOUT_MS / 1000 + 10)
+        cluster.node(leader).start()
+        cluster.wait_partitions(topic, lambda s: all(len(isr) == 3 for _, _, isr in s.values()), timeout=40)
+        producer.wait_acked(len(producer.acked) + 300)
+    finally:
+        producer.stop()
+    figures = check_replicated(cluster.bootstrap, topic, producer.acked)
+    replicas_identical(cluster, topic)  # the wiped broker's copy included
+    print(f"\nfollower disk wiped: {figures}")
+    assert not producer.errors, f"producer errors: {producer.errors[:3]}"

@@ -8,6 +8,8 @@ import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from .faults import scan_segment, segment_files
+
 P = 3
 
 
@@ -118,3 +120,29 @@ def check_replicated(bootstrap: str, topic: str, acked: dict[tuple[int, int], by
     lost = [po for po, v in acked.items() if stored.get(po) != v]
     assert not lost, f"{len(lost)} acknowledged messages lost or changed, e.g. {lost[:5]}"
     return {"acknowledged": len(acked), "stored": len(stored), "lost": len(lost)}
+
+
+def replicas_identical(cluster, topic: str, partitions: int = P, timeout: float = 30.0) -> dict[int, int]:
+    """Every broker's copy of every partition holds the same batches, byte for byte, read from its
+    segment files (clients read leaders only, so this is how a follower's copy is checked).
+    Followers may lag for a moment: compared again until equal or `timeout`. Returns the batch
+    count per partition."""
+    deadline = time.monotonic() + timeout
+    while True:
+        differences, counts = [], {}
+        for p in range(partitions):
+            copies = {b: [e.raw for f in segment_files(cluster.nodes[b].data_dir, topic, p) for e in scan_segment(f)[0]]
+                      for b in cluster.broker_ids}
+            reference = copies[cluster.broker_ids[0]]
+            counts[p] = len(reference)
+            for b, batches in copies.items():
+                if batches != reference:
+                    same = next((i for i, (x, y) in enumerate(zip(batches, reference)) if x != y),
+                                min(len(batches), len(reference)))
+                    differences.append(f"partition {p}: broker {b} has {len(batches)} batches, broker "
+                                       f"{cluster.broker_ids[0]} {len(reference)}, first difference at batch {same}")
+        if not differences:
+            return counts
+        if time.monotonic() > deadline:
+            raise AssertionError("replicas differ: " + "; ".join(differences[:6]))
+        time.sleep(0.2)
