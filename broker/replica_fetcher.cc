@@ -186,7 +186,12 @@ asio::awaitable<void> ReplicaFetchers::run(int32_t leader) {
               Partition* p = replicas_.find(topic.topic, data.partition_index);
               if (!p || p->is_leader || followed == leader_of_.end() || followed->second != leader) continue;
               try {
-                if (!take(replicas_, *p, data)) back_off = true;
+                if (!take(replicas_, *p, data)) {
+                  back_off = true;
+                  report(leader, topic.topic + "-" + std::to_string(data.partition_index) + ": " +
+                                     protocol::error_name(static_cast<ErrorCode>(data.error_code)) +
+                                     " (waiting for the metadata)");
+                }
               } catch (const std::exception& e) {
                 report(leader, topic.topic + "-" + std::to_string(data.partition_index) + ": " + e.what());
                 back_off = true;

@@ -429,7 +429,15 @@ void ReplicaManager::append_as_follower(Partition& partition, std::span<char> ba
 }
 
 void ReplicaManager::truncate_to(Partition& partition, int64_t offset) {
-  if (offset >= partition.log->log_end_offset()) return;
+  if (offset >= partition.log->log_end_offset()) {
+    // Nothing to cut from the log, but the epoch cache may end with an epoch
+    // this replica started as leader without writing a batch in it, which the
+    // new leader's log does not have: it would be sent as the last fetched
+    // epoch forever, and the leader would answer DivergingEpoch forever (as
+    // Kafka does, the cache is truncated even when the log is not).
+    if (partition.epochs.truncate_from_end(offset)) write_epochs(partition);
+    return;
+  }
   if (offset < partition.log->log_start_offset()) {
     truncate_fully_and_start_at(partition, offset);
     return;

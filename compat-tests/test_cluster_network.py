@@ -38,8 +38,20 @@ def cluster():
 
 
 def wait_all_in_sync(cluster: SluiceCluster, topic: str, timeout: float = 40.0) -> None:
-    cluster.wait_partitions(topic, lambda s: all(len(isr) == 3 and leader >= 0 for leader, _, isr in s.values()),
-                            timeout=timeout)
+    """Until every broker says the same: each partition led, with all three in its ISR. (Asking one
+    broker is not enough: one just healed answers from its view of before the cut.)"""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            views = [kwire.metadata_leader_epochs(cluster.nodes[b].host, cluster.nodes[b].port, topic)
+                     for b in cluster.broker_ids]
+            if all(view == views[0] for view in views) and \
+                    all(leader >= 0 and len(isr) == 3 for leader, _, isr in views[0].values()):
+                return
+        except OSError as e:  # a broker not answering yet
+            views = e
+        assert time.monotonic() < deadline, f"{topic}: not all in sync after {timeout}s: {views}"
+        time.sleep(0.1)
 
 
 def test_broker_cut_off_and_healed_repeatedly_loses_nothing_acknowledged(cluster):
@@ -50,7 +62,7 @@ def test_broker_cut_off_and_healed_repeatedly_loses_nothing_acknowledged(cluster
     rounds, figures = 3, []
     try:
         for r in range(rounds):
-            time.sleep(1.0)
+            producer.wait_acked(len(producer.acked) + 200)
             victim = cluster.leader_of(topic, r % P)  # it leads one partition and follows the others
             cut_at = time.monotonic()
             cluster.cut(victim)
@@ -87,7 +99,8 @@ def test_controller_cut_off_clients_go_on_and_fencing_resumes(cluster):
     producer = AckedProducer(cluster.bootstrap, topic)
     producer.start(rate=300, limit=20_000)
     try:
-        time.sleep(1.0)
+        # Acknowledgements first: a new idempotent producer needs the controller (producer ids).
+        producer.wait_acked(200)
         node = cluster.nodes[cluster.broker_ids[0]]
         epochs_before = {p: e for p, (_, e, _) in kwire.metadata_leader_epochs(node.host, node.port, topic).items()}
         cluster.cut(1)
@@ -154,7 +167,7 @@ def test_leader_cut_off_with_its_clients_acks_all_never_acknowledged_there(clust
     producer = AckedProducer(cluster.bootstrap, topic)
     producer.start(rate=300, limit=20_000)
     try:
-        time.sleep(1.0)
+        producer.wait_acked(200)
         victim = cluster.leader_of(topic, 0)
         cluster.cut(victim)
         runs = {}

@@ -17,8 +17,11 @@ class AckedProducer:
     """Produces numbered messages round-robin over the partitions from a thread, paced, and keeps
     what was acknowledged: {(partition, offset): value} and the time of each acknowledgement."""
 
-    def __init__(self, bootstrap: str, topic: str, *, acks: str = "all", idempotent: bool = True):
+    def __init__(self, bootstrap: str, topic: str, *, acks: str = "all", idempotent: bool = True,
+                 first_number: int = 0):
+        """first_number: where message numbers start (a second producer on the same topic)."""
         self.topic = topic
+        self.first_number = first_number
         self.producer = Producer({"bootstrap.servers": bootstrap, "acks": acks,
                                   "enable.idempotence": idempotent, "linger.ms": 5,
                                   "message.timeout.ms": 60000, "retry.backoff.ms": 50,
@@ -42,7 +45,7 @@ class AckedProducer:
         def run():
             next_at = time.monotonic()
             while not self._stop.is_set() and self.sent < limit:
-                i = self.sent
+                i = self.first_number + self.sent
                 try:
                     self.sent_at[i] = time.monotonic()
                     self.producer.produce(self.topic, value=b"m%07d" % i, partition=i % P, on_delivery=self._on_delivery)
