@@ -25,7 +25,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 export CCACHE_SLOPPINESS := pch_defines,time_macros
 
-.PHONY: cluster all deps test-deps fuzz-deps build run test unit-test compat-test build-sanitize test-sanitize build-fuzz fuzz fuzz-test bench bench-storage bench-breakdown clean
+.PHONY: cluster all deps test-deps fuzz-deps build run test unit-test compat-test build-sanitize test-sanitize build-fuzz fuzz fuzz-test bench bench-cluster bench-storage bench-breakdown clean
 
 all: build
 
@@ -96,10 +96,17 @@ fuzz: build-fuzz
 fuzz-test: build-fuzz
 	fuzz/run.sh -b $(FUZZ_BUILD_DIR) -s $(FUZZ_TEST_SECONDS)
 
-# Benchmarks (not tests): Sluice vs Apache Kafka vs librdkafka's mock cluster, ~10 minutes;
-# writes bench/RESULTS.md and bench/results.json. BENCH_ARGS=--quick for a harness check.
+# Benchmarks (not tests): Sluice vs Apache Kafka vs librdkafka's mock cluster, ~10 minutes
+# (bench/RESULTS.md, results.json), then three-broker clusters of both, ~10 minutes
+# (bench/CLUSTER.md, cluster.json). BENCH_ARGS=--quick for a harness check.
 bench: test-deps build
 	bench/run.sh $(BENCH_ARGS)
+
+# The three-broker cluster benchmark alone (bench/cluster.py).
+bench-cluster: test-deps build
+	cmake --build $(BUILD_DIR) --target sluice_loadgen >/dev/null
+	bash compat-tests/kafka-ref/fetch.sh >/dev/null
+	/usr/bin/python3 bench/cluster.py $(BENCH_ARGS)
 
 # Storage-layer micro-benchmarks (Google Benchmark), each next to plain write()/pread()
 # in the same run, ~1 minute; writes bench/STORAGE.md.

@@ -9,7 +9,7 @@
  *   sluice_loadgen consume -b BOOT -t TOPIC [-c COUNT] [-R] [-T MAX_SECS] [-X key=value ...]
  *   sluice_loadgen e2e     -b BOOT -t TOPIC [-s SIZE] -r MSGS_PER_S -d SECS [-w WARMUP_SECS]
  *                          [-a ACKS] [-l LINGER_MS] [-p PARTITIONS] [-D DUMP_FILE]
- *   sluice_loadgen create  -b BOOT -t TOPIC -p PARTITIONS [-C key=value ...]
+ *   sluice_loadgen create  -b BOOT -t TOPIC -p PARTITIONS [-F REPLICATION_FACTOR] [-C key=value ...]
  *   sluice_loadgen mock    [-t TOPIC:PARTITIONS ...]
  *
  * produce  COUNT messages (or for SECS) of SIZE bytes, message i to partition i % PARTITIONS,
@@ -31,7 +31,7 @@
  *          "<scheduled send time> <latency>" in ns (CLOCK_MONOTONIC); the JSON line then also
  *          gives realtime_minus_monotonic_ns, so the times can be matched with a packet capture
  *          (bench/breakdown.py).
- * create   CreateTopics (replication factor 1, optional topic configs), then wait until
+ * create   CreateTopics (replication factor 1 or -F, optional topic configs), then wait until
  *          metadata shows every partition with a leader.
  * mock     librdkafka's in-memory mock cluster (rd_kafka_mock_cluster_new, one broker) with
  *          the given topics; prints "BOOTSTRAP host:port" and serves until stdin closes.
@@ -59,6 +59,7 @@ static long msg_size = 100, count = 0, linger_ms = 5, producers = 1;
 static long latency_every = 1; /* produce -L: time every Nth message */
 static long enqueue_batch = 1;  /* produce -B: messages per rd_kafka_produce_batch() call */
 static int partitions = 0; /* 0 = ask the broker's metadata */
+static int replication_factor = 1; /* create -F */
 static double duration = 0, max_secs = 600, rate = 0, warmup = 1;
 static const char *dump_path; /* e2e -D */
 static const char *xprops[64], *topic_cfgs[64], *mock_topics[64];
@@ -633,7 +634,7 @@ static void cmd_create(void) {
   rd_kafka_t *rk = new_client(RD_KAFKA_PRODUCER, rd_kafka_conf_new());
   double start = now_s();
   char err[512];
-  rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, 1, err, sizeof err);
+  rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, replication_factor, err, sizeof err);
   if (!nt) die("NewTopic: %s", err);
   for (int i = 0; i < n_topic_cfgs; i++) {
     char kv[512];
@@ -712,7 +713,7 @@ int main(int argc, char **argv) {
   mode = argv[1];
   int opt;
   optind = 2;
-  while ((opt = getopt(argc, argv, "b:t:s:c:d:a:l:z:p:r:n:T:w:X:C:RD:L:B:")) != -1) {
+  while ((opt = getopt(argc, argv, "b:t:s:c:d:a:l:z:p:r:n:T:w:X:C:RD:L:B:F:")) != -1) {
     switch (opt) {
       case 'b': bootstrap = optarg; break;
       case 't':
@@ -734,6 +735,7 @@ int main(int argc, char **argv) {
       case 'R': rewind_at_eof = 1; break;
       case 'D': dump_path = optarg; break;
       case 'B': enqueue_batch = atol(optarg) > 0 ? atol(optarg) : 1; break;
+      case 'F': replication_factor = atoi(optarg); break;
       case 'L': latency_every = atol(optarg) > 0 ? atol(optarg) : 1; break;
       case 'C': if (n_topic_cfgs < 64) topic_cfgs[n_topic_cfgs++] = optarg; break;
       default: usage();

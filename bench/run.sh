@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make bench: the benchmark run (see bench/README.md). Arguments go to bench/run.py (--quick, ...).
+# make bench: the benchmark run (see bench/README.md): the single-broker workloads (bench/run.py,
+# which gets the arguments: --quick, ...), then the three-broker clusters (bench/cluster.py).
 # Assumes `make build` has run; installs iperf3 (the loopback ceiling) if it is missing and
 # makes sure the load generator and Kafka's jars are there.
 set -euo pipefail
@@ -9,4 +10,8 @@ bash bench/ensure-command.sh iperf3 iperf3
 # Only the load generator's target, so this never rebuilds the broker behind a caller's back.
 cmake --build "${BUILD_DIR:-build}" --target sluice_loadgen >/dev/null
 bash compat-tests/kafka-ref/fetch.sh >/dev/null   # cached in ~/.cache/sluice after the first time
-exec /usr/bin/python3 bench/run.py "$@"
+/usr/bin/python3 bench/run.py "$@"
+# Then the three-broker clusters (bench/cluster.py), with --quick if this run is quick.
+cluster_args=()
+for a in "$@"; do [[ "$a" == "--quick" ]] && cluster_args+=(--quick); done
+exec /usr/bin/python3 bench/cluster.py "${cluster_args[@]}"

@@ -36,6 +36,7 @@ class ControllerLink {
  public:
   // Replays this broker's copy of the metadata log (in `store`).
   ControllerLink(boost::asio::any_io_executor executor, const BrokerConfig& config, storage::StateStore& store);
+  const boost::asio::any_io_executor& executor() const { return executor_; }
 
   const controller::MetadataImage& image() const { return image_; }
   // Empty until learned from the controller on the first start.

@@ -4,8 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <utility>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 
 #include "broker/controller_link.h"
 #include "controller/controller.h"
@@ -24,19 +28,51 @@ class ProducerIdManager {
   // Throws when no block can be had (the controller unreachable, its log unwritable).
   boost::asio::awaitable<int64_t> next() {
     if (next_ == end_) {
-      const int64_t first =
-          controller_ ? controller_->allocate_producer_ids(kBlockSize) : co_await link_->allocate_producer_ids(kBlockSize);
+      int64_t first = 0;
+      if (prefetched_)
+        first = *std::exchange(prefetched_, std::nullopt);
+      else
+        first = co_await allocate();
       next_ = first;
       end_ = first + kBlockSize;
     }
+    // As Kafka's brokers do, the next block is asked for when 90% of this one
+    // is used, so that new producers need no round trip to the controller
+    // (and get ids while it is away).
+    if (link_ && end_ - next_ <= kBlockSize / 10) prefetch();
     co_return next_++;
   }
 
+  // Asks for a block ahead of need, in the background (broker-only nodes:
+  // at start, so that the first producers do not wait for the controller).
+  void prefetch() {
+    if (!link_ || prefetched_ || prefetching_) return;
+    prefetching_ = true;
+    boost::asio::co_spawn(
+        link_->executor(),
+        [this]() -> boost::asio::awaitable<void> {
+          try {
+            prefetched_ = co_await allocate();
+          } catch (const std::exception&) {
+            // The controller unreachable: next() asks again when it needs a block.
+          }
+          prefetching_ = false;
+        },
+        boost::asio::detached);
+  }
+
  private:
+  boost::asio::awaitable<int64_t> allocate() {
+    if (controller_) co_return controller_->allocate_producer_ids(kBlockSize);
+    co_return co_await link_->allocate_producer_ids(kBlockSize);
+  }
+
   controller::Controller* controller_;
   ControllerLink* link_;
   int64_t next_ = 0;
   int64_t end_ = 0;
+  std::optional<int64_t> prefetched_;
+  bool prefetching_ = false;
 };
 
 }  // namespace sluice::broker

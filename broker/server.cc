@@ -260,10 +260,7 @@ int run_server(const BrokerConfig& config) {
   ReplicaManager replicas(log_dir, config, *store, flusher);
   ReplicaFetchers fetchers(io.get_executor(), config, replicas, metadata);
   replicas.add_role_observer([&](Partition& p, int32_t leader) { fetchers.follow(p, leader); });
-  if (link) {
-    replicas.hold_roles();
-    link->on_caught_up([&replicas] { replicas.release_roles(); });
-  }
+  if (link) replicas.hold_roles();
   replicas.load(metadata);
   add_listener(&replicas);
 
@@ -286,6 +283,11 @@ int run_server(const BrokerConfig& config) {
     topic_offsets.set_partitioner(&groups);
   }
   ProducerIdManager producer_ids(controller.get(), link.get());
+  if (link)
+    link->on_caught_up([&replicas, &producer_ids] {
+      replicas.release_roles();
+      producer_ids.prefetch();  // the first idempotent producers need not wait for the controller
+    });
   CpuWorker cpu_worker(io.get_executor());  // after io: joined while the requests it works for still exist
   Broker broker{config,
                 metadata,

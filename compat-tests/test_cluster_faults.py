@@ -294,3 +294,54 @@ def test_leader_elected_and_lost_before_writing_rejoins_as_follower(cluster):
     acked.update(produce(300, 300))
     replicas_identical(cluster, topic)
     print(f"\nleader lost before writing in its epoch: {check_replicated(cluster.bootstrap, topic, acked)}")
+
+
+def test_consumers_never_read_past_the_high_watermark(cluster):
+    """With a follower paused (still in the ISR until replica.lag.time.max.ms), the leader's log
+    runs ahead of its high watermark: a consumer's Fetch must return no batch at or past it
+    (those records are on one replica only and may yet be truncated away)."""
+    import struct
+
+    from harness.kwire import KafkaConn, i8, i32, i64, string
+
+    topic = "hw"
+    cluster.create_topic(topic, P, 3)
+    leader = cluster.leader_of(topic, 0)
+    follower = next(b for b in cluster.broker_ids if b != leader)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "1", "linger.ms": 0, "log_level": 2})
+    for i in range(20):
+        p.produce(topic, value=b"before-%d" % i, partition=0)
+    assert p.flush(30) == 0
+    time.sleep(0.5)  # replicated: the high watermark is at the log end
+    ends = []
+    cluster.pause(follower)
+    try:
+        for i in range(20):
+            p.produce(topic, value=b"after-%d" % i, partition=0,
+                      on_delivery=lambda err, msg: ends.append(msg.offset() + 1 if err is None else None))
+            p.flush(5)  # one batch each
+        node = cluster.node(leader)
+        conn = KafkaConn(node.host, node.port)
+        max_bytes = 1 << 20
+        r = conn.request(1, 4, i32(-1) + i32(0) + i32(0) + i32(max_bytes) + i8(0) + i32(1) + string(topic) +
+                         i32(1) + i32(0) + i64(0) + i32(max_bytes), False)
+        r.i32(); r.i32(); r.string(); r.i32(); r.i32()
+        assert r.i16() == 0
+        high_watermark = r.i64()
+        r.i64()
+        for _ in range(max(r.i32(), 0)):
+            r.i64(); r.i64()
+        data = r.take(r.i32())
+        conn.close()
+    finally:
+        cluster.resume(follower)
+    log_end = max(e for e in ends if e is not None)
+    assert high_watermark < log_end, "no window: the high watermark had reached the log end"
+    last_offsets = []
+    at = 0
+    while at + 12 <= len(data):
+        base, length = struct.unpack_from(">qi", data, at)
+        last_offsets.append(base + struct.unpack_from(">i", data, at + 23)[0])
+        at += 12 + length
+    print(f"\nhigh watermark {high_watermark}, log end {log_end}, last offset read {max(last_offsets)}")
+    assert last_offsets and max(last_offsets) < high_watermark, (high_watermark, last_offsets[-5:])

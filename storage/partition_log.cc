@@ -551,18 +551,34 @@ std::optional<PartitionLog::BatchAt> PartitionLog::find_batch(const Segment& seg
   return after;
 }
 
-std::vector<PartitionLog::FileSlice> PartitionLog::locate(int64_t offset, size_t max_bytes, bool at_least_one) const {
+std::vector<PartitionLog::FileSlice> PartitionLog::locate(int64_t offset, size_t max_bytes, bool at_least_one,
+                                                          int64_t end_offset) const {
   std::vector<FileSlice> slices;
+  if (end_offset <= offset) return slices;
   const Segment* segment = segment_for(offset);
   if (!segment) return slices;
   std::optional<BatchAt> first = find_batch(*segment, offset);
   uint64_t pos = first ? first->position : segment->size;  // none there: the next segment's first batch
+  // Where `end_offset` cuts the log: the segment and position of the batch that starts there.
+  const Segment* stop_segment = nullptr;
+  uint64_t stop_position = 0;
+  if (end_offset < next_offset_) {
+    stop_segment = segment_for(end_offset);
+    if (stop_segment) {
+      std::optional<BatchAt> stop = find_batch(*stop_segment, end_offset);
+      stop_position = stop ? stop->position : stop_segment->size;
+    }
+  }
   size_t total = 0;
   for (auto it = segments_.begin() + (segment - segments_.data()); it != segments_.end(); ++it, pos = 0) {
     if (total > 0 && total >= max_bytes) break;
-    if (pos >= it->size) continue;
+    const uint64_t readable = &*it == stop_segment ? stop_position : it->size;
+    if (pos >= readable) {
+      if (&*it == stop_segment) break;
+      continue;
+    }
     const size_t budget = max_bytes - total;
-    uint64_t end = it->size;
+    uint64_t end = readable;
     if (end - pos > budget) {
       // The last batch boundary within the budget: from the nearest index
       // entry below the limit, walk the few headers up to it.
@@ -585,7 +601,7 @@ std::vector<PartitionLog::FileSlice> PartitionLog::locate(int64_t offset, size_t
       slices.push_back({it->file, it->fd(), pos, static_cast<uint32_t>(end - pos)});
       total += end - pos;
     }
-    if (end < it->size) break;  // the budget ends inside this segment
+    if (end < it->size || &*it == stop_segment) break;  // the budget, or `end_offset`, ends here
   }
   return slices;
 }

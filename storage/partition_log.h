@@ -150,14 +150,16 @@ class PartitionLog {
   // the next would pass `max_bytes`; the first batch is included whatever its
   // size when `at_least_one` (KIP-74).
   // Empty at or past the log end, or below the log start. Each slice keeps its
-  // file open.
+  // file open. Batches from `end_offset` on are left out (consumers read only
+  // below the high watermark, which is at a batch boundary).
   struct FileSlice {
     std::shared_ptr<const void> owner;
     int fd;
     uint64_t position;
     uint32_t length;
   };
-  std::vector<FileSlice> locate(int64_t offset, size_t max_bytes, bool at_least_one) const;
+  std::vector<FileSlice> locate(int64_t offset, size_t max_bytes, bool at_least_one,
+                                int64_t end_offset = INT64_MAX) const;
   // The same batches, read into memory.
   std::string read(int64_t offset, size_t max_bytes, bool at_least_one) const;
 

@@ -922,6 +922,35 @@ TEST_F(PartitionLogTest, TruncationLeavesOpenSlicesReadable) {
   for (const auto& slice : slices) EXPECT_GE(read_slice(slice), 0);
 }
 
+// A consumer's read stops at the high watermark: locate() with an end offset returns the whole
+// batches below it, across segments, and nothing from it on (also where it is a segment's start).
+TEST_F(PartitionLogTest, LocateStopsAtTheEndOffset) {
+  auto log = open(follower_options());
+  Model model;
+  for (int i = 0; i < 30; ++i) append(*log, model, 1 + i % 3, std::string(60, 'a' + i % 26));
+  ASSERT_GT(log->segment_count(), 3u);
+  auto read_until = [&](int64_t from, int64_t end) {
+    std::string out;
+    for (const auto& slice : log->locate(from, 1 << 30, true, end)) {
+      std::string part(slice.length, '\0');
+      EXPECT_EQ(::pread(slice.fd, part.data(), part.size(), static_cast<off_t>(slice.position)),
+                static_cast<ssize_t>(part.size()));
+      out += part;
+    }
+    return out;
+  };
+  for (const auto& end_batch : model.batches) {  // some of them start a segment
+    const int64_t end = end_batch.base;  // a batch boundary, as a high watermark is
+    std::string expected;
+    for (const auto& b : model.batches)
+      if (b.base < end && b.last() >= 2) expected += b.bytes;
+    EXPECT_EQ(read_until(2, end), expected) << "end " << end;
+  }
+  EXPECT_TRUE(read_until(5, 5).empty());
+  EXPECT_EQ(read_until(0, INT64_MAX), log->read(0, 1 << 30, true));
+  EXPECT_EQ(read_until(0, model.log_end), log->read(0, 1 << 30, true));
+}
+
 TEST_F(PartitionLogTest, TruncateFullyAndStartAtDropsEverySegment) {
   auto log = open(follower_options());
   fill(*log);

@@ -100,7 +100,8 @@ ReadOutcome read_partitions(Broker& broker, const FetchRequest& request) {
         // so a batch larger than the limits cannot stall a consumer.
         // Not read here: the connection sends these file regions with sendfile().
         std::vector<protocol::FileRegion> regions;
-        for (auto& slice : partition->log->locate(wanted.fetch_offset, limit, out.bytes == 0))
+        // Consumers get whole batches below the high watermark only (followers: up to the log end).
+        for (auto& slice : partition->log->locate(wanted.fetch_offset, limit, out.bytes == 0, readable_end))
           regions.push_back({std::move(slice.owner), slice.fd, slice.position, slice.length});
         protocol::Records records(std::move(regions));
         if (records.size() > 0) {
