@@ -168,8 +168,9 @@ def metadata_broker_count(host: str, port: int, timeout: float = 5.0) -> int:
         return r.i32()
 
 
-def metadata_leader_epochs(host: str, port: int, topic: str, timeout: float = 5.0) -> dict[int, tuple[int, int, list[int]]]:
-    """Metadata v7 for one topic: {partition: (leader, leader epoch, isr)} as this broker sees it."""
+def metadata_partitions(host: str, port: int, topic: str, timeout: float = 5.0) -> dict[int, dict]:
+    """Metadata v7 for one topic, as this broker sees it: {partition: {error, leader, epoch, replicas,
+    isr, offline}}."""
     with connect(host, port, timeout) as s:
         resp = roundtrip(s, header_v1(3, 7, 11) + i32(1) + string(topic) + i8(0))
     r = Reader(resp)
@@ -183,13 +184,18 @@ def metadata_leader_epochs(host: str, port: int, topic: str, timeout: float = 5.
     for _ in range(r.i32()):
         r.i16(); r.string(); r.i8()
         for _ in range(r.i32()):
-            r.i16()
-            index, leader, epoch = r.i32(), r.i32(), r.i32()
-            [r.i32() for _ in range(r.i32())]
+            error, index, leader, epoch = r.i16(), r.i32(), r.i32(), r.i32()
+            replicas = [r.i32() for _ in range(r.i32())]
             isr = [r.i32() for _ in range(r.i32())]
-            [r.i32() for _ in range(r.i32())]
-            out[index] = (leader, epoch, isr)
+            offline = [r.i32() for _ in range(r.i32())]
+            out[index] = {"error": error, "leader": leader, "epoch": epoch, "replicas": replicas, "isr": isr,
+                          "offline": offline}
     return out
+
+
+def metadata_leader_epochs(host: str, port: int, topic: str, timeout: float = 5.0) -> dict[int, tuple[int, int, list[int]]]:
+    """Metadata v7 for one topic: {partition: (leader, leader epoch, isr)} as this broker sees it."""
+    return {p: (x["leader"], x["epoch"], x["isr"]) for p, x in metadata_partitions(host, port, topic, timeout).items()}
 
 
 def wait_closed(s: socket.socket, timeout: float = 5.0) -> bool:
