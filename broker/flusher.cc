@@ -60,7 +60,8 @@ void Flusher::run() {
         if (::fstat(fd, &st) != 0) {
           ok = false;  // not synced: whoever waits on it must not be told it was
         } else if (synced.insert({st.st_dev, st.st_ino}).second) {
-          if (::fdatasync(fd) != 0) ok = false;
+          // A directory (a segment file created in it) takes fsync: its entries are what matter.
+          if ((S_ISDIR(st.st_mode) ? ::fsync(fd) : ::fdatasync(fd)) != 0) ok = false;
           ++syncs;
         }
         ::close(fd);

@@ -50,7 +50,7 @@ struct OffsetWrite {
   // already (the state store).
   int32_t partition = -1;
   int64_t next_offset = 0;  // that partition's high watermark must pass it
-  int fd = -1;              // the segment file to sync first
+  std::vector<int> fds;     // the files to sync first (PartitionLog::fds_to_sync)
 };
 
 // Durable home of committed offsets: the LMDB state store on a single node,

@@ -172,7 +172,7 @@ OffsetWrite LogOffsetStore::apply(std::string_view group, const std::map<TopicPa
   const int64_t base = partition->log->append(std::span<char>(batch.data(), batch.size()), {count - 1, now_ms});
   partition->note_append(count);
   replicas_.after_leader_append(*partition, base);
-  return OffsetWrite{index, base + count, partition->log->active_fd()};
+  return OffsetWrite{index, base + count, partition->log->fds_to_sync()};
 }
 
 void on_offsets_partition_role(Broker& broker, Partition& partition) {
@@ -190,8 +190,7 @@ void on_offsets_partition_role(Broker& broker, Partition& partition) {
 
 boost::asio::awaitable<ErrorCode> await_offset_write(Broker& broker, const OffsetWrite& write) {
   if (write.partition < 0) co_return ErrorCode::kNone;
-  const std::vector<int> fds{write.fd};  // named: GCC 12 mishandles braced temporaries in co_await
-  if (write.fd >= 0 && !co_await wait_for_sync(broker, fds)) co_return ErrorCode::kNotCoordinator;
+  if (!write.fds.empty() && !co_await wait_for_sync(broker, write.fds)) co_return ErrorCode::kNotCoordinator;
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(broker.config.get_int("offsets.commit.timeout.ms"));
   const ErrorCode replicated =

@@ -176,7 +176,8 @@ void ReplicaManager::checkpoint() {
   struct Flushed {
     std::string topic;
     int32_t index;
-    int64_t offset;
+    const storage::PartitionLog* log;  // compared only: a partition re-created meanwhile has another
+    storage::PartitionLog::PendingFlush pending;
   };
   auto flushed = std::make_shared<std::vector<Flushed>>();
   std::vector<int> fds;
@@ -186,7 +187,7 @@ void ReplicaManager::checkpoint() {
     try {
       auto pending = log.begin_flush();
       fds.insert(fds.end(), pending.fds.begin(), pending.fds.end());
-      flushed->push_back({partition->topic, partition->index, pending.offset});
+      flushed->push_back({partition->topic, partition->index, &log, pending});
     } catch (const std::exception& e) {
       SLUICE_LOG(kError, "checkpoint of " << partition->topic << "-" << partition->index << " failed: " << e.what());
     }
@@ -200,7 +201,8 @@ void ReplicaManager::checkpoint() {
     checkpoint_running_ = false;
     if (ok)
       for (const auto& f : *flushed)
-        if (Partition* p = find(f.topic, f.index)) p->log->end_flush(f.offset);  // the partition may be gone
+        if (Partition* p = find(f.topic, f.index); p && p->log.get() == f.log)  // the partition may be gone
+          p->log->end_flush(f.pending);
     try {
       write_checkpoint();
     } catch (const std::exception& e) {
@@ -234,7 +236,8 @@ void ReplicaManager::flush_by_time(int64_t now_ms) {
   std::vector<int> fds;
   for (auto& [key, partition] : partitions_) {
     if (partition->unflushed_messages == 0 || now_ms - partition->last_flush_ms < partition->flush_ms) continue;
-    fds.push_back(partition->log->active_fd());
+    const std::vector<int> log_fds = partition->log->fds_to_sync();
+    fds.insert(fds.end(), log_fds.begin(), log_fds.end());
     partition->unflushed_messages = 0;
     partition->last_flush_ms = now_ms;
   }

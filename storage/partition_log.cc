@@ -383,15 +383,19 @@ void PartitionLog::preallocate_for(Segment& segment, uint64_t end) {
 PartitionLog::Segment& PartitionLog::roll(int64_t base_offset) {
   const bool replace = !segments_.empty() && segments_.back().empty();
   if (replace && segments_.back().base_offset == base_offset) return segments_.back();
+  note_directory_change();  // a file is created (and an empty one's removed)
   if (!replace && !segments_.empty()) {
     Segment& old = segments_.back();
-    write_indexes(old, true);
+    finish_time_index(old);
+    write_indexes(old, false);
     // Give back any reserve past its end, also one left by an earlier run (truncating a file to
     // its own size frees it on ext4).
     if (::ftruncate(old.fd(), static_cast<off_t>(old.size)) != 0) throw_errno("truncate " + old.path.string());
     old.allocated_to = old.size;
-    if (::fdatasync(old.fd()) != 0) throw_errno("fdatasync " + old.path.string());
-    recovery_point_ = std::max(recovery_point_, next_offset_);
+    // Not synced here: the next flush (an acks=all produce's, the checkpoint's) syncs it, and the
+    // recovery point passes it only then.
+    for (const auto& file : {old.file, old.index_file, old.time_index_file})
+      if (file) unsynced_files_.emplace_back(changes_, file);
   }
   Segment segment = open_segment(base_offset, dir_ / segment_file_name(base_offset));
   segment.rolling_timestamp = now_ms();
@@ -402,7 +406,6 @@ PartitionLog::Segment& PartitionLog::roll(int64_t base_offset) {
     }
     segments_.pop_back();
   }
-  fsync_dir(dir_);
   segments_.push_back(std::move(segment));
   if (segments_.size() == 1) {
     // The log holds nothing (new, emptied, or its only segment was empty): it starts here.
@@ -411,13 +414,37 @@ PartitionLog::Segment& PartitionLog::roll(int64_t base_offset) {
   return segments_.back();
 }
 
-// Appends the index entries not yet on disk; with `sync`, also makes them
-// durable. A segment being finished gets a final time entry for its largest
-// timestamp, so a trusted segment's time index knows it.
-void PartitionLog::write_indexes(Segment& segment, bool sync) {
-  if (sync && segment.max_timestamp >= 0 &&
+void PartitionLog::finish_time_index(Segment& segment) {
+  if (segment.max_timestamp >= 0 &&
       (segment.time_index.empty() || segment.max_timestamp > segment.time_index.back().timestamp))
     segment.time_index.push_back({segment.max_timestamp, segment.max_timestamp_offset});
+}
+
+void PartitionLog::note_directory_change() {
+  ++changes_;
+  if (!dir_file_) {
+    int fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) dir_file_ = std::make_shared<OpenFile>(fd);
+  }
+}
+
+void PartitionLog::sync_directory_now() {
+  fsync_dir(dir_);
+  dir_synced_through_ = changes_;
+}
+
+std::vector<int> PartitionLog::fds_to_sync() {
+  std::vector<int> fds{segments_.back().fd()};
+  for (const auto& [change, file] : unsynced_files_) fds.push_back(file->fd());
+  if (dir_synced_through_ < changes_ && dir_file_) fds.push_back(dir_file_->fd());
+  return fds;
+}
+
+// Appends the index entries not yet on disk; with `sync`, also makes them
+// durable, and (as when a segment is finished) adds a final time entry for the
+// largest timestamp, so a trusted segment's time index knows it.
+void PartitionLog::write_indexes(Segment& segment, bool sync) {
+  if (sync) finish_time_index(segment);
   auto append_file = [&](const char* ext, std::shared_ptr<const OpenFile>& file, size_t& on_disk, size_t total,
                          size_t entry_bytes, auto encode) {
     if (on_disk == total && !sync) return;
@@ -663,18 +690,26 @@ std::optional<std::pair<int64_t, int64_t>> PartitionLog::max_timestamp_batch() c
 PartitionLog::PendingFlush PartitionLog::begin_flush() {
   Segment& active = segments_.back();
   write_indexes(active, false);
-  PendingFlush pending{next_offset_, {active.fd()}};
+  PendingFlush pending{next_offset_, fds_to_sync(), changes_};
   if (active.index_file) pending.fds.push_back(active.index_file->fd());
   if (active.time_index_file) pending.fds.push_back(active.time_index_file->fd());
   return pending;
 }
 
-void PartitionLog::end_flush(int64_t offset) { recovery_point_ = std::max(recovery_point_, std::min(offset, next_offset_)); }
+void PartitionLog::end_flush(const PendingFlush& flushed) {
+  recovery_point_ = std::max(recovery_point_, std::min(flushed.offset, next_offset_));
+  std::erase_if(unsynced_files_, [&](const auto& entry) { return entry.first <= flushed.unsynced_through; });
+  dir_synced_through_ = std::max(dir_synced_through_, flushed.unsynced_through);
+}
 
 void PartitionLog::flush() {
+  for (const auto& [change, file] : unsynced_files_)
+    if (::fdatasync(file->fd()) != 0) throw_errno("fdatasync " + dir_.string());
+  unsynced_files_.clear();
   Segment& active = segments_.back();
   if (::fdatasync(active.fd()) != 0) throw_errno("fdatasync " + active.path.string());
   write_indexes(active, true);
+  sync_directory_now();
   recovery_point_ = next_offset_;
 }
 
@@ -755,7 +790,10 @@ PartitionLog::Truncation PartitionLog::truncate_to(int64_t offset) {
   if (keep < segments_.size()) {
     result.removed = retire_files(keep, segments_.size());
     segments_.erase(segments_.begin() + static_cast<std::ptrdiff_t>(keep), segments_.end());
-    fsync_dir(dir_);
+    // Synced at once: truncation is rare (a follower after a leader change), and a crash must
+    // not bring the removed segments back.
+    note_directory_change();
+    sync_directory_now();
   }
   if (first_removed && first_removed->position > 0) cut_segment(segments_.back(), *first_removed);
   segments_.back().next_offset = new_end;
@@ -811,6 +849,7 @@ std::vector<std::filesystem::path> PartitionLog::truncate_fully_and_start_at(int
     segments_ = std::move(old);  // keep a usable log (on the renamed files) for the error path
     throw;
   }
+  sync_directory_now();  // the renames too: a crash must not bring the old segments back
   return removed;
 }
 

@@ -185,9 +185,10 @@ class PartitionLog {
   struct PendingFlush {
     int64_t offset;        // everything below it is in the files
     std::vector<int> fds;  // to fdatasync (dup them before leaving this thread)
+    uint64_t unsynced_through = 0;  // the rolls and directory changes it covers
   };
   PendingFlush begin_flush();
-  void end_flush(int64_t offset);
+  void end_flush(const PendingFlush& flushed);
 
   // Retention: removes the oldest segments whose newest timestamp is older
   // than `retention_ms` (-1: no limit), then the oldest while the log stays
@@ -203,9 +204,12 @@ class PartitionLog {
   // with retention.
   std::vector<std::filesystem::path> advance_log_start(int64_t offset);
 
-  // The file the next append goes to, for callers that sync off-thread
-  // (they must dup() it before leaving this thread).
-  int active_fd() const { return segments_.back().fd(); }
+  // What to sync, off this thread, for everything appended so far to be
+  // durable: the active segment, segments rolled since the last completed
+  // begin_flush() (a roll does not sync them), and the directory while a
+  // segment file created or removed there is not synced. Callers dup() them
+  // before leaving this thread (Flusher::flush does).
+  std::vector<int> fds_to_sync();
 
  private:
   // An open segment file, closed when its last owner (the log, or a fetch still
@@ -269,6 +273,10 @@ class PartitionLog {
   Segment& roll(int64_t base_offset);
   static void preallocate_for(Segment& segment, uint64_t end);
   void write_indexes(Segment& segment, bool sync);
+  // A segment being finished gets a final time entry for its largest timestamp.
+  static void finish_time_index(Segment& segment);
+  void sync_directory_now();
+  void note_directory_change();
   std::vector<std::filesystem::path> remove_front_segments(size_t count);
   // Renames the files of segments [first, last) to `*.deleted`; returns the new names.
   std::vector<std::filesystem::path> retire_files(size_t first, size_t last) const;
@@ -293,6 +301,13 @@ class PartitionLog {
   int64_t log_start_offset_ = 0;
   int64_t next_offset_ = 0;
   int64_t recovery_point_ = 0;
+  // Left unsynced by roll() (the network thread never waits on a disk) until a flush covers
+  // them: each change (a roll, a file created or removed) takes the next sequence number;
+  // rolled-off files wait with theirs, and the directory is synced through `dir_synced_through_`.
+  uint64_t changes_ = 0;
+  uint64_t dir_synced_through_ = 0;
+  std::vector<std::pair<uint64_t, std::shared_ptr<const OpenFile>>> unsynced_files_;
+  std::shared_ptr<const OpenFile> dir_file_;  // opened at the first change
 };
 
 // Kafka's segment file name: the base offset as 20 zero-padded digits.

@@ -360,9 +360,14 @@ TEST_F(PartitionLogTest, UncleanReopenScansOnlyPastTheRecoveryPoint) {
   int64_t rolled_at = 0;
   {
     auto log = open(options);
-    for (int i = 0; i < 30; ++i) append(*log, 1, std::string(90, 'u'));
-    rolled_at = log->recovery_point();  // rolled segments are synced and indexed
-    EXPECT_GT(rolled_at, 0);
+    for (int i = 0; i < 20; ++i) append(*log, 1, std::string(90, 'u'));
+    EXPECT_EQ(log->recovery_point(), 0);  // rolls do not sync; a flush does
+    auto flush = log->begin_flush();
+    for (int fd : flush.fds) ASSERT_EQ(::fsync(fd), 0);
+    log->end_flush(flush);
+    rolled_at = log->recovery_point();
+    EXPECT_EQ(rolled_at, 20);
+    for (int i = 0; i < 10; ++i) append(*log, 1, std::string(90, 'u'));
   }
   RecoveryReport report;
   auto log = open(options, LogCheckpoint{rolled_at, 0}, &report);
@@ -383,10 +388,10 @@ TEST_F(PartitionLogTest, AFlushDoneElsewhereRaisesTheRecoveryPoint) {
     for (int i = 0; i < 20; ++i) append(*log, 1, std::string(90, 'f'));
     auto pending = log->begin_flush();
     EXPECT_EQ(pending.offset, 20);
-    EXPECT_EQ(pending.fds.size(), 3u);  // log, .index, .timeindex
+    EXPECT_EQ(pending.fds.size(), 4u);  // the directory (the first segment created), log, .index, .timeindex
     for (int fd : pending.fds) ASSERT_EQ(::fdatasync(fd), 0);
     for (int i = 0; i < 5; ++i) append(*log, 1, std::string(90, 'g'));  // written after the flush began
-    log->end_flush(pending.offset);
+    log->end_flush(pending);
     flushed = log->recovery_point();
     EXPECT_EQ(flushed, 20);
   }
@@ -502,6 +507,36 @@ TEST_F(PartitionLogTest, RollsSegmentsAndReadsAcrossThem) {
   EXPECT_EQ(log->offset_for_timestamp(999), 0);
   EXPECT_EQ(log->offset_for_timestamp(1004), 8);
   EXPECT_FALSE(log->offset_for_timestamp(1010).has_value());
+}
+
+// The network thread never waits on a disk: a roll leaves the finished segment and the
+// directory unsynced, and says so through fds_to_sync() until a flush covers them.
+TEST_F(PartitionLogTest, ARollLeavesItsSyncsToTheNextFlush) {
+  auto log = open(segment_bytes(100));
+  append(*log, 2, std::string(30, 'a'));
+  {
+    auto first = log->begin_flush();
+    for (int fd : first.fds) ASSERT_EQ(::fdatasync(fd), 0);
+    log->end_flush(first);
+  }
+  EXPECT_EQ(log->fds_to_sync().size(), 1u);  // the active segment alone: nothing else pending
+  for (int i = 0; i < 3; ++i) append(*log, 2, std::string(30, 'b'));  // rolls at least once
+  ASSERT_GT(log->segment_count(), 1u);
+  EXPECT_EQ(log->recovery_point(), 2) << "a roll must not claim the finished segment synced";
+  // The old segment's log and index files, the directory, and the active segment.
+  const std::vector<int> pending_fds = log->fds_to_sync();
+  EXPECT_GE(pending_fds.size(), 3u);
+  auto flush = log->begin_flush();
+  for (int fd : flush.fds) ASSERT_EQ(::fsync(fd), 0);
+  log->end_flush(flush);
+  EXPECT_EQ(log->recovery_point(), 8);
+  EXPECT_EQ(log->fds_to_sync().size(), 1u);
+  // A roll after a flush began is not covered by it.
+  flush = log->begin_flush();
+  append(*log, 2, std::string(30, 'c'));
+  log->end_flush(flush);
+  EXPECT_EQ(log->recovery_point(), 8);
+  EXPECT_GT(log->fds_to_sync().size(), 1u);
 }
 
 TEST_F(PartitionLogTest, RollsByAge) {
@@ -1058,7 +1093,7 @@ TEST_F(PartitionLogTest, RandomFollowerHistoriesMatchTheModel) {
     } else if (op < 96) {
       auto pending = log->begin_flush();
       for (int fd : pending.fds) ASSERT_EQ(::fdatasync(fd), 0);
-      log->end_flush(pending.offset);
+      log->end_flush(pending);
     } else {
       log->flush();
     }

@@ -256,7 +256,7 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
           topic_reply.partition_responses.push_back(std::move(dup));
           // The first copy may not be synced or replicated yet: this answer waits for it too.
           if (acks == -1) {
-            to_sync.push_back(partition->log->active_fd());
+            for (int fd : partition->log->fds_to_sync()) to_sync.push_back(fd);
             to_replicate.push_back({topic.name, data.index, verdict.duplicate.last_offset + 1,
                                     reply.responses.size() - 1, topic_reply.partition_responses.size() - 1});
           }
@@ -295,7 +295,7 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
                                 reply.responses.size() - 1, topic_reply.partition_responses.size() - 1});
       // acks=all, or the topic's flush.messages reached: answered after the group commit.
       if (partition->note_append(record_count) || acks == -1) {
-        to_sync.push_back(partition->log->active_fd());
+        for (int fd : partition->log->fds_to_sync()) to_sync.push_back(fd);
         partition->unflushed_messages = 0;
       }
       const bool consumers_waiting = !partition->waiters.empty();
