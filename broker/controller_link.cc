@@ -158,6 +158,7 @@ asio::awaitable<void> ControllerLink::heartbeat_loop() {
         if (fenced_ != reply.body.is_fenced)
           SLUICE_LOG(kInfo, "broker " << config_.node_id() << (reply.body.is_fenced ? " fenced" : " unfenced"));
         fenced_ = reply.body.is_fenced;
+        if (!fenced_ && on_unfenced_) std::exchange(on_unfenced_, nullptr)();
         if (reply.body.should_shut_down) co_return;
       }
     } catch (const std::exception& e) {

@@ -49,6 +49,8 @@ class ControllerLink {
   void add_listener(controller::MetadataListener* listener) { listeners_.push_back(listener); }
   // Called once, when this broker's copy first reaches the controller's log end.
   void on_caught_up(std::function<void()> callback) { on_caught_up_ = std::move(callback); }
+  // Called once, when the controller first unfences this broker (it is caught up then).
+  void on_unfenced(std::function<void()> callback) { on_unfenced_ = std::move(callback); }
 
   // Registers, then heartbeats and follows the log until stop(). Failures to
   // reach the controller are retried (logged at most every few seconds).
@@ -94,6 +96,7 @@ class ControllerLink {
   bool fenced_ = true;
   bool stopping_ = false;
   std::function<void()> on_caught_up_;
+  std::function<void()> on_unfenced_;
   bool shutting_down_ = false;
 };
 

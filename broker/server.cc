@@ -338,9 +338,6 @@ int run_server(const BrokerConfig& config) {
       SLUICE_LOG(kError, "cannot listen on " << listener.host << ":" << listener.port << ": " << ec.message());
       return 1;
     }
-    acceptor->listen(asio::socket_base::max_listen_connections);
-    SLUICE_LOG(kInfo, "listening for " << listener.name << " on " << endpoint.address().to_string() << ":"
-                                       << acceptor->local_endpoint().port());
     acceptors.emplace_back(std::move(acceptor), role);
   }
 
@@ -348,8 +345,29 @@ int run_server(const BrokerConfig& config) {
       std::min<int64_t>(config.get_long("max.connections"), connections_allowed_by_file_limit());
   ConnectionRegistry connections(io.get_executor(), max_connections, config.get_long("max.connections.per.ip"),
                                  config.get_long("connections.max.idle.ms"));
+  auto start_accepting = [&](tcp::acceptor& acceptor, ListenerRole role) {
+    boost::system::error_code ec;
+    acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      SLUICE_LOG(kError, "cannot listen on port " << acceptor.local_endpoint().port() << ": " << ec.message());
+      return;
+    }
+    SLUICE_LOG(kInfo, "listening for " << (role == ListenerRole::kBroker ? "clients" : "controller requests")
+                                       << " on port " << acceptor.local_endpoint().port());
+    asio::co_spawn(io, accept_loop(broker, acceptor, connections, role), asio::detached);
+  };
+  // The ports are bound above (a conflict stops start-up), but a broker of a cluster answers
+  // clients only once the controller has unfenced it, as Kafka's brokers do: before, its
+  // metadata may be stale (a restarted broker's image says it leads what it no longer leads,
+  // or lists no live broker at all, which leaves librdkafka with no broker to ask again).
+  // Until then connections are refused and clients go to the other brokers.
   for (auto& [acceptor, role] : acceptors)
-    asio::co_spawn(io, accept_loop(broker, *acceptor, connections, role), asio::detached);
+    if (role != ListenerRole::kBroker || !link) start_accepting(*acceptor, role);
+  if (link)
+    link->on_unfenced([&] {
+      for (auto& [acceptor, role] : acceptors)
+        if (role == ListenerRole::kBroker) start_accepting(*acceptor, role);
+    });
   if (controller && !config.standalone())
     asio::co_spawn(io, watch_broker_sessions(*controller, config, local_broker_epoch), asio::detached);
   if (link) asio::co_spawn(io, link->run(), asio::detached);

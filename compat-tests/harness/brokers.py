@@ -122,7 +122,8 @@ class Broker:
     def __repr__(self) -> str:
         return f"Broker({self.kind}, {self.bootstrap}, pid={self.proc.pid if self.proc else None})"
 
-    def start(self) -> "Broker":
+    def start(self, wait: bool = True) -> "Broker":
+        """wait=False: return once the process runs; wait_ready() waits for it to answer."""
         if self.running():
             return self
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -133,8 +134,12 @@ class Broker:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, cwd=self.workdir,
                                      preexec_fn=_die_with_parent)
-        self._wait_ready(START_TIMEOUT[self.kind])
+        if wait:
+            self.wait_ready()
         return self
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        self._wait_ready(timeout or START_TIMEOUT[self.kind])
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -3,6 +3,7 @@ checker that reads every partition back and compares (house model: check_acked i
 test_restart.py). Topics have P partitions; message values are b"m%07d" % number."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -25,7 +26,10 @@ class AckedProducer:
         self.producer = Producer({"bootstrap.servers": bootstrap, "acks": acks,
                                   "enable.idempotence": idempotent, "linger.ms": 5,
                                   "message.timeout.ms": 60000, "retry.backoff.ms": 50,
-                                  "topic.metadata.refresh.interval.ms": 500, "log_level": 2})
+                                  "topic.metadata.refresh.interval.ms": 500, "log_level": 2,
+                                  # COMPAT_RDKAFKA_DEBUG=eos,broker,... : librdkafka's debug log on stderr
+                                  **({"debug": os.environ["COMPAT_RDKAFKA_DEBUG"], "log_level": 7}
+                                     if os.environ.get("COMPAT_RDKAFKA_DEBUG") else {})})
         self.acked: dict[tuple[int, int], bytes] = {}
         self.sent_at: dict[int, float] = {}  # message number -> when it was handed to the producer
         self.ack_times: dict[int, list[tuple[float, float]]] = {p: [] for p in range(P)}  # (sent, acknowledged)
