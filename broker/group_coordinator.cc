@@ -191,8 +191,18 @@ OffsetWrite StateStoreOffsetStore::apply(std::string_view group,
   std::vector<storage::StateStore::Change> changes;
   for (const auto& [tp, c] : upserts) changes.push_back({offset_key(group, tp), encode_offset(c)});
   for (const auto& tp : removals) changes.push_back({offset_key(group, tp), std::nullopt});
-  if (!changes.empty()) store_.apply(changes);
-  return OffsetWrite{};  // an LMDB commit: durable already
+  if (changes.empty()) return OffsetWrite{};
+  if (!writer_) {
+    store_.apply(changes);
+    return OffsetWrite{};  // an LMDB commit: durable already
+  }
+  OffsetWrite write;
+  write.state_write = std::make_shared<PendingStateWrite>(writer_->executor());
+  writer_->apply(std::move(changes), [pending = write.state_write](bool ok) {
+    pending->ok = ok;
+    pending->committed.set();
+  });
+  return write;
 }
 
 GroupCoordinator::GroupCoordinator(OffsetStore& store, Options options, boost::asio::any_io_executor executor)

@@ -23,6 +23,7 @@
 #include <boost/asio/any_io_executor.hpp>
 
 #include "broker/async_event.h"
+#include "broker/state_writer.h"
 #include "controller/controller.h"
 #include "protocol/error_codes.h"
 
@@ -43,6 +44,13 @@ struct CommittedOffset {
 using TopicPartition = std::pair<std::string, int32_t>;
 using GroupOffsets = std::map<std::string, std::map<TopicPartition, CommittedOffset>>;
 
+// A state-store commit in flight on the StateWriter's thread.
+struct PendingStateWrite {
+  explicit PendingStateWrite(const boost::asio::any_io_executor& executor) : committed(executor) {}
+  AsyncEvent committed;
+  bool ok = true;
+};
+
 // A change the offset store has made, and what it must still reach before
 // it is acknowledged.
 struct OffsetWrite {
@@ -51,6 +59,8 @@ struct OffsetWrite {
   int32_t partition = -1;
   int64_t next_offset = 0;  // that partition's high watermark must pass it
   std::vector<int> fds;     // the files to sync first (PartitionLog::fds_to_sync)
+  // A state-store commit on the writer thread (a single node), to wait for.
+  std::shared_ptr<PendingStateWrite> state_write;
 };
 
 // Durable home of committed offsets: the LMDB state store on a single node,
@@ -68,13 +78,17 @@ class OffsetStore {
 
 class StateStoreOffsetStore : public OffsetStore {
  public:
-  explicit StateStoreOffsetStore(storage::StateStore& store) : store_(store) {}
+  // With a `writer`, commits run on its thread and OffsetWrite::state_write
+  // says when they are durable; without one (unit tests), they run here.
+  explicit StateStoreOffsetStore(storage::StateStore& store, StateWriter* writer = nullptr)
+      : store_(store), writer_(writer) {}
   GroupOffsets load() override;
   OffsetWrite apply(std::string_view group, const std::map<TopicPartition, CommittedOffset>& upserts,
                     const std::vector<TopicPartition>& removals) override;
 
  private:
   storage::StateStore& store_;
+  StateWriter* writer_;
 };
 
 // What a JoinGroup or SyncGroup that had to wait gets when the group moves on.

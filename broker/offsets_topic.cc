@@ -189,6 +189,11 @@ void on_offsets_partition_role(Broker& broker, Partition& partition) {
 }
 
 boost::asio::awaitable<ErrorCode> await_offset_write(Broker& broker, const OffsetWrite& write) {
+  if (write.state_write) {  // a single node: the state store's commit, on the writer thread
+    while (!write.state_write->committed.is_set())
+      co_await write.state_write->committed.wait_until(boost::asio::steady_timer::time_point::max());
+    co_return write.state_write->ok ? ErrorCode::kNone : ErrorCode::kNotCoordinator;
+  }
   if (write.partition < 0) co_return ErrorCode::kNone;
   if (!write.fds.empty() && !co_await wait_for_sync(broker, write.fds)) co_return ErrorCode::kNotCoordinator;
   const auto deadline =

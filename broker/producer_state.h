@@ -74,6 +74,7 @@ class ProducerStateTable {
 
   // Changed since the last serialize()?
   bool dirty() const { return dirty_; }
+  void mark_dirty() { dirty_ = true; }  // a snapshot was not stored after all
 
   // A snapshot of the table as of log offset `next_offset` (the batches below
   // it are in the table). Clears the dirty flag.

@@ -66,8 +66,8 @@ bool Partition::note_append(int32_t records) {
 }
 
 ReplicaManager::ReplicaManager(std::filesystem::path log_dir, const BrokerConfig& config, storage::StateStore& store,
-                               Flusher& flusher)
-    : log_dir_(std::move(log_dir)), config_(config), store_(store), flusher_(flusher) {
+                               Flusher& flusher, StateWriter& writer)
+    : log_dir_(std::move(log_dir)), config_(config), store_(store), flusher_(flusher), writer_(writer) {
   std::filesystem::create_directories(log_dir_);
 }
 
@@ -193,7 +193,7 @@ void ReplicaManager::checkpoint() {
     }
   }
   if (fds.empty()) {
-    write_checkpoint();
+    write_checkpoint(false);
     return;
   }
   checkpoint_running_ = true;
@@ -203,15 +203,16 @@ void ReplicaManager::checkpoint() {
       for (const auto& f : *flushed)
         if (Partition* p = find(f.topic, f.index); p && p->log.get() == f.log)  // the partition may be gone
           p->log->end_flush(f.pending);
-    try {
-      write_checkpoint();
-    } catch (const std::exception& e) {
-      SLUICE_LOG(kError, "writing the log checkpoint failed (will retry): " << e.what());
-    }
+    write_checkpoint(false);
   });
 }
 
-void ReplicaManager::write_checkpoint() {
+void ReplicaManager::write_state_now(const std::vector<storage::StateStore::Change>& changes) {
+  writer_.drain();  // what was queued before commits first: a later write must not be overtaken
+  store_.apply(changes);
+}
+
+void ReplicaManager::write_checkpoint(bool now) {
   std::vector<storage::StateStore::Change> changes;
   for (auto& [key, partition] : partitions_) {
     const storage::LogCheckpoint now{partition->log->recovery_point(), partition->log->log_start_offset()};
@@ -227,9 +228,21 @@ void ReplicaManager::write_checkpoint() {
                          partition->producers.serialize(partition->log->log_end_offset())});
   }
   if (changes.empty()) return;
-  store_.apply(changes);
   for (auto& [key, partition] : partitions_)
     partition->checkpointed = {partition->log->recovery_point(), partition->log->log_start_offset()};
+  if (now) {
+    write_state_now(changes);
+    return;
+  }
+  writer_.apply(std::move(changes), [this](bool ok) {
+    if (ok) return;
+    // Not written (logged by the writer): the next checkpoint writes everything again.
+    for (auto& [key, partition] : partitions_) {
+      partition->checkpointed = {-1, -1};
+      partition->checkpointed_high_watermark = -2;
+      partition->producers.mark_dirty();
+    }
+  });
 }
 
 void ReplicaManager::flush_by_time(int64_t now_ms) {
@@ -257,7 +270,8 @@ void ReplicaManager::enforce_retention(int64_t now_ms) {
 void ReplicaManager::delete_records_before(Partition& partition, int64_t offset) {
   deleter_.remove(partition.log->advance_log_start(offset));
   const storage::LogCheckpoint now{partition.log->recovery_point(), partition.log->log_start_offset()};
-  store_.put(log_checkpoint_key(partition.topic, partition.index), encode_checkpoint(now, partition.high_watermark_));
+  // Kafka too checkpoints the log start offset in the background.
+  writer_.apply({{log_checkpoint_key(partition.topic, partition.index), encode_checkpoint(now, partition.high_watermark_)}});
   partition.checkpointed = now;
   partition.checkpointed_high_watermark = partition.high_watermark_;
 }
@@ -454,10 +468,10 @@ void ReplicaManager::truncate_to(Partition& partition, int64_t offset) {
   // Producer state is rebuilt from what is left; the lowered recovery point
   // is checkpointed before anything is appended again (storage/README.md).
   partition.producers = ProducerStateTable();
-  store_.apply({{producer_snapshot_key(partition.topic, partition.index), std::nullopt}});
+  write_state_now({{producer_snapshot_key(partition.topic, partition.index), std::nullopt}});
   load_producer_state(partition);
   const storage::LogCheckpoint now{partition.log->recovery_point(), partition.log->log_start_offset()};
-  store_.put(log_checkpoint_key(partition.topic, partition.index), encode_checkpoint(now, partition.high_watermark_));
+  write_state_now({{log_checkpoint_key(partition.topic, partition.index), encode_checkpoint(now, partition.high_watermark_)}});
   partition.checkpointed = now;
   partition.checkpointed_high_watermark = partition.high_watermark_;
 }
@@ -469,9 +483,9 @@ void ReplicaManager::truncate_fully_and_start_at(Partition& partition, int64_t o
   write_epochs(partition);
   partition.high_watermark_ = offset;
   partition.producers = ProducerStateTable();
-  store_.apply({{producer_snapshot_key(partition.topic, partition.index), std::nullopt}});
   const storage::LogCheckpoint now{partition.log->recovery_point(), partition.log->log_start_offset()};
-  store_.put(log_checkpoint_key(partition.topic, partition.index), encode_checkpoint(now, partition.high_watermark_));
+  write_state_now({{producer_snapshot_key(partition.topic, partition.index), std::nullopt},
+                   {log_checkpoint_key(partition.topic, partition.index), encode_checkpoint(now, partition.high_watermark_)}});
   partition.checkpointed = now;
   partition.checkpointed_high_watermark = partition.high_watermark_;
 }
@@ -519,7 +533,7 @@ void ReplicaManager::on_topic_created(const controller::TopicInfo& topic) {
   for (int32_t p = 0; p < topic.partition_count(); ++p) {
     if (!hosts(topic, p)) continue;
     // A namesake's state, if a crash left some behind.
-    store_.apply({{producer_snapshot_key(topic.name, p), std::nullopt}, {log_checkpoint_key(topic.name, p), std::nullopt}});
+    write_state_now({{producer_snapshot_key(topic.name, p), std::nullopt}, {log_checkpoint_key(topic.name, p), std::nullopt}});
     open_partition(topic, p);
   }
 }
@@ -549,7 +563,7 @@ void ReplicaManager::drop_partition(const std::string& topic, int32_t index) {
     for (auto& observe : role_observers_) observe(*it->second, -1);  // its fetcher and coordinator let go of it
     dir = it->second->log->dir();
     partitions_.erase(it);
-    store_.apply({{producer_snapshot_key(topic, index), std::nullopt}, {log_checkpoint_key(topic, index), std::nullopt}});
+    write_state_now({{producer_snapshot_key(topic, index), std::nullopt}, {log_checkpoint_key(topic, index), std::nullopt}});
   }
   // Also when the partition never opened: its creation may have failed
   // half way, after making the directory.
@@ -571,7 +585,7 @@ void ReplicaManager::flush_all() {
       SLUICE_LOG(kError, "flushing " << partition->topic << "-" << partition->index << " failed: " << e.what());
     }
   }
-  write_checkpoint();
+  write_checkpoint(true);
 }
 
 }  // namespace sluice::broker

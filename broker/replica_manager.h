@@ -17,6 +17,7 @@
 
 #include "broker/config.h"
 #include "broker/flusher.h"
+#include "broker/state_writer.h"
 #include "broker/producer_state.h"
 #include "controller/controller.h"
 #include "storage/file_deleter.h"
@@ -96,7 +97,7 @@ class ReplicaManager : public controller::MetadataListener {
   // Topic settings fall back to `config`; checkpoints and producer-state
   // snapshots go to `store`.
   ReplicaManager(std::filesystem::path log_dir, const BrokerConfig& config, storage::StateStore& store,
-                 Flusher& flusher);
+                 Flusher& flusher, StateWriter& writer);
 
   // Opens the logs of every partition the controller knows, recovering each,
   // and removes directories of partitions that no longer exist.
@@ -191,7 +192,12 @@ class ReplicaManager : public controller::MetadataListener {
   storage::LogOptions log_options_for(const controller::TopicInfo& topic) const;
   void apply_topic_settings(Partition& partition, const controller::TopicInfo& topic);
   void load_producer_state(Partition& partition);
-  void write_checkpoint();
+  // now: committed before returning (clean shutdown); else on the writer thread.
+  void write_checkpoint(bool now);
+  // For writes that must be durable before the caller goes on (after a truncation, before
+  // anything is appended again; a partition's state removed before a namesake opens): rare,
+  // so they wait for the disk here, after whatever the writer has queued.
+  void write_state_now(const std::vector<storage::StateStore::Change>& changes);
 
   // Orders (topic, index) keys and lets lookups use a string_view topic.
   struct KeyLess {
@@ -212,6 +218,7 @@ class ReplicaManager : public controller::MetadataListener {
   void apply_partition_state(Partition& partition, const controller::PartitionState& state);
   storage::StateStore& store_;
   Flusher& flusher_;
+  StateWriter& writer_;  // checkpoints and DeleteRecords' log start, off this thread
   storage::FileDeleter deleter_;
   bool checkpoint_running_ = false;
   std::map<std::pair<std::string, int32_t>, std::unique_ptr<Partition>, KeyLess> partitions_;

@@ -257,7 +257,8 @@ int run_server(const BrokerConfig& config) {
   };
 
   Flusher flusher(io.get_executor());
-  ReplicaManager replicas(log_dir, config, *store, flusher);
+  StateWriter state_writer(io.get_executor(), *store);
+  ReplicaManager replicas(log_dir, config, *store, flusher, state_writer);
   ReplicaFetchers fetchers(io.get_executor(), config, replicas, metadata);
   replicas.add_role_observer([&](Partition& p, int32_t leader) { fetchers.follow(p, leader); });
   if (link) replicas.hold_roles();
@@ -267,7 +268,7 @@ int run_server(const BrokerConfig& config) {
   // Committed offsets: in the state store on a single node; in a cluster, in
   // __consumer_offsets, each group coordinated by its partition's leader.
   const bool offsets_in_topic = !config.standalone();
-  StateStoreOffsetStore state_store_offsets(*store);
+  StateStoreOffsetStore state_store_offsets(*store, &state_writer);
   LogOffsetStore topic_offsets(replicas);
   OffsetStore& offset_store = offsets_in_topic ? static_cast<OffsetStore&>(topic_offsets) : state_store_offsets;
   GroupCoordinator groups(offset_store,
