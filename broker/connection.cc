@@ -7,7 +7,14 @@
 #include <cerrno>
 #include <cstring>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <deque>
+#include <memory>
+#include <optional>
 
 #include "broker/frame_reader.h"
 #include "broker/handlers/handlers.h"
@@ -21,6 +28,7 @@ namespace {
 namespace asio = boost::asio;
 using asio::use_awaitable;
 
+constexpr int16_t kProduceKey = 0;
 constexpr int16_t kApiVersionsKey = 18;
 // A response buffer grown past this for one large response is released
 // afterwards, so idle connections stay small.
@@ -127,22 +135,158 @@ std::string peer_name(const asio::ip::tcp::socket& socket) {
   return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
+// What a connection's reader and its requests share: the socket, and the
+// requests whose answers are still to be sent, in arrival order. A request
+// that released the connection (Produce, once appended) runs on beside the
+// reader and may outlive serve_connection at shutdown, so this is shared.
+struct ConnectionState {
+  struct Pending {
+    explicit Pending(std::shared_ptr<ConnectionRegistry::Connection> entry) : activity(std::move(entry)) {
+      ++activity->requests_in_handling;
+    }
+    ~Pending() { finish(); }
+    void finish() {  // a parked fetch or join is not idleness; an answered one is
+      if (counted) {
+        counted = false;
+        --activity->requests_in_handling;
+        activity->touch();
+      }
+    }
+    std::shared_ptr<ConnectionRegistry::Connection> activity;
+    bool counted = true;
+    protocol::Writer response;
+    size_t size_at = 0;
+    std::optional<RequestContext> ctx;
+    int16_t api_key = 0;
+    bool released = false;  // the reader may go on to the next request
+    bool done = false;
+    std::string failure;  // the handler threw: the connection closes here
+  };
+
+  ConnectionState(asio::ip::tcp::socket s, std::shared_ptr<ConnectionRegistry::Connection> entry, std::string peer)
+      : socket(std::move(s)), entry(std::move(entry)), peer(std::move(peer)), changed(socket.get_executor()) {}
+
+  void notify() { changed.cancel(); }
+  // Returns after the next notify() (callers check their condition first: one coroutine runs at a time).
+  asio::awaitable<void> wait() {
+    changed.expires_at(asio::steady_timer::time_point::max());
+    boost::system::error_code ignored;
+    co_await changed.async_wait(asio::redirect_error(use_awaitable, ignored));
+  }
+  void close() {
+    closed = true;
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    pending.clear();
+    notify();
+  }
+  std::shared_ptr<Pending> new_request() {
+    auto p = std::make_shared<Pending>(entry);
+    if (!spare_buffers.empty()) {
+      p->response.buffer().swap(spare_buffers.back());
+      spare_buffers.pop_back();
+    }
+    pending.push_back(p);
+    return p;
+  }
+  void recycle(Pending& p) {
+    p.response.clear();  // also lets go of the files spliced in
+    if (p.response.buffer().capacity() <= kRetainedBufferBytes && spare_buffers.size() < 4) {
+      spare_buffers.emplace_back();
+      spare_buffers.back().swap(p.response.buffer());
+    }
+  }
+
+  asio::ip::tcp::socket socket;
+  std::shared_ptr<ConnectionRegistry::Connection> entry;
+  std::string peer;
+  std::deque<std::shared_ptr<Pending>> pending;
+  std::vector<std::string> spare_buffers;
+  std::string small_response;  // send_response's scratch space, at most kCopyResponseBytes
+  asio::steady_timer changed;   // cancelled when a request is released or done, or an answer sent
+  bool sending = false;
+  bool closed = false;
+};
+
+// At most this many requests of one connection in flight (released and still
+// waiting); librdkafka and the Java client keep up to 5 per connection.
+constexpr size_t kMaxInFlight = 16;
+
+// Sends the answers that are ready, in arrival order; the first coroutine to
+// get here sends for every other meanwhile.
+asio::awaitable<void> send_ready(std::shared_ptr<ConnectionState> c) {
+  if (c->sending) co_return;
+  c->sending = true;
+  try {
+    while (!c->closed && !c->pending.empty() && c->pending.front()->done) {
+      std::shared_ptr<ConnectionState::Pending> p = c->pending.front();
+      if (!p->failure.empty()) {
+        SLUICE_LOG(kWarn, "closing " << c->peer << ": " << p->failure);
+        c->close();
+        break;
+      }
+      if (p->ctx && p->ctx->close_connection) {
+        SLUICE_LOG(kWarn, "closing " << c->peer << " after a failed request of API " << p->api_key);
+        c->close();
+        break;
+      }
+      if (!p->ctx || p->ctx->send_response) {
+        p->response.patch_int32(p->size_at, static_cast<int32_t>(p->response.size() - 4));
+        co_await send_response(c->socket, p->response, c->small_response);
+        c->entry->touch();
+      }
+      if (!c->pending.empty() && c->pending.front() == p) c->pending.pop_front();
+      c->recycle(*p);
+      c->notify();
+    }
+  } catch (const std::exception&) {
+    c->close();  // the peer went away (or we are shutting down): nothing more to answer
+  }
+  c->sending = false;
+}
+
+// Runs one request's handler, then sends what is ready.
+asio::awaitable<void> run_request(std::shared_ptr<ConnectionState> c, std::shared_ptr<ConnectionState::Pending> p,
+                                  const ApiHandler* handler) {
+  try {
+    co_await handler->handle(*p->ctx);
+  } catch (const protocol::DecodeError& e) {
+    p->failure = std::string("malformed request: ") + e.what();
+  } catch (const std::exception& e) {
+    p->failure = e.what();
+  }
+  p->ctx->on_release = nullptr;
+  p->released = p->done = true;
+  p->finish();
+  c->notify();
+  co_await send_ready(c);
+}
+
 }  // namespace
 
-asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket socket,
+asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket socket_in,
                                        std::shared_ptr<ConnectionRegistry::Connection> entry, ListenerRole role) {
+  auto c = std::make_shared<ConnectionState>(std::move(socket_in), entry, "");
+  asio::ip::tcp::socket& socket = c->socket;
   ConnectionRegistry::Connection& activity = *entry;
   activity.socket = &socket;  // the registry closes this one (the caller's was moved from)
-  const std::string peer = peer_name(socket);
+  c->peer = peer_name(socket);
+  const std::string& peer = c->peer;
   const std::string client_host = "/" + peer_address(socket);  // Kafka's form: "/127.0.0.1"
   const int64_t max_request_bytes = broker.config.get_long("socket.request.max.bytes");
   socket.set_option(asio::ip::tcp::no_delay(true));
   socket.native_non_blocking(true);  // send_bytes / send_file_region wait for room themselves
   FrameReader input(max_request_bytes);
-  protocol::Writer response;
-  std::string small_response;  // send_response's scratch space, at most kCopyResponseBytes
+  // Our own decision to close (a bad frame, an unknown API or version): the answers to the
+  // requests before it go out first, as they would have one request at a time.
+  auto close_after_earlier_answers = [&]() -> asio::awaitable<void> {
+    while (!c->closed && !c->pending.empty()) co_await c->wait();
+    c->close();
+  };
   try {
     for (;;) {
+      while (!c->closed && c->pending.size() >= kMaxInFlight) co_await c->wait();
+      if (c->closed) co_return;
       std::span<char> next_frame;
       FrameReader::Status status;
       while ((status = input.next(next_frame)) == FrameReader::Status::kNeedMore) {
@@ -153,6 +297,7 @@ asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket soc
       if (status == FrameReader::Status::kBadSize) {
         SLUICE_LOG(kWarn, "closing " << peer << ": request size " << input.claimed_size() << " is outside 0.."
                                      << max_request_bytes << " (socket.request.max.bytes)");
+        co_await close_after_earlier_answers();
         co_return;
       }
       char* const frame_data = next_frame.data();
@@ -162,59 +307,64 @@ asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket soc
         FrameReader& input;
         ~ConsumeOnExit() { input.consume(); }
       } consume_on_exit{input};
-      // From here until its response is sent the connection is not idle,
-      // however long the request waits (a fetch long poll, a rebalance).
-      struct InHandling {
-        ConnectionRegistry::Connection& activity;
-        explicit InHandling(ConnectionRegistry::Connection& a) : activity(a) { ++activity.requests_in_handling; }
-        ~InHandling() {
-          --activity.requests_in_handling;
-          activity.touch();
-        }
-      } in_handling{activity};
 
       protocol::Reader reader(frame);
       const int16_t api_key = reader.read_int16();  // DecodeError on short frames closes below
       const int16_t api_version = reader.read_int16();
       const int32_t correlation_id = reader.read_int32();
 
-      response.clear();
-      const size_t size_at = response.reserve_int32();
-      response.write_int32(correlation_id);
-
       const ApiHandler* handler = find_api_handler(role, api_key);
       if (!handler || !api_enabled(broker, api_key)) {
         SLUICE_LOG(kWarn, "closing " << peer << ": unknown API key " << api_key);
+        co_await close_after_earlier_answers();
         co_return;
       }
-      bool version_ok = api_version >= handler->min_version && api_version <= handler->max_version;
-      if (!version_ok && api_key == kApiVersionsKey) {
-        // KIP-511: parse nothing more and answer in v0 so the client can retry.
-        write_api_versions_fallback(response);
-      } else if (!version_ok) {
+      const bool version_ok = api_version >= handler->min_version && api_version <= handler->max_version;
+      if (!version_ok && api_key != kApiVersionsKey) {
         SLUICE_LOG(kWarn, "closing " << peer << ": unsupported version " << api_version << " of API " << api_key);
+        co_await close_after_earlier_answers();
         co_return;
-      } else {
-        protocol::RequestHeader header;
-        reader = protocol::Reader(frame);
-        header.decode(reader, protocol::request_header_version(api_key, api_version));
-        if (protocol::response_header_version(api_key, api_version) >= 1) response.write_uvarint(0);  // no tags
-
-        std::string_view body = std::string_view(frame).substr(reader.position());
-        RequestContext ctx{broker,       api_key, api_version, correlation_id, std::move(header.client_id),
-                           client_host,  body,    frame_data + reader.position(), response};
-        ctx.listener = role;
-        co_await handler->handle(ctx);
-        if (ctx.close_connection) {
-          SLUICE_LOG(kWarn, "closing " << peer << " after a failed request of API " << api_key);
-          co_return;
-        }
-        if (!ctx.send_response) continue;
       }
-      response.patch_int32(size_at, static_cast<int32_t>(response.size() - 4));
-      co_await send_response(socket, response, small_response);
-      response.clear();  // also lets go of the files spliced in
-      if (response.buffer().capacity() > kRetainedBufferBytes) std::string().swap(response.buffer());
+      // From here until its answer is sent the connection is not idle, however long the
+      // request waits (a fetch long poll, a rebalance).
+      std::shared_ptr<ConnectionState::Pending> p = c->new_request();
+      p->api_key = api_key;
+      p->size_at = p->response.reserve_int32();
+      p->response.write_int32(correlation_id);
+      if (!version_ok) {
+        // KIP-511: parse nothing more and answer in v0 so the client can retry.
+        write_api_versions_fallback(p->response);
+        p->released = p->done = true;
+        p->finish();
+        co_await send_ready(c);
+        continue;
+      }
+      protocol::RequestHeader header;
+      reader = protocol::Reader(frame);
+      header.decode(reader, protocol::request_header_version(api_key, api_version));
+      if (protocol::response_header_version(api_key, api_version) >= 1) p->response.write_uvarint(0);  // no tags
+
+      std::string_view body = std::string_view(frame).substr(reader.position());
+      p->ctx.emplace(RequestContext{broker, api_key, api_version, correlation_id, std::move(header.client_id),
+                                    client_host, body, frame_data + reader.position(), p->response});
+      p->ctx->listener = role;
+      if (api_key == kProduceKey) {
+        // Produce may release the connection once appended (RequestContext::release): it then
+        // runs on beside the reader, and the next request is read meanwhile.
+        p->ctx->on_release = [weak = std::weak_ptr<ConnectionState>(c), raw = p.get()] {
+          raw->released = true;
+          if (auto state = weak.lock()) state->notify();
+        };
+        asio::co_spawn(socket.get_executor(), run_request(c, p, handler), asio::detached);
+        while (!p->released && !c->closed) co_await c->wait();
+      } else {
+        co_await run_request(c, p, handler);
+      }
+      // A failed request closes the connection once the answers before it are out.
+      if (c->closed || !p->failure.empty() || p->ctx->close_connection) {
+        co_await close_after_earlier_answers();
+        co_return;
+      }
     }
   } catch (const protocol::DecodeError& e) {
     SLUICE_LOG(kWarn, "closing " << peer << ": malformed request: " << e.what());
@@ -223,6 +373,7 @@ asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket soc
   } catch (const std::exception& e) {
     SLUICE_LOG(kError, "closing " << peer << ": " << e.what());
   }
+  c->close();
 }
 
 }  // namespace sluice::broker

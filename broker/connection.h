@@ -1,7 +1,13 @@
 // One client connection: reads size-prefixed requests, answers them in the
-// order they arrived (clients pipeline; Kafka keeps one request in flight per
-// connection, and so do we), and closes the connection where Kafka would:
-// a bad frame size, an unknown API, an unparseable request.
+// order they arrived, and closes the connection where Kafka would: a bad
+// frame size, an unknown API, an unparseable request.
+//
+// Clients pipeline (librdkafka and Java keep up to 5 requests in flight).
+// Kafka handles a connection's requests one at a time; so do we, except that
+// a Produce releases the connection once its batches are appended
+// (RequestContext::release): the next request is read and handled while it
+// waits for the group commit and the replicas, so those waits overlap instead
+// of adding up. Appends stay in arrival order; answers leave in arrival order.
 #pragma once
 
 #include <utility>

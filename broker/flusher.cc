@@ -1,5 +1,6 @@
 #include "broker/flusher.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,9 +20,10 @@ Flusher::~Flusher() {
   thread_.join();
 }
 
-void Flusher::flush(const std::vector<int>& fds, std::function<void(bool)> done) {
+void Flusher::flush(const storage::SyncList& sync, std::function<void(bool)> done) {
   Request request;
-  for (int fd : fds) {
+  request.dirs = sync.dirs;
+  for (int fd : sync.fds) {
     int copy = ::dup(fd);
     if (copy >= 0)
       request.fds.push_back(copy);
@@ -52,6 +54,7 @@ void Flusher::run() {
     }
     // One fdatasync per distinct file, however many requests wait on it.
     std::set<std::pair<dev_t, ino_t>> synced;
+    std::set<std::string> synced_dirs;
     bool ok = true;
     uint64_t syncs = 0;
     for (auto& request : batch) {
@@ -60,11 +63,18 @@ void Flusher::run() {
         if (::fstat(fd, &st) != 0) {
           ok = false;  // not synced: whoever waits on it must not be told it was
         } else if (synced.insert({st.st_dev, st.st_ino}).second) {
-          // A directory (a segment file created in it) takes fsync: its entries are what matter.
-          if ((S_ISDIR(st.st_mode) ? ::fsync(fd) : ::fdatasync(fd)) != 0) ok = false;
+          if (::fdatasync(fd) != 0) ok = false;
           ++syncs;
         }
         ::close(fd);
+      }
+      // A directory where a segment file was created or removed: fsync, its entries are what matter.
+      for (const auto& dir : request.dirs) {
+        if (!synced_dirs.insert(dir.native()).second) continue;
+        const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || ::fsync(fd) != 0) ok = false;
+        if (fd >= 0) ::close(fd);
+        ++syncs;
       }
     }
     {

@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "storage/partition_log.h"
+
 namespace sluice::broker {
 
 class Flusher {
@@ -20,10 +22,14 @@ class Flusher {
   Flusher(const Flusher&) = delete;
   Flusher& operator=(const Flusher&) = delete;
 
-  // Syncs everything written so far to the files behind `fds`, then calls
+  // Syncs everything written so far to the files behind `sync.fds` and the
+  // directories `sync.dirs` (opened on the flusher's thread), then calls
   // done(ok) on the executor. The fds are duplicated here, so the caller may
   // close or roll its files meanwhile.
-  void flush(const std::vector<int>& fds, std::function<void(bool ok)> done);
+  void flush(const storage::SyncList& sync, std::function<void(bool ok)> done);
+  void flush(const std::vector<int>& fds, std::function<void(bool ok)> done) {
+    flush(storage::SyncList{fds, {}}, std::move(done));
+  }
 
   // Counters for tests and metrics.
   uint64_t syncs() const;
@@ -31,6 +37,7 @@ class Flusher {
  private:
   struct Request {
     std::vector<int> fds;  // duplicates owned by the request
+    std::vector<std::filesystem::path> dirs;
     std::function<void(bool)> done;
     bool failed = false;   // a file could not be duplicated (no descriptors left)
   };

@@ -26,6 +26,7 @@
 #include "broker/state_writer.h"
 #include "controller/controller.h"
 #include "protocol/error_codes.h"
+#include "storage/partition_log.h"
 
 namespace sluice::storage {
 class StateStore;
@@ -58,9 +59,9 @@ struct OffsetWrite {
   // already (the state store).
   int32_t partition = -1;
   int64_t next_offset = 0;  // that partition's high watermark must pass it
-  std::vector<int> fds;     // the files to sync first (PartitionLog::fds_to_sync)
+  storage::SyncList sync;   // what to sync first (PartitionLog::to_sync)
   // A state-store commit on the writer thread (a single node), to wait for.
-  std::shared_ptr<PendingStateWrite> state_write;
+  std::shared_ptr<PendingStateWrite> state_write = nullptr;
 };
 
 // Durable home of committed offsets: the LMDB state store on a single node,

@@ -172,7 +172,7 @@ OffsetWrite LogOffsetStore::apply(std::string_view group, const std::map<TopicPa
   const int64_t base = partition->log->append(std::span<char>(batch.data(), batch.size()), {count - 1, now_ms});
   partition->note_append(count);
   replicas_.after_leader_append(*partition, base);
-  return OffsetWrite{index, base + count, partition->log->fds_to_sync()};
+  return OffsetWrite{index, base + count, partition->log->to_sync()};
 }
 
 void on_offsets_partition_role(Broker& broker, Partition& partition) {
@@ -195,7 +195,7 @@ boost::asio::awaitable<ErrorCode> await_offset_write(Broker& broker, const Offse
     co_return write.state_write->ok ? ErrorCode::kNone : ErrorCode::kNotCoordinator;
   }
   if (write.partition < 0) co_return ErrorCode::kNone;
-  if (!write.fds.empty() && !co_await wait_for_sync(broker, write.fds)) co_return ErrorCode::kNotCoordinator;
+  if (!write.sync.empty() && !co_await wait_for_sync(broker, write.sync)) co_return ErrorCode::kNotCoordinator;
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(broker.config.get_int("offsets.commit.timeout.ms"));
   const ErrorCode replicated =

@@ -180,24 +180,24 @@ void ReplicaManager::checkpoint() {
     storage::PartitionLog::PendingFlush pending;
   };
   auto flushed = std::make_shared<std::vector<Flushed>>();
-  std::vector<int> fds;
+  storage::SyncList to_sync;
   for (auto& [key, partition] : partitions_) {
     storage::PartitionLog& log = *partition->log;
     if (log.recovery_point() >= log.log_end_offset()) continue;
     try {
       auto pending = log.begin_flush();
-      fds.insert(fds.end(), pending.fds.begin(), pending.fds.end());
+      to_sync.append(pending.sync);
       flushed->push_back({partition->topic, partition->index, &log, pending});
     } catch (const std::exception& e) {
       SLUICE_LOG(kError, "checkpoint of " << partition->topic << "-" << partition->index << " failed: " << e.what());
     }
   }
-  if (fds.empty()) {
+  if (to_sync.empty()) {
     write_checkpoint(false);
     return;
   }
   checkpoint_running_ = true;
-  flusher_.flush(fds, [this, flushed](bool ok) {
+  flusher_.flush(to_sync, [this, flushed](bool ok) {
     checkpoint_running_ = false;
     if (ok)
       for (const auto& f : *flushed)
@@ -246,15 +246,14 @@ void ReplicaManager::write_checkpoint(bool now) {
 }
 
 void ReplicaManager::flush_by_time(int64_t now_ms) {
-  std::vector<int> fds;
+  storage::SyncList to_sync;
   for (auto& [key, partition] : partitions_) {
     if (partition->unflushed_messages == 0 || now_ms - partition->last_flush_ms < partition->flush_ms) continue;
-    const std::vector<int> log_fds = partition->log->fds_to_sync();
-    fds.insert(fds.end(), log_fds.begin(), log_fds.end());
+    to_sync.append(partition->log->to_sync());
     partition->unflushed_messages = 0;
     partition->last_flush_ms = now_ms;
   }
-  if (!fds.empty()) flusher_.flush(fds, [](bool) {});
+  if (!to_sync.empty()) flusher_.flush(to_sync, [](bool) {});
 }
 
 void ReplicaManager::enforce_retention(int64_t now_ms) {

@@ -10,10 +10,10 @@ namespace sluice::broker {
 
 using protocol::ErrorCode;
 
-boost::asio::awaitable<bool> wait_for_sync(Broker& broker, const std::vector<int>& fds) {
+boost::asio::awaitable<bool> wait_for_sync(Broker& broker, const storage::SyncList& sync) {
   AsyncEvent synced(broker.executor);
   bool ok = true;
-  broker.flusher.flush(fds, [&synced, &ok](bool flushed) {
+  broker.flusher.flush(sync, [&synced, &ok](bool flushed) {
     ok = flushed;
     synced.set();
   });

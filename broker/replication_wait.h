@@ -11,13 +11,14 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "protocol/error_codes.h"
+#include "storage/partition_log.h"
 
 namespace sluice::broker {
 
 struct Broker;
 
 // Waits until the group commit has synced `fds`; false if a sync failed.
-boost::asio::awaitable<bool> wait_for_sync(Broker& broker, const std::vector<int>& fds);
+boost::asio::awaitable<bool> wait_for_sync(Broker& broker, const storage::SyncList& sync);
 
 // Waits until the high watermark of a partition this broker leads passes
 // `next_offset` (everything below it is on every in-sync replica). Kafka's

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "broker/broker.h"
 #include "broker/listener_role.h"
@@ -31,6 +33,14 @@ struct RequestContext {
   bool close_connection = false;
   // The listener the request came in on.
   ListenerRole listener = ListenerRole::kBroker;
+  // Set by the connection for requests it may overlap (Produce): release()
+  // lets it read and start the next request while this one waits (for the
+  // group commit, for the replicas). After it the handler must not read
+  // `body` again: the frame's buffer is reused. Answers still leave in order.
+  std::function<void()> on_release = nullptr;
+  void release() {
+    if (on_release) std::exchange(on_release, nullptr)();
+  }
 
   template <typename Request>
   Request decode() {

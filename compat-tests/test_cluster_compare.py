@@ -1,7 +1,8 @@
 """A cluster's answers where Kafka decides them, run on a Sluice cluster and on an Apache Kafka
 cluster laid out alike (a controller-only node and three brokers, KRaft, 2 s sessions;
 harness/cluster.py and harness/kafka_cluster.py): what Metadata says of lost replicas, when acks=all
-is refused, and what a broker that does not lead answers. Both must give the same answers."""
+is refused, what a broker that does not lead answers, and what a client fetching under an old or
+a future leader epoch gets after a failover. Both must give the same answers."""
 from __future__ import annotations
 
 import time
@@ -77,3 +78,15 @@ def test_replicas_lost_metadata_and_acks_all_refusal(any_cluster):
     c.node(first).start()
     v = wait_view(c, topic, leader, lambda v: first in v["isr"] and first not in v["offline"], timeout=40)
     assert produce_error(c, leader, topic, -1) == 0
+
+    # Failover, as a client sees it: the leader dies; the one in-sync replica left leads in the
+    # next leader epoch, refuses fetches under the old epoch (FENCED_LEADER_EPOCH, KIP-320) and
+    # ones under an epoch it has not reached (UNKNOWN_LEADER_EPOCH), and serves the new one.
+    old_epoch = v["epoch"]
+    c.node(leader).kill9()
+    v = wait_view(c, topic, first, lambda v: v["leader"] == first and v["epoch"] > old_epoch, timeout=30)
+    node = c.nodes[first]
+    with kwire.KafkaConn(node.host, node.port) as conn:
+        assert kwire.fetch_error(conn, topic, 0, 0, old_epoch) == kwire.FENCED_LEADER_EPOCH
+        assert kwire.fetch_error(conn, topic, 0, 0, v["epoch"] + 1) == kwire.UNKNOWN_LEADER_EPOCH
+        assert kwire.fetch_error(conn, topic, 0, 0, v["epoch"]) == kwire.NONE

@@ -420,24 +420,19 @@ void PartitionLog::finish_time_index(Segment& segment) {
     segment.time_index.push_back({segment.max_timestamp, segment.max_timestamp_offset});
 }
 
-void PartitionLog::note_directory_change() {
-  ++changes_;
-  if (!dir_file_) {
-    int fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) dir_file_ = std::make_shared<OpenFile>(fd);
-  }
-}
+void PartitionLog::note_directory_change() { ++changes_; }
 
 void PartitionLog::sync_directory_now() {
   fsync_dir(dir_);
   dir_synced_through_ = changes_;
 }
 
-std::vector<int> PartitionLog::fds_to_sync() {
-  std::vector<int> fds{segments_.back().fd()};
-  for (const auto& [change, file] : unsynced_files_) fds.push_back(file->fd());
-  if (dir_synced_through_ < changes_ && dir_file_) fds.push_back(dir_file_->fd());
-  return fds;
+SyncList PartitionLog::to_sync() const {
+  SyncList sync;
+  sync.fds.push_back(segments_.back().fd());
+  for (const auto& [change, file] : unsynced_files_) sync.fds.push_back(file->fd());
+  if (dir_synced_through_ < changes_) sync.dirs.push_back(dir_);
+  return sync;
 }
 
 // Appends the index entries not yet on disk; with `sync`, also makes them
@@ -690,9 +685,9 @@ std::optional<std::pair<int64_t, int64_t>> PartitionLog::max_timestamp_batch() c
 PartitionLog::PendingFlush PartitionLog::begin_flush() {
   Segment& active = segments_.back();
   write_indexes(active, false);
-  PendingFlush pending{next_offset_, fds_to_sync(), changes_};
-  if (active.index_file) pending.fds.push_back(active.index_file->fd());
-  if (active.time_index_file) pending.fds.push_back(active.time_index_file->fd());
+  PendingFlush pending{next_offset_, to_sync(), changes_};
+  if (active.index_file) pending.sync.fds.push_back(active.index_file->fd());
+  if (active.time_index_file) pending.sync.fds.push_back(active.time_index_file->fd());
   return pending;
 }
 

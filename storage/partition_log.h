@@ -74,6 +74,20 @@ struct RecoveryReport {
   std::vector<std::string> problems;  // what was wrong where (paths included)
 };
 
+// Files and directories to sync for a write to be durable, handed to a thread
+// that syncs (broker/flusher). File descriptors must be dup()ed before they
+// leave the log's thread (Flusher::flush does); directories go by path and are
+// opened where they are synced, so that a log holds no descriptor for them.
+struct SyncList {
+  std::vector<int> fds;
+  std::vector<std::filesystem::path> dirs;
+  void append(const SyncList& other) {
+    fds.insert(fds.end(), other.fds.begin(), other.fds.end());
+    dirs.insert(dirs.end(), other.dirs.begin(), other.dirs.end());
+  }
+  bool empty() const { return fds.empty() && dirs.empty(); }
+};
+
 class PartitionLog {
  public:
   static constexpr size_t kLogOverhead = 12;
@@ -183,8 +197,8 @@ class PartitionLog {
   // begin_flush() writes the pending index entries and says which files to
   // sync; once they are synced, end_flush() raises the recovery point.
   struct PendingFlush {
-    int64_t offset;        // everything below it is in the files
-    std::vector<int> fds;  // to fdatasync (dup them before leaving this thread)
+    int64_t offset;  // everything below it is in the files
+    SyncList sync;   // what to sync
     uint64_t unsynced_through = 0;  // the rolls and directory changes it covers
   };
   PendingFlush begin_flush();
@@ -207,9 +221,8 @@ class PartitionLog {
   // What to sync, off this thread, for everything appended so far to be
   // durable: the active segment, segments rolled since the last completed
   // begin_flush() (a roll does not sync them), and the directory while a
-  // segment file created or removed there is not synced. Callers dup() them
-  // before leaving this thread (Flusher::flush does).
-  std::vector<int> fds_to_sync();
+  // segment file created or removed there is not synced.
+  SyncList to_sync() const;
 
  private:
   // An open segment file, closed when its last owner (the log, or a fetch still
@@ -307,7 +320,6 @@ class PartitionLog {
   uint64_t changes_ = 0;
   uint64_t dir_synced_through_ = 0;
   std::vector<std::pair<uint64_t, std::shared_ptr<const OpenFile>>> unsynced_files_;
-  std::shared_ptr<const OpenFile> dir_file_;  // opened at the first change
 };
 
 // Kafka's segment file name: the base offset as 20 zero-padded digits.

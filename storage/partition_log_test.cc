@@ -363,7 +363,7 @@ TEST_F(PartitionLogTest, UncleanReopenScansOnlyPastTheRecoveryPoint) {
     for (int i = 0; i < 20; ++i) append(*log, 1, std::string(90, 'u'));
     EXPECT_EQ(log->recovery_point(), 0);  // rolls do not sync; a flush does
     auto flush = log->begin_flush();
-    for (int fd : flush.fds) ASSERT_EQ(::fsync(fd), 0);
+    for (int fd : flush.sync.fds) ASSERT_EQ(::fsync(fd), 0);
     log->end_flush(flush);
     rolled_at = log->recovery_point();
     EXPECT_EQ(rolled_at, 20);
@@ -388,8 +388,9 @@ TEST_F(PartitionLogTest, AFlushDoneElsewhereRaisesTheRecoveryPoint) {
     for (int i = 0; i < 20; ++i) append(*log, 1, std::string(90, 'f'));
     auto pending = log->begin_flush();
     EXPECT_EQ(pending.offset, 20);
-    EXPECT_EQ(pending.fds.size(), 4u);  // the directory (the first segment created), log, .index, .timeindex
-    for (int fd : pending.fds) ASSERT_EQ(::fdatasync(fd), 0);
+    EXPECT_EQ(pending.sync.fds.size(), 3u);  // log, .index, .timeindex
+    EXPECT_EQ(pending.sync.dirs.size(), 1u);  // the first segment was created there
+    for (int fd : pending.sync.fds) ASSERT_EQ(::fdatasync(fd), 0);
     for (int i = 0; i < 5; ++i) append(*log, 1, std::string(90, 'g'));  // written after the flush began
     log->end_flush(pending);
     flushed = log->recovery_point();
@@ -510,33 +511,37 @@ TEST_F(PartitionLogTest, RollsSegmentsAndReadsAcrossThem) {
 }
 
 // The network thread never waits on a disk: a roll leaves the finished segment and the
-// directory unsynced, and says so through fds_to_sync() until a flush covers them.
+// directory unsynced, and says so through to_sync() until a flush covers them.
 TEST_F(PartitionLogTest, ARollLeavesItsSyncsToTheNextFlush) {
   auto log = open(segment_bytes(100));
   append(*log, 2, std::string(30, 'a'));
   {
     auto first = log->begin_flush();
-    for (int fd : first.fds) ASSERT_EQ(::fdatasync(fd), 0);
+    for (int fd : first.sync.fds) ASSERT_EQ(::fdatasync(fd), 0);
     log->end_flush(first);
   }
-  EXPECT_EQ(log->fds_to_sync().size(), 1u);  // the active segment alone: nothing else pending
+  EXPECT_EQ(log->to_sync().fds.size(), 1u);  // the active segment alone: nothing else pending
+  EXPECT_TRUE(log->to_sync().dirs.empty());
   for (int i = 0; i < 3; ++i) append(*log, 2, std::string(30, 'b'));  // rolls at least once
   ASSERT_GT(log->segment_count(), 1u);
   EXPECT_EQ(log->recovery_point(), 2) << "a roll must not claim the finished segment synced";
   // The old segment's log and index files, the directory, and the active segment.
-  const std::vector<int> pending_fds = log->fds_to_sync();
-  EXPECT_GE(pending_fds.size(), 3u);
+  const SyncList pending = log->to_sync();
+  EXPECT_GE(pending.fds.size(), 3u);
+  EXPECT_EQ(pending.dirs.size(), 1u);
   auto flush = log->begin_flush();
-  for (int fd : flush.fds) ASSERT_EQ(::fsync(fd), 0);
+  for (int fd : flush.sync.fds) ASSERT_EQ(::fsync(fd), 0);
   log->end_flush(flush);
   EXPECT_EQ(log->recovery_point(), 8);
-  EXPECT_EQ(log->fds_to_sync().size(), 1u);
+  EXPECT_EQ(log->to_sync().fds.size(), 1u);
+  EXPECT_TRUE(log->to_sync().dirs.empty());
   // A roll after a flush began is not covered by it.
   flush = log->begin_flush();
   append(*log, 2, std::string(30, 'c'));
   log->end_flush(flush);
   EXPECT_EQ(log->recovery_point(), 8);
-  EXPECT_GT(log->fds_to_sync().size(), 1u);
+  EXPECT_GT(log->to_sync().fds.size(), 1u);
+  EXPECT_EQ(log->to_sync().dirs.size(), 1u);
 }
 
 TEST_F(PartitionLogTest, RollsByAge) {
@@ -1092,7 +1097,7 @@ TEST_F(PartitionLogTest, RandomFollowerHistoriesMatchTheModel) {
       restart(log, options, rng() % 2 == 0, &model);
     } else if (op < 96) {
       auto pending = log->begin_flush();
-      for (int fd : pending.fds) ASSERT_EQ(::fdatasync(fd), 0);
+      for (int fd : pending.sync.fds) ASSERT_EQ(::fdatasync(fd), 0);
       log->end_flush(pending);
     } else {
       log->flush();

@@ -184,7 +184,7 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
   size_t next_verdict = 0;
 
   ProduceResponse reply;
-  std::vector<int> to_sync;
+  storage::SyncList to_sync;
   std::vector<AwaitingReplicas> to_replicate;
   bool any_error = false;
   bool woke_fetches = false;
@@ -256,7 +256,7 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
           topic_reply.partition_responses.push_back(std::move(dup));
           // The first copy may not be synced or replicated yet: this answer waits for it too.
           if (acks == -1) {
-            for (int fd : partition->log->fds_to_sync()) to_sync.push_back(fd);
+            to_sync.append(partition->log->to_sync());
             to_replicate.push_back({topic.name, data.index, verdict.duplicate.last_offset + 1,
                                     reply.responses.size() - 1, topic_reply.partition_responses.size() - 1});
           }
@@ -295,7 +295,7 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
                                 reply.responses.size() - 1, topic_reply.partition_responses.size() - 1});
       // acks=all, or the topic's flush.messages reached: answered after the group commit.
       if (partition->note_append(record_count) || acks == -1) {
-        for (int fd : partition->log->fds_to_sync()) to_sync.push_back(fd);
+        to_sync.append(partition->log->to_sync());
         partition->unflushed_messages = 0;
       }
       const bool consumers_waiting = !partition->waiters.empty();
@@ -303,6 +303,9 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
       woke_fetches |= consumers_waiting && partition->waiters.empty();
     }
   }
+  // Everything is appended: the connection may read the producer's next request while this one
+  // waits for the sync and the replicas (its appends follow these, in order).
+  ctx.release();
   // The consumers waiting for this data are answered before the producer: the
   // end-to-end latency runs through them, while the producer already has its
   // next batch under way. (The woken fetches were queued first; this lets them run.)

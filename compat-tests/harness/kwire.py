@@ -278,6 +278,8 @@ NONE = 0
 CORRUPT_MESSAGE = 2
 UNKNOWN_TOPIC_OR_PARTITION = 3
 NOT_LEADER_OR_FOLLOWER = 6
+FENCED_LEADER_EPOCH = 74
+UNKNOWN_LEADER_EPOCH = 75
 COORDINATOR_LOAD_IN_PROGRESS = 14
 INVALID_REQUEST = 42
 OUT_OF_ORDER_SEQUENCE_NUMBER = 45
@@ -560,6 +562,19 @@ def fetch_raw(conn: KafkaConn, topic: str, partition: int, offset: int = 0,
         out.append(data[at:at + 12 + n])
         at += 12 + n
     return out
+
+
+def fetch_error(conn: KafkaConn, topic: str, partition: int, offset: int, current_leader_epoch: int) -> int:
+    """Fetch v9 (KIP-320: the client's current leader epoch) of one partition, no wait; the
+    partition's error code."""
+    body = (i32(-1) + i32(0) + i32(0) + i32(1 << 20) + i8(0) + i32(0) + i32(-1) +
+            i32(1) + string(topic) + i32(1) + i32(partition) + i32(current_leader_epoch) + i64(offset) + i64(-1) +
+            i32(1 << 20) + i32(0))  # no forgotten topics
+    r = conn.request(1, 9, body, False)
+    r.i32(); r.i16(); r.i32()  # throttle, error, session id
+    if r.i32() != 1 or r.string() != topic or r.i32() != 1 or r.i32() != partition:
+        raise ValueError("unexpected Fetch answer layout")
+    return r.i16()
 
 
 def fetch_batches(conn: KafkaConn, topic: str, partition: int, offset: int = 0,

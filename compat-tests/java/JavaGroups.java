@@ -91,8 +91,16 @@ public class JavaGroups {
 
     static void createTopic(Admin admin, String topic, int partitions) throws Exception {
         get(admin.createTopics(List.of(new NewTopic(topic, partitions, (short) 1))).all());
-        eventually(20000, () -> get(admin.describeTopics(List.of(topic)).allTopicNames()).get(topic)
-            .partitions().stream().allMatch(pi -> pi.leader() != null), () -> "topic " + topic + " ready");
+        // In a cluster the other brokers learn of the topic from the metadata log a moment after the
+        // controller answered (Kafka's too): until then describeTopics says it is unknown.
+        eventually(20000, () -> {
+            try {
+                return get(admin.describeTopics(List.of(topic)).allTopicNames()).get(topic)
+                    .partitions().stream().allMatch(pi -> pi.leader() != null);
+            } catch (org.apache.kafka.common.errors.UnknownTopicOrPartitionException notYet) {
+                return false;
+            }
+        }, () -> "topic " + topic + " ready");
     }
 
     /** Messages start..start+n-1, message i to partition i % PARTS with key "k-i"; returns {"p/o": key}. */
