@@ -73,6 +73,7 @@ const std::vector<ConfigDefinition> kDefinitions = [] {
       // Sluice's own: serve idempotent producers (InitProducerId). Kafka has no such switch.
       {"replica.fetch.max.bytes", ConfigType::kInt, "1048576", 0, kInt32Max},
       {"replica.fetch.wait.max.ms", ConfigType::kInt, "500", 0, kInt32Max},
+      {"num.replica.fetchers", ConfigType::kInt, "1", 1, 64},
       {"replica.lag.time.max.ms", ConfigType::kLong, "30000", 1},
       {"sluice.idempotence.enable", ConfigType::kBoolean, "true"},
       {"socket.request.max.bytes", ConfigType::kInt, "104857600", 1, kInt32Max},

@@ -89,7 +89,7 @@ ReplicaFetchers::~ReplicaFetchers() { stop(); }
 
 void ReplicaFetchers::stop() {
   stopped_ = true;
-  for (auto& [leader, fetcher] : fetchers_)
+  for (auto& [id, fetcher] : fetchers_)
     if (fetcher->connection) fetcher->connection->close();
 }
 
@@ -98,18 +98,24 @@ void ReplicaFetchers::follow(const Partition& partition, int32_t leader) {
   auto current = leader_of_.find(key);
   if (current != leader_of_.end()) {
     if (current->second == leader) return;
-    if (auto it = fetchers_.find(current->second); it != fetchers_.end()) it->second->partitions.erase(key);
+    if (auto it = fetchers_.find({current->second, slot_of(key)}); it != fetchers_.end()) it->second->partitions.erase(key);
     leader_of_.erase(current);
   }
   if (leader < 0 || stopped_) return;
   leader_of_[key] = leader;
-  auto& fetcher = fetchers_[leader];
+  const FetcherId id{leader, slot_of(key)};
+  auto& fetcher = fetchers_[id];
   if (!fetcher) fetcher = std::make_shared<Fetcher>(Fetcher{leader, {}, nullptr, {}, 0, false});
   fetcher->partitions.insert(key);
   if (!fetcher->running) {
     fetcher->running = true;
-    asio::co_spawn(executor_, run(leader), asio::detached);
+    asio::co_spawn(executor_, run(id), asio::detached);
   }
+}
+
+int32_t ReplicaFetchers::slot_of(const Key& key) const {
+  const auto fetchers = static_cast<size_t>(std::max(config_.get_int("num.replica.fetchers"), 1));
+  return static_cast<int32_t>((std::hash<std::string>{}(key.first) * 31 + static_cast<size_t>(key.second)) % fetchers);
 }
 
 bool ReplicaFetchers::endpoint_of(int32_t leader, std::string& host, uint16_t& port) const {
@@ -130,8 +136,9 @@ bool ReplicaFetchers::endpoint_of(int32_t leader, std::string& host, uint16_t& p
   return true;
 }
 
-asio::awaitable<void> ReplicaFetchers::run(int32_t leader) {
-  std::shared_ptr<Fetcher> fetcher = fetchers_.at(leader);  // kept alive while this runs
+asio::awaitable<void> ReplicaFetchers::run(FetcherId id) {
+  const int32_t leader = id.first;
+  std::shared_ptr<Fetcher> fetcher = fetchers_.at(id);  // kept alive while this runs
   const int32_t max_wait_ms = config_.get_int("replica.fetch.wait.max.ms");
   const int32_t partition_bytes = config_.get_int("replica.fetch.max.bytes");
   const auto timeout = std::chrono::milliseconds(max_wait_ms) +
@@ -212,8 +219,7 @@ asio::awaitable<void> ReplicaFetchers::run(int32_t leader) {
   fetcher->running = false;
   if (fetcher->connection) fetcher->connection->close();
   // A fetcher with nothing left to follow goes; follow() starts a new one.
-  if (!stopped_ && fetcher->partitions.empty() && fetchers_.count(leader) && fetchers_[leader] == fetcher)
-    fetchers_.erase(leader);
+  if (!stopped_ && fetcher->partitions.empty() && fetchers_.count(id) && fetchers_[id] == fetcher) fetchers_.erase(id);
 }
 
 }  // namespace sluice::broker

@@ -1,6 +1,7 @@
 // The followers' side of replication (DESIGN.md, "Replication is Fetch"):
-// one fetcher per leader broker, one connection each, carrying every
-// partition this broker follows there. A fetcher asks from each partition's
+// `num.replica.fetchers` fetchers per leader broker (1 by default, as in
+// Kafka), one connection each, the partitions followed there spread over
+// them by a hash of topic and partition. A fetcher asks from each partition's
 // log end with its last fetched epoch, truncates where the leader says the
 // logs diverged, appends the leader's batches at the leader's offsets, and
 // takes the leader's high watermark (capped by what it has) and log start.
@@ -53,7 +54,10 @@ class ReplicaFetchers {
     bool running = false;
   };
 
-  boost::asio::awaitable<void> run(int32_t leader);
+  using FetcherId = std::pair<int32_t, int32_t>;  // leader, which of its num.replica.fetchers
+  boost::asio::awaitable<void> run(FetcherId id);
+  // Which of a leader's fetchers follows the partition.
+  int32_t slot_of(const Key& key) const;
   // The leader's endpoint on the inter-broker listener; false if it has none registered.
   bool endpoint_of(int32_t leader, std::string& host, uint16_t& port) const;
 
@@ -61,7 +65,7 @@ class ReplicaFetchers {
   const BrokerConfig& config_;
   ReplicaManager& replicas_;
   const controller::MetadataImage& metadata_;
-  std::map<int32_t, std::shared_ptr<Fetcher>> fetchers_;
+  std::map<FetcherId, std::shared_ptr<Fetcher>> fetchers_;
   std::map<Key, int32_t> leader_of_;
   bool stopped_ = false;
 };
