@@ -275,10 +275,14 @@ def write_report(out: Path, data: dict) -> None:
               "defaults does not sync at all. Neither syncs followers before answering.",
               "- C3 is acks=all with librdkafka's default linger (5 ms), C3b with linger 1 ms; latency is from each "
               "message's scheduled send time to its receipt by the consumer (no coordinated omission), after 3 s of "
-              "warm-up. At linger 1 ms the producer pipelines a request per partition leader every millisecond, and "
-              "both brokers answer the requests of one connection one after the other, each after its replication "
-              "(and, in Sluice, its sync): the requests arrive faster than they are answered and the queue grows "
-              "for the whole run. That is C3b's figure on both; C3 is what a client on its defaults sees.",
+              "warm-up. At linger 1 ms the producer pipelines a request per partition leader every millisecond. "
+              "Kafka answers a connection's requests one after the other, each after its replication: they arrive "
+              "faster than they are answered and the queue grows for the whole run. Sluice reads and appends a "
+              "connection's next Produce while the previous one waits for its sync and replicas (answers still in "
+              "order), so the waits overlap.",
+              "- C1 against C4: RF=3 writes every byte three times and moves it over loopback twice more, so its "
+              "cluster CPU per GB is several times RF=1's (both in `cluster.json`); on 2 CPUs shared with the load "
+              "generator C1 is bound by CPU, not by waiting.",
               "- C5 is measured from the SIGTERM to the first Metadata answer of another broker that shows every "
               "partition of the stopped broker under a new leader (polled every 10 ms).",
               f"- Steal (CPU the hypervisor gave elsewhere) per workload is in `cluster.json`; machine: "
