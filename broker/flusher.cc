@@ -12,11 +12,7 @@ namespace sluice::broker {
 Flusher::Flusher(boost::asio::any_io_executor executor) : executor_(std::move(executor)), thread_([this] { run(); }) {}
 
 Flusher::~Flusher() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_one();
+  queue_.stop();
   thread_.join();
 }
 
@@ -31,11 +27,7 @@ void Flusher::flush(const storage::SyncList& sync, std::function<void(bool)> don
       request.failed = true;  // out of descriptors: the file cannot be synced, so neither can the request
   }
   request.done = std::move(done);
-  {
-    std::lock_guard lock(mutex_);
-    pending_.push_back(std::move(request));
-  }
-  wake_.notify_one();
+  queue_.push(std::move(request));
 }
 
 uint64_t Flusher::syncs() const {
@@ -45,13 +37,8 @@ uint64_t Flusher::syncs() const {
 
 void Flusher::run() {
   for (;;) {
-    std::vector<Request> batch;
-    {
-      std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
-      if (pending_.empty() && stopping_) return;
-      batch.swap(pending_);
-    }
+    std::vector<Request> batch = queue_.take();
+    if (batch.empty()) return;  // stopped
     // One fdatasync per distinct file, however many requests wait on it.
     std::set<std::pair<dev_t, ino_t>> synced;
     std::set<std::string> synced_dirs;
@@ -83,6 +70,7 @@ void Flusher::run() {
     }
     for (auto& request : batch)
       boost::asio::post(executor_, [done = std::move(request.done), ok = ok && !request.failed] { done(ok); });
+    queue_.finished();
   }
 }
 

@@ -5,12 +5,12 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
-#include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "broker/batch_queue.h"
 #include "storage/partition_log.h"
 
 namespace sluice::broker {
@@ -44,10 +44,8 @@ class Flusher {
   void run();
 
   boost::asio::any_io_executor executor_;
-  mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  std::vector<Request> pending_;
-  bool stopping_ = false;
+  BatchQueue<Request> queue_;
+  mutable std::mutex mutex_;  // guards syncs_
   uint64_t syncs_ = 0;
   std::thread thread_;
 };

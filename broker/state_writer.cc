@@ -10,37 +10,20 @@ StateWriter::StateWriter(boost::asio::any_io_executor executor, storage::StateSt
     : executor_(std::move(executor)), store_(store), thread_([this] { run(); }) {}
 
 StateWriter::~StateWriter() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_one();
+  queue_.stop();
   thread_.join();
 }
 
 void StateWriter::apply(std::vector<storage::StateStore::Change> changes, std::function<void(bool)> done) {
-  {
-    std::lock_guard lock(mutex_);
-    pending_.push_back({std::move(changes), std::move(done)});
-  }
-  wake_.notify_one();
+  queue_.push({std::move(changes), std::move(done)});
 }
 
-void StateWriter::drain() {
-  std::unique_lock lock(mutex_);
-  idle_.wait(lock, [&] { return pending_.empty() && !busy_; });
-}
+void StateWriter::drain() { queue_.wait_idle(); }
 
 void StateWriter::run() {
   for (;;) {
-    std::vector<Request> batch;
-    {
-      std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
-      if (pending_.empty() && stopping_) return;
-      batch.swap(pending_);
-      busy_ = true;
-    }
+    std::vector<Request> batch = queue_.take();
+    if (batch.empty()) return;  // stopped
     // Group commit: one transaction (one sync) for every request waiting. If it fails, each is
     // tried alone, so that one bad request does not fail the others.
     std::vector<bool> ok(batch.size(), true);
@@ -69,11 +52,7 @@ void StateWriter::run() {
     }
     for (size_t i = 0; i < batch.size(); ++i)
       if (batch[i].done) boost::asio::post(executor_, [done = std::move(batch[i].done), result = bool(ok[i])] { done(result); });
-    {
-      std::lock_guard lock(mutex_);
-      busy_ = false;
-    }
-    idle_.notify_all();
+    queue_.finished();
   }
 }
 

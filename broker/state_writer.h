@@ -8,12 +8,11 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
 
+#include "broker/batch_queue.h"
 #include "storage/state_store.h"
 
 namespace sluice::broker {
@@ -44,12 +43,7 @@ class StateWriter {
 
   boost::asio::any_io_executor executor_;
   storage::StateStore& store_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::condition_variable idle_;
-  std::vector<Request> pending_;
-  bool busy_ = false;
-  bool stopping_ = false;
+  BatchQueue<Request> queue_;
   std::thread thread_;
 };
 
