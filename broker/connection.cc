@@ -356,7 +356,9 @@ asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket soc
           if (auto state = weak.lock()) state->notify();
         };
         asio::co_spawn(socket.get_executor(), run_request(c, p, handler), asio::detached);
-        while (!p->released && !c->closed) co_await c->wait();
+        // Until released it may still read its frame from `input`: wait for that even if the
+        // connection closed meanwhile (its handler releases at the latest when it ends).
+        while (!p->released) co_await c->wait();
       } else {
         co_await run_request(c, p, handler);
       }
