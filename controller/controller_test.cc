@@ -178,9 +178,15 @@ TEST_F(ControllerTest, TheImageIsWhatReplayingTheLogGives) {
     for (int i = 0; i < 12; ++i) {
       const std::string name = "t" + std::to_string(i);
       ASSERT_TRUE(c->create_topic(name, -1, -1, {}, {{"retention.ms", std::to_string(i + 1)}}, false).ok());
-      if (i % 3 == 0) ASSERT_TRUE(c->create_partitions(name, 5, false).ok());
-      if (i % 4 == 1) ASSERT_TRUE(c->delete_topic(name).ok());
-      if (i % 4 == 2) ASSERT_TRUE(c->alter_topic_configs(name, {{"cleanup.policy", "delete"}}, false).ok());
+      if (i % 3 == 0) {
+        ASSERT_TRUE(c->create_partitions(name, 5, false).ok());
+      }
+      if (i % 4 == 1) {
+        ASSERT_TRUE(c->delete_topic(name).ok());
+      }
+      if (i % 4 == 2) {
+        ASSERT_TRUE(c->alter_topic_configs(name, {{"cleanup.policy", "delete"}}, false).ok());
+      }
     }
     EXPECT_GT(c->log().snapshot_offset(), 0);  // snapshots were taken ...
     int64_t kept = 0;

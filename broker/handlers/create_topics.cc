@@ -86,7 +86,9 @@ Result create_one(RequestContext& ctx, const CreatableTopic& topic, bool duplica
                                               : topic.replication_factor)
             : static_cast<int16_t>(assignments[0].size());
     // Validation bounded both by the live brokers and the records a request may make.
-    would_be.partitions.assign(count, controller::PartitionState{std::vector<int32_t>(replication_factor, -1)});
+    controller::PartitionState unplaced;
+    unplaced.replicas.assign(replication_factor, -1);
+    would_be.partitions.assign(count, unplaced);
     would_be.configs = configs;
     created = &would_be;
   }
