@@ -207,6 +207,33 @@ def test_combined_layout_controller_node_also_a_broker():
         assert not producer.errors
 
 
+def test_several_replica_fetchers_per_leader_replicate_everything():
+    """num.replica.fetchers=3 (Kafka's key): each follower keeps three fetchers, three connections,
+    per leader, the partitions spread over them; a leader kill -9'ed and restarted under load;
+    every acknowledged message is read back and every broker's copy is byte-identical."""
+    with SluiceCluster(brokers=3, config={"default.replication.factor": "3", "min.insync.replicas": "2",
+                                          "num.replica.fetchers": "3"}) as c:
+        topic = "fetchers"
+        c.create_topic(topic, P, 3)
+        producer = AckedProducer(c.bootstrap, topic)
+        producer.start(rate=300, limit=10_000)
+        try:
+            producer.wait_acked(300)
+            victim = c.leader_of(topic, 0)
+            c.node(victim).kill9()
+            c.wait_partitions(topic, lambda s: s[0][0] not in (-1, victim), timeout=SESSION_TIMEOUT_MS / 1000 + 10)
+            producer.wait_acked(len(producer.acked) + 300)
+            c.node(victim).start()
+            c.wait_partitions(topic, lambda s: all(len(isr) == 3 for _, _, isr in s.values()), timeout=30)
+            producer.wait_acked(len(producer.acked) + 300)
+        finally:
+            producer.stop()
+        figures = check_replicated(c.bootstrap, topic, producer.acked)
+        replicas_identical(c, topic)
+        print(f"\nnum.replica.fetchers=3, a leader kill -9: {figures}")
+        assert not producer.errors
+
+
 def test_acks_1_reports_what_a_leader_kill_loses(cluster):
     topic = "acks1"
     cluster.create_topic(topic, P, 3)

@@ -304,8 +304,10 @@ COMPRESSED = {f"{codec}/{name}": case for codec in CODECS for name, case in code
 def new_topic(broker, name: str, partitions: int = 1, timeout: float = 30.0) -> str:
     """Create the topic and wait until the broker serves every partition as leader: Kafka's metadata
     can list a leader a moment before its ReplicaManager leads the partition (a Produce right after
-    CreateTopics was once answered NOT_LEADER_OR_FOLLOWER); ListOffsets asks the same thing."""
-    ck.create_topic(broker.bootstrap, name, partitions=partitions)
+    CreateTopics was once answered NOT_LEADER_OR_FOLLOWER); ListOffsets asks the same thing.
+    retention.ms=-1: the batches carry timestamps from 1970 (test_produce_validation.batch), and a
+    retention check between the produce and the fetch deleted a whole log once (Kafka, in CI)."""
+    ck.create_topic(broker.bootstrap, name, partitions=partitions, config={"retention.ms": "-1"})
     deadline = time.monotonic() + timeout
     while True:
         try:
