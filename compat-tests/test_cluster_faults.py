@@ -39,9 +39,7 @@ def test_metadata_shows_leaders_replicas_and_isr_spread_over_brokers(cluster):
 
 def test_leader_killed_and_restarted_repeatedly_loses_nothing_acknowledged(cluster):
     topic = "kill-leader"
-    cluster.create_topic(topic, P, 3)
-    producer = AckedProducer(cluster.bootstrap, topic)
-    producer.start(rate=400, limit=40_000)
+    producer = AckedProducer.on_new_topic(cluster, topic, rate=400, limit=40_000)
     failovers = []
     rounds = 6
     try:
@@ -73,9 +71,7 @@ def test_leader_killed_and_restarted_repeatedly_loses_nothing_acknowledged(clust
 
 def test_leader_paused_past_session_timeout_is_fenced_and_rejoins(cluster):
     topic = "pause-leader"
-    cluster.create_topic(topic, P, 3)
-    producer = AckedProducer(cluster.bootstrap, topic)
-    producer.start(rate=300, limit=20_000)
+    producer = AckedProducer.on_new_topic(cluster, topic, rate=300, limit=20_000)
     try:
         time.sleep(1.0)
         victim = cluster.leader_of(topic, 0)
@@ -97,9 +93,7 @@ def test_leader_paused_past_session_timeout_is_fenced_and_rejoins(cluster):
 
 def test_controller_killed_produce_and_fetch_go_on(cluster):
     topic = "no-controller"
-    cluster.create_topic(topic, P, 3)
-    producer = AckedProducer(cluster.bootstrap, topic)
-    producer.start(rate=300, limit=20_000)
+    producer = AckedProducer.on_new_topic(cluster, topic, rate=300, limit=20_000)
     try:
         # The producer has its id (producer-id blocks come from the controller) and its leaders.
         producer.wait_acked(100)
@@ -151,9 +145,7 @@ def test_restarted_broker_refuses_clients_until_the_controller_unfences_it(clust
 
 def test_two_brokers_lost_with_min_insync_two_writes_stop_rather_than_lose(cluster):
     topic = "two-down"
-    cluster.create_topic(topic, P, 3)
-    producer = AckedProducer(cluster.bootstrap, topic)
-    producer.start(rate=300, limit=5_000)
+    producer = AckedProducer.on_new_topic(cluster, topic, rate=300, limit=5_000)
     time.sleep(1.0)
     first = cluster.leader_of(topic, 0)
     cluster.node(first).kill9()
@@ -214,9 +206,7 @@ def test_several_replica_fetchers_per_leader_replicate_everything():
     with SluiceCluster(brokers=3, config={"default.replication.factor": "3", "min.insync.replicas": "2",
                                           "num.replica.fetchers": "3"}) as c:
         topic = "fetchers"
-        c.create_topic(topic, P, 3)
-        producer = AckedProducer(c.bootstrap, topic)
-        producer.start(rate=300, limit=10_000)
+        producer = AckedProducer.on_new_topic(c, topic, rate=300, limit=10_000)
         try:
             producer.wait_acked(300)
             victim = c.leader_of(topic, 0)
@@ -236,9 +226,7 @@ def test_several_replica_fetchers_per_leader_replicate_everything():
 
 def test_acks_1_reports_what_a_leader_kill_loses(cluster):
     topic = "acks1"
-    cluster.create_topic(topic, P, 3)
-    producer = AckedProducer(cluster.bootstrap, topic, acks="1", idempotent=False)
-    producer.start(rate=400, limit=20_000)
+    producer = AckedProducer.on_new_topic(cluster, topic, rate=400, limit=20_000, acks="1", idempotent=False)
     rounds = 3
     try:
         for r in range(rounds):
@@ -266,9 +254,7 @@ def test_every_node_killed_at_once_and_restarted_loses_nothing_acknowledged(clus
     restarted broker recovers its logs, the controller its metadata log, and leaders are
     elected from the ISR the metadata log kept."""
     topic = "kill-all"
-    cluster.create_topic(topic, P, 3)
-    producer = AckedProducer(cluster.bootstrap, topic)
-    producer.start(rate=300, limit=20_000)
+    producer = AckedProducer.on_new_topic(cluster, topic, rate=300, limit=20_000)
     rounds = 2
     resumed_s = []  # after each restart: seconds until the producer had 200 more acknowledgements
     try:
@@ -305,9 +291,7 @@ def test_follower_disk_wiped_resyncs_fully_before_it_can_lead(cluster):
     new incarnation, copies every partition from the leaders, and only then rejoins the ISR; the
     leader is then killed, so the wiped broker may lead, and nothing acknowledged is lost."""
     topic = "wiped"
-    cluster.create_topic(topic, P, 3)
-    producer = AckedProducer(cluster.bootstrap, topic)
-    producer.start(rate=300, limit=20_000)
+    producer = AckedProducer.on_new_topic(cluster, topic, rate=300, limit=20_000)
     try:
         producer.wait_acked(500)
         victim = next(b for b in cluster.broker_ids if b != cluster.leader_of(topic, 0))

@@ -56,9 +56,7 @@ def wait_all_in_sync(cluster: SluiceCluster, topic: str, timeout: float = 40.0) 
 
 def test_broker_cut_off_and_healed_repeatedly_loses_nothing_acknowledged(cluster):
     topic = "cut"
-    cluster.create_topic(topic, P, 3)
-    producer = AckedProducer(cluster.bootstrap, topic)
-    producer.start(rate=300, limit=30_000)
+    producer = AckedProducer.on_new_topic(cluster, topic, rate=300, limit=30_000)
     rounds, figures = 3, []
     try:
         for r in range(rounds):
@@ -95,9 +93,7 @@ def test_controller_cut_off_clients_go_on_and_fencing_resumes(cluster):
     when it is back the brokers are unfenced, leaders elected and the ISRs grow back, with
     nothing acknowledged lost; then a broker cut off is fenced as usual."""
     topic = "no-controller"
-    cluster.create_topic(topic, P, 3)
-    producer = AckedProducer(cluster.bootstrap, topic)
-    producer.start(rate=300, limit=20_000)
+    producer = AckedProducer.on_new_topic(cluster, topic, rate=300, limit=20_000)
     try:
         # Acknowledgements first: a new idempotent producer needs the controller (producer ids).
         producer.wait_acked(200)
@@ -163,9 +159,7 @@ def test_leader_cut_off_with_its_clients_acks_all_never_acknowledged_there(clust
     leader acknowledged are lost when it returns and truncates to the new leader's log (Kafka's
     documented acks=1 window: counted, not failed). Afterwards every broker holds the same log."""
     topic = "split"
-    cluster.create_topic(topic, P, 3)
-    producer = AckedProducer(cluster.bootstrap, topic)
-    producer.start(rate=300, limit=20_000)
+    producer = AckedProducer.on_new_topic(cluster, topic, rate=300, limit=20_000)
     try:
         producer.wait_acked(200)
         victim = cluster.leader_of(topic, 0)

@@ -38,6 +38,15 @@ class AckedProducer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @classmethod
+    def on_new_topic(cls, cluster, topic: str, *, rate: int, limit: int, **options) -> "AckedProducer":
+        """The fault tests' opening: `topic` created with P partitions at RF=3, and a producer
+        started on it (options as for the constructor)."""
+        cluster.create_topic(topic, P, 3)
+        producer = cls(cluster.bootstrap, topic, **options)
+        producer.start(rate=rate, limit=limit)
+        return producer
+
     def _on_delivery(self, err, msg):
         if err is not None:
             self.errors.append(err)
