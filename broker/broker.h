@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 
 #include "broker/config.h"
 #include "broker/controller_link.h"
@@ -19,7 +20,8 @@ namespace sluice::broker {
 struct Broker {
   const BrokerConfig& config;
   // What this node knows of the cluster: the image its copy of the metadata
-  // log replays to (on a node with the controller role, the controller's own).
+  // log replays to (on a node with the controller role, the controller's
+  // committed image).
   const controller::MetadataImage& metadata;
   const std::string& cluster_id;
   // The controller in this process (standalone and controller nodes); null on
@@ -38,5 +40,14 @@ struct Broker {
   boost::asio::any_io_executor executor;
   CpuWorker& cpu_worker;  // CPU-heavy request work (opening compressed batches)
 };
+
+// Returns once every change the controller in this process has made so far
+// is durable in the metadata log (at once on a broker-only node): an answer
+// must not report a change that a crash could still undo.
+inline boost::asio::awaitable<void> metadata_changes_durable(const Broker& broker) {
+  if (!broker.controller) co_return;
+  const controller::MetadataLog& log = broker.controller->log();
+  co_await broker.metadata_publisher->wait_until_durable(log, log.end_offset(), broker.executor);
+}
 
 }  // namespace sluice::broker

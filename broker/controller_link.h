@@ -47,6 +47,13 @@ class ControllerLink {
   bool fenced() const { return fenced_; }
 
   void add_listener(controller::MetadataListener* listener) { listeners_.push_back(listener); }
+  // This broker's copy of the log is written by `committer` (a thread of its
+  // own) from now on. The broker acts on records as soon as it has them: its
+  // copy only saves refetching them after a restart, which resumes from what
+  // is durable.
+  void write_in_background(controller::MetadataLog::Committer committer) {
+    log_.write_in_background(std::move(committer), nullptr);
+  }
   // Called once, when this broker's copy first reaches the controller's log end.
   void on_caught_up(std::function<void()> callback) { on_caught_up_ = std::move(callback); }
   // Called once, when the controller first unfences this broker (it is caught up then).

@@ -27,12 +27,15 @@ struct Pending {
 // Sends the alterations to the controller; one result per alteration (an
 // error for each when the controller cannot be reached).
 asio::awaitable<std::vector<Altered>> send(int32_t self, int64_t epoch, const std::vector<Pending>& pending,
-                                           controller::Controller* controller, ControllerLink* link) {
+                                           const Broker& broker) {
+  controller::Controller* controller = broker.controller;
+  ControllerLink* link = broker.controller_link;
   std::vector<Alteration> alterations;
   for (const auto& p : pending) alterations.push_back(p.alteration);
   std::vector<Altered> results(pending.size());
   if (controller) {
     auto reply = controller->alter_partition(self, epoch, alterations);
+    co_await metadata_changes_durable(broker);  // acted on only once it is
     if (!reply.result.ok())
       for (auto& r : results) r.error = reply.result.error;
     else
@@ -77,9 +80,10 @@ asio::awaitable<std::vector<Altered>> send(int32_t self, int64_t epoch, const st
 
 }  // namespace
 
-asio::awaitable<void> maintain_isr(const BrokerConfig& config, ReplicaManager& replicas,
-                                   const controller::MetadataImage& metadata, controller::Controller* controller,
-                                   ControllerLink* link) {
+asio::awaitable<void> maintain_isr(const Broker& broker) {
+  const BrokerConfig& config = broker.config;
+  ReplicaManager& replicas = broker.replicas;
+  const controller::MetadataImage& metadata = broker.metadata;
   // Kafka checks every replica.lag.time.max.ms / 2; a finer step lets a
   // caught-up follower rejoin sooner (at most every 100 ms).
   const int64_t step_ms = std::clamp<int64_t>(config.get_long("replica.lag.time.max.ms") / 2, 10, 100);
@@ -112,7 +116,7 @@ asio::awaitable<void> maintain_isr(const BrokerConfig& config, ReplicaManager& r
       pending.push_back({p.topic, p.index, std::move(a)});
     });
     if (pending.empty()) continue;
-    const auto results = co_await send(self, me->epoch, pending, controller, link);
+    const auto results = co_await send(self, me->epoch, pending, broker);
     for (size_t i = 0; i < pending.size(); ++i) {
       Partition* p = replicas.find(pending[i].topic, pending[i].index);
       if (!p) continue;

@@ -1,9 +1,14 @@
 // The controller's side of brokers following the metadata log: the long-poll
-// fetches (controller listener) parked until new records are committed.
+// fetches (controller listener) parked until new records are committed, and
+// answers waiting for the changes they report to be durable.
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 
 #include "broker/async_event.h"
 #include "controller/controller.h"
@@ -23,6 +28,17 @@ class MetadataPublisher : public controller::MetadataListener {
   // before one (its deadline passed).
   void wait_for_commit(AsyncEvent* event) { waiters_.push_back(event); }
   void stop_waiting(AsyncEvent* event) { std::erase(waiters_, event); }
+
+  // Returns once `log` is durable up to `offset`.
+  boost::asio::awaitable<void> wait_until_durable(const controller::MetadataLog& log, int64_t offset,
+                                                  const boost::asio::any_io_executor& executor) {
+    while (log.durable_end_offset() < offset) {
+      AsyncEvent committed(executor);
+      wait_for_commit(&committed);
+      co_await committed.wait_until(std::chrono::steady_clock::now() + std::chrono::seconds(1));
+      stop_waiting(&committed);
+    }
+  }
 
  private:
   std::vector<AsyncEvent*> waiters_;

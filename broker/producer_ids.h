@@ -10,8 +10,10 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
 
 #include "broker/controller_link.h"
+#include "broker/metadata_publisher.h"
 #include "controller/controller.h"
 
 namespace sluice::broker {
@@ -21,9 +23,10 @@ class ProducerIdManager {
   // Kafka's controller also reserves producer ids in blocks of 1000.
   static constexpr int32_t kBlockSize = 1000;
 
-  // Blocks come from the controller in this process, or (broker-only nodes)
-  // over `link` with AllocateProducerIds.
-  ProducerIdManager(controller::Controller* controller, ControllerLink* link) : controller_(controller), link_(link) {}
+  // Blocks come from the controller in this process (handed out once durable:
+  // `publisher` tells), or (broker-only nodes) over `link` with AllocateProducerIds.
+  ProducerIdManager(controller::Controller* controller, MetadataPublisher* publisher, ControllerLink* link)
+      : controller_(controller), publisher_(publisher), link_(link) {}
 
   // Throws when no block can be had (the controller unreachable, its log unwritable).
   boost::asio::awaitable<int64_t> next() {
@@ -63,11 +66,17 @@ class ProducerIdManager {
 
  private:
   boost::asio::awaitable<int64_t> allocate() {
-    if (controller_) co_return controller_->allocate_producer_ids(kBlockSize);
+    if (controller_) {
+      const int64_t first = controller_->allocate_producer_ids(kBlockSize);
+      const auto executor = co_await boost::asio::this_coro::executor;
+      co_await publisher_->wait_until_durable(controller_->log(), controller_->log().end_offset(), executor);
+      co_return first;
+    }
     co_return co_await link_->allocate_producer_ids(kBlockSize);
   }
 
   controller::Controller* controller_;
+  MetadataPublisher* publisher_;
   ControllerLink* link_;
   int64_t next_ = 0;
   int64_t end_ = 0;

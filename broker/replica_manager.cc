@@ -528,29 +528,43 @@ Partition* ReplicaManager::find(std::string_view topic, int32_t index) {
   return it == partitions_.end() ? nullptr : it->second.get();
 }
 
-void ReplicaManager::on_topic_created(const controller::TopicInfo& topic) {
+void ReplicaManager::prepare_topic(const controller::TopicInfo& topic) {
   for (int32_t p = 0; p < topic.partition_count(); ++p) {
     if (!hosts(topic, p)) continue;
+    // A namesake whose deletion is committed but not published yet.
+    if (find(topic.name, p)) drop_partition(topic.name, p);
     // A namesake's state, if a crash left some behind.
     write_state_now({{producer_snapshot_key(topic.name, p), std::nullopt}, {log_checkpoint_key(topic.name, p), std::nullopt}});
     open_partition(topic, p);
   }
 }
 
-void ReplicaManager::on_partitions_added(const controller::TopicInfo& topic, int32_t old_count) {
+void ReplicaManager::prepare_partitions(const controller::TopicInfo& topic, int32_t old_count) {
   for (int32_t p = old_count; p < topic.partition_count(); ++p)
-    if (hosts(topic, p)) open_partition(topic, p);
+    if (hosts(topic, p) && !find(topic.name, p)) open_partition(topic, p);
+}
+
+void ReplicaManager::abandon_topic(const controller::TopicInfo& topic) { on_topic_deleted(topic); }
+
+void ReplicaManager::abandon_partitions(const controller::TopicInfo& topic) {
+  // The partitions a prepare_partitions opened before it failed.
+  for (auto it = partitions_.lower_bound(std::pair<std::string_view, int32_t>(topic.name, topic.partition_count()));
+       it != partitions_.end() && it->first.first == topic.name;)
+    drop_partition(topic.name, (it++)->first.second);
+}
+
+void ReplicaManager::on_topic_created(const controller::TopicInfo& topic) {
+  bool prepared = false;
+  for (int32_t p = 0; p < topic.partition_count(); ++p) prepared = prepared || find(topic.name, p);
+  if (!prepared) prepare_topic(topic);  // a broker following the log over the network
+}
+
+void ReplicaManager::on_partitions_added(const controller::TopicInfo& topic, int32_t old_count) {
+  prepare_partitions(topic, old_count);
 }
 
 void ReplicaManager::on_topic_deleted(const controller::TopicInfo& topic) {
   for (int32_t p = 0; p < topic.partition_count(); ++p) drop_partition(topic.name, p);
-}
-
-void ReplicaManager::on_partitions_removed(const controller::TopicInfo& topic) {
-  // The partitions an on_partitions_added opened before it failed.
-  for (auto it = partitions_.lower_bound(std::pair<std::string_view, int32_t>(topic.name, topic.partition_count()));
-       it != partitions_.end() && it->first.first == topic.name;)
-    drop_partition(topic.name, (it++)->first.second);
 }
 
 void ReplicaManager::drop_partition(const std::string& topic, int32_t index) {

@@ -157,10 +157,16 @@ class ReplicaManager : public controller::MetadataListener {
   // How storage reads Kafka record batches (offsets, timestamps, CRC).
   static storage::BatchFormat batch_format();
 
+  // A new topic's or partitions' logs are opened before the controller in
+  // this process commits them (the broker of a broker-only node opens them
+  // when it applies the records).
+  void prepare_topic(const controller::TopicInfo& topic) override;
+  void prepare_partitions(const controller::TopicInfo& topic, int32_t old_count) override;
+  void abandon_topic(const controller::TopicInfo& topic) override;
+  void abandon_partitions(const controller::TopicInfo& topic) override;
   void on_topic_created(const controller::TopicInfo& topic) override;
   void on_partitions_added(const controller::TopicInfo& topic, int32_t old_count) override;
   void on_topic_deleted(const controller::TopicInfo& topic) override;
-  void on_partitions_removed(const controller::TopicInfo& topic) override;
   void on_topic_configs_changed(const controller::TopicInfo& topic) override;
   void on_partition_changed(const controller::TopicInfo& topic, int32_t index) override;
 

@@ -199,7 +199,7 @@ asio::awaitable<void> watch_broker_sessions(controller::Controller& controller, 
     co_await timer.async_wait(asio::use_awaitable);
     const int64_t now = steady_now_ms();
     if (local_broker_epoch)
-      controller.heartbeat(config.node_id(), *local_broker_epoch, controller.log().end_offset(), false, false, now);
+      controller.heartbeat(config.node_id(), *local_broker_epoch, controller.log().durable_end_offset(), false, false, now);
     for (int32_t id : controller.fence_expired_brokers(now))
       SLUICE_LOG(kWarn, "fenced broker " << id << ": no heartbeat for broker.session.timeout.ms");
   }
@@ -214,6 +214,12 @@ int run_server(const BrokerConfig& config) {
 
   const bool is_broker = config.has_role("broker");
   asio::io_context io(1);
+  // LMDB commits off the network thread: the metadata log's, checkpoints, offsets.
+  StateWriter state_writer(io.get_executor(), *store);
+  const auto write_in_background = [&state_writer](std::vector<storage::StateStore::Change> changes,
+                                                   std::function<void(bool)> done) {
+    state_writer.apply(std::move(changes), std::move(done));
+  };
   // The metadata this node serves from: the controller's own image on a node
   // with the controller role, its copy of the controller's log on a
   // broker-only node.
@@ -245,10 +251,13 @@ int run_server(const BrokerConfig& config) {
       }
       local_broker_epoch = epoch;
     }
+    // Set up: from now on the network thread does not wait for the metadata log's disk.
+    controller->write_in_background(write_in_background);
   } else {
     link = std::make_unique<ControllerLink>(io.get_executor(), config, *store);
+    link->write_in_background(write_in_background);
   }
-  const controller::MetadataImage& metadata = controller ? controller->image() : link->image();
+  const controller::MetadataImage& metadata = controller ? controller->committed_image() : link->image();
   auto add_listener = [&](controller::MetadataListener* l) {
     if (controller)
       controller->add_listener(l);
@@ -257,7 +266,6 @@ int run_server(const BrokerConfig& config) {
   };
 
   Flusher flusher(io.get_executor());
-  StateWriter state_writer(io.get_executor(), *store);
   ReplicaManager replicas(log_dir, config, *store, flusher, state_writer);
   ReplicaFetchers fetchers(io.get_executor(), config, replicas, metadata);
   replicas.add_role_observer([&](Partition& p, int32_t leader) { fetchers.follow(p, leader); });
@@ -283,7 +291,7 @@ int run_server(const BrokerConfig& config) {
     groups.shard_by(config.get_int("offsets.topic.num.partitions"));
     topic_offsets.set_partitioner(&groups);
   }
-  ProducerIdManager producer_ids(controller.get(), link.get());
+  ProducerIdManager producer_ids(controller.get(), &metadata_publisher, link.get());
   if (link)
     link->on_caught_up([&replicas, &producer_ids] {
       replicas.release_roles();
@@ -373,7 +381,7 @@ int run_server(const BrokerConfig& config) {
     asio::co_spawn(io, watch_broker_sessions(*controller, config, local_broker_epoch), asio::detached);
   if (link) asio::co_spawn(io, link->run(), asio::detached);
   if (is_broker && !config.standalone())
-    asio::co_spawn(io, maintain_isr(config, replicas, metadata, controller.get(), link.get()), asio::detached);
+    asio::co_spawn(io, maintain_isr(broker), asio::detached);
   if (config.get_long("connections.max.idle.ms") >= 0)
     asio::co_spawn(io, close_idle_connections(connections), asio::detached);
 

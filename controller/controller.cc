@@ -4,6 +4,7 @@
 #include <random>
 #include <set>
 
+#include "controller/metadata_delta.h"
 #include "controller/topic_config.h"
 #include "controller/metadata_records.h"
 #include "storage/state_store.h"
@@ -104,6 +105,7 @@ Controller::Controller(storage::StateStore& store, Options options)
   }
   if (log_.empty()) migrate_legacy_state();
   log_.replay([&](std::string_view bytes) { image_.apply(decode_record(bytes)); });
+  committed_ = image_;
 }
 
 void Controller::migrate_legacy_state() {
@@ -144,11 +146,7 @@ OperationResult Controller::commit(const std::vector<MetadataRecord>& records) {
     return {ErrorCode::kKafkaStorageError, std::string("Could not write the metadata log: ") + e.what()};
   }
   for (const auto& r : records) image_.apply(r);
-  for (const auto& r : records)
-    if (const auto* change = std::get_if<protocol::PartitionChangeRecord>(&r))
-      if (const TopicInfo* topic = find_topic(change->topic_id))
-        for (auto* l : listeners_) l->on_partition_changed(*topic, change->partition_id);
-  for (auto* l : listeners_) l->on_committed(log_.end_offset());
+  unpublished_.push_back({log_.end_offset(), records});
   if (log_.bytes_since_snapshot() >= options_.snapshot_after_bytes) {
     std::vector<std::string> image;
     for (const auto& r : image_.to_records()) image.push_back(encode_record(r));
@@ -158,7 +156,24 @@ OperationResult Controller::commit(const std::vector<MetadataRecord>& records) {
       // The log still holds everything; the next commit tries again.
     }
   }
+  // Written in place: durable now. Otherwise when the writer says so.
+  if (log_.durable_end_offset() == log_.end_offset()) publish(log_.end_offset());
   return {};
+}
+
+void Controller::write_in_background(MetadataLog::Committer committer) {
+  log_.write_in_background(std::move(committer), [this](int64_t durable_end) { publish(durable_end); });
+}
+
+void Controller::publish(int64_t durable_end) {
+  if (unpublished_.empty() || unpublished_.front().end_offset > durable_end) return;
+  const MetadataImage before = committed_;
+  while (!unpublished_.empty() && unpublished_.front().end_offset <= durable_end) {
+    for (const auto& r : unpublished_.front().records) committed_.apply(r);
+    unpublished_.pop_front();
+  }
+  publish_delta(before, committed_, listeners_);
+  for (auto* l : listeners_) l->on_committed(durable_end);
 }
 
 OperationResult Controller::register_broker(int32_t id, const protocol::Uuid& incarnation_id,
@@ -666,13 +681,13 @@ OperationResult Controller::create_topic(std::string_view name, int32_t partitio
   auto undo = [&] {
     for (size_t i = 0; i < told; ++i) {
       try {
-        listeners_[i]->on_topic_deleted(topic);
+        listeners_[i]->abandon_topic(topic);
       } catch (const std::exception&) {  // nothing more to undo with
       }
     }
   };
   try {
-    for (; told < listeners_.size(); ++told) listeners_[told]->on_topic_created(topic);
+    for (; told < listeners_.size(); ++told) listeners_[told]->prepare_topic(topic);
   } catch (const std::exception& e) {
     ++told;  // the one that threw may have opened some logs
     undo();
@@ -690,9 +705,7 @@ OperationResult Controller::delete_topic(std::string_view name) {
   const TopicInfo* found = find_topic(name);
   if (!found) return {ErrorCode::kUnknownTopicOrPartition, "This server does not host this topic-partition."};
   const TopicInfo removed = *found;
-  if (OperationResult result = commit({protocol::RemoveTopicRecord{removed.id}}); !result.ok()) return result;
-  for (auto* l : listeners_) l->on_topic_deleted(removed);
-  return {};
+  return commit({protocol::RemoveTopicRecord{removed.id}});
 }
 
 OperationResult Controller::alter_topic_configs(std::string_view name, const std::map<std::string, std::string>& configs,
@@ -709,9 +722,7 @@ OperationResult Controller::alter_topic_configs(std::string_view name, const std
   for (const auto& [key, value] : topic->configs)
     if (!configs.count(key)) records.push_back(protocol::ConfigRecord{kTopicResource, topic->name, key, std::nullopt});
   if (records.empty()) return {};
-  if (OperationResult result = commit(records); !result.ok()) return result;
-  for (auto* l : listeners_) l->on_topic_configs_changed(*find_topic(name));
-  return {};
+  return commit(records);
 }
 
 OperationResult Controller::create_partitions(std::string_view name, int32_t new_total, bool validate_only) {
@@ -742,13 +753,13 @@ OperationResult Controller::create_partitions(std::string_view name, int32_t new
   auto undo = [&] {
     for (size_t i = 0; i < told; ++i) {
       try {
-        listeners_[i]->on_partitions_removed(topic);
+        listeners_[i]->abandon_partitions(topic);
       } catch (const std::exception&) {  // nothing more to undo with
       }
     }
   };
   try {
-    for (; told < listeners_.size(); ++told) listeners_[told]->on_partitions_added(grown, old);
+    for (; told < listeners_.size(); ++told) listeners_[told]->prepare_partitions(grown, old);
   } catch (const std::exception& e) {
     ++told;
     undo();

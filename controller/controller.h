@@ -1,15 +1,17 @@
 // The cluster manager. Its state is the metadata log (metadata_log.h): every
 // operation validates a request the way Kafka's controller does, turns it into
-// Kafka's metadata records, appends them in one durable transaction and
-// applies them to its image (metadata_image.h). Replaying the log rebuilds
-// the image after a restart. Today it runs inside the broker process and tells
-// in-process listeners (the broker's replica manager) what changed; brokers in
-// other processes will follow the log instead.
+// Kafka's metadata records, appends them to the metadata log in one
+// transaction and applies them to its image (metadata_image.h). Replaying the
+// log rebuilds the image after a restart. It runs inside a node's process and
+// tells in-process listeners (the broker's replica manager) what was
+// committed; brokers in other processes follow the log instead.
 //
-// Not thread-safe: used from the broker's network thread.
+// Not thread-safe: used from the node's network thread, which never waits for
+// the log's disk writes once write_in_background() is called.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -41,29 +43,37 @@ struct OperationResult {
   bool ok() const { return error == protocol::ErrorCode::kNone; }
 };
 
-// Observes metadata changes. In-process listeners are told before the change
-// is committed to the log (they open the partitions' logs), so that a change
-// they cannot take is never committed.
+// Observes metadata changes once they are committed (durable in the log), as
+// a broker following the log sees them (publish_delta, metadata_delta.h).
+// Listeners that must open files for a new topic or partitions (the broker's
+// replica manager) also prepare them before the change is committed, so that
+// a change they cannot take is never committed.
 class MetadataListener {
  public:
   virtual ~MetadataListener() = default;
+  // Before a topic or partitions are committed: open what they need, or throw.
+  virtual void prepare_topic(const TopicInfo& /*topic*/) {}
+  virtual void prepare_partitions(const TopicInfo& /*topic*/, int32_t /*old_count*/) {}
+  // Undo a prepare that will not be committed (this or a later listener's
+  // prepare failed, or the commit did).
+  virtual void abandon_topic(const TopicInfo& /*topic*/) {}
+  // The partitions from `topic.partition_count()` on are not to be.
+  virtual void abandon_partitions(const TopicInfo& /*topic*/) {}
+
   virtual void on_topic_created(const TopicInfo& topic) = 0;
   virtual void on_partitions_added(const TopicInfo& topic, int32_t old_count) = 0;
   virtual void on_topic_deleted(const TopicInfo& topic) = 0;
   // A topic's configs were altered (AlterConfigs / IncrementalAlterConfigs).
   virtual void on_topic_configs_changed(const TopicInfo& /*topic*/) {}
-  // Undoes an on_partitions_added that a listener could not complete: the
-  // partitions from `topic.partition_count()` on are gone again.
-  virtual void on_partitions_removed(const TopicInfo& /*topic*/) {}
   // A partition's replicas, ISR, leader or epochs changed (`topic` as it is now).
   virtual void on_partition_changed(const TopicInfo& /*topic*/, int32_t /*index*/) {}
-  // Records were committed to the metadata log, which now ends at `end_offset`.
+  // Records were committed to the metadata log, which is durable up to `end_offset`.
   virtual void on_committed(int64_t /*end_offset*/) {}
 };
-// A listener that cannot take a change (its logs could not be opened: no file
-// descriptors or no space left) throws; the controller then undoes it in the
-// listeners told before, commits nothing and answers KAFKA_STORAGE_ERROR, so
-// that a topic or a partition count is never half made.
+// A listener that cannot prepare a change (its logs could not be opened: no
+// file descriptors or no space left) throws; the controller then abandons it
+// in the listeners prepared before, commits nothing and answers
+// KAFKA_STORAGE_ERROR, so that a topic or a partition count is never half made.
 
 class Controller {
  public:
@@ -95,7 +105,12 @@ class Controller {
 
   const std::string& cluster_id() const { return cluster_id_; }
   int32_t node_id() const { return options_.node_id; }
+  // The controller's image: every record appended, durable or not. Operations
+  // validate against it, as Kafka's controller does against its in-memory state.
   const MetadataImage& image() const { return image_; }
+  // What is durable in the log and told to the listeners: what the brokers of
+  // this process serve.
+  const MetadataImage& committed_image() const { return committed_; }
   const MetadataLog& log() const { return log_; }
   // Registered brokers that are not fenced: where replicas can go.
   std::vector<int32_t> live_brokers() const { return image_.unfenced_brokers(); }
@@ -168,6 +183,13 @@ class Controller {
   // Listeners are told in the order they were added.
   void add_listener(MetadataListener* listener) { listeners_.push_back(listener); }
 
+  // From now on the log is written by `committer` (a thread of its own) and
+  // the caller does not wait for the disk: operations return once their
+  // records are appended and applied to image(); the listeners and
+  // committed_image() get them when they are durable (log().durable_end_offset()
+  // has passed them). Whoever answers a request must wait for that too.
+  void write_in_background(MetadataLog::Committer committer);
+
   // partitions / replication_factor of -1 take the broker defaults; an empty
   // `assignments` lets the controller place replicas. `validate_only` checks
   // everything and changes nothing.
@@ -190,8 +212,10 @@ class Controller {
 
  private:
   // Appends the records in one transaction and applies them; snapshots when
-  // enough has been written since the last one.
+  // enough has been written since the last one. Published once durable.
   OperationResult commit(const std::vector<MetadataRecord>& records);
+  // Applies what is durable up to `durable_end` to committed_ and tells the listeners.
+  void publish(int64_t durable_end);
   void migrate_legacy_state();
   // Whether a partition of `topic` left with no live in-sync replica may
   // elect one that is not in sync (and lose what it lacks).
@@ -211,6 +235,13 @@ class Controller {
   std::string cluster_id_;
   MetadataLog log_;
   MetadataImage image_;
+  MetadataImage committed_;
+  // Records appended and not yet durable, by the log end after them.
+  struct Unpublished {
+    int64_t end_offset;
+    std::vector<MetadataRecord> records;
+  };
+  std::deque<Unpublished> unpublished_;
   std::vector<MetadataListener*> listeners_;
   // Soft state, not in the log: when each broker was last heard from.
   std::map<int32_t, int64_t> last_heard_ms_;

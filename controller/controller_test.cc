@@ -17,6 +17,11 @@ using protocol::ErrorCode;
 
 class RecordingListener : public MetadataListener {
  public:
+  void prepare_topic(const TopicInfo& t) override { events.push_back("prepare " + t.name); }
+  void prepare_partitions(const TopicInfo& t, int32_t old) override {
+    events.push_back("prepare " + t.name + " " + std::to_string(old) + "->" + std::to_string(t.partition_count()));
+  }
+  void abandon_topic(const TopicInfo& t) override { events.push_back("abandon " + t.name); }
   void on_topic_created(const TopicInfo& t) override { events.push_back("created " + t.name); }
   void on_partitions_added(const TopicInfo& t, int32_t old) override {
     events.push_back("added " + t.name + " " + std::to_string(old) + "->" + std::to_string(t.partition_count()));
@@ -28,16 +33,16 @@ class RecordingListener : public MetadataListener {
 // A listener whose logs cannot be opened (no descriptors, no space).
 class FailingListener : public RecordingListener {
  public:
-  void on_topic_created(const TopicInfo& t) override {
-    RecordingListener::on_topic_created(t);
+  void prepare_topic(const TopicInfo& t) override {
+    RecordingListener::prepare_topic(t);
     throw std::runtime_error("Too many open files");
   }
-  void on_partitions_added(const TopicInfo& t, int32_t old) override {
-    RecordingListener::on_partitions_added(t, old);
+  void prepare_partitions(const TopicInfo& t, int32_t old) override {
+    RecordingListener::prepare_partitions(t, old);
     throw std::runtime_error("Too many open files");
   }
-  void on_partitions_removed(const TopicInfo& t) override {
-    events.push_back("removed " + t.name + " from " + std::to_string(t.partition_count()));
+  void abandon_partitions(const TopicInfo& t) override {
+    events.push_back("abandon " + t.name + " from " + std::to_string(t.partition_count()));
   }
 };
 
@@ -83,7 +88,7 @@ TEST_F(ControllerTest, CreatesTopicsWithDefaultsAndPersistsThem) {
     EXPECT_EQ(created->partition_count(), 4);
     id = created->id;
     EXPECT_FALSE(id.is_zero());
-    EXPECT_EQ(listener.events, std::vector<std::string>{"created orders"});
+    EXPECT_EQ(listener.events, (std::vector<std::string>{"prepare orders", "created orders"}));
   }
   auto again_owner = start({1, 4, 1});
   Controller& again = *again_owner;
@@ -129,7 +134,8 @@ TEST_F(ControllerTest, AddsPartitionsAndDeletes) {
   EXPECT_EQ(c.create_partitions("nope", 5, false).error, ErrorCode::kUnknownTopicOrPartition);
   EXPECT_TRUE(c.delete_topic("t").ok());
   EXPECT_EQ(c.delete_topic("t").error, ErrorCode::kUnknownTopicOrPartition);
-  EXPECT_EQ(listener.events, (std::vector<std::string>{"created t", "added t 2->5", "deleted t"}));
+  EXPECT_EQ(listener.events,
+            (std::vector<std::string>{"prepare t", "created t", "prepare t 2->5", "added t 2->5", "deleted t"}));
   auto again_owner = start({1, 1, 1});
   Controller& again = *again_owner;
   EXPECT_TRUE(again.topics().empty());
@@ -148,7 +154,7 @@ TEST_F(ControllerTest, ACreationAListenerCannotTakeIsUndone) {
     EXPECT_EQ(r.error, ErrorCode::kKafkaStorageError);
     EXPECT_NE(r.message.find("Too many open files"), std::string::npos);
     EXPECT_EQ(c.find_topic("orders"), nullptr);
-    EXPECT_EQ(before.events, (std::vector<std::string>{"created orders", "deleted orders"}));
+    EXPECT_EQ(before.events, (std::vector<std::string>{"prepare orders", "abandon orders"}));
   }
   {
     auto reloaded_owner = start({1, 1, 1});
@@ -160,11 +166,42 @@ TEST_F(ControllerTest, ACreationAListenerCannotTakeIsUndone) {
     OperationResult r = reloaded.create_partitions("orders", 5, false);
     EXPECT_EQ(r.error, ErrorCode::kKafkaStorageError);
     EXPECT_EQ(reloaded.find_topic("orders")->partition_count(), 2);
-    EXPECT_EQ(failing.events, (std::vector<std::string>{"added orders 2->5", "removed orders from 2"}));
+    EXPECT_EQ(failing.events, (std::vector<std::string>{"prepare orders 2->5", "abandon orders from 2"}));
   }
   auto again_owner = start({1, 1, 1});
   Controller& again = *again_owner;
   EXPECT_EQ(again.find_topic("orders")->partition_count(), 2);
+}
+
+// With the log written in the background, an operation returns once its
+// records are appended: validation sees them at once (a second create of the
+// same name is refused), but listeners and the committed image get them only
+// once they are durable, in order.
+TEST_F(ControllerTest, ListenersHearOfChangesOnlyOnceTheyAreDurable) {
+  auto c = start({1, 1, 1});
+  RecordingListener listener;
+  c->add_listener(&listener);
+  std::vector<std::function<void()>> in_flight;
+  c->write_in_background([&](std::vector<storage::StateStore::Change> changes, std::function<void(bool)> done) {
+    in_flight.push_back([this, changes = std::move(changes), done = std::move(done)] {
+      store_->apply(changes);
+      done(true);
+    });
+  });
+  ASSERT_TRUE(c->create_topic("t", 2, 1, {}, {}, false).ok());
+  EXPECT_EQ(c->create_topic("t", 2, 1, {}, {}, false).error, ErrorCode::kTopicAlreadyExists);
+  ASSERT_TRUE(c->delete_topic("t").ok());
+  EXPECT_EQ(c->committed_image().find_topic("t"), nullptr);
+  EXPECT_EQ(listener.events, std::vector<std::string>{"prepare t"});  // its logs are opened before the commit
+  EXPECT_EQ(c->log().durable_end_offset() + 4, c->log().end_offset());  // a topic, two partitions, a removal
+  ASSERT_EQ(in_flight.size(), 2u);
+  in_flight[0]();
+  ASSERT_NE(c->committed_image().find_topic("t"), nullptr);
+  EXPECT_EQ(listener.events, (std::vector<std::string>{"prepare t", "created t"}));
+  in_flight[1]();
+  EXPECT_EQ(c->committed_image().find_topic("t"), nullptr);
+  EXPECT_EQ(listener.events, (std::vector<std::string>{"prepare t", "created t", "deleted t"}));
+  EXPECT_EQ(c->log().durable_end_offset(), c->log().end_offset());
 }
 
 // What the controller holds is exactly what replaying its log gives, across
@@ -190,7 +227,7 @@ TEST_F(ControllerTest, TheImageIsWhatReplayingTheLogGives) {
     }
     EXPECT_GT(c->log().snapshot_offset(), 0);  // snapshots were taken ...
     int64_t kept = 0;
-    c->log().read(c->log().snapshot_offset(), [&](int64_t, std::string_view) { ++kept; });
+    c->log().read(c->log().snapshot_offset(), [&](int64_t, std::string_view) { return ++kept > 0; });
     EXPECT_LT(kept, c->log().end_offset() / 2);  // ... and the records below them dropped
     for (const auto& r : c->image().to_records()) before.push_back(encode_record(r));
     EXPECT_EQ(c->topics().size(), 9u);
@@ -468,6 +505,7 @@ TEST_F(AlterPartitionTest, ShrinksAndExpandsTheIsr) {
     EXPECT_EQ(record.isr, (std::vector<int32_t>{1, 2}));
     EXPECT_EQ(record.leader_recovery_state, -1);
     found = true;
+    return true;
   });
   EXPECT_TRUE(found);
 

@@ -5,17 +5,21 @@
 // the cluster lives.
 //
 // Kept in the state store (LMDB): an append of several records is one
-// transaction, so a controller operation is in the log whole or not at all,
-// and it is durable when append() returns. One voter for now: the quorum issue
-// replicates this same sequence, and nothing above this class may assume
-// there is one controller. The keys are described in FORMATS.md.
+// transaction, so a controller operation is in the log whole or not at all.
+// Writes are made in place (durable when append() returns) until
+// write_in_background() hands them to a writer thread: then the log's end
+// runs ahead of what is durable, and readers (brokers fetching the log) see
+// only the durable part. One voter for now: the quorum issue replicates this
+// same sequence, and nothing above this class may assume there is one
+// controller. The keys are described in FORMATS.md.
 //
-// Not thread-safe.
+// Not thread-safe: the writer's completions come back on the owner's thread.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,12 +33,29 @@ inline constexpr std::string_view kMetadataTopic = "__cluster_metadata";
 
 class MetadataLog {
  public:
+  // Commits `changes` as one transaction after everything handed to it
+  // before, then calls done(ok) on the log owner's thread.
+  using Committer =
+      std::function<void(std::vector<storage::StateStore::Change> changes, std::function<void(bool ok)> done)>;
+
   explicit MetadataLog(storage::StateStore& store);
+
+  // From now on every write goes to `committer`, in order, and the caller
+  // does not wait for the disk. `on_durable(end)` is called as each write
+  // becomes durable, with the new durable end. A write that fails throws
+  // MetadataLogWriteFailed out of its completion: the log cannot go on with
+  // a hole in it (Kafka's controller stops on a metadata log failure too).
+  void write_in_background(Committer committer, std::function<void(int64_t durable_end)> on_durable);
 
   // The offset the next record gets.
   int64_t end_offset() const { return end_offset_; }
+  // The end of what is on disk: what a reader may be given (== end_offset()
+  // while writes are made in place).
+  int64_t durable_end_offset() const { return durable_end_offset_; }
   // Records below it are only in the snapshot (0: no snapshot yet).
   int64_t snapshot_offset() const { return snapshot_offset_; }
+  // The snapshot on disk (what snapshot_records() returns) ends here.
+  int64_t durable_snapshot_offset() const { return durable_snapshot_offset_; }
   // Bytes of records appended since the last snapshot.
   uint64_t bytes_since_snapshot() const { return bytes_since_snapshot_; }
   bool empty() const { return end_offset_ == 0; }
@@ -48,24 +69,43 @@ class MetadataLog {
   // The snapshot's records (empty when there is none), then every record from
   // the snapshot offset on, in order: what rebuilds the image.
   void replay(const std::function<void(std::string_view record)>& visit) const;
-  // Records at offsets >= `from` (which must be >= snapshot_offset()).
-  void read(int64_t from, const std::function<void(int64_t offset, std::string_view record)>& visit) const;
+  // Durable records at offsets >= `from` (which must be >= snapshot_offset()),
+  // in order, until visit returns false.
+  void read(int64_t from, const std::function<bool(int64_t offset, std::string_view record)>& visit) const;
 
   // Makes `image_records` the snapshot at end_offset() and drops the records
   // below it, in one transaction.
   void write_snapshot(const std::vector<std::string>& image_records);
-  // The snapshot's records (empty when there is none).
-  std::vector<std::string> snapshot_records() const;
+  // The snapshot's records (empty when there is none); `offset` receives the
+  // offset it ends at (0: none). Read from disk, so it may be a snapshot
+  // written and not yet reported durable.
+  std::vector<std::string> snapshot_records(int64_t* offset = nullptr) const;
   // A follower's copy taking the leader's snapshot: everything it held is
   // replaced by `image_records` as the snapshot at `offset`, which becomes
   // the end of the log, in one transaction.
   void install_snapshot(int64_t offset, const std::vector<std::string>& image_records);
 
  private:
+  // Makes `changes` durable (in place, or through the committer), after which
+  // the durable end and snapshot are the log's end and snapshot as they are now.
+  void write(std::vector<storage::StateStore::Change> changes);
+  // Erases the records from the snapshot offset to the end (they are
+  // contiguous: the constructor checks it).
+  void erase_records(std::vector<storage::StateStore::Change>& changes) const;
+
   storage::StateStore& store_;
   int64_t end_offset_ = 0;
   int64_t snapshot_offset_ = 0;
+  int64_t durable_end_offset_ = 0;
+  int64_t durable_snapshot_offset_ = 0;
   uint64_t bytes_since_snapshot_ = 0;
+  Committer committer_;
+  std::function<void(int64_t)> on_durable_;
+};
+
+// A background write of the metadata log failed: the process must stop.
+struct MetadataLogWriteFailed : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 }  // namespace sluice::controller

@@ -145,13 +145,71 @@ TEST_F(MetadataLogTest, AppendsDurablyInOrderAndSnapshots) {
     EXPECT_EQ(log.bytes_since_snapshot(), 0u);
     EXPECT_EQ(log.append({"d"}), 3);
     std::vector<int64_t> offsets;
-    log.read(3, [&](int64_t o, std::string_view) { offsets.push_back(o); });
+    log.read(3, [&](int64_t o, std::string_view) {
+      offsets.push_back(o);
+      return true;
+    });
     EXPECT_EQ(offsets, std::vector<int64_t>{3});
-    EXPECT_THROW(log.read(2, [](int64_t, std::string_view) {}), std::invalid_argument);
+    EXPECT_THROW(log.read(2, [](int64_t, std::string_view) { return true; }), std::invalid_argument);
   }
   EXPECT_EQ(replayed(), (std::vector<std::string>{"image", "d"}));
   MetadataLog reopened(*store_);
   EXPECT_EQ(reopened.snapshot_offset(), 3);
+  EXPECT_EQ(reopened.end_offset(), 4);
+}
+
+// Writes handed to a committer (a thread in the broker; here a queue the test
+// drains): the end runs ahead, readers see only what is durable, a snapshot
+// taken while appends are in flight erases them too, and a failed write stops
+// the log.
+TEST_F(MetadataLogTest, WritesInTheBackgroundInOrder) {
+  struct Queued {
+    std::vector<storage::StateStore::Change> changes;
+    std::function<void(bool)> done;
+  };
+  std::vector<Queued> queue;
+  std::vector<int64_t> durable;
+  auto complete = [&](size_t n, bool ok = true) {
+    for (size_t i = 0; i < n; ++i) {
+      Queued q = std::move(queue.front());
+      queue.erase(queue.begin());
+      if (ok) store_->apply(q.changes);
+      q.done(ok);
+    }
+  };
+  {
+    MetadataLog log(*store_);
+    log.append({"a"});  // in place: durable at once
+    log.write_in_background([&](auto changes, auto done) { queue.push_back({std::move(changes), std::move(done)}); },
+                            [&](int64_t end) { durable.push_back(end); });
+    EXPECT_EQ(log.append({"b", "c"}), 1);
+    EXPECT_EQ(log.append({"d"}), 3);
+    EXPECT_EQ(log.end_offset(), 4);
+    EXPECT_EQ(log.durable_end_offset(), 1);
+    auto read_all = [&] {
+      std::vector<int64_t> offsets;
+      log.read(0, [&](int64_t o, std::string_view) {
+        offsets.push_back(o);
+        return true;
+      });
+      return offsets;
+    };
+    EXPECT_EQ(read_all(), std::vector<int64_t>{0});
+    complete(1);
+    EXPECT_EQ(log.durable_end_offset(), 3);
+    EXPECT_EQ(durable, std::vector<int64_t>{3});
+    EXPECT_EQ(read_all(), (std::vector<int64_t>{0, 1, 2}));
+    log.write_snapshot({"image"});  // "d" still in flight
+    EXPECT_EQ(log.snapshot_offset(), 4);
+    EXPECT_EQ(log.durable_snapshot_offset(), 0);
+    complete(2);
+    EXPECT_EQ(log.durable_snapshot_offset(), 4);
+    EXPECT_EQ(durable, (std::vector<int64_t>{3, 4, 4}));
+    log.append({"e"});
+    EXPECT_THROW(complete(1, false), MetadataLogWriteFailed);
+  }
+  EXPECT_EQ(replayed(), (std::vector<std::string>{"image"}));  // no record left below the snapshot
+  MetadataLog reopened(*store_);
   EXPECT_EQ(reopened.end_offset(), 4);
 }
 

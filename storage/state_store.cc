@@ -1,5 +1,6 @@
 #include "storage/state_store.h"
 
+#include <algorithm>
 #include <memory>
 
 #include <lmdb.h>
@@ -87,17 +88,25 @@ void StateStore::apply(const std::vector<Change>& changes) {
 
 void StateStore::scan(std::string_view prefix,
                       const std::function<void(std::string_view key, std::string_view value)>& visit) const {
+  scan(prefix, prefix, [&](std::string_view key, std::string_view value) {
+    visit(key, value);
+    return true;
+  });
+}
+
+void StateStore::scan(std::string_view prefix, std::string_view from,
+                      const std::function<bool(std::string_view key, std::string_view value)>& visit) const {
   Txn txn(env_, true);
   MDB_cursor* raw = nullptr;
   check(mdb_cursor_open(txn.get(), dbi_, &raw), "cursor_open");
   // Closed however the scan ends: a visitor may throw (a corrupt record found).
   std::unique_ptr<MDB_cursor, void (*)(MDB_cursor*)> cursor(raw, mdb_cursor_close);
-  MDB_val k = as_val(prefix), v{};
+  MDB_val k = as_val(std::max(prefix, from)), v{};
   int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_SET_RANGE);
   while (rc == MDB_SUCCESS) {
     std::string_view key(static_cast<const char*>(k.mv_data), k.mv_size);
     if (key.substr(0, prefix.size()) != prefix) break;
-    visit(key, std::string_view(static_cast<const char*>(v.mv_data), v.mv_size));
+    if (!visit(key, std::string_view(static_cast<const char*>(v.mv_data), v.mv_size))) break;
     rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT);
   }
   cursor.reset();

@@ -36,6 +36,10 @@ class StateStore {
 
   // Visits every key starting with `prefix`, in key order.
   void scan(std::string_view prefix, const std::function<void(std::string_view key, std::string_view value)>& visit) const;
+  // Visits the keys starting with `prefix` from the first one not below
+  // `from`, in key order, until visit returns false.
+  void scan(std::string_view prefix, std::string_view from,
+            const std::function<bool(std::string_view key, std::string_view value)>& visit) const;
 
  private:
   explicit StateStore(MDB_env* env, unsigned dbi) : env_(env), dbi_(dbi) {}

@@ -28,6 +28,7 @@ boost::asio::awaitable<void> handle_allocate_producer_ids(RequestContext& ctx) {
       reply.error_code = static_cast<int16_t>(ErrorCode::kUnknownServerError);
     }
   }
+  co_await metadata_changes_durable(ctx.broker);  // the answer reports it
   ctx.respond(reply);
   co_return;
 }

@@ -42,6 +42,7 @@ boost::asio::awaitable<void> handle_alter_configs(RequestContext& ctx) {
   AlterConfigsResponse reply;
   answer_config_resources(request.resources, reply.responses,
                           [&](const auto& resource) { return replace(ctx.broker, resource, request.validate_only); });
+  co_await metadata_changes_durable(ctx.broker);  // the answer reports it
   ctx.respond(reply);
   co_return;
 }

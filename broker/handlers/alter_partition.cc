@@ -52,6 +52,7 @@ boost::asio::awaitable<void> handle_alter_partition(RequestContext& ctx) {
       }
     }
   }
+  co_await metadata_changes_durable(ctx.broker);  // the answer reports it
   ctx.respond(reply);
   co_return;
 }

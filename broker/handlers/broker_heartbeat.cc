@@ -24,6 +24,7 @@ boost::asio::awaitable<void> handle_broker_heartbeat(RequestContext& ctx) {
   reply.is_caught_up = outcome.is_caught_up;
   reply.is_fenced = outcome.is_fenced;
   reply.should_shut_down = outcome.should_shut_down;
+  co_await metadata_changes_durable(ctx.broker);  // the answer reports it
   ctx.respond(reply);
   co_return;
 }

@@ -30,6 +30,7 @@ boost::asio::awaitable<void> handle_broker_registration(RequestContext& ctx) {
     reply.error_code = static_cast<int16_t>(result.error);
     if (result.ok()) reply.broker_epoch = epoch;
   }
+  co_await metadata_changes_durable(ctx.broker);  // the answer reports it
   ctx.respond(reply);
   co_return;
 }

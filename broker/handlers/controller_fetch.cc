@@ -33,8 +33,9 @@ boost::asio::awaitable<void> handle_controller_fetch(RequestContext& ctx) {
       for (const auto& p : t.partitions)
         if (p.partition == 0) wanted = &p;
 
-  // An up-to-date follower waits for the next commit.
-  if (wanted && wanted->fetch_offset == log.end_offset() && request.max_wait_ms > 0) {
+  // An up-to-date follower waits for the next commit. Brokers are given only
+  // what is durable: a controller that crashed would not have the rest.
+  if (wanted && wanted->fetch_offset == log.durable_end_offset() && request.max_wait_ms > 0) {
     AsyncEvent committed(ctx.broker.executor);
     ctx.broker.metadata_publisher->wait_for_commit(&committed);
     co_await committed.wait_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(request.max_wait_ms));
@@ -53,15 +54,15 @@ boost::asio::awaitable<void> handle_controller_fetch(RequestContext& ctx) {
         out.error_code = static_cast<int16_t>(ErrorCode::kUnknownTopicOrPartition);
         continue;
       }
-      out.high_watermark = log.end_offset();
-      out.last_stable_offset = log.end_offset();
-      out.log_start_offset = log.snapshot_offset();
-      if (p.fetch_offset < log.snapshot_offset()) {
-        out.snapshot_id.end_offset = log.snapshot_offset();
+      out.high_watermark = log.durable_end_offset();
+      out.last_stable_offset = log.durable_end_offset();
+      out.log_start_offset = log.durable_snapshot_offset();
+      if (p.fetch_offset < log.durable_snapshot_offset()) {
+        out.snapshot_id.end_offset = log.durable_snapshot_offset();
         out.snapshot_id.epoch = 0;
         continue;
       }
-      if (p.fetch_offset > log.end_offset()) {
+      if (p.fetch_offset > log.durable_end_offset()) {
         out.error_code = static_cast<int16_t>(ErrorCode::kOffsetOutOfRange);
         continue;
       }
@@ -69,9 +70,11 @@ boost::asio::awaitable<void> handle_controller_fetch(RequestContext& ctx) {
       std::vector<std::string> values;
       size_t bytes = 0;
       log.read(p.fetch_offset, [&](int64_t, std::string_view record) {
-        if (!values.empty() && bytes + record.size() > static_cast<size_t>(std::max(p.partition_max_bytes, 1))) return;
+        if (!values.empty() && bytes + record.size() > static_cast<size_t>(std::max(p.partition_max_bytes, 1)))
+          return false;
         bytes += record.size();
         values.emplace_back(record);
+        return true;
       });
       if (!values.empty()) out.records = protocol::Records(batches.emplace_back(protocol::build_record_batch(p.fetch_offset, 0, 0, values)));
     }

@@ -78,6 +78,7 @@ boost::asio::awaitable<void> handle_create_partitions(RequestContext& ctx) {
     auto outcome = broker.controller->create_partitions(t.name, t.count, request.validate_only);
     if (!outcome.ok()) fail(outcome.error, outcome.message);
   }
+  co_await metadata_changes_durable(ctx.broker);  // the answer reports it
   ctx.respond(reply);
   co_return;
 }

@@ -154,6 +154,7 @@ boost::asio::awaitable<void> handle_create_topics(RequestContext& ctx) {
     for (const auto& topic : request.topics)
       reply.topics.push_back(create_one(ctx, topic, mentions[topic.name] > 1, request.validate_only));
   }
+  co_await metadata_changes_durable(ctx.broker);  // the answer reports it
   ctx.respond(reply);
   co_return;
 }

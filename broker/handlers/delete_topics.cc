@@ -65,6 +65,7 @@ boost::asio::awaitable<void> handle_delete_topics(RequestContext& ctx) {
     }
     reply.responses.push_back(std::move(result));
   }
+  co_await metadata_changes_durable(ctx.broker);  // the answer reports it
   ctx.respond(reply);
   co_return;
 }

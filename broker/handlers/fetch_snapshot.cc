@@ -34,11 +34,12 @@ boost::asio::awaitable<void> handle_fetch_snapshot(RequestContext& ctx) {
         continue;
       }
       // Only the latest snapshot is kept: an older one asked for is gone.
-      if (p.snapshot_id.end_offset != log.snapshot_offset() || log.snapshot_offset() == 0) {
+      int64_t snapshot_offset = 0;
+      const auto records = log.snapshot_records(&snapshot_offset);
+      if (p.snapshot_id.end_offset != snapshot_offset || snapshot_offset == 0) {
         out.error_code = static_cast<int16_t>(ErrorCode::kSnapshotNotFound);
         continue;
       }
-      const auto records = log.snapshot_records();
       out.position = 0;
       if (records.empty()) continue;  // an empty image: size 0
       const std::string& batch = batches.emplace_back(protocol::build_record_batch(0, 0, 0, records));

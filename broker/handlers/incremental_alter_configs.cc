@@ -90,6 +90,7 @@ boost::asio::awaitable<void> handle_incremental_alter_configs(RequestContext& ct
   IncrementalAlterConfigsResponse reply;
   answer_config_resources(request.resources, reply.responses,
                           [&](const auto& resource) { return alter(ctx.broker, resource, request.validate_only); });
+  co_await metadata_changes_durable(ctx.broker);  // the answer reports it
   ctx.respond(reply);
   co_return;
 }

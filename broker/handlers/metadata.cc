@@ -121,9 +121,16 @@ boost::asio::awaitable<void> handle_metadata(RequestContext& ctx) {
         continue;
       }
       if (!info && may_create && broker.controller) {
-        auto result = broker.controller->create_topic(name, -1, -1, {}, {}, false, &info);
-        if (!result.ok()) {
+        // Already there: created by a request whose change is not durable yet.
+        auto result = broker.controller->create_topic(name, -1, -1, {}, {}, false);
+        if (!result.ok() && result.error != ErrorCode::kTopicAlreadyExists) {
           reply.topics.push_back(topic_error(result.error, name));
+          continue;
+        }
+        co_await metadata_changes_durable(broker);
+        info = broker.metadata.find_topic(name);
+        if (!info) {  // deleted again meanwhile
+          reply.topics.push_back(topic_error(ErrorCode::kLeaderNotAvailable, name));
           continue;
         }
       } else if (!info && may_create) {
