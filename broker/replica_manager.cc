@@ -403,6 +403,8 @@ void ReplicaManager::record_follower_fetch(Partition& partition, int32_t replica
   f.log_end_offset = fetch_offset;
   f.last_fetch_ms = now_ms;
   f.leader_end_at_last_fetch = leader_end;
+  const controller::BrokerRegistration* registration = metadata_ ? metadata_->find_broker(replica) : nullptr;
+  f.broker_epoch = registration ? registration->epoch : -1;
   advance_high_watermark(partition);
 }
 
@@ -497,7 +499,6 @@ std::optional<std::vector<int32_t>> ReplicaManager::wanted_isr(const Partition& 
   if (!partition.is_leader || partition.isr_change_in_flight) return std::nullopt;
   const int64_t lag_ms = config_.get_long("replica.lag.time.max.ms");
   const int32_t self = config_.node_id();
-  const auto live = metadata_ ? metadata_->unfenced_brokers() : std::vector<int32_t>{};
   std::vector<int32_t> isr;
   for (int32_t r : partition.isr) {
     if (r == self) {
@@ -515,8 +516,11 @@ std::optional<std::vector<int32_t>> ReplicaManager::wanted_isr(const Partition& 
     auto it = partition.followers.find(r);
     if (it == partition.followers.end()) continue;
     const FollowerState& f = it->second;
-    if (f.log_end_offset >= partition.high_watermark_ && f.log_end_offset >= epoch_start &&
-        std::find(live.begin(), live.end(), r) != live.end() && now_ms - f.last_caught_up_ms <= lag_ms)
+    // Its progress must be that of its current incarnation (KIP-903), whose
+    // epoch the AlterPartition carries for the controller to check again.
+    const controller::BrokerRegistration* registration = metadata_ ? metadata_->find_broker(r) : nullptr;
+    if (f.log_end_offset >= partition.high_watermark_ && f.log_end_offset >= epoch_start && registration &&
+        !registration->fenced && f.broker_epoch == registration->epoch && now_ms - f.last_caught_up_ms <= lag_ms)
       isr.push_back(r);
   }
   if (isr == partition.isr) return std::nullopt;

@@ -35,6 +35,10 @@ struct FollowerState {
   int64_t last_caught_up_ms = 0;   // the last time it had everything the leader had (replica.lag.time.max.ms)
   int64_t last_fetch_ms = 0;
   int64_t leader_end_at_last_fetch = 0;  // the leader's log end when it last fetched
+  // Its registration (broker epoch) in this broker's metadata when it last
+  // fetched (KIP-903): progress made by an earlier incarnation of the broker,
+  // which may have lost its disk since, never brings the new one into the ISR.
+  int64_t broker_epoch = -1;
 };
 
 struct Partition {

@@ -11,6 +11,7 @@ the new leaders' logs (truncating anything only it had) and come back into the I
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -186,3 +187,51 @@ def test_leader_cut_off_with_its_clients_acks_all_never_acknowledged_there(clust
     assert runs["all"]["sent"] > 0 and runs["1"]["sent"] > 0
     # Every broker, the healed one included (its acks=1 tail truncated), holds the same log.
     replicas_identical(cluster, topic)
+
+
+def test_restarted_broker_is_not_taken_back_into_the_isr_on_its_old_incarnations_progress():
+    """KIP-903's case. A follower in sync is killed, loses its disk and comes back as a new
+    incarnation (new broker epoch) within replica.lag.time.max.ms, so the leader's memory of the
+    old incarnation's fetches still says "caught up". It is cut off from the leader (not from the
+    controller, so it registers and is unfenced): the leader must not take it back into the ISR on
+    that old progress, or an empty replica would count as in sync and could be elected. Once it can
+    fetch again it copies everything and rejoins; nothing acknowledged is lost."""
+    if not netlab.available():
+        pytest.skip("network namespaces need root and iproute2")
+    lab = netlab.NetLab()
+    # A long lag time keeps the old incarnation's last fetch recent enough to count.
+    cluster = SluiceCluster(brokers=3, config={"default.replication.factor": "3", "min.insync.replicas": "2",
+                                               "replica.lag.time.max.ms": "30000"}, netlab=lab)
+    try:
+        cluster.start()
+        topic = "incarnations"
+        cluster.create_topic(topic, P, 3)
+        producer = AckedProducer(cluster.bootstrap, topic)
+        producer.start(rate=300, limit=300)
+        deadline = time.monotonic() + 30
+        while producer.sent < 300 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        producer.stop()  # flushes: the followers have everything, and the producer is idle
+        assert len(producer.acked) == 300, f"{len(producer.acked)} of 300 acknowledged"
+        leader = cluster.leader_of(topic, 0)  # partition 0 is watched; the victim follows it
+        victim = next(b for b in cluster.broker_ids if b != leader)
+        cluster.node(victim).kill9()
+        shutil.rmtree(cluster.node(victim).data_dir)
+        cluster.wait_partitions(topic, lambda s: victim not in s[0][2], timeout=SESSION_TIMEOUT_MS / 1000 + 10)
+        cluster.block(victim, leader)
+        cluster.node(victim).start()  # ready once the controller has unfenced it
+        cluster.wait_brokers(3)
+        isr_seen = []
+        for _ in range(30):  # 3 s: thirty of the leader's ISR checks
+            isr_seen.append(cluster.partition_state(topic)[0][2])
+            time.sleep(0.1)
+        assert all(victim not in isr for isr in isr_seen), \
+            f"broker {victim} was taken back into the ISR with an empty log: {isr_seen}"
+        cluster.unblock(victim, leader)
+        cluster.wait_partitions(topic, lambda s: all(len(isr) == 3 for _, _, isr in s.values()), timeout=30)
+        replicas_identical(cluster, topic)
+        result = check_replicated(cluster.bootstrap, topic, producer.acked)
+        print(f"\nnew incarnation kept out of the ISR until it fetched: {result}")
+    finally:
+        cluster.cleanup()
+        lab.close()

@@ -8,6 +8,7 @@ replica.lag.time.max.ms 1500, replica.fetch.wait.max.ms 100.
         c.node(2).kill9(); c.node(2).start()
         c.pause(3); c.resume(3)     # SIGSTOP / SIGCONT
         c.cut(3); c.heal(3)         # off the network and back (SluiceCluster(netlab=NetLab()), root)
+        c.block(3, 2); c.unblock(3, 2)  # node 3 cannot reach node 2, and can again (netlab)
         c.partition_state(topic)    # {p: (leader, replicas, isr)} from a live broker's Metadata
 """
 from __future__ import annotations
@@ -121,6 +122,13 @@ class SluiceCluster:
     def heal(self, node_id: int) -> None:
         self.netlab.heal(node_id + 1)
         self.cut_off.discard(node_id)
+
+    def block(self, node_id: int, peer_id: int) -> None:
+        """Node `node_id` can no longer reach node `peer_id` (netlab clusters); all else goes on."""
+        self.netlab.block(node_id + 1, peer_id + 1)
+
+    def unblock(self, node_id: int, peer_id: int) -> None:
+        self.netlab.unblock(node_id + 1, peer_id + 1)
 
     # ------------------------------------------------------------------ views
     @property

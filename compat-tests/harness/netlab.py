@@ -83,6 +83,14 @@ class NetLab:
     def heal(self, node: int) -> None:
         _ip("link", "set", self._veth(node), "up")
 
+    def block(self, node: int, peer: int) -> None:
+        """`node` can no longer reach `peer` (a route to nowhere in its namespace); it still
+        reaches every other node, and they reach it."""
+        _ip("-n", self._ns(node), "route", "add", "blackhole", f"{self.hosts[peer]}/32")
+
+    def unblock(self, node: int, peer: int) -> None:
+        _ip("-n", self._ns(node), "route", "del", "blackhole", f"{self.hosts[peer]}/32")
+
     def close(self) -> None:
         for node in list(self.hosts):
             subprocess.run(["ip", "netns", "del", self._ns(node)], capture_output=True, timeout=10)
