@@ -26,6 +26,13 @@ found in the capture's byte streams; with the consumer's arrival time (loadgen -
 
 "On the wire" is when the packet holding the byte was captured on `lo`. The runs also record the
 CPU time the hypervisor took from this VM (steal), which stalls whichever thread was running.
+On Sluice, W4 also runs under `perf trace` (when perf can trace: root and tracefs), which times
+every write, pwrite64, fdatasync and fsync of the broker's threads. The network thread's file
+writes (segment and index appends; its fds are read from /proc at the end of the run) are where
+an append can wait for the disk on the request path (a journal commit, pages under writeback):
+their durations, and how many W4 messages a stall could have held up (a stall of d ms at R msg/s
+holds up at most d * R / 1000 of them), set beside the broker's part of the tail.
+
 Needs root (or CAP_NET_RAW) for tcpdump; stdlib only.
 """
 from __future__ import annotations
@@ -33,6 +40,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import collections
+import contextlib
 import datetime
 import json
 import os
@@ -171,7 +179,9 @@ def analyse(pcap: Path, dump: Path, offset_ns: int, port: int) -> dict:
 
     def pct(v, q):
         return v[min(len(v) - 1, int(q * len(v)))] / 1e6
-    out = {"messages": len(latency), "matched": len(rows), "ms": {}}
+    out = {"messages": len(latency), "matched": len(rows), "ms": {},
+           # the broker's own part over 1 ms: the tail a stalled network thread would make
+           "broker_only_over_1ms": sum(1 for r in rows if r[4] > 1_000_000)}
     for i, name in enumerate(PARTS):
         v = sorted(r[i] for r in rows)
         out["ms"][name.strip()] = ({"p50": pct(v, 0.5), "p99": pct(v, 0.99), "p999": pct(v, 0.999),
@@ -207,6 +217,62 @@ class Capture:
         self.dropped = int(dropped.group(1)) if dropped else None
 
 
+class SyscallTrace:
+    """perf trace of one process's file writes and syncs, every thread, from start() until stop()."""
+
+    SYSCALLS = "write,pwrite64,fdatasync,fsync"
+    LINE = re.compile(r"\(\s*([\d.]+) ms\): [^/]*/(\d+) (\w+)\(fd: (\d+)")
+
+    def __init__(self, path: Path, pid: int):
+        self.path, self.pid, self.proc = path, pid, None
+
+    @staticmethod
+    def available() -> bool:
+        return shutil.which("perf") is not None and Path("/sys/kernel/tracing/events/syscalls").is_dir()
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(["perf", "trace", "-p", str(self.pid), "-e", self.SYSCALLS, "-o", str(self.path)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(1.0)  # attached
+        return self
+
+    def __exit__(self, *exc):
+        # Which file each fd is, while the broker still holds them.
+        self.fds = {}
+        for fd in Path(f"/proc/{self.pid}/fd").iterdir():
+            try:
+                self.fds[int(fd.name)] = os.readlink(fd)
+            except OSError:
+                pass
+        self.proc.send_signal(2)  # SIGINT: perf trace flushes and exits
+        self.proc.communicate(timeout=30)
+
+    def summary(self, rate: int) -> dict:
+        """Durations (ms) of the network thread's (tid == pid) file writes and of every thread's syncs."""
+        appends, syncs = [], []
+        for line in self.path.read_text(errors="replace").splitlines():
+            m = self.LINE.search(line)
+            if not m:
+                continue
+            ms, tid, call, fd = float(m.group(1)), int(m.group(2)), m.group(3), int(m.group(4))
+            if call in ("fdatasync", "fsync"):
+                syncs.append(ms)
+            elif tid == self.pid and self.fds.get(fd, "").startswith("/"):  # a file, not an eventfd or socket
+                appends.append(ms)
+
+        def dist(v):
+            v = sorted(v)
+            if not v:
+                return None
+            pct = lambda q: v[min(len(v) - 1, int(q * len(v)))]  # noqa: E731
+            return {"count": len(v), "p50": pct(0.5), "p99": pct(0.99), "p999": pct(0.999), "max": v[-1],
+                    "over_1ms": sum(1 for x in v if x > 1), "ms_in_those": round(sum(x for x in v if x > 1), 3)}
+        out = {"network_thread_file_writes_ms": dist(appends), "syncs_ms": dist(syncs)}
+        if out["network_thread_file_writes_ms"]:
+            out["messages_a_stall_could_hold_up"] = round(out["network_thread_file_writes_ms"]["ms_in_those"] * rate / 1000)
+        return out
+
+
 def run_one(kind: str, secs: float, rate: int, linger: int, work: Path) -> dict:
     broker = KafkaBench(work / kind) if kind == "kafka" else Broker("sluice", workdir=work / kind)
     broker.start()
@@ -219,7 +285,7 @@ def run_one(kind: str, secs: float, rate: int, linger: int, work: Path) -> dict:
 
     try:
         port = int(broker.bootstrap.rsplit(":", 1)[1])
-        for t in ("w0", "wu", "w1", "w0e", "w4"):
+        for t in ("w0", "wu", "w1", "w0e", "w4", "w4a"):
             lg("create", "-t", t, "-p", "1")
         lg("consume", "-t", "w0", "-T", "60")  # group coordinator set-up, as in run.py
         # The same untimed warm-up as make bench (Kafka's JIT): W1's and W3's load on another topic.
@@ -238,11 +304,27 @@ def run_one(kind: str, secs: float, rate: int, linger: int, work: Path) -> dict:
         lg("e2e", "-t", "w0e", "-s", "100", "-r", str(rate), "-d", "10", "-w", "0", "-a", "1", "-l", str(linger))
         os.sync()
         dump = work / f"{kind}.lat"
-        with Capture(work / f"{kind}-w4.pcap", port, 262144) as cap:
+        trace = SyscallTrace(work / f"{kind}-w4.trace", broker.proc.pid) \
+            if kind == "sluice" and SyscallTrace.available() else contextlib.nullcontext()
+        with Capture(work / f"{kind}-w4.pcap", port, 262144) as cap, trace:
             r = lg("e2e", "-t", "w4", "-s", "100", "-r", str(rate), "-d", str(secs), "-w", str(W4_WARMUP_S),
                    "-a", "1", "-l", str(linger), "-D", str(dump), timeout=secs + W4_WARMUP_S + 60)
         out["w4"] = analyse(cap.path, dump, r["realtime_minus_monotonic_ns"], port)
         out["w4"].update(loadgen_lat_ms=r["lat_ms"], steal_pct=cap.steal_pct, capture_dropped=cap.dropped)
+        if isinstance(trace, SyscallTrace):
+            out["w4"]["syscalls"] = trace.summary(rate)
+        # The same with acks=all: every produce waits for an fdatasync of the file the next ones
+        # append to, which is when an append could wait for the disk. No capture: the load
+        # generator's figures, and on Sluice the trace.
+        trace = SyscallTrace(work / f"{kind}-w4all.trace", broker.proc.pid) \
+            if kind == "sluice" and SyscallTrace.available() else contextlib.nullcontext()
+        with trace:
+            steal0 = steal_ticks()
+            r = lg("e2e", "-t", "w4a", "-s", "100", "-r", str(rate), "-d", str(secs), "-w", str(W4_WARMUP_S),
+                   "-a", "all", "-l", str(linger), timeout=secs + W4_WARMUP_S + 60)
+        out["w4_acks_all"] = {"loadgen_lat_ms": r["lat_ms"], "steal_pct": steal_pct(steal0, steal_ticks())}
+        if isinstance(trace, SyscallTrace):
+            out["w4_acks_all"]["syscalls"] = trace.summary(rate)
         return out
     finally:
         broker.kill9() if kind == "kafka" else broker.stop()
@@ -297,9 +379,46 @@ def report(results: dict, args, started: str) -> str:
             lines.append(f"| {label} | {v['p50']:.3f} | {v['p99']:.3f} | {v['p999']:.3f} | {v['max']:.3f} | "
                          f"{slow:.3f} |" if v else f"| {label} | - | - | - | - | - |")
         lines.append("")
+        sc = w4.get("syscalls")
+        if sc:
+            lines += syscall_table(sc)
+            lines += [f"Messages whose broker-only part took over 1 ms: {w4['broker_only_over_1ms']:,}; "
+                      f"messages the network thread's writes over 1 ms could have held up (their time x the rate): "
+                      f"at most {sc.get('messages_a_stall_could_hold_up', 0):,}.", ""]
     lines += ["Percentiles of the parts do not add up to the total's: each is taken over its own "
-              "distribution. The last column does add up (over the same 1% of messages).", ""]
+              "distribution. The last column does add up (over the same 1% of messages).", "",
+              f"## W4 with acks=all (the same load; every produce waits for an fdatasync of the file the next "
+              f"ones append to)", "",
+              "Not the same guarantee on both: a single Sluice node answers acks=all once the batch is synced "
+              "to disk; Kafka answers once every in-sync replica has it in memory (here only itself) and "
+              "leaves syncing to the OS (`flush.messages` unset), so its figure has no disk wait in it.", "",
+              "| broker | p50 | p99 | p99.9 | max | steal |", "|---|---|---|---|---|---|"]
+    for kind, r in results.items():
+        w = r.get("w4_acks_all")
+        if w:
+            lat = w["loadgen_lat_ms"]
+            lines.append(f"| {kind} | {lat['p50']:.3f} | {lat['p99']:.3f} | {lat['p999']:.3f} | {lat['max']:.3f} | "
+                         f"{w['steal_pct']}% |")
+    for kind, r in results.items():
+        sc = (r.get("w4_acks_all") or {}).get("syscalls")
+        if sc:
+            lines += [""] + syscall_table(sc)
+            lines += [f"Messages the network thread's writes over 1 ms could have held up: at most "
+                      f"{sc.get('messages_a_stall_could_hold_up', 0):,}.", ""]
     return "\n".join(lines)
+
+
+def syscall_table(sc: dict) -> list[str]:
+    lines = ["Under `perf trace`: the network thread's file writes (appends, index entries) and every "
+             "thread's syncs, in ms.", "",
+             "| calls | count | p50 | p99 | p99.9 | max | over 1 ms | ms in those |", "|---|---|---|---|---|---|---|---|"]
+    for label, key in (("network thread: write, pwrite64 to files", "network_thread_file_writes_ms"),
+                       ("all threads: fdatasync, fsync", "syncs_ms")):
+        d = sc.get(key)
+        if d:
+            lines.append(f"| {label} | {d['count']:,} | {d['p50']:.3f} | {d['p99']:.3f} | {d['p999']:.3f} | "
+                         f"{d['max']:.3f} | {d['over_1ms']} | {d['ms_in_those']:.1f} |")
+    return lines + [""]
 
 
 def main() -> int:
