@@ -77,11 +77,13 @@ void write_fully(int fd, const char* buf, size_t n, const std::string& what) {
   }
 }
 
-void fsync_dir(const std::filesystem::path& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return;
-  ::fsync(fd);
+// Whether the directory's entries are on disk.
+bool fsync_dir(const std::filesystem::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool synced = ::fsync(fd) == 0;
   ::close(fd);
+  return synced;
 }
 
 std::filesystem::path with_extension(const std::filesystem::path& log_path, const char* ext) {
@@ -423,8 +425,9 @@ void PartitionLog::finish_time_index(Segment& segment) {
 void PartitionLog::note_directory_change() { ++changes_; }
 
 void PartitionLog::sync_directory_now() {
-  fsync_dir(dir_);
-  dir_synced_through_ = changes_;
+  // Not synced (no descriptor left, an I/O error): the next flush syncs it
+  // again, and the flusher reports a failure to whoever waits for it.
+  if (fsync_dir(dir_)) dir_synced_through_ = changes_;
 }
 
 SyncList PartitionLog::to_sync() const {
