@@ -25,7 +25,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 export CCACHE_SLOPPINESS := pch_defines,time_macros
 
-.PHONY: cluster all deps test-deps fuzz-deps build run test unit-test compat-test build-sanitize test-sanitize build-fuzz fuzz fuzz-test bench bench-cluster bench-storage bench-breakdown clean
+.PHONY: cluster all deps test-deps fuzz-deps build build-broker run test unit-test compat-test build-sanitize test-sanitize build-fuzz fuzz fuzz-test bench bench-cluster bench-storage bench-breakdown clean
 
 all: build
 
@@ -38,17 +38,22 @@ test-deps:
 fuzz-deps:
 	scripts/install-deps.sh fuzz
 
-$(BUILD_DIR)/build.ninja: CMakeLists.txt
-	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
-
-build: deps $(BUILD_DIR)/build.ninja
+# Configured on every build (a second when nothing changed): make run builds
+# the broker alone (SLUICE_TESTS=OFF: no test or benchmark libraries needed),
+# everything else the whole tree.
+build: test-deps
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DSLUICE_TESTS=ON >/dev/null
 	cmake --build $(BUILD_DIR) -j$(JOBS)
 
-run: build
+build-broker: deps
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DSLUICE_TESTS=OFF >/dev/null
+	cmake --build $(BUILD_DIR) -j$(JOBS) --target sluice
+
+run: build-broker
 	$(BUILD_DIR)/bin/sluice server --override log.dirs=./data
 
 # A controller and 3 brokers on 127.0.0.1 (BROKERS=n for another count), data in ./cluster-data.
-cluster: build
+cluster: build-broker
 	scripts/dev-cluster.sh $(or $(BROKERS),3)
 
 unit-test:
@@ -71,7 +76,7 @@ $(ASAN_BUILD_DIR)/build.ninja: CMakeLists.txt
 	  "-DCMAKE_C_FLAGS=$(SANITIZE_FLAGS)" "-DCMAKE_CXX_FLAGS=$(SANITIZE_FLAGS)" \
 	  "-DCMAKE_EXE_LINKER_FLAGS=$(SANITIZE_FLAGS)"
 
-build-sanitize: deps $(ASAN_BUILD_DIR)/build.ninja
+build-sanitize: test-deps $(ASAN_BUILD_DIR)/build.ninja
 	cmake --build $(ASAN_BUILD_DIR) -j$(JOBS) --target sluice \
 	  $$(cmake --build $(ASAN_BUILD_DIR) --target help | sed -n 's/^\([A-Za-z0-9_]*_tests\): phony$$/\1/p')
 
@@ -82,7 +87,7 @@ test-sanitize: test-deps build-sanitize
 
 # libFuzzer targets (clang), own build directory; see fuzz/README.md.
 $(FUZZ_BUILD_DIR)/build.ninja: CMakeLists.txt
-	cmake -S . -B $(FUZZ_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_FUZZ=ON \
+	cmake -S . -B $(FUZZ_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_FUZZ=ON -DSLUICE_TESTS=OFF \
 	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
 
 build-fuzz: fuzz-deps $(FUZZ_BUILD_DIR)/build.ninja

@@ -1,24 +1,25 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Sluice needs that are missing, and nothing else.
-#   scripts/install-deps.sh build   what building and running the broker needs
+#   scripts/install-deps.sh build   what building and running the broker needs (make run)
 #   scripts/install-deps.sh fuzz    that, plus clang and libFuzzer (make fuzz)
-#   scripts/install-deps.sh test    build and fuzz, plus what the test suites need
+#   scripts/install-deps.sh test    build and fuzz, plus what the tests and benchmarks need
 # Runs apt-get only when something is missing, so it is fast on a ready machine.
 set -euo pipefail
 
 mode="${1:-build}"
-# Everything the CMake tree needs to configure and build: the broker, its unit
-# tests (GoogleTest) and the librdkafka programs of compat-tests/ and bench/.
+# What the broker needs to build (CMake with SLUICE_TESTS=OFF) and run.
 build_packages=(
   g++ make cmake ninja-build ccache pkg-config python3
   libboost-dev liblmdb-dev zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev
-  libgtest-dev librdkafka-dev libbenchmark-dev
-  libtcmalloc-minimal4             # the benchmark load generator's allocator (bench/CMakeLists.txt)
 )
 fuzz_packages=(
   clang libclang-rt-14-dev         # clang 14 with libFuzzer and the sanitizer runtimes (fuzz/)
 )
 test_packages=(
+  # The rest of the CMake tree (SLUICE_TESTS=ON): unit tests, the librdkafka
+  # programs of compat-tests/ and bench/, the storage micro-benchmarks.
+  libgtest-dev librdkafka-dev libbenchmark-dev
+  libtcmalloc-minimal4             # the benchmark load generator's allocator (bench/CMakeLists.txt)
   kcat                             # kcat (on librdkafka 2.0.2) for compat tests
   python3-venv                     # Python clients live in a venv from PyPI
   openjdk-17-jdk-headless maven    # Apache Kafka (reference broker) and its Java client
