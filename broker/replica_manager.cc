@@ -535,12 +535,17 @@ Partition* ReplicaManager::find(std::string_view topic, int32_t index) {
 void ReplicaManager::prepare_topic(const controller::TopicInfo& topic) {
   for (int32_t p = 0; p < topic.partition_count(); ++p) {
     if (!hosts(topic, p)) continue;
-    // A namesake whose deletion is committed but not published yet.
+    // A namesake still open (CreateTopics waits for a deletion to be
+    // published before it creates the name again, so only by mistake).
     if (find(topic.name, p)) drop_partition(topic.name, p);
-    // A namesake's state, if a crash left some behind.
-    write_state_now({{producer_snapshot_key(topic.name, p), std::nullopt}, {log_checkpoint_key(topic.name, p), std::nullopt}});
-    open_partition(topic, p);
+    open_new_partition(topic, p);
   }
+}
+
+void ReplicaManager::open_new_partition(const controller::TopicInfo& topic, int32_t index) {
+  // A namesake's state, if a crash left some behind.
+  write_state_now({{producer_snapshot_key(topic.name, index), std::nullopt}, {log_checkpoint_key(topic.name, index), std::nullopt}});
+  open_partition(topic, index);
 }
 
 void ReplicaManager::prepare_partitions(const controller::TopicInfo& topic, int32_t old_count) {
@@ -558,9 +563,10 @@ void ReplicaManager::abandon_partitions(const controller::TopicInfo& topic) {
 }
 
 void ReplicaManager::on_topic_created(const controller::TopicInfo& topic) {
-  bool prepared = false;
-  for (int32_t p = 0; p < topic.partition_count(); ++p) prepared = prepared || find(topic.name, p);
-  if (!prepared) prepare_topic(topic);  // a broker following the log over the network
+  // Prepared already by the controller in this process; a broker following
+  // the log over the network opens them now.
+  for (int32_t p = 0; p < topic.partition_count(); ++p)
+    if (hosts(topic, p) && !find(topic.name, p)) open_new_partition(topic, p);
 }
 
 void ReplicaManager::on_partitions_added(const controller::TopicInfo& topic, int32_t old_count) {

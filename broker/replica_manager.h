@@ -199,6 +199,8 @@ class ReplicaManager : public controller::MetadataListener {
   std::filesystem::path partition_dir(std::string_view topic, int32_t index) const;
   // Returns the bytes recovery had to verify (written after the last checkpoint).
   uint64_t open_partition(const controller::TopicInfo& topic, int32_t index);
+  // A partition of a topic just created: opened with no state a namesake left.
+  void open_new_partition(const controller::TopicInfo& topic, int32_t index);
   storage::LogOptions log_options_for(const controller::TopicInfo& topic) const;
   void apply_topic_settings(Partition& partition, const controller::TopicInfo& topic);
   void load_producer_state(Partition& partition);

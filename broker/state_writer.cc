@@ -14,8 +14,9 @@ StateWriter::~StateWriter() {
   thread_.join();
 }
 
-void StateWriter::apply(std::vector<storage::StateStore::Change> changes, std::function<void(bool)> done) {
-  queue_.push({std::move(changes), std::move(done)});
+void StateWriter::apply(std::vector<storage::StateStore::Change> changes, std::function<void(bool)> done,
+                        std::shared_ptr<Chain> chain) {
+  queue_.push({std::move(changes), std::move(done), std::move(chain)});
 }
 
 void StateWriter::drain() { queue_.wait_idle(); }
@@ -25,29 +26,37 @@ void StateWriter::run() {
     std::vector<Request> batch = queue_.take();
     if (batch.empty()) return;  // stopped
     // Group commit: one transaction (one sync) for every request waiting. If it fails, each is
-    // tried alone, so that one bad request does not fail the others.
+    // tried alone, in order, so that one bad request does not fail the others (but does fail
+    // the rest of its chain).
     std::vector<bool> ok(batch.size(), true);
-    try {
-      if (batch.size() == 1) {
-        store_.apply(batch[0].changes);
-      } else {
-        std::vector<storage::StateStore::Change> all;
-        for (const auto& request : batch) all.insert(all.end(), request.changes.begin(), request.changes.end());
-        store_.apply(all);
+    auto chain_failed = [&](size_t i) { return batch[i].chain && batch[i].chain->failed; };
+    std::vector<size_t> todo;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (chain_failed(i)) ok[i] = false;
+      else todo.push_back(i);
+    }
+    auto apply_alone = [&](size_t i) {
+      if (chain_failed(i)) {
+        ok[i] = false;
+        return;
       }
-    } catch (const std::exception& e) {
-      if (batch.size() == 1) {
+      try {
+        store_.apply(batch[i].changes);
+      } catch (const std::exception& e) {
         SLUICE_LOG(kError, "state store write failed: " << e.what());
-        ok[0] = false;
-      } else {
-        for (size_t i = 0; i < batch.size(); ++i) {
-          try {
-            store_.apply(batch[i].changes);
-          } catch (const std::exception& alone) {
-            SLUICE_LOG(kError, "state store write failed: " << alone.what());
-            ok[i] = false;
-          }
-        }
+        ok[i] = false;
+        if (batch[i].chain) batch[i].chain->failed = true;
+      }
+    };
+    if (todo.size() == 1) {
+      apply_alone(todo[0]);
+    } else if (!todo.empty()) {
+      try {
+        std::vector<storage::StateStore::Change> all;
+        for (size_t i : todo) all.insert(all.end(), batch[i].changes.begin(), batch[i].changes.end());
+        store_.apply(all);
+      } catch (const std::exception&) {
+        for (size_t i : todo) apply_alone(i);
       }
     }
     for (size_t i = 0; i < batch.size(); ++i)

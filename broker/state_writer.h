@@ -9,6 +9,7 @@
 #include <boost/asio/any_io_executor.hpp>
 
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -24,9 +25,17 @@ class StateWriter {
   StateWriter(const StateWriter&) = delete;
   StateWriter& operator=(const StateWriter&) = delete;
 
+  // Writes that must land in order or not at all (a log kept in the store:
+  // the metadata log): once one fails, the later ones of the chain fail
+  // without being written, so that the store never holds a hole.
+  struct Chain {
+    bool failed = false;  // touched by the writer thread only
+  };
+
   // Commits `changes` as one transaction after everything submitted before,
   // then calls done(ok) on the executor (ok false: nothing of it was written).
-  void apply(std::vector<storage::StateStore::Change> changes, std::function<void(bool ok)> done = {});
+  void apply(std::vector<storage::StateStore::Change> changes, std::function<void(bool ok)> done = {},
+             std::shared_ptr<Chain> chain = nullptr);
 
   // Blocks until everything submitted so far is committed (shutdown, after
   // the executor stopped: the done callbacks of those commits do not run).
@@ -38,6 +47,7 @@ class StateWriter {
   struct Request {
     std::vector<storage::StateStore::Change> changes;
     std::function<void(bool)> done;
+    std::shared_ptr<Chain> chain;
   };
   void run();
 

@@ -74,5 +74,27 @@ TEST_F(StateWriterTest, AFailedWriteFailsOnlyItself) {
   EXPECT_EQ(store_->get("after"), "3");
 }
 
+// A chain (the metadata log) never gets a hole: after one of its writes
+// fails, its later ones fail unwritten; writes outside it go on.
+TEST_F(StateWriterTest, AFailedWriteFailsTheRestOfItsChain) {
+  StateWriter writer(io_.get_executor(), *store_);
+  auto chain = std::make_shared<StateWriter::Chain>();
+  std::vector<bool> results;
+  auto record = [&](bool ok) { results.push_back(ok); };
+  const std::string too_long_key(4096, 'k');
+  writer.apply({{"log/0", "a"}}, record, chain);
+  writer.apply({{too_long_key, "b"}}, record, chain);
+  writer.apply({{"log/2", "c"}}, record, chain);
+  writer.apply({{"other", "d"}}, record);
+  writer.apply({{"log/3", "e"}}, record, chain);
+  run_until(results, 5);
+  ASSERT_EQ(results.size(), 5u);
+  EXPECT_EQ(results, (std::vector<bool>{true, false, false, true, false}));
+  EXPECT_EQ(store_->get("log/0"), "a");
+  EXPECT_FALSE(store_->get("log/2"));
+  EXPECT_FALSE(store_->get("log/3"));
+  EXPECT_EQ(store_->get("other"), "d");
+}
+
 }  // namespace
 }  // namespace sluice::broker

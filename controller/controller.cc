@@ -161,7 +161,9 @@ OperationResult Controller::commit(const std::vector<MetadataRecord>& records) {
   return {};
 }
 
-void Controller::write_in_background(MetadataLog::Committer committer) {
+void Controller::write_in_background(MetadataLog::Committer committer,
+                                     std::function<void(const std::string&)> report) {
+  report_ = std::move(report);
   log_.write_in_background(std::move(committer), [this](int64_t durable_end) { publish(durable_end); });
 }
 
@@ -172,7 +174,17 @@ void Controller::publish(int64_t durable_end) {
     for (const auto& r : unpublished_.front().records) committed_.apply(r);
     unpublished_.pop_front();
   }
-  publish_delta(before, committed_, listeners_);
+  if (!report_) {  // in place: the operation's caller sees what a listener throws
+    publish_delta(before, committed_, listeners_);
+  } else {
+    for (auto* l : listeners_) {
+      try {
+        publish_delta(before, committed_, {l});
+      } catch (const std::exception& e) {
+        report_(std::string("a metadata listener failed: ") + e.what());
+      }
+    }
+  }
   for (auto* l : listeners_) l->on_committed(durable_end);
 }
 

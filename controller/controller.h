@@ -187,8 +187,11 @@ class Controller {
   // the caller does not wait for the disk: operations return once their
   // records are appended and applied to image(); the listeners and
   // committed_image() get them when they are durable (log().durable_end_offset()
-  // has passed them). Whoever answers a request must wait for that too.
-  void write_in_background(MetadataLog::Committer committer);
+  // has passed them). Whoever answers a request must wait for that too. A
+  // listener that throws then (it could not open or delete files) is
+  // reported to `report` and the others are still told, as a Kafka broker
+  // logs a failed metadata publisher and goes on.
+  void write_in_background(MetadataLog::Committer committer, std::function<void(const std::string&)> report);
 
   // partitions / replication_factor of -1 take the broker defaults; an empty
   // `assignments` lets the controller place replicas. `validate_only` checks
@@ -242,6 +245,7 @@ class Controller {
     std::vector<MetadataRecord> records;
   };
   std::deque<Unpublished> unpublished_;
+  std::function<void(const std::string&)> report_;  // listener failures, once writing in the background
   std::vector<MetadataListener*> listeners_;
   // Soft state, not in the log: when each broker was last heard from.
   std::map<int32_t, int64_t> last_heard_ms_;

@@ -182,12 +182,15 @@ TEST_F(ControllerTest, ListenersHearOfChangesOnlyOnceTheyAreDurable) {
   RecordingListener listener;
   c->add_listener(&listener);
   std::vector<std::function<void()>> in_flight;
-  c->write_in_background([&](std::vector<storage::StateStore::Change> changes, std::function<void(bool)> done) {
-    in_flight.push_back([this, changes = std::move(changes), done = std::move(done)] {
-      store_->apply(changes);
-      done(true);
-    });
-  });
+  std::vector<std::string> reported;
+  c->write_in_background(
+      [&](std::vector<storage::StateStore::Change> changes, std::function<void(bool)> done) {
+        in_flight.push_back([this, changes = std::move(changes), done = std::move(done)] {
+          store_->apply(changes);
+          done(true);
+        });
+      },
+      [&](const std::string& what) { reported.push_back(what); });
   ASSERT_TRUE(c->create_topic("t", 2, 1, {}, {}, false).ok());
   EXPECT_EQ(c->create_topic("t", 2, 1, {}, {}, false).error, ErrorCode::kTopicAlreadyExists);
   ASSERT_TRUE(c->delete_topic("t").ok());
@@ -202,6 +205,7 @@ TEST_F(ControllerTest, ListenersHearOfChangesOnlyOnceTheyAreDurable) {
   EXPECT_EQ(c->committed_image().find_topic("t"), nullptr);
   EXPECT_EQ(listener.events, (std::vector<std::string>{"prepare t", "created t", "deleted t"}));
   EXPECT_EQ(c->log().durable_end_offset(), c->log().end_offset());
+  EXPECT_TRUE(reported.empty());
 }
 
 // What the controller holds is exactly what replaying its log gives, across

@@ -42,13 +42,14 @@ boost::asio::awaitable<void> handle_create_partitions(RequestContext& ctx) {
       result.error_code = static_cast<int16_t>(code);
       result.error_message = std::move(message);
     };
-    const controller::TopicInfo* topic = broker.metadata.find_topic(t.name);
+    // The controller's image: an earlier CreatePartitions may not be durable yet.
+    const controller::TopicInfo* topic = broker.controller->image().find_topic(t.name);
     if (mentions[t.name] > 1) {
       fail(ErrorCode::kInvalidRequest, "Duplicate topic in request.");
       continue;
     }
     if (topic && t.assignments) {
-      const auto live = broker.metadata.unfenced_brokers();
+      const auto live = broker.controller->image().unfenced_brokers();
       if (static_cast<int32_t>(t.assignments->size()) != t.count - topic->partition_count()) {
         fail(ErrorCode::kInvalidReplicaAssignment, "Increasing the number of partitions by " +
                                                        std::to_string(t.count - topic->partition_count()) + " but " +

@@ -141,6 +141,14 @@ boost::asio::awaitable<void> handle_create_topics(RequestContext& ctx) {
   }
   std::map<std::string, int> mentions;
   for (const auto& topic : request.topics) ++mentions[topic.name];
+  // A name whose deletion is not durable yet is created again only once it
+  // is: the new topic's logs must not meet the old one's.
+  const controller::Controller& controller = *ctx.broker.controller;
+  for (const auto& topic : request.topics)
+    if (ctx.broker.metadata.find_topic(topic.name) && !controller.find_topic(topic.name)) {
+      co_await metadata_changes_durable(ctx.broker);
+      break;
+    }
 
   CreateTopicsResponse reply;
   if (auto refusal = request_too_large(ctx, request, mentions)) {

@@ -33,6 +33,9 @@ boost::asio::awaitable<void> handle_delete_topics(RequestContext& ctx) {
   if (ctx.api_version < kFirstVersionWithIds)
     for (const auto& name : request.topic_names) wanted.push_back({name, {}});
 
+  // The controller's own image: it runs ahead of what this node serves
+  // (committed), and a topic deleted and created again meanwhile is another topic.
+  const controller::MetadataImage& image = broker.controller->image();
   DeleteTopicsResponse reply;
   for (const auto& w : wanted) {
     Result result;
@@ -46,10 +49,10 @@ boost::asio::awaitable<void> handle_delete_topics(RequestContext& ctx) {
     if (w.name && !w.topic_id.is_zero()) {
       fail(ErrorCode::kInvalidRequest, "Only one of topic name and topic id may be given");
     } else if (w.name) {
-      topic = broker.metadata.find_topic(*w.name);
+      topic = image.find_topic(*w.name);
       if (!topic) fail(ErrorCode::kUnknownTopicOrPartition, "This server does not host this topic-partition.");
     } else {
-      topic = broker.metadata.find_topic(w.topic_id);
+      topic = image.find_topic(w.topic_id);
       if (!topic) fail(ErrorCode::kUnknownTopicId, "This server does not host this topic ID.");
     }
     if (topic && !deletion_enabled) {

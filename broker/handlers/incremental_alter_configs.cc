@@ -39,7 +39,8 @@ std::string join_list(const std::vector<std::string>& items) {
 
 controller::OperationResult alter(Broker& broker, const IncrementalAlterConfigsRequest::AlterConfigsResource& resource,
                                   bool validate_only) {
-  const controller::TopicInfo* topic = broker.metadata.find_topic(resource.resource_name);
+  // The configs as the controller has them: an earlier change may not be durable yet.
+  const controller::TopicInfo* topic = broker.controller->image().find_topic(resource.resource_name);
   if (!topic) return {ErrorCode::kUnknownTopicOrPartition, "The topic '" + resource.resource_name + "' does not exist."};
   std::map<std::string, std::string> configs = topic->configs;
   std::set<std::string> seen;
