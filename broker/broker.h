@@ -10,6 +10,7 @@
 #include "broker/cpu_worker.h"
 #include "broker/flusher.h"
 #include "broker/group_coordinator.h"
+#include "broker/metrics.h"
 #include "broker/metadata_publisher.h"
 #include "broker/producer_ids.h"
 #include "broker/replica_manager.h"
@@ -39,6 +40,7 @@ struct Broker {
   bool idempotence_enabled;  // sluice.idempotence.enable
   boost::asio::any_io_executor executor;
   CpuWorker& cpu_worker;  // CPU-heavy request work (opening compressed batches)
+  Metrics& metrics;       // served by the admin server (GET /metrics)
 };
 
 // Returns once every change the controller in this process has made so far

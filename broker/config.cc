@@ -15,6 +15,7 @@ constexpr int64_t kInt32Max = INT32_MAX;
 // configuration at all one process is a complete cluster with data in ./data.
 const std::vector<ConfigDefinition> kDefinitions = [] {
   std::vector<ConfigDefinition> defs = {
+      {"admin.listeners", ConfigType::kString, "http://127.0.0.1:9644"},
       {"advertised.listeners", ConfigType::kString, nullptr},
       {"auto.create.topics.enable", ConfigType::kBoolean, "true"},
       {"broker.id", ConfigType::kInt, nullptr, 0, kInt32Max},
@@ -183,6 +184,11 @@ void BrokerConfig::set(std::string_view name, std::string_view raw) {
   if (name == "listeners" || name == "advertised.listeners") {
     if (parse_listeners(value, name).empty()) throw bad("at least one listener is required");
   }
+  if (name == "admin.listeners") {  // empty: no admin server
+    const auto admin = parse_listeners(value, name);
+    if (admin.size() > 1) throw bad("one admin listener at most");
+    if (!admin.empty() && admin[0].name != "http") throw bad("expected http://host:port");
+  }
   if (name == "process.roles") {
     std::stringstream in(value);
     std::string role;
@@ -328,6 +334,12 @@ std::vector<Voter> BrokerConfig::controller_quorum_voters() const {
     voters.push_back(std::move(v));
   }
   return voters;
+}
+
+std::optional<Listener> BrokerConfig::admin_listener() const {
+  const auto admin = parse_listeners(value("admin.listeners").value_or(""), "admin.listeners");
+  if (admin.empty()) return std::nullopt;
+  return admin[0];
 }
 
 std::vector<Listener> BrokerConfig::broker_listeners() const {

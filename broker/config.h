@@ -76,6 +76,8 @@ class BrokerConfig {
   // No controller.quorum.voters: a single node whose controller serves only itself, in-process.
   bool standalone() const { return controller_quorum_voters().empty(); }
   std::string log_dir() const;                          // the first of log.dirs
+  // The admin HTTP server's address (admin.listeners); none when it is empty.
+  std::optional<Listener> admin_listener() const;
 
  private:
   void check_roles() const;

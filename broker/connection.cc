@@ -267,6 +267,11 @@ asio::awaitable<void> run_request(std::shared_ptr<ConnectionState> c, std::share
 asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket socket_in,
                                        std::shared_ptr<ConnectionRegistry::Connection> entry, ListenerRole role) {
   auto c = std::make_shared<ConnectionState>(std::move(socket_in), entry, "");
+  struct Counted {  // sluice_connections_open, however the coroutine ends
+    Metrics& metrics;
+    explicit Counted(Metrics& m) : metrics(m) { metrics.connection_opened(); }
+    ~Counted() { metrics.connection_closed(); }
+  } counted(broker.metrics);
   asio::ip::tcp::socket& socket = c->socket;
   ConnectionRegistry::Connection& activity = *entry;
   activity.socket = &socket;  // the registry closes this one (the caller's was moved from)
@@ -310,6 +315,7 @@ asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket soc
 
       protocol::Reader reader(frame);
       const int16_t api_key = reader.read_int16();  // DecodeError on short frames closes below
+      broker.metrics.request_received(api_key);
       const int16_t api_version = reader.read_int16();
       const int32_t correlation_id = reader.read_int32();
 

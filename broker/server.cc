@@ -1,5 +1,6 @@
 #include "broker/server.h"
 
+#include <atomic>
 #include <csignal>
 
 #include <boost/asio/co_spawn.hpp>
@@ -15,6 +16,7 @@
 #include <filesystem>
 #include <algorithm>
 
+#include "broker/admin_server.h"
 #include "broker/broker.h"
 #include "broker/connection.h"
 #include "broker/connection_registry.h"
@@ -216,9 +218,10 @@ int run_server(const BrokerConfig& config) {
   asio::io_context io(1);
   // LMDB commits off the network thread: the metadata log's, checkpoints, offsets.
   StateWriter state_writer(io.get_executor(), *store);
-  const auto write_in_background = [&state_writer](std::vector<storage::StateStore::Change> changes,
-                                                   std::function<void(bool)> done) {
-    state_writer.apply(std::move(changes), std::move(done));
+  // The metadata log's writes, in order or not at all: a failed one stops the process.
+  const auto write_in_background = [&state_writer, chain = std::make_shared<StateWriter::Chain>()](
+                                       std::vector<storage::StateStore::Change> changes, std::function<void(bool)> done) {
+    state_writer.apply(std::move(changes), std::move(done), chain);
   };
   // The metadata this node serves from: the controller's own image on a node
   // with the controller role, its copy of the controller's log on a
@@ -252,7 +255,8 @@ int run_server(const BrokerConfig& config) {
       local_broker_epoch = epoch;
     }
     // Set up: from now on the network thread does not wait for the metadata log's disk.
-    controller->write_in_background(write_in_background);
+    controller->write_in_background(write_in_background,
+                                    [](const std::string& what) { SLUICE_LOG(kError, what); });
   } else {
     link = std::make_unique<ControllerLink>(io.get_executor(), config, *store);
     link->write_in_background(write_in_background);
@@ -298,6 +302,7 @@ int run_server(const BrokerConfig& config) {
       producer_ids.prefetch();  // the first idempotent producers need not wait for the controller
     });
   CpuWorker cpu_worker(io.get_executor());  // after io: joined while the requests it works for still exist
+  Metrics metrics;
   Broker broker{config,
                 metadata,
                 controller ? controller->cluster_id() : link->cluster_id(),
@@ -310,7 +315,8 @@ int run_server(const BrokerConfig& config) {
                 producer_ids,
                 config.get_bool("sluice.idempotence.enable"),
                 io.get_executor(),
-                cpu_worker};
+                cpu_worker,
+                metrics};
   if (offsets_in_topic) {
     // The partitions of __consumer_offsets this broker leads already, then every change.
     replicas.add_role_observer([&broker](Partition& p, int32_t) { on_offsets_partition_role(broker, p); });
@@ -350,6 +356,27 @@ int run_server(const BrokerConfig& config) {
     acceptors.emplace_back(std::move(acceptor), role);
   }
 
+  // The admin HTTP server, on its own thread: a port it cannot have stops
+  // start-up as a Kafka listener's does. Ready once every listener is open.
+  std::atomic<size_t> listeners_open{0};
+  std::unique_ptr<AdminServer> admin;
+  if (const auto address = config.admin_listener()) {
+    AdminServer::Handlers handlers;
+    handlers.metrics = [&metrics] { return metrics.serialize(); };
+    handlers.readiness = [&listeners_open, total = acceptors.size(), follows_controller = link != nullptr] {
+      if (listeners_open.load() >= total) return AdminServer::Readiness{true, ""};
+      return AdminServer::Readiness{false, follows_controller ? "waiting for the controller to unfence this broker"
+                                                             : "starting"};
+    };
+    try {
+      admin = std::make_unique<AdminServer>(address->host, address->port, std::move(handlers));
+    } catch (const std::exception& e) {
+      SLUICE_LOG(kError, e.what());
+      return 1;
+    }
+    SLUICE_LOG(kInfo, "admin HTTP server (health, metrics) on " << address->host << ":" << admin->port());
+  }
+
   const int64_t max_connections =
       std::min<int64_t>(config.get_long("max.connections"), connections_allowed_by_file_limit());
   ConnectionRegistry connections(io.get_executor(), max_connections, config.get_long("max.connections.per.ip"),
@@ -364,6 +391,7 @@ int run_server(const BrokerConfig& config) {
     SLUICE_LOG(kInfo, "listening for " << (role == ListenerRole::kBroker ? "clients" : "controller requests")
                                        << " on port " << acceptor.local_endpoint().port());
     asio::co_spawn(io, accept_loop(broker, acceptor, connections, role), asio::detached);
+    ++listeners_open;
   };
   // The ports are bound above (a conflict stops start-up), but a broker of a cluster answers
   // clients only once the controller has unfenced it, as Kafka's brokers do: before, its

@@ -45,10 +45,10 @@ def test_bad_configuration_file_is_rejected(tmp_path):
 
 
 def test_config_file_and_overrides(tmp_path):
-    port = free_port()
+    port, admin_port = free_port(), free_port()
     props = tmp_path / "server.properties"
     props.write_text(f"node.id=7\nlisteners=PLAINTEXT://127.0.0.1:{port}\nlog.dirs={tmp_path / 'data'}\n"
-                     "num.partitions=5\n")
+                     f"num.partitions=5\nadmin.listeners=http://127.0.0.1:{admin_port}\n")
     proc = subprocess.Popen([str(sluice_bin()), "server", "--config", str(props), "--override", "num.partitions=2"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

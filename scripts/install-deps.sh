@@ -11,6 +11,7 @@ mode="${1:-build}"
 build_packages=(
   g++ make cmake ninja-build ccache pkg-config python3
   libboost-dev liblmdb-dev zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev
+  prometheus-cpp-dev               # the metrics of the admin server (broker/metrics.cc)
 )
 fuzz_packages=(
   clang libclang-rt-14-dev         # clang 14 with libFuzzer and the sanitizer runtimes (fuzz/)
@@ -20,6 +21,7 @@ test_packages=(
   # programs of compat-tests/ and bench/, the storage micro-benchmarks.
   libgtest-dev librdkafka-dev libbenchmark-dev
   libtcmalloc-minimal4             # the benchmark load generator's allocator (bench/CMakeLists.txt)
+  prometheus                       # promtool checks the /metrics output (compat-tests/test_admin_http.py)
   kcat                             # kcat (on librdkafka 2.0.2) for compat tests
   python3-venv                     # Python clients live in a venv from PyPI
   openjdk-17-jdk-headless maven    # Apache Kafka (reference broker) and its Java client

@@ -208,7 +208,10 @@ class Broker:
                "--override", f"listeners=PLAINTEXT://{self._host}:{self.port}",
                "--override", f"log.dirs={self.data_dir}",
                # As for Kafka below: groups form at once instead of after 3 s.
-               "--override", "group.initial.rebalance.delay.ms=0"]
+               "--override", "group.initial.rebalance.delay.ms=0",
+               # No admin HTTP server unless a test asks for one (extra_config): many brokers
+               # run at once, and the default port is one for all.
+               "--override", "admin.listeners="]
         for k, v in self.extra_config.items():
             cmd += ["--override", f"{k}={v}"]
         return cmd

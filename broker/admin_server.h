@@ -1,0 +1,48 @@
+// The admin HTTP server (admin.listeners, default http://127.0.0.1:9644): on
+// a thread and an io_context of its own, so that nothing it does (a slow
+// scraper, a flood of connections) can stall the Kafka listeners. It reads the
+// broker only through thread-safe callbacks.
+//
+//   GET /v1/health/live    200 while the process serves HTTP
+//   GET /v1/health/ready   200 once the node serves (registered, caught up,
+//                          listeners open), else 503 with the reason
+//   GET /metrics           Prometheus's text exposition format
+//
+// Other paths get 404 and other methods 405, as JSON. Requests are bounded
+// (8 KiB of headers, no body), so are connections (16 at once, 10 s to send
+// a request).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace sluice::broker {
+
+class AdminServer {
+ public:
+  struct Readiness {
+    bool ready = false;
+    std::string reason;  // why not, when not
+  };
+  struct Handlers {
+    std::function<std::string()> metrics;   // the /metrics body
+    std::function<Readiness()> readiness;
+  };
+
+  // Binds host:port (port 0: any free one); throws std::runtime_error naming
+  // the address when it cannot. Serves from then on, until destroyed.
+  AdminServer(const std::string& host, uint16_t port, Handlers handlers);
+  ~AdminServer();
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  uint16_t port() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sluice::broker
