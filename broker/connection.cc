@@ -12,6 +12,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -158,6 +159,8 @@ struct ConnectionState {
     size_t size_at = 0;
     std::optional<RequestContext> ctx;
     int16_t api_key = 0;
+    // When its last byte was read, its handler started and its answer was ready (sluice_request_seconds).
+    std::chrono::steady_clock::time_point read_at = std::chrono::steady_clock::now(), started_at, done_at;
     bool released = false;  // the reader may go on to the next request
     bool done = false;
     std::string failure;  // the handler threw: the connection closes here
@@ -235,6 +238,12 @@ asio::awaitable<void> send_ready(std::shared_ptr<ConnectionState> c) {
         co_await send_response(c->socket, p->response, c->small_response);
         c->entry->touch();
       }
+      if (p->ctx) {
+        using Seconds = std::chrono::duration<double>;
+        p->ctx->broker.metrics.request_done(p->api_key, Seconds(p->started_at - p->read_at).count(),
+                                            Seconds(p->done_at - p->started_at).count(),
+                                            Seconds(std::chrono::steady_clock::now() - p->done_at).count());
+      }
       if (!c->pending.empty() && c->pending.front() == p) c->pending.pop_front();
       c->recycle(*p);
       c->notify();
@@ -248,6 +257,7 @@ asio::awaitable<void> send_ready(std::shared_ptr<ConnectionState> c) {
 // Runs one request's handler, then sends what is ready.
 asio::awaitable<void> run_request(std::shared_ptr<ConnectionState> c, std::shared_ptr<ConnectionState::Pending> p,
                                   const ApiHandler* handler) {
+  p->started_at = std::chrono::steady_clock::now();
   try {
     co_await handler->handle(*p->ctx);
   } catch (const protocol::DecodeError& e) {
@@ -255,6 +265,7 @@ asio::awaitable<void> run_request(std::shared_ptr<ConnectionState> c, std::share
   } catch (const std::exception& e) {
     p->failure = e.what();
   }
+  p->done_at = std::chrono::steady_clock::now();
   p->ctx->on_release = nullptr;
   p->released = p->done = true;
   p->finish();

@@ -15,7 +15,10 @@
 namespace prometheus {
 class Counter;
 class Gauge;
+class Histogram;
 class Registry;
+template <typename T>
+class Family;
 }  // namespace prometheus
 
 namespace sluice::broker {
@@ -29,6 +32,12 @@ class Metrics {
 
   // A request read from a connection, by API key (any key: unknown ones count under "unknown").
   void request_received(int16_t api_key);
+  // A request answered (or done, when it has no answer), in seconds: from its
+  // last byte read to its handler's start (queue), to its answer being ready
+  // (handling: a fetch's long poll and an acks=all produce's wait included),
+  // and to the answer's last byte written (send: behind earlier answers of
+  // the connection, and the socket).
+  void request_done(int16_t api_key, double queue_s, double handling_s, double send_s);
   void connection_opened();
   void connection_closed();
 
@@ -40,6 +49,15 @@ class Metrics {
   // Indexed by API key; the last slot counts keys out of range or unknown.
   static constexpr size_t kApiSlots = 128;
   std::array<prometheus::Counter*, kApiSlots + 1> requests_{};
+  // sluice_request_seconds{api, phase}: made on an API's first request, so
+  // that only the APIs in use have series (3 phases x 17 buckets each).
+  prometheus::Family<prometheus::Histogram>* request_seconds_ = nullptr;
+  struct Phases {
+    prometheus::Histogram* queue = nullptr;
+    prometheus::Histogram* handling = nullptr;
+    prometheus::Histogram* send = nullptr;
+  };
+  std::array<Phases, kApiSlots + 1> request_phases_{};
   prometheus::Counter* connections_created_ = nullptr;
   prometheus::Gauge* connections_open_ = nullptr;
 };

@@ -72,6 +72,11 @@ def test_metrics_count_requests_and_pass_promtool(broker, unique_topic):
     assert metric(text, "sluice_requests_total", 'api="DeleteRecords"') == 0  # present before the first one
     assert metric(text, "sluice_connections_created_total") >= 2
     assert metric(text, "sluice_connections_open") >= 0
+    # Every Produce answered is in each phase's histogram; its +Inf bucket holds them all.
+    produced = metric(text, "sluice_request_seconds_count", 'api="Produce",phase="handling"')
+    assert produced >= 1
+    assert metric(text, "sluice_request_seconds_bucket", 'api="Produce",phase="send",le="+Inf"') == produced
+    assert metric(text, "sluice_request_seconds_sum", 'api="Produce",phase="queue"') >= 0
     # Counters only grow.
     ck.produce(broker.bootstrap, topic, 50, acks="1")
     later = get(broker.admin_port, "/metrics")[2]
