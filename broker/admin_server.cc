@@ -74,6 +74,16 @@ struct AdminServer::Impl {
   }
 
   asio::awaitable<void> serve(tcp::socket socket) {
+    try {
+      co_await exchange(std::move(socket));
+    } catch (const std::exception& e) {  // bad_alloc, say: this connection goes, the server stays
+      SLUICE_LOG(kWarn, "admin HTTP connection failed: " << e.what());
+    }
+    --connections;
+  }
+
+  // Requests and answers on one connection until it closes, times out or errs.
+  asio::awaitable<void> exchange(tcp::socket socket) {
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer(kMaxHeaderBytes);
     for (;;) {
@@ -100,7 +110,6 @@ struct AdminServer::Impl {
     }
     boost::system::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    --connections;
   }
 
   asio::awaitable<void> accept() {
