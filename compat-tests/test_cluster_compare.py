@@ -87,6 +87,11 @@ def test_replicas_lost_metadata_and_acks_all_refusal(any_cluster):
     v = wait_view(c, topic, first, lambda v: v["leader"] == first and v["epoch"] > old_epoch, timeout=30)
     node = c.nodes[first]
     with kwire.KafkaConn(node.host, node.port) as conn:
+        # Kafka's broker publishes a new leader to its Metadata a moment before its replica
+        # manager takes the role: until then it answers NOT_LEADER_OR_FOLLOWER, which clients retry.
+        deadline = time.monotonic() + 10
+        while kwire.fetch_error(conn, topic, 0, 0, v["epoch"]) == NOT_LEADER_OR_FOLLOWER and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert kwire.fetch_error(conn, topic, 0, 0, old_epoch) == kwire.FENCED_LEADER_EPOCH
         assert kwire.fetch_error(conn, topic, 0, 0, v["epoch"] + 1) == kwire.UNKNOWN_LEADER_EPOCH
         assert kwire.fetch_error(conn, topic, 0, 0, v["epoch"]) == kwire.NONE
