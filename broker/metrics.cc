@@ -41,13 +41,14 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
 
 Metrics::~Metrics() = default;
 
-void Metrics::request_received(int16_t api_key) {
-  const size_t slot = api_key >= 0 && static_cast<size_t>(api_key) < kApiSlots ? static_cast<size_t>(api_key) : kApiSlots;
-  requests_[slot]->Increment();
+size_t Metrics::slot_of(int16_t api_key) {
+  return api_key >= 0 && static_cast<size_t>(api_key) < kApiSlots ? static_cast<size_t>(api_key) : kApiSlots;
 }
 
+void Metrics::request_received(int16_t api_key) { requests_[slot_of(api_key)]->Increment(); }
+
 void Metrics::request_done(int16_t api_key, double queue_s, double handling_s, double send_s) {
-  const size_t slot = api_key >= 0 && static_cast<size_t>(api_key) < kApiSlots ? static_cast<size_t>(api_key) : kApiSlots;
+  const size_t slot = slot_of(api_key);
   Phases& phases = request_phases_[slot];
   if (!phases.queue) {
     // 100 us to 10 s: a produce on the loopback to a long poll's wait.

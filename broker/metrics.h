@@ -48,6 +48,7 @@ class Metrics {
   std::shared_ptr<prometheus::Registry> registry_;
   // Indexed by API key; the last slot counts keys out of range or unknown.
   static constexpr size_t kApiSlots = 128;
+  static size_t slot_of(int16_t api_key);
   std::array<prometheus::Counter*, kApiSlots + 1> requests_{};
   // sluice_request_seconds{api, phase}: made on an API's first request, so
   // that only the APIs in use have series (3 phases x 17 buckets each).
