@@ -51,7 +51,8 @@ struct AdminServer::Impl {
   http::response<http::string_body> answer(const http::request<http::string_body>& req) {
     const std::string_view target(req.target().data(), req.target().size());
     const std::string_view path = target.substr(0, target.find('?'));
-    const bool known = path == "/metrics" || path == "/v1/health/live" || path == "/v1/health/ready";
+    const bool is_view = handlers.is_view && handlers.is_view(path);
+    const bool known = is_view || path == "/metrics" || path == "/v1/health/live" || path == "/v1/health/ready";
     if (!known) return json(http::status::not_found, R"({"error":"not found"})");
     if (req.method() != http::verb::get) {
       auto res = json(http::status::method_not_allowed, R"({"error":"method not allowed: use GET"})");
@@ -59,6 +60,11 @@ struct AdminServer::Impl {
       return res;
     }
     if (path == "/v1/health/live") return json(http::status::ok, R"({"status":"live"})");
+    if (is_view) {
+      std::optional<std::string> body = handlers.view(path);
+      if (!body) return json(http::status::service_unavailable, R"({"error":"no status yet: starting"})");
+      return json(http::status::ok, *body);
+    }
     if (path == "/v1/health/ready") {
       const Readiness r = handlers.readiness();
       if (r.ready) return json(http::status::ok, R"({"status":"ready"})");

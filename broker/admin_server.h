@@ -7,6 +7,8 @@
 //   GET /v1/health/ready   200 once the node serves (registered, caught up,
 //                          listeners open), else 503 with the reason
 //   GET /metrics           Prometheus's text exposition format
+//   GET /v1/brokers, /v1/topics, /v1/partitions, /v1/groups, /v1/controller
+//                          JSON views (METRICS.md)
 //
 // Other paths get 404 and other methods 405, as JSON. Requests are bounded
 // (8 KiB of headers, no body), so are connections (16 at once, 10 s to send
@@ -16,7 +18,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace sluice::broker {
 
@@ -29,6 +33,10 @@ class AdminServer {
   struct Handlers {
     std::function<std::string()> metrics;   // the /metrics body
     std::function<Readiness()> readiness;
+    // The JSON views (GET /v1/brokers, ...): which paths are views, and a
+    // view's body (nullopt while the node has no status to show yet: 503).
+    std::function<bool(std::string_view path)> is_view = nullptr;
+    std::function<std::optional<std::string>(std::string_view path)> view = nullptr;
   };
 
   // Binds host:port (port 0: any free one); throws std::runtime_error naming

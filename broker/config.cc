@@ -16,6 +16,8 @@ constexpr int64_t kInt32Max = INT32_MAX;
 const std::vector<ConfigDefinition> kDefinitions = [] {
   std::vector<ConfigDefinition> defs = {
       {"admin.listeners", ConfigType::kString, "http://127.0.0.1:9644"},
+      // How often the network thread copies its state for the admin server (JSON views, state metrics).
+      {"admin.refresh.interval.ms", ConfigType::kInt, "1000", 10, kInt32Max},
       {"advertised.listeners", ConfigType::kString, nullptr},
       {"auto.create.topics.enable", ConfigType::kBoolean, "true"},
       {"broker.id", ConfigType::kInt, nullptr, 0, kInt32Max},
@@ -58,6 +60,8 @@ const std::vector<ConfigDefinition> kDefinitions = [] {
       {"message.max.bytes", ConfigType::kInt, "1048588", 0, kInt32Max},
       {"metadata.log.max.record.bytes.between.snapshots", ConfigType::kLong, "20971520", 1},
       {"min.insync.replicas", ConfigType::kInt, "1", 1, kInt32Max},
+      // Per-partition metric series (topic and partition labels); off: bounded label sets.
+      {"metrics.partition.level", ConfigType::kBoolean, "false"},
       {"node.id", ConfigType::kInt, "1", 0, kInt32Max},
       {"num.partitions", ConfigType::kInt, "1", 1, kInt32Max},
       {"offset.metadata.max.bytes", ConfigType::kInt, "4096", 0, kInt32Max},

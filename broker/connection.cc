@@ -142,10 +142,20 @@ std::string peer_name(const asio::ip::tcp::socket& socket) {
 // reader and may outlive serve_connection at shutdown, so this is shared.
 struct ConnectionState {
   struct Pending {
-    explicit Pending(std::shared_ptr<ConnectionRegistry::Connection> entry) : activity(std::move(entry)) {
+    Pending(std::shared_ptr<ConnectionRegistry::Connection> entry, Metrics& m)
+        : activity(std::move(entry)), metrics(m) {
       ++activity->requests_in_handling;
+      metrics.request_queued();
     }
-    ~Pending() { finish(); }
+    ~Pending() {
+      finish();
+      mark_started();  // one that never reached a handler leaves the queue too
+      metrics.request_finished();
+    }
+    void mark_started() {
+      if (!started) metrics.request_started();
+      started = true;
+    }
     void finish() {  // a parked fetch or join is not idleness; an answered one is
       if (counted) {
         counted = false;
@@ -154,6 +164,8 @@ struct ConnectionState {
       }
     }
     std::shared_ptr<ConnectionRegistry::Connection> activity;
+    Metrics& metrics;  // sluice_requests_queued / _in_flight
+    bool started = false;
     bool counted = true;
     protocol::Writer response;
     size_t size_at = 0;
@@ -166,8 +178,13 @@ struct ConnectionState {
     std::string failure;  // the handler threw: the connection closes here
   };
 
-  ConnectionState(asio::ip::tcp::socket s, std::shared_ptr<ConnectionRegistry::Connection> entry, std::string peer)
-      : socket(std::move(s)), entry(std::move(entry)), peer(std::move(peer)), changed(socket.get_executor()) {}
+  ConnectionState(asio::ip::tcp::socket s, std::shared_ptr<ConnectionRegistry::Connection> entry, std::string peer,
+                  Metrics& metrics)
+      : socket(std::move(s)),
+        entry(std::move(entry)),
+        peer(std::move(peer)),
+        metrics(metrics),
+        changed(socket.get_executor()) {}
 
   void notify() { changed.cancel(); }
   // Returns after the next notify() (callers check their condition first: one coroutine runs at a time).
@@ -184,7 +201,7 @@ struct ConnectionState {
     notify();
   }
   std::shared_ptr<Pending> new_request() {
-    auto p = std::make_shared<Pending>(entry);
+    auto p = std::make_shared<Pending>(entry, metrics);
     if (!spare_buffers.empty()) {
       p->response.buffer().swap(spare_buffers.back());
       spare_buffers.pop_back();
@@ -203,6 +220,7 @@ struct ConnectionState {
   asio::ip::tcp::socket socket;
   std::shared_ptr<ConnectionRegistry::Connection> entry;
   std::string peer;
+  Metrics& metrics;
   std::deque<std::shared_ptr<Pending>> pending;
   std::vector<std::string> spare_buffers;
   std::string small_response;  // send_response's scratch space, at most kCopyResponseBytes
@@ -236,6 +254,7 @@ asio::awaitable<void> send_ready(std::shared_ptr<ConnectionState> c) {
       if (!p->ctx || p->ctx->send_response) {
         p->response.patch_int32(p->size_at, static_cast<int32_t>(p->response.size() - 4));
         co_await send_response(c->socket, p->response, c->small_response);
+        c->metrics.bytes_sent(p->response.size());
         c->entry->touch();
       }
       if (p->ctx) {
@@ -258,6 +277,7 @@ asio::awaitable<void> send_ready(std::shared_ptr<ConnectionState> c) {
 asio::awaitable<void> run_request(std::shared_ptr<ConnectionState> c, std::shared_ptr<ConnectionState::Pending> p,
                                   const ApiHandler* handler) {
   p->started_at = std::chrono::steady_clock::now();
+  p->mark_started();
   try {
     co_await handler->handle(*p->ctx);
   } catch (const protocol::DecodeError& e) {
@@ -277,7 +297,7 @@ asio::awaitable<void> run_request(std::shared_ptr<ConnectionState> c, std::share
 
 asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket socket_in,
                                        std::shared_ptr<ConnectionRegistry::Connection> entry, ListenerRole role) {
-  auto c = std::make_shared<ConnectionState>(std::move(socket_in), entry, "");
+  auto c = std::make_shared<ConnectionState>(std::move(socket_in), entry, "", broker.metrics);
   struct Counted {  // sluice_connections_open, however the coroutine ends
     Metrics& metrics;
     explicit Counted(Metrics& m) : metrics(m) { metrics.connection_opened(); }
@@ -307,7 +327,9 @@ asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket soc
       FrameReader::Status status;
       while ((status = input.next(next_frame)) == FrameReader::Status::kNeedMore) {
         const std::span<char> room = input.space();
-        input.produced(co_await socket.async_read_some(asio::buffer(room.data(), room.size()), use_awaitable));
+        const size_t got = co_await socket.async_read_some(asio::buffer(room.data(), room.size()), use_awaitable);
+        input.produced(got);
+        broker.metrics.bytes_received(got);
         activity.touch();
       }
       if (status == FrameReader::Status::kBadSize) {

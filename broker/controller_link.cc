@@ -241,6 +241,7 @@ void ControllerLink::apply_records(const std::vector<std::string>& records) {
   for (const auto& r : records) after.apply(controller::decode_record(r));  // throws before anything is kept
   log_.append(records);
   image_ = std::move(after);
+  records_applied_ += records.size();
   if (log_.bytes_since_snapshot() >= static_cast<uint64_t>(config_.get_long("metadata.log.max.record.bytes.between.snapshots"))) {
     std::vector<std::string> snapshot;
     for (const auto& r : image_.to_records()) snapshot.push_back(controller::encode_record(r));
@@ -256,6 +257,7 @@ void ControllerLink::install_snapshot(int64_t offset, const std::vector<std::str
   log_.install_snapshot(offset, records);
   const controller::MetadataImage before = std::move(image_);
   image_ = std::move(fresh);
+  records_applied_ += records.size();
   SLUICE_LOG(kInfo, "loaded the controller's metadata snapshot at offset " << offset);
   controller::publish_delta(before, image_, listeners_);
   for (auto* l : listeners_) l->on_committed(log_.end_offset());

@@ -45,6 +45,8 @@ class ControllerLink {
   int64_t applied_offset() const { return log_.end_offset(); }
   int64_t broker_epoch() const { return broker_epoch_; }
   bool fenced() const { return fenced_; }
+  // Metadata records (snapshots' included) applied to the image since the process started.
+  uint64_t records_applied() const { return records_applied_; }
 
   void add_listener(controller::MetadataListener* listener) { listeners_.push_back(listener); }
   // This broker's copy of the log is written by `committer` (a thread of its
@@ -101,6 +103,7 @@ class ControllerLink {
   protocol::Uuid incarnation_id_;
   int64_t broker_epoch_ = -1;
   bool fenced_ = true;
+  uint64_t records_applied_ = 0;
   bool stopping_ = false;
   std::function<void()> on_caught_up_;
   std::function<void()> on_unfenced_;

@@ -5,11 +5,13 @@
 #include <unistd.h>
 
 #include <boost/asio/post.hpp>
+#include <chrono>
 #include <set>
 
 namespace sluice::broker {
 
-Flusher::Flusher(boost::asio::any_io_executor executor) : executor_(std::move(executor)), thread_([this] { run(); }) {}
+Flusher::Flusher(boost::asio::any_io_executor executor, std::function<void(double seconds)> observe_sync)
+    : executor_(std::move(executor)), observe_sync_(std::move(observe_sync)), thread_([this] { run(); }) {}
 
 Flusher::~Flusher() {
   queue_.stop();
@@ -36,6 +38,9 @@ uint64_t Flusher::syncs() const {
 }
 
 void Flusher::run() {
+  const auto observe = [this](std::chrono::steady_clock::time_point started) {
+    if (observe_sync_) observe_sync_(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  };
   for (;;) {
     std::vector<Request> batch = queue_.take();
     if (batch.empty()) return;  // stopped
@@ -50,7 +55,9 @@ void Flusher::run() {
         if (::fstat(fd, &st) != 0) {
           ok = false;  // not synced: whoever waits on it must not be told it was
         } else if (synced.insert({st.st_dev, st.st_ino}).second) {
+          const auto started = std::chrono::steady_clock::now();
           if (::fdatasync(fd) != 0) ok = false;
+          observe(started);
           ++syncs;
         }
         ::close(fd);
@@ -59,7 +66,9 @@ void Flusher::run() {
       for (const auto& dir : request.dirs) {
         if (!synced_dirs.insert(dir.native()).second) continue;
         const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        const auto started = std::chrono::steady_clock::now();
         if (fd < 0 || ::fsync(fd) != 0) ok = false;
+        if (fd >= 0) observe(started);
         if (fd >= 0) ::close(fd);
         ++syncs;
       }

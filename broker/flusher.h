@@ -17,7 +17,8 @@ namespace sluice::broker {
 
 class Flusher {
  public:
-  explicit Flusher(boost::asio::any_io_executor executor);
+  // `observe_sync`, if set, hears how long each fdatasync/fsync took (on the flusher's thread).
+  explicit Flusher(boost::asio::any_io_executor executor, std::function<void(double seconds)> observe_sync = nullptr);
   ~Flusher();
   Flusher(const Flusher&) = delete;
   Flusher& operator=(const Flusher&) = delete;
@@ -44,6 +45,7 @@ class Flusher {
   void run();
 
   boost::asio::any_io_executor executor_;
+  std::function<void(double seconds)> observe_sync_;
   BatchQueue<Request> queue_;
   mutable std::mutex mutex_;  // guards syncs_
   uint64_t syncs_ = 0;

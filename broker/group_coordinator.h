@@ -268,6 +268,8 @@ class GroupCoordinator : public controller::MetadataListener {
   void tick();
 
   int32_t max_metadata_bytes() const { return options_.max_metadata_bytes; }
+  // Rebalances started since the process started, over all groups (metrics).
+  uint64_t rebalances() const { return rebalances_; }
 
   // Offsets of deleted topics go with them.
   void on_topic_created(const controller::TopicInfo&) override {}
@@ -332,6 +334,7 @@ class GroupCoordinator : public controller::MetadataListener {
   boost::asio::any_io_executor executor_;
   std::map<std::string, Group, std::less<>> groups_;
   uint64_t next_join_order_ = 0;
+  uint64_t rebalances_ = 0;
   // Sharded (a cluster): the shards this broker leads, by leader epoch, and
   // whether each is loaded.
   int32_t shard_count_ = 0;

@@ -131,6 +131,7 @@ void GroupCoordinator::prepare_rebalance(Group& group, const std::string& group_
   else
     group.initial_delay_until = now;
   group.state = State::kPreparingRebalance;
+  ++rebalances_;
   maybe_complete_join(group, group_id);
 }
 

@@ -6,6 +6,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include "protocol/error_codes.h"
 #include "protocol/messages/api_keys.h"
 
 namespace sluice::broker {
@@ -37,6 +38,54 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                            .Help("Connections open on the Kafka and controller listeners")
                            .Register(*registry_)
                            .Add({});
+  requests_queued_ = &prometheus::BuildGauge()
+                          .Name("sluice_requests_queued")
+                          .Help("Requests read whose handler has not started")
+                          .Register(*registry_)
+                          .Add({});
+  requests_in_flight_ = &prometheus::BuildGauge()
+                             .Name("sluice_requests_in_flight")
+                             .Help("Requests read whose answer is not written yet")
+                             .Register(*registry_)
+                             .Add({});
+  received_bytes_ = &prometheus::BuildCounter()
+                         .Name("sluice_network_received_bytes_total")
+                         .Help("Bytes read from Kafka and controller connections")
+                         .Register(*registry_)
+                         .Add({});
+  sent_bytes_ = &prometheus::BuildCounter()
+                     .Name("sluice_network_sent_bytes_total")
+                     .Help("Bytes written to Kafka and controller connections")
+                     .Register(*registry_)
+                     .Add({});
+  request_errors_ = &prometheus::BuildCounter()
+                         .Name("sluice_request_errors_total")
+                         .Help("Error codes other than NONE in answers, by API and error")
+                         .Register(*registry_);
+  topic_bytes_in_ = &prometheus::BuildCounter()
+                         .Name("sluice_topic_bytes_in_total")
+                         .Help("Bytes of record batches produced to partitions this node leads")
+                         .Register(*registry_);
+  topic_records_in_ = &prometheus::BuildCounter()
+                           .Name("sluice_topic_records_in_total")
+                           .Help("Records produced to partitions this node leads")
+                           .Register(*registry_);
+  topic_bytes_out_ = &prometheus::BuildCounter()
+                          .Name("sluice_topic_bytes_out_total")
+                          .Help("Bytes of record batches sent to consumers (not followers)")
+                          .Register(*registry_);
+  topic_records_out_ = &prometheus::BuildCounter()
+                            .Name("sluice_topic_records_out_total")
+                            .Help("Offsets the answers to consumers' fetches span")
+                            .Register(*registry_);
+  // 50 us to 2.5 s: a page-cache flush on an SSD to a stalled disk.
+  fsync_seconds_ = &prometheus::BuildHistogram()
+                        .Name("sluice_fsync_seconds")
+                        .Help("Time of each fdatasync/fsync of the group-commit thread")
+                        .Register(*registry_)
+                        .Add({}, prometheus::Histogram::BucketBoundaries{0.00005, 0.0001, 0.00025, 0.0005, 0.001,
+                                                                          0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                                          0.25, 0.5, 1, 2.5});
 }
 
 Metrics::~Metrics() = default;
@@ -73,6 +122,48 @@ void Metrics::connection_opened() {
 
 void Metrics::connection_closed() { connections_open_->Decrement(); }
 
-std::string Metrics::serialize() const { return prometheus::TextSerializer().Serialize(registry_->Collect()); }
+void Metrics::request_error(int16_t api_key, int16_t error_code) {
+  const size_t slot = slot_of(api_key);
+  const uint32_t key = static_cast<uint32_t>(slot) << 16 | static_cast<uint16_t>(error_code);
+  auto it = request_error_series_.find(key);
+  if (it == request_error_series_.end()) {
+    const protocol::ApiInfo* api = slot < kApiSlots ? protocol::find_api(static_cast<int16_t>(slot)) : nullptr;
+    const std::string name = api ? api->name : "unknown";
+    it = request_error_series_
+             .emplace(key, &request_errors_->Add(
+                               {{"api", name}, {"error", protocol::error_name(static_cast<protocol::ErrorCode>(error_code))}}))
+             .first;
+  }
+  it->second->Increment();
+}
+
+TopicCounters& Metrics::topic(const std::string& name) {
+  auto it = topics_.find(name);
+  if (it != topics_.end()) return it->second;
+  TopicCounters& c = topics_[name];
+  c.bytes_in = &topic_bytes_in_->Add({{"topic", name}});
+  c.records_in = &topic_records_in_->Add({{"topic", name}});
+  c.bytes_out = &topic_bytes_out_->Add({{"topic", name}});
+  c.records_out = &topic_records_out_->Add({{"topic", name}});
+  return c;
+}
+
+void Metrics::forget_topic(const std::string& name) {
+  auto it = topics_.find(name);
+  if (it == topics_.end()) return;
+  topic_bytes_in_->Remove(it->second.bytes_in);
+  topic_records_in_->Remove(it->second.records_in);
+  topic_bytes_out_->Remove(it->second.bytes_out);
+  topic_records_out_->Remove(it->second.records_out);
+  topics_.erase(it);
+}
+
+void Metrics::observe_fsync(double seconds) { fsync_seconds_->Observe(seconds); }
+
+std::string Metrics::serialize(const std::vector<prometheus::MetricFamily>& extra) const {
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  families.insert(families.end(), extra.begin(), extra.end());
+  return prometheus::TextSerializer().Serialize(families);
+}
 
 }  // namespace sluice::broker

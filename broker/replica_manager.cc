@@ -259,7 +259,10 @@ void ReplicaManager::flush_by_time(int64_t now_ms) {
 void ReplicaManager::enforce_retention(int64_t now_ms) {
   for (auto& [key, partition] : partitions_) {
     try {
-      deleter_.remove(partition->log->enforce_retention(now_ms, partition->retention_ms, partition->retention_bytes));
+      auto files = partition->log->enforce_retention(now_ms, partition->retention_ms, partition->retention_bytes);
+      for (const auto& file : files)
+        if (file.filename().string().find(".log") != std::string::npos) ++counters_.retention_deleted_segments;
+      deleter_.remove(std::move(files));
     } catch (const std::exception& e) {
       SLUICE_LOG(kError, "retention of " << partition->topic << "-" << partition->index << " failed: " << e.what());
     }
@@ -331,6 +334,7 @@ void ReplicaManager::apply_partition_state(Partition& partition, const controlle
   const int32_t self = config_.node_id();
   const bool was_leader = partition.is_leader;
   const int32_t old_epoch = partition.leader_epoch;
+  const size_t old_isr_size = partition.isr.size();
   partition.replicas = state.replicas;
   partition.isr = state.isr;
   partition.leader_epoch = state.leader_epoch;
@@ -343,7 +347,12 @@ void ReplicaManager::apply_partition_state(Partition& partition, const controlle
     SLUICE_LOG(kInfo, partition.topic << "-" << partition.index << ": leader " << state.leader << " in epoch "
                                       << state.leader_epoch << (partition.is_leader ? " (this broker)" : "")
                                       << ", log end " << partition.log->log_end_offset());
+  if (was_leader && partition.is_leader && old_epoch == state.leader_epoch) {
+    if (state.isr.size() < old_isr_size) ++counters_.isr_shrinks;
+    if (state.isr.size() > old_isr_size) ++counters_.isr_expands;
+  }
   if (partition.is_leader && (!was_leader || old_epoch != state.leader_epoch)) {
+    ++counters_.leader_elections;
     // Leading from here: the new epoch starts at this log's end, and every
     // follower gets a full replica.lag.time.max.ms before it counts as behind.
     if (partition.epochs.assign(state.leader_epoch, partition.log->log_end_offset())) write_epochs(partition);

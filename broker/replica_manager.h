@@ -28,6 +28,7 @@
 namespace sluice::broker {
 
 class AsyncEvent;
+struct TopicCounters;
 
 // What a leader knows of one follower, from its fetches.
 struct FollowerState {
@@ -67,6 +68,8 @@ struct Partition {
   std::unique_ptr<storage::PartitionLog> log;
   // Idempotent producers writing here (sequence numbers, last batches).
   ProducerStateTable producers;
+  // The topic's traffic counters (metrics.h), looked up on first use.
+  TopicCounters* counters = nullptr;
   // Consumers' fetches parked until the high watermark moves; each is woken
   // once and removes itself.
   std::vector<AsyncEvent*> waiters;
@@ -94,6 +97,14 @@ struct Partition {
   bool wake_waiters();
   // Wakes everything parked here (the partition changed hands or is going away).
   void wake_all();
+};
+
+// What the replica manager has done since the process started (metrics).
+struct ReplicationCounters {
+  uint64_t isr_shrinks = 0;   // ISR changes of led partitions that removed a replica
+  uint64_t isr_expands = 0;   // ... that added one
+  uint64_t leader_elections = 0;  // times this broker became a partition's leader
+  uint64_t retention_deleted_segments = 0;
 };
 
 class ReplicaManager : public controller::MetadataListener {
@@ -157,6 +168,9 @@ class ReplicaManager : public controller::MetadataListener {
   // as Kafka answers: NOT_LEADER_OR_FOLLOWER for a partition that exists
   // (led elsewhere, or by no one), UNKNOWN_TOPIC_OR_PARTITION otherwise.
   Partition* find_led(std::string_view topic, int32_t index, protocol::ErrorCode& error);
+
+  const ReplicationCounters& counters() const { return counters_; }
+  const std::filesystem::path& log_dir() const { return log_dir_; }
 
   // How storage reads Kafka record batches (offsets, timestamps, CRC).
   static storage::BatchFormat batch_format();
@@ -234,6 +248,7 @@ class ReplicaManager : public controller::MetadataListener {
   storage::FileDeleter deleter_;
   bool checkpoint_running_ = false;
   std::map<std::pair<std::string, int32_t>, std::unique_ptr<Partition>, KeyLess> partitions_;
+  ReplicationCounters counters_;
 };
 
 }  // namespace sluice::broker

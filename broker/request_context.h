@@ -50,9 +50,11 @@ struct RequestContext {
     return request;
   }
 
+  // Encodes the answer, and counts its error codes (sluice_request_errors_total).
   template <typename Response>
   void respond(const Response& message) {
     message.encode(response, api_version);
+    message.for_each_error_code([this](int16_t code) { broker.metrics.request_error(api_key, code); });
   }
 
   // Where a view into `body` sits in the mutable frame.

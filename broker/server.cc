@@ -17,6 +17,8 @@
 #include <algorithm>
 
 #include "broker/admin_server.h"
+#include "broker/admin_views.h"
+#include "broker/status_snapshot.h"
 #include "broker/broker.h"
 #include "broker/connection.h"
 #include "broker/connection_registry.h"
@@ -207,6 +209,34 @@ asio::awaitable<void> watch_broker_sessions(controller::Controller& controller, 
   }
 }
 
+// Copies the broker's state for the admin server, now and then every interval.
+asio::awaitable<void> refresh_status_periodically(Broker& broker, StatusBoard& board, int32_t interval_ms) {
+  asio::steady_timer timer(broker.executor);
+  const RemoteEndOffsets remote_end_offsets;
+  for (;;) {
+    try {
+      board.publish(std::make_shared<const StatusSnapshot>(take_status_snapshot(broker, remote_end_offsets)));
+    } catch (const std::exception& e) {  // bad_alloc, say: the admin server shows the last one
+      SLUICE_LOG(kError, "taking the status snapshot failed: " << e.what());
+    }
+    timer.expires_after(std::chrono::milliseconds(interval_ms));
+    co_await timer.async_wait(asio::use_awaitable);
+  }
+}
+
+// A deleted topic's traffic counters go with it (after the replica manager
+// dropped its partitions, which point at them: it listens first).
+class TopicMetricsCleaner : public controller::MetadataListener {
+ public:
+  explicit TopicMetricsCleaner(Metrics& metrics) : metrics_(metrics) {}
+  void on_topic_created(const controller::TopicInfo&) override {}
+  void on_partitions_added(const controller::TopicInfo&, int32_t) override {}
+  void on_topic_deleted(const controller::TopicInfo& topic) override { metrics_.forget_topic(topic.name); }
+
+ private:
+  Metrics& metrics_;
+};
+
 }  // namespace
 
 int run_server(const BrokerConfig& config) {
@@ -215,6 +245,8 @@ int run_server(const BrokerConfig& config) {
   auto store = storage::StateStore::open((log_dir / "__sluice_state").string());
 
   const bool is_broker = config.has_role("broker");
+  // Before io: coroutines the io_context destroys at the end still count in it.
+  Metrics metrics;
   asio::io_context io(1);
   // LMDB commits off the network thread: the metadata log's, checkpoints, offsets.
   StateWriter state_writer(io.get_executor(), *store);
@@ -269,13 +301,15 @@ int run_server(const BrokerConfig& config) {
       link->add_listener(l);
   };
 
-  Flusher flusher(io.get_executor());
+  Flusher flusher(io.get_executor(), [&metrics](double seconds) { metrics.observe_fsync(seconds); });
   ReplicaManager replicas(log_dir, config, *store, flusher, state_writer);
   ReplicaFetchers fetchers(io.get_executor(), config, replicas, metadata);
   replicas.add_role_observer([&](Partition& p, int32_t leader) { fetchers.follow(p, leader); });
   if (link) replicas.hold_roles();
   replicas.load(metadata);
   add_listener(&replicas);
+  TopicMetricsCleaner topic_metrics_cleaner(metrics);
+  add_listener(&topic_metrics_cleaner);
 
   // Committed offsets: in the state store on a single node; in a cluster, in
   // __consumer_offsets, each group coordinated by its partition's leader.
@@ -302,7 +336,6 @@ int run_server(const BrokerConfig& config) {
       producer_ids.prefetch();  // the first idempotent producers need not wait for the controller
     });
   CpuWorker cpu_worker(io.get_executor());  // after io: joined while the requests it works for still exist
-  Metrics metrics;
   Broker broker{config,
                 metadata,
                 controller ? controller->cluster_id() : link->cluster_id(),
@@ -357,16 +390,35 @@ int run_server(const BrokerConfig& config) {
   }
 
   // The admin HTTP server, on its own thread: a port it cannot have stops
-  // start-up as a Kafka listener's does. Ready once every listener is open.
+  // start-up as a Kafka listener's does. Ready once every listener is open,
+  // and not while the controller has this broker fenced. It reads the
+  // broker's state only from the snapshots the network thread publishes.
   std::atomic<size_t> listeners_open{0};
+  StatusBoard status_board;
   std::unique_ptr<AdminServer> admin;
   if (const auto address = config.admin_listener()) {
     AdminServer::Handlers handlers;
-    handlers.metrics = [&metrics] { return metrics.serialize(); };
-    handlers.readiness = [&listeners_open, total = acceptors.size(), follows_controller = link != nullptr] {
-      if (listeners_open.load() >= total) return AdminServer::Readiness{true, ""};
-      return AdminServer::Readiness{false, follows_controller ? "waiting for the controller to unfence this broker"
-                                                             : "starting"};
+    handlers.metrics = [&metrics, &status_board, partition_level = config.get_bool("metrics.partition.level"),
+                        log_dir = log_dir.string()] {
+      std::vector<prometheus::MetricFamily> extra;
+      if (auto snapshot = status_board.latest()) extra = state_metrics(*snapshot, partition_level);
+      for (auto& f : process_and_disk_metrics(log_dir)) extra.push_back(std::move(f));
+      return metrics.serialize(extra);
+    };
+    handlers.readiness = [&listeners_open, &status_board, total = acceptors.size(), follows_controller = link != nullptr] {
+      if (listeners_open.load() < total)
+        return AdminServer::Readiness{false, follows_controller ? "waiting for the controller to unfence this broker"
+                                                               : "starting"};
+      auto snapshot = status_board.latest();
+      if (follows_controller && snapshot && snapshot->fenced)
+        return AdminServer::Readiness{false, "fenced by the controller"};
+      return AdminServer::Readiness{true, ""};
+    };
+    handlers.is_view = [](std::string_view path) { return is_admin_view(path); };
+    handlers.view = [&status_board](std::string_view path) -> std::optional<std::string> {
+      auto snapshot = status_board.latest();
+      if (!snapshot) return std::nullopt;
+      return render_admin_view(*snapshot, path);
     };
     try {
       admin = std::make_unique<AdminServer>(address->host, address->port, std::move(handlers));
@@ -412,6 +464,9 @@ int run_server(const BrokerConfig& config) {
     asio::co_spawn(io, maintain_isr(broker), asio::detached);
   if (config.get_long("connections.max.idle.ms") >= 0)
     asio::co_spawn(io, close_idle_connections(connections), asio::detached);
+  if (admin)
+    asio::co_spawn(io, refresh_status_periodically(broker, status_board, config.get_int("admin.refresh.interval.ms")),
+                   asio::detached);
 
   asio::co_spawn(io, expire_offsets_periodically(groups, config.get_long("offsets.retention.check.interval.ms")),
                  asio::detached);

@@ -19,23 +19,6 @@ constexpr std::string_view kClusterIdKey = "cluster/id";
 constexpr std::string_view kNextProducerIdKey = "cluster/next-producer-id";
 constexpr size_t kMaxTopicNameLength = 249;
 
-// Kafka prints cluster ids as unpadded URL-safe base64 of a UUID (22 chars).
-std::string base64url(const protocol::Uuid& id) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (uint8_t b : id.bytes) {
-    acc = (acc << 8) | b;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += kAlphabet[(acc >> bits) & 0x3F];
-    }
-  }
-  if (bits > 0) out += kAlphabet[(acc << (6 - bits)) & 0x3F];
-  return out;
-}
 
 // A topic as data directories from before the metadata log kept it, under
 // "topic/<name>": format version 1, id, partition count, replication factor,
@@ -136,6 +119,42 @@ void Controller::migrate_legacy_state() {
   log_.append(records, erase);
 }
 
+// Kafka prints cluster ids as unpadded URL-safe base64 of a UUID (22 chars).
+std::string base64url(const protocol::Uuid& id) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (uint8_t b : id.bytes) {
+    acc = (acc << 8) | b;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out += kAlphabet[(acc >> bits) & 0x3F];
+    }
+  }
+  if (bits > 0) out += kAlphabet[(acc << (6 - bits)) & 0x3F];
+  return out;
+}
+
+const char* Controller::event_name(Event event) {
+  switch (event) {
+    case Event::kRegisterBroker: return "register_broker";
+    case Event::kHeartbeat: return "heartbeat";
+    case Event::kFenceBroker: return "fence_broker";
+    case Event::kUnfenceBroker: return "unfence_broker";
+    case Event::kCreateTopic: return "create_topic";
+    case Event::kDeleteTopic: return "delete_topic";
+    case Event::kCreatePartitions: return "create_partitions";
+    case Event::kAlterConfigs: return "alter_configs";
+    case Event::kAlterPartition: return "alter_partition";
+    case Event::kElectLeader: return "elect_leader";
+    case Event::kAllocateProducerIds: return "allocate_producer_ids";
+    case Event::kCount: break;
+  }
+  return "unknown";
+}
+
 OperationResult Controller::commit(const std::vector<MetadataRecord>& records) {
   std::vector<std::string> encoded;
   encoded.reserve(records.size());
@@ -145,7 +164,12 @@ OperationResult Controller::commit(const std::vector<MetadataRecord>& records) {
   } catch (const std::exception& e) {
     return {ErrorCode::kKafkaStorageError, std::string("Could not write the metadata log: ") + e.what()};
   }
-  for (const auto& r : records) image_.apply(r);
+  for (const auto& r : records) {
+    image_.apply(r);
+    if (const auto* change = std::get_if<protocol::PartitionChangeRecord>(&r); change && change->leader >= 0)
+      note(Event::kElectLeader);
+  }
+  records_applied_ += records.size();
   unpublished_.push_back({log_.end_offset(), records});
   if (log_.bytes_since_snapshot() >= options_.snapshot_after_bytes) {
     std::vector<std::string> image;
@@ -191,6 +215,7 @@ void Controller::publish(int64_t durable_end) {
 OperationResult Controller::register_broker(int32_t id, const protocol::Uuid& incarnation_id,
                                             const std::vector<BrokerEndpoint>& endpoints,
                                             const std::optional<std::string>& rack, int64_t* epoch, int64_t now_ms) {
+  note(Event::kRegisterBroker);
   if (const BrokerRegistration* existing = image_.find_broker(id)) {
     if (existing->incarnation_id == incarnation_id) {  // a retry of a registration that went through
       last_heard_ms_[id] = now_ms;
@@ -227,6 +252,7 @@ OperationResult Controller::register_broker(int32_t id, const protocol::Uuid& in
 
 Controller::HeartbeatReply Controller::heartbeat(int32_t id, int64_t epoch, int64_t metadata_offset, bool want_fence,
                                                  bool want_shut_down, int64_t now_ms) {
+  note(Event::kHeartbeat);
   HeartbeatReply reply;
   const BrokerRegistration* b = image_.find_broker(id);
   if (!b) {
@@ -275,6 +301,7 @@ void Controller::renew_all_sessions(int64_t now_ms) {
 }
 
 OperationResult Controller::fence_broker(int32_t id, int64_t epoch, bool controlled_shutdown) {
+  note(Event::kFenceBroker);
   protocol::BrokerRegistrationChangeRecord change;
   change.broker_id = id;
   change.broker_epoch = epoch;
@@ -329,6 +356,7 @@ bool Controller::unclean_election_allowed(const TopicInfo& topic) const {
 }
 
 OperationResult Controller::unfence_broker(int32_t id, int64_t epoch) {
+  note(Event::kUnfenceBroker);
   const BrokerRegistration* b = image_.find_broker(id);
   if (!b || b->epoch != epoch) return {ErrorCode::kStaleBrokerEpoch, "Expected broker epoch " + std::to_string(epoch)};
   if (!b->fenced) return {};
@@ -390,6 +418,7 @@ bool valid_isr(const std::vector<int32_t>& replicas, const std::vector<Controlle
 
 Controller::AlterPartitionReply Controller::alter_partition(int32_t broker_id, int64_t broker_epoch,
                                                            const std::vector<PartitionAlteration>& alterations) {
+  note(Event::kAlterPartition);
   AlterPartitionReply reply;
   // The sender's registration first, for the whole request (Kafka's ClusterControlManager.checkBrokerEpoch).
   const BrokerRegistration* sender = image_.find_broker(broker_id);
@@ -560,6 +589,7 @@ Controller::AlterPartitionReply Controller::alter_partition(int32_t broker_id, i
 }
 
 int64_t Controller::allocate_producer_ids(int32_t count) {
+  note(Event::kAllocateProducerIds);
   const int64_t first = image_.next_producer_id();
   protocol::ProducerIdsRecord r;
   r.broker_id = options_.node_id;
@@ -638,6 +668,7 @@ OperationResult Controller::create_topic(std::string_view name, int32_t partitio
                                          const std::vector<std::vector<int32_t>>& assignments,
                                          const std::map<std::string, std::string>& configs, bool validate_only,
                                          const TopicInfo** created) {
+  note(Event::kCreateTopic);
   if (auto reason = invalid_topic_name_reason(name)) return {ErrorCode::kInvalidTopicException, *reason};
   if (find_topic(name)) return {ErrorCode::kTopicAlreadyExists, "Topic '" + std::string(name) + "' already exists."};
   for (const auto& [existing, _] : topics())
@@ -714,6 +745,7 @@ OperationResult Controller::create_topic(std::string_view name, int32_t partitio
 }
 
 OperationResult Controller::delete_topic(std::string_view name) {
+  note(Event::kDeleteTopic);
   const TopicInfo* found = find_topic(name);
   if (!found) return {ErrorCode::kUnknownTopicOrPartition, "This server does not host this topic-partition."};
   const TopicInfo removed = *found;
@@ -722,6 +754,7 @@ OperationResult Controller::delete_topic(std::string_view name) {
 
 OperationResult Controller::alter_topic_configs(std::string_view name, const std::map<std::string, std::string>& configs,
                                                 bool validate_only) {
+  note(Event::kAlterConfigs);
   const TopicInfo* topic = find_topic(name);
   if (!topic) return {ErrorCode::kUnknownTopicOrPartition, "The topic '" + std::string(name) + "' does not exist."};
   for (const auto& [key, value] : configs)
@@ -738,6 +771,7 @@ OperationResult Controller::alter_topic_configs(std::string_view name, const std
 }
 
 OperationResult Controller::create_partitions(std::string_view name, int32_t new_total, bool validate_only) {
+  note(Event::kCreatePartitions);
   const TopicInfo* found = find_topic(name);
   if (!found) return {ErrorCode::kUnknownTopicOrPartition, "This server does not host this topic-partition."};
   const TopicInfo& topic = *found;

@@ -10,6 +10,7 @@
 // the log's disk writes once write_in_background() is called.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -112,6 +113,26 @@ class Controller {
   // this process serve.
   const MetadataImage& committed_image() const { return committed_; }
   const MetadataLog& log() const { return log_; }
+
+  // What this controller has done since it started, by kind (metrics).
+  enum class Event {
+    kRegisterBroker,
+    kHeartbeat,
+    kFenceBroker,
+    kUnfenceBroker,
+    kCreateTopic,
+    kDeleteTopic,
+    kCreatePartitions,
+    kAlterConfigs,
+    kAlterPartition,
+    kElectLeader,  // a partition got a new leader (failover, unfencing, a replica back)
+    kAllocateProducerIds,
+    kCount
+  };
+  static const char* event_name(Event event);
+  uint64_t events(Event event) const { return events_[static_cast<size_t>(event)]; }
+  // Metadata records applied to the image since the process started.
+  uint64_t records_applied() const { return records_applied_; }
   // Registered brokers that are not fenced: where replicas can go.
   std::vector<int32_t> live_brokers() const { return image_.unfenced_brokers(); }
 
@@ -249,10 +270,15 @@ class Controller {
   std::vector<MetadataListener*> listeners_;
   // Soft state, not in the log: when each broker was last heard from.
   std::map<int32_t, int64_t> last_heard_ms_;
+  void note(Event event) { ++events_[static_cast<size_t>(event)]; }
+  std::array<uint64_t, static_cast<size_t>(Event::kCount)> events_{};
+  uint64_t records_applied_ = 0;
 };
 
 // A random (version 4) UUID: topic ids, broker incarnation ids.
 protocol::Uuid random_uuid();
+// How Kafka prints ids (cluster, topic): unpadded URL-safe base64, 22 characters.
+std::string base64url(const protocol::Uuid& id);
 
 // Kafka's rules for topic names: 1-249 characters of [a-zA-Z0-9._-], not "."
 // or "..". Returns the reason a name is invalid, or nullopt.

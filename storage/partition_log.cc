@@ -577,8 +577,17 @@ std::optional<PartitionLog::BatchAt> PartitionLog::find_batch(const Segment& seg
 }
 
 std::vector<PartitionLog::FileSlice> PartitionLog::locate(int64_t offset, size_t max_bytes, bool at_least_one,
-                                                          int64_t end_offset) const {
+                                                          int64_t end_offset, int64_t* next_offset) const {
   std::vector<FileSlice> slices;
+  // Where the slices end, in offsets: the end asked for, unless the budget stops them sooner.
+  int64_t reached = std::max(offset, std::min(end_offset, next_offset_));
+  struct Report {
+    int64_t* out;
+    const int64_t& reached;
+    ~Report() {
+      if (out) *out = reached;
+    }
+  } report{next_offset, reached};
   if (end_offset <= offset) return slices;
   const Segment* segment = segment_for(offset);
   if (!segment) return slices;
@@ -596,7 +605,10 @@ std::vector<PartitionLog::FileSlice> PartitionLog::locate(int64_t offset, size_t
   }
   size_t total = 0;
   for (auto it = segments_.begin() + (segment - segments_.data()); it != segments_.end(); ++it, pos = 0) {
-    if (total > 0 && total >= max_bytes) break;
+    if (total > 0 && total >= max_bytes) {
+      reached = std::max(offset, it->base_offset);
+      break;
+    }
     const uint64_t readable = &*it == stop_segment ? stop_position : it->size;
     if (pos >= readable) {
       if (&*it == stop_segment) break;
@@ -613,9 +625,14 @@ std::vector<PartitionLog::FileSlice> PartitionLog::locate(int64_t offset, size_t
       uint64_t from = entry == it->index.begin() ? 0 : std::prev(entry)->position;
       from = std::max(from, pos);
       end = from;
-      walk(*it, from, std::max(limit, from + 1), [&](const BatchAt& b, std::string_view) {
+      // One past the limit: a batch starting right at it is visited, so its offset is known.
+      walk(*it, from, std::max(limit, from + 1) + 1, [&](const BatchAt& b, std::string_view header) {
         if (b.position + b.size > limit) {
-          if (end == pos && total == 0 && at_least_one) end = b.position + b.size;  // KIP-74
+          reached = std::max(offset, b.base_offset);
+          if (end == pos && total == 0 && at_least_one) {  // KIP-74
+            end = b.position + b.size;
+            if (auto summary = format_.summarize(header)) reached = b.base_offset + summary->last_offset_delta + 1;
+          }
           return false;
         }
         end = b.position + b.size;

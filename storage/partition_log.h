@@ -172,8 +172,10 @@ class PartitionLog {
     uint64_t position;
     uint32_t length;
   };
+  // `next_offset`, when given, gets the offset just past the last batch
+  // located (where the reader goes on): how many offsets an answer spans.
   std::vector<FileSlice> locate(int64_t offset, size_t max_bytes, bool at_least_one,
-                                int64_t end_offset = INT64_MAX) const;
+                                int64_t end_offset = INT64_MAX, int64_t* next_offset = nullptr) const;
   // The same batches, read into memory.
   std::string read(int64_t offset, size_t max_bytes, bool at_least_one) const;
 

@@ -34,6 +34,13 @@ struct ReadOutcome {
   FetchResponse reply;
   size_t bytes = 0;
   bool any_error = false;
+  // A consumer's reads, for the topics' counters once the answer is final.
+  struct Read {
+    Partition* partition;
+    size_t bytes;
+    int64_t offsets;  // how many offsets the records span
+  };
+  std::vector<Read> reads;
 };
 
 int32_t replica_of(const FetchRequest& request) {
@@ -100,13 +107,17 @@ ReadOutcome read_partitions(Broker& broker, const FetchRequest& request) {
         // so a batch larger than the limits cannot stall a consumer.
         // Not read here: the connection sends these file regions with sendfile().
         std::vector<protocol::FileRegion> regions;
+        int64_t next_offset = wanted.fetch_offset;
         // Consumers get whole batches below the high watermark only (followers: up to the log end).
-        for (auto& slice : partition->log->locate(wanted.fetch_offset, limit, out.bytes == 0, readable_end))
+        for (auto& slice :
+             partition->log->locate(wanted.fetch_offset, limit, out.bytes == 0, readable_end, &next_offset))
           regions.push_back({std::move(slice.owner), slice.fd, slice.position, slice.length});
         protocol::Records records(std::move(regions));
         if (records.size() > 0) {
           budget -= std::min(budget, records.size());
           out.bytes += records.size();
+          if (!follower)
+            out.reads.push_back({partition, records.size(), std::max<int64_t>(next_offset - wanted.fetch_offset, 0)});
           data.records = std::move(records);
         }
       }
@@ -177,6 +188,12 @@ boost::asio::awaitable<void> handle_fetch(RequestContext& ctx) {
     outcome = read_partitions(broker, request);
   }
   outcome.reply.session_id = 0;
+  for (const ReadOutcome::Read& read : outcome.reads) {
+    Partition& p = *read.partition;
+    if (!p.counters) p.counters = &broker.metrics.topic(p.topic);
+    p.counters->bytes_out->Increment(static_cast<double>(read.bytes));
+    p.counters->records_out->Increment(static_cast<double>(read.offsets));
+  }
   ctx.respond(outcome.reply);
 }
 

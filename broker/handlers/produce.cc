@@ -288,6 +288,9 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
         partition->producers.record(header.producer_id, header.producer_epoch, header.base_sequence, record_count,
                                     ok.base_offset, ok.base_offset + header.last_offset_delta, batch.header.max_timestamp);
       ok.log_start_offset = partition->log->log_start_offset();
+      if (!partition->counters) partition->counters = &broker.metrics.topic(partition->topic);
+      partition->counters->bytes_in->Increment(static_cast<double>(records->size()));
+      partition->counters->records_in->Increment(record_count);
       const int64_t appended_at = ok.base_offset;
       topic_reply.partition_responses.push_back(std::move(ok));
       if (acks == -1)

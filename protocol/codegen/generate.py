@@ -821,8 +821,44 @@ class Gen:
             L.append("")
         L.append("%svoid encode(Writer& w, int16_t version) const;" % i2)
         L.append("%svoid decode(Reader& r, int16_t version);" % i2)
+        if self.msg.kind == "response":
+            L += self.error_visitor(fields, i2)
         L.append("%sbool operator==(const %s&) const = default;" % (i2, name))
         L.append("%s};" % ind)
+        return L
+
+    def is_error_code(self, f):
+        return f.type == "int16" and f.name.endswith("ErrorCode")
+
+    def holds_error_codes(self, fields, seen=()):
+        """Whether the fields, or structs under them, carry an error code."""
+        for f in fields:
+            if self.is_error_code(f):
+                return True
+            if f.base_is_struct and f.base not in seen:
+                if self.holds_error_codes(self.struct_defs[f.base], seen + (f.base,)):
+                    return True
+        return False
+
+    def error_visitor(self, fields, ind):
+        """for_each_error_code(f): calls f(code) for every non-zero error code
+        in the response (the broker counts them by code, as Kafka's
+        ErrorsPerSec does)."""
+        L = ["%stemplate <typename F>" % ind, "%svoid for_each_error_code(F&& f) const {" % ind]
+        i2 = ind + "  "
+        for f in fields:
+            if self.is_error_code(f):
+                L.append("%sif (%s != 0) f(%s);" % (i2, f.cpp, f.cpp))
+            elif f.base_is_struct and self.holds_error_codes(self.struct_defs[f.base], (f.base,)):
+                if not f.is_array:
+                    L.append("%s%s.for_each_error_code(f);" % (i2, f.cpp))
+                elif f.any_nullable:
+                    L.append("%sif (%s) for (const auto& e : *%s) e.for_each_error_code(f);" % (i2, f.cpp, f.cpp))
+                else:
+                    L.append("%sfor (const auto& e : %s) e.for_each_error_code(f);" % (i2, f.cpp))
+        if len(L) == 2:
+            L.append("%s(void)f;" % i2)
+        L.append("%s}" % ind)
         return L
 
     def all_structs(self, prefix, fields, ctx, out):

@@ -1,0 +1,139 @@
+// What the admin server shows of a node (its JSON views, the state metrics,
+// readiness): a copy of the broker's state that the network thread takes every
+// admin.refresh.interval.ms and hands to the admin thread. The admin thread
+// never reads the broker's own structures (they are not thread-safe), and the
+// network thread never waits for it: a scrape costs the network thread nothing.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "broker/replica_manager.h"
+#include "controller/controller.h"
+
+namespace sluice::broker {
+
+struct Broker;
+
+struct StatusSnapshot {
+  int32_t node_id = -1;
+  std::string cluster_id;
+  std::string roles;  // process.roles
+  bool has_broker_role = false;
+
+  // This node's broker as the controller sees it (a standalone node is registered and unfenced).
+  bool registered = false;
+  bool fenced = true;
+
+  // The controller: this node's view.
+  int32_t active_controller_id = -1;
+  bool is_active_controller = false;
+  int64_t metadata_offset = 0;  // the metadata log offset this node's image has applied
+  uint64_t metadata_records_applied = 0;
+  std::array<uint64_t, static_cast<size_t>(controller::Controller::Event::kCount)> controller_events{};
+
+  struct Endpoint {
+    std::string listener;
+    std::string host;
+    uint16_t port = 0;
+  };
+  struct BrokerRow {
+    int32_t id = -1;
+    std::optional<std::string> rack;
+    bool fenced = true;
+    bool in_controlled_shutdown = false;
+    std::vector<Endpoint> endpoints;
+  };
+  std::vector<BrokerRow> brokers;
+
+  struct TopicRow {
+    std::string name;
+    std::string id;  // as Kafka prints it
+    int32_t partitions = 0;
+    int16_t replication_factor = 0;
+    std::map<std::string, std::string> configs;  // explicit ones
+  };
+  std::vector<TopicRow> topics;
+
+  // A replica this node holds.
+  struct Replica {
+    bool leader = false;
+    int64_t high_watermark = 0;
+    int64_t log_start_offset = 0;
+    int64_t log_end_offset = 0;
+    uint64_t size_bytes = 0;
+    size_t segments = 0;
+    int64_t min_insync_replicas = 1;
+    // Leader only: the follower furthest behind, in records and in time since it was caught up.
+    int64_t max_follower_lag_records = 0;
+    int64_t max_follower_lag_ms = 0;
+  };
+  struct PartitionRow {
+    std::string topic;
+    int32_t partition = 0;
+    int32_t leader = -1;
+    int32_t leader_epoch = 0;
+    std::vector<int32_t> replicas;
+    std::vector<int32_t> isr;
+    std::optional<Replica> local;  // none when this node holds no replica
+  };
+  std::vector<PartitionRow> partitions;  // sorted by topic, then partition
+
+  struct MemberRow {
+    std::string member_id;
+    std::optional<std::string> group_instance_id;
+    std::string client_id;
+    std::string client_host;
+  };
+  struct OffsetRow {
+    std::string topic;
+    int32_t partition = 0;
+    int64_t committed_offset = -1;
+    std::optional<int64_t> end_offset;  // the high watermark, when known
+  };
+  struct GroupRow {
+    std::string group;
+    std::string state;
+    std::string protocol_type;
+    std::vector<MemberRow> members;
+    std::vector<OffsetRow> offsets;
+  };
+  std::vector<GroupRow> groups;  // the groups this node coordinates
+  uint64_t group_rebalances = 0;
+
+  ReplicationCounters replication;
+  std::string log_dir;
+};
+
+// The end offsets of partitions this node holds no replica of, as their
+// leaders last answered (consumer lag of the groups it coordinates).
+using RemoteEndOffsets = std::map<std::pair<std::string, int32_t>, int64_t>;
+
+// Taken on the network thread.
+StatusSnapshot take_status_snapshot(const Broker& broker, const RemoteEndOffsets& remote_end_offsets);
+
+// The latest snapshot, handed from the network thread to the admin thread.
+class StatusBoard {
+ public:
+  void publish(std::shared_ptr<const StatusSnapshot> snapshot) {
+    std::lock_guard lock(mutex_);
+    latest_ = std::move(snapshot);
+  }
+  // Null before the first one.
+  std::shared_ptr<const StatusSnapshot> latest() const {
+    std::lock_guard lock(mutex_);
+    return latest_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const StatusSnapshot> latest_;
+};
+
+}  // namespace sluice::broker
