@@ -29,4 +29,21 @@ int32_t active_controller_id(const Broker& broker) {
   return live.empty() ? -1 : live.front();
 }
 
+bool inter_broker_endpoint(const BrokerConfig& config, const controller::MetadataImage& metadata, int32_t id,
+                           std::string& host, uint16_t& port) {
+  const controller::BrokerRegistration* b = metadata.find_broker(id);
+  if (!b || b->endpoints.empty()) return false;
+  std::string wanted = config.get_string("inter.broker.listener.name");
+  if (wanted.empty()) {
+    const auto mine = config.advertised_listeners();
+    if (!mine.empty()) wanted = mine.front().name;
+  }
+  const controller::BrokerEndpoint* chosen = &b->endpoints.front();
+  for (const auto& e : b->endpoints)
+    if (e.listener == wanted) chosen = &e;
+  host = chosen->host.empty() || chosen->host == "0.0.0.0" ? "127.0.0.1" : chosen->host;
+  port = chosen->port;
+  return true;
+}
+
 }  // namespace sluice::broker

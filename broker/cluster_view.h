@@ -23,6 +23,12 @@ struct BrokerEndpoint {
 std::vector<BrokerEndpoint> advertised_brokers(const Broker& broker);
 // The "controller" Metadata and DescribeCluster name.
 int32_t active_controller_id(const Broker& broker);
+// Where this node reaches broker `id` (a replica fetcher its leader): its
+// endpoint on the inter-broker listener (inter.broker.listener.name, else the
+// listener this node advertises first: brokers of one cluster share names).
+// False when the broker has no registered endpoint.
+bool inter_broker_endpoint(const BrokerConfig& config, const controller::MetadataImage& metadata, int32_t id,
+                           std::string& host, uint16_t& port);
 
 // AclOperation bit positions (Kafka's AclOperation codes) allowed on a topic
 // and on the cluster when authorization is off.

@@ -155,6 +155,7 @@ asio::awaitable<void> ControllerLink::heartbeat_loop() {
         continue;
       }
       if (code == ErrorCode::kNone) {
+        last_heartbeat_answered_ = std::chrono::steady_clock::now();
         if (fenced_ != reply.body.is_fenced)
           SLUICE_LOG(kInfo, "broker " << config_.node_id() << (reply.body.is_fenced ? " fenced" : " unfenced"));
         fenced_ = reply.body.is_fenced;

@@ -45,6 +45,9 @@ class ControllerLink {
   int64_t applied_offset() const { return log_.end_offset(); }
   int64_t broker_epoch() const { return broker_epoch_; }
   bool fenced() const { return fenced_; }
+  // When the controller last answered a heartbeat (epoch if never): a broker that
+  // cannot reach it for broker.session.timeout.ms is fenced there, unbeknownst to it.
+  std::chrono::steady_clock::time_point last_heartbeat_answered() const { return last_heartbeat_answered_; }
   // Metadata records (snapshots' included) applied to the image since the process started.
   uint64_t records_applied() const { return records_applied_; }
 
@@ -104,6 +107,7 @@ class ControllerLink {
   int64_t broker_epoch_ = -1;
   bool fenced_ = true;
   uint64_t records_applied_ = 0;
+  std::chrono::steady_clock::time_point last_heartbeat_answered_{};
   bool stopping_ = false;
   std::function<void()> on_caught_up_;
   std::function<void()> on_unfenced_;

@@ -1,5 +1,7 @@
 #include "broker/replica_fetcher.h"
 
+#include "broker/cluster_view.h"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -118,24 +120,6 @@ int32_t ReplicaFetchers::slot_of(const Key& key) const {
   return static_cast<int32_t>((std::hash<std::string>{}(key.first) * 31 + static_cast<size_t>(key.second)) % fetchers);
 }
 
-bool ReplicaFetchers::endpoint_of(int32_t leader, std::string& host, uint16_t& port) const {
-  const controller::BrokerRegistration* b = metadata_.find_broker(leader);
-  if (!b || b->endpoints.empty()) return false;
-  // The inter-broker listener: inter.broker.listener.name, else the listener
-  // this broker advertises first (brokers of one cluster share names).
-  std::string wanted = config_.get_string("inter.broker.listener.name");
-  if (wanted.empty()) {
-    const auto mine = config_.advertised_listeners();
-    if (!mine.empty()) wanted = mine.front().name;
-  }
-  const controller::BrokerEndpoint* chosen = &b->endpoints.front();
-  for (const auto& e : b->endpoints)
-    if (e.listener == wanted) chosen = &e;
-  host = chosen->host.empty() || chosen->host == "0.0.0.0" ? "127.0.0.1" : chosen->host;
-  port = chosen->port;
-  return true;
-}
-
 asio::awaitable<void> ReplicaFetchers::run(FetcherId id) {
   const int32_t leader = id.first;
   std::shared_ptr<Fetcher> fetcher = fetchers_.at(id);  // kept alive while this runs
@@ -148,7 +132,7 @@ asio::awaitable<void> ReplicaFetchers::run(FetcherId id) {
     bool back_off = false;
     std::string host;
     uint16_t port = 0;
-    if (!endpoint_of(leader, host, port)) {
+    if (!inter_broker_endpoint(config_, metadata_, leader, host, port)) {
       back_off = true;
     } else {
       if (!fetcher->connection || host != fetcher->host || port != fetcher->port) {

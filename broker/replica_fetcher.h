@@ -58,8 +58,6 @@ class ReplicaFetchers {
   boost::asio::awaitable<void> run(FetcherId id);
   // Which of a leader's fetchers follows the partition.
   int32_t slot_of(const Key& key) const;
-  // The leader's endpoint on the inter-broker listener; false if it has none registered.
-  bool endpoint_of(int32_t leader, std::string& host, uint16_t& port) const;
 
   boost::asio::any_io_executor executor_;
   const BrokerConfig& config_;

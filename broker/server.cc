@@ -18,6 +18,7 @@
 
 #include "broker/admin_server.h"
 #include "broker/admin_views.h"
+#include "broker/remote_end_offsets.h"
 #include "broker/status_snapshot.h"
 #include "broker/broker.h"
 #include "broker/connection.h"
@@ -209,18 +210,28 @@ asio::awaitable<void> watch_broker_sessions(controller::Controller& controller, 
   }
 }
 
-// Copies the broker's state for the admin server, now and then every interval.
+// Copies the broker's state for the admin server, now and then every
+// interval; between copies, asks the leaders of partitions this node holds no
+// replica of for the end offsets its groups' lag needs.
 asio::awaitable<void> refresh_status_periodically(Broker& broker, StatusBoard& board, int32_t interval_ms) {
+  const auto interval = std::chrono::milliseconds(interval_ms);
   asio::steady_timer timer(broker.executor);
-  const RemoteEndOffsets remote_end_offsets;
+  RemoteEndOffsets remote(broker.executor, broker.config, broker.metadata);
   for (;;) {
+    timer.expires_after(interval);
+    std::set<std::pair<std::string, int32_t>> remote_wanted;
     try {
-      board.publish(std::make_shared<const StatusSnapshot>(take_status_snapshot(broker, remote_end_offsets)));
+      auto snapshot = std::make_shared<const StatusSnapshot>(take_status_snapshot(broker, remote.known()));
+      for (const auto& group : snapshot->groups)
+        for (const auto& offset : group.offsets)
+          if (!offset.end_offset_local) remote_wanted.insert({offset.topic, offset.partition});
+      board.publish(std::move(snapshot));
     } catch (const std::exception& e) {  // bad_alloc, say: the admin server shows the last one
       SLUICE_LOG(kError, "taking the status snapshot failed: " << e.what());
     }
-    timer.expires_after(std::chrono::milliseconds(interval_ms));
-    co_await timer.async_wait(asio::use_awaitable);
+    if (!remote_wanted.empty()) co_await remote.refresh(remote_wanted, interval);
+    boost::system::error_code ignored;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
   }
 }
 
@@ -412,6 +423,8 @@ int run_server(const BrokerConfig& config) {
       auto snapshot = status_board.latest();
       if (follows_controller && snapshot && snapshot->fenced)
         return AdminServer::Readiness{false, "fenced by the controller"};
+      if (follows_controller && snapshot && snapshot->controller_unreachable)
+        return AdminServer::Readiness{false, "no heartbeat answered by the controller for broker.session.timeout.ms"};
       return AdminServer::Readiness{true, ""};
     };
     handlers.is_view = [](std::string_view path) { return is_admin_view(path); };

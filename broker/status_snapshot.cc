@@ -35,7 +35,7 @@ StatusSnapshot::Replica replica_status(const Partition& p, int64_t now_ms) {
 
 }  // namespace
 
-StatusSnapshot take_status_snapshot(const Broker& broker, const RemoteEndOffsets& remote_end_offsets) {
+StatusSnapshot take_status_snapshot(const Broker& broker, const EndOffsetMap& remote_end_offsets) {
   StatusSnapshot s;
   const BrokerConfig& config = broker.config;
   const controller::MetadataImage& image = broker.metadata;
@@ -70,8 +70,12 @@ StatusSnapshot take_status_snapshot(const Broker& broker, const RemoteEndOffsets
     s.registered = true;
     s.fenced = self->fenced;
   }
-  // A broker-only node also goes by what its heartbeats last said.
-  if (broker.controller_link && broker.controller_link->fenced()) s.fenced = true;
+  // A broker-only node also goes by what its heartbeats last said, and by their silence.
+  if (broker.controller_link) {
+    if (broker.controller_link->fenced()) s.fenced = true;
+    s.controller_unreachable = std::chrono::steady_clock::now() - broker.controller_link->last_heartbeat_answered() >
+                               std::chrono::milliseconds(config.get_long("broker.session.timeout.ms"));
+  }
 
   const int64_t now = steady_ms();
   // End offsets of the partitions this node holds, for the groups' lag.
@@ -96,10 +100,11 @@ StatusSnapshot take_status_snapshot(const Broker& broker, const RemoteEndOffsets
       for (const auto& m : described->members)
         row.members.push_back({m.member_id, m.group_instance_id, m.client_id, m.client_host});
     for (const auto& [tp, committed] : broker.groups.committed_offsets(summary.group_id)) {
-      StatusSnapshot::OffsetRow offset{tp.first, tp.second, committed.offset, std::nullopt};
-      if (auto it = local_end_offsets.find(tp); it != local_end_offsets.end())
+      StatusSnapshot::OffsetRow offset{tp.first, tp.second, committed.offset, std::nullopt, false};
+      if (auto it = local_end_offsets.find(tp); it != local_end_offsets.end()) {
         offset.end_offset = it->second;
-      else if (auto remote = remote_end_offsets.find(tp); remote != remote_end_offsets.end())
+        offset.end_offset_local = true;
+      } else if (auto remote = remote_end_offsets.find(tp); remote != remote_end_offsets.end())
         offset.end_offset = remote->second;
       row.offsets.push_back(std::move(offset));
     }

@@ -30,6 +30,9 @@ struct StatusSnapshot {
   // This node's broker as the controller sees it (a standalone node is registered and unfenced).
   bool registered = false;
   bool fenced = true;
+  // A broker-only node whose heartbeats the controller has not answered for
+  // broker.session.timeout.ms: fenced there by now, whatever its image says.
+  bool controller_unreachable = false;
 
   // The controller: this node's view.
   int32_t active_controller_id = -1;
@@ -96,6 +99,7 @@ struct StatusSnapshot {
     int32_t partition = 0;
     int64_t committed_offset = -1;
     std::optional<int64_t> end_offset;  // the high watermark, when known
+    bool end_offset_local = false;      // read from a replica on this node (else asked of the leader)
   };
   struct GroupRow {
     std::string group;
@@ -111,12 +115,12 @@ struct StatusSnapshot {
   std::string log_dir;
 };
 
-// The end offsets of partitions this node holds no replica of, as their
-// leaders last answered (consumer lag of the groups it coordinates).
-using RemoteEndOffsets = std::map<std::pair<std::string, int32_t>, int64_t>;
+// End offsets by partition.
+using EndOffsetMap = std::map<std::pair<std::string, int32_t>, int64_t>;
 
-// Taken on the network thread.
-StatusSnapshot take_status_snapshot(const Broker& broker, const RemoteEndOffsets& remote_end_offsets);
+// Taken on the network thread. `remote_end_offsets`: those of partitions this
+// node holds no replica of, as their leaders last answered (remote_end_offsets.h).
+StatusSnapshot take_status_snapshot(const Broker& broker, const EndOffsetMap& remote_end_offsets);
 
 // The latest snapshot, handed from the network thread to the admin thread.
 class StatusBoard {

@@ -10,6 +10,7 @@ the new leaders' logs (truncating anything only it had) and come back into the I
 """
 from __future__ import annotations
 
+import http.client
 import json
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ import time
 import pytest
 
 from harness import kwire, netlab
+from harness.brokers import free_port
 from harness.cluster import SESSION_TIMEOUT_MS, SluiceCluster, sluice_only_fixture  # noqa: F401 (fixture)
 from harness.replication_check import P, AckedProducer, check_replicated, read_all, replicas_identical
 
@@ -232,6 +234,56 @@ def test_restarted_broker_is_not_taken_back_into_the_isr_on_its_old_incarnations
         replicas_identical(cluster, topic)
         result = check_replicated(cluster.bootstrap, topic, producer.acked)
         print(f"\nnew incarnation kept out of the ISR until it fetched: {result}")
+    finally:
+        cluster.cleanup()
+        lab.close()
+
+
+def test_broker_the_controller_cannot_hear_is_not_ready_until_it_is_heard_again():
+    """The admin server's readiness (/v1/health/ready) for a load balancer: a broker cut off from
+    the controller alone (it still serves clients and its peers) is fenced there after
+    broker.session.timeout.ms, which it cannot learn, since its heartbeats go unanswered. Once no
+    heartbeat has been answered for that long it reports itself not ready (503 and the reason);
+    the others stay ready; when it reaches the controller again it is ready again."""
+    if not netlab.available():
+        pytest.skip("network namespaces need root and iproute2")
+    lab = netlab.NetLab()
+    cluster = SluiceCluster(brokers=3, config={"admin.refresh.interval.ms": "200"}, netlab=lab)
+    ports = {}
+    for node_id, node in cluster.nodes.items():
+        ports[node_id] = free_port()
+        node.extra_config["admin.listeners"] = f"http://{node.host}:{ports[node_id]}"
+
+    def readiness(node_id: int) -> tuple[int, str]:
+        conn = http.client.HTTPConnection(cluster.node(node_id).host, ports[node_id], timeout=5)
+        try:
+            conn.request("GET", "/v1/health/ready")
+            res = conn.getresponse()
+            return res.status, res.read().decode()
+        finally:
+            conn.close()
+
+    def wait_readiness(node_id: int, status: int, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            got, body = readiness(node_id)
+            if got == status:
+                return body
+            assert time.monotonic() < deadline, f"node {node_id}: readiness {got} {body}, expected {status}"
+            time.sleep(0.2)
+
+    try:
+        cluster.start()
+        for b in cluster.broker_ids:
+            wait_readiness(b, 200, 15)
+        victim = cluster.broker_ids[-1]
+        cluster.block(victim, 1)  # node 1 is the controller
+        body = wait_readiness(victim, 503, SESSION_TIMEOUT_MS / 1000 + 10)
+        assert "controller" in json.loads(body)["reason"], body
+        for b in cluster.broker_ids[:-1]:
+            assert readiness(b)[0] == 200, f"node {b} should stay ready"
+        cluster.unblock(victim, 1)
+        wait_readiness(victim, 200, 30)
     finally:
         cluster.cleanup()
         lab.close()

@@ -589,6 +589,52 @@ def test_group_views_show_the_lag(monitored):
 
 
 # ------------------------------------------------------------------------------ /metrics
+def test_lag_of_partitions_the_coordinator_holds_no_replica_of(monitored):
+    """A topic with one replica per partition, spread over the three brokers: the group's
+    coordinator holds at most one of them, and asks the other partitions' leaders for their end
+    offsets (ListOffsets). Lag is exact for all three, in the view and in the metric."""
+    cluster = monitored.cluster
+    topic, group = "single-replica", "remote-lag-group"
+    # min.insync.replicas=1: with the cluster's 2 a single replica would commit nothing (KIP-966).
+    cluster.create_topic(topic, PARTITIONS, 1, config={"min.insync.replicas": "1"})
+    ck.produce(cluster.bootstrap, topic, 300, acks="all", timeout=60)
+    committed = {0: 10, 1: 20, 2: 30}
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group, "enable.auto.commit": False,
+                  "socket.timeout.ms": 5000, "log_level": 2})
+    try:
+        end = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[1]
+               for p in range(PARTITIONS)}
+        deadline = time.monotonic() + 30
+        while True:
+            result = c.commit(offsets=[TopicPartition(topic, p, o) for p, o in committed.items()],
+                              asynchronous=False)
+            if all(tp.error is None for tp in result):
+                break
+            assert time.monotonic() < deadline, result
+            time.sleep(0.3)
+    finally:
+        c.close()
+    leaders = {p: cluster.leader_of(topic, p) for p in range(PARTITIONS)}
+    coordinator = cluster.leader_of("__consumer_offsets", offsets_partition(group))
+    assert sum(1 for leader in leaders.values() if leader != coordinator) >= 2, (leaders, coordinator)
+    want = {p: (committed[p], end[p], end[p] - committed[p]) for p in range(PARTITIONS)}
+
+    def view():
+        groups = {g["group"]: g for g in admin_json(monitored.admin_ports[coordinator], "/v1/groups")["groups"]}
+        got = {o["partition"]: (o["committed_offset"], o["end_offset"], o["lag"])
+               for o in groups.get(group, {}).get("offsets", [])}
+        return got == want, got
+
+    wait_for(f"{group} on node {coordinator}: lag of partitions led by {leaders}", view, 20)
+    text = http_get(monitored.admin_ports[coordinator], "/metrics")[2]
+    line = f'sluice_group_lag{{group="{group}",topic="{topic}"}} '
+    values = [float(l[len(line):]) for l in text.splitlines() if l.startswith(line)]
+    assert values == [sum(end.values()) - sum(committed.values())], values
+    # Gone again: a single-replica partition would go offline when the last test kills a broker.
+    admin = cluster.admin()
+    admin.delete_topics([topic], operation_timeout=15, request_timeout=15)[topic].result(20)
+
+
 def test_metrics_pass_promtool_and_name_the_families(monitored):
     """`promtool check metrics` accepts every node's /metrics; the families METRICS.md lists are
     there with their types, by role; no per-partition series with metrics.partition.level off."""
@@ -662,13 +708,15 @@ def test_topic_series_match_the_load(monitored, prometheus):
             "partitions_led": prom_value(prometheus, "sum(sluice_partitions_led)"),
         }
         brokers = {monitored.target(b) for b in BROKERS}
+        # Each partition of every topic (other tests' too) is led by one broker.
+        every_partition = sum(t["partitions"] for t in admin_json(monitored.admin_ports[CONTROLLER], "/v1/topics")["topics"])
         # Every node with the broker role shows the partition count (others may too: the same value).
         done = (got["records_in"] == total
                 and brokers <= set(got["partitions"]) and set(got["partitions"].values()) == {PARTITIONS}
                 and set(got["log_bytes"]) == brokers and all(v > 0 for v in got["log_bytes"].values())
                 and (got["records_out"] or 0) >= monitored.lagging_read
                 and got["under_replicated"] == 0
-                and got["partitions_led"] == PARTITIONS + OFFSETS_PARTITIONS)
+                and got["partitions_led"] == every_partition)
         return done, got
 
     wait_for(f"topic series: {total} records in, 3 partitions on every broker, all replicated", settled, 20)
