@@ -991,6 +991,37 @@ TEST_F(PartitionLogTest, LocateStopsAtTheEndOffset) {
   EXPECT_EQ(read_until(0, model.log_end), log->read(0, 1 << 30, true));
 }
 
+// locate() says where the located batches end, in offsets: what a fetch answer spans (the
+// records-out counters). Every budget from nothing to everything, from every batch start.
+TEST_F(PartitionLogTest, LocateReportsTheOffsetPastTheLastBatch) {
+  auto log = open(follower_options());
+  Model model;
+  for (int i = 0; i < 30; ++i) append(*log, model, 1 + i % 3, std::string(60, 'a' + i % 26));
+  ASSERT_GT(log->segment_count(), 3u);
+  for (const auto& from : model.batches) {
+    for (size_t budget : {size_t{0}, size_t{1}, size_t{100}, size_t{250}, size_t{700}, size_t{1} << 30}) {
+      int64_t next = -1;
+      size_t bytes = 0;
+      for (const auto& slice : log->locate(from.base, budget, true, INT64_MAX, &next)) bytes += slice.length;
+      // The model's batches from `from` whose bytes the slices cover, whole.
+      int64_t expected = from.base;
+      size_t covered = 0;
+      for (const auto& b : model.batches) {
+        if (b.base < from.base || covered >= bytes) continue;
+        covered += b.bytes.size();
+        expected = b.last() + 1;
+      }
+      EXPECT_EQ(covered, bytes) << "from " << from.base << " budget " << budget;
+      EXPECT_EQ(next, expected) << "from " << from.base << " budget " << budget;
+    }
+  }
+  int64_t next = -1;
+  log->locate(3, 1 << 30, true, 7, &next);  // the end asked for (a batch boundary, as a high watermark is)
+  EXPECT_EQ(next, 7);
+  log->locate(model.log_end, 1 << 30, true, INT64_MAX, &next);  // nothing to read
+  EXPECT_EQ(next, model.log_end);
+}
+
 TEST_F(PartitionLogTest, TruncateFullyAndStartAtDropsEverySegment) {
   auto log = open(follower_options());
   fill(*log);
