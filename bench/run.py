@@ -169,9 +169,10 @@ def measure_ceilings(prof: dict, work: Path) -> dict:
     """This machine's limits, measured now: loopback TCP (iperf3) and disk write + fdatasync (dd)."""
     out = {}
     port = free_port()
-    srv = subprocess.Popen(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(port)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    srv = None
     try:
+        srv = subprocess.Popen(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
         c = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(prof["iperf_secs"]), "-J"],
                            capture_output=True, text=True, timeout=prof["iperf_secs"] + 30)
@@ -180,8 +181,9 @@ def measure_ceilings(prof: dict, work: Path) -> dict:
     except Exception as e:  # noqa: BLE001 - a missing ceiling must not lose the run
         out["loopback_error"] = repr(e)
     finally:
-        srv.kill()
-        srv.wait()
+        if srv:
+            srv.kill()
+            srv.wait()
     f = work / "dd.test"
     try:
         t = time.monotonic()

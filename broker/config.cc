@@ -17,7 +17,7 @@ const std::vector<ConfigDefinition> kDefinitions = [] {
   std::vector<ConfigDefinition> defs = {
       {"admin.listeners", ConfigType::kString, "http://127.0.0.1:9644"},
       // How often the network thread copies its state for the admin server (JSON views, state metrics).
-      {"admin.refresh.interval.ms", ConfigType::kInt, "1000", 10, kInt32Max},
+      {"admin.refresh.interval.ms", ConfigType::kInt, "1000", 100, kInt32Max},
       {"advertised.listeners", ConfigType::kString, nullptr},
       {"auto.create.topics.enable", ConfigType::kBoolean, "true"},
       {"broker.id", ConfigType::kInt, nullptr, 0, kInt32Max},

@@ -348,8 +348,8 @@ asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket soc
 
       protocol::Reader reader(frame);
       const int16_t api_key = reader.read_int16();  // DecodeError on short frames closes below
-      broker.metrics.request_received(api_key);
       const int16_t api_version = reader.read_int16();
+      broker.metrics.request_received(api_key, api_version);
       const int32_t correlation_id = reader.read_int32();
 
       const ApiHandler* handler = find_api_handler(role, api_key);

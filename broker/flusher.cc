@@ -10,8 +10,8 @@
 
 namespace sluice::broker {
 
-Flusher::Flusher(boost::asio::any_io_executor executor, std::function<void(double seconds)> observe_sync)
-    : executor_(std::move(executor)), observe_sync_(std::move(observe_sync)), thread_([this] { run(); }) {}
+Flusher::Flusher(boost::asio::any_io_executor executor, FlushObserver observer)
+    : executor_(std::move(executor)), observer_(std::move(observer)), thread_([this] { run(); }) {}
 
 Flusher::~Flusher() {
   queue_.stop();
@@ -39,7 +39,20 @@ uint64_t Flusher::syncs() const {
 
 void Flusher::run() {
   const auto observe = [this](std::chrono::steady_clock::time_point started) {
-    if (observe_sync_) observe_sync_(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    if (observer_.synced)
+      observer_.synced(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  };
+  // How much a file just synced grew since its previous sync. Files deleted
+  // since are forgotten when seen; the map stays bounded whatever happens.
+  constexpr size_t kMaxTrackedFiles = 1 << 16;
+  const auto note_flushed = [this](const struct stat& st) {
+    if (!observer_.flushed) return;
+    if (synced_sizes_.size() >= kMaxTrackedFiles) synced_sizes_.clear();
+    const auto key = std::make_pair(st.st_dev, st.st_ino);
+    auto [it, fresh] = synced_sizes_.try_emplace(key, 0);
+    if (st.st_size > it->second) observer_.flushed(static_cast<uint64_t>(st.st_size - it->second));
+    it->second = st.st_size;
+    if (st.st_nlink == 0) synced_sizes_.erase(it);
   };
   for (;;) {
     std::vector<Request> batch = queue_.take();
@@ -56,7 +69,11 @@ void Flusher::run() {
           ok = false;  // not synced: whoever waits on it must not be told it was
         } else if (synced.insert({st.st_dev, st.st_ino}).second) {
           const auto started = std::chrono::steady_clock::now();
-          if (::fdatasync(fd) != 0) ok = false;
+          if (::fdatasync(fd) != 0) {
+            ok = false;
+          } else {
+            note_flushed(st);
+          }
           observe(started);
           ++syncs;
         }

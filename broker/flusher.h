@@ -5,7 +5,10 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include <sys/types.h>
+
 #include <functional>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -15,10 +18,16 @@
 
 namespace sluice::broker {
 
+// What the flusher tells the metrics, on its own thread.
+struct FlushObserver {
+  std::function<void(double seconds)> synced = nullptr;  // each fdatasync/fsync's time
+  // Bytes made durable: how much each synced file grew since its previous sync.
+  std::function<void(uint64_t bytes)> flushed = nullptr;
+};
+
 class Flusher {
  public:
-  // `observe_sync`, if set, hears how long each fdatasync/fsync took (on the flusher's thread).
-  explicit Flusher(boost::asio::any_io_executor executor, std::function<void(double seconds)> observe_sync = nullptr);
+  explicit Flusher(boost::asio::any_io_executor executor, FlushObserver observer = FlushObserver());
   ~Flusher();
   Flusher(const Flusher&) = delete;
   Flusher& operator=(const Flusher&) = delete;
@@ -45,7 +54,9 @@ class Flusher {
   void run();
 
   boost::asio::any_io_executor executor_;
-  std::function<void(double seconds)> observe_sync_;
+  FlushObserver observer_;
+  // Each file's size at its last sync (flusher thread only), for `flushed`.
+  std::map<std::pair<dev_t, ino_t>, off_t> synced_sizes_;
   BatchQueue<Request> queue_;
   mutable std::mutex mutex_;  // guards syncs_
   uint64_t syncs_ = 0;

@@ -199,7 +199,9 @@ class GroupCoordinator : public controller::MetadataListener {
       std::string_view group_id, const std::vector<std::pair<std::string, std::optional<std::string>>>& members);
 
   // ---- administration ----
-  std::optional<GroupSummary> describe(std::string_view group_id) const;  // nullopt: no such group
+  // nullopt: no such group. Without payloads: members' subscriptions and
+  // assignments left empty (the admin server's snapshot needs only who they are).
+  std::optional<GroupSummary> describe(std::string_view group_id, bool with_payloads = true) const;
   std::vector<GroupSummary> list() const;                                 // without members
   // `write`: what the removal of its offsets must reach before it is acknowledged.
   protocol::ErrorCode delete_group(std::string_view group_id, OffsetWrite* write = nullptr);

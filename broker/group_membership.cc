@@ -441,7 +441,7 @@ void GroupCoordinator::tick() {
   }
 }
 
-std::optional<GroupSummary> GroupCoordinator::describe(std::string_view group_id) const {
+std::optional<GroupSummary> GroupCoordinator::describe(std::string_view group_id, bool with_payloads) const {
   auto it = groups_.find(group_id);
   if (it == groups_.end()) return std::nullopt;
   const Group& group = it->second;
@@ -453,7 +453,7 @@ std::optional<GroupSummary> GroupCoordinator::describe(std::string_view group_id
   for (const auto& [id, m] : group.members) {
     GroupSummary::Member sm{id, m.group_instance_id, m.client_id, m.client_host, {}, {}};
     // Kafka shows subscriptions and assignments only for a settled group.
-    if (group.state == State::kStable) {
+    if (with_payloads && group.state == State::kStable) {
       for (const auto& [name, bytes] : m.protocols)
         if (group.protocol_name && name == *group.protocol_name) sm.metadata = bytes;
       sm.assignment = m.assignment;

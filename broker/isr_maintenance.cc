@@ -132,6 +132,7 @@ asio::awaitable<void> maintain_isr(const Broker& broker) {
       if (r.partition_epoch > p->partition_epoch && r.leader_epoch == p->leader_epoch) {
         if (p->isr != r.isr)
           SLUICE_LOG(kInfo, "ISR of " << p->topic << "-" << p->index << " is now " << r.isr.size() << " replica(s)");
+        replicas.count_isr_change(p->isr, r.isr);
         p->isr = r.isr;
         p->partition_epoch = r.partition_epoch;
         replicas.advance_high_watermark(*p);

@@ -12,17 +12,10 @@
 namespace sluice::broker {
 
 Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
-  auto& requests = prometheus::BuildCounter()
-                       .Name("sluice_requests_total")
-                       .Help("Kafka requests read from connections, by API")
-                       .Register(*registry_);
-  // Every API the protocol knows has its series from the start (so a rate is
-  // 0, not absent); keys it does not know share one.
-  for (const protocol::ApiInfo& api : protocol::kApis)
-    if (api.key >= 0 && static_cast<size_t>(api.key) < kApiSlots) requests_[api.key] = &requests.Add({{"api", api.name}});
-  prometheus::Counter& unknown = requests.Add({{"api", "unknown"}});
-  for (auto& slot : requests_)
-    if (!slot) slot = &unknown;
+  requests_ = &prometheus::BuildCounter()
+                   .Name("sluice_requests_total")
+                   .Help("Kafka requests read from connections, by API and version")
+                   .Register(*registry_);
   request_seconds_ = &prometheus::BuildHistogram()
                           .Name("sluice_request_seconds")
                           .Help("Kafka requests' time by API and phase: queue (read to handling), handling "
@@ -78,6 +71,11 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                             .Name("sluice_topic_records_out_total")
                             .Help("Offsets the answers to consumers' fetches span")
                             .Register(*registry_);
+  flushed_bytes_ = &prometheus::BuildCounter()
+                        .Name("sluice_flushed_bytes_total")
+                        .Help("Bytes the group-commit thread's syncs made durable (how much each synced file grew)")
+                        .Register(*registry_)
+                        .Add({});
   // 50 us to 2.5 s: a page-cache flush on an SSD to a stalled disk.
   fsync_seconds_ = &prometheus::BuildHistogram()
                         .Name("sluice_fsync_seconds")
@@ -94,7 +92,26 @@ size_t Metrics::slot_of(int16_t api_key) {
   return api_key >= 0 && static_cast<size_t>(api_key) < kApiSlots ? static_cast<size_t>(api_key) : kApiSlots;
 }
 
-void Metrics::request_received(int16_t api_key) { requests_[slot_of(api_key)]->Increment(); }
+namespace {
+
+std::string api_name(size_t slot, size_t api_slots) {
+  const protocol::ApiInfo* api = slot < api_slots ? protocol::find_api(static_cast<int16_t>(slot)) : nullptr;
+  return api ? api->name : "unknown";
+}
+
+}  // namespace
+
+void Metrics::request_received(int16_t api_key, int16_t api_version) {
+  const size_t slot = slot_of(api_key);
+  const size_t version = api_version >= 0 && static_cast<size_t>(api_version) < kVersionSlots - 1
+                             ? static_cast<size_t>(api_version)
+                             : kVersionSlots - 1;
+  prometheus::Counter*& series = request_series_[slot][version];
+  if (!series)
+    series = &requests_->Add({{"api", api_name(slot, kApiSlots)},
+                              {"version", version == kVersionSlots - 1 ? "other" : std::to_string(version)}});
+  series->Increment();
+}
 
 void Metrics::request_done(int16_t api_key, double queue_s, double handling_s, double send_s) {
   const size_t slot = slot_of(api_key);
@@ -104,8 +121,7 @@ void Metrics::request_done(int16_t api_key, double queue_s, double handling_s, d
     static const prometheus::Histogram::BucketBoundaries kBuckets{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                                                   0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
                                                                   5,      10};
-    const protocol::ApiInfo* api = slot < kApiSlots ? protocol::find_api(static_cast<int16_t>(slot)) : nullptr;
-    const std::string name = api ? api->name : "unknown";
+    const std::string name = api_name(slot, kApiSlots);
     phases.queue = &request_seconds_->Add({{"api", name}, {"phase", "queue"}}, kBuckets);
     phases.handling = &request_seconds_->Add({{"api", name}, {"phase", "handling"}}, kBuckets);
     phases.send = &request_seconds_->Add({{"api", name}, {"phase", "send"}}, kBuckets);
@@ -122,19 +138,18 @@ void Metrics::connection_opened() {
 
 void Metrics::connection_closed() { connections_open_->Decrement(); }
 
-void Metrics::request_error(int16_t api_key, int16_t error_code) {
+void Metrics::request_error(int16_t api_key, int16_t error_code, uint32_t count) {
   const size_t slot = slot_of(api_key);
   const uint32_t key = static_cast<uint32_t>(slot) << 16 | static_cast<uint16_t>(error_code);
   auto it = request_error_series_.find(key);
   if (it == request_error_series_.end()) {
-    const protocol::ApiInfo* api = slot < kApiSlots ? protocol::find_api(static_cast<int16_t>(slot)) : nullptr;
-    const std::string name = api ? api->name : "unknown";
+    const std::string name = api_name(slot, kApiSlots);
     it = request_error_series_
              .emplace(key, &request_errors_->Add(
                                {{"api", name}, {"error", protocol::error_name(static_cast<protocol::ErrorCode>(error_code))}}))
              .first;
   }
-  it->second->Increment();
+  it->second->Increment(count);
 }
 
 TopicCounters& Metrics::topic(const std::string& name) {

@@ -45,8 +45,9 @@ class Metrics {
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
 
-  // A request read from a connection, by API key (any key: unknown ones count under "unknown").
-  void request_received(int16_t api_key);
+  // A request read from a connection, by API key and version (any: unknown
+  // keys count under "unknown", versions past 30 under "other").
+  void request_received(int16_t api_key, int16_t api_version);
   // A request answered (or done, when it has no answer), in seconds: from its
   // last byte read to its handler's start (queue), to its answer being ready
   // (handling: a fetch's long poll and an acks=all produce's wait included),
@@ -56,7 +57,7 @@ class Metrics {
   void connection_opened();
   void connection_closed();
   // An error code other than NONE in an answer (RequestContext::respond counts them).
-  void request_error(int16_t api_key, int16_t error_code);
+  void request_error(int16_t api_key, int16_t error_code, uint32_t count = 1);
   // A request read (a Pending made): queued until its handler starts, in flight until answered.
   void request_queued() {
     requests_queued_->Increment();
@@ -73,8 +74,9 @@ class Metrics {
   // The topic was deleted: its series go (its partitions are gone already).
   void forget_topic(const std::string& name);
 
-  // The group-commit thread's fdatasync/fsync calls (thread-safe).
+  // The group-commit thread's fdatasync/fsync calls, and the bytes they made durable (thread-safe).
   void observe_fsync(double seconds);
+  void flushed(uint64_t bytes) { flushed_bytes_->Increment(static_cast<double>(bytes)); }
 
   // Prometheus's text exposition format (version 0.0.4) of every metric,
   // followed by `extra` (the state gauges the admin server renders).
@@ -85,7 +87,10 @@ class Metrics {
   // Indexed by API key; the last slot counts keys out of range or unknown.
   static constexpr size_t kApiSlots = 128;
   static size_t slot_of(int16_t api_key);
-  std::array<prometheus::Counter*, kApiSlots + 1> requests_{};
+  // sluice_requests_total{api, version}: made on first use, by [API slot][version slot].
+  static constexpr size_t kVersionSlots = 32;  // the last one: "other"
+  prometheus::Family<prometheus::Counter>* requests_ = nullptr;
+  std::array<std::array<prometheus::Counter*, kVersionSlots>, kApiSlots + 1> request_series_{};
   // sluice_request_seconds{api, phase}: made on an API's first request, so
   // that only the APIs in use have series (3 phases x 17 buckets each).
   prometheus::Family<prometheus::Histogram>* request_seconds_ = nullptr;
@@ -110,6 +115,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* topic_records_out_ = nullptr;
   std::unordered_map<std::string, TopicCounters> topics_;
   prometheus::Histogram* fsync_seconds_ = nullptr;
+  prometheus::Counter* flushed_bytes_ = nullptr;
 };
 
 }  // namespace sluice::broker

@@ -1,5 +1,7 @@
 #include "broker/replica_manager.h"
 
+#include <algorithm>
+
 #include <chrono>
 #include <cstdio>
 #include <set>
@@ -334,7 +336,8 @@ void ReplicaManager::apply_partition_state(Partition& partition, const controlle
   const int32_t self = config_.node_id();
   const bool was_leader = partition.is_leader;
   const int32_t old_epoch = partition.leader_epoch;
-  const size_t old_isr_size = partition.isr.size();
+  const int32_t old_partition_epoch = partition.partition_epoch;
+  std::vector<int32_t> old_isr = partition.isr;
   partition.replicas = state.replicas;
   partition.isr = state.isr;
   partition.leader_epoch = state.leader_epoch;
@@ -347,10 +350,11 @@ void ReplicaManager::apply_partition_state(Partition& partition, const controlle
     SLUICE_LOG(kInfo, partition.topic << "-" << partition.index << ": leader " << state.leader << " in epoch "
                                       << state.leader_epoch << (partition.is_leader ? " (this broker)" : "")
                                       << ", log end " << partition.log->log_end_offset());
-  if (was_leader && partition.is_leader && old_epoch == state.leader_epoch) {
-    if (state.isr.size() < old_isr_size) ++counters_.isr_shrinks;
-    if (state.isr.size() > old_isr_size) ++counters_.isr_expands;
-  }
+  // An ISR change of a partition it went on leading, unless the controller's
+  // answer to its AlterPartition brought it first (isr_maintenance.cc counts it then).
+  if (was_leader && partition.is_leader && old_epoch == state.leader_epoch &&
+      state.partition_epoch > old_partition_epoch)
+    count_isr_change(old_isr, state.isr);
   if (partition.is_leader && (!was_leader || old_epoch != state.leader_epoch)) {
     ++counters_.leader_elections;
     // Leading from here: the new epoch starts at this log's end, and every
@@ -369,6 +373,16 @@ void ReplicaManager::apply_partition_state(Partition& partition, const controlle
   }
   if (partition.is_leader) advance_high_watermark(partition);
   for (auto& observe : role_observers_) observe(partition, partition.is_leader ? -1 : state.leader);
+}
+
+void ReplicaManager::count_isr_change(const std::vector<int32_t>& before, const std::vector<int32_t>& after) {
+  const auto missing_from = [](const std::vector<int32_t>& from, const std::vector<int32_t>& in) {
+    for (int32_t r : from)
+      if (std::find(in.begin(), in.end(), r) == in.end()) return true;
+    return false;
+  };
+  if (missing_from(before, after)) ++counters_.isr_shrinks;
+  if (missing_from(after, before)) ++counters_.isr_expands;
 }
 
 void ReplicaManager::release_roles() {

@@ -170,6 +170,8 @@ class ReplicaManager : public controller::MetadataListener {
   Partition* find_led(std::string_view topic, int32_t index, protocol::ErrorCode& error);
 
   const ReplicationCounters& counters() const { return counters_; }
+  // A led partition's ISR went from `before` to `after` (metrics: shrinks, expands).
+  void count_isr_change(const std::vector<int32_t>& before, const std::vector<int32_t>& after);
   const std::filesystem::path& log_dir() const { return log_dir_; }
 
   // How storage reads Kafka record batches (offsets, timestamps, CRC).

@@ -210,26 +210,43 @@ asio::awaitable<void> watch_broker_sessions(controller::Controller& controller, 
   }
 }
 
-// Copies the broker's state for the admin server, now and then every
-// interval; between copies, asks the leaders of partitions this node holds no
-// replica of for the end offsets its groups' lag needs.
-asio::awaitable<void> refresh_status_periodically(Broker& broker, StatusBoard& board, int32_t interval_ms) {
-  const auto interval = std::chrono::milliseconds(interval_ms);
+// Copies the broker's state for the admin server, now and then every interval.
+asio::awaitable<void> refresh_status_periodically(Broker& broker, StatusBoard& board, const RemoteEndOffsets& remote,
+                                                  std::chrono::milliseconds interval) {
   asio::steady_timer timer(broker.executor);
-  RemoteEndOffsets remote(broker.executor, broker.config, broker.metadata);
   for (;;) {
     timer.expires_after(interval);
-    std::set<std::pair<std::string, int32_t>> remote_wanted;
     try {
-      auto snapshot = std::make_shared<const StatusSnapshot>(take_status_snapshot(broker, remote.known()));
-      for (const auto& group : snapshot->groups)
-        for (const auto& offset : group.offsets)
-          if (!offset.end_offset_local) remote_wanted.insert({offset.topic, offset.partition});
-      board.publish(std::move(snapshot));
+      board.publish(std::make_shared<const StatusSnapshot>(take_status_snapshot(broker, remote.known())));
     } catch (const std::exception& e) {  // bad_alloc, say: the admin server shows the last one
       SLUICE_LOG(kError, "taking the status snapshot failed: " << e.what());
     }
-    if (!remote_wanted.empty()) co_await remote.refresh(remote_wanted, interval);
+    boost::system::error_code ignored;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+}
+
+// Asks the leaders of partitions this node holds no replica of (or follows:
+// a follower's high watermark may be stale) for the end offsets its groups'
+// lag needs, once per interval, on its own loop: a slow leader delays the
+// lag, never the snapshot or readiness.
+asio::awaitable<void> refresh_remote_end_offsets(const StatusBoard& board, RemoteEndOffsets& remote,
+                                                 asio::any_io_executor executor, std::chrono::milliseconds interval) {
+  // At least a second: a loaded leader must not time out (and lose its connection) every round.
+  const auto timeout = std::max<std::chrono::milliseconds>(interval, std::chrono::seconds(1));
+  asio::steady_timer timer(executor);
+  for (;;) {
+    timer.expires_after(interval);
+    try {
+      std::set<std::pair<std::string, int32_t>> wanted;
+      if (auto snapshot = board.latest())
+        for (const auto& group : snapshot->groups)
+          for (const auto& offset : group.offsets)
+            if (!offset.end_offset_local) wanted.insert({offset.topic, offset.partition});
+      if (!wanted.empty()) co_await remote.refresh(wanted, timeout);
+    } catch (const std::exception& e) {
+      SLUICE_LOG(kError, "asking leaders for end offsets failed: " << e.what());
+    }
     boost::system::error_code ignored;
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
   }
@@ -312,7 +329,8 @@ int run_server(const BrokerConfig& config) {
       link->add_listener(l);
   };
 
-  Flusher flusher(io.get_executor(), [&metrics](double seconds) { metrics.observe_fsync(seconds); });
+  Flusher flusher(io.get_executor(), FlushObserver{[&metrics](double seconds) { metrics.observe_fsync(seconds); },
+                                                          [&metrics](uint64_t bytes) { metrics.flushed(bytes); }});
   ReplicaManager replicas(log_dir, config, *store, flusher, state_writer);
   ReplicaFetchers fetchers(io.get_executor(), config, replicas, metadata);
   replicas.add_role_observer([&](Partition& p, int32_t leader) { fetchers.follow(p, leader); });
@@ -477,9 +495,14 @@ int run_server(const BrokerConfig& config) {
     asio::co_spawn(io, maintain_isr(broker), asio::detached);
   if (config.get_long("connections.max.idle.ms") >= 0)
     asio::co_spawn(io, close_idle_connections(connections), asio::detached);
-  if (admin)
-    asio::co_spawn(io, refresh_status_periodically(broker, status_board, config.get_int("admin.refresh.interval.ms")),
+  RemoteEndOffsets remote_end_offsets(io.get_executor(), config, metadata);
+  if (admin) {
+    const std::chrono::milliseconds refresh_interval(config.get_int("admin.refresh.interval.ms"));
+    asio::co_spawn(io, refresh_status_periodically(broker, status_board, remote_end_offsets, refresh_interval),
                    asio::detached);
+    asio::co_spawn(io, refresh_remote_end_offsets(status_board, remote_end_offsets, io.get_executor(), refresh_interval),
+                   asio::detached);
+  }
 
   asio::co_spawn(io, expire_offsets_periodically(groups, config.get_long("offsets.retention.check.interval.ms")),
                  asio::detached);

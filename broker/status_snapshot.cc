@@ -24,9 +24,10 @@ StatusSnapshot::Replica replica_status(const Partition& p, int64_t now_ms) {
   r.min_insync_replicas = p.min_insync_replicas;
   if (p.is_leader)
     for (const auto& [id, follower] : p.followers) {
-      // One not heard from yet is behind by everything since its start (-1: from 0).
-      const int64_t behind = r.log_end_offset - std::max<int64_t>(follower.log_end_offset, 0);
-      r.max_follower_lag_records = std::max(r.max_follower_lag_records, behind);
+      // One not heard from since this broker took the lead counts from its first fetch
+      // (else every election would show the whole log as lag).
+      if (follower.log_end_offset < 0) continue;
+      r.max_follower_lag_records = std::max(r.max_follower_lag_records, r.log_end_offset - follower.log_end_offset);
       if (follower.log_end_offset < r.log_end_offset)
         r.max_follower_lag_ms = std::max(r.max_follower_lag_ms, now_ms - follower.last_caught_up_ms);
     }
@@ -78,7 +79,8 @@ StatusSnapshot take_status_snapshot(const Broker& broker, const EndOffsetMap& re
   }
 
   const int64_t now = steady_ms();
-  // End offsets of the partitions this node holds, for the groups' lag.
+  // End offsets of the partitions this node leads, for the groups' lag (a
+  // follower's high watermark may be stale: the others are asked of their leaders).
   std::map<std::pair<std::string, int32_t>, int64_t> local_end_offsets;
   for (const auto& [name, topic] : image.topics()) {
     s.topics.push_back({name, controller::base64url(topic.id), topic.partition_count(), topic.replication_factor(),
@@ -88,7 +90,7 @@ StatusSnapshot take_status_snapshot(const Broker& broker, const EndOffsetMap& re
       StatusSnapshot::PartitionRow row{name, i, state.leader, state.leader_epoch, state.replicas, state.isr, {}};
       if (Partition* p = broker.replicas.find(name, i); p && p->log) {
         row.local = replica_status(*p, now);
-        local_end_offsets[{name, i}] = p->high_watermark();
+        if (p->is_leader) local_end_offsets[{name, i}] = p->high_watermark();
       }
       s.partitions.push_back(std::move(row));
     }
@@ -96,7 +98,7 @@ StatusSnapshot take_status_snapshot(const Broker& broker, const EndOffsetMap& re
 
   for (const GroupSummary& summary : broker.groups.list()) {
     StatusSnapshot::GroupRow row{summary.group_id, summary.state, summary.protocol_type, {}, {}};
-    if (auto described = broker.groups.describe(summary.group_id))
+    if (auto described = broker.groups.describe(summary.group_id, /*with_payloads=*/false))
       for (const auto& m : described->members)
         row.members.push_back({m.member_id, m.group_instance_id, m.client_id, m.client_host});
     for (const auto& [tp, committed] : broker.groups.committed_offsets(summary.group_id)) {

@@ -719,7 +719,13 @@ def test_topic_series_match_the_load(monitored, prometheus):
                 and got["partitions_led"] == every_partition)
         return done, got
 
-    wait_for(f"topic series: {total} records in, 3 partitions on every broker, all replicated", settled, 20)
+    got = wait_for(f"topic series: {total} records in, 3 partitions on every broker, all replicated", settled, 20)
+    # An acks=all produce is answered after its leader's group commit: those syncs made (at least)
+    # one copy of the topic durable; flushed bytes count it (half of it: other topics' logs share
+    # the syncs and segments are counted as they grow, so no exact figure is claimed).
+    one_copy = sum(got["log_bytes"].values()) / len(BROKERS)
+    flushed = prom_value(prometheus, "sum(sluice_flushed_bytes_total)")
+    assert flushed is not None and flushed >= one_copy / 2, (flushed, one_copy)
     # The deliberate second CreateTopics is counted once by the broker that answered the client
     # (and once more by the controller, which answered that broker's forwarded request).
     broker_targets = "|".join(monitored.target(b) for b in BROKERS)
@@ -923,8 +929,10 @@ def test_a_lost_broker_shows_and_recovers(monitored, prometheus):
     expands = f"sum(sluice_isr_expands_total{{{survivors}}})"
     shrinks_before = prom_value(prometheus, shrinks) or 0
     offsets_state = cluster.partition_state("__consumer_offsets")
-    led_elsewhere = any(leader != KILLED for leader, _, _ in
-                        list(cluster.partition_state(TOPIC).values()) + list(offsets_state.values()))
+    states = list(cluster.partition_state(TOPIC).values()) + list(offsets_state.values())
+    # Each partition a survivor leads with node 3 in its ISR shrinks once, counted by its leader.
+    shrinks_expected = sum(1 for leader, _, isr in states if leader != KILLED and KILLED in isr)
+    led_elsewhere = shrinks_expected > 0
 
     cluster.node(KILLED).kill9()
     try:
@@ -939,10 +947,13 @@ def test_a_lost_broker_shows_and_recovers(monitored, prometheus):
         assert prom_value(prometheus, "sum(sluice_controller_active)") == 1
         assert prom_by(prometheus, f'up{{job="{JOB}"}} == 0', "instance") == {monitored.target(KILLED): 0.0}
         assert prom_value(prometheus, "sum(sluice_offline_partitions)") == 0  # RF 3: every partition has a leader
-        assert prom_value(prometheus, "sum(sluice_under_min_isr_partitions)") == 0  # ISR 2 >= min.insync 2
+        # ISR 2 >= min.insync 2 (a slow survivor may drop out for a moment on a loaded machine).
+        wait_for("no partition under min.insync.replicas",
+                 lambda: ((v := prom_value(prometheus, "sum(sluice_under_min_isr_partitions)")) == 0, v), 15)
         if led_elsewhere:
-            wait_for("sluice_isr_shrinks_total grows on the brokers that stayed up",
-                     lambda: ((v := prom_value(prometheus, shrinks) or 0) > shrinks_before, v), 10)
+            wait_for(f"sluice_isr_shrinks_total grows by {shrinks_expected} on the brokers that stayed up",
+                     lambda: ((v := prom_value(prometheus, shrinks) or 0) >= shrinks_before + shrinks_expected, v),
+                     10)
         expands_before = prom_value(prometheus, expands) or 0
 
         # The admin views agree: the controller counts one fenced broker, every live broker lists it fenced.
@@ -967,9 +978,11 @@ def test_a_lost_broker_shows_and_recovers(monitored, prometheus):
 
     cluster.wait_partitions(TOPIC, lambda s: all(len(isr) == 3 for _, _, isr in s.values()), 45)
     wait_for("a healthy cluster after the restart", healthy, 45)
-    # Node 3 back in the ISR of what the others lead: their ISRs grew.
-    wait_for("sluice_isr_expands_total grows on the brokers that stayed up",
-             lambda: ((v := prom_value(prometheus, expands) or 0) > expands_before, v), 10)
+    # Node 3 back in the ISR of everything the others lead: each of those ISRs grew, counted by its leader.
+    expands_expected = sum(1 for leader, _, _ in list(cluster.partition_state(TOPIC).values()) +
+                           list(cluster.partition_state("__consumer_offsets").values()) if leader != KILLED)
+    wait_for(f"sluice_isr_expands_total grows by {expands_expected} on the brokers that stayed up",
+             lambda: ((v := prom_value(prometheus, expands) or 0) >= expands_before + expands_expected, v), 10)
     wait_for(f"node {KILLED} /v1/health/ready",
              lambda: (http_get(monitored.admin_ports[KILLED], "/v1/health/ready")[0] == 200, None), 15)
     assert prom_value(prometheus, "sum(sluice_controller_active)") == 1

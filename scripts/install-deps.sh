@@ -21,7 +21,8 @@ test_packages=(
   # programs of compat-tests/ and bench/, the storage micro-benchmarks.
   libgtest-dev librdkafka-dev libbenchmark-dev
   libtcmalloc-minimal4             # the benchmark load generator's allocator (bench/CMakeLists.txt)
-  prometheus                       # promtool checks the /metrics output (compat-tests/test_admin_http.py)
+  prometheus                       # promtool, and the Prometheus that scrapes a cluster (compat-tests/test_monitoring.py)
+  iperf3                           # the loopback ceiling bench/run.py measures
   kcat                             # kcat (on librdkafka 2.0.2) for compat tests
   python3-venv                     # Python clients live in a venv from PyPI
   openjdk-17-jdk-headless maven    # Apache Kafka (reference broker) and its Java client

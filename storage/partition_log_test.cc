@@ -999,7 +999,13 @@ TEST_F(PartitionLogTest, LocateReportsTheOffsetPastTheLastBatch) {
   for (int i = 0; i < 30; ++i) append(*log, model, 1 + i % 3, std::string(60, 'a' + i % 26));
   ASSERT_GT(log->segment_count(), 3u);
   for (const auto& from : model.batches) {
-    for (size_t budget : {size_t{0}, size_t{1}, size_t{100}, size_t{250}, size_t{700}, size_t{1} << 30}) {
+    // Budgets inside batches, and ending exactly where a batch ends (the case a walk must look
+    // one byte past), over several segments.
+    std::vector<size_t> budgets{0, 1, 100, 250, 700, size_t{1} << 30};
+    size_t cumulative = 0;
+    for (const auto& b : model.batches)
+      if (b.base >= from.base) budgets.push_back(cumulative += b.bytes.size());
+    for (size_t budget : budgets) {
       int64_t next = -1;
       size_t bytes = 0;
       for (const auto& slice : log->locate(from.base, budget, true, INT64_MAX, &next)) bytes += slice.length;
