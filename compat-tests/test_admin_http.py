@@ -170,3 +170,54 @@ def test_a_taken_admin_port_stops_start_up_naming_it(tmp_path):
             assert "admin.listeners" in b.log_tail()
         finally:
             b.stop()
+
+
+def test_partition_level_and_process_metrics(tmp_path, unique_topic):
+    """metrics.partition.level=true adds a series per partition, with the partition's own figures;
+    the process and log-dir gauges describe this process and its disk."""
+    admin_port = free_port()
+    b = Broker("sluice", workdir=tmp_path, extra_config={"admin.listeners": f"http://127.0.0.1:{admin_port}",
+                                                         "metrics.partition.level": "true",
+                                                         "admin.refresh.interval.ms": "100"})
+    b.start()
+    try:
+        topic = unique_topic("per-partition")
+        ck.create_topic(b.bootstrap, topic, partitions=3)
+        ck.produce(b.bootstrap, topic, 60, acks="all")  # ck.produce spreads them over the 3
+
+        def per_partition(text: str, name: str) -> dict[int, float]:
+            out = {}
+            for line in text.splitlines():
+                prefix = f'{name}{{partition="'
+                if line.startswith(prefix) and f'topic="{topic}"' in line:
+                    out[int(line[len(prefix):].split('"')[0])] = float(line.split(" ")[-1])
+            return out
+
+        deadline = time.monotonic() + 10
+        while True:
+            text = get(admin_port, "/metrics")[2]
+            ends = per_partition(text, "sluice_partition_log_end_offset")
+            if sum(ends.values()) == 60 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert sorted(ends) == [0, 1, 2] and sum(ends.values()) == 60, ends
+        assert per_partition(text, "sluice_partition_high_watermark") == ends  # a single replica
+        assert per_partition(text, "sluice_partition_log_start_offset") == {0: 0, 1: 0, 2: 0}
+        assert per_partition(text, "sluice_partition_leader") == {0: 1, 1: 1, 2: 1}
+        assert per_partition(text, "sluice_partition_in_sync_replicas") == {0: 1, 1: 1, 2: 1}
+        assert all(v > 0 for v in per_partition(text, "sluice_partition_log_bytes").values())
+        assert metric(text, "sluice_topic_records_in_total", f'topic="{topic}"') == 60
+        assert metric(text, "sluice_flushed_bytes_total") > 0  # acks=all: synced before answered
+        assert metric(text, "sluice_fsync_seconds_count") > 0
+        # This process: its memory, descriptors, start and CPU.
+        assert metric(text, "process_resident_memory_bytes") > 1 << 20
+        assert 5 < metric(text, "process_open_fds") <= metric(text, "process_max_fds")
+        assert time.time() - 3600 < metric(text, "process_start_time_seconds") <= time.time()
+        assert metric(text, "process_cpu_seconds_total") >= 0
+        data_dir = str(b.data_dir)  # as the broker names it (absolute, not resolved)
+        free = metric(text, "sluice_log_dir_free_bytes", f'dir="{data_dir}"')
+        assert 0 < free <= metric(text, "sluice_log_dir_total_bytes", f'dir="{data_dir}"')
+        assert metric(text, "sluice_log_dir_used_bytes", f'dir="{data_dir}"') >= \
+            sum(per_partition(text, "sluice_partition_log_bytes").values())
+    finally:
+        b.stop()
