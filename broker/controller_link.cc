@@ -237,9 +237,14 @@ asio::awaitable<void> ControllerLink::fetch_loop() {
 }
 
 void ControllerLink::apply_records(const std::vector<std::string>& records) {
-  const controller::MetadataImage before = image_;
+  // Applied to a copy: a record that does not decode or fit throws before anything is kept.
   controller::MetadataImage after = image_;
-  for (const auto& r : records) after.apply(controller::decode_record(r));  // throws before anything is kept
+  controller::TouchedTopics touched;  // the topics the records touch, as they were
+  for (const auto& r : records) {
+    const controller::MetadataRecord record = controller::decode_record(r);
+    touched.note(after, record);
+    after.apply(record);
+  }
   log_.append(records);
   image_ = std::move(after);
   records_applied_ += records.size();
@@ -248,7 +253,7 @@ void ControllerLink::apply_records(const std::vector<std::string>& records) {
     for (const auto& r : image_.to_records()) snapshot.push_back(controller::encode_record(r));
     log_.write_snapshot(snapshot);
   }
-  controller::publish_delta(before, image_, listeners_);
+  touched.publish(image_, listeners_);
   for (auto* l : listeners_) l->on_committed(log_.end_offset());
 }
 

@@ -193,17 +193,21 @@ void Controller::write_in_background(MetadataLog::Committer committer,
 
 void Controller::publish(int64_t durable_end) {
   if (unpublished_.empty() || unpublished_.front().end_offset > durable_end) return;
-  const MetadataImage before = committed_;
+  // Only the topics the records touch are kept as they were (not the whole image).
+  TouchedTopics touched;
   while (!unpublished_.empty() && unpublished_.front().end_offset <= durable_end) {
-    for (const auto& r : unpublished_.front().records) committed_.apply(r);
+    for (const auto& r : unpublished_.front().records) {
+      touched.note(committed_, r);
+      committed_.apply(r);
+    }
     unpublished_.pop_front();
   }
   if (!report_) {  // in place: the operation's caller sees what a listener throws
-    publish_delta(before, committed_, listeners_);
+    touched.publish(committed_, listeners_);
   } else {
     for (auto* l : listeners_) {
       try {
-        publish_delta(before, committed_, {l});
+        touched.publish(committed_, {l});
       } catch (const std::exception& e) {
         report_(std::string("a metadata listener failed: ") + e.what());
       }

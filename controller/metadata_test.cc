@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "controller/controller.h"
+#include "controller/metadata_delta.h"
 #include "controller/metadata_image.h"
 #include "controller/metadata_log.h"
 #include "controller/metadata_records.h"
@@ -220,6 +221,94 @@ TEST_F(MetadataLogTest, AGapIsACorruptLog) {
   }
   store_->erase("metadata/log/0000000000000001");
   EXPECT_THROW(MetadataLog log(*store_), std::runtime_error);
+}
+
+// Every event a listener hears, in order.
+class EventLog : public MetadataListener {
+ public:
+  void on_topic_created(const TopicInfo& t) override { events.push_back("created " + t.name); }
+  void on_partitions_added(const TopicInfo& t, int32_t old) override {
+    events.push_back("added " + t.name + " " + std::to_string(old) + "->" + std::to_string(t.partition_count()));
+  }
+  void on_topic_deleted(const TopicInfo& t) override {
+    events.push_back("deleted " + t.name + " with " + std::to_string(t.partition_count()));
+  }
+  void on_topic_configs_changed(const TopicInfo& t) override { events.push_back("configs " + t.name); }
+  void on_partition_changed(const TopicInfo& t, int32_t index) override {
+    events.push_back("changed " + t.name + "-" + std::to_string(index));
+  }
+  std::vector<std::string> events;
+};
+
+protocol::PartitionRecord partition_record(const protocol::Uuid& topic, int32_t index) {
+  protocol::PartitionRecord p;
+  p.topic_id = topic;
+  p.partition_id = index;
+  p.replicas = {1, 2};
+  p.isr = {1, 2};
+  p.leader = 1;
+  return p;
+}
+
+// TouchedTopics (the controller's and a broker's publishing, without a copy
+// of the whole image) tells listeners exactly what publish_delta(before,
+// after) does, whatever the batch: creations with their partitions, new
+// partitions, ISR and leader changes, configs, deletions, a namesake
+// re-created in the same batch, broker records, and untouched topics.
+TEST(MetadataDelta, TouchedTopicsTellWhatTheWholeImagesTell) {
+  const protocol::Uuid a = random_uuid(), b = random_uuid(), c = random_uuid(), b2 = random_uuid(),
+                       d = random_uuid();
+  MetadataImage image;
+  for (const auto& [name, id] : {std::pair{"a", a}, std::pair{"b", b}, std::pair{"c", c}}) {
+    image.apply(protocol::TopicRecord{name, id});
+    image.apply(partition_record(id, 0));
+  }
+  std::vector<MetadataRecord> batch;
+  protocol::PartitionChangeRecord shrink;
+  shrink.topic_id = a;
+  shrink.partition_id = 0;
+  shrink.isr = std::vector<int32_t>{1};
+  batch.push_back(shrink);
+  batch.push_back(partition_record(a, 1));  // a grows
+  protocol::ConfigRecord config;
+  config.resource_type = kTopicResource;
+  config.resource_name = "a";
+  config.name = "retention.ms";
+  config.value = "1000";
+  batch.push_back(config);
+  batch.push_back(protocol::RemoveTopicRecord{b});  // b goes, and a namesake comes
+  batch.push_back(protocol::TopicRecord{"b", b2});
+  batch.push_back(partition_record(b2, 0));
+  batch.push_back(protocol::TopicRecord{"d", d});  // d is new, with its partitions
+  batch.push_back(partition_record(d, 0));
+  batch.push_back(partition_record(d, 1));
+  protocol::RegisterBrokerRecord broker;
+  broker.broker_id = 7;
+  batch.push_back(broker);
+  protocol::ConfigRecord broker_config;
+  broker_config.resource_type = kBrokerResource;
+  broker_config.resource_name = "7";
+  broker_config.name = "log.retention.ms";
+  broker_config.value = "5";
+  batch.push_back(broker_config);
+  batch.push_back(protocol::RemoveTopicRecord{c});  // c goes; nothing else touches it
+
+  // Every prefix of the batch, as a broker may fetch it in pieces.
+  for (size_t n = 1; n <= batch.size(); ++n) {
+    MetadataImage after = image;
+    TouchedTopics touched;
+    for (size_t i = 0; i < n; ++i) {
+      touched.note(after, batch[i]);
+      after.apply(batch[i]);
+    }
+    EventLog whole, partial;
+    publish_delta(image, after, {&whole});
+    touched.publish(after, {&partial});
+    EXPECT_EQ(partial.events, whole.events) << "the first " << n << " records";
+    if (n == batch.size())
+      EXPECT_EQ(whole.events, (std::vector<std::string>{"deleted b with 1", "deleted c with 1", "added a 1->2",
+                                                        "configs a", "changed a-0", "created b", "created d"}));
+  }
 }
 
 }  // namespace
