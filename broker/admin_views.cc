@@ -224,18 +224,32 @@ MetricFamily single(std::string name, std::string help, MetricType type, double 
 
 }  // namespace
 
-bool is_admin_view(std::string_view path) {
-  return path == "/v1/brokers" || path == "/v1/topics" || path == "/v1/partitions" || path == "/v1/groups" ||
-         path == "/v1/controller";
+namespace {
+
+struct View {
+  std::string_view path;
+  std::string (*render)(const StatusSnapshot&);
+};
+constexpr View kViews[] = {{"/v1/brokers", brokers_view},
+                           {"/v1/topics", topics_view},
+                           {"/v1/partitions", partitions_view},
+                           {"/v1/groups", groups_view},
+                           {"/v1/controller", controller_view}};
+
+const View* find_view(std::string_view path) {
+  for (const View& v : kViews)
+    if (v.path == path) return &v;
+  return nullptr;
 }
 
+}  // namespace
+
+bool is_admin_view(std::string_view path) { return find_view(path) != nullptr; }
+
 std::optional<std::string> render_admin_view(const StatusSnapshot& snapshot, std::string_view path) {
-  if (path == "/v1/brokers") return brokers_view(snapshot);
-  if (path == "/v1/topics") return topics_view(snapshot);
-  if (path == "/v1/partitions") return partitions_view(snapshot);
-  if (path == "/v1/groups") return groups_view(snapshot);
-  if (path == "/v1/controller") return controller_view(snapshot);
-  return std::nullopt;
+  const View* view = find_view(path);
+  if (!view) return std::nullopt;
+  return view->render(snapshot);
 }
 
 std::vector<MetricFamily> state_metrics(const StatusSnapshot& s, bool partition_level) {

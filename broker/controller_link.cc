@@ -11,6 +11,7 @@
 #include <boost/system/system_error.hpp>
 
 #include "broker/log.h"
+#include "broker/steady_clock.h"
 #include "controller/metadata_delta.h"
 #include "controller/metadata_records.h"
 #include "protocol/messages/allocate_producer_ids_request.h"
@@ -44,16 +45,12 @@ constexpr int16_t kDescribeClusterVersion = 1;
 // Bytes of metadata records asked for per fetch.
 constexpr int32_t kMetadataFetchBytes = 8 << 20;
 
-int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // Logs a failure to reach the controller at most every 5 s.
 void report(const char* what, const std::exception& e) {
   static int64_t last_ms = INT64_MIN / 2;
-  if (steady_ms() - last_ms < 5000) return;
-  last_ms = steady_ms();
+  if (steady_now_ms() - last_ms < 5000) return;
+  last_ms = steady_now_ms();
   SLUICE_LOG(kWarn, what << ": " << e.what() << " (retrying)");
 }
 

@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "broker/log.h"
+#include "broker/steady_clock.h"
 #include "protocol/messages/alter_partition_request.h"
 #include "protocol/messages/alter_partition_response.h"
 
@@ -94,9 +95,7 @@ asio::awaitable<void> maintain_isr(const Broker& broker) {
     co_await timer.async_wait(asio::use_awaitable);
     const controller::BrokerRegistration* me = metadata.find_broker(self);
     if (!me || me->fenced) continue;
-    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::steady_clock::now().time_since_epoch())
-                            .count();
+    const int64_t now = steady_now_ms();
     std::vector<Pending> pending;
     replicas.for_each_partition([&](Partition& p) {
       auto wanted = replicas.wanted_isr(p, now);

@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "broker/log.h"
+#include "broker/steady_clock.h"
 #include "protocol/messages/fetch_request.h"
 #include "protocol/messages/fetch_response.h"
 #include "protocol/record_batch.h"
@@ -27,9 +28,7 @@ constexpr auto kBackoff = 200ms;       // after an error, before asking that lea
 // Logs a fetcher's failure at most every 5 s per leader.
 void report(int32_t leader, const std::string& what) {
   static std::map<int32_t, int64_t> last_ms;
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::steady_clock::now().time_since_epoch())
-                          .count();
+  const int64_t now = steady_now_ms();
   auto& last = last_ms[leader];
   if (last != 0 && now - last < 5000) return;
   last = now;

@@ -8,6 +8,7 @@
 
 #include "broker/async_event.h"
 #include "broker/log.h"
+#include "broker/steady_clock.h"
 #include "broker/topic_settings.h"
 #include "protocol/record_batch.h"
 
@@ -42,10 +43,6 @@ storage::LogCheckpoint decode_checkpoint(const std::optional<std::string>& value
   return c;
 }
 
-int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 }  // namespace
 
@@ -361,7 +358,7 @@ void ReplicaManager::apply_partition_state(Partition& partition, const controlle
     // follower gets a full replica.lag.time.max.ms before it counts as behind.
     if (partition.epochs.assign(state.leader_epoch, partition.log->log_end_offset())) write_epochs(partition);
     partition.followers.clear();
-    const int64_t now = steady_ms();
+    const int64_t now = steady_now_ms();
     for (int32_t r : state.replicas)
       if (r != self) partition.followers[r] = FollowerState{-1, now, 0, 0};
   }

@@ -28,6 +28,7 @@
 #include "broker/replica_fetcher.h"
 #include "broker/log.h"
 #include "broker/offsets_topic.h"
+#include "broker/steady_clock.h"
 #include "storage/state_store.h"
 
 namespace sluice::broker {
@@ -186,10 +187,6 @@ asio::awaitable<void> maintain_logs(ReplicaManager& replicas, const BrokerConfig
   }
 }
 
-int64_t steady_now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // The controller's side of broker liveness: brokers not heard from for
 // broker.session.timeout.ms are fenced. Checked four times per heartbeat

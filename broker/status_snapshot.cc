@@ -4,14 +4,10 @@
 #include <chrono>
 
 #include "broker/broker.h"
+#include "broker/steady_clock.h"
 
 namespace sluice::broker {
 namespace {
-
-int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 StatusSnapshot::Replica replica_status(const Partition& p, int64_t now_ms) {
   StatusSnapshot::Replica r;
@@ -78,7 +74,7 @@ StatusSnapshot take_status_snapshot(const Broker& broker, const EndOffsetMap& re
                                std::chrono::milliseconds(config.get_long("broker.session.timeout.ms"));
   }
 
-  const int64_t now = steady_ms();
+  const int64_t now = steady_now_ms();
   // End offsets of the partitions this node leads, for the groups' lag (a
   // follower's high watermark may be stale: the others are asked of their leaders).
   std::map<std::pair<std::string, int32_t>, int64_t> local_end_offsets;

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "broker/handlers/handlers.h"
+#include "broker/steady_clock.h"
 #include "protocol/messages/broker_heartbeat_request.h"
 #include "protocol/messages/broker_heartbeat_response.h"
 
@@ -13,9 +14,7 @@ using protocol::BrokerHeartbeatResponse;
 
 boost::asio::awaitable<void> handle_broker_heartbeat(RequestContext& ctx) {
   auto request = ctx.decode<BrokerHeartbeatRequest>();
-  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::steady_clock::now().time_since_epoch())
-                             .count();
+  const int64_t now_ms = steady_now_ms();
   auto outcome = ctx.broker.controller->heartbeat(request.broker_id, request.broker_epoch,
                                                   request.current_metadata_offset, request.want_fence,
                                                   request.want_shut_down, now_ms);

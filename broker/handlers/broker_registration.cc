@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "broker/handlers/handlers.h"
+#include "broker/steady_clock.h"
 #include "protocol/messages/broker_registration_request.h"
 #include "protocol/messages/broker_registration_response.h"
 
@@ -21,9 +22,7 @@ boost::asio::awaitable<void> handle_broker_registration(RequestContext& ctx) {
   } else {
     std::vector<controller::BrokerEndpoint> endpoints;
     for (const auto& l : request.listeners) endpoints.push_back({l.name, l.host, l.port, l.security_protocol});
-    const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                               std::chrono::steady_clock::now().time_since_epoch())
-                               .count();
+    const int64_t now_ms = steady_now_ms();
     int64_t epoch = -1;
     auto result = controller.register_broker(request.broker_id, request.incarnation_id, endpoints, request.rack, &epoch,
                                              now_ms);
