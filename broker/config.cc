@@ -85,6 +85,10 @@ const std::vector<ConfigDefinition> kDefinitions = [] {
       {"transaction.state.log.min.isr", ConfigType::kInt, "2", 1, kInt32Max},
       {"transaction.state.log.replication.factor", ConfigType::kShort, "3", 1, INT16_MAX},
       {"unclean.leader.election.enable", ConfigType::kBoolean, "false"},
+      // Preferred leaders take their partitions back when a broker's imbalance passes the percentage.
+      {"auto.leader.rebalance.enable", ConfigType::kBoolean, "true"},
+      {"leader.imbalance.check.interval.seconds", ConfigType::kLong, "300", 1},
+      {"leader.imbalance.per.broker.percentage", ConfigType::kInt, "10", 0, 100},
   };
   std::sort(defs.begin(), defs.end(), [](const auto& a, const auto& b) { return std::string_view(a.name) < b.name; });
   return defs;

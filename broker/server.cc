@@ -207,6 +207,21 @@ asio::awaitable<void> watch_broker_sessions(controller::Controller& controller, 
   }
 }
 
+// auto.leader.rebalance.enable: every leader.imbalance.check.interval.seconds
+// the controller gives partitions back to their preferred leaders where a
+// broker's imbalance passes leader.imbalance.per.broker.percentage.
+asio::awaitable<void> rebalance_leaders_periodically(controller::Controller& controller, const BrokerConfig& config) {
+  const auto interval = std::chrono::seconds(config.get_long("leader.imbalance.check.interval.seconds"));
+  const double percent = config.get_int("leader.imbalance.per.broker.percentage");
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    timer.expires_after(interval);
+    co_await timer.async_wait(asio::use_awaitable);
+    if (int moved = controller.rebalance_leaders(percent); moved > 0)
+      SLUICE_LOG(kInfo, "leader rebalance: " << moved << " partition(s) back to their preferred leader");
+  }
+}
+
 // Copies the broker's state for the admin server, now and then every interval.
 asio::awaitable<void> refresh_status_periodically(Broker& broker, StatusBoard& board, const RemoteEndOffsets& remote,
                                                   std::chrono::milliseconds interval) {
@@ -487,6 +502,8 @@ int run_server(const BrokerConfig& config) {
     });
   if (controller && !config.standalone())
     asio::co_spawn(io, watch_broker_sessions(*controller, config, local_broker_epoch), asio::detached);
+  if (controller && !config.standalone() && config.get_bool("auto.leader.rebalance.enable"))
+    asio::co_spawn(io, rebalance_leaders_periodically(*controller, config), asio::detached);
   if (link) asio::co_spawn(io, link->run(), asio::detached);
   if (is_broker && !config.standalone())
     asio::co_spawn(io, maintain_isr(broker), asio::detached);

@@ -9,11 +9,12 @@ import time
 
 import pytest
 
-from harness import kwire
+from harness import kadmin_wire, kwire
 from harness.cluster import SluiceCluster
 from harness.kafka_cluster import KafkaCluster
 
 NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS = 6, 19
+UNKNOWN_TOPIC_OR_PARTITION, PREFERRED_LEADER_NOT_AVAILABLE, ELECTION_NOT_NEEDED = 3, 80, 84
 
 
 @pytest.fixture
@@ -95,3 +96,50 @@ def test_replicas_lost_metadata_and_acks_all_refusal(any_cluster):
         assert kwire.fetch_error(conn, topic, 0, 0, old_epoch) == kwire.FENCED_LEADER_EPOCH
         assert kwire.fetch_error(conn, topic, 0, 0, v["epoch"] + 1) == kwire.UNKNOWN_LEADER_EPOCH
         assert kwire.fetch_error(conn, topic, 0, 0, v["epoch"]) == kwire.NONE
+
+
+def test_elect_leaders(any_cluster):
+    """ElectLeaders (kafka-leader-election.sh's request) at each version: what needs no election,
+    what cannot be elected, and a preferred leader taking its partition back once in sync again."""
+    c = any_cluster
+    topic = "elect"
+    c.create_topic(topic, 3, 3)
+    preferred = {p: replicas[0] for p, (_, replicas, _) in c.partition_state(topic).items()}
+    victim = preferred[0]
+    via = next(b for b in c.broker_ids if b != victim)
+
+    def elect(partitions, kind=kadmin_wire.PREFERRED, version=2):
+        node = c.nodes[via]
+        with kadmin_wire.Conn(f"{node.host}:{node.port}") as conn:
+            return kadmin_wire.elect_leaders(conn, partitions, kind, version)
+
+    def errors(answer):
+        top, results = answer
+        assert top == 0, answer
+        return {key: err for key, (err, _) in results.items()}
+
+    # Every partition has its preferred leader: nothing to elect, at every version.
+    assert errors(elect({topic: [0, 1, 2, 7], "no-such-topic": [0]})) == {
+        (topic, 0): ELECTION_NOT_NEEDED, (topic, 1): ELECTION_NOT_NEEDED, (topic, 2): ELECTION_NOT_NEEDED,
+        (topic, 7): UNKNOWN_TOPIC_OR_PARTITION, ("no-such-topic", 0): UNKNOWN_TOPIC_OR_PARTITION}
+    assert elect({topic: [0, 7], "no-such-topic": [0]})[1] == {
+        (topic, 0): (ELECTION_NOT_NEEDED, "Leader election not needed for topic partition."),
+        (topic, 7): (UNKNOWN_TOPIC_OR_PARTITION, f"No such partition as {topic}-7"),
+        ("no-such-topic", 0): (UNKNOWN_TOPIC_OR_PARTITION, "No such topic as no-such-topic")}
+    assert errors(elect({topic: [0]}, version=0)) == {(topic, 0): ELECTION_NOT_NEEDED}
+    assert errors(elect({topic: [0]}, kadmin_wire.UNCLEAN, version=1)) == {(topic, 0): ELECTION_NOT_NEEDED}
+    # Every partition (null): those that need no election are left out; the topic is listed bare.
+    assert errors(elect(None))[(topic, -1)] == 0
+
+    # The preferred leader of partition 0 dies: it cannot be elected.
+    c.node(victim).kill9()
+    wait_view(c, topic, via, lambda v: v["leader"] not in (-1, victim))
+    _, results = elect({topic: [0]})
+    assert results[(topic, 0)] == (PREFERRED_LEADER_NOT_AVAILABLE, "The preferred leader was not available.")
+    # Back and in sync: a preferred election moves the leadership to it, in a new leader epoch.
+    c.node(victim).start()
+    before = wait_view(c, topic, via, lambda v: victim in v["isr"], timeout=40)
+    _, results = elect({topic: [0]})
+    assert results[(topic, 0)] == (0, None), results
+    wait_view(c, topic, via, lambda v: v["leader"] == victim and v["epoch"] > before["epoch"])
+    assert errors(elect(None))[(topic, -1)] == 0

@@ -40,6 +40,7 @@ def test_advertised_ranges(broker):
     assert versions[20] == (1, 6)    # DeleteTopics
     assert versions[32] == (1, 4)    # DescribeConfigs
     assert versions[37] == (0, 3)    # CreatePartitions
+    assert versions[43] == (0, 2)    # ElectLeaders
     assert versions[60] == (0, 1)    # DescribeCluster
 
 

@@ -592,6 +592,126 @@ Controller::AlterPartitionReply Controller::alter_partition(int32_t broker_id, i
   return reply;
 }
 
+OperationResult Controller::elect_leader(const TopicInfo& topic, int32_t partition, ElectionType type,
+                                        std::vector<MetadataRecord>& records) const {
+  if (partition < 0 || partition >= topic.partition_count())
+    return {ErrorCode::kUnknownTopicOrPartition, "No such partition as " + partition_name(topic, partition)};
+  const PartitionState& state = topic.partitions[partition];
+  const bool preferred = type == ElectionType::kPreferred;
+  if (preferred ? (!state.replicas.empty() && state.leader == state.replicas.front()) : state.leader >= 0)
+    return {ErrorCode::kElectionNotNeeded, "Leader election not needed for topic partition."};
+  // Kafka's PartitionChangeBuilder: a valid leader is an unfenced replica in the ISR.
+  auto valid = [&](int32_t r) {
+    const BrokerRegistration* b = image_.find_broker(r);
+    return r >= 0 && b && !b->fenced && std::find(state.isr.begin(), state.isr.end(), r) != state.isr.end();
+  };
+  protocol::PartitionChangeRecord change;
+  change.topic_id = topic.id;
+  change.partition_id = partition;
+  if (preferred) {
+    // The preferred replica; else the leader stays if it may (no change);
+    // else any other valid replica, in replica order.
+    int32_t leader = -1;
+    if (valid(state.replicas.front())) {
+      leader = state.replicas.front();
+    } else if (!valid(state.leader)) {
+      for (int32_t r : state.replicas)
+        if (valid(r)) {
+          leader = r;
+          break;
+        }
+    }
+    if (leader < 0 || leader == state.leader)
+      return {ErrorCode::kPreferredLeaderNotAvailable, "The preferred leader was not available."};
+    change.leader = leader;
+  } else {
+    for (int32_t r : state.replicas)
+      if (valid(r)) {
+        change.leader = r;
+        break;
+      }
+    if (change.leader < 0) {
+      // Unclean, as asked: a live replica out of sync leads alone, recovering.
+      for (int32_t r : state.replicas)
+        if (const BrokerRegistration* b = image_.find_broker(r); b && !b->fenced) {
+          change.leader = r;
+          change.isr = std::vector<int32_t>{r};
+          change.leader_recovery_state = kRecovering;
+          break;
+        }
+    }
+    if (change.leader < 0)
+      return {ErrorCode::kEligibleLeadersNotAvailable, "Eligible topic partition leaders are not available."};
+  }
+  records.push_back(change);
+  return {};
+}
+
+std::vector<Controller::TopicElectionResults> Controller::elect_leaders(ElectionType type,
+                                                                        const std::optional<ElectionTargets>& targets) {
+  std::vector<MetadataRecord> records;
+  std::vector<TopicElectionResults> results;
+  if (!targets) {
+    for (const auto& [name, topic] : topics()) {
+      auto& out = results.emplace_back();
+      out.topic = name;
+      for (int32_t p = 0; p < topic.partition_count(); ++p) {
+        OperationResult r = elect_leader(topic, p, type, records);
+        if (r.error != ErrorCode::kElectionNotNeeded) out.partitions.push_back({p, std::move(r)});
+      }
+    }
+  } else {
+    // A partition named twice is elected once, and both get its answer.
+    std::map<std::pair<std::string_view, int32_t>, OperationResult> answered;
+    for (const auto& [name, partitions] : *targets) {
+      auto& out = results.emplace_back();
+      out.topic = name;
+      const TopicInfo* topic = find_topic(name);
+      for (int32_t p : partitions) {
+        auto [it, first] = answered.try_emplace({name, p});
+        if (first)
+          it->second = topic ? elect_leader(*topic, p, type, records)
+                             : OperationResult{ErrorCode::kUnknownTopicOrPartition, "No such topic as " + name};
+        out.partitions.push_back({p, it->second});
+      }
+    }
+  }
+  if (records.empty()) return results;
+  if (OperationResult committed = commit(records); !committed.ok())
+    for (auto& topic : results)
+      for (auto& p : topic.partitions)
+        if (p.result.ok()) p.result = committed;
+  return results;
+}
+
+int Controller::rebalance_leaders(double imbalance_percent) {
+  // Per preferred leader: the partitions it should lead, and those it does not.
+  std::map<int32_t, std::pair<int, std::vector<std::pair<const TopicInfo*, int32_t>>>> by_preferred;
+  for (const auto& [name, topic] : topics())
+    for (int32_t p = 0; p < topic.partition_count(); ++p) {
+      const PartitionState& state = topic.partitions[p];
+      if (state.replicas.empty()) continue;
+      auto& entry = by_preferred[state.replicas.front()];
+      ++entry.first;
+      if (state.leader != state.replicas.front()) entry.second.emplace_back(&topic, p);
+    }
+  std::vector<MetadataRecord> records;
+  for (const auto& [broker, entry] : by_preferred) {
+    const auto& [preferred, not_led] = entry;
+    if (not_led.empty() || 100.0 * static_cast<double>(not_led.size()) / preferred <= imbalance_percent) continue;
+    for (const auto& [topic, p] : not_led) {
+      std::vector<MetadataRecord> one;
+      // Only a move to the preferred replica itself: a partition with no
+      // leader is the failover's business, not the balancer's.
+      if (elect_leader(*topic, p, ElectionType::kPreferred, one).ok() &&
+          std::get<protocol::PartitionChangeRecord>(one.front()).leader == broker)
+        records.push_back(std::move(one.front()));
+    }
+  }
+  if (records.empty() || !commit(records).ok()) return 0;
+  return static_cast<int>(records.size());
+}
+
 int64_t Controller::allocate_producer_ids(int32_t count) {
   note(Event::kAllocateProducerIds);
   const int64_t first = image_.next_producer_id();

@@ -201,6 +201,33 @@ class Controller {
   AlterPartitionReply alter_partition(int32_t broker_id, int64_t broker_epoch,
                                       const std::vector<PartitionAlteration>& alterations);
 
+  // ElectLeaders (Kafka's ReplicationControlManager.electLeaders).
+  // PREFERRED moves leadership to the first replica when it is live and in
+  // the ISR (or elects any live ISR member for a partition with no leader);
+  // UNCLEAN elects a leader for a partition that has none, from the ISR if
+  // it can and otherwise from any live replica, which then leads alone and
+  // recovering (it may lose what it lacks: the caller asked for that).
+  enum class ElectionType : int8_t { kPreferred = 0, kUnclean = 1 };
+  struct PartitionElectionResult {
+    int32_t partition = -1;
+    OperationResult result;  // ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE, ...
+  };
+  struct TopicElectionResults {
+    std::string topic;
+    std::vector<PartitionElectionResult> partitions;
+  };
+  using ElectionTargets = std::vector<std::pair<std::string, std::vector<int32_t>>>;
+  // `targets` nullopt: every partition of every topic, and (as Kafka) only
+  // the partitions whose election was needed are reported. The new leaders
+  // are committed together.
+  std::vector<TopicElectionResults> elect_leaders(ElectionType type, const std::optional<ElectionTargets>& targets);
+  // auto.leader.rebalance.enable: a broker is imbalanced when more than
+  // `imbalance_percent` of the partitions it is the preferred leader of are
+  // led by another broker; for each such broker, the partitions whose
+  // preferred leader can take them back get it (a preferred election).
+  // Returns how many partitions moved.
+  int rebalance_leaders(double imbalance_percent);
+
   // Listeners are told in the order they were added.
   void add_listener(MetadataListener* listener) { listeners_.push_back(listener); }
 
@@ -248,6 +275,9 @@ class Controller {
   // every leadership, with new leaders from the ISR where there are any (from
   // the live replicas if unclean election is allowed).
   OperationResult fence_broker(int32_t id, int64_t epoch, bool controlled_shutdown);
+  // One partition's election into `records` (validated against image_).
+  OperationResult elect_leader(const TopicInfo& topic, int32_t partition, ElectionType type,
+                               std::vector<MetadataRecord>& records) const;
   // Replicas for `count` new partitions, leaders and followers spread evenly
   // over the live brokers and their racks, starting at partition `first`.
   std::vector<std::vector<int32_t>> place_replicas(int32_t first, int32_t count, int16_t replication_factor) const;

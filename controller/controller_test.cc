@@ -803,5 +803,129 @@ TEST_F(ControllerTest, UncleanElectionOnlyWhereTheTopicAllowsIt) {
   EXPECT_EQ(unclean.leader_recovery_state, 1);
 }
 
+// ElectLeaders: Kafka's answers for each case, and one commit for all.
+class ElectLeadersTest : public ControllerTest {
+ protected:
+  void SetUp() override {
+    ControllerTest::SetUp();
+    Controller::Options options{1, 1, 3};
+    options.session_timeout_ms = 1000;
+    c_ = std::make_unique<Controller>(*store_, options);
+    for (int32_t id : {1, 2, 3}) {
+      ASSERT_TRUE(c_->register_broker(id, random_uuid(), {}, std::nullopt, &epochs_[id], 0).ok());
+      c_->heartbeat(id, epochs_[id], c_->log().end_offset(), false, false, 0);
+    }
+    // Preferred leaders 1, 2, 3 for partitions 0, 1, 2.
+    ASSERT_TRUE(c_->create_topic("t", -1, -1, {{1, 2, 3}, {2, 3, 1}, {3, 1, 2}}, {}, false).ok());
+  }
+  // Broker `id` misses its session (the others heartbeat at `now`).
+  void fence(int32_t id, int64_t now) {
+    for (auto [b, e] : epochs_)
+      if (b != id) c_->heartbeat(b, e, c_->log().end_offset(), false, false, now - 100);
+    c_->fence_expired_brokers(now);
+  }
+  // Broker `id` comes back (same incarnation, caught up).
+  void unfence(int32_t id, int64_t now) { c_->heartbeat(id, epochs_[id], c_->log().end_offset(), false, false, now); }
+  const PartitionState& part(int32_t p) { return c_->find_topic("t")->partitions[p]; }
+  static ErrorCode error_of(const std::vector<Controller::TopicElectionResults>& r, size_t topic, size_t p) {
+    return r.at(topic).partitions.at(p).result.error;
+  }
+  std::unique_ptr<Controller> c_;
+  std::map<int32_t, int64_t> epochs_;
+};
+
+TEST_F(ElectLeadersTest, PreferredElectionGivesLeadershipBack) {
+  fence(1, 1500);
+  EXPECT_EQ(part(0).leader, 2);
+  unfence(1, 1600);  // back, and (as AlterPartition would have it) in sync again
+  const TopicInfo* t = c_->find_topic("t");
+  Controller::PartitionAlteration grow{t->id, 0, part(0).leader_epoch, part(0).partition_epoch,
+                                       {{2, epochs_[2]}, {3, epochs_[3]}, {1, epochs_[1]}}, 0};
+  ASSERT_EQ(c_->alter_partition(2, epochs_[2], {grow}).partitions[0].error, ErrorCode::kNone);
+  const int32_t epoch_before = part(0).leader_epoch;
+  const int64_t end_before = c_->log().end_offset();
+  // Partition 0 named twice: elected once (one record, one new epoch), answered twice.
+  auto r = c_->elect_leaders(Controller::ElectionType::kPreferred,
+                             Controller::ElectionTargets{{"t", {0, 1, 7, 0}}, {"nope", {0}}});
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(error_of(r, 0, 3), ErrorCode::kNone);
+  EXPECT_EQ(error_of(r, 0, 0), ErrorCode::kNone);
+  EXPECT_EQ(error_of(r, 0, 1), ErrorCode::kElectionNotNeeded);  // already led by its preferred replica
+  EXPECT_EQ(error_of(r, 0, 2), ErrorCode::kUnknownTopicOrPartition);
+  EXPECT_EQ(error_of(r, 1, 0), ErrorCode::kUnknownTopicOrPartition);
+  EXPECT_EQ(part(0).leader, 1);
+  EXPECT_EQ(part(0).leader_epoch, epoch_before + 1);
+  EXPECT_EQ(c_->log().end_offset(), end_before + 1);  // one record
+}
+
+TEST_F(ElectLeadersTest, APreferredReplicaOutOfTheIsrIsNotAvailable) {
+  fence(1, 1500);
+  unfence(1, 1600);  // live, but not in partition 0's ISR yet
+  EXPECT_EQ(part(0).leader, 2);
+  auto r = c_->elect_leaders(Controller::ElectionType::kPreferred, Controller::ElectionTargets{{"t", {0}}});
+  EXPECT_EQ(error_of(r, 0, 0), ErrorCode::kPreferredLeaderNotAvailable);
+  EXPECT_EQ(part(0).leader, 2);
+}
+
+TEST_F(ElectLeadersTest, AllPartitionsReportsOnlyTheElectionsNeeded) {
+  fence(3, 1500);
+  unfence(3, 1600);
+  auto r = c_->elect_leaders(Controller::ElectionType::kPreferred, std::nullopt);
+  ASSERT_EQ(r.size(), 1u);
+  ASSERT_EQ(r[0].partitions.size(), 1u);  // partitions 0 and 1 have their preferred leader
+  EXPECT_EQ(r[0].partitions[0].partition, 2);
+  EXPECT_EQ(r[0].partitions[0].result.error, ErrorCode::kPreferredLeaderNotAvailable);  // 3 is not in its ISR
+}
+
+TEST_F(ElectLeadersTest, UncleanElectionOnlyWithoutALeader) {
+  auto led = c_->elect_leaders(Controller::ElectionType::kUnclean, Controller::ElectionTargets{{"t", {0}}});
+  EXPECT_EQ(error_of(led, 0, 0), ErrorCode::kElectionNotNeeded);
+  // Shrink partition 0's ISR to broker 1, then lose broker 1: no leader (unclean is off for the topic).
+  const TopicInfo* t = c_->find_topic("t");
+  Controller::PartitionAlteration shrink{t->id, 0, part(0).leader_epoch, part(0).partition_epoch, {{1, epochs_[1]}}, 0};
+  ASSERT_EQ(c_->alter_partition(1, epochs_[1], {shrink}).partitions[0].error, ErrorCode::kNone);
+  fence(1, 1500);
+  ASSERT_EQ(part(0).leader, -1);
+  // A preferred election cannot help: broker 1 is the only in-sync replica.
+  auto preferred = c_->elect_leaders(Controller::ElectionType::kPreferred, Controller::ElectionTargets{{"t", {0}}});
+  EXPECT_EQ(error_of(preferred, 0, 0), ErrorCode::kPreferredLeaderNotAvailable);
+  // Unclean: the first live replica leads alone, recovering.
+  auto r = c_->elect_leaders(Controller::ElectionType::kUnclean, Controller::ElectionTargets{{"t", {0}}});
+  EXPECT_EQ(error_of(r, 0, 0), ErrorCode::kNone);
+  EXPECT_EQ(part(0).leader, 2);
+  EXPECT_EQ(part(0).isr, std::vector<int32_t>{2});
+  EXPECT_EQ(part(0).leader_recovery_state, 1);
+}
+
+TEST_F(ElectLeadersTest, UncleanElectionWithNoLiveReplica) {
+  const TopicInfo* t = c_->find_topic("t");
+  Controller::PartitionAlteration shrink{t->id, 0, part(0).leader_epoch, part(0).partition_epoch, {{1, epochs_[1]}}, 0};
+  ASSERT_EQ(c_->alter_partition(1, epochs_[1], {shrink}).partitions[0].error, ErrorCode::kNone);
+  // Everyone silent.
+  c_->fence_expired_brokers(5000);
+  auto r = c_->elect_leaders(Controller::ElectionType::kUnclean, Controller::ElectionTargets{{"t", {0}}});
+  EXPECT_EQ(error_of(r, 0, 0), ErrorCode::kEligibleLeadersNotAvailable);
+}
+
+TEST_F(ElectLeadersTest, RebalanceGivesPartitionsBackPastTheImbalanceThreshold) {
+  fence(1, 1500);
+  unfence(1, 1600);
+  // Broker 1 prefers partition 0 only and leads none of it: 100% imbalanced.
+  // Not in the ISR yet: nothing can move.
+  EXPECT_EQ(c_->rebalance_leaders(10), 0);
+  const TopicInfo* t = c_->find_topic("t");
+  for (int32_t p : {0, 2}) {  // broker 1 back in both ISRs it left
+    Controller::PartitionAlteration grow{t->id, p, part(p).leader_epoch, part(p).partition_epoch,
+                                         {{1, epochs_[1]}, {2, epochs_[2]}, {3, epochs_[3]}}, 0};
+    const int32_t leader = part(p).leader;
+    ASSERT_EQ(c_->alter_partition(leader, epochs_[leader], {grow}).partitions[0].error, ErrorCode::kNone);
+  }
+  EXPECT_EQ(c_->rebalance_leaders(100), 0);  // within an allowance of 100%
+  EXPECT_EQ(c_->rebalance_leaders(10), 1);
+  EXPECT_EQ(part(0).leader, 1);
+  EXPECT_EQ(part(2).leader, 3);
+  EXPECT_EQ(c_->rebalance_leaders(10), 0);  // balanced
+}
+
 }  // namespace
 }  // namespace sluice::controller

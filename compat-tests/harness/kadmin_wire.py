@@ -235,6 +235,44 @@ def create_partitions(conn: Conn, counts: dict[str, int], validate_only: bool = 
     return out
 
 
+# ---------------------------------------------------------------------------------- ElectLeaders
+PREFERRED, UNCLEAN = 0, 1
+
+
+def elect_leaders(conn: Conn, partitions: dict[str, list[int]] | None, election_type: int = PREFERRED,
+                  version: int = 2, timeout_ms: int = 30000) -> tuple[int, dict[tuple[str, int], tuple[int, str | None]]]:
+    """ElectLeaders (API 43) v0..v2; partitions None asks for every partition. ->
+    (top-level error, 0 before v1; {(topic, partition): (error, message)}); a topic answered with
+    no partitions appears as (topic, -1)."""
+    flexible = version >= 2
+    body = i8(election_type) if version >= 1 else b""
+    if partitions is None:
+        body += uvarint(0) if flexible else i32(-1)
+    else:
+        body += _array_len(len(partitions), flexible)
+        for topic, parts in partitions.items():
+            body += _str(topic, flexible) + _array_len(len(parts), flexible)
+            body += b"".join(i32(p) for p in parts) + _tags(flexible)
+    body += i32(timeout_ms) + _tags(flexible)
+    r = conn.request(43, version, body, flexible)
+    r.i32()  # throttle
+    top = r.i16() if version >= 1 else 0
+    out = {}
+    for _ in range(_read_len(r, flexible)):
+        topic = _read_str(r, flexible)
+        count = _read_len(r, flexible)
+        if count == 0:
+            out[(topic, -1)] = (0, None)
+        for _ in range(count):
+            p, err, msg = r.i32(), r.i16(), _read_str(r, flexible)
+            if flexible:
+                r.skip_tags()
+            out[(topic, p)] = (err, msg)
+        if flexible:
+            r.skip_tags()
+    return top, out
+
+
 # ----------------------------------------------------------------------- Alter / Describe configs
 @dataclass
 class AlterAnswer:
