@@ -326,7 +326,19 @@ Partition* ReplicaManager::find_led(std::string_view topic, int32_t index, proto
 }
 
 void ReplicaManager::on_partition_changed(const controller::TopicInfo& topic, int32_t index) {
-  if (Partition* partition = find(topic.name, index)) apply_partition_state(*partition, topic.partitions[index]);
+  Partition* partition = find(topic.name, index);
+  const bool hosted = hosts(topic, index);
+  if (partition && hosted) {
+    apply_partition_state(*partition, topic.partitions[index]);
+  } else if (hosted) {
+    // A reassignment added this broker: an empty replica that copies from the leader.
+    SLUICE_LOG(kInfo, topic.name << "-" << index << ": a new replica on this broker");
+    open_new_partition(topic, index);
+  } else if (partition) {
+    // A reassignment moved the partition off this broker.
+    SLUICE_LOG(kInfo, topic.name << "-" << index << ": no longer a replica on this broker; deleting it");
+    drop_partition(topic.name, index);
+  }
 }
 
 void ReplicaManager::apply_partition_state(Partition& partition, const controller::PartitionState& state) {
@@ -361,6 +373,15 @@ void ReplicaManager::apply_partition_state(Partition& partition, const controlle
     const int64_t now = steady_now_ms();
     for (int32_t r : state.replicas)
       if (r != self) partition.followers[r] = FollowerState{-1, now, 0, 0};
+  }
+  if (partition.is_leader) {
+    // Replicas a reassignment added or removed while this broker went on leading.
+    const int64_t now = steady_now_ms();
+    for (int32_t r : state.replicas)
+      if (r != self && !partition.followers.count(r)) partition.followers[r] = FollowerState{-1, now, 0, 0};
+    std::erase_if(partition.followers, [&](const auto& f) {
+      return std::find(state.replicas.begin(), state.replicas.end(), f.first) == state.replicas.end();
+    });
   }
   if (!partition.is_leader) {
     // Fetches and produces parked here answer now (NOT_LEADER_OR_FOLLOWER),

@@ -5,14 +5,18 @@ producer runs, with everything acknowledged read back. What Kafka answers to Ele
 compared in test_cluster_compare.py; these are Sluice-only."""
 from __future__ import annotations
 
+import json
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer
 
 from harness.cluster import SluiceCluster
-from harness.replication_check import AckedProducer, check_replicated, replicas_identical
+from harness.faults import partition_dir
+from harness.replication_check import P, AckedProducer, check_replicated, read_all, replicas_identical
 from test_java_clients import java_libs  # noqa: F401  (session fixture)
 
 JAVA_DIR = Path(__file__).resolve().parent / "java"
@@ -97,3 +101,120 @@ def test_automatic_preferred_leader_rebalance():
         figures = check_replicated(c.bootstrap, topic, producer.acked)
         replicas_identical(c, topic)
         print(f"auto rebalance: {figures}")
+
+
+class GroupReader:
+    """A consumer-group member on a thread, from the earliest offset, keeping every offset it is
+    given per partition (committing automatically), so that a gap shows."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str):
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                                  "enable.auto.commit": True, "auto.commit.interval.ms": 200,
+                                  "topic.metadata.refresh.interval.ms": 500, "log_level": 2})
+        self.consumer.subscribe([topic])
+        self.seen: dict[int, set[int]] = {p: set() for p in range(P)}
+        self.values: dict[tuple[int, int], bytes] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for m in self.consumer.consume(500, timeout=0.2):
+                if m.error() is None:
+                    self.seen[m.partition()].add(m.offset())
+                    self.values[(m.partition(), m.offset())] = m.value()
+
+    def wait_until(self, ends: dict[int, int], timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while any(len(self.seen[p]) < ends[p] for p in ends):
+            assert time.monotonic() < deadline, {p: (len(self.seen[p]), ends[p]) for p in ends}
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.consumer.close()
+
+
+def reassign_tool(libs: Path, bootstrap: str, *args: str) -> subprocess.CompletedProcess:
+    return kafka_tool(libs, "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+                      "--bootstrap-server", bootstrap, *args)
+
+
+def reassign_and_verify(libs: Path, cluster, plan: dict, workdir: Path, *extra: str, timeout: float = 90.0) -> float:
+    """kafka-reassign-partitions.sh --execute with `plan`, then --verify until every partition's
+    reassignment is completed. Returns the seconds it took."""
+    plan_file = workdir / f"plan-{time.monotonic_ns()}.json"
+    plan_file.write_text(json.dumps(plan))
+    started = time.monotonic()
+    run = reassign_tool(libs, cluster.bootstrap, "--execute", "--reassignment-json-file", str(plan_file), *extra)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Successfully started partition reassignment" in run.stdout, run.stdout
+    deadline = started + timeout
+    while True:
+        run = reassign_tool(libs, cluster.bootstrap, "--verify", "--reassignment-json-file", str(plan_file))
+        assert run.returncode == 0, run.stdout + run.stderr
+        done = [line for line in run.stdout.splitlines() if line.endswith("is completed.")]
+        if len(done) == len(plan["partitions"]):
+            return time.monotonic() - started
+        assert time.monotonic() < deadline, run.stdout
+        time.sleep(1)
+
+
+def test_reassign_to_a_new_broker_and_drain_one(java_libs, tmp_path):  # noqa: F811
+    """A 4th broker joins under load and takes new partitions at once; kafka-reassign-partitions.sh
+    moves a partition onto it, then drains broker 2 (every replica it holds, __consumer_offsets
+    included), while an acks=all producer and a consumer group run: nothing acknowledged is lost, the
+    group sees no gap, and the moved replicas are byte-identical on their new brokers."""
+    with SluiceCluster(brokers=3, config={"auto.leader.rebalance.enable": "false"}) as c:
+        topic = "moving"
+        producer = AckedProducer.on_new_topic(c, topic, rate=300, limit=40_000)
+        reader = GroupReader(c.bootstrap, topic, "moving-readers")
+        producer.wait_acked(500)
+
+        new = c.add_broker()
+        c.create_topic("after-join", 4, 1)
+        assert new in {leader for leader, _, _ in c.partition_state("after-join").values()}
+
+        # Partition 0 onto the new broker, in place of its leader.
+        state = c.partition_state(topic)
+        leader, replicas, _ = state[0]
+        target = [new] + [r for r in replicas if r != leader]
+        took = reassign_and_verify(java_libs, c, {"version": 1, "partitions": [
+            {"topic": topic, "partition": 0, "replicas": target}]}, tmp_path)
+        state = c.wait_partitions(topic, lambda s: s[0][1] == target and sorted(s[0][2]) == sorted(target))
+        print(f"reassignment of {topic}-0 onto broker {new}: {took:.1f} s; now {state[0]}")
+        deadline = time.monotonic() + 20
+        while partition_dir(c.node(leader).data_dir, topic, 0).exists():
+            assert time.monotonic() < deadline, f"broker {leader} still holds {topic}-0"
+            time.sleep(0.2)
+
+        # Drain broker 2: every partition it holds, moved by the tool's own plan.
+        drained = c.broker_ids[0]
+        keep = [b for b in c.broker_ids if b != drained]
+        topics_file = tmp_path / "topics.json"
+        topics_file.write_text(json.dumps({"version": 1, "topics": [{"topic": topic}, {"topic": "__consumer_offsets"}]}))
+        run = reassign_tool(java_libs, c.bootstrap, "--generate", "--topics-to-move-json-file", str(topics_file),
+                            "--broker-list", ",".join(map(str, keep)))
+        assert run.returncode == 0, run.stdout + run.stderr
+        proposed = json.loads(run.stdout.split("Proposed partition reassignment configuration")[1].strip().splitlines()[0])
+        assert all(drained not in p["replicas"] for p in proposed["partitions"]), proposed
+        took = reassign_and_verify(java_libs, c, proposed, tmp_path)
+        print(f"drain of broker {drained}: {len(proposed['partitions'])} partitions in {took:.1f} s")
+        for t in (topic, "__consumer_offsets"):
+            c.wait_partitions(t, lambda s: all(drained not in replicas and drained not in isr
+                                               for _, replicas, isr in s.values()))
+
+        producer.wait_acked(len(producer.acked) + 500)
+        producer.stop()
+        assert not producer.errors, producer.errors[:5]
+        figures = check_replicated(c.bootstrap, topic, producer.acked)
+        ends = {p: len(records) for p, records in read_all(c.bootstrap, topic).items()}
+        reader.wait_until(ends)
+        reader.close()
+        for p in range(P):
+            assert reader.seen[p] == set(range(ends[p])), f"partition {p}: the group saw a gap"
+        hosts = {p: replicas for p, (_, replicas, _) in c.partition_state(topic).items()}
+        replicas_identical(c, topic, hosts=hosts)
+        print(f"reassign and drain: {figures}, group read {sum(ends.values())} records with no gap")

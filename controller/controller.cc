@@ -563,7 +563,18 @@ Controller::AlterPartitionReply Controller::alter_partition(int32_t broker_id, i
       change.leader_recovery_state = a.leader_recovery_state;
       next.leader_recovery_state = a.leader_recovery_state;
     }
-    if (change.isr || change.leader_recovery_state != -1) {
+    // An ISR that now holds every target replica finishes a reassignment.
+    if (complete_reassignment(next, isr, change)) {
+      next.replicas = *change.replicas;
+      next.isr = *change.isr;
+      next.adding_replicas.clear();
+      next.removing_replicas.clear();
+      if (change.leader != -2) {
+        next.leader = change.leader;
+        ++next.leader_epoch;
+      }
+    }
+    if (change.isr || change.leader_recovery_state != -1 || change.replicas) {
       ++next.partition_epoch;  // as MetadataImage::apply does for every PartitionChangeRecord
       records.push_back(change);
       needs_commit[reply.partitions.size() - 1] = true;
@@ -710,6 +721,156 @@ int Controller::rebalance_leaders(double imbalance_percent) {
   }
   if (records.empty() || !commit(records).ok()) return 0;
   return static_cast<int>(records.size());
+}
+
+namespace {
+
+bool contains(const std::vector<int32_t>& ids, int32_t id) { return std::find(ids.begin(), ids.end(), id) != ids.end(); }
+
+}  // namespace
+
+bool Controller::complete_reassignment(const PartitionState& state, const std::vector<int32_t>& isr,
+                                       protocol::PartitionChangeRecord& change) const {
+  if (!state.reassigning()) return false;
+  const std::vector<int32_t> target = state.target_replicas();
+  std::vector<int32_t> kept;  // the ISR without the replicas being removed
+  for (int32_t r : isr)
+    if (!contains(state.removing_replicas, r)) kept.push_back(r);
+  if (kept.empty() || target.empty()) return false;
+  for (int32_t r : target)
+    if (!contains(kept, r)) return false;
+  change.replicas = target;
+  change.isr = kept;
+  change.adding_replicas = std::vector<int32_t>{};
+  change.removing_replicas = std::vector<int32_t>{};
+  change.leader = elect_among(target, kept, state.leader);
+  // Replicas leave: a new leader epoch, even for the same leader (as Kafka), so
+  // that the removed replicas' fetches are fenced.
+  if (state.removing_replicas.empty() && change.leader == state.leader) change.leader = -2;
+  return true;
+}
+
+int32_t Controller::elect_among(const std::vector<int32_t>& replicas, const std::vector<int32_t>& isr,
+                                int32_t current) const {
+  auto acceptable = [&](int32_t r) {
+    const BrokerRegistration* b = image_.find_broker(r);
+    return b && !b->fenced && !b->in_controlled_shutdown && contains(isr, r);
+  };
+  if (contains(replicas, current) && acceptable(current)) return current;
+  for (int32_t r : replicas)
+    if (acceptable(r)) return r;
+  return -1;
+}
+
+std::vector<OperationResult> Controller::alter_partition_reassignments(const std::vector<Reassignment>& reassignments,
+                                                                       bool allow_replication_factor_change) {
+  std::vector<OperationResult> results;
+  std::vector<MetadataRecord> records;
+  std::set<std::pair<std::string_view, int32_t>> seen;
+  for (const Reassignment& wanted : reassignments) {
+    OperationResult& result = results.emplace_back();
+    const TopicInfo* topic = find_topic(wanted.topic);
+    if (!topic) {
+      result = {ErrorCode::kUnknownTopicOrPartition, "Unable to find a topic named " + wanted.topic + "."};
+      continue;
+    }
+    if (wanted.partition < 0 || wanted.partition >= topic->partition_count()) {
+      result = {ErrorCode::kUnknownTopicOrPartition,
+                "Unable to find partition " + wanted.topic + ":" + std::to_string(wanted.partition) + "."};
+      continue;
+    }
+    if (!seen.emplace(wanted.topic, wanted.partition).second) {
+      result = {ErrorCode::kInvalidRequest, "Partition " + partition_name(*topic, wanted.partition) + " is named more than once."};
+      continue;
+    }
+    const PartitionState& state = topic->partitions[wanted.partition];
+    PartitionState next = state;
+    std::vector<int32_t> isr = state.isr;
+    if (!wanted.replicas) {
+      // Cancel (Kafka's PartitionReassignmentRevert): the new replicas leave,
+      // the others stay in the order they have.
+      if (!state.reassigning()) {
+        result = {ErrorCode::kNoReassignmentInProgress, ""};  // Kafka's default message: null
+        continue;
+      }
+      std::erase_if(next.replicas, [&](int32_t r) { return contains(state.adding_replicas, r); });
+      std::erase_if(isr, [&](int32_t r) { return contains(state.adding_replicas, r); });
+      if (isr.empty()) {
+        if (!unclean_election_allowed(*topic)) {
+          result = {ErrorCode::kInvalidReplicaAssignment, "Unable to revert partition assignment for " + wanted.topic + ":" +
+                                                              std::to_string(wanted.partition) +
+                                                              " because it would require an unclean leader election."};
+          continue;
+        }
+        isr = {next.replicas.front()};
+      }
+      next.adding_replicas.clear();
+      next.removing_replicas.clear();
+    } else {
+      const std::vector<int32_t>& target = *wanted.replicas;
+      // Kafka's order of checks: empty, then each id ascending: registered, not twice.
+      std::string invalid;
+      if (target.empty()) invalid = "The manual partition assignment includes an empty replica list.";
+      std::vector<int32_t> sorted = target;
+      std::sort(sorted.begin(), sorted.end());
+      for (size_t i = 0; i < sorted.size() && invalid.empty(); ++i) {
+        if (!image_.find_broker(sorted[i]))
+          invalid = "The manual partition assignment includes broker " + std::to_string(sorted[i]) +
+                    ", but no such broker is registered.";
+        else if (i > 0 && sorted[i] == sorted[i - 1])
+          invalid = "The manual partition assignment includes the broker " + std::to_string(sorted[i]) + " more than once.";
+      }
+      if (!invalid.empty()) {
+        result = {ErrorCode::kInvalidReplicaAssignment, invalid};
+        continue;
+      }
+      const size_t current_factor = state.target_replicas().size();
+      if (!allow_replication_factor_change && target.size() != current_factor) {
+        result = {ErrorCode::kInvalidReplicationFactor, "The replication factor is changed from " +
+                                                            std::to_string(current_factor) + " to " +
+                                                            std::to_string(target.size())};
+        continue;
+      }
+      // Kafka's PartitionReassignmentReplicas: the target in its order, then
+      // the replicas leaving (ascending). Added are those new to the replicas
+      // before any reassignment in progress (still copying, if it was one).
+      std::vector<int32_t> before;
+      for (int32_t r : state.replicas)
+        if (!contains(state.adding_replicas, r)) before.push_back(r);
+      next.removing_replicas.clear();
+      next.adding_replicas.clear();
+      for (int32_t r : state.replicas)
+        if (!contains(target, r)) next.removing_replicas.push_back(r);
+      for (int32_t r : target)
+        if (!contains(before, r)) next.adding_replicas.push_back(r);
+      std::sort(next.removing_replicas.begin(), next.removing_replicas.end());
+      std::sort(next.adding_replicas.begin(), next.adding_replicas.end());
+      next.replicas = target;
+      next.replicas.insert(next.replicas.end(), next.removing_replicas.begin(), next.removing_replicas.end());
+    }
+    if (next.replicas == state.replicas && next.adding_replicas == state.adding_replicas &&
+        next.removing_replicas == state.removing_replicas && isr == state.isr)
+      continue;  // already so: nothing to change
+    protocol::PartitionChangeRecord change;
+    change.topic_id = topic->id;
+    change.partition_id = wanted.partition;
+    if (next.replicas != state.replicas) change.replicas = next.replicas;
+    if (next.adding_replicas != state.adding_replicas) change.adding_replicas = next.adding_replicas;
+    if (next.removing_replicas != state.removing_replicas) change.removing_replicas = next.removing_replicas;
+    if (isr != state.isr) change.isr = isr;
+    if (!complete_reassignment(next, isr, change)) {
+      // A replica left (a cancel): a new leader epoch; a new leader if it was the one.
+      const bool replica_left = std::any_of(state.replicas.begin(), state.replicas.end(),
+                                            [&](int32_t r) { return !contains(next.replicas, r); });
+      if (replica_left) change.leader = elect_among(next.replicas, isr, state.leader);
+    }
+    records.push_back(change);
+  }
+  if (records.empty()) return results;
+  if (OperationResult committed = commit(records); !committed.ok())
+    for (auto& r : results)
+      if (r.ok()) r = committed;
+  return results;
 }
 
 int64_t Controller::allocate_producer_ids(int32_t count) {
@@ -917,7 +1078,7 @@ OperationResult Controller::create_partitions(std::string_view name, int32_t new
   TopicInfo grown = topic;
   for (const auto& r : records) {
     const auto& pr = std::get<protocol::PartitionRecord>(r);
-    grown.partitions.push_back({pr.replicas, pr.isr, pr.leader, pr.leader_epoch, pr.partition_epoch, 0});
+    grown.partitions.push_back({pr.replicas, pr.isr, pr.leader, pr.leader_epoch, pr.partition_epoch, 0, {}, {}});
   }
   size_t told = 0;
   auto undo = [&] {

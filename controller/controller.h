@@ -228,6 +228,22 @@ class Controller {
   // Returns how many partitions moved.
   int rebalance_leaders(double imbalance_percent);
 
+  // AlterPartitionReassignments (Kafka's KIP-455): moves a partition to
+  // other replicas. The new ones are added (replicas = target + removing) and
+  // copy from the leader; once the ISR holds every target replica the
+  // reassignment completes in the same commit as that ISR change: the
+  // replicas become the target, the removed ones leave the ISR, and a leader
+  // that is not in the target hands over to the first target replica in sync.
+  // A target the ISR already holds completes at once. `replicas` nullopt
+  // cancels the one in progress (back to the replicas before it).
+  struct Reassignment {
+    std::string topic;
+    int32_t partition = -1;
+    std::optional<std::vector<int32_t>> replicas;
+  };
+  std::vector<OperationResult> alter_partition_reassignments(const std::vector<Reassignment>& reassignments,
+                                                             bool allow_replication_factor_change);
+
   // Listeners are told in the order they were added.
   void add_listener(MetadataListener* listener) { listeners_.push_back(listener); }
 
@@ -275,6 +291,13 @@ class Controller {
   // every leadership, with new leaders from the ISR where there are any (from
   // the live replicas if unclean election is allowed).
   OperationResult fence_broker(int32_t id, int64_t epoch, bool controlled_shutdown);
+  // The record that finishes `state`'s reassignment when its ISR `isr` holds
+  // every target replica (into `change`, whose ISR it sets); false otherwise.
+  bool complete_reassignment(const PartitionState& state, const std::vector<int32_t>& isr,
+                             protocol::PartitionChangeRecord& change) const;
+  // Kafka's election among `replicas`: `current` if it may go on leading,
+  // else the first in order that is in `isr` and live; -1 if none is.
+  int32_t elect_among(const std::vector<int32_t>& replicas, const std::vector<int32_t>& isr, int32_t current) const;
   // One partition's election into `records` (validated against image_).
   OperationResult elect_leader(const TopicInfo& topic, int32_t partition, ElectionType type,
                                std::vector<MetadataRecord>& records) const;

@@ -927,5 +927,111 @@ TEST_F(ElectLeadersTest, RebalanceGivesPartitionsBackPastTheImbalanceThreshold) 
   EXPECT_EQ(c_->rebalance_leaders(10), 0);  // balanced
 }
 
+// AlterPartitionReassignments: Kafka's records at each stage.
+class ReassignmentTest : public ControllerTest {
+ protected:
+  void SetUp() override {
+    ControllerTest::SetUp();
+    c_ = std::make_unique<Controller>(*store_, Controller::Options{1, 1, 3});
+    for (int32_t id : {1, 2, 3, 4}) {
+      ASSERT_TRUE(c_->register_broker(id, random_uuid(), {}, std::nullopt, &epochs_[id], 0).ok());
+      c_->heartbeat(id, epochs_[id], c_->log().end_offset(), false, false, 0);
+    }
+    ASSERT_TRUE(c_->create_topic("t", -1, -1, {{1, 2, 3}}, {}, false).ok());
+  }
+  OperationResult reassign(std::optional<std::vector<int32_t>> replicas, bool allow_rf_change = true) {
+    return c_->alter_partition_reassignments({{"t", 0, std::move(replicas)}}, allow_rf_change).front();
+  }
+  // The leader grows the ISR to `isr` (AlterPartition).
+  Controller::AlteredPartition grow(const std::vector<int32_t>& isr) {
+    const PartitionState& s = part();
+    Controller::PartitionAlteration a{c_->find_topic("t")->id, 0, s.leader_epoch, s.partition_epoch, {}, 0};
+    for (int32_t r : isr) a.new_isr.push_back({r, epochs_[r]});
+    return c_->alter_partition(s.leader, epochs_[s.leader], {a}).partitions.front();
+  }
+  const PartitionState& part() { return c_->find_topic("t")->partitions[0]; }
+  std::unique_ptr<Controller> c_;
+  std::map<int32_t, int64_t> epochs_;
+};
+
+TEST_F(ReassignmentTest, AddsCopiesThenCompletesWhenTheTargetIsInSync) {
+  ASSERT_TRUE(reassign(std::vector<int32_t>{4, 2, 3}).ok());
+  EXPECT_EQ(part().replicas, (std::vector<int32_t>{4, 2, 3, 1}));  // target, then removing
+  EXPECT_EQ(part().adding_replicas, std::vector<int32_t>{4});
+  EXPECT_EQ(part().removing_replicas, std::vector<int32_t>{1});
+  EXPECT_EQ(part().leader, 1);
+  EXPECT_EQ(part().leader_epoch, 0);  // nothing left yet: no new leader epoch
+  EXPECT_TRUE(part().reassigning());
+  // Broker 4 caught up: the ISR change completes the reassignment in the same record.
+  const int64_t end = c_->log().end_offset();
+  auto altered = grow({1, 2, 3, 4});
+  EXPECT_EQ(altered.error, ErrorCode::kNone);
+  EXPECT_EQ(c_->log().end_offset(), end + 1);
+  EXPECT_EQ(part().replicas, (std::vector<int32_t>{4, 2, 3}));
+  EXPECT_EQ(part().isr, (std::vector<int32_t>{2, 3, 4}));
+  EXPECT_FALSE(part().reassigning());
+  EXPECT_EQ(part().leader, 4);  // 1 left: the first target replica in sync leads
+  EXPECT_EQ(part().leader_epoch, 1);
+  EXPECT_EQ(altered.leader, 4);  // the answer says so (the old leader learns it is not one)
+  EXPECT_EQ(altered.leader_epoch, 1);
+}
+
+TEST_F(ReassignmentTest, AShrinkInSyncCompletesAtOnceAndAReorderMovesNoLeader) {
+  ASSERT_TRUE(reassign(std::vector<int32_t>{2, 1}).ok());
+  EXPECT_EQ(part().replicas, (std::vector<int32_t>{2, 1}));
+  EXPECT_EQ(part().isr, (std::vector<int32_t>{1, 2}));
+  EXPECT_EQ(part().leader, 1);       // still valid: it stays
+  EXPECT_EQ(part().leader_epoch, 1);  // but 3 left: a new epoch
+  EXPECT_FALSE(part().reassigning());
+  const int64_t end = c_->log().end_offset();
+  ASSERT_TRUE(reassign(std::vector<int32_t>{2, 1}).ok());  // already so: no record
+  EXPECT_EQ(c_->log().end_offset(), end);
+  ASSERT_TRUE(reassign(std::vector<int32_t>{1, 2}).ok());  // a reorder: one record, same leader and epoch
+  EXPECT_EQ(c_->log().end_offset(), end + 1);
+  EXPECT_EQ(part().replicas, (std::vector<int32_t>{1, 2}));
+  EXPECT_EQ(part().leader_epoch, 1);
+}
+
+TEST_F(ReassignmentTest, CancelRemovesTheNewReplicas) {
+  EXPECT_EQ(reassign(std::nullopt).error, ErrorCode::kNoReassignmentInProgress);
+  ASSERT_TRUE(reassign(std::vector<int32_t>{4, 2, 3}).ok());
+  ASSERT_TRUE(reassign(std::nullopt).ok());
+  EXPECT_EQ(part().replicas, (std::vector<int32_t>{2, 3, 1}));  // Kafka keeps the merged order
+  EXPECT_FALSE(part().reassigning());
+  EXPECT_EQ(part().leader, 1);
+  EXPECT_EQ(part().leader_epoch, 1);
+}
+
+TEST_F(ReassignmentTest, RefusesWhatKafkaRefuses) {
+  auto error = [&](std::optional<std::vector<int32_t>> replicas, bool allow = true) {
+    OperationResult r = reassign(std::move(replicas), allow);
+    return std::make_pair(r.error, r.message);
+  };
+  EXPECT_EQ(error(std::vector<int32_t>{}), std::make_pair(ErrorCode::kInvalidReplicaAssignment,
+                                                         std::string("The manual partition assignment includes an empty replica list.")));
+  EXPECT_EQ(error(std::vector<int32_t>{9, 1, 1}),
+            std::make_pair(ErrorCode::kInvalidReplicaAssignment,
+                           std::string("The manual partition assignment includes the broker 1 more than once.")));
+  EXPECT_EQ(error(std::vector<int32_t>{9, 1}),
+            std::make_pair(ErrorCode::kInvalidReplicaAssignment,
+                           std::string("The manual partition assignment includes broker 9, but no such broker is registered.")));
+  EXPECT_EQ(error(std::vector<int32_t>{1, 2}, false),
+            std::make_pair(ErrorCode::kInvalidReplicationFactor, std::string("The replication factor is changed from 3 to 2")));
+  auto unknown = c_->alter_partition_reassignments({{"t", 5, std::vector<int32_t>{1}}, {"u", 0, std::vector<int32_t>{1}}}, true);
+  EXPECT_EQ(unknown[0].message, "Unable to find partition t:5.");
+  EXPECT_EQ(unknown[1].message, "Unable to find a topic named u.");
+  EXPECT_EQ(part().replicas, (std::vector<int32_t>{1, 2, 3}));
+}
+
+TEST_F(ReassignmentTest, SurvivesARestart) {
+  ASSERT_TRUE(reassign(std::vector<int32_t>{4, 2, 3}).ok());
+  c_.reset();
+  Controller again(*store_, Controller::Options{1, 1, 3});
+  const PartitionState& s = again.find_topic("t")->partitions[0];
+  EXPECT_EQ(s.replicas, (std::vector<int32_t>{4, 2, 3, 1}));
+  EXPECT_EQ(s.adding_replicas, std::vector<int32_t>{4});
+  EXPECT_EQ(s.removing_replicas, std::vector<int32_t>{1});
+}
+
 }  // namespace
 }  // namespace sluice::controller

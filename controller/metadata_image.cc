@@ -25,6 +25,13 @@ std::string uuid_text(const protocol::Uuid& id) {
 
 }  // namespace
 
+std::vector<int32_t> PartitionState::target_replicas() const {
+  std::vector<int32_t> target;
+  for (int32_t r : replicas)
+    if (std::find(removing_replicas.begin(), removing_replicas.end(), r) == removing_replicas.end()) target.push_back(r);
+  return target;
+}
+
 const TopicInfo* MetadataImage::find_topic(std::string_view name) const {
   auto it = topics_.find(name);
   return it == topics_.end() ? nullptr : &it->second;
@@ -85,7 +92,7 @@ void MetadataImage::apply(const MetadataRecord& any) {
       throw std::runtime_error("PartitionRecord " + std::to_string(r->partition_id) + " of " + topic.name +
                                " leaves a gap after " + std::to_string(topic.partition_count()) + " partitions");
     PartitionState state{r->replicas, r->isr, r->leader, r->leader_epoch, r->partition_epoch,
-                         r->leader_recovery_state};
+                         r->leader_recovery_state, r->removing_replicas, r->adding_replicas};
     if (r->partition_id == topic.partition_count())
       topic.partitions.push_back(std::move(state));
     else
@@ -98,6 +105,8 @@ void MetadataImage::apply(const MetadataRecord& any) {
     PartitionState& p = topic.partitions[r->partition_id];
     if (r->isr) p.isr = *r->isr;
     if (r->replicas) p.replicas = *r->replicas;
+    if (r->removing_replicas) p.removing_replicas = *r->removing_replicas;
+    if (r->adding_replicas) p.adding_replicas = *r->adding_replicas;
     // As Kafka's PartitionRegistration.merge: naming a leader, even the same
     // one, starts a new leader epoch.
     if (r->leader != kNoLeaderChange) {
@@ -177,6 +186,8 @@ std::vector<MetadataRecord> MetadataImage::to_records() const {
       r.isr = s.isr;
       r.leader = s.leader;
       r.leader_recovery_state = s.leader_recovery_state;
+      r.removing_replicas = s.removing_replicas;
+      r.adding_replicas = s.adding_replicas;
       r.leader_epoch = s.leader_epoch;
       r.partition_epoch = s.partition_epoch;
       out.push_back(std::move(r));

@@ -28,6 +28,14 @@ struct PartitionState {
   int32_t leader_epoch = 0;      // bumped on every leader change
   int32_t partition_epoch = 0;   // bumped on every change of this partition
   int8_t leader_recovery_state = 0;  // 1 after an unclean election, until the leader recovered
+  // A reassignment in progress (Kafka's KIP-455): `replicas` is the target
+  // followed by `removing`; `adding` are the target's new replicas, copying.
+  std::vector<int32_t> removing_replicas;
+  std::vector<int32_t> adding_replicas;
+
+  bool reassigning() const { return !removing_replicas.empty() || !adding_replicas.empty(); }
+  // The replicas a reassignment in progress moves to (all of them when none is).
+  std::vector<int32_t> target_replicas() const;
 };
 
 struct TopicInfo {

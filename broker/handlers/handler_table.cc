@@ -34,6 +34,8 @@ constexpr ApiHandler kHandlers[] = {
     {42, 0, 2, handle_delete_groups},
     {43, 0, 2, handle_elect_leaders},
     {44, 0, 1, handle_incremental_alter_configs},
+    {45, 0, 1, handle_alter_partition_reassignments},
+    {46, 0, 0, handle_list_partition_reassignments},
     {47, 0, 0, handle_offset_delete},
     {60, 0, 1, handle_describe_cluster},
 };
@@ -49,6 +51,8 @@ constexpr ApiHandler kControllerHandlers[] = {
     {37, 0, 3, handle_create_partitions},
     {43, 0, 2, handle_elect_leaders},
     {44, 0, 1, handle_incremental_alter_configs},
+    {45, 0, 1, handle_alter_partition_reassignments},
+    {46, 0, 0, handle_list_partition_reassignments},
     {56, 2, 3, handle_alter_partition},
     {59, 0, 1, handle_fetch_snapshot},
     {60, 1, 1, handle_describe_cluster},

@@ -73,6 +73,7 @@ class SluiceCluster:
             first = Broker("sluice", workdir=self.workdir / "node1", port=self.controller_port, **placed(1),
                            extra_config={**common, "process.roles": "controller", "node.id": "1",
                                          "listeners": f"CONTROLLER://{host1}:{self.controller_port}"})
+        self._common, self._placed = common, placed
         self.nodes: dict[int, Broker] = {1: first}
         start = 1 if combined else 2
         for node_id in range(2, start + brokers):
@@ -86,6 +87,16 @@ class SluiceCluster:
             node.start()
         self.wait_brokers(len(self.broker_ids))
         return self
+
+    def add_broker(self) -> int:
+        """A new broker-only node (the next id) started and registered; returns its id."""
+        node_id = max(self.nodes) + 1
+        self.nodes[node_id] = Broker("sluice", workdir=self.workdir / f"node{node_id}", **self._placed(node_id),
+                                     extra_config={**self._common, "process.roles": "broker", "node.id": str(node_id)})
+        self.nodes[node_id].start()
+        self.broker_ids.append(node_id)
+        self.wait_brokers(len(self.broker_ids), via=node_id)
+        return node_id
 
     def stop(self) -> None:
         for node_id in reversed(list(self.nodes)):

@@ -138,25 +138,28 @@ def check_replicated(bootstrap: str, topic: str, acked: dict[tuple[int, int], by
     return {"acknowledged": len(acked), "stored": len(stored), "lost": len(lost)}
 
 
-def replicas_identical(cluster, topic: str, partitions: int = P, timeout: float = 30.0) -> dict[int, int]:
+def replicas_identical(cluster, topic: str, partitions: int = P, timeout: float = 30.0,
+                       hosts: dict[int, list[int]] | None = None) -> dict[int, int]:
     """Every broker's copy of every partition holds the same batches, byte for byte, read from its
-    segment files (clients read leaders only, so this is how a follower's copy is checked).
+    segment files (clients read leaders only, so this is how a follower's copy is checked);
+    `hosts` names each partition's replicas where not every broker holds one.
     Followers may lag for a moment: compared again until equal or `timeout`. Returns the batch
     count per partition."""
     deadline = time.monotonic() + timeout
     while True:
         differences, counts = [], {}
         for p in range(partitions):
+            holders = hosts[p] if hosts else cluster.broker_ids
             copies = {b: [e.raw for f in segment_files(cluster.nodes[b].data_dir, topic, p) for e in scan_segment(f)[0]]
-                      for b in cluster.broker_ids}
-            reference = copies[cluster.broker_ids[0]]
+                      for b in holders}
+            reference = copies[holders[0]]
             counts[p] = len(reference)
             for b, batches in copies.items():
                 if batches != reference:
                     same = next((i for i, (x, y) in enumerate(zip(batches, reference)) if x != y),
                                 min(len(batches), len(reference)))
                     differences.append(f"partition {p}: broker {b} has {len(batches)} batches, broker "
-                                       f"{cluster.broker_ids[0]} {len(reference)}, first difference at batch {same}")
+                                       f"{holders[0]} {len(reference)}, first difference at batch {same}")
         if not differences:
             return counts
         if time.monotonic() > deadline:
