@@ -5,7 +5,7 @@ import time
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic, OffsetSpec
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewPartitions, NewTopic, OffsetSpec
 
 from harness import ck, kadmin_wire, kp, kwire
 
@@ -154,6 +154,46 @@ def test_describe_broker_configs(broker):
                          ("socket.request.max.bytes", "104857600"), ("log.retention.hours", "168")]:
         assert cfg[key].value == default, (key, cfg[key].value)
         assert cfg[key].is_default, key
+
+
+def test_dynamic_broker_configs(broker):
+    """The replication throttles (kafka-reassign-partitions.sh --throttle) set, described and
+    deleted at run time, for one broker and for every broker (resource name "")."""
+    a = _admin(broker)
+    key = "leader.replication.throttled.rate"
+    SET, DELETE, INVALID_REQUEST = 0, 1, 42
+
+    def alter(name: str, op: int, value: str | None = None):
+        with kadmin_wire.Conn(broker.bootstrap) as conn:
+            answer = kadmin_wire.incremental_alter_configs(conn, [(4, name, [(key, op, value)])])[0]
+        return answer.error, answer.message
+
+    def described():
+        res = ConfigResource(ConfigResource.Type.BROKER, "1")
+        entry = a.describe_configs([res])[res].result(T).get(key)
+        return None if entry is None else (entry.value, entry.source)
+
+    def described_soon(expected):
+        # Kafka's broker applies a change when the metadata log reaches it, a moment after the answer.
+        deadline = time.monotonic() + 10
+        while described() != expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return described()
+
+    before = described()
+    assert alter("", SET, "2000000") == (0, None)
+    assert alter("1", SET, "1000000") == (0, None)
+    assert described_soon(("1000000", ConfigSource.DYNAMIC_BROKER_CONFIG.value)) == ("1000000", ConfigSource.DYNAMIC_BROKER_CONFIG.value)
+    assert alter("1", DELETE) == (0, None)
+    assert described_soon(("2000000", ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value)) == (
+        "2000000", ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value)
+    assert alter("", DELETE) == (0, None)
+    assert described_soon(before) == before
+    assert before is None  # listed only when set
+    # A value that is not a number of bytes; another broker's config sent to this one.
+    assert alter("1", SET, "fast") == (
+        INVALID_REQUEST, f"Invalid value fast for configuration {key}: Not a number of type LONG")
+    assert alter("77", SET, "1") == (INVALID_REQUEST, "Unexpected broker id, expected 1, but received 77")
 
 
 def test_list_offsets(broker, unique_topic):

@@ -1,6 +1,7 @@
 #include "controller/controller.h"
 
 #include <algorithm>
+#include <charconv>
 #include <random>
 #include <set>
 
@@ -1051,6 +1052,38 @@ OperationResult Controller::alter_topic_configs(std::string_view name, const std
     records.push_back(protocol::ConfigRecord{kTopicResource, topic->name, key, value});
   for (const auto& [key, value] : topic->configs)
     if (!configs.count(key)) records.push_back(protocol::ConfigRecord{kTopicResource, topic->name, key, std::nullopt});
+  if (records.empty()) return {};
+  return commit(records);
+}
+
+OperationResult Controller::alter_broker_configs(std::string_view name, const std::map<std::string, std::string>& configs,
+                                                 bool validate_only) {
+  note(Event::kAlterConfigs);
+  if (!name.empty()) {
+    int64_t id = -1;
+    auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), id);
+    if (ec != std::errc() || end != name.data() + name.size())
+      return {ErrorCode::kInvalidRequest, "Unable to parse broker name as a base 10 number."};
+    if (id < 0) return {ErrorCode::kInvalidRequest, "Invalid negative broker ID."};
+    if (id != options_.node_id && !image_.find_broker(static_cast<int32_t>(id)))
+      return {ErrorCode::kBrokerIdNotRegistered, "No node with id " + std::string(name) + " found."};
+  }
+  for (const auto& [key, value] : configs) {
+    if (!find_dynamic_broker_config(key))
+      return {ErrorCode::kInvalidRequest, "Cannot update these configs dynamically: " + key};
+    // Kafka's brokers validate these themselves: INVALID_REQUEST, not INVALID_CONFIG.
+    if (auto problem = validate_dynamic_broker_config(key, value)) return {ErrorCode::kInvalidRequest, *problem};
+  }
+  if (validate_only) return {};
+  std::vector<MetadataRecord> records;
+  const std::map<std::string, std::string> none;
+  const auto* current = image_.broker_configs(name);
+  if (!current) current = &none;
+  for (const auto& [key, value] : configs)
+    if (auto it = current->find(key); it == current->end() || it->second != value)
+      records.push_back(protocol::ConfigRecord{kBrokerResource, std::string(name), key, value});
+  for (const auto& [key, value] : *current)
+    if (!configs.count(key)) records.push_back(protocol::ConfigRecord{kBrokerResource, std::string(name), key, std::nullopt});
   if (records.empty()) return {};
   return commit(records);
 }

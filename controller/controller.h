@@ -271,6 +271,11 @@ class Controller {
   OperationResult alter_topic_configs(std::string_view name, const std::map<std::string, std::string>& configs,
                                       bool validate_only);
 
+  // Replaces the dynamic configs of broker `name` (its id, "" for every
+  // broker) with `configs` (topic_config.h: dynamic_broker_config_definitions),
+  // each validated. The broker must be registered (or be this controller).
+  OperationResult alter_broker_configs(std::string_view name, const std::map<std::string, std::string>& configs,
+                                       bool validate_only);
   // Reserves `count` producer ids for an idempotent-producer id manager and
   // returns the first. The reservation is durable before it is returned, so an
   // id is never handed out twice, across restarts included (ids reserved and

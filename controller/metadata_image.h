@@ -87,6 +87,11 @@ class MetadataImage {
   const TopicInfo* find_topic(const protocol::Uuid& id) const;
   const std::map<int32_t, BrokerRegistration>& brokers() const { return brokers_; }
   const BrokerRegistration* find_broker(int32_t id) const;
+  // Dynamic configs of broker `name` (its id; "" for every broker), or null.
+  const std::map<std::string, std::string>* broker_configs(std::string_view name) const {
+    auto it = broker_configs_.find(std::string(name));
+    return it == broker_configs_.end() ? nullptr : &it->second;
+  }
   // Ids of registered brokers that are not fenced, ascending.
   std::vector<int32_t> unfenced_brokers() const;
   // The first producer id not yet handed out in a block.

@@ -44,10 +44,49 @@ const std::vector<TopicConfigDefinition> kTopicConfigs = {
     {"unclean.leader.election.enable", ConfigType::kBoolean, "false", "unclean.leader.election.enable"},
 };
 
+// Bytes per second; unlimited by default.
+const std::vector<TopicConfigDefinition> kDynamicBrokerConfigs = {
+    {"follower.replication.throttled.rate", ConfigType::kLong, "9223372036854775807", nullptr, 0},
+    {"leader.replication.throttled.rate", ConfigType::kLong, "9223372036854775807", nullptr, 0},
+    {"replica.alter.log.dirs.io.max.bytes.per.second", ConfigType::kLong, "9223372036854775807", nullptr, 0},
+};
+
 bool parse_int64(std::string_view text, int64_t& out) {
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
   return ec == std::errc() && ptr == text.data() + text.size() && !text.empty();
 }
+
+std::vector<std::string_view> split(std::string_view list, char by) {
+  std::vector<std::string_view> items;
+  while (!list.empty()) {
+    const size_t at = list.find(by);
+    items.push_back(list.substr(0, at));
+    if (at == std::string_view::npos) break;
+    list.remove_prefix(at + 1);
+  }
+  return items;
+}
+
+std::string_view trimmed(std::string_view s) {
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+  return s;
+}
+
+// Kafka's ThrottledReplicaListValidator: "*", or "partition:broker" items.
+bool valid_throttled_replicas(std::string_view value) {
+  if (trimmed(value) == "*") return true;
+  for (std::string_view item : split(value, ',')) {
+    item = trimmed(item);
+    if (item.empty()) continue;
+    const auto parts = split(item, ':');
+    int64_t n = 0;
+    if (parts.size() != 2 || !parse_int64(parts[0], n) || n < 0 || !parse_int64(parts[1], n) || n < 0) return false;
+  }
+  return true;
+}
+
+std::optional<std::string> validate(const TopicConfigDefinition* def, std::string_view name, std::string_view value);
 
 }  // namespace
 
@@ -62,6 +101,34 @@ const TopicConfigDefinition* find_topic_config(std::string_view name) {
 std::optional<std::string> validate_topic_config(std::string_view name, std::string_view value) {
   const TopicConfigDefinition* def = find_topic_config(name);
   if (!def) return "Unknown topic config name: " + std::string(name);
+  return validate(def, name, value);
+}
+
+const std::vector<TopicConfigDefinition>& dynamic_broker_config_definitions() { return kDynamicBrokerConfigs; }
+
+const TopicConfigDefinition* find_dynamic_broker_config(std::string_view name) {
+  for (const auto& def : kDynamicBrokerConfigs)
+    if (def.name == name) return &def;
+  return nullptr;
+}
+
+std::optional<std::string> validate_dynamic_broker_config(std::string_view name, std::string_view value) {
+  const TopicConfigDefinition* def = find_dynamic_broker_config(name);
+  if (!def) return "Cannot update these configs dynamically: " + std::string(name);
+  return validate(def, name, value);
+}
+
+bool throttled_replicas_include(std::string_view list, int32_t partition, int32_t broker) {
+  if (trimmed(list) == "*") return true;
+  const std::string wanted = std::to_string(partition) + ":" + std::to_string(broker);
+  for (std::string_view item : split(list, ','))
+    if (trimmed(item) == wanted) return true;
+  return false;
+}
+
+namespace {
+
+std::optional<std::string> validate(const TopicConfigDefinition* def, std::string_view name, std::string_view value) {
   auto invalid = [&](const std::string& why) {
     return "Invalid value " + std::string(value) + " for configuration " + std::string(name) + ": " + why;
   };
@@ -98,7 +165,13 @@ std::optional<std::string> validate_topic_config(std::string_view name, std::str
   if (name == "compression.type" && value != "producer" && value != "uncompressed" && value != "gzip" &&
       value != "snappy" && value != "lz4" && value != "zstd")
     return invalid("String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer");
+  if ((name == "leader.replication.throttled.replicas" || name == "follower.replication.throttled.replicas") &&
+      !valid_throttled_replicas(value))
+    return invalid(std::string(name) + " must be the literal '*' or a list of replicas in the following format: "
+                                       "[partitionId]:[brokerId],[partitionId]:[brokerId],...");
   return std::nullopt;
 }
+
+}  // namespace
 
 }  // namespace sluice::controller

@@ -1,5 +1,7 @@
 // Topic-level configuration: Kafka's topic config keys, their defaults, the
 // broker key each one falls back to, and validation of values a client sends.
+// Also the broker configs that change at run time (Kafka's dynamic broker
+// configs), kept in the metadata log like topic configs.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +18,9 @@ enum class ConfigType : int8_t {
 };
 
 // Where a value came from, numbered as DescribeConfigs reports it.
-enum class ConfigSource : int8_t { kDynamicTopic = 1, kStaticBroker = 4, kDefault = 5 };
+enum class ConfigSource : int8_t {
+  kDynamicTopic = 1, kDynamicBroker = 2, kDynamicDefaultBroker = 3, kStaticBroker = 4, kDefault = 5
+};
 
 struct TopicConfigDefinition {
   const char* name;
@@ -34,5 +38,18 @@ const TopicConfigDefinition* find_topic_config(std::string_view name);
 // nullopt when `value` is acceptable for config `name`, else Kafka-style
 // wording of why not (the caller answers INVALID_CONFIG).
 std::optional<std::string> validate_topic_config(std::string_view name, std::string_view value);
+
+// The broker configs that can be set at run time, for one broker (resource
+// name: its id) or for every broker (resource name ""), with
+// IncrementalAlterConfigs or AlterConfigs: the replication throttles
+// (kafka-reassign-partitions.sh --throttle). In name order.
+const std::vector<TopicConfigDefinition>& dynamic_broker_config_definitions();
+const TopicConfigDefinition* find_dynamic_broker_config(std::string_view name);
+std::optional<std::string> validate_dynamic_broker_config(std::string_view name, std::string_view value);
+
+// Whether a throttled-replicas list (leader.replication.throttled.replicas,
+// follower.replication.throttled.replicas: "*" or "partition:broker,...")
+// names `partition` on `broker`.
+bool throttled_replicas_include(std::string_view list, int32_t partition, int32_t broker);
 
 }  // namespace sluice::controller

@@ -1,6 +1,7 @@
 // AlterConfigs (key 33), the older form of IncrementalAlterConfigs: a topic's
-// explicit configs become exactly the ones sent (those not mentioned go back to
-// their defaults), validated as at topic creation, persisted, and applied.
+// explicit configs (or a broker's dynamic ones) become exactly the ones sent
+// (those not mentioned go back to their defaults), validated as at topic
+// creation, persisted, and applied.
 #include <set>
 
 #include "broker/handlers/config_resources.h"
@@ -26,6 +27,8 @@ controller::OperationResult replace(Broker& broker, const AlterConfigsRequest::A
     if (!config.value) return {ErrorCode::kInvalidRequest, "Null value not supported for : " + config.name};
     configs[config.name] = *config.value;
   }
+  if (resource.resource_type == kBrokerConfigResource)
+    return broker.controller->alter_broker_configs(resource.resource_name, configs, validate_only);
   return broker.controller->alter_topic_configs(resource.resource_name, configs, validate_only);
 }
 
@@ -34,13 +37,11 @@ controller::OperationResult replace(Broker& broker, const AlterConfigsRequest::A
 boost::asio::awaitable<void> handle_alter_configs(RequestContext& ctx) {
   auto request = ctx.decode<AlterConfigsRequest>();
   if (!ctx.broker.controller) {
-    co_await forward_to_controller<AlterConfigsResponse>(ctx, request, [&](AlterConfigsResponse& reply, ErrorCode code) {
-      fail_config_resources(request.resources, reply.responses, code);
-    });
+    co_await forward_config_change<AlterConfigsResponse>(ctx, std::move(request));
     co_return;
   }
   AlterConfigsResponse reply;
-  answer_config_resources(request.resources, reply.responses,
+  answer_config_resources(ctx, request.resources, reply.responses,
                           [&](const auto& resource) { return replace(ctx.broker, resource, request.validate_only); });
   co_await metadata_changes_durable(ctx.broker);  // the answer reports it
   ctx.respond(reply);

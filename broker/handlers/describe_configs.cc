@@ -77,6 +77,23 @@ void describe_broker(const Broker& broker, const DescribeConfigsRequest::Describ
     }
     result.configs.push_back(std::move(e));
   }
+  // The dynamic ones that are set (Kafka lists no others): this broker's
+  // value, else every broker's.
+  const std::string self = std::to_string(broker.config.node_id());
+  const auto* own = broker.metadata.broker_configs(self);
+  const auto* all = broker.metadata.broker_configs("");
+  for (const auto& def : controller::dynamic_broker_config_definitions()) {
+    if (!wanted(resource, def.name)) continue;
+    std::vector<std::pair<std::string, ConfigSource>> layers;  // most specific first
+    if (own && own->count(def.name)) layers.emplace_back(own->at(def.name), ConfigSource::kDynamicBroker);
+    if (all && all->count(def.name)) layers.emplace_back(all->at(def.name), ConfigSource::kDynamicDefaultBroker);
+    if (layers.empty()) continue;
+    layers.emplace_back(def.default_value, ConfigSource::kDefault);
+    Entry e = make_entry(def.name, layers.front().first, layers.front().second, def.type, false);
+    if (synonyms)
+      for (const auto& [value, source] : layers) e.synonyms.push_back({def.name, value, static_cast<int8_t>(source)});
+    result.configs.push_back(std::move(e));
+  }
 }
 
 }  // namespace

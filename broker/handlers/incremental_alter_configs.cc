@@ -1,7 +1,7 @@
 // IncrementalAlterConfigs (key 44): changes some of a topic's configs (SET,
 // DELETE back to the default, APPEND to / SUBTRACT from a list), validated as
-// at topic creation, persisted, and applied to the topic's partitions at once.
-// Broker configs cannot be changed at run time yet.
+// at topic creation, persisted, and applied to the topic's partitions at once;
+// and a broker's dynamic configs (the replication throttles) the same way.
 #include <algorithm>
 #include <set>
 #include <sstream>
@@ -40,14 +40,23 @@ std::string join_list(const std::vector<std::string>& items) {
 controller::OperationResult alter(Broker& broker, const IncrementalAlterConfigsRequest::AlterConfigsResource& resource,
                                   bool validate_only) {
   // The configs as the controller has them: an earlier change may not be durable yet.
-  const controller::TopicInfo* topic = broker.controller->image().find_topic(resource.resource_name);
-  if (!topic) return {ErrorCode::kUnknownTopicOrPartition, "The topic '" + resource.resource_name + "' does not exist."};
-  std::map<std::string, std::string> configs = topic->configs;
+  const controller::MetadataImage& image = broker.controller->image();
+  const bool for_broker = resource.resource_type == kBrokerConfigResource;
+  std::map<std::string, std::string> configs;
+  if (for_broker) {
+    if (const auto* current = image.broker_configs(resource.resource_name)) configs = *current;
+  } else {
+    const controller::TopicInfo* topic = image.find_topic(resource.resource_name);
+    if (!topic) return {ErrorCode::kUnknownTopicOrPartition, "The topic '" + resource.resource_name + "' does not exist."};
+    configs = topic->configs;
+  }
   std::set<std::string> seen;
   for (const auto& change : resource.configs) {
     if (!seen.insert(change.name).second)
       return {ErrorCode::kInvalidRequest, "Error due to duplicate config keys"};
-    const controller::TopicConfigDefinition* def = controller::find_topic_config(change.name);
+    const controller::TopicConfigDefinition* def =
+        for_broker ? controller::find_dynamic_broker_config(change.name) : controller::find_topic_config(change.name);
+    if (!def && for_broker) return {ErrorCode::kInvalidRequest, "Cannot update these configs dynamically: " + change.name};
     if (!def) return {ErrorCode::kInvalidConfig, "Unknown topic config name: " + change.name};
     switch (change.config_operation) {
       case kSet:
@@ -75,6 +84,7 @@ controller::OperationResult alter(Broker& broker, const IncrementalAlterConfigsR
         return {ErrorCode::kInvalidRequest, "Unknown config operation " + std::to_string(change.config_operation)};
     }
   }
+  if (for_broker) return broker.controller->alter_broker_configs(resource.resource_name, configs, validate_only);
   return broker.controller->alter_topic_configs(resource.resource_name, configs, validate_only);
 }
 
@@ -83,13 +93,11 @@ controller::OperationResult alter(Broker& broker, const IncrementalAlterConfigsR
 boost::asio::awaitable<void> handle_incremental_alter_configs(RequestContext& ctx) {
   auto request = ctx.decode<IncrementalAlterConfigsRequest>();
   if (!ctx.broker.controller) {
-    co_await forward_to_controller<IncrementalAlterConfigsResponse>(ctx, request, [&](IncrementalAlterConfigsResponse& reply, ErrorCode code) {
-      fail_config_resources(request.resources, reply.responses, code);
-    });
+    co_await forward_config_change<IncrementalAlterConfigsResponse>(ctx, std::move(request));
     co_return;
   }
   IncrementalAlterConfigsResponse reply;
-  answer_config_resources(request.resources, reply.responses,
+  answer_config_resources(ctx, request.resources, reply.responses,
                           [&](const auto& resource) { return alter(ctx.broker, resource, request.validate_only); });
   co_await metadata_changes_durable(ctx.broker);  // the answer reports it
   ctx.respond(reply);
