@@ -146,9 +146,14 @@ asio::awaitable<void> ReplicaFetchers::run(FetcherId id) {
       request.min_bytes = 1;
       request.max_bytes = INT32_MAX;
       std::map<std::string, std::vector<int32_t>> asked;
+      // KIP-73: throttled partitions this broker is not in sync for wait while its quota is exceeded.
+      const bool over_quota = replicas_.follower_quota().exceeded(steady_now_ms());
       for (const auto& [topic, index] : fetcher->partitions) {
         Partition* p = replicas_.find(topic, index);
         if (!p || p->is_leader) continue;
+        if (over_quota && p->follower_throttled &&
+            std::find(p->isr.begin(), p->isr.end(), config_.node_id()) == p->isr.end())
+          continue;
         auto* t = request.topics.empty() || request.topics.back().topic != topic ? &request.topics.emplace_back()
                                                                                  : &request.topics.back();
         t->topic = topic;
@@ -175,6 +180,8 @@ asio::awaitable<void> ReplicaFetchers::run(FetcherId id) {
               auto followed = leader_of_.find({topic.topic, data.partition_index});
               Partition* p = replicas_.find(topic.topic, data.partition_index);
               if (!p || p->is_leader || followed == leader_of_.end() || followed->second != leader) continue;
+              if (p->follower_throttled && data.records)
+                replicas_.follower_quota().record(static_cast<int64_t>(data.records->size()), steady_now_ms());
               try {
                 if (!take(replicas_, *p, data)) {
                   back_off = true;

@@ -10,6 +10,7 @@
 #include "broker/log.h"
 #include "broker/steady_clock.h"
 #include "broker/topic_settings.h"
+#include "controller/topic_config.h"
 #include "protocol/record_batch.h"
 
 namespace sluice::broker {
@@ -109,6 +110,31 @@ void ReplicaManager::apply_topic_settings(Partition& partition, const controller
   partition.flush_messages = std::stoll(topic_config_value(config_, topic, "flush.messages"));
   partition.flush_ms = std::stoll(topic_config_value(config_, topic, "flush.ms"));
   partition.min_insync_replicas = std::stoll(topic_config_value(config_, topic, "min.insync.replicas"));
+  auto throttled = [&](const char* key) {
+    auto it = topic.configs.find(key);
+    return it != topic.configs.end() &&
+           controller::throttled_replicas_include(it->second, partition.index, config_.node_id());
+  };
+  partition.leader_throttled = throttled("leader.replication.throttled.replicas");
+  partition.follower_throttled = throttled("follower.replication.throttled.replicas");
+}
+
+void ReplicaManager::on_committed(int64_t /*end_offset*/) {
+  if (!metadata_) return;
+  // This broker's value, else every broker's, else none.
+  auto rate = [&](const std::string& key) -> int64_t {
+    for (const std::string& name : {std::to_string(config_.node_id()), std::string()})
+      if (const auto* configs = metadata_->broker_configs(name))
+        if (auto it = configs->find(key); it != configs->end()) {
+          try {
+            return std::stoll(it->second);
+          } catch (const std::exception&) {  // validated by the controller; never here
+          }
+        }
+    return ReplicationQuota::kUnlimited;
+  };
+  leader_quota_.set_limit(rate("leader.replication.throttled.rate"));
+  follower_quota_.set_limit(rate("follower.replication.throttled.rate"));
 }
 
 std::filesystem::path ReplicaManager::partition_dir(std::string_view topic, int32_t index) const {
@@ -298,6 +324,7 @@ void ReplicaManager::load(const controller::MetadataImage& metadata) {
       expected.insert(partition_dir(name, p).filename().string());
     }
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  on_committed(0);  // the throttle rates
   SLUICE_LOG(kInfo, "opened " << partitions_.size() << " partition(s) in " << ms.count() << " ms; verified "
                               << verified_bytes << " bytes written after the last checkpoint");
   // Directories of deleted topics whose removal a crash interrupted.

@@ -19,6 +19,7 @@
 #include "broker/flusher.h"
 #include "broker/state_writer.h"
 #include "broker/producer_state.h"
+#include "broker/replication_quota.h"
 #include "controller/controller.h"
 #include "storage/file_deleter.h"
 #include "storage/leader_epoch_cache.h"
@@ -65,6 +66,10 @@ struct Partition {
   bool isr_change_in_flight = false;
   // The topic's min.insync.replicas.
   int64_t min_insync_replicas = 1;
+  // The topic's leader/follower.replication.throttled.replicas name this
+  // partition on this broker (replication_quota.h).
+  bool leader_throttled = false;
+  bool follower_throttled = false;
   std::unique_ptr<storage::PartitionLog> log;
   // Idempotent producers writing here (sequence numbers, last batches).
   ProducerStateTable producers;
@@ -170,6 +175,10 @@ class ReplicaManager : public controller::MetadataListener {
   Partition* find_led(std::string_view topic, int32_t index, protocol::ErrorCode& error);
 
   const ReplicationCounters& counters() const { return counters_; }
+  // The replication throttles (leader.replication.throttled.rate and
+  // follower.replication.throttled.rate, this broker's or every broker's).
+  ReplicationQuota& leader_quota() { return leader_quota_; }
+  ReplicationQuota& follower_quota() { return follower_quota_; }
   // A led partition's ISR went from `before` to `after` (metrics: shrinks, expands).
   void count_isr_change(const std::vector<int32_t>& before, const std::vector<int32_t>& after);
   const std::filesystem::path& log_dir() const { return log_dir_; }
@@ -189,6 +198,8 @@ class ReplicaManager : public controller::MetadataListener {
   void on_topic_deleted(const controller::TopicInfo& topic) override;
   void on_topic_configs_changed(const controller::TopicInfo& topic) override;
   void on_partition_changed(const controller::TopicInfo& topic, int32_t index) override;
+  // Dynamic broker configs may have changed: the throttle rates are read again.
+  void on_committed(int64_t end_offset) override;
 
   // Syncs every log and checkpoints (clean shutdown): the next start trusts
   // every segment and reads nothing but index files.
@@ -251,6 +262,8 @@ class ReplicaManager : public controller::MetadataListener {
   bool checkpoint_running_ = false;
   std::map<std::pair<std::string, int32_t>, std::unique_ptr<Partition>, KeyLess> partitions_;
   ReplicationCounters counters_;
+  ReplicationQuota leader_quota_;
+  ReplicationQuota follower_quota_;
 };
 
 }  // namespace sluice::broker

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import ConfigResource
 
 from harness.cluster import SluiceCluster
 from harness.faults import partition_dir
@@ -137,6 +138,20 @@ class GroupReader:
         self.consumer.close()
 
 
+def throttle_configs(cluster, topic: str) -> dict:
+    """The throttle settings left on the brokers and the topic (kafka-reassign-partitions.sh)."""
+    a = cluster.admin()
+    resources = [ConfigResource(ConfigResource.Type.BROKER, str(b)) for b in cluster.broker_ids]
+    resources.append(ConfigResource(ConfigResource.Type.TOPIC, topic))
+    left = {}
+    for resource in resources:  # one broker per call (librdkafka's rule)
+        for res, future in a.describe_configs([resource]).items():
+            for name, entry in future.result(30).items():
+                if "throttled" in name and entry.value and not entry.is_default:
+                    left[(res.name, name)] = entry.value
+    return left
+
+
 def reassign_tool(libs: Path, bootstrap: str, *args: str) -> subprocess.CompletedProcess:
     return kafka_tool(libs, "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
                       "--bootstrap-server", bootstrap, *args)
@@ -169,7 +184,15 @@ def test_reassign_to_a_new_broker_and_drain_one(java_libs, tmp_path):  # noqa: F
     group sees no gap, and the moved replicas are byte-identical on their new brokers."""
     with SluiceCluster(brokers=3, config={"auto.leader.rebalance.enable": "false"}) as c:
         topic = "moving"
-        producer = AckedProducer.on_new_topic(c, topic, rate=300, limit=40_000)
+        c.create_topic(topic, P, 3)
+        # 4 MB in partition 0 first (numbered below the producer's messages, padded to 1 KB), for the throttle.
+        bulk = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "linger.ms": 20, "log_level": 2})
+        for i in range(4000):
+            bulk.produce(topic, value=b"m%07d" % i + b" " * 992, partition=0)
+            bulk.poll(0)
+        assert bulk.flush(60) == 0
+        producer = AckedProducer(c.bootstrap, topic, first_number=100_000)
+        producer.start(rate=300, limit=40_000)
         reader = GroupReader(c.bootstrap, topic, "moving-readers")
         producer.wait_acked(500)
 
@@ -177,14 +200,18 @@ def test_reassign_to_a_new_broker_and_drain_one(java_libs, tmp_path):  # noqa: F
         c.create_topic("after-join", 4, 1)
         assert new in {leader for leader, _, _ in c.partition_state("after-join").values()}
 
-        # Partition 0 onto the new broker, in place of its leader.
+        # Partition 0 onto the new broker, in place of its leader, throttled: 4 MB to copy at 1 MB/s.
         state = c.partition_state(topic)
         leader, replicas, _ = state[0]
         target = [new] + [r for r in replicas if r != leader]
         took = reassign_and_verify(java_libs, c, {"version": 1, "partitions": [
-            {"topic": topic, "partition": 0, "replicas": target}]}, tmp_path)
+            {"topic": topic, "partition": 0, "replicas": target}]}, tmp_path, "--throttle", "1000000")
         state = c.wait_partitions(topic, lambda s: s[0][1] == target and sorted(s[0][2]) == sorted(target))
-        print(f"reassignment of {topic}-0 onto broker {new}: {took:.1f} s; now {state[0]}")
+        print(f"throttled reassignment of {topic}-0 (4 MB) onto broker {new} at 1 MB/s: {took:.1f} s; now {state[0]}")
+        # The throttle held it back (the first fetch goes at once, the rest waits for the quota).
+        assert took >= 2.0, took
+        # --verify removed the throttles once the move was done.
+        assert not throttle_configs(c, topic), throttle_configs(c, topic)
         deadline = time.monotonic() + 20
         while partition_dir(c.node(leader).data_dir, topic, 0).exists():
             assert time.monotonic() < deadline, f"broker {leader} still holds {topic}-0"
@@ -194,17 +221,29 @@ def test_reassign_to_a_new_broker_and_drain_one(java_libs, tmp_path):  # noqa: F
         drained = c.broker_ids[0]
         keep = [b for b in c.broker_ids if b != drained]
         topics_file = tmp_path / "topics.json"
-        topics_file.write_text(json.dumps({"version": 1, "topics": [{"topic": topic}, {"topic": "__consumer_offsets"}]}))
+        topics_file.write_text(json.dumps({"version": 1, "topics": [{"topic": t} for t in (topic, "after-join", "__consumer_offsets")]}))
         run = reassign_tool(java_libs, c.bootstrap, "--generate", "--topics-to-move-json-file", str(topics_file),
                             "--broker-list", ",".join(map(str, keep)))
         assert run.returncode == 0, run.stdout + run.stderr
         proposed = json.loads(run.stdout.split("Proposed partition reassignment configuration")[1].strip().splitlines()[0])
         assert all(drained not in p["replicas"] for p in proposed["partitions"]), proposed
+        refused = kafka_tool(java_libs, "org.apache.kafka.tools.ClusterTool", "unregister",
+                             "--bootstrap-server", c.bootstrap, "--id", str(drained))
+        # (Kafka's Admin client reports the error code only, not the broker's message.)
+        assert refused.returncode != 0, refused
+        assert f"Unregister broker request for broker ID {drained} failed" in refused.stdout + refused.stderr, refused
         took = reassign_and_verify(java_libs, c, proposed, tmp_path)
         print(f"drain of broker {drained}: {len(proposed['partitions'])} partitions in {took:.1f} s")
-        for t in (topic, "__consumer_offsets"):
+        for t in (topic, "after-join", "__consumer_offsets"):
             c.wait_partitions(t, lambda s: all(drained not in replicas and drained not in isr
                                                for _, replicas, isr in s.values()))
+        # Drained: stopped, and removed for good with kafka-cluster.sh.
+        c.node(drained).stop()
+        run = kafka_tool(java_libs, "org.apache.kafka.tools.ClusterTool", "unregister",
+                         "--bootstrap-server", c.bootstrap, "--id", str(drained))
+        assert run.returncode == 0, run.stdout + run.stderr
+        c.broker_ids.remove(drained)
+        c.wait_brokers(len(c.broker_ids))
 
         producer.wait_acked(len(producer.acked) + 500)
         producer.stop()

@@ -289,6 +289,26 @@ Controller::HeartbeatReply Controller::heartbeat(int32_t id, int64_t epoch, int6
   return reply;
 }
 
+OperationResult Controller::unregister_broker(int32_t id) {
+  const BrokerRegistration* b = image_.find_broker(id);
+  if (!b) return {ErrorCode::kBrokerIdNotRegistered, "Broker ID " + std::to_string(id) + " is not currently registered"};
+  int held = 0;
+  std::string example;
+  for (const auto& [name, topic] : topics())
+    for (int32_t p = 0; p < topic.partition_count(); ++p)
+      if (std::find(topic.partitions[p].replicas.begin(), topic.partitions[p].replicas.end(), id) !=
+          topic.partitions[p].replicas.end()) {
+        if (held++ == 0) example = name + "-" + std::to_string(p);
+      }
+  if (held > 0)
+    return {ErrorCode::kInvalidRequest, "Broker " + std::to_string(id) + " still holds replicas of " +
+                                            std::to_string(held) + " partition(s), " + example +
+                                            " among them: move them to other brokers first (kafka-reassign-partitions.sh)."};
+  OperationResult result = commit({protocol::UnregisterBrokerRecord{id, b->epoch}});
+  if (result.ok()) last_heard_ms_.erase(id);
+  return result;
+}
+
 std::vector<int32_t> Controller::fence_expired_brokers(int64_t now_ms) {
   std::vector<int32_t> fenced;
   for (const auto& [id, broker] : image_.brokers()) {

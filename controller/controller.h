@@ -156,6 +156,10 @@ class Controller {
   // away and lets it go when it asks to shut down (controlled shutdown).
   HeartbeatReply heartbeat(int32_t id, int64_t epoch, int64_t metadata_offset, bool want_fence, bool want_shut_down,
                            int64_t now_ms);
+  // UnregisterBroker (kafka-cluster.sh unregister): removes a broker for good.
+  // Refused while it still holds a replica (move them away first with a
+  // reassignment), so that no partition is left with a replica no one runs.
+  OperationResult unregister_broker(int32_t id);
   // Fences every unfenced broker not heard from for session_timeout_ms; returns their ids.
   std::vector<int32_t> fence_expired_brokers(int64_t now_ms);
   // Gives every registered broker a full session from `now_ms` (a controller

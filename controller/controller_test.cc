@@ -1033,5 +1033,17 @@ TEST_F(ReassignmentTest, SurvivesARestart) {
   EXPECT_EQ(s.removing_replicas, std::vector<int32_t>{1});
 }
 
+TEST_F(ReassignmentTest, UnregisteringABrokerThatHoldsReplicasIsRefused) {
+  EXPECT_EQ(c_->unregister_broker(9).error, ErrorCode::kBrokerIdNotRegistered);
+  ASSERT_TRUE(c_->unregister_broker(4).ok());  // holds nothing
+  EXPECT_EQ(c_->image().find_broker(4), nullptr);
+  OperationResult refused = c_->unregister_broker(3);
+  EXPECT_EQ(refused.error, ErrorCode::kInvalidRequest);
+  EXPECT_NE(refused.message.find("t-0"), std::string::npos) << refused.message;
+  ASSERT_TRUE(reassign(std::vector<int32_t>{1, 2}).ok());  // 3 drained (in sync: at once)
+  ASSERT_TRUE(c_->unregister_broker(3).ok());
+  EXPECT_EQ(c_->image().find_broker(3), nullptr);
+}
+
 }  // namespace
 }  // namespace sluice::controller

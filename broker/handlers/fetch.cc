@@ -14,6 +14,7 @@
 
 #include "broker/async_event.h"
 #include "broker/handlers/handlers.h"
+#include "broker/steady_clock.h"
 #include "protocol/messages/fetch_request.h"
 #include "protocol/messages/fetch_response.h"
 
@@ -101,7 +102,13 @@ ReadOutcome read_partitions(Broker& broker, const FetchRequest& request) {
       if (error == ErrorCode::kNone && data.diverging_epoch.epoch < 0 &&
           (wanted.fetch_offset < partition->log->log_start_offset() || wanted.fetch_offset > readable_end))
         error = ErrorCode::kOffsetOutOfRange;
-      if (error == ErrorCode::kNone && wanted.fetch_offset < readable_end) {
+      // KIP-73: a throttled partition goes to a follower out of the ISR
+      // empty while the leader's replication quota is exceeded.
+      const bool throttled = partition && follower && partition->leader_throttled;
+      const bool held_back = throttled &&
+                             std::find(partition->isr.begin(), partition->isr.end(), replica) == partition->isr.end() &&
+                             broker.replicas.leader_quota().exceeded(steady_now_ms());
+      if (error == ErrorCode::kNone && wanted.fetch_offset < readable_end && !held_back) {
         size_t limit = std::min<size_t>(budget, static_cast<size_t>(std::max(wanted.partition_max_bytes, 0)));
         // KIP-74: the first batch of the response goes out whatever its size,
         // so a batch larger than the limits cannot stall a consumer.
@@ -116,6 +123,7 @@ ReadOutcome read_partitions(Broker& broker, const FetchRequest& request) {
         if (records.size() > 0) {
           budget -= std::min(budget, records.size());
           out.bytes += records.size();
+          if (throttled) broker.replicas.leader_quota().record(static_cast<int64_t>(records.size()), steady_now_ms());
           if (!follower)
             out.reads.push_back({partition, records.size(), std::max<int64_t>(next_offset - wanted.fetch_offset, 0)});
           data.records = std::move(records);

@@ -38,6 +38,7 @@ constexpr ApiHandler kHandlers[] = {
     {46, 0, 0, handle_list_partition_reassignments},
     {47, 0, 0, handle_offset_delete},
     {60, 0, 1, handle_describe_cluster},
+    {64, 0, 0, handle_unregister_broker},
 };
 
 // A controller listener's: the controller's own APIs (Kafka's controllers
@@ -58,6 +59,7 @@ constexpr ApiHandler kControllerHandlers[] = {
     {60, 1, 1, handle_describe_cluster},
     {62, 0, 4, handle_broker_registration},
     {63, 0, 2, handle_broker_heartbeat},
+    {64, 0, 0, handle_unregister_broker},
     {67, 0, 0, handle_allocate_producer_ids},
 };
 
