@@ -85,6 +85,8 @@ const std::vector<ConfigDefinition> kDefinitions = [] {
       {"transaction.state.log.min.isr", ConfigType::kInt, "2", 1, kInt32Max},
       {"transaction.state.log.replication.factor", ConfigType::kShort, "3", 1, INT16_MAX},
       {"unclean.leader.election.enable", ConfigType::kBoolean, "false"},
+      // KIP-392: which replica a consumer in a rack (client.rack) reads from. Empty: the leader.
+      {"replica.selector.class", ConfigType::kString, ""},
       // Preferred leaders take their partitions back when a broker's imbalance passes the percentage.
       {"auto.leader.rebalance.enable", ConfigType::kBoolean, "true"},
       {"leader.imbalance.check.interval.seconds", ConfigType::kLong, "300", 1},
@@ -246,6 +248,10 @@ BrokerConfig BrokerConfig::load(const std::optional<std::string>& file, const st
   for (const auto& l : config.listeners())
     if (l.name == "SSL" || l.name == "SASL_SSL" || l.name == "SASL_PLAINTEXT")
       throw ConfigError("Invalid configuration listeners: security protocol " + l.name + " is not supported yet");
+  if (const std::string selector = config.get_string("replica.selector.class");
+      !selector.empty() && selector != kRackAwareReplicaSelector)
+    throw ConfigError("Invalid configuration replica.selector.class: only " + std::string(kRackAwareReplicaSelector) +
+                      " (or none) is supported");
   config.check_roles();
   return config;
 }

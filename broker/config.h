@@ -15,6 +15,9 @@
 
 namespace sluice::broker {
 
+// Kafka's rack-aware replica selector (KIP-392), the replica.selector.class Sluice implements.
+inline constexpr const char* kRackAwareReplicaSelector = "org.apache.kafka.common.replica.RackAwareReplicaSelector";
+
 using controller::ConfigSource;
 using controller::ConfigType;
 

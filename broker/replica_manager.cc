@@ -559,8 +559,34 @@ void ReplicaManager::truncate_fully_and_start_at(Partition& partition, int64_t o
   partition.checkpointed_high_watermark = partition.high_watermark_;
 }
 
+int32_t ReplicaManager::preferred_read_replica(const Partition& partition, std::string_view client_rack,
+                                              int64_t fetch_offset, int64_t now_ms) const {
+  if (!metadata_ || client_rack.empty() || config_.get_string("broker.rack") == client_rack) return -1;
+  int32_t chosen = -1;
+  int64_t best_end = -1, best_lag_ms = 0;
+  for (int32_t r : partition.isr) {
+    auto f = partition.followers.find(r);
+    const controller::BrokerRegistration* b = metadata_->find_broker(r);
+    if (f == partition.followers.end() || !b || b->fenced || b->rack != client_rack ||
+        f->second.log_end_offset < fetch_offset)
+      continue;
+    // The most data, then the most recently caught up (Kafka's order).
+    const int64_t end = f->second.log_end_offset, lag_ms = now_ms - f->second.last_caught_up_ms;
+    if (end > best_end || (end == best_end && lag_ms < best_lag_ms)) {
+      chosen = r;
+      best_end = end;
+      best_lag_ms = lag_ms;
+    }
+  }
+  return chosen;
+}
+
 void ReplicaManager::follower_high_watermark(Partition& partition, int64_t leader_high_watermark) {
+  partition.leader_high_watermark = leader_high_watermark;
+  const int64_t before = partition.high_watermark_;
   partition.high_watermark_ = std::min(leader_high_watermark, partition.log->log_end_offset());
+  // Consumers reading from this follower (KIP-392) wait for it.
+  if (partition.high_watermark_ > before) partition.wake_waiters();
 }
 
 std::optional<std::vector<int32_t>> ReplicaManager::wanted_isr(const Partition& partition, int64_t now_ms) const {

@@ -62,6 +62,8 @@ struct Partition {
   // and acks=all waits for. Checkpointed with the log.
   int64_t high_watermark_ = 0;
   int64_t checkpointed_high_watermark = -1;
+  // As a follower: the leader's high watermark in its last fetch answer (-1: none yet).
+  int64_t leader_high_watermark = -1;
   // An ISR change sent to the controller and not answered yet.
   bool isr_change_in_flight = false;
   // The topic's min.insync.replicas.
@@ -175,6 +177,12 @@ class ReplicaManager : public controller::MetadataListener {
   Partition* find_led(std::string_view topic, int32_t index, protocol::ErrorCode& error);
 
   const ReplicationCounters& counters() const { return counters_; }
+  // KIP-392, Kafka's RackAwareReplicaSelector: the in-sync follower in
+  // `client_rack` that holds `fetch_offset` and most besides, for a consumer
+  // to read `partition` (led here) from; -1 for the leader itself (it is in
+  // that rack, or no such follower is).
+  int32_t preferred_read_replica(const Partition& partition, std::string_view client_rack, int64_t fetch_offset,
+                                 int64_t now_ms) const;
   // The replication throttles (leader.replication.throttled.rate and
   // follower.replication.throttled.rate, this broker's or every broker's).
   ReplicationQuota& leader_quota() { return leader_quota_; }

@@ -2,6 +2,7 @@
 create/delete topics, create partitions, describe configs and cluster, list offsets; plus
 metadata-driven auto-creation on the raw wire."""
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -194,6 +195,27 @@ def test_dynamic_broker_configs(broker):
     assert alter("1", SET, "fast") == (
         INVALID_REQUEST, f"Invalid value fast for configuration {key}: Not a number of type LONG")
     assert alter("77", SET, "1") == (INVALID_REQUEST, "Unexpected broker id, expected 1, but received 77")
+
+
+@pytest.mark.parametrize("version", [1, 3, 4])
+def test_describe_log_dirs(broker, unique_topic, version):
+    """kafka-log-dirs.sh's request: the broker's log dir, each partition's size, its lag."""
+    topic = unique_topic("logdirs")
+    ck.create_topic(broker.bootstrap, topic, 2)
+    ck.produce(broker.bootstrap, topic, 200)  # 100 per partition
+    with kadmin_wire.Conn(broker.bootstrap) as conn:
+        top, dirs = kadmin_wire.describe_log_dirs(conn, None, version)
+        assert top == 0 and len(dirs) == 1, dirs
+        d = dirs[0]
+        assert d.error == 0 and Path(d.path).resolve() == Path(broker.data_dir).resolve(), d.path
+        for p in (0, 1):
+            size, lag = d.partitions[(topic, p)]
+            assert size > 100 * 10 and lag == 0, (p, size, lag)
+        if version >= 4:
+            assert d.total_bytes > d.usable_bytes > 0, d
+        # Only what is asked for; a partition not held here is left out.
+        _, dirs = kadmin_wire.describe_log_dirs(conn, {topic: [1, 9]}, version)
+        assert set(dirs[0].partitions) == {(topic, 1)}, dirs[0].partitions
 
 
 def test_list_offsets(broker, unique_topic):

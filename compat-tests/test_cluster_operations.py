@@ -6,7 +6,9 @@ compared in test_cluster_compare.py; these are Sluice-only."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import urllib.request
 import threading
 import time
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import ConfigResource
 
+from harness.brokers import free_port
 from harness.cluster import SluiceCluster
 from harness.faults import partition_dir
 from harness.replication_check import P, AckedProducer, check_replicated, read_all, replicas_identical
@@ -256,4 +259,85 @@ def test_reassign_to_a_new_broker_and_drain_one(java_libs, tmp_path):  # noqa: F
             assert reader.seen[p] == set(range(ends[p])), f"partition {p}: the group saw a gap"
         hosts = {p: replicas for p, (_, replicas, _) in c.partition_state(topic).items()}
         replicas_identical(c, topic, hosts=hosts)
+        # kafka-log-dirs.sh: every replica of each partition, the same size everywhere, and nothing
+        # left on the drained broker's successors that they do not hold.
+        run = kafka_tool(java_libs, "org.apache.kafka.tools.LogDirsCommand", "--describe", "--bootstrap-server",
+                         c.bootstrap, "--broker-list", ",".join(map(str, c.broker_ids)))
+        assert run.returncode == 0, run.stdout + run.stderr
+        described = json.loads(run.stdout.strip().splitlines()[-1])
+        sizes: dict[str, dict[int, int]] = {}
+        for b in described["brokers"]:
+            for d in b["logDirs"]:
+                assert d["error"] is None, d
+                for part in d["partitions"]:
+                    if part["partition"].startswith(topic + "-"):
+                        sizes.setdefault(part["partition"], {})[b["broker"]] = part["size"]
+        for p in range(P):
+            assert sorted(sizes[f"{topic}-{p}"]) == sorted(hosts[p]), (p, sizes)
+            assert len(set(sizes[f"{topic}-{p}"].values())) == 1, (p, sizes)
+        assert min(sizes[f"{topic}-0"].values()) > 4_000_000, sizes
         print(f"reassign and drain: {figures}, group read {sum(ends.values())} records with no gap")
+
+
+def topic_bytes_out(admin_port: int, topic: str) -> float:
+    """sluice_topic_bytes_out_total{topic} on one broker's /metrics: what consumers read there."""
+    body = urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=10).read().decode()
+    match = re.search(r'^sluice_topic_bytes_out_total\{topic="%s"\} (\S+)$' % re.escape(topic), body, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_consumers_read_from_the_follower_in_their_rack():
+    """KIP-392: with replica.selector.class set to Kafka's rack-aware selector, a consumer with
+    client.rack reads from the in-sync follower in its rack (the leader sends it there and serves
+    it no records), and goes back to the leader when that follower dies."""
+    c = SluiceCluster(brokers=3, config={"replica.selector.class":
+                                         "org.apache.kafka.common.replica.RackAwareReplicaSelector"})
+    admin_ports = {}
+    for b in c.broker_ids:
+        admin_ports[b] = free_port()
+        c.node(b).extra_config["broker.rack"] = f"rack-{b}"
+        c.node(b).extra_config["admin.listeners"] = f"http://127.0.0.1:{admin_ports[b]}"
+    with c:
+        topic = "near"
+        c.create_topic(topic, 1, 3)
+        leader, replicas, _ = c.partition_state(topic)[0]
+        near = next(r for r in replicas if r != leader)
+        p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "log_level": 2})
+        for i in range(1000):
+            p.produce(topic, value=b"v%06d" % i, partition=0)
+        assert p.flush(60) == 0
+
+        consumer = Consumer({"bootstrap.servers": c.bootstrap, "group.id": "near-readers", "client.rack": f"rack-{near}",
+                             "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                             "topic.metadata.refresh.interval.ms": 1000, "log_level": 2})
+        try:
+            consumer.subscribe([topic])
+            got: list[bytes] = []
+
+            def read_until(count: int, timeout: float) -> None:
+                deadline = time.monotonic() + timeout
+                while len(got) < count:
+                    assert time.monotonic() < deadline, f"read {len(got)} of {count}"
+                    for m in consumer.consume(500, timeout=0.5):
+                        if m.error() is None:
+                            got.append(m.value())
+
+            read_until(1000, 60)
+            assert got == [b"v%06d" % i for i in range(1000)]
+            # Read from the follower in the consumer's rack, not from the leader (the metrics move
+            # every admin refresh; the counters themselves at once).
+            assert topic_bytes_out(admin_ports[near], topic) > 0
+            assert topic_bytes_out(admin_ports[leader], topic) == 0
+            print(f"follower fetching: broker {near} served "
+                  f"{topic_bytes_out(admin_ports[near], topic):.0f} bytes, the leader {leader} none")
+
+            # That follower dies: the consumer goes on from the leader.
+            c.node(near).kill9()
+            for i in range(1000, 1500):
+                p.produce(topic, value=b"v%06d" % i, partition=0)
+            assert p.flush(60) == 0
+            read_until(1500, 90)
+            assert got == [b"v%06d" % i for i in range(1500)]
+            assert topic_bytes_out(admin_ports[leader], topic) > 0
+        finally:
+            consumer.close()

@@ -9,6 +9,12 @@
 // has (which moves the high watermark), and its last fetched epoch is checked
 // against this leader's epochs: where they diverge the answer is the
 // DivergingEpoch to truncate to, and no records.
+//
+// KIP-392: consumers from v11 on may read from any replica, a follower
+// serving up to its own high watermark. With replica.selector.class set, a
+// leader answers a consumer in another rack (its client.rack) with the
+// in-sync follower in the consumer's rack to read from instead
+// (PreferredReadReplica, no records).
 #include <algorithm>
 #include <chrono>
 
@@ -30,6 +36,7 @@ using Clock = boost::asio::steady_timer::clock_type;
 constexpr int8_t kReadUncommitted = 0;
 constexpr int8_t kReadCommitted = 1;
 constexpr int32_t kConsumerReplicaId = -1;
+constexpr int16_t kFirstVersionWithRack = 11;
 
 struct ReadOutcome {
   FetchResponse reply;
@@ -48,10 +55,13 @@ int32_t replica_of(const FetchRequest& request) {
   return request.replica_state.replica_id >= 0 ? request.replica_state.replica_id : request.replica_id;
 }
 
-ReadOutcome read_partitions(Broker& broker, const FetchRequest& request) {
+ReadOutcome read_partitions(Broker& broker, const FetchRequest& request, int16_t version) {
   ReadOutcome out;
   const int32_t replica = replica_of(request);
   const bool follower = replica != kConsumerReplicaId;
+  const bool any_replica = !follower && version >= kFirstVersionWithRack;
+  const bool select_replica =
+      any_replica && !request.rack_id.empty() && !broker.config.get_string("replica.selector.class").empty();
   const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
   size_t budget = static_cast<size_t>(std::max(request.max_bytes, 0));
   for (const auto& topic : request.topics) {
@@ -65,6 +75,11 @@ ReadOutcome read_partitions(Broker& broker, const FetchRequest& request) {
       if (request.isolation_level == kReadCommitted) data.aborted_transactions.emplace();
       ErrorCode error = ErrorCode::kNone;
       Partition* partition = broker.replicas.find_led(topic.topic, wanted.partition, error);
+      if (!partition && any_replica && error == ErrorCode::kNotLeaderOrFollower)
+        if (Partition* held_here = broker.replicas.find(topic.topic, wanted.partition)) {
+          partition = held_here;  // a follower serving a consumer
+          error = ErrorCode::kNone;
+        }
       if (!partition) {
         // `error` says why
       } else if (follower &&
@@ -99,8 +114,20 @@ ReadOutcome read_partitions(Broker& broker, const FetchRequest& request) {
       } else {
         data.high_watermark = -1;
       }
-      if (error == ErrorCode::kNone && data.diverging_epoch.epoch < 0 &&
-          (wanted.fetch_offset < partition->log->log_start_offset() || wanted.fetch_offset > readable_end))
+      int32_t preferred = -1;
+      if (partition && error == ErrorCode::kNone && select_replica && partition->is_leader)
+        preferred = broker.replicas.preferred_read_replica(*partition, request.rack_id, wanted.fetch_offset, steady_now_ms());
+      if (preferred >= 0) {
+        data.preferred_read_replica = preferred;
+        out.any_error = true;  // answered at once: the consumer goes there
+      }
+      // A follower serving a consumer may be asked for what its leader
+      // already commits: past its own high watermark, up to its log end, the
+      // answer is empty rather than out of range (as from Kafka).
+      const int64_t valid_end =
+          partition && !partition->is_leader && !follower ? partition->log->log_end_offset() : readable_end;
+      if (error == ErrorCode::kNone && data.diverging_epoch.epoch < 0 && preferred < 0 &&
+          (wanted.fetch_offset < partition->log->log_start_offset() || wanted.fetch_offset > valid_end))
         error = ErrorCode::kOffsetOutOfRange;
       // KIP-73: a throttled partition goes to a follower out of the ISR
       // empty while the leader's replication quota is exceeded.
@@ -108,7 +135,7 @@ ReadOutcome read_partitions(Broker& broker, const FetchRequest& request) {
       const bool held_back = throttled &&
                              std::find(partition->isr.begin(), partition->isr.end(), replica) == partition->isr.end() &&
                              broker.replicas.leader_quota().exceeded(steady_now_ms());
-      if (error == ErrorCode::kNone && wanted.fetch_offset < readable_end && !held_back) {
+      if (error == ErrorCode::kNone && wanted.fetch_offset < readable_end && !held_back && preferred < 0) {
         size_t limit = std::min<size_t>(budget, static_cast<size_t>(std::max(wanted.partition_max_bytes, 0)));
         // KIP-74: the first batch of the response goes out whatever its size,
         // so a batch larger than the limits cannot stall a consumer.
@@ -183,7 +210,7 @@ boost::asio::awaitable<void> handle_fetch(RequestContext& ctx) {
   }
 
   const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(request.max_wait_ms, 0));
-  ReadOutcome outcome = read_partitions(broker, request);
+  ReadOutcome outcome = read_partitions(broker, request, ctx.api_version);
   while (!outcome.any_error && outcome.bytes < static_cast<size_t>(std::max(request.min_bytes, 0)) &&
          Clock::now() < deadline) {
     AsyncEvent data_arrived(broker.executor);
@@ -193,7 +220,7 @@ boost::asio::awaitable<void> handle_fetch(RequestContext& ctx) {
           (replica_of(request) != kConsumerReplicaId ? p->replica_waiters : p->waiters).push_back(&data_arrived);
     co_await data_arrived.wait_until(deadline);
     stop_waiting(broker, request, &data_arrived);
-    outcome = read_partitions(broker, request);
+    outcome = read_partitions(broker, request, ctx.api_version);
   }
   outcome.reply.session_id = 0;
   for (const ReadOutcome::Read& read : outcome.reads) {

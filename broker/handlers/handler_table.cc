@@ -30,6 +30,7 @@ constexpr ApiHandler kHandlers[] = {
     {23, 2, 4, handle_offset_for_leader_epoch},
     {32, 1, 4, handle_describe_configs},
     {33, 0, 2, handle_alter_configs},
+    {35, 1, 4, handle_describe_log_dirs},
     {37, 0, 3, handle_create_partitions},
     {42, 0, 2, handle_delete_groups},
     {43, 0, 2, handle_elect_leaders},

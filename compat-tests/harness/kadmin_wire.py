@@ -273,6 +273,53 @@ def elect_leaders(conn: Conn, partitions: dict[str, list[int]] | None, election_
     return top, out
 
 
+# ------------------------------------------------------------------------------- DescribeLogDirs
+@dataclass
+class LogDir:
+    error: int
+    path: str
+    partitions: dict[tuple[str, int], tuple[int, int]]  # (topic, partition) -> (size, offset lag)
+    total_bytes: int
+    usable_bytes: int
+
+
+def describe_log_dirs(conn: Conn, topics: dict[str, list[int]] | None = None, version: int = 4) -> tuple[int, list[LogDir]]:
+    """DescribeLogDirs (API 35) v1..v4: topics None asks for every partition. ->
+    (top-level error, 0 before v3; the broker's log dirs)."""
+    flexible = version >= 2
+    if topics is None:
+        body = uvarint(0) if flexible else i32(-1)
+    else:
+        body = _array_len(len(topics), flexible)
+        for topic, parts in topics.items():
+            body += _str(topic, flexible) + _array_len(len(parts), flexible) + b"".join(i32(p) for p in parts)
+            body += _tags(flexible)
+    body += _tags(flexible)
+    r = conn.request(35, version, body, flexible)
+    r.i32()  # throttle
+    top = r.i16() if version >= 3 else 0
+    dirs = []
+    for _ in range(_read_len(r, flexible)):
+        err, path = r.i16(), _read_str(r, flexible)
+        partitions = {}
+        for _ in range(_read_len(r, flexible)):
+            name = _read_str(r, flexible)
+            for _ in range(_read_len(r, flexible)):
+                index, size, lag, _future = r.i32(), r.i64(), r.i64(), r.i8()
+                if flexible:
+                    r.skip_tags()
+                partitions[(name, index)] = (size, lag)
+            if flexible:
+                r.skip_tags()
+        total = usable = -1
+        if version >= 4:
+            total, usable = r.i64(), r.i64()
+        if flexible:
+            r.skip_tags()
+        dirs.append(LogDir(err, path, partitions, total, usable))
+    return top, dirs
+
+
 # ----------------------------------------------------------------------- Alter / Describe configs
 @dataclass
 class AlterAnswer:
