@@ -25,7 +25,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 export CCACHE_SLOPPINESS := pch_defines,time_macros
 
-.PHONY: cluster all deps test-deps fuzz-deps build build-broker run test unit-test compat-test build-sanitize test-sanitize build-fuzz fuzz fuzz-test bench bench-cluster bench-storage bench-breakdown clean
+.PHONY: cluster all deps test-deps fuzz-deps build build-broker run test unit-test compat-test build-sanitize test-sanitize build-fuzz fuzz fuzz-test bench bench-cluster bench-reassign bench-storage bench-breakdown clean
 
 all: build
 
@@ -112,6 +112,13 @@ bench-cluster: test-deps build
 	cmake --build $(BUILD_DIR) --target sluice_loadgen >/dev/null
 	bash compat-tests/kafka-ref/fetch.sh >/dev/null
 	/usr/bin/python3 bench/cluster.py $(BENCH_ARGS)
+
+# Moving a partition's replica to another broker, unthrottled and throttled, next to Kafka
+# (bench/reassign.py, ~3 minutes; writes bench/REASSIGN.md).
+bench-reassign: test-deps build
+	cmake --build $(BUILD_DIR) --target sluice_loadgen >/dev/null
+	bash compat-tests/kafka-ref/fetch.sh >/dev/null
+	/usr/bin/python3 bench/reassign.py $(BENCH_ARGS)
 
 # Storage-layer micro-benchmarks (Google Benchmark), each next to plain write()/pread()
 # in the same run, ~1 minute; writes bench/STORAGE.md.

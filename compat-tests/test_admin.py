@@ -201,14 +201,14 @@ def test_dynamic_broker_configs(broker):
 def test_describe_log_dirs(broker, unique_topic, version):
     """kafka-log-dirs.sh's request: the broker's log dir, each partition's size, its lag."""
     topic = unique_topic("logdirs")
-    ck.create_topic(broker.bootstrap, topic, 2)
-    ck.produce(broker.bootstrap, topic, 200)  # 100 per partition
+    ck.create_topic(broker.bootstrap, topic, 3)
+    ck.produce(broker.bootstrap, topic, 300)  # 100 per partition
     with kadmin_wire.Conn(broker.bootstrap) as conn:
         top, dirs = kadmin_wire.describe_log_dirs(conn, None, version)
         assert top == 0 and len(dirs) == 1, dirs
         d = dirs[0]
         assert d.error == 0 and Path(d.path).resolve() == Path(broker.data_dir).resolve(), d.path
-        for p in (0, 1):
+        for p in (0, 1, 2):
             size, lag = d.partitions[(topic, p)]
             assert size > 100 * 10 and lag == 0, (p, size, lag)
         if version >= 4:

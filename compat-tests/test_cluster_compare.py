@@ -15,6 +15,7 @@ from harness.kafka_cluster import KafkaCluster
 
 NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS = 6, 19
 UNKNOWN_TOPIC_OR_PARTITION, PREFERRED_LEADER_NOT_AVAILABLE, ELECTION_NOT_NEEDED = 3, 80, 84
+INVALID_REPLICATION_FACTOR, INVALID_REPLICA_ASSIGNMENT, NO_REASSIGNMENT_IN_PROGRESS = 38, 39, 85
 
 
 @pytest.fixture
@@ -143,3 +144,63 @@ def test_elect_leaders(any_cluster):
     assert results[(topic, 0)] == (0, None), results
     wait_view(c, topic, via, lambda v: v["leader"] == victim and v["epoch"] > before["epoch"])
     assert errors(elect(None))[(topic, -1)] == 0
+
+
+def test_partition_reassignment(any_cluster):
+    """AlterPartitionReassignments and ListPartitionReassignments as kafka-reassign-partitions.sh
+    sends them: Kafka's refusals and messages, a reassignment held in progress (its new replica is
+    down) with the replicas Kafka lists for it, its cancellation, and moves that need no copy."""
+    c = any_cluster
+    topic = "reassign"
+    c.create_topic(topic, 1, 2)
+    leader, replicas, _ = c.partition_state(topic)[0]
+    other = next(r for r in replicas if r != leader)
+    spare = next(b for b in c.broker_ids if b not in replicas)
+
+    def alter(moves, version=0, allow=True):
+        node = c.nodes[leader]
+        with kadmin_wire.Conn(f"{node.host}:{node.port}") as conn:
+            top, results = kadmin_wire.alter_partition_reassignments(conn, moves, version,
+                                                                     allow_replication_factor_change=allow)
+        assert top == (0, None), top
+        return results
+
+    def listed(topics=None):
+        node = c.nodes[leader]
+        with kadmin_wire.Conn(f"{node.host}:{node.port}") as conn:
+            err, ongoing = kadmin_wire.list_partition_reassignments(conn, topics)
+        assert err == 0
+        return ongoing
+
+    assert alter({(topic, 5): [leader], ("nope", 0): [leader]}) == {
+        (topic, 5): (UNKNOWN_TOPIC_OR_PARTITION, f"Unable to find partition {topic}:5."),
+        ("nope", 0): (UNKNOWN_TOPIC_OR_PARTITION, "Unable to find a topic named nope.")}
+    for target, message in (([], "The manual partition assignment includes an empty replica list."),
+                            ([leader, leader], f"The manual partition assignment includes the broker {leader} more than once."),
+                            ([leader, 77], "The manual partition assignment includes broker 77, but no such broker is registered.")):
+        assert alter({(topic, 0): target}) == {(topic, 0): (INVALID_REPLICA_ASSIGNMENT, message)}
+    if not isinstance(c, KafkaCluster):  # v1 (AllowReplicationFactorChange) is Kafka 4.1's; the reference is 3.9
+        assert alter({(topic, 0): [leader]}, version=1, allow=False) == {
+            (topic, 0): (INVALID_REPLICATION_FACTOR, "The replication factor is changed from 2 to 1")}
+    assert alter({(topic, 0): None}) == {(topic, 0): (NO_REASSIGNMENT_IN_PROGRESS, None)}
+    assert listed() == {}
+
+    # Held in progress: the new replica's broker is down (a registered broker, fenced or not, may be a target).
+    c.node(spare).kill9()
+    assert alter({(topic, 0): [spare, leader]}) == {(topic, 0): (0, None)}
+    assert listed() == listed({topic: [0, 3]}) == {(topic, 0): ([spare, leader, other], [spare], [other])}
+    assert listed({"nope": [0]}) == {}
+    wait_view(c, topic, leader, lambda v: v["replicas"] == [spare, leader, other])
+    # Cancelled: the new replica leaves, the others keep their order.
+    assert alter({(topic, 0): None}) == {(topic, 0): (0, None)}
+    assert listed() == {}
+    wait_view(c, topic, leader, lambda v: v["replicas"] == [leader, other])
+    # What needs no copy completes at once: a reorder (the leader stays), a shrink to an in-sync replica.
+    assert alter({(topic, 0): [other, leader]}) == {(topic, 0): (0, None)}
+    assert listed() == {}
+    v = wait_view(c, topic, leader, lambda v: v["replicas"] == [other, leader])
+    assert v["leader"] == leader
+    assert alter({(topic, 0): [leader]}) == {(topic, 0): (0, None)}
+    assert listed() == {}
+    v = wait_view(c, topic, leader, lambda v: v["replicas"] == [leader] and v["isr"] == [leader])
+    assert v["leader"] == leader

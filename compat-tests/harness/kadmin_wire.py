@@ -273,6 +273,72 @@ def elect_leaders(conn: Conn, partitions: dict[str, list[int]] | None, election_
     return top, out
 
 
+# ------------------------------------------------------------------- Partition reassignments
+def alter_partition_reassignments(conn: Conn, moves: dict[tuple[str, int], list[int] | None],
+                                  version: int = 0, timeout_ms: int = 30000,
+                                  allow_replication_factor_change: bool = True
+                                  ) -> tuple[tuple[int, str | None], dict[tuple[str, int], tuple[int, str | None]]]:
+    """AlterPartitionReassignments (API 45) v0..v1: {(topic, partition): target replicas, or None to
+    cancel} -> ((top-level error, message), {(topic, partition): (error, message)})."""
+    by_topic: dict[str, list[tuple[int, list[int] | None]]] = {}
+    for (topic, p), replicas in moves.items():
+        by_topic.setdefault(topic, []).append((p, replicas))
+    body = i32(timeout_ms) + (i8(1 if allow_replication_factor_change else 0) if version >= 1 else b"")
+    body += _array_len(len(by_topic), True)
+    for topic, parts in by_topic.items():
+        body += _str(topic, True) + _array_len(len(parts), True)
+        for p, replicas in parts:
+            body += i32(p)
+            body += uvarint(0) if replicas is None else _array_len(len(replicas), True) + b"".join(i32(r) for r in replicas)
+            body += _tags(True)
+        body += _tags(True)
+    body += _tags(True)
+    r = conn.request(45, version, body, True)
+    r.i32()  # throttle
+    if version >= 1:
+        r.i8()  # AllowReplicationFactorChange, echoed
+    top = (r.i16(), _read_str(r, True))
+    out = {}
+    for _ in range(_read_len(r, True)):
+        topic = _read_str(r, True)
+        for _ in range(_read_len(r, True)):
+            p, err, msg = r.i32(), r.i16(), _read_str(r, True)
+            r.skip_tags()
+            out[(topic, p)] = (err, msg)
+        r.skip_tags()
+    return top, out
+
+
+def list_partition_reassignments(conn: Conn, topics: dict[str, list[int]] | None = None, timeout_ms: int = 30000
+                                 ) -> tuple[int, dict[tuple[str, int], tuple[list[int], list[int], list[int]]]]:
+    """ListPartitionReassignments (API 46) v0: topics None lists all. -> (error,
+    {(topic, partition): (replicas, adding, removing)})."""
+    body = i32(timeout_ms)
+    if topics is None:
+        body += uvarint(0)
+    else:
+        body += _array_len(len(topics), True)
+        for topic, parts in topics.items():
+            body += _str(topic, True) + _array_len(len(parts), True) + b"".join(i32(p) for p in parts) + _tags(True)
+    body += _tags(True)
+    r = conn.request(46, 0, body, True)
+    r.i32()  # throttle
+    err = r.i16()
+    _read_str(r, True)
+    out = {}
+    for _ in range(_read_len(r, True)):
+        topic = _read_str(r, True)
+        for _ in range(_read_len(r, True)):
+            p = r.i32()
+            lists = []
+            for _ in range(3):
+                lists.append([r.i32() for _ in range(_read_len(r, True))])
+            r.skip_tags()
+            out[(topic, p)] = tuple(lists)
+        r.skip_tags()
+    return err, out
+
+
 # ------------------------------------------------------------------------------- DescribeLogDirs
 @dataclass
 class LogDir:
