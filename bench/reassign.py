@@ -86,7 +86,7 @@ def run_cluster(cluster, prof: dict, progress) -> dict:
         if "error" in r:
             raise RuntimeError(f"create: {r['error']}")
         time.sleep(1.0)
-        count = prof["data_mb"] * MB // VALUE
+        count = int(prof["data_mb"] * MB) // VALUE
         progress(f"{cluster.kind}: writing {prof['data_mb']} MB")
         r = loadgen(["produce", "-b", boot, "-t", TOPIC, "-s", str(VALUE), "-c", str(count), "-a", "all",
                      "-T", "300"], 360)
@@ -99,7 +99,7 @@ def run_cluster(cluster, prof: dict, progress) -> dict:
         data_mb = count * VALUE / MB
         for name, target, limit in (("R1", [leader, spare], None), ("R2", [leader, replaced], prof["throttle_mb"])):
             if limit:
-                throttle(cluster, limit * MB)
+                throttle(cluster, int(limit * MB))
             progress(f"{cluster.kind}: {name} {replicas} -> {target}" + (f" at {limit} MB/s" if limit else ""))
             cpu0 = cluster_cpu(cluster)
             seconds = move(cluster, target)
