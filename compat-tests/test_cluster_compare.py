@@ -204,3 +204,31 @@ def test_partition_reassignment(any_cluster):
     assert listed() == {}
     v = wait_view(c, topic, leader, lambda v: v["replicas"] == [leader] and v["isr"] == [leader])
     assert v["leader"] == leader
+
+
+def test_describe_quorum(any_cluster):
+    """DescribeQuorum (kafka-metadata-quorum.sh's request) sent to a broker, which forwards it: the
+    controller leads, the brokers are observers that have the whole log, the controller's listener
+    is given; another partition is unknown."""
+    c = any_cluster
+    c.create_topic("quorum-seen", 1, 3)  # something in the metadata log beyond the registrations
+    node = c.nodes[c.broker_ids[0]]
+    deadline = time.monotonic() + 20
+    while True:
+        with kadmin_wire.Conn(f"{node.host}:{node.port}") as conn:
+            q = kadmin_wire.describe_quorum(conn)
+        # Observers are listed once they have fetched, and caught up once they have everything.
+        if sorted(q.observers) == sorted(c.broker_ids) and all(o[0] == q.high_watermark for o in q.observers.values()):
+            break
+        assert time.monotonic() < deadline, q
+        time.sleep(0.2)
+    assert (q.error, q.partition_error, q.leader_id) == (0, 0, 1), q
+    assert q.leader_epoch >= 1 and q.high_watermark > 0, q
+    assert list(q.voters) == [1] and q.voters[1][0] == q.high_watermark, q
+    now_ms = time.time() * 1000
+    for end, fetched, caught_up in q.observers.values():
+        assert 0 < fetched <= now_ms + 1000 and 0 < caught_up <= now_ms + 1000, q
+    assert [(host, port) for _, host, port in q.nodes[1]] == [("127.0.0.1", c.controller_port)], q.nodes
+    with kadmin_wire.Conn(f"{node.host}:{node.port}") as conn:
+        other = kadmin_wire.describe_quorum(conn, "other", 0)
+        assert (other.error, other.partition_error) == (0, UNKNOWN_TOPIC_OR_PARTITION), other

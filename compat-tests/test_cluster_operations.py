@@ -1,7 +1,9 @@
 """Operating a Sluice cluster with Kafka's own tools and settings (issue 17's "brokers joining,
 draining and leaving"): leader elections with kafka-leader-election.sh (LeaderElectionCommand) and
-automatic preferred-leader rebalancing (auto.leader.rebalance.enable), each while an acks=all
-producer runs, with everything acknowledged read back. What Kafka answers to ElectLeaders is
+automatic preferred-leader rebalancing (auto.leader.rebalance.enable), kafka-metadata-quorum.sh,
+a broker added and another drained with kafka-reassign-partitions.sh (throttled), unregistered with
+kafka-cluster.sh and described with kafka-log-dirs.sh, consumers reading from the follower in their
+rack (KIP-392); under an acks=all producer, with everything acknowledged read back. What Kafka answers to ElectLeaders is
 compared in test_cluster_compare.py; these are Sluice-only."""
 from __future__ import annotations
 
@@ -86,6 +88,21 @@ def test_leader_election_tool(java_libs):  # noqa: F811
         figures = check_replicated(c.bootstrap, topic, producer.acked)
         replicas_identical(c, topic)
         print(f"leader election tool: {figures}")
+
+        # kafka-metadata-quorum.sh: the controller leads, every broker observes the metadata log.
+        status = kafka_tool(java_libs, "org.apache.kafka.tools.MetadataQuorumCommand", "--bootstrap-server",
+                            c.bootstrap, "describe", "--status")
+        assert status.returncode == 0, status.stdout + status.stderr
+        fields = dict(line.split(":", 1) for line in status.stdout.splitlines() if ":" in line)
+        assert fields["LeaderId"].strip() == "1" and int(fields["LeaderEpoch"]) >= 1, status.stdout
+        assert int(fields["HighWatermark"]) > 0, status.stdout
+        assert f'CONTROLLER://127.0.0.1:{c.controller_port}' in fields["CurrentVoters"], status.stdout
+        assert all(f'"id": {b}' in fields["CurrentObservers"] for b in c.broker_ids), status.stdout
+        replication = kafka_tool(java_libs, "org.apache.kafka.tools.MetadataQuorumCommand", "--bootstrap-server",
+                                 c.bootstrap, "describe", "--replication")
+        assert replication.returncode == 0, replication.stdout + replication.stderr
+        rows = {line.split()[0]: line.split()[-1] for line in replication.stdout.splitlines()[1:] if line.strip()}
+        assert rows == {"1": "Leader", **{str(b): "Observer" for b in c.broker_ids}}, replication.stdout
 
 
 def test_automatic_preferred_leader_rebalance():

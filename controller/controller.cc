@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdlib>
 #include <random>
 #include <set>
 
@@ -17,6 +18,7 @@ using protocol::ErrorCode;
 
 constexpr std::string_view kTopicPrefix = "topic/";
 constexpr std::string_view kClusterIdKey = "cluster/id";
+constexpr std::string_view kQuorumEpochKey = "quorum/epoch";
 constexpr std::string_view kNextProducerIdKey = "cluster/next-producer-id";
 constexpr size_t kMaxTopicNameLength = 249;
 
@@ -87,9 +89,22 @@ Controller::Controller(storage::StateStore& store, Options options)
     cluster_id_ = base64url(random_uuid());
     store_.put(kClusterIdKey, cluster_id_);
   }
+  // One voter elects itself at every start, in the next epoch (KRaft's rule):
+  // the epoch tells this leadership from the ones before it.
+  int64_t epoch = 0;
+  if (auto stored = store_.get(kQuorumEpochKey)) epoch = std::strtoll(stored->c_str(), nullptr, 10);
+  quorum_epoch_ = static_cast<int32_t>(std::clamp<int64_t>(epoch + 1, 1, INT32_MAX));
+  store_.put(kQuorumEpochKey, std::to_string(quorum_epoch_));
   if (log_.empty()) migrate_legacy_state();
   log_.replay([&](std::string_view bytes) { image_.apply(decode_record(bytes)); });
   committed_ = image_;
+}
+
+void Controller::note_observer_fetch(int32_t id, int64_t fetch_offset, int64_t wall_now_ms) {
+  ObserverState& o = observers_[id];
+  o.log_end_offset = fetch_offset;
+  o.last_fetch_ms = wall_now_ms;
+  if (fetch_offset >= log_.durable_end_offset()) o.last_caught_up_ms = wall_now_ms;
 }
 
 void Controller::migrate_legacy_state() {

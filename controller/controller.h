@@ -114,6 +114,19 @@ class Controller {
   const MetadataImage& committed_image() const { return committed_; }
   const MetadataLog& log() const { return log_; }
 
+  // The quorum (DescribeQuorum). One voter for now: this controller leads,
+  // in an epoch that grows with every start (kept under "quorum/epoch").
+  int32_t quorum_epoch() const { return quorum_epoch_; }
+  // A broker following the metadata log (an observer, in KRaft's words): what
+  // it last fetched from, and when it last had everything (wall-clock ms).
+  struct ObserverState {
+    int64_t log_end_offset = -1;
+    int64_t last_fetch_ms = -1;
+    int64_t last_caught_up_ms = -1;
+  };
+  void note_observer_fetch(int32_t id, int64_t fetch_offset, int64_t wall_now_ms);
+  const std::map<int32_t, ObserverState>& observers() const { return observers_; }
+
   // What this controller has done since it started, by kind (metrics).
   enum class Event {
     kRegisterBroker,
@@ -332,6 +345,8 @@ class Controller {
   std::vector<MetadataListener*> listeners_;
   // Soft state, not in the log: when each broker was last heard from.
   std::map<int32_t, int64_t> last_heard_ms_;
+  std::map<int32_t, ObserverState> observers_;
+  int32_t quorum_epoch_ = 1;
   void note(Event event) { ++events_[static_cast<size_t>(event)]; }
   std::array<uint64_t, static_cast<size_t>(Event::kCount)> events_{};
   uint64_t records_applied_ = 0;

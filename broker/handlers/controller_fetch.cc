@@ -33,6 +33,13 @@ boost::asio::awaitable<void> handle_controller_fetch(RequestContext& ctx) {
       for (const auto& p : t.partitions)
         if (p.partition == 0) wanted = &p;
 
+  // The broker is an observer of the quorum (DescribeQuorum shows its progress).
+  const int32_t replica = request.replica_state.replica_id >= 0 ? request.replica_state.replica_id : request.replica_id;
+  if (wanted && replica >= 0)
+    controller.note_observer_fetch(replica, wanted->fetch_offset,
+                                   std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch()).count());
+
   // An up-to-date follower waits for the next commit. Brokers are given only
   // what is durable: a controller that crashed would not have the rest.
   if (wanted && wanted->fetch_offset == log.durable_end_offset() && request.max_wait_ms > 0) {

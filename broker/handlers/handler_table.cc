@@ -38,6 +38,7 @@ constexpr ApiHandler kHandlers[] = {
     {45, 0, 1, handle_alter_partition_reassignments},
     {46, 0, 0, handle_list_partition_reassignments},
     {47, 0, 0, handle_offset_delete},
+    {55, 0, 2, handle_describe_quorum},
     {60, 0, 1, handle_describe_cluster},
     {64, 0, 0, handle_unregister_broker},
 };
@@ -55,6 +56,7 @@ constexpr ApiHandler kControllerHandlers[] = {
     {44, 0, 1, handle_incremental_alter_configs},
     {45, 0, 1, handle_alter_partition_reassignments},
     {46, 0, 0, handle_list_partition_reassignments},
+    {55, 0, 2, handle_describe_quorum},
     {56, 2, 3, handle_alter_partition},
     {59, 0, 1, handle_fetch_snapshot},
     {60, 1, 1, handle_describe_cluster},

@@ -55,6 +55,7 @@ boost::asio::awaitable<void> handle_alter_partition_reassignments(RequestContext
 boost::asio::awaitable<void> handle_list_partition_reassignments(RequestContext& ctx);
 boost::asio::awaitable<void> handle_unregister_broker(RequestContext& ctx);
 boost::asio::awaitable<void> handle_describe_log_dirs(RequestContext& ctx);
+boost::asio::awaitable<void> handle_describe_quorum(RequestContext& ctx);
 boost::asio::awaitable<void> handle_describe_cluster(RequestContext& ctx);
 // The controller listener's.
 boost::asio::awaitable<void> handle_broker_registration(RequestContext& ctx);

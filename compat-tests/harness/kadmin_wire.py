@@ -339,6 +339,68 @@ def list_partition_reassignments(conn: Conn, topics: dict[str, list[int]] | None
     return err, out
 
 
+# ------------------------------------------------------------------------------- DescribeQuorum
+@dataclass
+class Quorum:
+    error: int
+    partition_error: int
+    leader_id: int
+    leader_epoch: int
+    high_watermark: int
+    voters: dict[int, tuple[int, int, int]]     # id -> (log end offset, last fetch ms, last caught up ms)
+    observers: dict[int, tuple[int, int, int]]
+    nodes: dict[int, list[tuple[str, str, int]]]  # v2: id -> [(listener, host, port)]
+
+
+def describe_quorum(conn: Conn, topic: str = "__cluster_metadata", partition: int = 0, version: int = 2) -> Quorum:
+    """DescribeQuorum (API 55) v0..v2 for one topic partition."""
+    body = _array_len(1, True) + _str(topic, True) + _array_len(1, True) + i32(partition) + _tags(True) + _tags(True)
+    body += _tags(True)
+    r = conn.request(55, version, body, True)
+    error = r.i16()
+    if version >= 2:
+        _read_str(r, True)
+    q = Quorum(error, -1, -1, -1, -1, {}, {}, {})
+
+    def replicas() -> dict[int, tuple[int, int, int]]:
+        out = {}
+        for _ in range(_read_len(r, True)):
+            rid = r.i32()
+            if version >= 2:
+                r.take(16)  # directory id
+            end = r.i64()
+            fetch = caught_up = -1
+            if version >= 1:
+                fetch, caught_up = r.i64(), r.i64()
+            r.skip_tags()
+            out[rid] = (end, fetch, caught_up)
+        return out
+
+    for _ in range(_read_len(r, True)):
+        _read_str(r, True)
+        for _ in range(_read_len(r, True)):
+            r.i32()
+            q.partition_error = r.i16()
+            if version >= 2:
+                _read_str(r, True)
+            q.leader_id, q.leader_epoch, q.high_watermark = r.i32(), r.i32(), r.i64()
+            q.voters = replicas()
+            q.observers = replicas()
+            r.skip_tags()
+        r.skip_tags()
+    if version >= 2:
+        for _ in range(_read_len(r, True)):
+            node = r.i32()
+            listeners = []
+            for _ in range(_read_len(r, True)):
+                name, host, port = _read_str(r, True), _read_str(r, True), struct.unpack(">H", r.take(2))[0]
+                r.skip_tags()
+                listeners.append((name, host, port))
+            r.skip_tags()
+            q.nodes[node] = listeners
+    return q
+
+
 # ------------------------------------------------------------------------------- DescribeLogDirs
 @dataclass
 class LogDir:
