@@ -112,6 +112,8 @@ asio::awaitable<void> maintain_isr(const Broker& broker) {
         a.new_isr.push_back({id, b ? b->epoch : -1});
       }
       p.isr_change_in_flight = true;
+      for (int32_t id : *wanted)  // joining: counted in the high watermark from now on
+        if (std::find(p.pending_isr.begin(), p.pending_isr.end(), id) == p.pending_isr.end()) p.pending_isr.push_back(id);
       pending.push_back({p.topic, p.index, std::move(a)});
     });
     if (pending.empty()) continue;
@@ -119,11 +121,26 @@ asio::awaitable<void> maintain_isr(const Broker& broker) {
     for (size_t i = 0; i < pending.size(); ++i) {
       Partition* p = replicas.find(pending[i].topic, pending[i].index);
       if (!p) continue;
-      p->isr_change_in_flight = false;
       const Altered& r = results[i];
+      if (r.error == protocol::ErrorCode::kNone && r.leader_epoch != p->leader_epoch) {
+        // Committed, and the partition has another leader or epoch (a
+        // reassignment that removed this broker, an election): the new
+        // leader may lack nothing acknowledged here, so the joiners stay in
+        // the high watermark and nothing more is asked until the metadata
+        // brings the change (apply_partition_state).
+        continue;
+      }
+      p->isr_change_in_flight = false;
       if (r.error != protocol::ErrorCode::kNone) {
         SLUICE_LOG(kWarn, "ISR change of " << p->topic << "-" << p->index << " refused (error "
                                            << static_cast<int>(r.error) << "): " << r.message);
+        // Refused on its merits: nothing was committed. Any other error (a
+        // timeout, a controller change, an epoch the controller has moved
+        // past) leaves it unknown: the joiners stay counted until the
+        // metadata or an accepted change settles it.
+        if (r.error == protocol::ErrorCode::kIneligibleReplica || r.error == protocol::ErrorCode::kInvalidRequest ||
+            r.error == protocol::ErrorCode::kOperationNotAttempted)
+          p->pending_isr.clear();
         continue;
       }
       // Kafka's leader takes the committed ISR from the answer; the metadata
@@ -134,6 +151,7 @@ asio::awaitable<void> maintain_isr(const Broker& broker) {
         replicas.count_isr_change(p->isr, r.isr);
         p->isr = r.isr;
         p->partition_epoch = r.partition_epoch;
+        p->pending_isr.clear();
         replicas.advance_high_watermark(*p);
       }
     }

@@ -331,6 +331,10 @@ void ReplicaManager::load(const controller::MetadataImage& metadata) {
   for (const auto& entry : std::filesystem::directory_iterator(log_dir_)) {
     if (!entry.is_directory() || expected.count(entry.path().filename().string())) continue;
     const std::string name = entry.path().filename().string();
+    if (name.ends_with(kDeletedDirSuffix)) {  // dropped, and the process stopped before it was gone
+      std::filesystem::remove_all(entry.path());
+      continue;
+    }
     size_t dash = name.rfind('-');
     if (dash == std::string::npos || dash + 1 == name.size() ||
         name.find_first_not_of("0123456789", dash + 1) != std::string::npos)
@@ -360,7 +364,12 @@ void ReplicaManager::on_partition_changed(const controller::TopicInfo& topic, in
   } else if (hosted) {
     // A reassignment added this broker: an empty replica that copies from the leader.
     SLUICE_LOG(kInfo, topic.name << "-" << index << ": a new replica on this broker");
-    open_new_partition(topic, index);
+    try {
+      open_new_partition(topic, index);
+    } catch (const std::exception& e) {
+      // No descriptors, no space: reconcile() tries again; the other changes go on.
+      SLUICE_LOG(kError, topic.name << "-" << index << ": could not open the new replica (will retry): " << e.what());
+    }
   } else if (partition) {
     // A reassignment moved the partition off this broker.
     SLUICE_LOG(kInfo, topic.name << "-" << index << ": no longer a replica on this broker; deleting it");
@@ -382,6 +391,7 @@ void ReplicaManager::apply_partition_state(Partition& partition, const controlle
   partition.is_leader = state.leader == self && !roles_held_;
   if (roles_held_) return;
   partition.isr_change_in_flight = false;
+  partition.pending_isr.clear();  // the metadata settles what was asked
   if (old_epoch != state.leader_epoch || was_leader != partition.is_leader)
     SLUICE_LOG(kInfo, partition.topic << "-" << partition.index << ": leader " << state.leader << " in epoch "
                                       << state.leader_epoch << (partition.is_leader ? " (this broker)" : "")
@@ -457,7 +467,8 @@ void ReplicaManager::after_leader_append(Partition& partition, int64_t base_offs
   advance_high_watermark(partition);
 }
 
-void ReplicaManager::record_follower_fetch(Partition& partition, int32_t replica, int64_t fetch_offset, int64_t now_ms) {
+void ReplicaManager::record_follower_fetch(Partition& partition, int32_t replica, int64_t fetch_offset,
+                                           int64_t log_start_offset, int64_t now_ms) {
   auto it = partition.followers.find(replica);
   if (it == partition.followers.end()) return;  // not a replica
   FollowerState& f = it->second;
@@ -469,6 +480,7 @@ void ReplicaManager::record_follower_fetch(Partition& partition, int32_t replica
   else if (f.last_fetch_ms > 0 && fetch_offset >= f.leader_end_at_last_fetch)
     f.last_caught_up_ms = std::max(f.last_caught_up_ms, f.last_fetch_ms);
   f.log_end_offset = fetch_offset;
+  f.log_start_offset = log_start_offset;
   f.last_fetch_ms = now_ms;
   f.leader_end_at_last_fetch = leader_end;
   const controller::BrokerRegistration* registration = metadata_ ? metadata_->find_broker(replica) : nullptr;
@@ -482,12 +494,17 @@ void ReplicaManager::advance_high_watermark(Partition& partition) {
   // than min.insync.replicas.
   if (static_cast<int64_t>(partition.isr.size()) < partition.min_insync_replicas) return;
   int64_t high_watermark = partition.log->log_end_offset();
-  for (int32_t r : partition.isr) {
-    if (r == config_.node_id()) continue;
+  auto bound = [&](int32_t r) {
+    if (r == config_.node_id()) return true;
     auto it = partition.followers.find(r);
-    if (it == partition.followers.end() || it->second.log_end_offset < 0) return;  // not heard from yet
+    if (it == partition.followers.end() || it->second.log_end_offset < 0) return false;  // not heard from yet
     high_watermark = std::min(high_watermark, it->second.log_end_offset);
-  }
+    return true;
+  };
+  for (int32_t r : partition.isr)
+    if (!bound(r)) return;
+  for (int32_t r : partition.pending_isr)  // the maximal ISR: the committed one and those joining
+    if (std::find(partition.isr.begin(), partition.isr.end(), r) == partition.isr.end() && !bound(r)) return;
   if (high_watermark <= partition.high_watermark_) return;
   partition.high_watermark_ = high_watermark;
   partition.wake_waiters();
@@ -568,7 +585,7 @@ int32_t ReplicaManager::preferred_read_replica(const Partition& partition, std::
     auto f = partition.followers.find(r);
     const controller::BrokerRegistration* b = metadata_->find_broker(r);
     if (f == partition.followers.end() || !b || b->fenced || b->rack != client_rack ||
-        f->second.log_end_offset < fetch_offset)
+        f->second.log_end_offset < fetch_offset || f->second.log_start_offset > fetch_offset)
       continue;
     // The most data, then the most recently caught up (Kafka's order).
     const int64_t end = f->second.log_end_offset, lag_ms = now_ms - f->second.last_caught_up_ms;
@@ -680,13 +697,40 @@ void ReplicaManager::drop_partition(const std::string& topic, int32_t index) {
     for (auto& observe : role_observers_) observe(*it->second, -1);  // its fetcher and coordinator let go of it
     dir = it->second->log->dir();
     partitions_.erase(it);
-    write_state_now({{producer_snapshot_key(topic, index), std::nullopt}, {log_checkpoint_key(topic, index), std::nullopt}});
+    // On the writer thread: a namesake opened next clears the same keys after
+    // it (write_state_now drains the writer first).
+    writer_.apply({{producer_snapshot_key(topic, index), std::nullopt}, {log_checkpoint_key(topic, index), std::nullopt}});
   }
-  // Also when the partition never opened: its creation may have failed
-  // half way, after making the directory.
+  // Also when the partition never opened: its creation may have failed half
+  // way, after making the directory. Renamed out of the way at once (a
+  // namesake may be opened next), deleted on the deleter's thread: a
+  // partition's files can take long to unlink, and the network thread must
+  // not wait (reassignments move partitions off brokers routinely).
   std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
-  if (ec) SLUICE_LOG(kWarn, "could not delete " << dir.string() << ": " << ec.message());
+  if (!std::filesystem::exists(dir, ec)) return;
+  std::filesystem::path doomed = dir;
+  doomed += "." + std::to_string(++dropped_dirs_) + kDeletedDirSuffix;
+  std::filesystem::rename(dir, doomed, ec);
+  if (ec) {
+    SLUICE_LOG(kWarn, "could not move " << dir.string() << " away to delete it: " << ec.message());
+    std::filesystem::remove_all(dir, ec);
+    return;
+  }
+  deleter_.remove({doomed});
+}
+
+void ReplicaManager::reconcile() {
+  if (!metadata_ || roles_held_) return;
+  for (const auto& [name, topic] : metadata_->topics())
+    for (int32_t p = 0; p < topic.partition_count(); ++p) {
+      if (!hosts(topic, p) || find(name, p)) continue;
+      try {
+        open_new_partition(topic, p);
+        SLUICE_LOG(kInfo, name << "-" << p << ": opened the replica on a retry");
+      } catch (const std::exception& e) {
+        SLUICE_LOG(kError, name << "-" << p << ": still cannot open the replica: " << e.what());
+      }
+    }
 }
 
 void ReplicaManager::on_topic_configs_changed(const controller::TopicInfo& topic) {

@@ -41,6 +41,7 @@ struct FollowerState {
   // fetched (KIP-903): progress made by an earlier incarnation of the broker,
   // which may have lost its disk since, never brings the new one into the ISR.
   int64_t broker_epoch = -1;
+  int64_t log_start_offset = -1;  // as its last fetch said (KIP-392: a consumer may read only from there on)
 };
 
 struct Partition {
@@ -66,6 +67,12 @@ struct Partition {
   int64_t leader_high_watermark = -1;
   // An ISR change sent to the controller and not answered yet.
   bool isr_change_in_flight = false;
+  // Replicas asked into the ISR whose joining is not known to have failed:
+  // until the controller's answer (or the metadata) settles it, the high
+  // watermark waits for them too (Kafka's "maximal ISR"). The controller may
+  // have committed them, and may elect one of them, before this leader hears
+  // of it; it must then hold every write acknowledged here.
+  std::vector<int32_t> pending_isr;
   // The topic's min.insync.replicas.
   int64_t min_insync_replicas = 1;
   // The topic's leader/follower.replication.throttled.replicas name this
@@ -134,7 +141,8 @@ class ReplicaManager : public controller::MetadataListener {
   // A follower fetched from `fetch_offset`: it has everything below. Moves
   // the high watermark, and may ask the controller to take the follower back
   // into the ISR.
-  void record_follower_fetch(Partition& partition, int32_t replica, int64_t fetch_offset, int64_t now_ms);
+  void record_follower_fetch(Partition& partition, int32_t replica, int64_t fetch_offset, int64_t log_start_offset,
+                             int64_t now_ms);
   // The minimum log end over the ISR (never backwards); wakes what waits for it.
   void advance_high_watermark(Partition& partition);
   // Follower side: the leader's high watermark, capped by what this replica has.
@@ -225,6 +233,9 @@ class ReplicaManager : public controller::MetadataListener {
   void enforce_retention(int64_t now_ms);
   // DeleteRecords: raises the partition's log start offset, durably.
   void delete_records_before(Partition& partition, int64_t offset);
+  // Opens the replicas the metadata gives this broker that are not open (an
+  // open that failed: no descriptors, no space), periodically.
+  void reconcile();
   // Forgets producers idle for `expiration_ms` (producer.id.expiration.ms).
   void expire_producers(int64_t now_ms, int64_t expiration_ms);
 
@@ -272,6 +283,10 @@ class ReplicaManager : public controller::MetadataListener {
   ReplicationCounters counters_;
   ReplicationQuota leader_quota_;
   ReplicationQuota follower_quota_;
+  uint64_t dropped_dirs_ = 0;  // numbers the directories of dropped partitions awaiting deletion
 };
+
+// A dropped partition's directory is renamed "<topic>-<index>.<n>.deleted" and deleted off the network thread.
+inline constexpr const char* kDeletedDirSuffix = ".deleted";
 
 }  // namespace sluice::broker

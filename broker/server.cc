@@ -180,6 +180,7 @@ asio::awaitable<void> maintain_logs(ReplicaManager& replicas, const BrokerConfig
       if (since_checkpoint >= kCheckpointIntervalMs) {
         since_checkpoint = 0;
         replicas.checkpoint();
+        replicas.reconcile();  // replicas whose opening failed, tried again
       }
     } catch (const std::exception& e) {
       SLUICE_LOG(kError, "log maintenance failed (will retry): " << e.what());

@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import ConfigResource
 
 from harness.brokers import free_port
+from harness import kadmin_wire
 from harness.cluster import SluiceCluster
 from harness.faults import partition_dir
 from harness.replication_check import P, AckedProducer, check_replicated, read_all, replicas_identical
@@ -358,3 +359,32 @@ def test_consumers_read_from_the_follower_in_their_rack():
             assert topic_bytes_out(admin_ports[leader], topic) > 0
         finally:
             consumer.close()
+
+
+def test_reassignments_that_move_the_leader_lose_nothing():
+    """Each round moves a partition's replica off its leader onto the broker that holds none of it,
+    the new replica first, so that completing the move elects it (on node 1, the controller's own
+    broker, it learns of it first) while an acks=all producer writes at full speed: the old leader
+    must not acknowledge what the new one lacks (the joining replica counts in its high watermark
+    until the change is settled). Everything acknowledged is read back."""
+    rounds = 4
+    with SluiceCluster(brokers=3, combined=True, config={"auto.leader.rebalance.enable": "false"}) as c:
+        c.add_broker()
+        topic = "leader-moves"
+        producer = AckedProducer.on_new_topic(c, topic, rate=2000, limit=200_000)
+        producer.wait_acked(1000)
+        moves = []
+        for _ in range(rounds):
+            leader, replicas, _ = c.partition_state(topic)[0]
+            spare = next(b for b in c.broker_ids if b not in replicas)
+            target = [spare] + [r for r in replicas if r != leader]
+            with kadmin_wire.Conn(c.bootstrap.split(",")[0]) as conn:
+                _, results = kadmin_wire.alter_partition_reassignments(conn, {(topic, 0): target})
+            assert results[(topic, 0)] == (0, None), results
+            c.wait_partitions(topic, lambda s: s[0][1] == target and s[0][0] == spare, timeout=60)
+            moves.append((leader, spare))
+            producer.wait_acked(len(producer.acked) + 500, timeout=60)
+        producer.stop()
+        assert not producer.errors, producer.errors[:5]
+        figures = check_replicated(c.bootstrap, topic, producer.acked)
+        print(f"leader-moving reassignments {moves}: {figures}")

@@ -831,17 +831,27 @@ std::vector<OperationResult> Controller::alter_partition_reassignments(const std
       }
       std::erase_if(next.replicas, [&](int32_t r) { return contains(state.adding_replicas, r); });
       std::erase_if(isr, [&](int32_t r) { return contains(state.adding_replicas, r); });
+      bool unclean = false;
       if (isr.empty()) {
-        if (!unclean_election_allowed(*topic)) {
+        // Only new replicas were in sync: an old one leads alone, and may lack data.
+        int32_t live = -1;
+        for (int32_t r : next.replicas)
+          if (const BrokerRegistration* b = image_.find_broker(r); b && !b->fenced && !b->in_controlled_shutdown) {
+            live = r;
+            break;
+          }
+        if (!unclean_election_allowed(*topic) || live < 0) {
           result = {ErrorCode::kInvalidReplicaAssignment, "Unable to revert partition assignment for " + wanted.topic + ":" +
                                                               std::to_string(wanted.partition) +
                                                               " because it would require an unclean leader election."};
           continue;
         }
-        isr = {next.replicas.front()};
+        isr = {live};
+        unclean = true;
       }
       next.adding_replicas.clear();
       next.removing_replicas.clear();
+      if (unclean) next.leader_recovery_state = kRecovering;
     } else {
       const std::vector<int32_t>& target = *wanted.replicas;
       // Kafka's order of checks: empty, then each id ascending: registered, not twice.
@@ -894,6 +904,7 @@ std::vector<OperationResult> Controller::alter_partition_reassignments(const std
     if (next.adding_replicas != state.adding_replicas) change.adding_replicas = next.adding_replicas;
     if (next.removing_replicas != state.removing_replicas) change.removing_replicas = next.removing_replicas;
     if (isr != state.isr) change.isr = isr;
+    if (next.leader_recovery_state != state.leader_recovery_state) change.leader_recovery_state = next.leader_recovery_state;
     if (!complete_reassignment(next, isr, change)) {
       // A replica left (a cancel): a new leader epoch; a new leader if it was the one.
       const bool replica_left = std::any_of(state.replicas.begin(), state.replicas.end(),
@@ -1100,6 +1111,9 @@ OperationResult Controller::alter_broker_configs(std::string_view name, const st
     if (ec != std::errc() || end != name.data() + name.size())
       return {ErrorCode::kInvalidRequest, "Unable to parse broker name as a base 10 number."};
     if (id < 0) return {ErrorCode::kInvalidRequest, "Invalid negative broker ID."};
+    // Kept under the name brokers look their own up by ("1", not "01").
+    if (id > INT32_MAX || std::to_string(id) != name)
+      return {ErrorCode::kInvalidRequest, "Unable to parse broker name as a base 10 number."};
     if (id != options_.node_id && !image_.find_broker(static_cast<int32_t>(id)))
       return {ErrorCode::kBrokerIdNotRegistered, "No node with id " + std::string(name) + " found."};
   }

@@ -37,7 +37,7 @@ void FileDeleter::run() {
     lock.unlock();
     for (const auto& path : batch) {
       std::error_code ignored;  // already gone is fine; start-up sweeps *.deleted leftovers anyway
-      std::filesystem::remove(path, ignored);
+      std::filesystem::remove_all(path, ignored);  // a file, or a partition's whole directory
     }
     lock.lock();
     removed_ += batch.size();

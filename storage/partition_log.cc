@@ -433,7 +433,11 @@ void PartitionLog::sync_directory_now() {
 SyncList PartitionLog::to_sync() const {
   SyncList sync;
   sync.fds.push_back(segments_.back().fd());
-  for (const auto& [change, file] : unsynced_files_) sync.fds.push_back(file->fd());
+  sync.owners.push_back(segments_.back().file);
+  for (const auto& [change, file] : unsynced_files_) {
+    sync.fds.push_back(file->fd());
+    sync.owners.push_back(file);
+  }
   if (dir_synced_through_ < changes_) sync.dirs.push_back(dir_);
   return sync;
 }

@@ -76,13 +76,18 @@ struct RecoveryReport {
 
 // Files and directories to sync for a write to be durable, handed to a thread
 // that syncs (broker/flusher). File descriptors must be dup()ed before they
-// leave the log's thread (Flusher::flush does); directories go by path and are
-// opened where they are synced, so that a log holds no descriptor for them.
+// leave the log's thread (Flusher::flush does); `owners` keep them open until
+// then, even if the log is closed meanwhile (a partition deleted or moved off
+// this broker while a produce waits), so that a descriptor number is never
+// reused under it. Directories go by path and are opened where they are
+// synced, so that a log holds no descriptor for them.
 struct SyncList {
   std::vector<int> fds;
+  std::vector<std::shared_ptr<const void>> owners;
   std::vector<std::filesystem::path> dirs;
   void append(const SyncList& other) {
     fds.insert(fds.end(), other.fds.begin(), other.fds.end());
+    owners.insert(owners.end(), other.owners.begin(), other.owners.end());
     dirs.insert(dirs.end(), other.dirs.begin(), other.dirs.end());
   }
   bool empty() const { return fds.empty() && dirs.empty(); }

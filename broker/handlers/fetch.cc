@@ -103,7 +103,7 @@ ReadOutcome read_partitions(Broker& broker, const FetchRequest& request, int16_t
         }
         if (data.diverging_epoch.epoch < 0 && wanted.fetch_offset >= partition->log->log_start_offset() &&
             wanted.fetch_offset <= partition->log->log_end_offset())
-          broker.replicas.record_follower_fetch(*partition, replica, wanted.fetch_offset, now_ms);
+          broker.replicas.record_follower_fetch(*partition, replica, wanted.fetch_offset, wanted.log_start_offset, now_ms);
       } else if (partition) {
         readable_end = partition->high_watermark();
       }
@@ -121,11 +121,12 @@ ReadOutcome read_partitions(Broker& broker, const FetchRequest& request, int16_t
         data.preferred_read_replica = preferred;
         out.any_error = true;  // answered at once: the consumer goes there
       }
-      // A follower serving a consumer may be asked for what its leader
-      // already commits: past its own high watermark, up to its log end, the
-      // answer is empty rather than out of range (as from Kafka).
-      const int64_t valid_end =
-          partition && !partition->is_leader && !follower ? partition->log->log_end_offset() : readable_end;
+      // A consumer may ask for what another replica already commits (a new
+      // leader's high watermark lags the old one's; a follower's lags its
+      // leader's): past the high watermark, up to the log end, the answer is
+      // empty rather than out of range (as from Kafka), or the consumer would
+      // reset its offset.
+      const int64_t valid_end = partition && !follower ? partition->log->log_end_offset() : readable_end;
       if (error == ErrorCode::kNone && data.diverging_epoch.epoch < 0 && preferred < 0 &&
           (wanted.fetch_offset < partition->log->log_start_offset() || wanted.fetch_offset > valid_end))
         error = ErrorCode::kOffsetOutOfRange;
