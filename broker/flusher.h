@@ -38,7 +38,9 @@ class Flusher {
   // close or roll its files meanwhile.
   void flush(const storage::SyncList& sync, std::function<void(bool ok)> done);
   void flush(const std::vector<int>& fds, std::function<void(bool ok)> done) {
-    flush(storage::SyncList{fds, {}}, std::move(done));
+    storage::SyncList sync;
+    sync.fds = fds;
+    flush(sync, std::move(done));
   }
 
   // Counters for tests and metrics.
