@@ -645,38 +645,23 @@ OperationResult Controller::elect_leader(const TopicInfo& topic, int32_t partiti
     return {ErrorCode::kUnknownTopicOrPartition, "No such partition as " + partition_name(topic, partition)};
   const PartitionState& state = topic.partitions[partition];
   const bool preferred = type == ElectionType::kPreferred;
-  if (preferred ? (!state.replicas.empty() && state.leader == state.replicas.front()) : state.leader >= 0)
+  if (state.replicas.empty())
+    return {ErrorCode::kEligibleLeadersNotAvailable, "Eligible topic partition leaders are not available."};
+  if (preferred ? state.leader == state.replicas.front() : state.leader >= 0)
     return {ErrorCode::kElectionNotNeeded, "Leader election not needed for topic partition."};
-  // Kafka's PartitionChangeBuilder: a valid leader is an unfenced replica in the ISR.
-  auto valid = [&](int32_t r) {
-    const BrokerRegistration* b = image_.find_broker(r);
-    return r >= 0 && b && !b->fenced && std::find(state.isr.begin(), state.isr.end(), r) != state.isr.end();
-  };
   protocol::PartitionChangeRecord change;
   change.topic_id = topic.id;
   change.partition_id = partition;
   if (preferred) {
     // The preferred replica; else the leader stays if it may (no change);
-    // else any other valid replica, in replica order.
-    int32_t leader = -1;
-    if (valid(state.replicas.front())) {
-      leader = state.replicas.front();
-    } else if (!valid(state.leader)) {
-      for (int32_t r : state.replicas)
-        if (valid(r)) {
-          leader = r;
-          break;
-        }
-    }
+    // else any other that may, in replica order (Kafka's PartitionChangeBuilder).
+    int32_t leader = elect_among({state.replicas.front()}, state.isr, -1);
+    if (leader < 0) leader = elect_among(state.replicas, state.isr, state.leader);
     if (leader < 0 || leader == state.leader)
       return {ErrorCode::kPreferredLeaderNotAvailable, "The preferred leader was not available."};
     change.leader = leader;
   } else {
-    for (int32_t r : state.replicas)
-      if (valid(r)) {
-        change.leader = r;
-        break;
-      }
+    change.leader = elect_among(state.replicas, state.isr, -1);
     if (change.leader < 0) {
       // Unclean, as asked: a live replica out of sync leads alone, recovering.
       for (int32_t r : state.replicas)
