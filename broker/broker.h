@@ -18,6 +18,8 @@
 
 namespace sluice::broker {
 
+class QuorumPeer;
+
 struct Broker {
   const BrokerConfig& config;
   // What this node knows of the cluster: the image its copy of the metadata
@@ -41,15 +43,18 @@ struct Broker {
   boost::asio::any_io_executor executor;
   CpuWorker& cpu_worker;  // CPU-heavy request work (opening compressed batches)
   Metrics& metrics;       // served by the admin server (GET /metrics)
+  // This controller's part in a quorum of several voters (null otherwise).
+  QuorumPeer* quorum = nullptr;
 };
 
 // Returns once every change the controller in this process has made so far
-// is durable in the metadata log (at once on a broker-only node): an answer
-// must not report a change that a crash could still undo.
+// is committed (durable in the metadata log, and on a majority of a quorum's
+// voters): an answer must not report a change that a crash could still undo.
+// At once on a broker-only node. Throws NotActiveController.
 inline boost::asio::awaitable<void> metadata_changes_durable(const Broker& broker) {
   if (!broker.controller) co_return;
-  const controller::MetadataLog& log = broker.controller->log();
-  co_await broker.metadata_publisher->wait_until_durable(log, log.end_offset(), broker.executor);
+  co_await broker.metadata_publisher->wait_until_committed(*broker.controller, broker.controller->log().end_offset(),
+                                                           broker.executor);
 }
 
 }  // namespace sluice::broker

@@ -31,6 +31,10 @@ const std::vector<ConfigDefinition> kDefinitions = [] {
       {"broker.session.timeout.ms", ConfigType::kInt, "9000", 1, kInt32Max},
       {"controller.listener.names", ConfigType::kList, nullptr},
       {"controller.quorum.voters", ConfigType::kList, nullptr},
+      // A quorum of several controllers (KIP-595's names and defaults).
+      {"controller.quorum.election.timeout.ms", ConfigType::kInt, "1000", 1, kInt32Max},
+      {"controller.quorum.fetch.timeout.ms", ConfigType::kInt, "2000", 1, kInt32Max},
+      {"controller.quorum.request.timeout.ms", ConfigType::kInt, "2000", 1, kInt32Max},
       {"group.initial.rebalance.delay.ms", ConfigType::kInt, "3000", 0, kInt32Max},
       {"group.max.session.timeout.ms", ConfigType::kInt, "1800000", 1, kInt32Max},
       {"group.min.session.timeout.ms", ConfigType::kInt, "6000", 1, kInt32Max},
@@ -270,8 +274,9 @@ void BrokerConfig::check_roles() const {
       throw ConfigError("Invalid configuration controller.quorum.voters: required when process.roles is not broker,controller");
     return;
   }
-  if (voters.size() > 1)
-    throw ConfigError("Invalid configuration controller.quorum.voters: one voter for now (a controller quorum is not supported yet)");
+  if (voters.size() > 1 && broker && controller)
+    throw ConfigError("Invalid configuration process.roles: a quorum of several controllers runs them as processes of "
+                      "their own (process.roles=controller); combined nodes take one voter for now");
   if (controller_names.empty())
     throw ConfigError("Invalid configuration controller.listener.names: required with controller.quorum.voters");
   auto is_controller_listener = [&](const Listener& l) {

@@ -358,6 +358,13 @@ asio::awaitable<void> serve_connection(Broker& broker, asio::ip::tcp::socket soc
         co_await close_after_earlier_answers();
         co_return;
       }
+      if (role == ListenerRole::kController && broker.controller && !broker.controller->active() &&
+          !served_by_inactive_controller(api_key)) {
+        // A quorum voter that does not lead: the sender finds the leader (Kafka answers
+        // NOT_CONTROLLER; only Sluice brokers send these here, and they move on either way).
+        co_await close_after_earlier_answers();
+        co_return;
+      }
       const bool version_ok = api_version >= handler->min_version && api_version <= handler->max_version;
       if (!version_ok && api_key != kApiVersionsKey) {
         SLUICE_LOG(kWarn, "closing " << peer << ": unsupported version " << api_version << " of API " << api_key);

@@ -61,13 +61,32 @@ ControllerLink::ControllerLink(asio::any_io_executor executor, const BrokerConfi
       config_(config),
       store_(store),
       log_(store),
-      controller_(config.controller_quorum_voters().front()),
-      requests_(executor, controller_.host, controller_.port, "broker-" + std::to_string(config.node_id())),
-      fetches_(executor, controller_.host, controller_.port, "broker-" + std::to_string(config.node_id()) + "-metadata"),
+      voters_(config.controller_quorum_voters()),
+      requests_(executor, voters_.front().host, voters_.front().port, "broker-" + std::to_string(config.node_id())),
+      fetches_(executor, voters_.front().host, voters_.front().port,
+               "broker-" + std::to_string(config.node_id()) + "-metadata"),
       request_timeout_(std::chrono::milliseconds(std::max<int64_t>(config.get_long("broker.session.timeout.ms"), 1000))),
       incarnation_id_(controller::random_uuid()) {
   if (auto id = store_.get(kClusterIdKey)) cluster_id_ = *id;
   log_.replay([&](std::string_view bytes) { image_.apply(controller::decode_record(bytes)); });
+}
+
+void ControllerLink::connect_to(size_t index) {
+  current_ = index % voters_.size();
+  requests_.retarget(voters_[current_].host, voters_[current_].port);
+  fetches_.retarget(voters_[current_].host, voters_[current_].port);
+}
+
+void ControllerLink::next_controller(size_t target) {
+  if (voters_.size() > 1 && target == current_) connect_to(current_ + 1);
+}
+
+void ControllerLink::follow_leader(int32_t id) {
+  for (size_t i = 0; i < voters_.size(); ++i)
+    if (voters_[i].id == id && i != current_) {
+      SLUICE_LOG(kInfo, "following the controller quorum's leader, controller " << id);
+      connect_to(i);
+    }
 }
 
 asio::awaitable<void> ControllerLink::sleep(std::chrono::milliseconds how_long) {
@@ -91,6 +110,7 @@ asio::awaitable<void> ControllerLink::learn_cluster_id() {
       }
     } catch (const std::exception& e) {
       report("cannot reach the controller", e);
+      next_controller(current_);
     }
     co_await sleep(500ms);
   }
@@ -105,6 +125,7 @@ asio::awaitable<void> ControllerLink::register_broker() {
   request.rack = config_.value("broker.rack");
   request.previous_broker_epoch = broker_epoch_;
   while (!stopping_) {
+    const size_t target = current_;
     try {
       auto reply = co_await requests_.call<protocol::BrokerRegistrationResponse>(request, kRegistrationVersion,
                                                                                  request_timeout_);
@@ -121,8 +142,11 @@ asio::awaitable<void> ControllerLink::register_broker() {
         SLUICE_LOG(kWarn, "registration refused with error " << reply.body.error_code << " (retrying)");
     } catch (const std::exception& e) {
       report("cannot reach the controller to register", e);
+      next_controller(target);
     }
-    co_await sleep(std::chrono::milliseconds(config_.get_long("broker.heartbeat.interval.ms")));
+    // Soon when there is another voter to try: it may lead.
+    co_await sleep(voters_.size() > 1 ? std::chrono::milliseconds(100)
+                                      : std::chrono::milliseconds(config_.get_long("broker.heartbeat.interval.ms")));
   }
 }
 
@@ -136,12 +160,14 @@ asio::awaitable<void> ControllerLink::run() {
 
 asio::awaitable<void> ControllerLink::heartbeat_loop() {
   const auto interval = std::chrono::milliseconds(config_.get_long("broker.heartbeat.interval.ms"));
+  std::optional<size_t> failed_at;
   while (!stopping_) {
     protocol::BrokerHeartbeatRequest request;
     request.broker_id = config_.node_id();
     request.broker_epoch = broker_epoch_;
     request.current_metadata_offset = log_.end_offset();
     request.want_shut_down = shutting_down_;
+    const size_t target = current_;
     try {
       auto reply = co_await requests_.call<protocol::BrokerHeartbeatResponse>(request, kHeartbeatVersion,
                                                                               request_timeout_);
@@ -161,6 +187,14 @@ asio::awaitable<void> ControllerLink::heartbeat_loop() {
       }
     } catch (const std::exception& e) {
       report("heartbeat to the controller failed", e);
+      // Soon, at the next voter: the session must not lapse while the quorum elects.
+      if (voters_.size() > 1) failed_at = target;
+    }
+    if (failed_at) {
+      next_controller(*failed_at);
+      failed_at.reset();
+      co_await sleep(100ms);
+      continue;
     }
     co_await sleep(shutting_down_ ? std::chrono::milliseconds(50) : interval);
   }
@@ -182,6 +216,7 @@ asio::awaitable<void> ControllerLink::fetch_loop() {
     partition.fetch_offset = log_.end_offset();
     partition.partition_max_bytes = kMetadataFetchBytes;
     bool failed = false;
+    const size_t target = current_;
     try {
       auto reply = co_await fetches_.call<protocol::FetchResponse>(
           request, kFetchVersion, request_timeout_ + std::chrono::milliseconds(max_wait_ms));
@@ -209,6 +244,15 @@ asio::awaitable<void> ControllerLink::fetch_loop() {
         install_snapshot(data.snapshot_id.end_offset, records);
         continue;
       }
+      if (data.error_code == static_cast<int16_t>(ErrorCode::kNotLeaderOrFollower)) {
+        // A voter that does not lead: it names the leader if it knows one.
+        if (data.current_leader.leader_id >= 0)
+          follow_leader(data.current_leader.leader_id);
+        else
+          next_controller(target);
+        co_await sleep(100ms);
+        continue;
+      }
       if (data.error_code != 0) {
         SLUICE_LOG(kWarn, "metadata fetch failed with error " << data.error_code);
         co_await sleep(1s);
@@ -227,9 +271,10 @@ asio::awaitable<void> ControllerLink::fetch_loop() {
         std::exchange(on_caught_up_, nullptr)();
     } catch (const std::exception& e) {
       report("fetching the metadata log failed", e);
+      next_controller(target);
       failed = true;
     }
-    if (failed) co_await sleep(500ms);
+    if (failed) co_await sleep(voters_.size() > 1 ? 100ms : 500ms);
   }
 }
 
@@ -248,7 +293,7 @@ void ControllerLink::apply_records(const std::vector<std::string>& records) {
   if (log_.bytes_since_snapshot() >= static_cast<uint64_t>(config_.get_long("metadata.log.max.record.bytes.between.snapshots"))) {
     std::vector<std::string> snapshot;
     for (const auto& r : image_.to_records()) snapshot.push_back(controller::encode_record(r));
-    log_.write_snapshot(snapshot);
+    log_.write_snapshot(log_.end_offset(), snapshot);
   }
   touched.publish(image_, listeners_);
   for (auto* l : listeners_) l->on_committed(log_.end_offset());

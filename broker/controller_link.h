@@ -7,11 +7,14 @@
 //
 // Two connections to the controller: the metadata fetch waits up to
 // replica.fetch.wait.max.ms for new records, and heartbeats must not queue
-// behind it.
+// behind it. With a quorum of several controllers both go to the one that
+// leads: a voter that does not lead answers the fetch with the leader it
+// knows (or closes the connection), and a failure moves on to the next voter.
 //
 // Single-threaded: runs on the broker's network thread.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <cstdint>
@@ -75,9 +78,25 @@ class ControllerLink {
   // A request for the controller (forwarded admin requests, producer-id
   // blocks), answered at the same version. Throws boost::system::system_error
   // when the controller cannot be reached in time.
+  // With a quorum of several controllers a failed call is tried again at
+  // the next voter until one leads (a voter that does not lead closes the
+  // connection without acting on it), for up to 10 s or the request timeout.
   template <typename Response, typename Request>
   boost::asio::awaitable<Reply<Response>> call(const Request& request, int16_t version) {
-    co_return co_await requests_.call<Response>(request, version, request_timeout_);
+    const auto deadline = std::chrono::steady_clock::now() + std::max<std::chrono::milliseconds>(request_timeout_, std::chrono::seconds(10));
+    for (;;) {
+      const size_t target = current_;
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      bool retry = false;
+      try {
+        co_return co_await requests_.call<Response>(request, version, std::min(left, request_timeout_));
+      } catch (const std::exception&) {
+        next_controller(target);
+        if (voters_.size() == 1 || std::chrono::steady_clock::now() + std::chrono::milliseconds(100) >= deadline) throw;
+        retry = true;
+      }
+      if (retry) co_await sleep(std::chrono::milliseconds(100));
+    }
   }
   // A block of producer ids (AllocateProducerIds): its first id.
   boost::asio::awaitable<int64_t> allocate_producer_ids(int32_t count);
@@ -91,6 +110,12 @@ class ControllerLink {
   void apply_records(const std::vector<std::string>& records);
   void install_snapshot(int64_t offset, const std::vector<std::string>& records);
   boost::asio::awaitable<void> sleep(std::chrono::milliseconds how_long);
+  // The controller at `target` failed us: try the next voter (unless another
+  // failure already moved on). With one voter, nothing changes.
+  void next_controller(size_t target);
+  // The leader a voter named: go there.
+  void follow_leader(int32_t id);
+  void connect_to(size_t index);
 
   boost::asio::any_io_executor executor_;
   const BrokerConfig& config_;
@@ -99,7 +124,8 @@ class ControllerLink {
   controller::MetadataImage image_;
   std::string cluster_id_;
   std::vector<controller::MetadataListener*> listeners_;
-  Voter controller_;  // the one voter for now (checked at start-up)
+  std::vector<Voter> voters_;  // controller.quorum.voters
+  size_t current_ = 0;         // the one both connections go to
   OutboundConnection requests_;  // registration, heartbeats, forwarded requests
   OutboundConnection fetches_;   // the metadata long poll
   std::chrono::milliseconds request_timeout_;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <stdexcept>
 #include <chrono>
 #include <vector>
 
@@ -14,6 +15,13 @@
 #include "controller/controller.h"
 
 namespace sluice::broker {
+
+// A controller that lost the quorum's leadership while an answer waited for
+// its changes: they may be dropped, so the request is not answered (the
+// connection closes, and the broker that sent it asks the new leader).
+struct NotActiveController : std::runtime_error {
+  NotActiveController() : std::runtime_error("this controller lost the quorum's leadership") {}
+};
 
 class MetadataPublisher : public controller::MetadataListener {
  public:
@@ -29,15 +37,22 @@ class MetadataPublisher : public controller::MetadataListener {
   void wait_for_commit(AsyncEvent* event) { waiters_.push_back(event); }
   void stop_waiting(AsyncEvent* event) { std::erase(waiters_, event); }
 
-  // Returns once `log` is durable up to `offset`.
-  boost::asio::awaitable<void> wait_until_durable(const controller::MetadataLog& log, int64_t offset,
-                                                  const boost::asio::any_io_executor& executor) {
-    while (log.durable_end_offset() < offset) {
+  // Returns once `controller` has committed everything below `offset`;
+  // throws NotActiveController (broker.h) if it stops leading first.
+  boost::asio::awaitable<void> wait_until_committed(const controller::Controller& controller, int64_t offset,
+                                                    const boost::asio::any_io_executor& executor) {
+    const int32_t epoch = controller.quorum_epoch();
+    while (controller.committed_offset() < offset) {
+      if (!controller.active() || controller.quorum_epoch() != epoch) throw NotActiveController();
       AsyncEvent committed(executor);
       wait_for_commit(&committed);
-      co_await committed.wait_until(std::chrono::steady_clock::now() + std::chrono::seconds(1));
+      co_await committed.wait_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
       stop_waiting(&committed);
     }
+  }
+  // Wakes every waiter (new records durable: voters fetching wait for them).
+  void wake_all() {
+    for (AsyncEvent* waiter : std::exchange(waiters_, {})) waiter->set();
   }
 
  private:

@@ -272,6 +272,13 @@ void OutboundConnection::close() {
   link_.reset();
 }
 
+void OutboundConnection::retarget(std::string host, uint16_t port) {
+  if (host == host_ && port == port_) return;
+  close();
+  host_ = std::move(host);
+  port_ = port;
+}
+
 bool OutboundConnection::connected() const { return link_ && link_->open; }
 
 void OutboundConnection::check_version(int16_t api_key, int16_t version, int16_t min_version, int16_t max_version) {

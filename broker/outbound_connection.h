@@ -86,6 +86,9 @@ class OutboundConnection {
   // Closes the connection; calls in flight fail with operation_aborted. A
   // later call() connects again.
   void close();
+  // From now on connects to host:port (closing the connection to the old
+  // address, as close() does): a broker following its controller quorum's leader.
+  void retarget(std::string host, uint16_t port);
   // Connected and usable (not while connecting, not after a failure).
   bool connected() const;
 

@@ -69,7 +69,7 @@ class ProducerIdManager {
     if (controller_) {
       const int64_t first = controller_->allocate_producer_ids(kBlockSize);
       const auto executor = co_await boost::asio::this_coro::executor;
-      co_await publisher_->wait_until_durable(controller_->log(), controller_->log().end_offset(), executor);
+      co_await publisher_->wait_until_committed(*controller_, controller_->log().end_offset(), executor);
       co_return first;
     }
     co_return co_await link_->allocate_producer_ids(kBlockSize);

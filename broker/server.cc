@@ -24,6 +24,8 @@
 #include "broker/connection.h"
 #include "broker/connection_registry.h"
 #include "broker/controller_link.h"
+#include "broker/quorum_peer.h"
+#include "protocol/crc32c.h"
 #include "broker/isr_maintenance.h"
 #include "broker/replica_fetcher.h"
 #include "broker/log.h"
@@ -201,11 +203,28 @@ asio::awaitable<void> watch_broker_sessions(controller::Controller& controller, 
     timer.expires_after(std::chrono::milliseconds(step_ms));
     co_await timer.async_wait(asio::use_awaitable);
     const int64_t now = steady_now_ms();
+    if (!controller.active()) continue;  // a quorum voter that does not lead: the leader watches
     if (local_broker_epoch)
       controller.heartbeat(config.node_id(), *local_broker_epoch, controller.log().durable_end_offset(), false, false, now);
     for (int32_t id : controller.fence_expired_brokers(now))
       SLUICE_LOG(kWarn, "fenced broker " << id << ": no heartbeat for broker.session.timeout.ms");
   }
+}
+
+// A quorum's cluster id, the same on every voter without asking another:
+// derived from controller.quorum.voters (a random one would differ from voter
+// to voter on a first start). Kafka has its operators pass one to
+// kafka-storage.sh format on every node instead.
+std::string quorum_cluster_id(const BrokerConfig& config) {
+  const std::string voters = config.get_string("controller.quorum.voters");
+  protocol::Uuid id;
+  for (uint32_t word = 0; word < 4; ++word) {
+    const uint32_t crc = protocol::crc32c(std::to_string(word) + "/" + voters);
+    for (int b = 0; b < 4; ++b) id.bytes[word * 4 + b] = static_cast<uint8_t>(crc >> (8 * b));
+  }
+  id.bytes[6] = (id.bytes[6] & 0x0f) | 0x40;  // shaped as a version-4 UUID, as Kafka's are
+  id.bytes[8] = (id.bytes[8] & 0x3f) | 0x80;
+  return controller::base64url(id);
 }
 
 // auto.leader.rebalance.enable: every leader.imbalance.check.interval.seconds
@@ -218,6 +237,7 @@ asio::awaitable<void> rebalance_leaders_periodically(controller::Controller& con
   for (;;) {
     timer.expires_after(interval);
     co_await timer.async_wait(asio::use_awaitable);
+    if (!controller.active()) continue;
     if (int moved = controller.rebalance_leaders(percent); moved > 0)
       SLUICE_LOG(kInfo, "leader rebalance: " << moved << " partition(s) back to their preferred leader");
   }
@@ -300,6 +320,7 @@ int run_server(const BrokerConfig& config) {
   // with the controller role, its copy of the controller's log on a
   // broker-only node.
   std::unique_ptr<controller::Controller> controller;
+  std::unique_ptr<QuorumPeer> quorum;  // with several voters
   std::unique_ptr<ControllerLink> link;
   MetadataPublisher metadata_publisher;
   std::optional<int64_t> local_broker_epoch;
@@ -309,6 +330,10 @@ int run_server(const BrokerConfig& config) {
         static_cast<int16_t>(config.get_int("default.replication.factor")),
         static_cast<uint64_t>(config.get_long("metadata.log.max.record.bytes.between.snapshots")),
         config.get_long("broker.session.timeout.ms"), config.get_bool("unclean.leader.election.enable")};
+    if (config.controller_quorum_voters().size() > 1) {
+      controller_options.quorum = true;
+      controller_options.new_cluster_id = quorum_cluster_id(config);
+    }
     controller = std::make_unique<controller::Controller>(*store, controller_options);
     controller->add_listener(&metadata_publisher);
     // This node's broker registers with its controller under a new
@@ -330,6 +355,14 @@ int run_server(const BrokerConfig& config) {
     // Set up: from now on the network thread does not wait for the metadata log's disk.
     controller->write_in_background(write_in_background,
                                     [](const std::string& what) { SLUICE_LOG(kError, what); });
+    if (controller_options.quorum) {
+      quorum = std::make_unique<QuorumPeer>(io.get_executor(), config, *controller, *store, state_writer);
+      // Voters waiting for records are woken as they become durable; the high watermark may move.
+      controller->on_durable([&metadata_publisher, peer = quorum.get()](int64_t) {
+        metadata_publisher.wake_all();
+        peer->on_log_durable();
+      });
+    }
   } else {
     link = std::make_unique<ControllerLink>(io.get_executor(), config, *store);
     link->write_in_background(write_in_background);
@@ -501,6 +534,8 @@ int run_server(const BrokerConfig& config) {
       for (auto& [acceptor, role] : acceptors)
         if (role == ListenerRole::kBroker) start_accepting(*acceptor, role);
     });
+  broker.quorum = quorum.get();
+  if (quorum) asio::co_spawn(io, quorum->run(), asio::detached);
   if (controller && !config.standalone())
     asio::co_spawn(io, watch_broker_sessions(*controller, config, local_broker_epoch), asio::detached);
   if (controller && !config.standalone() && config.get_bool("auto.leader.rebalance.enable"))
@@ -538,6 +573,11 @@ int run_server(const BrokerConfig& config) {
           if (link) {
             co_await link->shut_down(std::chrono::seconds(5));
             link->stop();
+          }
+          // A quorum leader hands over at once (EndQuorumEpoch).
+          if (quorum) {
+            co_await quorum->resign_for_shutdown();
+            quorum->stop();
           }
           fetchers.stop();
           for (auto& [acceptor, role] : acceptors) acceptor->close();

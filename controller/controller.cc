@@ -86,25 +86,94 @@ Controller::Controller(storage::StateStore& store, Options options)
   if (auto id = store_.get(kClusterIdKey)) {
     cluster_id_ = *id;
   } else {
-    cluster_id_ = base64url(random_uuid());
+    cluster_id_ = options_.new_cluster_id.empty() ? base64url(random_uuid()) : options_.new_cluster_id;
     store_.put(kClusterIdKey, cluster_id_);
+  }
+  if (options_.quorum) {
+    // A voter of a quorum starts as a follower that knows only its snapshot
+    // to be committed: the leader's high watermark tells it the rest.
+    active_ = false;
+    int64_t snapshot_offset = 0;
+    for (const auto& r : log_.snapshot_records(&snapshot_offset)) committed_.apply(decode_record(r));
+    applied_ = snapshot_offset;
+    image_ = committed_;
+    return;
   }
   // One voter elects itself at every start, in the next epoch (KRaft's rule):
   // the epoch tells this leadership from the ones before it.
   int64_t epoch = 0;
   if (auto stored = store_.get(kQuorumEpochKey)) epoch = std::strtoll(stored->c_str(), nullptr, 10);
-  quorum_epoch_ = static_cast<int32_t>(std::clamp<int64_t>(epoch + 1, 1, INT32_MAX));
+  quorum_epoch_ = static_cast<int32_t>(std::clamp<int64_t>(std::max<int64_t>(epoch, log_.last_epoch()) + 1, 1, INT32_MAX));
   store_.put(kQuorumEpochKey, std::to_string(quorum_epoch_));
   if (log_.empty()) migrate_legacy_state();
   log_.replay([&](std::string_view bytes) { image_.apply(decode_record(bytes)); });
   committed_ = image_;
+  applied_ = high_watermark_ = log_.end_offset();
+}
+
+void Controller::become_leader(int32_t epoch) {
+  if (log_.durable_end_offset() != log_.end_offset())
+    throw std::logic_error("a controller becomes leader with its whole log durable");
+  active_ = true;
+  quorum_epoch_ = epoch;
+  // The records past the high watermark, from earlier epochs, stand (Raft's
+  // leader completeness): validated against, and published once committed,
+  // which the first record of this epoch makes them.
+  image_ = committed_;
+  unpublished_.clear();
+  log_.read(applied_, [&](int64_t offset, std::string_view bytes) {
+    MetadataRecord record = decode_record(bytes);
+    image_.apply(record);
+    unpublished_.push_back({offset, std::move(record)});
+    return true;
+  });
+  commit({protocol::NoOpRecord{}});
+}
+
+void Controller::resign() {
+  // What was appended and not committed may be lost: forget it.
+  active_ = false;
+  image_ = committed_;
+  unpublished_.clear();
+}
+
+void Controller::set_high_watermark(int64_t high_watermark) {
+  if (high_watermark <= high_watermark_) return;
+  high_watermark_ = high_watermark;
+  publish(log_.durable_end_offset());
+}
+
+void Controller::append_replicated(const std::vector<std::string>& records, int32_t epoch) {
+  if (active_) throw std::logic_error("the active controller appends only its own records");
+  log_.append(records, {}, epoch);
+}
+
+void Controller::truncate_replicated(int64_t offset) {
+  if (offset < applied_)
+    throw std::runtime_error("the metadata log would lose committed records: truncation to " + std::to_string(offset) +
+                             " below " + std::to_string(applied_));
+  log_.truncate_to(offset);
+}
+
+void Controller::install_replicated_snapshot(int64_t offset, int32_t epoch, const std::vector<std::string>& records) {
+  MetadataImage fresh;
+  for (const auto& r : records) fresh.apply(decode_record(r));
+  log_.install_snapshot(offset, records, epoch);
+  const MetadataImage before = std::move(committed_);
+  committed_ = std::move(fresh);
+  image_ = committed_;
+  applied_ = offset;
+  high_watermark_ = std::max(high_watermark_, offset);
+  records_applied_ += records.size();
+  publish_delta(before, committed_, listeners_);
+  for (auto* l : listeners_) l->on_committed(applied_);
 }
 
 void Controller::note_observer_fetch(int32_t id, int64_t fetch_offset, int64_t wall_now_ms) {
   ObserverState& o = observers_[id];
   o.log_end_offset = fetch_offset;
   o.last_fetch_ms = wall_now_ms;
-  if (fetch_offset >= log_.durable_end_offset()) o.last_caught_up_ms = wall_now_ms;
+  if (fetch_offset >= applied_) o.last_caught_up_ms = wall_now_ms;
 }
 
 void Controller::migrate_legacy_state() {
@@ -172,11 +241,13 @@ const char* Controller::event_name(Event event) {
 }
 
 OperationResult Controller::commit(const std::vector<MetadataRecord>& records) {
+  if (!active_) return {ErrorCode::kNotController, "This node is not the active controller"};
   std::vector<std::string> encoded;
   encoded.reserve(records.size());
   for (const auto& r : records) encoded.push_back(encode_record(r));
+  int64_t offset = 0;
   try {
-    log_.append(encoded);
+    offset = log_.append(encoded, {}, quorum_epoch_);
   } catch (const std::exception& e) {
     return {ErrorCode::kKafkaStorageError, std::string("Could not write the metadata log: ") + e.what()};
   }
@@ -184,17 +255,7 @@ OperationResult Controller::commit(const std::vector<MetadataRecord>& records) {
     image_.apply(r);
     if (const auto* change = std::get_if<protocol::PartitionChangeRecord>(&r); change && change->leader >= 0)
       note(Event::kElectLeader);
-  }
-  records_applied_ += records.size();
-  unpublished_.push_back({log_.end_offset(), records});
-  if (log_.bytes_since_snapshot() >= options_.snapshot_after_bytes) {
-    std::vector<std::string> image;
-    for (const auto& r : image_.to_records()) image.push_back(encode_record(r));
-    try {
-      log_.write_snapshot(image);
-    } catch (const std::exception&) {
-      // The log still holds everything; the next commit tries again.
-    }
+    unpublished_.push_back({offset++, r});
   }
   // Written in place: durable now. Otherwise when the writer says so.
   if (log_.durable_end_offset() == log_.end_offset()) publish(log_.end_offset());
@@ -204,20 +265,37 @@ OperationResult Controller::commit(const std::vector<MetadataRecord>& records) {
 void Controller::write_in_background(MetadataLog::Committer committer,
                                      std::function<void(const std::string&)> report) {
   report_ = std::move(report);
-  log_.write_in_background(std::move(committer), [this](int64_t durable_end) { publish(durable_end); });
+  log_.write_in_background(std::move(committer), [this](int64_t durable_end) {
+    if (on_durable_) on_durable_(durable_end);
+    publish(durable_end);
+  });
 }
 
 void Controller::publish(int64_t durable_end) {
-  if (unpublished_.empty() || unpublished_.front().end_offset > durable_end) return;
+  // A single controller commits what is durable; a quorum's leader what a
+  // majority of voters has (the high watermark).
+  if (!options_.quorum) high_watermark_ = std::max(high_watermark_, durable_end);
+  const int64_t up_to = std::min(durable_end, high_watermark_);
+  if (up_to <= applied_) return;
   // Only the topics the records touch are kept as they were (not the whole image).
   TouchedTopics touched;
-  while (!unpublished_.empty() && unpublished_.front().end_offset <= durable_end) {
-    for (const auto& r : unpublished_.front().records) {
-      touched.note(committed_, r);
-      committed_.apply(r);
+  auto apply = [&](const MetadataRecord& r) {
+    touched.note(committed_, r);
+    committed_.apply(r);
+    ++records_applied_;
+  };
+  if (active_) {
+    while (!unpublished_.empty() && unpublished_.front().first < up_to) {
+      apply(unpublished_.front().second);
+      unpublished_.pop_front();
     }
-    unpublished_.pop_front();
+  } else {
+    log_.read(applied_, [&](int64_t, std::string_view bytes) {
+      apply(decode_record(bytes));
+      return true;
+    }, up_to);
   }
+  applied_ = up_to;
   if (!report_) {  // in place: the operation's caller sees what a listener throws
     touched.publish(committed_, listeners_);
   } else {
@@ -229,7 +307,18 @@ void Controller::publish(int64_t durable_end) {
       }
     }
   }
-  for (auto* l : listeners_) l->on_committed(durable_end);
+  for (auto* l : listeners_) l->on_committed(applied_);
+  // The snapshot is of what is committed, so that it never holds a record a
+  // new quorum leader could still drop.
+  if (log_.bytes_since_snapshot() >= options_.snapshot_after_bytes) {
+    std::vector<std::string> image;
+    for (const auto& r : committed_.to_records()) image.push_back(encode_record(r));
+    try {
+      log_.write_snapshot(applied_, image);
+    } catch (const std::exception&) {
+      // The log still holds everything; the next commit tries again.
+    }
+  }
 }
 
 OperationResult Controller::register_broker(int32_t id, const protocol::Uuid& incarnation_id,

@@ -88,6 +88,11 @@ class Controller {
     int64_t session_timeout_ms = 9000;
     // unclean.leader.election.enable, the broker default a topic's config overrides.
     bool unclean_leader_election = false;
+    // One of several voters (controller.quorum.voters): it starts as a
+    // follower and acts only once the quorum makes it leader (become_leader).
+    bool quorum = false;
+    // The cluster id to take when the store has none (empty: a random one).
+    std::string new_cluster_id = {};
   };
 
   // What a broker's heartbeat gets back (Kafka's BrokerHeartbeatResponse).
@@ -114,9 +119,41 @@ class Controller {
   const MetadataImage& committed_image() const { return committed_; }
   const MetadataLog& log() const { return log_; }
 
-  // The quorum (DescribeQuorum). One voter for now: this controller leads,
-  // in an epoch that grows with every start (kept under "quorum/epoch").
+  // The quorum (DescribeQuorum). A single voter leads in an epoch that grows
+  // with every start (kept under "quorum/epoch"); a voter of several leads
+  // when the quorum elects it (broker/quorum_peer.h), in the epoch it won.
   int32_t quorum_epoch() const { return quorum_epoch_; }
+  // Whether this controller takes operations: always when it is the only
+  // voter; a quorum's leader between become_leader() and resign(). Others
+  // refuse every operation with NOT_CONTROLLER.
+  bool active() const { return active_; }
+  // The offset up to which records are committed and applied to
+  // committed_image() and told to the listeners.
+  int64_t committed_offset() const { return applied_; }
+  int64_t high_watermark() const { return high_watermark_; }
+
+  // The quorum's side (broker/quorum_peer.h). A voter elected leader in
+  // `epoch`, its log durable to its end: the records past the high watermark
+  // stand, and a NoOpRecord of the new epoch commits them with itself.
+  void become_leader(int32_t epoch);
+  // A follower learning the quorum's epoch (DescribeQuorum, NOT_CONTROLLER hints).
+  void set_quorum_epoch(int32_t epoch) {
+    if (!active_) quorum_epoch_ = epoch;
+  }
+  // Leadership lost: what was appended past the high watermark may be
+  // dropped by the next leader, so the image falls back to the committed one.
+  void resign();
+  // The quorum's high watermark: records below it are committed once durable here.
+  void set_high_watermark(int64_t high_watermark);
+  // A follower's copy of the leader's log: records appended in `epoch`,
+  // truncation where it diverged (never below what is committed), and the
+  // leader's snapshot when its log no longer holds what the follower needs.
+  void append_replicated(const std::vector<std::string>& records, int32_t epoch);
+  void truncate_replicated(int64_t offset);
+  void install_replicated_snapshot(int64_t offset, int32_t epoch, const std::vector<std::string>& records);
+  // Called as the log's writes become durable (the quorum leader wakes the
+  // voters waiting for records, the quorum's high watermark may move).
+  void on_durable(std::function<void(int64_t durable_end)> callback) { on_durable_ = std::move(callback); }
   // A broker following the metadata log (an observer, in KRaft's words): what
   // it last fetched from, and when it last had everything (wall-clock ms).
   struct ObserverState {
@@ -303,7 +340,7 @@ class Controller {
   // Appends the records in one transaction and applies them; snapshots when
   // enough has been written since the last one. Published once durable.
   OperationResult commit(const std::vector<MetadataRecord>& records);
-  // Applies what is durable up to `durable_end` to committed_ and tells the listeners.
+  // Applies what is committed (durable, and below the high watermark) to committed_ and tells the listeners.
   void publish(int64_t durable_end);
   void migrate_legacy_state();
   // Whether a partition of `topic` left with no live in-sync replica may
@@ -335,12 +372,12 @@ class Controller {
   MetadataLog log_;
   MetadataImage image_;
   MetadataImage committed_;
-  // Records appended and not yet durable, by the log end after them.
-  struct Unpublished {
-    int64_t end_offset;
-    std::vector<MetadataRecord> records;
-  };
-  std::deque<Unpublished> unpublished_;
+  // Records appended and not yet committed, with their offsets.
+  std::deque<std::pair<int64_t, MetadataRecord>> unpublished_;
+  bool active_ = true;
+  int64_t applied_ = 0;         // committed_ is the image here
+  int64_t high_watermark_ = 0;  // a quorum's; a single voter's is its durable end
+  std::function<void(int64_t)> on_durable_;
   std::function<void(const std::string&)> report_;  // listener failures, once writing in the background
   std::vector<MetadataListener*> listeners_;
   // Soft state, not in the log: when each broker was last heard from.

@@ -1,6 +1,8 @@
 #include "controller/metadata_log.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <iterator>
 #include <stdexcept>
 
 #include "protocol/wire.h"
@@ -10,6 +12,7 @@ namespace {
 
 constexpr std::string_view kRecordPrefix = "metadata/log/";
 constexpr std::string_view kSnapshotKey = "metadata/snapshot";
+constexpr std::string_view kEpochsKey = "metadata/epochs";
 
 // Sixteen hex digits keep LMDB's byte order the offset order.
 std::string record_key(int64_t offset) {
@@ -37,6 +40,14 @@ std::string encode_snapshot(int64_t offset, const std::vector<std::string>& reco
 }  // namespace
 
 MetadataLog::MetadataLog(storage::StateStore& store) : store_(store) {
+  if (auto table = store_.get(kEpochsKey)) {
+    protocol::Reader r(*table);
+    const int32_t count = r.read_array_length(12);
+    for (int32_t i = 0; i < count; ++i) {
+      const int32_t epoch = r.read_int32();
+      epochs_[epoch] = r.read_int64();
+    }
+  }
   if (auto snapshot = store_.get(kSnapshotKey)) {
     protocol::Reader r(*snapshot);
     snapshot_offset_ = r.read_int64();
@@ -75,8 +86,69 @@ void MetadataLog::write(std::vector<storage::StateStore::Change> changes) {
   });
 }
 
-int64_t MetadataLog::append(const std::vector<std::string>& records, const std::vector<storage::StateStore::Change>& also) {
+storage::StateStore::Change MetadataLog::epochs_change() const {
+  protocol::Writer w;
+  w.write_int32(static_cast<int32_t>(epochs_.size()));
+  for (const auto& [epoch, start] : epochs_) {
+    w.write_int32(epoch);
+    w.write_int64(start);
+  }
+  return {std::string(kEpochsKey), std::move(w.buffer())};
+}
+
+int32_t MetadataLog::last_epoch() const { return epochs_.empty() ? 0 : epochs_.rbegin()->first; }
+
+int32_t MetadataLog::epoch_of(int64_t offset) const {
+  int32_t found = 0;
+  for (const auto& [epoch, start] : epochs_) {
+    if (start > offset) break;
+    found = epoch;
+  }
+  return found;
+}
+
+std::pair<int32_t, int64_t> MetadataLog::end_offset_for_epoch(int32_t epoch) const {
+  auto after = epochs_.upper_bound(epoch);
+  if (after == epochs_.begin()) return {-1, -1};
+  const int32_t found = std::prev(after)->first;
+  return {found, after == epochs_.end() ? end_offset_ : after->second};
+}
+
+void MetadataLog::truncate_to(int64_t offset) {
+  if (offset < snapshot_offset_ || offset > end_offset_)
+    throw std::invalid_argument("metadata log truncation to " + std::to_string(offset) + " outside [" +
+                                std::to_string(snapshot_offset_) + ", " + std::to_string(end_offset_) + "]");
+  if (offset == end_offset_) return;
+  std::vector<storage::StateStore::Change> changes;
+  for (int64_t o = offset; o < end_offset_; ++o) changes.push_back({record_key(o), std::nullopt});
+  const auto old_epochs = epochs_;
+  const int64_t old_end = end_offset_;
+  // An epoch that starts at or after the new end has no record left; the
+  // snapshot's epoch (start <= its offset) always stays.
+  std::erase_if(epochs_, [&](const auto& e) { return e.second >= offset && e.second > snapshot_offset_; });
+  changes.push_back(epochs_change());
+  end_offset_ = offset;
+  durable_end_offset_ = std::min(durable_end_offset_, offset);
+  try {
+    write(std::move(changes));
+  } catch (...) {
+    epochs_ = old_epochs;
+    end_offset_ = old_end;
+    throw;
+  }
+}
+
+int64_t MetadataLog::append(const std::vector<std::string>& records, const std::vector<storage::StateStore::Change>& also,
+                            int32_t epoch) {
   std::vector<storage::StateStore::Change> changes = also;
+  if (epoch >= 0 && epoch < last_epoch())
+    throw std::invalid_argument("metadata records of epoch " + std::to_string(epoch) + " after epoch " +
+                                std::to_string(last_epoch()));
+  const bool new_epoch = epoch >= 0 && (epochs_.empty() || epoch > last_epoch()) && !records.empty();
+  if (new_epoch) {
+    epochs_[epoch] = end_offset_;
+    changes.push_back(epochs_change());
+  }
   uint64_t bytes = 0;
   for (size_t i = 0; i < records.size(); ++i) {
     changes.push_back({record_key(end_offset_ + static_cast<int64_t>(i)), records[i]});
@@ -88,6 +160,7 @@ int64_t MetadataLog::append(const std::vector<std::string>& records, const std::
     write(std::move(changes));
   } catch (...) {
     end_offset_ = first;
+    if (new_epoch) epochs_.erase(epoch);
     throw;
   }
   bytes_since_snapshot_ += bytes;
@@ -124,41 +197,50 @@ void MetadataLog::erase_records(std::vector<storage::StateStore::Change>& change
     changes.push_back({record_key(offset), std::nullopt});
 }
 
-void MetadataLog::install_snapshot(int64_t offset, const std::vector<std::string>& image_records) {
+void MetadataLog::install_snapshot(int64_t offset, const std::vector<std::string>& image_records, int32_t epoch) {
   std::vector<storage::StateStore::Change> changes;
   changes.push_back({std::string(kSnapshotKey), encode_snapshot(offset, image_records)});
   erase_records(changes);
   const int64_t old_snapshot = snapshot_offset_, old_end = end_offset_;
+  const auto old_epochs = epochs_;
+  // What came before the snapshot is all of its epoch, as far as this copy knows.
+  epochs_.clear();
+  if (offset > 0) epochs_[epoch] = 0;
+  changes.push_back(epochs_change());
   snapshot_offset_ = end_offset_ = offset;
+  durable_end_offset_ = std::min(durable_end_offset_, offset);
   try {
     write(std::move(changes));
   } catch (...) {
     snapshot_offset_ = old_snapshot;
     end_offset_ = old_end;
+    epochs_ = old_epochs;
     throw;
   }
   bytes_since_snapshot_ = 0;
 }
 
-void MetadataLog::read(int64_t from, const std::function<bool(int64_t offset, std::string_view record)>& visit) const {
+void MetadataLog::read(int64_t from, const std::function<bool(int64_t offset, std::string_view record)>& visit,
+                       int64_t up_to) const {
   if (from < durable_snapshot_offset_) throw std::invalid_argument("metadata log read below its snapshot");
   int64_t next = from;
   store_.scan(kRecordPrefix, record_key(from), [&](std::string_view key, std::string_view value) {
     // Only what is durable, and only without a hole (a snapshot being
     // written may have erased records a reader has not been told about yet).
     const int64_t offset = offset_of(key);
-    if (offset != next || offset >= durable_end_offset_) return false;
+    if (offset != next || offset >= durable_end_offset_ || offset >= up_to) return false;
     ++next;
     return visit(offset, value);
   });
 }
 
-void MetadataLog::write_snapshot(const std::vector<std::string>& image_records) {
+void MetadataLog::write_snapshot(int64_t offset, const std::vector<std::string>& image_records) {
+  if (offset < snapshot_offset_ || offset > end_offset_) throw std::invalid_argument("metadata snapshot outside the log");
   std::vector<storage::StateStore::Change> changes;
-  changes.push_back({std::string(kSnapshotKey), encode_snapshot(end_offset_, image_records)});
-  erase_records(changes);
+  changes.push_back({std::string(kSnapshotKey), encode_snapshot(offset, image_records)});
+  for (int64_t o = snapshot_offset_; o < offset; ++o) changes.push_back({record_key(o), std::nullopt});
   const int64_t old_snapshot = snapshot_offset_;
-  snapshot_offset_ = end_offset_;
+  snapshot_offset_ = offset;
   try {
     write(std::move(changes));
   } catch (...) {

@@ -9,19 +9,23 @@
 // Writes are made in place (durable when append() returns) until
 // write_in_background() hands them to a writer thread: then the log's end
 // runs ahead of what is durable, and readers (brokers fetching the log) see
-// only the durable part. One voter for now: the quorum issue replicates this
-// same sequence, and nothing above this class may assume there is one
-// controller. The keys are described in FORMATS.md.
+// only the durable part. Every record belongs to a leader epoch (the quorum's
+// epoch of the controller that appended it): a table of where each epoch
+// starts lets a controller quorum find where a follower's copy diverges from
+// its leader's and truncate it (KRaft's rule, controller/README.md). The keys
+// are described in FORMATS.md.
 //
 // Not thread-safe: the writer's completions come back on the owner's thread.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "storage/state_store.h"
@@ -56,34 +60,50 @@ class MetadataLog {
   int64_t snapshot_offset() const { return snapshot_offset_; }
   // The snapshot on disk (what snapshot_records() returns) ends here.
   int64_t durable_snapshot_offset() const { return durable_snapshot_offset_; }
+  // The epoch of the last record (of the snapshot's last one when no record
+  // follows it); 0 for an empty log.
+  int32_t last_epoch() const;
+  // The epoch of the record at `offset` (0 when no epoch is known for it).
+  int32_t epoch_of(int64_t offset) const;
+  // Kafka's OffsetForLeaderEpoch on this log: the largest epoch <= `epoch`
+  // that has records, and the offset after its last record (the next epoch's
+  // start, or the log end). {-1, -1} when no epoch <= `epoch` is known.
+  std::pair<int32_t, int64_t> end_offset_for_epoch(int32_t epoch) const;
   // Bytes of records appended since the last snapshot.
   uint64_t bytes_since_snapshot() const { return bytes_since_snapshot_; }
   bool empty() const { return end_offset_ == 0; }
 
   // Appends `records` (framed metadata records) in one durable transaction,
-  // together with `also` (other state that must change with them). Returns
-  // the first record's offset. Throws std::runtime_error when the store
-  // fails; nothing is appended then.
-  int64_t append(const std::vector<std::string>& records, const std::vector<storage::StateStore::Change>& also = {});
+  // together with `also` (other state that must change with them), in leader
+  // epoch `epoch` (-1: the last record's; never below it). Returns the first
+  // record's offset. Throws std::runtime_error when the store fails; nothing
+  // is appended then.
+  int64_t append(const std::vector<std::string>& records, const std::vector<storage::StateStore::Change>& also = {},
+                 int32_t epoch = -1);
+  // A follower's copy diverged from its leader's: drops the records from
+  // `offset` (>= snapshot_offset()) on, and the epochs that start there.
+  void truncate_to(int64_t offset);
 
   // The snapshot's records (empty when there is none), then every record from
   // the snapshot offset on, in order: what rebuilds the image.
   void replay(const std::function<void(std::string_view record)>& visit) const;
   // Durable records at offsets >= `from` (which must be >= snapshot_offset()),
   // in order, until visit returns false.
-  void read(int64_t from, const std::function<bool(int64_t offset, std::string_view record)>& visit) const;
+  // `up_to` bounds them further (a reader that may see only what a quorum holds).
+  void read(int64_t from, const std::function<bool(int64_t offset, std::string_view record)>& visit,
+            int64_t up_to = INT64_MAX) const;
 
-  // Makes `image_records` the snapshot at end_offset() and drops the records
-  // below it, in one transaction.
-  void write_snapshot(const std::vector<std::string>& image_records);
+  // Makes `image_records` the snapshot at `offset` (<= end_offset(): the
+  // image there) and drops the records below it, in one transaction.
+  void write_snapshot(int64_t offset, const std::vector<std::string>& image_records);
   // The snapshot's records (empty when there is none); `offset` receives the
   // offset it ends at (0: none). Read from disk, so it may be a snapshot
   // written and not yet reported durable.
   std::vector<std::string> snapshot_records(int64_t* offset = nullptr) const;
   // A follower's copy taking the leader's snapshot: everything it held is
-  // replaced by `image_records` as the snapshot at `offset`, which becomes
-  // the end of the log, in one transaction.
-  void install_snapshot(int64_t offset, const std::vector<std::string>& image_records);
+  // replaced by `image_records` as the snapshot at `offset`, whose last
+  // record was of `epoch`; it becomes the end of the log, in one transaction.
+  void install_snapshot(int64_t offset, const std::vector<std::string>& image_records, int32_t epoch = 0);
 
  private:
   // Makes `changes` durable (in place, or through the committer), after which
@@ -92,6 +112,8 @@ class MetadataLog {
   // Erases the records from the snapshot offset to the end (they are
   // contiguous: the constructor checks it).
   void erase_records(std::vector<storage::StateStore::Change>& changes) const;
+  // The epochs table as a change to the store.
+  storage::StateStore::Change epochs_change() const;
 
   storage::StateStore& store_;
   int64_t end_offset_ = 0;
@@ -99,6 +121,8 @@ class MetadataLog {
   int64_t durable_end_offset_ = 0;
   int64_t durable_snapshot_offset_ = 0;
   uint64_t bytes_since_snapshot_ = 0;
+  // Leader epoch -> the offset of its first record, ascending.
+  std::map<int32_t, int64_t> epochs_;
   Committer committer_;
   std::function<void(int64_t)> on_durable_;
 };

@@ -141,7 +141,7 @@ TEST_F(MetadataLogTest, AppendsDurablyInOrderAndSnapshots) {
   {
     MetadataLog log(*store_);
     EXPECT_EQ(log.end_offset(), 3);
-    log.write_snapshot({"image"});
+    log.write_snapshot(log.end_offset(), {"image"});
     EXPECT_EQ(log.snapshot_offset(), 3);
     EXPECT_EQ(log.bytes_since_snapshot(), 0u);
     EXPECT_EQ(log.append({"d"}), 3);
@@ -200,7 +200,7 @@ TEST_F(MetadataLogTest, WritesInTheBackgroundInOrder) {
     EXPECT_EQ(log.durable_end_offset(), 3);
     EXPECT_EQ(durable, std::vector<int64_t>{3});
     EXPECT_EQ(read_all(), (std::vector<int64_t>{0, 1, 2}));
-    log.write_snapshot({"image"});  // "d" still in flight
+    log.write_snapshot(log.end_offset(), {"image"});  // "d" still in flight
     EXPECT_EQ(log.snapshot_offset(), 4);
     EXPECT_EQ(log.durable_snapshot_offset(), 0);
     complete(2);

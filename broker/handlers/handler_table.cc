@@ -56,6 +56,9 @@ constexpr ApiHandler kControllerHandlers[] = {
     {44, 0, 1, handle_incremental_alter_configs},
     {45, 0, 1, handle_alter_partition_reassignments},
     {46, 0, 0, handle_list_partition_reassignments},
+    {52, 0, 1, handle_vote},
+    {53, 0, 1, handle_begin_quorum_epoch},
+    {54, 0, 1, handle_end_quorum_epoch},
     {55, 0, 2, handle_describe_quorum},
     {56, 2, 3, handle_alter_partition},
     {59, 0, 1, handle_fetch_snapshot},
@@ -69,6 +72,22 @@ constexpr ApiHandler kControllerHandlers[] = {
 constexpr int16_t kInitProducerIdKey = 22;
 
 }  // namespace
+
+bool served_by_inactive_controller(int16_t api_key) {
+  switch (api_key) {
+    case 1:   // Fetch: voters and brokers are told who leads
+    case 18:  // ApiVersions
+    case 52:  // Vote
+    case 53:  // BeginQuorumEpoch
+    case 54:  // EndQuorumEpoch
+    case 55:  // DescribeQuorum: NOT_LEADER_OR_FOLLOWER
+    case 59:  // FetchSnapshot
+    case 60:  // DescribeCluster: the cluster id, which every voter knows
+      return true;
+    default:
+      return false;
+  }
+}
 
 bool api_enabled(const Broker& broker, int16_t api_key) {
   return api_key != kInitProducerIdKey || broker.idempotence_enabled;

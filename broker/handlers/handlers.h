@@ -25,6 +25,10 @@ struct ApiHandler {
 // Sorted by api key: everything this build serves on a listener of `role`.
 std::span<const ApiHandler> api_handlers(ListenerRole role);
 const ApiHandler* find_api_handler(ListenerRole role, int16_t api_key);
+// Whether a voter of a controller quorum that is not its leader answers this
+// API itself; for the others it closes the connection, and the broker that
+// sent it tries the next voter (its link follows the leader).
+bool served_by_inactive_controller(int16_t api_key);
 // Whether this broker's configuration switches the API on (InitProducerId
 // is off with sluice.idempotence.enable=false): ApiVersions advertises, and
 // connections accept, only enabled APIs.
@@ -56,6 +60,9 @@ boost::asio::awaitable<void> handle_list_partition_reassignments(RequestContext&
 boost::asio::awaitable<void> handle_unregister_broker(RequestContext& ctx);
 boost::asio::awaitable<void> handle_describe_log_dirs(RequestContext& ctx);
 boost::asio::awaitable<void> handle_describe_quorum(RequestContext& ctx);
+boost::asio::awaitable<void> handle_vote(RequestContext& ctx);
+boost::asio::awaitable<void> handle_begin_quorum_epoch(RequestContext& ctx);
+boost::asio::awaitable<void> handle_end_quorum_epoch(RequestContext& ctx);
 boost::asio::awaitable<void> handle_describe_cluster(RequestContext& ctx);
 // The controller listener's.
 boost::asio::awaitable<void> handle_broker_registration(RequestContext& ctx);

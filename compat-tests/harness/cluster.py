@@ -44,14 +44,18 @@ class SluiceCluster:
     combined=True: node 1 is broker and controller (both listeners), brokers are nodes 1..brokers."""
 
     def __init__(self, brokers: int = 3, config: dict[str, str] | None = None, combined: bool = False,
-                 netlab: NetLab | None = None):
+                 netlab: NetLab | None = None, controllers: int = 1):
         """netlab: every node in a network namespace of its own (harness/netlab.py), so that
-        cut(n) can take a node off the network; the caller owns the lab."""
+        cut(n) can take a node off the network; the caller owns the lab.
+        controllers > 1: a quorum of controller-only nodes 1..controllers, brokers after them."""
+        assert controllers == 1 or not combined, "combined nodes take one voter"
         self.workdir = Path(tempfile.mkdtemp(prefix="compat-cluster-"))
-        self.controller_port = free_port()
+        self.controller_ids = list(range(1, controllers + 1))
+        self.controller_ports = {n: free_port() for n in self.controller_ids}
+        self.controller_port = self.controller_ports[1]
         self.netlab = netlab
         self.cut_off: set[int] = set()
-        total = brokers + (0 if combined else 1)
+        total = brokers + (0 if combined else controllers)
         hosts = {n: netlab.add_host(n + 1) for n in range(1, total + 1)} if netlab else {}
 
         def placed(n: int) -> dict:
@@ -60,7 +64,8 @@ class SluiceCluster:
             return {"host": hosts[n], "exec_prefix": netlab.exec_prefix(n + 1)}
 
         host1 = hosts.get(1, "127.0.0.1")
-        common = {"controller.quorum.voters": f"1@{host1}:{self.controller_port}",
+        voters = ",".join(f"{n}@{hosts.get(n, '127.0.0.1')}:{self.controller_ports[n]}" for n in self.controller_ids)
+        common = {"controller.quorum.voters": voters,
                   "controller.listener.names": "CONTROLLER", **TIMEOUTS,
                   "offsets.topic.replication.factor": str(min(3, brokers)), **(config or {})}
         if combined:
@@ -75,8 +80,14 @@ class SluiceCluster:
                                          "listeners": f"CONTROLLER://{host1}:{self.controller_port}"})
         self._common, self._placed = common, placed
         self.nodes: dict[int, Broker] = {1: first}
-        start = 1 if combined else 2
-        for node_id in range(2, start + brokers):
+        for n in self.controller_ids[1:]:
+            host = hosts.get(n, "127.0.0.1")
+            self.nodes[n] = Broker("sluice", workdir=self.workdir / f"node{n}", port=self.controller_ports[n],
+                                   **placed(n),
+                                   extra_config={**common, "process.roles": "controller", "node.id": str(n),
+                                                 "listeners": f"CONTROLLER://{host}:{self.controller_ports[n]}"})
+        start = 1 if combined else controllers + 1
+        for node_id in range(max(2, start), start + brokers):
             self.nodes[node_id] = Broker("sluice", workdir=self.workdir / f"node{node_id}", **placed(node_id),
                                          extra_config={**common, "process.roles": "broker", "node.id": str(node_id)})
         self.broker_ids = list(range(start, start + brokers))
