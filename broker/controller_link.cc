@@ -241,7 +241,7 @@ asio::awaitable<void> ControllerLink::fetch_loop() {
         if (sp_data.unaligned_records)
           protocol::visit_record_values(sp_data.unaligned_records->bytes(),
                                         [&](int64_t, std::optional<std::string_view> v) { records.emplace_back(v.value_or("")); });
-        install_snapshot(data.snapshot_id.end_offset, records);
+        install_snapshot(data.snapshot_id.end_offset, data.snapshot_id.epoch, records);
         continue;
       }
       if (data.error_code == static_cast<int16_t>(ErrorCode::kNotLeaderOrFollower)) {
@@ -258,15 +258,11 @@ asio::awaitable<void> ControllerLink::fetch_loop() {
         co_await sleep(1s);
         continue;
       }
-      std::vector<std::string> records;
       if (data.records) {
-        int64_t expected = log_.end_offset();
-        protocol::visit_record_values(data.records->bytes(), [&](int64_t offset, std::optional<std::string_view> v) {
-          if (offset != expected++) throw std::runtime_error("metadata records out of order");
-          records.emplace_back(v.value_or(""));
-        });
+        // Kept in the leader's epochs, as the controllers keep them.
+        for (const auto& run : controller::split_fetched_records(data.records->bytes(), log_.end_offset()))
+          apply_records(run.records, run.epoch);
       }
-      if (!records.empty()) apply_records(records);
       if (on_caught_up_ && data.high_watermark >= 0 && log_.end_offset() >= data.high_watermark)
         std::exchange(on_caught_up_, nullptr)();
     } catch (const std::exception& e) {
@@ -278,7 +274,7 @@ asio::awaitable<void> ControllerLink::fetch_loop() {
   }
 }
 
-void ControllerLink::apply_records(const std::vector<std::string>& records) {
+void ControllerLink::apply_records(const std::vector<std::string>& records, int32_t epoch) {
   // Applied to a copy: a record that does not decode or fit throws before anything is kept.
   controller::MetadataImage after = image_;
   controller::TouchedTopics touched;  // the topics the records touch, as they were
@@ -287,7 +283,7 @@ void ControllerLink::apply_records(const std::vector<std::string>& records) {
     touched.note(after, record);
     after.apply(record);
   }
-  log_.append(records);
+  log_.append(records, {}, epoch);
   image_ = std::move(after);
   records_applied_ += records.size();
   if (log_.bytes_since_snapshot() >= static_cast<uint64_t>(config_.get_long("metadata.log.max.record.bytes.between.snapshots"))) {
@@ -299,10 +295,10 @@ void ControllerLink::apply_records(const std::vector<std::string>& records) {
   for (auto* l : listeners_) l->on_committed(log_.end_offset());
 }
 
-void ControllerLink::install_snapshot(int64_t offset, const std::vector<std::string>& records) {
+void ControllerLink::install_snapshot(int64_t offset, int32_t epoch, const std::vector<std::string>& records) {
   controller::MetadataImage fresh;
   for (const auto& r : records) fresh.apply(controller::decode_record(r));
-  log_.install_snapshot(offset, records);
+  log_.install_snapshot(offset, records, epoch);
   const controller::MetadataImage before = std::move(image_);
   image_ = std::move(fresh);
   records_applied_ += records.size();

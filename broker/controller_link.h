@@ -107,8 +107,8 @@ class ControllerLink {
   boost::asio::awaitable<void> heartbeat_loop();
   boost::asio::awaitable<void> fetch_loop();
   // Applies fetched records (or a snapshot) durably, then publishes the delta.
-  void apply_records(const std::vector<std::string>& records);
-  void install_snapshot(int64_t offset, const std::vector<std::string>& records);
+  void apply_records(const std::vector<std::string>& records, int32_t epoch);
+  void install_snapshot(int64_t offset, int32_t epoch, const std::vector<std::string>& records);
   boost::asio::awaitable<void> sleep(std::chrono::milliseconds how_long);
   // The controller at `target` failed us: try the next voter (unless another
   // failure already moved on). With one voter, nothing changes.

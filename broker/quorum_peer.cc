@@ -416,20 +416,8 @@ asio::awaitable<bool> QuorumPeer::fetch_once(int32_t leader, int32_t epoch) {
   }
   if (data.records && !data.records->bytes().empty()) {
     // One batch per epoch run: each batch's records are appended in its epoch.
-    std::string_view bytes = data.records->bytes();
-    int64_t expected = fetched_from;
-    while (!bytes.empty()) {
-      auto header = protocol::RecordBatchHeader::parse(bytes);
-      if (!header || header->total_size() > bytes.size()) throw std::runtime_error("a cut metadata batch from the leader");
-      const std::string_view batch = bytes.substr(0, header->total_size());
-      std::vector<std::string> records;
-      protocol::visit_record_values(batch, [&](int64_t offset, std::optional<std::string_view> v) {
-        if (offset != expected++) throw std::runtime_error("metadata records out of order from the leader");
-        records.emplace_back(v.value_or(""));
-      });
-      if (!records.empty()) controller_.append_replicated(records, header->partition_leader_epoch);
-      bytes.remove_prefix(batch.size());
-    }
+    for (const auto& run : controller::split_fetched_records(data.records->bytes(), fetched_from))
+      controller_.append_replicated(run.records, run.epoch);
     // What we tell the leader we hold (our next fetch offset) must be on disk.
     while (log.durable_end_offset() < log.end_offset() && !stopping_) {
       AsyncEvent durable(executor_);

@@ -5,6 +5,7 @@
 #include <iterator>
 #include <stdexcept>
 
+#include "protocol/record_batch.h"
 #include "protocol/wire.h"
 
 namespace sluice::controller {
@@ -248,6 +249,25 @@ void MetadataLog::write_snapshot(int64_t offset, const std::vector<std::string>&
     throw;
   }
   bytes_since_snapshot_ = 0;
+}
+
+std::vector<EpochRecords> split_fetched_records(std::string_view batches, int64_t first_offset) {
+  std::vector<EpochRecords> runs;
+  int64_t expected = first_offset;
+  while (!batches.empty()) {
+    auto header = protocol::RecordBatchHeader::parse(batches);
+    if (!header || header->total_size() > batches.size()) throw std::runtime_error("a cut metadata record batch");
+    const std::string_view batch = batches.substr(0, header->total_size());
+    if (runs.empty() || runs.back().epoch != header->partition_leader_epoch)
+      runs.push_back({header->partition_leader_epoch, {}});
+    protocol::visit_record_values(batch, [&](int64_t offset, std::optional<std::string_view> v) {
+      if (offset != expected++) throw std::runtime_error("metadata records out of order");
+      runs.back().records.emplace_back(v.value_or(""));
+    });
+    batches.remove_prefix(batch.size());
+  }
+  std::erase_if(runs, [](const EpochRecords& run) { return run.records.empty(); });
+  return runs;
 }
 
 }  // namespace sluice::controller

@@ -127,6 +127,15 @@ class MetadataLog {
   std::function<void(int64_t)> on_durable_;
 };
 
+// Records fetched from a leader's log (Fetch's record batches, one per leader
+// epoch), each run with the epoch of its batch. Throws std::runtime_error
+// when the batches are cut or their offsets do not run on from `first_offset`.
+struct EpochRecords {
+  int32_t epoch = 0;
+  std::vector<std::string> records;
+};
+std::vector<EpochRecords> split_fetched_records(std::string_view batches, int64_t first_offset);
+
 // A background write of the metadata log failed: the process must stop.
 struct MetadataLogWriteFailed : std::runtime_error {
   using std::runtime_error::runtime_error;

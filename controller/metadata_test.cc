@@ -305,9 +305,10 @@ TEST(MetadataDelta, TouchedTopicsTellWhatTheWholeImagesTell) {
     publish_delta(image, after, {&whole});
     touched.publish(after, {&partial});
     EXPECT_EQ(partial.events, whole.events) << "the first " << n << " records";
-    if (n == batch.size())
+    if (n == batch.size()) {
       EXPECT_EQ(whole.events, (std::vector<std::string>{"deleted b with 1", "deleted c with 1", "added a 1->2",
                                                         "configs a", "changed a-0", "created b", "created d"}));
+    }
   }
 }
 
