@@ -81,6 +81,10 @@ QuorumPeer::QuorumPeer(asio::any_io_executor executor, const BrokerConfig& confi
     epoch_ = r.read_int32();
     voted_for_ = r.read_int32();
     r.read_int32();  // the leader then: it is found again by fetching or voting
+    fresh_ = r.remaining() >= 4 && r.read_int32() == 0;
+  } else {
+    // Nothing here: the cluster's first start, or a controller whose disk was wiped.
+    fresh_ = controller_.log().empty();
   }
   // A log written in later epochs than the state says (a single controller's
   // data grown into a quorum) starts past them.
@@ -134,6 +138,7 @@ void QuorumPeer::save() {
   w.write_int32(epoch_);
   w.write_int32(voted_for_);
   w.write_int32(leader_);
+  w.write_int32(fresh_ ? 0 : 1);  // caught up with a leader since its data was empty
   const uint64_t n = ++saves_;
   writer_.apply({{std::string(kStateKey), std::move(w.buffer())}},
                 [this, n](bool ok) {
@@ -197,6 +202,7 @@ void QuorumPeer::learn(int32_t epoch, int32_t leader) {
 }
 
 void QuorumPeer::become_leader() {
+  fresh_ = false;
   role_ = Role::kLeader;
   leader_ = self_;
   leader_since_ms_ = steady_now_ms();
@@ -299,7 +305,9 @@ asio::awaitable<void> QuorumPeer::ask_for_vote(Voter voter, int32_t epoch, std::
     auto reply = co_await requests_to(voter.id).call<protocol::VoteResponse>(request, kVoteVersion, request_timeout_);
     if (reply.body.error_code != 0 || reply.body.topics.empty() || reply.body.topics[0].partitions.empty()) co_return;
     const auto& answer = reply.body.topics[0].partitions[0];
-    if (answer.leader_epoch > epoch_) {
+    // A later epoch, or a leader already elected in this one: follow it
+    // rather than stand again (and unseat it).
+    if (answer.leader_epoch > epoch_ || (answer.leader_epoch == epoch_ && answer.leader_id >= 0)) {
       learn(answer.leader_epoch, answer.leader_id);
       co_return;
     }
@@ -427,6 +435,17 @@ asio::awaitable<bool> QuorumPeer::fetch_once(int32_t leader, int32_t epoch) {
     }
   }
   if (data.high_watermark >= 0) controller_.set_high_watermark(data.high_watermark);
+  if (fresh_ && data.high_watermark >= 0) {
+    // A voter that started empty holds everything committed once it reaches
+    // the high watermark the leader first gave it: from then on it may vote.
+    if (catch_up_target_ < 0) catch_up_target_ = data.high_watermark;
+    if (log.end_offset() >= catch_up_target_ && log.durable_end_offset() == log.end_offset()) {
+      fresh_ = false;
+      save();
+      SLUICE_LOG(kInfo, "controller " << self_ << " has caught up with the quorum (offset " << log.end_offset()
+                                      << "): it may vote again");
+    }
+  }
   co_return true;
 }
 
@@ -502,7 +521,14 @@ asio::awaitable<QuorumPeer::VoteAnswer> QuorumPeer::on_vote(int32_t candidate, i
     const controller::MetadataLog& log = controller_.log();
     const bool log_ok = last_epoch > log.last_epoch() || (last_epoch == log.last_epoch() && last_offset >= log.end_offset());
     const bool free = (voted_for_ < 0 || voted_for_ == candidate) && leader_ < 0 && role_ != Role::kLeader;
-    if (log_ok && free) {
+    // A voter that started empty and has not caught up may have lost a vote
+    // or records it acknowledged before (a wiped disk): it votes only for a
+    // candidate with an empty log too (the cluster's first election).
+    const bool may_vote = !fresh_ || last_offset == 0;
+    if (log_ok && free && !may_vote)
+      SLUICE_LOG(kInfo, "controller " << self_ << " started empty and has not caught up yet: no vote for "
+                                      << candidate << " in epoch " << candidate_epoch);
+    if (log_ok && free && may_vote) {
       voted_for_ = candidate;
       deadline_ms_ = steady_now_ms() + election_timeout().count();
       save();

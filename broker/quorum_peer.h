@@ -12,6 +12,12 @@
 // others elect at once. The state a vote depends on (epoch, vote, leader) is
 // durable before anything acts on it ("quorum/state", FORMATS.md).
 //
+// A voter whose disk was wiped rejoins as an empty follower: it copies the
+// leader's log (or snapshot) and votes again only once it holds everything
+// the leader had committed when it came back, so that it cannot help elect a
+// leader that lacks what it once acknowledged (until then it votes only in a
+// first election, between empty logs).
+//
 // The Controller acts only while this makes it leader (become_leader,
 // resign); as a follower it keeps its copy of the log and applies what the
 // high watermark commits. controller/README.md has the guarantees.
@@ -152,6 +158,10 @@ class QuorumPeer {
   int64_t leader_since_ms_ = 0;
   int64_t epoch_start_offset_ = 0;  // the leader's first record of its epoch
   std::map<int32_t, VoterProgress> progress_;
+  // Started with no quorum state and an empty log, and not caught up with a
+  // leader since: the cluster's first start, or a wiped disk (see on_vote).
+  bool fresh_ = false;
+  int64_t catch_up_target_ = -1;
   std::map<int32_t, std::unique_ptr<OutboundConnection>> requests_;
   std::map<int32_t, std::unique_ptr<OutboundConnection>> fetches_;
   bool stopping_ = false;

@@ -9,6 +9,7 @@ nothing the producer had acknowledged is lost, changed, duplicated or reordered
 in test_cluster_operations.py. Figures (failover times) are printed with -s."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 
@@ -58,15 +59,19 @@ def active_controller(cluster: SluiceCluster, timeout: float = 20.0, exclude: se
 
 
 def wait_converged(cluster: SluiceCluster, timeout: float = 40.0) -> kadmin_wire.Quorum:
-    """Until the leader reports every voter and every broker at its high watermark (asked through a
-    broker, which forwards to whichever leads), twice in a row."""
+    """Until the leader reports every voter and every broker at its high watermark, by fetches made
+    from now on (asked through a broker, which forwards to whichever leads), twice in a row."""
+    since_ms = time.time() * 1000
     deadline = time.monotonic() + timeout
     seen = None
     while True:
         try:
             q = describe_quorum(cluster, cluster.broker_ids[0])
             ends = {v[0] for v in q.voters.values()} | {o[0] for o in q.observers.values()}
+            fetched = [v[1] for v in q.voters.values() if v[1] != q.voters.get(q.leader_id, (0, 0))[1]]
+            fetched += [o[1] for o in q.observers.values()]
             if (q.partition_error == 0 and ends == {q.high_watermark} and len(q.voters) == 3
+                    and all(ms >= since_ms for ms in fetched)
                     and sorted(q.observers) == sorted(cluster.broker_ids)):
                 if seen == q.high_watermark:
                     return q
@@ -233,3 +238,38 @@ def test_minority_cut_off_changes_nothing_for_clients():
     finally:
         c.cleanup()
         lab.close()
+
+
+def test_wiped_controller_rejoins_from_a_snapshot():
+    """A follower controller kill -9ed and its data directory wiped: it comes back as an empty voter,
+    loads the leader's snapshot (snapshots every few KB here, so the log it missed is gone), follows,
+    and votes again only once caught up. Then the leader is killed: the wiped one and the third
+    elect a new leader that has every topic created before."""
+    config = {**QUORUM, "metadata.log.max.record.bytes.between.snapshots": "500"}
+    with SluiceCluster(brokers=3, controllers=3, config=config) as c:
+        topic = "quorum-wipe"
+        producer = AckedProducer.on_new_topic(c, topic, rate=200, limit=20_000)
+        producer.wait_acked(100)
+        for i in range(6):  # enough records for snapshots past what the wiped voter will need
+            create_acknowledged(c, f"before-wipe-{i}", time.monotonic() + 30)
+        leader = active_controller(c)
+        wiped = next(n for n in c.controller_ids if n != leader)
+        c.node(wiped).kill9()
+        shutil.rmtree(c.node(wiped).data_dir)
+        c.node(wiped).start()
+        wait_converged(c)
+        log = c.node(wiped).log_path.read_text()
+        assert "metadata snapshot at offset" in log, "the wiped voter should have loaded a snapshot"
+        assert "has caught up with the quorum" in log
+
+        c.node(leader).kill9()
+        new_leader = active_controller(c, exclude={leader})
+        create_acknowledged(c, "after-wipe", time.monotonic() + 60)
+        c.node(leader).start()
+        wait_converged(c)
+        producer.wait_acked(len(producer.acked) + 100, timeout=60)
+        producer.stop()
+        assert {f"before-wipe-{i}" for i in range(6)} | {"after-wipe"} <= topics_listed(c)
+        check_replicated(c.bootstrap, topic, producer.acked)
+        print(f"\nwiped {wiped}; after {leader} was killed, {new_leader} leads")
+        assert_images_identical(c)
