@@ -25,7 +25,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 export CCACHE_SLOPPINESS := pch_defines,time_macros
 
-.PHONY: cluster all deps test-deps fuzz-deps build build-broker run test unit-test compat-test build-sanitize test-sanitize build-fuzz fuzz fuzz-test bench bench-cluster bench-reassign bench-storage bench-breakdown clean
+.PHONY: cluster all deps test-deps fuzz-deps build build-broker run test unit-test compat-test build-sanitize test-sanitize build-fuzz fuzz fuzz-test bench bench-cluster bench-reassign bench-quorum bench-storage bench-breakdown clean
 
 all: build
 
@@ -52,9 +52,10 @@ build-broker: deps
 run: build-broker
 	$(BUILD_DIR)/bin/sluice server --override log.dirs=./data
 
-# A controller and 3 brokers on 127.0.0.1 (BROKERS=n for another count), data in ./cluster-data.
+# A controller and 3 brokers on 127.0.0.1 (BROKERS=n for another count; CONTROLLERS=3 for a
+# controller quorum), data in ./cluster-data.
 cluster: build-broker
-	scripts/dev-cluster.sh $(or $(BROKERS),3)
+	scripts/dev-cluster.sh $(or $(BROKERS),3) $(or $(CONTROLLERS),1)
 
 unit-test:
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS)
@@ -119,6 +120,12 @@ bench-reassign: test-deps build
 	cmake --build $(BUILD_DIR) --target sluice_loadgen >/dev/null
 	bash compat-tests/kafka-ref/fetch.sh >/dev/null
 	/usr/bin/python3 bench/reassign.py $(BENCH_ARGS)
+
+# A controller quorum's metadata latency, failover and memory, three controllers and three brokers,
+# next to Kafka's KRaft quorum (bench/quorum.py, ~5 minutes; writes bench/QUORUM.md).
+bench-quorum: test-deps build
+	bash compat-tests/kafka-ref/fetch.sh >/dev/null
+	/usr/bin/python3 bench/quorum.py $(BENCH_ARGS)
 
 # Storage-layer micro-benchmarks (Google Benchmark), each next to plain write()/pread()
 # in the same run, ~1 minute; writes bench/STORAGE.md.

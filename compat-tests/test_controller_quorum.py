@@ -20,6 +20,8 @@ from harness import kadmin_wire, kwire, netlab
 from harness.brokers import sluice_bin
 from harness.cluster import SluiceCluster
 from harness.replication_check import P, AckedProducer, check_replicated
+from test_cluster_operations import kafka_tool
+from test_java_clients import java_libs  # noqa: F401  (session fixture)
 
 # Kafka's quorum timeouts, shortened (as the cluster harness shortens the broker ones): a follower
 # that hears nothing from the leader for 1 s stands for election.
@@ -273,3 +275,50 @@ def test_wiped_controller_rejoins_from_a_snapshot():
         check_replicated(c.bootstrap, topic, producer.acked)
         print(f"\nwiped {wiped}; after {leader} was killed, {new_leader} leads")
         assert_images_identical(c)
+
+
+def test_kafka_metadata_quorum_tool_shows_the_quorum(java_libs):  # noqa: F811
+    """kafka-metadata-quorum.sh (MetadataQuorumCommand) through a broker: the leader, three voters,
+    the brokers as observers, each caught up; after the leader's kill -9, the new leader in a
+    later epoch, and the killed one lagging until it is back."""
+    with SluiceCluster(brokers=3, controllers=3, config=QUORUM) as c:
+        c.create_topic("quorum-tool", 1, 3)
+        wait_converged(c)
+
+        def status() -> dict[str, str]:
+            run = kafka_tool(java_libs, "org.apache.kafka.tools.MetadataQuorumCommand", "--bootstrap-server",
+                             c.live_bootstrap(), "describe", "--status")
+            assert run.returncode == 0, run.stdout + run.stderr
+            return {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in run.stdout.splitlines() if ":" in line)}
+
+        def replication() -> dict[str, list[str]]:
+            run = kafka_tool(java_libs, "org.apache.kafka.tools.MetadataQuorumCommand", "--bootstrap-server",
+                             c.live_bootstrap(), "describe", "--replication")
+            assert run.returncode == 0, run.stdout + run.stderr
+            return {line.split()[0]: line.split() for line in run.stdout.splitlines()[1:] if line.strip()}
+
+        leader = active_controller(c)
+        s = status()
+        assert s["LeaderId"] == str(leader), s
+        first_epoch = int(s["LeaderEpoch"])
+        for n in c.controller_ids:
+            assert f"CONTROLLER://127.0.0.1:{c.controller_ports[n]}" in s["CurrentVoters"], s
+        assert all(f'"id": {b}' in s["CurrentObservers"] for b in c.broker_ids), s
+        rows = replication()
+        assert {k: v[-1] for k, v in rows.items()} == {
+            **{str(n): "Leader" if n == leader else "Follower" for n in c.controller_ids},
+            **{str(b): "Observer" for b in c.broker_ids}}, rows
+        hw = int(s["HighWatermark"])
+        assert all(int(v[1]) == hw for v in rows.values()), rows  # LogEndOffset: everyone caught up
+
+        c.node(leader).kill9()
+        new_leader = active_controller(c, exclude={leader})
+        c.create_topic("quorum-tool-2", 1, 3)
+        s = status()
+        assert s["LeaderId"] == str(new_leader) and int(s["LeaderEpoch"]) > first_epoch, s
+        rows = replication()
+        assert rows[str(leader)][-1] == "Follower" and int(rows[str(leader)][1]) < int(s["HighWatermark"]), rows
+        c.node(leader).start()
+        wait_converged(c)
+        rows = replication()
+        assert {v[-1] for k, v in rows.items() if k == str(leader)} == {"Follower"}

@@ -1047,3 +1047,139 @@ TEST_F(ReassignmentTest, UnregisteringABrokerThatHoldsReplicasIsRefused) {
 
 }  // namespace
 }  // namespace sluice::controller
+
+namespace sluice::controller {
+namespace {
+
+// Two voters of a quorum, each with its own store: what broker/quorum_peer.cc
+// does with them, without the network (the records copied by hand, as a
+// follower's fetch copies them).
+class QuorumControllerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < 2; ++i) {
+      dirs_[i] = std::filesystem::temp_directory_path() /
+                 ("sluice-quorum-test-" + std::to_string(::getpid()) + "-" + std::to_string(i));
+      std::filesystem::remove_all(dirs_[i]);
+      stores_[i] = storage::StateStore::open(dirs_[i].string());
+    }
+  }
+  void TearDown() override {
+    for (int i = 0; i < 2; ++i) {
+      stores_[i].reset();
+      std::filesystem::remove_all(dirs_[i]);
+    }
+  }
+  Controller::Options voter(int32_t id) {
+    Controller::Options o{id, 1, 1};
+    o.quorum = true;
+    o.new_cluster_id = "quorum-test-cluster-id1";
+    return o;
+  }
+  // Copies what `from` holds past `to`'s log end, in their epochs.
+  static void replicate(const Controller& from, Controller& to) {
+    std::vector<std::string> records;
+    int32_t epoch = -1;
+    from.log().read(to.log().end_offset(), [&](int64_t offset, std::string_view r) {
+      const int32_t e = from.log().epoch_of(offset);
+      if (e != epoch && !records.empty()) {
+        to.append_replicated(records, epoch);
+        records.clear();
+      }
+      epoch = e;
+      records.emplace_back(r);
+      return true;
+    });
+    if (!records.empty()) to.append_replicated(records, epoch);
+  }
+  std::filesystem::path dirs_[2];
+  std::unique_ptr<storage::StateStore> stores_[2];
+};
+
+TEST_F(QuorumControllerTest, CommitsOnlyWhatTheHighWatermarkPasses) {
+  Controller leader(*stores_[0], voter(1));
+  Controller follower(*stores_[1], voter(2));
+  EXPECT_EQ(leader.cluster_id(), "quorum-test-cluster-id1");
+  EXPECT_FALSE(leader.active());
+  // Not elected: everything is refused.
+  EXPECT_EQ(leader.create_topic("early", 1, 1, {}, {}, false).error, ErrorCode::kNotController);
+
+  leader.become_leader(1);
+  EXPECT_TRUE(leader.active());
+  EXPECT_EQ(leader.log().end_offset(), 1);  // the epoch's NoOpRecord
+  RecordingListener listener;
+  leader.add_listener(&listener);
+  int64_t epoch = -1;
+  ASSERT_TRUE(leader.register_broker(4, random_uuid(), {{"PLAINTEXT", "127.0.0.1", 9092, 0}}, std::nullopt, &epoch).ok());
+  ASSERT_TRUE(leader.unfence_broker(4, epoch).ok());
+  ASSERT_TRUE(leader.create_topic("orders", 2, 1, {}, {}, false).ok());
+  // Durable here, but no majority holds it yet: validated against, not committed.
+  EXPECT_NE(leader.image().find_topic("orders"), nullptr);
+  EXPECT_EQ(leader.committed_image().find_topic("orders"), nullptr);
+  EXPECT_EQ(leader.committed_offset(), 0);
+  EXPECT_EQ(listener.events, (std::vector<std::string>{"prepare orders"}));
+
+  replicate(leader, follower);
+  EXPECT_EQ(follower.log().end_offset(), leader.log().end_offset());
+  EXPECT_EQ(follower.log().last_epoch(), 1);
+  EXPECT_EQ(follower.committed_image().find_topic("orders"), nullptr);
+  leader.set_high_watermark(leader.log().end_offset());  // the follower's fetch said it holds everything
+  EXPECT_NE(leader.committed_image().find_topic("orders"), nullptr);
+  EXPECT_EQ(listener.events, (std::vector<std::string>{"prepare orders", "created orders"}));
+  follower.set_high_watermark(leader.committed_offset());
+  EXPECT_NE(follower.committed_image().find_topic("orders"), nullptr);
+  EXPECT_THROW(follower.truncate_replicated(1), std::runtime_error);  // below what is committed
+}
+
+TEST_F(QuorumControllerTest, ANewLeaderKeepsTheTailAndAResignedOneForgetsIt) {
+  {
+    Controller old_leader(*stores_[0], voter(1));
+    Controller follower(*stores_[1], voter(2));
+    old_leader.become_leader(1);
+    int64_t epoch = -1;
+    ASSERT_TRUE(old_leader.register_broker(4, random_uuid(), {{"PLAINTEXT", "127.0.0.1", 9092, 0}}, std::nullopt, &epoch).ok());
+    ASSERT_TRUE(old_leader.unfence_broker(4, epoch).ok());
+    replicate(old_leader, follower);
+    old_leader.set_high_watermark(old_leader.log().end_offset());
+    follower.set_high_watermark(old_leader.committed_offset());
+    const int64_t committed = old_leader.committed_offset();
+
+    // Appended by the old leader and copied to the follower, not yet committed.
+    ASSERT_TRUE(old_leader.create_topic("copied", 1, 1, {}, {}, false).ok());
+    replicate(old_leader, follower);
+    // Appended by the old leader alone.
+    ASSERT_TRUE(old_leader.create_topic("lost", 1, 1, {}, {}, false).ok());
+    old_leader.resign();
+    EXPECT_FALSE(old_leader.active());
+    EXPECT_EQ(old_leader.image().find_topic("lost"), nullptr);  // back to what is committed
+    EXPECT_EQ(old_leader.create_topic("refused", 1, 1, {}, {}, false).error, ErrorCode::kNotController);
+
+    // The follower is elected: what it holds past the high watermark stands, and its first
+    // record of epoch 2 commits it.
+    follower.become_leader(2);
+    EXPECT_NE(follower.image().find_topic("copied"), nullptr);
+    EXPECT_EQ(follower.committed_offset(), committed);
+    follower.set_high_watermark(follower.log().end_offset());
+    EXPECT_NE(follower.committed_image().find_topic("copied"), nullptr);
+
+    // The old leader's copy diverged after epoch 1's end on the new leader: it truncates there.
+    const auto [e, end] = follower.log().end_offset_for_epoch(old_leader.log().last_epoch());
+    EXPECT_EQ(e, 1);
+    old_leader.truncate_replicated(end);
+    replicate(follower, old_leader);
+    old_leader.set_high_watermark(follower.committed_offset());
+    EXPECT_EQ(old_leader.log().end_offset(), follower.log().end_offset());
+    EXPECT_NE(old_leader.committed_image().find_topic("copied"), nullptr);
+    EXPECT_EQ(old_leader.committed_image().find_topic("lost"), nullptr);
+  }
+  // After a restart a voter knows only its snapshot is committed until a leader says more.
+  Controller restarted(*stores_[0], voter(1));
+  EXPECT_FALSE(restarted.active());
+  EXPECT_EQ(restarted.committed_offset(), 0);
+  EXPECT_EQ(restarted.committed_image().find_topic("copied"), nullptr);
+  restarted.set_high_watermark(restarted.log().end_offset());
+  EXPECT_NE(restarted.committed_image().find_topic("copied"), nullptr);
+}
+
+}  // namespace
+}  // namespace sluice::controller

@@ -10,6 +10,7 @@
 #include "controller/metadata_image.h"
 #include "controller/metadata_log.h"
 #include "controller/metadata_records.h"
+#include "protocol/record_batch.h"
 #include "storage/state_store.h"
 
 namespace sluice::controller {
@@ -212,6 +213,74 @@ TEST_F(MetadataLogTest, WritesInTheBackgroundInOrder) {
   EXPECT_EQ(replayed(), (std::vector<std::string>{"image"}));  // no record left below the snapshot
   MetadataLog reopened(*store_);
   EXPECT_EQ(reopened.end_offset(), 4);
+}
+
+TEST_F(MetadataLogTest, KeepsLeaderEpochsAndTruncatesWhereACopyDiverged) {
+  {
+    MetadataLog log(*store_);
+    EXPECT_EQ(log.last_epoch(), 0);
+    EXPECT_EQ(log.end_offset_for_epoch(3), std::make_pair(-1, int64_t{-1}));
+    log.append({"a", "b"}, {}, 1);
+    log.append({"c"}, {}, 1);
+    log.append({"d", "e"}, {}, 3);
+    EXPECT_THROW(log.append({"x"}, {}, 2), std::invalid_argument);  // epochs never go back
+    EXPECT_EQ(log.end_offset(), 5);
+    EXPECT_EQ(log.last_epoch(), 3);
+    EXPECT_EQ(log.epoch_of(2), 1);
+    EXPECT_EQ(log.epoch_of(3), 3);
+    // Kafka's OffsetForLeaderEpoch: an epoch with no records answers for the one before it.
+    EXPECT_EQ(log.end_offset_for_epoch(1), std::make_pair(1, int64_t{3}));
+    EXPECT_EQ(log.end_offset_for_epoch(2), std::make_pair(1, int64_t{3}));
+    EXPECT_EQ(log.end_offset_for_epoch(3), std::make_pair(3, int64_t{5}));
+    EXPECT_EQ(log.end_offset_for_epoch(9), std::make_pair(3, int64_t{5}));
+    EXPECT_EQ(log.end_offset_for_epoch(0), std::make_pair(-1, int64_t{-1}));
+  }
+  {
+    MetadataLog log(*store_);  // the epochs are durable with the records
+    EXPECT_EQ(log.end_offset_for_epoch(2), std::make_pair(1, int64_t{3}));
+    log.truncate_to(4);  // drops "e"; epoch 3 keeps "d"
+    EXPECT_EQ(log.end_offset_for_epoch(3), std::make_pair(3, int64_t{4}));
+    log.truncate_to(3);  // epoch 3 has nothing left
+    EXPECT_EQ(log.last_epoch(), 1);
+    EXPECT_EQ(log.end_offset(), 3);
+    log.append({"f"}, {}, 4);
+    EXPECT_THROW(log.truncate_to(7), std::invalid_argument);
+  }
+  EXPECT_EQ(replayed(), (std::vector<std::string>{"a", "b", "c", "f"}));
+  {
+    MetadataLog log(*store_);
+    EXPECT_EQ(log.end_offset_for_epoch(3), std::make_pair(1, int64_t{3}));
+    EXPECT_EQ(log.last_epoch(), 4);
+    // A snapshot of what is committed (below the end): the records after it stay.
+    log.write_snapshot(2, {"image at 2"});
+    EXPECT_THROW(log.truncate_to(1), std::invalid_argument);  // never into the snapshot
+    EXPECT_EQ(log.epoch_of(1), 1);
+  }
+  EXPECT_EQ(replayed(), (std::vector<std::string>{"image at 2", "c", "f"}));
+  {
+    MetadataLog log(*store_);
+    // A follower taking its leader's snapshot: everything is replaced; what came before is of its epoch.
+    log.install_snapshot(10, {"leader image"}, 6);
+    EXPECT_EQ(log.end_offset(), 10);
+    EXPECT_EQ(log.last_epoch(), 6);
+    EXPECT_EQ(log.end_offset_for_epoch(6), std::make_pair(6, int64_t{10}));
+    log.append({"g"}, {}, 7);
+  }
+  EXPECT_EQ(replayed(), (std::vector<std::string>{"leader image", "g"}));
+}
+
+TEST(MetadataLog, SplitsFetchedBatchesByEpoch) {
+  const std::string batches = protocol::build_record_batch(5, 2, 0, {"a", "b"}) +
+                              protocol::build_record_batch(7, 2, 0, {"c"}) +
+                              protocol::build_record_batch(8, 4, 0, {"d"});
+  const auto runs = split_fetched_records(batches, 5);
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].epoch, 2);
+  EXPECT_EQ(runs[0].records, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(runs[1].epoch, 4);
+  EXPECT_EQ(runs[1].records, (std::vector<std::string>{"d"}));
+  EXPECT_THROW(split_fetched_records(batches, 4), std::runtime_error);  // not where the copy ends
+  EXPECT_THROW(split_fetched_records(batches.substr(0, batches.size() - 3), 5), std::runtime_error);  // cut
 }
 
 TEST_F(MetadataLogTest, AGapIsACorruptLog) {

@@ -62,12 +62,20 @@ boost::asio::awaitable<void> handle_controller_fetch(RequestContext& ctx) {
   }
   // A voter's copy must match the leader's below its fetch offset: the epoch
   // of its last record has to end at or after it here (KIP-595's check).
+  // At the snapshot's end, that check is against the snapshot's epoch: a copy
+  // whose last record is of another epoch loads the snapshot instead.
   std::optional<std::pair<int32_t, int64_t>> diverging;
-  if (wanted && from_voter && refusal == ErrorCode::kNone && wanted->fetch_offset > log.durable_snapshot_offset()) {
-    const auto [epoch, end] = log.end_offset_for_epoch(wanted->last_fetched_epoch);
-    if (epoch != wanted->last_fetched_epoch || end < wanted->fetch_offset) diverging = std::make_pair(epoch, end);
+  bool needs_snapshot = wanted && wanted->fetch_offset < log.durable_snapshot_offset();
+  if (wanted && from_voter && refusal == ErrorCode::kNone && !needs_snapshot && wanted->fetch_offset > 0) {
+    const int64_t snapshot = log.durable_snapshot_offset();
+    if (wanted->fetch_offset == snapshot) {
+      needs_snapshot = wanted->last_fetched_epoch != log.epoch_of(snapshot - 1);
+    } else {
+      const auto [epoch, end] = log.end_offset_for_epoch(wanted->last_fetched_epoch);
+      if (epoch != wanted->last_fetched_epoch || end < wanted->fetch_offset) diverging = std::make_pair(epoch, end);
+    }
   }
-  if (wanted && replica >= 0 && refusal == ErrorCode::kNone && !diverging) {
+  if (wanted && replica >= 0 && refusal == ErrorCode::kNone && !diverging && !needs_snapshot) {
     if (from_voter)
       quorum->on_voter_fetch(replica, wanted->fetch_offset, wall_now);
     else  // a broker: an observer of the quorum (DescribeQuorum shows its progress)
@@ -79,7 +87,7 @@ boost::asio::awaitable<void> handle_controller_fetch(RequestContext& ctx) {
   auto readable_end = [&] { return from_voter ? log.durable_end_offset() : controller.committed_offset(); };
   // Nothing to give yet: wait for the next record (or, for a voter, a new
   // high watermark to pass on) until MaxWaitMs.
-  if (wanted && refusal == ErrorCode::kNone && !diverging && wanted->fetch_offset >= readable_end() &&
+  if (wanted && refusal == ErrorCode::kNone && !diverging && !needs_snapshot && wanted->fetch_offset >= readable_end() &&
       request.max_wait_ms > 0) {
     const int64_t committed_then = controller.committed_offset();
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(request.max_wait_ms);
@@ -116,12 +124,12 @@ boost::asio::awaitable<void> handle_controller_fetch(RequestContext& ctx) {
       out.high_watermark = controller.committed_offset();
       out.last_stable_offset = controller.committed_offset();
       out.log_start_offset = log.durable_snapshot_offset();
-      if (p.fetch_offset < log.durable_snapshot_offset()) {
+      if ((&p == wanted && needs_snapshot) || p.fetch_offset < log.durable_snapshot_offset()) {
         out.snapshot_id.end_offset = log.durable_snapshot_offset();
         out.snapshot_id.epoch = log.epoch_of(log.durable_snapshot_offset() - 1);
         continue;
       }
-      if (diverging) {
+      if (&p == wanted && diverging) {
         out.diverging_epoch.epoch = diverging->first;
         out.diverging_epoch.end_offset = diverging->second;
         continue;

@@ -235,6 +235,30 @@ def create_partitions(conn: Conn, counts: dict[str, int], validate_only: bool = 
     return out
 
 
+def create_topics(conn: Conn, topics: list[tuple[str, int, int]], timeout_ms: int = 30000,
+                  validate_only: bool = False) -> dict[str, tuple[int, str | None]]:
+    """CreateTopics (API 19) v7, no assignments or configs: [(name, partitions, replication factor)]
+    -> {name: (error, message)}."""
+    body = _array_len(len(topics), True)
+    for name, partitions, rf in topics:
+        body += _str(name, True) + i32(partitions) + i16(rf) + uvarint(1) + uvarint(1) + _tags(True)
+    body += i32(timeout_ms) + i8(1 if validate_only else 0) + _tags(True)
+    r = conn.request(19, 7, body, True)
+    r.i32()  # throttle
+    out = {}
+    for _ in range(_read_len(r, True)):
+        name = _read_str(r, True)
+        r.take(16)  # topic id
+        err, msg = r.i16(), _read_str(r, True)
+        r.i32(), r.i16()  # partitions, replication factor
+        for _ in range(max(0, _read_len(r, True))):  # configs (nullable)
+            _read_str(r, True), _read_str(r, True), r.i8(), r.i8(), r.i8()
+            r.skip_tags()
+        r.skip_tags()
+        out[name] = (err, msg)
+    return out
+
+
 # ---------------------------------------------------------------------------------- ElectLeaders
 PREFERRED, UNCLEAN = 0, 1
 
