@@ -42,8 +42,11 @@ class MetadataPublisher : public controller::MetadataListener {
   boost::asio::awaitable<void> wait_until_committed(const controller::Controller& controller, int64_t offset,
                                                     const boost::asio::any_io_executor& executor) {
     const int32_t epoch = controller.quorum_epoch();
-    while (controller.committed_offset() < offset) {
+    for (;;) {
+      // Leadership first: a controller that lost it may have dropped the change
+      // and committed another leader's records past `offset` since.
       if (!controller.active() || controller.quorum_epoch() != epoch) throw NotActiveController();
+      if (controller.committed_offset() >= offset) co_return;
       AsyncEvent committed(executor);
       wait_for_commit(&committed);
       co_await committed.wait_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(100));

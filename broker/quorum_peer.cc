@@ -80,7 +80,10 @@ QuorumPeer::QuorumPeer(asio::any_io_executor executor, const BrokerConfig& confi
     protocol::Reader r(*stored);
     epoch_ = r.read_int32();
     voted_for_ = r.read_int32();
-    r.read_int32();  // the leader then: it is found again by fetching or voting
+    // The leader it knew in that epoch: it follows it again (and so never
+    // votes again in an epoch that has a leader). A leader that restarts does
+    // not lead again in its epoch: it stands in the next one.
+    leader_ = r.read_int32();
     fresh_ = r.remaining() >= 4 && r.read_int32() == 0;
   } else {
     // Nothing here: the cluster's first start, or a controller whose disk was wiped.
@@ -91,6 +94,11 @@ QuorumPeer::QuorumPeer(asio::any_io_executor executor, const BrokerConfig& confi
   if (controller_.log().last_epoch() > epoch_) {
     epoch_ = controller_.log().last_epoch();
     voted_for_ = -1;
+    leader_ = -1;
+  }
+  if (leader_ >= 0 && leader_ != self_) {
+    role_ = Role::kFollower;
+    last_leader_contact_ms_ = steady_now_ms();
   }
   deadline_ms_ = steady_now_ms() + election_timeout().count();
 }
@@ -202,6 +210,14 @@ void QuorumPeer::learn(int32_t epoch, int32_t leader) {
 }
 
 void QuorumPeer::become_leader() {
+  if (controller_.log().durable_end_offset() != controller_.log().end_offset()) {
+    // Cannot happen while candidates append nothing; if it did, the tail
+    // could not be read back: stand again rather than lead without it.
+    SLUICE_LOG(kError, "controller " << self_ << " won epoch " << epoch_ << " with its log not durable: standing again");
+    role_ = Role::kUnattached;
+    deadline_ms_ = steady_now_ms() + election_timeout().count();
+    return;
+  }
   fresh_ = false;
   role_ = Role::kLeader;
   leader_ = self_;
@@ -524,7 +540,7 @@ asio::awaitable<QuorumPeer::VoteAnswer> QuorumPeer::on_vote(int32_t candidate, i
     // A voter that started empty and has not caught up may have lost a vote
     // or records it acknowledged before (a wiped disk): it votes only for a
     // candidate with an empty log too (the cluster's first election).
-    const bool may_vote = !fresh_ || last_offset == 0;
+    const bool may_vote = (!fresh_ || last_offset == 0) && !stopping_;
     if (log_ok && free && !may_vote)
       SLUICE_LOG(kInfo, "controller " << self_ << " started empty and has not caught up yet: no vote for "
                                       << candidate << " in epoch " << candidate_epoch);
@@ -563,9 +579,9 @@ asio::awaitable<QuorumPeer::EpochAnswer> QuorumPeer::on_end_epoch(int32_t leader
   if (epoch < epoch_) {
     answer.error = ErrorCode::kFencedLeaderEpoch;
   } else if (epoch == epoch_ && leader == leader_ && leader != self_) {
-    // The leader is going away: stand soon, not after a whole fetch timeout.
+    // The leader is going away: stand soon (in the next epoch), not after a
+    // whole fetch timeout. leader_ stays: this epoch had one, so no vote in it.
     role_ = Role::kUnattached;
-    leader_ = -1;
     deadline_ms_ = steady_now_ms() + static_cast<int64_t>(random_() % 200);
     save();
     co_await persisted();
@@ -579,6 +595,7 @@ asio::awaitable<QuorumPeer::EpochAnswer> QuorumPeer::on_end_epoch(int32_t leader
 }
 
 asio::awaitable<void> QuorumPeer::resign_for_shutdown() {
+  stopping_ = true;  // no more votes given or asked for
   if (role_ != Role::kLeader) co_return;
   const int32_t epoch = epoch_;
   step_down_as_leader();

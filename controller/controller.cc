@@ -275,7 +275,7 @@ void Controller::publish(int64_t durable_end) {
   // A single controller commits what is durable; a quorum's leader what a
   // majority of voters has (the high watermark).
   if (!options_.quorum) high_watermark_ = std::max(high_watermark_, durable_end);
-  const int64_t up_to = std::min(durable_end, high_watermark_);
+  int64_t up_to = std::min(durable_end, high_watermark_);
   if (up_to <= applied_) return;
   // Only the topics the records touch are kept as they were (not the whole image).
   TouchedTopics touched;
@@ -290,10 +290,15 @@ void Controller::publish(int64_t durable_end) {
       unpublished_.pop_front();
     }
   } else {
-    log_.read(applied_, [&](int64_t, std::string_view bytes) {
+    int64_t next = applied_;
+    log_.read(applied_, [&](int64_t offset, std::string_view bytes) {
       apply(decode_record(bytes));
+      next = offset + 1;
       return true;
     }, up_to);
+    // Only as far as the records read (a log read stops at a hole).
+    if (next < up_to) up_to = next;
+    if (up_to <= applied_) return;
   }
   applied_ = up_to;
   if (!report_) {  // in place: the operation's caller sees what a listener throws

@@ -1101,8 +1101,11 @@ TEST_F(QuorumControllerTest, CommitsOnlyWhatTheHighWatermarkPasses) {
   Controller follower(*stores_[1], voter(2));
   EXPECT_EQ(leader.cluster_id(), "quorum-test-cluster-id1");
   EXPECT_FALSE(leader.active());
-  // Not elected: everything is refused.
-  EXPECT_EQ(leader.create_topic("early", 1, 1, {}, {}, false).error, ErrorCode::kNotController);
+  // Not elected: every change is refused (at the commit; the controller listener turns
+  // requests away before that).
+  int64_t refused_epoch = -1;
+  EXPECT_EQ(leader.register_broker(4, random_uuid(), {{"PLAINTEXT", "127.0.0.1", 9092, 0}}, std::nullopt, &refused_epoch).error,
+            ErrorCode::kNotController);
 
   leader.become_leader(1);
   EXPECT_TRUE(leader.active());

@@ -78,10 +78,16 @@ void MetadataLog::write(std::vector<storage::StateStore::Change> changes) {
     durable_snapshot_offset_ = snapshot_offset_;
     return;
   }
-  // Completions come in submission order, so each one's end is the durable end.
-  committer_(std::move(changes), [this, end = end_offset_, snapshot = snapshot_offset_](bool ok) {
+  // Completions come in submission order, so each one's end is the durable
+  // end, except that a truncation submitted after it cuts it short (the
+  // records past the truncation are not the ones now in the log).
+  committer_(std::move(changes), [this, end = end_offset_, snapshot = snapshot_offset_, generation = generation_](bool ok) {
     if (!ok) throw MetadataLogWriteFailed("could not write the metadata log at offset " + std::to_string(end));
-    durable_end_offset_ = end;
+    int64_t durable = end;
+    for (const auto& [g, offset] : truncations_)
+      if (g > generation) durable = std::min(durable, offset);
+    while (!truncations_.empty() && truncations_.front().first <= generation) truncations_.pop_front();
+    durable_end_offset_ = durable;
     durable_snapshot_offset_ = snapshot;
     if (on_durable_) on_durable_(end);
   });
@@ -97,6 +103,11 @@ storage::StateStore::Change MetadataLog::epochs_change() const {
   return {std::string(kEpochsKey), std::move(w.buffer())};
 }
 
+void MetadataLog::note_truncation(int64_t offset) {
+  ++generation_;
+  if (committer_) truncations_.emplace_back(generation_, offset);
+}
+
 int32_t MetadataLog::last_epoch() const { return epochs_.empty() ? 0 : epochs_.rbegin()->first; }
 
 int32_t MetadataLog::epoch_of(int64_t offset) const {
@@ -110,7 +121,13 @@ int32_t MetadataLog::epoch_of(int64_t offset) const {
 
 std::pair<int32_t, int64_t> MetadataLog::end_offset_for_epoch(int32_t epoch) const {
   auto after = epochs_.upper_bound(epoch);
-  if (after == epochs_.begin()) return {-1, -1};
+  if (after == epochs_.begin()) {
+    // Records before the first epoch known were written before epochs were
+    // kept: epoch 0 (as epoch_of says).
+    const int64_t first = epochs_.empty() ? end_offset_ : epochs_.begin()->second;
+    if (epoch >= 0 && first > 0) return {0, first};
+    return {-1, -1};
+  }
   const int32_t found = std::prev(after)->first;
   return {found, after == epochs_.end() ? end_offset_ : after->second};
 }
@@ -126,10 +143,11 @@ void MetadataLog::truncate_to(int64_t offset) {
   const int64_t old_end = end_offset_;
   // An epoch that starts at or after the new end has no record left; the
   // snapshot's epoch (start <= its offset) always stays.
-  std::erase_if(epochs_, [&](const auto& e) { return e.second >= offset && e.second > snapshot_offset_; });
+  std::erase_if(epochs_, [&](const auto& e) { return e.second >= offset; });
   changes.push_back(epochs_change());
   end_offset_ = offset;
   durable_end_offset_ = std::min(durable_end_offset_, offset);
+  note_truncation(offset);
   try {
     write(std::move(changes));
   } catch (...) {
@@ -210,6 +228,7 @@ void MetadataLog::install_snapshot(int64_t offset, const std::vector<std::string
   changes.push_back(epochs_change());
   snapshot_offset_ = end_offset_ = offset;
   durable_end_offset_ = std::min(durable_end_offset_, offset);
+  note_truncation(offset);
   try {
     write(std::move(changes));
   } catch (...) {

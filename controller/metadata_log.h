@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -123,6 +124,11 @@ class MetadataLog {
   uint64_t bytes_since_snapshot_ = 0;
   // Leader epoch -> the offset of its first record, ascending.
   std::map<int32_t, int64_t> epochs_;
+  // Truncations (and snapshot installs) since the writes still in flight
+  // were submitted, by generation: they cap those writes' durable ends.
+  void note_truncation(int64_t offset);
+  uint64_t generation_ = 0;
+  std::deque<std::pair<uint64_t, int64_t>> truncations_;
   Committer committer_;
   std::function<void(int64_t)> on_durable_;
 };

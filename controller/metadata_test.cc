@@ -283,6 +283,48 @@ TEST(MetadataLog, SplitsFetchedBatchesByEpoch) {
   EXPECT_THROW(split_fetched_records(batches.substr(0, batches.size() - 3), 5), std::runtime_error);  // cut
 }
 
+TEST_F(MetadataLogTest, AWriteInFlightAcrossATruncationIsDurableOnlyUpToIt) {
+  std::vector<std::pair<std::vector<storage::StateStore::Change>, std::function<void(bool)>>> queue;
+  auto complete = [&](size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      auto [changes, done] = std::move(queue.front());
+      queue.erase(queue.begin());
+      store_->apply(changes);
+      done(true);
+    }
+  };
+  MetadataLog log(*store_);
+  log.append({"a", "b"}, {}, 1);
+  log.write_in_background([&](auto changes, auto done) { queue.emplace_back(std::move(changes), std::move(done)); },
+                          nullptr);
+  log.append({"c", "d", "e"}, {}, 1);  // [2, 5) in flight
+  log.truncate_to(3);                  // a leader says the copy diverges after "c"
+  log.append({"x", "y"}, {}, 2);       // the leader's [3, 5), in flight
+  complete(1);  // the stale write lands: durable only up to the truncation
+  EXPECT_EQ(log.durable_end_offset(), 3);
+  complete(1);  // the truncation
+  EXPECT_EQ(log.durable_end_offset(), 3);
+  std::vector<std::string> seen;
+  log.read(0, [&](int64_t, std::string_view r) {
+    seen.emplace_back(r);
+    return true;
+  });
+  EXPECT_EQ(seen, (std::vector<std::string>{"a", "b", "c"}));  // never the stale "d"
+  complete(1);
+  EXPECT_EQ(log.durable_end_offset(), 5);
+  EXPECT_EQ(replayed(), (std::vector<std::string>{"a", "b", "c", "x", "y"}));
+}
+
+TEST_F(MetadataLogTest, RecordsFromBeforeEpochsAreEpochZero) {
+  MetadataLog log(*store_);
+  log.append({"old", "older"});  // a log written before epochs were kept
+  log.append({"new"}, {}, 2);
+  EXPECT_EQ(log.epoch_of(1), 0);
+  EXPECT_EQ(log.end_offset_for_epoch(0), std::make_pair(0, int64_t{2}));
+  EXPECT_EQ(log.end_offset_for_epoch(1), std::make_pair(0, int64_t{2}));
+  EXPECT_EQ(log.end_offset_for_epoch(2), std::make_pair(2, int64_t{3}));
+}
+
 TEST_F(MetadataLogTest, AGapIsACorruptLog) {
   {
     MetadataLog log(*store_);

@@ -72,7 +72,17 @@ boost::asio::awaitable<void> handle_controller_fetch(RequestContext& ctx) {
       needs_snapshot = wanted->last_fetched_epoch != log.epoch_of(snapshot - 1);
     } else {
       const auto [epoch, end] = log.end_offset_for_epoch(wanted->last_fetched_epoch);
-      if (epoch != wanted->last_fetched_epoch || end < wanted->fetch_offset) diverging = std::make_pair(epoch, end);
+      if (epoch < 0) {
+        // No epoch this early here: the copy's records are all unknown to this
+        // log past its snapshot (or all of them). Never {-1, -1}: that reads as
+        // "no divergence".
+        if (snapshot > 0)
+          needs_snapshot = true;
+        else
+          diverging = std::make_pair(-1, int64_t{0});
+      } else if (epoch != wanted->last_fetched_epoch || end < wanted->fetch_offset) {
+        diverging = std::make_pair(epoch, end);
+      }
     }
   }
   if (wanted && replica >= 0 && refusal == ErrorCode::kNone && !diverging && !needs_snapshot) {
@@ -135,7 +145,10 @@ boost::asio::awaitable<void> handle_controller_fetch(RequestContext& ctx) {
         continue;
       }
       if (p.fetch_offset > end) {
-        out.error_code = static_cast<int16_t>(from_voter ? ErrorCode::kNone : ErrorCode::kOffsetOutOfRange);
+        // Past what is committed but in the log (a broker that followed the
+        // previous leader, before this one's first commit): nothing yet.
+        if (p.fetch_offset > log.durable_end_offset())
+          out.error_code = static_cast<int16_t>(ErrorCode::kOffsetOutOfRange);
         continue;
       }
       // Records up to the partition's byte limit (at least one), one batch

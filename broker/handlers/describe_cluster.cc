@@ -2,6 +2,7 @@
 // clients' describeCluster() shows them.
 #include "broker/cluster_view.h"
 #include "broker/handlers/handlers.h"
+#include "broker/quorum_peer.h"
 #include "protocol/messages/describe_cluster_request.h"
 #include "protocol/messages/describe_cluster_response.h"
 
@@ -32,7 +33,8 @@ boost::asio::awaitable<void> handle_describe_cluster(RequestContext& ctx) {
     // A controller listener describes the controllers (KIP-919), as
     // kafka-cluster.sh --bootstrap-controller shows them.
     reply.cluster_id = broker.cluster_id;
-    reply.controller_id = broker.config.node_id();
+    // In a quorum, the voter that leads (-1 while none does).
+    reply.controller_id = broker.quorum ? broker.quorum->leader_id() : broker.config.node_id();
     for (const auto& v : broker.config.controller_quorum_voters())
       reply.brokers.push_back({v.id, v.host, v.port, std::nullopt});
     reply.cluster_authorized_operations =
