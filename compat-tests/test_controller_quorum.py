@@ -291,11 +291,13 @@ def test_kafka_metadata_quorum_tool_shows_the_quorum(java_libs):  # noqa: F811
             assert run.returncode == 0, run.stdout + run.stderr
             return {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in run.stdout.splitlines() if ":" in line)}
 
-        def replication() -> dict[str, list[str]]:
+        def replication() -> dict[str, dict[str, str]]:
+            """{node id: {column: value}}: NodeId, DirectoryId, LogEndOffset, Lag, ..., Status."""
             run = kafka_tool(java_libs, "org.apache.kafka.tools.MetadataQuorumCommand", "--bootstrap-server",
                              c.live_bootstrap(), "describe", "--replication")
             assert run.returncode == 0, run.stdout + run.stderr
-            return {line.split()[0]: line.split() for line in run.stdout.splitlines()[1:] if line.strip()}
+            lines = [line.split() for line in run.stdout.splitlines() if line.strip()]
+            return {row[0]: dict(zip(lines[0], row)) for row in lines[1:]}
 
         leader = active_controller(c)
         s = status()
@@ -305,11 +307,11 @@ def test_kafka_metadata_quorum_tool_shows_the_quorum(java_libs):  # noqa: F811
             assert f"CONTROLLER://127.0.0.1:{c.controller_ports[n]}" in s["CurrentVoters"], s
         assert all(f'"id": {b}' in s["CurrentObservers"] for b in c.broker_ids), s
         rows = replication()
-        assert {k: v[-1] for k, v in rows.items()} == {
+        assert {k: v["Status"] for k, v in rows.items()} == {
             **{str(n): "Leader" if n == leader else "Follower" for n in c.controller_ids},
             **{str(b): "Observer" for b in c.broker_ids}}, rows
         hw = int(s["HighWatermark"])
-        assert all(int(v[1]) == hw for v in rows.values()), rows  # LogEndOffset: everyone caught up
+        assert all(int(v["LogEndOffset"]) == hw and v["Lag"] == "0" for v in rows.values()), rows
 
         c.node(leader).kill9()
         new_leader = active_controller(c, exclude={leader})
@@ -317,8 +319,8 @@ def test_kafka_metadata_quorum_tool_shows_the_quorum(java_libs):  # noqa: F811
         s = status()
         assert s["LeaderId"] == str(new_leader) and int(s["LeaderEpoch"]) > first_epoch, s
         rows = replication()
-        assert rows[str(leader)][-1] == "Follower" and int(rows[str(leader)][1]) < int(s["HighWatermark"]), rows
+        assert rows[str(leader)]["Status"] == "Follower" and int(rows[str(leader)]["Lag"]) > 0, rows
         c.node(leader).start()
         wait_converged(c)
         rows = replication()
-        assert {v[-1] for k, v in rows.items() if k == str(leader)} == {"Follower"}
+        assert rows[str(leader)]["Status"] == "Follower" and rows[str(leader)]["Lag"] == "0", rows
