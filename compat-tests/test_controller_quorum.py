@@ -19,8 +19,8 @@ from confluent_kafka.admin import NewTopic
 from harness import kadmin_wire, kwire, netlab
 from harness.brokers import sluice_bin
 from harness.cluster import SluiceCluster
-from harness.replication_check import P, AckedProducer, check_replicated
-from test_cluster_operations import kafka_tool
+from harness.replication_check import P, AckedProducer, check_replicated, read_all
+from test_cluster_operations import GroupReader, kafka_tool
 from test_java_clients import java_libs  # noqa: F401  (session fixture)
 
 # Kafka's quorum timeouts, shortened (as the cluster harness shortens the broker ones): a follower
@@ -60,7 +60,7 @@ def active_controller(cluster: SluiceCluster, timeout: float = 20.0, exclude: se
         time.sleep(0.05)
 
 
-def wait_converged(cluster: SluiceCluster, timeout: float = 40.0) -> kadmin_wire.Quorum:
+def wait_converged(cluster: SluiceCluster, timeout: float = 40.0, voters: int = 3) -> kadmin_wire.Quorum:
     """Until the leader reports every voter and every broker at its high watermark, by fetches made
     from now on (asked through a broker, which forwards to whichever leads), twice in a row."""
     since_ms = time.time() * 1000
@@ -72,7 +72,7 @@ def wait_converged(cluster: SluiceCluster, timeout: float = 40.0) -> kadmin_wire
             ends = {v[0] for v in q.voters.values()} | {o[0] for o in q.observers.values()}
             fetched = [v[1] for v in q.voters.values() if v[1] != q.voters.get(q.leader_id, (0, 0))[1]]
             fetched += [o[1] for o in q.observers.values()]
-            if (q.partition_error == 0 and ends == {q.high_watermark} and len(q.voters) == 3
+            if (q.partition_error == 0 and ends == {q.high_watermark} and len(q.voters) == voters
                     and all(ms >= since_ms for ms in fetched)
                     and sorted(q.observers) == sorted(cluster.broker_ids)):
                 if seen == q.high_watermark:
@@ -135,6 +135,7 @@ def test_active_controller_killed_repeatedly_loses_no_metadata():
     with SluiceCluster(brokers=3, controllers=3, config=QUORUM) as c:
         topic = "quorum-load"
         producer = AckedProducer.on_new_topic(c, topic, rate=200, limit=20_000)
+        reader = GroupReader(c.bootstrap, topic, "quorum-readers")  # a consumer group throughout
         producer.wait_acked(100)
         created, failovers = [], []
         for rnd in range(6):
@@ -160,6 +161,11 @@ def test_active_controller_killed_repeatedly_loses_no_metadata():
         producer.stop()
         assert set(created) <= topics_listed(c), (created, topics_listed(c))
         figures = check_replicated(c.bootstrap, topic, producer.acked)
+        ends = {p: len(records) for p, records in read_all(c.bootstrap, topic).items()}
+        reader.wait_until(ends)
+        reader.close()
+        for p in range(P):
+            assert reader.seen[p] == set(range(ends[p])), f"partition {p}: the group saw a gap"
         q = wait_converged(c)
         print(f"\nfailover (a new leader answers) after kill -9: "
               f"{', '.join(f'{t:.2f}' for t in failovers)} s; metadata log end {q.high_watermark}; {figures}")
@@ -324,3 +330,22 @@ def test_kafka_metadata_quorum_tool_shows_the_quorum(java_libs):  # noqa: F811
         wait_converged(c)
         rows = replication()
         assert rows[str(leader)]["Status"] == "Follower" and rows[str(leader)]["Lag"] == "0", rows
+
+
+def test_five_voters_lose_two_and_go_on():
+    """Five controllers: the leader and then a follower killed (two of five, a minority): a
+    majority of three goes on electing and committing; both back, all five converge."""
+    with SluiceCluster(brokers=3, controllers=5, config=QUORUM) as c:
+        c.create_topic("five-0", 1, 3)
+        first = active_controller(c)
+        c.node(first).kill9()
+        second = active_controller(c, exclude={first})
+        follower = next(n for n in c.controller_ids if n not in (first, second))
+        c.node(follower).kill9()
+        create_acknowledged(c, "five-1", time.monotonic() + 60)
+        assert active_controller(c, exclude={first, follower}) == second
+        c.node(first).start()
+        c.node(follower).start()
+        wait_converged(c, voters=5)
+        assert {"five-0", "five-1"} <= topics_listed(c)
+        assert_images_identical(c)
