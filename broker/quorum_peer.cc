@@ -41,6 +41,16 @@ constexpr int16_t kFetchVersion = 12;
 constexpr int16_t kFetchSnapshotVersion = 0;
 constexpr int32_t kFetchBytes = 8 << 20;
 
+// The one partition the quorum's requests name: __cluster_metadata-0.
+template <typename Request>
+auto& metadata_partition(Request& request) {
+  auto& topic = request.topics.emplace_back();
+  topic.topic_name = std::string(controller::kMetadataTopic);
+  auto& partition = topic.partitions.emplace_back();
+  partition.partition_index = 0;
+  return partition;
+}
+
 // Logs a failure to reach another voter at most every 5 s per kind.
 void report(const char* what, const std::exception& e) {
   static std::map<const char*, int64_t> last_ms;
@@ -113,6 +123,13 @@ std::chrono::milliseconds QuorumPeer::election_timeout() {
   // Randomised in [T, 2T): voters that time out together rarely stand together.
   const auto t = election_timeout_.count();
   return std::chrono::milliseconds(t + static_cast<int64_t>(random_() % static_cast<uint32_t>(std::max<int64_t>(t, 1))));
+}
+
+asio::awaitable<void> QuorumPeer::wait_for_log(std::chrono::milliseconds at_most) {
+  AsyncEvent changed(executor_);
+  log_waiters_.push_back(&changed);
+  co_await changed.wait_until(std::chrono::steady_clock::now() + at_most);
+  std::erase(log_waiters_, &changed);
 }
 
 asio::awaitable<void> QuorumPeer::sleep(std::chrono::milliseconds how_long) {
@@ -188,12 +205,17 @@ void QuorumPeer::become_unattached(int32_t epoch) {
 
 void QuorumPeer::become_follower(int32_t epoch, int32_t leader) {
   step_down_as_leader();
+  // A fetch waiting on the old leader (paused, say) must not hold up the new one.
+  if (leader_ >= 0 && leader_ != leader)
+    if (auto it = fetches_.find(leader_); it != fetches_.end()) it->second->close();
   if (epoch > epoch_) voted_for_ = -1;
   const bool changed = leader_ != leader || epoch_ != epoch;
   epoch_ = epoch;
   leader_ = leader;
   role_ = Role::kFollower;
   last_leader_contact_ms_ = steady_now_ms();
+  // Followers that lose the leader together should not all stand at once (a split vote).
+  fetch_timeout_jitter_ms_ = static_cast<int64_t>(random_() % static_cast<uint32_t>(election_timeout_.count() / 2 + 1));
   controller_.set_quorum_epoch(epoch);
   if (changed) SLUICE_LOG(kInfo, "controller " << self_ << " follows controller " << leader << " in epoch " << epoch);
   save();
@@ -247,7 +269,7 @@ asio::awaitable<void> QuorumPeer::run() {
         if (now >= deadline_ms_) co_await start_election();
         break;
       case Role::kFollower:
-        if (now - last_leader_contact_ms_ > fetch_timeout_.count()) {
+        if (now - last_leader_contact_ms_ > fetch_timeout_.count() + fetch_timeout_jitter_ms_) {
           SLUICE_LOG(kWarn, "controller " << self_ << " has not heard from leader " << leader_ << " for "
                                           << fetch_timeout_.count() << " ms: standing for election");
           co_await start_election();
@@ -287,10 +309,7 @@ asio::awaitable<void> QuorumPeer::start_election() {
   co_await persisted();
   // Votes are asked with the whole log durable: what a vote promises is on disk.
   while (controller_.log().durable_end_offset() != controller_.log().end_offset() && role_ == Role::kCandidate) {
-    AsyncEvent durable(executor_);
-    log_waiters_.push_back(&durable);
-    co_await durable.wait_until(std::chrono::steady_clock::now() + 100ms);
-    std::erase(log_waiters_, &durable);
+    co_await wait_for_log(100ms);
   }
   if (role_ != Role::kCandidate || epoch_ != epoch) co_return;
   SLUICE_LOG(kInfo, "controller " << self_ << " stands for election in epoch " << epoch << " (log end "
@@ -309,10 +328,7 @@ asio::awaitable<void> QuorumPeer::ask_for_vote(Voter voter, int32_t epoch, std::
   protocol::VoteRequest request;
   request.cluster_id = cluster_id_;
   request.voter_id = voter.id;
-  auto& topic = request.topics.emplace_back();
-  topic.topic_name = std::string(controller::kMetadataTopic);
-  auto& p = topic.partitions.emplace_back();
-  p.partition_index = 0;
+  auto& p = metadata_partition(request);
   p.replica_epoch = epoch;
   p.replica_id = self_;
   p.last_offset_epoch = controller_.log().last_epoch();
@@ -336,40 +352,39 @@ asio::awaitable<void> QuorumPeer::ask_for_vote(Voter voter, int32_t epoch, std::
 }
 
 asio::awaitable<void> QuorumPeer::announce_epoch(int32_t epoch) {
-  // Until every voter has fetched in this epoch (or the epoch is over): a
-  // voter that missed the announcement would otherwise stand for election.
-  while (!stopping_ && role_ == Role::kLeader && epoch_ == epoch) {
-    bool all = true;
-    for (const auto& v : voters_) {
-      if (v.id == self_) continue;
-      if (progress_.contains(v.id)) continue;
-      all = false;
-      protocol::BeginQuorumEpochRequest request;
-      request.cluster_id = cluster_id_;
-      request.voter_id = v.id;
-      auto& topic = request.topics.emplace_back();
-      topic.topic_name = std::string(controller::kMetadataTopic);
-      auto& p = topic.partitions.emplace_back();
-      p.partition_index = 0;
-      p.leader_id = self_;
-      p.leader_epoch = epoch;
-      for (const auto& me : voters_)
-        if (me.id == self_) {
-          const auto names = config_.controller_listener_names();
-          request.leader_endpoints.push_back({names.empty() ? "CONTROLLER" : names.front(), me.host, me.port});
-        }
-      try {
-        auto reply = co_await requests_to(v.id).call<protocol::BeginQuorumEpochResponse>(request, kBeginEpochVersion,
-                                                                                         request_timeout_);
-        if (!reply.body.topics.empty() && !reply.body.topics[0].partitions.empty()) {
-          const auto& answer = reply.body.topics[0].partitions[0];
-          if (answer.leader_epoch > epoch_) learn(answer.leader_epoch, answer.leader_id);
-        }
-      } catch (const std::exception& e) {
-        report("announcing the quorum epoch failed", e);
+  // To every voter at once: one that is paused or cut off must not delay the
+  // others, whose election timers run since they voted.
+  for (const auto& v : voters_)
+    if (v.id != self_) asio::co_spawn(executor_, announce_epoch_to(v, epoch), asio::detached);
+  co_return;
+}
+
+asio::awaitable<void> QuorumPeer::announce_epoch_to(Voter voter, int32_t epoch) {
+  // Until it has fetched in this epoch (or the epoch is over): a voter that
+  // missed the announcement would otherwise stand for election.
+  while (!stopping_ && role_ == Role::kLeader && epoch_ == epoch && !progress_.contains(voter.id)) {
+    protocol::BeginQuorumEpochRequest request;
+    request.cluster_id = cluster_id_;
+    request.voter_id = voter.id;
+    auto& p = metadata_partition(request);
+    p.leader_id = self_;
+    p.leader_epoch = epoch;
+    for (const auto& me : voters_)
+      if (me.id == self_) {
+        const auto names = config_.controller_listener_names();
+        request.leader_endpoints.push_back({names.empty() ? "CONTROLLER" : names.front(), me.host, me.port});
       }
+    try {
+      auto reply = co_await requests_to(voter.id).call<protocol::BeginQuorumEpochResponse>(request, kBeginEpochVersion,
+                                                                                           request_timeout_);
+      if (!reply.body.topics.empty() && !reply.body.topics[0].partitions.empty()) {
+        const auto& answer = reply.body.topics[0].partitions[0];
+        if (answer.leader_epoch > epoch_) learn(answer.leader_epoch, answer.leader_id);
+        if (answer.error_code == 0) co_return;  // it follows: its fetches keep it so
+      }
+    } catch (const std::exception& e) {
+      report("announcing the quorum epoch failed", e);
     }
-    if (all) co_return;
     co_await sleep(std::min<std::chrono::milliseconds>(election_timeout_, 500ms));
   }
 }
@@ -377,10 +392,7 @@ asio::awaitable<void> QuorumPeer::announce_epoch(int32_t epoch) {
 asio::awaitable<void> QuorumPeer::follow() {
   while (!stopping_) {
     if (role_ != Role::kFollower || leader_ < 0) {
-      AsyncEvent changed(executor_);
-      log_waiters_.push_back(&changed);
-      co_await changed.wait_until(std::chrono::steady_clock::now() + 50ms);
-      std::erase(log_waiters_, &changed);
+      co_await wait_for_log(50ms);
       continue;
     }
     const int32_t leader = leader_, epoch = epoch_;
@@ -390,7 +402,9 @@ asio::awaitable<void> QuorumPeer::follow() {
     } catch (const std::exception& e) {
       report("fetching the metadata log from the quorum leader failed", e);
     }
-    if (!ok) co_await sleep(std::min<std::chrono::milliseconds>(fetch_timeout_ / 4, 200ms));
+    // After a failure, a pause before trying again, unless there is a new leader to try.
+    if (!ok && leader_ == leader && epoch_ == epoch)
+      co_await sleep(std::min<std::chrono::milliseconds>(fetch_timeout_ / 4, 200ms));
   }
 }
 
@@ -444,10 +458,7 @@ asio::awaitable<bool> QuorumPeer::fetch_once(int32_t leader, int32_t epoch) {
       controller_.append_replicated(run.records, run.epoch);
     // What we tell the leader we hold (our next fetch offset) must be on disk.
     while (log.durable_end_offset() < log.end_offset() && !stopping_) {
-      AsyncEvent durable(executor_);
-      log_waiters_.push_back(&durable);
-      co_await durable.wait_until(std::chrono::steady_clock::now() + 100ms);
-      std::erase(log_waiters_, &durable);
+      co_await wait_for_log(100ms);
     }
   }
   if (data.high_watermark >= 0) controller_.set_high_watermark(data.high_watermark);
@@ -607,10 +618,7 @@ asio::awaitable<void> QuorumPeer::resign_for_shutdown() {
     if (v.id == self_) continue;
     protocol::EndQuorumEpochRequest request;
     request.cluster_id = cluster_id_;
-    auto& topic = request.topics.emplace_back();
-    topic.topic_name = std::string(controller::kMetadataTopic);
-    auto& p = topic.partitions.emplace_back();
-    p.partition_index = 0;
+    auto& p = metadata_partition(request);
     p.leader_id = self_;
     p.leader_epoch = epoch;
     try {

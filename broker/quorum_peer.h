@@ -120,6 +120,7 @@ class QuorumPeer {
   boost::asio::awaitable<void> start_election();
   boost::asio::awaitable<void> ask_for_vote(Voter voter, int32_t epoch, std::shared_ptr<int> votes);
   boost::asio::awaitable<void> announce_epoch(int32_t epoch);
+  boost::asio::awaitable<void> announce_epoch_to(Voter voter, int32_t epoch);
   boost::asio::awaitable<void> follow();
   // One fetch from the leader; false when nothing could be fetched.
   boost::asio::awaitable<bool> fetch_once(int32_t leader, int32_t epoch);
@@ -131,6 +132,8 @@ class QuorumPeer {
   OutboundConnection& fetches_from(int32_t id);
   std::chrono::milliseconds election_timeout();
   boost::asio::awaitable<void> sleep(std::chrono::milliseconds how_long);
+  // Until the log changes (a write durable, a role change) or `at_most` passes.
+  boost::asio::awaitable<void> wait_for_log(std::chrono::milliseconds at_most);
 
   boost::asio::any_io_executor executor_;
   const BrokerConfig& config_;
@@ -155,6 +158,7 @@ class QuorumPeer {
   std::vector<AsyncEvent*> log_waiters_;
   int64_t deadline_ms_ = 0;         // steady: when an unattached voter or a candidate stands (again)
   int64_t last_leader_contact_ms_ = 0;
+  int64_t fetch_timeout_jitter_ms_ = 0;  // up to half an election timeout, drawn per leader followed
   int64_t leader_since_ms_ = 0;
   int64_t epoch_start_offset_ = 0;  // the leader's first record of its epoch
   std::map<int32_t, VoterProgress> progress_;

@@ -106,14 +106,14 @@ def assert_images_identical(cluster: SluiceCluster) -> str:
     return first
 
 
-def create_acknowledged(cluster: SluiceCluster, topic: str, deadline: float) -> float:
+def create_acknowledged(cluster: SluiceCluster, topic: str, deadline: float, rf: int = 3) -> float:
     """Creates `topic` (RF 3) through the brokers, retrying what the client reports as retriable
     (a quorum without a leader, a broker's forward timing out) until acknowledged. Returns the time
     it took. A retry may find the topic made by an attempt whose answer was lost: that counts."""
     start = time.monotonic()
     while True:
         admin = cluster.admin()
-        f = admin.create_topics([NewTopic(topic, 2, 3)], operation_timeout=10, request_timeout=15)[topic]
+        f = admin.create_topics([NewTopic(topic, 2, rf)], operation_timeout=10, request_timeout=15)[topic]
         try:
             f.result(20)
             return time.monotonic() - start
@@ -349,3 +349,32 @@ def test_five_voters_lose_two_and_go_on():
         wait_converged(c, voters=5)
         assert {"five-0", "five-1"} <= topics_listed(c)
         assert_images_identical(c)
+
+
+def test_vote_requests_are_checked():
+    """Vote as another cluster, for another topic, from a candidate behind the quorum's epoch, and
+    to a cluster with a single controller: refused with Kafka's codes, and the quorum unmoved."""
+    with SluiceCluster(brokers=1, controllers=3, config=QUORUM) as c:
+        c.create_topic("vote-checks", 1, 1)
+        q = wait_converged(c)
+        follower = next(n for n in c.controller_ids if n != q.leader_id)
+        node = c.nodes[follower]
+        with kadmin_wire.Conn(f"{node.host}:{node.port}") as conn:
+            assert kadmin_wire.vote(conn, "another-cluster-id-xxxx", 9, q.leader_epoch + 1, 0, 0)[0] == 104
+            error, answers = kadmin_wire.vote(conn, None, 9, q.leader_epoch + 1, 0, 0, topic="other")
+            assert (error, answers[0][0]) == (0, 3), answers  # UNKNOWN_TOPIC_OR_PARTITION
+            # A stale candidate: no vote, and told the epoch and leader.
+            other = next(n for n in c.controller_ids if n not in (follower, q.leader_id))
+            error, answers = kadmin_wire.vote(conn, None, other, q.leader_epoch - 1, 0, 0)
+            assert error == 0 and answers[0][1:] == (q.leader_id, q.leader_epoch, False), answers
+            # A candidate in a later epoch whose log is behind: the epoch moves on, the vote is not given.
+            error, answers = kadmin_wire.vote(conn, None, other, q.leader_epoch + 5, 0, 0)
+            assert error == 0 and answers[0][2:] == (q.leader_epoch + 5, False), answers
+        # The quorum elects again (a later epoch was seen) and goes on.
+        create_acknowledged(c, "vote-checks-after", time.monotonic() + 30, rf=1)
+        assert wait_converged(c).leader_epoch > q.leader_epoch + 5
+        assert_images_identical(c)
+    with SluiceCluster(brokers=1) as single:
+        node = single.nodes[1]
+        with kadmin_wire.Conn(f"{node.host}:{node.port}") as conn:
+            assert kadmin_wire.vote(conn, None, 2, 5, 0, 0)[0] == 94  # INCONSISTENT_VOTER_SET: no quorum

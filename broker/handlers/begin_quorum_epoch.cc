@@ -2,43 +2,21 @@
 // leader of the controller quorum tells this one, which follows it from now
 // on (broker/quorum_peer.h). An announcement of an older epoch is answered
 // FENCED_LEADER_EPOCH with the epoch and leader this voter knows.
-#include "broker/handlers/handlers.h"
-#include "broker/quorum_peer.h"
-#include "controller/metadata_log.h"
+#include "broker/handlers/quorum_request.h"
 #include "protocol/messages/begin_quorum_epoch_request.h"
 #include "protocol/messages/begin_quorum_epoch_response.h"
 
 namespace sluice::broker {
 
-using protocol::ErrorCode;
-
 boost::asio::awaitable<void> handle_begin_quorum_epoch(RequestContext& ctx) {
-  auto request = ctx.decode<protocol::BeginQuorumEpochRequest>();
-  protocol::BeginQuorumEpochResponse reply;
   QuorumPeer* quorum = ctx.broker.quorum;
-  if (!quorum) {
-    reply.error_code = static_cast<int16_t>(ErrorCode::kInconsistentVoterSet);
-  } else if (request.cluster_id && *request.cluster_id != ctx.broker.cluster_id) {
-    reply.error_code = static_cast<int16_t>(ErrorCode::kInconsistentClusterId);
-  } else {
-    for (const auto& t : request.topics) {
-      auto& topic = reply.topics.emplace_back();
-      topic.topic_name = t.topic_name;
-      for (const auto& p : t.partitions) {
-        auto& out = topic.partitions.emplace_back();
-        out.partition_index = p.partition_index;
-        if (t.topic_name != controller::kMetadataTopic || p.partition_index != 0) {
-          out.error_code = static_cast<int16_t>(ErrorCode::kUnknownTopicOrPartition);
-          continue;
-        }
+  co_await answer_quorum_request<protocol::BeginQuorumEpochRequest, protocol::BeginQuorumEpochResponse>(
+      ctx, [quorum](const auto&, const auto& p, auto& out) -> boost::asio::awaitable<void> {
         const auto answer = co_await quorum->on_begin_epoch(p.leader_id, p.leader_epoch);
         out.error_code = static_cast<int16_t>(answer.error);
         out.leader_id = answer.leader;
         out.leader_epoch = answer.epoch;
-      }
-    }
-  }
-  ctx.respond(reply);
+      });
 }
 
 }  // namespace sluice::broker

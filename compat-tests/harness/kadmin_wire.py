@@ -259,6 +259,25 @@ def create_topics(conn: Conn, topics: list[tuple[str, int, int]], timeout_ms: in
     return out
 
 
+def vote(conn: Conn, cluster_id: str | None, candidate: int, epoch: int, last_epoch: int, last_offset: int,
+         topic: str = "__cluster_metadata", voter_id: int = -1) -> tuple[int, list[tuple[int, int, int, bool]]]:
+    """Vote (API 52) v1, as a candidate of a controller quorum sends it: (error, [(partition error,
+    leader id, leader epoch, granted)])."""
+    body = _str(cluster_id, True) + i32(voter_id) + _array_len(1, True) + _str(topic, True) + _array_len(1, True)
+    body += i32(0) + i32(epoch) + i32(candidate) + bytes(16) + bytes(16) + i32(last_epoch) + i64(last_offset)
+    body += _tags(True) + _tags(True) + _tags(True)
+    r = conn.request(52, 1, body, True)
+    error, answers = r.i16(), []
+    for _ in range(_read_len(r, True)):
+        _read_str(r, True)
+        for _ in range(_read_len(r, True)):
+            r.i32()
+            answers.append((r.i16(), r.i32(), r.i32(), r.i8() != 0))
+            r.skip_tags()
+        r.skip_tags()
+    return error, answers
+
+
 # ---------------------------------------------------------------------------------- ElectLeaders
 PREFERRED, UNCLEAN = 0, 1
 
