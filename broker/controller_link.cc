@@ -66,6 +66,12 @@ ControllerLink::ControllerLink(asio::any_io_executor executor, const BrokerConfi
       fetches_(executor, voters_.front().host, voters_.front().port,
                "broker-" + std::to_string(config.node_id()) + "-metadata"),
       request_timeout_(std::chrono::milliseconds(std::max<int64_t>(config.get_long("broker.session.timeout.ms"), 1000))),
+      // With other voters to try, a controller that does not answer (paused,
+      // cut off) is given up on well within the session: the broker must
+      // reach the new leader before it is fenced for silence.
+      liveness_timeout_(voters_.size() > 1
+                            ? std::chrono::milliseconds(std::max<int64_t>(config.get_long("broker.session.timeout.ms") / 4, 500))
+                            : request_timeout_),
       incarnation_id_(controller::random_uuid()) {
   if (auto id = store_.get(kClusterIdKey)) cluster_id_ = *id;
   log_.replay([&](std::string_view bytes) { image_.apply(controller::decode_record(bytes)); });
@@ -170,7 +176,7 @@ asio::awaitable<void> ControllerLink::heartbeat_loop() {
     const size_t target = current_;
     try {
       auto reply = co_await requests_.call<protocol::BrokerHeartbeatResponse>(request, kHeartbeatVersion,
-                                                                              request_timeout_);
+                                                                              liveness_timeout_);
       const auto code = static_cast<ErrorCode>(reply.body.error_code);
       if (code == ErrorCode::kStaleBrokerEpoch || code == ErrorCode::kBrokerIdNotRegistered) {
         // The controller has another registration for us (or none): start over.
@@ -219,7 +225,7 @@ asio::awaitable<void> ControllerLink::fetch_loop() {
     const size_t target = current_;
     try {
       auto reply = co_await fetches_.call<protocol::FetchResponse>(
-          request, kFetchVersion, request_timeout_ + std::chrono::milliseconds(max_wait_ms));
+          request, kFetchVersion, liveness_timeout_ + std::chrono::milliseconds(max_wait_ms));
       if (reply.body.responses.empty() || reply.body.responses[0].partitions.empty())
         throw std::runtime_error("a metadata fetch answered without the metadata partition");
       const auto& data = reply.body.responses[0].partitions[0];

@@ -129,6 +129,7 @@ class ControllerLink {
   OutboundConnection requests_;  // registration, heartbeats, forwarded requests
   OutboundConnection fetches_;   // the metadata long poll
   std::chrono::milliseconds request_timeout_;
+  std::chrono::milliseconds liveness_timeout_;  // heartbeats and metadata fetches
   protocol::Uuid incarnation_id_;
   int64_t broker_epoch_ = -1;
   bool fenced_ = true;
