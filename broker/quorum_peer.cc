@@ -94,6 +94,9 @@ QuorumPeer::QuorumPeer(asio::any_io_executor executor, const BrokerConfig& confi
     // votes again in an epoch that has a leader). A leader that restarts does
     // not lead again in its epoch: it stands in the next one.
     leader_ = r.read_int32();
+    // Itself (it led that epoch: voted_for_ already keeps it from voting in
+    // it), or a node no longer among the voters: no leader to follow.
+    if (leader_ == self_ || !is_voter(leader_)) leader_ = -1;
     fresh_ = r.remaining() >= 4 && r.read_int32() == 0;
   } else {
     // Nothing here: the cluster's first start, or a controller whose disk was wiped.
@@ -106,11 +109,13 @@ QuorumPeer::QuorumPeer(asio::any_io_executor executor, const BrokerConfig& confi
     voted_for_ = -1;
     leader_ = -1;
   }
-  if (leader_ >= 0 && leader_ != self_) {
+  deadline_ms_ = steady_now_ms() + election_timeout().count();
+  if (leader_ >= 0) {
     role_ = Role::kFollower;
     last_leader_contact_ms_ = steady_now_ms();
+    fetch_timeout_jitter_ms_ = static_cast<int64_t>(random_() % static_cast<uint32_t>(election_timeout_.count() / 2 + 1));
   }
-  deadline_ms_ = steady_now_ms() + election_timeout().count();
+  controller_.set_quorum_epoch(epoch_);
 }
 
 QuorumPeer::~QuorumPeer() = default;
@@ -205,9 +210,10 @@ void QuorumPeer::become_unattached(int32_t epoch) {
 
 void QuorumPeer::become_follower(int32_t epoch, int32_t leader) {
   step_down_as_leader();
-  // A fetch waiting on the old leader (paused, say) must not hold up the new one.
-  if (leader_ >= 0 && leader_ != leader)
-    if (auto it = fetches_.find(leader_); it != fetches_.end()) it->second->close();
+  // A fetch still waiting on an old leader (paused, say) must not hold up the
+  // new one (leader_ may no longer name it: a vote or a candidacy cleared it).
+  for (auto& [id, connection] : fetches_)
+    if (id != leader) connection->close();
   if (epoch > epoch_) voted_for_ = -1;
   const bool changed = leader_ != leader || epoch_ != epoch;
   epoch_ = epoch;
@@ -232,7 +238,8 @@ void QuorumPeer::learn(int32_t epoch, int32_t leader) {
 }
 
 void QuorumPeer::become_leader() {
-  if (controller_.log().durable_end_offset() != controller_.log().end_offset()) {
+  if (controller_.log().durable_end_offset() != controller_.log().end_offset() ||
+      controller_.log().durable_snapshot_offset() != controller_.log().snapshot_offset()) {
     // Cannot happen while candidates append nothing; if it did, the tail
     // could not be read back: stand again rather than lead without it.
     SLUICE_LOG(kError, "controller " << self_ << " won epoch " << epoch_ << " with its log not durable: standing again");
@@ -614,19 +621,30 @@ asio::awaitable<void> QuorumPeer::resign_for_shutdown() {
   leader_ = -1;
   deadline_ms_ = INT64_MAX;
   save();
+  // To every voter at once, for at most 500 ms: a voter that does not hear
+  // it learns by its fetch timeout instead.
+  auto pending = std::make_shared<size_t>(0);
+  auto all_told = std::make_shared<AsyncEvent>(executor_);
   for (const auto& v : voters_) {
     if (v.id == self_) continue;
-    protocol::EndQuorumEpochRequest request;
-    request.cluster_id = cluster_id_;
-    auto& p = metadata_partition(request);
-    p.leader_id = self_;
-    p.leader_epoch = epoch;
-    try {
-      co_await requests_to(v.id).call<protocol::EndQuorumEpochResponse>(request, kEndEpochVersion, 500ms);
-    } catch (const std::exception&) {
-      // It learns by its fetch timeout instead.
-    }
+    ++*pending;
+    asio::co_spawn(
+        executor_,
+        [this, v, epoch, pending, all_told]() -> asio::awaitable<void> {
+          protocol::EndQuorumEpochRequest request;
+          request.cluster_id = cluster_id_;
+          auto& p = metadata_partition(request);
+          p.leader_id = self_;
+          p.leader_epoch = epoch;
+          try {
+            co_await requests_to(v.id).call<protocol::EndQuorumEpochResponse>(request, kEndEpochVersion, 500ms);
+          } catch (const std::exception&) {
+          }
+          if (--*pending == 0) all_told->set();
+        },
+        asio::detached);
   }
+  if (*pending > 0) co_await all_told->wait_until(std::chrono::steady_clock::now() + 600ms);
   co_await persisted();
 }
 

@@ -89,7 +89,7 @@ void MetadataLog::write(std::vector<storage::StateStore::Change> changes) {
     while (!truncations_.empty() && truncations_.front().first <= generation) truncations_.pop_front();
     durable_end_offset_ = durable;
     durable_snapshot_offset_ = snapshot;
-    if (on_durable_) on_durable_(end);
+    if (on_durable_) on_durable_(durable);
   });
 }
 
