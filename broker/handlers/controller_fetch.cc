@@ -157,6 +157,7 @@ boost::asio::awaitable<void> handle_controller_fetch(RequestContext& ctx) {
       std::vector<std::string> values;
       int64_t batch_start = p.fetch_offset;
       int32_t batch_epoch = -1;
+      int64_t epoch_end = -1;  // where batch_epoch's records end in the log
       size_t bytes = 0;
       auto flush = [&] {
         if (values.empty()) return;
@@ -165,11 +166,14 @@ boost::asio::awaitable<void> handle_controller_fetch(RequestContext& ctx) {
       };
       log.read(p.fetch_offset, [&](int64_t offset, std::string_view record) {
         if (bytes > 0 && bytes + record.size() > static_cast<size_t>(std::max(p.partition_max_bytes, 1))) return false;
-        const int32_t epoch = log.epoch_of(offset);
-        if (epoch != batch_epoch) {
-          flush();
-          batch_start = offset;
-          batch_epoch = epoch;
+        if (offset >= epoch_end) {  // the epochs table is looked up once per epoch, not per record
+          const int32_t epoch = log.epoch_of(offset);
+          epoch_end = log.end_offset_for_epoch(epoch).second;
+          if (epoch != batch_epoch) {
+            flush();
+            batch_start = offset;
+            batch_epoch = epoch;
+          }
         }
         bytes += record.size();
         values.emplace_back(record);
