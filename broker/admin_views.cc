@@ -185,6 +185,25 @@ std::string groups_view(const StatusSnapshot& s) {
   return out + "]}";
 }
 
+std::string queues_view(const StatusSnapshot& s) {
+  std::string out = "{";
+  key(out, "queues") += "[";
+  for (size_t i = 0; i < s.queues.size(); ++i) {
+    const auto& q = s.queues[i];
+    out += i ? ",{" : "{";
+    key(out, "topic");
+    json_string(out, q.topic);
+    key(out += ",", "partition") += std::to_string(q.partition) + ",";
+    key(out, "group");
+    json_string(out, q.group);
+    key(out += ",", "consumed_offset") += (q.consumed_offset ? std::to_string(*q.consumed_offset) : "null") + ",";
+    key(out, "log_start_offset") += std::to_string(q.log_start_offset) + ",";
+    key(out, "high_watermark") += std::to_string(q.high_watermark) + ",";
+    key(out, "depth") += std::to_string(q.depth) + "}";
+  }
+  return out + "]}";
+}
+
 std::string controller_view(const StatusSnapshot& s) {
   size_t fenced = 0;
   for (const auto& b : s.brokers) fenced += b.fenced ? 1 : 0;
@@ -234,6 +253,7 @@ constexpr View kViews[] = {{"/v1/brokers", brokers_view},
                            {"/v1/topics", topics_view},
                            {"/v1/partitions", partitions_view},
                            {"/v1/groups", groups_view},
+                           {"/v1/queues", queues_view},
                            {"/v1/controller", controller_view}};
 
 const View* find_view(std::string_view path) {
@@ -383,6 +403,20 @@ std::vector<MetricFamily> state_metrics(const StatusSnapshot& s, bool partition_
   if (partition_level) out.push_back(std::move(partition_lag));
   out.push_back(single("sluice_group_rebalances_total", "Rebalances started, over all groups", MetricType::Counter,
                        static_cast<double>(s.group_rebalances)));
+
+  // ---- queues (delete after consumption) ----
+  MetricFamily depth = family("sluice_queue_depth",
+                              "Records a group listed in a topic's delete.after.consumption.groups has not consumed "
+                              "yet, over the partitions this node leads",
+                              MetricType::Gauge);
+  std::map<std::pair<std::string, std::string>, double> depth_by_topic_group;
+  for (const auto& q : s.queues) depth_by_topic_group[{q.topic, q.group}] += static_cast<double>(q.depth);
+  for (const auto& [topic_group, records] : depth_by_topic_group)
+    add(depth, records, {{"group", topic_group.second}, {"topic", topic_group.first}});
+  out.push_back(std::move(depth));
+  out.push_back(single("sluice_queue_releases_total",
+                       "Times a led partition's log start moved because its delete.after.consumption.groups consumed",
+                       MetricType::Counter, static_cast<double>(s.replication.consumption_releases)));
 
   // ---- storage ----
   out.push_back(single("sluice_log_segments", "Segment files of the replicas this node holds", MetricType::Gauge,

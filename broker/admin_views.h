@@ -1,6 +1,6 @@
 // What the admin server renders from a status snapshot, on its own thread:
 // the JSON views (/v1/brokers, /v1/topics, /v1/partitions, /v1/groups,
-// /v1/controller), the state metrics, and the process and disk metrics it
+// /v1/queues, /v1/controller), the state metrics, and the process and disk metrics it
 // reads from /proc and statvfs when scraped. METRICS.md describes them all.
 #pragma once
 

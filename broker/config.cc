@@ -24,6 +24,9 @@ const std::vector<ConfigDefinition> kDefinitions = [] {
       {"compression.type", ConfigType::kString, "producer"},
       {"connections.max.idle.ms", ConfigType::kLong, "600000"},
       {"default.replication.factor", ConfigType::kInt, "1", 1, INT16_MAX},
+      // Sluice's own: how often partition leaders ask where the groups of
+      // delete.after.consumption.groups are, and release what they consumed.
+      {"delete.after.consumption.check.interval.ms", ConfigType::kLong, "1000", 1},
       {"delete.topic.enable", ConfigType::kBoolean, "true"},
       {"fetch.max.bytes", ConfigType::kInt, "57671680", 1024, kInt32Max},
       {"broker.heartbeat.interval.ms", ConfigType::kInt, "2000", 1, kInt32Max},

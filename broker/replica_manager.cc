@@ -107,6 +107,8 @@ void ReplicaManager::apply_topic_settings(Partition& partition, const controller
   std::string policy = "," + topic_config_value(config_, topic, "cleanup.policy") + ",";
   std::erase(policy, ' ');
   if (policy.find(",delete,") == std::string::npos) partition.retention_ms = partition.retention_bytes = -1;
+  partition.release_groups =
+      controller::list_config_items(topic_config_value(config_, topic, controller::kDeleteAfterConsumptionGroups));
   partition.flush_messages = std::stoll(topic_config_value(config_, topic, "flush.messages"));
   partition.flush_ms = std::stoll(topic_config_value(config_, topic, "flush.ms"));
   partition.min_insync_replicas = std::stoll(topic_config_value(config_, topic, "min.insync.replicas"));
@@ -301,6 +303,11 @@ void ReplicaManager::delete_records_before(Partition& partition, int64_t offset)
   writer_.apply({{log_checkpoint_key(partition.topic, partition.index), encode_checkpoint(now, partition.high_watermark_)}});
   partition.checkpointed = now;
   partition.checkpointed_high_watermark = partition.high_watermark_;
+}
+
+void ReplicaManager::release_consumed(Partition& partition, int64_t offset) {
+  delete_records_before(partition, offset);
+  ++counters_.consumption_releases;
 }
 
 void ReplicaManager::expire_producers(int64_t now_ms, int64_t expiration_ms) {

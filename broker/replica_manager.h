@@ -94,6 +94,9 @@ struct Partition {
   // The topic's retention.ms / retention.bytes (-1: no limit).
   int64_t retention_ms = -1;
   int64_t retention_bytes = -1;
+  // The topic's delete.after.consumption.groups: the groups whose consumption
+  // releases the records (queue_retention.h); empty: retention alone.
+  std::vector<std::string> release_groups;
   // What the last checkpoint stored (recovery point, log start offset).
   storage::LogCheckpoint checkpointed;
   // The topic's flush.messages / flush.ms, and what was appended since the
@@ -119,6 +122,8 @@ struct ReplicationCounters {
   uint64_t isr_expands = 0;   // ... that added one
   uint64_t leader_elections = 0;  // times this broker became a partition's leader
   uint64_t retention_deleted_segments = 0;
+  // Times a led partition's log start moved because its groups consumed (queue_retention.h).
+  uint64_t consumption_releases = 0;
 };
 
 class ReplicaManager : public controller::MetadataListener {
@@ -233,6 +238,9 @@ class ReplicaManager : public controller::MetadataListener {
   void enforce_retention(int64_t now_ms);
   // DeleteRecords: raises the partition's log start offset, durably.
   void delete_records_before(Partition& partition, int64_t offset);
+  // delete_records_before, because the groups of the partition's
+  // delete.after.consumption.groups consumed everything below `offset`.
+  void release_consumed(Partition& partition, int64_t offset);
   // Opens the replicas the metadata gives this broker that are not open (an
   // open that failed: no descriptors, no space), periodically.
   void reconcile();

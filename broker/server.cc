@@ -18,6 +18,7 @@
 
 #include "broker/admin_server.h"
 #include "broker/admin_views.h"
+#include "broker/queue_retention.h"
 #include "broker/remote_end_offsets.h"
 #include "broker/status_snapshot.h"
 #include "broker/broker.h"
@@ -245,12 +246,12 @@ asio::awaitable<void> rebalance_leaders_periodically(controller::Controller& con
 
 // Copies the broker's state for the admin server, now and then every interval.
 asio::awaitable<void> refresh_status_periodically(Broker& broker, StatusBoard& board, const RemoteEndOffsets& remote,
-                                                  std::chrono::milliseconds interval) {
+                                                  const QueueRetention& queues, std::chrono::milliseconds interval) {
   asio::steady_timer timer(broker.executor);
   for (;;) {
     timer.expires_after(interval);
     try {
-      board.publish(std::make_shared<const StatusSnapshot>(take_status_snapshot(broker, remote.known())));
+      board.publish(std::make_shared<const StatusSnapshot>(take_status_snapshot(broker, remote.known(), queues.positions())));
     } catch (const std::exception& e) {  // bad_alloc, say: the admin server shows the last one
       SLUICE_LOG(kError, "taking the status snapshot failed: " << e.what());
     }
@@ -282,6 +283,25 @@ asio::awaitable<void> refresh_remote_end_offsets(const StatusBoard& board, Remot
     }
     boost::system::error_code ignored;
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+}
+
+// Delete after consumption (queue_retention.h), every interval; a round
+// waits for its answers before the next one starts.
+asio::awaitable<void> release_consumed_periodically(QueueRetention& queues, asio::any_io_executor executor,
+                                                    std::chrono::milliseconds interval) {
+  // At least a second per request: a loaded coordinator must not time out (and lose its connection) every round.
+  const auto timeout = std::max<std::chrono::milliseconds>(interval, std::chrono::seconds(1));
+  asio::steady_timer timer(executor);
+  for (;;) {
+    timer.expires_after(interval);
+    boost::system::error_code ignored;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    try {
+      co_await queues.release_consumed(timeout);
+    } catch (const std::exception& e) {
+      SLUICE_LOG(kError, "releasing consumed records failed (will retry): " << e.what());
+    }
   }
 }
 
@@ -546,9 +566,18 @@ int run_server(const BrokerConfig& config) {
   if (config.get_long("connections.max.idle.ms") >= 0)
     asio::co_spawn(io, close_idle_connections(connections), asio::detached);
   RemoteEndOffsets remote_end_offsets(io.get_executor(), config, metadata);
+  QueueRetention queue_retention(broker);
+  if (is_broker)
+    asio::co_spawn(io,
+                   release_consumed_periodically(
+                       queue_retention, io.get_executor(),
+                       std::chrono::milliseconds(config.get_long("delete.after.consumption.check.interval.ms"))),
+                   asio::detached);
   if (admin) {
     const std::chrono::milliseconds refresh_interval(config.get_int("admin.refresh.interval.ms"));
-    asio::co_spawn(io, refresh_status_periodically(broker, status_board, remote_end_offsets, refresh_interval),
+    asio::co_spawn(io,
+                   refresh_status_periodically(broker, status_board, remote_end_offsets, queue_retention,
+                                               refresh_interval),
                    asio::detached);
     asio::co_spawn(io, refresh_remote_end_offsets(status_board, remote_end_offsets, io.get_executor(), refresh_interval),
                    asio::detached);

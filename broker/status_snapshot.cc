@@ -32,7 +32,8 @@ StatusSnapshot::Replica replica_status(const Partition& p, int64_t now_ms) {
 
 }  // namespace
 
-StatusSnapshot take_status_snapshot(const Broker& broker, const EndOffsetMap& remote_end_offsets) {
+StatusSnapshot take_status_snapshot(const Broker& broker, const EndOffsetMap& remote_end_offsets,
+                                    const ConsumedPositions& queue_positions) {
   StatusSnapshot s;
   const BrokerConfig& config = broker.config;
   const controller::MetadataImage& image = broker.metadata;
@@ -107,6 +108,15 @@ StatusSnapshot take_status_snapshot(const Broker& broker, const EndOffsetMap& re
       row.offsets.push_back(std::move(offset));
     }
     s.groups.push_back(std::move(row));
+  }
+
+  for (const auto& [key, consumed] : queue_positions) {
+    const auto& [topic, index, group] = key;
+    const Partition* p = broker.replicas.find(topic, index);
+    if (!p || !p->is_leader || !p->log) continue;
+    StatusSnapshot::QueueRow row{topic, index, group, consumed, p->log->log_start_offset(), p->high_watermark(), 0};
+    row.depth = std::max<int64_t>(0, row.high_watermark - std::max(consumed.value_or(0), row.log_start_offset));
+    s.queues.push_back(std::move(row));
   }
   return s;
 }

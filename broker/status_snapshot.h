@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "broker/queue_retention.h"
 #include "broker/replica_manager.h"
 #include "controller/controller.h"
 
@@ -109,6 +110,21 @@ struct StatusSnapshot {
     std::vector<OffsetRow> offsets;
   };
   std::vector<GroupRow> groups;  // the groups this node coordinates
+
+  // Delete after consumption: one row per group listed in a topic's
+  // delete.after.consumption.groups, for each partition of it led here whose
+  // position the group's coordinator has answered (queue_retention.h).
+  struct QueueRow {
+    std::string topic;
+    int32_t partition = 0;
+    std::string group;
+    std::optional<int64_t> consumed_offset;  // the group's committed offset; none: nothing consumed yet
+    int64_t log_start_offset = 0;
+    int64_t high_watermark = 0;
+    // Records retained and not yet consumed by the group: high watermark - max(consumed, log start), at least 0.
+    int64_t depth = 0;
+  };
+  std::vector<QueueRow> queues;  // sorted by topic, partition, group
   uint64_t group_rebalances = 0;
 
   ReplicationCounters replication;
@@ -120,7 +136,9 @@ using EndOffsetMap = std::map<std::pair<std::string, int32_t>, int64_t>;
 
 // Taken on the network thread. `remote_end_offsets`: those of partitions this
 // node holds no replica of, as their leaders last answered (remote_end_offsets.h).
-StatusSnapshot take_status_snapshot(const Broker& broker, const EndOffsetMap& remote_end_offsets);
+// `queue_positions`: the queue groups' positions on the partitions led here.
+StatusSnapshot take_status_snapshot(const Broker& broker, const EndOffsetMap& remote_end_offsets,
+                                    const ConsumedPositions& queue_positions);
 
 // The latest snapshot, handed from the network thread to the admin thread.
 class StatusBoard {

@@ -13,6 +13,12 @@ constexpr int64_t kIntMax = INT32_MAX;
 const std::vector<TopicConfigDefinition> kTopicConfigs = {
     {"cleanup.policy", ConfigType::kList, "delete", "log.cleanup.policy"},
     {"compression.type", ConfigType::kString, "producer", "compression.type"},
+    {kDeleteAfterConsumptionGroups, ConfigType::kList, "", nullptr, INT64_MIN, INT64_MAX,
+     "Sluice: a queue's consumers. The group ids (consumer groups or share groups), comma-separated, whose "
+     "consumption releases this topic's records: each partition's leader moves the log start offset up to the "
+     "lowest position every listed group has consumed (a consumer group's committed offset), never past the "
+     "high watermark, and deletes what lies below on every replica, as retention does. A listed group that has "
+     "not consumed a partition yet holds all of it. Empty (the default): records are kept by retention alone."},
     {"delete.retention.ms", ConfigType::kLong, "86400000", nullptr, 0},
     {"file.delete.delay.ms", ConfigType::kLong, "60000", nullptr, 0},
     {"flush.messages", ConfigType::kLong, "9223372036854775807", "log.flush.interval.messages", 1},
@@ -124,6 +130,13 @@ bool throttled_replicas_include(std::string_view list, int32_t partition, int32_
   for (std::string_view item : split(list, ','))
     if (trimmed(item) == wanted) return true;
   return false;
+}
+
+std::vector<std::string> list_config_items(std::string_view list) {
+  std::vector<std::string> items;
+  for (std::string_view item : split(list, ','))
+    if (item = trimmed(item); !item.empty()) items.emplace_back(item);
+  return items;
 }
 
 namespace {

@@ -29,9 +29,15 @@ struct TopicConfigDefinition {
   const char* broker_synonym;  // broker key that supplies the default, or nullptr
   int64_t min = INT64_MIN;     // numeric bounds, inclusive
   int64_t max = INT64_MAX;
+  // DescribeConfigs' documentation (v3+, when asked); set for Sluice's own keys.
+  const char* documentation = nullptr;
 };
 
-// Every topic config Kafka 3.9 describes, in name order.
+// Sluice's own topic config: the groups whose consumption releases a
+// partition's records (broker/queue_retention.h).
+inline constexpr const char* kDeleteAfterConsumptionGroups = "delete.after.consumption.groups";
+
+// Every topic config Kafka 3.9 describes, and Sluice's own, in name order.
 const std::vector<TopicConfigDefinition>& topic_config_definitions();
 const TopicConfigDefinition* find_topic_config(std::string_view name);
 
@@ -51,5 +57,9 @@ std::optional<std::string> validate_dynamic_broker_config(std::string_view name,
 // follower.replication.throttled.replicas: "*" or "partition:broker,...")
 // names `partition` on `broker`.
 bool throttled_replicas_include(std::string_view list, int32_t partition, int32_t broker);
+
+// The items of a list config ("a, b,,c" -> a, b, c): split at commas, spaces
+// around items dropped, empty items skipped.
+std::vector<std::string> list_config_items(std::string_view list);
 
 }  // namespace sluice::controller

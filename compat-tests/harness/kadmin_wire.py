@@ -549,10 +549,11 @@ class ConfigEntry:
     read_only: bool
     source: int
     sensitive: bool
+    documentation: str | None = None  # v3+, when asked for
 
 
 def describe_configs(conn: Conn, resource_type: int, name: str, keys: list[str] | None = None,
-                     version: int = 4) -> tuple[int, dict[str, ConfigEntry]]:
+                     version: int = 4, include_documentation: bool = False) -> tuple[int, dict[str, ConfigEntry]]:
     """DescribeConfigs (API 32) v1..v4 of one resource: (error, {config name: entry})."""
     if not 1 <= version <= 4:
         raise ValueError("describe_configs() speaks v1..v4")
@@ -564,7 +565,7 @@ def describe_configs(conn: Conn, resource_type: int, name: str, keys: list[str] 
         body += _array_len(len(keys), flexible) + b"".join(_str(k, flexible) for k in keys)
     body += _tags(flexible) + i8(0)  # include_synonyms
     if version >= 3:
-        body += i8(0)  # include_documentation
+        body += i8(1 if include_documentation else 0)
     body += _tags(flexible)
     r = conn.request(32, version, body, flexible)
     r.i32()  # throttle
@@ -585,12 +586,13 @@ def describe_configs(conn: Conn, resource_type: int, name: str, keys: list[str] 
             _read_str(r, flexible); _read_str(r, flexible); r.i8()
             if flexible:
                 r.skip_tags()
+        documentation = None
         if version >= 3:
             r.i8()  # config type
-            _read_str(r, flexible)  # documentation
+            documentation = _read_str(r, flexible)
         if flexible:
             r.skip_tags()
-        entries[key] = ConfigEntry(value, read_only, source, sensitive)
+        entries[key] = ConfigEntry(value, read_only, source, sensitive, documentation)
     return err, entries
 
 
