@@ -414,7 +414,8 @@ class Gen:
         if b == "records":
             return "std::optional<Records>"
         if f.any_nullable:
-            raise SchemaError("%s:%d: nullable struct fields are not supported" % (self.msg.file, f.lineno))
+            # Kafka's nullable struct: an int8 marker (-1 null, 1 present) before the struct.
+            return "std::optional<%s>" % b
         return b
 
     def default_init(self, f):
@@ -458,6 +459,12 @@ class Gen:
             return cpp_string_literal(s) if s else ""
         if b == "records":
             return "std::nullopt"
+        if f.any_nullable:  # a struct
+            if d == "null":
+                return "std::nullopt"
+            if d is not None:
+                self.bad_default(f)
+            return "%s{}" % b
         if d is not None:
             self.bad_default(f)
         return ""
@@ -495,6 +502,8 @@ class Gen:
             return 1 if flex else 2
         if b in ("bytes", "records"):
             return 1 if flex else 4
+        if f.any_nullable:
+            return 1  # the marker of a null struct
         return self.min_size_struct(self.struct_defs[b], v)
 
     def min_size_struct(self, fields, v):
@@ -581,6 +590,16 @@ class Gen:
             nn = branch(fl, ["%s%s.write_compact_nullable_bytes(%s);" % (ind, w, opt)],
                         ["%s%s.write_nullable_bytes(%s);" % (ind, w, opt)], ind)
             return branch(nl, nn, nonnull, ind)
+        if f.any_nullable:
+            nn = ["%sif (!%s) {" % (ind, expr),
+                  "%s  %s.write_int8(-1);" % (ind, w),
+                  "%s} else {" % ind,
+                  "%s  %s.write_int8(1);" % (ind, w),
+                  "%s  %s->encode(%s, version);" % (ind, expr, w),
+                  "%s}" % ind]
+            # A version where the field cannot be null: an absent value goes as the empty struct.
+            nonnull = ["%s%s.value_or(%s{}).encode(%s, version);" % (ind, expr, b, w)]
+            return branch(nl, nn, nonnull, ind)
         return ["%s%s.encode(%s, version);" % (ind, expr, w)]
 
     def enc_elem(self, f, el, w, fl, ctx, ind, depth):
@@ -654,6 +673,13 @@ class Gen:
                             "%s}" % ind]
                 return branch(nl, nn_lines, ["%s%s = std::string(%s);" % (ind, target, nonnull)], ind)
             return ["%s%s = std::string(%s);" % (ind, target, nonnull)]
+        if f.any_nullable:
+            nn = ["%sif (%s.read_int8() < 0) {" % (ind, r),
+                  "%s  %s = std::nullopt;" % (ind, target),
+                  "%s} else {" % ind,
+                  "%s  %s.emplace().decode(%s, version);" % (ind, target, r),
+                  "%s}" % ind]
+            return branch(nl, nn, ["%s%s.emplace().decode(%s, version);" % (ind, target, r)], ind)
         return ["%s%s.decode(%s, version);" % (ind, target, r)]
 
     def dec_elem(self, f, slot, vec, r, fl, ctx, ind, depth):
@@ -850,7 +876,9 @@ class Gen:
             if self.is_error_code(f):
                 L.append("%sif (%s != 0) f(%s);" % (i2, f.cpp, f.cpp))
             elif f.base_is_struct and self.holds_error_codes(self.struct_defs[f.base], (f.base,)):
-                if not f.is_array:
+                if not f.is_array and f.any_nullable:
+                    L.append("%sif (%s) %s->for_each_error_code(f);" % (i2, f.cpp, f.cpp))
+                elif not f.is_array:
                     L.append("%s%s.for_each_error_code(f);" % (i2, f.cpp))
                 elif f.any_nullable:
                     L.append("%sif (%s) for (const auto& e : *%s) e.for_each_error_code(f);" % (i2, f.cpp, f.cpp))
@@ -963,6 +991,8 @@ class Gen:
             return ["%s%s = std::string(\"\\x01\\x00\\xfe\", 3) + std::to_string(%s);" % (ind, target, seed)]
         if b == "records":
             return ["%s%s = kRecordBytes;" % (ind, target)]
+        if f.any_nullable:
+            return ["%sfill(%s.emplace(), v, %s, depth + 1, nulls);" % (ind, target, seed)]
         return ["%sfill(%s, v, %s, depth + 1, nulls);" % (ind, target, seed)]
 
     def sample_prim(self, b, seed, f):
