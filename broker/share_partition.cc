@@ -1,0 +1,195 @@
+#include "broker/share_partition.h"
+
+#include <algorithm>
+#include <climits>
+
+namespace sluice::broker {
+
+using protocol::ErrorCode;
+
+SharePartition::SharePartition(int64_t start_offset, SharePartitionLimits limits)
+    : start_offset_(start_offset), limits_(limits) {}
+
+SharePartition SharePartition::restore(const DurableShareState& state, SharePartitionLimits limits) {
+  SharePartition p(state.start_offset, limits);
+  for (const auto& batch : state.batches) {
+    if (batch.last_offset < batch.first_offset || batch.first_offset < p.end_offset()) continue;  // not ours
+    // Offsets the state skips (none in what this class writes) are AVAILABLE, never delivered.
+    p.records_.resize(static_cast<size_t>(batch.first_offset - p.start_offset_));
+    const ShareRecordState state_now =
+        batch.state == ShareRecordState::kAcquired ? ShareRecordState::kAvailable : batch.state;
+    for (int64_t o = batch.first_offset; o <= batch.last_offset; ++o)
+      p.records_.push_back({state_now, batch.delivery_count, 0, nullptr});
+  }
+  p.advance_start();
+  return p;
+}
+
+std::vector<AcquiredRange> SharePartition::acquire(std::string_view member, int32_t max_records,
+                                                   int64_t high_watermark, int64_t now_ms) {
+  std::vector<AcquiredRange> acquired;
+  if (max_records <= 0) return acquired;
+  auto holder = std::make_shared<const std::string>(member);
+  const int64_t deadline = now_ms + limits_.lock_duration_ms;
+  int32_t left = max_records;
+  auto take = [&](int64_t offset, InFlight& record) {
+    record.state = ShareRecordState::kAcquired;
+    record.delivery_count = static_cast<int16_t>(std::min<int>(record.delivery_count + 1, INT16_MAX));
+    record.deadline_ms = deadline;
+    record.holder = holder;
+    if (!acquired.empty() && acquired.back().last_offset == offset - 1 &&
+        acquired.back().delivery_count == record.delivery_count)
+      acquired.back().last_offset = offset;
+    else
+      acquired.push_back({offset, offset, record.delivery_count});
+    --left;
+  };
+  // Records back in the pool, lowest first.
+  for (size_t i = 0; i < records_.size() && left > 0; ++i) {
+    const int64_t offset = start_offset_ + static_cast<int64_t>(i);
+    if (offset >= high_watermark) break;
+    if (records_[i].state == ShareRecordState::kAvailable) take(offset, records_[i]);
+  }
+  // New ones, while the window has room.
+  while (left > 0 && end_offset() < high_watermark &&
+         static_cast<int64_t>(records_.size()) < limits_.max_record_locks) {
+    const int64_t offset = end_offset();
+    records_.emplace_back();
+    take(offset, records_.back());
+  }
+  return acquired;
+}
+
+ErrorCode SharePartition::acknowledge(std::string_view member, int64_t first_offset, int64_t last_offset,
+                                      const std::vector<int8_t>& types, int64_t now_ms) {
+  if (last_offset < first_offset || types.empty()) return ErrorCode::kInvalidRequest;
+  const int64_t length = last_offset - first_offset + 1;
+  if (types.size() != 1 && static_cast<int64_t>(types.size()) != length) return ErrorCode::kInvalidRequest;
+  for (int8_t type : types)
+    if (type < static_cast<int8_t>(AcknowledgeType::kGap) || type > static_cast<int8_t>(AcknowledgeType::kRenew))
+      return ErrorCode::kInvalidRequest;
+  // All or nothing: first check that the member holds every offset.
+  if (first_offset < start_offset_ || last_offset >= end_offset()) return ErrorCode::kInvalidRecordState;
+  const size_t first = static_cast<size_t>(first_offset - start_offset_);
+  for (size_t i = first; i < first + static_cast<size_t>(length); ++i) {
+    const InFlight& record = records_[i];
+    if (record.state != ShareRecordState::kAcquired || !record.holder || *record.holder != member)
+      return ErrorCode::kInvalidRecordState;
+  }
+  for (int64_t k = 0; k < length; ++k) {
+    InFlight& record = records_[first + static_cast<size_t>(k)];
+    const auto type = static_cast<AcknowledgeType>(types.size() == 1 ? types[0] : types[static_cast<size_t>(k)]);
+    switch (type) {
+      case AcknowledgeType::kGap:  // no record at this offset (compacted away): nothing to deliver
+      case AcknowledgeType::kAccept:
+        record.state = ShareRecordState::kAcknowledged;
+        record.holder.reset();
+        break;
+      case AcknowledgeType::kReject:
+        record.state = ShareRecordState::kArchived;
+        record.holder.reset();
+        break;
+      case AcknowledgeType::kRelease:
+        give_back(record);
+        break;
+      case AcknowledgeType::kRenew:
+        record.deadline_ms = now_ms + limits_.lock_duration_ms;
+        break;
+    }
+  }
+  advance_start();
+  return ErrorCode::kNone;
+}
+
+void SharePartition::give_back(InFlight& record) const {
+  record.state = record.delivery_count >= limits_.delivery_count_limit ? ShareRecordState::kArchived
+                                                                       : ShareRecordState::kAvailable;
+  record.holder.reset();
+  record.deadline_ms = 0;
+}
+
+bool SharePartition::expire_locks(int64_t now_ms) {
+  bool changed = false;
+  for (InFlight& record : records_)
+    if (record.state == ShareRecordState::kAcquired && record.deadline_ms <= now_ms) {
+      give_back(record);
+      changed = true;
+    }
+  if (changed) advance_start();
+  return changed;
+}
+
+bool SharePartition::release_member(std::string_view member) {
+  bool changed = false;
+  for (InFlight& record : records_)
+    if (record.state == ShareRecordState::kAcquired && record.holder && *record.holder == member) {
+      give_back(record);
+      changed = true;
+    }
+  if (changed) advance_start();
+  return changed;
+}
+
+int64_t SharePartition::next_deadline() const {
+  int64_t next = INT64_MAX;
+  for (const InFlight& record : records_)
+    if (record.state == ShareRecordState::kAcquired) next = std::min(next, record.deadline_ms);
+  return next;
+}
+
+void SharePartition::reset_start(int64_t offset) {
+  if (records_.empty()) {
+    start_offset_ = offset;
+    return;
+  }
+  if (offset <= start_offset_) {
+    if (offset < start_offset_) {
+      // Backwards (an offset reset): what lies between is to be delivered again.
+      records_.insert(records_.begin(), static_cast<size_t>(start_offset_ - offset), InFlight{});
+      start_offset_ = offset;
+    }
+    return;
+  }
+  const int64_t drop = std::min<int64_t>(offset - start_offset_, static_cast<int64_t>(records_.size()));
+  records_.erase(records_.begin(), records_.begin() + drop);
+  start_offset_ = offset;
+  advance_start();
+}
+
+void SharePartition::advance_start() {
+  while (!records_.empty() && (records_.front().state == ShareRecordState::kAcknowledged ||
+                               records_.front().state == ShareRecordState::kArchived)) {
+    records_.pop_front();
+    ++start_offset_;
+  }
+  // Trailing AVAILABLE records never delivered are not in flight at all.
+  while (!records_.empty() && records_.back().state == ShareRecordState::kAvailable &&
+         records_.back().delivery_count == 0)
+    records_.pop_back();
+}
+
+DurableShareState SharePartition::durable_state() const {
+  DurableShareState out{start_offset_, {}};
+  for (size_t i = 0; i < records_.size(); ++i) {
+    const int64_t offset = start_offset_ + static_cast<int64_t>(i);
+    const InFlight& r = records_[i];
+    const ShareRecordState state = r.state == ShareRecordState::kAcquired ? ShareRecordState::kAvailable : r.state;
+    if (!out.batches.empty() && out.batches.back().last_offset == offset - 1 && out.batches.back().state == state &&
+        out.batches.back().delivery_count == r.delivery_count)
+      out.batches.back().last_offset = offset;
+    else
+      out.batches.push_back({offset, offset, state, r.delivery_count});
+  }
+  return out;
+}
+
+int64_t SharePartition::count(ShareRecordState state) const {
+  return std::count_if(records_.begin(), records_.end(), [&](const InFlight& r) { return r.state == state; });
+}
+
+ShareRecordState SharePartition::state_of(int64_t offset) const {
+  if (offset < start_offset_ || offset >= end_offset()) return ShareRecordState::kAvailable;
+  return records_[static_cast<size_t>(offset - start_offset_)].state;
+}
+
+}  // namespace sluice::broker
