@@ -19,6 +19,8 @@
 namespace sluice::broker {
 
 class QuorumPeer;
+class ShareGroupCoordinator;
+class SharePartitionManager;
 
 struct Broker {
   const BrokerConfig& config;
@@ -45,6 +47,10 @@ struct Broker {
   Metrics& metrics;       // served by the admin server (GET /metrics)
   // This controller's part in a quorum of several voters (null otherwise).
   QuorumPeer* quorum = nullptr;
+  // Share groups (KIP-932), when group.share.enable is set (null otherwise):
+  // their membership, and the share-partitions of the partitions led here.
+  ShareGroupCoordinator* share_groups = nullptr;
+  SharePartitionManager* share_partitions = nullptr;
 };
 
 // Returns once every change the controller in this process has made so far

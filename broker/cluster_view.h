@@ -36,6 +36,8 @@ constexpr int32_t kTopicAuthorizedOperations =
     (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
 constexpr int32_t kClusterAuthorizedOperations =
     (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13) | (1 << 14);
+// ... and on a group: READ, DESCRIBE, DELETE.
+constexpr int32_t kGroupAuthorizedOperations = (1 << 3) | (1 << 6) | (1 << 8);
 // What Kafka sends when the client did not ask for authorized operations.
 constexpr int32_t kAuthorizedOperationsOmitted = INT32_MIN;
 

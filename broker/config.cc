@@ -40,6 +40,15 @@ const std::vector<ConfigDefinition> kDefinitions = [] {
       {"controller.quorum.request.timeout.ms", ConfigType::kInt, "2000", 1, kInt32Max},
       {"group.initial.rebalance.delay.ms", ConfigType::kInt, "3000", 0, kInt32Max},
       {"group.max.session.timeout.ms", ConfigType::kInt, "1800000", 1, kInt32Max},
+      // Share groups (KIP-932): Kafka's names, defaults and bounds. Sluice's
+      // own switch: served on a single node (default); not yet in a cluster.
+      {"group.share.enable", ConfigType::kBoolean, nullptr},
+      {"group.share.record.lock.duration.ms", ConfigType::kInt, "30000", 1000, 3600000},
+      {"group.share.delivery.count.limit", ConfigType::kInt, "5", 2, 10},
+      {"group.share.partition.max.record.locks", ConfigType::kInt, "2000", 100, 10000},
+      {"group.share.session.timeout.ms", ConfigType::kInt, "45000", 1, kInt32Max},
+      {"group.share.heartbeat.interval.ms", ConfigType::kInt, "5000", 1, kInt32Max},
+      {"group.share.max.size", ConfigType::kInt, "200", 1, 1000},
       {"group.min.session.timeout.ms", ConfigType::kInt, "6000", 1, kInt32Max},
       {"inter.broker.listener.name", ConfigType::kString, nullptr},
       {"listener.security.protocol.map", ConfigType::kString,
@@ -271,6 +280,9 @@ void BrokerConfig::check_roles() const {
   const auto controller_names = controller_listener_names();
   const int32_t id = node_id();
   const bool voter = std::any_of(voters.begin(), voters.end(), [&](const Voter& v) { return v.id == id; });
+  if (!voters.empty() && source("group.share.enable") == ConfigSource::kStaticBroker && get_bool("group.share.enable"))
+    throw ConfigError("Invalid configuration group.share.enable: share groups are served on a single node only for "
+                      "now (their state is not replicated yet)");
   if (voters.empty()) {
     // No quorum configured: today's single node, its controller in-process.
     if (!broker || !controller)

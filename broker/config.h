@@ -78,6 +78,11 @@ class BrokerConfig {
   std::vector<Listener> controller_listeners() const;
   // No controller.quorum.voters: a single node whose controller serves only itself, in-process.
   bool standalone() const { return controller_quorum_voters().empty(); }
+  // Share groups (group.share.enable): on by default on a single node; a
+  // cluster refuses them until their state is replicated (check_roles).
+  bool share_groups_enabled() const {
+    return source("group.share.enable") == ConfigSource::kStaticBroker ? get_bool("group.share.enable") : standalone();
+  }
   std::string log_dir() const;                          // the first of log.dirs
   // The admin HTTP server's address (admin.listeners); none when it is empty.
   std::optional<Listener> admin_listener() const;

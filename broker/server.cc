@@ -19,6 +19,8 @@
 #include "broker/admin_server.h"
 #include "broker/admin_views.h"
 #include "broker/queue_retention.h"
+#include "broker/share_group_coordinator.h"
+#include "broker/share_partition_manager.h"
 #include "broker/remote_end_offsets.h"
 #include "broker/status_snapshot.h"
 #include "broker/broker.h"
@@ -286,6 +288,20 @@ asio::awaitable<void> refresh_remote_end_offsets(const StatusBoard& board, Remot
   }
 }
 
+// Share groups' clocks, ten times a second: members whose session timed out
+// leave, and records whose acquisition lock expired go back.
+asio::awaitable<void> tick_share_groups(ShareGroupCoordinator& groups, SharePartitionManager& partitions) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    timer.expires_after(std::chrono::milliseconds(100));
+    co_await timer.async_wait(asio::use_awaitable);
+    const int64_t now = steady_now_ms();
+    for (const auto& [group, member] : groups.expire_sessions(now))
+      SLUICE_LOG(kInfo, "share group " << group << ": member " << member << " left (session timed out)");
+    partitions.expire_locks(now);
+  }
+}
+
 // Delete after consumption (queue_retention.h), every interval; a round
 // waits for its answers before the next one starts.
 asio::awaitable<void> release_consumed_periodically(QueueRetention& queues, asio::any_io_executor executor,
@@ -445,6 +461,27 @@ int run_server(const BrokerConfig& config) {
                 io.get_executor(),
                 cpu_worker,
                 metrics};
+  // Share groups: on a single node unless switched off; a cluster does not
+  // replicate their state yet, and config.cc refuses the switch there.
+  std::unique_ptr<ShareGroupCoordinator> share_groups;
+  std::unique_ptr<SharePartitionManager> share_partitions;
+  if (is_broker && config.share_groups_enabled()) {
+    share_groups = std::make_unique<ShareGroupCoordinator>(
+        ShareGroupCoordinator::Options{config.get_int("group.share.session.timeout.ms"),
+                                       config.get_int("group.share.heartbeat.interval.ms"),
+                                       config.get_int("group.share.max.size")},
+        metadata);
+    const SharePartitionLimits limits{config.get_int("group.share.record.lock.duration.ms"),
+                                      config.get_int("group.share.delivery.count.limit"),
+                                      config.get_int("group.share.partition.max.record.locks")};
+    share_partitions = std::make_unique<SharePartitionManager>(
+        io.get_executor(), replicas, *store, state_writer,
+        [&metadata, limits](const std::string& group) { return share_limits(metadata, group, limits); },
+        [&metadata](const std::string& group) { return share_reset_is_earliest(metadata, group); });
+    broker.share_groups = share_groups.get();
+    broker.share_partitions = share_partitions.get();
+    asio::co_spawn(io, tick_share_groups(*share_groups, *share_partitions), asio::detached);
+  }
   if (offsets_in_topic) {
     // The partitions of __consumer_offsets this broker leads already, then every change.
     replicas.add_role_observer([&broker](Partition& p, int32_t) { on_offsets_partition_role(broker, p); });

@@ -60,41 +60,64 @@ std::vector<AcquiredRange> SharePartition::acquire(std::string_view member, int3
   return acquired;
 }
 
-ErrorCode SharePartition::acknowledge(std::string_view member, int64_t first_offset, int64_t last_offset,
-                                      const std::vector<int8_t>& types, int64_t now_ms) {
-  if (last_offset < first_offset || types.empty()) return ErrorCode::kInvalidRequest;
-  const int64_t length = last_offset - first_offset + 1;
-  if (types.size() != 1 && static_cast<int64_t>(types.size()) != length) return ErrorCode::kInvalidRequest;
-  for (int8_t type : types)
-    if (type < static_cast<int8_t>(AcknowledgeType::kGap) || type > static_cast<int8_t>(AcknowledgeType::kRenew))
+void SharePartition::unacquire(std::vector<AcquiredRange>& ranges, int64_t from_offset) {
+  for (auto& range : ranges)
+    for (int64_t o = std::max(range.first_offset, from_offset); o <= range.last_offset; ++o) {
+      InFlight& record = records_[static_cast<size_t>(o - start_offset_)];
+      record.state = ShareRecordState::kAvailable;
+      record.delivery_count = static_cast<int16_t>(record.delivery_count - 1);
+      record.holder.reset();
+      record.deadline_ms = 0;
+    }
+  std::erase_if(ranges, [&](const AcquiredRange& r) { return r.first_offset >= from_offset; });
+  if (!ranges.empty() && ranges.back().last_offset >= from_offset) ranges.back().last_offset = from_offset - 1;
+  advance_start();
+}
+
+ErrorCode SharePartition::acknowledge(std::string_view member, const std::vector<Acknowledgement>& batches,
+                                      bool renew_allowed, int64_t now_ms) {
+  // Check everything first: a partition's acknowledgements apply all or none.
+  int64_t previous_last = INT64_MIN;
+  for (const auto& batch : batches) {
+    if (batch.last_offset < batch.first_offset || batch.first_offset <= previous_last || batch.types.empty())
       return ErrorCode::kInvalidRequest;
-  // All or nothing: first check that the member holds every offset.
-  if (first_offset < start_offset_ || last_offset >= end_offset()) return ErrorCode::kInvalidRecordState;
-  const size_t first = static_cast<size_t>(first_offset - start_offset_);
-  for (size_t i = first; i < first + static_cast<size_t>(length); ++i) {
-    const InFlight& record = records_[i];
-    if (record.state != ShareRecordState::kAcquired || !record.holder || *record.holder != member)
-      return ErrorCode::kInvalidRecordState;
+    previous_last = batch.last_offset;
+    const int64_t length = batch.last_offset - batch.first_offset + 1;
+    if (batch.types.size() != 1 && static_cast<int64_t>(batch.types.size()) != length) return ErrorCode::kInvalidRequest;
+    for (int8_t type : batch.types)
+      if (type < static_cast<int8_t>(AcknowledgeType::kGap) || type > static_cast<int8_t>(AcknowledgeType::kRenew) ||
+          (type == static_cast<int8_t>(AcknowledgeType::kRenew) && !renew_allowed))
+        return ErrorCode::kInvalidRequest;
+    if (batch.last_offset >= end_offset())
+      return batch.first_offset >= end_offset() ? ErrorCode::kInvalidRecordState : ErrorCode::kInvalidRequest;
+    for (int64_t o = std::max(batch.first_offset, start_offset_); o <= batch.last_offset; ++o) {
+      const InFlight& record = records_[static_cast<size_t>(o - start_offset_)];
+      if (record.state != ShareRecordState::kAcquired || !record.holder || *record.holder != member)
+        return ErrorCode::kInvalidRecordState;
+    }
   }
-  for (int64_t k = 0; k < length; ++k) {
-    InFlight& record = records_[first + static_cast<size_t>(k)];
-    const auto type = static_cast<AcknowledgeType>(types.size() == 1 ? types[0] : types[static_cast<size_t>(k)]);
-    switch (type) {
-      case AcknowledgeType::kGap:  // no record at this offset (compacted away): nothing to deliver
-      case AcknowledgeType::kAccept:
-        record.state = ShareRecordState::kAcknowledged;
-        record.holder.reset();
-        break;
-      case AcknowledgeType::kReject:
-        record.state = ShareRecordState::kArchived;
-        record.holder.reset();
-        break;
-      case AcknowledgeType::kRelease:
-        give_back(record);
-        break;
-      case AcknowledgeType::kRenew:
-        record.deadline_ms = now_ms + limits_.lock_duration_ms;
-        break;
+  for (const auto& batch : batches) {
+    for (int64_t o = std::max(batch.first_offset, start_offset_); o <= batch.last_offset; ++o) {
+      InFlight& record = records_[static_cast<size_t>(o - start_offset_)];
+      const size_t k = static_cast<size_t>(o - batch.first_offset);
+      const auto type = static_cast<AcknowledgeType>(batch.types.size() == 1 ? batch.types[0] : batch.types[k]);
+      switch (type) {
+        case AcknowledgeType::kAccept:
+          record.state = ShareRecordState::kAcknowledged;
+          record.holder.reset();
+          break;
+        case AcknowledgeType::kGap:  // no record at this offset (compacted away)
+        case AcknowledgeType::kReject:
+          record.state = ShareRecordState::kArchived;
+          record.holder.reset();
+          break;
+        case AcknowledgeType::kRelease:
+          give_back(record);
+          break;
+        case AcknowledgeType::kRenew:
+          record.deadline_ms = now_ms + limits_.lock_duration_ms;
+          break;
+      }
     }
   }
   advance_start();
@@ -123,7 +146,11 @@ bool SharePartition::release_member(std::string_view member) {
   bool changed = false;
   for (InFlight& record : records_)
     if (record.state == ShareRecordState::kAcquired && record.holder && *record.holder == member) {
-      give_back(record);
+      // Not counted: the member never got to work on it.
+      record.state = ShareRecordState::kAvailable;
+      record.delivery_count = static_cast<int16_t>(std::max(record.delivery_count - 1, 0));
+      record.holder.reset();
+      record.deadline_ms = 0;
       changed = true;
     }
   if (changed) advance_start();

@@ -9,9 +9,10 @@
 //   ACQUIRED      handed to one member, locked until a deadline
 //   ACKNOWLEDGED  accepted by the member that had it: done
 //   ARCHIVED      rejected, or handed out the delivery-count limit times: done
-// Acquiring a record counts a delivery. A lock that expires, a release, or the
-// member's leaving makes it AVAILABLE again, or ARCHIVED once its deliveries
-// reached the limit. The SPSO moves over every done record at the front, and
+// Acquiring a record counts a delivery. A lock that expires or a release
+// makes it AVAILABLE again, or ARCHIVED once its deliveries reached the
+// limit; the close of the holder's share session makes it AVAILABLE with that
+// delivery not counted (Kafka's rules). The SPSO moves over every done record at the front, and
 // the in-flight window (SPEO - SPSO) never grows past max_record_locks.
 //
 // A plain value with no I/O: the owner (share_groups.h) persists what
@@ -82,12 +83,31 @@ class SharePartition {
   std::vector<AcquiredRange> acquire(std::string_view member, int32_t max_records, int64_t high_watermark,
                                      int64_t now_ms);
 
-  // Applies one acknowledgement batch of `member`: `types` holds one type for
-  // the whole range, or one per offset. Every offset must be ACQUIRED by the
-  // member (INVALID_RECORD_STATE otherwise, and nothing changes); a gap or an
-  // unknown type in a range is INVALID_REQUEST. Renew pushes the lock out.
+  // Undoes the part of an acquisition at or past `from_offset` that could not
+  // be sent (the answer was full): those records are as before, their
+  // delivery not counted. `ranges` (what acquire() returned) is cut to match.
+  void unacquire(std::vector<AcquiredRange>& ranges, int64_t from_offset);
+
+  // One acknowledgement batch: `types` holds one type for the whole range, or one per offset.
+  struct Acknowledgement {
+    int64_t first_offset = 0;
+    int64_t last_offset = 0;
+    std::vector<int8_t> types;
+  };
+  // Applies a member's acknowledgements of this partition, all or none.
+  // Offsets below the SPSO are skipped (done already); every other one must
+  // be ACQUIRED by the member (INVALID_RECORD_STATE). A malformed batch (last
+  // before first, batches out of order, a wrong number of types, an unknown
+  // type, or Renew without `renew_allowed`) is INVALID_REQUEST, as is a range
+  // running past the window. Accept acknowledges, Reject and Gap archive,
+  // Release gives back, Renew pushes the lock out.
+  protocol::ErrorCode acknowledge(std::string_view member, const std::vector<Acknowledgement>& batches,
+                                  bool renew_allowed, int64_t now_ms);
+  // One batch (tests, and callers with a single range).
   protocol::ErrorCode acknowledge(std::string_view member, int64_t first_offset, int64_t last_offset,
-                                  const std::vector<int8_t>& types, int64_t now_ms);
+                                  const std::vector<int8_t>& types, int64_t now_ms) {
+    return acknowledge(member, {{first_offset, last_offset, types}}, true, now_ms);
+  }
 
   // Locks that passed their deadline: their records go back (or are archived).
   // True when something changed.

@@ -24,8 +24,9 @@ TEST(SharePartitionTest, HandsEachRecordToOneMemberAndMovesTheStartOverAcceptedO
   EXPECT_EQ(p.acknowledge("b", 13, 19, {kAccept}, 0), ErrorCode::kNone);
   EXPECT_EQ(p.start_offset(), 20);
   EXPECT_EQ(p.end_offset(), 20);
-  // Acknowledged twice: no longer held.
-  EXPECT_EQ(p.acknowledge("b", 13, 13, {kAccept}, 0), ErrorCode::kInvalidRecordState);
+  // Acknowledged again once the start passed it: skipped, as Kafka skips offsets below the SPSO.
+  EXPECT_EQ(p.acknowledge("b", 13, 13, {kAccept}, 0), ErrorCode::kNone);
+  EXPECT_EQ(p.start_offset(), 20);
 }
 
 TEST(SharePartitionTest, ReleasedRecordsComeBackFirstWithTheirDeliveryCount) {
@@ -53,8 +54,9 @@ TEST(SharePartitionTest, ExpiredLocksGiveRecordsBackAndTheLimitArchivesAPoisonRe
     EXPECT_FALSE(p.expire_locks(now + 999));
     EXPECT_EQ(p.next_deadline(), now + 1000);
     EXPECT_TRUE(p.expire_locks(now + 1000));
-    // An acknowledgement after the lock expired is refused.
-    EXPECT_EQ(p.acknowledge("a", 0, 0, {kAccept}, now + 1000), ErrorCode::kInvalidRecordState);
+    // An acknowledgement after the lock expired is refused (once archived, it is below the start: skipped).
+    EXPECT_EQ(p.acknowledge("a", 0, 0, {kAccept}, now + 1000),
+              delivery < 3 ? ErrorCode::kInvalidRecordState : ErrorCode::kNone);
   }
   // Delivered three times (the limit): archived, and the start moves past it.
   EXPECT_EQ(p.state_of(0), ShareRecordState::kAvailable);  // outside the window now
@@ -92,7 +94,7 @@ TEST(SharePartitionTest, AMemberThatLeavesGivesItsRecordsBack) {
   p.acquire("b", 2, 4, 0);
   EXPECT_TRUE(p.release_member("a"));
   EXPECT_FALSE(p.release_member("a"));
-  EXPECT_EQ(p.acquire("c", 10, 4, 0), (std::vector<AcquiredRange>{{0, 1, 2}}));
+  EXPECT_EQ(p.acquire("c", 10, 4, 0), (std::vector<AcquiredRange>{{0, 1, 1}}));  // a's delivery not counted
   EXPECT_EQ(p.state_of(2), ShareRecordState::kAcquired);
 }
 
@@ -103,7 +105,11 @@ TEST(SharePartitionTest, BadAcknowledgementsChangeNothing) {
   EXPECT_EQ(p.acknowledge("a", 0, 2, {kAccept, kAccept}, 0), ErrorCode::kInvalidRequest);  // 2 types for 3
   EXPECT_EQ(p.acknowledge("a", 0, 0, {9}, 0), ErrorCode::kInvalidRequest);
   EXPECT_EQ(p.acknowledge("a", 0, 0, {}, 0), ErrorCode::kInvalidRequest);
-  EXPECT_EQ(p.acknowledge("a", 0, 5, {kAccept}, 0), ErrorCode::kInvalidRecordState);  // past what it holds
+  EXPECT_EQ(p.acknowledge("a", 0, 5, {kAccept}, 0), ErrorCode::kInvalidRequest);      // runs past the window
+  EXPECT_EQ(p.acknowledge("a", 5, 6, {kAccept}, 0), ErrorCode::kInvalidRecordState);  // wholly past it
+  // Out of order, or one bad batch among good ones: nothing of it applies.
+  EXPECT_EQ(p.acknowledge("a", {{1, 1, {kAccept}}, {0, 0, {kAccept}}}, true, 0), ErrorCode::kInvalidRequest);
+  EXPECT_EQ(p.acknowledge("a", {{0, 0, {kAccept}}, {1, 1, {kRenew}}}, false, 0), ErrorCode::kInvalidRequest);
   EXPECT_EQ(p.count(ShareRecordState::kAcquired), 3);
   EXPECT_EQ(p.acknowledge("a", 0, 2, {kGap, kAccept, kReject}, 0), ErrorCode::kNone);
   EXPECT_EQ(p.start_offset(), 3);
@@ -139,6 +145,18 @@ TEST(SharePartitionTest, ResetMovesTheStartBothWays) {
   p.reset_start(25);
   EXPECT_EQ(p.start_offset(), 25);
   EXPECT_EQ(p.acquire("a", 100, 28, 0), (std::vector<AcquiredRange>{{25, 27, 1}}));
+}
+
+TEST(SharePartitionTest, WhatCouldNotBeSentIsNotCountedAsDelivered) {
+  SharePartition p(0, limits());
+  p.acquire("a", 2, 10, 0);
+  ASSERT_EQ(p.acknowledge("a", 0, 1, {kRelease}, 0), ErrorCode::kNone);
+  auto ranges = p.acquire("a", 10, 10, 0);
+  ASSERT_EQ(ranges, (std::vector<AcquiredRange>{{0, 1, 2}, {2, 9, 1}}));
+  p.unacquire(ranges, 1);
+  EXPECT_EQ(ranges, (std::vector<AcquiredRange>{{0, 0, 2}}));
+  EXPECT_EQ(p.end_offset(), 2);  // offsets 2.. were never delivered: out of the window again
+  EXPECT_EQ(p.acquire("b", 10, 10, 0), (std::vector<AcquiredRange>{{1, 1, 2}, {2, 9, 1}}));
 }
 
 }  // namespace

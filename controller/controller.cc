@@ -1216,6 +1216,26 @@ OperationResult Controller::alter_broker_configs(std::string_view name, const st
   return commit(records);
 }
 
+OperationResult Controller::alter_group_configs(std::string_view name, const std::map<std::string, std::string>& configs,
+                                                bool validate_only) {
+  note(Event::kAlterConfigs);
+  if (name.empty()) return {ErrorCode::kInvalidRequest, "Group name must not be empty."};
+  for (const auto& [key, value] : configs)
+    if (auto problem = validate_group_config(key, value)) return {ErrorCode::kInvalidConfig, *problem};
+  if (validate_only) return {};
+  std::vector<MetadataRecord> records;
+  const std::map<std::string, std::string> none;
+  const auto* current = image_.group_configs(name);
+  if (!current) current = &none;
+  for (const auto& [key, value] : configs)
+    if (auto it = current->find(key); it == current->end() || it->second != value)
+      records.push_back(protocol::ConfigRecord{kGroupResource, std::string(name), key, value});
+  for (const auto& [key, value] : *current)
+    if (!configs.count(key)) records.push_back(protocol::ConfigRecord{kGroupResource, std::string(name), key, std::nullopt});
+  if (records.empty()) return {};
+  return commit(records);
+}
+
 OperationResult Controller::create_partitions(std::string_view name, int32_t new_total, bool validate_only) {
   note(Event::kCreatePartitions);
   const TopicInfo* found = find_topic(name);

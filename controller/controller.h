@@ -330,6 +330,9 @@ class Controller {
   // each validated. The broker must be registered (or be this controller).
   OperationResult alter_broker_configs(std::string_view name, const std::map<std::string, std::string>& configs,
                                        bool validate_only);
+  // Replaces the configs of group `name` (topic_config.h: group_config_definitions), each validated.
+  OperationResult alter_group_configs(std::string_view name, const std::map<std::string, std::string>& configs,
+                                      bool validate_only);
   // Reserves `count` producer ids for an idempotent-producer id manager and
   // returns the first. The reservation is durable before it is returned, so an
   // id is never handed out twice, across restarts included (ids reserved and

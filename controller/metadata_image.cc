@@ -68,13 +68,16 @@ void MetadataImage::apply_config(const protocol::ConfigRecord& record) {
     configs = &it->second.configs;
   } else if (record.resource_type == kBrokerResource) {
     configs = &broker_configs_[record.resource_name];
+  } else if (record.resource_type == kGroupResource) {
+    configs = &group_configs_[record.resource_name];
   } else {
-    return;  // resources this build does not use (client metrics, groups)
+    return;  // resources this build does not use (client metrics)
   }
   if (record.value)
     (*configs)[record.name] = *record.value;
   else
     configs->erase(record.name);
+  if (record.resource_type == kGroupResource && configs->empty()) group_configs_.erase(record.resource_name);
 }
 
 void MetadataImage::apply(const MetadataRecord& any) {
@@ -175,6 +178,8 @@ std::vector<MetadataRecord> MetadataImage::to_records() const {
   for (const auto& [id, b] : brokers_) out.push_back(registration_record(b));
   for (const auto& [name, configs] : broker_configs_)
     for (const auto& [key, value] : configs) out.push_back(ConfigRecord{kBrokerResource, name, key, value});
+  for (const auto& [name, configs] : group_configs_)
+    for (const auto& [key, value] : configs) out.push_back(ConfigRecord{kGroupResource, name, key, value});
   for (const auto& [name, topic] : topics_) {
     out.push_back(TopicRecord{name, topic.id});
     for (int32_t p = 0; p < topic.partition_count(); ++p) {

@@ -92,6 +92,11 @@ class MetadataImage {
     auto it = broker_configs_.find(std::string(name));
     return it == broker_configs_.end() ? nullptr : &it->second;
   }
+  // A group's configs (IncrementalAlterConfigs on a GROUP resource: topic_config.h's group configs).
+  const std::map<std::string, std::string>* group_configs(std::string_view name) const {
+    auto it = group_configs_.find(std::string(name));
+    return it == group_configs_.end() ? nullptr : &it->second;
+  }
   // Ids of registered brokers that are not fenced, ascending.
   std::vector<int32_t> unfenced_brokers() const;
   // The first producer id not yet handed out in a block.
@@ -105,6 +110,7 @@ class MetadataImage {
   std::map<int32_t, BrokerRegistration> brokers_;
   // Dynamic broker configs by resource name ("" for the cluster default, else a broker id).
   std::map<std::string, std::map<std::string, std::string>> broker_configs_;
+  std::map<std::string, std::map<std::string, std::string>> group_configs_;
   int64_t next_producer_id_ = 0;
 };
 

@@ -35,6 +35,7 @@ using MetadataRecord =
 // ConfigRecord's resource types (Kafka's ConfigResource.Type).
 inline constexpr int8_t kTopicResource = 2;
 inline constexpr int8_t kBrokerResource = 4;
+inline constexpr int8_t kGroupResource = 32;
 
 // A record framed for the log, at the newest version of its type.
 std::string encode_record(const MetadataRecord& record);

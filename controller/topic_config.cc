@@ -57,6 +57,17 @@ const std::vector<TopicConfigDefinition> kDynamicBrokerConfigs = {
     {"replica.alter.log.dirs.io.max.bytes.per.second", ConfigType::kLong, "9223372036854775807", nullptr, 0},
 };
 
+// Kafka's group-level bounds (group.share.min/max.* broker keys, at their defaults).
+const std::vector<TopicConfigDefinition> kGroupConfigs = {
+    {"share.auto.offset.reset", ConfigType::kString, "latest", nullptr},
+    {"share.delivery.count.limit", ConfigType::kInt, "5", "group.share.delivery.count.limit", 2, 10},
+    {"share.heartbeat.interval.ms", ConfigType::kInt, "5000", "group.share.heartbeat.interval.ms", 5000, 15000},
+    {"share.isolation.level", ConfigType::kString, "read_uncommitted", nullptr},
+    {"share.partition.max.record.locks", ConfigType::kInt, "2000", "group.share.partition.max.record.locks", 100, 10000},
+    {"share.record.lock.duration.ms", ConfigType::kInt, "30000", "group.share.record.lock.duration.ms", 15000, 60000},
+    {"share.session.timeout.ms", ConfigType::kInt, "45000", "group.share.session.timeout.ms", 45000, 60000},
+};
+
 bool parse_int64(std::string_view text, int64_t& out) {
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
   return ec == std::errc() && ptr == text.data() + text.size() && !text.empty();
@@ -121,6 +132,26 @@ const TopicConfigDefinition* find_dynamic_broker_config(std::string_view name) {
 std::optional<std::string> validate_dynamic_broker_config(std::string_view name, std::string_view value) {
   const TopicConfigDefinition* def = find_dynamic_broker_config(name);
   if (!def) return "Cannot update these configs dynamically: " + std::string(name);
+  return validate(def, name, value);
+}
+
+const std::vector<TopicConfigDefinition>& group_config_definitions() { return kGroupConfigs; }
+
+const TopicConfigDefinition* find_group_config(std::string_view name) {
+  for (const auto& def : kGroupConfigs)
+    if (def.name == name) return &def;
+  return nullptr;
+}
+
+std::optional<std::string> validate_group_config(std::string_view name, std::string_view value) {
+  const TopicConfigDefinition* def = find_group_config(name);
+  if (!def) return "Unknown group config name: " + std::string(name);
+  if (name == "share.auto.offset.reset" && value != "latest" && value != "earliest")
+    return "Invalid value " + std::string(value) + " for configuration share.auto.offset.reset: String must be one "
+           "of: latest, earliest";
+  if (name == "share.isolation.level" && value != "read_uncommitted" && value != "read_committed")
+    return "Invalid value " + std::string(value) + " for configuration share.isolation.level: String must be one "
+           "of: read_committed, read_uncommitted";
   return validate(def, name, value);
 }
 

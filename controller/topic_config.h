@@ -19,7 +19,7 @@ enum class ConfigType : int8_t {
 
 // Where a value came from, numbered as DescribeConfigs reports it.
 enum class ConfigSource : int8_t {
-  kDynamicTopic = 1, kDynamicBroker = 2, kDynamicDefaultBroker = 3, kStaticBroker = 4, kDefault = 5
+  kDynamicTopic = 1, kDynamicBroker = 2, kDynamicDefaultBroker = 3, kStaticBroker = 4, kDefault = 5, kDynamicGroup = 8
 };
 
 struct TopicConfigDefinition {
@@ -52,6 +52,13 @@ std::optional<std::string> validate_topic_config(std::string_view name, std::str
 const std::vector<TopicConfigDefinition>& dynamic_broker_config_definitions();
 const TopicConfigDefinition* find_dynamic_broker_config(std::string_view name);
 std::optional<std::string> validate_dynamic_broker_config(std::string_view name, std::string_view value);
+
+// Group configs (Kafka's GroupConfig: a GROUP resource of IncrementalAlterConfigs),
+// the share group ones: their defaults are the broker's group.share.* keys
+// (broker_synonym). In name order.
+const std::vector<TopicConfigDefinition>& group_config_definitions();
+const TopicConfigDefinition* find_group_config(std::string_view name);
+std::optional<std::string> validate_group_config(std::string_view name, std::string_view value);
 
 // Whether a throttled-replicas list (leader.replication.throttled.replicas,
 // follower.replication.throttled.replicas: "*" or "partition:broker,...")

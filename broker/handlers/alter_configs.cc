@@ -29,6 +29,8 @@ controller::OperationResult replace(Broker& broker, const AlterConfigsRequest::A
   }
   if (resource.resource_type == kBrokerConfigResource)
     return broker.controller->alter_broker_configs(resource.resource_name, configs, validate_only);
+  if (resource.resource_type == kGroupConfigResource)
+    return broker.controller->alter_group_configs(resource.resource_name, configs, validate_only);
   return broker.controller->alter_topic_configs(resource.resource_name, configs, validate_only);
 }
 

@@ -1,6 +1,6 @@
 // What AlterConfigs and IncrementalAlterConfigs share: each resource of the
-// request gets its own answer; topics and brokers (their dynamic configs:
-// topic_config.h) are changed through `alter`, other resource types
+// request gets its own answer; topics, brokers (their dynamic configs:
+// topic_config.h) and groups are changed through `alter`, other resource types
 // (broker loggers, client metrics) cannot be changed at run time here.
 #pragma once
 
@@ -16,6 +16,7 @@ namespace sluice::broker {
 
 constexpr int8_t kTopicConfigResource = 2;
 constexpr int8_t kBrokerConfigResource = 4;
+constexpr int8_t kGroupConfigResource = 32;
 
 // Every resource of the request answered with `code` (a forward to the
 // controller that failed).
@@ -51,10 +52,11 @@ void answer_config_resources(const RequestContext& ctx, const Resources& resourc
     const auto refused = misdirected(ctx, resource);
     const controller::OperationResult result =
         refused ? *refused
-        : resource.resource_type == kTopicConfigResource || resource.resource_type == kBrokerConfigResource
+        : resource.resource_type == kTopicConfigResource || resource.resource_type == kBrokerConfigResource ||
+                  resource.resource_type == kGroupConfigResource
             ? alter(resource)
             : controller::OperationResult{protocol::ErrorCode::kInvalidRequest,
-                                          "Only topic and broker configs can be changed at run time on this broker"};
+                                          "Only topic, broker and group configs can be changed at run time on this broker"};
     out.error_code = static_cast<int16_t>(result.error);
     out.error_message = result.ok() ? std::nullopt : std::optional<std::string>(result.message);
   }

@@ -20,6 +20,7 @@ using Entry = Result::DescribeConfigsResourceResult;
 constexpr int8_t kTopicResource = 2;
 constexpr int8_t kBrokerResource = 4;
 constexpr int8_t kBrokerLoggerResource = 8;
+constexpr int8_t kGroupResource = 32;
 
 bool wanted(const DescribeConfigsRequest::DescribeConfigsResource& resource, std::string_view name) {
   if (!resource.configuration_keys) return true;
@@ -99,6 +100,25 @@ void describe_broker(const Broker& broker, const DescribeConfigsRequest::Describ
   }
 }
 
+// A group's configs: its own, else the broker's group.share.* key, else Kafka's default.
+void describe_group(const Broker& broker, const DescribeConfigsRequest::DescribeConfigsResource& resource,
+                    bool synonyms, bool documentation, Result& result) {
+  const auto* own = broker.metadata.group_configs(resource.resource_name);
+  for (const auto& def : controller::group_config_definitions()) {
+    if (!wanted(resource, def.name)) continue;
+    std::vector<std::pair<std::string, ConfigSource>> layers;  // most specific first
+    if (own && own->count(def.name)) layers.emplace_back(own->at(def.name), ConfigSource::kDynamicGroup);
+    if (def.broker_synonym && broker.config.source(def.broker_synonym) == ConfigSource::kStaticBroker)
+      layers.emplace_back(broker.config.get_string(def.broker_synonym), ConfigSource::kStaticBroker);
+    layers.emplace_back(def.default_value, ConfigSource::kDefault);
+    Entry e = make_entry(def.name, layers.front().first, layers.front().second, def.type, false);
+    if (documentation && def.documentation) e.documentation = def.documentation;
+    if (synonyms)
+      for (const auto& [value, source] : layers) e.synonyms.push_back({def.name, value, static_cast<int8_t>(source)});
+    result.configs.push_back(std::move(e));
+  }
+}
+
 }  // namespace
 
 boost::asio::awaitable<void> handle_describe_configs(RequestContext& ctx) {
@@ -133,6 +153,8 @@ boost::asio::awaitable<void> handle_describe_configs(RequestContext& ctx) {
       else if (resource.resource_type == kBrokerResource)
         describe_broker(broker, resource, synonyms, result);
       // Broker loggers: none are configurable yet, so the list is empty.
+    } else if (resource.resource_type == kGroupResource) {
+      describe_group(broker, resource, synonyms, documentation, result);
     } else {
       fail(ErrorCode::kInvalidRequest, "Unsupported resource type " + std::to_string(resource.resource_type));
     }

@@ -1,5 +1,6 @@
 // DescribeGroups (key 15): state, protocol and members of groups. A group
 // that does not exist is described as Dead, as Kafka does up to v5.
+#include "broker/cluster_view.h"
 #include "broker/group_coordinator.h"
 #include "broker/handlers/handlers.h"
 #include "protocol/messages/describe_groups_request.h"
@@ -9,8 +10,6 @@ namespace sluice::broker {
 
 using protocol::DescribeGroupsResponse;
 
-// READ, DELETE and DESCRIBE: what a group allows when authorization is off.
-constexpr int32_t kGroupAuthorizedOperations = (1 << 3) | (1 << 6) | (1 << 8);
 constexpr int32_t kOperationsOmitted = INT32_MIN;
 
 boost::asio::awaitable<void> handle_describe_groups(RequestContext& ctx) {

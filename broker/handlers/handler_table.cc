@@ -41,6 +41,10 @@ constexpr ApiHandler kHandlers[] = {
     {55, 0, 2, handle_describe_quorum},
     {60, 0, 1, handle_describe_cluster},
     {64, 0, 0, handle_unregister_broker},
+    {76, 1, 1, handle_share_group_heartbeat},
+    {77, 1, 1, handle_share_group_describe},
+    {78, 1, 2, handle_share_fetch},
+    {79, 1, 2, handle_share_acknowledge},
 };
 
 // A controller listener's: the controller's own APIs (Kafka's controllers
@@ -70,6 +74,9 @@ constexpr ApiHandler kControllerHandlers[] = {
 };
 
 constexpr int16_t kInitProducerIdKey = 22;
+// ShareGroupHeartbeat .. ShareAcknowledge.
+constexpr int16_t kFirstShareGroupKey = 76;
+constexpr int16_t kLastShareGroupKey = 79;
 
 }  // namespace
 
@@ -90,6 +97,7 @@ bool served_by_inactive_controller(int16_t api_key) {
 }
 
 bool api_enabled(const Broker& broker, int16_t api_key) {
+  if (api_key >= kFirstShareGroupKey && api_key <= kLastShareGroupKey) return broker.share_groups != nullptr;
   return api_key != kInitProducerIdKey || broker.idempotence_enabled;
 }
 

@@ -76,6 +76,11 @@ boost::asio::awaitable<void> handle_offset_for_leader_epoch(RequestContext& ctx)
 boost::asio::awaitable<void> handle_delete_records(RequestContext& ctx);
 boost::asio::awaitable<void> handle_alter_configs(RequestContext& ctx);
 boost::asio::awaitable<void> handle_incremental_alter_configs(RequestContext& ctx);
+// Share groups (KIP-932), served when group.share.enable is set.
+boost::asio::awaitable<void> handle_share_group_heartbeat(RequestContext& ctx);
+boost::asio::awaitable<void> handle_share_group_describe(RequestContext& ctx);
+boost::asio::awaitable<void> handle_share_fetch(RequestContext& ctx);
+boost::asio::awaitable<void> handle_share_acknowledge(RequestContext& ctx);
 
 // Writes the ApiVersions v0 reply Kafka sends when it cannot parse the
 // requested ApiVersions version (KIP-511): UNSUPPORTED_VERSION plus its range.

@@ -1,7 +1,8 @@
 // IncrementalAlterConfigs (key 44): changes some of a topic's configs (SET,
 // DELETE back to the default, APPEND to / SUBTRACT from a list), validated as
 // at topic creation, persisted, and applied to the topic's partitions at once;
-// and a broker's dynamic configs (the replication throttles) the same way.
+// a broker's dynamic configs (the replication throttles) and a group's
+// configs (share groups') the same way.
 #include <algorithm>
 #include <set>
 #include <sstream>
@@ -42,9 +43,12 @@ controller::OperationResult alter(Broker& broker, const IncrementalAlterConfigsR
   // The configs as the controller has them: an earlier change may not be durable yet.
   const controller::MetadataImage& image = broker.controller->image();
   const bool for_broker = resource.resource_type == kBrokerConfigResource;
+  const bool for_group = resource.resource_type == kGroupConfigResource;
   std::map<std::string, std::string> configs;
   if (for_broker) {
     if (const auto* current = image.broker_configs(resource.resource_name)) configs = *current;
+  } else if (for_group) {
+    if (const auto* current = image.group_configs(resource.resource_name)) configs = *current;
   } else {
     const controller::TopicInfo* topic = image.find_topic(resource.resource_name);
     if (!topic) return {ErrorCode::kUnknownTopicOrPartition, "The topic '" + resource.resource_name + "' does not exist."};
@@ -55,8 +59,11 @@ controller::OperationResult alter(Broker& broker, const IncrementalAlterConfigsR
     if (!seen.insert(change.name).second)
       return {ErrorCode::kInvalidRequest, "Error due to duplicate config keys"};
     const controller::TopicConfigDefinition* def =
-        for_broker ? controller::find_dynamic_broker_config(change.name) : controller::find_topic_config(change.name);
+        for_broker  ? controller::find_dynamic_broker_config(change.name)
+        : for_group ? controller::find_group_config(change.name)
+                    : controller::find_topic_config(change.name);
     if (!def && for_broker) return {ErrorCode::kInvalidRequest, "Cannot update these configs dynamically: " + change.name};
+    if (!def && for_group) return {ErrorCode::kInvalidConfig, "Unknown group config name: " + change.name};
     if (!def) return {ErrorCode::kInvalidConfig, "Unknown topic config name: " + change.name};
     switch (change.config_operation) {
       case kSet:
@@ -85,6 +92,7 @@ controller::OperationResult alter(Broker& broker, const IncrementalAlterConfigsR
     }
   }
   if (for_broker) return broker.controller->alter_broker_configs(resource.resource_name, configs, validate_only);
+  if (for_group) return broker.controller->alter_group_configs(resource.resource_name, configs, validate_only);
   return broker.controller->alter_topic_configs(resource.resource_name, configs, validate_only);
 }
 

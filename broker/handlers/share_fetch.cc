@@ -1,0 +1,214 @@
+// ShareFetch (key 78): a share group member's fetch from the partitions this
+// broker leads (share_partition_manager.h). In order, as Kafka does:
+//   1. the member's acknowledgements of earlier records (not with epoch 0),
+//      each partition's all or none, durable before the answer;
+//   2. the share session: epoch 0 opens it, later epochs continue it (adding
+//      the partitions named, dropping the forgotten ones), -1 closes it and
+//      fetches nothing (what the member still holds goes back);
+//   3. records: each session partition hands the member what it may have
+//      (share_partition.h) up to MaxRecords in all, and the answer carries
+//      the whole log batches that hold them with the acquired offset ranges;
+//      with nothing to hand out it waits up to MaxWaitMs for new records or
+//      records given back.
+#include <algorithm>
+
+#include "broker/async_event.h"
+#include "broker/handlers/handlers.h"
+#include "broker/handlers/share_request.h"
+#include "broker/replica_manager.h"
+#include "broker/steady_clock.h"
+#include "protocol/messages/share_fetch_request.h"
+#include "protocol/messages/share_fetch_response.h"
+
+namespace sluice::broker {
+namespace {
+
+using protocol::ErrorCode;
+using protocol::ShareFetchRequest;
+using protocol::ShareFetchResponse;
+using PartitionData = ShareFetchResponse::ShareFetchableTopicResponse::PartitionData;
+using PartitionRef = SharePartitionManager::PartitionRef;
+using Clock = std::chrono::steady_clock;
+
+constexpr int32_t kFinalEpoch = -1;
+
+struct Answer {
+  std::map<PartitionRef, PartitionData> partitions;
+  size_t bytes = 0;
+  int32_t records = 0;
+};
+
+PartitionData& entry(Answer& answer, const PartitionRef& ref) {
+  auto [it, inserted] = answer.partitions.try_emplace(ref);
+  if (inserted) {
+    it->second.partition_index = ref.second;
+    it->second.current_leader.leader_id = -1;
+    it->second.current_leader.leader_epoch = -1;
+  }
+  return it->second;
+}
+
+// Hands the member what each session partition has for it, within the request's budgets.
+void acquire_records(Broker& broker, const std::string& group, const std::string& member,
+                     const ShareFetchRequest& request, int16_t version, Answer& answer,
+                     std::vector<ShareFetchResponse::NodeEndpoint>& endpoints) {
+  SharePartitionManager& manager = *broker.share_partitions;
+  const int32_t max_records = version >= 1 && request.max_records > 0 ? request.max_records : INT32_MAX;
+  const size_t max_bytes = static_cast<size_t>(std::max(request.max_bytes, 0));
+  const int64_t now = steady_now_ms();
+  for (const PartitionRef& ref : manager.session_partitions(group, member)) {
+    if (answer.records >= max_records || (answer.bytes >= max_bytes && answer.bytes > 0)) break;
+    ErrorCode not_led = ErrorCode::kNone;
+    Partition* partition = broker.replicas.find_led(ref.first, ref.second, not_led);
+    if (!partition || !partition->log) {
+      PartitionData& out = entry(answer, ref);
+      out.error_code = static_cast<int16_t>(partition ? ErrorCode::kNotLeaderOrFollower : not_led);
+      point_to_leader(broker, ref.first, ref.second, out, endpoints);
+      continue;
+    }
+    SharePartition& share = manager.share_partition(group, *partition);
+    const int64_t high_watermark = partition->high_watermark();
+    std::vector<AcquiredRange> acquired = share.acquire(member, max_records - answer.records, high_watermark, now);
+    if (acquired.empty()) continue;
+    // Where the log batch holding the last acquired offset ends: the answer
+    // carries whole batches. MaxRecords is a soft limit, as in Kafka: new
+    // records are acquired to the end of that batch, so that no batch is
+    // left half handed out.
+    auto batch_end = [&](int64_t offset) {
+      int64_t end = offset + 1;
+      partition->log->locate(offset, 1, true, high_watermark, &end);
+      return std::max(end, offset + 1);
+    };
+    int64_t end = batch_end(acquired.back().last_offset);
+    if (share.end_offset() == acquired.back().last_offset + 1 && end > share.end_offset())
+      for (const AcquiredRange& more : share.acquire(member, static_cast<int32_t>(end - share.end_offset()), end, now)) {
+        if (acquired.back().last_offset + 1 == more.first_offset &&
+            acquired.back().delivery_count == more.delivery_count)
+          acquired.back().last_offset = more.last_offset;
+        else
+          acquired.push_back(more);
+      }
+    end = batch_end(acquired.back().last_offset);
+    // The whole batches from the first acquired offset to the last; the
+    // client keeps only the acquired offsets. KIP-74: the first batch of the
+    // answer goes whatever its size.
+    std::vector<protocol::FileRegion> regions;
+    int64_t next_offset = acquired.front().first_offset;
+    for (auto& slice : partition->log->locate(acquired.front().first_offset, max_bytes - std::min(max_bytes, answer.bytes),
+                                              answer.bytes == 0, end, &next_offset))
+      regions.push_back({std::move(slice.owner), slice.fd, slice.position, slice.length});
+    if (next_offset <= acquired.back().last_offset) share.unacquire(acquired, next_offset);
+    if (acquired.empty()) continue;
+    protocol::Records records(std::move(regions));
+    answer.bytes += records.size();
+    PartitionData& out = entry(answer, ref);
+    for (const AcquiredRange& range : acquired) {
+      out.acquired_records.push_back({range.first_offset, range.last_offset, range.delivery_count});
+      answer.records += static_cast<int32_t>(range.last_offset - range.first_offset + 1);
+    }
+    out.records = std::move(records);
+    if (!partition->counters) partition->counters = &broker.metrics.topic(partition->topic);
+    partition->counters->bytes_out->Increment(static_cast<double>(out.records->size()));
+  }
+}
+
+}  // namespace
+
+boost::asio::awaitable<void> handle_share_fetch(RequestContext& ctx) {
+  auto request = ctx.decode<ShareFetchRequest>();
+  Broker& broker = ctx.broker;
+  ShareFetchResponse reply;
+  auto fail = [&](ErrorCode code, std::string message) {
+    reply.error_code = static_cast<int16_t>(code);
+    reply.error_message = std::move(message);
+    ctx.respond(reply);
+  };
+  if (!request.group_id) co_return fail(ErrorCode::kInvalidRequest, "Group id must be set.");
+  if (!valid_share_member_id(request.member_id)) co_return fail(ErrorCode::kInvalidRequest, "Invalid member id.");
+  const bool renew_only = ctx.api_version >= 2 && request.is_renew_ack;
+  if (renew_only && (request.max_bytes != 0 || request.min_bytes != 0 || request.max_records != 0 ||
+                     request.max_wait_ms != 0))
+    co_return fail(ErrorCode::kInvalidRequest, "A renewal acknowledges only: MaxBytes, MinBytes, MaxRecords and "
+                                               "MaxWaitMs must be 0.");
+  const std::string& group = *request.group_id;
+  const std::string& member = *request.member_id;
+  SharePartitionManager& manager = *broker.share_partitions;
+
+  // The session's changes, and the acknowledgements.
+  std::vector<protocol::Uuid> unknown_topics;
+  const auto acknowledgements = acknowledgements_of(broker.metadata, request.topics, &unknown_topics);
+  if (request.share_session_epoch == 0 && !acknowledgements.empty())
+    co_return fail(ErrorCode::kInvalidRequest, "Acknowledge data present on initial fetch request.");
+  std::vector<PartitionRef> added, forgotten;
+  for (const auto& topic : request.topics)
+    if (const controller::TopicInfo* info = broker.metadata.find_topic(topic.topic_id))
+      for (const auto& p : topic.partitions) added.push_back({info->name, p.partition_index});
+  for (const auto& topic : request.forgotten_topics_data)
+    if (const controller::TopicInfo* info = broker.metadata.find_topic(topic.topic_id))
+      for (int32_t p : topic.partitions) forgotten.push_back({info->name, p});
+  if (request.share_session_epoch == kFinalEpoch) added.clear();  // a final fetch fetches nothing
+  if (const ErrorCode session = manager.continue_session(group, member, request.share_session_epoch, added, forgotten);
+      session != ErrorCode::kNone)
+    co_return fail(session, session == ErrorCode::kShareSessionNotFound ? "The share session was not found."
+                                                                        : "The share session epoch is invalid.");
+
+  Answer answer;
+  std::vector<ShareFetchResponse::NodeEndpoint> endpoints;
+  bool acknowledged = false;
+  if (!acknowledgements.empty()) {
+    for (const auto& [ref, error] : manager.acknowledge(group, member, acknowledgements, renew_only, steady_now_ms())) {
+      PartitionData& out = entry(answer, ref);
+      out.acknowledge_error_code = static_cast<int16_t>(error);
+      if (error == ErrorCode::kNotLeaderOrFollower) point_to_leader(broker, ref.first, ref.second, out, endpoints);
+    }
+    acknowledged = true;
+  }
+  if (request.share_session_epoch == kFinalEpoch) manager.close_session(group, member);
+
+  if (request.share_session_epoch != kFinalEpoch && !renew_only) {
+    const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(request.max_wait_ms, 0));
+    acquire_records(broker, group, member, request, ctx.api_version, answer, endpoints);
+    // Nothing to hand out (and nothing else to say): wait for records, or for
+    // records to come back, then try once more.
+    while (answer.records == 0 && !acknowledged && answer.partitions.empty() && Clock::now() < deadline) {
+      AsyncEvent changed(broker.executor);
+      const auto partitions = manager.session_partitions(group, member);
+      for (const auto& [topic, index] : partitions)
+        if (Partition* p = broker.replicas.find(topic, index)) p->waiters.push_back(&changed);
+      // Locks expire on the manager's clock (every 100 ms), which wakes these partitions too.
+      co_await changed.wait_until(deadline);
+      for (const auto& [topic, index] : partitions)
+        if (Partition* p = broker.replicas.find(topic, index)) std::erase(p->waiters, &changed);
+      acquire_records(broker, group, member, request, ctx.api_version, answer, endpoints);
+    }
+  }
+  if (acknowledged && !co_await manager.wait_durable())
+    for (auto& [ref, out] : answer.partitions)
+      if (out.acknowledge_error_code == 0) out.acknowledge_error_code = static_cast<int16_t>(ErrorCode::kKafkaStorageError);
+
+  // Topics whose id this broker does not know.
+  for (const auto& id : unknown_topics) {
+    auto& topic = reply.responses.emplace_back();
+    topic.topic_id = id;
+    for (const auto& t : request.topics)
+      if (t.topic_id == id)
+        for (const auto& p : t.partitions) {
+          auto& out = topic.partitions.emplace_back();
+          out.partition_index = p.partition_index;
+          out.error_code = static_cast<int16_t>(ErrorCode::kUnknownTopicId);
+          out.current_leader = {-1, -1};
+        }
+  }
+  for (auto& [ref, out] : answer.partitions) {
+    const controller::TopicInfo* info = broker.metadata.find_topic(ref.first);
+    if (!info) continue;
+    if (reply.responses.empty() || !(reply.responses.back().topic_id == info->id))
+      reply.responses.emplace_back().topic_id = info->id;
+    reply.responses.back().partitions.push_back(std::move(out));
+  }
+  reply.node_endpoints = std::move(endpoints);
+  reply.acquisition_lock_timeout_ms = static_cast<int32_t>(manager.lock_duration_ms(group));
+  ctx.respond(reply);
+}
+
+}  // namespace sluice::broker

@@ -1,0 +1,64 @@
+// What ShareFetch and ShareAcknowledge share: the member checks Kafka makes
+// first, the acknowledgements of a request by partition, and where a
+// partition's leader is when this broker is not it.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "broker/broker.h"
+#include "broker/cluster_view.h"
+#include "broker/share_partition_manager.h"
+#include "controller/metadata_image.h"
+#include "protocol/error_codes.h"
+
+namespace sluice::broker {
+
+// Kafka's isMemberIdValid: a share group member id is 1 to 36 characters (a UUID).
+inline bool valid_share_member_id(const std::optional<std::string>& member_id) {
+  return member_id && !member_id->empty() && member_id->size() <= 36;
+}
+
+// The acknowledgement batches of a request's topics (ShareFetch's and
+// ShareAcknowledge's have the same shape), by partition; topics whose id is
+// unknown go to `unknown` instead.
+template <typename Topics>
+std::map<SharePartitionManager::PartitionRef, std::vector<SharePartition::Acknowledgement>> acknowledgements_of(
+    const controller::MetadataImage& metadata, const Topics& topics, std::vector<protocol::Uuid>* unknown) {
+  std::map<SharePartitionManager::PartitionRef, std::vector<SharePartition::Acknowledgement>> out;
+  for (const auto& topic : topics) {
+    const controller::TopicInfo* info = metadata.find_topic(topic.topic_id);
+    if (!info) {
+      if (unknown) unknown->push_back(topic.topic_id);
+      continue;
+    }
+    for (const auto& partition : topic.partitions) {
+      if (partition.acknowledgement_batches.empty()) continue;
+      auto& batches = out[{info->name, partition.partition_index}];
+      for (const auto& b : partition.acknowledgement_batches)
+        batches.push_back({b.first_offset, b.last_offset, b.acknowledge_types});
+    }
+  }
+  return out;
+}
+
+// Fills a partition answer's CurrentLeader from this broker's metadata, and
+// adds the leader's endpoint to `endpoints` (NodeEndpoints) when a client must go there.
+template <typename PartitionData, typename Endpoints>
+void point_to_leader(const Broker& broker, const std::string& topic, int32_t index, PartitionData& out,
+                     Endpoints& endpoints) {
+  const controller::TopicInfo* info = broker.metadata.find_topic(topic);
+  if (!info || index < 0 || index >= info->partition_count()) return;
+  const controller::PartitionState& state = info->partitions[index];
+  out.current_leader.leader_id = state.leader;
+  out.current_leader.leader_epoch = state.leader_epoch;
+  if (state.leader < 0) return;
+  for (const auto& e : endpoints)
+    if (e.node_id == state.leader) return;
+  for (const BrokerEndpoint& b : advertised_brokers(broker))
+    if (b.node_id == state.leader) endpoints.push_back({b.node_id, b.host, b.port, std::nullopt});
+}
+
+}  // namespace sluice::broker

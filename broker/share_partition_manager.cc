@@ -1,0 +1,259 @@
+#include "broker/share_partition_manager.h"
+
+#include <chrono>
+
+#include "broker/async_event.h"
+#include "broker/log.h"
+#include "broker/replica_manager.h"
+#include "broker/state_writer.h"
+#include "protocol/wire.h"
+#include "storage/state_store.h"
+
+namespace sluice::broker {
+
+using protocol::ErrorCode;
+
+namespace {
+
+constexpr std::string_view kSharePrefix = "share/";
+constexpr int8_t kShareStateVersion = 1;
+constexpr int32_t kFinalEpoch = -1;
+
+// Share session epochs go 0 (open), 1, 2, ... INT32_MAX, then 1 again.
+int32_t next_epoch(int32_t epoch) { return epoch == INT32_MAX ? 1 : epoch + 1; }
+
+}  // namespace
+
+std::string encode_share_state(const DurableShareState& state) {
+  protocol::Writer w;
+  w.write_int8(kShareStateVersion);
+  w.write_int64(state.start_offset);
+  w.write_int32(static_cast<int32_t>(state.batches.size()));
+  for (const auto& b : state.batches) {
+    w.write_int64(b.first_offset);
+    w.write_int64(b.last_offset);
+    w.write_int8(static_cast<int8_t>(b.state));
+    w.write_int16(b.delivery_count);
+  }
+  return std::string(w.buffer());
+}
+
+std::optional<DurableShareState> decode_share_state(std::string_view value) {
+  try {
+    protocol::Reader r(value);
+    if (r.read_int8() != kShareStateVersion) return std::nullopt;
+    DurableShareState state;
+    state.start_offset = r.read_int64();
+    const int32_t count = r.read_int32();
+    if (count < 0 || static_cast<size_t>(count) > r.remaining() / 19) return std::nullopt;
+    for (int32_t i = 0; i < count; ++i) {
+      ShareStateBatch b;
+      b.first_offset = r.read_int64();
+      b.last_offset = r.read_int64();
+      b.state = static_cast<ShareRecordState>(r.read_int8());
+      b.delivery_count = r.read_int16();
+      state.batches.push_back(b);
+    }
+    if (r.remaining() != 0) return std::nullopt;
+    return state;
+  } catch (const protocol::DecodeError&) {
+    return std::nullopt;
+  }
+}
+
+SharePartitionLimits share_limits(const controller::MetadataImage& metadata, const std::string& group,
+                                  const SharePartitionLimits& broker_defaults) {
+  SharePartitionLimits limits = broker_defaults;
+  const auto* configs = metadata.group_configs(group);
+  if (!configs) return limits;
+  auto number = [&](const char* key, auto& field) {
+    if (auto it = configs->find(key); it != configs->end()) field = static_cast<std::decay_t<decltype(field)>>(std::stoll(it->second));
+  };
+  number("share.record.lock.duration.ms", limits.lock_duration_ms);
+  number("share.delivery.count.limit", limits.delivery_count_limit);
+  number("share.partition.max.record.locks", limits.max_record_locks);
+  return limits;
+}
+
+bool share_reset_is_earliest(const controller::MetadataImage& metadata, const std::string& group) {
+  const auto* configs = metadata.group_configs(group);
+  if (!configs) return false;
+  auto it = configs->find("share.auto.offset.reset");
+  return it != configs->end() && it->second == "earliest";
+}
+
+SharePartitionManager::SharePartitionManager(boost::asio::any_io_executor executor, ReplicaManager& replicas,
+                                             storage::StateStore& store, StateWriter& writer,
+                                             std::function<SharePartitionLimits(const std::string&)> limits_for,
+                                             std::function<bool(const std::string&)> earliest_for)
+    : executor_(std::move(executor)),
+      replicas_(replicas),
+      store_(store),
+      writer_(writer),
+      limits_for_(std::move(limits_for)),
+      earliest_for_(std::move(earliest_for)) {}
+
+std::string SharePartitionManager::state_key(const std::string& group, const std::string& topic, int32_t partition) {
+  // As offset/ keys: the group's length first, so any group name is safe.
+  protocol::Writer w;
+  w.write_int32(static_cast<int32_t>(group.size()));
+  std::string key(kSharePrefix);
+  key += w.buffer();
+  key += group;
+  key += topic;
+  key += '\0';
+  protocol::Writer p;
+  p.write_int32(partition);
+  key += p.buffer();
+  return key;
+}
+
+ErrorCode SharePartitionManager::continue_session(const std::string& group, const std::string& member, int32_t epoch,
+                                                  const std::vector<PartitionRef>& added,
+                                                  const std::vector<PartitionRef>& forgotten) {
+  const auto key = std::make_pair(group, member);
+  if (epoch == 0) {
+    Session& session = sessions_[key] = Session{};
+    session.partitions.insert(added.begin(), added.end());
+    return ErrorCode::kNone;
+  }
+  auto it = sessions_.find(key);
+  if (it == sessions_.end()) return ErrorCode::kShareSessionNotFound;
+  Session& session = it->second;
+  if (epoch != kFinalEpoch) {
+    if (epoch != session.next_epoch) return ErrorCode::kInvalidShareSessionEpoch;
+    session.next_epoch = next_epoch(epoch);
+  }
+  session.partitions.insert(added.begin(), added.end());
+  for (const auto& p : forgotten) session.partitions.erase(p);
+  return ErrorCode::kNone;
+}
+
+std::vector<SharePartitionManager::PartitionRef> SharePartitionManager::session_partitions(
+    const std::string& group, const std::string& member) const {
+  auto it = sessions_.find({group, member});
+  if (it == sessions_.end()) return {};
+  return {it->second.partitions.begin(), it->second.partitions.end()};
+}
+
+void SharePartitionManager::close_session(const std::string& group, const std::string& member) {
+  auto it = sessions_.find({group, member});
+  if (it == sessions_.end()) return;
+  for (const auto& [topic, index] : it->second.partitions) {
+    auto sp = partitions_.find({group, topic, index});
+    if (sp == partitions_.end() || !sp->second.release_member(member)) continue;
+    if (Partition* p = replicas_.find(topic, index)) {
+      persist(group, *p);
+      p->wake_waiters();
+    }
+  }
+  sessions_.erase(it);
+}
+
+std::map<SharePartitionManager::PartitionRef, ErrorCode> SharePartitionManager::acknowledge(
+    const std::string& group, const std::string& member,
+    const std::map<PartitionRef, std::vector<SharePartition::Acknowledgement>>& acknowledgements, bool renew_allowed,
+    int64_t now_ms) {
+  std::map<PartitionRef, ErrorCode> errors;
+  for (const auto& [ref, batches] : acknowledgements) {
+    ErrorCode not_led = ErrorCode::kNone;
+    Partition* partition = replicas_.find_led(ref.first, ref.second, not_led);
+    if (!partition || !partition->log) {
+      errors[ref] = partition ? ErrorCode::kNotLeaderOrFollower : not_led;
+      continue;
+    }
+    SharePartition& share = share_partition(group, *partition);
+    const ErrorCode error = share.acknowledge(member, batches, renew_allowed, now_ms);
+    errors[ref] = error;
+    if (error != ErrorCode::kNone) continue;
+    persist(group, *partition);
+    partition->wake_waiters();  // released records may be handed to others
+  }
+  return errors;
+}
+
+SharePartition& SharePartitionManager::share_partition(const std::string& group, Partition& partition) {
+  const SharePartitionKey key{group, partition.topic, partition.index};
+  auto it = partitions_.find(key);
+  if (it != partitions_.end()) {
+    // Retention (or delete after consumption) may have passed the start.
+    if (it->second.start_offset() < partition.log->log_start_offset())
+      it->second.reset_start(partition.log->log_start_offset());
+    return it->second;
+  }
+  const SharePartitionLimits limits = limits_for_(group);
+  std::optional<DurableShareState> stored;
+  if (auto value = store_.get(state_key(group, partition.topic, partition.index))) stored = decode_share_state(*value);
+  if (stored) {
+    SharePartition restored = SharePartition::restore(*stored, limits);
+    if (restored.start_offset() < partition.log->log_start_offset())
+      restored.reset_start(partition.log->log_start_offset());
+    return partitions_.emplace(key, std::move(restored)).first->second;
+  }
+  // New to this group: share.auto.offset.reset, written at once so that a
+  // restart does not start it again somewhere else.
+  const int64_t start = earliest_for_(group) ? partition.log->log_start_offset() : partition.high_watermark();
+  SharePartition& created = partitions_.emplace(key, SharePartition(start, limits)).first->second;
+  persist(group, partition);
+  return created;
+}
+
+void SharePartitionManager::persist(const std::string& group, const Partition& partition,
+                                    std::function<void(bool)> done) {
+  auto it = partitions_.find({group, partition.topic, partition.index});
+  if (it == partitions_.end()) {
+    if (done) done(true);
+    return;
+  }
+  ++writes_submitted_;
+  writer_.apply({{state_key(group, partition.topic, partition.index), encode_share_state(it->second.durable_state())}},
+                [this, done = std::move(done)](bool ok) {
+                  ++writes_done_;
+                  if (!ok) write_failed_ = true;
+                  if (done) done(ok);
+                  std::vector<AsyncEvent*> waiting;
+                  waiting.swap(durable_waiters_);
+                  for (AsyncEvent* e : waiting) e->set();
+                });
+}
+
+boost::asio::awaitable<bool> SharePartitionManager::wait_durable() {
+  const uint64_t target = writes_submitted_;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (writes_done_ < target && std::chrono::steady_clock::now() < deadline) {
+    AsyncEvent written(executor_);
+    durable_waiters_.push_back(&written);
+    co_await written.wait_until(deadline);
+    std::erase(durable_waiters_, &written);
+  }
+  const bool ok = writes_done_ >= target && !write_failed_;
+  write_failed_ = false;  // reported once; later writes may succeed
+  co_return ok;
+}
+
+void SharePartitionManager::expire_locks(int64_t now_ms) {
+  for (auto& [key, share] : partitions_) {
+    if (share.next_deadline() > now_ms || !share.expire_locks(now_ms)) continue;
+    const auto& [group, topic, index] = key;
+    if (Partition* p = replicas_.find(topic, index)) {
+      persist(group, *p);
+      p->wake_waiters();
+    }
+  }
+}
+
+void SharePartitionManager::forget_partition(const std::string& topic, int32_t index) {
+  std::erase_if(partitions_, [&](const auto& entry) {
+    return std::get<1>(entry.first) == topic && std::get<2>(entry.first) == index;
+  });
+}
+
+std::vector<std::pair<SharePartitionManager::PartitionRef, const SharePartition*>> SharePartitionManager::partitions_of(
+    const std::string& group) const {
+  std::vector<std::pair<PartitionRef, const SharePartition*>> out;
+  for (const auto& [key, share] : partitions_)
+    if (std::get<0>(key) == group) out.push_back({{std::get<1>(key), std::get<2>(key)}, &share});
+  return out;
+}
+
+}  // namespace sluice::broker

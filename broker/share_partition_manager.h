@@ -1,0 +1,139 @@
+// The partition leader's side of share groups: the share-partitions of the
+// partitions this broker leads (share_partition.h), the members' share
+// sessions (ShareFetch and ShareAcknowledge), lock expiry, and the durable
+// state of each share-partition.
+//
+// A share session belongs to one (group, member) on this broker: ShareFetch
+// with epoch 0 opens it with the partitions it names, later requests carry the
+// next epoch (1, 2, ... wrapping to 1) and add partitions or forget them, and
+// epoch -1 closes it, giving back every record the member still holds.
+//
+// A share-partition starts, the first time a group fetches it, where the
+// group's share.auto.offset.reset says: the high watermark ("latest", the
+// default) or the log start ("earliest"). Its state is written to the state
+// store after every change that must survive (acknowledgements, releases,
+// expired locks, a reset), and an acknowledgement is answered only once that
+// write is durable. Acquisitions are not written: after a restart the
+// records a member held are available again, as in Kafka.
+//
+// Network thread only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include "broker/share_partition.h"
+#include "controller/metadata_image.h"
+#include "protocol/error_codes.h"
+
+namespace sluice::storage {
+class StateStore;
+}
+
+namespace sluice::broker {
+
+class AsyncEvent;
+class ReplicaManager;
+class StateWriter;
+struct Partition;
+
+// (group, topic, partition)
+using SharePartitionKey = std::tuple<std::string, std::string, int32_t>;
+
+class SharePartitionManager {
+ public:
+  // `limits_for(group)`: the group's lock duration, delivery limit and
+  // in-flight bound; `earliest_for(group)`: whether its share.auto.offset.reset is "earliest".
+  SharePartitionManager(boost::asio::any_io_executor executor, ReplicaManager& replicas, storage::StateStore& store,
+                        StateWriter& writer, std::function<SharePartitionLimits(const std::string&)> limits_for,
+                        std::function<bool(const std::string&)> earliest_for);
+
+  // ---- share sessions ----
+  using PartitionRef = std::pair<std::string, int32_t>;  // (topic, partition)
+  // Checks `epoch` against the member's session and applies the change:
+  // epoch 0 opens it with `added` (replacing an older one, whose records stay
+  // locked until their locks expire, as in Kafka); a later epoch must be the
+  // session's next one (INVALID_SHARE_SESSION_EPOCH; SHARE_SESSION_NOT_FOUND
+  // without a session), adds `added`, drops `forgotten`. Epoch -1 is checked
+  // the same way and closes the session with close_session() once the caller is done.
+  protocol::ErrorCode continue_session(const std::string& group, const std::string& member, int32_t epoch,
+                                       const std::vector<PartitionRef>& added,
+                                       const std::vector<PartitionRef>& forgotten);
+  // The partitions of the member's session (empty without one).
+  std::vector<PartitionRef> session_partitions(const std::string& group, const std::string& member) const;
+  // Closes the session; what the member holds in its partitions goes back.
+  void close_session(const std::string& group, const std::string& member);
+
+  // The group's acquisition lock duration (AcquisitionLockTimeoutMs).
+  int64_t lock_duration_ms(const std::string& group) const { return limits_for_(group).lock_duration_ms; }
+
+  // ---- records ----
+  // Applies a member's acknowledgements, partition by partition (each all or
+  // none, share_partition.h), and writes what changed; the error of each
+  // partition. Answer only once wait_durable() says the writes are durable.
+  std::map<PartitionRef, protocol::ErrorCode> acknowledge(
+      const std::string& group, const std::string& member,
+      const std::map<PartitionRef, std::vector<SharePartition::Acknowledgement>>& acknowledgements,
+      bool renew_allowed, int64_t now_ms);
+  // The share-partition of `group` on `partition` (which this broker leads),
+  // created on first use.
+  SharePartition& share_partition(const std::string& group, Partition& partition);
+  // Writes the share-partition's state; done(ok) once durable (ok false: the write failed).
+  void persist(const std::string& group, const Partition& partition, std::function<void(bool)> done = {});
+  // Waits until everything persist() was asked to write so far is durable; false if a write failed.
+  boost::asio::awaitable<bool> wait_durable();
+
+  // Expired locks: their records go back, the changes are written, and
+  // fetches parked on those partitions wake. Called periodically.
+  void expire_locks(int64_t now_ms);
+  // A partition this broker no longer leads, or that is gone: its share-partitions are dropped
+  // (their durable state stays: a later leadership here reads it again).
+  void forget_partition(const std::string& topic, int32_t index);
+
+  // For describing: every share-partition of `group` here.
+  std::vector<std::pair<PartitionRef, const SharePartition*>> partitions_of(const std::string& group) const;
+
+ private:
+  struct Session {
+    int32_t next_epoch = 1;
+    std::set<PartitionRef> partitions;
+  };
+  static std::string state_key(const std::string& group, const std::string& topic, int32_t partition);
+
+  boost::asio::any_io_executor executor_;
+  ReplicaManager& replicas_;
+  storage::StateStore& store_;
+  StateWriter& writer_;
+  std::function<SharePartitionLimits(const std::string&)> limits_for_;
+  std::function<bool(const std::string&)> earliest_for_;
+  std::map<SharePartitionKey, SharePartition> partitions_;
+  std::map<std::pair<std::string, std::string>, Session> sessions_;  // by (group, member)
+  // Writes submitted and not yet durable, and whether one of them failed.
+  uint64_t writes_submitted_ = 0;
+  uint64_t writes_done_ = 0;
+  bool write_failed_ = false;
+  std::vector<AsyncEvent*> durable_waiters_;
+};
+
+// A group's limits: its share.* group configs where set, else `broker_defaults`
+// (the broker's group.share.* keys).
+SharePartitionLimits share_limits(const controller::MetadataImage& metadata, const std::string& group,
+                                  const SharePartitionLimits& broker_defaults);
+// Whether the group's share.auto.offset.reset is "earliest" (default "latest").
+bool share_reset_is_earliest(const controller::MetadataImage& metadata, const std::string& group);
+
+// The state-store value of a share-partition (FORMATS.md): encode and decode.
+std::string encode_share_state(const DurableShareState& state);
+std::optional<DurableShareState> decode_share_state(std::string_view value);
+
+}  // namespace sluice::broker

@@ -1,0 +1,639 @@
+// Share-group (KIP-932) scenarios with Apache Kafka 4.4.0's KafkaShareConsumer.
+//
+// Run with Java's single-file source launcher (no build step), libs from setup.sh:
+//   java -Dlog4j2.configurationFile=log4j2.properties -cp "$LIBS/*" JavaShare.java <scenario> <args>
+//
+//   share-three        <topic> <group> <n>   three implicit-ack consumers share n records
+//   share-explicit     <topic> <group> <n>   ACCEPT / RELEASE (values ending in 3) / REJECT (ending in 7)
+//   share-lock-timeout <topic> <group> <n>   records held by an abandoned consumer come back after the lock
+//   share-poison       <topic> <group>       a record released every time is delivered 3 times, then never
+//
+// Environment: BOOTSTRAP_SERVERS (host:port, default 127.0.0.1:9092), COMPAT_DEADLINE_S (halt after
+// it, default 120). Each scenario first sets the group config share.auto.offset.reset=earliest with
+// Admin.incrementalAlterConfigs (ConfigResource.Type.GROUP), creates the topic (1 partition) if
+// missing and produces keys "k<i>", values "v<i>".
+// Output: "FAIL <scenario>: <reason>" lines for failed checks, then one line of JSON (always last).
+// Exit 0 if every check passed, 1 otherwise (also when the deadline is reached).
+
+import java.time.Duration;
+import java.util.*;
+import java.util.concurrent.*;
+import java.util.concurrent.atomic.*;
+
+import org.apache.kafka.clients.admin.*;
+import org.apache.kafka.clients.consumer.*;
+import org.apache.kafka.clients.producer.*;
+import org.apache.kafka.common.KafkaException;
+import org.apache.kafka.common.TopicIdPartition;
+import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.errors.TopicExistsException;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+
+@SuppressWarnings("unchecked")
+public class JavaShare {
+    static final String BOOTSTRAP = env("BOOTSTRAP_SERVERS", "127.0.0.1:9092");
+    static final long DEADLINE_S = Long.parseLong(env("COMPAT_DEADLINE_S", "120"));
+    static final long T0 = System.nanoTime();
+    static final Duration API_TIMEOUT = Duration.ofSeconds(20);
+    static final Duration POLL = Duration.ofMillis(500);
+
+    static final Map<String, Object> result = Collections.synchronizedMap(new LinkedHashMap<>());
+    static final List<String> failures = Collections.synchronizedList(new ArrayList<>());
+    static String scenario = "?";
+
+    static String env(String k, String dflt) {
+        String v = System.getenv(k);
+        return v == null || v.isEmpty() ? dflt : v;
+    }
+
+    static long elapsedMs() { return (System.nanoTime() - T0) / 1_000_000; }
+
+    /** Milliseconds left before the whole-run deadline, minus a margin for closing and reporting. */
+    static long budgetMs(long wanted) {
+        return Math.max(1000, Math.min(wanted, DEADLINE_S * 1000 - elapsedMs() - 15_000));
+    }
+
+    static void check(boolean cond, String what) {
+        if (!cond) failures.add(what);
+    }
+
+    static void log(String msg) {
+        System.err.printf("[JavaShare %6d ms] %s%n", elapsedMs(), msg);
+    }
+
+    // ------------------------------------------------------------------ JSON (one line)
+    static String json(Object o) {
+        StringBuilder sb = new StringBuilder();
+        json(sb, o);
+        return sb.toString();
+    }
+
+    static void json(StringBuilder sb, Object o) {
+        if (o == null) sb.append("null");
+        else if (o instanceof Boolean || o instanceof Integer || o instanceof Long || o instanceof Short)
+            sb.append(o);
+        else if (o instanceof Number) sb.append(((Number) o).doubleValue());
+        else if (o instanceof Map) {
+            sb.append('{');
+            boolean first = true;
+            synchronized (o) {
+                for (Map.Entry<?, ?> e : ((Map<?, ?>) o).entrySet()) {
+                    if (!first) sb.append(',');
+                    first = false;
+                    json(sb, String.valueOf(e.getKey()));
+                    sb.append(':');
+                    json(sb, e.getValue());
+                }
+            }
+            sb.append('}');
+        } else if (o instanceof Collection) {
+            sb.append('[');
+            boolean first = true;
+            synchronized (o) {
+                for (Object x : (Collection<?>) o) {
+                    if (!first) sb.append(',');
+                    first = false;
+                    json(sb, x);
+                }
+            }
+            sb.append(']');
+        } else {
+            String s = String.valueOf(o);
+            sb.append('"');
+            for (char c : s.toCharArray()) {
+                switch (c) {
+                    case '"': sb.append("\\\""); break;
+                    case '\\': sb.append("\\\\"); break;
+                    case '\n': sb.append("\\n"); break;
+                    case '\r': sb.append("\\r"); break;
+                    case '\t': sb.append("\\t"); break;
+                    default:
+                        if (c < 0x20) sb.append(String.format("\\u%04x", (int) c));
+                        else sb.append(c);
+                }
+            }
+            sb.append('"');
+        }
+    }
+
+    static synchronized void finish(boolean deadline) {
+        if (deadline) failures.add("deadline of " + DEADLINE_S + " s (COMPAT_DEADLINE_S) reached");
+        result.put("elapsed_ms", elapsedMs());
+        result.put("ok", failures.isEmpty());
+        result.put("failures", new ArrayList<>(failures));
+        for (String f : failures) System.out.println("FAIL " + scenario + ": " + f);
+        System.out.println(json(result));
+        System.out.flush();
+        System.err.flush();
+        Runtime.getRuntime().halt(failures.isEmpty() ? 0 : 1);
+    }
+
+    static String err(Throwable e) {
+        Throwable c = e;
+        while ((c instanceof ExecutionException || c instanceof CompletionException) && c.getCause() != null)
+            c = c.getCause();
+        return c.getClass().getSimpleName() + ": " + c.getMessage();
+    }
+
+    // ------------------------------------------------------------------ clients
+    static Admin admin() {
+        Properties p = new Properties();
+        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, BOOTSTRAP);
+        p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 15000);
+        p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 20000);
+        return Admin.create(p);
+    }
+
+    /** Sets each group config on its own (one refused name does not hide the others) and reads them back. */
+    static Map<String, Object> setGroupConfigs(Admin admin, String group, LinkedHashMap<String, String> configs) {
+        ConfigResource res = new ConfigResource(ConfigResource.Type.GROUP, group);
+        Map<String, Object> out = new LinkedHashMap<>();
+        for (Map.Entry<String, String> e : configs.entrySet()) {
+            Map<String, Object> r = new LinkedHashMap<>();
+            r.put("value", e.getValue());
+            try {
+                admin.incrementalAlterConfigs(Map.of(res, List.of(new AlterConfigOp(
+                        new ConfigEntry(e.getKey(), e.getValue()), AlterConfigOp.OpType.SET))))
+                        .all().get(API_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+                r.put("set", "ok");
+            } catch (Exception ex) {
+                r.put("set", err(ex));
+            }
+            out.put(e.getKey(), r);
+        }
+        try {
+            Config described = admin.describeConfigs(List.of(res)).all()
+                    .get(API_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS).get(res);
+            for (Map.Entry<String, String> e : configs.entrySet()) {
+                ConfigEntry ce = described.get(e.getKey());
+                @SuppressWarnings("unchecked")
+                Map<String, Object> r = (Map<String, Object>) out.get(e.getKey());
+                r.put("described", ce == null ? null : ce.value());
+                r.put("source", ce == null ? null : String.valueOf(ce.source()));
+            }
+        } catch (Exception ex) {
+            out.put("describe_error", err(ex));
+        }
+        log("group configs for " + group + ": " + json(out));
+        return out;
+    }
+
+    static boolean setOk(Map<String, Object> cfg, String name) {
+        Object r = cfg.get(name);
+        return r instanceof Map && "ok".equals(((Map<?, ?>) r).get("set"));
+    }
+
+    static void ensureTopic(Admin admin, String topic) throws Exception {
+        try {
+            admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1))).all()
+                    .get(API_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+            result.put("topic_created", true);
+        } catch (ExecutionException e) {
+            if (!(e.getCause() instanceof TopicExistsException)) throw e;
+            result.put("topic_created", false);
+        }
+        long until = System.currentTimeMillis() + 15000;
+        while (true) {
+            try {
+                TopicDescription d = admin.describeTopics(List.of(topic)).allTopicNames()
+                        .get(API_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS).get(topic);
+                result.put("partitions", d.partitions().size());
+                if (d.partitions().size() != 1) failures.add("topic " + topic + " has " + d.partitions().size() + " partitions, expected 1");
+                if (d.partitions().stream().allMatch(p -> p.leader() != null && !p.leader().isEmpty())) return;
+            } catch (ExecutionException e) {
+                if (System.currentTimeMillis() > until) throw e;
+            }
+            if (System.currentTimeMillis() > until) throw new IllegalStateException("topic " + topic + " has no leader after 15 s");
+            Thread.sleep(200);
+        }
+    }
+
+    static void produce(String topic, int n) throws Exception {
+        Properties p = new Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, BOOTSTRAP);
+        p.put(ProducerConfig.ACKS_CONFIG, "all");
+        p.put(ProducerConfig.LINGER_MS_CONFIG, 5);
+        p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 30000);
+        p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, 15000);
+        try (KafkaProducer<String, String> prod = new KafkaProducer<>(p, new StringSerializer(), new StringSerializer())) {
+            List<java.util.concurrent.Future<RecordMetadata>> fs = new ArrayList<>();
+            for (int i = 0; i < n; i++) fs.add(prod.send(new ProducerRecord<>(topic, 0, "k" + i, "v" + i)));
+            prod.flush();
+            long lo = Long.MAX_VALUE, hi = -1;
+            for (var f : fs) {
+                RecordMetadata md = f.get(30, TimeUnit.SECONDS);
+                lo = Math.min(lo, md.offset());
+                hi = Math.max(hi, md.offset());
+            }
+            result.put("produced", n);
+            result.put("produced_offsets", n == 0 ? List.of() : List.of(lo, hi));
+        }
+        log("produced " + n + " records to " + topic);
+    }
+
+    static KafkaShareConsumer<String, String> shareConsumer(String group, String clientId, boolean explicit,
+                                                            Integer maxPollRecords) {
+        Properties p = new Properties();
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, BOOTSTRAP);
+        p.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        p.put(ConsumerConfig.CLIENT_ID_CONFIG, clientId);
+        if (explicit) p.put(ConsumerConfig.SHARE_ACKNOWLEDGEMENT_MODE_CONFIG, "explicit");
+        if (maxPollRecords != null) p.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, maxPollRecords);
+        return new KafkaShareConsumer<>(p, new StringDeserializer(), new StringDeserializer());
+    }
+
+    static int dc(ConsumerRecord<?, ?> r) {
+        return r.deliveryCount().map(Short::intValue).orElse(-1);
+    }
+
+    /** commitSync, errors per partition as strings (empty when all were accepted). */
+    static List<String> commit(KafkaShareConsumer<String, String> c) {
+        List<String> errs = new ArrayList<>();
+        Map<TopicIdPartition, Optional<KafkaException>> res = c.commitSync(Duration.ofSeconds(10));
+        for (var e : res.entrySet())
+            e.getValue().ifPresent(ex -> errs.add(e.getKey() + ": " + err(ex)));
+        return errs;
+    }
+
+    static void prepare(Admin admin, String topic, String group, int n, LinkedHashMap<String, String> extraGroupConfigs)
+            throws Exception {
+        LinkedHashMap<String, String> cfgs = new LinkedHashMap<>();
+        cfgs.put("share.auto.offset.reset", "earliest");
+        cfgs.putAll(extraGroupConfigs);
+        Map<String, Object> cfg = setGroupConfigs(admin, group, cfgs);
+        result.put("group_configs", cfg);
+        check(setOk(cfg, "share.auto.offset.reset"),
+                "group config share.auto.offset.reset=earliest not accepted: " + cfg.get("share.auto.offset.reset"));
+        ensureTopic(admin, topic);
+        produce(topic, n);
+    }
+
+    // ------------------------------------------------------------------ share-three
+    static void shareThree(String topic, String group, int n) throws Exception {
+        try (Admin admin = admin()) {
+            prepare(admin, topic, group, n, new LinkedHashMap<>());
+        }
+        // SHARE_MAX_POLL_RECORDS: optional max.poll.records for the three consumers (default: the client's).
+        String mp = env("SHARE_MAX_POLL_RECORDS", "");
+        Integer maxPoll = mp.isEmpty() ? null : Integer.valueOf(mp);
+        result.put("max_poll_records", maxPoll);
+        ConcurrentHashMap<String, AtomicInteger> seen = new ConcurrentHashMap<>();
+        AtomicInteger distinct = new AtomicInteger();
+        AtomicInteger redelivered = new AtomicInteger();
+        AtomicInteger maxDc = new AtomicInteger();
+        List<String> ackErrors = Collections.synchronizedList(new ArrayList<>());
+        List<String> bad = Collections.synchronizedList(new ArrayList<>());
+        int[] perConsumer = new int[3];
+        long[] firstRecordMs = new long[]{-1, -1, -1};
+        long until = System.currentTimeMillis() + budgetMs(60_000);
+        Thread[] ts = new Thread[3];
+        for (int ci = 0; ci < 3; ci++) {
+            final int me = ci;
+            ts[ci] = new Thread(() -> {
+                KafkaShareConsumer<String, String> c = shareConsumer(group, "share-three-" + me, false, maxPoll);
+                c.setAcknowledgementCommitCallback((offsets, ex) -> {
+                    if (ex != null) ackErrors.add("consumer " + me + ": " + err(ex) + " " + offsets);
+                });
+                try {
+                    c.subscribe(List.of(topic));
+                    while (distinct.get() < n && System.currentTimeMillis() < until) {
+                        ConsumerRecords<String, String> recs = c.poll(POLL);
+                        for (ConsumerRecord<String, String> r : recs) {
+                            if (firstRecordMs[me] < 0) firstRecordMs[me] = elapsedMs();
+                            perConsumer[me]++;
+                            if (!r.value().equals("v" + r.key().substring(1)) || !r.key().startsWith("k"))
+                                bad.add(r.key() + "=" + r.value());
+                            int d = dc(r);
+                            maxDc.accumulateAndGet(d, Math::max);
+                            if (d != 1) redelivered.incrementAndGet();
+                            if (seen.computeIfAbsent(r.key(), k -> new AtomicInteger()).incrementAndGet() == 1)
+                                distinct.incrementAndGet();
+                        }
+                    }
+                    // Implicit mode: what the last poll returned is accepted by the next
+                    // commitSync/poll/close; commit it now rather than leave it to close().
+                    for (String e : commit(c)) ackErrors.add("consumer " + me + " commitSync: " + e);
+                } catch (Throwable e) {
+                    failures.add("consumer " + me + ": " + err(e));
+                } finally {
+                    try { c.close(Duration.ofSeconds(10)); } catch (Throwable e) { failures.add("consumer " + me + " close: " + err(e)); }
+                }
+            }, "share-three-" + ci);
+            ts[ci].start();
+        }
+        for (Thread t : ts) t.join(budgetMs(90_000));
+        int total = 0;
+        for (int x : perConsumer) total += x;
+        int dups = 0;
+        List<String> dupKeys = new ArrayList<>();
+        for (var e : seen.entrySet()) {
+            if (e.getValue().get() > 1) {
+                dups += e.getValue().get() - 1;
+                if (dupKeys.size() < 20) dupKeys.add(e.getKey() + "x" + e.getValue().get());
+            }
+        }
+        List<String> missing = new ArrayList<>();
+        for (int i = 0; i < n && missing.size() < 20; i++) if (!seen.containsKey("k" + i)) missing.add("k" + i);
+        int withRecords = 0;
+        for (int x : perConsumer) if (x > 0) withRecords++;
+        result.put("per_consumer", List.of(perConsumer[0], perConsumer[1], perConsumer[2]));
+        result.put("first_record_ms", List.of(firstRecordMs[0], firstRecordMs[1], firstRecordMs[2]));
+        result.put("consumers_with_records", withRecords);
+        result.put("total", total);
+        result.put("distinct", seen.size());
+        result.put("duplicates", dups);
+        result.put("duplicate_keys", dupKeys);
+        result.put("redelivered", redelivered.get());
+        result.put("max_delivery_count", maxDc.get());
+        result.put("all_delivered", seen.size() == n && missing.isEmpty());
+        result.put("missing", missing);
+        result.put("ack_errors", ackErrors);
+        check(seen.size() == n, "distinct records " + seen.size() + " != " + n + " (missing e.g. " + missing + ")");
+        check(dups == 0, dups + " records delivered (and accepted) more than once: " + dupKeys);
+        check(bad.isEmpty(), "records with wrong key/value: " + bad);
+        check(ackErrors.isEmpty(), "acknowledgement errors: " + ackErrors);
+    }
+
+    // ------------------------------------------------------------------ share-explicit
+    static void shareExplicit(String topic, String group, int n) throws Exception {
+        try (Admin admin = admin()) {
+            prepare(admin, topic, group, n, new LinkedHashMap<>());
+        }
+        int expectReleased = 0, expectRejected = 0;
+        for (int i = 0; i < n; i++) {
+            if (("v" + i).endsWith("3")) expectReleased++;
+            else if (("v" + i).endsWith("7")) expectRejected++;
+        }
+        Set<String> accepted = new HashSet<>(), released = new HashSet<>(), rejected = new HashSet<>();
+        int acceptedFirst = 0, redelivered = 0;
+        List<String> unexpected = new ArrayList<>();
+        List<String> wrongCount = new ArrayList<>();
+        List<String> commitErrors = new ArrayList<>();
+        long settledAt = -1;
+        KafkaShareConsumer<String, String> c = shareConsumer(group, "share-explicit", true, null);
+        try {
+            c.subscribe(List.of(topic));
+            long until = System.currentTimeMillis() + budgetMs(60_000);
+            long quietUntil = Long.MAX_VALUE;   // once everything is settled: poll 3 s more
+            while (System.currentTimeMillis() < Math.min(until, quietUntil)) {
+                ConsumerRecords<String, String> recs = c.poll(POLL);
+                for (ConsumerRecord<String, String> r : recs) {
+                    String k = r.key(), v = r.value();
+                    int d = dc(r);
+                    if (accepted.contains(k) || rejected.contains(k)) {
+                        unexpected.add(k + "(" + v + ",dc=" + d + ",after " + (accepted.contains(k) ? "ACCEPT" : "REJECT") + ")");
+                        c.acknowledge(r, AcknowledgeType.ACCEPT);
+                    } else if (v.endsWith("7")) {
+                        if (d != 1) wrongCount.add(k + " dc=" + d + " (expected 1)");
+                        c.acknowledge(r, AcknowledgeType.REJECT);
+                        rejected.add(k);
+                    } else if (v.endsWith("3") && !released.contains(k)) {
+                        if (d != 1) wrongCount.add(k + " dc=" + d + " (expected 1)");
+                        c.acknowledge(r, AcknowledgeType.RELEASE);
+                        released.add(k);
+                    } else if (v.endsWith("3")) {
+                        if (d != 2) wrongCount.add(k + " dc=" + d + " (expected 2)");
+                        c.acknowledge(r, AcknowledgeType.ACCEPT);
+                        accepted.add(k);
+                        redelivered++;
+                    } else {
+                        if (d != 1) wrongCount.add(k + " dc=" + d + " (expected 1)");
+                        c.acknowledge(r, AcknowledgeType.ACCEPT);
+                        accepted.add(k);
+                        acceptedFirst++;
+                    }
+                }
+                if (!recs.isEmpty()) commitErrors.addAll(commit(c));
+                if (settledAt < 0 && accepted.size() + rejected.size() == n) {
+                    settledAt = elapsedMs();
+                    quietUntil = System.currentTimeMillis() + 3000;
+                    log("all " + n + " records settled; polling 3 s more");
+                }
+            }
+        } finally {
+            try { c.close(Duration.ofSeconds(10)); } catch (Throwable e) { failures.add("close: " + err(e)); }
+        }
+        result.put("accepted", accepted.size());
+        result.put("accepted_first_delivery", acceptedFirst);
+        result.put("released", released.size());
+        result.put("rejected", rejected.size());
+        result.put("redelivered", redelivered);
+        result.put("unexpected", unexpected);
+        result.put("wrong_delivery_count", wrongCount);
+        result.put("commit_errors", commitErrors);
+        result.put("settled_ms", settledAt);
+        check(accepted.size() + rejected.size() == n, "settled " + (accepted.size() + rejected.size()) + " of " + n + " records");
+        check(released.size() == expectReleased, "released " + released.size() + ", expected " + expectReleased);
+        check(redelivered == expectReleased, "released records redelivered " + redelivered + ", expected " + expectReleased);
+        check(rejected.size() == expectRejected, "rejected " + rejected.size() + ", expected " + expectRejected);
+        check(acceptedFirst == n - expectReleased - expectRejected,
+                "accepted at first delivery " + acceptedFirst + ", expected " + (n - expectReleased - expectRejected));
+        check(unexpected.isEmpty(), "records came back after ACCEPT/REJECT: " + unexpected);
+        check(wrongCount.isEmpty(), "wrong delivery counts: " + wrongCount);
+        check(commitErrors.isEmpty(), "commitSync errors: " + commitErrors);
+    }
+
+    // ------------------------------------------------------------------ share-lock-timeout
+    static void shareLockTimeout(String topic, String group, int n) throws Exception {
+        long lockMs = Long.parseLong(env("SHARE_LOCK_MS", "2000"));
+        try (Admin admin = admin()) {
+            LinkedHashMap<String, String> extra = new LinkedHashMap<>();
+            extra.put("share.record.lock.duration.ms", String.valueOf(lockMs));
+            prepare(admin, topic, group, n, extra);
+            result.put("group_config_lock_duration_accepted", setOk((Map<String, Object>) result.get("group_configs"), "share.record.lock.duration.ms"));
+        }
+        // Consumer A: explicit mode, one non-empty poll, never acknowledged, never polled again.
+        KafkaShareConsumer<String, String> a = shareConsumer(group, "share-lock-A", true, null);
+        KafkaShareConsumer<String, String> b = null;
+        Map<String, Long> held = new LinkedHashMap<>();   // key -> offset
+        long heldAt;
+        try {
+            a.subscribe(List.of(topic));
+            long until = System.currentTimeMillis() + budgetMs(30_000);
+            ConsumerRecords<String, String> got = ConsumerRecords.empty();
+            while (got.isEmpty() && System.currentTimeMillis() < until) got = a.poll(POLL);
+            heldAt = System.nanoTime();
+            for (ConsumerRecord<String, String> r : got) held.put(r.key(), r.offset());
+            result.put("a_held", held.size());
+            result.put("a_acquisition_lock_timeout_ms", a.acquisitionLockTimeoutMs().map(x -> (Object) x).orElse(null));
+            log("consumer A holds " + held.size() + " records (lock " + a.acquisitionLockTimeoutMs() + " ms); abandoning it");
+            if (held.isEmpty()) {
+                failures.add("consumer A got no records");
+                return;
+            }
+            Integer effLock = a.acquisitionLockTimeoutMs().orElse(null);
+            long expectLock = effLock != null ? effLock : lockMs;
+            result.put("effective_lock_ms", expectLock);
+            // Consumer B: same group, explicit ACCEPT of everything.
+            b = shareConsumer(group, "share-lock-B", true, null);
+            b.subscribe(List.of(topic));
+            Map<String, Integer> bCounts = new LinkedHashMap<>();    // A's keys: delivery count seen by B
+            List<Long> bAfterMs = new ArrayList<>();                  // A's keys: ms after A's poll
+            Set<String> others = new HashSet<>();
+            List<String> twice = new ArrayList<>();
+            long bUntil = System.currentTimeMillis() + budgetMs(Math.max(30_000, 2 * expectLock + 20_000));
+            while (System.currentTimeMillis() < bUntil && (bCounts.size() < held.size() || others.size() < n - held.size())) {
+                ConsumerRecords<String, String> recs = b.poll(POLL);
+                for (ConsumerRecord<String, String> r : recs) {
+                    long after = (System.nanoTime() - heldAt) / 1_000_000;
+                    if (held.containsKey(r.key())) {
+                        if (bCounts.containsKey(r.key())) twice.add(r.key());
+                        bCounts.put(r.key(), dc(r));
+                        bAfterMs.add(after);
+                    } else if (!others.add(r.key())) twice.add(r.key());
+                    b.acknowledge(r, AcknowledgeType.ACCEPT);
+                }
+                if (!recs.isEmpty()) {
+                    List<String> errs = commit(b);
+                    if (!errs.isEmpty()) failures.add("B commitSync: " + errs);
+                }
+            }
+            Map<Integer, Integer> hist = new TreeMap<>();
+            for (int d : bCounts.values()) hist.merge(d, 1, Integer::sum);
+            long minAfter = bAfterMs.stream().mapToLong(x -> x).min().orElse(-1);
+            long maxAfter = bAfterMs.stream().mapToLong(x -> x).max().orElse(-1);
+            result.put("b_got_a_records", bCounts.size());
+            result.put("b_delivery_counts", hist);
+            result.put("b_other_records", others.size());
+            result.put("b_first_a_record_after_ms", minAfter);
+            result.put("b_last_a_record_after_ms", maxAfter);
+            result.put("b_seen_twice", twice);
+            check(bCounts.size() == held.size(), "B got " + bCounts.size() + " of the " + held.size() + " records A held");
+            check(hist.keySet().equals(Set.of(2)), "delivery counts of A's records at B: " + hist + " (expected all 2)");
+            check(others.size() == n - held.size(), "B got " + others.size() + " of the " + (n - held.size()) + " records A never held");
+            check(minAfter < 0 || minAfter >= expectLock - 500,
+                    "B got one of A's records " + minAfter + " ms after A's poll, before the lock (" + expectLock + " ms) ran out");
+            check(twice.isEmpty(), "B saw records twice: " + twice);
+        } finally {
+            if (b != null) try { b.close(Duration.ofSeconds(10)); } catch (Throwable e) { failures.add("B close: " + err(e)); }
+            // A dies only now: closing it earlier would release its records at once.
+            try { a.close(Duration.ofSeconds(5)); } catch (Throwable e) { result.put("a_close_error", err(e)); }
+        }
+    }
+
+    // ------------------------------------------------------------------ share-poison
+    static void sharePoison(String topic, String group) throws Exception {
+        int limit = Integer.parseInt(env("SHARE_DELIVERY_LIMIT", "3"));
+        try (Admin admin = admin()) {
+            LinkedHashMap<String, String> extra = new LinkedHashMap<>();
+            extra.put("share.delivery.count.limit", String.valueOf(limit));
+            prepare(admin, topic, group, 1, extra);
+            result.put("group_config_delivery_limit_accepted", setOk((Map<String, Object>) result.get("group_configs"), "share.delivery.count.limit"));
+        }
+        List<Integer> counts = new ArrayList<>();
+        List<Long> atMs = new ArrayList<>();
+        List<String> commitErrors = new ArrayList<>();
+        KafkaShareConsumer<String, String> c = shareConsumer(group, "share-poison", true, null);
+        try {
+            c.subscribe(List.of(topic));
+            long until = System.currentTimeMillis() + budgetMs(45_000);
+            long quietUntil = Long.MAX_VALUE;
+            while (System.currentTimeMillis() < Math.min(until, quietUntil)) {
+                ConsumerRecords<String, String> recs = c.poll(POLL);
+                for (ConsumerRecord<String, String> r : recs) {
+                    counts.add(dc(r));
+                    atMs.add(elapsedMs());
+                    c.acknowledge(r, AcknowledgeType.RELEASE);
+                }
+                if (!recs.isEmpty()) commitErrors.addAll(commit(c));
+                if (counts.size() >= limit && quietUntil == Long.MAX_VALUE) {
+                    quietUntil = System.currentTimeMillis() + 5000;
+                    log("delivered " + counts.size() + " times; polling 5 s more");
+                }
+            }
+        } finally {
+            try { c.close(Duration.ofSeconds(10)); } catch (Throwable e) { failures.add("close: " + err(e)); }
+        }
+        List<Integer> expected = new ArrayList<>();
+        for (int i = 1; i <= limit; i++) expected.add(i);
+        result.put("deliveries", counts.size());
+        result.put("delivery_counts", counts);
+        result.put("delivered_at_ms", atMs);
+        result.put("commit_errors", commitErrors);
+        check(counts.equals(expected), "delivery counts " + counts + ", expected " + expected);
+        check(commitErrors.isEmpty(), "commitSync errors: " + commitErrors);
+    }
+
+    // ------------------------------------------------------------------ main
+    /** Without -Dlog4j2.configurationFile, log4j2's default writes errors to stdout: use the
+     *  same quiet configuration as log4j2.properties (warnings to stderr) instead. */
+    static void quietLogging() {
+        if (System.getProperty("log4j2.configurationFile") != null) return;
+        try {
+            java.nio.file.Path f = java.nio.file.Files.createTempFile("javashare-log4j2", ".properties");
+            f.toFile().deleteOnExit();
+            java.nio.file.Files.writeString(f, String.join("\n",
+                    "status = warn",
+                    "appender.stderr.type = Console",
+                    "appender.stderr.name = STDERR",
+                    "appender.stderr.target = SYSTEM_ERR",
+                    "appender.stderr.layout.type = PatternLayout",
+                    "appender.stderr.layout.pattern = [%d] %p %m (%c)%n",
+                    "rootLogger.level = warn",
+                    "rootLogger.appenderRef.stderr.ref = STDERR", ""));
+            System.setProperty("log4j2.configurationFile", f.toString());
+        } catch (Exception e) {
+            System.err.println("JavaShare: no log config: " + e);
+        }
+    }
+
+    public static void main(String[] args) {
+        quietLogging();
+        Thread watchdog = new Thread(() -> {
+            try {
+                Thread.sleep(DEADLINE_S * 1000);
+            } catch (InterruptedException e) {
+                return;
+            }
+            finish(true);
+        }, "deadline");
+        watchdog.setDaemon(true);
+        watchdog.start();
+        scenario = args.length > 0 ? args[0] : "?";
+        result.put("scenario", scenario);
+        result.put("bootstrap", BOOTSTRAP);
+        try {
+            switch (scenario) {
+                case "share-three":
+                    need(args, 4);
+                    put(args);
+                    shareThree(args[1], args[2], Integer.parseInt(args[3]));
+                    break;
+                case "share-explicit":
+                    need(args, 4);
+                    put(args);
+                    shareExplicit(args[1], args[2], Integer.parseInt(args[3]));
+                    break;
+                case "share-lock-timeout":
+                    need(args, 4);
+                    put(args);
+                    shareLockTimeout(args[1], args[2], Integer.parseInt(args[3]));
+                    break;
+                case "share-poison":
+                    need(args, 3);
+                    put(args);
+                    sharePoison(args[1], args[2]);
+                    break;
+                default:
+                    System.err.println("usage: JavaShare.java share-three|share-explicit|share-lock-timeout <topic> <group> <n>\n"
+                            + "       JavaShare.java share-poison <topic> <group>");
+                    failures.add("unknown scenario " + scenario);
+            }
+        } catch (Throwable e) {
+            failures.add("exception: " + err(e));
+            e.printStackTrace(System.err);
+        }
+        finish(false);
+    }
+
+    static void need(String[] args, int k) {
+        if (args.length != k) throw new IllegalArgumentException(args[0] + " takes " + (k - 1) + " arguments");
+    }
+
+    static void put(String[] args) {
+        result.put("topic", args[1]);
+        result.put("group", args[2]);
+        if (args.length > 3) result.put("n", Integer.parseInt(args[3]));
+    }
+}
