@@ -555,6 +555,62 @@ public class JavaShare {
         check(commitErrors.isEmpty(), "commitSync errors: " + commitErrors);
     }
 
+    // ------------------------------------------------------------------ share-accept-some / share-drain
+    /** Produces n records; one explicit-mode consumer ACCEPTs the first k it gets (commitSync: the
+     *  broker answers once the acknowledgements are durable), holds the rest unacknowledged, and the
+     *  process then halts without closing the consumer (a consumer that dies holding locks). The
+     *  accepted keys are in the JSON. With the broker killed and restarted next, share-drain shows
+     *  what came back. */
+    static void shareAcceptSome(String topic, String group, int n, int k) throws Exception {
+        try (Admin admin = admin()) {
+            prepare(admin, topic, group, n, new LinkedHashMap<>());
+        }
+        List<String> accepted = new ArrayList<>();
+        int held = 0;
+        List<String> commitErrors = new ArrayList<>();
+        KafkaShareConsumer<String, String> c = shareConsumer(group, "share-accept-some", true, null);
+        c.subscribe(List.of(topic));
+        long until = System.currentTimeMillis() + budgetMs(45_000);
+        while (accepted.size() < k && System.currentTimeMillis() < until) {
+            ConsumerRecords<String, String> recs = c.poll(POLL);
+            for (ConsumerRecord<String, String> r : recs) {
+                if (accepted.size() < k) {
+                    c.acknowledge(r, AcknowledgeType.ACCEPT);
+                    accepted.add(r.key());
+                } else {
+                    held++;  // left acquired: neither acknowledged nor released
+                }
+            }
+            if (!recs.isEmpty()) commitErrors.addAll(commit(c));
+        }
+        result.put("accepted", accepted);
+        result.put("held", held);
+        result.put("commit_errors", commitErrors);
+        check(accepted.size() == k, "accepted " + accepted.size() + " of " + k);
+        check(commitErrors.isEmpty(), "commitSync errors: " + commitErrors);
+        // No close: finish() halts the JVM with the consumer's locks still held.
+    }
+
+    /** An implicit-mode consumer of the group reads until it has `expected` records and then 3 s
+     *  more (nothing else may come), or the deadline; every key it got is in the JSON. */
+    static void shareDrain(String topic, String group, int expected) throws Exception {
+        List<String> keys = new ArrayList<>();
+        KafkaShareConsumer<String, String> c = shareConsumer(group, "share-drain", false, null);
+        try {
+            c.subscribe(List.of(topic));
+            long until = System.currentTimeMillis() + budgetMs(60_000);
+            long quietUntil = Long.MAX_VALUE;
+            while (System.currentTimeMillis() < Math.min(until, quietUntil)) {
+                for (ConsumerRecord<String, String> r : c.poll(POLL)) keys.add(r.key());
+                if (keys.size() >= expected && quietUntil == Long.MAX_VALUE) quietUntil = System.currentTimeMillis() + 3000;
+            }
+        } finally {
+            try { c.close(Duration.ofSeconds(10)); } catch (Throwable e) { failures.add("close: " + err(e)); }
+        }
+        result.put("drained", keys);
+        check(keys.size() == expected, "drained " + keys.size() + " records, expected " + expected);
+    }
+
     // ------------------------------------------------------------------ main
     /** Without -Dlog4j2.configurationFile, log4j2's default writes errors to stdout: use the
      *  same quiet configuration as log4j2.properties (warnings to stderr) instead. */
@@ -615,9 +671,21 @@ public class JavaShare {
                     put(args);
                     sharePoison(args[1], args[2]);
                     break;
+                case "share-accept-some":
+                    need(args, 5);
+                    put(args);
+                    shareAcceptSome(args[1], args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4]));
+                    break;
+                case "share-drain":
+                    need(args, 4);
+                    put(args);
+                    shareDrain(args[1], args[2], Integer.parseInt(args[3]));
+                    break;
                 default:
                     System.err.println("usage: JavaShare.java share-three|share-explicit|share-lock-timeout <topic> <group> <n>\n"
-                            + "       JavaShare.java share-poison <topic> <group>");
+                            + "       JavaShare.java share-poison <topic> <group>\n"
+                            + "       JavaShare.java share-accept-some <topic> <group> <n> <k>\n"
+                            + "       JavaShare.java share-drain <topic> <group> <expected>");
                     failures.add("unknown scenario " + scenario);
             }
         } catch (Throwable e) {

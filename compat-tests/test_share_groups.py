@@ -1,0 +1,139 @@
+"""Share groups (KIP-932, issue 18) with Apache Kafka's own KafkaShareConsumer (kafka-clients
+4.4.0, compat-tests/java44/JavaShare.java), against Sluice and against Apache Kafka 4.4.0 (a KRaft
+single node from the same jars, java44/kafka44.sh): the same scenarios must pass on both.
+
+  - three consumers share a 1-partition topic: every record delivered, each accepted once;
+  - explicit acknowledgement: released records come back (delivery count 2), rejected ones never;
+  - a consumer that stops polling while holding records: they come back after the lock duration;
+  - a record released every time: delivered the delivery-count limit times, then archived;
+  - Sluice only (its stated guarantee: acknowledgements are durable before they are answered):
+    a consumer accepts some records and dies holding the others, the broker is kill -9ed and
+    restarted, and a new consumer gets exactly the records that were not accepted.
+
+Both brokers run with group.share.record.lock.duration.ms=2000 (the broker key; the group key's
+minimum is 15 s). Every scenario is bounded (COMPAT_DEADLINE_S); its JSON result is printed
+(-s shows it).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from harness.brokers import Broker, free_port
+
+JAVA44 = Path(__file__).resolve().parent / "java44"
+LOCK_MS = "2000"
+
+
+@pytest.fixture(scope="session")
+def java44_libs() -> Path:
+    if not shutil.which("java"):
+        pytest.fail("java not found (JDK 17+ is required)")
+    res = subprocess.run(["bash", str(JAVA44 / "setup.sh")], capture_output=True, text=True, timeout=960)
+    if res.returncode != 0:
+        pytest.fail(f"java44/setup.sh failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+    return Path(res.stdout.strip().splitlines()[-1])
+
+
+def _kinds(config) -> list[str]:
+    return [k for k in config.getoption("--brokers").split(",") if k in ("sluice", "kafka")]
+
+
+def pytest_generate_tests(metafunc):
+    if "share_kind" in metafunc.fixturenames:
+        kinds = _kinds(metafunc.config)
+        metafunc.parametrize("share_kind", kinds, ids=kinds, scope="module")
+
+
+class Kafka44:
+    """Apache Kafka 4.4.0, one KRaft node (java44/kafka44.sh)."""
+
+    def __init__(self):
+        self.workdir = Path(tempfile.mkdtemp(prefix="compat-kafka44-"))
+        self.port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+
+    def start(self):
+        env = {**os.environ, "KAFKA44_PROPS": f"group.share.record.lock.duration.ms={LOCK_MS}"}
+        subprocess.run(["bash", str(JAVA44 / "kafka44.sh"), "start", str(self.workdir), str(self.port)],
+                       check=True, timeout=120, env=env, capture_output=True)
+
+    def cleanup(self):
+        subprocess.run(["bash", str(JAVA44 / "kafka44.sh"), "stop", str(self.workdir)], timeout=60,
+                       capture_output=True)
+        if not os.environ.get("COMPAT_KEEP"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def share_broker(share_kind, java44_libs):
+    b = Kafka44() if share_kind == "kafka" else Broker("sluice", extra_config={
+        "group.share.record.lock.duration.ms": LOCK_MS})
+    try:
+        b.start()
+        yield b
+    finally:
+        b.cleanup()
+
+
+def java_share(libs: Path, bootstrap: str, *args: str, deadline_s: int = 90) -> dict:
+    """Runs one JavaShare scenario; its JSON result (asserting it passed its own checks)."""
+    env = {**os.environ, "BOOTSTRAP_SERVERS": bootstrap, "COMPAT_DEADLINE_S": str(deadline_s)}
+    run = subprocess.run(["java", "-Xmx256m", "-Dlog4j2.configurationFile=log4j2.properties", "-cp", f"{libs}/*",
+                          "JavaShare.java", *args], cwd=JAVA44, env=env, capture_output=True, text=True,
+                         timeout=deadline_s + 60)
+    lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
+    assert lines, f"no result from JavaShare {args}:\n{run.stdout}\n{run.stderr[-3000:]}"
+    result = json.loads(lines[-1])
+    print(json.dumps({k: v for k, v in result.items() if k not in ("accepted", "drained")}))
+    assert run.returncode == 0 and result["ok"], result.get("failures")
+    return result
+
+
+def test_three_consumers_share_one_partition(share_broker, java44_libs, share_kind):
+    r = java_share(java44_libs, share_broker.bootstrap, "share-three", f"t-three-{share_kind}", "g-three", "1000")
+    assert r["total"] == r["distinct"] == 1000 and r["duplicates"] == 0 and r["all_delivered"]
+
+
+def test_explicit_accept_release_reject(share_broker, java44_libs, share_kind):
+    r = java_share(java44_libs, share_broker.bootstrap, "share-explicit", f"t-explicit-{share_kind}", "g-explicit", "100")
+    assert r["accepted"] == 90 and r["released"] == 10 and r["rejected"] == 10 and r["redelivered"] == 10
+    assert not r["unexpected"] and not r["wrong_delivery_count"]
+
+
+def test_held_records_come_back_after_the_lock_duration(share_broker, java44_libs, share_kind):
+    r = java_share(java44_libs, share_broker.bootstrap, "share-lock-timeout", f"t-lock-{share_kind}", "g-lock", "50")
+    assert r["b_got_a_records"] == r["a_held"] > 0
+    assert set(r["b_delivery_counts"]) == {"2"}
+
+
+def test_poison_record_is_archived_at_the_delivery_limit(share_broker, java44_libs, share_kind):
+    r = java_share(java44_libs, share_broker.bootstrap, "share-poison", f"t-poison-{share_kind}", "g-poison")
+    assert r["delivery_counts"] == [1, 2, 3]
+
+
+def test_acknowledgements_survive_kill9(java44_libs, share_kind, tmp_path):
+    if share_kind != "sluice":
+        pytest.skip("Sluice's durability guarantee (Kafka 4.4 on its defaults does not sync)")
+    n, k = 200, 120
+    b = Broker("sluice", workdir=tmp_path, extra_config={"group.share.record.lock.duration.ms": LOCK_MS})
+    try:
+        b.start()
+        first = java_share(java44_libs, b.bootstrap, "share-accept-some", "t-durable", "g-durable", str(n), str(k))
+        accepted = set(first["accepted"])
+        assert len(accepted) == k
+        b.kill9()
+        b.start()
+        rest = java_share(java44_libs, b.bootstrap, "share-drain", "t-durable", "g-durable", str(n - k))
+        drained = rest["drained"]
+        assert not accepted & set(drained), f"accepted records delivered again: {sorted(accepted & set(drained))[:10]}"
+        assert len(drained) == len(set(drained)) == n - k
+        assert accepted | set(drained) == {f"k{i}" for i in range(n)}
+    finally:
+        b.cleanup()
