@@ -8,6 +8,8 @@
 #include "broker/group_coordinator.h"
 #include "broker/log.h"
 #include "broker/replica_manager.h"
+#include "broker/share_group_coordinator.h"
+#include "broker/share_partition_manager.h"
 #include "protocol/error_codes.h"
 #include "protocol/messages/offset_fetch_request.h"
 #include "protocol/messages/offset_fetch_response.h"
@@ -52,6 +54,20 @@ boost::asio::awaitable<void> QueueRetention::release_consumed(std::chrono::milli
   std::map<int32_t, OffsetFetchRequest> remote;  // by coordinator
   const int32_t self = broker_.config.node_id();
   for (const auto& [group, partitions] : wanted) {
+    // A share group's position is its share-partition start offset, which
+    // this broker keeps as the partition's leader. (An id names one kind of
+    // group: with no share state here, the group is asked as a consumer group.)
+    bool share_group = false;
+    if (broker_.share_partitions)
+      for (const auto& tp : partitions)
+        if (auto start = broker_.share_partitions->start_offset(group, tp.first, tp.second)) {
+          answered[{group, tp}] = *start;
+          share_group = true;
+        }
+    if (share_group || (broker_.share_groups && broker_.share_groups->exists(group))) {
+      for (const auto& tp : partitions) answered.try_emplace({group, tp}, -1);  // not consumed yet
+      continue;
+    }
     const ErrorCode owner = broker_.groups.ownership(group);
     if (owner == ErrorCode::kNone) {
       for (const auto& tp : partitions) {

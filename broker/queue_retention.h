@@ -12,7 +12,9 @@
 // on a partition holds all of it (a typo in the list loses nothing), and so
 // does one whose coordinator does not answer in a round: only positions
 // answered in the same round move the log start, so a group that rewinds its
-// offsets is never overtaken by an older answer.
+// offsets is never overtaken by an older answer. A share group's position is
+// its share-partition start offset, which the leader itself keeps
+// (share_partition_manager.h).
 //
 // It also keeps each (partition, group)'s last answered position, for the
 // queue depth the admin server shows (/v1/queues, sluice_queue_depth).

@@ -205,16 +205,20 @@ void SharePartitionManager::persist(const std::string& group, const Partition& p
     if (done) done(true);
     return;
   }
+  write({{state_key(group, partition.topic, partition.index), encode_share_state(it->second.durable_state())}},
+        std::move(done));
+}
+
+void SharePartitionManager::write(std::vector<storage::StateStore::Change> changes, std::function<void(bool)> done) {
   ++writes_submitted_;
-  writer_.apply({{state_key(group, partition.topic, partition.index), encode_share_state(it->second.durable_state())}},
-                [this, done = std::move(done)](bool ok) {
-                  ++writes_done_;
-                  if (!ok) write_failed_ = true;
-                  if (done) done(ok);
-                  std::vector<AsyncEvent*> waiting;
-                  waiting.swap(durable_waiters_);
-                  for (AsyncEvent* e : waiting) e->set();
-                });
+  writer_.apply(std::move(changes), [this, done = std::move(done)](bool ok) {
+    ++writes_done_;
+    if (!ok) write_failed_ = true;
+    if (done) done(ok);
+    std::vector<AsyncEvent*> waiting;
+    waiting.swap(durable_waiters_);
+    for (AsyncEvent* e : waiting) e->set();
+  });
 }
 
 boost::asio::awaitable<bool> SharePartitionManager::wait_durable() {
@@ -246,6 +250,22 @@ void SharePartitionManager::forget_partition(const std::string& topic, int32_t i
   std::erase_if(partitions_, [&](const auto& entry) {
     return std::get<1>(entry.first) == topic && std::get<2>(entry.first) == index;
   });
+}
+
+void SharePartitionManager::delete_group_state(const std::string& group) {
+  std::erase_if(partitions_, [&](const auto& entry) { return std::get<0>(entry.first) == group; });
+  std::vector<storage::StateStore::Change> removals;
+  const std::string prefix = state_key(group, "", 0).substr(0, kSharePrefix.size() + 4 + group.size());
+  store_.scan(prefix, [&](std::string_view key, std::string_view) { removals.push_back({std::string(key), std::nullopt}); });
+  if (!removals.empty()) write(std::move(removals), {});
+}
+
+std::optional<int64_t> SharePartitionManager::start_offset(const std::string& group, const std::string& topic,
+                                                           int32_t partition) const {
+  if (auto it = partitions_.find({group, topic, partition}); it != partitions_.end()) return it->second.start_offset();
+  if (auto value = store_.get(state_key(group, topic, partition)))
+    if (auto state = decode_share_state(*value)) return state->start_offset;
+  return std::nullopt;
 }
 
 std::vector<std::pair<SharePartitionManager::PartitionRef, const SharePartition*>> SharePartitionManager::partitions_of(

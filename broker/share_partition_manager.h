@@ -34,11 +34,9 @@
 
 #include "broker/share_partition.h"
 #include "controller/metadata_image.h"
+#include "storage/state_store.h"
 #include "protocol/error_codes.h"
 
-namespace sluice::storage {
-class StateStore;
-}
 
 namespace sluice::broker {
 
@@ -100,6 +98,14 @@ class SharePartitionManager {
   // (their durable state stays: a later leadership here reads it again).
   void forget_partition(const std::string& topic, int32_t index);
 
+  // DeleteGroups of a share group: its share-partitions and their durable
+  // state go (wait_durable() says when the removal is durable).
+  void delete_group_state(const std::string& group);
+  // The group's share-partition start offset on a partition led here (delete
+  // after consumption), from memory or the state store; nullopt when the
+  // group has not consumed it.
+  std::optional<int64_t> start_offset(const std::string& group, const std::string& topic, int32_t partition) const;
+
   // For describing: every share-partition of `group` here.
   std::vector<std::pair<PartitionRef, const SharePartition*>> partitions_of(const std::string& group) const;
 
@@ -109,6 +115,8 @@ class SharePartitionManager {
     std::set<PartitionRef> partitions;
   };
   static std::string state_key(const std::string& group, const std::string& topic, int32_t partition);
+  // Submits a state-store transaction, counted for wait_durable().
+  void write(std::vector<storage::StateStore::Change> changes, std::function<void(bool)> done);
 
   boost::asio::any_io_executor executor_;
   ReplicaManager& replicas_;

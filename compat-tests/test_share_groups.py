@@ -8,7 +8,9 @@ single node from the same jars, java44/kafka44.sh): the same scenarios must pass
   - a record released every time: delivered the delivery-count limit times, then archived;
   - Sluice only (its stated guarantee: acknowledgements are durable before they are answered):
     a consumer accepts some records and dies holding the others, the broker is kill -9ed and
-    restarted, and a new consumer gets exactly the records that were not accepted.
+    restarted, and a new consumer gets exactly the records that were not accepted;
+  - Sluice only: a topic whose delete.after.consumption.groups names a share group loses its
+    records as the share group's start offset passes them, and not before.
 
 Both brokers run with group.share.record.lock.duration.ms=2000 (the broker key; the group key's
 minimum is 15 s). Every scenario is bounded (COMPAT_DEADLINE_S); its JSON result is printed
@@ -21,6 +23,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -135,5 +138,42 @@ def test_acknowledgements_survive_kill9(java44_libs, share_kind, tmp_path):
         assert not accepted & set(drained), f"accepted records delivered again: {sorted(accepted & set(drained))[:10]}"
         assert len(drained) == len(set(drained)) == n - k
         assert accepted | set(drained) == {f"k{i}" for i in range(n)}
+    finally:
+        b.cleanup()
+
+
+def test_share_group_consumption_releases_records(java44_libs, share_kind, tmp_path):
+    if share_kind != "sluice":
+        pytest.skip("delete.after.consumption.groups is Sluice's")
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+    n, k = 200, 120
+    b = Broker("sluice", workdir=tmp_path, extra_config={"group.share.record.lock.duration.ms": LOCK_MS,
+                                                         "delete.after.consumption.check.interval.ms": "200"})
+    try:
+        b.start()
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        admin.create_topics([NewTopic("t-queue", 1, 1, config={"delete.after.consumption.groups": "g-queue",
+                                                               "segment.bytes": "4096"})])["t-queue"].result(30)
+        watermarks = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "watermarks"})
+
+        def log_start() -> int:
+            return watermarks.get_watermark_offsets(TopicPartition("t-queue", 0), timeout=5)[0]
+
+        def wait_log_start(wanted: int) -> None:
+            deadline = time.monotonic() + 30
+            while log_start() != wanted:
+                assert time.monotonic() < deadline, f"log start {log_start()}, expected {wanted}"
+                time.sleep(0.2)
+
+        # The share group accepts the first k and dies holding the rest: the log start stops at k.
+        java_share(java44_libs, b.bootstrap, "share-accept-some", "t-queue", "g-queue", str(n), str(k))
+        wait_log_start(k)
+        time.sleep(1.0)  # five checks: the held records keep it there
+        assert log_start() == k
+        # Their locks expire, another member takes and accepts them: everything goes.
+        java_share(java44_libs, b.bootstrap, "share-drain", "t-queue", "g-queue", str(n - k))
+        wait_log_start(n)
+        watermarks.close()
     finally:
         b.cleanup()

@@ -1,6 +1,8 @@
 // DeleteGroups (key 42): remove groups nobody is in, with their offsets.
 #include "broker/group_coordinator.h"
 #include "broker/handlers/handlers.h"
+#include "broker/share_group_coordinator.h"
+#include "broker/share_partition_manager.h"
 #include "broker/offsets_topic.h"
 #include "protocol/messages/delete_groups_request.h"
 #include "protocol/messages/delete_groups_response.h"
@@ -11,6 +13,17 @@ boost::asio::awaitable<void> handle_delete_groups(RequestContext& ctx) {
   auto request = ctx.decode<protocol::DeleteGroupsRequest>();
   protocol::DeleteGroupsResponse reply;
   for (const auto& id : request.groups_names) {
+    if (ctx.broker.share_groups && ctx.broker.share_groups->exists(id) &&
+        ctx.broker.groups.ownership(id) == protocol::ErrorCode::kNone) {
+      // A share group: gone with its share-partitions' state, once that removal is durable.
+      protocol::ErrorCode error = ctx.broker.share_groups->delete_group(id);
+      if (error == protocol::ErrorCode::kNone) {
+        ctx.broker.share_partitions->delete_group_state(id);
+        if (!co_await ctx.broker.share_partitions->wait_durable()) error = protocol::ErrorCode::kKafkaStorageError;
+      }
+      reply.results.push_back({id, static_cast<int16_t>(error)});
+      continue;
+    }
     OffsetWrite write;
     protocol::ErrorCode error = ctx.broker.groups.delete_group(id, &write);
     // In a cluster the removal is acknowledged once the replicas have it.

@@ -1,10 +1,12 @@
 // ListGroups (key 16): every group this coordinator knows, optionally only
-// those in given states (v4+) or of given types (v5+; all are "classic" here).
+// those in given states (v4+) or of given types (v5+: "classic" groups, and
+// "share" groups when they are served).
 #include <algorithm>
 #include <cctype>
 
 #include "broker/group_coordinator.h"
 #include "broker/handlers/handlers.h"
+#include "broker/share_group_coordinator.h"
 #include "protocol/messages/list_groups_request.h"
 #include "protocol/messages/list_groups_response.h"
 
@@ -32,6 +34,13 @@ boost::asio::awaitable<void> handle_list_groups(RequestContext& ctx) {
     if (!matches(request.states_filter, g.state) || !matches(request.types_filter, kClassic)) continue;
     reply.groups.push_back({g.group_id, g.protocol_type, g.state, std::string(kClassic)});
   }
+  constexpr std::string_view kShare = "share";
+  if (ctx.broker.share_groups)
+    for (const auto& g : ctx.broker.share_groups->list()) {
+      if (ctx.broker.groups.ownership(g.group_id) != protocol::ErrorCode::kNone) continue;
+      if (!matches(request.states_filter, g.state) || !matches(request.types_filter, kShare)) continue;
+      reply.groups.push_back({g.group_id, std::string(kShare), g.state, std::string(kShare)});
+    }
   ctx.respond(reply);
   co_return;
 }
