@@ -49,6 +49,7 @@ const std::vector<ConfigDefinition> kDefinitions = [] {
       {"group.share.session.timeout.ms", ConfigType::kInt, "45000", 1, kInt32Max},
       {"group.share.heartbeat.interval.ms", ConfigType::kInt, "5000", 1, kInt32Max},
       {"group.share.max.size", ConfigType::kInt, "200", 1, 1000},
+      {"group.share.max.share.sessions", ConfigType::kInt, "2000", 1, kInt32Max},
       {"group.min.session.timeout.ms", ConfigType::kInt, "6000", 1, kInt32Max},
       {"inter.broker.listener.name", ConfigType::kString, nullptr},
       {"listener.security.protocol.map", ConfigType::kString,

@@ -299,6 +299,7 @@ asio::awaitable<void> tick_share_groups(ShareGroupCoordinator& groups, SharePart
     for (const auto& [group, member] : groups.expire_sessions(now))
       SLUICE_LOG(kInfo, "share group " << group << ": member " << member << " left (session timed out)");
     partitions.expire_locks(now);
+    partitions.expire_sessions(now);
   }
 }
 
@@ -477,7 +478,9 @@ int run_server(const BrokerConfig& config) {
     share_partitions = std::make_unique<SharePartitionManager>(
         io.get_executor(), replicas, *store, state_writer,
         [&metadata, limits](const std::string& group) { return share_limits(metadata, group, limits); },
-        [&metadata](const std::string& group) { return share_reset_is_earliest(metadata, group); });
+        [&metadata](const std::string& group) { return share_reset_is_earliest(metadata, group); },
+        SharePartitionManager::SessionLimits{static_cast<size_t>(config.get_int("group.share.max.share.sessions")),
+                                             config.get_int("group.share.session.timeout.ms")});
     broker.share_groups = share_groups.get();
     broker.share_partitions = share_partitions.get();
     asio::co_spawn(io, tick_share_groups(*share_groups, *share_partitions), asio::detached);

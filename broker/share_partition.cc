@@ -79,17 +79,18 @@ ErrorCode SharePartition::acknowledge(std::string_view member, const std::vector
   // Check everything first: a partition's acknowledgements apply all or none.
   int64_t previous_last = INT64_MIN;
   for (const auto& batch : batches) {
-    if (batch.last_offset < batch.first_offset || batch.first_offset <= previous_last || batch.types.empty())
+    if (batch.first_offset < 0 || batch.last_offset < batch.first_offset || batch.first_offset <= previous_last ||
+        batch.types.empty())
       return ErrorCode::kInvalidRequest;
     previous_last = batch.last_offset;
+    if (batch.last_offset >= end_offset())  // checked before the length, which could overflow
+      return batch.first_offset >= end_offset() ? ErrorCode::kInvalidRecordState : ErrorCode::kInvalidRequest;
     const int64_t length = batch.last_offset - batch.first_offset + 1;
     if (batch.types.size() != 1 && static_cast<int64_t>(batch.types.size()) != length) return ErrorCode::kInvalidRequest;
     for (int8_t type : batch.types)
       if (type < static_cast<int8_t>(AcknowledgeType::kGap) || type > static_cast<int8_t>(AcknowledgeType::kRenew) ||
           (type == static_cast<int8_t>(AcknowledgeType::kRenew) && !renew_allowed))
         return ErrorCode::kInvalidRequest;
-    if (batch.last_offset >= end_offset())
-      return batch.first_offset >= end_offset() ? ErrorCode::kInvalidRecordState : ErrorCode::kInvalidRequest;
     for (int64_t o = std::max(batch.first_offset, start_offset_); o <= batch.last_offset; ++o) {
       const InFlight& record = records_[static_cast<size_t>(o - start_offset_)];
       if (record.state != ShareRecordState::kAcquired || !record.holder || *record.holder != member)

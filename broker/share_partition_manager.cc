@@ -85,13 +85,15 @@ bool share_reset_is_earliest(const controller::MetadataImage& metadata, const st
 SharePartitionManager::SharePartitionManager(boost::asio::any_io_executor executor, ReplicaManager& replicas,
                                              storage::StateStore& store, StateWriter& writer,
                                              std::function<SharePartitionLimits(const std::string&)> limits_for,
-                                             std::function<bool(const std::string&)> earliest_for)
+                                             std::function<bool(const std::string&)> earliest_for,
+                                             SessionLimits session_limits)
     : executor_(std::move(executor)),
       replicas_(replicas),
       store_(store),
       writer_(writer),
       limits_for_(std::move(limits_for)),
-      earliest_for_(std::move(earliest_for)) {}
+      earliest_for_(std::move(earliest_for)),
+      session_limits_(session_limits) {}
 
 std::string SharePartitionManager::state_key(const std::string& group, const std::string& topic, int32_t partition) {
   // As offset/ keys: the group's length first, so any group name is safe.
@@ -112,14 +114,20 @@ ErrorCode SharePartitionManager::continue_session(const std::string& group, cons
                                                   const std::vector<PartitionRef>& added,
                                                   const std::vector<PartitionRef>& forgotten) {
   const auto key = std::make_pair(group, member);
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch()).count();
   if (epoch == 0) {
+    if (!sessions_.count(key) && sessions_.size() >= session_limits_.max_sessions)
+      return ErrorCode::kShareSessionLimitReached;
     Session& session = sessions_[key] = Session{};
     session.partitions.insert(added.begin(), added.end());
+    session.last_used_ms = now;
     return ErrorCode::kNone;
   }
   auto it = sessions_.find(key);
   if (it == sessions_.end()) return ErrorCode::kShareSessionNotFound;
   Session& session = it->second;
+  session.last_used_ms = now;
   if (epoch != kFinalEpoch) {
     if (epoch != session.next_epoch) return ErrorCode::kInvalidShareSessionEpoch;
     session.next_epoch = next_epoch(epoch);
@@ -170,6 +178,14 @@ std::map<SharePartitionManager::PartitionRef, ErrorCode> SharePartitionManager::
     partition->wake_waiters();  // released records may be handed to others
   }
   return errors;
+}
+
+size_t SharePartitionManager::expire_sessions(int64_t now_ms) {
+  std::vector<std::pair<std::string, std::string>> idle;
+  for (const auto& [key, session] : sessions_)
+    if (now_ms - session.last_used_ms >= session_limits_.idle_timeout_ms) idle.push_back(key);
+  for (const auto& [group, member] : idle) close_session(group, member);
+  return idle.size();
 }
 
 SharePartition& SharePartitionManager::share_partition(const std::string& group, Partition& partition) {

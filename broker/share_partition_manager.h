@@ -52,15 +52,20 @@ class SharePartitionManager {
  public:
   // `limits_for(group)`: the group's lock duration, delivery limit and
   // in-flight bound; `earliest_for(group)`: whether its share.auto.offset.reset is "earliest".
+  struct SessionLimits {
+    size_t max_sessions = 2000;          // group.share.max.share.sessions: more get SHARE_SESSION_LIMIT_REACHED
+    int64_t idle_timeout_ms = 45000;     // a session not used for this long goes (group.share.session.timeout.ms)
+  };
   SharePartitionManager(boost::asio::any_io_executor executor, ReplicaManager& replicas, storage::StateStore& store,
                         StateWriter& writer, std::function<SharePartitionLimits(const std::string&)> limits_for,
-                        std::function<bool(const std::string&)> earliest_for);
+                        std::function<bool(const std::string&)> earliest_for, SessionLimits session_limits);
 
   // ---- share sessions ----
   using PartitionRef = std::pair<std::string, int32_t>;  // (topic, partition)
   // Checks `epoch` against the member's session and applies the change:
   // epoch 0 opens it with `added` (replacing an older one, whose records stay
-  // locked until their locks expire, as in Kafka); a later epoch must be the
+  // locked until their locks expire, as in Kafka; SHARE_SESSION_LIMIT_REACHED
+  // when there are max_sessions already); a later epoch must be the
   // session's next one (INVALID_SHARE_SESSION_EPOCH; SHARE_SESSION_NOT_FOUND
   // without a session), adds `added`, drops `forgotten`. Epoch -1 is checked
   // the same way and closes the session with close_session() once the caller is done.
@@ -71,6 +76,9 @@ class SharePartitionManager {
   std::vector<PartitionRef> session_partitions(const std::string& group, const std::string& member) const;
   // Closes the session; what the member holds in its partitions goes back.
   void close_session(const std::string& group, const std::string& member);
+  // Sessions idle past the idle timeout are closed (a member that went away
+  // without closing: it reopens with epoch 0 if it was only slow). Returns how many.
+  size_t expire_sessions(int64_t now_ms);
 
   // The group's acquisition lock duration (AcquisitionLockTimeoutMs).
   int64_t lock_duration_ms(const std::string& group) const { return limits_for_(group).lock_duration_ms; }
@@ -113,6 +121,7 @@ class SharePartitionManager {
   struct Session {
     int32_t next_epoch = 1;
     std::set<PartitionRef> partitions;
+    int64_t last_used_ms = 0;
   };
   static std::string state_key(const std::string& group, const std::string& topic, int32_t partition);
   // Submits a state-store transaction, counted for wait_durable().
@@ -124,6 +133,7 @@ class SharePartitionManager {
   StateWriter& writer_;
   std::function<SharePartitionLimits(const std::string&)> limits_for_;
   std::function<bool(const std::string&)> earliest_for_;
+  SessionLimits session_limits_;
   std::map<SharePartitionKey, SharePartition> partitions_;
   std::map<std::pair<std::string, std::string>, Session> sessions_;  // by (group, member)
   // Writes submitted and not yet durable, and whether one of them failed.

@@ -133,6 +133,11 @@ const char* error_name(ErrorCode code) {
     case ErrorCode::kDuplicateVoter: return "DUPLICATE_VOTER";
     case ErrorCode::kVoterNotFound: return "VOTER_NOT_FOUND";
     case ErrorCode::kInvalidRegularExpression: return "INVALID_REGULAR_EXPRESSION";
+    case ErrorCode::kRebootstrapRequired: return "REBOOTSTRAP_REQUIRED";
+    case ErrorCode::kStreamsInvalidTopology: return "STREAMS_INVALID_TOPOLOGY";
+    case ErrorCode::kStreamsInvalidTopologyEpoch: return "STREAMS_INVALID_TOPOLOGY_EPOCH";
+    case ErrorCode::kStreamsTopologyFenced: return "STREAMS_TOPOLOGY_FENCED";
+    case ErrorCode::kShareSessionLimitReached: return "SHARE_SESSION_LIMIT_REACHED";
   }
   return "UNKNOWN";
 }

@@ -135,6 +135,11 @@ enum class ErrorCode : int16_t {
   kDuplicateVoter = 126,
   kVoterNotFound = 127,
   kInvalidRegularExpression = 128,
+  kRebootstrapRequired = 129,
+  kStreamsInvalidTopology = 130,
+  kStreamsInvalidTopologyEpoch = 131,
+  kStreamsTopologyFenced = 132,
+  kShareSessionLimitReached = 133,
 };
 
 // The upper-case name Kafka uses for a code, e.g. "UNKNOWN_TOPIC_OR_PARTITION".
