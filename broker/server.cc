@@ -483,6 +483,7 @@ int run_server(const BrokerConfig& config) {
                                              config.get_int("group.share.session.timeout.ms")});
     broker.share_groups = share_groups.get();
     broker.share_partitions = share_partitions.get();
+    add_listener(share_partitions.get());
     asio::co_spawn(io, tick_share_groups(*share_groups, *share_partitions), asio::detached);
   }
   if (offsets_in_topic) {

@@ -262,10 +262,20 @@ void SharePartitionManager::expire_locks(int64_t now_ms) {
   }
 }
 
-void SharePartitionManager::forget_partition(const std::string& topic, int32_t index) {
-  std::erase_if(partitions_, [&](const auto& entry) {
-    return std::get<1>(entry.first) == topic && std::get<2>(entry.first) == index;
+void SharePartitionManager::on_topic_deleted(const controller::TopicInfo& topic) {
+  std::erase_if(partitions_, [&](const auto& entry) { return std::get<1>(entry.first) == topic.name; });
+  for (auto& [key, session] : sessions_)
+    std::erase_if(session.partitions, [&](const PartitionRef& p) { return p.first == topic.name; });
+  // Keys are share/<int32 group length><group><topic>\0<int32 partition>.
+  std::vector<storage::StateStore::Change> removals;
+  store_.scan(kSharePrefix, [&](std::string_view key, std::string_view) {
+    protocol::Reader r(key.substr(kSharePrefix.size()));
+    const int32_t group_length = r.read_int32();
+    const std::string_view rest = key.substr(kSharePrefix.size() + 4 + static_cast<size_t>(std::max(group_length, 0)));
+    if (rest.size() == topic.name.size() + 5 && rest.substr(0, topic.name.size()) == topic.name)
+      removals.push_back({std::string(key), std::nullopt});
   });
+  if (!removals.empty()) write(std::move(removals), {});
 }
 
 void SharePartitionManager::delete_group_state(const std::string& group) {

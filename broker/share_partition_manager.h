@@ -33,6 +33,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "broker/share_partition.h"
+#include "controller/controller.h"
 #include "controller/metadata_image.h"
 #include "storage/state_store.h"
 #include "protocol/error_codes.h"
@@ -48,7 +49,7 @@ struct Partition;
 // (group, topic, partition)
 using SharePartitionKey = std::tuple<std::string, std::string, int32_t>;
 
-class SharePartitionManager {
+class SharePartitionManager : public controller::MetadataListener {
  public:
   // `limits_for(group)`: the group's lock duration, delivery limit and
   // in-flight bound; `earliest_for(group)`: whether its share.auto.offset.reset is "earliest".
@@ -102,9 +103,11 @@ class SharePartitionManager {
   // Expired locks: their records go back, the changes are written, and
   // fetches parked on those partitions wake. Called periodically.
   void expire_locks(int64_t now_ms);
-  // A partition this broker no longer leads, or that is gone: its share-partitions are dropped
-  // (their durable state stays: a later leadership here reads it again).
-  void forget_partition(const std::string& topic, int32_t index);
+  // A deleted topic's share-partitions go, with their durable state (a topic
+  // created again under the name starts afresh).
+  void on_topic_created(const controller::TopicInfo&) override {}
+  void on_partitions_added(const controller::TopicInfo&, int32_t) override {}
+  void on_topic_deleted(const controller::TopicInfo& topic) override;
 
   // DeleteGroups of a share group: its share-partitions and their durable
   // state go (wait_durable() says when the removal is durable).

@@ -10,7 +10,9 @@ single node from the same jars, java44/kafka44.sh): the same scenarios must pass
     a consumer accepts some records and dies holding the others, the broker is kill -9ed and
     restarted, and a new consumer gets exactly the records that were not accepted;
   - Sluice only: a topic whose delete.after.consumption.groups names a share group loses its
-    records as the share group's start offset passes them, and not before.
+    records as the share group's start offset passes them, and not before;
+  - confluent-kafka's ShareConsumer (librdkafka 2.16, the suite's other share-group client):
+    three consumers share a partition, each record delivered once; explicit release and reject.
 
 Both brokers run with group.share.record.lock.duration.ms=2000 (the broker key; the group key's
 minimum is 15 s). Every scenario is bounded (COMPAT_DEADLINE_S); its JSON result is printed
@@ -32,6 +34,7 @@ from harness.brokers import Broker, free_port
 
 JAVA44 = Path(__file__).resolve().parent / "java44"
 LOCK_MS = "2000"
+GROUP_RESOURCE = 32  # ConfigResource.Type.GROUP
 
 
 @pytest.fixture(scope="session")
@@ -177,3 +180,106 @@ def test_share_group_consumption_releases_records(java44_libs, share_kind, tmp_p
         watermarks.close()
     finally:
         b.cleanup()
+
+
+# ---------------------------------------------------------------- confluent-kafka's ShareConsumer
+def _group_configs(bootstrap: str, group: str, configs: dict[str, str]) -> None:
+    from harness.kadmin_wire import SET, Conn, incremental_alter_configs
+    conn = Conn(bootstrap)
+    try:
+        answers = incremental_alter_configs(conn, [(GROUP_RESOURCE, group, [(k, SET, v) for k, v in configs.items()])])
+        assert all(a.error == 0 for a in answers), answers
+    finally:
+        conn.close()
+
+
+def _topic_with_records(bootstrap: str, topic: str, n: int) -> None:
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "log_level": 2})
+    for i in range(n):
+        p.produce(topic, f"v{i}".encode(), key=f"k{i}".encode())
+    assert p.flush(30) == 0
+
+
+def _share_consumer(bootstrap: str, group: str, explicit: bool = False):
+    from confluent_kafka import ShareConsumer
+    conf = {"bootstrap.servers": bootstrap, "group.id": group, "log_level": 2}
+    if explicit:
+        conf["share.acknowledgement.mode"] = "explicit"
+    return ShareConsumer(conf)
+
+
+def test_confluent_share_consumers_share_one_partition(share_broker, share_kind):
+    import threading
+    topic, group, n = f"py-three-{share_kind}", "py-three", 600
+    _group_configs(share_broker.bootstrap, group, {"share.auto.offset.reset": "earliest"})
+    _topic_with_records(share_broker.bootstrap, topic, n)
+    seen: list[list[str]] = [[], [], []]
+    done = threading.Event()
+
+    def consume(k: int) -> None:
+        c = _share_consumer(share_broker.bootstrap, group)
+        try:
+            c.subscribe([topic])
+            deadline = time.monotonic() + 60
+            while not done.is_set() and time.monotonic() < deadline:
+                for m in c.poll(0.5):
+                    if m.error() is None:
+                        seen[k].append(m.key().decode())
+                if len({key for s in seen for key in s}) >= n:
+                    done.set()
+            c.commit_sync(10)  # the last poll's records, accepted
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=consume, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    every = [key for s in seen for key in s]
+    print(json.dumps({"per_consumer": [len(s) for s in seen], "total": len(every), "distinct": len(set(every))}))
+    assert set(every) == {f"k{i}" for i in range(n)}
+    assert len(every) == n, "a record was delivered twice"
+
+
+def test_confluent_explicit_release_and_reject(share_broker, share_kind):
+    from confluent_kafka import AcknowledgeType
+    topic, group, n = f"py-explicit-{share_kind}", "py-explicit", 100
+    _group_configs(share_broker.bootstrap, group, {"share.auto.offset.reset": "earliest"})
+    _topic_with_records(share_broker.bootstrap, topic, n)
+    deliveries: dict[str, int] = {}
+    accepted: set[str] = set()
+    c = _share_consumer(share_broker.bootstrap, group, explicit=True)
+    try:
+        c.subscribe([topic])
+        deadline = time.monotonic() + 60
+        settled_at = None
+        while time.monotonic() < deadline and (settled_at is None or time.monotonic() < settled_at + 3):
+            messages = [m for m in c.poll(0.5) if m.error() is None]
+            for m in messages:
+                key = m.key().decode()
+                deliveries[key] = deliveries.get(key, 0) + 1
+                if key.endswith("7"):
+                    c.acknowledge(m, AcknowledgeType.REJECT)
+                elif key.endswith("3") and deliveries[key] == 1:
+                    c.acknowledge(m, AcknowledgeType.RELEASE)
+                else:
+                    c.acknowledge(m, AcknowledgeType.ACCEPT)
+                    accepted.add(key)
+            if messages:
+                c.commit_sync(10)
+            if settled_at is None and len(accepted) == n - 10:
+                settled_at = time.monotonic()  # 3 s more: nothing may come back
+    finally:
+        c.close()
+    print(json.dumps({"accepted": len(accepted), "delivered": sum(deliveries.values())}))
+    rejected = {f"k{i}" for i in range(n) if str(i).endswith("7")}
+    released = {f"k{i}" for i in range(n) if str(i).endswith("3")}
+    assert accepted == {f"k{i}" for i in range(n)} - rejected
+    assert all(deliveries[k] == 1 for k in rejected), "a rejected record came back"
+    assert all(deliveries[k] == 2 for k in released), "a released record did not come back exactly once"
+    assert all(deliveries[k] == 1 for k in accepted - released)
