@@ -56,6 +56,8 @@ ShareGroupCoordinator::HeartbeatAnswer ShareGroupCoordinator::heartbeat(const He
     return fail(ErrorCode::kInvalidRequest, "SubscribedTopicNames must be set in first request.");
 
   auto group_it = groups_.find(request.group_id);
+  if (request.member_epoch != 0 && group_it == groups_.end())
+    return fail(ErrorCode::kGroupIdNotFound, "Group " + request.group_id + " not found.");
   if (request.member_epoch == -1) {  // leaving
     if (group_it != groups_.end() && group_it->second.members.erase(request.member_id) > 0) {
       Group& group = group_it->second;

@@ -83,8 +83,9 @@ ErrorCode SharePartition::acknowledge(std::string_view member, const std::vector
         batch.types.empty())
       return ErrorCode::kInvalidRequest;
     previous_last = batch.last_offset;
-    if (batch.last_offset >= end_offset())  // checked before the length, which could overflow
-      return batch.first_offset >= end_offset() ? ErrorCode::kInvalidRecordState : ErrorCode::kInvalidRequest;
+    // Past what was ever handed out: INVALID_REQUEST, as Kafka answers (checked
+    // before the length, which could overflow).
+    if (batch.last_offset >= end_offset()) return ErrorCode::kInvalidRequest;
     const int64_t length = batch.last_offset - batch.first_offset + 1;
     if (batch.types.size() != 1 && static_cast<int64_t>(batch.types.size()) != length) return ErrorCode::kInvalidRequest;
     for (int8_t type : batch.types)

@@ -99,7 +99,7 @@ class SharePartition {
   // be ACQUIRED by the member (INVALID_RECORD_STATE). A malformed batch (last
   // before first, batches out of order, a wrong number of types, an unknown
   // type, or Renew without `renew_allowed`) is INVALID_REQUEST, as is a range
-  // running past the window. Accept acknowledges, Reject and Gap archive,
+  // reaching past the window (Kafka's answers, checked against Kafka 4.4). Accept acknowledges, Reject and Gap archive,
   // Release gives back, Renew pushes the lock out.
   protocol::ErrorCode acknowledge(std::string_view member, const std::vector<Acknowledgement>& batches,
                                   bool renew_allowed, int64_t now_ms);

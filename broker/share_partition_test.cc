@@ -106,7 +106,7 @@ TEST(SharePartitionTest, BadAcknowledgementsChangeNothing) {
   EXPECT_EQ(p.acknowledge("a", 0, 0, {9}, 0), ErrorCode::kInvalidRequest);
   EXPECT_EQ(p.acknowledge("a", 0, 0, {}, 0), ErrorCode::kInvalidRequest);
   EXPECT_EQ(p.acknowledge("a", 0, 5, {kAccept}, 0), ErrorCode::kInvalidRequest);      // runs past the window
-  EXPECT_EQ(p.acknowledge("a", 5, 6, {kAccept}, 0), ErrorCode::kInvalidRecordState);  // wholly past it
+  EXPECT_EQ(p.acknowledge("a", 5, 6, {kAccept}, 0), ErrorCode::kInvalidRequest);      // wholly past it
   // Out of order, or one bad batch among good ones: nothing of it applies.
   EXPECT_EQ(p.acknowledge("a", {{1, 1, {kAccept}}, {0, 0, {kAccept}}}, true, 0), ErrorCode::kInvalidRequest);
   EXPECT_EQ(p.acknowledge("a", {{0, 0, {kAccept}}, {1, 1, {kRenew}}}, false, 0), ErrorCode::kInvalidRequest);

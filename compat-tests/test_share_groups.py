@@ -283,3 +283,96 @@ def test_confluent_explicit_release_and_reject(share_broker, share_kind):
     assert all(deliveries[k] == 1 for k in rejected), "a rejected record came back"
     assert all(deliveries[k] == 2 for k in released), "a released record did not come back exactly once"
     assert all(deliveries[k] == 1 for k in accepted - released)
+
+
+# ---------------------------------------------------------------- error codes, on the wire
+def _topic_id(bootstrap: str, topic: str) -> bytes:
+    from confluent_kafka import TopicCollection
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    description = admin.describe_topics(TopicCollection([topic]))[topic].result(30)
+    tid = description.topic_id
+    msb, lsb = tid.get_most_significant_bits(), tid.get_least_significant_bits()
+    return (msb & (2**64 - 1)).to_bytes(8, "big") + (lsb & (2**64 - 1)).to_bytes(8, "big")
+
+
+def test_share_requests_get_kafkas_error_codes(share_broker, share_kind):
+    """The checks Kafka 4.4 makes on ShareGroupHeartbeat, ShareFetch and ShareAcknowledge, and
+    the same codes from Sluice: bad member ids and epochs, sessions that do not exist or are at
+    another epoch, acknowledgements of records not held, hostile offset ranges."""
+    from harness.kadmin_wire import Conn
+    from harness.share_wire import (find_coordinator, new_member_id, share_acknowledge, share_fetch,
+                                    share_group_heartbeat)
+    INVALID_REQUEST, UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH, GROUP_ID_NOT_FOUND = 42, 25, 110, 69
+    INVALID_RECORD_STATE, SHARE_SESSION_NOT_FOUND, INVALID_SHARE_SESSION_EPOCH = 121, 122, 123
+    topic, group = f"wire-{share_kind}", f"wire-group-{share_kind}"
+    _group_configs(share_broker.bootstrap, group, {"share.auto.offset.reset": "earliest"})
+    _topic_with_records(share_broker.bootstrap, topic, 20)
+    tid = _topic_id(share_broker.bootstrap, topic)
+    conn = Conn(share_broker.bootstrap)
+    try:
+        deadline = time.monotonic() + 30
+        while find_coordinator(conn, group) != 0:  # Kafka creates __consumer_offsets now
+            assert time.monotonic() < deadline, "no coordinator"
+            time.sleep(0.2)
+        member = new_member_id()
+        assert share_group_heartbeat(conn, group, "", 0, [topic]).error == INVALID_REQUEST
+        assert share_group_heartbeat(conn, group, member, 0, None).error == INVALID_REQUEST
+        assert share_group_heartbeat(conn, group, member, 0, []).error == INVALID_REQUEST
+        assert share_group_heartbeat(conn, group, member, -2, [topic]).error == INVALID_REQUEST
+        assert share_group_heartbeat(conn, group, new_member_id(), 7, None).error == GROUP_ID_NOT_FOUND
+        joined = share_group_heartbeat(conn, group, member, 0, [topic])
+        assert joined.error == 0 and joined.member_epoch > 0
+        assert share_group_heartbeat(conn, group, new_member_id(), 7, None).error == UNKNOWN_MEMBER_ID
+        assert share_group_heartbeat(conn, group, member, joined.member_epoch + 5, None).error == FENCED_MEMBER_EPOCH
+
+        tp = (tid, 0)
+        assert share_fetch(conn, None, member, 0, {tp: []}).error == INVALID_REQUEST
+        assert share_fetch(conn, group, "", 0, {tp: []}).error == INVALID_REQUEST
+        assert share_fetch(conn, group, "x" * 37, 0, {tp: []}).error == INVALID_REQUEST
+        assert share_fetch(conn, group, member, 3, {tp: []}).error == SHARE_SESSION_NOT_FOUND
+        assert share_fetch(conn, group, member, 0, {tp: [(0, 0, [1])]}).error == INVALID_REQUEST
+        assert share_acknowledge(conn, group, member, 0, {tp: [(0, 0, [1])]}).error == INVALID_SHARE_SESSION_EPOCH
+        assert share_acknowledge(conn, group, member, 2, {tp: [(0, 0, [1])]}).error == SHARE_SESSION_NOT_FOUND
+
+        # A session, and records for it (Kafka initializes the share-partition after the join).
+        epoch, acquired = 0, []
+        deadline = time.monotonic() + 30
+        while not acquired:
+            assert time.monotonic() < deadline, "no records acquired"
+            answer = share_fetch(conn, group, member, epoch, {tp: []}, max_wait_ms=500)
+            assert answer.error == 0, answer.error
+            epoch = epoch + 1
+            part = answer.partitions.get(tp)
+            acquired = part.acquired if part else []
+        first, last, count = acquired[0]
+        assert first == 0 and count == 1
+        assert share_fetch(conn, group, member, epoch + 3, {tp: []}).error == INVALID_SHARE_SESSION_EPOCH
+        # Acknowledging what it does not hold, or malformed batches: the partition's ack error.
+        answer = share_acknowledge(conn, group, member, epoch, {tp: [(last + 1000, last + 1000, [1])]})
+        epoch += 1
+        assert answer.error == 0 and answer.partitions[tp].error == INVALID_REQUEST
+        answer = share_acknowledge(conn, group, member, epoch, {tp: [(first, first, [9])]})
+        epoch += 1
+        assert answer.partitions[tp].error == INVALID_REQUEST
+        answer = share_acknowledge(conn, group, member, epoch, {tp: [(last, first, [1])]} if last > first else
+                                   {tp: [(first + 1, first, [1])]})
+        epoch += 1
+        assert answer.partitions[tp].error == INVALID_REQUEST
+        # Records another member holds: INVALID_RECORD_STATE for that one.
+        other = new_member_id()
+        assert share_group_heartbeat(conn, group, other, 0, [topic]).error == 0
+        assert share_fetch(conn, group, other, 0, {tp: []}).error == 0
+        answer = share_acknowledge(conn, group, other, 1, {tp: [(first, first, [1])]})
+        assert answer.error == 0 and answer.partitions[tp].error == INVALID_RECORD_STATE
+        # A good one, then the session closed.
+        answer = share_acknowledge(conn, group, member, epoch, {tp: [(first, last, [1])]})
+        epoch += 1
+        assert answer.error == 0 and answer.partitions[tp].error == 0
+        answer = share_acknowledge(conn, group, member, -1, {})
+        assert answer.error == 0
+        assert share_fetch(conn, group, member, epoch, {tp: []}).error == SHARE_SESSION_NOT_FOUND
+        left = share_group_heartbeat(conn, group, member, -1, None)
+        assert left.error == 0 and left.member_epoch == -1
+    finally:
+        conn.close()
