@@ -6,8 +6,10 @@
 //      the partitions named, dropping the forgotten ones), -1 closes it and
 //      fetches nothing (what the member still holds goes back);
 //   3. records: each session partition hands the member what it may have
-//      (share_partition.h) up to MaxRecords in all, and the answer carries
-//      the whole log batches that hold them with the acquired offset ranges;
+//      (share_partition.h) up to MaxRecords in all (a soft limit, to the end
+//      of a log batch; v2's record-limit mode: a hard one, one range), and the
+//      answer carries the whole log batches that hold them with the acquired
+//      offset ranges;
 //      with nothing to hand out it waits up to MaxWaitMs for new records or
 //      records given back.
 #include <algorithm>
@@ -31,6 +33,10 @@ using PartitionRef = SharePartitionManager::PartitionRef;
 using Clock = std::chrono::steady_clock;
 
 constexpr int32_t kFinalEpoch = -1;
+// ShareAcquireMode (v2): whole batches with MaxRecords as a soft limit, or at
+// most MaxRecords as one range.
+constexpr int8_t kBatchOptimized = 0;
+constexpr int8_t kRecordLimit = 1;
 
 struct Answer {
   std::map<PartitionRef, PartitionData> partitions;
@@ -79,8 +85,10 @@ void acquire_records(Broker& broker, const std::string& group, const std::string
       partition->log->locate(offset, 1, true, high_watermark, &end);
       return std::max(end, offset + 1);
     };
+    const bool record_limit = version >= 2 && request.share_acquire_mode == kRecordLimit;
+    if (record_limit && acquired.size() > 1) share.unacquire(acquired, acquired.front().last_offset + 1);
     int64_t end = batch_end(acquired.back().last_offset);
-    if (share.end_offset() == acquired.back().last_offset + 1 && end > share.end_offset())
+    if (!record_limit && share.end_offset() == acquired.back().last_offset + 1 && end > share.end_offset())
       for (const AcquiredRange& more : share.acquire(member, static_cast<int32_t>(end - share.end_offset()), end, now)) {
         if (acquired.back().last_offset + 1 == more.first_offset &&
             acquired.back().delivery_count == more.delivery_count)
@@ -130,6 +138,9 @@ boost::asio::awaitable<void> handle_share_fetch(RequestContext& ctx) {
                      request.max_wait_ms != 0))
     co_return fail(ErrorCode::kInvalidRequest, "A renewal acknowledges only: MaxBytes, MinBytes, MaxRecords and "
                                                "MaxWaitMs must be 0.");
+  if (ctx.api_version >= 2 && request.share_acquire_mode != kBatchOptimized &&
+      request.share_acquire_mode != kRecordLimit)
+    co_return fail(ErrorCode::kInvalidRequest, "Unknown ShareAcquireMode " + std::to_string(request.share_acquire_mode) + ".");
   const std::string& group = *request.group_id;
   const std::string& member = *request.member_id;
   SharePartitionManager& manager = *broker.share_partitions;
