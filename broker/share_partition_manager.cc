@@ -294,6 +294,31 @@ std::optional<int64_t> SharePartitionManager::start_offset(const std::string& gr
   return std::nullopt;
 }
 
+std::map<SharePartitionManager::PartitionRef, SharePartitionManager::Progress> SharePartitionManager::progress_of(
+    const std::string& group) const {
+  std::map<PartitionRef, Progress> out;
+  const std::string prefix = state_key(group, "", 0).substr(0, kSharePrefix.size() + 4 + group.size());
+  store_.scan(prefix, [&](std::string_view key, std::string_view value) {
+    const std::string_view rest = key.substr(prefix.size());  // <topic>\0<int32 partition>
+    if (rest.size() < 5 || rest[rest.size() - 5] != '\0') return;
+    protocol::Reader r(rest.substr(rest.size() - 4));
+    const PartitionRef ref{std::string(rest.substr(0, rest.size() - 5)), r.read_int32()};
+    if (auto state = decode_share_state(value)) {
+      Progress& p = out[ref];
+      p.start_offset = state->start_offset;
+      for (const auto& b : state->batches)
+        if (b.state == ShareRecordState::kAcknowledged || b.state == ShareRecordState::kArchived)
+          p.done_in_flight += b.last_offset - b.first_offset + 1;
+    }
+  });
+  for (const auto& [key, share] : partitions_)
+    if (std::get<0>(key) == group)
+      out[{std::get<1>(key), std::get<2>(key)}] = {
+          share.start_offset(),
+          share.count(ShareRecordState::kAcknowledged) + share.count(ShareRecordState::kArchived)};
+  return out;
+}
+
 std::vector<std::pair<SharePartitionManager::PartitionRef, const SharePartition*>> SharePartitionManager::partitions_of(
     const std::string& group) const {
   std::vector<std::pair<PartitionRef, const SharePartition*>> out;

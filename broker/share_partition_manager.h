@@ -117,6 +117,15 @@ class SharePartitionManager : public controller::MetadataListener {
   // group has not consumed it.
   std::optional<int64_t> start_offset(const std::string& group, const std::string& topic, int32_t partition) const;
 
+  // What DescribeShareGroupOffsets reports of a share-partition: its start
+  // offset and how many records from there on are done (acknowledged or archived).
+  struct Progress {
+    int64_t start_offset = -1;
+    int64_t done_in_flight = 0;
+  };
+  // The group's share-partitions here (in memory, else as stored), by partition.
+  std::map<PartitionRef, Progress> progress_of(const std::string& group) const;
+
   // For describing: every share-partition of `group` here.
   std::vector<std::pair<PartitionRef, const SharePartition*>> partitions_of(const std::string& group) const;
 

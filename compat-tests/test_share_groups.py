@@ -12,7 +12,9 @@ single node from the same jars, java44/kafka44.sh): the same scenarios must pass
   - Sluice only: a topic whose delete.after.consumption.groups names a share group loses its
     records as the share group's start offset passes them, and not before;
   - confluent-kafka's ShareConsumer (librdkafka 2.16, the suite's other share-group client):
-    three consumers share a partition, each record delivered once; explicit release and reject.
+    three consumers share a partition, each record delivered once; explicit release and reject;
+  - kafka-share-groups.sh (Kafka 4.4.0's ShareGroupCommand): --list, --describe (offsets and
+    lag), --state, --members, --delete.
 
 Both brokers run with group.share.record.lock.duration.ms=2000 (the broker key; the group key's
 minimum is 15 s). Every scenario is bounded (COMPAT_DEADLINE_S); its JSON result is printed
@@ -105,6 +107,36 @@ def java_share(libs: Path, bootstrap: str, *args: str, deadline_s: int = 90) -> 
 def test_three_consumers_share_one_partition(share_broker, java44_libs, share_kind):
     r = java_share(java44_libs, share_broker.bootstrap, "share-three", f"t-three-{share_kind}", "g-three", "1000")
     assert r["total"] == r["distinct"] == 1000 and r["duplicates"] == 0 and r["all_delivered"]
+
+
+def share_group_tool(libs: Path, bootstrap: str, *args: str) -> str:
+    """kafka-share-groups.sh (ShareGroupCommand, Kafka 4.4.0's tools); its output (asserting exit 0)."""
+    run = subprocess.run(["java", "-Xmx256m", f"-Dlog4j2.configurationFile={JAVA44 / 'log4j2.properties'}", "-cp",
+                          f"{libs}/*", "org.apache.kafka.tools.consumer.group.ShareGroupCommand",
+                          "--bootstrap-server", bootstrap, *args], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, f"ShareGroupCommand {args}: {run.returncode}\n{run.stdout}\n{run.stderr[-2000:]}"
+    return run.stdout
+
+
+def test_kafka_share_groups_tool(share_broker, java44_libs, share_kind):
+    """kafka-share-groups.sh --list, --describe (offsets, lag), --describe --members, --state, --delete."""
+    group, topic = "g-tool", f"t-tool-{share_kind}"
+    java_share(java44_libs, share_broker.bootstrap, "share-three", topic, group, "100")
+    listed = share_group_tool(java44_libs, share_broker.bootstrap, "--list")
+    assert group in listed.split(), listed
+    described = share_group_tool(java44_libs, share_broker.bootstrap, "--describe", "--group", group)
+    print(described)
+    rows = [line.split() for line in described.splitlines() if topic in line.split()]
+    assert len(rows) == 1, described
+    header = described.splitlines()[[i for i, l in enumerate(described.splitlines()) if "GROUP" in l][0]].split()
+    row = dict(zip(header, rows[0]))
+    assert row["PARTITION"] == "0" and row["LAG"] == "0", row  # everything was accepted
+    state = share_group_tool(java44_libs, share_broker.bootstrap, "--describe", "--group", group, "--state")
+    assert "Empty" in state, state
+    share_group_tool(java44_libs, share_broker.bootstrap, "--describe", "--group", group, "--members")
+    deleted = share_group_tool(java44_libs, share_broker.bootstrap, "--delete", "--group", group)
+    assert "successful" in deleted, deleted
+    assert group not in share_group_tool(java44_libs, share_broker.bootstrap, "--list").split()
 
 
 def test_explicit_accept_release_reject(share_broker, java44_libs, share_kind):

@@ -45,6 +45,7 @@ constexpr ApiHandler kHandlers[] = {
     {77, 1, 1, handle_share_group_describe},
     {78, 1, 2, handle_share_fetch},
     {79, 1, 2, handle_share_acknowledge},
+    {90, 0, 1, handle_describe_share_group_offsets},
 };
 
 // A controller listener's: the controller's own APIs (Kafka's controllers
@@ -77,6 +78,7 @@ constexpr int16_t kInitProducerIdKey = 22;
 // ShareGroupHeartbeat .. ShareAcknowledge.
 constexpr int16_t kFirstShareGroupKey = 76;
 constexpr int16_t kLastShareGroupKey = 79;
+constexpr int16_t kDescribeShareGroupOffsetsKey = 90;
 
 }  // namespace
 
@@ -97,7 +99,8 @@ bool served_by_inactive_controller(int16_t api_key) {
 }
 
 bool api_enabled(const Broker& broker, int16_t api_key) {
-  if (api_key >= kFirstShareGroupKey && api_key <= kLastShareGroupKey) return broker.share_groups != nullptr;
+  if ((api_key >= kFirstShareGroupKey && api_key <= kLastShareGroupKey) || api_key == kDescribeShareGroupOffsetsKey)
+    return broker.share_groups != nullptr;
   return api_key != kInitProducerIdKey || broker.idempotence_enabled;
 }
 
