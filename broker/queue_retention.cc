@@ -25,8 +25,6 @@ using protocol::OffsetFetchResponse;
 constexpr int16_t kOffsetFetchVersion = 8;
 
 using PartitionKey = std::pair<std::string, int32_t>;
-// (group, partition) -> committed offset, -1 for none: what this round learnt.
-using Answers = std::map<std::pair<std::string, PartitionKey>, int64_t>;
 
 }  // namespace
 
@@ -40,42 +38,49 @@ int32_t QueueRetention::coordinator_of(const std::string& group) const {
   return offsets->partitions[shard].leader;
 }
 
+bool QueueRetention::answer_locally(const std::string& group, const std::set<std::pair<std::string, int32_t>>& partitions,
+                                    Answers& answered) const {
+  // A share group's position is its share-partition start offset, which
+  // this broker keeps as the partition's leader. (An id names one kind of
+  // group: with no share state here, the group is asked as a consumer group.)
+  bool share_group = broker_.share_groups && broker_.share_groups->exists(group);
+  if (broker_.share_partitions)
+    for (const auto& tp : partitions)
+      if (auto start = broker_.share_partitions->start_offset(group, tp.first, tp.second)) {
+        answered[{group, tp}] = *start;
+        share_group = true;
+      }
+  if (share_group) {
+    for (const auto& tp : partitions) answered.try_emplace({group, tp}, -1);  // not consumed yet
+    return true;
+  }
+  if (broker_.groups.ownership(group) != ErrorCode::kNone) return false;
+  for (const auto& tp : partitions) {
+    const auto committed = broker_.groups.committed(group, {tp.first, tp.second});
+    answered[{group, tp}] = committed ? committed->offset : -1;
+  }
+  return true;
+}
+
 boost::asio::awaitable<void> QueueRetention::release_consumed(std::chrono::milliseconds timeout) {
-  // The led partitions of queue topics, by group.
+  // The led partitions of queue topics (with their topic's id), by group.
   std::map<std::string, std::set<PartitionKey>> wanted;
-  std::set<PartitionKey> queue_partitions;
+  std::map<PartitionKey, protocol::Uuid> queue_partitions;
   broker_.replicas.for_each_partition([&](Partition& p) {
-    if (!p.is_leader || p.release_groups.empty()) return;
-    queue_partitions.insert({p.topic, p.index});
+    const controller::TopicInfo* topic = broker_.metadata.find_topic(p.topic);
+    if (!p.is_leader || p.release_groups.empty() || !topic) return;
+    queue_partitions[{p.topic, p.index}] = topic->id;
     for (const auto& group : p.release_groups) wanted[group].insert({p.topic, p.index});
   });
 
+  // Groups coordinated elsewhere are asked first; what this broker knows
+  // itself is read after those answers, so that it is no older than they are.
   Answers answered;
   std::map<int32_t, OffsetFetchRequest> remote;  // by coordinator
   const int32_t self = broker_.config.node_id();
   for (const auto& [group, partitions] : wanted) {
-    // A share group's position is its share-partition start offset, which
-    // this broker keeps as the partition's leader. (An id names one kind of
-    // group: with no share state here, the group is asked as a consumer group.)
-    bool share_group = false;
-    if (broker_.share_partitions)
-      for (const auto& tp : partitions)
-        if (auto start = broker_.share_partitions->start_offset(group, tp.first, tp.second)) {
-          answered[{group, tp}] = *start;
-          share_group = true;
-        }
-    if (share_group || (broker_.share_groups && broker_.share_groups->exists(group))) {
-      for (const auto& tp : partitions) answered.try_emplace({group, tp}, -1);  // not consumed yet
-      continue;
-    }
-    const ErrorCode owner = broker_.groups.ownership(group);
-    if (owner == ErrorCode::kNone) {
-      for (const auto& tp : partitions) {
-        const auto committed = broker_.groups.committed(group, {tp.first, tp.second});
-        answered[{group, tp}] = committed ? committed->offset : -1;
-      }
-      continue;
-    }
+    Answers ignored;
+    if (answer_locally(group, partitions, ignored)) continue;
     const int32_t coordinator = coordinator_of(group);
     if (!broker_.groups.sharded() || coordinator < 0 || coordinator == self) continue;  // loading here, or unknown
     auto& request_group = remote[coordinator].groups.emplace_back();
@@ -112,10 +117,15 @@ boost::asio::awaitable<void> QueueRetention::release_consumed(std::chrono::milli
   for (auto it = links_.begin(); it != links_.end();)
     it = broker_.metadata.find_broker(it->first) ? std::next(it) : links_.erase(it);
 
-  // Release, from what holds now: the partition may have changed hands, or
-  // its list of groups, while the answers came.
+  for (const auto& [group, partitions] : wanted) answer_locally(group, partitions, answered);
+
+  // Release, from what holds now: the partition may have changed hands, its
+  // topic been deleted and created again, or its list of groups changed,
+  // while the answers came.
   ConsumedPositions positions;
-  for (const auto& tp : queue_partitions) {
+  for (const auto& [tp, topic_id] : queue_partitions) {
+    const controller::TopicInfo* topic = broker_.metadata.find_topic(tp.first);
+    if (!topic || !(topic->id == topic_id)) continue;
     ErrorCode not_led = ErrorCode::kNone;
     Partition* partition = broker_.replicas.find_led(tp.first, tp.second, not_led);
     if (!partition || partition->release_groups.empty()) continue;

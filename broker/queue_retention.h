@@ -27,6 +27,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <tuple>
 
@@ -53,6 +54,13 @@ class QueueRetention {
   const ConsumedPositions& positions() const { return positions_; }
 
  private:
+  // (group, (topic, partition)) -> committed offset, -1 for none: what a round learnt.
+  using Answers = std::map<std::pair<std::string, std::pair<std::string, int32_t>>, int64_t>;
+  // What this broker knows itself of `group` on `partitions` (a share group's
+  // start offsets; a consumer group it coordinates): into `answered`; false
+  // when the group is coordinated elsewhere.
+  bool answer_locally(const std::string& group, const std::set<std::pair<std::string, int32_t>>& partitions,
+                      Answers& answered) const;
   // The broker coordinating `group` (a cluster: the leader of its
   // __consumer_offsets partition); -1 when unknown.
   int32_t coordinator_of(const std::string& group) const;

@@ -10,6 +10,26 @@ using protocol::ErrorCode;
 ShareGroupCoordinator::ShareGroupCoordinator(Options options, const controller::MetadataImage& metadata)
     : options_(options), metadata_(metadata) {}
 
+namespace {
+
+int32_t group_setting(const controller::MetadataImage& metadata, std::string_view group_id, const char* key,
+                      int32_t fallback) {
+  const auto* configs = metadata.group_configs(group_id);
+  if (!configs) return fallback;
+  auto it = configs->find(key);
+  return it == configs->end() ? fallback : static_cast<int32_t>(std::stol(it->second));
+}
+
+}  // namespace
+
+int32_t ShareGroupCoordinator::heartbeat_interval_ms(std::string_view group_id) const {
+  return group_setting(metadata_, group_id, "share.heartbeat.interval.ms", options_.heartbeat_interval_ms);
+}
+
+int32_t ShareGroupCoordinator::session_timeout_ms(std::string_view group_id) const {
+  return group_setting(metadata_, group_id, "share.session.timeout.ms", options_.session_timeout_ms);
+}
+
 std::map<std::string, int32_t> ShareGroupCoordinator::subscribed_partitions(const Group& group) const {
   std::map<std::string, int32_t> counts;
   for (const auto& [id, member] : group.members)
@@ -123,8 +143,9 @@ std::vector<std::pair<std::string, std::string>> ShareGroupCoordinator::expire_s
   std::vector<std::pair<std::string, std::string>> gone;
   for (auto& [id, group] : groups_) {
     const size_t before = group.members.size();
+    const int32_t timeout_ms = session_timeout_ms(id);
     std::erase_if(group.members, [&](const auto& entry) {
-      if (now_ms - entry.second.last_heard_ms < options_.session_timeout_ms) return false;
+      if (now_ms - entry.second.last_heard_ms < timeout_ms) return false;
       gone.emplace_back(id, entry.first);
       return true;
     });

@@ -86,7 +86,9 @@ class ShareGroupCoordinator {
     std::optional<ShareAssignment> assignment;  // set when the member is to (re)read it
   };
   HeartbeatAnswer heartbeat(const Heartbeat& request, int64_t now_ms);
-  int32_t heartbeat_interval_ms() const { return options_.heartbeat_interval_ms; }
+  // The group's share.heartbeat.interval.ms / share.session.timeout.ms, else the broker's.
+  int32_t heartbeat_interval_ms(std::string_view group_id) const;
+  int32_t session_timeout_ms(std::string_view group_id) const;
 
   // Members not heard from for the session timeout leave. Returns the
   // (group, member) pairs that did.

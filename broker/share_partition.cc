@@ -16,8 +16,10 @@ SharePartition SharePartition::restore(const DurableShareState& state, SharePart
     if (batch.last_offset < batch.first_offset || batch.first_offset < p.end_offset()) continue;  // not ours
     // Offsets the state skips (none in what this class writes) are AVAILABLE, never delivered.
     p.records_.resize(static_cast<size_t>(batch.first_offset - p.start_offset_));
-    const ShareRecordState state_now =
-        batch.state == ShareRecordState::kAcquired ? ShareRecordState::kAvailable : batch.state;
+    ShareRecordState state_now = batch.state == ShareRecordState::kAcquired ? ShareRecordState::kAvailable : batch.state;
+    // A record that was held at its last delivery when the state was written is done.
+    if (state_now == ShareRecordState::kAvailable && batch.delivery_count >= limits.delivery_count_limit)
+      state_now = ShareRecordState::kArchived;
     for (int64_t o = batch.first_offset; o <= batch.last_offset; ++o)
       p.records_.push_back({state_now, batch.delivery_count, 0, nullptr});
   }
@@ -31,6 +33,7 @@ std::vector<AcquiredRange> SharePartition::acquire(std::string_view member, int3
   if (max_records <= 0) return acquired;
   auto holder = std::make_shared<const std::string>(member);
   const int64_t deadline = now_ms + limits_.lock_duration_ms;
+  next_deadline_ = std::min(next_deadline_, deadline);
   int32_t left = max_records;
   auto take = [&](int64_t offset, InFlight& record) {
     record.state = ShareRecordState::kAcquired;
@@ -44,12 +47,21 @@ std::vector<AcquiredRange> SharePartition::acquire(std::string_view member, int3
       acquired.push_back({offset, offset, record.delivery_count});
     --left;
   };
-  // Records back in the pool, lowest first.
+  // Records back in the pool, lowest first; one already delivered the limit
+  // times (the limit was lowered since) is archived instead.
+  bool archived = false;
   for (size_t i = 0; i < records_.size() && left > 0; ++i) {
     const int64_t offset = start_offset_ + static_cast<int64_t>(i);
     if (offset >= high_watermark) break;
-    if (records_[i].state == ShareRecordState::kAvailable) take(offset, records_[i]);
+    if (records_[i].state != ShareRecordState::kAvailable) continue;
+    if (records_[i].delivery_count >= limits_.delivery_count_limit) {
+      records_[i].state = ShareRecordState::kArchived;
+      archived = true;
+      continue;
+    }
+    take(offset, records_[i]);
   }
+  if (archived) advance_start();
   // New ones, while the window has room.
   while (left > 0 && end_offset() < high_watermark &&
          static_cast<int64_t>(records_.size()) < limits_.max_record_locks) {
@@ -134,12 +146,18 @@ void SharePartition::give_back(InFlight& record) const {
 }
 
 bool SharePartition::expire_locks(int64_t now_ms) {
+  if (next_deadline_ > now_ms) return false;
   bool changed = false;
-  for (InFlight& record : records_)
-    if (record.state == ShareRecordState::kAcquired && record.deadline_ms <= now_ms) {
+  next_deadline_ = INT64_MAX;
+  for (InFlight& record : records_) {
+    if (record.state != ShareRecordState::kAcquired) continue;
+    if (record.deadline_ms <= now_ms) {
       give_back(record);
       changed = true;
+    } else {
+      next_deadline_ = std::min(next_deadline_, record.deadline_ms);
     }
+  }
   if (changed) advance_start();
   return changed;
 }
@@ -157,13 +175,6 @@ bool SharePartition::release_member(std::string_view member) {
     }
   if (changed) advance_start();
   return changed;
-}
-
-int64_t SharePartition::next_deadline() const {
-  int64_t next = INT64_MAX;
-  for (const InFlight& record : records_)
-    if (record.state == ShareRecordState::kAcquired) next = std::min(next, record.deadline_ms);
-  return next;
 }
 
 void SharePartition::reset_start(int64_t offset) {

@@ -19,6 +19,7 @@
 // durable_state() gives after a change, and reads the log.
 #pragma once
 
+#include <climits>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -114,8 +115,10 @@ class SharePartition {
   bool expire_locks(int64_t now_ms);
   // Everything `member` holds goes back (it left, or its share session closed).
   bool release_member(std::string_view member);
-  // The earliest lock deadline, or INT64_MAX when nothing is acquired.
-  int64_t next_deadline() const;
+  // No lock ends before this (INT64_MAX: none is held). A lower bound kept as
+  // locks are taken, exact after expire_locks(): the periodic check of every
+  // share-partition costs nothing while no lock is due.
+  int64_t next_deadline() const { return next_deadline_; }
 
   // Moves the SPSO to `offset` (an offset reset, or the log start passing it):
   // what lies below is dropped, what lies above is kept.
@@ -142,6 +145,7 @@ class SharePartition {
   int64_t start_offset_;
   SharePartitionLimits limits_;
   std::deque<InFlight> records_;  // offset start_offset_ + i
+  int64_t next_deadline_ = INT64_MAX;
 };
 
 }  // namespace sluice::broker

@@ -192,6 +192,7 @@ SharePartition& SharePartitionManager::share_partition(const std::string& group,
   const SharePartitionKey key{group, partition.topic, partition.index};
   auto it = partitions_.find(key);
   if (it != partitions_.end()) {
+    it->second.set_limits(limits_for_(group));  // group configs may have changed
     // Retention (or delete after consumption) may have passed the start.
     if (it->second.start_offset() < partition.log->log_start_offset())
       it->second.reset_start(partition.log->log_start_offset());
@@ -200,6 +201,8 @@ SharePartition& SharePartitionManager::share_partition(const std::string& group,
   const SharePartitionLimits limits = limits_for_(group);
   std::optional<DurableShareState> stored;
   if (auto value = store_.get(state_key(group, partition.topic, partition.index))) stored = decode_share_state(*value);
+  // State past the log's end belongs to an earlier topic of the name (its removal still queued).
+  if (stored && stored->start_offset > partition.log->log_end_offset()) stored.reset();
   if (stored) {
     SharePartition restored = SharePartition::restore(*stored, limits);
     if (restored.start_offset() < partition.log->log_start_offset())
@@ -221,15 +224,19 @@ void SharePartitionManager::persist(const std::string& group, const Partition& p
     if (done) done(true);
     return;
   }
+  const int64_t start = it->second.start_offset();
   write({{state_key(group, partition.topic, partition.index), encode_share_state(it->second.durable_state())}},
-        std::move(done));
+        [this, key = it->first, start, done = std::move(done)](bool ok) {
+          if (ok && partitions_.count(key)) durable_starts_[key] = start;
+          if (done) done(ok);
+        });
 }
 
 void SharePartitionManager::write(std::vector<storage::StateStore::Change> changes, std::function<void(bool)> done) {
-  ++writes_submitted_;
-  writer_.apply(std::move(changes), [this, done = std::move(done)](bool ok) {
+  const uint64_t number = ++writes_submitted_;
+  writer_.apply(std::move(changes), [this, number, done = std::move(done)](bool ok) {
     ++writes_done_;
-    if (!ok) write_failed_ = true;
+    if (!ok) last_failed_write_ = std::max(last_failed_write_, number);
     if (done) done(ok);
     std::vector<AsyncEvent*> waiting;
     waiting.swap(durable_waiters_);
@@ -237,7 +244,7 @@ void SharePartitionManager::write(std::vector<storage::StateStore::Change> chang
   });
 }
 
-boost::asio::awaitable<bool> SharePartitionManager::wait_durable() {
+boost::asio::awaitable<bool> SharePartitionManager::wait_durable(uint64_t since) {
   const uint64_t target = writes_submitted_;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (writes_done_ < target && std::chrono::steady_clock::now() < deadline) {
@@ -246,9 +253,7 @@ boost::asio::awaitable<bool> SharePartitionManager::wait_durable() {
     co_await written.wait_until(deadline);
     std::erase(durable_waiters_, &written);
   }
-  const bool ok = writes_done_ >= target && !write_failed_;
-  write_failed_ = false;  // reported once; later writes may succeed
-  co_return ok;
+  co_return writes_done_ >= target && last_failed_write_ <= since;
 }
 
 void SharePartitionManager::expire_locks(int64_t now_ms) {
@@ -263,11 +268,16 @@ void SharePartitionManager::expire_locks(int64_t now_ms) {
 }
 
 void SharePartitionManager::on_topic_deleted(const controller::TopicInfo& topic) {
+  // Keys of states still being written too: the removal is queued after them.
+  std::vector<storage::StateStore::Change> removals;
+  for (const auto& [key, share] : partitions_)
+    if (std::get<1>(key) == topic.name)
+      removals.push_back({state_key(std::get<0>(key), std::get<1>(key), std::get<2>(key)), std::nullopt});
   std::erase_if(partitions_, [&](const auto& entry) { return std::get<1>(entry.first) == topic.name; });
+  std::erase_if(durable_starts_, [&](const auto& entry) { return std::get<1>(entry.first) == topic.name; });
   for (auto& [key, session] : sessions_)
     std::erase_if(session.partitions, [&](const PartitionRef& p) { return p.first == topic.name; });
   // Keys are share/<int32 group length><group><topic>\0<int32 partition>.
-  std::vector<storage::StateStore::Change> removals;
   store_.scan(kSharePrefix, [&](std::string_view key, std::string_view) {
     protocol::Reader r(key.substr(kSharePrefix.size()));
     const int32_t group_length = r.read_int32();
@@ -279,8 +289,12 @@ void SharePartitionManager::on_topic_deleted(const controller::TopicInfo& topic)
 }
 
 void SharePartitionManager::delete_group_state(const std::string& group) {
-  std::erase_if(partitions_, [&](const auto& entry) { return std::get<0>(entry.first) == group; });
   std::vector<storage::StateStore::Change> removals;
+  for (const auto& [key, share] : partitions_)
+    if (std::get<0>(key) == group)
+      removals.push_back({state_key(std::get<0>(key), std::get<1>(key), std::get<2>(key)), std::nullopt});
+  std::erase_if(partitions_, [&](const auto& entry) { return std::get<0>(entry.first) == group; });
+  std::erase_if(durable_starts_, [&](const auto& entry) { return std::get<0>(entry.first) == group; });
   const std::string prefix = state_key(group, "", 0).substr(0, kSharePrefix.size() + 4 + group.size());
   store_.scan(prefix, [&](std::string_view key, std::string_view) { removals.push_back({std::string(key), std::nullopt}); });
   if (!removals.empty()) write(std::move(removals), {});
@@ -288,7 +302,7 @@ void SharePartitionManager::delete_group_state(const std::string& group) {
 
 std::optional<int64_t> SharePartitionManager::start_offset(const std::string& group, const std::string& topic,
                                                            int32_t partition) const {
-  if (auto it = partitions_.find({group, topic, partition}); it != partitions_.end()) return it->second.start_offset();
+  if (auto it = durable_starts_.find({group, topic, partition}); it != durable_starts_.end()) return it->second;
   if (auto value = store_.get(state_key(group, topic, partition)))
     if (auto state = decode_share_state(*value)) return state->start_offset;
   return std::nullopt;

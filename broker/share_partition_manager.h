@@ -97,8 +97,13 @@ class SharePartitionManager : public controller::MetadataListener {
   SharePartition& share_partition(const std::string& group, Partition& partition);
   // Writes the share-partition's state; done(ok) once durable (ok false: the write failed).
   void persist(const std::string& group, const Partition& partition, std::function<void(bool)> done = {});
-  // Waits until everything persist() was asked to write so far is durable; false if a write failed.
-  boost::asio::awaitable<bool> wait_durable();
+  // How many writes were submitted so far: note it before making changes,
+  // then wait_durable(since) for them.
+  uint64_t write_position() const { return writes_submitted_; }
+  // Waits until every write submitted so far is durable; false if one
+  // submitted after `since` failed. (A failed write leaves the change in
+  // memory: the client is told KAFKA_STORAGE_ERROR, and a restart forgets it.)
+  boost::asio::awaitable<bool> wait_durable(uint64_t since);
 
   // Expired locks: their records go back, the changes are written, and
   // fetches parked on those partitions wake. Called periodically.
@@ -113,8 +118,8 @@ class SharePartitionManager : public controller::MetadataListener {
   // state go (wait_durable() says when the removal is durable).
   void delete_group_state(const std::string& group);
   // The group's share-partition start offset on a partition led here (delete
-  // after consumption), from memory or the state store; nullopt when the
-  // group has not consumed it.
+  // after consumption) as last written durably (a crash cannot take it back);
+  // nullopt when the group has no state there.
   std::optional<int64_t> start_offset(const std::string& group, const std::string& topic, int32_t partition) const;
 
   // What DescribeShareGroupOffsets reports of a share-partition: its start
@@ -148,10 +153,12 @@ class SharePartitionManager : public controller::MetadataListener {
   SessionLimits session_limits_;
   std::map<SharePartitionKey, SharePartition> partitions_;
   std::map<std::pair<std::string, std::string>, Session> sessions_;  // by (group, member)
-  // Writes submitted and not yet durable, and whether one of them failed.
+  // Writes are numbered as submitted; the StateWriter completes them in order.
   uint64_t writes_submitted_ = 0;
   uint64_t writes_done_ = 0;
-  bool write_failed_ = false;
+  uint64_t last_failed_write_ = 0;  // the number of the last write that failed (0: none)
+  // Each share-partition's start offset in its last durable write.
+  std::map<SharePartitionKey, int64_t> durable_starts_;
   std::vector<AsyncEvent*> durable_waiters_;
 };
 

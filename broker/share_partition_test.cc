@@ -159,5 +159,24 @@ TEST(SharePartitionTest, WhatCouldNotBeSentIsNotCountedAsDelivered) {
   EXPECT_EQ(p.acquire("b", 10, 10, 0), (std::vector<AcquiredRange>{{1, 1, 2}, {2, 9, 1}}));
 }
 
+TEST(SharePartitionTest, NeverDeliversPastTheLimitAfterARestartOrALowerLimit) {
+  SharePartition p(0, limits(2000, 3));
+  p.acquire("a", 2, 2, 0);
+  ASSERT_EQ(p.acknowledge("a", 0, 1, {kRelease}, 0), ErrorCode::kNone);
+  p.acquire("a", 2, 2, 0);
+  ASSERT_EQ(p.acknowledge("a", 0, 1, {kRelease}, 0), ErrorCode::kNone);
+  p.acquire("a", 2, 2, 0);  // the third and last delivery, held when the state is written
+  SharePartition back = SharePartition::restore(p.durable_state(), limits(2000, 3));
+  EXPECT_EQ(back.start_offset(), 2);
+  EXPECT_TRUE(back.acquire("b", 10, 2, 0).empty());
+  // A limit lowered under what records have had: archived when next handed out.
+  SharePartition q(0, limits(2000, 5));
+  q.acquire("a", 1, 1, 0);
+  ASSERT_EQ(q.acknowledge("a", 0, 0, {kRelease}, 0), ErrorCode::kNone);
+  q.set_limits(limits(2000, 1));
+  EXPECT_TRUE(q.acquire("a", 1, 1, 0).empty());
+  EXPECT_EQ(q.start_offset(), 1);
+}
+
 }  // namespace
 }  // namespace sluice::broker

@@ -13,13 +13,17 @@ boost::asio::awaitable<void> handle_delete_groups(RequestContext& ctx) {
   auto request = ctx.decode<protocol::DeleteGroupsRequest>();
   protocol::DeleteGroupsResponse reply;
   for (const auto& id : request.groups_names) {
-    if (ctx.broker.share_groups && ctx.broker.share_groups->exists(id) &&
-        ctx.broker.groups.ownership(id) == protocol::ErrorCode::kNone) {
-      // A share group: gone with its share-partitions' state, once that removal is durable.
+    // A share group (members known here, or state kept since before a restart):
+    // gone with its share-partitions' state, once that removal is durable.
+    if (ctx.broker.share_groups && ctx.broker.groups.ownership(id) == protocol::ErrorCode::kNone &&
+        (ctx.broker.share_groups->exists(id) || !ctx.broker.share_partitions->progress_of(id).empty())) {
       protocol::ErrorCode error = ctx.broker.share_groups->delete_group(id);
+      if (error == protocol::ErrorCode::kGroupIdNotFound) error = protocol::ErrorCode::kNone;  // state only
       if (error == protocol::ErrorCode::kNone) {
+        const uint64_t since = ctx.broker.share_partitions->write_position();
         ctx.broker.share_partitions->delete_group_state(id);
-        if (!co_await ctx.broker.share_partitions->wait_durable()) error = protocol::ErrorCode::kKafkaStorageError;
+        if (!co_await ctx.broker.share_partitions->wait_durable(since))
+          error = protocol::ErrorCode::kKafkaStorageError;
       }
       reply.results.push_back({id, static_cast<int16_t>(error)});
       continue;

@@ -28,6 +28,8 @@ boost::asio::awaitable<void> handle_share_acknowledge(RequestContext& ctx) {
   if (!valid_share_member_id(request.member_id)) co_return fail(ErrorCode::kInvalidRequest, "Invalid member id.");
   const std::string& group = *request.group_id;
   const std::string& member = *request.member_id;
+  if (is_consumer_group(broker, group))
+    co_return fail(ErrorCode::kInvalidRequest, "Group " + group + " is not a share group.");
   SharePartitionManager& manager = *broker.share_partitions;
   if (request.share_session_epoch == 0)
     co_return fail(ErrorCode::kInvalidShareSessionEpoch, "A share session cannot start with an acknowledgement.");
@@ -39,9 +41,10 @@ boost::asio::awaitable<void> handle_share_acknowledge(RequestContext& ctx) {
   std::vector<protocol::Uuid> unknown_topics;
   const auto acknowledgements = acknowledgements_of(broker.metadata, request.topics, &unknown_topics);
   const bool renew_allowed = ctx.api_version >= 2 && request.is_renew_ack;
+  const uint64_t since = manager.write_position();
   const auto errors = manager.acknowledge(group, member, acknowledgements, renew_allowed, steady_now_ms());
   if (request.share_session_epoch == -1) manager.close_session(group, member);
-  const bool durable = co_await manager.wait_durable();
+  const bool durable = co_await manager.wait_durable(since);
 
   for (const auto& topic : request.topics) {
     auto& topic_reply = reply.responses.emplace_back();

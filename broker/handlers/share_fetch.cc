@@ -143,6 +143,10 @@ boost::asio::awaitable<void> handle_share_fetch(RequestContext& ctx) {
     co_return fail(ErrorCode::kInvalidRequest, "Unknown ShareAcquireMode " + std::to_string(request.share_acquire_mode) + ".");
   const std::string& group = *request.group_id;
   const std::string& member = *request.member_id;
+  // A consumer group's id: its share-partitions would count as its position
+  // for delete after consumption (queue_retention.h), so none are made.
+  if (is_consumer_group(broker, group))
+    co_return fail(ErrorCode::kInvalidRequest, "Group " + group + " is not a share group.");
   SharePartitionManager& manager = *broker.share_partitions;
 
   // The session's changes, and the acknowledgements.
@@ -150,10 +154,12 @@ boost::asio::awaitable<void> handle_share_fetch(RequestContext& ctx) {
   const auto acknowledgements = acknowledgements_of(broker.metadata, request.topics, &unknown_topics);
   if (request.share_session_epoch == 0 && !acknowledgements.empty())
     co_return fail(ErrorCode::kInvalidRequest, "Acknowledge data present on initial fetch request.");
-  std::vector<PartitionRef> added, forgotten;
+  std::vector<PartitionRef> added, forgotten, missing;
   for (const auto& topic : request.topics)
     if (const controller::TopicInfo* info = broker.metadata.find_topic(topic.topic_id))
-      for (const auto& p : topic.partitions) added.push_back({info->name, p.partition_index});
+      for (const auto& p : topic.partitions)
+        (p.partition_index >= 0 && p.partition_index < info->partition_count() ? added : missing)
+            .push_back({info->name, p.partition_index});
   for (const auto& topic : request.forgotten_topics_data)
     if (const controller::TopicInfo* info = broker.metadata.find_topic(topic.topic_id))
       for (int32_t p : topic.partitions) forgotten.push_back({info->name, p});
@@ -165,7 +171,10 @@ boost::asio::awaitable<void> handle_share_fetch(RequestContext& ctx) {
 
   Answer answer;
   std::vector<ShareFetchResponse::NodeEndpoint> endpoints;
+  for (const PartitionRef& ref : missing)
+    entry(answer, ref).error_code = static_cast<int16_t>(ErrorCode::kUnknownTopicOrPartition);
   bool acknowledged = false;
+  const uint64_t since = manager.write_position();
   if (!acknowledgements.empty()) {
     for (const auto& [ref, error] : manager.acknowledge(group, member, acknowledgements, renew_only, steady_now_ms())) {
       PartitionData& out = entry(answer, ref);
@@ -193,7 +202,7 @@ boost::asio::awaitable<void> handle_share_fetch(RequestContext& ctx) {
       acquire_records(broker, group, member, request, ctx.api_version, answer, endpoints);
     }
   }
-  if (acknowledged && !co_await manager.wait_durable())
+  if (acknowledged && !co_await manager.wait_durable(since))
     for (auto& [ref, out] : answer.partitions)
       if (out.acknowledge_error_code == 0) out.acknowledge_error_code = static_cast<int16_t>(ErrorCode::kKafkaStorageError);
 

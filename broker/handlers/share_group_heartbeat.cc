@@ -46,7 +46,7 @@ boost::asio::awaitable<void> handle_share_group_heartbeat(RequestContext& ctx) {
   if (answer.error == ErrorCode::kNone) {
     reply.member_id = request.member_id;
     reply.member_epoch = answer.member_epoch;
-    reply.heartbeat_interval_ms = ctx.broker.share_groups->heartbeat_interval_ms();
+    reply.heartbeat_interval_ms = ctx.broker.share_groups->heartbeat_interval_ms(request.group_id);
     if (answer.assignment) {
       auto& assignment = reply.assignment.emplace();
       for (const auto& topic : *answer.assignment)

@@ -10,6 +10,7 @@
 
 #include "broker/broker.h"
 #include "broker/cluster_view.h"
+#include "broker/group_coordinator.h"
 #include "broker/share_partition_manager.h"
 #include "controller/metadata_image.h"
 #include "protocol/error_codes.h"
@@ -19,6 +20,12 @@ namespace sluice::broker {
 // Kafka's isMemberIdValid: a share group member id is 1 to 36 characters (a UUID).
 inline bool valid_share_member_id(const std::optional<std::string>& member_id) {
   return member_id && !member_id->empty() && member_id->size() <= 36;
+}
+
+// Whether `group` is a consumer group's id here (members or committed
+// offsets): share requests for it are refused.
+inline bool is_consumer_group(const Broker& broker, const std::string& group) {
+  return broker.groups.describe(group, false).has_value() || !broker.groups.committed_offsets(group).empty();
 }
 
 // The acknowledgement batches of a request's topics (ShareFetch's and
