@@ -25,7 +25,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 export CCACHE_SLOPPINESS := pch_defines,time_macros
 
-.PHONY: cluster all deps test-deps fuzz-deps build build-broker run test unit-test compat-test build-sanitize test-sanitize build-fuzz fuzz fuzz-test bench bench-cluster bench-reassign bench-quorum bench-storage bench-breakdown clean
+.PHONY: cluster all deps test-deps fuzz-deps build build-broker run test unit-test compat-test build-sanitize test-sanitize build-fuzz fuzz fuzz-test bench bench-cluster bench-reassign bench-quorum bench-share bench-storage bench-breakdown clean
 
 all: build
 
@@ -126,6 +126,11 @@ bench-reassign: test-deps build
 bench-quorum: test-deps build
 	bash compat-tests/kafka-ref/fetch.sh >/dev/null
 	/usr/bin/python3 bench/quorum.py $(BENCH_ARGS)
+
+# Share groups: 1, 3 and 10 share consumers on one partition, records/s acknowledged, next to
+# Kafka 4.4.0 (bench/share.py, ~3 minutes; writes bench/SHARE.md).
+bench-share: test-deps build
+	/usr/bin/python3 bench/share.py $(BENCH_ARGS)
 
 # Storage-layer micro-benchmarks (Google Benchmark), each next to plain write()/pread()
 # in the same run, ~1 minute; writes bench/STORAGE.md.

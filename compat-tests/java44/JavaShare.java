@@ -611,6 +611,55 @@ public class JavaShare {
         check(keys.size() == expected, "drained " + keys.size() + " records, expected " + expected);
     }
 
+    // ------------------------------------------------------------------ share-bench
+    /** Throughput: n records produced first, then `consumers` implicit-mode consumers of one share
+     *  group take them all; the clock runs from the first record any of them receives until every
+     *  record was delivered and each consumer's last acknowledgements are committed (commitSync).
+     *  Reports records/s acknowledged and the consumers' spread. */
+    static void shareBench(String topic, String group, int n, int consumers) throws Exception {
+        try (Admin admin = admin()) {
+            prepare(admin, topic, group, n, new LinkedHashMap<>());
+        }
+        AtomicInteger delivered = new AtomicInteger();
+        java.util.concurrent.atomic.AtomicLong firstNs = new java.util.concurrent.atomic.AtomicLong(0);
+        int[] per = new int[consumers];
+        long until = System.currentTimeMillis() + budgetMs(110_000);
+        Thread[] ts = new Thread[consumers];
+        for (int ci = 0; ci < consumers; ci++) {
+            final int me = ci;
+            ts[ci] = new Thread(() -> {
+                KafkaShareConsumer<String, String> c = shareConsumer(group, "share-bench-" + me, false, null);
+                try {
+                    c.subscribe(List.of(topic));
+                    while (delivered.get() < n && System.currentTimeMillis() < until) {
+                        int got = c.poll(Duration.ofMillis(200)).count();
+                        if (got > 0) {
+                            firstNs.compareAndSet(0, System.nanoTime());
+                            per[me] += got;
+                            delivered.addAndGet(got);
+                        }
+                    }
+                    c.commitSync(Duration.ofSeconds(30));  // the last poll's records, accepted
+                } catch (Throwable e) {
+                    failures.add("consumer " + me + ": " + err(e));
+                } finally {
+                    try { c.close(Duration.ofSeconds(10)); } catch (Throwable e) { /* measured already */ }
+                }
+            });
+        }
+        for (Thread t : ts) t.start();
+        long[] doneNs = new long[1];
+        for (Thread t : ts) t.join();
+        doneNs[0] = System.nanoTime();
+        double seconds = (doneNs[0] - firstNs.get()) / 1e9;
+        result.put("consumers", consumers);
+        result.put("delivered", delivered.get());
+        result.put("per_consumer", per);
+        result.put("seconds", seconds);
+        result.put("records_per_s", delivered.get() / seconds);
+        check(delivered.get() == n, "delivered " + delivered.get() + " of " + n);
+    }
+
     // ------------------------------------------------------------------ main
     /** Without -Dlog4j2.configurationFile, log4j2's default writes errors to stdout: use the
      *  same quiet configuration as log4j2.properties (warnings to stderr) instead. */
@@ -675,6 +724,11 @@ public class JavaShare {
                     need(args, 5);
                     put(args);
                     shareAcceptSome(args[1], args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4]));
+                    break;
+                case "share-bench":
+                    need(args, 5);
+                    put(args);
+                    shareBench(args[1], args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4]));
                     break;
                 case "share-drain":
                     need(args, 4);

@@ -1,0 +1,152 @@
+#!/usr/bin/python3
+"""Share-group benchmark (`make bench-share`): one partition, records produced first, then 1, 3
+and 10 consumers of one share group (Kafka's Java KafkaShareConsumer, kafka-clients 4.4.0,
+implicit acknowledgement) take them all; Sluice (one node) next to Apache Kafka 4.4.0 (one KRaft
+node from the same jars, compat-tests/java44/kafka44.sh) in the same run, one broker at a time.
+
+    S1/S3/S10  records/s acknowledged: from the first record any consumer receives until every
+               record was delivered and each consumer's last acknowledgements were committed
+    CPU        the broker's CPU-seconds per 10^6 records acknowledged (/proc), over the three runs
+
+The consumers (JVMs) share the machine with the broker, as in bench/run.py.
+
+    bench/share.py              200,000 records per run (~3 minutes): writes bench/SHARE.md, share.json
+    bench/share.py --quick      20,000 records: checks the harness only
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import cpu_seconds, free_port, machine  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+JAVA44 = ROOT / "compat-tests" / "java44"
+SLUICE = Path(os.environ.get("SLUICE_BIN", ROOT / "build" / "bin" / "sluice"))
+CONSUMERS = (1, 3, 10)
+
+
+def java_share(libs: str, bootstrap: str, *args: str) -> dict:
+    env = {**os.environ, "BOOTSTRAP_SERVERS": bootstrap, "COMPAT_DEADLINE_S": "150"}
+    run = subprocess.run(["java", "-Xmx512m", "-Dlog4j2.configurationFile=log4j2.properties", "-cp", f"{libs}/*",
+                          "JavaShare.java", *args], cwd=JAVA44, env=env, capture_output=True, text=True, timeout=240)
+    lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"JavaShare {args}: no result\n{run.stdout}\n{run.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+class SluiceNode:
+    def __init__(self, work: Path):
+        self.work, self.port = work, free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+
+    def start(self):
+        self.log = open(self.work / "sluice.log", "wb")
+        self.proc = subprocess.Popen([str(SLUICE), "server", "--override", f"log.dirs={self.work / 'data'}",
+                                      "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                                      "--override", "admin.listeners=",
+                                      "--override", "group.initial.rebalance.delay.ms=0"],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while b"started" not in (self.work / "sluice.log").read_bytes():
+            if time.monotonic() > deadline:
+                raise RuntimeError("sluice did not start")
+            time.sleep(0.1)
+        self.pid = self.proc.pid
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(30)
+        self.log.close()
+
+
+class KafkaNode:
+    def __init__(self, work: Path):
+        self.work, self.port = work, free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+
+    def start(self):
+        subprocess.run(["bash", str(JAVA44 / "kafka44.sh"), "start", str(self.work), str(self.port)], check=True,
+                       capture_output=True, timeout=180)
+        self.pid = int((self.work / "kafka.pid").read_text())
+
+    def stop(self):
+        subprocess.run(["bash", str(JAVA44 / "kafka44.sh"), "stop", str(self.work)], capture_output=True, timeout=90)
+
+
+def measure(kind: str, libs: str, records: int) -> dict:
+    work = Path(tempfile.mkdtemp(prefix=f"bench-share-{kind}-"))
+    node = SluiceNode(work) if kind == "sluice" else KafkaNode(work)
+    out: dict = {"runs": {}}
+    try:
+        node.start()
+        cpu_total, acknowledged = 0.0, 0
+        for k in CONSUMERS:
+            before = cpu_seconds(node.pid)
+            r = java_share(libs, node.bootstrap, "share-bench", f"bench-{k}", f"bench-group-{k}", str(records), str(k))
+            used = cpu_seconds(node.pid) - before
+            out["runs"][str(k)] = {"records_per_s": round(r.get("records_per_s", 0.0)), "seconds": r.get("seconds"),
+                                   "per_consumer": r.get("per_consumer"), "ok": r.get("ok"),
+                                   "failures": r.get("failures"), "broker_cpu_s": round(used, 2)}
+            cpu_total += used
+            acknowledged += r.get("delivered", 0)
+            print(f"{kind} {k} consumer(s): {out['runs'][str(k)]}", flush=True)
+        out["broker_cpu_s_per_million"] = round(cpu_total / max(acknowledged, 1) * 1e6, 2)
+    finally:
+        node.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    records = 20_000 if args.quick else 200_000
+    out_dir = Path(args.out) if args.out else (ROOT / "build" / "bench-share-quick" if args.quick else ROOT / "bench")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    libs = subprocess.run(["bash", str(JAVA44 / "setup.sh")], check=True, capture_output=True, text=True,
+                          timeout=960).stdout.strip().splitlines()[-1]
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    result = {"date": date, "machine": machine(), "records_per_run": records,
+              "kafka": measure("kafka", libs, records), "sluice": measure("sluice", libs, records)}
+    (out_dir / "share.json").write_text(json.dumps(result, indent=1) + "\n")
+    rows = []
+    for k in CONSUMERS:
+        s = result["sluice"]["runs"][str(k)]["records_per_s"]
+        kf = result["kafka"]["runs"][str(k)]["records_per_s"]
+        ratio = s / kf if kf else float("nan")
+        rows.append(f"| S{k} records/s acknowledged, {k} consumer(s) | {s:,} | {kf:,} | {ratio:.2f} | "
+                    f">= 2x Kafka: {'met' if ratio >= 2 else 'NOT met'} |")
+    cpu_s, cpu_k = result["sluice"]["broker_cpu_s_per_million"], result["kafka"]["broker_cpu_s_per_million"]
+    rows.append(f"| broker CPU s per 10^6 records | {cpu_s} | {cpu_k} | {cpu_s / cpu_k if cpu_k else float('nan'):.2f} | |")
+    text = "\n".join([
+        f"# Share-group benchmark ({date})", "",
+        f"One partition, {records:,} records produced first, then 1, 3 and 10 consumers of one share group "
+        "(Kafka's Java `KafkaShareConsumer` 4.4.0, implicit acknowledgement) take them all; Sluice (one node) and "
+        "Apache Kafka 4.4.0 (one KRaft node, stock settings) one after the other on this machine. Written by "
+        "`bench/share.py`; every raw figure is in `share.json`.", "",
+        "| figure | Sluice | Kafka | Sluice / Kafka | target |", "|---|---|---|---|---|", *rows, "",
+        "Notes:", "",
+        "- The clock runs from the first record any consumer receives until every record was delivered and each "
+        "consumer's last acknowledgements were committed; the join (seconds on Kafka) is not counted.",
+        "- Sluice writes each share-partition's state to its state store before answering an acknowledgement; "
+        "Kafka writes it to its `__share_group_state` topic (not synced, on its defaults).",
+        "- The consumer JVMs share the machine's CPUs with the broker.", ""])
+    (out_dir / "SHARE.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
