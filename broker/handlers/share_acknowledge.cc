@@ -24,19 +24,16 @@ boost::asio::awaitable<void> handle_share_acknowledge(RequestContext& ctx) {
     reply.error_message = std::move(message);
     ctx.respond(reply);
   };
-  if (!request.group_id) co_return fail(ErrorCode::kInvalidRequest, "Group id must be set.");
-  if (!valid_share_member_id(request.member_id)) co_return fail(ErrorCode::kInvalidRequest, "Invalid member id.");
+  if (auto refused = refuse_share_request(broker, request.group_id, request.member_id))
+    co_return fail(refused->error, refused->message);
   const std::string& group = *request.group_id;
   const std::string& member = *request.member_id;
-  if (is_consumer_group(broker, group))
-    co_return fail(ErrorCode::kInvalidRequest, "Group " + group + " is not a share group.");
   SharePartitionManager& manager = *broker.share_partitions;
   if (request.share_session_epoch == 0)
     co_return fail(ErrorCode::kInvalidShareSessionEpoch, "A share session cannot start with an acknowledgement.");
   if (const ErrorCode session = manager.continue_session(group, member, request.share_session_epoch, {}, {});
       session != ErrorCode::kNone)
-    co_return fail(session, session == ErrorCode::kShareSessionNotFound ? "The share session was not found."
-                                                                        : "The share session epoch is invalid.");
+    co_return fail(session, session_error_message(session));
 
   std::vector<protocol::Uuid> unknown_topics;
   const auto acknowledgements = acknowledgements_of(broker.metadata, request.topics, &unknown_topics);

@@ -131,8 +131,8 @@ boost::asio::awaitable<void> handle_share_fetch(RequestContext& ctx) {
     reply.error_message = std::move(message);
     ctx.respond(reply);
   };
-  if (!request.group_id) co_return fail(ErrorCode::kInvalidRequest, "Group id must be set.");
-  if (!valid_share_member_id(request.member_id)) co_return fail(ErrorCode::kInvalidRequest, "Invalid member id.");
+  if (auto refused = refuse_share_request(broker, request.group_id, request.member_id))
+    co_return fail(refused->error, refused->message);
   const bool renew_only = ctx.api_version >= 2 && request.is_renew_ack;
   if (renew_only && (request.max_bytes != 0 || request.min_bytes != 0 || request.max_records != 0 ||
                      request.max_wait_ms != 0))
@@ -143,10 +143,6 @@ boost::asio::awaitable<void> handle_share_fetch(RequestContext& ctx) {
     co_return fail(ErrorCode::kInvalidRequest, "Unknown ShareAcquireMode " + std::to_string(request.share_acquire_mode) + ".");
   const std::string& group = *request.group_id;
   const std::string& member = *request.member_id;
-  // A consumer group's id: its share-partitions would count as its position
-  // for delete after consumption (queue_retention.h), so none are made.
-  if (is_consumer_group(broker, group))
-    co_return fail(ErrorCode::kInvalidRequest, "Group " + group + " is not a share group.");
   SharePartitionManager& manager = *broker.share_partitions;
 
   // The session's changes, and the acknowledgements.
@@ -166,8 +162,7 @@ boost::asio::awaitable<void> handle_share_fetch(RequestContext& ctx) {
   if (request.share_session_epoch == kFinalEpoch) added.clear();  // a final fetch fetches nothing
   if (const ErrorCode session = manager.continue_session(group, member, request.share_session_epoch, added, forgotten);
       session != ErrorCode::kNone)
-    co_return fail(session, session == ErrorCode::kShareSessionNotFound ? "The share session was not found."
-                                                                        : "The share session epoch is invalid.");
+    co_return fail(session, session_error_message(session));
 
   Answer answer;
   std::vector<ShareFetchResponse::NodeEndpoint> endpoints;

@@ -17,15 +17,30 @@
 
 namespace sluice::broker {
 
-// Kafka's isMemberIdValid: a share group member id is 1 to 36 characters (a UUID).
-inline bool valid_share_member_id(const std::optional<std::string>& member_id) {
-  return member_id && !member_id->empty() && member_id->size() <= 36;
+struct ShareRequestRefusal {
+  protocol::ErrorCode error;
+  std::string message;
+};
+
+// The checks that come first, in Kafka's order: a group id, a member id of 1
+// to 36 characters (Kafka's isMemberIdValid: a UUID). Then Sluice's own: not
+// a consumer group's id here (members or committed offsets), whose
+// share-partitions would count as its position for delete after consumption.
+inline std::optional<ShareRequestRefusal> refuse_share_request(const Broker& broker,
+                                                               const std::optional<std::string>& group_id,
+                                                               const std::optional<std::string>& member_id) {
+  if (!group_id) return ShareRequestRefusal{protocol::ErrorCode::kInvalidRequest, "Group id must be set."};
+  if (!member_id || member_id->empty() || member_id->size() > 36)
+    return ShareRequestRefusal{protocol::ErrorCode::kInvalidRequest, "Invalid member id."};
+  if (broker.groups.describe(*group_id, false).has_value() || !broker.groups.committed_offsets(*group_id).empty())
+    return ShareRequestRefusal{protocol::ErrorCode::kInvalidRequest, "Group " + *group_id + " is not a share group."};
+  return std::nullopt;
 }
 
-// Whether `group` is a consumer group's id here (members or committed
-// offsets): share requests for it are refused.
-inline bool is_consumer_group(const Broker& broker, const std::string& group) {
-  return broker.groups.describe(group, false).has_value() || !broker.groups.committed_offsets(group).empty();
+// The answer to a session epoch continue_session() refused.
+inline std::string session_error_message(protocol::ErrorCode error) {
+  return error == protocol::ErrorCode::kShareSessionNotFound ? "The share session was not found."
+                                                              : "The share session epoch is invalid.";
 }
 
 // The acknowledgement batches of a request's topics (ShareFetch's and
