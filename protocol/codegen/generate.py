@@ -942,7 +942,8 @@ class Gen:
 
     # -- tests: fill functions
     def fill_fn(self, q, fields, ctx):
-        L = ["void fill(%s& x, int16_t v, int s, int depth, bool nulls) {" % q,
+        # Seeds are unsigned: they grow by a factor at each level of nesting and may wrap.
+        L = ["void fill(%s& x, int16_t v, unsigned long long s, int depth, bool nulls) {" % q,
              "  (void)v; (void)s; (void)depth; (void)nulls;"]
         for i, f in enumerate(fields):
             pc = cond(f.versions, ctx, "v")
@@ -1119,13 +1120,13 @@ namespace {
 [[maybe_unused]] constexpr std::string_view kRecordBytes("\x00\x01\x02records\xff\xfe", 12);
 
 template <typename T>
-T pick(long long seed, T dflt) {
+T pick(unsigned long long seed, T dflt) {
   T v = static_cast<T>(seed);
   if (v == dflt) v = static_cast<T>(v + 1);
   return v;
 }
 
-[[maybe_unused]] Uuid make_uuid(long long seed) {
+[[maybe_unused]] Uuid make_uuid(unsigned long long seed) {
   Uuid u;
   for (int i = 0; i < 16; ++i) u.bytes[i] = static_cast<uint8_t>(seed * 7 + i + 1);
   return u;
