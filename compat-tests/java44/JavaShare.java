@@ -654,7 +654,9 @@ public class JavaShare {
         double seconds = (doneNs[0] - firstNs.get()) / 1e9;
         result.put("consumers", consumers);
         result.put("delivered", delivered.get());
-        result.put("per_consumer", per);
+        List<Integer> perList = new ArrayList<>();
+        for (int x : per) perList.add(x);
+        result.put("per_consumer", perList);
         result.put("seconds", seconds);
         result.put("records_per_s", delivered.get() / seconds);
         check(delivered.get() == n, "delivered " + delivered.get() + " of " + n);
