@@ -288,6 +288,25 @@ void SharePartitionManager::on_topic_deleted(const controller::TopicInfo& topic)
   if (!removals.empty()) write(std::move(removals), {});
 }
 
+void SharePartitionManager::reset_start(const std::string& group, Partition& partition, int64_t offset) {
+  const SharePartitionKey key{group, partition.topic, partition.index};
+  partitions_.erase(key);
+  partitions_.emplace(key, SharePartition(offset, limits_for_(group)));
+  persist(group, partition);
+}
+
+void SharePartitionManager::delete_topic_state(const std::string& group, const std::string& topic) {
+  std::vector<storage::StateStore::Change> removals;
+  auto mine = [&](const SharePartitionKey& key) { return std::get<0>(key) == group && std::get<1>(key) == topic; };
+  for (const auto& [key, share] : partitions_)
+    if (mine(key)) removals.push_back({state_key(group, topic, std::get<2>(key)), std::nullopt});
+  std::erase_if(partitions_, [&](const auto& entry) { return mine(entry.first); });
+  std::erase_if(durable_starts_, [&](const auto& entry) { return mine(entry.first); });
+  for (const auto& [ref, progress] : progress_of(group))
+    if (ref.first == topic) removals.push_back({state_key(group, topic, ref.second), std::nullopt});
+  if (!removals.empty()) write(std::move(removals), {});
+}
+
 void SharePartitionManager::delete_group_state(const std::string& group) {
   std::vector<storage::StateStore::Change> removals;
   for (const auto& [key, share] : partitions_)

@@ -114,6 +114,12 @@ class SharePartitionManager : public controller::MetadataListener {
   void on_partitions_added(const controller::TopicInfo&, int32_t) override {}
   void on_topic_deleted(const controller::TopicInfo& topic) override;
 
+  // AlterShareGroupOffsets: the group starts over on `partition` at `offset`
+  // (what was in flight is forgotten), written durably (wait_durable()).
+  void reset_start(const std::string& group, Partition& partition, int64_t offset);
+  // DeleteShareGroupOffsets: the group's state on every partition of `topic` goes.
+  void delete_topic_state(const std::string& group, const std::string& topic);
+
   // DeleteGroups of a share group: its share-partitions and their durable
   // state go (wait_durable() says when the removal is durable).
   void delete_group_state(const std::string& group);

@@ -14,7 +14,7 @@ single node from the same jars, java44/kafka44.sh): the same scenarios must pass
   - confluent-kafka's ShareConsumer (librdkafka 2.16, the suite's other share-group client):
     three consumers share a partition, each record delivered once; explicit release and reject;
   - kafka-share-groups.sh (Kafka 4.4.0's ShareGroupCommand): --list, --describe (offsets and
-    lag), --state, --members, --delete.
+    lag), --state, --members, --reset-offsets, --delete-offsets, --delete.
 
 Both brokers run with group.share.record.lock.duration.ms=2000 (the broker key; the group key's
 minimum is 15 s). Every scenario is bounded (COMPAT_DEADLINE_S); its JSON result is printed
@@ -119,7 +119,8 @@ def share_group_tool(libs: Path, bootstrap: str, *args: str) -> str:
 
 
 def test_kafka_share_groups_tool(share_broker, java44_libs, share_kind):
-    """kafka-share-groups.sh --list, --describe (offsets, lag), --describe --members, --state, --delete."""
+    """kafka-share-groups.sh --list, --describe (offsets, lag), --state, --members, --reset-offsets
+    --to-earliest (everything delivered again), --delete-offsets, --delete."""
     group, topic = "g-tool", f"t-tool-{share_kind}"
     java_share(java44_libs, share_broker.bootstrap, "share-three", topic, group, "100")
     listed = share_group_tool(java44_libs, share_broker.bootstrap, "--list")
@@ -134,6 +135,19 @@ def test_kafka_share_groups_tool(share_broker, java44_libs, share_kind):
     state = share_group_tool(java44_libs, share_broker.bootstrap, "--describe", "--group", group, "--state")
     assert "Empty" in state, state
     share_group_tool(java44_libs, share_broker.bootstrap, "--describe", "--group", group, "--members")
+    # Back to the earliest offset: a consumer gets all 100 records again.
+    reset = share_group_tool(java44_libs, share_broker.bootstrap, "--reset-offsets", "--group", group, "--topic",
+                             topic, "--to-earliest", "--execute")
+    print(reset)
+    described = share_group_tool(java44_libs, share_broker.bootstrap, "--describe", "--group", group)
+    row = dict(zip(header, [line.split() for line in described.splitlines() if topic in line.split()][0]))
+    assert row["START-OFFSET"] == "0", described
+    again = java_share(java44_libs, share_broker.bootstrap, "share-drain", topic, group, "100")
+    assert sorted(again["drained"]) == sorted(f"k{i}" for i in range(100))
+    # Its offsets for the topic deleted: --describe no longer lists the topic.
+    share_group_tool(java44_libs, share_broker.bootstrap, "--delete-offsets", "--group", group, "--topic", topic)
+    described = share_group_tool(java44_libs, share_broker.bootstrap, "--describe", "--group", group)
+    assert not [line for line in described.splitlines() if topic in line.split()], described
     deleted = share_group_tool(java44_libs, share_broker.bootstrap, "--delete", "--group", group)
     assert "successful" in deleted, deleted
     assert group not in share_group_tool(java44_libs, share_broker.bootstrap, "--list").split()

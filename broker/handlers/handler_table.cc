@@ -46,6 +46,8 @@ constexpr ApiHandler kHandlers[] = {
     {78, 1, 2, handle_share_fetch},
     {79, 1, 2, handle_share_acknowledge},
     {90, 0, 1, handle_describe_share_group_offsets},
+    {91, 0, 0, handle_alter_share_group_offsets},
+    {92, 0, 0, handle_delete_share_group_offsets},
 };
 
 // A controller listener's: the controller's own APIs (Kafka's controllers
@@ -78,7 +80,9 @@ constexpr int16_t kInitProducerIdKey = 22;
 // ShareGroupHeartbeat .. ShareAcknowledge.
 constexpr int16_t kFirstShareGroupKey = 76;
 constexpr int16_t kLastShareGroupKey = 79;
-constexpr int16_t kDescribeShareGroupOffsetsKey = 90;
+// DescribeShareGroupOffsets .. DeleteShareGroupOffsets.
+constexpr int16_t kFirstShareGroupOffsetsKey = 90;
+constexpr int16_t kLastShareGroupOffsetsKey = 92;
 
 }  // namespace
 
@@ -99,7 +103,8 @@ bool served_by_inactive_controller(int16_t api_key) {
 }
 
 bool api_enabled(const Broker& broker, int16_t api_key) {
-  if ((api_key >= kFirstShareGroupKey && api_key <= kLastShareGroupKey) || api_key == kDescribeShareGroupOffsetsKey)
+  if ((api_key >= kFirstShareGroupKey && api_key <= kLastShareGroupKey) ||
+      (api_key >= kFirstShareGroupOffsetsKey && api_key <= kLastShareGroupOffsetsKey))
     return broker.share_groups != nullptr;
   return api_key != kInitProducerIdKey || broker.idempotence_enabled;
 }

@@ -82,6 +82,8 @@ boost::asio::awaitable<void> handle_share_group_describe(RequestContext& ctx);
 boost::asio::awaitable<void> handle_share_fetch(RequestContext& ctx);
 boost::asio::awaitable<void> handle_share_acknowledge(RequestContext& ctx);
 boost::asio::awaitable<void> handle_describe_share_group_offsets(RequestContext& ctx);
+boost::asio::awaitable<void> handle_alter_share_group_offsets(RequestContext& ctx);
+boost::asio::awaitable<void> handle_delete_share_group_offsets(RequestContext& ctx);
 
 // Writes the ApiVersions v0 reply Kafka sends when it cannot parse the
 // requested ApiVersions version (KIP-511): UNSUPPORTED_VERSION plus its range.

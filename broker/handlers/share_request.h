@@ -11,6 +11,7 @@
 #include "broker/broker.h"
 #include "broker/cluster_view.h"
 #include "broker/group_coordinator.h"
+#include "broker/share_group_coordinator.h"
 #include "broker/share_partition_manager.h"
 #include "controller/metadata_image.h"
 #include "protocol/error_codes.h"
@@ -34,6 +35,21 @@ inline std::optional<ShareRequestRefusal> refuse_share_request(const Broker& bro
     return ShareRequestRefusal{protocol::ErrorCode::kInvalidRequest, "Invalid member id."};
   if (broker.groups.describe(*group_id, false).has_value() || !broker.groups.committed_offsets(*group_id).empty())
     return ShareRequestRefusal{protocol::ErrorCode::kInvalidRequest, "Group " + *group_id + " is not a share group."};
+  return std::nullopt;
+}
+
+// What AlterShareGroupOffsets and DeleteShareGroupOffsets check first: this
+// broker coordinates the group, it is a share group (known here, or with
+// state kept), and it has no members (NON_EMPTY_GROUP).
+inline std::optional<ShareRequestRefusal> refuse_share_group_change(const Broker& broker, const std::string& group) {
+  if (const protocol::ErrorCode owner = broker.groups.ownership(group); owner != protocol::ErrorCode::kNone)
+    return ShareRequestRefusal{owner, ""};
+  const auto summary = broker.share_groups->describe(group);
+  if (!summary && broker.share_partitions->progress_of(group).empty())
+    return ShareRequestRefusal{protocol::ErrorCode::kGroupIdNotFound, "Group " + group + " not found."};
+  if (summary && !summary->members.empty())
+    return ShareRequestRefusal{protocol::ErrorCode::kNonEmptyGroup,
+                               "The group " + group + " is not empty: its members must leave first."};
   return std::nullopt;
 }
 

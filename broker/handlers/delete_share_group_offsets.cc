@@ -1,0 +1,46 @@
+// DeleteShareGroupOffsets (key 92): a share group with no members forgets its
+// state on every partition of the topics named (kafka-share-groups.sh
+// --delete-offsets); answered once the removal is durable.
+#include "broker/group_coordinator.h"
+#include "broker/handlers/handlers.h"
+#include "broker/handlers/share_request.h"
+#include "protocol/messages/delete_share_group_offsets_request.h"
+#include "protocol/messages/delete_share_group_offsets_response.h"
+
+namespace sluice::broker {
+
+using protocol::DeleteShareGroupOffsetsRequest;
+using protocol::DeleteShareGroupOffsetsResponse;
+using protocol::ErrorCode;
+
+boost::asio::awaitable<void> handle_delete_share_group_offsets(RequestContext& ctx) {
+  auto request = ctx.decode<DeleteShareGroupOffsetsRequest>();
+  Broker& broker = ctx.broker;
+  DeleteShareGroupOffsetsResponse reply;
+  if (auto refused = refuse_share_group_change(broker, request.group_id)) {
+    reply.error_code = static_cast<int16_t>(refused->error);
+    reply.error_message = refused->message;
+    ctx.respond(reply);
+    co_return;
+  }
+  SharePartitionManager& manager = *broker.share_partitions;
+  const uint64_t since = manager.write_position();
+  for (const auto& topic : request.topics) {
+    auto& out = reply.responses.emplace_back();
+    out.topic_name = topic.topic_name;
+    const controller::TopicInfo* info = broker.metadata.find_topic(topic.topic_name);
+    if (!info) {
+      out.error_code = static_cast<int16_t>(ErrorCode::kUnknownTopicOrPartition);
+      out.error_message = "The topic " + topic.topic_name + " does not exist.";
+      continue;
+    }
+    out.topic_id = info->id;
+    manager.delete_topic_state(request.group_id, topic.topic_name);
+  }
+  if (!co_await manager.wait_durable(since))
+    for (auto& out : reply.responses)
+      if (out.error_code == 0) out.error_code = static_cast<int16_t>(ErrorCode::kKafkaStorageError);
+  ctx.respond(reply);
+}
+
+}  // namespace sluice::broker
