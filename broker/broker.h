@@ -21,6 +21,8 @@ namespace sluice::broker {
 class QuorumPeer;
 class ShareGroupCoordinator;
 class SharePartitionManager;
+class ShareStateCoordinator;
+class ShareStatePersister;
 
 struct Broker {
   const BrokerConfig& config;
@@ -51,6 +53,10 @@ struct Broker {
   // their membership, and the share-partitions of the partitions led here.
   ShareGroupCoordinator* share_groups = nullptr;
   SharePartitionManager* share_partitions = nullptr;
+  // A cluster's share coordinator here, and the partition leaders' client of
+  // the share coordinators (null on a single node, or without share groups).
+  ShareStateCoordinator* share_states = nullptr;
+  ShareStatePersister* share_persister = nullptr;
 };
 
 // Returns once every change the controller in this process has made so far

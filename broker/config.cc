@@ -97,6 +97,13 @@ const std::vector<ConfigDefinition> kDefinitions = [] {
       {"replica.fetch.wait.max.ms", ConfigType::kInt, "500", 0, kInt32Max},
       {"num.replica.fetchers", ConfigType::kInt, "1", 1, 64},
       {"replica.lag.time.max.ms", ConfigType::kLong, "30000", 1},
+      // Share coordinators (a cluster's share-partition state, share_state_coordinator.h).
+      {"share.coordinator.load.buffer.size", ConfigType::kInt, "5242880", 1, kInt32Max},
+      {"share.coordinator.state.topic.min.isr", ConfigType::kShort, "2", 1, INT16_MAX},
+      {"share.coordinator.state.topic.num.partitions", ConfigType::kInt, "50", 1, kInt32Max},
+      {"share.coordinator.state.topic.replication.factor", ConfigType::kShort, "3", 1, INT16_MAX},
+      {"share.coordinator.state.topic.segment.bytes", ConfigType::kInt, "104857600", 1, kInt32Max},
+      {"share.coordinator.write.timeout.ms", ConfigType::kInt, "5000", 1, kInt32Max},
       {"sluice.idempotence.enable", ConfigType::kBoolean, "true"},
       {"socket.request.max.bytes", ConfigType::kInt, "104857600", 1, kInt32Max},
       {"transaction.state.log.min.isr", ConfigType::kInt, "2", 1, kInt32Max},
@@ -281,9 +288,6 @@ void BrokerConfig::check_roles() const {
   const auto controller_names = controller_listener_names();
   const int32_t id = node_id();
   const bool voter = std::any_of(voters.begin(), voters.end(), [&](const Voter& v) { return v.id == id; });
-  if (!voters.empty() && source("group.share.enable") == ConfigSource::kStaticBroker && get_bool("group.share.enable"))
-    throw ConfigError("Invalid configuration group.share.enable: share groups are served on a single node only for "
-                      "now (their state is not replicated yet)");
   if (voters.empty()) {
     // No quorum configured: today's single node, its controller in-process.
     if (!broker || !controller)

@@ -79,7 +79,7 @@ class BrokerConfig {
   // No controller.quorum.voters: a single node whose controller serves only itself, in-process.
   bool standalone() const { return controller_quorum_voters().empty(); }
   // Share groups (group.share.enable): on by default on a single node; a
-  // cluster refuses them until their state is replicated (check_roles).
+  // cluster serves them when it is set (their state then lives in __share_group_state).
   bool share_groups_enabled() const {
     return source("group.share.enable") == ConfigSource::kStaticBroker ? get_bool("group.share.enable") : standalone();
   }

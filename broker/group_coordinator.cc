@@ -90,12 +90,16 @@ int32_t java_string_hash(std::string_view text) {
 
 }  // namespace
 
-int32_t GroupCoordinator::shard_of(std::string_view group_id) const {
-  if (shard_count_ <= 0) return 0;
-  const int32_t hash = java_string_hash(group_id);
+int32_t coordinator_partition_of(std::string_view key, int32_t partitions) {
+  if (partitions <= 0) return 0;
+  const int32_t hash = java_string_hash(key);
   // Kafka's Utils.abs: Integer.MIN_VALUE counts as 0.
   const int64_t positive = hash == INT32_MIN ? 0 : (hash < 0 ? -static_cast<int64_t>(hash) : hash);
-  return static_cast<int32_t>(positive % shard_count_);
+  return static_cast<int32_t>(positive % partitions);
+}
+
+int32_t GroupCoordinator::shard_of(std::string_view group_id) const {
+  return coordinator_partition_of(group_id, shard_count_);
 }
 
 ErrorCode GroupCoordinator::ownership(std::string_view group_id) const {

@@ -52,8 +52,13 @@ struct PendingStateWrite {
   bool ok = true;
 };
 
-// A change the offset store has made, and what it must still reach before
-// it is acknowledged.
+// Kafka's partition of a coordinator key (a group id; a share-state key):
+// Utils.abs(key.hashCode()) % partitions, with Java's String.hashCode over
+// UTF-16 code units, so that Sluice and Kafka agree.
+int32_t coordinator_partition_of(std::string_view key, int32_t partitions);
+
+// A change the offset store has made (or a coordinator's internal-topic
+// write), and what it must still reach before it is acknowledged.
 struct OffsetWrite {
   // The __consumer_offsets partition written; -1 when the change is durable
   // already (the state store).

@@ -67,14 +67,9 @@ void on_offsets_partition_role(Broker& broker, Partition& partition);
 // COORDINATOR_NOT_AVAILABLE if the replicas did not follow in time.
 boost::asio::awaitable<protocol::ErrorCode> await_offset_write(Broker& broker, const OffsetWrite& write);
 
-// Sluice has no log cleaner yet; instead each partition this broker leads
-// and has loaded is compacted by rewriting: checked every
-// log.cleaner.backoff.ms, a partition whose log exceeds its segment.bytes
-// (offsets.topic.segment.bytes) and holds more than twice as many records as
-// live offsets gets every live offset appended again; once that is on every
-// in-sync replica, the log start moves to where the rewrite began, and the
-// segments below it are deleted on every replica. Replaying from the new log
-// start gives the same offsets.
+// Compacts the partitions this broker leads and has loaded by rewriting their
+// live offsets (internal_topic.h), with offsets.topic.segment.bytes as the
+// threshold.
 boost::asio::awaitable<void> compact_offsets_periodically(Broker& broker);
 
 // FindCoordinator for a group in a cluster: the leader of the group's

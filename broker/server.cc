@@ -21,6 +21,9 @@
 #include "broker/queue_retention.h"
 #include "broker/share_group_coordinator.h"
 #include "broker/share_partition_manager.h"
+#include "broker/share_state_coordinator.h"
+#include "broker/share_state_persister.h"
+#include "broker/internal_topic.h"
 #include "broker/remote_end_offsets.h"
 #include "broker/status_snapshot.h"
 #include "broker/broker.h"
@@ -462,11 +465,30 @@ int run_server(const BrokerConfig& config) {
                 io.get_executor(),
                 cpu_worker,
                 metrics};
-  // Share groups: on a single node unless switched off; a cluster does not
-  // replicate their state yet, and config.cc refuses the switch there.
+  // Share groups: on a single node unless switched off (their state in the
+  // state store); in a cluster when switched on (their state with the share
+  // coordinators, in __share_group_state).
   std::unique_ptr<ShareGroupCoordinator> share_groups;
   std::unique_ptr<SharePartitionManager> share_partitions;
+  std::unique_ptr<ShareStateCoordinator> share_states;
+  std::unique_ptr<ShareStatePersister> share_persister;
   if (is_broker && config.share_groups_enabled()) {
+    if (!config.standalone()) {
+      share_states = std::make_unique<ShareStateCoordinator>(broker);
+      share_persister = std::make_unique<ShareStatePersister>(broker, *share_states);
+      broker.share_states = share_states.get();
+      broker.share_persister = share_persister.get();
+      add_listener(share_states.get());
+      replicas.add_role_observer([states = share_states.get()](Partition& p, int32_t) { states->on_partition_role(p); });
+      replicas.for_each_partition([states = share_states.get()](Partition& p) { states->on_partition_role(p); });
+      CompactionHooks hooks;
+      hooks.loaded = [states = share_states.get()](int32_t index) { return states->loaded(index); };
+      hooks.live = [states = share_states.get()](int32_t index) { return states->live_states(index); };
+      hooks.rewrite = [states = share_states.get()](int32_t index) { return states->rewrite(index); };
+      hooks.timeout = std::chrono::milliseconds(config.get_int("share.coordinator.write.timeout.ms"));
+      asio::co_spawn(io, compact_internal_topic_periodically(broker, controller::kShareStateTopic, hooks),
+                     asio::detached);
+    }
     share_groups = std::make_unique<ShareGroupCoordinator>(
         ShareGroupCoordinator::Options{config.get_int("group.share.session.timeout.ms"),
                                        config.get_int("group.share.heartbeat.interval.ms"),
@@ -480,7 +502,11 @@ int run_server(const BrokerConfig& config) {
         [&metadata, limits](const std::string& group) { return share_limits(metadata, group, limits); },
         [&metadata](const std::string& group) { return share_reset_is_earliest(metadata, group); },
         SharePartitionManager::SessionLimits{static_cast<size_t>(config.get_int("group.share.max.share.sessions")),
-                                             config.get_int("group.share.session.timeout.ms")});
+                                             config.get_int("group.share.session.timeout.ms")},
+        metadata, share_persister.get());
+    if (share_persister)
+      replicas.add_role_observer(
+          [manager = share_partitions.get()](Partition& p, int32_t) { manager->on_partition_role(p); });
     broker.share_groups = share_groups.get();
     broker.share_partitions = share_partitions.get();
     add_listener(share_partitions.get());

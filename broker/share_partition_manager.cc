@@ -2,9 +2,13 @@
 
 #include <chrono>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
 #include "broker/async_event.h"
 #include "broker/log.h"
 #include "broker/replica_manager.h"
+#include "broker/share_state_persister.h"
 #include "broker/state_writer.h"
 #include "protocol/wire.h"
 #include "storage/state_store.h"
@@ -86,14 +90,17 @@ SharePartitionManager::SharePartitionManager(boost::asio::any_io_executor execut
                                              storage::StateStore& store, StateWriter& writer,
                                              std::function<SharePartitionLimits(const std::string&)> limits_for,
                                              std::function<bool(const std::string&)> earliest_for,
-                                             SessionLimits session_limits)
+                                             SessionLimits session_limits, const controller::MetadataImage& metadata,
+                                             ShareStatePersister* persister)
     : executor_(std::move(executor)),
       replicas_(replicas),
       store_(store),
       writer_(writer),
       limits_for_(std::move(limits_for)),
       earliest_for_(std::move(earliest_for)),
-      session_limits_(session_limits) {}
+      session_limits_(session_limits),
+      metadata_(metadata),
+      persister_(persister) {}
 
 std::string SharePartitionManager::state_key(const std::string& group, const std::string& topic, int32_t partition) {
   // As offset/ keys: the group's length first, so any group name is safe.
@@ -147,7 +154,8 @@ std::vector<SharePartitionManager::PartitionRef> SharePartitionManager::session_
 void SharePartitionManager::close_session(const std::string& group, const std::string& member) {
   auto it = sessions_.find({group, member});
   if (it == sessions_.end()) return;
-  for (const auto& [topic, index] : it->second.partitions) {
+  const auto partitions = it->second.partitions;
+  for (const auto& [topic, index] : partitions) {
     auto sp = partitions_.find({group, topic, index});
     if (sp == partitions_.end() || !sp->second.release_member(member)) continue;
     if (Partition* p = replicas_.find(topic, index)) {
@@ -156,6 +164,7 @@ void SharePartitionManager::close_session(const std::string& group, const std::s
     }
   }
   sessions_.erase(it);
+  for (const auto& [topic, index] : partitions) unload_if_unused({group, topic, index});
 }
 
 std::map<SharePartitionManager::PartitionRef, ErrorCode> SharePartitionManager::acknowledge(
@@ -168,6 +177,10 @@ std::map<SharePartitionManager::PartitionRef, ErrorCode> SharePartitionManager::
     Partition* partition = replicas_.find_led(ref.first, ref.second, not_led);
     if (!partition || !partition->log) {
       errors[ref] = partition ? ErrorCode::kNotLeaderOrFollower : not_led;
+      continue;
+    }
+    if (persister_ && !loaded(group, *partition)) {  // not served here since the member's records were handed out
+      errors[ref] = ErrorCode::kUnknownTopicOrPartition;
       continue;
     }
     SharePartition& share = share_partition(group, *partition);
@@ -224,6 +237,7 @@ void SharePartitionManager::persist(const std::string& group, const Partition& p
     if (done) done(true);
     return;
   }
+  if (persister_) return persist_remotely(it->first, std::move(done));
   const int64_t start = it->second.start_offset();
   write({{state_key(group, partition.topic, partition.index), encode_share_state(it->second.durable_state())}},
         [this, key = it->first, start, done = std::move(done)](bool ok) {
@@ -233,15 +247,19 @@ void SharePartitionManager::persist(const std::string& group, const Partition& p
 }
 
 void SharePartitionManager::write(std::vector<storage::StateStore::Change> changes, std::function<void(bool)> done) {
+  writer_.apply(std::move(changes), numbered(std::move(done)));
+}
+
+std::function<void(bool)> SharePartitionManager::numbered(std::function<void(bool)> done) {
   const uint64_t number = ++writes_submitted_;
-  writer_.apply(std::move(changes), [this, number, done = std::move(done)](bool ok) {
+  return [this, number, done = std::move(done)](bool ok) {
     ++writes_done_;
     if (!ok) last_failed_write_ = std::max(last_failed_write_, number);
     if (done) done(ok);
     std::vector<AsyncEvent*> waiting;
     waiting.swap(durable_waiters_);
     for (AsyncEvent* e : waiting) e->set();
-  });
+  };
 }
 
 boost::asio::awaitable<bool> SharePartitionManager::wait_durable(uint64_t since) {
@@ -358,6 +376,204 @@ std::vector<std::pair<SharePartitionManager::PartitionRef, const SharePartition*
   for (const auto& [key, share] : partitions_)
     if (std::get<0>(key) == group) out.push_back({{std::get<1>(key), std::get<2>(key)}, &share});
   return out;
+}
+
+// ---- in a cluster ----
+
+bool SharePartitionManager::loaded(const std::string& group, const Partition& partition) const {
+  return partitions_.count({group, partition.topic, partition.index}) > 0;
+}
+
+std::optional<ShareStateKey> SharePartitionManager::coordinator_key(const SharePartitionKey& key) const {
+  const controller::TopicInfo* topic = metadata_.find_topic(std::get<1>(key));
+  if (!topic) return std::nullopt;
+  return ShareStateKey{std::get<0>(key), topic->id, std::get<2>(key)};
+}
+
+boost::asio::awaitable<ErrorCode> SharePartitionManager::ensure_loaded(const std::string& group, Partition& partition) {
+  if (!persister_) co_return ErrorCode::kNone;
+  const SharePartitionKey key{group, partition.topic, partition.index};
+  if (partitions_.count(key)) co_return ErrorCode::kNone;
+  const int32_t leader_epoch = partition.leader_epoch;
+  if (auto it = loading_.find(key); it != loading_.end()) {
+    // Another request loads it: wait for that load (bounded, like the load itself).
+    AsyncEvent done(executor_);
+    it->second.push_back(&done);
+    co_await done.wait_until(std::chrono::steady_clock::now() + std::chrono::seconds(30));
+    if (auto again = loading_.find(key); again != loading_.end()) std::erase(again->second, &done);
+    co_return partitions_.count(key) ? ErrorCode::kNone : ErrorCode::kCoordinatorNotAvailable;
+  }
+  loading_[key];
+  ErrorCode error = ErrorCode::kNone;
+  try {
+    error = co_await load(key, leader_epoch);
+  } catch (const std::exception& e) {
+    SLUICE_LOG(kError, "loading share-partition " << std::get<1>(key) << "-" << std::get<2>(key) << " of group "
+                                                  << group << " failed: " << e.what());
+    error = ErrorCode::kCoordinatorNotAvailable;
+  }
+  auto waiting = std::move(loading_[key]);
+  loading_.erase(key);
+  for (AsyncEvent* e : waiting) e->set();
+  co_return error;
+}
+
+boost::asio::awaitable<ErrorCode> SharePartitionManager::load(SharePartitionKey key, int32_t leader_epoch) {
+  const auto& [group, topic, index] = key;
+  auto still_leading = [&]() -> Partition* {
+    ErrorCode ignored = ErrorCode::kNone;
+    Partition* p = replicas_.find_led(topic, index, ignored);
+    return p && p->log && p->leader_epoch == leader_epoch ? p : nullptr;
+  };
+  // A write of this share-partition still on its way (it was unloaded since) goes first.
+  while (remote_writes_.count(key) && remote_writes_[key].in_flight) {
+    AsyncEvent written(executor_);
+    durable_waiters_.push_back(&written);
+    co_await written.wait_until(std::chrono::steady_clock::now() + std::chrono::seconds(30));
+    std::erase(durable_waiters_, &written);
+  }
+  const auto state_key = coordinator_key(key);
+  if (!state_key) co_return ErrorCode::kUnknownTopicOrPartition;
+  auto read = co_await persister_->read(*state_key, leader_epoch);
+  Loaded loaded{read.state.state_epoch, leader_epoch};
+  DurableShareState state = read.state.state;
+  const bool uninitialized =
+      read.error == ErrorCode::kInvalidRequest || (read.error == ErrorCode::kNone && state.start_offset < 0);
+  if (uninitialized) {
+    // New to this group: share.auto.offset.reset, written before it is used.
+    Partition* p = still_leading();
+    if (!p) co_return ErrorCode::kNotLeaderOrFollower;
+    state = DurableShareState{earliest_for_(group) ? p->log->log_start_offset() : p->high_watermark(), {}};
+    loaded.state_epoch = std::max(read.state.state_epoch, 0);
+    const auto initialized = co_await persister_->initialize(*state_key, loaded.state_epoch, state.start_offset);
+    if (initialized.error != ErrorCode::kNone) {
+      if (initialized.error == ErrorCode::kFencedStateEpoch) co_return ErrorCode::kNotLeaderOrFollower;
+      co_return ErrorCode::kCoordinatorNotAvailable;
+    }
+    // Initialize does not record the leader epoch: a read does.
+    read = co_await persister_->read(*state_key, leader_epoch);
+    if (read.error == ErrorCode::kNone) {
+      state = read.state.state;
+      loaded.state_epoch = read.state.state_epoch;
+    }
+  }
+  switch (read.error) {
+    case ErrorCode::kNone:
+      break;
+    case ErrorCode::kFencedLeaderEpoch:
+    case ErrorCode::kFencedStateEpoch:
+      co_return ErrorCode::kNotLeaderOrFollower;
+    default:
+      SLUICE_LOG(kWarn, "share-partition " << topic << "-" << index << " of group " << group << ": the share "
+                                           << "coordinator answered " << protocol::error_name(read.error) << " "
+                                           << read.message);
+      co_return ErrorCode::kCoordinatorNotAvailable;
+  }
+  Partition* partition = still_leading();
+  if (!partition) co_return ErrorCode::kNotLeaderOrFollower;
+  if (partitions_.count(key)) co_return ErrorCode::kNone;
+  SharePartition restored = SharePartition::restore(state, limits_for_(group));
+  if (restored.start_offset() < partition->log->log_start_offset())
+    restored.reset_start(partition->log->log_start_offset());
+  partitions_.emplace(key, std::move(restored));
+  loaded_[key] = loaded;
+  durable_starts_[key] = state.start_offset;
+  co_return ErrorCode::kNone;
+}
+
+void SharePartitionManager::persist_remotely(const SharePartitionKey& key, std::function<void(bool)> done) {
+  RemoteWrites& writes = remote_writes_[key];
+  auto finish = numbered(std::move(done));
+  if (writes.in_flight) {
+    writes.next.push_back(std::move(finish));
+    return;
+  }
+  writes.covered.push_back(std::move(finish));
+  start_remote_write(key);
+}
+
+void SharePartitionManager::start_remote_write(const SharePartitionKey& key) {
+  // The state as it is now (a later change waits for the next write).
+  auto share = partitions_.find(key);
+  auto loaded = loaded_.find(key);
+  const auto state_key = coordinator_key(key);
+  std::optional<DurableShareState> state;
+  Loaded epochs;
+  if (share != partitions_.end() && loaded != loaded_.end() && state_key) {
+    state = share->second.durable_state();
+    epochs = loaded->second;
+  }
+  remote_writes_[key].in_flight = true;
+  boost::asio::co_spawn(executor_, write_remotely(key, state_key.value_or(ShareStateKey{}), epochs, std::move(state)),
+                        boost::asio::detached);
+}
+
+boost::asio::awaitable<void> SharePartitionManager::write_remotely(SharePartitionKey key, ShareStateKey state_key,
+                                                                   Loaded epochs,
+                                                                   std::optional<DurableShareState> state) {
+  bool ok = false;
+  if (state) {
+    try {
+      const auto result = co_await persister_->write(state_key, epochs.state_epoch, epochs.leader_epoch, *state);
+      ok = result.error == ErrorCode::kNone;
+      if (ok && partitions_.count(key)) durable_starts_[key] = state->start_offset;
+      if (result.error == ErrorCode::kFencedLeaderEpoch || result.error == ErrorCode::kFencedStateEpoch ||
+          result.error == ErrorCode::kInvalidRequest) {
+        // Another leader, a reset or a deletion took over the state: read it again when next used.
+        SLUICE_LOG(kInfo, "share-partition " << std::get<1>(key) << "-" << std::get<2>(key) << " of group "
+                                             << std::get<0>(key) << ": write refused ("
+                                             << protocol::error_name(result.error) << "); it is read again");
+        partitions_.erase(key);
+        loaded_.erase(key);
+        durable_starts_.erase(key);
+      } else if (!ok) {
+        SLUICE_LOG(kWarn, "share-partition " << std::get<1>(key) << "-" << std::get<2>(key) << " of group "
+                                             << std::get<0>(key) << ": writing its state failed ("
+                                             << protocol::error_name(result.error) << ") " << result.message);
+      }
+    } catch (const std::exception& e) {
+      SLUICE_LOG(kError, "writing share state failed: " << e.what());
+    }
+  }
+  RemoteWrites& writes = remote_writes_[key];
+  auto covered = std::move(writes.covered);
+  writes.covered = std::move(writes.next);
+  writes.next.clear();
+  writes.in_flight = false;
+  if (!writes.covered.empty())
+    start_remote_write(key);
+  else
+    remote_writes_.erase(key);
+  for (auto& done : covered) done(ok);
+}
+
+void SharePartitionManager::on_partition_role(const Partition& partition) {
+  if (!persister_) return;
+  const bool leading_as_loaded = partition.is_leader;
+  std::vector<SharePartitionKey> gone;
+  for (const auto& [key, epochs] : loaded_)
+    if (std::get<1>(key) == partition.topic && std::get<2>(key) == partition.index &&
+        (!leading_as_loaded || epochs.leader_epoch != partition.leader_epoch))
+      gone.push_back(key);
+  for (const auto& key : gone) {
+    partitions_.erase(key);
+    loaded_.erase(key);
+    durable_starts_.erase(key);
+  }
+}
+
+void SharePartitionManager::unload_if_unused(const SharePartitionKey& key) {
+  if (!persister_) return;
+  auto it = partitions_.find(key);
+  if (it == partitions_.end() || it->second.count(ShareRecordState::kAcquired) > 0) return;
+  // Changes waiting for the write in flight would be lost: it stays until they are written.
+  if (auto w = remote_writes_.find(key); w != remote_writes_.end() && !w->second.next.empty()) return;
+  const PartitionRef ref{std::get<1>(key), std::get<2>(key)};
+  for (const auto& [owner, session] : sessions_)
+    if (owner.first == std::get<0>(key) && session.partitions.count(ref)) return;
+  partitions_.erase(it);
+  loaded_.erase(key);
+  durable_starts_.erase(key);
 }
 
 }  // namespace sluice::broker

@@ -33,6 +33,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "broker/share_partition.h"
+#include "broker/share_state_coordinator.h"
 #include "controller/controller.h"
 #include "controller/metadata_image.h"
 #include "storage/state_store.h"
@@ -44,6 +45,7 @@ namespace sluice::broker {
 class AsyncEvent;
 class ReplicaManager;
 class StateWriter;
+class ShareStatePersister;
 struct Partition;
 
 // (group, topic, partition)
@@ -57,9 +59,12 @@ class SharePartitionManager : public controller::MetadataListener {
     size_t max_sessions = 2000;          // group.share.max.share.sessions: more get SHARE_SESSION_LIMIT_REACHED
     int64_t idle_timeout_ms = 45000;     // a session not used for this long goes (group.share.session.timeout.ms)
   };
+  // `persister`: a cluster's share coordinators, where the state is kept
+  // instead of the state store (null on a single node).
   SharePartitionManager(boost::asio::any_io_executor executor, ReplicaManager& replicas, storage::StateStore& store,
                         StateWriter& writer, std::function<SharePartitionLimits(const std::string&)> limits_for,
-                        std::function<bool(const std::string&)> earliest_for, SessionLimits session_limits);
+                        std::function<bool(const std::string&)> earliest_for, SessionLimits session_limits,
+                        const controller::MetadataImage& metadata, ShareStatePersister* persister);
 
   // ---- share sessions ----
   using PartitionRef = std::pair<std::string, int32_t>;  // (topic, partition)
@@ -92,9 +97,24 @@ class SharePartitionManager : public controller::MetadataListener {
       const std::string& group, const std::string& member,
       const std::map<PartitionRef, std::vector<SharePartition::Acknowledgement>>& acknowledgements,
       bool renew_allowed, int64_t now_ms);
+  // In a cluster, a share-partition is loaded from its share coordinator
+  // before it is used: the state read there (which fences the partition's
+  // earlier leaders, share_state_coordinator.h), or, the first time, a fresh
+  // state where share.auto.offset.reset says. kNone once loaded (at once on
+  // a single node, whose state store is read by share_partition()); else the
+  // error to answer for the partition: NOT_LEADER_OR_FOLLOWER if the
+  // leadership moved (or this leader was fenced), COORDINATOR_NOT_AVAILABLE
+  // if the coordinator could not be reached in time.
+  boost::asio::awaitable<protocol::ErrorCode> ensure_loaded(const std::string& group, Partition& partition);
+  // Whether the share-partition is in memory (loaded, in a cluster).
+  bool loaded(const std::string& group, const Partition& partition) const;
   // The share-partition of `group` on `partition` (which this broker leads),
-  // created on first use.
+  // created on first use (in a cluster: after ensure_loaded()).
   SharePartition& share_partition(const std::string& group, Partition& partition);
+  // A partition this broker stops leading (or leads again under a new epoch)
+  // forgets its share-partitions: the next leader reads them from the share
+  // coordinator. A ReplicaManager role observer.
+  void on_partition_role(const Partition& partition);
   // Writes the share-partition's state; done(ok) once durable (ok false: the write failed).
   void persist(const std::string& group, const Partition& partition, std::function<void(bool)> done = {});
   // How many writes were submitted so far: note it before making changes,
@@ -149,6 +169,32 @@ class SharePartitionManager : public controller::MetadataListener {
   static std::string state_key(const std::string& group, const std::string& topic, int32_t partition);
   // Submits a state-store transaction, counted for wait_durable().
   void write(std::vector<storage::StateStore::Change> changes, std::function<void(bool)> done);
+  // Counts a write for wait_durable(): the callback to call when it completes.
+  std::function<void(bool)> numbered(std::function<void(bool)> done);
+
+  // ---- in a cluster ----
+  // What a share-partition was loaded under: its state epoch and the partition's leader epoch.
+  struct Loaded {
+    int32_t state_epoch = 0;
+    int32_t leader_epoch = -1;
+  };
+  // One write at a time per share-partition, of its latest state: changes
+  // made while one is in flight go together in the next.
+  struct RemoteWrites {
+    bool in_flight = false;
+    std::vector<std::function<void(bool)>> covered;  // done when the write in flight is
+    std::vector<std::function<void(bool)>> next;     // done when the next one is
+  };
+  boost::asio::awaitable<protocol::ErrorCode> load(SharePartitionKey key, int32_t leader_epoch);
+  void persist_remotely(const SharePartitionKey& key, std::function<void(bool)> done);
+  void start_remote_write(const SharePartitionKey& key);
+  boost::asio::awaitable<void> write_remotely(SharePartitionKey key, ShareStateKey state_key, Loaded epochs,
+                                              std::optional<DurableShareState> state);
+  std::optional<ShareStateKey> coordinator_key(const SharePartitionKey& key) const;
+  // Forgets a share-partition that no session uses and no member holds
+  // records of (a cluster's leader reads it again when it is next used: it
+  // may have been reset or deleted by the group's coordinator meanwhile).
+  void unload_if_unused(const SharePartitionKey& key);
 
   boost::asio::any_io_executor executor_;
   ReplicaManager& replicas_;
@@ -166,6 +212,11 @@ class SharePartitionManager : public controller::MetadataListener {
   // Each share-partition's start offset in its last durable write.
   std::map<SharePartitionKey, int64_t> durable_starts_;
   std::vector<AsyncEvent*> durable_waiters_;
+  const controller::MetadataImage& metadata_;
+  ShareStatePersister* persister_;  // null on a single node
+  std::map<SharePartitionKey, Loaded> loaded_;
+  std::map<SharePartitionKey, std::vector<AsyncEvent*>> loading_;  // loads in flight, and who waits for them
+  std::map<SharePartitionKey, RemoteWrites> remote_writes_;
 };
 
 // A group's limits: its share.* group configs where set, else `broker_defaults`

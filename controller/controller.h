@@ -403,7 +403,9 @@ std::optional<std::string> invalid_topic_name_reason(std::string_view name);
 
 // The topic in which a cluster's group coordinators keep committed offsets.
 inline constexpr std::string_view kOffsetsTopic = "__consumer_offsets";
+// The topic in which a cluster's share coordinators keep share-partition state.
+inline constexpr std::string_view kShareStateTopic = "__share_group_state";
 // Kafka's internal topics: listed as internal in Metadata, not writable by clients.
-inline bool is_internal_topic(std::string_view name) { return name == kOffsetsTopic; }
+inline bool is_internal_topic(std::string_view name) { return name == kOffsetsTopic || name == kShareStateTopic; }
 
 }  // namespace sluice::controller

@@ -45,6 +45,11 @@ constexpr ApiHandler kHandlers[] = {
     {77, 1, 1, handle_share_group_describe},
     {78, 1, 2, handle_share_fetch},
     {79, 1, 2, handle_share_acknowledge},
+    {83, 0, 0, handle_initialize_share_group_state},
+    {84, 0, 0, handle_read_share_group_state},
+    {85, 0, 1, handle_write_share_group_state},
+    {86, 0, 0, handle_delete_share_group_state},
+    {87, 0, 1, handle_read_share_group_state_summary},
     {90, 0, 1, handle_describe_share_group_offsets},
     {91, 0, 0, handle_alter_share_group_offsets},
     {92, 0, 0, handle_delete_share_group_offsets},
@@ -80,6 +85,9 @@ constexpr int16_t kInitProducerIdKey = 22;
 // ShareGroupHeartbeat .. ShareAcknowledge.
 constexpr int16_t kFirstShareGroupKey = 76;
 constexpr int16_t kLastShareGroupKey = 79;
+// The share coordinator's: InitializeShareGroupState .. ReadShareGroupStateSummary.
+constexpr int16_t kFirstShareStateKey = 83;
+constexpr int16_t kLastShareStateKey = 87;
 // DescribeShareGroupOffsets .. DeleteShareGroupOffsets.
 constexpr int16_t kFirstShareGroupOffsetsKey = 90;
 constexpr int16_t kLastShareGroupOffsetsKey = 92;
@@ -106,6 +114,8 @@ bool api_enabled(const Broker& broker, int16_t api_key) {
   if ((api_key >= kFirstShareGroupKey && api_key <= kLastShareGroupKey) ||
       (api_key >= kFirstShareGroupOffsetsKey && api_key <= kLastShareGroupOffsetsKey))
     return broker.share_groups != nullptr;
+  // A cluster's share coordinators; a single node keeps share state itself.
+  if (api_key >= kFirstShareStateKey && api_key <= kLastShareStateKey) return broker.share_states != nullptr;
   return api_key != kInitProducerIdKey || broker.idempotence_enabled;
 }
 

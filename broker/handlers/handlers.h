@@ -84,6 +84,12 @@ boost::asio::awaitable<void> handle_share_acknowledge(RequestContext& ctx);
 boost::asio::awaitable<void> handle_describe_share_group_offsets(RequestContext& ctx);
 boost::asio::awaitable<void> handle_alter_share_group_offsets(RequestContext& ctx);
 boost::asio::awaitable<void> handle_delete_share_group_offsets(RequestContext& ctx);
+// The share coordinator's RPCs, between brokers of a cluster (share_state_coordinator.h).
+boost::asio::awaitable<void> handle_initialize_share_group_state(RequestContext& ctx);
+boost::asio::awaitable<void> handle_read_share_group_state(RequestContext& ctx);
+boost::asio::awaitable<void> handle_write_share_group_state(RequestContext& ctx);
+boost::asio::awaitable<void> handle_delete_share_group_state(RequestContext& ctx);
+boost::asio::awaitable<void> handle_read_share_group_state_summary(RequestContext& ctx);
 
 // Writes the ApiVersions v0 reply Kafka sends when it cannot parse the
 // requested ApiVersions version (KIP-511): UNSUPPORTED_VERSION plus its range.

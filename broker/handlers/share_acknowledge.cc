@@ -38,6 +38,9 @@ boost::asio::awaitable<void> handle_share_acknowledge(RequestContext& ctx) {
   std::vector<protocol::Uuid> unknown_topics;
   const auto acknowledgements = acknowledgements_of(broker.metadata, request.topics, &unknown_topics);
   const bool renew_allowed = ctx.api_version >= 2 && request.is_renew_ack;
+  std::set<SharePartitionManager::PartitionRef> used;
+  for (const auto& [ref, batches] : acknowledgements) used.insert(ref);
+  co_await load_share_partitions(broker, group, used);  // those it could not load answer UNKNOWN_TOPIC_OR_PARTITION
   const uint64_t since = manager.write_position();
   const auto errors = manager.acknowledge(group, member, acknowledgements, renew_allowed, steady_now_ms());
   if (request.share_session_epoch == -1) manager.close_session(group, member);

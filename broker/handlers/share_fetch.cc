@@ -72,6 +72,7 @@ void acquire_records(Broker& broker, const std::string& group, const std::string
       point_to_leader(broker, ref.first, ref.second, out, endpoints);
       continue;
     }
+    if (!manager.loaded(group, *partition) && broker.share_persister) continue;  // its load failed (answered)
     SharePartition& share = manager.share_partition(group, *partition);
     const int64_t high_watermark = partition->high_watermark();
     std::vector<AcquiredRange> acquired = share.acquire(member, max_records - answer.records, high_watermark, now);
@@ -168,6 +169,16 @@ boost::asio::awaitable<void> handle_share_fetch(RequestContext& ctx) {
   std::vector<ShareFetchResponse::NodeEndpoint> endpoints;
   for (const PartitionRef& ref : missing)
     entry(answer, ref).error_code = static_cast<int16_t>(ErrorCode::kUnknownTopicOrPartition);
+  // In a cluster: the share-partitions this request uses, read from their coordinators first.
+  std::set<PartitionRef> used;
+  for (const auto& ref : manager.session_partitions(group, member)) used.insert(ref);
+  for (const auto& [ref, batches] : acknowledgements) used.insert(ref);
+  for (const auto& [ref, error] : co_await load_share_partitions(broker, group, used)) {
+    if (error != ErrorCode::kNotLeaderOrFollower) continue;  // not reachable now: nothing from it this time
+    PartitionData& out = entry(answer, ref);
+    out.error_code = static_cast<int16_t>(error);
+    point_to_leader(broker, ref.first, ref.second, out, endpoints);
+  }
   bool acknowledged = false;
   const uint64_t since = manager.write_position();
   if (!acknowledgements.empty()) {

@@ -40,7 +40,14 @@ boost::asio::awaitable<void> handle_share_group_heartbeat(RequestContext& ctx) {
                                              request.subscribed_topic_names,
                                              ctx.client_id.value_or(""),
                                              ctx.client_host};
-  const auto answer = ctx.broker.share_groups->heartbeat(heartbeat, steady_now_ms());
+  auto answer = ctx.broker.share_groups->heartbeat(heartbeat, steady_now_ms());
+  if (answer.error == ErrorCode::kGroupIdNotFound && ctx.broker.groups.sharded()) {
+    // In a cluster the group may just have moved here from another
+    // coordinator (membership is soft state): the member joins again,
+    // where Kafka, whose membership is in __consumer_offsets, would know it.
+    answer.error = ErrorCode::kUnknownMemberId;
+    answer.message = "The group's coordinator moved: join again.";
+  }
   reply.error_code = static_cast<int16_t>(answer.error);
   reply.error_message = answer.message;
   if (answer.error == ErrorCode::kNone) {
