@@ -252,9 +252,13 @@ void SharePartitionManager::write(std::vector<storage::StateStore::Change> chang
 
 std::function<void(bool)> SharePartitionManager::numbered(std::function<void(bool)> done) {
   const uint64_t number = ++writes_submitted_;
+  writes_pending_.insert(number);
   return [this, number, done = std::move(done)](bool ok) {
-    ++writes_done_;
-    if (!ok) last_failed_write_ = std::max(last_failed_write_, number);
+    writes_pending_.erase(number);
+    if (!ok) {
+      writes_failed_.insert(number);
+      while (writes_failed_.size() > 10000) writes_failed_.erase(writes_failed_.begin());
+    }
     if (done) done(ok);
     std::vector<AsyncEvent*> waiting;
     waiting.swap(durable_waiters_);
@@ -264,14 +268,17 @@ std::function<void(bool)> SharePartitionManager::numbered(std::function<void(boo
 
 boost::asio::awaitable<bool> SharePartitionManager::wait_durable(uint64_t since) {
   const uint64_t target = writes_submitted_;
+  auto done = [&] { return writes_pending_.empty() || *writes_pending_.begin() > target; };
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (writes_done_ < target && std::chrono::steady_clock::now() < deadline) {
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
     AsyncEvent written(executor_);
     durable_waiters_.push_back(&written);
     co_await written.wait_until(deadline);
     std::erase(durable_waiters_, &written);
   }
-  co_return writes_done_ >= target && last_failed_write_ <= since;
+  // Only the writes of (since, target] are this caller's.
+  auto failed = writes_failed_.upper_bound(since);
+  co_return done() && (failed == writes_failed_.end() || *failed > target);
 }
 
 void SharePartitionManager::expire_locks(int64_t now_ms) {
@@ -307,6 +314,7 @@ void SharePartitionManager::on_topic_deleted(const controller::TopicInfo& topic)
 }
 
 void SharePartitionManager::reset_start(const std::string& group, Partition& partition, int64_t offset) {
+  if (persister_) return;  // a cluster resets with the share coordinator (reset_start_remotely)
   const SharePartitionKey key{group, partition.topic, partition.index};
   partitions_.erase(key);
   partitions_.emplace(key, SharePartition(offset, limits_for_(group)));
@@ -471,7 +479,6 @@ boost::asio::awaitable<ErrorCode> SharePartitionManager::load(SharePartitionKey 
   }
   Partition* partition = still_leading();
   if (!partition) co_return ErrorCode::kNotLeaderOrFollower;
-  if (partitions_.count(key)) co_return ErrorCode::kNone;
   SharePartition restored = SharePartition::restore(state, limits_for_(group));
   if (restored.start_offset() < partition->log->log_start_offset())
     restored.reset_start(partition->log->log_start_offset());
@@ -574,6 +581,47 @@ void SharePartitionManager::unload_if_unused(const SharePartitionKey& key) {
   partitions_.erase(it);
   loaded_.erase(key);
   durable_starts_.erase(key);
+}
+
+boost::asio::awaitable<std::map<SharePartitionManager::PartitionRef, SharePartitionManager::Progress>>
+SharePartitionManager::progress_from_coordinators(const std::string& group, std::vector<PartitionRef> candidates) {
+  std::map<PartitionRef, Progress> out;
+  if (!persister_ || !metadata_.find_topic(controller::kShareStateTopic)) co_return out;
+  if (candidates.empty())
+    for (const auto& [name, topic] : metadata_.topics())
+      if (!controller::is_internal_topic(name))
+        for (int32_t index = 0; index < topic.partition_count(); ++index) candidates.push_back({name, index});
+  for (const auto& ref : candidates) {
+    const auto key = coordinator_key({group, ref.first, ref.second});
+    if (!key) continue;
+    const auto summary = co_await persister_->summary(*key);
+    if (summary.error != ErrorCode::kNone || summary.start_offset < 0) continue;
+    out[ref] = Progress{summary.start_offset, std::max(summary.delivery_complete_count, 0)};
+  }
+  co_return out;
+}
+
+boost::asio::awaitable<ErrorCode> SharePartitionManager::reset_start_remotely(const std::string& group,
+                                                                              const std::string& topic,
+                                                                              int32_t partition, int64_t offset) {
+  const auto key = coordinator_key({group, topic, partition});
+  if (!persister_ || !key) co_return ErrorCode::kUnknownTopicOrPartition;
+  const auto summary = co_await persister_->summary(*key);
+  if (summary.error != ErrorCode::kNone) co_return summary.error;
+  const auto result = co_await persister_->initialize(*key, summary.state_epoch + 1, offset);
+  co_return result.error;
+}
+
+boost::asio::awaitable<ErrorCode> SharePartitionManager::delete_state_remotely(const std::string& group,
+                                                                               const std::vector<PartitionRef>& refs) {
+  if (!persister_ || !metadata_.find_topic(controller::kShareStateTopic)) co_return ErrorCode::kNone;
+  for (const auto& ref : refs) {
+    const auto key = coordinator_key({group, ref.first, ref.second});
+    if (!key) continue;
+    const auto result = co_await persister_->remove(*key);
+    if (result.error != ErrorCode::kNone) co_return result.error;
+  }
+  co_return ErrorCode::kNone;
 }
 
 }  // namespace sluice::broker

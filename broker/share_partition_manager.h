@@ -157,6 +157,20 @@ class SharePartitionManager : public controller::MetadataListener {
   // The group's share-partitions here (in memory, else as stored), by partition.
   std::map<PartitionRef, Progress> progress_of(const std::string& group) const;
 
+  // ---- administration in a cluster, through the share coordinators ----
+  // The group's state on `candidates` (every partition of every topic when
+  // empty): those with a start offset. Nothing when __share_group_state does not exist yet.
+  boost::asio::awaitable<std::map<PartitionRef, Progress>> progress_from_coordinators(
+      const std::string& group, std::vector<PartitionRef> candidates);
+  // AlterShareGroupOffsets: the state starts afresh at `offset` under the
+  // next state epoch, so that a leader still holding the old one is fenced
+  // on its next write and reads it again.
+  boost::asio::awaitable<protocol::ErrorCode> reset_start_remotely(const std::string& group, const std::string& topic,
+                                                                   int32_t partition, int64_t offset);
+  // DeleteShareGroupOffsets / DeleteGroups: the state of `refs` goes.
+  boost::asio::awaitable<protocol::ErrorCode> delete_state_remotely(const std::string& group,
+                                                                    const std::vector<PartitionRef>& refs);
+
   // For describing: every share-partition of `group` here.
   std::vector<std::pair<PartitionRef, const SharePartition*>> partitions_of(const std::string& group) const;
 
@@ -205,10 +219,11 @@ class SharePartitionManager : public controller::MetadataListener {
   SessionLimits session_limits_;
   std::map<SharePartitionKey, SharePartition> partitions_;
   std::map<std::pair<std::string, std::string>, Session> sessions_;  // by (group, member)
-  // Writes are numbered as submitted; the StateWriter completes them in order.
+  // Writes are numbered as submitted; they may complete out of order (a
+  // cluster's go to different share coordinators).
   uint64_t writes_submitted_ = 0;
-  uint64_t writes_done_ = 0;
-  uint64_t last_failed_write_ = 0;  // the number of the last write that failed (0: none)
+  std::set<uint64_t> writes_pending_;
+  std::set<uint64_t> writes_failed_;  // failed writes, kept while a waiter may ask (bounded below)
   // Each share-partition's start offset in its last durable write.
   std::map<SharePartitionKey, int64_t> durable_starts_;
   std::vector<AsyncEvent*> durable_waiters_;

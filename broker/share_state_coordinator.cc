@@ -210,12 +210,18 @@ boost::asio::awaitable<ShareStateCoordinator::ReadResult> ShareStateCoordinator:
     co_return out;
   }
   out.state = it->second;
+  std::optional<OffsetWrite> pending = it->second.last_write;
   if (leader_epoch != -1 && it->second.leader_epoch != leader_epoch) {
     // The new leader's epoch, durably: from now on the old one's writes are fenced.
     it->second.leader_epoch = leader_epoch;
     out.state.leader_epoch = leader_epoch;
-    const Result written = co_await replicate(append(index, key, &it->second));
-    out.error = written.error;
+    pending = it->second.last_write = append(index, key, &it->second);
+    if (!pending) out.error = ErrorCode::kNotCoordinator;
+  }
+  // What is answered (a new epoch, or an earlier write still replicating) must not be undone by a crash.
+  if (pending && out.error == ErrorCode::kNone) {
+    const Result replicated = co_await replicate(pending);
+    out.error = replicated.error;
   }
   co_return out;
 }
@@ -239,12 +245,15 @@ boost::asio::awaitable<ShareStateCoordinator::Result> ShareStateCoordinator::wri
   StoredShareState& state = it->second;
   if (leader_epoch != -1 && state.leader_epoch > leader_epoch) co_return Result{ErrorCode::kFencedLeaderEpoch, ""};
   if (state_epoch != -1 && state.state_epoch > state_epoch) co_return Result{ErrorCode::kFencedStateEpoch, ""};
-  const int64_t start = start_offset == -1 ? state.state.start_offset : start_offset;
+  // The start never moves back within a state epoch (a late retry of an older write cannot undo a newer one).
+  int64_t start = start_offset == -1 ? state.state.start_offset : start_offset;
+  if (state_epoch == state.state_epoch) start = std::max(start, state.state.start_offset);
   state.state.batches = merge_share_batches(state.state.batches, batches, start);
   state.state.start_offset = start;
   if (leader_epoch != -1) state.leader_epoch = leader_epoch;
   ++state.snapshot_epoch;
-  co_return co_await replicate(append(index, key, &state));
+  state.last_write = append(index, key, &state);
+  co_return co_await replicate(state.last_write);
 }
 
 boost::asio::awaitable<ShareStateCoordinator::Result> ShareStateCoordinator::initialize(const ShareStateKey& key,
@@ -264,7 +273,8 @@ boost::asio::awaitable<ShareStateCoordinator::Result> ShareStateCoordinator::ini
   fresh.create_timestamp_ms = wall_clock_ms();
   fresh.state.start_offset = start_offset;
   StoredShareState& state = states[key] = fresh;
-  co_return co_await replicate(append(index, key, &state));
+  state.last_write = append(index, key, &state);
+  co_return co_await replicate(state.last_write);
 }
 
 boost::asio::awaitable<ShareStateCoordinator::Result> ShareStateCoordinator::remove(const ShareStateKey& key) {

@@ -72,6 +72,10 @@ struct StoredShareState {
   int32_t snapshot_epoch = 0;
   int64_t create_timestamp_ms = 0;
   DurableShareState state;  // start offset -1: initialized without one
+  // The last append of this state here (not part of the record): a read
+  // answers only once it is replicated, since the state it returns is
+  // already in memory.
+  std::optional<OffsetWrite> last_write;
 };
 
 // A write's batches merged into `stored` (the rules above), then cut at `start_offset`.

@@ -98,8 +98,10 @@ boost::asio::awaitable<ShareStatePersister::Target> ShareStatePersister::coordin
 
 template <typename R>
 boost::asio::awaitable<R> ShareStatePersister::with_retries(
-    const ShareStateKey& key, std::function<boost::asio::awaitable<R>(const Target&)> attempt) {
-  const auto window = std::chrono::milliseconds(3 * broker_.config.get_int("share.coordinator.write.timeout.ms"));
+    const ShareStateKey& key, std::function<boost::asio::awaitable<R>(const Target&)> attempt,
+    std::chrono::milliseconds window) {
+  if (window.count() == 0)
+    window = std::chrono::milliseconds(3 * broker_.config.get_int("share.coordinator.write.timeout.ms"));
   const auto deadline = std::chrono::steady_clock::now() + window;
   auto backoff = std::chrono::milliseconds(50);
   for (;;) {
@@ -249,7 +251,7 @@ boost::asio::awaitable<ShareStatePersister::Summary> ShareStatePersister::summar
     out.start_offset = p->start_offset;
     out.delivery_complete_count = p->delivery_complete_count;
     co_return out;
-  });
+  }, std::chrono::milliseconds(2000));
 }
 
 }  // namespace sluice::broker

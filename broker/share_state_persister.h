@@ -44,7 +44,8 @@ class ShareStatePersister {
   boost::asio::awaitable<Result> write(const ShareStateKey& key, int32_t state_epoch, int32_t leader_epoch,
                                        const DurableShareState& state);
   boost::asio::awaitable<Result> remove(const ShareStateKey& key);
-  // ReadShareGroupStateSummary: the state epoch, start offset (-1: none) and
+  // ReadShareGroupStateSummary (for administration: retried for 2 s only,
+  // within the admin tools' 5 s default): the state epoch, start offset (-1: none) and
   // how many records from there on are done (acknowledged or archived).
   struct Summary {
     protocol::ErrorCode error = protocol::ErrorCode::kNone;
@@ -64,9 +65,11 @@ class ShareStatePersister {
   boost::asio::awaitable<Target> coordinator_of(const ShareStateKey& key);
   // Runs `attempt` against the key's coordinator until it answers something
   // other than a retriable error, or the retry window closes.
+  // `window`: 0 for three times share.coordinator.write.timeout.ms.
   template <typename R>
   boost::asio::awaitable<R> with_retries(const ShareStateKey& key,
-                                         std::function<boost::asio::awaitable<R>(const Target&)> attempt);
+                                         std::function<boost::asio::awaitable<R>(const Target&)> attempt,
+                                         std::chrono::milliseconds window = std::chrono::milliseconds(0));
 
   Broker& broker_;
   ShareStateCoordinator& local_;

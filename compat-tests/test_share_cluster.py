@@ -13,6 +13,9 @@ min.insync.replicas=2), a topic of 1 partition with RF 3, and Apache Kafka's Kaf
     accepted ones again, none lost (the checker reads every key back);
   - the killed broker comes back, the leadership is moved back to it by a preferred election, and
     a third consumer of the group gets nothing: the state it reads is the one the others wrote.
+  - kafka-share-groups.sh against the cluster: --list, --describe (the start offsets the share
+    coordinators hold), --reset-offsets --to-earliest (everything delivered again), --delete-offsets,
+    --delete (the state goes from the share coordinators).
 Every wait is bounded.
 """
 from __future__ import annotations
@@ -23,11 +26,13 @@ import pytest
 
 from harness.cluster import SluiceCluster, sluice_only_fixture  # noqa: F401 (fixture)
 from harness.kadmin_wire import Conn, elect_leaders
-from test_share_groups import java44_libs, java_share  # noqa: F401 (fixture)
+from test_share_groups import java44_libs, java_share, share_groups_tool_scenario  # noqa: F401 (fixture)
 
 CONFIG = {"group.share.enable": "true", "default.replication.factor": "3", "min.insync.replicas": "2",
           "share.coordinator.state.topic.num.partitions": "3",
-          "group.share.record.lock.duration.ms": "2000"}
+          "group.share.record.lock.duration.ms": "2000",
+          # JVMs starting on 2 cores must not get brokers fenced by accident (the harness's 2 s).
+          "broker.session.timeout.ms": "6000"}
 
 
 def test_share_group_survives_leader_kill9(java44_libs):
@@ -65,5 +70,15 @@ def test_share_group_survives_leader_kill9(java44_libs):
             conn.close()
         last = java_share(java44_libs, c.live_bootstrap(), "share-drain", topic, group, "0")
         assert last["drained"] == [], f"records delivered again: {last['drained'][:10]}"
+    finally:
+        c.cleanup()
+
+
+def test_kafka_share_groups_tool_in_a_cluster(java44_libs):
+    c = SluiceCluster(brokers=3, config=CONFIG)
+    try:
+        c.start()
+        c.create_topic("t-share-tool", 1, 3)
+        share_groups_tool_scenario(java44_libs, c.bootstrap, "t-share-tool", "g-share-tool", lag_known=False)
     finally:
         c.cleanup()

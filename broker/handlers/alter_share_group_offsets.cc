@@ -36,6 +36,16 @@ boost::asio::awaitable<void> handle_alter_share_group_offsets(RequestContext& ct
     for (const auto& p : topic.partitions) {
       auto& out = topic_out.partitions.emplace_back();
       out.partition_index = p.partition_index;
+      if (broker.share_persister) {  // a cluster: the share coordinator's state, wherever the partition is led
+        if (!info || p.partition_index < 0 || p.partition_index >= info->partition_count())
+          out.error_code = static_cast<int16_t>(ErrorCode::kUnknownTopicOrPartition);
+        else if (p.start_offset < 0)
+          out.error_code = static_cast<int16_t>(ErrorCode::kInvalidRequest);
+        else
+          out.error_code = static_cast<int16_t>(co_await manager.reset_start_remotely(
+              request.group_id, topic.topic_name, p.partition_index, p.start_offset));
+        continue;
+      }
       ErrorCode not_led = ErrorCode::kNone;
       Partition* partition = broker.replicas.find_led(topic.topic_name, p.partition_index, not_led);
       if (!partition || !partition->log) {

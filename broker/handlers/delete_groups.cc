@@ -19,7 +19,13 @@ boost::asio::awaitable<void> handle_delete_groups(RequestContext& ctx) {
         (ctx.broker.share_groups->exists(id) || !ctx.broker.share_partitions->progress_of(id).empty())) {
       protocol::ErrorCode error = ctx.broker.share_groups->delete_group(id);
       if (error == protocol::ErrorCode::kGroupIdNotFound) error = protocol::ErrorCode::kNone;  // state only
-      if (error == protocol::ErrorCode::kNone) {
+      if (error == protocol::ErrorCode::kNone && ctx.broker.share_persister) {
+        // A cluster: its state on every partition, with the share coordinators.
+        const auto progress = co_await ctx.broker.share_partitions->progress_from_coordinators(id, {});
+        std::vector<SharePartitionManager::PartitionRef> refs;
+        for (const auto& [ref, p] : progress) refs.push_back(ref);
+        error = co_await ctx.broker.share_partitions->delete_state_remotely(id, refs);
+      } else if (error == protocol::ErrorCode::kNone) {
         const uint64_t since = ctx.broker.share_partitions->write_position();
         ctx.broker.share_partitions->delete_group_state(id);
         if (!co_await ctx.broker.share_partitions->wait_durable(since))

@@ -35,6 +35,12 @@ boost::asio::awaitable<void> handle_delete_share_group_offsets(RequestContext& c
       continue;
     }
     out.topic_id = info->id;
+    if (broker.share_persister) {  // a cluster: with the share coordinators
+      std::vector<SharePartitionManager::PartitionRef> refs;
+      for (int32_t index = 0; index < info->partition_count(); ++index) refs.push_back({topic.topic_name, index});
+      out.error_code = static_cast<int16_t>(co_await manager.delete_state_remotely(request.group_id, refs));
+      continue;
+    }
     manager.delete_topic_state(request.group_id, topic.topic_name);
   }
   if (!co_await manager.wait_durable(since))

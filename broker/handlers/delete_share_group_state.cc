@@ -17,7 +17,8 @@ boost::asio::awaitable<void> handle_delete_share_group_state(RequestContext& ctx
     for (const auto& p : topic.partitions) {
       // A deleted topic's states may still be asked to go.
       auto result = refuse_share_state_partition(ctx.broker, topic.topic_id, p.partition, /*must_exist=*/false);
-      if (!result) result = co_await ctx.broker.share_states->remove({request.group_id, topic.topic_id, p.partition});
+      const ShareStateKey key{request.group_id, topic.topic_id, p.partition};  // not a temporary in co_await (GCC 12)
+      if (!result) result = co_await ctx.broker.share_states->remove(key);
       auto& out = topic_reply.partitions.emplace_back();
       out.partition = p.partition;
       out.error_code = static_cast<int16_t>(result->error);

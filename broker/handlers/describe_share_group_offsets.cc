@@ -27,7 +27,16 @@ boost::asio::awaitable<void> handle_describe_share_group_offsets(RequestContext&
       out.error_code = static_cast<int16_t>(owner);
       continue;
     }
-    const auto progress = broker.share_partitions->progress_of(group.group_id);
+    // On a single node from the state store; in a cluster from the share coordinators.
+    std::vector<SharePartitionManager::PartitionRef> asked;
+    if (group.topics)
+      for (const auto& t : *group.topics)
+        for (int32_t index : t.partitions) asked.push_back({t.topic_name, index});
+    std::map<SharePartitionManager::PartitionRef, SharePartitionManager::Progress> progress;
+    if (broker.share_persister)  // not a co_await inside ?: (GCC 12 miscompiles it)
+      progress = co_await broker.share_partitions->progress_from_coordinators(group.group_id, asked);
+    else
+      progress = broker.share_partitions->progress_of(group.group_id);
     if (progress.empty() && !broker.share_groups->exists(group.group_id)) {
       out.error_code = static_cast<int16_t>(ErrorCode::kGroupIdNotFound);
       out.error_message = "Group " + group.group_id + " not found.";
@@ -64,7 +73,6 @@ boost::asio::awaitable<void> handle_describe_share_group_offsets(RequestContext&
     }
   }
   ctx.respond(reply);
-  co_return;
 }
 
 }  // namespace sluice::broker

@@ -17,9 +17,8 @@ boost::asio::awaitable<void> handle_initialize_share_group_state(RequestContext&
     topic_reply.topic_id = topic.topic_id;
     for (const auto& p : topic.partitions) {
       auto result = refuse_share_state_partition(ctx.broker, topic.topic_id, p.partition);
-      if (!result)
-        result = co_await ctx.broker.share_states->initialize({request.group_id, topic.topic_id, p.partition},
-                                                              p.state_epoch, p.start_offset);
+      const ShareStateKey key{request.group_id, topic.topic_id, p.partition};  // not a temporary in co_await (GCC 12)
+      if (!result) result = co_await ctx.broker.share_states->initialize(key, p.state_epoch, p.start_offset);
       auto& out = topic_reply.partitions.emplace_back();
       out.partition = p.partition;
       out.error_code = static_cast<int16_t>(result->error);

@@ -25,8 +25,8 @@ boost::asio::awaitable<void> handle_read_share_group_state(RequestContext& ctx) 
         out.error_message = refused->message;
         continue;
       }
-      const auto result =
-          co_await ctx.broker.share_states->read({request.group_id, topic.topic_id, p.partition}, p.leader_epoch);
+      const ShareStateKey key{request.group_id, topic.topic_id, p.partition};  // not a temporary in co_await (GCC 12)
+      const auto result = co_await ctx.broker.share_states->read(key, p.leader_epoch);
       out.error_code = static_cast<int16_t>(result.error);
       if (!result.message.empty()) out.error_message = result.message;
       if (result.error != protocol::ErrorCode::kNone) continue;

@@ -173,7 +173,8 @@ boost::asio::awaitable<void> handle_share_fetch(RequestContext& ctx) {
   std::set<PartitionRef> used;
   for (const auto& ref : manager.session_partitions(group, member)) used.insert(ref);
   for (const auto& [ref, batches] : acknowledgements) used.insert(ref);
-  for (const auto& [ref, error] : co_await load_share_partitions(broker, group, used)) {
+  const auto failed_loads = co_await load_share_partitions(broker, group, used);
+  for (const auto& [ref, error] : failed_loads) {
     if (error != ErrorCode::kNotLeaderOrFollower) continue;  // not reachable now: nothing from it this time
     PartitionData& out = entry(answer, ref);
     out.error_code = static_cast<int16_t>(error);

@@ -18,13 +18,18 @@ boost::asio::awaitable<void> handle_write_share_group_state(RequestContext& ctx)
     topic_reply.topic_id = topic.topic_id;
     for (const auto& p : topic.partitions) {
       auto result = refuse_share_state_partition(ctx.broker, topic.topic_id, p.partition);
+      for (const auto& b : p.state_batches)
+        if (!result && (b.first_offset < 0 || b.first_offset > b.last_offset || b.last_offset == INT64_MAX ||
+                        (b.delivery_state != 0 && b.delivery_state != 2 && b.delivery_state != 4) ||
+                        b.delivery_count < 0))
+          result = ShareStateCoordinator::Result{protocol::ErrorCode::kInvalidRequest, "Invalid state batch."};
       if (!result) {
         std::vector<ShareStateBatch> batches;
         for (const auto& b : p.state_batches)
           batches.push_back({b.first_offset, b.last_offset, static_cast<ShareRecordState>(b.delivery_state),
                              b.delivery_count});
-        result = co_await ctx.broker.share_states->write({request.group_id, topic.topic_id, p.partition},
-                                                         p.state_epoch, p.leader_epoch, p.start_offset, batches);
+        const ShareStateKey key{request.group_id, topic.topic_id, p.partition};  // not a temporary in co_await (GCC 12)
+        result = co_await ctx.broker.share_states->write(key, p.state_epoch, p.leader_epoch, p.start_offset, batches);
       }
       auto& out = topic_reply.partitions.emplace_back();
       out.partition = p.partition;
