@@ -82,3 +82,77 @@ def test_kafka_share_groups_tool_in_a_cluster(java44_libs):
         share_groups_tool_scenario(java44_libs, c.bootstrap, "t-share-tool", "g-share-tool", lag_known=False)
     finally:
         c.cleanup()
+
+
+def test_share_group_under_leader_kills(java44_libs):
+    """Consumption goes on while the partition leader is kill -9ed twice (bounded rounds: the
+    victim restarts and rejoins the ISR before the next). Checked from the consumer's own record of
+    events: no record is delivered after the broker confirmed its acceptance; every record is
+    accepted (confirmed, or unconfirmed when a commit got no answer); a last consumer of the group
+    gets only records whose acceptance was never confirmed, none that was."""
+    import json
+    import os
+    import subprocess
+    from test_share_groups import JAVA44
+    n = 3000
+    topic, group = "t-share-faults", "g-share-faults"
+    c = SluiceCluster(brokers=3, config=CONFIG)
+    proc = None
+    try:
+        c.start()
+        c.create_topic(topic, 1, 3)
+        env = {**os.environ, "BOOTSTRAP_SERVERS": c.bootstrap, "COMPAT_DEADLINE_S": "180",
+               "SHARE_HOLD_MS": "150"}
+        stderr = open(c.workdir / "java-consumer.log", "w")
+        proc = subprocess.Popen(["java", "-Xmx256m", "-Dlog4j2.configurationFile=log4j2.properties", "-cp",
+                                 f"{java44_libs}/*", "JavaShare.java", "share-accept-under-faults", topic, group,
+                                 str(n)], cwd=JAVA44, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        lines: list[str] = []
+        kills = []
+        for threshold in (n // 4, n // 2):
+            deadline = time.monotonic() + 120
+            while True:
+                line = proc.stdout.readline()
+                assert line, f"the consumer ended early: {lines[-3:]}"
+                lines.append(line)
+                if line.startswith("PROGRESS") and int(line.split()[1]) >= threshold:
+                    break
+                assert time.monotonic() < deadline, f"no progress to {threshold}: {lines[-3:]}"
+            leader = c.leader_of(topic, 0)
+            c.node(leader).kill9()
+            kills.append(leader)
+            c.wait_partitions(topic, lambda s: s[0][0] not in (-1, leader), timeout=30)
+            c.node(leader).start()
+            c.wait_partitions(topic, lambda s: leader in s[0][2], timeout=60)
+        # read(), not communicate(): that reads the pipe itself and would miss what readline() buffered.
+        # The consumer halts itself at its deadline (COMPAT_DEADLINE_S).
+        lines += proc.stdout.read().splitlines()
+        proc.wait(timeout=30)
+        results = [line for line in lines if line.startswith("{")]
+        assert results, f"no result from the consumer: {lines[-5:]} {(c.workdir / 'java-consumer.log').read_text()[-3000:]}"
+        result = json.loads(results[-1])
+        assert result["ok"], result.get("failures")
+        events = [e.split(" ", 1) for e in result["events"]]
+        confirmed_at: dict[str, int] = {}
+        unconfirmed: set[str] = set()
+        late = []
+        for i, (kind, key) in enumerate(events):
+            if kind == "A":
+                confirmed_at.setdefault(key, i)
+            elif kind == "U":
+                unconfirmed.add(key)
+            elif kind == "D" and key in confirmed_at:
+                late.append(key)
+        print(json.dumps({"kills": kills, "deliveries": sum(1 for k, _ in events if k == "D"),
+                          "confirmed": len(confirmed_at), "unconfirmed": len(unconfirmed - confirmed_at.keys())}))
+        assert not late, f"delivered again after a confirmed acceptance: {late[:10]}"
+        everything = {f"k{i}" for i in range(n)}
+        assert set(confirmed_at) | unconfirmed == everything, "records never accepted"
+        assert sum(1 for k, _ in events if k == "D") > n, "no record was in flight at a kill: the test proved nothing"
+        last = java_share(java44_libs, c.live_bootstrap(), "share-drain", topic, group, "0")
+        assert not set(last["drained"]) & set(confirmed_at), "a confirmed acceptance undone"
+        assert set(last["drained"]) <= unconfirmed
+    finally:
+        if proc and proc.poll() is None:
+            proc.kill()
+        c.cleanup()

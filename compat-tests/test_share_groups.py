@@ -121,11 +121,12 @@ def share_group_tool(libs: Path, bootstrap: str, *args: str) -> str:
 def test_kafka_share_groups_tool(share_broker, java44_libs, share_kind):
     """kafka-share-groups.sh --list, --describe (offsets, lag), --state, --members, --reset-offsets
     --to-earliest (everything delivered again), --delete-offsets, --delete."""
-    share_groups_tool_scenario(java44_libs, share_broker.bootstrap, f"t-tool-{share_kind}", "g-tool")
+    share_groups_tool_scenario(java44_libs, share_broker.bootstrap, f"t-tool-{share_kind}", "g-tool",
+                               sluice_start_offsets=share_kind == "sluice")
 
 
 def share_groups_tool_scenario(java44_libs: Path, bootstrap: str, topic: str, group: str,
-                               lag_known: bool = True) -> None:
+                               lag_known: bool = True, sluice_start_offsets: bool = True) -> None:
     """The tool's scenario (also run against a cluster, test_share_cluster.py, where the group's
     coordinator may not lead the partition and reports no lag)."""
 
@@ -145,7 +146,8 @@ def share_groups_tool_scenario(java44_libs: Path, bootstrap: str, topic: str, gr
     # Everything was accepted. In a cluster the lag is known only when the group's coordinator
     # leads the partition (it reads the high watermark there); otherwise the tool shows "-".
     assert row["PARTITION"] == "0" and row["LAG"] in (("0",) if lag_known else ("0", "-")), row
-    assert row["START-OFFSET"] == "100", row
+    if sluice_start_offsets:  # Kafka 4.4.0 showed 0 here, its coordinator's start offset lagging
+        assert row["START-OFFSET"] == "100", row
     state = share_group_tool(java44_libs, share_broker.bootstrap, "--describe", "--group", group, "--state")
     assert "Empty" in state, state
     share_group_tool(java44_libs, share_broker.bootstrap, "--describe", "--group", group, "--members")

@@ -611,6 +611,65 @@ public class JavaShare {
         check(keys.size() == expected, "drained " + keys.size() + " records, expected " + expected);
     }
 
+    // ------------------------------------------------------------------ share-accept-under-faults
+    /** Produces n records; one explicit-mode consumer (max.poll.records 50) ACCEPTs everything it
+     *  gets, committing after every poll (SHARE_HOLD_MS after it), until every key is accepted or the deadline, while the
+     *  test kills brokers. Prints "PROGRESS <accepted>" lines on stdout as it goes, so the test knows
+     *  when to strike. The JSON has the order of events: "D k" a delivery, "A k" an acceptance the
+     *  broker confirmed (commitSync answered without error), "U k" one it did not confirm (an error or
+     *  no answer: the acknowledgement may or may not have been applied). */
+    static void shareAcceptUnderFaults(String topic, String group, int n) throws Exception {
+        try (Admin admin = admin()) {
+            prepare(admin, topic, group, n, new LinkedHashMap<>());
+        }
+        List<String> events = new ArrayList<>();
+        java.util.Set<String> confirmed = new java.util.HashSet<>();
+        java.util.Set<String> unconfirmed = new java.util.HashSet<>();
+        long holdMs = Long.parseLong(env("SHARE_HOLD_MS", "0"));
+        KafkaShareConsumer<String, String> c = shareConsumer(group, "share-accept-under-faults", true, 50);
+        try {
+            c.subscribe(List.of(topic));
+            long until = System.currentTimeMillis() + budgetMs(150_000);
+            while (confirmed.size() + unconfirmed.size() < n && System.currentTimeMillis() < until) {
+                ConsumerRecords<String, String> recs;
+                try {
+                    recs = c.poll(POLL);
+                } catch (KafkaException e) {  // a broker going away mid-request: poll again
+                    log("poll: " + err(e));
+                    continue;
+                }
+                List<String> keys = new ArrayList<>();
+                for (ConsumerRecord<String, String> r : recs) {
+                    events.add("D " + r.key());
+                    keys.add(r.key());
+                    c.acknowledge(r, AcknowledgeType.ACCEPT);
+                }
+                if (keys.isEmpty()) continue;
+                // Holding the records a moment before committing: a broker killed meanwhile leaves
+                // them acquired on a dead leader, the case that matters.
+                Thread.sleep(holdMs);
+                List<String> errs;
+                try {
+                    errs = commit(c);
+                } catch (KafkaException e) {
+                    errs = List.of(err(e));
+                }
+                for (String k : keys) {
+                    events.add((errs.isEmpty() ? "A " : "U ") + k);
+                    if (errs.isEmpty()) { confirmed.add(k); unconfirmed.remove(k); } else if (!confirmed.contains(k)) unconfirmed.add(k);
+                }
+                if (!errs.isEmpty()) log("commit errors: " + errs);
+                System.out.println("PROGRESS " + confirmed.size());
+                System.out.flush();
+            }
+        } finally {
+            try { c.close(Duration.ofSeconds(10)); } catch (Throwable e) { log("close: " + err(e)); }
+        }
+        result.put("events", events);
+        result.put("confirmed", confirmed.size());
+        result.put("unconfirmed", unconfirmed.size());
+    }
+
     // ------------------------------------------------------------------ share-bench
     /** Throughput: n records produced first, then `consumers` implicit-mode consumers of one share
      *  group take them all; the clock runs from the first record any of them receives until every
@@ -731,6 +790,11 @@ public class JavaShare {
                     need(args, 5);
                     put(args);
                     shareBench(args[1], args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4]));
+                    break;
+                case "share-accept-under-faults":
+                    need(args, 4);
+                    put(args);
+                    shareAcceptUnderFaults(args[1], args[2], Integer.parseInt(args[3]));
                     break;
                 case "share-drain":
                     need(args, 4);
