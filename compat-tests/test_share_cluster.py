@@ -79,7 +79,7 @@ def test_kafka_share_groups_tool_in_a_cluster(java44_libs):
     try:
         c.start()
         c.create_topic("t-share-tool", 1, 3)
-        share_groups_tool_scenario(java44_libs, c.bootstrap, "t-share-tool", "g-share-tool", lag_known=False)
+        share_groups_tool_scenario(java44_libs, c.bootstrap, "t-share-tool", "g-share-tool")
     finally:
         c.cleanup()
 

@@ -2,9 +2,13 @@
 // partition (all it has state for, or those asked about) and, v1, its lag:
 // the records below the high watermark it has not finished with
 // (share_partition_manager.h). kafka-share-groups.sh --describe shows these.
+// In a cluster the state comes from the share coordinators, and the high
+// watermark of a partition led elsewhere from its leader (ListOffsets).
 #include "broker/group_coordinator.h"
 #include "broker/handlers/handlers.h"
+#include "broker/remote_end_offsets.h"
 #include "broker/replica_manager.h"
+#include "broker/status_snapshot.h"
 #include "broker/share_group_coordinator.h"
 #include "broker/share_partition_manager.h"
 #include "protocol/messages/describe_share_group_offsets_request.h"
@@ -49,6 +53,17 @@ boost::asio::awaitable<void> handle_describe_share_group_offsets(RequestContext&
     } else {
       for (const auto& [ref, p] : progress) wanted[ref.first].push_back(ref.second);
     }
+    // The high watermarks of partitions led elsewhere (a cluster), asked of their leaders for the lag.
+    std::set<std::pair<std::string, int32_t>> remote;
+    for (const auto& [ref, p] : progress)
+      if (Partition* local = broker.replicas.find(ref.first, ref.second); !local || !local->is_leader)
+        remote.insert(ref);
+    EndOffsetMap remote_ends;
+    if (!remote.empty() && broker.share_persister) {
+      RemoteEndOffsets leaders(broker.executor, broker.config, broker.metadata);
+      co_await leaders.refresh(remote, std::chrono::milliseconds(2000));
+      remote_ends = leaders.known();
+    }
     for (const auto& [topic, partitions] : wanted) {
       const controller::TopicInfo* info = broker.metadata.find_topic(topic);
       auto& topic_out = out.topics.emplace_back();
@@ -67,8 +82,13 @@ boost::asio::awaitable<void> handle_describe_share_group_offsets(RequestContext&
         auto it = progress.find({topic, index});
         if (it == progress.end()) continue;  // not initialized: start offset and lag -1
         p.start_offset = it->second.start_offset;
+        int64_t high_watermark = -1;
         if (Partition* local = broker.replicas.find(topic, index); local && local->is_leader)
-          p.lag = std::max<int64_t>(0, local->high_watermark() - it->second.start_offset - it->second.done_in_flight);
+          high_watermark = local->high_watermark();
+        else if (auto end = remote_ends.find({topic, index}); end != remote_ends.end())
+          high_watermark = end->second;
+        if (high_watermark >= 0)
+          p.lag = std::max<int64_t>(0, high_watermark - it->second.start_offset - it->second.done_in_flight);
       }
     }
   }
