@@ -580,7 +580,8 @@ void SharePartitionManager::unload_if_unused(const SharePartitionKey& key) {
     if (owner.first == std::get<0>(key) && session.partitions.count(ref)) return;
   partitions_.erase(it);
   loaded_.erase(key);
-  durable_starts_.erase(key);
+  // Its durable start offset stays known (delete after consumption reads it):
+  // it was on the coordinator, and the log start is past it or may move there.
 }
 
 boost::asio::awaitable<std::map<SharePartitionManager::PartitionRef, SharePartitionManager::Progress>>

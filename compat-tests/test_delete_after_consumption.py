@@ -5,8 +5,9 @@ past the high watermark) and deletes the segments below it; followers follow the
 Sluice only: Kafka has no such config (its nearest, DeleteRecords, is what the leader applies).
 
 What is checked, with real processes and real clients (confluent-kafka):
-  - a 3-broker cluster, RF=3: two groups consuming at different speeds; nothing goes before the
-    slow one consumes; then data goes only behind the slower, on the leader and on both
+  - a 3-broker cluster, RF=3: two consumer groups and a share group (Kafka's KafkaShareConsumer)
+    consuming at different speeds; nothing goes before the slow one and the share group consume;
+    then data goes only behind the slowest, on the leader and on both
     followers (segment files on disk); a group not listed that committed below the new log start
     gets OFFSET_OUT_OF_RANGE and its auto.offset.reset; a commit past the end releases only up to
     the high watermark; a full restart keeps the new log start;
@@ -29,6 +30,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from harness.brokers import Broker, free_port
 from harness.cluster import SluiceCluster, sluice_only_fixture  # noqa: F401 (fixture)
 from harness.kadmin_wire import SET, TOPIC, Conn, describe_configs, incremental_alter_configs, wait_for
+from test_share_groups import java44_libs, java_share  # noqa: F401 (fixture)
+
+GROUP = 32  # ConfigResource.Type.GROUP
 
 CHECK_MS = "200"
 GROUPS_KEY = "delete.after.consumption.groups"
@@ -115,13 +119,15 @@ def wait_low_watermarks(bootstrap: str, topic: str, wanted: dict[int, int]) -> N
 
 
 # ------------------------------------------------------------------------------------ cluster
-def test_consumed_records_go_behind_the_slowest_group_on_every_replica():
+def test_consumed_records_go_behind_the_slowest_group_on_every_replica(java44_libs):
     topic, partitions, per_partition = "jobs", 3, 600
     cluster = SluiceCluster(brokers=3, config={"default.replication.factor": "3", "min.insync.replicas": "2",
-                                               "delete.after.consumption.check.interval.ms": CHECK_MS})
+                                               "delete.after.consumption.check.interval.ms": CHECK_MS,
+                                               "group.share.enable": "true",
+                                               "share.coordinator.state.topic.num.partitions": "3"})
     try:
         cluster.start()
-        cluster.create_topic(topic, partitions, 3, config={GROUPS_KEY: "fast,slow", "segment.bytes": str(SEGMENT)})
+        cluster.create_topic(topic, partitions, 3, config={GROUPS_KEY: "fast,slow,queue", "segment.bytes": str(SEGMENT)})
         produce(cluster.bootstrap, topic, partitions, per_partition)
         # A group not listed commits early: it is not waited for, and will find its offset deleted.
         commit(cluster.bootstrap, "audit", topic, {0: 10})
@@ -136,9 +142,21 @@ def test_consumed_records_go_behind_the_slowest_group_on_every_replica():
         time.sleep(1.0)
         assert low_watermarks(cluster.bootstrap, topic, partitions) == {p: 0 for p in range(partitions)}
 
-        # The slow group gets partway: records go behind it, and only behind it.
+        # The slow group gets partway; the share group "queue" has consumed nothing: still everything stays.
         slow = {0: 250, 1: 100, 2: 0}
         commit(cluster.bootstrap, "slow", topic, slow)
+        time.sleep(1.0)
+        assert low_watermarks(cluster.bootstrap, topic, partitions) == {p: 0 for p in range(partitions)}
+
+        # The share group takes and accepts everything (Kafka's KafkaShareConsumer; its state with the
+        # share coordinators): records go behind the slowest, the slow consumer group, and only behind it.
+        conn = Conn(cluster.bootstrap.split(",")[0])
+        try:
+            answers = incremental_alter_configs(conn, [(GROUP, "queue", [("share.auto.offset.reset", SET, "earliest")])])
+            assert all(a.error == 0 for a in answers), answers
+        finally:
+            conn.close()
+        java_share(java44_libs, cluster.bootstrap, "share-drain", topic, "queue", str(partitions * per_partition))
         wait_low_watermarks(cluster.bootstrap, topic, slow)
         for p, start in slow.items():
             for node_id in cluster.broker_ids:
