@@ -426,6 +426,46 @@ boost::asio::awaitable<ErrorCode> SharePartitionManager::ensure_loaded(const std
   co_return error;
 }
 
+struct SharePartitionManager::LoadRound {
+  explicit LoadRound(const boost::asio::any_io_executor& executor) : done(executor) {}
+  size_t pending = 0;
+  std::map<PartitionRef, ErrorCode> failed;
+  AsyncEvent done;
+};
+
+boost::asio::awaitable<std::map<SharePartitionManager::PartitionRef, ErrorCode>> SharePartitionManager::load_all(
+    const std::string& group, const std::set<PartitionRef>& refs) {
+  std::vector<PartitionRef> wanted;
+  if (persister_)
+    for (const auto& ref : refs) {
+      ErrorCode not_led = ErrorCode::kNone;
+      Partition* partition = replicas_.find_led(ref.first, ref.second, not_led);
+      if (partition && partition->log && !loaded(group, *partition)) wanted.push_back(ref);
+    }
+  if (wanted.empty()) co_return std::map<PartitionRef, ErrorCode>{};
+  auto round = std::make_shared<LoadRound>(executor_);
+  round->pending = wanted.size();
+  for (const auto& ref : wanted) boost::asio::co_spawn(executor_, load_one(group, ref, round), boost::asio::detached);
+  while (!round->done.is_set()) co_await round->done.wait_until(boost::asio::steady_timer::time_point::max());
+  co_return round->failed;
+}
+
+boost::asio::awaitable<void> SharePartitionManager::load_one(std::string group, PartitionRef ref,
+                                                             std::shared_ptr<LoadRound> round) {
+  ErrorCode error = ErrorCode::kNone;
+  ErrorCode not_led = ErrorCode::kNone;
+  if (Partition* partition = replicas_.find_led(ref.first, ref.second, not_led); partition && partition->log) {
+    try {
+      error = co_await ensure_loaded(group, *partition);
+    } catch (const std::exception& e) {
+      SLUICE_LOG(kError, "loading share-partition " << ref.first << "-" << ref.second << ": " << e.what());
+      error = ErrorCode::kCoordinatorNotAvailable;
+    }
+  }
+  if (error != ErrorCode::kNone) round->failed[ref] = error;
+  if (--round->pending == 0) round->done.set();
+}
+
 boost::asio::awaitable<ErrorCode> SharePartitionManager::load(SharePartitionKey key, int32_t leader_epoch) {
   const auto& [group, topic, index] = key;
   auto still_leading = [&]() -> Partition* {

@@ -106,6 +106,10 @@ class SharePartitionManager : public controller::MetadataListener {
   // leadership moved (or this leader was fenced), COORDINATOR_NOT_AVAILABLE
   // if the coordinator could not be reached in time.
   boost::asio::awaitable<protocol::ErrorCode> ensure_loaded(const std::string& group, Partition& partition);
+  // ensure_loaded() for each of `refs` this broker leads and has not loaded,
+  // concurrently; the errors of those that failed.
+  boost::asio::awaitable<std::map<PartitionRef, protocol::ErrorCode>> load_all(const std::string& group,
+                                                                              const std::set<PartitionRef>& refs);
   // Whether the share-partition is in memory (loaded, in a cluster).
   bool loaded(const std::string& group, const Partition& partition) const;
   // The share-partition of `group` on `partition` (which this broker leads),
@@ -200,6 +204,8 @@ class SharePartitionManager : public controller::MetadataListener {
     std::vector<std::function<void(bool)>> next;     // done when the next one is
   };
   boost::asio::awaitable<protocol::ErrorCode> load(SharePartitionKey key, int32_t leader_epoch);
+  struct LoadRound;  // the loads of one load_all()
+  boost::asio::awaitable<void> load_one(std::string group, PartitionRef ref, std::shared_ptr<LoadRound> round);
   void persist_remotely(const SharePartitionKey& key, std::function<void(bool)> done);
   void start_remote_write(const SharePartitionKey& key);
   boost::asio::awaitable<void> write_remotely(SharePartitionKey key, ShareStateKey state_key, Loaded epochs,

@@ -6,6 +6,9 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "broker/broker.h"
 #include "broker/internal_topic.h"
@@ -304,14 +307,24 @@ boost::asio::awaitable<void> ShareStateCoordinator::load(int32_t index, int32_t 
   };
   std::map<ShareStateKey, StoredShareState> states;
   ReplayCount count;
-  const bool complete = co_await replay_internal_partition(
-      broker_, controller::kShareStateTopic, index,
-      static_cast<size_t>(broker_.config.get_int("share.coordinator.load.buffer.size")), still_wanted,
-      [&](std::optional<std::string_view> key, std::optional<std::string_view> value) {
-        return replay_share_state_record(key, value, states);
-      },
-      count);
-  if (!complete || !still_wanted()) co_return;
+  for (;;) {
+    states.clear();
+    count = ReplayCount{};
+    const bool complete = co_await replay_internal_partition(
+        broker_, controller::kShareStateTopic, index,
+        static_cast<size_t>(broker_.config.get_int("share.coordinator.load.buffer.size")), still_wanted,
+        [&](std::optional<std::string_view> key, std::optional<std::string_view> value) {
+          return replay_share_state_record(key, value, states);
+        },
+        count);
+    if (!still_wanted()) co_return;
+    if (complete) break;
+    // A read failed (logged): try again in a second rather than stay loading for good.
+    boost::asio::steady_timer timer(broker_.executor);
+    timer.expires_after(std::chrono::seconds(1));
+    boost::system::error_code ignored;
+    co_await timer.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ignored));
+  }
   // States of topics deleted meanwhile are not served.
   std::erase_if(states, [&](const auto& entry) { return !broker_.metadata.find_topic(entry.first.topic_id); });
   Shard& shard = shards_[index];

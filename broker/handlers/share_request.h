@@ -84,22 +84,14 @@ std::map<SharePartitionManager::PartitionRef, std::vector<SharePartition::Acknow
 }
 
 // In a cluster, reads the share-partitions of `refs` that this broker leads
-// from their share coordinators, where not loaded yet
-// (SharePartitionManager::ensure_loaded); those that could not be, with the
-// error to answer: NOT_LEADER_OR_FOLLOWER (the client looks for the leader),
-// or COORDINATOR_NOT_AVAILABLE (nothing is handed out of it this time).
+// from their share coordinators, where not loaded yet, all at once
+// (SharePartitionManager::load_all); those that could not be, with the error
+// to answer: NOT_LEADER_OR_FOLLOWER (the client looks for the leader), or
+// COORDINATOR_NOT_AVAILABLE (nothing is handed out of it this time).
 inline boost::asio::awaitable<std::map<SharePartitionManager::PartitionRef, protocol::ErrorCode>>
 load_share_partitions(Broker& broker, const std::string& group,
                       const std::set<SharePartitionManager::PartitionRef>& refs) {
-  std::map<SharePartitionManager::PartitionRef, protocol::ErrorCode> failed;
-  for (const auto& ref : refs) {
-    protocol::ErrorCode not_led = protocol::ErrorCode::kNone;
-    Partition* partition = broker.replicas.find_led(ref.first, ref.second, not_led);
-    if (!partition || !partition->log) continue;  // answered where it is used
-    const protocol::ErrorCode error = co_await broker.share_partitions->ensure_loaded(group, *partition);
-    if (error != protocol::ErrorCode::kNone) failed[ref] = error;
-  }
-  co_return failed;
+  return broker.share_partitions->load_all(group, refs);
 }
 
 // Fills a partition answer's CurrentLeader from this broker's metadata, and
