@@ -19,10 +19,7 @@ boost::asio::awaitable<void> handle_initialize_share_group_state(RequestContext&
       auto result = refuse_share_state_partition(ctx.broker, topic.topic_id, p.partition);
       const ShareStateKey key{request.group_id, topic.topic_id, p.partition};  // not a temporary in co_await (GCC 12)
       if (!result) result = co_await ctx.broker.share_states->initialize(key, p.state_epoch, p.start_offset);
-      auto& out = topic_reply.partitions.emplace_back();
-      out.partition = p.partition;
-      out.error_code = static_cast<int16_t>(result->error);
-      if (!result->message.empty()) out.error_message = result->message;
+      add_partition_result(topic_reply.partitions, p.partition, *result);
     }
   }
   ctx.respond(reply);

@@ -28,4 +28,13 @@ inline std::optional<ShareStateCoordinator::Result> refuse_share_state_partition
   return std::nullopt;
 }
 
+// One partition's answer (Kafka's PartitionResult: Partition, ErrorCode, ErrorMessage).
+template <typename PartitionResults>
+void add_partition_result(PartitionResults& results, int32_t partition, const ShareStateCoordinator::Result& result) {
+  auto& out = results.emplace_back();
+  out.partition = partition;
+  out.error_code = static_cast<int16_t>(result.error);
+  if (!result.message.empty()) out.error_message = result.message;
+}
+
 }  // namespace sluice::broker
