@@ -117,7 +117,23 @@ boost::asio::awaitable<void> QueueRetention::release_consumed(std::chrono::milli
   for (auto it = links_.begin(); it != links_.end();)
     it = broker_.metadata.find_broker(it->first) ? std::next(it) : links_.erase(it);
 
+  // In a cluster, a share group's state may be with its share coordinators
+  // only (no member uses the partition here now): asked for the partitions
+  // this broker does not hold it of. A group id names one kind of group, so
+  // where a coordinator has state, the group is a share group.
+  Answers share_answers;
+  if (broker_.share_persister)
+    for (const auto& [group, partitions] : wanted) {
+      std::vector<SharePartitionManager::PartitionRef> unknown;
+      for (const auto& tp : partitions)
+        if (!broker_.share_partitions->start_offset(group, tp.first, tp.second)) unknown.push_back(tp);
+      if (unknown.empty()) continue;
+      const auto progress = co_await broker_.share_partitions->progress_from_coordinators(group, unknown);
+      for (const auto& [tp, p] : progress) share_answers[{group, tp}] = p.start_offset;
+    }
+
   for (const auto& [group, partitions] : wanted) answer_locally(group, partitions, answered);
+  for (const auto& [key, start] : share_answers) answered[key] = start;
 
   // Release, from what holds now: the partition may have changed hands, its
   // topic been deleted and created again, or its list of groups changed,

@@ -14,7 +14,9 @@
 // answered in the same round move the log start, so a group that rewinds its
 // offsets is never overtaken by an older answer. A share group's position is
 // its share-partition start offset, which the leader itself keeps
-// (share_partition_manager.h).
+// (share_partition_manager.h) while a member uses the partition, and which
+// in a cluster it otherwise asks of the share coordinators
+// (ReadShareGroupStateSummary, share_state_persister.h).
 //
 // It also keeps each (partition, group)'s last answered position, for the
 // queue depth the admin server shows (/v1/queues, sluice_queue_depth).

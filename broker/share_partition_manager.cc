@@ -268,7 +268,12 @@ std::function<void(bool)> SharePartitionManager::numbered(std::function<void(boo
 
 boost::asio::awaitable<bool> SharePartitionManager::wait_durable(uint64_t since) {
   const uint64_t target = writes_submitted_;
-  auto done = [&] { return writes_pending_.empty() || *writes_pending_.begin() > target; };
+  // Only the writes of (since, target] are this caller's: earlier ones (other
+  // requests', perhaps to a slow coordinator) are not waited for.
+  auto done = [&] {
+    auto first = writes_pending_.upper_bound(since);
+    return first == writes_pending_.end() || *first > target;
+  };
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (!done() && std::chrono::steady_clock::now() < deadline) {
     AsyncEvent written(executor_);
@@ -276,7 +281,6 @@ boost::asio::awaitable<bool> SharePartitionManager::wait_durable(uint64_t since)
     co_await written.wait_until(deadline);
     std::erase(durable_waiters_, &written);
   }
-  // Only the writes of (since, target] are this caller's.
   auto failed = writes_failed_.upper_bound(since);
   co_return done() && (failed == writes_failed_.end() || *failed > target);
 }
@@ -620,18 +624,16 @@ void SharePartitionManager::unload_if_unused(const SharePartitionKey& key) {
     if (owner.first == std::get<0>(key) && session.partitions.count(ref)) return;
   partitions_.erase(it);
   loaded_.erase(key);
-  // Its durable start offset stays known (delete after consumption reads it):
-  // it was on the coordinator, and the log start is past it or may move there.
+  // Not kept: the group coordinator may reset it meanwhile (delete after
+  // consumption asks the share coordinator instead).
+  durable_starts_.erase(key);
 }
 
 boost::asio::awaitable<std::map<SharePartitionManager::PartitionRef, SharePartitionManager::Progress>>
 SharePartitionManager::progress_from_coordinators(const std::string& group, std::vector<PartitionRef> candidates) {
   std::map<PartitionRef, Progress> out;
   if (!persister_ || !metadata_.find_topic(controller::kShareStateTopic)) co_return out;
-  if (candidates.empty())
-    for (const auto& [name, topic] : metadata_.topics())
-      if (!controller::is_internal_topic(name))
-        for (int32_t index = 0; index < topic.partition_count(); ++index) candidates.push_back({name, index});
+  if (candidates.empty()) candidates = all_partitions();
   for (const auto& ref : candidates) {
     const auto key = coordinator_key({group, ref.first, ref.second});
     if (!key) continue;
@@ -640,6 +642,20 @@ SharePartitionManager::progress_from_coordinators(const std::string& group, std:
     out[ref] = Progress{summary.start_offset, std::max(summary.delivery_complete_count, 0)};
   }
   co_return out;
+}
+
+std::vector<SharePartitionManager::PartitionRef> SharePartitionManager::all_partitions() const {
+  std::vector<PartitionRef> out;
+  for (const auto& [name, topic] : metadata_.topics())
+    if (!controller::is_internal_topic(name))
+      for (int32_t index = 0; index < topic.partition_count(); ++index) out.push_back({name, index});
+  return out;
+}
+
+boost::asio::awaitable<bool> SharePartitionManager::has_state(const std::string& group) {
+  if (!persister_) co_return !progress_of(group).empty();
+  const auto progress = co_await progress_from_coordinators(group, all_partitions());
+  co_return !progress.empty();
 }
 
 boost::asio::awaitable<ErrorCode> SharePartitionManager::reset_start_remotely(const std::string& group,

@@ -166,6 +166,11 @@ class SharePartitionManager : public controller::MetadataListener {
   // empty): those with a start offset. Nothing when __share_group_state does not exist yet.
   boost::asio::awaitable<std::map<PartitionRef, Progress>> progress_from_coordinators(
       const std::string& group, std::vector<PartitionRef> candidates);
+  // Whether the group has share-partition state anywhere: here (a single
+  // node's state store) or with the share coordinators (a cluster).
+  boost::asio::awaitable<bool> has_state(const std::string& group);
+  // Every partition of every topic (what a cluster's admin requests ask the coordinators about).
+  std::vector<PartitionRef> all_partitions() const;
   // AlterShareGroupOffsets: the state starts afresh at `offset` under the
   // next state epoch, so that a leader still holding the old one is fenced
   // on its next write and reads it again.

@@ -216,10 +216,16 @@ boost::asio::awaitable<ShareStateCoordinator::ReadResult> ShareStateCoordinator:
   std::optional<OffsetWrite> pending = it->second.last_write;
   if (leader_epoch != -1 && it->second.leader_epoch != leader_epoch) {
     // The new leader's epoch, durably: from now on the old one's writes are fenced.
-    it->second.leader_epoch = leader_epoch;
+    StoredShareState updated = it->second;
+    updated.leader_epoch = leader_epoch;
     out.state.leader_epoch = leader_epoch;
-    pending = it->second.last_write = append(index, key, &it->second);
-    if (!pending) out.error = ErrorCode::kNotCoordinator;
+    pending = append(index, key, &updated);
+    if (!pending) {
+      out.error = ErrorCode::kNotCoordinator;
+    } else {
+      updated.last_write = pending;
+      it->second = std::move(updated);
+    }
   }
   // What is answered (a new epoch, or an earlier write still replicating) must not be undone by a crash.
   if (pending && out.error == ErrorCode::kNone) {
@@ -245,18 +251,29 @@ boost::asio::awaitable<ShareStateCoordinator::Result> ShareStateCoordinator::wri
   auto& states = shards_[index].states;
   auto it = states.find(key);
   if (it == states.end()) co_return Result{ErrorCode::kInvalidRequest, kUninitializedWrite};
-  StoredShareState& state = it->second;
-  if (leader_epoch != -1 && state.leader_epoch > leader_epoch) co_return Result{ErrorCode::kFencedLeaderEpoch, ""};
-  if (state_epoch != -1 && state.state_epoch > state_epoch) co_return Result{ErrorCode::kFencedStateEpoch, ""};
+  const StoredShareState& stored = it->second;
+  if (leader_epoch != -1 && stored.leader_epoch > leader_epoch) co_return Result{ErrorCode::kFencedLeaderEpoch, ""};
+  if (state_epoch != -1 && stored.state_epoch > state_epoch) co_return Result{ErrorCode::kFencedStateEpoch, ""};
   // The start never moves back within a state epoch (a late retry of an older write cannot undo a newer one).
-  int64_t start = start_offset == -1 ? state.state.start_offset : start_offset;
-  if (state_epoch == state.state_epoch) start = std::max(start, state.state.start_offset);
-  state.state.batches = merge_share_batches(state.state.batches, batches, start);
-  state.state.start_offset = start;
-  if (leader_epoch != -1) state.leader_epoch = leader_epoch;
-  ++state.snapshot_epoch;
-  state.last_write = append(index, key, &state);
-  co_return co_await replicate(state.last_write);
+  int64_t start = start_offset == -1 ? stored.state.start_offset : start_offset;
+  if (state_epoch == stored.state_epoch) start = std::max(start, stored.state.start_offset);
+  StoredShareState updated = stored;
+  updated.state.batches = merge_share_batches(stored.state.batches, batches, start);
+  updated.state.start_offset = start;
+  if (leader_epoch != -1) updated.leader_epoch = leader_epoch;
+  ++updated.snapshot_epoch;
+  co_return co_await commit(index, key, std::move(updated));
+}
+
+boost::asio::awaitable<ShareStateCoordinator::Result> ShareStateCoordinator::commit(int32_t index,
+                                                                                    const ShareStateKey& key,
+                                                                                    StoredShareState updated) {
+  // Memory changes only once the record is appended (a failed append leaves the state as it was).
+  auto written = append(index, key, &updated);
+  if (!written) co_return Result{ErrorCode::kNotCoordinator, ""};
+  updated.last_write = written;
+  shards_[index].states[key] = std::move(updated);
+  co_return co_await replicate(written);
 }
 
 boost::asio::awaitable<ShareStateCoordinator::Result> ShareStateCoordinator::initialize(const ShareStateKey& key,
@@ -275,9 +292,7 @@ boost::asio::awaitable<ShareStateCoordinator::Result> ShareStateCoordinator::ini
   fresh.snapshot_epoch = it == states.end() ? 0 : it->second.snapshot_epoch + 1;
   fresh.create_timestamp_ms = wall_clock_ms();
   fresh.state.start_offset = start_offset;
-  StoredShareState& state = states[key] = fresh;
-  state.last_write = append(index, key, &state);
-  co_return co_await replicate(state.last_write);
+  co_return co_await commit(index, key, std::move(fresh));
 }
 
 boost::asio::awaitable<ShareStateCoordinator::Result> ShareStateCoordinator::remove(const ShareStateKey& key) {

@@ -142,6 +142,8 @@ class ShareStateCoordinator : public controller::MetadataListener {
   // Appends the key's state (or its removal) to its partition; Result's error when this broker cannot.
   std::optional<OffsetWrite> append(int32_t index, const ShareStateKey& key, const StoredShareState* state);
   boost::asio::awaitable<Result> replicate(std::optional<OffsetWrite> write);
+  // Appends `updated`, then makes it the key's state, and waits for it to replicate.
+  boost::asio::awaitable<Result> commit(int32_t index, const ShareStateKey& key, StoredShareState updated);
   int32_t partition_count() const;
 
   Broker& broker_;

@@ -20,7 +20,8 @@ boost::asio::awaitable<void> handle_alter_share_group_offsets(RequestContext& ct
   auto request = ctx.decode<AlterShareGroupOffsetsRequest>();
   Broker& broker = ctx.broker;
   AlterShareGroupOffsetsResponse reply;
-  if (auto refused = refuse_share_group_change(broker, request.group_id)) {
+  const auto refused = co_await refuse_share_group_change(broker, request.group_id);
+  if (refused) {
     reply.error_code = static_cast<int16_t>(refused->error);
     reply.error_message = refused->message;
     ctx.respond(reply);
@@ -37,6 +38,7 @@ boost::asio::awaitable<void> handle_alter_share_group_offsets(RequestContext& ct
       auto& out = topic_out.partitions.emplace_back();
       out.partition_index = p.partition_index;
       if (broker.share_persister) {  // a cluster: the share coordinator's state, wherever the partition is led
+        info = broker.metadata.find_topic(topic.topic_name);  // again: the image may have changed while this waited
         if (!info || p.partition_index < 0 || p.partition_index >= info->partition_count())
           out.error_code = static_cast<int16_t>(ErrorCode::kUnknownTopicOrPartition);
         else if (p.start_offset < 0)
@@ -60,7 +62,7 @@ boost::asio::awaitable<void> handle_alter_share_group_offsets(RequestContext& ct
       manager.reset_start(request.group_id, *partition, p.start_offset);
     }
   }
-  if (!co_await manager.wait_durable(since))
+  if (!broker.share_persister && !co_await manager.wait_durable(since))  // a cluster's answers are in already
     for (auto& topic : reply.responses)
       for (auto& p : topic.partitions)
         if (p.error_code == 0) p.error_code = static_cast<int16_t>(ErrorCode::kKafkaStorageError);

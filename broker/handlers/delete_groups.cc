@@ -15,16 +15,18 @@ boost::asio::awaitable<void> handle_delete_groups(RequestContext& ctx) {
   for (const auto& id : request.groups_names) {
     // A share group (members known here, or state kept since before a restart):
     // gone with its share-partitions' state, once that removal is durable.
-    if (ctx.broker.share_groups && ctx.broker.groups.ownership(id) == protocol::ErrorCode::kNone &&
-        (ctx.broker.share_groups->exists(id) || !ctx.broker.share_partitions->progress_of(id).empty())) {
+    bool share_group = false;
+    if (ctx.broker.share_groups && ctx.broker.groups.ownership(id) == protocol::ErrorCode::kNone) {
+      share_group = ctx.broker.share_groups->exists(id);
+      if (!share_group) share_group = co_await ctx.broker.share_partitions->has_state(id);  // not inside || (GCC 12)
+    }
+    if (share_group) {
       protocol::ErrorCode error = ctx.broker.share_groups->delete_group(id);
       if (error == protocol::ErrorCode::kGroupIdNotFound) error = protocol::ErrorCode::kNone;  // state only
       if (error == protocol::ErrorCode::kNone && ctx.broker.share_persister) {
-        // A cluster: its state on every partition, with the share coordinators.
-        const auto progress = co_await ctx.broker.share_partitions->progress_from_coordinators(id, {});
-        std::vector<SharePartitionManager::PartitionRef> refs;
-        for (const auto& [ref, p] : progress) refs.push_back(ref);
-        error = co_await ctx.broker.share_partitions->delete_state_remotely(id, refs);
+        // A cluster: its state on every partition goes, with the share coordinators (none there is success).
+        const auto everywhere = ctx.broker.share_partitions->all_partitions();
+        error = co_await ctx.broker.share_partitions->delete_state_remotely(id, everywhere);
       } else if (error == protocol::ErrorCode::kNone) {
         const uint64_t since = ctx.broker.share_partitions->write_position();
         ctx.broker.share_partitions->delete_group_state(id);

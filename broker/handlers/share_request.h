@@ -42,16 +42,19 @@ inline std::optional<ShareRequestRefusal> refuse_share_request(const Broker& bro
 // What AlterShareGroupOffsets and DeleteShareGroupOffsets check first: this
 // broker coordinates the group, it is a share group (known here, or with
 // state kept), and it has no members (NON_EMPTY_GROUP).
-inline std::optional<ShareRequestRefusal> refuse_share_group_change(const Broker& broker, const std::string& group) {
+inline boost::asio::awaitable<std::optional<ShareRequestRefusal>> refuse_share_group_change(Broker& broker,
+                                                                                          const std::string& group) {
   if (const protocol::ErrorCode owner = broker.groups.ownership(group); owner != protocol::ErrorCode::kNone)
-    return ShareRequestRefusal{owner, ""};
+    co_return ShareRequestRefusal{owner, ""};
   const auto summary = broker.share_groups->describe(group);
-  if (!summary && broker.share_partitions->progress_of(group).empty())
-    return ShareRequestRefusal{protocol::ErrorCode::kGroupIdNotFound, "Group " + group + " not found."};
+  if (!summary) {
+    const bool has_state = co_await broker.share_partitions->has_state(group);
+    if (!has_state) co_return ShareRequestRefusal{protocol::ErrorCode::kGroupIdNotFound, "Group " + group + " not found."};
+  }
   if (summary && !summary->members.empty())
-    return ShareRequestRefusal{protocol::ErrorCode::kNonEmptyGroup,
-                               "The group " + group + " is not empty: its members must leave first."};
-  return std::nullopt;
+    co_return ShareRequestRefusal{protocol::ErrorCode::kNonEmptyGroup,
+                                  "The group " + group + " is not empty: its members must leave first."};
+  co_return std::nullopt;
 }
 
 // The answer to a session epoch continue_session() refused.
