@@ -10,11 +10,15 @@
 //
 // A share-partition starts, the first time a group fetches it, where the
 // group's share.auto.offset.reset says: the high watermark ("latest", the
-// default) or the log start ("earliest"). Its state is written to the state
-// store after every change that must survive (acknowledgements, releases,
-// expired locks, a reset), and an acknowledgement is answered only once that
-// write is durable. Acquisitions are not written: after a restart the
-// records a member held are available again, as in Kafka.
+// default) or the log start ("earliest"). Its state is written after every
+// change that must survive (acknowledgements, releases, expired locks, a
+// reset), and an acknowledgement is answered only once that write is
+// durable: to the state store on a single node; in a cluster to the
+// share-partition's share coordinator (share_state_coordinator.h), from
+// which a leader also loads it before first use, so that the partition's
+// next leader goes on from it. Acquisitions are not written: after a restart
+// or a change of leader the records a member held are available again, as in
+// Kafka.
 //
 // Network thread only.
 #pragma once
