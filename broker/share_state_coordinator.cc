@@ -243,6 +243,19 @@ std::optional<StoredShareState> ShareStateCoordinator::peek(const ShareStateKey&
   return it->second;
 }
 
+ShareStateCoordinator::Summary ShareStateCoordinator::summary(const ShareStateKey& key) const {
+  Summary out;
+  out.error = ownership(key);
+  if (out.error != ErrorCode::kNone) return out;
+  if (auto state = peek(key)) {
+    out.state_epoch = state->state_epoch;
+    out.leader_epoch = state->leader_epoch;
+    out.start_offset = state->state.start_offset;
+    out.delivery_complete_count = delivery_complete_count(state->state);
+  }
+  return out;
+}
+
 boost::asio::awaitable<ShareStateCoordinator::Result> ShareStateCoordinator::write(
     const ShareStateKey& key, int32_t state_epoch, int32_t leader_epoch, int64_t start_offset,
     const std::vector<ShareStateBatch>& batches) {

@@ -111,6 +111,17 @@ class ShareStateCoordinator : public controller::MetadataListener {
   // The state without a leader epoch check or a write (ReadShareGroupStateSummary);
   // nullopt when not initialized.
   std::optional<StoredShareState> peek(const ShareStateKey& key) const;
+  // ReadShareGroupStateSummary's answer: this broker's ownership error, or
+  // the state's epochs, start offset (-1: not initialized) and how many
+  // records from there on are done (acknowledged or archived).
+  struct Summary {
+    protocol::ErrorCode error = protocol::ErrorCode::kNone;
+    int32_t state_epoch = 0;
+    int32_t leader_epoch = 0;
+    int64_t start_offset = -1;
+    int32_t delivery_complete_count = -1;
+  };
+  Summary summary(const ShareStateKey& key) const;
   struct Result {
     protocol::ErrorCode error = protocol::ErrorCode::kNone;
     std::string message;

@@ -221,19 +221,8 @@ boost::asio::awaitable<ShareStatePersister::Result> ShareStatePersister::remove(
 
 boost::asio::awaitable<ShareStatePersister::Summary> ShareStatePersister::summary(const ShareStateKey& key) {
   co_return co_await with_retries<Summary>(key, [this, &key](const Target& target) -> boost::asio::awaitable<Summary> {
+    if (target.local) co_return local_.summary(key);
     Summary out;
-    if (target.local) {
-      if (const ErrorCode owner = local_.ownership(key); owner != ErrorCode::kNone) {
-        out.error = owner;
-        co_return out;
-      }
-      if (auto state = local_.peek(key)) {
-        out.state_epoch = state->state_epoch;
-        out.start_offset = state->state.start_offset;
-        out.delivery_complete_count = delivery_complete_count(state->state);
-      }
-      co_return out;
-    }
     protocol::ReadShareGroupStateSummaryRequest request;
     request.group_id = key.group;
     auto& topic = request.topics.emplace_back();
@@ -248,6 +237,7 @@ boost::asio::awaitable<ShareStatePersister::Summary> ShareStatePersister::summar
     }
     out.error = static_cast<ErrorCode>(p->error_code);
     out.state_epoch = p->state_epoch;
+    out.leader_epoch = p->leader_epoch;
     out.start_offset = p->start_offset;
     out.delivery_complete_count = p->delivery_complete_count;
     co_return out;

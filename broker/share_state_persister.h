@@ -45,14 +45,8 @@ class ShareStatePersister {
                                        const DurableShareState& state);
   boost::asio::awaitable<Result> remove(const ShareStateKey& key);
   // ReadShareGroupStateSummary (for administration: retried for 2 s only,
-  // within the admin tools' 5 s default): the state epoch, start offset (-1: none) and
-  // how many records from there on are done (acknowledged or archived).
-  struct Summary {
-    protocol::ErrorCode error = protocol::ErrorCode::kNone;
-    int32_t state_epoch = 0;
-    int64_t start_offset = -1;
-    int32_t delivery_complete_count = -1;
-  };
+  // within the admin tools' 5 s default).
+  using Summary = ShareStateCoordinator::Summary;
   boost::asio::awaitable<Summary> summary(const ShareStateKey& key);
 
  private:

@@ -21,21 +21,17 @@ boost::asio::awaitable<void> handle_read_share_group_state_summary(RequestContex
       out.partition = p.partition;
       out.start_offset = -1;
       out.delivery_complete_count = -1;
-      const ShareStateKey key{request.group_id, topic.topic_id, p.partition};
-      auto refused = refuse_share_state_partition(ctx.broker, topic.topic_id, p.partition);
-      if (!refused && states.ownership(key) != protocol::ErrorCode::kNone)
-        refused = ShareStateCoordinator::Result{states.ownership(key), ""};
-      if (refused) {
+      if (auto refused = refuse_share_state_partition(ctx.broker, topic.topic_id, p.partition)) {
         out.error_code = static_cast<int16_t>(refused->error);
         if (!refused->message.empty()) out.error_message = refused->message;
         continue;
       }
-      if (auto state = states.peek(key)) {
-        out.state_epoch = state->state_epoch;
-        out.leader_epoch = state->leader_epoch;
-        out.start_offset = state->state.start_offset;
-        out.delivery_complete_count = delivery_complete_count(state->state);
-      }
+      const auto summary = states.summary({request.group_id, topic.topic_id, p.partition});
+      out.error_code = static_cast<int16_t>(summary.error);
+      out.state_epoch = summary.state_epoch;
+      out.leader_epoch = summary.leader_epoch;
+      out.start_offset = summary.start_offset;
+      out.delivery_complete_count = summary.delivery_complete_count;
     }
   }
   ctx.respond(reply);
