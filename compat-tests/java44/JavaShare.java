@@ -675,12 +675,18 @@ public class JavaShare {
      *  group take them all; the clock runs from the first record any of them receives until every
      *  record was delivered and each consumer's last acknowledgements are committed (commitSync).
      *  Reports records/s acknowledged and the consumers' spread. */
+    static long processCpuNs() {
+        java.lang.management.OperatingSystemMXBean os = java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+        return os instanceof com.sun.management.OperatingSystemMXBean sun ? sun.getProcessCpuTime() : 0;
+    }
+
     static void shareBench(String topic, String group, int n, int consumers) throws Exception {
         try (Admin admin = admin()) {
             prepare(admin, topic, group, n, new LinkedHashMap<>());
         }
         AtomicInteger delivered = new AtomicInteger();
         java.util.concurrent.atomic.AtomicLong firstNs = new java.util.concurrent.atomic.AtomicLong(0);
+        java.util.concurrent.atomic.AtomicLong firstCpuNs = new java.util.concurrent.atomic.AtomicLong(0);
         int[] per = new int[consumers];
         long until = System.currentTimeMillis() + budgetMs(110_000);
         Thread[] ts = new Thread[consumers];
@@ -693,7 +699,7 @@ public class JavaShare {
                     while (delivered.get() < n && System.currentTimeMillis() < until) {
                         int got = c.poll(Duration.ofMillis(200)).count();
                         if (got > 0) {
-                            firstNs.compareAndSet(0, System.nanoTime());
+                            if (firstNs.compareAndSet(0, System.nanoTime())) firstCpuNs.set(processCpuNs());
                             per[me] += got;
                             delivered.addAndGet(got);
                         }
@@ -711,6 +717,9 @@ public class JavaShare {
         for (Thread t : ts) t.join();
         doneNs[0] = System.nanoTime();
         double seconds = (doneNs[0] - firstNs.get()) / 1e9;
+        // The consumers' own CPU over the same window: with one partition on a small machine the
+        // clients can be the limit, and this says how much of it they took.
+        result.put("client_cpu_s", (processCpuNs() - firstCpuNs.get()) / 1e9);
         result.put("consumers", consumers);
         result.put("delivered", delivered.get());
         List<Integer> perList = new ArrayList<>();
