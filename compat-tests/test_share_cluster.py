@@ -13,6 +13,9 @@ min.insync.replicas=2), a topic of 1 partition with RF 3, and Apache Kafka's Kaf
     accepted ones again, none lost (the checker reads every key back);
   - the killed broker comes back, the leadership is moved back to it by a preferred election, and
     a third consumer of the group gets nothing: the state it reads is the one the others wrote.
+  - consumption under two rounds of leader faults, kill -9 and SIGSTOP past the session timeout
+    (a paused old leader that wakes up still believing it leads), checked from the consumer's own
+    record of what was delivered and what the broker confirmed;
   - kafka-share-groups.sh against the cluster: --list, --describe (the start offsets the share
     coordinators hold), --reset-offsets --to-earliest (everything delivered again), --delete-offsets,
     --delete (the state goes from the share coordinators).
@@ -84,12 +87,20 @@ def test_kafka_share_groups_tool_in_a_cluster(java44_libs):
         c.cleanup()
 
 
-def test_share_group_under_leader_kills(java44_libs):
-    """Consumption goes on while the partition leader is kill -9ed twice (bounded rounds: the
-    victim restarts and rejoins the ISR before the next). Checked from the consumer's own record of
-    events: no record is delivered after the broker confirmed its acceptance; every record is
-    accepted (confirmed, or unconfirmed when a commit got no answer); a last consumer of the group
-    gets only records whose acceptance was never confirmed, none that was."""
+@pytest.mark.parametrize("fault", ["kill9", "pause"])
+def test_share_group_under_leader_faults(java44_libs, fault):
+    """Consumption goes on while the partition leader fails twice (bounded rounds: the victim comes
+    back and rejoins the ISR before the next):
+      - kill9: kill -9, then a restart;
+      - pause: SIGSTOP past the session timeout, so that it is fenced and another leads, then
+        SIGCONT. The old leader wakes up believing it still leads, with the share-partition's
+        state in memory and, often, the consumer's acknowledgement sent during the pause waiting
+        in its socket: the share coordinator's leader-epoch fencing (and the replication of its
+        records) must keep such a write from being confirmed or from undoing the new leader's.
+    Checked from the consumer's own record of events: no record is delivered after the broker
+    confirmed its acceptance; every record is accepted (confirmed, or unconfirmed when a commit got
+    no answer); a last consumer of the group gets only records whose acceptance was never
+    confirmed, none that was."""
     import json
     import os
     import subprocess
@@ -106,9 +117,11 @@ def test_share_group_under_leader_kills(java44_libs):
         stderr = open(c.workdir / "java-consumer.log", "w")
         proc = subprocess.Popen(["java", "-Xmx256m", "-Dlog4j2.configurationFile=log4j2.properties", "-cp",
                                  f"{java44_libs}/*", "JavaShare.java", "share-accept-under-faults", topic, group,
-                                 str(n)], cwd=JAVA44, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+                                 str(n)], cwd=JAVA44, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=stderr, text=True)
         lines: list[str] = []
-        kills = []
+        victims = []  # one per round
+        taken: list[set[str]] = []  # pause: what another member accepted while the old leader slept, per round
         for threshold in (n // 4, n // 2):
             deadline = time.monotonic() + 120
             while True:
@@ -119,11 +132,28 @@ def test_share_group_under_leader_kills(java44_libs):
                     break
                 assert time.monotonic() < deadline, f"no progress to {threshold}: {lines[-3:]}"
             leader = c.leader_of(topic, 0)
-            c.node(leader).kill9()
-            kills.append(leader)
-            c.wait_partitions(topic, lambda s: s[0][0] not in (-1, leader), timeout=30)
-            c.node(leader).start()
+            victims.append(leader)
+            if fault == "kill9":
+                c.node(leader).kill9()
+                c.wait_partitions(topic, lambda s: s[0][0] not in (-1, leader), timeout=30)
+                c.node(leader).start()
+            else:
+                c.pause(leader)
+                c.wait_partitions(topic, lambda s: s[0][0] not in (-1, leader), timeout=30)
+                # While the old leader sleeps with the consumer's records acquired (and, often, its
+                # acknowledgement unread in the socket), another member takes records from the new one:
+                # the records the sleeper held are the first it gets.
+                awake = ",".join(c.node(b).bootstrap for b in c.broker_ids if b != leader)
+                other = java_share(java44_libs, awake, "share-accept-count", topic, group, "100")
+                taken.append(set(other["confirmed"]))
+                c.resume(leader)
             c.wait_partitions(topic, lambda s: leader in s[0][2], timeout=60)
+        # The consumer ends once it has accepted everything, or 5 s after this line without a record.
+        try:
+            proc.stdin.write("end\n")
+            proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # it has ended already
         # read(), not communicate(): that reads the pipe itself and would miss what readline() buffered.
         # The consumer halts itself at its deadline (COMPAT_DEADLINE_S).
         lines += proc.stdout.read().splitlines()
@@ -135,22 +165,33 @@ def test_share_group_under_leader_kills(java44_libs):
         events = [e.split(" ", 1) for e in result["events"]]
         confirmed_at: dict[str, int] = {}
         unconfirmed: set[str] = set()
+        delivered: set[str] = set()
         late = []
         for i, (kind, key) in enumerate(events):
             if kind == "A":
                 confirmed_at.setdefault(key, i)
             elif kind == "U":
                 unconfirmed.add(key)
-            elif kind == "D" and key in confirmed_at:
-                late.append(key)
-        print(json.dumps({"kills": kills, "deliveries": sum(1 for k, _ in events if k == "D"),
-                          "confirmed": len(confirmed_at), "unconfirmed": len(unconfirmed - confirmed_at.keys())}))
+            elif kind == "D":
+                delivered.add(key)
+                if key in confirmed_at:
+                    late.append(key)
+        others = set().union(*taken)
+        print(json.dumps({"fault": fault, "victims": victims, "deliveries": sum(1 for k, _ in events if k == "D"),
+                          "confirmed": len(confirmed_at), "unconfirmed": len(unconfirmed - confirmed_at.keys()),
+                          "taken_by_another_member": [len(t) for t in taken],
+                          "taken_while_held_by_the_sleeper": [len(t & delivered) for t in taken]}))
         assert not late, f"delivered again after a confirmed acceptance: {late[:10]}"
+        twice = others & set(confirmed_at)
+        assert not twice, f"accepted by two members: {sorted(twice)[:10]}"
         everything = {f"k{i}" for i in range(n)}
-        assert set(confirmed_at) | unconfirmed == everything, "records never accepted"
-        assert sum(1 for k, _ in events if k == "D") > n, "no record was in flight at a kill: the test proved nothing"
+        assert set(confirmed_at) | unconfirmed | others == everything, "records never accepted"
+        if fault == "kill9":
+            assert sum(1 for k, _ in events if k == "D") > n, "no record was in flight at a kill: the test proved nothing"
+        else:
+            assert others & delivered, "the sleeper held nothing another member took: the test proved nothing"
         last = java_share(java44_libs, c.live_bootstrap(), "share-drain", topic, group, "0")
-        assert not set(last["drained"]) & set(confirmed_at), "a confirmed acceptance undone"
+        assert not set(last["drained"]) & (set(confirmed_at) | others), "a confirmed acceptance undone"
         assert set(last["drained"]) <= unconfirmed
     finally:
         if proc and proc.poll() is None:

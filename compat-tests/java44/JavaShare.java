@@ -630,7 +630,12 @@ public class JavaShare {
         try {
             c.subscribe(List.of(topic));
             long until = System.currentTimeMillis() + budgetMs(150_000);
+            // Other consumers may take some records (the test's own, during a fault): once the test
+            // writes a line on stdin, the consumer ends after 5 s without a record.
+            long endIfIdleFrom = Long.MAX_VALUE;
             while (confirmed.size() + unconfirmed.size() < n && System.currentTimeMillis() < until) {
+                if (endIfIdleFrom == Long.MAX_VALUE && System.in.available() > 0) endIfIdleFrom = System.currentTimeMillis();
+                if (System.currentTimeMillis() - endIfIdleFrom > 5000) break;
                 ConsumerRecords<String, String> recs;
                 try {
                     recs = c.poll(POLL);
@@ -638,6 +643,7 @@ public class JavaShare {
                     log("poll: " + err(e));
                     continue;
                 }
+                if (!recs.isEmpty() && endIfIdleFrom != Long.MAX_VALUE) endIfIdleFrom = System.currentTimeMillis();
                 List<String> keys = new ArrayList<>();
                 for (ConsumerRecord<String, String> r : recs) {
                     events.add("D " + r.key());
@@ -668,6 +674,32 @@ public class JavaShare {
         result.put("events", events);
         result.put("confirmed", confirmed.size());
         result.put("unconfirmed", unconfirmed.size());
+    }
+
+    // ------------------------------------------------------------------ share-accept-count
+    /** Another member of an existing group (nothing produced): ACCEPTs what it gets, committing
+     *  after every poll, until m acceptances are confirmed (or 60 s). "confirmed" lists them. */
+    static void shareAcceptCount(String topic, String group, int m) throws Exception {
+        List<String> confirmed = new ArrayList<>();
+        KafkaShareConsumer<String, String> c = shareConsumer(group, "share-accept-count", true, 50);
+        try {
+            c.subscribe(List.of(topic));
+            long until = System.currentTimeMillis() + budgetMs(60_000);
+            while (confirmed.size() < m && System.currentTimeMillis() < until) {
+                List<String> keys = new ArrayList<>();
+                for (ConsumerRecord<String, String> r : c.poll(POLL)) {
+                    keys.add(r.key());
+                    c.acknowledge(r, AcknowledgeType.ACCEPT);
+                }
+                if (keys.isEmpty()) continue;
+                List<String> errs = commit(c);
+                if (errs.isEmpty()) confirmed.addAll(keys); else log("commit errors: " + errs);
+            }
+        } finally {
+            try { c.close(Duration.ofSeconds(10)); } catch (Throwable e) { log("close: " + err(e)); }
+        }
+        result.put("confirmed", confirmed);
+        check(confirmed.size() >= m, "confirmed " + confirmed.size() + " of " + m);
     }
 
     // ------------------------------------------------------------------ share-bench
@@ -805,6 +837,11 @@ public class JavaShare {
                     put(args);
                     shareAcceptUnderFaults(args[1], args[2], Integer.parseInt(args[3]));
                     break;
+                case "share-accept-count":
+                    need(args, 4);
+                    put(args);
+                    shareAcceptCount(args[1], args[2], Integer.parseInt(args[3]));
+                    break;
                 case "share-drain":
                     need(args, 4);
                     put(args);
@@ -814,7 +851,8 @@ public class JavaShare {
                     System.err.println("usage: JavaShare.java share-three|share-explicit|share-lock-timeout <topic> <group> <n>\n"
                             + "       JavaShare.java share-poison <topic> <group>\n"
                             + "       JavaShare.java share-accept-some <topic> <group> <n> <k>\n"
-                            + "       JavaShare.java share-drain <topic> <group> <expected>");
+                            + "       JavaShare.java share-drain <topic> <group> <expected>\n"
+                            + "       JavaShare.java share-accept-count <topic> <group> <m>");
                     failures.add("unknown scenario " + scenario);
             }
         } catch (Throwable e) {
