@@ -235,8 +235,9 @@ void BrokerConfig::set(std::string_view name, std::string_view raw) {
   explicit_.insert_or_assign(std::string(name), value);
 }
 
-BrokerConfig BrokerConfig::load(const std::optional<std::string>& file, const std::vector<std::string>& overrides) {
-  BrokerConfig config;
+std::vector<std::pair<std::string, std::string>> read_properties(const std::optional<std::string>& file,
+                                                                   const std::vector<std::string>& overrides) {
+  std::vector<std::pair<std::string, std::string>> properties;
   if (file) {
     std::ifstream in(*file);
     if (!in) throw ConfigError("Cannot read configuration file " + *file);
@@ -250,16 +251,21 @@ BrokerConfig BrokerConfig::load(const std::optional<std::string>& file, const st
         continue;
       }
       logical += t;
-      auto [key, value] = split_property(logical);
+      properties.push_back(split_property(logical));
       logical.clear();
-      config.set(key, value);
     }
   }
   for (const auto& o : overrides) {
     size_t eq = o.find('=');
     if (eq == std::string::npos) throw ConfigError("Override '" + o + "' must look like key=value");
-    config.set(trim(o.substr(0, eq)), o.substr(eq + 1));
+    properties.emplace_back(trim(o.substr(0, eq)), o.substr(eq + 1));
   }
+  return properties;
+}
+
+BrokerConfig BrokerConfig::load(const std::optional<std::string>& file, const std::vector<std::string>& overrides) {
+  BrokerConfig config;
+  for (const auto& [key, value] : read_properties(file, overrides)) config.set(key, value);
   // broker.id is Kafka's older name for node.id; if both are given they must agree.
   auto broker_id = config.value("broker.id");
   if (broker_id) {

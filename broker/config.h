@@ -93,6 +93,12 @@ class BrokerConfig {
   std::map<std::string, std::string, std::less<>> explicit_;
 };
 
+// The key-value pairs of a Java properties file (if any) and then of the
+// `key=value` overrides, in order (later ones win when applied in order).
+// Throws ConfigError for an unreadable file or an override without '='.
+std::vector<std::pair<std::string, std::string>> read_properties(const std::optional<std::string>& file,
+                                                                   const std::vector<std::string>& overrides);
+
 // Parses "NAME://host:port,..." as Kafka's listeners config does.
 std::vector<Listener> parse_listeners(std::string_view value, std::string_view key);
 

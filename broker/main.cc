@@ -1,12 +1,17 @@
 // sluice: a message broker that speaks the Kafka wire protocol.
 //
 //   sluice server [--config FILE] [--override key=value ...]
+//   sluice federation [--config FILE] [--override key=value ...]
 //   sluice metadata-image LOG_DIR
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 
 #include "broker/config.h"
 #include "broker/log.h"
@@ -14,6 +19,7 @@
 #include "controller/metadata_image.h"
 #include "controller/metadata_log.h"
 #include "controller/metadata_records.h"
+#include "federation/federation.h"
 #include "storage/state_store.h"
 
 namespace {
@@ -24,6 +30,12 @@ constexpr const char* kUsage =
     "Runs a broker. Configuration keys are Kafka's (node.id, listeners, advertised.listeners,\n"
     "log.dirs, num.partitions, auto.create.topics.enable, message.max.bytes, ...). With no\n"
     "configuration, one process is a single-node cluster on 127.0.0.1:9092 with data in ./data.\n"
+    "\n"
+    "usage: sluice federation [--config FILE] [--override key=value ...]\n"
+    "\n"
+    "Runs a federation endpoint: one Kafka endpoint over several member clusters\n"
+    "(federation.clusters, federation.cluster.<name>.bootstrap.servers; README.md,\n"
+    "\"Federation\").\n"
     "\n"
     "usage: sluice metadata-image LOG_DIR\n"
     "\n"
@@ -52,6 +64,18 @@ int print_metadata_image(const std::string& log_dir) {
   return 0;
 }
 
+// Serves until SIGTERM or SIGINT.
+int run_federation(sluice::federation::FederationConfig config) {
+  boost::asio::io_context io(1);
+  sluice::federation::Federation federation(io, std::move(config));
+  federation.start();
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code&, int) { io.stop(); });
+  SLUICE_LOG(kInfo, "sluice federation started on port " << federation.port());
+  io.run();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -69,7 +93,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  if (args[0] != "server") {
+  if (args[0] != "server" && args[0] != "federation") {
     std::fprintf(stderr, "unknown command '%s'\n%s", args[0].c_str(), kUsage);
     return 2;
   }
@@ -100,6 +124,7 @@ int main(int argc, char** argv) {
     }
   }
   try {
+    if (args[0] == "federation") return run_federation(sluice::federation::FederationConfig::load(config_file, overrides));
     BrokerConfig config = BrokerConfig::load(config_file, overrides);
     return run_server(config);
   } catch (const ConfigError& e) {

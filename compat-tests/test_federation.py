@@ -1,0 +1,216 @@
+"""The federation endpoint (issue 19, federation/): one Kafka endpoint over independent member
+clusters. Sluice only (the endpoint is Sluice's own; its members here are single-node Sluice
+clusters, a member being any Kafka-protocol cluster).
+
+Two members, `a` and `b`, and `sluice federation` over them; clients bootstrap from the endpoint alone:
+  - topics created through it go to the least-loaded member, a split one (federation.split.clusters=2)
+    to both; librdkafka (confluent-kafka), kafka-python and the Java client (idempotent producers)
+    produce and read back byte for byte through the endpoint, and the bytes are where the map says,
+    on the members themselves;
+  - a member killed: the other's topics go on; the dead one's partitions have no leader and a
+    producer to them waits rather than fails; once it restarts, everything is there;
+  - the endpoint kill -9ed and restarted: the map is intact (a split topic keeps all its partitions),
+    and a producer made before the kill reconnects by itself;
+  - a topic created on a member directly is adopted; bad creations get Kafka's error codes, a member's
+    refusal leaves nothing behind; a deleted topic goes from every member and is not adopted back.
+Every wait is bounded.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka import KafkaError, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from harness import ck, kp
+from harness.brokers import Broker
+from harness.cluster import sluice_only_fixture  # noqa: F401 (fixture)
+from harness.data import check_partition, expected_by_partition
+from harness.federation import FederationNode
+from test_java_clients import java_libs  # noqa: F401 (fixture)
+
+N = 3000
+
+
+@pytest.fixture(name="fed")
+def federation_fixture():
+    members = {"a": Broker("sluice"), "b": Broker("sluice")}
+    node = None
+    try:
+        for m in members.values():
+            m.start()
+        node = FederationNode({name: m.bootstrap for name, m in members.items()}).start()
+        yield node, members
+    finally:
+        if node:
+            node.cleanup()
+        for m in members.values():
+            m.cleanup()
+
+
+def member_topics(bootstrap: str) -> dict[str, int]:
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
+    return {t: len(v.partitions) for t, v in md.topics.items() if not t.startswith("__")}
+
+
+def create(bootstrap: str, topic: str, partitions: int, config: dict | None = None):
+    """CreateTopics through `bootstrap`; returns the KafkaError, or None on success."""
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        a.create_topics([NewTopic(topic, partitions, 1, config=config or {})], request_timeout=20)[topic].result(20)
+        return None
+    except Exception as e:  # KafkaException
+        return e.args[0]
+
+
+def roundtrip_ck(bootstrap: str, topic: str) -> None:
+    ck.produce(bootstrap, topic, N, timeout=60)
+    want = expected_by_partition(N)
+    got = ck.consume(bootstrap, topic, {p: len(want[p]) for p in want}, timeout=60)
+    for p in want:
+        check_partition(p, got[p], want[p])
+
+
+def test_clients_through_the_federation(fed):
+    node, members = fed
+    assert create(node.bootstrap, "fed-one", 3) is None
+    assert create(node.bootstrap, "fed-two", 3) is None
+    assert create(node.bootstrap, "fed-split", 3, {"federation.split.clusters": "2"}) is None
+    on_a, on_b = member_topics(members["a"].bootstrap), member_topics(members["b"].bootstrap)
+    # The least-loaded member each time: one plain topic on each, the split one on both.
+    assert {"fed-one", "fed-two"} - set(on_a) != set() and {"fed-one", "fed-two"} - set(on_b) != set()
+    assert on_a.get("fed-one", 0) + on_b.get("fed-one", 0) == 3
+    assert on_a["fed-split"] + on_b["fed-split"] == 3 and min(on_a["fed-split"], on_b["fed-split"]) == 1
+    for topic in ("fed-one", "fed-two", "fed-split"):
+        ck.wait_topic(node.bootstrap, topic, 3)
+        roundtrip_ck(node.bootstrap, topic)
+
+    # The split topic's partitions are the members' own: federated 0.. on the first member, then the second.
+    want = expected_by_partition(N)
+    first, second = ("a", "b") if on_a["fed-split"] == 2 else ("b", "a")
+    got_first = ck.consume(members[first].bootstrap, "fed-split", {0: len(want[0]), 1: len(want[1])}, timeout=60)
+    got_second = ck.consume(members[second].bootstrap, "fed-split", {0: len(want[2])}, timeout=60)
+    check_partition(0, got_first[0], want[0])
+    check_partition(1, got_first[1], want[1])
+    check_partition(2, got_second[0], want[2])
+
+    # kafka-python, through the endpoint alone.
+    kp.create_topic(node.bootstrap, "fed-kp", 3)
+    ck.wait_topic(node.bootstrap, "fed-kp", 3)
+    kp.produce(node.bootstrap, "fed-kp", N)
+    got = kp.consume(node.bootstrap, "fed-kp", {p: len(want[p]) for p in want}, timeout=60)
+    for p in want:
+        check_partition(p, got[p], want[p])
+
+
+def test_java_client_through_the_federation(fed, java_libs):
+    """Apache Kafka's Java client (java/JavaCompat.java, its producer+consumer scenario): admin
+    createTopics and describeTopics, an idempotent producer (InitProducerId from the endpoint),
+    ListOffsets and a consumer by assign(), byte for byte."""
+    import os
+    from test_java_clients import JAVA_DIR, run_bounded
+    node, _ = fed
+    log4j = f"file:{JAVA_DIR / 'log4j.properties'}"
+    env = dict(os.environ, BOOTSTRAP_SERVERS=node.bootstrap, BROKER_KIND="sluice-federation",
+               COMPAT_DEADLINE_S="100", COMPAT_MESSAGES="20000")
+    cmd = ["java", "-Xmx512m", f"-Dlog4j.configuration={log4j}", f"-Dcompat.log4j={log4j}",
+           "-cp", f"{java_libs}/*", "JavaCompat.java", "roundtrip"]
+    rc, out, secs = run_bounded(cmd, env, JAVA_DIR, 130)
+    print(out)
+    assert rc == 0, "\n".join(out.splitlines()[-60:])
+
+
+def test_member_stopped_and_back(fed):
+    node, members = fed
+    assert create(node.bootstrap, "fed-live", 3) is None
+    assert create(node.bootstrap, "fed-dead", 3) is None
+    dead_name = "a" if "fed-dead" in member_topics(members["a"].bootstrap) else "b"
+    dead = members[dead_name]
+    for topic in ("fed-live", "fed-dead"):
+        ck.wait_topic(node.bootstrap, topic, 3)
+    ck.produce(node.bootstrap, "fed-dead", N, timeout=60)
+
+    dead.kill9()
+    admin = AdminClient({"bootstrap.servers": node.bootstrap})
+    deadline = time.monotonic() + 15
+    while True:  # the endpoint notices (federation.member.timeout.ms) and says so in Metadata
+        t = admin.list_topics(topic="fed-dead", timeout=5).topics["fed-dead"]
+        if all(p.leader == -1 and p.error is not None for p in t.partitions.values()):
+            assert all(p.error.code() == KafkaError.LEADER_NOT_AVAILABLE for p in t.partitions.values())
+            break
+        assert time.monotonic() < deadline, f"the dead member's partitions still have leaders: {t.partitions}"
+        time.sleep(0.2)
+    roundtrip_ck(node.bootstrap, "fed-live")  # the other member goes on
+
+    # A producer to the dead member's topic waits (retriable errors), it does not fail.
+    delivered, failed = [], []
+    p = Producer({"bootstrap.servers": node.bootstrap, "acks": "all", "message.timeout.ms": 60000, "linger.ms": 5})
+    for i in range(100):
+        p.produce("fed-dead", key=b"late-%d" % i, value=b"v", partition=i % 3,
+                  on_delivery=lambda err, msg: (failed if err else delivered).append(err or msg.offset()))
+    p.flush(3)
+    assert not delivered and not failed, f"delivered {len(delivered)}, failed {failed[:3]}"
+    dead.start()
+    assert p.flush(60) == 0
+    assert len(delivered) == 100 and not failed, failed[:3]
+    want = expected_by_partition(N)
+    got = ck.consume(node.bootstrap, "fed-dead", {q: len(want[q]) + 100 // 3 + (1 if q < 100 % 3 else 0) for q in want},
+                     timeout=60)
+    for q in want:
+        check_partition(q, got[q][: len(want[q])], want[q])
+        assert [k for _, k, _, _ in got[q][len(want[q]):]] == [b"late-%d" % i for i in range(100) if i % 3 == q]
+
+
+def test_federation_kill9_and_restart(fed):
+    node, members = fed
+    assert create(node.bootstrap, "fed-split", 3, {"federation.split.clusters": "2"}) is None
+    ck.wait_topic(node.bootstrap, "fed-split", 3)
+    delivered = []
+    p = Producer({"bootstrap.servers": node.bootstrap, "acks": "all", "message.timeout.ms": 60000, "linger.ms": 5})
+    for i in range(30):
+        p.produce("fed-split", value=b"before-%d" % i, partition=i % 3, on_delivery=lambda e, m: delivered.append(e))
+    assert p.flush(30) == 0
+    node.kill9()
+    node.start()
+    # The map was durable: the split topic is whole at once (an endpoint that lost its map would
+    # adopt each member's part as a topic of 2 or 1 partitions).
+    t = AdminClient({"bootstrap.servers": node.bootstrap}).list_topics(topic="fed-split", timeout=10).topics["fed-split"]
+    assert len(t.partitions) == 3, t.partitions
+    # The producer made before the kill reconnects by itself.
+    for i in range(30):
+        p.produce("fed-split", value=b"after-%d" % i, partition=i % 3, on_delivery=lambda e, m: delivered.append(e))
+    assert p.flush(60) == 0
+    assert delivered == [None] * 60
+    got = ck.consume(node.bootstrap, "fed-split", {q: 20 for q in range(3)}, timeout=60)
+    for q in range(3):
+        assert [v for _, _, v, _ in got[q]] == [b"before-%d" % i for i in range(30) if i % 3 == q] + \
+            [b"after-%d" % i for i in range(30) if i % 3 == q]
+
+
+def test_adoption_and_refusals(fed):
+    node, members = fed
+    ck.create_topic(members["b"].bootstrap, "made-on-b", 2)
+    ck.wait_topic(node.bootstrap, "made-on-b", 2)  # adopted where it is
+    assert create(node.bootstrap, "made-on-b", 1).code() == KafkaError.TOPIC_ALREADY_EXISTS
+    assert create(node.bootstrap, "fed-x", 4, {"federation.split.clusters": "3"}).code() == \
+        KafkaError.INVALID_REPLICATION_FACTOR  # only two members
+    assert create(node.bootstrap, "fed-x", 1, {"federation.split.clusters": "2"}).code() == KafkaError.INVALID_PARTITIONS
+    assert create(node.bootstrap, "fed-x", 2, {"federation.split.clusters": "zero"}).code() == KafkaError.INVALID_CONFIG
+    # A member's refusal comes back whole, and nothing is left behind on the other member.
+    assert create(node.bootstrap, "fed-x", 2, {"federation.split.clusters": "2", "cleanup.policy": "nonsense"}).code() == \
+        KafkaError.INVALID_CONFIG
+    assert "fed-x" not in member_topics(members["a"].bootstrap) and "fed-x" not in member_topics(members["b"].bootstrap)
+    assert create(node.bootstrap, "fed-x", 2, {"federation.split.clusters": "2"}) is None
+
+    # DeleteTopics: gone from both members and from the endpoint, and not adopted back.
+    admin = AdminClient({"bootstrap.servers": node.bootstrap})
+    admin.delete_topics(["fed-x"], request_timeout=20)["fed-x"].result(20)
+    time.sleep(1.0)  # several member metadata rounds (every 200 ms here)
+    assert "fed-x" not in admin.list_topics(timeout=10).topics
+    assert "fed-x" not in member_topics(members["a"].bootstrap) and "fed-x" not in member_topics(members["b"].bootstrap)
+    try:
+        admin.delete_topics(["fed-x"], request_timeout=20)["fed-x"].result(20)
+        raise AssertionError("deleting a deleted topic succeeded")
+    except Exception as e:  # KafkaException
+        assert e.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART, e

@@ -1,0 +1,166 @@
+#include "federation/federation.h"
+
+#include <algorithm>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "broker/frame_reader.h"
+#include "broker/log.h"
+#include "protocol/error_codes.h"
+#include "protocol/messages/api_versions_response.h"
+#include "protocol/messages/request_header.h"
+
+namespace sluice::federation {
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+constexpr int16_t kApiVersionsKey = 18;
+constexpr int64_t kMaxRequestBytes = 100 << 20;  // socket.request.max.bytes' default
+
+std::string peer_name(const tcp::socket& socket) {
+  boost::system::error_code ec;
+  auto ep = socket.remote_endpoint(ec);
+  return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+}  // namespace
+
+Federation::Federation(asio::io_context& io, FederationConfig config)
+    : io_(io), config_(std::move(config)), store_(io.get_executor(), config_.data_dir) {
+  for (const auto& m : config_.members)
+    members_.push_back(std::make_unique<MemberCluster>(io_.get_executor(), m, config_));
+}
+
+MemberCluster* Federation::member(std::string_view name) const {
+  for (const auto& m : members_)
+    if (m->name() == name) return m.get();
+  return nullptr;
+}
+
+void Federation::start() {
+  tcp::acceptor acceptor(io_);
+  const tcp::endpoint endpoint(asio::ip::make_address(config_.listener.host), config_.listener.port);
+  acceptor.open(endpoint.protocol());
+  acceptor.set_option(tcp::acceptor::reuse_address(true));
+  acceptor.bind(endpoint);
+  acceptor.listen();
+  port_ = acceptor.local_endpoint().port();
+  asio::co_spawn(io_, accept(std::move(acceptor)), asio::detached);
+  for (auto& m : members_)
+    asio::co_spawn(io_, m->watch([this](MemberCluster& member) { adopt_topics(member); }), asio::detached);
+  SLUICE_LOG(kInfo, "federation endpoint on " << config_.listener.host << ":" << port_ << " over "
+                                              << members_.size() << " member cluster(s); "
+                                              << store_.topics().size() << " topic(s) in the map");
+}
+
+asio::awaitable<void> Federation::accept(tcp::acceptor acceptor) {
+  for (;;) {
+    boost::system::error_code ec;
+    tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted) co_return;
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    asio::co_spawn(io_, serve(std::move(socket)), asio::detached);
+  }
+}
+
+// Requests are answered one at a time, in order, as Kafka answers a connection's.
+asio::awaitable<void> Federation::serve(tcp::socket socket) {
+  const std::string peer = peer_name(socket);
+  broker::FrameReader input(kMaxRequestBytes);
+  try {
+    for (;;) {
+      std::span<char> frame;
+      broker::FrameReader::Status status;
+      while ((status = input.next(frame)) == broker::FrameReader::Status::kNeedMore) {
+        auto room = input.space();
+        input.produced(co_await socket.async_read_some(asio::buffer(room.data(), room.size()), asio::use_awaitable));
+      }
+      if (status == broker::FrameReader::Status::kBadSize) {
+        SLUICE_LOG(kWarn, "closing " << peer << ": request size " << input.claimed_size() << " is out of bounds");
+        co_return;
+      }
+      const std::string_view bytes(frame.data(), frame.size());
+      protocol::Reader reader(bytes);
+      const int16_t api_key = reader.read_int16();
+      const int16_t api_version = reader.read_int16();
+      const int32_t correlation_id = reader.read_int32();
+      const auto& apis = federation_apis();
+      auto api = std::find_if(apis.begin(), apis.end(), [&](const FederationApi& a) { return a.api_key == api_key; });
+      if (api == apis.end()) {
+        SLUICE_LOG(kWarn, "closing " << peer << ": API key " << api_key << " is not served by the federation");
+        co_return;
+      }
+      protocol::Writer response;
+      const size_t size_at = response.reserve_int32();
+      response.write_int32(correlation_id);
+      bool send = true;
+      if (api_version < api->min_version || api_version > api->max_version) {
+        if (api_key != kApiVersionsKey) {
+          SLUICE_LOG(kWarn, "closing " << peer << ": unsupported version " << api_version << " of API " << api_key);
+          co_return;
+        }
+        // KIP-511: answer in v0 with the versions of ApiVersions, so the client can retry.
+        protocol::ApiVersionsResponse fallback;
+        fallback.error_code = static_cast<int16_t>(protocol::ErrorCode::kUnsupportedVersion);
+        fallback.api_keys.push_back({api->api_key, api->min_version, api->max_version});
+        fallback.encode(response, 0);
+      } else {
+        protocol::RequestHeader header;
+        reader = protocol::Reader(bytes);
+        header.decode(reader, protocol::request_header_version(api_key, api_version));
+        if (protocol::response_header_version(api_key, api_version) >= 1) response.write_uvarint(0);  // no tags
+        FederationRequest request{*this, api_key, api_version, bytes.substr(reader.position()), response};
+        co_await api->handle(request);
+        send = request.send_response;
+      }
+      input.consume();
+      if (!send) continue;
+      response.patch_int32(size_at, static_cast<int32_t>(response.size() - size_at - 4));
+      co_await asio::async_write(socket, asio::buffer(response.buffer()), asio::use_awaitable);
+    }
+  } catch (const protocol::DecodeError& e) {
+    SLUICE_LOG(kWarn, "closing " << peer << ": malformed request: " << e.what());
+  } catch (const boost::system::system_error&) {
+    // The client went away.
+  }
+}
+
+void Federation::note_deleted(const std::string& topic) {
+  // Long enough for every member's brokers to have dropped it from their metadata.
+  deleted_[topic] = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+}
+
+void Federation::adopt_topics(MemberCluster& member) {
+  const auto now = std::chrono::steady_clock::now();
+  std::erase_if(deleted_, [&](const auto& entry) { return entry.second <= now; });
+  for (const auto& [name, topic] : member.topics()) {
+    if (topic.internal || topic.leaders.empty() || store_.find(name) || store_.reserved(name) || deleted_.count(name))
+      continue;
+    store_.reserve(name);
+    asio::co_spawn(io_, adopt(name, member.name(), static_cast<int32_t>(topic.leaders.size())), asio::detached);
+  }
+}
+
+// A topic found on a member and not in the map (created there directly, or
+// the map lost it): it is federated where it is, under a new federated id.
+asio::awaitable<void> Federation::adopt(std::string topic, std::string cluster, int32_t partitions) {
+  TopicPlacement placement{new_topic_id(), {{cluster, partitions}}};
+  const bool ok = co_await store_.put(topic, placement);
+  store_.release(topic);
+  if (ok)
+    SLUICE_LOG(kInfo, "federated topic " << topic << ", found on member cluster " << cluster << " (" << partitions
+                                         << " partition(s))");
+  else
+    SLUICE_LOG(kError, "could not record topic " << topic << " of member cluster " << cluster << " in the map");
+}
+
+}  // namespace sluice::federation

@@ -1,0 +1,95 @@
+// A federation endpoint (`sluice federation`): one Kafka endpoint over several
+// independent member clusters. Clients bootstrap from it alone and see one
+// cluster of one broker (this process, `node.id`) that leads every partition
+// of every federated topic; each request is split by the member cluster and
+// member broker that holds its partitions, forwarded in the Kafka protocol,
+// and the answers are merged. The topic map (federation_store.h) says where
+// each topic lives; the members (member_cluster.h) say who leads what there.
+//
+// Single-threaded: everything runs on the io_context's one thread; the map's
+// LMDB commits run on the state writer's.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "federation/federation_config.h"
+#include "federation/member_cluster.h"
+#include "federation/federation_store.h"
+#include "protocol/wire.h"
+
+namespace sluice::federation {
+
+class Federation {
+ public:
+  Federation(boost::asio::io_context& io, FederationConfig config);
+
+  // Binds the listener and starts watching the members. Throws if it cannot bind.
+  void start();
+  uint16_t port() const { return port_; }
+
+  const FederationConfig& config() const { return config_; }
+  FederationStore& store() { return store_; }
+  const std::vector<std::unique_ptr<MemberCluster>>& members() const { return members_; }
+  MemberCluster* member(std::string_view name) const;
+  boost::asio::any_io_executor executor() { return io_.get_executor(); }
+  // A topic deleted through the endpoint: the members may list it a moment
+  // longer, and it must not be adopted back from them meanwhile.
+  void note_deleted(const std::string& topic);
+
+ private:
+  boost::asio::awaitable<void> accept(boost::asio::ip::tcp::acceptor acceptor);
+  boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
+  // Topics a member holds that the map does not: adopted, on that member.
+  void adopt_topics(MemberCluster& member);
+  boost::asio::awaitable<void> adopt(std::string topic, std::string cluster, int32_t partitions);
+
+  boost::asio::io_context& io_;
+  FederationConfig config_;
+  FederationStore store_;
+  std::vector<std::unique_ptr<MemberCluster>> members_;
+  uint16_t port_ = 0;
+  std::map<std::string, std::chrono::steady_clock::time_point, std::less<>> deleted_;  // until when not adopted
+};
+
+// One client request as a handler sees it.
+struct FederationRequest {
+  Federation& federation;
+  int16_t api_key = 0;
+  int16_t api_version = 0;
+  std::string_view body;
+  protocol::Writer& response;
+  bool send_response = true;  // cleared for Produce with acks=0
+
+  template <typename Request>
+  Request decode() const {
+    protocol::Reader reader(body);
+    Request request;
+    request.decode(reader, api_version);
+    return request;
+  }
+  template <typename Response>
+  void respond(const Response& message) {
+    message.encode(response, api_version);
+  }
+};
+
+struct FederationApi {
+  int16_t api_key;
+  int16_t min_version;
+  int16_t max_version;
+  boost::asio::awaitable<void> (*handle)(FederationRequest&);
+};
+// The APIs the endpoint serves (ApiVersions lists exactly these).
+const std::vector<FederationApi>& federation_apis();
+
+}  // namespace sluice::federation

@@ -1,0 +1,50 @@
+// The configuration of a federation endpoint (`sluice federation`): where
+// clients connect, where the topic map lives, and the member clusters it
+// spreads topics over. A Java properties file and `--override key=value`, as
+// the broker's (broker/config.h), with keys of its own:
+//
+//   node.id                                  the one broker id clients see (0)
+//   listeners / advertised.listeners         PLAINTEXT://host:port
+//   log.dirs                                 the topic map's LMDB directory
+//   federation.clusters                      member names, comma-separated
+//   federation.cluster.<name>.bootstrap.servers  host:port,... of that member
+//   federation.health.check.interval.ms      how often each member is asked (1000)
+//   federation.member.timeout.ms             unanswered this long: unhealthy (5000)
+//   federation.request.timeout.ms            one forwarded request (30000)
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "broker/config.h"
+
+namespace sluice::federation {
+
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+
+struct MemberClusterConfig {
+  std::string name;
+  std::vector<HostPort> bootstrap;
+};
+
+struct FederationConfig {
+  int32_t node_id = 0;
+  broker::Listener listener{"PLAINTEXT", "127.0.0.1", 9192};
+  broker::Listener advertised{"PLAINTEXT", "127.0.0.1", 9192};
+  std::string data_dir = "./federation-data";
+  std::vector<MemberClusterConfig> members;
+  int64_t health_check_interval_ms = 1000;
+  int64_t member_timeout_ms = 5000;
+  int64_t request_timeout_ms = 30000;
+
+  // Throws broker::ConfigError naming the key at fault (an unknown key, a
+  // member without bootstrap servers, no member at all).
+  static FederationConfig load(const std::optional<std::string>& file, const std::vector<std::string>& overrides);
+};
+
+}  // namespace sluice::federation

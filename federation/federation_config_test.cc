@@ -1,0 +1,61 @@
+#include "federation/federation_config.h"
+
+#include <gtest/gtest.h>
+
+namespace sluice::federation {
+namespace {
+
+FederationConfig load(const std::vector<std::string>& overrides) { return FederationConfig::load(std::nullopt, overrides); }
+
+std::string error_of(const std::vector<std::string>& overrides) {
+  try {
+    load(overrides);
+  } catch (const broker::ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(FederationConfigTest, ReadsMembersInOrder) {
+  const auto config = load({"federation.clusters=east, west", "federation.cluster.west.bootstrap.servers=h2:9093",
+                            "federation.cluster.east.bootstrap.servers=h1:9092,h1:9094",
+                            "listeners=PLAINTEXT://127.0.0.1:9300", "log.dirs=/tmp/x", "node.id=7",
+                            "federation.member.timeout.ms=1500"});
+  ASSERT_EQ(config.members.size(), 2u);
+  EXPECT_EQ(config.members[0].name, "east");
+  ASSERT_EQ(config.members[0].bootstrap.size(), 2u);
+  EXPECT_EQ(config.members[0].bootstrap[1].port, 9094);
+  EXPECT_EQ(config.members[1].bootstrap[0].host, "h2");
+  EXPECT_EQ(config.listener.port, 9300);
+  EXPECT_EQ(config.advertised.port, 9300);  // advertised defaults to the listener
+  EXPECT_EQ(config.data_dir, "/tmp/x");
+  EXPECT_EQ(config.node_id, 7);
+  EXPECT_EQ(config.member_timeout_ms, 1500);
+}
+
+TEST(FederationConfigTest, NamesTheKeyAtFault) {
+  EXPECT_NE(error_of({}).find("federation.clusters"), std::string::npos);
+  EXPECT_NE(error_of({"federation.clusters=a"}).find("federation.cluster.a.bootstrap.servers"), std::string::npos);
+  EXPECT_NE(error_of({"federation.clusters=a", "federation.cluster.a.bootstrap.servers=h:1",
+                      "federation.cluster.b.bootstrap.servers=h:2"})
+                .find("federation.cluster.b.bootstrap.servers"),
+            std::string::npos);
+  EXPECT_NE(error_of({"federation.clusters=a", "federation.cluster.a.bootstrap.servers=nohost"}).find("host:port"),
+            std::string::npos);
+  EXPECT_NE(error_of({"federation.clusters=a", "federation.cluster.a.bootstrap.servers=h:99999"}).find("65535"),
+            std::string::npos);
+  EXPECT_NE(error_of({"federation.clusters=a b", "federation.cluster.a b.bootstrap.servers=h:1"}).find("member names"),
+            std::string::npos);
+  EXPECT_NE(error_of({"federation.clusters=a,a", "federation.cluster.a.bootstrap.servers=h:1"}).find("twice"),
+            std::string::npos);
+  EXPECT_NE(error_of({"federation.clusters=a", "federation.cluster.a.bootstrap.servers=h:1", "num.partitions=3"})
+                .find("Unknown configuration 'num.partitions'"),
+            std::string::npos);
+  EXPECT_NE(error_of({"federation.clusters=a", "federation.cluster.a.bootstrap.servers=h:1",
+                      "federation.member.timeout.ms=10"})
+                .find("federation.member.timeout.ms"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice::federation

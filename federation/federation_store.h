@@ -1,0 +1,67 @@
+// The federation's durable state, in LMDB (FORMATS.md, "The federation's
+// state"): the topic map, every federated topic's placement (placement.h),
+// and the end of the producer-id block handed out. Read whole at start-up;
+// each change is committed by the state writer's thread (the network thread
+// never waits on a disk) and takes effect only once it is durable, so what
+// clients are told survives a kill -9.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include "broker/state_writer.h"
+#include "federation/placement.h"
+#include "storage/state_store.h"
+
+namespace sluice::federation {
+
+class FederationStore {
+ public:
+  // Opens (or creates) the map in `dir` and reads it. Throws std::runtime_error.
+  FederationStore(boost::asio::any_io_executor executor, const std::string& dir);
+
+  const std::map<std::string, TopicPlacement, std::less<>>& topics() const { return topics_; }
+  const TopicPlacement* find(std::string_view topic) const;
+  // The topic with this federated id, or nullptr.
+  const std::string* find_name(const protocol::Uuid& id) const;
+
+  // A topic being placed (a creation in progress): not placed twice meanwhile.
+  // False if it is placed or held already.
+  bool reserve(const std::string& topic);
+  // A placed topic being changed (a deletion in progress): held the same way.
+  void hold(const std::string& topic) { reserved_.insert(topic); }
+  void release(const std::string& topic) { reserved_.erase(topic); }
+  bool reserved(std::string_view topic) const { return reserved_.find(topic) != reserved_.end(); }
+
+  // Records the placement durably; false if it could not be written (nothing changed).
+  boost::asio::awaitable<bool> put(std::string topic, TopicPlacement placement);
+
+  // Removes the topic from the map durably; false if it could not be written (nothing changed).
+  boost::asio::awaitable<bool> erase(const std::string& topic);
+
+  // A producer id never handed out before, or nullopt if the next block could
+  // not be recorded. Ids come in blocks of kProducerIdBlock, the end of the
+  // block recorded before any id of it is handed out, from kFirstProducerId
+  // on: member clusters hand ids out to their own clients from 0 upward, and
+  // the federation's producers write to the same partitions.
+  boost::asio::awaitable<std::optional<int64_t>> new_producer_id();
+  static constexpr int64_t kFirstProducerId = int64_t{1} << 48;
+  static constexpr int64_t kProducerIdBlock = 1000;
+
+ private:
+  std::unique_ptr<storage::StateStore> store_;
+  broker::StateWriter writer_;
+  std::map<std::string, TopicPlacement, std::less<>> topics_;
+  std::set<std::string, std::less<>> reserved_;
+  int64_t next_producer_id_ = kFirstProducerId;
+  int64_t producer_block_end_ = kFirstProducerId;  // recorded: no id at or past it handed out
+};
+
+}  // namespace sluice::federation

@@ -1,0 +1,19 @@
+// The federation endpoint's request handlers, one file per API.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+
+#include "federation/federation.h"
+
+namespace sluice::federation {
+
+boost::asio::awaitable<void> handle_produce(FederationRequest& request);
+boost::asio::awaitable<void> handle_fetch(FederationRequest& request);
+boost::asio::awaitable<void> handle_list_offsets(FederationRequest& request);
+boost::asio::awaitable<void> handle_metadata(FederationRequest& request);
+boost::asio::awaitable<void> handle_api_versions(FederationRequest& request);
+boost::asio::awaitable<void> handle_create_topics(FederationRequest& request);
+boost::asio::awaitable<void> handle_init_producer_id(FederationRequest& request);
+boost::asio::awaitable<void> handle_delete_topics(FederationRequest& request);
+
+}  // namespace sluice::federation

@@ -1,0 +1,125 @@
+// Produce (key 0): each partition's batches go to the leader of its member
+// partition, one Produce per member broker, all at once; the answers are put
+// back in the client's numbering. acks=0 is forwarded as acks=1 (a member
+// does not answer acks=0, and the endpoint must know the request is done
+// before it reads the next one) and the client gets no answer, as it expects.
+#include <list>
+#include <map>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include "federation/handlers/forward.h"
+#include "federation/handlers/handlers.h"
+#include "protocol/error_codes.h"
+#include "protocol/messages/produce_request.h"
+#include "protocol/messages/produce_response.h"
+
+namespace sluice::federation {
+namespace {
+
+using protocol::ErrorCode;
+using protocol::ProduceRequest;
+using protocol::ProduceResponse;
+using Target = Forwarded<ProduceRequest, ProduceResponse>;
+constexpr int16_t kForwardVersion = 9;
+
+// One partition of the client's request and where it went.
+struct Slot {
+  std::string topic;
+  int32_t partition = 0;
+  ErrorCode error = ErrorCode::kNone;
+  Target* target = nullptr;
+  int32_t member_partition = -1;
+};
+
+const ProduceResponse::TopicProduceResponse::PartitionProduceResponse* find_answer(const ProduceResponse& reply,
+                                                                                   const std::string& topic,
+                                                                                   int32_t partition) {
+  for (const auto& t : reply.responses)
+    if (t.name == topic)
+      for (const auto& p : t.partition_responses)
+        if (p.index == partition) return &p;
+  return nullptr;
+}
+
+}  // namespace
+
+boost::asio::awaitable<void> handle_produce(FederationRequest& request) {
+  const auto body = request.decode<ProduceRequest>();
+  Federation& federation = request.federation;
+  std::list<Target> targets;  // a list: forward() holds a reference to its element
+  std::map<std::pair<MemberCluster*, int32_t>, Target*> by_node;
+  std::vector<Slot> slots;
+  for (const auto& topic : body.topic_data) {
+    const TopicPlacement* placement = federation.store().find(topic.name);
+    for (const auto& p : topic.partition_data) {
+      Slot& slot = slots.emplace_back(Slot{topic.name, p.index});
+      const auto where = placement ? placement->locate(p.index) : std::nullopt;
+      if (!where) {
+        slot.error = ErrorCode::kUnknownTopicOrPartition;
+        continue;
+      }
+      MemberCluster* member = federation.member(*where->cluster);
+      const int32_t node = member ? member->leader_of(topic.name, where->partition) : -1;
+      if (node < 0) {
+        slot.error = ErrorCode::kNotLeaderOrFollower;  // retriable: the client asks for metadata and waits
+        continue;
+      }
+      Target*& target = by_node[{member, node}];
+      if (target == nullptr) {
+        target = &targets.emplace_back();
+        target->member = member;
+        target->node = node;
+        target->request.transactional_id = body.transactional_id;
+        target->request.acks = body.acks == 0 ? int16_t{1} : body.acks;
+        target->request.timeout_ms = body.timeout_ms;
+      }
+      auto& forwarded_topic = target->request.topic_data;
+      if (forwarded_topic.empty() || forwarded_topic.back().name != topic.name) forwarded_topic.emplace_back().name = topic.name;
+      forwarded_topic.back().partition_data.push_back({where->partition, p.records});
+      slot.target = target;
+      slot.member_partition = where->partition;
+    }
+  }
+  WaitGroup group(federation.executor());
+  const std::chrono::milliseconds timeout(std::max(body.timeout_ms, 0) + federation.config().request_timeout_ms);
+  for (Target& target : targets) {
+    group.add();
+    boost::asio::co_spawn(federation.executor(), forward(target, kForwardVersion, timeout, group),
+                          boost::asio::detached);
+  }
+  co_await group.wait();
+  if (body.acks == 0) {
+    request.send_response = false;
+    co_return;
+  }
+  ProduceResponse reply;
+  for (const Slot& slot : slots) {
+    if (reply.responses.empty() || reply.responses.back().name != slot.topic) reply.responses.emplace_back().name = slot.topic;
+    auto& out = reply.responses.back().partition_responses.emplace_back();
+    out.index = slot.partition;
+    if (slot.error != ErrorCode::kNone) {
+      out.error_code = static_cast<int16_t>(slot.error);
+      continue;
+    }
+    const auto* answer = slot.target->reply ? find_answer(slot.target->reply->body, slot.topic, slot.member_partition)
+                                            : nullptr;
+    if (answer == nullptr) {
+      // Not answered: the batches may or may not have been appended (retriable, as a timeout is).
+      out.error_code = static_cast<int16_t>(ErrorCode::kRequestTimedOut);
+      out.error_message = slot.target->failure;
+      continue;
+    }
+    out.error_code = answer->error_code;
+    out.base_offset = answer->base_offset;
+    out.log_append_time_ms = answer->log_append_time_ms;
+    out.log_start_offset = answer->log_start_offset;
+    out.record_errors = answer->record_errors;
+    out.error_message = answer->error_message;
+    if (answer->error_code == static_cast<int16_t>(ErrorCode::kNotLeaderOrFollower)) slot.target->member->request_refresh();
+  }
+  request.respond(reply);
+}
+
+}  // namespace sluice::federation

@@ -1,0 +1,83 @@
+// One member cluster as the federation sees it: its brokers and the leaders
+// of its partitions, learnt by asking it for its metadata (Metadata v12) every
+// `federation.health.check.interval.ms`, and the connections to its brokers
+// that forwarded requests travel on. A member that has not answered for
+// `federation.member.timeout.ms` is unhealthy: its partitions answer clients
+// with retriable errors, new topics avoid it, and it becomes healthy again by
+// itself once it answers. Only the Kafka protocol is spoken, so a member can
+// be a Sluice cluster or an Apache Kafka cluster.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "broker/outbound_connection.h"
+#include "federation/federation_config.h"
+#include "protocol/wire.h"
+
+namespace sluice::federation {
+
+struct MemberTopic {
+  protocol::Uuid id;
+  bool internal = false;
+  std::vector<int32_t> leaders;  // per partition; -1 when it has none
+};
+
+class MemberCluster {
+ public:
+  MemberCluster(boost::asio::any_io_executor executor, MemberClusterConfig config, const FederationConfig& timing);
+
+  const std::string& name() const { return config_.name; }
+  bool healthy() const { return healthy_; }
+  // What the member said at its last answer (kept while it does not answer).
+  const std::map<std::string, MemberTopic, std::less<>>& topics() const { return topics_; }
+  const MemberTopic* topic(std::string_view name) const;
+  // Its partitions, internal topics aside: how loaded it is.
+  int64_t partition_count() const;
+
+  // Asks for the metadata now and then every interval, forever; calls
+  // `on_answer` after each answer.
+  boost::asio::awaitable<void> watch(std::function<void(MemberCluster&)> on_answer);
+  // Asks again soon (a forwarded request met a stale leader), not waiting for the interval.
+  void request_refresh();
+
+  // The member broker leading `topic`'s member partition, or -1 (unknown
+  // topic or partition, no leader, an unhealthy member).
+  int32_t leader_of(std::string_view topic, int32_t partition) const;
+  // The connection to member broker `node`, or nullptr if the member does not
+  // list it. Call it right before the call, with no co_await in between: a
+  // metadata answer that moves or drops the broker replaces the connection.
+  broker::OutboundConnection* connection(int32_t node);
+  // Some broker of the member, for admin requests (connected ones first), or
+  // -1 when the member is unhealthy.
+  int32_t any_node();
+
+ private:
+  // One round: false if no broker answered. Only watch() runs it, one at a time.
+  boost::asio::awaitable<bool> refresh();
+  void set_healthy(bool healthy, const std::string& why);
+
+  boost::asio::any_io_executor executor_;
+  MemberClusterConfig config_;
+  std::chrono::milliseconds interval_, timeout_;
+  std::map<int32_t, HostPort> brokers_;
+  std::map<int32_t, std::unique_ptr<broker::OutboundConnection>> connections_;
+  std::vector<std::unique_ptr<broker::OutboundConnection>> bootstrap_;  // one per bootstrap server
+  size_t next_probe_ = 0;  // which broker (known ones first, then bootstrap) the next round asks
+  std::map<std::string, MemberTopic, std::less<>> topics_;
+  std::chrono::steady_clock::time_point last_answer_{};
+  bool healthy_ = false;
+  bool answered_once_ = false;
+  boost::asio::steady_timer* wake_ = nullptr;  // watch()'s timer while it waits
+};
+
+}  // namespace sluice::federation

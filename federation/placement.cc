@@ -1,0 +1,106 @@
+#include "federation/placement.h"
+
+#include <charconv>
+#include <random>
+#include <sstream>
+
+namespace sluice::federation {
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+}  // namespace
+
+int32_t TopicPlacement::partition_count() const {
+  int32_t n = 0;
+  for (const auto& s : segments) n += s.partitions;
+  return n;
+}
+
+std::optional<TopicPlacement::Location> TopicPlacement::locate(int32_t p) const {
+  if (p < 0) return std::nullopt;
+  for (const auto& s : segments) {
+    if (p < s.partitions) return Location{&s.cluster, p};
+    p -= s.partitions;
+  }
+  return std::nullopt;
+}
+
+int32_t TopicPlacement::federated_partition(std::string_view cluster, int32_t member_partition) const {
+  int32_t first = 0;
+  for (const auto& s : segments) {
+    if (s.cluster == cluster) return member_partition >= 0 && member_partition < s.partitions ? first + member_partition : -1;
+    first += s.partitions;
+  }
+  return -1;
+}
+
+bool TopicPlacement::on(std::string_view cluster) const {
+  for (const auto& s : segments)
+    if (s.cluster == cluster) return true;
+  return false;
+}
+
+protocol::Uuid new_topic_id() {
+  static std::random_device device;
+  static std::mt19937_64 random(device() ^ (uint64_t{device()} << 32));
+  protocol::Uuid id;
+  do {
+    for (size_t i = 0; i < 16; i += 8) {
+      const uint64_t r = random();
+      for (size_t j = 0; j < 8; ++j) id.bytes[i + j] = static_cast<uint8_t>(r >> (8 * j));
+    }
+  } while (id.is_zero());
+  return id;
+}
+
+bool valid_cluster_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+          c == '.'))
+      return false;
+  return true;
+}
+
+// "1 <topic id, 32 hex digits> <cluster>:<partitions> ...": version 1.
+std::string encode_placement(const TopicPlacement& placement) {
+  std::string out = "1 ";
+  for (uint8_t b : placement.topic_id.bytes) {
+    out += kHex[b >> 4];
+    out += kHex[b & 15];
+  }
+  for (const auto& s : placement.segments) out += " " + s.cluster + ":" + std::to_string(s.partitions);
+  return out;
+}
+
+std::optional<TopicPlacement> decode_placement(std::string_view text) {
+  std::istringstream in{std::string(text)};
+  std::string version, id;
+  if (!(in >> version >> id) || version != "1" || id.size() != 32) return std::nullopt;
+  TopicPlacement placement;
+  for (size_t i = 0; i < 16; ++i) {
+    const int hi = hex_value(id[2 * i]), lo = hex_value(id[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    placement.topic_id.bytes[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  for (std::string segment; in >> segment;) {
+    const size_t colon = segment.rfind(':');
+    if (colon == std::string::npos) return std::nullopt;
+    PlacementSegment s{segment.substr(0, colon), 0};
+    const char* end = segment.data() + segment.size();
+    auto [ptr, ec] = std::from_chars(segment.data() + colon + 1, end, s.partitions);
+    if (ec != std::errc() || ptr != end || s.partitions <= 0 || !valid_cluster_name(s.cluster)) return std::nullopt;
+    placement.segments.push_back(std::move(s));
+  }
+  if (placement.segments.empty()) return std::nullopt;
+  return placement;
+}
+
+}  // namespace sluice::federation

@@ -1,0 +1,57 @@
+// Where a federated topic lives: the member clusters holding its partitions,
+// in order. A topic on one cluster has one segment; a topic split over N
+// clusters has N, and its federated partitions are numbered through them:
+// 12 partitions as {a: 6, b: 6} are a's partitions 0-5 as 0-5 and b's 0-5 as
+// 6-11. The member topic has the federated topic's name on every member, and
+// offsets are the member's own (a partition is never renumbered inside).
+//
+// The topic id is the federation's, minted when it first placed or adopted
+// the topic: clients see one id whatever the members' ids are.
+//
+// Stored in the federation's LMDB map (placement_store.h) as text, one value
+// per topic (FORMATS.md, "The federation's topic map").
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/wire.h"
+
+namespace sluice::federation {
+
+struct PlacementSegment {
+  std::string cluster;
+  int32_t partitions = 0;
+};
+
+struct TopicPlacement {
+  protocol::Uuid topic_id;
+  std::vector<PlacementSegment> segments;
+
+  int32_t partition_count() const;
+  // The member cluster and member partition of federated partition `p`.
+  struct Location {
+    const std::string* cluster = nullptr;
+    int32_t partition = -1;
+  };
+  std::optional<Location> locate(int32_t p) const;
+  // The federated partition of `cluster`'s partition `member_partition`, or -1.
+  int32_t federated_partition(std::string_view cluster, int32_t member_partition) const;
+  bool on(std::string_view cluster) const;
+};
+
+std::string encode_placement(const TopicPlacement& placement);
+// nullopt for text that is not a placement (a corrupt or newer value).
+std::optional<TopicPlacement> decode_placement(std::string_view text);
+
+// A random topic id, never the zero id (Kafka's Uuid.randomUuid).
+protocol::Uuid new_topic_id();
+
+// Member cluster names are written into the map's values: letters, digits,
+// '-', '_' and '.' only.
+bool valid_cluster_name(std::string_view name);
+
+}  // namespace sluice::federation

@@ -1,0 +1,67 @@
+#include "federation/placement.h"
+
+#include <gtest/gtest.h>
+
+namespace sluice::federation {
+namespace {
+
+TopicPlacement split_placement() {
+  TopicPlacement p;
+  p.topic_id = new_topic_id();
+  p.segments = {{"a", 6}, {"b", 6}};
+  return p;
+}
+
+TEST(PlacementTest, NumbersPartitionsThroughTheSegments) {
+  const TopicPlacement p = split_placement();
+  EXPECT_EQ(p.partition_count(), 12);
+  auto first = p.locate(0), last_of_a = p.locate(5), first_of_b = p.locate(6), last = p.locate(11);
+  ASSERT_TRUE(first && last_of_a && first_of_b && last);
+  EXPECT_EQ(*first->cluster, "a");
+  EXPECT_EQ(first->partition, 0);
+  EXPECT_EQ(*last_of_a->cluster, "a");
+  EXPECT_EQ(last_of_a->partition, 5);
+  EXPECT_EQ(*first_of_b->cluster, "b");
+  EXPECT_EQ(first_of_b->partition, 0);
+  EXPECT_EQ(last->partition, 5);
+  EXPECT_FALSE(p.locate(12));
+  EXPECT_FALSE(p.locate(-1));
+  EXPECT_EQ(p.federated_partition("b", 3), 9);
+  EXPECT_EQ(p.federated_partition("b", 6), -1);
+  EXPECT_EQ(p.federated_partition("c", 0), -1);
+  EXPECT_TRUE(p.on("a"));
+  EXPECT_FALSE(p.on("c"));
+}
+
+TEST(PlacementTest, EncodingRoundTrips) {
+  const TopicPlacement p = split_placement();
+  const std::string text = encode_placement(p);
+  EXPECT_EQ(text.substr(0, 2), "1 ");
+  EXPECT_NE(text.find(" a:6 b:6"), std::string::npos);
+  auto back = decode_placement(text);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->topic_id, p.topic_id);
+  ASSERT_EQ(back->segments.size(), 2u);
+  EXPECT_EQ(back->segments[1].cluster, "b");
+  EXPECT_EQ(back->segments[1].partitions, 6);
+}
+
+TEST(PlacementTest, RefusesWhatIsNotAPlacement) {
+  const std::string id(32, 'a');
+  EXPECT_FALSE(decode_placement(""));
+  EXPECT_FALSE(decode_placement("2 " + id + " a:1"));       // a newer version
+  EXPECT_FALSE(decode_placement("1 " + id));                // no segment
+  EXPECT_FALSE(decode_placement("1 " + id + " a:0"));       // an empty segment
+  EXPECT_FALSE(decode_placement("1 " + id + " a:x"));
+  EXPECT_FALSE(decode_placement("1 " + id + " a/b:1"));     // not a cluster name
+  EXPECT_FALSE(decode_placement("1 " + std::string(32, 'g') + " a:1"));
+  EXPECT_TRUE(decode_placement("1 " + id + " a:1"));
+}
+
+TEST(PlacementTest, NewTopicIdsDiffer) {
+  EXPECT_FALSE(new_topic_id() == new_topic_id());
+  EXPECT_FALSE(new_topic_id().is_zero());
+}
+
+}  // namespace
+}  // namespace sluice::federation
