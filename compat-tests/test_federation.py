@@ -7,6 +7,9 @@ Two members, `a` and `b`, and `sluice federation` over them; clients bootstrap f
     to both; librdkafka (confluent-kafka), kafka-python and the Java client (idempotent producers)
     produce and read back byte for byte through the endpoint, and the bytes are where the map says,
     on the members themselves;
+  - a consumer group of three members (confluent-kafka; kafka-python) reads a split topic exactly
+    once; its offsets are committed on the members, and a new member resumes from them after the
+    endpoint's kill -9;
   - a member killed: the other's topics go on; the dead one's partitions have no leader and a
     producer to them waits rather than fails; once it restarts, everything is there;
   - the endpoint kill -9ed and restarted: the map is intact (a split topic keeps all its partitions),
@@ -119,6 +122,45 @@ def test_java_client_through_the_federation(fed, java_libs):
     rc, out, secs = run_bounded(cmd, env, JAVA_DIR, 130)
     print(out)
     assert rc == 0, "\n".join(out.splitlines()[-60:])
+
+
+@pytest.mark.parametrize("client", ["confluent", "kafka-python"])
+def test_consumer_group_over_a_split_topic(fed, client):
+    """Three members of one group read a topic split over both members exactly once; the group is
+    coordinated by the endpoint, its offsets committed on the members holding the partitions. They
+    outlive the endpoint: after its kill -9, a new member resumes exactly where the group was."""
+    from confluent_kafka import Consumer, TopicPartition
+    from harness import groups
+    node, members = fed
+    topic, group = "fed-grouped", f"fed-group-{client}"
+    assert create(node.bootstrap, topic, 6, {"federation.split.clusters": "2"}) is None
+    ck.wait_topic(node.bootstrap, topic, 6)
+    groups.scenario_three_members_share(client, node.bootstrap, topic, group, "range")
+
+    node.kill9()
+    node.start()
+    ck.wait_topic(node.bootstrap, topic, 6)
+    c = Consumer({"bootstrap.servers": node.bootstrap, "group.id": group})
+    try:
+        committed = c.committed([TopicPartition(topic, p) for p in range(6)], timeout=15)
+    finally:
+        c.close()
+    assert [tp.offset for tp in committed] == [500] * 6, committed
+    for name, m in members.items():  # on the members themselves, in their own numbering
+        c = Consumer({"bootstrap.servers": m.bootstrap, "group.id": group})
+        try:
+            assert [tp.offset for tp in c.committed([TopicPartition(topic, p) for p in range(3)], timeout=15)] == \
+                [500] * 3, name
+        finally:
+            c.close()
+    late = groups.Member("late", client, node.bootstrap, group, topic)
+    try:
+        groups.wait_balanced([late], 6, 6)
+        want = groups.produce_keyed(node.bootstrap, topic, 3000, 600, 6)
+        groups.wait_consumed([late], want)
+        groups.check_exactly_once([late], want)  # nothing before the committed offsets again
+    finally:
+        groups.close_all([late])
 
 
 def test_member_stopped_and_back(fed):

@@ -5,6 +5,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -32,7 +33,10 @@ std::string peer_name(const tcp::socket& socket) {
 }  // namespace
 
 Federation::Federation(asio::io_context& io, FederationConfig config)
-    : io_(io), config_(std::move(config)), store_(io.get_executor(), config_.data_dir) {
+    : io_(io),
+      config_(std::move(config)),
+      store_(io.get_executor(), config_.data_dir),
+      groups_(no_offsets_, config_.groups, io.get_executor()) {
   for (const auto& m : config_.members)
     members_.push_back(std::make_unique<MemberCluster>(io_.get_executor(), m, config_));
 }
@@ -54,6 +58,7 @@ void Federation::start() {
   asio::co_spawn(io_, accept(std::move(acceptor)), asio::detached);
   for (auto& m : members_)
     asio::co_spawn(io_, m->watch([this](MemberCluster& member) { adopt_topics(member); }), asio::detached);
+  asio::co_spawn(io_, expire_group_members(), asio::detached);
   SLUICE_LOG(kInfo, "federation endpoint on " << config_.listener.host << ":" << port_ << " over "
                                               << members_.size() << " member cluster(s); "
                                               << store_.topics().size() << " topic(s) in the map");
@@ -75,6 +80,9 @@ asio::awaitable<void> Federation::accept(tcp::acceptor acceptor) {
 // Requests are answered one at a time, in order, as Kafka answers a connection's.
 asio::awaitable<void> Federation::serve(tcp::socket socket) {
   const std::string peer = peer_name(socket);
+  boost::system::error_code ec;
+  const auto remote = socket.remote_endpoint(ec);
+  const std::string client_host = ec ? std::string("?") : remote.address().to_string();
   broker::FrameReader input(kMaxRequestBytes);
   try {
     for (;;) {
@@ -118,7 +126,8 @@ asio::awaitable<void> Federation::serve(tcp::socket socket) {
         reader = protocol::Reader(bytes);
         header.decode(reader, protocol::request_header_version(api_key, api_version));
         if (protocol::response_header_version(api_key, api_version) >= 1) response.write_uvarint(0);  // no tags
-        FederationRequest request{*this, api_key, api_version, bytes.substr(reader.position()), response};
+        FederationRequest request{*this, api_key, api_version, bytes.substr(reader.position()), response,
+                                  std::move(header.client_id), client_host};
         co_await api->handle(request);
         send = request.send_response;
       }
@@ -131,6 +140,15 @@ asio::awaitable<void> Federation::serve(tcp::socket socket) {
     SLUICE_LOG(kWarn, "closing " << peer << ": malformed request: " << e.what());
   } catch (const boost::system::system_error&) {
     // The client went away.
+  }
+}
+
+asio::awaitable<void> Federation::expire_group_members() {
+  asio::steady_timer timer(io_);
+  for (;;) {
+    timer.expires_after(std::chrono::milliseconds(100));
+    co_await timer.async_wait(asio::use_awaitable);
+    groups_.tick();
   }
 }
 

@@ -22,6 +22,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "broker/group_coordinator.h"
 #include "federation/federation_config.h"
 #include "federation/member_cluster.h"
 #include "federation/federation_store.h"
@@ -41,6 +42,11 @@ class Federation {
   FederationStore& store() { return store_; }
   const std::vector<std::unique_ptr<MemberCluster>>& members() const { return members_; }
   MemberCluster* member(std::string_view name) const;
+  // Consumer-group membership (the classic protocol), coordinated here for
+  // every group: soft state, as Kafka's coordinator keeps it in memory. The
+  // groups' committed offsets are not kept here: each partition's go to the
+  // member cluster holding it (handlers/offset_commit.cc).
+  broker::GroupCoordinator& groups() { return groups_; }
   boost::asio::any_io_executor executor() { return io_.get_executor(); }
   // A topic deleted through the endpoint: the members may list it a moment
   // longer, and it must not be adopted back from them meanwhile.
@@ -52,10 +58,21 @@ class Federation {
   // Topics a member holds that the map does not: adopted, on that member.
   void adopt_topics(MemberCluster& member);
   boost::asio::awaitable<void> adopt(std::string topic, std::string cluster, int32_t partitions);
+  // Member sessions and rebalance deadlines, ten times a second (as a broker's).
+  boost::asio::awaitable<void> expire_group_members();
 
   boost::asio::io_context& io_;
   FederationConfig config_;
   FederationStore store_;
+  // The coordinator's offsets stay empty: commits go to the members.
+  struct NoOffsets : broker::OffsetStore {
+    broker::GroupOffsets load() override { return {}; }
+    broker::OffsetWrite apply(std::string_view, const std::map<broker::TopicPartition, broker::CommittedOffset>&,
+                              const std::vector<broker::TopicPartition>&) override {
+      return {};
+    }
+  } no_offsets_;
+  broker::GroupCoordinator groups_;
   std::vector<std::unique_ptr<MemberCluster>> members_;
   uint16_t port_ = 0;
   std::map<std::string, std::chrono::steady_clock::time_point, std::less<>> deleted_;  // until when not adopted
@@ -68,6 +85,8 @@ struct FederationRequest {
   int16_t api_version = 0;
   std::string_view body;
   protocol::Writer& response;
+  std::optional<std::string> client_id;
+  std::string client_host;
   bool send_response = true;  // cleared for Produce with acks=0
 
   template <typename Request>

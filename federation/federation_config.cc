@@ -3,6 +3,7 @@
 #include "federation/placement.h"
 
 #include <charconv>
+#include <cstdint>
 #include <map>
 #include <sstream>
 
@@ -14,12 +15,12 @@ using broker::ConfigError;
 constexpr std::string_view kClusterPrefix = "federation.cluster.";
 constexpr std::string_view kBootstrapSuffix = ".bootstrap.servers";
 
-int64_t parse_long(const std::string& key, const std::string& value, int64_t min) {
+int64_t parse_long(const std::string& key, const std::string& value, int64_t min, int64_t max = INT32_MAX) {
   int64_t out = 0;
   auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), out);
-  if (ec != std::errc() || ptr != value.data() + value.size() || value.empty() || out < min)
-    throw ConfigError("Invalid value '" + value + "' for configuration " + key + ": a whole number of at least " +
-                      std::to_string(min));
+  if (ec != std::errc() || ptr != value.data() + value.size() || value.empty() || out < min || out > max)
+    throw ConfigError("Invalid value '" + value + "' for configuration " + key + ": a whole number from " +
+                      std::to_string(min) + " to " + std::to_string(max));
   return out;
 }
 
@@ -76,6 +77,12 @@ FederationConfig FederationConfig::load(const std::optional<std::string>& file,
       config.member_timeout_ms = parse_long(key, value, 100);
     } else if (key == "federation.request.timeout.ms") {
       config.request_timeout_ms = parse_long(key, value, 100);
+    } else if (key == "group.initial.rebalance.delay.ms") {
+      config.groups.initial_rebalance_delay_ms = static_cast<int32_t>(parse_long(key, value, 0));
+    } else if (key == "group.min.session.timeout.ms") {
+      config.groups.min_session_timeout_ms = static_cast<int32_t>(parse_long(key, value, 1));
+    } else if (key == "group.max.session.timeout.ms") {
+      config.groups.max_session_timeout_ms = static_cast<int32_t>(parse_long(key, value, 1));
     } else if (key.starts_with(kClusterPrefix) && key.ends_with(kBootstrapSuffix) &&
                key.size() > kClusterPrefix.size() + kBootstrapSuffix.size()) {
       const std::string name =

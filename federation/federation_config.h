@@ -11,6 +11,8 @@
 //   federation.health.check.interval.ms      how often each member is asked (1000)
 //   federation.member.timeout.ms             unanswered this long: unhealthy (5000)
 //   federation.request.timeout.ms            one forwarded request (30000)
+//   group.initial.rebalance.delay.ms, group.min.session.timeout.ms,
+//   group.max.session.timeout.ms             consumer groups, as on a broker
 #pragma once
 
 #include <cstdint>
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "broker/config.h"
+#include "broker/group_coordinator.h"
 
 namespace sluice::federation {
 
@@ -41,6 +44,7 @@ struct FederationConfig {
   int64_t health_check_interval_ms = 1000;
   int64_t member_timeout_ms = 5000;
   int64_t request_timeout_ms = 30000;
+  broker::GroupCoordinator::Options groups;
 
   // Throws broker::ConfigError naming the key at fault (an unknown key, a
   // member without bootstrap servers, no member at all).

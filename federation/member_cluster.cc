@@ -6,6 +6,8 @@
 
 #include "broker/log.h"
 #include "protocol/error_codes.h"
+#include "protocol/messages/find_coordinator_request.h"
+#include "protocol/messages/find_coordinator_response.h"
 #include "protocol/messages/metadata_request.h"
 #include "protocol/messages/metadata_response.h"
 
@@ -14,6 +16,7 @@ namespace {
 
 namespace asio = boost::asio;
 constexpr int16_t kMetadataVersion = 12;
+constexpr int16_t kFindCoordinatorVersion = 3;  // one key; every member speaks it
 const std::string kClientId = "sluice-federation";
 
 }  // namespace
@@ -129,6 +132,25 @@ int32_t MemberCluster::leader_of(std::string_view topic_name, int32_t partition)
   const MemberTopic* t = topic(topic_name);
   if (!t || partition < 0 || partition >= static_cast<int32_t>(t->leaders.size())) return -1;
   return t->leaders[static_cast<size_t>(partition)];
+}
+
+asio::awaitable<int32_t> MemberCluster::coordinator_of(std::string group) {
+  if (auto it = coordinators_.find(group); it != coordinators_.end() && brokers_.count(it->second)) co_return it->second;
+  const int32_t asked = any_node();
+  broker::OutboundConnection* connection = asked < 0 ? nullptr : this->connection(asked);
+  if (connection == nullptr) co_return -1;
+  protocol::FindCoordinatorRequest request;
+  request.key = group;
+  request.key_type = 0;  // a group
+  int32_t found = -1;
+  try {
+    auto reply = co_await connection->call<protocol::FindCoordinatorResponse>(request, kFindCoordinatorVersion, timeout_);
+    if (reply.body.error_code == 0) found = reply.body.node_id;
+  } catch (const std::exception&) {
+    request_refresh();
+  }
+  if (found >= 0) coordinators_[group] = found;
+  co_return found;
 }
 
 int32_t MemberCluster::any_node() {

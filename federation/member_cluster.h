@@ -57,6 +57,12 @@ class MemberCluster {
   // list it. Call it right before the call, with no co_await in between: a
   // metadata answer that moves or drops the broker replaces the connection.
   broker::OutboundConnection* connection(int32_t node);
+  // The member broker coordinating `group` on this member (FindCoordinator,
+  // remembered until forget_coordinator), or -1 if it cannot be found now.
+  boost::asio::awaitable<int32_t> coordinator_of(std::string group);
+  // A coordinator that answered NOT_COORDINATOR (or did not answer): asked again next time.
+  void forget_coordinator(const std::string& group) { coordinators_.erase(group); }
+
   // Some broker of the member, for admin requests (connected ones first), or
   // -1 when the member is unhealthy.
   int32_t any_node();
@@ -74,6 +80,7 @@ class MemberCluster {
   std::vector<std::unique_ptr<broker::OutboundConnection>> bootstrap_;  // one per bootstrap server
   size_t next_probe_ = 0;  // which broker (known ones first, then bootstrap) the next round asks
   std::map<std::string, MemberTopic, std::less<>> topics_;
+  std::map<std::string, int32_t, std::less<>> coordinators_;  // group -> member broker
   std::chrono::steady_clock::time_point last_answer_{};
   bool healthy_ = false;
   bool answered_once_ = false;

@@ -14,8 +14,9 @@ from . import kwire
 from .brokers import _die_with_parent, free_port, sluice_bin
 
 # Short timings: a member is asked every 200 ms and unhealthy after 1.5 s without an answer.
+# Groups form at once (as the harness's brokers do).
 TIMINGS = {"federation.health.check.interval.ms": "200", "federation.member.timeout.ms": "1500",
-           "federation.request.timeout.ms": "10000"}
+           "federation.request.timeout.ms": "10000", "group.initial.rebalance.delay.ms": "0"}
 
 
 class FederationNode:

@@ -12,6 +12,13 @@ const std::vector<FederationApi>& federation_apis() {
       {1, 4, 12, handle_fetch},          // forwarded at v12 (topic names)
       {2, 1, 7, handle_list_offsets},    // forwarded at v7
       {3, 0, 12, handle_metadata},       // answered from the map and the members' metadata
+      {8, 2, 8, handle_offset_commit},   // checked here, forwarded at v8 to each member's coordinator
+      {9, 1, 8, handle_offset_fetch},    // forwarded at v7 to each member's coordinator
+      {10, 0, 4, handle_find_coordinator},  // consumer groups: this endpoint
+      {11, 0, 9, handle_join_group},     // group membership: coordinated here
+      {12, 0, 4, handle_heartbeat},
+      {13, 0, 5, handle_leave_group},
+      {14, 0, 5, handle_sync_group},
       {18, 0, 3, handle_api_versions},
       {19, 2, 7, handle_create_topics},  // forwarded at v7
       {20, 1, 6, handle_delete_topics},  // forwarded at v6

@@ -15,5 +15,12 @@ boost::asio::awaitable<void> handle_api_versions(FederationRequest& request);
 boost::asio::awaitable<void> handle_create_topics(FederationRequest& request);
 boost::asio::awaitable<void> handle_init_producer_id(FederationRequest& request);
 boost::asio::awaitable<void> handle_delete_topics(FederationRequest& request);
+boost::asio::awaitable<void> handle_find_coordinator(FederationRequest& request);
+boost::asio::awaitable<void> handle_join_group(FederationRequest& request);
+boost::asio::awaitable<void> handle_sync_group(FederationRequest& request);
+boost::asio::awaitable<void> handle_heartbeat(FederationRequest& request);
+boost::asio::awaitable<void> handle_leave_group(FederationRequest& request);
+boost::asio::awaitable<void> handle_offset_commit(FederationRequest& request);
+boost::asio::awaitable<void> handle_offset_fetch(FederationRequest& request);
 
 }  // namespace sluice::federation

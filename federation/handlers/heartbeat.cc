@@ -1,0 +1,12 @@
+// Heartbeat (key 12): the federation endpoint coordinates every group's membership itself
+// (Federation::groups), with the broker's code (broker/handlers/classic_group.h).
+#include "broker/handlers/classic_group.h"
+#include "federation/handlers/handlers.h"
+
+namespace sluice::federation {
+
+boost::asio::awaitable<void> handle_heartbeat(FederationRequest& request) {
+  co_await broker::classic_group::serve_heartbeat(request, request.federation.groups());
+}
+
+}  // namespace sluice::federation

@@ -1,0 +1,125 @@
+// OffsetCommit (key 8): the commit is checked against the group's membership
+// here (generation, member id), as a coordinator checks it; then each
+// partition's offset is committed on the member cluster holding it, to that
+// member's coordinator of the same group, as a commit from outside the group
+// (generation -1: the member's group has no members of its own). The offsets
+// are as durable as the member makes them (its replicated __consumer_offsets)
+// and outlive the endpoint. Answered per partition; a member that cannot be
+// reached gives its partitions a retriable error.
+#include <list>
+#include <map>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include "federation/handlers/forward.h"
+#include "federation/handlers/handlers.h"
+#include "protocol/error_codes.h"
+#include "protocol/messages/offset_commit_request.h"
+#include "protocol/messages/offset_commit_response.h"
+
+namespace sluice::federation {
+namespace {
+
+using protocol::ErrorCode;
+using protocol::OffsetCommitRequest;
+using protocol::OffsetCommitResponse;
+using Target = Forwarded<OffsetCommitRequest, OffsetCommitResponse>;
+constexpr int16_t kForwardVersion = 8;
+
+struct Slot {
+  std::string topic;
+  int32_t partition = 0;
+  ErrorCode error = ErrorCode::kNone;
+  Target* target = nullptr;
+  int32_t member_partition = -1;
+};
+
+bool coordinator_moved(int16_t error) {
+  return error == static_cast<int16_t>(ErrorCode::kNotCoordinator) ||
+         error == static_cast<int16_t>(ErrorCode::kCoordinatorNotAvailable);
+}
+
+}  // namespace
+
+boost::asio::awaitable<void> handle_offset_commit(FederationRequest& request) {
+  const auto body = request.decode<OffsetCommitRequest>();
+  Federation& federation = request.federation;
+  broker::GroupCoordinator::CommitRequest check;
+  check.group_id = body.group_id;
+  check.generation_id = body.generation_id_or_member_epoch;
+  check.member_id = body.member_id;
+  if (body.group_instance_id) check.group_instance_id = *body.group_instance_id;
+  const ErrorCode refused = federation.groups().validate_commit(check);
+
+  std::list<Target> targets;
+  std::map<MemberCluster*, Target*> by_member;
+  std::vector<Slot> slots;
+  for (const auto& topic : body.topics) {
+    const TopicPlacement* placement = federation.store().find(topic.name);
+    for (const auto& p : topic.partitions) {
+      Slot& slot = slots.emplace_back(Slot{topic.name, p.partition_index});
+      const auto where = placement ? placement->locate(p.partition_index) : std::nullopt;
+      if (refused != ErrorCode::kNone || !where) {
+        slot.error = refused != ErrorCode::kNone ? refused : ErrorCode::kUnknownTopicOrPartition;
+        continue;
+      }
+      MemberCluster* member = federation.member(*where->cluster);
+      Target*& target = by_member[member];
+      if (target == nullptr) {
+        target = &targets.emplace_back();
+        target->member = member;
+        target->request.group_id = body.group_id;
+        target->request.generation_id_or_member_epoch = -1;  // from outside the member's group
+      }
+      auto& forwarded_topics = target->request.topics;
+      if (forwarded_topics.empty() || forwarded_topics.back().name != topic.name)
+        forwarded_topics.emplace_back().name = topic.name;
+      auto& forwarded = forwarded_topics.back().partitions.emplace_back();
+      forwarded.partition_index = where->partition;
+      forwarded.committed_offset = p.committed_offset;
+      forwarded.committed_leader_epoch = p.committed_leader_epoch;  // the member's own epochs (its batches')
+      forwarded.committed_metadata = p.committed_metadata;
+      slot.target = target;
+      slot.member_partition = where->partition;
+    }
+  }
+  // Each member's coordinator of the group, then every member's commit at once.
+  WaitGroup group(federation.executor());
+  for (Target& target : targets) {
+    target.node = co_await target.member->coordinator_of(body.group_id);
+    if (target.node < 0) {
+      target.failure = "no coordinator of the group found on member cluster " + target.member->name();
+      continue;
+    }
+    group.add();
+    boost::asio::co_spawn(federation.executor(),
+                          forward(target, kForwardVersion, std::chrono::milliseconds(federation.config().request_timeout_ms),
+                                  group),
+                          boost::asio::detached);
+  }
+  co_await group.wait();
+
+  OffsetCommitResponse reply;
+  for (const Slot& slot : slots) {
+    if (reply.topics.empty() || reply.topics.back().name != slot.topic) reply.topics.emplace_back().name = slot.topic;
+    auto& out = reply.topics.back().partitions.emplace_back();
+    out.partition_index = slot.partition;
+    if (slot.error != ErrorCode::kNone) {
+      out.error_code = static_cast<int16_t>(slot.error);
+      continue;
+    }
+    const OffsetCommitResponse::OffsetCommitResponseTopic::OffsetCommitResponsePartition* answer = nullptr;
+    if (slot.target->reply)
+      for (const auto& t : slot.target->reply->body.topics)
+        if (t.name == slot.topic)
+          for (const auto& p : t.partitions)
+            if (p.partition_index == slot.member_partition) answer = &p;
+    // Unanswered: retriable for the client, which commits again.
+    out.error_code = answer ? answer->error_code : static_cast<int16_t>(ErrorCode::kCoordinatorNotAvailable);
+    if (!answer || coordinator_moved(answer->error_code)) slot.target->member->forget_coordinator(body.group_id);
+  }
+  request.respond(reply);
+}
+
+}  // namespace sluice::federation
