@@ -1,6 +1,6 @@
 """The federation endpoint (issue 19, federation/): one Kafka endpoint over independent member
-clusters. Sluice only (the endpoint is Sluice's own; its members here are single-node Sluice
-clusters, a member being any Kafka-protocol cluster).
+clusters. Sluice only (the endpoint is Sluice's own). Its members here are single-node Sluice
+clusters, and in one variant member b is an Apache Kafka node: a member is any Kafka-protocol cluster.
 
 Two members, `a` and `b`, and `sluice federation` over them; clients bootstrap from the endpoint alone:
   - topics created through it go to the least-loaded member, a split one (federation.split.clusters=2)
@@ -36,9 +36,8 @@ from test_java_clients import java_libs  # noqa: F401 (fixture)
 N = 3000
 
 
-@pytest.fixture(name="fed")
-def federation_fixture():
-    members = {"a": Broker("sluice"), "b": Broker("sluice")}
+def federation_over(kinds: dict[str, str]):
+    members = {name: Broker(kind) for name, kind in kinds.items()}
     node = None
     try:
         for m in members.values():
@@ -50,6 +49,17 @@ def federation_fixture():
             node.cleanup()
         for m in members.values():
             m.cleanup()
+
+
+@pytest.fixture(name="fed")
+def federation_fixture():
+    yield from federation_over({"a": "sluice", "b": "sluice"})
+
+
+@pytest.fixture(name="fed_kafka")
+def federation_with_a_kafka_member_fixture():
+    """Member b is Apache Kafka (one KRaft node): the endpoint speaks only the Kafka protocol to members."""
+    yield from federation_over({"a": "sluice", "b": "kafka"})
 
 
 def member_topics(bootstrap: str) -> dict[str, int]:
@@ -76,7 +86,17 @@ def roundtrip_ck(bootstrap: str, topic: str) -> None:
 
 
 def test_clients_through_the_federation(fed):
-    node, members = fed
+    clients_scenario(*fed)
+
+
+def test_with_a_kafka_member(fed_kafka):
+    """The same with member b an Apache Kafka node; then a consumer group over a topic split across
+    Sluice and Kafka, its offsets committed on each."""
+    clients_scenario(*fed_kafka)
+    group_scenario(*fed_kafka, "confluent")
+
+
+def clients_scenario(node, members):
     assert create(node.bootstrap, "fed-one", 3) is None
     assert create(node.bootstrap, "fed-two", 3) is None
     assert create(node.bootstrap, "fed-split", 3, {"federation.split.clusters": "2"}) is None
@@ -126,12 +146,15 @@ def test_java_client_through_the_federation(fed, java_libs):
 
 @pytest.mark.parametrize("client", ["confluent", "kafka-python"])
 def test_consumer_group_over_a_split_topic(fed, client):
+    group_scenario(*fed, client)
+
+
+def group_scenario(node, members, client):
     """Three members of one group read a topic split over both members exactly once; the group is
     coordinated by the endpoint, its offsets committed on the members holding the partitions. They
     outlive the endpoint: after its kill -9, a new member resumes exactly where the group was."""
     from confluent_kafka import Consumer, TopicPartition
     from harness import groups
-    node, members = fed
     topic, group = "fed-grouped", f"fed-group-{client}"
     assert create(node.bootstrap, topic, 6, {"federation.split.clusters": "2"}) is None
     ck.wait_topic(node.bootstrap, topic, 6)

@@ -136,21 +136,37 @@ int32_t MemberCluster::leader_of(std::string_view topic_name, int32_t partition)
 
 asio::awaitable<int32_t> MemberCluster::coordinator_of(std::string group) {
   if (auto it = coordinators_.find(group); it != coordinators_.end() && brokers_.count(it->second)) co_return it->second;
-  const int32_t asked = any_node();
-  broker::OutboundConnection* connection = asked < 0 ? nullptr : this->connection(asked);
-  if (connection == nullptr) co_return -1;
-  protocol::FindCoordinatorRequest request;
-  request.key = group;
-  request.key_type = 0;  // a group
-  int32_t found = -1;
-  try {
-    auto reply = co_await connection->call<protocol::FindCoordinatorResponse>(request, kFindCoordinatorVersion, timeout_);
-    if (reply.body.error_code == 0) found = reply.body.node_id;
-  } catch (const std::exception&) {
-    request_refresh();
+  // A member may need a moment to have one (Kafka creates __consumer_offsets on the first
+  // question): asked again every 100 ms, for as long as one member answer may take.
+  asio::steady_timer pause(executor_);
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  for (;;) {
+    const int32_t asked = any_node();
+    broker::OutboundConnection* connection = asked < 0 ? nullptr : this->connection(asked);
+    if (connection == nullptr) co_return -1;
+    protocol::FindCoordinatorRequest request;
+    request.key = group;
+    request.key_type = 0;  // a group
+    int16_t error = 0;
+    int32_t found = -1;
+    try {
+      auto reply = co_await connection->call<protocol::FindCoordinatorResponse>(request, kFindCoordinatorVersion, timeout_);
+      error = reply.body.error_code;
+      if (error == 0) found = reply.body.node_id;
+    } catch (const std::exception&) {
+      request_refresh();
+      co_return -1;
+    }
+    if (found >= 0) {
+      coordinators_[group] = found;
+      co_return found;
+    }
+    const bool retriable = error == static_cast<int16_t>(protocol::ErrorCode::kCoordinatorNotAvailable) ||
+                           error == static_cast<int16_t>(protocol::ErrorCode::kCoordinatorLoadInProgress);
+    if (!retriable || std::chrono::steady_clock::now() + std::chrono::milliseconds(100) >= deadline) co_return -1;
+    pause.expires_after(std::chrono::milliseconds(100));
+    co_await pause.async_wait(asio::use_awaitable);
   }
-  if (found >= 0) coordinators_[group] = found;
-  co_return found;
 }
 
 int32_t MemberCluster::any_node() {

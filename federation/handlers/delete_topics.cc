@@ -92,7 +92,8 @@ boost::asio::awaitable<void> handle_delete_topics(FederationRequest& request) {
     for (const auto& name : body.topic_names) wanted.emplace_back(name, protocol::Uuid{});
   }
   DeleteTopicsResponse reply;
-  for (const auto& [given_name, id] : wanted) {
+  for (size_t i = 0; i < wanted.size(); ++i) {  // an index: co_await in the body (GCC 12)
+    const auto& [given_name, id] = wanted[i];
     std::string name = given_name;
     if (name.empty()) {
       const std::string* found = federation.store().find_name(id);

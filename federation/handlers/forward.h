@@ -4,14 +4,20 @@
 
 #include <chrono>
 #include <cstdint>
+#include <list>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "broker/async_event.h"
 #include "broker/outbound_connection.h"
+#include "federation/federation.h"
 #include "federation/member_cluster.h"
 
 namespace sluice::federation {
@@ -61,6 +67,51 @@ boost::asio::awaitable<void> forward(Forwarded<Request, Response>& f, int16_t ve
   }
   if (!f.reply) f.member->request_refresh();
   group.done();
+}
+
+// Group requests: each target's member is asked for its coordinator of
+// `group` (target.node), then every target's request goes at once. A member
+// whose coordinator moved or is still loading (`coordinator_moved` says so of
+// an answer), or that did not answer, is asked again every 100 ms for up to
+// federation.request.timeout.ms: to clients the endpoint is the coordinator,
+// and the members' coordinator changes are not theirs to chase.
+template <typename Request, typename Response, typename CoordinatorMoved>
+boost::asio::awaitable<void> forward_to_coordinators(Federation& federation,
+                                                     std::list<Forwarded<Request, Response>>& targets,
+                                                     const std::string& group, int16_t version,
+                                                     CoordinatorMoved coordinator_moved) {
+  const auto timeout = std::chrono::milliseconds(federation.config().request_timeout_ms);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::vector<Forwarded<Request, Response>*> pending;
+  for (auto& target : targets) pending.push_back(&target);
+  boost::asio::steady_timer pause(federation.executor());
+  for (;;) {
+    for (size_t i = 0; i < pending.size(); ++i) {  // an index, not a range-for: co_await in the body (GCC 12)
+      pending[i]->reply.reset();
+      pending[i]->failure.clear();
+      const int32_t node = co_await pending[i]->member->coordinator_of(group);
+      pending[i]->node = node;
+      if (node < 0)
+        pending[i]->failure = "no coordinator of the group found on member cluster " + pending[i]->member->name();
+    }
+    WaitGroup all(federation.executor());
+    for (auto* target : pending) {
+      if (target->node < 0) continue;
+      all.add();
+      boost::asio::co_spawn(federation.executor(), forward(*target, version, timeout, all), boost::asio::detached);
+    }
+    co_await all.wait();
+    std::vector<Forwarded<Request, Response>*> again;
+    for (auto* target : pending) {
+      if (target->reply && !coordinator_moved(target->reply->body)) continue;
+      target->member->forget_coordinator(group);
+      again.push_back(target);
+    }
+    if (again.empty() || std::chrono::steady_clock::now() + std::chrono::milliseconds(100) >= deadline) co_return;
+    pending = std::move(again);
+    pause.expires_after(std::chrono::milliseconds(100));
+    co_await pause.async_wait(boost::asio::use_awaitable);
+  }
 }
 
 }  // namespace sluice::federation

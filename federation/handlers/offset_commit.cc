@@ -35,9 +35,17 @@ struct Slot {
   int32_t member_partition = -1;
 };
 
-bool coordinator_moved(int16_t error) {
+bool coordinator_error(int16_t error) {
   return error == static_cast<int16_t>(ErrorCode::kNotCoordinator) ||
-         error == static_cast<int16_t>(ErrorCode::kCoordinatorNotAvailable);
+         error == static_cast<int16_t>(ErrorCode::kCoordinatorNotAvailable) ||
+         error == static_cast<int16_t>(ErrorCode::kCoordinatorLoadInProgress);
+}
+
+bool coordinator_moved(const OffsetCommitResponse& reply) {
+  for (const auto& t : reply.topics)
+    for (const auto& p : t.partitions)
+      if (coordinator_error(p.error_code)) return true;
+  return false;
 }
 
 }  // namespace
@@ -85,20 +93,7 @@ boost::asio::awaitable<void> handle_offset_commit(FederationRequest& request) {
     }
   }
   // Each member's coordinator of the group, then every member's commit at once.
-  WaitGroup group(federation.executor());
-  for (Target& target : targets) {
-    target.node = co_await target.member->coordinator_of(body.group_id);
-    if (target.node < 0) {
-      target.failure = "no coordinator of the group found on member cluster " + target.member->name();
-      continue;
-    }
-    group.add();
-    boost::asio::co_spawn(federation.executor(),
-                          forward(target, kForwardVersion, std::chrono::milliseconds(federation.config().request_timeout_ms),
-                                  group),
-                          boost::asio::detached);
-  }
-  co_await group.wait();
+  co_await forward_to_coordinators(federation, targets, body.group_id, kForwardVersion, coordinator_moved);
 
   OffsetCommitResponse reply;
   for (const Slot& slot : slots) {
@@ -115,9 +110,11 @@ boost::asio::awaitable<void> handle_offset_commit(FederationRequest& request) {
         if (t.name == slot.topic)
           for (const auto& p : t.partitions)
             if (p.partition_index == slot.member_partition) answer = &p;
-    // Unanswered: retriable for the client, which commits again.
-    out.error_code = answer ? answer->error_code : static_cast<int16_t>(ErrorCode::kCoordinatorNotAvailable);
-    if (!answer || coordinator_moved(answer->error_code)) slot.target->member->forget_coordinator(body.group_id);
+    // Unanswered, or the member's coordinator still moving after the retries: retriable for the
+    // client, which commits again.
+    out.error_code = answer && !coordinator_error(answer->error_code)
+                         ? answer->error_code
+                         : static_cast<int16_t>(ErrorCode::kCoordinatorLoadInProgress);
   }
   request.respond(reply);
 }

@@ -30,6 +30,20 @@ constexpr int16_t kForwardVersion = 7;  // one group, topic names
 constexpr int16_t kFirstMultiGroupVersion = 8;
 constexpr int16_t kFirstGroupErrorVersion = 2;
 
+bool coordinator_error(int16_t error) {
+  return error == static_cast<int16_t>(ErrorCode::kNotCoordinator) ||
+         error == static_cast<int16_t>(ErrorCode::kCoordinatorNotAvailable) ||
+         error == static_cast<int16_t>(ErrorCode::kCoordinatorLoadInProgress);
+}
+
+bool coordinator_moved(const OffsetFetchResponse& reply) {
+  if (coordinator_error(reply.error_code)) return true;
+  for (const auto& t : reply.topics)
+    for (const auto& p : t.partitions)
+      if (coordinator_error(p.error_code)) return true;
+  return false;
+}
+
 struct WantedTopic {
   std::string name;
   std::vector<int32_t> partitions;
@@ -71,32 +85,18 @@ boost::asio::awaitable<GroupReply> fetch_group(Federation& federation, std::stri
   } else {
     for (const auto& m : federation.members()) target_of(m.get());  // topics null: everything there
   }
-  WaitGroup group(federation.executor());
-  for (Target& target : targets) {
-    target.node = co_await target.member->coordinator_of(group_id);
-    if (target.node < 0) {
-      target.failure = "no coordinator of the group found on member cluster " + target.member->name();
-      continue;
-    }
-    group.add();
-    boost::asio::co_spawn(federation.executor(),
-                          forward(target, kForwardVersion, std::chrono::milliseconds(federation.config().request_timeout_ms),
-                                  group),
-                          boost::asio::detached);
-  }
-  co_await group.wait();
+  co_await forward_to_coordinators(federation, targets, group_id, kForwardVersion, coordinator_moved);
 
   // What the members said, in the federated numbering.
   ErrorCode error = ErrorCode::kNone;
   std::map<std::pair<std::string, int32_t>, Committed> committed;
   for (const Target& target : targets) {
     const auto* body = target.reply ? &target.reply->body : nullptr;
-    if (!body || body->error_code != 0) {
-      if (!body || body->error_code == static_cast<int16_t>(ErrorCode::kNotCoordinator) ||
-          body->error_code == static_cast<int16_t>(ErrorCode::kCoordinatorNotAvailable))
-        target.member->forget_coordinator(group_id);
+    if (!body || body->error_code != 0 || coordinator_moved(*body)) {
       if (error == ErrorCode::kNone)
-        error = body ? static_cast<ErrorCode>(body->error_code) : ErrorCode::kCoordinatorLoadInProgress;
+        error = body && body->error_code != 0 && !coordinator_error(body->error_code)
+                    ? static_cast<ErrorCode>(body->error_code)
+                    : ErrorCode::kCoordinatorLoadInProgress;
       continue;
     }
     for (const auto& t : body->topics) {
@@ -142,7 +142,8 @@ boost::asio::awaitable<void> handle_offset_fetch(FederationRequest& request) {
   const auto body = request.decode<OffsetFetchRequest>();
   OffsetFetchResponse reply;
   if (request.api_version >= kFirstMultiGroupVersion) {
-    for (const auto& g : body.groups) {
+    for (size_t i = 0; i < body.groups.size(); ++i) {  // an index: co_await in the body (GCC 12)
+      const auto& g = body.groups[i];
       std::optional<std::vector<WantedTopic>> wanted;
       if (g.topics) {
         wanted.emplace();
