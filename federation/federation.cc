@@ -70,6 +70,12 @@ asio::awaitable<void> Federation::accept(tcp::acceptor acceptor) {
     tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted) co_return;
+      // Out of file descriptors (or another transient failure): the connection waits in the
+      // backlog, and retrying at once would spin the only thread.
+      SLUICE_LOG(kWarn, "accepting a connection failed: " << ec.message() << "; retrying in 100 ms");
+      asio::steady_timer pause(io_);
+      pause.expires_after(std::chrono::milliseconds(100));
+      co_await pause.async_wait(asio::use_awaitable);
       continue;
     }
     socket.set_option(tcp::no_delay(true), ec);
@@ -84,6 +90,7 @@ asio::awaitable<void> Federation::serve(tcp::socket socket) {
   const auto remote = socket.remote_endpoint(ec);
   const std::string client_host = ec ? std::string("?") : remote.address().to_string();
   broker::FrameReader input(kMaxRequestBytes);
+  MemberLinks links(io_.get_executor());
   try {
     for (;;) {
       std::span<char> frame;
@@ -127,9 +134,13 @@ asio::awaitable<void> Federation::serve(tcp::socket socket) {
         header.decode(reader, protocol::request_header_version(api_key, api_version));
         if (protocol::response_header_version(api_key, api_version) >= 1) response.write_uvarint(0);  // no tags
         FederationRequest request{*this, api_key, api_version, bytes.substr(reader.position()), response,
-                                  std::move(header.client_id), client_host};
+                                  std::move(header.client_id), client_host, links};
         co_await api->handle(request);
         send = request.send_response;
+        if (request.close_connection) {
+          SLUICE_LOG(kInfo, "closing " << peer << " after its request, as Kafka would");
+          co_return;
+        }
       }
       input.consume();
       if (!send) continue;

@@ -25,6 +25,7 @@
 #include "broker/group_coordinator.h"
 #include "federation/federation_config.h"
 #include "federation/member_cluster.h"
+#include "federation/member_links.h"
 #include "federation/federation_store.h"
 #include "protocol/wire.h"
 
@@ -87,7 +88,9 @@ struct FederationRequest {
   protocol::Writer& response;
   std::optional<std::string> client_id;
   std::string client_host;
+  MemberLinks& links;  // this client's own connections to member brokers
   bool send_response = true;  // cleared for Produce with acks=0
+  bool close_connection = false;  // set where Kafka would close the connection
 
   template <typename Request>
   Request decode() const {

@@ -35,8 +35,10 @@ FederationStore::FederationStore(boost::asio::any_io_executor executor, const st
       writer_(executor, *store_) {
   store_->scan(kTopicPrefix, [&](std::string_view key, std::string_view value) {
     const std::string topic(key.substr(kTopicPrefix.size()));
-    if (auto placement = decode_placement(value))
+    if (auto placement = decode_placement(value)) {
+      names_by_id_[placement->topic_id.bytes] = topic;
       topics_[topic] = std::move(*placement);
+    }
     else
       SLUICE_LOG(kError, "the federation's map holds an unreadable placement for topic " << topic << ": ignored");
   });
@@ -56,9 +58,8 @@ const TopicPlacement* FederationStore::find(std::string_view topic) const {
 }
 
 const std::string* FederationStore::find_name(const protocol::Uuid& id) const {
-  for (const auto& [name, placement] : topics_)
-    if (placement.topic_id == id) return &name;
-  return nullptr;
+  auto it = names_by_id_.find(id.bytes);
+  return it == names_by_id_.end() ? nullptr : &it->second;
 }
 
 bool FederationStore::reserve(const std::string& topic) {
@@ -69,13 +70,20 @@ bool FederationStore::reserve(const std::string& topic) {
 
 boost::asio::awaitable<bool> FederationStore::put(std::string topic, TopicPlacement placement) {
   const bool ok = co_await write(writer_, std::string(kTopicPrefix) + topic, encode_placement(placement));
-  if (ok) topics_[topic] = std::move(placement);
+  if (ok) {
+    if (auto old = topics_.find(topic); old != topics_.end()) names_by_id_.erase(old->second.topic_id.bytes);
+    names_by_id_[placement.topic_id.bytes] = topic;
+    topics_[topic] = std::move(placement);
+  }
   co_return ok;
 }
 
 boost::asio::awaitable<bool> FederationStore::erase(const std::string& topic) {
   const bool ok = co_await write(writer_, std::string(kTopicPrefix) + topic, std::nullopt);
-  if (ok) topics_.erase(topic);
+  if (auto it = topics_.find(topic); ok && it != topics_.end()) {
+    names_by_id_.erase(it->second.topic_id.bytes);
+    topics_.erase(it);
+  }
   co_return ok;
 }
 

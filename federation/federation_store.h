@@ -6,6 +6,7 @@
 // clients are told survives a kill -9.
 #pragma once
 
+#include <array>
 #include <map>
 #include <optional>
 #include <memory>
@@ -60,6 +61,7 @@ class FederationStore {
   broker::StateWriter writer_;
   std::map<std::string, TopicPlacement, std::less<>> topics_;
   std::set<std::string, std::less<>> reserved_;
+  std::map<std::array<uint8_t, 16>, std::string> names_by_id_;  // topics_ by federated id
   int64_t next_producer_id_ = kFirstProducerId;
   int64_t producer_block_end_ = kFirstProducerId;  // recorded: no id at or past it handed out
 };

@@ -53,7 +53,13 @@ class MemberCluster {
   // The member broker leading `topic`'s member partition, or -1 (unknown
   // topic or partition, no leader, an unhealthy member).
   int32_t leader_of(std::string_view topic, int32_t partition) const;
-  // The connection to member broker `node`, or nullptr if the member does not
+  // Where member broker `node` listens, or nullptr if the member does not list it.
+  const HostPort* address_of(int32_t node) const {
+    auto it = brokers_.find(node);
+    return it == brokers_.end() ? nullptr : &it->second;
+  }
+  // The endpoint's own connection to member broker `node` (health rounds,
+  // FindCoordinator), or nullptr if the member does not
   // list it. Call it right before the call, with no co_await in between: a
   // metadata answer that moves or drops the broker replaces the connection.
   broker::OutboundConnection* connection(int32_t node);

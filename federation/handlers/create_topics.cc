@@ -69,7 +69,7 @@ std::vector<MemberCluster*> least_loaded(Federation& federation, size_t n) {
 }
 
 // Deletes `topic` from `members` again (a creation that cannot complete).
-boost::asio::awaitable<void> undo(Federation& federation, const std::string& topic,
+boost::asio::awaitable<void> undo(Federation& federation, MemberLinks& links, const std::string& topic,
                                   const std::vector<MemberCluster*>& members) {
   std::list<Deletion> deletions;
   WaitGroup group(federation.executor());
@@ -82,7 +82,7 @@ boost::asio::awaitable<void> undo(Federation& federation, const std::string& top
     d.request.timeout_ms = 30000;
     group.add();
     boost::asio::co_spawn(federation.executor(),
-                          forward(d, kDeleteVersion, std::chrono::milliseconds(federation.config().request_timeout_ms), group),
+                          forward(d, kDeleteVersion, std::chrono::milliseconds(federation.config().request_timeout_ms), group, links),
                           boost::asio::detached);
   }
   co_await group.wait();
@@ -94,7 +94,8 @@ boost::asio::awaitable<void> undo(Federation& federation, const std::string& top
   }
 }
 
-boost::asio::awaitable<Result> create(Federation& federation, const CreateTopicsRequest::CreatableTopic& topic,
+boost::asio::awaitable<Result> create(Federation& federation, MemberLinks& links,
+                                      const CreateTopicsRequest::CreatableTopic& topic,
                                       bool validate_only, int32_t timeout_ms) {
   if (!topic.assignments.empty())
     co_return refused(topic.name, ErrorCode::kInvalidRequest,
@@ -122,7 +123,10 @@ boost::asio::awaitable<Result> create(Federation& federation, const CreateTopics
     co_return refused(topic.name, ErrorCode::kInvalidReplicationFactor,
                       "Only " + std::to_string(members.size()) + " member cluster(s) are healthy; the topic needs " +
                           std::to_string(split) + ".");
-  if (!federation.store().reserve(topic.name))
+  // Already federated, being placed, or on a member and not adopted yet (created there directly).
+  bool on_a_member = false;
+  for (const auto& m : federation.members()) on_a_member |= m->topic(topic.name) != nullptr;
+  if (on_a_member || !federation.store().reserve(topic.name))
     co_return refused(topic.name, ErrorCode::kTopicAlreadyExists, "Topic '" + topic.name + "' already exists.");
 
   std::list<Creation> creations;
@@ -144,20 +148,26 @@ boost::asio::awaitable<Result> create(Federation& federation, const CreateTopics
     boost::asio::co_spawn(federation.executor(),
                           forward(c, kCreateVersion,
                                   std::chrono::milliseconds(std::max(timeout_ms, 0) + federation.config().request_timeout_ms),
-                                  group),
+                                  group, links),
                           boost::asio::detached);
   }
   co_await group.wait();
 
+  // To undo on failure: every member that did not refuse (one that did not answer may have created it).
   std::vector<MemberCluster*> created;
   std::optional<Result> failure;
   TopicPlacement placement{new_topic_id(), {}};
   Result answer;
   for (const Creation& c : creations) {
     const Result* r = c.reply && !c.reply->body.topics.empty() ? &c.reply->body.topics[0] : nullptr;
+    if (!r || r->error_code == 0) created.push_back(c.member);
     if (r && r->error_code == 0) {
-      created.push_back(c.member);
-      placement.segments.push_back({c.member->name(), r->num_partitions});
+      // A member may not say how many (-1: KIP-525, no right to describe configs): what was asked for, then.
+      const int32_t partitions = r->num_partitions > 0 ? r->num_partitions : c.request.topics[0].num_partitions;
+      if (partitions <= 0 && !failure)
+        failure = refused(topic.name, ErrorCode::kInvalidPartitions,
+                          "Member cluster " + c.member->name() + " did not say how many partitions it created.");
+      placement.segments.push_back({c.member->name(), partitions});
       if (placement.segments.size() == 1) answer = *r;
     } else if (!failure) {
       failure = r ? *r : refused(topic.name, ErrorCode::kRequestTimedOut,
@@ -169,7 +179,10 @@ boost::asio::awaitable<Result> create(Federation& federation, const CreateTopics
     if (!written)
       failure = refused(topic.name, ErrorCode::kKafkaStorageError, "The federation's topic map could not be written.");
   }
-  if (failure && !validate_only && !created.empty()) co_await undo(federation, topic.name, created);
+  if (failure && !validate_only && !created.empty()) {
+    co_await undo(federation, links, topic.name, created);
+    federation.note_deleted(topic.name);  // members may list the undone parts a while yet: not adopted
+  }
   federation.store().release(topic.name);
   if (failure) {
     failure->name = topic.name;
@@ -196,7 +209,7 @@ boost::asio::awaitable<void> handle_create_topics(FederationRequest& request) {
       reply.topics.push_back(refused(topic.name, ErrorCode::kInvalidRequest, "Duplicate topic name."));
       continue;
     }
-    Result result = co_await create(request.federation, topic, body.validate_only, body.timeout_ms);
+    Result result = co_await create(request.federation, request.links, topic, body.validate_only, body.timeout_ms);
     reply.topics.push_back(std::move(result));
   }
   request.respond(reply);

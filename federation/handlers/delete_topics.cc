@@ -25,7 +25,7 @@ using Deletion = Forwarded<DeleteTopicsRequest, DeleteTopicsResponse>;
 using Result = DeleteTopicsResponse::DeletableTopicResult;
 constexpr int16_t kForwardVersion = 6;
 
-boost::asio::awaitable<Result> remove(Federation& federation, std::string name, int32_t timeout_ms) {
+boost::asio::awaitable<Result> remove(Federation& federation, MemberLinks& links, std::string name, int32_t timeout_ms) {
   Result result;
   result.name = name;
   const TopicPlacement* placement = federation.store().find(name);
@@ -54,7 +54,7 @@ boost::asio::awaitable<Result> remove(Federation& federation, std::string name, 
     boost::asio::co_spawn(federation.executor(),
                           forward(d, kForwardVersion,
                                   std::chrono::milliseconds(std::max(timeout_ms, 0) + federation.config().request_timeout_ms),
-                                  group),
+                                  group, links),
                           boost::asio::detached);
   }
   co_await group.wait();
@@ -106,7 +106,7 @@ boost::asio::awaitable<void> handle_delete_topics(FederationRequest& request) {
       }
       name = *found;
     }
-    Result result = co_await remove(federation, name, body.timeout_ms);
+    Result result = co_await remove(federation, request.links, name, body.timeout_ms);
     reply.responses.push_back(std::move(result));
   }
   request.respond(reply);

@@ -2,12 +2,21 @@
 // its member partition, one Fetch per member broker, all at once, each
 // waiting up to the client's MaxWaitMs; the answers are merged in the
 // client's numbering, their record batches passed on as the members sent them
-// (offsets are the members'). Fetch sessions are not kept: every answer says
+// (offsets are the members'). The answer does not wait for the slowest member
+// broker: it leaves as soon as every one has answered or those that have hold
+// MinBytes, and at the latest MaxWaitMs (plus a moment) after the request; a
+// partition whose broker has not answered then is left out of it (the client
+// asks again), and this client's next fetches skip that broker until its long
+// poll ends. MaxBytes is shared out between the member brokers (each answer
+// holds at least one batch, as Kafka's). Fetch sessions are not kept: every answer says
 // session 0, so clients send full fetches (KIP-227 allows a broker that).
 // Leader epochs are not exposed, so none is sent on: the members' epochs mean
 // nothing across members.
+#include <algorithm>
 #include <list>
+#include <memory>
 #include <map>
+#include <set>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -27,13 +36,52 @@ using protocol::FetchResponse;
 using Target = Forwarded<FetchRequest, FetchResponse>;
 constexpr int16_t kForwardVersion = 12;
 
+// Longest long poll passed on (Kafka's clients wait 500 ms by default), and
+// the largest answer asked of one member broker (an outbound answer may be
+// 101 MiB at most).
+constexpr int32_t kMaxWaitMs = 30'000;
+constexpr int32_t kMaxForwardedBytes = 64 << 20;
+// How long past MaxWaitMs the answer waits for the member brokers' own.
+constexpr std::chrono::milliseconds kGrace{200};
+
+struct FetchTarget : Target {
+  bool done = false;
+};
+
+// One client Fetch's forwarded requests. Shared with them: those the answer
+// did not wait for end later, on their own.
+struct Round {
+  Round(const boost::asio::any_io_executor& executor, int32_t min_bytes) : ready(executor), min_bytes(min_bytes) {}
+  std::list<FetchTarget> targets;
+  broker::AsyncEvent ready;  // every target answered, or the answers hold min_bytes
+  int32_t min_bytes;
+  int pending = 0;
+  int64_t bytes = 0;
+};
+
 struct Slot {
   std::string topic;
   int32_t partition = 0;
   ErrorCode error = ErrorCode::kNone;
-  Target* target = nullptr;
+  FetchTarget* target = nullptr;
   int32_t member_partition = -1;
+  bool skipped = false;
 };
+
+boost::asio::awaitable<void> fetch_from(boost::asio::any_io_executor executor, std::shared_ptr<Round> round,
+                                        FetchTarget* target, std::chrono::milliseconds timeout, MemberLinks& links,
+                                        std::shared_ptr<std::set<MemberLinks::BrokerKey>> fetching) {
+  WaitGroup one(executor);  // forward() reports to a group: a group of one
+  one.add();
+  co_await forward(*target, kForwardVersion, timeout, one, links);
+  fetching->erase({target->member->name(), target->node});
+  target->done = true;
+  if (target->reply)
+    for (const auto& t : target->reply->body.responses)
+      for (const auto& p : t.partitions)
+        if (p.records) round->bytes += static_cast<int64_t>(p.records->size());
+  if (--round->pending == 0 || round->bytes >= std::max(round->min_bytes, 1)) round->ready.set();
+}
 
 const FetchResponse::FetchableTopicResponse::PartitionData* find_answer(const FetchResponse& reply,
                                                                        const std::string& topic, int32_t partition) {
@@ -62,12 +110,16 @@ boost::asio::awaitable<void> handle_fetch(FederationRequest& request) {
     request.respond(reply);
     co_return;
   }
-  std::list<Target> targets;
-  std::map<std::pair<MemberCluster*, int32_t>, Target*> by_node;
+  auto round = std::make_shared<Round>(federation.executor(), body.min_bytes);
+  std::map<std::pair<MemberCluster*, int32_t>, FetchTarget*> by_node;
   std::vector<Slot> slots;
+  const auto fetching = request.links.fetching();
+  // Each partition once (as Kafka: a map), so that a small request cannot make a huge answer.
+  std::set<std::pair<std::string, int32_t>> seen;
   for (const auto& topic : body.topics) {
     const TopicPlacement* placement = federation.store().find(topic.topic);
     for (const auto& p : topic.partitions) {
+      if (!seen.insert({topic.topic, p.partition}).second) continue;
       Slot& slot = slots.emplace_back(Slot{topic.topic, p.partition});
       const auto where = placement ? placement->locate(p.partition) : std::nullopt;
       if (!where) {
@@ -80,14 +132,17 @@ boost::asio::awaitable<void> handle_fetch(FederationRequest& request) {
         slot.error = ErrorCode::kNotLeaderOrFollower;
         continue;
       }
-      Target*& target = by_node[{member, node}];
+      if (fetching->count({member->name(), node})) {
+        slot.skipped = true;  // this client's earlier long poll there is still out
+        continue;
+      }
+      FetchTarget*& target = by_node[{member, node}];
       if (target == nullptr) {
-        target = &targets.emplace_back();
+        target = &round->targets.emplace_back();
         target->member = member;
         target->node = node;
-        target->request.max_wait_ms = body.max_wait_ms;
+        target->request.max_wait_ms = std::clamp(body.max_wait_ms, 0, kMaxWaitMs);
         target->request.min_bytes = body.min_bytes;
-        target->request.max_bytes = body.max_bytes;
         target->request.isolation_level = body.isolation_level;
         target->request.session_epoch = -1;  // sessionless
       }
@@ -97,20 +152,28 @@ boost::asio::awaitable<void> handle_fetch(FederationRequest& request) {
       auto& forwarded = forwarded_topics.back().partitions.emplace_back();
       forwarded.partition = where->partition;
       forwarded.fetch_offset = p.fetch_offset;
-      forwarded.partition_max_bytes = p.partition_max_bytes;
+      forwarded.partition_max_bytes = std::clamp(p.partition_max_bytes, 0, kMaxForwardedBytes);
       slot.target = target;
       slot.member_partition = where->partition;
     }
   }
-  WaitGroup group(federation.executor());
-  const std::chrono::milliseconds timeout(std::max(body.max_wait_ms, 0) + federation.config().request_timeout_ms);
-  for (Target& target : targets) {
-    group.add();
-    boost::asio::co_spawn(federation.executor(), forward(target, kForwardVersion, timeout, group),
+  // MaxBytes shared out, each share under what one member answer may be.
+  const int32_t share = round->targets.empty()
+                            ? 0
+                            : std::clamp(body.max_bytes / static_cast<int32_t>(round->targets.size()), 1, kMaxForwardedBytes);
+  const auto max_wait = std::chrono::milliseconds(std::clamp(body.max_wait_ms, 0, kMaxWaitMs));
+  const std::chrono::milliseconds timeout = max_wait + std::chrono::milliseconds(federation.config().request_timeout_ms);
+  for (FetchTarget& target : round->targets) {
+    target.request.max_bytes = share;
+    fetching->insert({target.member->name(), target.node});
+    ++round->pending;
+    boost::asio::co_spawn(federation.executor(), fetch_from(federation.executor(), round, &target, timeout, request.links, fetching),
                           boost::asio::detached);
   }
-  co_await group.wait();
+  if (round->pending > 0)
+    co_await round->ready.wait_until(boost::asio::steady_timer::clock_type::now() + max_wait + kGrace);
   for (const Slot& slot : slots) {
+    if (slot.skipped || (slot.target && !slot.target->done)) continue;  // nothing to say of it yet: left out
     if (reply.responses.empty() || reply.responses.back().topic != slot.topic) {
       auto& topic = reply.responses.emplace_back();
       topic.topic = slot.topic;

@@ -19,6 +19,7 @@
 #include "broker/outbound_connection.h"
 #include "federation/federation.h"
 #include "federation/member_cluster.h"
+#include "federation/member_links.h"
 
 namespace sluice::federation {
 
@@ -50,13 +51,14 @@ struct Forwarded {
   std::string failure;
 };
 
-// Sends `f.request` at `version` to member broker `f.node` and records the
-// outcome in `f`; then group.done(). Spawn it (co_spawn, detached) after group.add().
+// Sends `f.request` at `version` to member broker `f.node`, on the client's
+// own link to it, and records the outcome in `f`; then group.done(). Spawn it
+// (co_spawn, detached) after group.add().
 template <typename Request, typename Response>
 boost::asio::awaitable<void> forward(Forwarded<Request, Response>& f, int16_t version,
-                                     std::chrono::milliseconds timeout, WaitGroup& group) {
+                                     std::chrono::milliseconds timeout, WaitGroup& group, MemberLinks& links) {
   try {
-    broker::OutboundConnection* connection = f.member->connection(f.node);
+    broker::OutboundConnection* connection = links.connection(*f.member, f.node);
     if (connection == nullptr) {
       f.failure = "member broker " + std::to_string(f.node) + " of " + f.member->name() + " is not known";
     } else {
@@ -76,7 +78,7 @@ boost::asio::awaitable<void> forward(Forwarded<Request, Response>& f, int16_t ve
 // federation.request.timeout.ms: to clients the endpoint is the coordinator,
 // and the members' coordinator changes are not theirs to chase.
 template <typename Request, typename Response, typename CoordinatorMoved>
-boost::asio::awaitable<void> forward_to_coordinators(Federation& federation,
+boost::asio::awaitable<void> forward_to_coordinators(Federation& federation, MemberLinks& links,
                                                      std::list<Forwarded<Request, Response>>& targets,
                                                      const std::string& group, int16_t version,
                                                      CoordinatorMoved coordinator_moved) {
@@ -98,7 +100,8 @@ boost::asio::awaitable<void> forward_to_coordinators(Federation& federation,
     for (auto* target : pending) {
       if (target->node < 0) continue;
       all.add();
-      boost::asio::co_spawn(federation.executor(), forward(*target, version, timeout, all), boost::asio::detached);
+      boost::asio::co_spawn(federation.executor(), forward(*target, version, timeout, all, links),
+                            boost::asio::detached);
     }
     co_await all.wait();
     std::vector<Forwarded<Request, Response>*> again;

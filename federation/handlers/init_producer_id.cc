@@ -19,10 +19,6 @@ boost::asio::awaitable<void> handle_init_producer_id(FederationRequest& request)
   protocol::InitProducerIdResponse reply;
   if (body.transactional_id) {
     reply.error_code = static_cast<int16_t>(protocol::ErrorCode::kInvalidRequest);
-  } else if (body.producer_id >= FederationStore::kFirstProducerId && body.producer_epoch >= 0 &&
-             body.producer_epoch < INT16_MAX - 1) {
-    reply.producer_id = body.producer_id;
-    reply.producer_epoch = static_cast<int16_t>(body.producer_epoch + 1);
   } else {
     const auto id = co_await request.federation.store().new_producer_id();
     if (id) {

@@ -85,7 +85,7 @@ boost::asio::awaitable<void> handle_list_offsets(FederationRequest& request) {
   const std::chrono::milliseconds timeout(federation.config().request_timeout_ms);
   for (Target& target : targets) {
     group.add();
-    boost::asio::co_spawn(federation.executor(), forward(target, kForwardVersion, timeout, group),
+    boost::asio::co_spawn(federation.executor(), forward(target, kForwardVersion, timeout, group, request.links),
                           boost::asio::detached);
   }
   co_await group.wait();

@@ -4,6 +4,9 @@
 // (LEADER_NOT_AVAILABLE, retriable: clients wait and ask again). Leader epochs
 // are not exposed (-1): they are the members' and mean nothing across them.
 // Members' internal topics are theirs, not the federation's.
+#include <array>
+#include <set>
+
 #include "federation/handlers/handlers.h"
 #include "protocol/error_codes.h"
 #include "protocol/messages/metadata_request.h"
@@ -57,8 +60,13 @@ boost::asio::awaitable<void> handle_metadata(FederationRequest& request) {
     for (const auto& [name, placement] : federation.store().topics())
       reply.topics.push_back(describe(federation, name, placement));
   } else {
+    // Each topic once, however often it is asked for (as Kafka: a set), so that a small request
+    // cannot make a huge answer.
+    std::set<std::string> named;
+    std::set<std::array<uint8_t, 16>> by_id;
     for (const auto& wanted : *body.topics) {
       const bool by_name = wanted.name && !wanted.name->empty();
+      if (by_name ? !named.insert(*wanted.name).second : !by_id.insert(wanted.topic_id.bytes).second) continue;
       const std::string* name = by_name ? &*wanted.name : federation.store().find_name(wanted.topic_id);
       const TopicPlacement* placement = name ? federation.store().find(*name) : nullptr;
       if (placement) {

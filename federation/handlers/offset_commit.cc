@@ -93,7 +93,7 @@ boost::asio::awaitable<void> handle_offset_commit(FederationRequest& request) {
     }
   }
   // Each member's coordinator of the group, then every member's commit at once.
-  co_await forward_to_coordinators(federation, targets, body.group_id, kForwardVersion, coordinator_moved);
+  co_await forward_to_coordinators(federation, request.links, targets, body.group_id, kForwardVersion, coordinator_moved);
 
   OffsetCommitResponse reply;
   for (const Slot& slot : slots) {

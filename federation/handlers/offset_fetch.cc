@@ -55,7 +55,7 @@ struct Committed {
 };
 
 // One group's answer in the v8+ shape.
-boost::asio::awaitable<GroupReply> fetch_group(Federation& federation, std::string group_id,
+boost::asio::awaitable<GroupReply> fetch_group(Federation& federation, MemberLinks& links, std::string group_id,
                                                std::optional<std::vector<WantedTopic>> wanted, bool require_stable,
                                                int16_t version) {
   std::list<Target> targets;
@@ -85,7 +85,7 @@ boost::asio::awaitable<GroupReply> fetch_group(Federation& federation, std::stri
   } else {
     for (const auto& m : federation.members()) target_of(m.get());  // topics null: everything there
   }
-  co_await forward_to_coordinators(federation, targets, group_id, kForwardVersion, coordinator_moved);
+  co_await forward_to_coordinators(federation, links, targets, group_id, kForwardVersion, coordinator_moved);
 
   // What the members said, in the federated numbering.
   ErrorCode error = ErrorCode::kNone;
@@ -149,7 +149,7 @@ boost::asio::awaitable<void> handle_offset_fetch(FederationRequest& request) {
         wanted.emplace();
         for (const auto& t : *g.topics) wanted->push_back({t.name, t.partition_indexes});
       }
-      GroupReply one = co_await fetch_group(request.federation, g.group_id, std::move(wanted), body.require_stable,
+      GroupReply one = co_await fetch_group(request.federation, request.links, g.group_id, std::move(wanted), body.require_stable,
                                             request.api_version);
       reply.groups.push_back(std::move(one));
     }
@@ -159,7 +159,7 @@ boost::asio::awaitable<void> handle_offset_fetch(FederationRequest& request) {
       wanted.emplace();
       for (const auto& t : *body.topics) wanted->push_back({t.name, t.partition_indexes});
     }
-    GroupReply one = co_await fetch_group(request.federation, body.group_id, std::move(wanted), body.require_stable,
+    GroupReply one = co_await fetch_group(request.federation, request.links, body.group_id, std::move(wanted), body.require_stable,
                                           request.api_version);
     for (auto& t : one.topics) {
       auto& topic = reply.topics.emplace_back();

@@ -86,12 +86,22 @@ boost::asio::awaitable<void> handle_produce(FederationRequest& request) {
   const std::chrono::milliseconds timeout(std::max(body.timeout_ms, 0) + federation.config().request_timeout_ms);
   for (Target& target : targets) {
     group.add();
-    boost::asio::co_spawn(federation.executor(), forward(target, kForwardVersion, timeout, group),
+    boost::asio::co_spawn(federation.executor(), forward(target, kForwardVersion, timeout, group, request.links),
                           boost::asio::detached);
   }
   co_await group.wait();
   if (body.acks == 0) {
+    // No answer; as Kafka, the connection is closed when a partition failed, so that the
+    // client notices (it asks for metadata again and reconnects).
     request.send_response = false;
+    for (const Slot& slot : slots) {
+      const bool answered_ok = slot.error == ErrorCode::kNone && slot.target->reply;
+      if (!answered_ok) request.close_connection = true;
+      if (answered_ok)
+        for (const auto& t : slot.target->reply->body.responses)
+          for (const auto& p : t.partition_responses)
+            if (t.name == slot.topic && p.index == slot.member_partition && p.error_code != 0) request.close_connection = true;
+    }
     co_return;
   }
   ProduceResponse reply;
