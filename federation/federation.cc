@@ -55,6 +55,7 @@ void Federation::start() {
   acceptor.bind(endpoint);
   acceptor.listen();
   port_ = acceptor.local_endpoint().port();
+  if (config_.advertised.port == 0) config_.advertised.port = port_;  // listeners=...:0, advertised from it
   asio::co_spawn(io_, accept(std::move(acceptor)), asio::detached);
   for (auto& m : members_)
     asio::co_spawn(io_, m->watch([this](MemberCluster& member) { adopt_topics(member); }), asio::detached);
@@ -65,6 +66,16 @@ void Federation::start() {
 }
 
 asio::awaitable<void> Federation::accept(tcp::acceptor acceptor) {
+  // Clients are let in once every member has had its first health round (or
+  // federation.member.timeout.ms has passed): before that, "no member is
+  // healthy" would be a wrong answer. Connections wait in the backlog meanwhile.
+  asio::steady_timer pause(io_);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.member_timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline &&
+         std::any_of(members_.begin(), members_.end(), [](const auto& m) { return m->rounds() == 0; })) {
+    pause.expires_after(std::chrono::milliseconds(10));
+    co_await pause.async_wait(asio::use_awaitable);
+  }
   for (;;) {
     boost::system::error_code ec;
     tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));

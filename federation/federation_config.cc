@@ -93,6 +93,9 @@ FederationConfig FederationConfig::load(const std::optional<std::string>& file,
     }
   }
   if (!advertised_set) config.advertised = config.listener;
+  if (config.advertised.host.empty() || config.advertised.host == "0.0.0.0" || config.advertised.host == "::")
+    throw ConfigError("Invalid configuration advertised.listeners: give a host clients can reach (listeners binds " +
+                      (config.listener.host.empty() ? std::string("every address") : config.listener.host) + ")");
   if (names.empty()) throw ConfigError("Invalid configuration federation.clusters: name at least one member cluster");
   for (const std::string& name : names) {
     if (!valid_cluster_name(name))

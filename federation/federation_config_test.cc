@@ -48,6 +48,13 @@ TEST(FederationConfigTest, NamesTheKeyAtFault) {
             std::string::npos);
   EXPECT_NE(error_of({"federation.clusters=a,a", "federation.cluster.a.bootstrap.servers=h:1"}).find("twice"),
             std::string::npos);
+  EXPECT_NE(error_of({"federation.clusters=a", "federation.cluster.a.bootstrap.servers=h:1",
+                      "listeners=PLAINTEXT://0.0.0.0:9192"})
+                .find("advertised.listeners"),
+            std::string::npos);
+  EXPECT_NE(error_of({"federation.clusters=a", "federation.cluster.a.bootstrap.servers=h:1", "node.id=4294967295"})
+                .find("node.id"),
+            std::string::npos);
   EXPECT_NE(error_of({"federation.clusters=a", "federation.cluster.a.bootstrap.servers=h:1", "num.partitions=3"})
                 .find("Unknown configuration 'num.partitions'"),
             std::string::npos);

@@ -60,6 +60,9 @@ asio::awaitable<bool> MemberCluster::refresh() {
   for (auto& c : bootstrap_) probes.push_back(c.get());
   std::string last_error = "no broker to ask";
   for (size_t attempt = 0; attempt < probes.size(); ++attempt) {
+    // Several unreachable brokers must not add up: unhealthy as soon as the timeout has passed.
+    if (answered_once_ && std::chrono::steady_clock::now() - last_answer_ >= timeout_)
+      set_healthy(false, "no broker answered for " + std::to_string(timeout_.count()) + " ms (" + last_error + ")");
     broker::OutboundConnection* probe = probes[next_probe_++ % probes.size()];
     protocol::MetadataRequest request;  // topics null: all of them
     request.allow_auto_topic_creation = false;
@@ -103,7 +106,9 @@ asio::awaitable<bool> MemberCluster::refresh() {
 asio::awaitable<void> MemberCluster::watch(std::function<void(MemberCluster&)> on_answer) {
   asio::steady_timer timer(executor_);
   for (;;) {
-    if (co_await refresh()) on_answer(*this);
+    const bool answered = co_await refresh();
+    rounds_++;
+    if (answered) on_answer(*this);
     timer.expires_after(interval_);
     wake_ = &timer;
     boost::system::error_code woken;  // operation_aborted: request_refresh()

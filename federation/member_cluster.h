@@ -38,6 +38,8 @@ class MemberCluster {
 
   const std::string& name() const { return config_.name; }
   bool healthy() const { return healthy_; }
+  // Health rounds completed (answered or not): 0 until the first one ends.
+  uint64_t rounds() const { return rounds_; }
   // What the member said at its last answer (kept while it does not answer).
   const std::map<std::string, MemberTopic, std::less<>>& topics() const { return topics_; }
   const MemberTopic* topic(std::string_view name) const;
@@ -90,6 +92,7 @@ class MemberCluster {
   std::chrono::steady_clock::time_point last_answer_{};
   bool healthy_ = false;
   bool answered_once_ = false;
+  uint64_t rounds_ = 0;
   boost::asio::steady_timer* wake_ = nullptr;  // watch()'s timer while it waits
 };
 
