@@ -109,6 +109,15 @@ def clients_scenario(node, members):
         ck.wait_topic(node.bootstrap, topic, 3)
         roundtrip_ck(node.bootstrap, topic)
 
+    # DescribeConfigs shows the split (kafka-topics.sh --describe prints it too).
+    from confluent_kafka.admin import ConfigResource
+    admin = AdminClient({"bootstrap.servers": node.bootstrap})  # kept: its futures fail once it is gone
+    split, whole = ConfigResource("topic", "fed-split"), ConfigResource("topic", "fed-one")
+    configs = admin.describe_configs([split])[split].result(20)
+    assert configs["federation.split.clusters"].value == "2" and configs["federation.split.clusters"].is_read_only
+    configs = admin.describe_configs([whole])[whole].result(20)
+    assert configs["federation.split.clusters"].value == "1" and configs["federation.split.clusters"].is_default
+
     # The split topic's partitions are the members' own: federated 0.. on the first member, then the second.
     want = expected_by_partition(N)
     first, second = ("a", "b") if on_a["fed-split"] == 2 else ("b", "a")
@@ -128,9 +137,10 @@ def clients_scenario(node, members):
 
 
 def test_java_client_through_the_federation(fed, java_libs):
-    """Apache Kafka's Java client (java/JavaCompat.java, its producer+consumer scenario): admin
-    createTopics and describeTopics, an idempotent producer (InitProducerId from the endpoint),
-    ListOffsets and a consumer by assign(), byte for byte."""
+    """Apache Kafka's Java client (java/JavaCompat.java): its producer+consumer scenario (admin
+    createTopics and describeTopics, an idempotent producer with InitProducerId from the endpoint,
+    ListOffsets and a consumer by assign(), byte for byte), and its command-line tools scenarios
+    (kafka-topics.sh --create/--list/--describe/--delete, the console producer and consumer)."""
     import os
     from test_java_clients import JAVA_DIR, run_bounded
     node, _ = fed
@@ -138,7 +148,7 @@ def test_java_client_through_the_federation(fed, java_libs):
     env = dict(os.environ, BOOTSTRAP_SERVERS=node.bootstrap, BROKER_KIND="sluice-federation",
                COMPAT_DEADLINE_S="100", COMPAT_MESSAGES="20000")
     cmd = ["java", "-Xmx512m", f"-Dlog4j.configuration={log4j}", f"-Dcompat.log4j={log4j}",
-           "-cp", f"{java_libs}/*", "JavaCompat.java", "roundtrip"]
+           "-cp", f"{java_libs}/*", "JavaCompat.java", "roundtrip", "cli"]
     rc, out, secs = run_bounded(cmd, env, JAVA_DIR, 130)
     print(out)
     assert rc == 0, "\n".join(out.splitlines()[-60:])

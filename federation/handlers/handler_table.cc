@@ -23,6 +23,7 @@ const std::vector<FederationApi>& federation_apis() {
       {19, 2, 7, handle_create_topics},  // forwarded at v7
       {20, 1, 6, handle_delete_topics},  // forwarded at v6
       {22, 0, 4, handle_init_producer_id},  // the federation's own ids
+      {32, 1, 4, handle_describe_configs},  // a topic's first member's, plus federation.split.clusters
   };
   return apis;
 }

@@ -22,5 +22,6 @@ boost::asio::awaitable<void> handle_heartbeat(FederationRequest& request);
 boost::asio::awaitable<void> handle_leave_group(FederationRequest& request);
 boost::asio::awaitable<void> handle_offset_commit(FederationRequest& request);
 boost::asio::awaitable<void> handle_offset_fetch(FederationRequest& request);
+boost::asio::awaitable<void> handle_describe_configs(FederationRequest& request);
 
 }  // namespace sluice::federation
