@@ -25,7 +25,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 export CCACHE_SLOPPINESS := pch_defines,time_macros
 
-.PHONY: cluster all deps test-deps fuzz-deps build build-broker run test unit-test compat-test build-sanitize test-sanitize build-fuzz fuzz fuzz-test bench bench-cluster bench-reassign bench-quorum bench-share bench-storage bench-breakdown clean
+.PHONY: cluster all deps test-deps fuzz-deps build build-broker run test unit-test compat-test build-sanitize test-sanitize build-fuzz fuzz fuzz-test bench bench-cluster bench-reassign bench-quorum bench-share bench-federation bench-storage bench-breakdown clean
 
 all: build
 
@@ -128,9 +128,15 @@ bench-quorum: test-deps build
 	/usr/bin/python3 bench/quorum.py $(BENCH_ARGS)
 
 # Share groups: 1, 3 and 10 share consumers on one partition, records/s acknowledged, next to
-# Kafka 4.4.0 (bench/share.py, ~3 minutes; writes bench/SHARE.md).
+# Kafka 4.4.0 (bench/share.py, 2,000,000 records, 3 repetitions, ~10 minutes; writes bench/SHARE.md).
 bench-share: test-deps build
 	/usr/bin/python3 bench/share.py $(BENCH_ARGS)
+
+# The federation endpoint next to a direct connection: W1/W3 throughput, W4 latency, a split topic
+# (bench/federation.py, ~4 minutes; writes bench/FEDERATION.md).
+bench-federation: test-deps build
+	cmake --build $(BUILD_DIR) --target sluice_loadgen >/dev/null
+	/usr/bin/python3 bench/federation.py $(BENCH_ARGS)
 
 # Storage-layer micro-benchmarks (Google Benchmark), each next to plain write()/pread()
 # in the same run, ~1 minute; writes bench/STORAGE.md.
