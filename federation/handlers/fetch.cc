@@ -23,6 +23,7 @@
 
 #include "federation/handlers/forward.h"
 #include "federation/handlers/handlers.h"
+#include "federation/handlers/routing.h"
 #include "protocol/error_codes.h"
 #include "protocol/messages/fetch_request.h"
 #include "protocol/messages/fetch_response.h"
@@ -59,13 +60,8 @@ struct Round {
   int64_t bytes = 0;
 };
 
-struct Slot {
-  std::string topic;
-  int32_t partition = 0;
-  ErrorCode error = ErrorCode::kNone;
-  FetchTarget* target = nullptr;
-  int32_t member_partition = -1;
-  bool skipped = false;
+struct FetchSlot : PartitionSlot<FetchTarget> {
+  bool skipped = false;  // its broker still has this client's earlier long poll: left out of the answer
 };
 
 boost::asio::awaitable<void> fetch_from(boost::asio::any_io_executor executor, std::shared_ptr<Round> round,
@@ -112,7 +108,7 @@ boost::asio::awaitable<void> handle_fetch(FederationRequest& request) {
   }
   auto round = std::make_shared<Round>(federation.executor(), body.min_bytes);
   std::map<std::pair<MemberCluster*, int32_t>, FetchTarget*> by_node;
-  std::vector<Slot> slots;
+  std::vector<FetchSlot> slots;
   const auto fetching = request.links.fetching();
   // Each partition once (as Kafka: a map), so that a small request cannot make a huge answer.
   std::set<std::pair<std::string, int32_t>> seen;
@@ -120,41 +116,35 @@ boost::asio::awaitable<void> handle_fetch(FederationRequest& request) {
     const TopicPlacement* placement = federation.store().find(topic.topic);
     for (const auto& p : topic.partitions) {
       if (!seen.insert({topic.topic, p.partition}).second) continue;
-      Slot& slot = slots.emplace_back(Slot{topic.topic, p.partition});
-      const auto where = placement ? placement->locate(p.partition) : std::nullopt;
-      if (!where) {
-        slot.error = ErrorCode::kUnknownTopicOrPartition;
+      FetchSlot& slot = slots.emplace_back();
+      slot.topic = topic.topic;
+      slot.partition = p.partition;
+      const Route where = route(federation, placement, topic.topic, p.partition);
+      if (where.error != ErrorCode::kNone) {
+        slot.error = where.error;
         continue;
       }
-      MemberCluster* member = federation.member(*where->cluster);
-      const int32_t node = member ? member->leader_of(topic.topic, where->partition) : -1;
-      if (node < 0) {
-        slot.error = ErrorCode::kNotLeaderOrFollower;
-        continue;
-      }
-      if (fetching->count({member->name(), node})) {
+      if (fetching->count({where.member->name(), where.node})) {
         slot.skipped = true;  // this client's earlier long poll there is still out
         continue;
       }
-      FetchTarget*& target = by_node[{member, node}];
-      if (target == nullptr) {
-        target = &round->targets.emplace_back();
-        target->member = member;
-        target->node = node;
-        target->request.max_wait_ms = std::clamp(body.max_wait_ms, 0, kMaxWaitMs);
-        target->request.min_bytes = body.min_bytes;
-        target->request.isolation_level = body.isolation_level;
-        target->request.session_epoch = -1;  // sessionless
-      }
+      FetchTarget* target = target_for(round->targets, by_node, std::pair(where.member, where.node), [&](FetchTarget& t) {
+        t.member = where.member;
+        t.node = where.node;
+        t.request.max_wait_ms = std::clamp(body.max_wait_ms, 0, kMaxWaitMs);
+        t.request.min_bytes = body.min_bytes;
+        t.request.isolation_level = body.isolation_level;
+        t.request.session_epoch = -1;  // sessionless
+      });
       auto& forwarded_topics = target->request.topics;
       if (forwarded_topics.empty() || forwarded_topics.back().topic != topic.topic)
         forwarded_topics.emplace_back().topic = topic.topic;
       auto& forwarded = forwarded_topics.back().partitions.emplace_back();
-      forwarded.partition = where->partition;
+      forwarded.partition = where.member_partition;
       forwarded.fetch_offset = p.fetch_offset;
       forwarded.partition_max_bytes = std::clamp(p.partition_max_bytes, 0, kMaxForwardedBytes);
       slot.target = target;
-      slot.member_partition = where->partition;
+      slot.member_partition = where.member_partition;
     }
   }
   // MaxBytes shared out, each share under what one member answer may be.
@@ -172,7 +162,7 @@ boost::asio::awaitable<void> handle_fetch(FederationRequest& request) {
   }
   if (round->pending > 0)
     co_await round->ready.wait_until(boost::asio::steady_timer::clock_type::now() + max_wait + kGrace);
-  for (const Slot& slot : slots) {
+  for (const FetchSlot& slot : slots) {
     if (slot.skipped || (slot.target && !slot.target->done)) continue;  // nothing to say of it yet: left out
     if (reply.responses.empty() || reply.responses.back().topic != slot.topic) {
       auto& topic = reply.responses.emplace_back();

@@ -9,6 +9,7 @@
 
 #include "federation/handlers/forward.h"
 #include "federation/handlers/handlers.h"
+#include "federation/handlers/routing.h"
 #include "protocol/error_codes.h"
 #include "protocol/messages/list_offsets_request.h"
 #include "protocol/messages/list_offsets_response.h"
@@ -22,13 +23,7 @@ using protocol::ListOffsetsResponse;
 using Target = Forwarded<ListOffsetsRequest, ListOffsetsResponse>;
 constexpr int16_t kForwardVersion = 7;
 
-struct Slot {
-  std::string topic;
-  int32_t partition = 0;
-  ErrorCode error = ErrorCode::kNone;
-  Target* target = nullptr;
-  int32_t member_partition = -1;
-};
+using Slot = PartitionSlot<Target>;
 
 const ListOffsetsResponse::ListOffsetsTopicResponse::ListOffsetsPartitionResponse* find_answer(
     const ListOffsetsResponse& reply, const std::string& topic, int32_t partition) {
@@ -51,34 +46,26 @@ boost::asio::awaitable<void> handle_list_offsets(FederationRequest& request) {
     const TopicPlacement* placement = federation.store().find(topic.name);
     for (const auto& p : topic.partitions) {
       Slot& slot = slots.emplace_back(Slot{topic.name, p.partition_index});
-      const auto where = placement ? placement->locate(p.partition_index) : std::nullopt;
-      if (!where) {
-        slot.error = ErrorCode::kUnknownTopicOrPartition;
+      const Route where = route(federation, placement, topic.name, p.partition_index);
+      if (where.error != ErrorCode::kNone) {
+        slot.error = where.error;
         continue;
       }
-      MemberCluster* member = federation.member(*where->cluster);
-      const int32_t node = member ? member->leader_of(topic.name, where->partition) : -1;
-      if (node < 0) {
-        slot.error = ErrorCode::kNotLeaderOrFollower;
-        continue;
-      }
-      Target*& target = by_node[{member, node}];
-      if (target == nullptr) {
-        target = &targets.emplace_back();
-        target->member = member;
-        target->node = node;
-        target->request.replica_id = -1;
-        target->request.isolation_level = body.isolation_level;
-        target->request.timeout_ms = body.timeout_ms;
-      }
+      Target* target = target_for(targets, by_node, std::pair(where.member, where.node), [&](Target& t) {
+        t.member = where.member;
+        t.node = where.node;
+        t.request.replica_id = -1;
+        t.request.isolation_level = body.isolation_level;
+        t.request.timeout_ms = body.timeout_ms;
+      });
       auto& forwarded_topics = target->request.topics;
       if (forwarded_topics.empty() || forwarded_topics.back().name != topic.name)
         forwarded_topics.emplace_back().name = topic.name;
       auto& forwarded = forwarded_topics.back().partitions.emplace_back();
-      forwarded.partition_index = where->partition;
+      forwarded.partition_index = where.member_partition;
       forwarded.timestamp = p.timestamp;
       slot.target = target;
-      slot.member_partition = where->partition;
+      slot.member_partition = where.member_partition;
     }
   }
   WaitGroup group(federation.executor());

@@ -14,6 +14,7 @@
 
 #include "federation/handlers/forward.h"
 #include "federation/handlers/handlers.h"
+#include "federation/handlers/routing.h"
 #include "protocol/error_codes.h"
 #include "protocol/messages/offset_commit_request.h"
 #include "protocol/messages/offset_commit_response.h"
@@ -27,13 +28,7 @@ using protocol::OffsetCommitResponse;
 using Target = Forwarded<OffsetCommitRequest, OffsetCommitResponse>;
 constexpr int16_t kForwardVersion = 8;
 
-struct Slot {
-  std::string topic;
-  int32_t partition = 0;
-  ErrorCode error = ErrorCode::kNone;
-  Target* target = nullptr;
-  int32_t member_partition = -1;
-};
+using Slot = PartitionSlot<Target>;
 
 bool coordinator_error(int16_t error) {
   return error == static_cast<int16_t>(ErrorCode::kNotCoordinator) ||
@@ -67,29 +62,26 @@ boost::asio::awaitable<void> handle_offset_commit(FederationRequest& request) {
     const TopicPlacement* placement = federation.store().find(topic.name);
     for (const auto& p : topic.partitions) {
       Slot& slot = slots.emplace_back(Slot{topic.name, p.partition_index});
-      const auto where = placement ? placement->locate(p.partition_index) : std::nullopt;
-      if (refused != ErrorCode::kNone || !where) {
-        slot.error = refused != ErrorCode::kNone ? refused : ErrorCode::kUnknownTopicOrPartition;
+      const Route where = route(federation, placement, topic.name, p.partition_index, false);
+      if (refused != ErrorCode::kNone || where.error != ErrorCode::kNone) {
+        slot.error = refused != ErrorCode::kNone ? refused : where.error;
         continue;
       }
-      MemberCluster* member = federation.member(*where->cluster);
-      Target*& target = by_member[member];
-      if (target == nullptr) {
-        target = &targets.emplace_back();
-        target->member = member;
-        target->request.group_id = body.group_id;
-        target->request.generation_id_or_member_epoch = -1;  // from outside the member's group
-      }
+      Target* target = target_for(targets, by_member, where.member, [&](Target& t) {
+        t.member = where.member;
+        t.request.group_id = body.group_id;
+        t.request.generation_id_or_member_epoch = -1;  // from outside the member's group
+      });
       auto& forwarded_topics = target->request.topics;
       if (forwarded_topics.empty() || forwarded_topics.back().name != topic.name)
         forwarded_topics.emplace_back().name = topic.name;
       auto& forwarded = forwarded_topics.back().partitions.emplace_back();
-      forwarded.partition_index = where->partition;
+      forwarded.partition_index = where.member_partition;
       forwarded.committed_offset = p.committed_offset;
       forwarded.committed_leader_epoch = p.committed_leader_epoch;  // the member's own epochs (its batches')
       forwarded.committed_metadata = p.committed_metadata;
       slot.target = target;
-      slot.member_partition = where->partition;
+      slot.member_partition = where.member_partition;
     }
   }
   // Each member's coordinator of the group, then every member's commit at once.

@@ -11,6 +11,7 @@
 
 #include "federation/handlers/forward.h"
 #include "federation/handlers/handlers.h"
+#include "federation/handlers/routing.h"
 #include "protocol/error_codes.h"
 #include "protocol/messages/produce_request.h"
 #include "protocol/messages/produce_response.h"
@@ -24,14 +25,7 @@ using protocol::ProduceResponse;
 using Target = Forwarded<ProduceRequest, ProduceResponse>;
 constexpr int16_t kForwardVersion = 9;
 
-// One partition of the client's request and where it went.
-struct Slot {
-  std::string topic;
-  int32_t partition = 0;
-  ErrorCode error = ErrorCode::kNone;
-  Target* target = nullptr;
-  int32_t member_partition = -1;
-};
+using Slot = PartitionSlot<Target>;
 
 const ProduceResponse::TopicProduceResponse::PartitionProduceResponse* find_answer(const ProduceResponse& reply,
                                                                                    const std::string& topic,
@@ -55,31 +49,23 @@ boost::asio::awaitable<void> handle_produce(FederationRequest& request) {
     const TopicPlacement* placement = federation.store().find(topic.name);
     for (const auto& p : topic.partition_data) {
       Slot& slot = slots.emplace_back(Slot{topic.name, p.index});
-      const auto where = placement ? placement->locate(p.index) : std::nullopt;
-      if (!where) {
-        slot.error = ErrorCode::kUnknownTopicOrPartition;
+      const Route where = route(federation, placement, topic.name, p.index);
+      if (where.error != ErrorCode::kNone) {
+        slot.error = where.error;
         continue;
       }
-      MemberCluster* member = federation.member(*where->cluster);
-      const int32_t node = member ? member->leader_of(topic.name, where->partition) : -1;
-      if (node < 0) {
-        slot.error = ErrorCode::kNotLeaderOrFollower;  // retriable: the client asks for metadata and waits
-        continue;
-      }
-      Target*& target = by_node[{member, node}];
-      if (target == nullptr) {
-        target = &targets.emplace_back();
-        target->member = member;
-        target->node = node;
-        target->request.transactional_id = body.transactional_id;
-        target->request.acks = body.acks == 0 ? int16_t{1} : body.acks;
-        target->request.timeout_ms = body.timeout_ms;
-      }
+      Target* target = target_for(targets, by_node, std::pair(where.member, where.node), [&](Target& t) {
+        t.member = where.member;
+        t.node = where.node;
+        t.request.transactional_id = body.transactional_id;
+        t.request.acks = body.acks == 0 ? int16_t{1} : body.acks;
+        t.request.timeout_ms = body.timeout_ms;
+      });
       auto& forwarded_topic = target->request.topic_data;
       if (forwarded_topic.empty() || forwarded_topic.back().name != topic.name) forwarded_topic.emplace_back().name = topic.name;
-      forwarded_topic.back().partition_data.push_back({where->partition, p.records});
+      forwarded_topic.back().partition_data.push_back({where.member_partition, p.records});
       slot.target = target;
-      slot.member_partition = where->partition;
+      slot.member_partition = where.member_partition;
     }
   }
   WaitGroup group(federation.executor());
