@@ -2,12 +2,13 @@
 // its member partition, one Fetch per member broker, all at once, each
 // waiting up to the client's MaxWaitMs; the answers are merged in the
 // client's numbering, their record batches passed on as the members sent them
-// (offsets are the members'). The answer does not wait for the slowest member
-// broker: it leaves as soon as every one has answered or those that have hold
-// MinBytes, and at the latest MaxWaitMs (plus a moment) after the request; a
-// partition whose broker has not answered then is left out of it (the client
-// asks again), and this client's next fetches skip that broker until its long
-// poll ends. MaxBytes is shared out between the member brokers (each answer
+// (offsets are the members'). The answer waits for every member broker asked
+// (each answers within MaxWaitMs, sooner once it has MinBytes), but at most
+// MaxWaitMs plus a moment: a partition whose broker has not answered by then
+// (a broker that has stopped) is left out of it, and this client's next
+// fetches skip that broker until that request ends. Not answering as soon as
+// the first broker has data is deliberate: a faster member would then win
+// every round and starve the partitions of a slower one. MaxBytes is shared out between the member brokers (each answer
 // holds at least one batch, as Kafka's). Fetch sessions are not kept: every answer says
 // session 0, so clients send full fetches (KIP-227 allows a broker that).
 // Leader epochs are not exposed, so none is sent on: the members' epochs mean
@@ -52,12 +53,10 @@ struct FetchTarget : Target {
 // One client Fetch's forwarded requests. Shared with them: those the answer
 // did not wait for end later, on their own.
 struct Round {
-  Round(const boost::asio::any_io_executor& executor, int32_t min_bytes) : ready(executor), min_bytes(min_bytes) {}
+  explicit Round(const boost::asio::any_io_executor& executor) : ready(executor) {}
   std::list<FetchTarget> targets;
-  broker::AsyncEvent ready;  // every target answered, or the answers hold min_bytes
-  int32_t min_bytes;
+  broker::AsyncEvent ready;  // every target answered
   int pending = 0;
-  int64_t bytes = 0;
 };
 
 struct FetchSlot : PartitionSlot<FetchTarget> {
@@ -72,11 +71,7 @@ boost::asio::awaitable<void> fetch_from(boost::asio::any_io_executor executor, s
   co_await forward(*target, kForwardVersion, timeout, one, links);
   fetching->erase({target->member->name(), target->node});
   target->done = true;
-  if (target->reply)
-    for (const auto& t : target->reply->body.responses)
-      for (const auto& p : t.partitions)
-        if (p.records) round->bytes += static_cast<int64_t>(p.records->size());
-  if (--round->pending == 0 || round->bytes >= std::max(round->min_bytes, 1)) round->ready.set();
+  if (--round->pending == 0) round->ready.set();
 }
 
 const FetchResponse::FetchableTopicResponse::PartitionData* find_answer(const FetchResponse& reply,
@@ -106,7 +101,7 @@ boost::asio::awaitable<void> handle_fetch(FederationRequest& request) {
     request.respond(reply);
     co_return;
   }
-  auto round = std::make_shared<Round>(federation.executor(), body.min_bytes);
+  auto round = std::make_shared<Round>(federation.executor());
   std::map<std::pair<MemberCluster*, int32_t>, FetchTarget*> by_node;
   std::vector<FetchSlot> slots;
   const auto fetching = request.links.fetching();
