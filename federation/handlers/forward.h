@@ -20,6 +20,7 @@
 #include "federation/federation.h"
 #include "federation/member_cluster.h"
 #include "federation/member_links.h"
+#include "protocol/error_codes.h"
 
 namespace sluice::federation {
 
@@ -69,6 +70,14 @@ boost::asio::awaitable<void> forward(Forwarded<Request, Response>& f, int16_t ve
   }
   if (!f.reply) f.member->request_refresh();
   group.done();
+}
+
+// A member's answer that its coordinator of the group moved or is not ready
+// (asked again by forward_to_coordinators; never passed on to the client).
+inline bool coordinator_error(int16_t error) {
+  return error == static_cast<int16_t>(protocol::ErrorCode::kNotCoordinator) ||
+         error == static_cast<int16_t>(protocol::ErrorCode::kCoordinatorNotAvailable) ||
+         error == static_cast<int16_t>(protocol::ErrorCode::kCoordinatorLoadInProgress);
 }
 
 // Group requests: each target's member is asked for its coordinator of

@@ -30,12 +30,6 @@ constexpr int16_t kForwardVersion = 8;
 
 using Slot = PartitionSlot<Target>;
 
-bool coordinator_error(int16_t error) {
-  return error == static_cast<int16_t>(ErrorCode::kNotCoordinator) ||
-         error == static_cast<int16_t>(ErrorCode::kCoordinatorNotAvailable) ||
-         error == static_cast<int16_t>(ErrorCode::kCoordinatorLoadInProgress);
-}
-
 bool coordinator_moved(const OffsetCommitResponse& reply) {
   for (const auto& t : reply.topics)
     for (const auto& p : t.partitions)

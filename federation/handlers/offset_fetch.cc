@@ -30,12 +30,6 @@ constexpr int16_t kForwardVersion = 7;  // one group, topic names
 constexpr int16_t kFirstMultiGroupVersion = 8;
 constexpr int16_t kFirstGroupErrorVersion = 2;
 
-bool coordinator_error(int16_t error) {
-  return error == static_cast<int16_t>(ErrorCode::kNotCoordinator) ||
-         error == static_cast<int16_t>(ErrorCode::kCoordinatorNotAvailable) ||
-         error == static_cast<int16_t>(ErrorCode::kCoordinatorLoadInProgress);
-}
-
 bool coordinator_moved(const OffsetFetchResponse& reply) {
   if (coordinator_error(reply.error_code)) return true;
   for (const auto& t : reply.topics)
