@@ -32,6 +32,13 @@ void Flusher::flush(const storage::SyncList& sync, std::function<void(bool)> don
   queue_.push(std::move(request));
 }
 
+void Flusher::run(std::function<bool()> job, std::function<void(bool)> done) {
+  Request request;
+  request.job = std::move(job);
+  request.done = std::move(done);
+  queue_.push(std::move(request));
+}
+
 uint64_t Flusher::syncs() const {
   std::lock_guard lock(mutex_);
   return syncs_;
@@ -57,6 +64,17 @@ void Flusher::run() {
   for (;;) {
     std::vector<Request> batch = queue_.take();
     if (batch.empty()) return;  // stopped
+    // Jobs first, in order: what they write must be durable before the syncs below complete.
+    for (auto& request : batch) {
+      if (!request.job) continue;
+      try {
+        request.failed = !request.job();
+      } catch (const std::exception&) {
+        request.failed = true;
+      }
+      request.job = nullptr;  // what it captured goes now, on this thread
+      request.only_job = request.fds.empty() && request.dirs.empty();
+    }
     // One fdatasync per distinct file, however many requests wait on it.
     std::set<std::pair<dev_t, ino_t>> synced;
     std::set<std::string> synced_dirs;
@@ -95,7 +113,9 @@ void Flusher::run() {
       syncs_ += syncs;
     }
     for (auto& request : batch)
-      boost::asio::post(executor_, [done = std::move(request.done), ok = ok && !request.failed] { done(ok); });
+      boost::asio::post(executor_, [done = std::move(request.done), ok = (ok || request.only_job) && !request.failed] {
+        if (done) done(ok);
+      });
     queue_.finished();
   }
 }

@@ -43,6 +43,16 @@ class Flusher {
     flush(sync, std::move(done));
   }
 
+  // Runs `job` on the flusher's thread, before the syncs of every flush
+  // requested after it (and of those taken in the same round), then calls
+  // done(what it returned) on the executor; a job that throws returned false.
+  // What must be on disk before a later flush completes goes here (the
+  // leader-epoch checkpoint before the batches it describes are flushed).
+  void run(std::function<bool()> job, std::function<void(bool ok)> done);
+
+  // Blocks until everything requested so far is done (shutdown's last flush).
+  void wait_idle() { queue_.wait_idle(); }
+
   // Counters for tests and metrics.
   uint64_t syncs() const;
 
@@ -50,8 +60,10 @@ class Flusher {
   struct Request {
     std::vector<int> fds;  // duplicates owned by the request
     std::vector<std::filesystem::path> dirs;
+    std::function<bool()> job;  // run() only
+    bool only_job = false;      // its answer is the job's, whatever the syncs beside it did
     std::function<void(bool)> done;
-    bool failed = false;   // a file could not be duplicated (no descriptors left)
+    bool failed = false;   // a file could not be duplicated (no descriptors left), or the job failed
   };
   void run();
 

@@ -11,6 +11,8 @@
 #include <chrono>
 #include <cstdio>
 #include <optional>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace sluice::broker {
@@ -73,6 +75,40 @@ TEST(FlusherTest, FailsWhenNoDescriptorIsLeftToDuplicate) {
   wait_for(io, result);
   ASSERT_TRUE(result.has_value());
   EXPECT_FALSE(*result);
+  ::close(fd);
+}
+
+// A job runs before the syncs of flushes requested after it, and reports its
+// own result: the leader-epoch checkpoint relies on landing before the flush
+// that moves the recovery point past the batches it describes.
+TEST(FlusherTest, JobsRunBeforeLaterFlushesAndReportTheirOwnResult) {
+  boost::asio::io_context io;
+  Flusher flusher(io.get_executor());
+  const int fd = scratch_file();
+  std::vector<std::string> order;  // appended on the flusher's thread, read after both completions
+  std::optional<bool> job_result, flush_result, failing_job;
+  flusher.run([&] { order.push_back("job"); return true; }, [&](bool ok) { job_result = ok; });
+  flusher.flush({fd}, [&](bool ok) {
+    order.push_back("flush done");
+    flush_result = ok;
+  });
+  wait_for(io, flush_result);
+  wait_for(io, job_result);
+  ASSERT_TRUE(job_result && flush_result);
+  EXPECT_TRUE(*job_result);
+  EXPECT_TRUE(*flush_result);
+  EXPECT_EQ(order, (std::vector<std::string>{"job", "flush done"}));
+  // A job that throws reports false, and a failed sync beside it is not its failure.
+  flusher.run([]() -> bool { throw std::runtime_error("disk full"); }, [&](bool ok) { failing_job = ok; });
+  EXPECT_FALSE(flush_and_wait(io, flusher, {987654}));
+  wait_for(io, failing_job);
+  ASSERT_TRUE(failing_job.has_value());
+  EXPECT_FALSE(*failing_job);
+  job_result.reset();
+  flusher.run([] { return true; }, [&](bool ok) { job_result = ok; });
+  EXPECT_FALSE(flush_and_wait(io, flusher, {987654}));
+  wait_for(io, job_result);
+  EXPECT_EQ(job_result, std::optional<bool>(true));
   ::close(fd);
 }
 

@@ -24,6 +24,7 @@ using PartitionData = protocol::FetchResponse::FetchableTopicResponse::Partition
 
 constexpr int16_t kFetchVersion = 12;  // topic names, diverging epochs
 constexpr auto kBackoff = 200ms;       // after an error, before asking that leader again
+constexpr auto kTruncationPoll = 5ms;  // while every partition waits for its truncation to be synced
 
 // Logs a fetcher's failure at most every 5 s per leader.
 void report(int32_t leader, const std::string& what) {
@@ -129,6 +130,7 @@ asio::awaitable<void> ReplicaFetchers::run(FetcherId id) {
   asio::steady_timer pause(executor_);
   while (!stopped_ && !fetcher->partitions.empty()) {
     bool back_off = false;
+    std::chrono::milliseconds pause_for = kBackoff;
     std::string host;
     uint16_t port = 0;
     if (!inter_broker_endpoint(config_, metadata_, leader, host, port)) {
@@ -148,9 +150,14 @@ asio::awaitable<void> ReplicaFetchers::run(FetcherId id) {
       std::map<std::string, std::vector<int32_t>> asked;
       // KIP-73: throttled partitions this broker is not in sync for wait while its quota is exceeded.
       const bool over_quota = replicas_.follower_quota().exceeded(steady_now_ms());
+      bool truncating = false;
       for (const auto& [topic, index] : fetcher->partitions) {
         Partition* p = replicas_.find(topic, index);
         if (!p || p->is_leader) continue;
+        if (p->truncation_in_flight) {  // nothing is appended until its cut is durable (replica_manager.h)
+          truncating = true;
+          continue;
+        }
         if (over_quota && p->follower_throttled &&
             std::find(p->isr.begin(), p->isr.end(), config_.node_id()) == p->isr.end())
           continue;
@@ -167,6 +174,7 @@ asio::awaitable<void> ReplicaFetchers::run(FetcherId id) {
       }
       if (request.topics.empty()) {
         back_off = true;
+        if (truncating) pause_for = kTruncationPoll;
       } else {
         try {
           auto reply = co_await fetcher->connection->call<protocol::FetchResponse>(request, kFetchVersion, timeout);
@@ -179,7 +187,9 @@ asio::awaitable<void> ReplicaFetchers::run(FetcherId id) {
               // Still following this leader? (The metadata may have moved on while the fetch waited.)
               auto followed = leader_of_.find({topic.topic, data.partition_index});
               Partition* p = replicas_.find(topic.topic, data.partition_index);
-              if (!p || p->is_leader || followed == leader_of_.end() || followed->second != leader) continue;
+              if (!p || p->is_leader || p->truncation_in_flight || followed == leader_of_.end() ||
+                  followed->second != leader)
+                continue;
               if (p->follower_throttled && data.records)
                 replicas_.follower_quota().record(static_cast<int64_t>(data.records->size()), steady_now_ms());
               try {
@@ -201,7 +211,7 @@ asio::awaitable<void> ReplicaFetchers::run(FetcherId id) {
       }
     }
     if (back_off && !stopped_) {
-      pause.expires_after(kBackoff);
+      pause.expires_after(pause_for);
       boost::system::error_code ignored;
       co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
     }

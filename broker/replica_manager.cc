@@ -160,7 +160,9 @@ uint64_t ReplicaManager::open_partition(const controller::TopicInfo& topic, int3
                                    << " segment(s); log end offset " << partition->log->log_end_offset());
   load_producer_state(*partition);
   partition->epochs = storage::LeaderEpochCache::load(partition->log->dir() / storage::kLeaderEpochCheckpointFile);
-  partition->epochs.truncate_from_end(partition->log->log_end_offset());  // a tail recovery cut
+  partition->epochs.truncate_from_end(partition->log->log_end_offset());  // a tail recovery cut, an unsynced truncation
+  partition->epochs.truncate_from_start(partition->log->log_start_offset());  // a full truncation, likewise
+  rebuild_epochs(*partition);
   // No high watermark checkpointed (a log from before replication): its one
   // replica had everything.
   partition->high_watermark_ = high_watermark < 0 ? partition->log->log_end_offset()
@@ -173,10 +175,23 @@ uint64_t ReplicaManager::open_partition(const controller::TopicInfo& topic, int3
 // The last snapshot, then the batches appended after it, replayed from their
 // headers. A snapshot past the log's end (the log lost its unflushed tail)
 // cannot be trusted: the state is rebuilt from the whole log instead.
-void ReplicaManager::load_producer_state(Partition& partition) {
+void ReplicaManager::rebuild_epochs(Partition& partition) {
+  storage::PartitionLog& log = *partition.log;
+  const int64_t from = std::max(partition.checkpointed.recovery_point, log.log_start_offset());
+  if (from >= log.log_end_offset()) return;
+  bool changed = false;
+  log.visit_batch_headers(from, [&](std::string_view header) {
+    auto h = protocol::RecordBatchHeader::parse(header);
+    if (h && h->partition_leader_epoch >= 0) changed |= partition.epochs.assign(h->partition_leader_epoch, h->base_offset);
+  });
+  if (changed) write_epochs(partition);
+}
+
+void ReplicaManager::load_producer_state(Partition& partition, bool use_snapshot) {
   storage::PartitionLog& log = *partition.log;
   int64_t replay_from = log.log_start_offset();
-  if (auto snapshot = store_.get(producer_snapshot_key(partition.topic, partition.index))) {
+  if (auto snapshot = use_snapshot ? store_.get(producer_snapshot_key(partition.topic, partition.index))
+                                   : std::nullopt) {
     auto parsed = ProducerStateTable::parse(*snapshot);
     if (!parsed) {
       SLUICE_LOG(kWarn, "ignoring unreadable producer-state snapshot of " << partition.topic << "-" << partition.index);
@@ -385,6 +400,10 @@ void ReplicaManager::on_partition_changed(const controller::TopicInfo& topic, in
 }
 
 void ReplicaManager::apply_partition_state(Partition& partition, const controller::PartitionState& state) {
+  if (partition.truncation_in_flight) {
+    partition.state_deferred = true;  // applied from the metadata once the cut is durable
+    return;
+  }
   const int32_t self = config_.node_id();
   const bool was_leader = partition.is_leader;
   const int32_t old_epoch = partition.leader_epoch;
@@ -459,13 +478,21 @@ void ReplicaManager::release_roles() {
 }
 
 void ReplicaManager::write_epochs(Partition& partition) {
-  try {
-    storage::write_atomically(partition.log->dir() / storage::kLeaderEpochCheckpointFile, partition.epochs.serialize());
-  } catch (const std::exception& e) {
-    // The log still carries every batch's epoch; a restart rebuilds less precisely.
-    SLUICE_LOG(kError, "writing the leader-epoch checkpoint of " << partition.topic << "-" << partition.index
-                                                                 << " failed: " << e.what());
-  }
+  // The file is written through the directory this log has open, which stays
+  // this log's even if the partition is deleted and a namesake created meanwhile.
+  auto job = [directory = partition.log->directory_owner(), dir_fd = partition.log->directory_fd(),
+              contents = partition.epochs.serialize(), name = partition.topic + "-" + std::to_string(partition.index)] {
+    try {
+      storage::write_atomically_at(dir_fd, storage::kLeaderEpochCheckpointFile, contents);
+      return true;
+    } catch (const std::exception& e) {
+      // The log still carries every batch's epoch: the next change writes the
+      // whole cache again, and a restart re-reads what is above the recovery point.
+      SLUICE_LOG(kError, "writing the leader-epoch checkpoint of " << name << " failed: " << e.what());
+      return false;
+    }
+  };
+  flusher_.run(std::move(job), nullptr);
 }
 
 void ReplicaManager::after_leader_append(Partition& partition, int64_t base_offset) {
@@ -556,31 +583,67 @@ void ReplicaManager::truncate_to(Partition& partition, int64_t offset) {
   deleter_.remove(std::move(cut.removed));
   SLUICE_LOG(kInfo, "truncated " << partition.topic << "-" << partition.index << " to offset " << cut.log_end_offset
                                  << " where it diverged from the leader");
-  if (partition.epochs.truncate_from_end(cut.log_end_offset)) write_epochs(partition);
+  partition.epochs.truncate_from_end(cut.log_end_offset);  // written once the cut is durable
   partition.high_watermark_ = std::min(partition.high_watermark_, cut.log_end_offset);
-  // Producer state is rebuilt from what is left; the lowered recovery point
-  // is checkpointed before anything is appended again (storage/README.md).
+  // Producer state is rebuilt from what is left (its snapshot goes); the
+  // lowered recovery point is checkpointed before anything is appended again
+  // (storage/README.md).
   partition.producers = ProducerStateTable();
-  write_state_now({{producer_snapshot_key(partition.topic, partition.index), std::nullopt}});
-  load_producer_state(partition);
-  const storage::LogCheckpoint now{partition.log->recovery_point(), partition.log->log_start_offset()};
-  write_state_now({{log_checkpoint_key(partition.topic, partition.index), encode_checkpoint(now, partition.high_watermark_)}});
-  partition.checkpointed = now;
-  partition.checkpointed_high_watermark = partition.high_watermark_;
+  load_producer_state(partition, /*use_snapshot=*/false);
+  make_truncation_durable(partition, {{producer_snapshot_key(partition.topic, partition.index), std::nullopt}});
 }
 
 void ReplicaManager::truncate_fully_and_start_at(Partition& partition, int64_t offset) {
   deleter_.remove(partition.log->truncate_fully_and_start_at(offset));
   SLUICE_LOG(kInfo, "emptied " << partition.topic << "-" << partition.index << " to start again at offset " << offset);
   partition.epochs = storage::LeaderEpochCache();
-  write_epochs(partition);
   partition.high_watermark_ = offset;
   partition.producers = ProducerStateTable();
-  const storage::LogCheckpoint now{partition.log->recovery_point(), partition.log->log_start_offset()};
-  write_state_now({{producer_snapshot_key(partition.topic, partition.index), std::nullopt},
-                   {log_checkpoint_key(partition.topic, partition.index), encode_checkpoint(now, partition.high_watermark_)}});
-  partition.checkpointed = now;
+  make_truncation_durable(partition, {{producer_snapshot_key(partition.topic, partition.index), std::nullopt}});
+}
+
+void ReplicaManager::make_truncation_durable(Partition& partition, std::vector<storage::StateStore::Change> changes) {
+  const storage::LogCheckpoint lowered{partition.log->recovery_point(), partition.log->log_start_offset()};
+  changes.push_back({log_checkpoint_key(partition.topic, partition.index), encode_checkpoint(lowered, partition.high_watermark_)});
+  partition.checkpointed = lowered;
   partition.checkpointed_high_watermark = partition.high_watermark_;
+  partition.truncation_in_flight = true;
+  // The cut segment, its indexes and the directory's renames, synced on the flusher.
+  const storage::PartitionLog::PendingFlush pending = partition.log->begin_flush();
+  const storage::PartitionLog* log = partition.log.get();  // compared only: the partition may be re-created
+  const auto still_here = [this, topic = partition.topic, index = partition.index, log]() -> Partition* {
+    Partition* p = find(topic, index);
+    return p && p->log.get() == log ? p : nullptr;
+  };
+  flusher_.flush(pending.sync, [this, still_here, pending, changes = std::move(changes)](bool synced) mutable {
+    Partition* p = still_here();
+    if (!p) return;
+    if (!synced) {
+      // Kafka takes the log directory offline here; this replica stops taking
+      // appends until a restart re-reads its log (the ISR drops it meanwhile).
+      SLUICE_LOG(kError, p->topic << "-" << p->index << ": the truncation could not be synced; replication of it stops");
+      return;
+    }
+    p->log->end_flush(pending);
+    writer_.apply(std::move(changes), [this, still_here](bool committed) {
+      Partition* p = still_here();
+      if (!p) return;
+      if (!committed) {
+        SLUICE_LOG(kError, p->topic << "-" << p->index
+                                    << ": the truncated log's checkpoint could not be written; replication of it stops");
+        return;
+      }
+      // A stale epoch file now has only entries past the log end, which the
+      // next start drops; one written before the cut was durable could have
+      // lost entries the log still held.
+      write_epochs(*p);
+      p->truncation_in_flight = false;
+      if (std::exchange(p->state_deferred, false) && metadata_)
+        if (const controller::TopicInfo* topic = metadata_->find_topic(p->topic);
+            topic && p->index < topic->partition_count())
+          apply_partition_state(*p, topic->partitions[p->index]);
+    });
+  });
 }
 
 int32_t ReplicaManager::preferred_read_replica(const Partition& partition, std::string_view client_rack,
@@ -661,8 +724,13 @@ void ReplicaManager::prepare_topic(const controller::TopicInfo& topic) {
 }
 
 void ReplicaManager::open_new_partition(const controller::TopicInfo& topic, int32_t index) {
-  // A namesake's state, if a crash left some behind.
-  write_state_now({{producer_snapshot_key(topic.name, index), std::nullopt}, {log_checkpoint_key(topic.name, index), std::nullopt}});
+  // A namesake's state, if a crash left some behind or its deletion is still
+  // queued on the writer: committed before the new log can be flushed past it.
+  // Usually there is none, and this thread does not wait on the disk.
+  const std::string snapshot_key = producer_snapshot_key(topic.name, index);
+  const std::string checkpoint_key = log_checkpoint_key(topic.name, index);
+  if (store_.get(snapshot_key) || store_.get(checkpoint_key))
+    write_state_now({{snapshot_key, std::nullopt}, {checkpoint_key, std::nullopt}});
   open_partition(topic, index);
 }
 
@@ -758,6 +826,7 @@ void ReplicaManager::on_topic_configs_changed(const controller::TopicInfo& topic
 }
 
 void ReplicaManager::flush_all() {
+  flusher_.wait_idle();  // the epoch checkpoints queued there land before the recovery points pass them
   for (auto& [key, partition] : partitions_) {
     try {
       partition->log->flush();

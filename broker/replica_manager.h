@@ -67,6 +67,12 @@ struct Partition {
   int64_t leader_high_watermark = -1;
   // An ISR change sent to the controller and not answered yet.
   bool isr_change_in_flight = false;
+  // A truncation done in memory whose files and lowered recovery point are
+  // not durable yet (ReplicaManager::make_truncation_durable): nothing is
+  // appended meanwhile, so the fetcher skips it, and a metadata change waits
+  // in `state_deferred` (this replica leads only once its cut is on disk).
+  bool truncation_in_flight = false;
+  bool state_deferred = false;
   // Replicas asked into the ISR whose joining is not known to have failed:
   // until the controller's answer (or the metadata) settles it, the high
   // watermark waits for them too (Kafka's "maximal ISR"). The controller may
@@ -152,7 +158,8 @@ class ReplicaManager : public controller::MetadataListener {
   void advance_high_watermark(Partition& partition);
   // Follower side: the leader's high watermark, capped by what this replica has.
   void follower_high_watermark(Partition& partition, int64_t leader_high_watermark);
-  // Writes the partition's leader-epoch checkpoint (after the cache changed).
+  // Writes the partition's leader-epoch checkpoint (after the cache changed),
+  // on the flusher's thread, before any flush of the log requested later.
   void write_epochs(Partition& partition);
   // Follower side: appends a batch the leader sent, at its own offsets
   // (`batch` is a complete, checked batch). Throws std::system_error on I/O failure.
@@ -260,7 +267,18 @@ class ReplicaManager : public controller::MetadataListener {
   void open_new_partition(const controller::TopicInfo& topic, int32_t index);
   storage::LogOptions log_options_for(const controller::TopicInfo& topic) const;
   void apply_topic_settings(Partition& partition, const controller::TopicInfo& topic);
-  void load_producer_state(Partition& partition);
+  // `use_snapshot` false: replays the whole log (after a truncation, whose
+  // deletion of the snapshot is not committed yet).
+  void load_producer_state(Partition& partition, bool use_snapshot = true);
+  // After a truncation (in memory, files cut but not synced): syncs what it
+  // changed on the flusher, then commits `changes` (the lowered recovery
+  // point) on the state writer, then writes the epoch checkpoint and lets
+  // the partition take appends and metadata again. Nothing waits on this thread.
+  void make_truncation_durable(Partition& partition, std::vector<storage::StateStore::Change> changes);
+  // The epochs of batches above the recovery point the checkpoint stored,
+  // which the epoch file may lack (it is written off this thread): read from
+  // the batch headers at start-up, as Kafka's log recovery does.
+  void rebuild_epochs(Partition& partition);
   // now: committed before returning (clean shutdown); else on the writer thread.
   void write_checkpoint(bool now);
   // For writes that must be durable before the caller goes on (after a truncation, before

@@ -147,19 +147,20 @@ asio::awaitable<void> expire_group_sessions(GroupCoordinator& groups) {
 
 // Background upkeep of the logs, on the network thread between requests (each
 // step is short; file deletions go to a background thread):
-//  - checkpoint every 10 s what changed (recovery points, log start offsets,
-//    producer-state snapshots), so a restart after a crash rescans little;
+//  - checkpoint every log.flush.offset.checkpoint.interval.ms (10 s) what
+//    changed (recovery points, log start offsets, producer-state snapshots),
+//    so a restart after a crash rescans little;
 //  - retention every log.retention.check.interval.ms;
 //  - idle producer ids every producer.id.expiration.check.interval.ms;
 //  - topics' flush.ms every log.flush.scheduler.interval.ms (Kafka's default:
 //    never; acks=all and flush.messages flush as they are appended).
 asio::awaitable<void> maintain_logs(ReplicaManager& replicas, const BrokerConfig& config) {
-  constexpr int64_t kCheckpointIntervalMs = 10'000;
+  const int64_t checkpoint_interval_ms = config.get_long("log.flush.offset.checkpoint.interval.ms");
   const int64_t retention_interval_ms = config.get_long("log.retention.check.interval.ms");
   const int64_t producer_interval_ms = config.get_long("producer.id.expiration.check.interval.ms");
   const int64_t producer_expiration_ms = config.get_long("producer.id.expiration.ms");
   const int64_t flush_interval_ms = config.get_long("log.flush.scheduler.interval.ms");
-  const int64_t step_ms = std::min({kCheckpointIntervalMs, retention_interval_ms, producer_interval_ms, flush_interval_ms});
+  const int64_t step_ms = std::min({checkpoint_interval_ms, retention_interval_ms, producer_interval_ms, flush_interval_ms});
   asio::steady_timer timer(co_await asio::this_coro::executor);
   int64_t since_checkpoint = 0, since_retention = 0, since_producers = 0, since_flush = 0;
   for (;;) {
@@ -185,7 +186,7 @@ asio::awaitable<void> maintain_logs(ReplicaManager& replicas, const BrokerConfig
         since_flush = 0;
         replicas.flush_by_time(now_ms);
       }
-      if (since_checkpoint >= kCheckpointIntervalMs) {
+      if (since_checkpoint >= checkpoint_interval_ms) {
         since_checkpoint = 0;
         replicas.checkpoint();
         replicas.reconcile();  // replicas whose opening failed, tried again

@@ -151,11 +151,10 @@ bool LeaderEpochCache::truncate_from_start(int64_t start_offset) {
   return changed;
 }
 
-void write_atomically(const std::filesystem::path& path, std::string_view contents) {
-  std::filesystem::path temp = path;
-  temp += ".tmp";
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw_errno("open " + temp.string());
+void write_atomically_at(int dir_fd, const std::string& name, std::string_view contents) {
+  const std::string temp = name + ".tmp";
+  const int fd = ::openat(dir_fd, temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw_errno("open " + temp);
   size_t done = 0;
   while (done < contents.size()) {
     const ssize_t put = ::write(fd, contents.data() + done, contents.size() - done);
@@ -163,26 +162,33 @@ void write_atomically(const std::filesystem::path& path, std::string_view conten
     if (put < 0) {
       const int error = errno;
       ::close(fd);
-      throw std::system_error(error, std::generic_category(), "write " + temp.string());
+      throw std::system_error(error, std::generic_category(), "write " + temp);
     }
     done += static_cast<size_t>(put);
   }
   if (::fsync(fd) != 0) {
     const int error = errno;
     ::close(fd);
-    throw std::system_error(error, std::generic_category(), "fsync " + temp.string());
+    throw std::system_error(error, std::generic_category(), "fsync " + temp);
   }
   ::close(fd);
-  if (::rename(temp.c_str(), path.c_str()) != 0) throw_errno("rename " + temp.string() + " to " + path.string());
+  if (::renameat(dir_fd, temp.c_str(), dir_fd, name.c_str()) != 0) throw_errno("rename " + temp + " to " + name);
   // The rename is durable only once the directory is.
+  if (::fsync(dir_fd) != 0) throw_errno("fsync the directory of " + name);
+}
+
+void write_atomically(const std::filesystem::path& path, std::string_view contents) {
   std::filesystem::path dir = path.parent_path();
   if (dir.empty()) dir = ".";
   const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd < 0) throw_errno("open " + dir.string());
-  const int synced = ::fsync(dir_fd);
-  const int error = errno;
+  try {
+    write_atomically_at(dir_fd, path.filename().string(), contents);
+  } catch (...) {
+    ::close(dir_fd);
+    throw;
+  }
   ::close(dir_fd);
-  if (synced != 0) throw std::system_error(error, std::generic_category(), "fsync " + dir.string());
 }
 
 }  // namespace sluice::storage

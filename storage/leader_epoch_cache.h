@@ -5,8 +5,10 @@
 //
 // A plain value with no I/O of its own beyond load(): the owner updates it on
 // its thread and writes serialize() with write_atomically() wherever it does
-// slow I/O (Kafka writes the file on every new epoch, before the batch that
-// starts it is acknowledged).
+// slow I/O. The broker writes it on the group-commit thread, ordered before
+// any later flush of the log, so a batch is below the recovery point only
+// once its epoch is in the file; batches above it are re-read at start-up
+// (broker/replica_manager.cc, rebuild_epochs).
 #pragma once
 
 #include <cstdint>
@@ -87,5 +89,8 @@ class LeaderEpochCache {
 // file whole: writes `<path>.tmp`, syncs it, renames it over `path` and syncs
 // the directory. Throws std::system_error.
 void write_atomically(const std::filesystem::path& path, std::string_view contents);
+// The same for the file `name` in the open directory `dir_fd` (which may have
+// been renamed since it was opened).
+void write_atomically_at(int dir_fd, const std::string& name, std::string_view contents);
 
 }  // namespace sluice::storage

@@ -120,6 +120,8 @@ PartitionLog::PartitionLog(std::filesystem::path dir, LogOptions options, BatchF
 
 PartitionLog::~PartitionLog() = default;
 
+int PartitionLog::directory_fd() const { return directory_->fd(); }
+
 PartitionLog::Segment PartitionLog::open_segment(int64_t base, const std::filesystem::path& path) {
   Segment segment;
   segment.base_offset = base;
@@ -139,6 +141,9 @@ std::unique_ptr<PartitionLog> PartitionLog::open(const std::filesystem::path& di
                                                  RecoveryReport* report_out) {
   std::filesystem::create_directories(dir);
   std::unique_ptr<PartitionLog> log(new PartitionLog(dir, options, std::move(format)));
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) throw_errno("open " + dir.string());
+  log->directory_ = std::make_shared<OpenFile>(dir_fd);
   RecoveryReport report;
 
   std::vector<std::pair<int64_t, std::filesystem::path>> files;
@@ -445,11 +450,11 @@ SyncList PartitionLog::to_sync() const {
 // Appends the index entries not yet on disk; with `sync`, also makes them
 // durable, and (as when a segment is finished) adds a final time entry for the
 // largest timestamp, so a trusted segment's time index knows it.
-void PartitionLog::write_indexes(Segment& segment, bool sync) {
+void PartitionLog::write_indexes(Segment& segment, bool sync, bool resize) {
   if (sync) finish_time_index(segment);
   auto append_file = [&](const char* ext, std::shared_ptr<const OpenFile>& file, size_t& on_disk, size_t total,
                          size_t entry_bytes, auto encode) {
-    if (on_disk == total && !sync) return;
+    if (on_disk == total && !sync && !resize) return;
     const auto path = with_extension(segment.path, ext);
     if (!file) {
       int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
@@ -809,10 +814,9 @@ PartitionLog::Truncation PartitionLog::truncate_to(int64_t offset) {
   if (keep < segments_.size()) {
     result.removed = retire_files(keep, segments_.size());
     segments_.erase(segments_.begin() + static_cast<std::ptrdiff_t>(keep), segments_.end());
-    // Synced at once: truncation is rare (a follower after a leader change), and a crash must
-    // not bring the removed segments back.
+    // Not synced here: the caller syncs the directory (begin_flush() lists it) before it
+    // appends again, so a crash cannot bring the removed segments back under new batches.
     note_directory_change();
-    sync_directory_now();
   }
   if (first_removed && first_removed->position > 0) cut_segment(segments_.back(), *first_removed);
   segments_.back().next_offset = new_end;
@@ -827,9 +831,9 @@ PartitionLog::Truncation PartitionLog::truncate_to(int64_t offset) {
 // largest timestamp agree.
 void PartitionLog::cut_segment(Segment& segment, const BatchAt& first_removed) {
   const uint64_t position = first_removed.position;
-  // Synced: a crash must not bring the removed batches back.
-  if (::ftruncate(segment.fd(), static_cast<off_t>(position)) != 0 || ::fdatasync(segment.fd()) != 0)
-    throw_errno("truncate " + segment.path.string());
+  // Not synced here (the caller's begin_flush() lists the file): the network thread does not wait
+  // on the disk, and the caller appends nothing until the cut is durable.
+  if (::ftruncate(segment.fd(), static_cast<off_t>(position)) != 0) throw_errno("truncate " + segment.path.string());
   segment.size = position;
   // The truncation freed any reserve past the old end too (as at a roll); the next append
   // reserves again from here.
@@ -853,7 +857,8 @@ void PartitionLog::cut_segment(Segment& segment, const BatchAt& first_removed) {
   });
   segment.max_timestamp = max_timestamp;
   segment.max_timestamp_offset = max_timestamp_offset;
-  write_indexes(segment, true);  // cuts the index files to the entries kept
+  finish_time_index(segment);
+  write_indexes(segment, false, /*resize=*/true);  // cuts the index files to the entries kept
 }
 
 std::vector<std::filesystem::path> PartitionLog::truncate_fully_and_start_at(int64_t offset) {
@@ -868,7 +873,8 @@ std::vector<std::filesystem::path> PartitionLog::truncate_fully_and_start_at(int
     segments_ = std::move(old);  // keep a usable log (on the renamed files) for the error path
     throw;
   }
-  sync_directory_now();  // the renames too: a crash must not bring the old segments back
+  // The renames and the new segment are synced by the caller (begin_flush() lists the directory)
+  // before it appends: a crash must not bring the old segments back under new batches.
   return removed;
 }
 

@@ -137,7 +137,9 @@ class PartitionLog {
   // removed batch's base offset). Nothing happens at or past the log end.
   // Segments past the cut go as with retention (files renamed to `*.deleted`,
   // for the caller to unlink); the segment holding the cut is cut in place and
-  // synced, its index files rewritten and synced. If nothing stays, the log
+  // its index files rewritten. Nothing is synced: the caller syncs what
+  // begin_flush() then lists (the cut segment, its indexes, the directory)
+  // before appending again, off its own thread. If nothing stays, the log
   // starts afresh at the new end, as truncate_fully_and_start_at(). The
   // recovery point and log start offset drop to the new end if above it.
   // Where offsets skip just before the cut, a restart finds the log end at the
@@ -145,9 +147,10 @@ class PartitionLog {
   // std::invalid_argument for an offset below the log start offset (use
   // truncate_fully_and_start_at()).
   //
-  // The caller must persist the lowered recovery point (checkpoint) before
-  // appending past the new end: a stale, higher one would make the next start
-  // trust the new batches unverified. Its leader-epoch cache follows with
+  // The caller must sync those files and persist the lowered recovery point
+  // (checkpoint) before appending past the new end: a stale, higher one would
+  // make the next start trust the new batches unverified, and an unsynced cut
+  // could leave old and new bytes mixed under it. Its leader-epoch cache follows with
   // truncate_from_end(log_end_offset). Fetches still sending from a slice of
   // the removed region read whatever the file holds then (less, or the
   // removed bytes of a renamed segment).
@@ -231,6 +234,13 @@ class PartitionLog {
   // segment file created or removed there is not synced.
   SyncList to_sync() const;
 
+  // The partition's directory, open for as long as its owner holds it: a
+  // file written into it off this thread (the leader-epoch checkpoint) lands
+  // in this log's directory even if it was renamed away meanwhile (deleted,
+  // and a namesake created at the same path).
+  int directory_fd() const;
+  std::shared_ptr<const void> directory_owner() const { return directory_; }
+
  private:
   // An open segment file, closed when its last owner (the log, or a fetch still
   // sending part of it) lets go.
@@ -292,7 +302,8 @@ class PartitionLog {
   int64_t write_entry(std::span<char> entry, const BatchSummary& summary);
   Segment& roll(int64_t base_offset);
   static void preallocate_for(Segment& segment, uint64_t end);
-  void write_indexes(Segment& segment, bool sync);
+  // `resize`: also cuts the files to the entries kept (after a truncation) when nothing is new.
+  void write_indexes(Segment& segment, bool sync, bool resize = false);
   // A segment being finished gets a final time entry for its largest timestamp.
   static void finish_time_index(Segment& segment);
   void sync_directory_now();
@@ -315,6 +326,7 @@ class PartitionLog {
   uint64_t index_position_at_or_before(const Segment& segment, int64_t offset) const;
 
   std::filesystem::path dir_;
+  std::shared_ptr<const OpenFile> directory_;  // dir_, opened
   LogOptions options_;
   BatchFormat format_;
   std::vector<Segment> segments_;
