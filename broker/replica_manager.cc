@@ -147,10 +147,12 @@ uint64_t ReplicaManager::open_partition(const controller::TopicInfo& topic, int3
   auto partition = std::make_unique<Partition>();
   partition->topic = topic.name;
   partition->index = index;
+  partition->incarnation = ++incarnations_;
   apply_topic_settings(*partition, topic);
   int64_t high_watermark = -1;
   partition->checkpointed = decode_checkpoint(store_.get(log_checkpoint_key(topic.name, index)), &high_watermark);
   storage::RecoveryReport report;
+  int64_t rebuild_from = partition->checkpointed.recovery_point;
   partition->log = storage::PartitionLog::open(partition_dir(topic.name, index), log_options_for(topic), batch_format(),
                                                partition->checkpointed, &report);
   for (const auto& problem : report.problems) SLUICE_LOG(kWarn, topic.name << "-" << index << ": " << problem);
@@ -158,11 +160,24 @@ uint64_t ReplicaManager::open_partition(const controller::TopicInfo& topic, int3
     SLUICE_LOG(kWarn, "recovered " << topic.name << "-" << index << ": cut " << report.truncated_bytes
                                    << " bytes of torn or corrupt tail, removed " << report.removed_segments
                                    << " segment(s); log end offset " << partition->log->log_end_offset());
+  if (partition->checkpointed.recovery_point > partition->log->recovery_point() ||
+      partition->checkpointed.log_start_offset > partition->log->log_start_offset()) {
+    // The stored checkpoint is above what the log holds (a truncation whose
+    // lowered checkpoint was not committed before the process stopped): the
+    // lower one is committed before anything is appended past it, or a crash
+    // after those appends would trust them unverified. At start-up, or for a
+    // namesake's leftovers, so rare.
+    const storage::LogCheckpoint clamped{partition->log->recovery_point(), partition->log->log_start_offset()};
+    write_state_now({{log_checkpoint_key(topic.name, index),
+                      encode_checkpoint(clamped, std::min(high_watermark, partition->log->log_end_offset()))}});
+    rebuild_from = std::min(partition->checkpointed.recovery_point, clamped.recovery_point);
+    partition->checkpointed = clamped;
+  }
   load_producer_state(*partition);
   partition->epochs = storage::LeaderEpochCache::load(partition->log->dir() / storage::kLeaderEpochCheckpointFile);
   partition->epochs.truncate_from_end(partition->log->log_end_offset());  // a tail recovery cut, an unsynced truncation
   partition->epochs.truncate_from_start(partition->log->log_start_offset());  // a full truncation, likewise
-  rebuild_epochs(*partition);
+  rebuild_epochs(*partition, rebuild_from);
   // No high watermark checkpointed (a log from before replication): its one
   // replica had everything.
   partition->high_watermark_ = high_watermark < 0 ? partition->log->log_end_offset()
@@ -175,9 +190,9 @@ uint64_t ReplicaManager::open_partition(const controller::TopicInfo& topic, int3
 // The last snapshot, then the batches appended after it, replayed from their
 // headers. A snapshot past the log's end (the log lost its unflushed tail)
 // cannot be trusted: the state is rebuilt from the whole log instead.
-void ReplicaManager::rebuild_epochs(Partition& partition) {
+void ReplicaManager::rebuild_epochs(Partition& partition, int64_t recovery_point) {
   storage::PartitionLog& log = *partition.log;
-  const int64_t from = std::max(partition.checkpointed.recovery_point, log.log_start_offset());
+  const int64_t from = std::max(recovery_point, log.log_start_offset());
   if (from >= log.log_end_offset()) return;
   bool changed = false;
   log.visit_batch_headers(from, [&](std::string_view header) {
@@ -218,18 +233,23 @@ void ReplicaManager::checkpoint() {
   struct Flushed {
     std::string topic;
     int32_t index;
-    const storage::PartitionLog* log;  // compared only: a partition re-created meanwhile has another
+    uint64_t incarnation;  // a partition re-created meanwhile has another
     storage::PartitionLog::PendingFlush pending;
   };
   auto flushed = std::make_shared<std::vector<Flushed>>();
   storage::SyncList to_sync;
   for (auto& [key, partition] : partitions_) {
+    if (partition->truncation_retry) sync_truncation(*partition);
+    if (partition->epochs_unsaved) {
+      write_epochs(*partition);  // again; its recovery point waits
+      continue;
+    }
     storage::PartitionLog& log = *partition->log;
     if (log.recovery_point() >= log.log_end_offset()) continue;
     try {
       auto pending = log.begin_flush();
       to_sync.append(pending.sync);
-      flushed->push_back({partition->topic, partition->index, &log, pending});
+      flushed->push_back({partition->topic, partition->index, partition->incarnation, pending});
     } catch (const std::exception& e) {
       SLUICE_LOG(kError, "checkpoint of " << partition->topic << "-" << partition->index << " failed: " << e.what());
     }
@@ -243,7 +263,8 @@ void ReplicaManager::checkpoint() {
     checkpoint_running_ = false;
     if (ok)
       for (const auto& f : *flushed)
-        if (Partition* p = find(f.topic, f.index); p && p->log.get() == f.log)  // the partition may be gone
+        // The partition may be gone, and its epoch file must hold what the recovery point passes.
+        if (Partition* p = find(f.topic, f.index, f.incarnation); p && !p->epochs_unsaved)
           p->log->end_flush(f.pending);
     write_checkpoint(false);
   });
@@ -486,13 +507,16 @@ void ReplicaManager::write_epochs(Partition& partition) {
       storage::write_atomically_at(dir_fd, storage::kLeaderEpochCheckpointFile, contents);
       return true;
     } catch (const std::exception& e) {
-      // The log still carries every batch's epoch: the next change writes the
-      // whole cache again, and a restart re-reads what is above the recovery point.
-      SLUICE_LOG(kError, "writing the leader-epoch checkpoint of " << name << " failed: " << e.what());
+      SLUICE_LOG(kError, "writing the leader-epoch checkpoint of " << name << " failed (will retry): " << e.what());
       return false;
     }
   };
-  flusher_.run(std::move(job), nullptr);
+  // Posted before the completion of any flush requested later, so a checkpoint
+  // sees a failure before it would move the recovery point (checkpoint()).
+  flusher_.run(std::move(job), [this, topic = partition.topic, index = partition.index,
+                                incarnation = partition.incarnation](bool written) {
+    if (Partition* p = find(topic, index, incarnation)) p->epochs_unsaved = !written;
+  });
 }
 
 void ReplicaManager::after_leader_append(Partition& partition, int64_t base_offset) {
@@ -603,36 +627,49 @@ void ReplicaManager::truncate_fully_and_start_at(Partition& partition, int64_t o
 }
 
 void ReplicaManager::make_truncation_durable(Partition& partition, std::vector<storage::StateStore::Change> changes) {
+  // The checkpoint as it stands now, lowered. `checkpointed` keeps the value
+  // LMDB holds until the commit, so a checkpoint or shutdown meanwhile writes
+  // the lowered one too.
   const storage::LogCheckpoint lowered{partition.log->recovery_point(), partition.log->log_start_offset()};
   changes.push_back({log_checkpoint_key(partition.topic, partition.index), encode_checkpoint(lowered, partition.high_watermark_)});
-  partition.checkpointed = lowered;
-  partition.checkpointed_high_watermark = partition.high_watermark_;
+  partition.truncation_changes = std::move(changes);
   partition.truncation_in_flight = true;
-  // The cut segment, its indexes and the directory's renames, synced on the flusher.
-  const storage::PartitionLog::PendingFlush pending = partition.log->begin_flush();
-  const storage::PartitionLog* log = partition.log.get();  // compared only: the partition may be re-created
-  const auto still_here = [this, topic = partition.topic, index = partition.index, log]() -> Partition* {
-    Partition* p = find(topic, index);
-    return p && p->log.get() == log ? p : nullptr;
-  };
-  flusher_.flush(pending.sync, [this, still_here, pending, changes = std::move(changes)](bool synced) mutable {
+  sync_truncation(partition);
+}
+
+void ReplicaManager::sync_truncation(Partition& partition) {
+  partition.truncation_retry = false;
+  storage::PartitionLog::PendingFlush pending;
+  try {
+    // The cut segment, its indexes and the directory's renames, synced on the flusher.
+    pending = partition.log->begin_flush();
+  } catch (const std::exception& e) {
+    SLUICE_LOG(kError, partition.topic << "-" << partition.index << ": syncing a truncation failed (will retry): " << e.what());
+    partition.truncation_retry = true;
+    return;
+  }
+  const auto still_here = [this, topic = partition.topic, index = partition.index,
+                           incarnation = partition.incarnation]() { return find(topic, index, incarnation); };
+  flusher_.flush(pending.sync, [this, still_here, pending](bool synced) {
     Partition* p = still_here();
     if (!p) return;
     if (!synced) {
-      // Kafka takes the log directory offline here; this replica stops taking
-      // appends until a restart re-reads its log (the ISR drops it meanwhile).
-      SLUICE_LOG(kError, p->topic << "-" << p->index << ": the truncation could not be synced; replication of it stops");
+      // Tried again at the next checkpoint; nothing is appended meanwhile
+      // (Kafka would take the log directory offline).
+      SLUICE_LOG(kError, p->topic << "-" << p->index << ": syncing a truncation failed (will retry)");
+      p->truncation_retry = true;
       return;
     }
     p->log->end_flush(pending);
-    writer_.apply(std::move(changes), [this, still_here](bool committed) {
+    writer_.apply(p->truncation_changes, [this, still_here](bool committed) {
       Partition* p = still_here();
       if (!p) return;
       if (!committed) {
-        SLUICE_LOG(kError, p->topic << "-" << p->index
-                                    << ": the truncated log's checkpoint could not be written; replication of it stops");
+        SLUICE_LOG(kError, p->topic << "-" << p->index << ": the truncated log's checkpoint was not written (will retry)");
+        p->truncation_retry = true;
         return;
       }
+      p->truncation_changes.clear();
       // A stale epoch file now has only entries past the log end, which the
       // next start drops; one written before the cut was durable could have
       // lost entries the log still held.
@@ -711,6 +748,11 @@ std::optional<std::vector<int32_t>> ReplicaManager::wanted_isr(const Partition& 
 Partition* ReplicaManager::find(std::string_view topic, int32_t index) {
   auto it = partitions_.find(std::pair<std::string_view, int32_t>(topic, index));
   return it == partitions_.end() ? nullptr : it->second.get();
+}
+
+Partition* ReplicaManager::find(std::string_view topic, int32_t index, uint64_t incarnation) {
+  Partition* partition = find(topic, index);
+  return partition && partition->incarnation == incarnation ? partition : nullptr;
 }
 
 void ReplicaManager::prepare_topic(const controller::TopicInfo& topic) {
@@ -829,6 +871,9 @@ void ReplicaManager::flush_all() {
   flusher_.wait_idle();  // the epoch checkpoints queued there land before the recovery points pass them
   for (auto& [key, partition] : partitions_) {
     try {
+      if (partition->epochs_unsaved)  // its last write failed: once more, here, or its recovery point stays
+        storage::write_atomically(partition->log->dir() / storage::kLeaderEpochCheckpointFile,
+                                  partition->epochs.serialize());
       partition->log->flush();
     } catch (const std::exception& e) {  // e.g. a full disk: the next start rescans this log
       SLUICE_LOG(kError, "flushing " << partition->topic << "-" << partition->index << " failed: " << e.what());

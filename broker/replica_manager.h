@@ -73,6 +73,18 @@ struct Partition {
   // in `state_deferred` (this replica leads only once its cut is on disk).
   bool truncation_in_flight = false;
   bool state_deferred = false;
+  // Its syncs or its commit failed (or could not start): checkpoint() tries
+  // again with `truncation_changes`, what the commit must write.
+  bool truncation_retry = false;
+  std::vector<storage::StateStore::Change> truncation_changes;
+  // The epoch file's last write failed: the recovery point must not pass
+  // batches whose epochs may be missing from it, so checkpoints leave this log
+  // alone and write the file again until a write succeeds.
+  bool epochs_unsaved = false;
+  // Which opening of the partition this is: a callback that finds the same
+  // topic and index under another incarnation (deleted and re-created
+  // meanwhile) leaves it alone.
+  uint64_t incarnation = 0;
   // Replicas asked into the ISR whose joining is not known to have failed:
   // until the controller's answer (or the metadata) settles it, the high
   // watermark waits for them too (Kafka's "maximal ISR"). The controller may
@@ -275,10 +287,13 @@ class ReplicaManager : public controller::MetadataListener {
   // point) on the state writer, then writes the epoch checkpoint and lets
   // the partition take appends and metadata again. Nothing waits on this thread.
   void make_truncation_durable(Partition& partition, std::vector<storage::StateStore::Change> changes);
+  void sync_truncation(Partition& partition);
+  // The partition, if it is still the incarnation a callback started with.
+  Partition* find(std::string_view topic, int32_t index, uint64_t incarnation);
   // The epochs of batches above the recovery point the checkpoint stored,
   // which the epoch file may lack (it is written off this thread): read from
   // the batch headers at start-up, as Kafka's log recovery does.
-  void rebuild_epochs(Partition& partition);
+  void rebuild_epochs(Partition& partition, int64_t recovery_point);
   // now: committed before returning (clean shutdown); else on the writer thread.
   void write_checkpoint(bool now);
   // For writes that must be durable before the caller goes on (after a truncation, before
@@ -308,6 +323,7 @@ class ReplicaManager : public controller::MetadataListener {
   StateWriter& writer_;  // checkpoints and DeleteRecords' log start, off this thread
   storage::FileDeleter deleter_;
   bool checkpoint_running_ = false;
+  uint64_t incarnations_ = 0;  // numbers each opening of a partition
   std::map<std::pair<std::string, int32_t>, std::unique_ptr<Partition>, KeyLess> partitions_;
   ReplicationCounters counters_;
   ReplicationQuota leader_quota_;

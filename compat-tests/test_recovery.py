@@ -92,28 +92,38 @@ def read_epoch_checkpoint(path: Path) -> list[tuple[int, int]]:
 
 def test_leader_epochs_above_the_recovery_point_are_rebuilt_after_a_crash(fresh_broker, unique_topic, broker_kind):
     """The leader-epoch checkpoint is written off the network thread, ordered only before the
-    next flush that moves the recovery point; so after a crash, the epochs of the batches above
-    the recovery point are read back from the batches themselves (as Kafka's log recovery does).
-    The recovery-point checkpoint is held back for the whole test, the epoch file is deleted while
-    the broker is down (the worst an unsynced write can leave), and after the restart the file
-    must again say that epoch 0 began at offset 0: without the rebuild it would begin where the
-    restarted leader's log ended."""
+    next flush that moves the recovery point; so after a crash the file may lack the epochs of
+    batches above the recovery point, and those are read back from the batches themselves (as
+    Kafka's log recovery does). The periodic recovery-point checkpoint is held back for the whole
+    test: a clean restart stores the recovery point at the end of the first messages, and the
+    restarted leader's new epoch begins there; more messages, kill -9, and the epoch file is put
+    back as it was before that epoch began (what a write lost in the crash leaves). After the
+    restart the file must again hold both epochs where they began: the one below the recovery
+    point untouched, the one above it rebuilt. Without the rebuild, or with one that started
+    above the recovery point, the second epoch would begin at the log end instead."""
     if broker_kind != "sluice":
         pytest.skip("Sluice only: the same file and rule as Kafka's, but it tests Sluice's own write path")
     b = fresh_broker(extra_config={"log.flush.offset.checkpoint.interval.ms": "3600000"})
     topic = unique_topic("epochs")
     ck.create_topic(b.bootstrap, topic, partitions=1)
-    want = expected_by_partition(3 * 300)[0]
-    produce_partition0(b.bootstrap, topic, want)
+    want = expected_by_partition(3 * 600)[0]
+    half = len(want) // 2
+    produce_partition0(b.bootstrap, topic, want[:half])
     checkpoint = b.data_dir / f"{topic}-0" / "leader-epoch-checkpoint"
-    assert read_epoch_checkpoint(checkpoint) == [(0, 0)]
+    first = read_epoch_checkpoint(checkpoint)
+    assert first == [(0, 0)]
+
+    b.restart()  # clean: the recovery point is stored at `half`, and leadership starts a new epoch
+    produce_partition0(b.bootstrap, topic, want[half:])
+    both = read_epoch_checkpoint(checkpoint)
+    assert len(both) == 2 and both[0] == (0, 0) and both[1][1] == half, both
 
     b.kill9()
-    checkpoint.unlink()
+    checkpoint.write_text("0\n1\n0 0\n")  # the second epoch's write lost in the crash
     b.start()
     got = ck.consume(b.bootstrap, topic, {0: len(want)}, timeout=120)
     check_partition(0, got[0], want)
     deadline = time.monotonic() + 30
-    while not checkpoint.exists() and time.monotonic() < deadline:
+    while len(read_epoch_checkpoint(checkpoint)) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert read_epoch_checkpoint(checkpoint)[0] == (0, 0)
+    assert read_epoch_checkpoint(checkpoint)[:2] == both

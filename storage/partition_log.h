@@ -207,7 +207,7 @@ class PartitionLog {
   // begin_flush() writes the pending index entries and says which files to
   // sync; once they are synced, end_flush() raises the recovery point.
   struct PendingFlush {
-    int64_t offset;  // everything below it is in the files
+    int64_t offset = 0;  // everything below it is in the files
     SyncList sync;   // what to sync
     uint64_t unsynced_through = 0;  // the rolls and directory changes it covers
   };
