@@ -782,14 +782,14 @@ void ReplicaManager::prepare_partitions(const controller::TopicInfo& topic, int3
 }
 
 void ReplicaManager::abandon_topic(const controller::TopicInfo& topic) {
-  for (int32_t p = 0; p < topic.partition_count(); ++p) drop_partition(topic.name, p, /*at_once=*/true);
+  for (int32_t p = 0; p < topic.partition_count(); ++p) drop_partition(topic.name, p);
 }
 
 void ReplicaManager::abandon_partitions(const controller::TopicInfo& topic) {
   // The partitions a prepare_partitions opened before it failed.
   for (auto it = partitions_.lower_bound(std::pair<std::string_view, int32_t>(topic.name, topic.partition_count()));
        it != partitions_.end() && it->first.first == topic.name;)
-    drop_partition(topic.name, (it++)->first.second, /*at_once=*/true);
+    drop_partition(topic.name, (it++)->first.second);
 }
 
 void ReplicaManager::on_topic_created(const controller::TopicInfo& topic) {
@@ -807,7 +807,7 @@ void ReplicaManager::on_topic_deleted(const controller::TopicInfo& topic) {
   for (int32_t p = 0; p < topic.partition_count(); ++p) drop_partition(topic.name, p);
 }
 
-void ReplicaManager::drop_partition(const std::string& topic, int32_t index, bool at_once) {
+void ReplicaManager::drop_partition(const std::string& topic, int32_t index) {
   std::filesystem::path dir = partition_dir(topic, index);
   auto it = partitions_.find(std::pair<std::string_view, int32_t>(topic, index));
   if (it != partitions_.end()) {
@@ -816,14 +816,9 @@ void ReplicaManager::drop_partition(const std::string& topic, int32_t index, boo
     for (auto& observe : role_observers_) observe(*it->second, -1);  // its fetcher and coordinator let go of it
     dir = it->second->log->dir();
     partitions_.erase(it);
-    // On the writer thread: a namesake opened next clears the same keys after
-    // it (write_state_now drains the writer first).
-    std::vector<storage::StateStore::Change> forget{{producer_snapshot_key(topic, index), std::nullopt},
-                                                    {log_checkpoint_key(topic, index), std::nullopt}};
-    if (at_once)
-      write_state_now(forget);
-    else
-      writer_.apply(std::move(forget));
+    // On the writer thread: a namesake opened before this commits sees the
+    // keys and clears them itself (open_new_partition).
+    writer_.apply({{producer_snapshot_key(topic, index), std::nullopt}, {log_checkpoint_key(topic, index), std::nullopt}});
   }
   // Also when the partition never opened: its creation may have failed half
   // way, after making the directory. Renamed out of the way at once (a
@@ -831,11 +826,6 @@ void ReplicaManager::drop_partition(const std::string& topic, int32_t index, boo
   // partition's files can take long to unlink, and the network thread must
   // not wait (reassignments move partitions off brokers routinely).
   std::error_code ec;
-  if (at_once) {
-    std::filesystem::remove_all(dir, ec);
-    if (ec) SLUICE_LOG(kWarn, "could not delete " << dir.string() << ": " << ec.message());
-    return;
-  }
   if (!std::filesystem::exists(dir, ec)) return;
   std::filesystem::path doomed = dir;
   doomed += "." + std::to_string(++dropped_dirs_) + kDeletedDirSuffix;

@@ -267,11 +267,11 @@ class ReplicaManager : public controller::MetadataListener {
   void expire_producers(int64_t now_ms, int64_t expiration_ms);
 
  private:
-  // Closes a partition's log and deletes its files and state (deletion, or undoing a failed creation).
-  // `at_once`: removed before returning (undoing a creation that failed, whose
-  // files are few and must be gone when the client hears of the failure);
-  // otherwise the directory is renamed and deleted in the background.
-  void drop_partition(const std::string& topic, int32_t index, bool at_once = false);
+  // Closes a partition's log and deletes its files and state (deletion, or
+  // undoing a failed creation): the directory is renamed away at once (a
+  // namesake may be opened next) and deleted in the background, the state
+  // forgotten on the writer.
+  void drop_partition(const std::string& topic, int32_t index);
   std::filesystem::path partition_dir(std::string_view topic, int32_t index) const;
   // Returns the bytes recovery had to verify (written after the last checkpoint).
   uint64_t open_partition(const controller::TopicInfo& topic, int32_t index);
