@@ -12,7 +12,6 @@
 #include <sstream>
 
 namespace sluice::broker {
-namespace {
 
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
@@ -42,6 +41,8 @@ void json_string(std::string& out, std::string_view s) {
   }
   out += '"';
 }
+
+namespace {
 
 void json_optional_string(std::string& out, const std::optional<std::string>& s) {
   if (s)
@@ -219,13 +220,15 @@ std::string controller_view(const StatusSnapshot& s) {
   return out;
 }
 
+}  // namespace
+
 // ---- Prometheus families ----
 
 MetricFamily family(std::string name, std::string help, MetricType type) {
   return MetricFamily{std::move(name), std::move(help), type, {}};
 }
 
-void add(MetricFamily& f, double value, std::vector<ClientMetric::Label> labels = {}) {
+void add(MetricFamily& f, double value, std::vector<ClientMetric::Label> labels) {
   ClientMetric m;
   m.label = std::move(labels);
   if (f.type == MetricType::Counter)
@@ -240,8 +243,6 @@ MetricFamily single(std::string name, std::string help, MetricType type, double 
   add(f, value);
   return f;
 }
-
-}  // namespace
 
 namespace {
 

@@ -26,4 +26,12 @@ std::vector<prometheus::MetricFamily> state_metrics(const StatusSnapshot& snapsh
 // system (free and total bytes), read now.
 std::vector<prometheus::MetricFamily> process_and_disk_metrics(const std::string& log_dir);
 
+// Building blocks of the views and metrics, for the federation endpoint's too.
+// `s` as a JSON string, escaped in full (clients' own strings).
+void json_string(std::string& out, std::string_view s);
+prometheus::MetricFamily family(std::string name, std::string help, prometheus::MetricType type);
+// One sample (a counter's or a gauge's value, by the family's type).
+void add(prometheus::MetricFamily& f, double value, std::vector<prometheus::ClientMetric::Label> labels = {});
+prometheus::MetricFamily single(std::string name, std::string help, prometheus::MetricType type, double value);
+
 }  // namespace sluice::broker

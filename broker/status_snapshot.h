@@ -141,21 +141,23 @@ StatusSnapshot take_status_snapshot(const Broker& broker, const EndOffsetMap& re
                                     const ConsumedPositions& queue_positions);
 
 // The latest snapshot, handed from the network thread to the admin thread.
-class StatusBoard {
+template <typename Snapshot>
+class SnapshotBoard {
  public:
-  void publish(std::shared_ptr<const StatusSnapshot> snapshot) {
+  void publish(std::shared_ptr<const Snapshot> snapshot) {
     std::lock_guard lock(mutex_);
     latest_ = std::move(snapshot);
   }
   // Null before the first one.
-  std::shared_ptr<const StatusSnapshot> latest() const {
+  std::shared_ptr<const Snapshot> latest() const {
     std::lock_guard lock(mutex_);
     return latest_;
   }
 
  private:
   mutable std::mutex mutex_;
-  std::shared_ptr<const StatusSnapshot> latest_;
+  std::shared_ptr<const Snapshot> latest_;
 };
+using StatusBoard = SnapshotBoard<StatusSnapshot>;
 
 }  // namespace sluice::broker

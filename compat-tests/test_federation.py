@@ -15,12 +15,18 @@ Two members, `a` and `b`, and `sluice federation` over them; clients bootstrap f
   - the endpoint kill -9ed and restarted: the map is intact (a split topic keeps all its partitions),
     and a producer made before the kill reconnects by itself;
   - a topic created on a member directly is adopted; bad creations get Kafka's error codes, a member's
-    refusal leaves nothing behind; a deleted topic goes from every member and is not adopted back.
+    refusal leaves nothing behind; a deleted topic goes from every member and is not adopted back;
+  - the endpoint's admin server reports each member's health (GET /v1/members, /v1/topics, readiness,
+    and metrics scraped by Debian's Prometheus, every one documented in METRICS.md): a member killed
+    shows as unhealthy there and in the log, and healthy again once it is back.
 Every wait is bounded.
 """
 from __future__ import annotations
 
+import re
+import shutil
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaError, Producer
@@ -31,6 +37,7 @@ from harness.brokers import Broker
 from harness.cluster import sluice_only_fixture  # noqa: F401 (fixture)
 from harness.data import check_partition, expected_by_partition
 from harness.federation import FederationNode
+from harness.prom import Prometheus, admin_json, http_get, prom_value, wait_for
 from test_java_clients import java_libs  # noqa: F401 (fixture)
 
 N = 3000
@@ -289,3 +296,70 @@ def test_adoption_and_refusals(fed):
         raise AssertionError("deleting a deleted topic succeeded")
     except Exception as e:  # KafkaException
         assert e.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART, e
+
+
+def test_member_health_in_the_admin_api_and_metrics(fed, tmp_path):
+    node, members = fed
+    port = node.admin_port
+    assert create(node.bootstrap, "fed-watched", 4, {"federation.split.clusters": "2"}) is None
+    ck.wait_topic(node.bootstrap, "fed-watched", 4)
+
+    def members_view():
+        return {m["name"]: m for m in admin_json(port, "/v1/members")["members"]}
+
+    def all_healthy():
+        v = members_view()
+        return all(m["healthy"] for m in v.values()), v
+
+    view = wait_for("both members healthy in /v1/members", all_healthy, 15)
+    assert list(view) == list(members)
+    for name, m in view.items():
+        assert m["bootstrap_servers"] == members[name].bootstrap, m
+        assert m["brokers"] == 1 and m["last_error"] is None and m["federated_partitions"] == 2, m
+        assert m["health_checks"] > 0 and m["seconds_since_answer"] is not None, m
+    topics = {t["name"]: t for t in admin_json(port, "/v1/topics")["topics"]}
+    assert topics["fed-watched"]["partitions"] == 4
+    assert topics["fed-watched"]["placement"] == [{"cluster": name, "partitions": 2} for name in members]
+    assert http_get(port, "/v1/health/ready")[0] == 200
+
+    # Every federation metric exposed is documented, and every documented one is exposed.
+    status, _, text = http_get(port, "/metrics")
+    assert status == 200
+    exposed = set(re.findall(r"^(sluice_federation_[a-z_]+?)(?:_total)?(?:\{| )", text, re.M))
+    exposed = {n + "_total" if f"{n}_total" in text else n for n in exposed}
+    documented = set(re.findall(r"`(sluice_federation_[a-z_]+)`", (Path(__file__).parent.parent / "METRICS.md").read_text()))
+    assert exposed == documented, (exposed, documented)
+
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip("prometheus not installed (Debian's prometheus package; scripts/install-deps.sh test)")
+    prom = Prometheus(binary, tmp_path, [f"127.0.0.1:{port}"]).start()
+    try:
+        def healthy_in_prometheus(name):
+            return prom_value(prom, f'sluice_federation_member_healthy{{cluster="{name}"}}')
+
+        wait_for("b healthy in Prometheus", lambda: (healthy_in_prometheus("b") == 1, None), 30)
+        members["b"].kill9()
+        view = wait_for("b unhealthy in /v1/members",
+                        lambda: (not (v := members_view())["b"]["healthy"] and v["b"]["last_error"], v), 15)
+        assert view["a"]["healthy"], view
+        wait_for("b unhealthy in Prometheus", lambda: (healthy_in_prometheus("b") == 0, None), 30)
+        assert healthy_in_prometheus("a") == 1
+        wait_for("b's failed health checks counted", lambda: (
+            (prom_value(prom, 'sluice_federation_member_health_checks_total{cluster="b",result="failed"}') or 0) > 0,
+            None), 30)
+        assert http_get(port, "/v1/health/ready")[0] == 200  # a still serves
+        assert "member cluster b is unhealthy" in node.log_path.read_text(errors="replace")
+
+        members["a"].kill9()  # no member left: not ready, and says why
+        wait_for("not ready without a healthy member", lambda: (
+            (r := http_get(port, "/v1/health/ready"))[0] == 503 and "no member cluster is healthy" in r[2], r), 15)
+
+        members["b"].start()
+        members["a"].start()
+        wait_for("both healthy again in Prometheus",
+                 lambda: (healthy_in_prometheus("a") == 1 and healthy_in_prometheus("b") == 1, None), 30)
+        assert http_get(port, "/v1/health/ready")[0] == 200
+        assert members_view()["b"]["last_error"] is None
+    finally:
+        prom.stop()

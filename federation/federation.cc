@@ -9,7 +9,11 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <prometheus/text_serializer.h>
+
+#include "broker/admin_views.h"
 #include "broker/frame_reader.h"
+#include "controller/controller.h"
 #include "broker/log.h"
 #include "protocol/error_codes.h"
 #include "protocol/messages/api_versions_response.h"
@@ -60,6 +64,7 @@ void Federation::start() {
   for (auto& m : members_)
     asio::co_spawn(io_, m->watch([this](MemberCluster& member) { adopt_topics(member); }), asio::detached);
   asio::co_spawn(io_, expire_group_members(), asio::detached);
+  start_admin_server();
   SLUICE_LOG(kInfo, "federation endpoint on " << config_.listener.host << ":" << port_ << " over "
                                               << members_.size() << " member cluster(s); "
                                               << store_.topics().size() << " topic(s) in the map");
@@ -76,6 +81,7 @@ asio::awaitable<void> Federation::accept(tcp::acceptor acceptor) {
     pause.expires_after(std::chrono::milliseconds(10));
     co_await pause.async_wait(asio::use_awaitable);
   }
+  accepting_ = true;
   for (;;) {
     boost::system::error_code ec;
     tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
@@ -91,6 +97,79 @@ asio::awaitable<void> Federation::accept(tcp::acceptor acceptor) {
     }
     socket.set_option(tcp::no_delay(true), ec);
     asio::co_spawn(io_, serve(std::move(socket)), asio::detached);
+  }
+}
+
+void Federation::start_admin_server() {
+  if (!config_.admin) return;
+  status_board_.publish(std::make_shared<const FederationStatus>(take_status()));
+  asio::co_spawn(io_, publish_status(), asio::detached);
+  broker::AdminServer::Handlers handlers;
+  handlers.metrics = [this, log_dir = config_.data_dir] {
+    std::vector<prometheus::MetricFamily> families = broker::process_and_disk_metrics(log_dir);
+    if (auto status = status_board_.latest())
+      for (auto& f : federation_metrics(*status)) families.push_back(std::move(f));
+    return prometheus::TextSerializer().Serialize(families);
+  };
+  // Ready once clients are let in and some member answers: with none, every
+  // partition would answer a retriable error.
+  handlers.readiness = [this] {
+    auto status = status_board_.latest();
+    if (!status || !status->accepting)
+      return broker::AdminServer::Readiness{false, "waiting for the first health check of every member cluster"};
+    for (const auto& m : status->members)
+      if (m.healthy) return broker::AdminServer::Readiness{true, ""};
+    return broker::AdminServer::Readiness{false, "no member cluster is healthy"};
+  };
+  handlers.is_view = [](std::string_view path) { return is_federation_view(path); };
+  handlers.view = [this](std::string_view path) -> std::optional<std::string> {
+    auto status = status_board_.latest();
+    if (!status) return std::nullopt;
+    return render_federation_view(*status, path);
+  };
+  // A port it cannot have stops start-up, as the Kafka listener's does.
+  admin_ = std::make_unique<broker::AdminServer>(config_.admin->host, config_.admin->port, std::move(handlers));
+  SLUICE_LOG(kInfo, "admin HTTP server (health, members, metrics) on " << config_.admin->host << ":" << admin_->port());
+}
+
+FederationStatus Federation::take_status() const {
+  FederationStatus status;
+  status.node_id = config_.node_id;
+  status.accepting = accepting_;
+  for (const auto& m : members_) {
+    FederationStatus::Member out;
+    out.name = m->name();
+    out.bootstrap = m->bootstrap_servers();
+    out.healthy = m->healthy();
+    out.brokers = m->broker_count();
+    out.partitions = m->partition_count();
+    out.health_checks = m->rounds();
+    out.failed_health_checks = m->failed_rounds();
+    out.seconds_since_answer = m->seconds_since_answer();
+    out.last_error = m->last_error();
+    status.members.push_back(std::move(out));
+  }
+  for (const auto& [name, placement] : store_.topics()) {
+    FederationStatus::Topic topic;
+    topic.name = name;
+    topic.id = controller::base64url(placement.topic_id);
+    topic.partitions = placement.partition_count();
+    for (const auto& segment : placement.segments) {
+      topic.placement.emplace_back(segment.cluster, segment.partitions);
+      for (auto& m : status.members)
+        if (m.name == segment.cluster) m.federated_partitions += segment.partitions;
+    }
+    status.topics.push_back(std::move(topic));
+  }
+  return status;
+}
+
+asio::awaitable<void> Federation::publish_status() {
+  asio::steady_timer timer(io_);
+  for (;;) {
+    timer.expires_after(std::chrono::milliseconds(500));
+    co_await timer.async_wait(asio::use_awaitable);
+    status_board_.publish(std::make_shared<const FederationStatus>(take_status()));
   }
 }
 

@@ -22,11 +22,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "broker/admin_server.h"
 #include "broker/group_coordinator.h"
+#include "broker/status_snapshot.h"
 #include "federation/federation_config.h"
 #include "federation/member_cluster.h"
 #include "federation/member_links.h"
 #include "federation/federation_store.h"
+#include "federation/status.h"
 #include "protocol/wire.h"
 
 namespace sluice::federation {
@@ -61,6 +64,10 @@ class Federation {
   boost::asio::awaitable<void> adopt(std::string topic, std::string cluster, int32_t partitions);
   // Member sessions and rebalance deadlines, ten times a second (as a broker's).
   boost::asio::awaitable<void> expire_group_members();
+  // The admin server's snapshot (status.h), taken twice a second.
+  FederationStatus take_status() const;
+  boost::asio::awaitable<void> publish_status();
+  void start_admin_server();
 
   boost::asio::io_context& io_;
   FederationConfig config_;
@@ -77,6 +84,10 @@ class Federation {
   std::vector<std::unique_ptr<MemberCluster>> members_;
   uint16_t port_ = 0;
   std::map<std::string, std::chrono::steady_clock::time_point, std::less<>> deleted_;  // until when not adopted
+  bool accepting_ = false;  // every member had its first health round: clients are let in
+  // Declared before the server that reads it on its own thread, so destroyed after it.
+  broker::SnapshotBoard<FederationStatus> status_board_;
+  std::unique_ptr<broker::AdminServer> admin_;
 };
 
 // One client request as a handler sees it.

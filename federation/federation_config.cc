@@ -67,6 +67,11 @@ FederationConfig FederationConfig::load(const std::optional<std::string>& file,
         throw ConfigError("Invalid configuration " + key + ": give one PLAINTEXT://host:port");
       (key == "listeners" ? config.listener : config.advertised) = listeners[0];
       advertised_set |= key == "advertised.listeners";
+    } else if (key == "admin.listeners") {  // empty: no admin server
+      const auto listeners = broker::parse_listeners(value, key);
+      if (listeners.size() > 1 || (!listeners.empty() && listeners[0].name != "http"))
+        throw ConfigError("Invalid configuration " + key + ": give http://host:port, or nothing for no admin server");
+      config.admin = listeners.empty() ? std::nullopt : std::optional<broker::Listener>(listeners[0]);
     } else if (key == "log.dirs" || key == "log.dir") {
       config.data_dir = split_list(value).empty() ? value : split_list(value).front();
     } else if (key == "federation.clusters") {

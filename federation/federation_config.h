@@ -6,6 +6,8 @@
 //   node.id                                  the one broker id clients see (0)
 //   listeners / advertised.listeners         PLAINTEXT://host:port
 //   log.dirs                                 the topic map's LMDB directory
+//   admin.listeners                          health, views and metrics over HTTP
+//                                            (http://127.0.0.1:9645; empty: none)
 //   federation.clusters                      member names, comma-separated
 //   federation.cluster.<name>.bootstrap.servers  host:port,... of that member
 //   federation.health.check.interval.ms      how often each member is asked (1000)
@@ -40,6 +42,7 @@ struct FederationConfig {
   broker::Listener listener{"PLAINTEXT", "127.0.0.1", 9192};
   broker::Listener advertised{"PLAINTEXT", "127.0.0.1", 9192};
   std::string data_dir = "./federation-data";
+  std::optional<broker::Listener> admin = broker::Listener{"http", "127.0.0.1", 9645};
   std::vector<MemberClusterConfig> members;
   int64_t health_check_interval_ms = 1000;
   int64_t member_timeout_ms = 5000;

@@ -93,11 +93,13 @@ asio::awaitable<bool> MemberCluster::refresh() {
       last_answer_ = std::chrono::steady_clock::now();
       answered_once_ = true;
       set_healthy(true, "it answers");
+      last_error_.clear();
       co_return true;
     } catch (const std::exception& e) {
       last_error = e.what();
     }
   }
+  last_error_ = last_error;
   if (!answered_once_ || std::chrono::steady_clock::now() - last_answer_ >= timeout_)
     set_healthy(false, "no broker answered for " + std::to_string(timeout_.count()) + " ms (" + last_error + ")");
   co_return false;
@@ -108,6 +110,7 @@ asio::awaitable<void> MemberCluster::watch(std::function<void(MemberCluster&)> o
   for (;;) {
     const bool answered = co_await refresh();
     rounds_++;
+    if (!answered) failed_rounds_++;
     if (answered) on_answer(*this);
     timer.expires_after(interval_);
     wake_ = &timer;
@@ -179,6 +182,17 @@ int32_t MemberCluster::any_node() {
   for (const auto& [id, address] : brokers_)
     if (auto it = connections_.find(id); it != connections_.end() && it->second->connected()) return id;
   return brokers_.begin()->first;
+}
+
+std::string MemberCluster::bootstrap_servers() const {
+  std::string out;
+  for (const auto& b : config_.bootstrap) out += (out.empty() ? "" : ",") + b.host + ":" + std::to_string(b.port);
+  return out;
+}
+
+double MemberCluster::seconds_since_answer() const {
+  if (!answered_once_) return -1;
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - last_answer_).count();
 }
 
 }  // namespace sluice::federation

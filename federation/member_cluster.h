@@ -40,6 +40,14 @@ class MemberCluster {
   bool healthy() const { return healthy_; }
   // Health rounds completed (answered or not): 0 until the first one ends.
   uint64_t rounds() const { return rounds_; }
+  // For the admin server (status.h): rounds no broker answered, why the last
+  // round failed (empty once one answers), the brokers it last listed, the
+  // configured bootstrap servers, and the time since its last answer (-1: never).
+  uint64_t failed_rounds() const { return failed_rounds_; }
+  const std::string& last_error() const { return last_error_; }
+  size_t broker_count() const { return brokers_.size(); }
+  std::string bootstrap_servers() const;
+  double seconds_since_answer() const;
   // What the member said at its last answer (kept while it does not answer).
   const std::map<std::string, MemberTopic, std::less<>>& topics() const { return topics_; }
   const MemberTopic* topic(std::string_view name) const;
@@ -93,6 +101,8 @@ class MemberCluster {
   bool healthy_ = false;
   bool answered_once_ = false;
   uint64_t rounds_ = 0;
+  uint64_t failed_rounds_ = 0;
+  std::string last_error_;
   boost::asio::steady_timer* wake_ = nullptr;  // watch()'s timer while it waits
 };
 

@@ -26,6 +26,7 @@ class FederationNode:
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="compat-federation-"))
         self._own_workdir = workdir is None
         self.port = free_port()
+        self.admin_port = free_port()
         self.extra = dict(extra or {})
         self.proc: subprocess.Popen | None = None
         self.log_path = self.workdir / "federation.log"
@@ -34,8 +35,13 @@ class FederationNode:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
     def command(self) -> list[str]:
         config = {"listeners": f"PLAINTEXT://127.0.0.1:{self.port}", "log.dirs": str(self.workdir / "map"),
+                  "admin.listeners": f"http://127.0.0.1:{self.admin_port}",
                   "federation.clusters": ",".join(self.members), **TIMINGS, **self.extra}
         for name, servers in self.members.items():
             config[f"federation.cluster.{name}.bootstrap.servers"] = servers
