@@ -9,7 +9,7 @@ Two members, `a` and `b`, and `sluice federation` over them; clients bootstrap f
     on the members themselves;
   - a consumer group of three members (confluent-kafka; kafka-python) reads a split topic exactly
     once; its offsets are committed on the members, and a new member resumes from them after the
-    endpoint's kill -9;
+    endpoint's kill -9; the admin APIs list and describe the group and describe the cluster;
   - a member killed: the other's topics go on; the dead one's partitions have no leader and a
     producer to them waits rather than fails; once it restarts, everything is there;
   - the endpoint kill -9ed and restarted: the map is intact (a split topic keeps all its partitions),
@@ -199,8 +199,51 @@ def group_scenario(node, members, client):
         want = groups.produce_keyed(node.bootstrap, topic, 3000, 600, 6)
         groups.wait_consumed([late], want)
         groups.check_exactly_once([late], want)  # nothing before the committed offsets again
+        check_group_admin(node, client, topic, group)
     finally:
         groups.close_all([late])
+
+
+def check_group_admin(node, client, topic, group):
+    """The group as the admin APIs show it through the endpoint (ListGroups, DescribeGroups,
+    DescribeCluster): one member, Stable, holding every partition of the split topic; the cluster
+    is the endpoint alone."""
+    from harness import groups
+    if client == "kafka-python":
+        from kafka import KafkaAdminClient
+        a = KafkaAdminClient(bootstrap_servers=node.bootstrap, request_timeout_ms=20000)
+        try:
+            listed = groups.wait_until(lambda: {g["group_id"]: g for g in a.list_groups()}.get(group), 20,
+                                       f"{group} in list_groups")
+            assert listed["protocol_type"] == "consumer", listed
+            d = a.describe_groups([group])[group]
+            assert d["error"] is None and d["group_state"] == "Stable" and d["protocol_data"] == "range", d
+            assert len(d["members"]) == 1, d["members"]
+            cluster = a.describe_cluster()
+            assert cluster["cluster_id"] == "sluice-federation" and cluster["controller_id"] == 0, cluster
+            assert [(b["broker_id"], b["port"]) for b in cluster["brokers"]] == [(0, node.port)], cluster
+        finally:
+            a.close()
+        return
+    from confluent_kafka import ConsumerGroupState
+    a = AdminClient({"bootstrap.servers": node.bootstrap, "socket.timeout.ms": 10000})
+
+    def listed():
+        res = a.list_consumer_groups(request_timeout=15).result(20)
+        assert not res.errors, res.errors
+        return {g.group_id: g for g in res.valid}.get(group)
+
+    entry = groups.wait_until(listed, 20, f"{group} in list_consumer_groups")
+    assert entry.state == ConsumerGroupState.STABLE and entry.is_simple_consumer_group is False, entry
+    d = a.describe_consumer_groups([group], request_timeout=15)[group].result(20)
+    assert d.state == ConsumerGroupState.STABLE and d.partition_assignor == "range", d
+    assert d.coordinator.id == 0 and d.coordinator.port == node.port, d.coordinator
+    assert len(d.members) == 1, d.members
+    assert sorted(tp.partition for tp in d.members[0].assignment.topic_partitions if tp.topic == topic) == \
+        list(range(6)), d.members[0].assignment.topic_partitions
+    cluster = a.describe_cluster(request_timeout=15).result(20)
+    assert cluster.cluster_id == "sluice-federation" and cluster.controller.id == 0, cluster
+    assert [(n.id, n.port) for n in cluster.nodes] == [(0, node.port)], cluster.nodes
 
 
 def test_member_stopped_and_back(fed):

@@ -12,7 +12,15 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
+#include <cctype>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "broker/cluster_view.h"
 #include "broker/group_coordinator.h"
+#include "protocol/messages/describe_groups_response.h"
 #include "protocol/messages/heartbeat_request.h"
 #include "protocol/messages/heartbeat_response.h"
 #include "protocol/messages/join_group_request.h"
@@ -149,6 +157,46 @@ boost::asio::awaitable<void> serve_leave_group(Call& ctx, GroupCoordinator& grou
   }
   ctx.respond(reply);
   co_return;
+}
+
+// ListGroups' filters (v4+ states, v5+ types): an empty one matches
+// everything; names compare ignoring case, as Kafka compares them.
+inline bool filter_matches(const std::vector<std::string>& filter, std::string_view value) {
+  const auto equal_ignoring_case = [](std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+             return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           });
+  };
+  return filter.empty() || std::any_of(filter.begin(), filter.end(),
+                                       [&](const std::string& f) { return equal_ignoring_case(f, value); });
+}
+
+// The classic groups `groups` coordinates that a ListGroups with these filters lists.
+template <typename Reply>
+void list_classic_groups(const GroupCoordinator& groups, const std::vector<std::string>& states_filter,
+                         const std::vector<std::string>& types_filter, Reply& reply) {
+  constexpr std::string_view kClassic = "classic";
+  if (!filter_matches(types_filter, kClassic)) return;
+  for (const auto& g : groups.list())
+    if (filter_matches(states_filter, g.state)) reply.groups.push_back({g.group_id, g.protocol_type, g.state, std::string(kClassic)});
+}
+
+// DescribeGroups' answer for one group `groups` coordinates: a group it does
+// not know is Dead, as Kafka describes it up to v5.
+inline void describe_classic_group(const GroupCoordinator& groups, const std::string& id, bool include_operations,
+                                   protocol::DescribeGroupsResponse::DescribedGroup& out) {
+  out.group_id = id;
+  out.authorized_operations = include_operations ? kGroupAuthorizedOperations : kAuthorizedOperationsOmitted;
+  auto summary = groups.describe(id);
+  if (!summary) {
+    out.group_state = "Dead";
+    return;
+  }
+  out.group_state = summary->state;
+  out.protocol_type = summary->protocol_type;
+  out.protocol_data = summary->protocol_name;
+  for (const auto& m : summary->members)
+    out.members.push_back({m.member_id, m.group_instance_id, m.client_id, m.client_host, m.metadata, m.assignment});
 }
 
 }  // namespace sluice::broker::classic_group

@@ -19,11 +19,14 @@ const std::vector<FederationApi>& federation_apis() {
       {12, 0, 4, handle_heartbeat},
       {13, 0, 5, handle_leave_group},
       {14, 0, 5, handle_sync_group},
+      {15, 0, 5, handle_describe_groups},  // groups: coordinated here
+      {16, 0, 5, handle_list_groups},
       {18, 0, 3, handle_api_versions},
       {19, 2, 7, handle_create_topics},  // forwarded at v7
       {20, 1, 6, handle_delete_topics},  // forwarded at v6
       {22, 0, 4, handle_init_producer_id},  // the federation's own ids
       {32, 1, 4, handle_describe_configs},  // a topic's first member's, plus federation.split.clusters
+      {60, 0, 1, handle_describe_cluster},  // this endpoint as the cluster's one broker
   };
   return apis;
 }

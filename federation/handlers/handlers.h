@@ -1,11 +1,16 @@
 // The federation endpoint's request handlers, one file per API.
 #pragma once
 
+#include <string_view>
+
 #include <boost/asio/awaitable.hpp>
 
 #include "federation/federation.h"
 
 namespace sluice::federation {
+
+// The cluster id clients see (Metadata, DescribeCluster): the federation's, not a member's.
+inline constexpr std::string_view kFederationClusterId = "sluice-federation";
 
 boost::asio::awaitable<void> handle_produce(FederationRequest& request);
 boost::asio::awaitable<void> handle_fetch(FederationRequest& request);
@@ -23,5 +28,8 @@ boost::asio::awaitable<void> handle_leave_group(FederationRequest& request);
 boost::asio::awaitable<void> handle_offset_commit(FederationRequest& request);
 boost::asio::awaitable<void> handle_offset_fetch(FederationRequest& request);
 boost::asio::awaitable<void> handle_describe_configs(FederationRequest& request);
+boost::asio::awaitable<void> handle_list_groups(FederationRequest& request);
+boost::asio::awaitable<void> handle_describe_groups(FederationRequest& request);
+boost::asio::awaitable<void> handle_describe_cluster(FederationRequest& request);
 
 }  // namespace sluice::federation

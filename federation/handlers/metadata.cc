@@ -18,8 +18,6 @@ namespace {
 using protocol::ErrorCode;
 using protocol::MetadataResponse;
 
-const std::string kClusterId = "sluice-federation";
-
 MetadataResponse::MetadataResponseTopic describe(Federation& federation, const std::string& name,
                                                  const TopicPlacement& placement) {
   const int32_t self = federation.config().node_id;
@@ -52,7 +50,7 @@ boost::asio::awaitable<void> handle_metadata(FederationRequest& request) {
   MetadataResponse reply;
   reply.brokers.push_back({federation.config().node_id, federation.config().advertised.host,
                            federation.config().advertised.port, std::nullopt});
-  reply.cluster_id = kClusterId;
+  reply.cluster_id = std::string(kFederationClusterId);
   reply.controller_id = federation.config().node_id;
   // v0 asks for every topic with an empty list; later versions with null.
   const bool all = !body.topics || (request.api_version == 0 && body.topics->empty());
