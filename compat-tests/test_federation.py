@@ -14,6 +14,8 @@ Two members, `a` and `b`, and `sluice federation` over them; clients bootstrap f
     producer to them waits rather than fails; once it restarts, everything is there;
   - the endpoint kill -9ed and restarted: the map is intact (a split topic keeps all its partitions),
     and a producer made before the kill reconnects by itself;
+  - CreatePartitions adds a split topic's new partitions on the member holding its last ones, where
+    they are read and written like the others; Kafka's errors for a decrease or manual assignments;
   - a topic created on a member directly is adopted; bad creations get Kafka's error codes, a member's
     refusal leaves nothing behind; a deleted topic goes from every member and is not adopted back;
   - the endpoint's admin server reports each member's health (GET /v1/members, /v1/topics, readiness,
@@ -406,3 +408,53 @@ def test_member_health_in_the_admin_api_and_metrics(fed, tmp_path):
         assert members_view()["b"]["last_error"] is None
     finally:
         prom.stop()
+
+
+def test_create_partitions(fed):
+    from confluent_kafka.admin import NewPartitions
+    node, members = fed
+    assert create(node.bootstrap, "fed-grow", 4, {"federation.split.clusters": "2"}) is None
+    ck.wait_topic(node.bootstrap, "fed-grow", 4)
+    first, second = ("a", "b") if member_topics(members["a"].bootstrap).get("fed-grow") else ("b", "a")
+    a = AdminClient({"bootstrap.servers": node.bootstrap})
+
+    def raise_to(count, assignment=None):
+        try:
+            wanted = NewPartitions("fed-grow", count, assignment) if assignment else NewPartitions("fed-grow", count)
+            a.create_partitions([wanted], request_timeout=20)["fed-grow"].result(20)
+            return None
+        except Exception as e:  # KafkaException
+            return e.args[0]
+
+    assert raise_to(6) is None
+    # The new partitions went to the member holding the last ones; the numbering stays: 0-1 on the
+    # first member, 2-5 the second's 0-3.
+    assert member_topics(members[first].bootstrap)["fed-grow"] == 2
+    assert member_topics(members[second].bootstrap)["fed-grow"] == 4
+    ck.wait_topic(node.bootstrap, "fed-grow", 6)
+    err = raise_to(5)
+    assert err is not None and err.code() == KafkaError.INVALID_PARTITIONS, err
+    err = raise_to(6)
+    assert err is not None and err.code() == KafkaError.INVALID_PARTITIONS, err
+    err = raise_to(7, [[0]])
+    assert err is not None and err.code() == KafkaError.INVALID_REPLICA_ASSIGNMENT, err
+    missing = a.create_partitions([NewPartitions("fed-no-such-topic", 3)], request_timeout=20)["fed-no-such-topic"]
+    with pytest.raises(Exception) as e:
+        missing.result(20)
+    assert e.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART, e.value
+    # Every partition, the new ones too, written and read through the endpoint; federated
+    # partition 5 is the second member's partition 3.
+    p = Producer({"bootstrap.servers": node.bootstrap, "acks": "all", "linger.ms": 5, "message.timeout.ms": 60000})
+    for i in range(600):
+        p.produce("fed-grow", key=b"k%d" % i, value=b"v%d" % i, partition=i % 6)
+    assert p.flush(60) == 0
+    got = ck.consume(node.bootstrap, "fed-grow", {q: 100 for q in range(6)}, timeout=60)
+    for q in range(6):
+        assert [k for _, k, _, _ in got[q]] == [b"k%d" % i for i in range(600) if i % 6 == q], q
+    direct = ck.consume(members[second].bootstrap, "fed-grow", {3: 100}, timeout=60)
+    assert [k for _, k, _, _ in direct[3]] == [b"k%d" % i for i in range(600) if i % 6 == 5]
+    # The map kept it: after a restart the topic still has 6 partitions.
+    node.kill9()
+    node.start()
+    t = AdminClient({"bootstrap.servers": node.bootstrap}).list_topics(topic="fed-grow", timeout=10).topics["fed-grow"]
+    assert len(t.partitions) == 6, t.partitions

@@ -26,6 +26,7 @@ const std::vector<FederationApi>& federation_apis() {
       {20, 1, 6, handle_delete_topics},  // forwarded at v6
       {22, 0, 4, handle_init_producer_id},  // the federation's own ids
       {32, 1, 4, handle_describe_configs},  // a topic's first member's, plus federation.split.clusters
+      {37, 0, 3, handle_create_partitions},  // forwarded at v3 to the member holding the last partitions
       {60, 0, 1, handle_describe_cluster},  // this endpoint as the cluster's one broker
   };
   return apis;

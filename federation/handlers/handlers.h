@@ -20,6 +20,7 @@ boost::asio::awaitable<void> handle_api_versions(FederationRequest& request);
 boost::asio::awaitable<void> handle_create_topics(FederationRequest& request);
 boost::asio::awaitable<void> handle_init_producer_id(FederationRequest& request);
 boost::asio::awaitable<void> handle_delete_topics(FederationRequest& request);
+boost::asio::awaitable<void> handle_create_partitions(FederationRequest& request);
 boost::asio::awaitable<void> handle_find_coordinator(FederationRequest& request);
 boost::asio::awaitable<void> handle_join_group(FederationRequest& request);
 boost::asio::awaitable<void> handle_sync_group(FederationRequest& request);
