@@ -204,6 +204,34 @@ def group_scenario(node, members, client):
         check_group_admin(node, client, topic, group)
     finally:
         groups.close_all([late])
+    check_group_deletion(node, members, topic, group)
+
+
+def check_group_deletion(node, members, topic, group):
+    """DeleteGroups through the endpoint, once the group has no member: its offsets go from every
+    member holding them; asked again, the group is not found."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    from harness import groups
+    a = AdminClient({"bootstrap.servers": node.bootstrap, "socket.timeout.ms": 10000})
+
+    def delete():
+        try:
+            a.delete_consumer_groups([group], request_timeout=15)[group].result(20)
+            return None
+        except KafkaException as e:
+            return e.args[0].code()
+
+    # The member's LeaveGroup may still be on its way: NON_EMPTY_GROUP until it is in.
+    groups.wait_until(lambda: (code := delete()) is None or (code != KafkaError.NON_EMPTY_GROUP and
+                                                             pytest.fail(f"DeleteGroups: {code}")), 20,
+                      "DeleteGroups of the emptied group")
+    for name, m in members.items():
+        c = Consumer({"bootstrap.servers": m.bootstrap, "group.id": group})
+        try:
+            assert all(tp.offset < 0 for tp in c.committed([TopicPartition(topic, p) for p in range(3)], timeout=15)), name
+        finally:
+            c.close()
+    assert delete() == KafkaError.GROUP_ID_NOT_FOUND
 
 
 def check_group_admin(node, client, topic, group):
@@ -239,6 +267,11 @@ def check_group_admin(node, client, topic, group):
     assert entry.state == ConsumerGroupState.STABLE and entry.is_simple_consumer_group is False, entry
     d = a.describe_consumer_groups([group], request_timeout=15)[group].result(20)
     assert d.state == ConsumerGroupState.STABLE and d.partition_assignor == "range", d
+    with pytest.raises(Exception) as e:  # a group with a member is not deleted
+        a.delete_consumer_groups([group], request_timeout=15)[group].result(20)
+    assert e.value.args[0].code() == KafkaError.NON_EMPTY_GROUP, e.value
+    unknown = a.describe_consumer_groups(["fed-never-joined"], request_timeout=15)["fed-never-joined"].result(20)
+    assert unknown.state == ConsumerGroupState.DEAD, unknown
     assert d.coordinator.id == 0 and d.coordinator.port == node.port, d.coordinator
     assert len(d.members) == 1, d.members
     assert sorted(tp.partition for tp in d.members[0].assignment.topic_partitions if tp.topic == topic) == \
@@ -432,6 +465,9 @@ def test_create_partitions(fed):
     assert member_topics(members[first].bootstrap)["fed-grow"] == 2
     assert member_topics(members[second].bootstrap)["fed-grow"] == 4
     ck.wait_topic(node.bootstrap, "fed-grow", 6)
+    checked = a.create_partitions([NewPartitions("fed-grow", 9)], validate_only=True, request_timeout=20)
+    assert checked["fed-grow"].result(20) is None  # validated by the member, nothing made
+    assert member_topics(members[second].bootstrap)["fed-grow"] == 4
     err = raise_to(5)
     assert err is not None and err.code() == KafkaError.INVALID_PARTITIONS, err
     err = raise_to(6)
@@ -458,3 +494,12 @@ def test_create_partitions(fed):
     node.start()
     t = AdminClient({"bootstrap.servers": node.bootstrap}).list_topics(topic="fed-grow", timeout=10).topics["fed-grow"]
     assert len(t.partitions) == 6, t.partitions
+
+    # A member that already has the partitions (made there directly, or by an attempt whose map
+    # write failed) is not asked to make them again: the map catches up.
+    a = AdminClient({"bootstrap.servers": node.bootstrap})
+    direct = AdminClient({"bootstrap.servers": members[second].bootstrap})  # kept: its futures need it
+    direct.create_partitions([NewPartitions("fed-grow", 5)], request_timeout=20)["fed-grow"].result(20)
+    assert raise_to(7) is None
+    ck.wait_topic(node.bootstrap, "fed-grow", 7)
+    assert member_topics(members[second].bootstrap)["fed-grow"] == 5

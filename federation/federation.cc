@@ -246,10 +246,16 @@ asio::awaitable<void> Federation::serve(tcp::socket socket) {
 
 asio::awaitable<void> Federation::expire_group_members() {
   asio::steady_timer timer(io_);
-  for (;;) {
+  for (int64_t ticks = 1;; ++ticks) {
     timer.expires_after(std::chrono::milliseconds(100));
     co_await timer.async_wait(asio::use_awaitable);
     groups_.tick();
+    // Groups with no members left are forgotten here every 10 s (their
+    // offsets are on the members): memory stays bounded by the live groups.
+    if (ticks % 100 == 0)
+      groups_.expire_offsets(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count());
   }
 }
 

@@ -62,7 +62,8 @@ class Federation {
   // Topics a member holds that the map does not: adopted, on that member.
   void adopt_topics(MemberCluster& member);
   boost::asio::awaitable<void> adopt(std::string topic, std::string cluster, int32_t partitions);
-  // Member sessions and rebalance deadlines, ten times a second (as a broker's).
+  // Member sessions and rebalance deadlines, ten times a second (as a
+  // broker's); groups left empty are forgotten every 10 s.
   boost::asio::awaitable<void> expire_group_members();
   // The admin server's snapshot (status.h), taken twice a second.
   FederationStatus take_status() const;

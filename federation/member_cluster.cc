@@ -108,11 +108,13 @@ asio::awaitable<bool> MemberCluster::refresh() {
 asio::awaitable<void> MemberCluster::watch(std::function<void(MemberCluster&)> on_answer) {
   asio::steady_timer timer(executor_);
   for (;;) {
+    refresh_pending_ = false;
     const bool answered = co_await refresh();
     rounds_++;
     if (!answered) failed_rounds_++;
     if (answered) on_answer(*this);
-    timer.expires_after(interval_);
+    timer.expires_after(refresh_pending_ ? std::min<std::chrono::milliseconds>(interval_, std::chrono::milliseconds(100))
+                                         : interval_);
     wake_ = &timer;
     boost::system::error_code woken;  // operation_aborted: request_refresh()
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, woken));
@@ -121,7 +123,10 @@ asio::awaitable<void> MemberCluster::watch(std::function<void(MemberCluster&)> o
 }
 
 void MemberCluster::request_refresh() {
-  // At most one early round per 100 ms, however many requests met a stale leader.
+  // At most one early round per 100 ms, however many requests met a stale
+  // leader; one asked for while a round runs follows it (that round may have
+  // been answered before the change).
+  refresh_pending_ = true;
   if (wake_ && std::chrono::steady_clock::now() - last_answer_ >= std::chrono::milliseconds(100)) wake_->cancel();
 }
 

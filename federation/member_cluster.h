@@ -104,6 +104,7 @@ class MemberCluster {
   uint64_t failed_rounds_ = 0;
   std::string last_error_;
   boost::asio::steady_timer* wake_ = nullptr;  // watch()'s timer while it waits
+  bool refresh_pending_ = false;  // asked for since the current round began
 };
 
 }  // namespace sluice::federation

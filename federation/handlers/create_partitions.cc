@@ -17,6 +17,8 @@
 #include "protocol/error_codes.h"
 #include "protocol/messages/create_partitions_request.h"
 #include "protocol/messages/create_partitions_response.h"
+#include "protocol/messages/metadata_request.h"
+#include "protocol/messages/metadata_response.h"
 
 namespace sluice::federation {
 namespace {
@@ -27,6 +29,32 @@ using protocol::ErrorCode;
 using Creation = Forwarded<CreatePartitionsRequest, CreatePartitionsResponse>;
 using Result = CreatePartitionsResponse::CreatePartitionsTopicResult;
 constexpr int16_t kForwardVersion = 3;
+constexpr int16_t kMetadataVersion = 12;
+
+// The topic's partition count on member broker `node`, asked now (a health
+// round's view may be a round old), or -1 if it cannot be told.
+boost::asio::awaitable<int32_t> partitions_on(Federation& federation, MemberLinks& links, MemberCluster* member,
+                                              int32_t node, std::string topic) {
+  Forwarded<protocol::MetadataRequest, protocol::MetadataResponse> asked;
+  asked.member = member;
+  asked.node = node;
+  protocol::MetadataRequest::MetadataRequestTopic wanted;
+  wanted.name = topic;
+  asked.request.topics.emplace();
+  asked.request.topics->push_back(wanted);
+  asked.request.allow_auto_topic_creation = false;
+  WaitGroup group(federation.executor());
+  group.add();
+  boost::asio::co_spawn(federation.executor(),
+                        forward(asked, kMetadataVersion, std::chrono::milliseconds(federation.config().request_timeout_ms),
+                                group, links),
+                        boost::asio::detached);
+  co_await group.wait();
+  if (!asked.reply) co_return -1;
+  for (const auto& t : asked.reply->body.topics)
+    if (t.name == topic && t.error_code == 0) co_return static_cast<int32_t>(t.partitions.size());
+  co_return -1;
+}
 
 boost::asio::awaitable<Result> raise(Federation& federation, MemberLinks& links, CreatePartitionsRequest::CreatePartitionsTopic topic,
                                      int32_t timeout_ms, bool validate_only) {
@@ -60,7 +88,7 @@ boost::asio::awaitable<Result> raise(Federation& federation, MemberLinks& links,
   const bool member_has_them = on_member && static_cast<int32_t>(on_member->leaders.size()) >= member_count;
 
   federation.store().hold(topic.name);  // no deletion or second change meanwhile
-  if (!member_has_them || validate_only) {
+  if (!member_has_them) {
     Creation c;
     c.member = member;
     c.node = member ? member->any_node() : -1;
@@ -80,7 +108,15 @@ boost::asio::awaitable<Result> raise(Federation& federation, MemberLinks& links,
                           boost::asio::detached);
     co_await group.wait();
     const auto* r = c.reply && !c.reply->body.results.empty() ? &c.reply->body.results[0] : nullptr;
-    if (!r || r->error_code != 0) {
+    bool created = r && r->error_code == 0;
+    if (r && r->error_code == static_cast<int16_t>(ErrorCode::kInvalidPartitions) && !validate_only) {
+      // Perhaps it has them already: an earlier attempt created them and then
+      // could not write the map, or timed out after the member had done it.
+      const int32_t there = co_await partitions_on(federation, links, member, c.node, topic.name);
+      created = there >= member_count;
+    }
+    if (!created) {
+      member->request_refresh();
       federation.store().release(topic.name);
       if (!r) co_return fail(ErrorCode::kRequestTimedOut, c.failure);
       result.error_code = r->error_code;
@@ -92,6 +128,7 @@ boost::asio::awaitable<Result> raise(Federation& federation, MemberLinks& links,
     last.partitions = member_count;
     const bool written = co_await federation.store().put(topic.name, placement);
     if (!written) {
+      member->request_refresh();  // so that asking again finds them there
       federation.store().release(topic.name);
       co_return fail(ErrorCode::kKafkaStorageError,
                      "The federation's topic map could not be written; asking again completes the change.");

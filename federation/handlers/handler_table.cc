@@ -27,6 +27,7 @@ const std::vector<FederationApi>& federation_apis() {
       {22, 0, 4, handle_init_producer_id},  // the federation's own ids
       {32, 1, 4, handle_describe_configs},  // a topic's first member's, plus federation.split.clusters
       {37, 0, 3, handle_create_partitions},  // forwarded at v3 to the member holding the last partitions
+      {42, 0, 2, handle_delete_groups},  // here and, forwarded at v2, on each member's coordinator (the offsets)
       {60, 0, 1, handle_describe_cluster},  // this endpoint as the cluster's one broker
   };
   return apis;

@@ -31,6 +31,7 @@ boost::asio::awaitable<void> handle_offset_fetch(FederationRequest& request);
 boost::asio::awaitable<void> handle_describe_configs(FederationRequest& request);
 boost::asio::awaitable<void> handle_list_groups(FederationRequest& request);
 boost::asio::awaitable<void> handle_describe_groups(FederationRequest& request);
+boost::asio::awaitable<void> handle_delete_groups(FederationRequest& request);
 boost::asio::awaitable<void> handle_describe_cluster(FederationRequest& request);
 
 }  // namespace sluice::federation
