@@ -13,7 +13,8 @@ Two members, `a` and `b`, and `sluice federation` over them; clients bootstrap f
   - a member killed: the other's topics go on; the dead one's partitions have no leader and a
     producer to them waits rather than fails; once it restarts, everything is there;
   - the endpoint kill -9ed and restarted: the map is intact (a split topic keeps all its partitions),
-    and a producer made before the kill reconnects by itself;
+    and a producer made before the kill reconnects by itself; a creation the kill interrupted (one
+    member's part made, the other's pending) is undone on both members, never adopted half;
   - CreatePartitions adds a split topic's new partitions on the member holding its last ones, where
     they are read and written like the others; Kafka's errors for a decrease or manual assignments;
   - a topic created on a member directly is adopted; bad creations get Kafka's error codes, a member's
@@ -503,3 +504,45 @@ def test_create_partitions(fed):
     assert raise_to(7) is None
     ck.wait_topic(node.bootstrap, "fed-grow", 7)
     assert member_topics(members[second].bootstrap)["fed-grow"] == 5
+
+
+def test_creation_interrupted_by_a_kill9_is_undone(fed):
+    """A split topic half created when the endpoint is kill -9ed: member b is stopped (SIGSTOP), so
+    its part waits while a's is made; the endpoint dies then. After its restart the creation is
+    undone on both members (it was recorded before any member was asked), the half on a is not
+    adopted as a topic of its own, and creating the topic again gives it whole."""
+    import signal
+    import threading
+    node, members = fed
+    a, b = members["a"], members["b"]
+    outcome = {}
+    b.proc.send_signal(signal.SIGSTOP)
+    try:
+        worker = threading.Thread(daemon=True, target=lambda: outcome.setdefault(
+            "error", create(node.bootstrap, "fed-half", 4, {"federation.split.clusters": "2"})))
+        worker.start()
+        deadline = time.monotonic() + 10
+        while "fed-half" not in member_topics(a.bootstrap):
+            assert time.monotonic() < deadline, "member a never made its part"
+            time.sleep(0.05)
+        node.kill9()
+    finally:
+        b.proc.send_signal(signal.SIGCONT)
+    worker.join(40)
+    assert outcome.get("error") is not None, outcome  # the client never heard of a success
+    node.start()
+    admin = AdminClient({"bootstrap.servers": node.bootstrap})
+    deadline = time.monotonic() + 30
+    while True:
+        assert "fed-half" not in admin.list_topics(timeout=10).topics, "half a topic was adopted"
+        if "fed-half" not in member_topics(a.bootstrap) and "fed-half" not in member_topics(b.bootstrap):
+            break
+        assert time.monotonic() < deadline, "the interrupted creation was not undone on the members"
+        time.sleep(0.2)
+    assert "undid the unfinished creation of topic fed-half" in node.log_path.read_text(errors="replace")
+    deadline = time.monotonic() + 30
+    while (err := create(node.bootstrap, "fed-half", 4, {"federation.split.clusters": "2"})) is not None:
+        assert err.code() == KafkaError.TOPIC_ALREADY_EXISTS and time.monotonic() < deadline, err
+        time.sleep(0.5)
+    ck.wait_topic(node.bootstrap, "fed-half", 4)
+    assert member_topics(a.bootstrap)["fed-half"] == 2 and member_topics(b.bootstrap)["fed-half"] == 2

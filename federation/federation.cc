@@ -14,6 +14,7 @@
 #include "broker/admin_views.h"
 #include "broker/frame_reader.h"
 #include "controller/controller.h"
+#include "federation/handlers/handlers.h"
 #include "broker/log.h"
 #include "protocol/error_codes.h"
 #include "protocol/messages/api_versions_response.h"
@@ -64,6 +65,7 @@ void Federation::start() {
   for (auto& m : members_)
     asio::co_spawn(io_, m->watch([this](MemberCluster& member) { adopt_topics(member); }), asio::detached);
   asio::co_spawn(io_, expire_group_members(), asio::detached);
+  asio::co_spawn(io_, finish_unfinished_creations(), asio::detached);
   start_admin_server();
   SLUICE_LOG(kInfo, "federation endpoint on " << config_.listener.host << ":" << port_ << " over "
                                               << members_.size() << " member cluster(s); "
@@ -256,6 +258,35 @@ asio::awaitable<void> Federation::expire_group_members() {
       groups_.expire_offsets(std::chrono::duration_cast<std::chrono::milliseconds>(
                                  std::chrono::system_clock::now().time_since_epoch())
                                  .count());
+  }
+}
+
+asio::awaitable<void> Federation::finish_unfinished_creations() {
+  asio::steady_timer timer(io_);
+  MemberLinks links(io_.get_executor());
+  for (;;) {
+    timer.expires_after(std::chrono::seconds(1));
+    co_await timer.async_wait(asio::use_awaitable);
+    if (!accepting_) continue;  // the members' first health rounds first
+    std::vector<std::pair<std::string, std::vector<std::string>>> unfinished(store_.unfinished_creations().begin(),
+                                                                              store_.unfinished_creations().end());
+    for (size_t i = 0; i < unfinished.size(); ++i) {  // an index: co_await in the body (GCC 12)
+      const std::string& topic = unfinished[i].first;
+      std::vector<MemberCluster*> on;
+      bool known = true;
+      for (const std::string& name : unfinished[i].second) {
+        MemberCluster* m = member(name);
+        if (m) on.push_back(m);
+        known &= m != nullptr;  // a member no longer configured: nothing to delete there
+      }
+      const bool undone = co_await undo_creation(*this, links, topic, on);
+      if (!undone) continue;
+      note_deleted(topic);  // the members may list it a while yet: not adopted back
+      const bool forgotten = co_await store_.end_creation(topic);
+      if (!forgotten) continue;
+      store_.release(topic);
+      SLUICE_LOG(kInfo, "undid the unfinished creation of topic " << topic << (known ? "" : " (some of its members are no longer configured)"));
+    }
   }
 }
 

@@ -65,6 +65,10 @@ class Federation {
   // Member sessions and rebalance deadlines, ten times a second (as a
   // broker's); groups left empty are forgotten every 10 s.
   boost::asio::awaitable<void> expire_group_members();
+  // Creations a stop or a failure left half done (FederationStore::
+  // begin_creation): their parts are deleted from the members, every second
+  // once clients are let in, until every member has answered.
+  boost::asio::awaitable<void> finish_unfinished_creations();
   // The admin server's snapshot (status.h), taken twice a second.
   FederationStatus take_status() const;
   boost::asio::awaitable<void> publish_status();

@@ -12,17 +12,36 @@ namespace {
 
 constexpr std::string_view kTopicPrefix = "federation/topic/";
 constexpr std::string_view kProducerBlockKey = "federation/producer-id-block-end";
+constexpr std::string_view kCreatingPrefix = "federation/creating/";
 
-// Commits one key (nullopt: erases it) durably on the writer's thread; false if it failed.
-boost::asio::awaitable<bool> write(broker::StateWriter& writer, std::string key, std::optional<std::string> value) {
+// Commits the changes (nullopt values erase) durably, in one transaction, on
+// the writer's thread; false if they failed.
+boost::asio::awaitable<bool> write(broker::StateWriter& writer, std::vector<storage::StateStore::Change> changes) {
   broker::AsyncEvent written(writer.executor());
   bool ok = false;
-  writer.apply({{std::move(key), std::move(value)}}, [&](bool result) {
+  writer.apply(std::move(changes), [&](bool result) {
     ok = result;
     written.set();
   });
   co_await written.wait_until(boost::asio::steady_timer::time_point::max());
   co_return ok;
+}
+
+boost::asio::awaitable<bool> write(broker::StateWriter& writer, std::string key, std::optional<std::string> value) {
+  std::vector<storage::StateStore::Change> changes;
+  changes.push_back({std::move(key), std::move(value)});
+  co_return co_await write(writer, std::move(changes));
+}
+
+// A creation's member clusters, comma-separated.
+std::vector<std::string> split_names(std::string_view value) {
+  std::vector<std::string> names;
+  while (!value.empty()) {
+    const size_t comma = value.find(',');
+    names.emplace_back(value.substr(0, comma));
+    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+  }
+  return names;
 }
 
 }  // namespace
@@ -41,6 +60,12 @@ FederationStore::FederationStore(boost::asio::any_io_executor executor, const st
     }
     else
       SLUICE_LOG(kError, "the federation's map holds an unreadable placement for topic " << topic << ": ignored");
+  });
+  // Creations a stop interrupted: undone by the federation (unfinished_creations), held until then.
+  store_->scan(kCreatingPrefix, [&](std::string_view key, std::string_view value) {
+    const std::string topic(key.substr(kCreatingPrefix.size()));
+    unfinished_[topic] = split_names(value);
+    reserved_.insert(topic);
   });
   // Ids of the last block may have been handed out: the next block starts past it.
   if (auto end = store_->get(kProducerBlockKey)) {
@@ -68,8 +93,29 @@ bool FederationStore::reserve(const std::string& topic) {
   return true;
 }
 
+boost::asio::awaitable<bool> FederationStore::begin_creation(std::string topic, std::vector<std::string> clusters) {
+  std::string value;
+  for (const auto& c : clusters) value += (value.empty() ? "" : ",") + c;
+  co_return co_await write(writer_, std::string(kCreatingPrefix) + topic, value);
+}
+
+boost::asio::awaitable<bool> FederationStore::end_creation(std::string topic) {
+  const bool ok = co_await write(writer_, std::string(kCreatingPrefix) + topic, std::nullopt);
+  if (ok) unfinished_.erase(topic);
+  co_return ok;
+}
+
+void FederationStore::leave_unfinished(const std::string& topic, std::vector<std::string> clusters) {
+  unfinished_[topic] = std::move(clusters);
+  reserved_.insert(topic);
+}
+
 boost::asio::awaitable<bool> FederationStore::put(std::string topic, TopicPlacement placement) {
-  const bool ok = co_await write(writer_, std::string(kTopicPrefix) + topic, encode_placement(placement));
+  // The placement, and the end of its creation (if it was one), at once.
+  std::vector<storage::StateStore::Change> changes;
+  changes.push_back({std::string(kTopicPrefix) + topic, encode_placement(placement)});
+  changes.push_back({std::string(kCreatingPrefix) + topic, std::nullopt});
+  const bool ok = co_await write(writer_, std::move(changes));
   if (ok) {
     if (auto old = topics_.find(topic); old != topics_.end()) names_by_id_.erase(old->second.topic_id.bytes);
     names_by_id_[placement.topic_id.bytes] = topic;

@@ -41,8 +41,24 @@ class FederationStore {
   void release(const std::string& topic) { reserved_.erase(topic); }
   bool reserved(std::string_view topic) const { return reserved_.find(topic) != reserved_.end(); }
 
-  // Records the placement durably; false if it could not be written (nothing changed).
+  // Records the placement durably, ending its creation if it was one; false
+  // if it could not be written (nothing changed).
   boost::asio::awaitable<bool> put(std::string topic, TopicPlacement placement);
+
+  // A creation in progress, recorded durably before any member is asked to
+  // create its part: if the endpoint stops before put() or end_creation(),
+  // the next start finds it in unfinished_creations() (held, not adopted) and
+  // the parts are deleted from those members, so a creation is all or nothing
+  // across a kill -9 too.
+  boost::asio::awaitable<bool> begin_creation(std::string topic, std::vector<std::string> clusters);
+  // The creation failed and its parts are deleted: forgotten. The caller releases the name.
+  boost::asio::awaitable<bool> end_creation(std::string topic);
+  // A failed creation whose parts could not all be deleted: left for the
+  // federation to finish undoing (held until then).
+  void leave_unfinished(const std::string& topic, std::vector<std::string> clusters);
+  const std::map<std::string, std::vector<std::string>, std::less<>>& unfinished_creations() const {
+    return unfinished_;
+  }
 
   // Removes the topic from the map durably; false if it could not be written (nothing changed).
   boost::asio::awaitable<bool> erase(const std::string& topic);
@@ -61,6 +77,7 @@ class FederationStore {
   broker::StateWriter writer_;
   std::map<std::string, TopicPlacement, std::less<>> topics_;
   std::set<std::string, std::less<>> reserved_;
+  std::map<std::string, std::vector<std::string>, std::less<>> unfinished_;  // creations to undo: topic -> clusters
   std::map<std::array<uint8_t, 16>, std::string> names_by_id_;  // topics_ by federated id
   int64_t next_producer_id_ = kFirstProducerId;
   int64_t producer_block_end_ = kFirstProducerId;  // recorded: no id at or past it handed out

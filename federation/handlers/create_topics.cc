@@ -8,7 +8,9 @@
 // The topic is created on each member with the rest of its configs, then the
 // placement is written to the map; only then is it answered. All or nothing:
 // if any member refuses, or the map cannot be written, the parts already
-// created are deleted again and the client gets the first member's error.
+// created are deleted again and the client gets the first member's error. The
+// creation is recorded in the map before any member is asked, so a kill -9 in
+// between is undone at the next start (FederationStore::begin_creation).
 #include <algorithm>
 #include <charconv>
 #include <list>
@@ -68,15 +70,22 @@ std::vector<MemberCluster*> least_loaded(Federation& federation, size_t n) {
   return chosen;
 }
 
-// Deletes `topic` from `members` again (a creation that cannot complete).
-boost::asio::awaitable<void> undo(Federation& federation, MemberLinks& links, const std::string& topic,
-                                  const std::vector<MemberCluster*>& members) {
+}  // namespace
+
+boost::asio::awaitable<bool> undo_creation(Federation& federation, MemberLinks& links, std::string topic,
+                                           std::vector<MemberCluster*> members) {
   std::list<Deletion> deletions;
   WaitGroup group(federation.executor());
+  bool all = true;
   for (MemberCluster* member : members) {
+    const int32_t node = member->any_node();
+    if (node < 0) {
+      all = false;  // unhealthy: tried again later
+      continue;
+    }
     Deletion& d = deletions.emplace_back();
     d.member = member;
-    d.node = member->any_node();
+    d.node = node;
     d.request.topic_names.push_back(topic);
     d.request.topics.emplace_back().name = topic;
     d.request.timeout_ms = 30000;
@@ -87,12 +96,18 @@ boost::asio::awaitable<void> undo(Federation& federation, MemberLinks& links, co
   }
   co_await group.wait();
   for (const Deletion& d : deletions) {
-    const bool deleted = d.reply && !d.reply->body.responses.empty() && d.reply->body.responses[0].error_code == 0;
-    if (!deleted)
-      SLUICE_LOG(kWarn, "could not delete the part of " << topic << " created on member cluster " << d.member->name()
-                                                        << " (it will be adopted as a topic of its own): " << d.failure);
+    const int16_t error = d.reply && !d.reply->body.responses.empty() ? d.reply->body.responses[0].error_code : -1;
+    if (error == 0 || error == static_cast<int16_t>(ErrorCode::kUnknownTopicOrPartition)) continue;  // gone, or never made
+    all = false;
+    SLUICE_LOG(kWarn, "could not delete the part of " << topic << " created on member cluster " << d.member->name()
+                                                      << " (tried again later): "
+                                                      << (error > 0 ? protocol::error_name(static_cast<ErrorCode>(error))
+                                                                    : d.failure));
   }
+  co_return all;
 }
+
+namespace {
 
 boost::asio::awaitable<Result> create(Federation& federation, MemberLinks& links,
                                       const CreateTopicsRequest::CreatableTopic& topic,
@@ -128,6 +143,17 @@ boost::asio::awaitable<Result> create(Federation& federation, MemberLinks& links
   for (const auto& m : federation.members()) on_a_member |= m->topic(topic.name) != nullptr;
   if (on_a_member || !federation.store().reserve(topic.name))
     co_return refused(topic.name, ErrorCode::kTopicAlreadyExists, "Topic '" + topic.name + "' already exists.");
+  std::vector<std::string> member_names;
+  for (MemberCluster* m : members) member_names.push_back(m->name());
+  if (!validate_only) {
+    // Recorded before any member creates its part: a stop before the map has
+    // the placement leaves the record, and the next start undoes the parts.
+    const bool recorded = co_await federation.store().begin_creation(topic.name, member_names);
+    if (!recorded) {
+      federation.store().release(topic.name);
+      co_return refused(topic.name, ErrorCode::kKafkaStorageError, "The federation's topic map could not be written.");
+    }
+  }
 
   std::list<Creation> creations;
   WaitGroup group(federation.executor());
@@ -179,11 +205,26 @@ boost::asio::awaitable<Result> create(Federation& federation, MemberLinks& links
     if (!written)
       failure = refused(topic.name, ErrorCode::kKafkaStorageError, "The federation's topic map could not be written.");
   }
-  if (failure && !validate_only && !created.empty()) {
-    co_await undo(federation, links, topic.name, created);
-    federation.note_deleted(topic.name);  // members may list the undone parts a while yet: not adopted
+  bool held = false;  // the name stays reserved: a failed creation not wholly undone yet
+  if (failure && !validate_only) {
+    // Only the parts that may exist are undone, after a stop too: a member that
+    // refused (the name taken there meanwhile) keeps what it has.
+    std::vector<std::string> maybe_made;
+    for (MemberCluster* m : created) maybe_made.push_back(m->name());
+    if (maybe_made.size() < member_names.size()) co_await federation.store().begin_creation(topic.name, maybe_made);
+    bool undone = true;  // no co_await inside || or && (GCC 12)
+    if (!created.empty()) {
+      undone = co_await undo_creation(federation, links, topic.name, created);
+      federation.note_deleted(topic.name);  // members may list the undone parts a while yet
+    }
+    bool forgotten = false;
+    if (undone) forgotten = co_await federation.store().end_creation(topic.name);
+    if (!forgotten) {
+      federation.store().leave_unfinished(topic.name, maybe_made);  // Federation::finish_unfinished_creations
+      held = true;
+    }
   }
-  federation.store().release(topic.name);
+  if (!held) federation.store().release(topic.name);
   if (failure) {
     failure->name = topic.name;
     co_return *failure;

@@ -32,6 +32,12 @@ boost::asio::awaitable<void> handle_describe_configs(FederationRequest& request)
 boost::asio::awaitable<void> handle_list_groups(FederationRequest& request);
 boost::asio::awaitable<void> handle_describe_groups(FederationRequest& request);
 boost::asio::awaitable<void> handle_delete_groups(FederationRequest& request);
+
+// Deletes a creation's parts from `members` again (it could not complete).
+// True once every one is gone (or never made); an unhealthy member, or one
+// that refuses, makes it false (asked again later).
+boost::asio::awaitable<bool> undo_creation(Federation& federation, MemberLinks& links, std::string topic,
+                                           std::vector<MemberCluster*> members);
 boost::asio::awaitable<void> handle_describe_cluster(FederationRequest& request);
 
 }  // namespace sluice::federation
