@@ -150,12 +150,13 @@ asio::awaitable<void> ReplicaFetchers::run(FetcherId id) {
       std::map<std::string, std::vector<int32_t>> asked;
       // KIP-73: throttled partitions this broker is not in sync for wait while its quota is exceeded.
       const bool over_quota = replicas_.follower_quota().exceeded(steady_now_ms());
-      bool truncating = false;
+      bool truncating = false, retrying = false;
       for (const auto& [topic, index] : fetcher->partitions) {
         Partition* p = replicas_.find(topic, index);
         if (!p || p->is_leader) continue;
         if (p->truncation_in_flight) {  // nothing is appended until its cut is durable (replica_manager.h)
           truncating = true;
+          retrying |= p->truncation_retry;  // its syncs failed: retried at the next checkpoint, not in 5 ms
           continue;
         }
         if (over_quota && p->follower_throttled &&
@@ -174,7 +175,7 @@ asio::awaitable<void> ReplicaFetchers::run(FetcherId id) {
       }
       if (request.topics.empty()) {
         back_off = true;
-        if (truncating) pause_for = kTruncationPoll;
+        if (truncating && !retrying) pause_for = kTruncationPoll;
       } else {
         try {
           auto reply = co_await fetcher->connection->call<protocol::FetchResponse>(request, kFetchVersion, timeout);

@@ -240,8 +240,10 @@ void ReplicaManager::checkpoint() {
   storage::SyncList to_sync;
   for (auto& [key, partition] : partitions_) {
     if (partition->truncation_retry) sync_truncation(*partition);
-    if (partition->epochs_unsaved) {
-      write_epochs(*partition);  // again; its recovery point waits
+    if (partition->epochs_unsaved()) {
+      // Again; its recovery point waits. Not while a truncation is in flight:
+      // the cut cache must not land before the cut (its commit writes it).
+      if (!partition->truncation_in_flight) write_epochs(*partition);
       continue;
     }
     storage::PartitionLog& log = *partition->log;
@@ -264,7 +266,7 @@ void ReplicaManager::checkpoint() {
     if (ok)
       for (const auto& f : *flushed)
         // The partition may be gone, and its epoch file must hold what the recovery point passes.
-        if (Partition* p = find(f.topic, f.index, f.incarnation); p && !p->epochs_unsaved)
+        if (Partition* p = find(f.topic, f.index, f.incarnation); p && !p->epochs_unsaved())
           p->log->end_flush(f.pending);
     write_checkpoint(false);
   });
@@ -501,22 +503,23 @@ void ReplicaManager::release_roles() {
 void ReplicaManager::write_epochs(Partition& partition) {
   // The file is written through the directory this log has open, which stays
   // this log's even if the partition is deleted and a namesake created meanwhile.
+  // The outcome is recorded by the job, on the flusher's thread, before the
+  // syncs of any flush requested later: a checkpoint's completion sees it
+  // before it would move the recovery point (checkpoint()).
   auto job = [directory = partition.log->directory_owner(), dir_fd = partition.log->directory_fd(),
-              contents = partition.epochs.serialize(), name = partition.topic + "-" + std::to_string(partition.index)] {
+              contents = partition.epochs.serialize(), name = partition.topic + "-" + std::to_string(partition.index),
+              failed = partition.epoch_write_failed] {
     try {
       storage::write_atomically_at(dir_fd, storage::kLeaderEpochCheckpointFile, contents);
+      failed->store(false);
       return true;
     } catch (const std::exception& e) {
       SLUICE_LOG(kError, "writing the leader-epoch checkpoint of " << name << " failed (will retry): " << e.what());
+      failed->store(true);
       return false;
     }
   };
-  // Posted before the completion of any flush requested later, so a checkpoint
-  // sees a failure before it would move the recovery point (checkpoint()).
-  flusher_.run(std::move(job), [this, topic = partition.topic, index = partition.index,
-                                incarnation = partition.incarnation](bool written) {
-    if (Partition* p = find(topic, index, incarnation)) p->epochs_unsaved = !written;
-  });
+  flusher_.run(std::move(job), nullptr);
 }
 
 void ReplicaManager::after_leader_append(Partition& partition, int64_t base_offset) {
@@ -660,7 +663,11 @@ void ReplicaManager::sync_truncation(Partition& partition) {
       p->truncation_retry = true;
       return;
     }
-    p->log->end_flush(pending);
+    // The recovery point goes no higher than it was while the epoch file may
+    // lack an epoch (the syncs still count for the files and directory).
+    storage::PartitionLog::PendingFlush flushed = pending;
+    if (p->epochs_unsaved()) flushed.offset = std::min(flushed.offset, p->log->recovery_point());
+    p->log->end_flush(flushed);
     writer_.apply(p->truncation_changes, [this, still_here](bool committed) {
       Partition* p = still_here();
       if (!p) return;
@@ -861,10 +868,14 @@ void ReplicaManager::flush_all() {
   flusher_.wait_idle();  // the epoch checkpoints queued there land before the recovery points pass them
   for (auto& [key, partition] : partitions_) {
     try {
-      if (partition->epochs_unsaved)  // its last write failed: once more, here, or its recovery point stays
+      if (partition->epochs_unsaved())  // its last write failed: once more, here, or its recovery point stays
         storage::write_atomically(partition->log->dir() / storage::kLeaderEpochCheckpointFile,
                                   partition->epochs.serialize());
       partition->log->flush();
+      // A truncation still in flight: its cut is synced now; its producer-state
+      // snapshot deletion must land too (write_checkpoint below stores the
+      // recovery point).
+      if (partition->truncation_in_flight) write_state_now(partition->truncation_changes);
     } catch (const std::exception& e) {  // e.g. a full disk: the next start rescans this log
       SLUICE_LOG(kError, "flushing " << partition->topic << "-" << partition->index << " failed: " << e.what());
     }

@@ -79,8 +79,11 @@ struct Partition {
   std::vector<storage::StateStore::Change> truncation_changes;
   // The epoch file's last write failed: the recovery point must not pass
   // batches whose epochs may be missing from it, so checkpoints leave this log
-  // alone and write the file again until a write succeeds.
-  bool epochs_unsaved = false;
+  // alone and write the file again until a write succeeds. Set by the write
+  // itself on the flusher's thread, so it is current once the flusher is idle
+  // (a shutdown's last flush), and before any later flush completes.
+  std::shared_ptr<std::atomic<bool>> epoch_write_failed = std::make_shared<std::atomic<bool>>(false);
+  bool epochs_unsaved() const { return epoch_write_failed->load(); }
   // Which opening of the partition this is: a callback that finds the same
   // topic and index under another incarnation (deleted and re-created
   // meanwhile) leaves it alone.
