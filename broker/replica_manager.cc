@@ -1,9 +1,14 @@
 #include "broker/replica_manager.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <set>
 
 #include "broker/async_event.h"
@@ -501,23 +506,35 @@ void ReplicaManager::release_roles() {
 }
 
 void ReplicaManager::write_epochs(Partition& partition) {
-  // The file is written through the directory this log has open, which stays
-  // this log's even if the partition is deleted and a namesake created meanwhile.
   // The outcome is recorded by the job, on the flusher's thread, before the
   // syncs of any flush requested later: a checkpoint's completion sees it
-  // before it would move the recovery point (checkpoint()).
-  auto job = [directory = partition.log->directory_owner(), dir_fd = partition.log->directory_fd(),
+  // before it would move the recovery point (checkpoint()). The directory is
+  // opened there and checked to be this log's: a partition deleted meanwhile,
+  // and a namesake created at the same path, must not get this file.
+  auto job = [dir = partition.log->dir(), identity = partition.log->directory_identity(),
               contents = partition.epochs.serialize(), name = partition.topic + "-" + std::to_string(partition.index),
               failed = partition.epoch_write_failed] {
-    try {
-      storage::write_atomically_at(dir_fd, storage::kLeaderEpochCheckpointFile, contents);
-      failed->store(false);
-      return true;
-    } catch (const std::exception& e) {
-      SLUICE_LOG(kError, "writing the leader-epoch checkpoint of " << name << " failed (will retry): " << e.what());
+    const auto fail = [&](const std::string& what) {
+      SLUICE_LOG(kError, "writing the leader-epoch checkpoint of " << name << " failed (will retry): " << what);
       failed->store(true);
       return false;
+    };
+    const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) return errno == ENOENT ? true : fail("open " + dir.string() + ": " + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(dir_fd, &st) == 0 && (st.st_dev != identity.device || st.st_ino != identity.inode)) {
+      ::close(dir_fd);
+      return true;  // deleted, and a namesake made at the path: nothing of this log to keep
     }
+    try {
+      storage::write_atomically_at(dir_fd, storage::kLeaderEpochCheckpointFile, contents);
+    } catch (const std::exception& e) {
+      ::close(dir_fd);
+      return fail(e.what());
+    }
+    ::close(dir_fd);
+    failed->store(false);
+    return true;
   };
   flusher_.run(std::move(job), nullptr);
 }

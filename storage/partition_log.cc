@@ -120,7 +120,6 @@ PartitionLog::PartitionLog(std::filesystem::path dir, LogOptions options, BatchF
 
 PartitionLog::~PartitionLog() = default;
 
-int PartitionLog::directory_fd() const { return directory_->fd(); }
 
 PartitionLog::Segment PartitionLog::open_segment(int64_t base, const std::filesystem::path& path) {
   Segment segment;
@@ -141,9 +140,9 @@ std::unique_ptr<PartitionLog> PartitionLog::open(const std::filesystem::path& di
                                                  RecoveryReport* report_out) {
   std::filesystem::create_directories(dir);
   std::unique_ptr<PartitionLog> log(new PartitionLog(dir, options, std::move(format)));
-  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0) throw_errno("open " + dir.string());
-  log->directory_ = std::make_shared<OpenFile>(dir_fd);
+  struct stat dir_stat {};
+  if (::stat(dir.c_str(), &dir_stat) != 0) throw_errno("stat " + dir.string());
+  log->directory_identity_ = {dir_stat.st_dev, dir_stat.st_ino};
   RecoveryReport report;
 
   std::vector<std::pair<int64_t, std::filesystem::path>> files;

@@ -234,12 +234,16 @@ class PartitionLog {
   // segment file created or removed there is not synced.
   SyncList to_sync() const;
 
-  // The partition's directory, open for as long as its owner holds it: a
-  // file written into it off this thread (the leader-epoch checkpoint) lands
-  // in this log's directory even if it was renamed away meanwhile (deleted,
-  // and a namesake created at the same path).
-  int directory_fd() const;
-  std::shared_ptr<const void> directory_owner() const { return directory_; }
+  // The partition directory's identity (device, inode), taken at open: a
+  // file written into it later off this thread (the leader-epoch checkpoint)
+  // checks that the path still names this log's directory, not a namesake
+  // created there after a deletion. No descriptor is held for it: a broker's
+  // descriptors go to segments and connections.
+  struct DirectoryIdentity {
+    dev_t device = 0;
+    ino_t inode = 0;
+  };
+  DirectoryIdentity directory_identity() const { return directory_identity_; }
 
  private:
   // An open segment file, closed when its last owner (the log, or a fetch still
@@ -326,7 +330,7 @@ class PartitionLog {
   uint64_t index_position_at_or_before(const Segment& segment, int64_t offset) const;
 
   std::filesystem::path dir_;
-  std::shared_ptr<const OpenFile> directory_;  // dir_, opened
+  DirectoryIdentity directory_identity_;
   LogOptions options_;
   BatchFormat format_;
   std::vector<Segment> segments_;
