@@ -8,9 +8,6 @@
 // broker clients see, so they are refused.
 #include <map>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-
 #include "broker/log.h"
 #include "federation/handlers/forward.h"
 #include "federation/handlers/handlers.h"
@@ -43,13 +40,7 @@ boost::asio::awaitable<int32_t> partitions_on(Federation& federation, MemberLink
   asked.request.topics.emplace();
   asked.request.topics->push_back(wanted);
   asked.request.allow_auto_topic_creation = false;
-  WaitGroup group(federation.executor());
-  group.add();
-  boost::asio::co_spawn(federation.executor(),
-                        forward(asked, kMetadataVersion, std::chrono::milliseconds(federation.config().request_timeout_ms),
-                                group, links),
-                        boost::asio::detached);
-  co_await group.wait();
+  co_await forward_one(asked, kMetadataVersion, std::chrono::milliseconds(federation.config().request_timeout_ms), links);
   if (!asked.reply) co_return -1;
   for (const auto& t : asked.reply->body.topics)
     if (t.name == topic && t.error_code == 0) co_return static_cast<int32_t>(t.partitions.size());
@@ -99,14 +90,8 @@ boost::asio::awaitable<Result> raise(Federation& federation, MemberLinks& links,
     c.request.topics.push_back({topic.name, member_count, std::nullopt});
     c.request.timeout_ms = timeout_ms;
     c.request.validate_only = validate_only;
-    WaitGroup group(federation.executor());
-    group.add();
-    boost::asio::co_spawn(federation.executor(),
-                          forward(c, kForwardVersion,
-                                  std::chrono::milliseconds(std::max(timeout_ms, 0) + federation.config().request_timeout_ms),
-                                  group, links),
-                          boost::asio::detached);
-    co_await group.wait();
+    const std::chrono::milliseconds timeout(std::max(timeout_ms, 0) + federation.config().request_timeout_ms);
+    co_await forward_one(c, kForwardVersion, timeout, links);
     const auto* r = c.reply && !c.reply->body.results.empty() ? &c.reply->body.results[0] : nullptr;
     bool created = r && r->error_code == 0;
     if (r && r->error_code == static_cast<int16_t>(ErrorCode::kInvalidPartitions) && !validate_only) {

@@ -63,12 +63,10 @@ struct FetchSlot : PartitionSlot<FetchTarget> {
   bool skipped = false;  // its broker still has this client's earlier long poll: left out of the answer
 };
 
-boost::asio::awaitable<void> fetch_from(boost::asio::any_io_executor executor, std::shared_ptr<Round> round,
+boost::asio::awaitable<void> fetch_from(std::shared_ptr<Round> round,
                                         FetchTarget* target, std::chrono::milliseconds timeout, MemberLinks& links,
                                         std::shared_ptr<std::set<MemberLinks::BrokerKey>> fetching) {
-  WaitGroup one(executor);  // forward() reports to a group: a group of one
-  one.add();
-  co_await forward(*target, kForwardVersion, timeout, one, links);
+  co_await forward_one(*target, kForwardVersion, timeout, links);
   fetching->erase({target->member->name(), target->node});
   target->done = true;
   if (--round->pending == 0) round->ready.set();
@@ -152,7 +150,7 @@ boost::asio::awaitable<void> handle_fetch(FederationRequest& request) {
     target.request.max_bytes = share;
     fetching->insert({target.member->name(), target.node});
     ++round->pending;
-    boost::asio::co_spawn(federation.executor(), fetch_from(federation.executor(), round, &target, timeout, request.links, fetching),
+    boost::asio::co_spawn(federation.executor(), fetch_from(round, &target, timeout, request.links, fetching),
                           boost::asio::detached);
   }
   if (round->pending > 0)

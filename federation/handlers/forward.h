@@ -13,6 +13,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "broker/async_event.h"
@@ -70,6 +71,16 @@ boost::asio::awaitable<void> forward(Forwarded<Request, Response>& f, int16_t ve
   }
   if (!f.reply) f.member->request_refresh();
   group.done();
+}
+
+// One request, sent and awaited here (forward() reports to a group: a group of one).
+template <typename Request, typename Response>
+boost::asio::awaitable<void> forward_one(Forwarded<Request, Response>& f, int16_t version,
+                                         std::chrono::milliseconds timeout, MemberLinks& links) {
+  const auto executor = co_await boost::asio::this_coro::executor;
+  WaitGroup one(executor);
+  one.add();
+  co_await forward(f, version, timeout, one, links);
 }
 
 // A member's answer that its coordinator of the group moved or is not ready
