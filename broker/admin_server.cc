@@ -51,6 +51,8 @@ struct AdminServer::Impl {
   http::response<http::string_body> answer(const http::request<http::string_body>& req) {
     const std::string_view target(req.target().data(), req.target().size());
     const std::string_view path = target.substr(0, target.find('?'));
+    if (req.method() == http::verb::post && handlers.action)
+      if (auto done = handlers.action(target)) return json(static_cast<http::status>(done->status), done->body);
     const bool is_view = handlers.is_view && handlers.is_view(path);
     const bool known = is_view || path == "/metrics" || path == "/v1/health/live" || path == "/v1/health/ready";
     if (!known) return json(http::status::not_found, R"({"error":"not found"})");

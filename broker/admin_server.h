@@ -10,7 +10,8 @@
 //   GET /v1/brokers, /v1/topics, /v1/partitions, /v1/groups, /v1/controller
 //                          JSON views (METRICS.md)
 //
-// Other paths get 404 and other methods 405, as JSON. Requests are bounded
+// A node may add actions (POST; the federation endpoint's topic moves). Other
+// paths get 404 and other methods 405, as JSON. Requests are bounded
 // (8 KiB of headers, no body), so are connections (16 at once, 10 s to send
 // a request).
 #pragma once
@@ -37,6 +38,14 @@ class AdminServer {
     // view's body (nullopt while the node has no status to show yet: 503).
     std::function<bool(std::string_view path)> is_view = nullptr;
     std::function<std::optional<std::string>(std::string_view path)> view = nullptr;
+    // Actions (POST, parameters in the query string, no body): the HTTP
+    // status and JSON body of the action at `target` (path and query), or
+    // nullopt for a target that is no action. Called on the admin thread.
+    struct ActionResult {
+      int status = 200;
+      std::string body;
+    };
+    std::function<std::optional<ActionResult>(std::string_view target)> action = nullptr;
   };
 
   // Binds host:port (port 0: any free one); throws std::runtime_error naming

@@ -19,6 +19,10 @@ Two members, `a` and `b`, and `sluice federation` over them; clients bootstrap f
     they are read and written like the others; Kafka's errors for a decrease or manual assignments;
   - a topic created on a member directly is adopted; bad creations get Kafka's error codes, a member's
     refusal leaves nothing behind; a deleted topic goes from every member and is not adopted back;
+  - a topic moved from one member to the other through the admin API (POST /v1/topics/<t>/move) while
+    a producer writes and a consumer group reads: every acknowledged record consumed exactly once at
+    the offset it was acknowledged at, records deleted before the move still deleted (offsets kept
+    across the switch), the group's committed offsets moved with it, the old member's copy deleted;
   - the endpoint's admin server reports each member's health (GET /v1/members, /v1/topics, readiness,
     and metrics scraped by Debian's Prometheus, every one documented in METRICS.md): a member killed
     shows as unhealthy there and in the log, and healthy again once it is back.
@@ -546,3 +550,125 @@ def test_creation_interrupted_by_a_kill9_is_undone(fed):
         time.sleep(0.5)
     ck.wait_topic(node.bootstrap, "fed-half", 4)
     assert member_topics(a.bootstrap)["fed-half"] == 2 and member_topics(b.bootstrap)["fed-half"] == 2
+
+
+def wait_move(node, topic: str, timeout: float = 90.0) -> dict:
+    """Until /v1/topics shows the topic's move ended; its entry. A failed move fails the test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        entry = next((t for t in admin_json(node.admin_port, "/v1/topics")["topics"] if t["name"] == topic), None)
+        move = (entry or {}).get("move", {})
+        assert not move.get("state", "").startswith("failed"), move
+        if move.get("state") == "done":
+            return entry
+        assert time.monotonic() < deadline, f"the move did not end: {entry}"
+        time.sleep(0.2)
+
+
+def test_topic_moved_under_load(fed):
+    """The topic moves from its member to the other (copy, catch up, switch) while a producer writes
+    to it and a group of two consumers reads it, committing as it goes, all through the endpoint.
+    Partition 0 lost its first 100 records to DeleteRecords before the move, so the copy begins at
+    offset 100 there and the endpoint adds 100 to the new member's offsets. Checked: every record
+    acknowledged before, during and after the move is consumed exactly once, with the key it was
+    acknowledged with at that offset; nothing below 100 comes back; the committed offsets are the
+    ends; the topic is on the new member alone, in its own numbering there."""
+    import threading
+    from confluent_kafka import Consumer, TopicPartition
+    from harness import groups
+    node, members = fed
+    topic, group = "fed-moving", "fed-move-group"
+    assert create(node.bootstrap, topic, 3) is None
+    ck.wait_topic(node.bootstrap, topic, 3)
+    src = "a" if topic in member_topics(members["a"].bootstrap) else "b"
+    dst = "b" if src == "a" else "a"
+
+    # Refused: no such member, a member holding it already.
+    status, _, body = http_get(node.admin_port, f"/v1/topics/{topic}/move?to=nowhere", method="POST")
+    assert status == 409 and "no member cluster nowhere" in body, body
+    status, _, body = http_get(node.admin_port, f"/v1/topics/{topic}/move?to={src}", method="POST")
+    assert status == 409, body
+
+    # Two rounds, so that offset 100 of partition 0 begins a batch: the copy begins there, 100 is
+    # the offset base, and the new member numbers from 0.
+    want = groups.produce_keyed(node.bootstrap, topic, 0, 300, 3)
+    want.update(groups.produce_keyed(node.bootstrap, topic, 300, 300, 3))
+    src_admin = AdminClient({"bootstrap.servers": members[src].bootstrap})  # referenced until its futures end
+    deleted = src_admin.delete_records([TopicPartition(topic, 0, 100)], request_timeout=20)
+    for f in deleted.values():
+        f.result(20)
+    want = {k: v for k, v in want.items() if not (k[0] == 0 and k[1] < 100)}
+
+    consumers = [groups.Member(f"m{i}", "confluent", node.bootstrap, group, topic) for i in range(2)]
+    stop = threading.Event()
+    acked: dict[tuple[int, int], str] = {}
+    errors: list = []
+
+    def produce():
+        def on_delivery(err, m):
+            if err is not None:
+                errors.append(err)
+            else:
+                acked[(m.partition(), m.offset())] = m.key().decode()
+        p = Producer({"bootstrap.servers": node.bootstrap, "acks": "all", "linger.ms": 5,
+                      "message.timeout.ms": 60000, "log_level": 3})
+        deadline = time.monotonic() + 120
+        for i in range(600, 600 + 60000):  # bounded in count and time
+            if stop.is_set() or time.monotonic() > deadline:
+                break
+            p.produce(topic, value=b"v-%d" % i, key=b"k-%d" % i, partition=i % 3, on_delivery=on_delivery)
+            p.poll(0)
+            if i % 20 == 0:
+                time.sleep(0.005)
+        p.flush(60)
+
+    writer = threading.Thread(target=produce, daemon=True)
+    try:
+        groups.wait_balanced(consumers, 3, None)
+        groups.wait_until(lambda: all(m.owned() for m in consumers), 45, lambda: groups.describe_all(consumers))
+        marks = [len(m.snapshot()) for m in consumers]
+        writer.start()
+        groups.wait_until(lambda: len(acked) > 500, 30, "records acknowledged before the move")
+        status, _, body = http_get(node.admin_port, f"/v1/topics/{topic}/move?to={dst}", method="POST")
+        assert status == 202, body
+        at_move = len(acked)
+        entry = wait_move(node, topic)
+        assert [s["cluster"] for s in entry["placement"]] == [dst], entry
+        assert entry["move"]["from"] == src and entry["move"]["batches_copied"] > 0, entry
+        assert entry["placement"][0]["offset_bases"][0] == 100, entry
+        after = len(acked)
+        groups.wait_until(lambda: len(acked) > after + 500, 30, "records acknowledged after the move")
+        stop.set()
+        writer.join(90)
+        assert not writer.is_alive()
+        assert not errors, errors[:3]
+        print({"acked_before_move": at_move, "acked_by_the_switch": after, "acked": len(acked),
+               "batches_copied": entry["move"]["batches_copied"]})
+        want.update(acked)
+        groups.wait_consumed(consumers, want, timeout=60)
+        groups.check_exactly_once(consumers, want)
+        assert not any(p == 0 and o < 100 for m in consumers for p, o, _ in m.records())
+        # The group never noticed: no rebalance from before the move to the end.
+        assert not [e for m, mark in zip(consumers, marks) for e in m.rebalance_events(since=mark)], \
+            groups.describe_all(consumers)
+    finally:
+        stop.set()
+        groups.close_all(consumers)
+
+    ends = {p: max(o for q, o in want if q == p) + 1 for p in range(3)}
+    c = Consumer({"bootstrap.servers": node.bootstrap, "group.id": group})
+    try:
+        assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (100, ends[0])
+        committed = c.committed([TopicPartition(topic, p) for p in range(3)], timeout=15)
+        assert [tp.offset for tp in committed] == [ends[p] for p in range(3)], committed
+    finally:
+        c.close()
+    deadline = time.monotonic() + 20
+    while topic in member_topics(members[src].bootstrap):
+        assert time.monotonic() < deadline, f"the topic is still on {src}"
+        time.sleep(0.2)
+    c = Consumer({"bootstrap.servers": members[dst].bootstrap, "group.id": group})
+    try:  # the new member's own numbering: partition 0 from 0
+        assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, ends[0] - 100)
+    finally:
+        c.close()

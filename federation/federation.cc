@@ -1,9 +1,12 @@
 #include "federation/federation.h"
 
+#include <future>
+
 #include <algorithm>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -15,6 +18,7 @@
 #include "broker/frame_reader.h"
 #include "controller/controller.h"
 #include "federation/handlers/handlers.h"
+#include "federation/topic_mover.h"
 #include "broker/log.h"
 #include "protocol/error_codes.h"
 #include "protocol/messages/api_versions_response.h"
@@ -129,6 +133,43 @@ void Federation::start_admin_server() {
     if (!status) return std::nullopt;
     return render_federation_view(*status, path);
   };
+  // POST /v1/topics/<topic>/move?to=<cluster>[&from=<cluster>]: starts a move
+  // (topic_mover.h) on the network thread, answered once it has started or
+  // been refused; its progress is in /v1/topics.
+  handlers.action = [this](std::string_view target) -> std::optional<broker::AdminServer::Handlers::ActionResult> {
+    using Result = broker::AdminServer::Handlers::ActionResult;
+    const std::string_view path = target.substr(0, target.find('?'));
+    constexpr std::string_view kPrefix = "/v1/topics/", kSuffix = "/move";
+    if (!path.starts_with(kPrefix) || !path.ends_with(kSuffix) || path.size() <= kPrefix.size() + kSuffix.size())
+      return std::nullopt;
+    const std::string topic(path.substr(kPrefix.size(), path.size() - kPrefix.size() - kSuffix.size()));
+    std::string from, to;
+    if (const size_t q = target.find('?'); q != std::string_view::npos) {
+      std::string_view query = target.substr(q + 1);
+      while (!query.empty()) {
+        const std::string_view pair = query.substr(0, query.find('&'));
+        query.remove_prefix(std::min(query.size(), pair.size() + 1));
+        const size_t eq = pair.find('=');
+        if (eq == std::string_view::npos) continue;
+        if (pair.substr(0, eq) == "to") to = pair.substr(eq + 1);
+        if (pair.substr(0, eq) == "from") from = pair.substr(eq + 1);
+      }
+    }
+    if (to.empty()) return Result{400, R"({"error":"say where to: ?to=<member cluster>"})"};
+    auto started = std::make_shared<std::promise<std::string>>();
+    auto outcome = started->get_future();
+    boost::asio::post(io_, [this, started, topic, from, to] { started->set_value(start_topic_move(*this, topic, from, to)); });
+    if (outcome.wait_for(std::chrono::seconds(10)) != std::future_status::ready)
+      return Result{503, R"({"error":"the endpoint did not answer"})"};
+    const std::string refused = outcome.get();
+    std::string body = "{";
+    if (refused.empty()) {
+      broker::json_string(body += "\"moving\":", topic);
+      return Result{202, body + "}"};
+    }
+    broker::json_string(body += "\"error\":", refused);
+    return Result{409, body + "}"};
+  };
   // A port it cannot have stops start-up, as the Kafka listener's does.
   admin_ = std::make_unique<broker::AdminServer>(config_.admin->host, config_.admin->port, std::move(handlers));
   SLUICE_LOG(kInfo, "admin HTTP server (health, members, metrics) on " << config_.admin->host << ":" << admin_->port());
@@ -158,12 +199,34 @@ FederationStatus Federation::take_status() const {
     topic.partitions = placement.partition_count();
     for (const auto& segment : placement.segments) {
       topic.placement.emplace_back(segment.cluster, segment.partitions);
+      topic.offset_bases.push_back(segment.offset_bases);
       for (auto& m : status.members)
         if (m.name == segment.cluster) m.federated_partitions += segment.partitions;
+    }
+    if (auto move = moves_.find(name); move != moves_.end()) {
+      topic.move_from = move->second.from;
+      topic.move_to = move->second.to;
+      topic.move_state = move->second.state;
+      topic.move_batches_copied = move->second.batches_copied;
     }
     status.topics.push_back(std::move(topic));
   }
   return status;
+}
+
+bool Federation::moving_frozen(std::string_view topic, std::string_view cluster) const {
+  auto it = moves_.find(topic);
+  return it != moves_.end() && it->second.frozen && it->second.from == cluster;
+}
+
+void Federation::produce_finished(const std::string& topic) {
+  auto it = produces_in_flight_.find(topic);
+  if (it != produces_in_flight_.end() && --it->second <= 0) produces_in_flight_.erase(it);
+}
+
+int Federation::produces_in_flight(std::string_view topic) const {
+  auto it = produces_in_flight_.find(topic);
+  return it == produces_in_flight_.end() ? 0 : it->second;
 }
 
 asio::awaitable<void> Federation::publish_status() {

@@ -56,6 +56,22 @@ class Federation {
   // longer, and it must not be adopted back from them meanwhile.
   void note_deleted(const std::string& topic);
 
+  // Moves of a topic's segment from one member to another (topic_mover.h), by
+  // topic; an ended one is kept to be shown (/v1/topics) until the next.
+  struct TopicMove {
+    std::string from, to;
+    std::string state;  // "copying", "switching", "done", or "failed: <why>"
+    bool frozen = false;  // switching: Produce and OffsetCommit to `from` refused, retriable
+    int64_t batches_copied = 0;
+  };
+  std::map<std::string, TopicMove, std::less<>>& moves() { return moves_; }
+  bool moving_frozen(std::string_view topic, std::string_view cluster) const;
+  // Produce requests forwarded and not answered yet, by topic: a move's
+  // switch waits until none is left on the old member.
+  void produce_started(const std::string& topic) { ++produces_in_flight_[topic]; }
+  void produce_finished(const std::string& topic);
+  int produces_in_flight(std::string_view topic) const;
+
  private:
   boost::asio::awaitable<void> accept(boost::asio::ip::tcp::acceptor acceptor);
   boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
@@ -90,6 +106,8 @@ class Federation {
   uint16_t port_ = 0;
   std::map<std::string, std::chrono::steady_clock::time_point, std::less<>> deleted_;  // until when not adopted
   bool accepting_ = false;  // every member had its first health round: clients are let in
+  std::map<std::string, TopicMove, std::less<>> moves_;
+  std::map<std::string, int, std::less<>> produces_in_flight_;
   // Declared before the server that reads it on its own thread, so destroyed after it.
   broker::SnapshotBoard<FederationStatus> status_board_;
   std::unique_ptr<broker::AdminServer> admin_;

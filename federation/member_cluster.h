@@ -46,6 +46,11 @@ class MemberCluster {
   uint64_t failed_rounds() const { return failed_rounds_; }
   const std::string& last_error() const { return last_error_; }
   size_t broker_count() const { return brokers_.size(); }
+  std::vector<int32_t> broker_ids() const {
+    std::vector<int32_t> ids;
+    for (const auto& [id, address] : brokers_) ids.push_back(id);
+    return ids;
+  }
   std::string bootstrap_servers() const;
   double seconds_since_answer() const;
   // What the member said at its last answer (kept while it does not answer).

@@ -26,7 +26,7 @@ int32_t TopicPlacement::partition_count() const {
 std::optional<TopicPlacement::Location> TopicPlacement::locate(int32_t p) const {
   if (p < 0) return std::nullopt;
   for (const auto& s : segments) {
-    if (p < s.partitions) return Location{&s.cluster, p};
+    if (p < s.partitions) return Location{&s.cluster, p, s.offset_base(p)};
     p -= s.partitions;
   }
   return std::nullopt;
@@ -41,10 +41,12 @@ int32_t TopicPlacement::federated_partition(std::string_view cluster, int32_t me
   return -1;
 }
 
-bool TopicPlacement::on(std::string_view cluster) const {
+bool TopicPlacement::on(std::string_view cluster) const { return segment_on(cluster) != nullptr; }
+
+const PlacementSegment* TopicPlacement::segment_on(std::string_view cluster) const {
   for (const auto& s : segments)
-    if (s.cluster == cluster) return true;
-  return false;
+    if (s.cluster == cluster) return &s;
+  return nullptr;
 }
 
 protocol::Uuid new_topic_id() {
@@ -69,21 +71,54 @@ bool valid_cluster_name(std::string_view name) {
   return true;
 }
 
-// "1 <topic id, 32 hex digits> <cluster>:<partitions> ...": version 1.
+// "1 <topic id, 32 hex digits> <cluster>:<partitions> ...": version 1, every
+// offset base zero. Version 2 adds a segment's offset bases where they are not
+// all zero: "<cluster>:<partitions>@<base>,<base>,..." (one per partition).
 std::string encode_placement(const TopicPlacement& placement) {
-  std::string out = "1 ";
+  bool bases = false;
+  for (const auto& s : placement.segments)
+    for (int64_t b : s.offset_bases) bases = bases || b != 0;
+  std::string out = bases ? "2 " : "1 ";
   for (uint8_t b : placement.topic_id.bytes) {
     out += kHex[b >> 4];
     out += kHex[b & 15];
   }
-  for (const auto& s : placement.segments) out += " " + s.cluster + ":" + std::to_string(s.partitions);
+  for (const auto& s : placement.segments) {
+    out += " " + s.cluster + ":" + std::to_string(s.partitions);
+    bool any = false;
+    for (int64_t b : s.offset_bases) any = any || b != 0;
+    if (!bases || !any) continue;
+    for (size_t i = 0; i < s.offset_bases.size(); ++i) out += (i == 0 ? "@" : ",") + std::to_string(s.offset_bases[i]);
+  }
   return out;
 }
+
+namespace {
+
+// "<base>,<base>,...": exactly `count` non-negative offsets.
+bool decode_bases(std::string_view text, int32_t count, std::vector<int64_t>& out) {
+  const char* p = text.data();
+  const char* end = text.data() + text.size();
+  for (int32_t i = 0; i < count; ++i) {
+    if (i > 0) {
+      if (p == end || *p != ',') return false;
+      ++p;
+    }
+    int64_t base = -1;
+    auto [next, ec] = std::from_chars(p, end, base);
+    if (ec != std::errc() || base < 0) return false;
+    out.push_back(base);
+    p = next;
+  }
+  return p == end;
+}
+
+}  // namespace
 
 std::optional<TopicPlacement> decode_placement(std::string_view text) {
   std::istringstream in{std::string(text)};
   std::string version, id;
-  if (!(in >> version >> id) || version != "1" || id.size() != 32) return std::nullopt;
+  if (!(in >> version >> id) || (version != "1" && version != "2") || id.size() != 32) return std::nullopt;
   TopicPlacement placement;
   for (size_t i = 0; i < 16; ++i) {
     const int hi = hex_value(id[2 * i]), lo = hex_value(id[2 * i + 1]);
@@ -91,12 +126,17 @@ std::optional<TopicPlacement> decode_placement(std::string_view text) {
     placement.topic_id.bytes[i] = static_cast<uint8_t>(hi << 4 | lo);
   }
   for (std::string segment; in >> segment;) {
-    const size_t colon = segment.rfind(':');
+    const size_t at = version == "2" ? segment.find('@') : std::string::npos;
+    const std::string_view head = std::string_view(segment).substr(0, at);
+    const size_t colon = head.rfind(':');
     if (colon == std::string::npos) return std::nullopt;
-    PlacementSegment s{segment.substr(0, colon), 0};
-    const char* end = segment.data() + segment.size();
-    auto [ptr, ec] = std::from_chars(segment.data() + colon + 1, end, s.partitions);
+    PlacementSegment s{std::string(head.substr(0, colon)), 0};
+    const char* end = head.data() + head.size();
+    auto [ptr, ec] = std::from_chars(head.data() + colon + 1, end, s.partitions);
     if (ec != std::errc() || ptr != end || s.partitions <= 0 || !valid_cluster_name(s.cluster)) return std::nullopt;
+    if (at != std::string::npos &&
+        !decode_bases(std::string_view(segment).substr(at + 1), s.partitions, s.offset_bases))
+      return std::nullopt;
     placement.segments.push_back(std::move(s));
   }
   if (placement.segments.empty()) return std::nullopt;

@@ -2,8 +2,11 @@
 // in order. A topic on one cluster has one segment; a topic split over N
 // clusters has N, and its federated partitions are numbered through them:
 // 12 partitions as {a: 6, b: 6} are a's partitions 0-5 as 0-5 and b's 0-5 as
-// 6-11. The member topic has the federated topic's name on every member, and
-// offsets are the member's own (a partition is never renumbered inside).
+// 6-11. The member topic has the federated topic's name on every member.
+// Offsets are the member's own, plus the segment's offset base of the
+// partition: zero for a topic created or adopted in place; for one moved from
+// another member (topic_mover.h), where the copy began, so that an offset
+// names the same record before and after the move.
 //
 // The topic id is the federation's, minted when it first placed or adopted
 // the topic: clients see one id whatever the members' ids are.
@@ -25,6 +28,12 @@ namespace sluice::federation {
 struct PlacementSegment {
   std::string cluster;
   int32_t partitions = 0;
+  // Federated offset = member offset + offset_bases[member partition]; empty: all zero.
+  std::vector<int64_t> offset_bases = {};
+
+  int64_t offset_base(int32_t member_partition) const {
+    return offset_bases.empty() ? 0 : offset_bases[static_cast<size_t>(member_partition)];
+  }
 };
 
 struct TopicPlacement {
@@ -36,11 +45,14 @@ struct TopicPlacement {
   struct Location {
     const std::string* cluster = nullptr;
     int32_t partition = -1;
+    int64_t offset_base = 0;
   };
   std::optional<Location> locate(int32_t p) const;
   // The federated partition of `cluster`'s partition `member_partition`, or -1.
   int32_t federated_partition(std::string_view cluster, int32_t member_partition) const;
   bool on(std::string_view cluster) const;
+  // The segment on `cluster`, or nullptr.
+  const PlacementSegment* segment_on(std::string_view cluster) const;
 };
 
 std::string encode_placement(const TopicPlacement& placement);

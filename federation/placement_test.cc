@@ -46,10 +46,32 @@ TEST(PlacementTest, EncodingRoundTrips) {
   EXPECT_EQ(back->segments[1].partitions, 6);
 }
 
+TEST(PlacementTest, OffsetBasesRoundTripAndLocate) {
+  TopicPlacement p = split_placement();
+  p.segments[1].offset_bases = {0, 10, 0, 0, 0, 7};
+  const std::string text = encode_placement(p);
+  EXPECT_EQ(text.substr(0, 2), "2 ");
+  EXPECT_NE(text.find(" a:6 b:6@0,10,0,0,0,7"), std::string::npos);
+  auto back = decode_placement(text);
+  ASSERT_TRUE(back);
+  EXPECT_TRUE(back->segments[0].offset_bases.empty());
+  EXPECT_EQ(back->segments[1].offset_bases, p.segments[1].offset_bases);
+  EXPECT_EQ(back->locate(7)->offset_base, 10);
+  EXPECT_EQ(back->locate(11)->offset_base, 7);
+  EXPECT_EQ(back->locate(1)->offset_base, 0);
+  // All zero: written as version 1, which older endpoints read.
+  p.segments[1].offset_bases.assign(6, 0);
+  EXPECT_EQ(encode_placement(p).substr(0, 2), "1 ");
+}
+
 TEST(PlacementTest, RefusesWhatIsNotAPlacement) {
   const std::string id(32, 'a');
   EXPECT_FALSE(decode_placement(""));
-  EXPECT_FALSE(decode_placement("2 " + id + " a:1"));       // a newer version
+  EXPECT_FALSE(decode_placement("3 " + id + " a:1"));       // a newer version
+  EXPECT_FALSE(decode_placement("1 " + id + " a:2@0,5"));   // bases need version 2
+  EXPECT_FALSE(decode_placement("2 " + id + " a:2@5"));     // a base per partition
+  EXPECT_FALSE(decode_placement("2 " + id + " a:2@5,-1"));  // never negative
+  EXPECT_FALSE(decode_placement("2 " + id + " a:2@5,6,"));
   EXPECT_FALSE(decode_placement("1 " + id));                // no segment
   EXPECT_FALSE(decode_placement("1 " + id + " a:0"));       // an empty segment
   EXPECT_FALSE(decode_placement("1 " + id + " a:x"));

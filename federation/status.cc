@@ -61,9 +61,23 @@ std::string topics_view(const FederationStatus& status) {
       if (j) out += ",";
       out += "{";
       broker::json_string(key(out, "cluster"), t.placement[j].first);
-      key(out += ",", "partitions") += std::to_string(t.placement[j].second) + "}";
+      key(out += ",", "partitions") += std::to_string(t.placement[j].second);
+      if (j < t.offset_bases.size() && !t.offset_bases[j].empty()) {
+        key(out += ",", "offset_bases") += "[";
+        for (size_t k = 0; k < t.offset_bases[j].size(); ++k) out += (k ? "," : "") + std::to_string(t.offset_bases[j][k]);
+        out += "]";
+      }
+      out += "}";
     }
-    out += "]}";
+    out += "]";
+    if (!t.move_state.empty()) {
+      key(out += ",", "move") += "{";
+      broker::json_string(key(out, "from"), t.move_from);
+      broker::json_string(key(out += ",", "to"), t.move_to);
+      broker::json_string(key(out += ",", "state"), t.move_state);
+      key(out += ",", "batches_copied") += std::to_string(t.move_batches_copied) + "}";
+    }
+    out += "}";
   }
   return out + "]}";
 }

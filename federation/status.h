@@ -35,6 +35,10 @@ struct FederationStatus {
     std::string id;
     int32_t partitions = 0;
     std::vector<std::pair<std::string, int32_t>> placement;  // (cluster, partitions), in order
+    std::vector<std::vector<int64_t>> offset_bases;            // per segment (placement.h); empty: zero
+    // Its last move between members (Federation::TopicMove), if any.
+    std::string move_from, move_to, move_state;
+    int64_t move_batches_copied = 0;
   };
   int32_t node_id = 0;
   bool accepting = false;  // clients are let in (every member had its first health round)

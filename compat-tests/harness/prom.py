@@ -32,10 +32,10 @@ def wait_for(what: str, probe, timeout: float, interval: float = 0.5):
         time.sleep(interval)
 
 
-def http_get(port: int, path: str, timeout: float = 10.0) -> tuple[int, dict, str]:
+def http_get(port: int, path: str, timeout: float = 10.0, method: str = "GET") -> tuple[int, dict, str]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("GET", path)
+        conn.request(method, path)
         res = conn.getresponse()
         return res.status, dict(res.getheaders()), res.read().decode()
     finally:

@@ -111,6 +111,7 @@ boost::asio::awaitable<Result> raise(Federation& federation, MemberLinks& links,
   }
   if (!validate_only) {
     last.partitions = member_count;
+    if (!last.offset_bases.empty()) last.offset_bases.resize(static_cast<size_t>(member_count), 0);  // new: from 0
     const bool written = co_await federation.store().put(topic.name, placement);
     if (!written) {
       member->request_refresh();  // so that asking again finds them there

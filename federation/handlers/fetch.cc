@@ -28,6 +28,7 @@
 #include "protocol/error_codes.h"
 #include "protocol/messages/fetch_request.h"
 #include "protocol/messages/fetch_response.h"
+#include "protocol/record_batch.h"
 
 namespace sluice::federation {
 namespace {
@@ -79,6 +80,21 @@ const FetchResponse::FetchableTopicResponse::PartitionData* find_answer(const Fe
       for (const auto& p : t.partitions)
         if (p.partition_index == partition) return &p;
   return nullptr;
+}
+
+// A moved segment's records (placement.h): each complete batch's base offset
+// raised by `offset_base`, in place in the member's answer (the base offset
+// is outside the batch's CRC). A cut last batch is left as it is: clients
+// skip it.
+void rebase_batches(std::string& frame, std::string_view records, int64_t offset_base) {
+  char* at = frame.data() + (records.data() - frame.data());
+  size_t left = records.size();
+  while (auto header = protocol::RecordBatchHeader::parse(std::string_view(at, left))) {
+    if (header->batch_length < 0 || header->total_size() > left) break;
+    protocol::set_base_offset(at, header->base_offset + offset_base);
+    at += header->total_size();
+    left -= header->total_size();
+  }
 }
 
 }  // namespace
@@ -134,10 +150,12 @@ boost::asio::awaitable<void> handle_fetch(FederationRequest& request) {
         forwarded_topics.emplace_back().topic = topic.topic;
       auto& forwarded = forwarded_topics.back().partitions.emplace_back();
       forwarded.partition = where.member_partition;
-      forwarded.fetch_offset = p.fetch_offset;
+      // Below a moved segment's base nothing was copied: the member answers OFFSET_OUT_OF_RANGE.
+      forwarded.fetch_offset = p.fetch_offset - where.offset_base;
       forwarded.partition_max_bytes = std::clamp(p.partition_max_bytes, 0, kMaxForwardedBytes);
       slot.target = target;
       slot.member_partition = where.member_partition;
+      slot.offset_base = where.offset_base;
     }
   }
   // MaxBytes shared out, each share under what one member answer may be.
@@ -176,10 +194,14 @@ boost::asio::awaitable<void> handle_fetch(FederationRequest& request) {
       continue;
     }
     out.error_code = answer->error_code;
-    out.high_watermark = answer->high_watermark;
-    out.last_stable_offset = answer->last_stable_offset;
-    out.log_start_offset = answer->log_start_offset;
+    out.high_watermark = federated_offset(answer->high_watermark, slot.offset_base);
+    out.last_stable_offset = federated_offset(answer->last_stable_offset, slot.offset_base);
+    out.log_start_offset = federated_offset(answer->log_start_offset, slot.offset_base);
     out.aborted_transactions = answer->aborted_transactions;
+    if (slot.offset_base != 0 && out.aborted_transactions)
+      for (auto& aborted : *out.aborted_transactions) aborted.first_offset += slot.offset_base;
+    if (slot.offset_base != 0 && answer->records && answer->records->in_memory())
+      rebase_batches(*slot.target->reply->frame, answer->records->bytes(), slot.offset_base);
     out.records = answer->records;  // a view into the member's answer, alive until this is encoded
     if (answer->error_code == static_cast<int16_t>(ErrorCode::kNotLeaderOrFollower)) slot.target->member->request_refresh();
   }

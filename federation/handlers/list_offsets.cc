@@ -66,6 +66,7 @@ boost::asio::awaitable<void> handle_list_offsets(FederationRequest& request) {
       forwarded.timestamp = p.timestamp;
       slot.target = target;
       slot.member_partition = where.member_partition;
+      slot.offset_base = where.offset_base;
     }
   }
   WaitGroup group(federation.executor());
@@ -93,7 +94,7 @@ boost::asio::awaitable<void> handle_list_offsets(FederationRequest& request) {
     }
     out.error_code = answer->error_code;
     out.timestamp = answer->timestamp;
-    out.offset = answer->offset;
+    out.offset = federated_offset(answer->offset, slot.offset_base);
     if (answer->error_code == static_cast<int16_t>(ErrorCode::kNotLeaderOrFollower)) slot.target->member->request_refresh();
   }
   request.respond(reply);

@@ -61,6 +61,11 @@ boost::asio::awaitable<void> handle_offset_commit(FederationRequest& request) {
         slot.error = refused != ErrorCode::kNone ? refused : where.error;
         continue;
       }
+      if (federation.moving_frozen(topic.name, where.member->name())) {
+        // Its offsets are being copied to the member it moves to: retriable, committed again.
+        slot.error = ErrorCode::kCoordinatorLoadInProgress;
+        continue;
+      }
       Target* target = target_for(targets, by_member, where.member, [&](Target& t) {
         t.member = where.member;
         t.request.group_id = body.group_id;
@@ -71,7 +76,7 @@ boost::asio::awaitable<void> handle_offset_commit(FederationRequest& request) {
         forwarded_topics.emplace_back().name = topic.name;
       auto& forwarded = forwarded_topics.back().partitions.emplace_back();
       forwarded.partition_index = where.member_partition;
-      forwarded.committed_offset = p.committed_offset;
+      forwarded.committed_offset = p.committed_offset < 0 ? p.committed_offset : p.committed_offset - where.offset_base;
       forwarded.committed_leader_epoch = p.committed_leader_epoch;  // the member's own epochs (its batches')
       forwarded.committed_metadata = p.committed_metadata;
       slot.target = target;

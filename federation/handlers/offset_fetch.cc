@@ -14,6 +14,7 @@
 
 #include "federation/handlers/forward.h"
 #include "federation/handlers/handlers.h"
+#include "federation/handlers/routing.h"
 #include "protocol/error_codes.h"
 #include "protocol/messages/offset_fetch_request.h"
 #include "protocol/messages/offset_fetch_response.h"
@@ -99,7 +100,8 @@ boost::asio::awaitable<GroupReply> fetch_group(Federation& federation, MemberLin
       for (const auto& p : t.partitions) {
         const int32_t federated = placement->federated_partition(target.member->name(), p.partition_index);
         if (federated < 0 || p.error_code != 0) continue;
-        committed[{t.name, federated}] = {p.committed_offset, p.metadata};
+        const auto where = placement->locate(federated);
+        committed[{t.name, federated}] = {federated_offset(p.committed_offset, where ? where->offset_base : 0), p.metadata};
       }
     }
   }

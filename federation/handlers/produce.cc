@@ -37,6 +37,26 @@ const ProduceResponse::TopicProduceResponse::PartitionProduceResponse* find_answ
   return nullptr;
 }
 
+// The topics a Produce forwards, counted in flight (Federation::
+// produce_started) from before the first is sent until the answers are in.
+class ProducesInFlight {
+ public:
+  ProducesInFlight(Federation& federation, const std::vector<Slot>& slots) : federation_(federation) {
+    for (const Slot& slot : slots)
+      if (slot.target && (topics_.empty() || topics_.back() != slot.topic)) topics_.push_back(slot.topic);
+    for (const auto& topic : topics_) federation_.produce_started(topic);
+  }
+  ~ProducesInFlight() {
+    for (const auto& topic : topics_) federation_.produce_finished(topic);
+  }
+  ProducesInFlight(const ProducesInFlight&) = delete;
+  ProducesInFlight& operator=(const ProducesInFlight&) = delete;
+
+ private:
+  Federation& federation_;
+  std::vector<std::string> topics_;
+};
+
 }  // namespace
 
 boost::asio::awaitable<void> handle_produce(FederationRequest& request) {
@@ -54,6 +74,10 @@ boost::asio::awaitable<void> handle_produce(FederationRequest& request) {
         slot.error = where.error;
         continue;
       }
+      if (federation.moving_frozen(topic.name, where.member->name())) {
+        slot.error = ErrorCode::kNotLeaderOrFollower;  // switching members: retriable, the client asks again
+        continue;
+      }
       Target* target = target_for(targets, by_node, std::pair(where.member, where.node), [&](Target& t) {
         t.member = where.member;
         t.node = where.node;
@@ -66,8 +90,11 @@ boost::asio::awaitable<void> handle_produce(FederationRequest& request) {
       forwarded_topic.back().partition_data.push_back({where.member_partition, p.records});
       slot.target = target;
       slot.member_partition = where.member_partition;
+      slot.offset_base = where.offset_base;
     }
   }
+  // Counted until answered: a move's switch waits for what was sent to the old member.
+  const ProducesInFlight in_flight(federation, slots);
   WaitGroup group(federation.executor());
   const std::chrono::milliseconds timeout(std::max(body.timeout_ms, 0) + federation.config().request_timeout_ms);
   for (Target& target : targets) {
@@ -108,9 +135,9 @@ boost::asio::awaitable<void> handle_produce(FederationRequest& request) {
       continue;
     }
     out.error_code = answer->error_code;
-    out.base_offset = answer->base_offset;
+    out.base_offset = federated_offset(answer->base_offset, slot.offset_base);
     out.log_append_time_ms = answer->log_append_time_ms;
-    out.log_start_offset = answer->log_start_offset;
+    out.log_start_offset = federated_offset(answer->log_start_offset, slot.offset_base);
     out.record_errors = answer->record_errors;
     out.error_message = answer->error_message;
     if (answer->error_code == static_cast<int16_t>(ErrorCode::kNotLeaderOrFollower)) slot.target->member->request_refresh();

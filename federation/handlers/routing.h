@@ -21,6 +21,7 @@ struct Route {
   MemberCluster* member = nullptr;
   int32_t node = -1;  // the member broker leading it (with need_leader)
   int32_t member_partition = -1;
+  int64_t offset_base = 0;  // federated offset = member offset + offset_base (placement.h)
 };
 
 inline Route route(const Federation& federation, const TopicPlacement* placement, const std::string& topic,
@@ -33,6 +34,7 @@ inline Route route(const Federation& federation, const TopicPlacement* placement
     return r;
   }
   r.member_partition = where->partition;
+  r.offset_base = where->offset_base;
   if (!need_leader) return r;
   r.node = r.member->leader_of(topic, where->partition);
   if (r.node < 0) r.error = protocol::ErrorCode::kNotLeaderOrFollower;
@@ -47,7 +49,13 @@ struct PartitionSlot {
   protocol::ErrorCode error = protocol::ErrorCode::kNone;
   Target* target = nullptr;
   int32_t member_partition = -1;
+  int64_t offset_base = 0;
 };
+
+// A member's offset in the federated numbering (-1, "none", stays -1).
+inline int64_t federated_offset(int64_t member_offset, int64_t offset_base) {
+  return member_offset < 0 ? member_offset : member_offset + offset_base;
+}
 
 // The forwarded request for `key` (a member broker; a member for group
 // requests), made and set up by `make` the first time. `targets` is a list:

@@ -1,0 +1,43 @@
+// Moving a federated topic's segment from one member cluster to another: copy,
+// catch up, switch (issue 19). Started from the admin server
+// (POST /v1/topics/<topic>/move?to=<cluster>[&from=<cluster>]) and run in the
+// background on the endpoint's thread; its progress is in GET /v1/topics.
+//
+//   1. The move is recorded in the map as a creation on the new member
+//      (FederationStore::begin_creation), so a kill -9 before the switch has
+//      the copy deleted at the next start. The topic is created there with
+//      the same partition count and the old member's topic configs.
+//   2. Each partition's batches are copied from its log start on the old
+//      member (Fetch) to the new one (Produce, one batch per partition per
+//      request, as it came, producer ids and sequences included), and the
+//      new member's offsets checked against the old ones: the copy of the
+//      old member's offset o is at o - base, base being the log start the
+//      copy began at. Clients go on reading and writing on the old member.
+//   3. Once the copy has nearly caught up, the switch: Produce and
+//      OffsetCommit for the segment are answered with retriable errors
+//      (NOT_LEADER_OR_FOLLOWER, COORDINATOR_LOAD_IN_PROGRESS), the Produce
+//      requests already forwarded are waited for, the rest is copied until
+//      the old member's latest offsets stay put, and every group's committed
+//      offsets for the topic are copied over (less the base).
+//   4. The map is rewritten durably: the segment is on the new member, with
+//      the bases (placement.h), so a client's offsets name the same records
+//      before and after. Then the old member's topic is deleted (recorded
+//      first, so a stop in between finishes it at the next start).
+// Any failure before the switch ends the move: the copy is deleted and the
+// topic stays where it was. What a move refuses: a topic whose batches are
+// not contiguous (compacted, or written in transactions), since the copy
+// could not keep its offsets.
+#pragma once
+
+#include <string>
+
+namespace sluice::federation {
+
+class Federation;
+
+// Starts moving `topic`'s segment on member `from` (empty: the topic's only
+// segment) to member `to`; "" if it started, else why not (the topic is not
+// placed, or is being changed; `to` is unknown, unhealthy or holds it).
+std::string start_topic_move(Federation& federation, const std::string& topic, std::string from, const std::string& to);
+
+}  // namespace sluice::federation
