@@ -672,3 +672,69 @@ def test_topic_moved_under_load(fed):
         assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, ends[0] - 100)
     finally:
         c.close()
+
+
+def test_move_interrupted_by_a_kill9_is_undone(fed):
+    """The endpoint kill -9ed in the middle of a move (the copy on the new member half made: that
+    member is SIGSTOPped with an append outstanding): after the restart the topic is still on its
+    old member, whole and readable through the endpoint at the same offsets, and the half copy is
+    deleted from the new member (the move was recorded before the copy began). Moving it again
+    then works."""
+    import signal
+    node, members = fed
+    topic = "fed-move-killed"
+    assert create(node.bootstrap, topic, 2) is None
+    ck.wait_topic(node.bootstrap, topic, 2)
+    src = "a" if topic in member_topics(members["a"].bootstrap) else "b"
+    dst = "b" if src == "a" else "a"
+    # Many small batches, so that the copy takes a while.
+    p = Producer({"bootstrap.servers": node.bootstrap, "acks": "all", "linger.ms": 0, "batch.num.messages": 4,
+                  "log_level": 3})
+    n = 8000
+    for i in range(n):
+        p.produce(topic, key=b"k-%d" % i, value=b"v-%d" % i, partition=i % 2)
+        if i % 200 == 0:
+            p.flush(30)
+    assert p.flush(60) == 0
+
+    status, _, body = http_get(node.admin_port, f"/v1/topics/{topic}/move?to={dst}", method="POST")
+    assert status == 202, body
+    stopped = False
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            entry = next(t for t in admin_json(node.admin_port, "/v1/topics")["topics"] if t["name"] == topic)
+            move = entry.get("move", {"state": "copying", "batches_copied": 0})  # shown within 0.5 s
+            if move["batches_copied"] >= 20:
+                break
+            assert move["state"] == "copying" and time.monotonic() < deadline, entry
+            time.sleep(0.01)
+        members[dst].proc.send_signal(signal.SIGSTOP)
+        stopped = True
+        time.sleep(0.3)
+        entry = next(t for t in admin_json(node.admin_port, "/v1/topics")["topics"] if t["name"] == topic)
+        assert entry["move"]["state"] == "copying", entry  # caught in the middle
+        node.kill9()
+    finally:
+        if stopped:
+            members[dst].proc.send_signal(signal.SIGCONT)
+    node.start()
+    deadline = time.monotonic() + 30
+    while topic in member_topics(members[dst].bootstrap):
+        assert time.monotonic() < deadline, f"the half copy is still on {dst}"
+        time.sleep(0.2)
+    entry = next(t for t in admin_json(node.admin_port, "/v1/topics")["topics"] if t["name"] == topic)
+    assert [s["cluster"] for s in entry["placement"]] == [src] and "offset_bases" not in entry["placement"][0], entry
+    got = ck.consume(node.bootstrap, topic, {q: n // 2 for q in range(2)}, timeout=60)
+    for q in range(2):
+        assert [(o, k) for o, k, _, _ in got[q]] == [(j, b"k-%d" % i) for j, i in enumerate(range(q, n, 2))]
+
+    deadline = time.monotonic() + 30
+    while (status := http_get(node.admin_port, f"/v1/topics/{topic}/move?to={dst}", method="POST")[0]) != 202:
+        assert status == 409 and time.monotonic() < deadline, status  # held until the undo is done
+        time.sleep(0.5)
+    entry = wait_move(node, topic)
+    assert [s["cluster"] for s in entry["placement"]] == [dst], entry
+    got = ck.consume(node.bootstrap, topic, {q: n // 2 for q in range(2)}, timeout=60)
+    for q in range(2):
+        assert [(o, k) for o, k, _, _ in got[q]] == [(j, b"k-%d" % i) for j, i in enumerate(range(q, n, 2))]

@@ -362,9 +362,9 @@ asio::awaitable<std::string> TopicMover::append(std::vector<std::vector<std::str
                 std::to_string(r.base_offset) + " on " + to_name_ + ", expected " + std::to_string(next_[p] - bases_[p]);
           next_[p] += header->last_offset_delta + 1;
           ++copied;
+          ++state().batches_copied;
         }
     }
-    state().batches_copied += static_cast<int64_t>(pastes.size());
   }
   co_return std::string();
 }
