@@ -552,14 +552,14 @@ def test_creation_interrupted_by_a_kill9_is_undone(fed):
     assert member_topics(a.bootstrap)["fed-half"] == 2 and member_topics(b.bootstrap)["fed-half"] == 2
 
 
-def wait_move(node, topic: str, timeout: float = 90.0) -> dict:
-    """Until /v1/topics shows the topic's move ended; its entry. A failed move fails the test."""
+def wait_move(node, topic: str, to: str, timeout: float = 90.0) -> dict:
+    """Until /v1/topics shows the topic's move to `to` ended; its entry. A failed move fails the test."""
     deadline = time.monotonic() + timeout
     while True:
         entry = next((t for t in admin_json(node.admin_port, "/v1/topics")["topics"] if t["name"] == topic), None)
         move = (entry or {}).get("move", {})
         assert not move.get("state", "").startswith("failed"), move
-        if move.get("state") == "done":
+        if move.get("state") == "done" and move.get("to") == to:
             return entry
         assert time.monotonic() < deadline, f"the move did not end: {entry}"
         time.sleep(0.2)
@@ -632,7 +632,7 @@ def test_topic_moved_under_load(fed):
         status, _, body = http_get(node.admin_port, f"/v1/topics/{topic}/move?to={dst}", method="POST")
         assert status == 202, body
         at_move = len(acked)
-        entry = wait_move(node, topic)
+        entry = wait_move(node, topic, dst)
         assert [s["cluster"] for s in entry["placement"]] == [dst], entry
         assert entry["move"]["from"] == src and entry["move"]["batches_copied"] > 0, entry
         assert entry["placement"][0]["offset_bases"][0] == 100, entry
@@ -672,6 +672,25 @@ def test_topic_moved_under_load(fed):
         assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, ends[0] - 100)
     finally:
         c.close()
+    # And back again: the bases add up (the new member's offsets are the old member's less its
+    # log start, which were the federated ones less 100), and the group's offsets come along.
+    deadline = time.monotonic() + 30
+    while (answer := http_get(node.admin_port, f"/v1/topics/{topic}/move?to={src}", method="POST"))[0] != 202:
+        assert answer[0] == 409 and time.monotonic() < deadline, answer  # held until the old part is deleted
+        time.sleep(0.2)
+    entry = wait_move(node, topic, src)
+    assert [s["cluster"] for s in entry["placement"]] == [src], entry
+    c = Consumer({"bootstrap.servers": node.bootstrap, "group.id": group})
+    try:
+        assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (100, ends[0])
+        committed = c.committed([TopicPartition(topic, p) for p in range(3)], timeout=15)
+        assert [tp.offset for tp in committed] == [ends[p] for p in range(3)], committed
+    finally:
+        c.close()
+    got = ck.consume(node.bootstrap, topic, {p: ends[p] - (100 if p == 0 else 0) for p in range(3)},
+                     start={0: 100}, timeout=60)
+    for p in range(3):
+        assert {(o, k.decode()) for o, k, _, _ in got[p]} == {(o, k) for (q, o), k in want.items() if q == p}
 
 
 def test_move_interrupted_by_a_kill9_is_undone(fed):
@@ -733,7 +752,7 @@ def test_move_interrupted_by_a_kill9_is_undone(fed):
     while (status := http_get(node.admin_port, f"/v1/topics/{topic}/move?to={dst}", method="POST")[0]) != 202:
         assert status == 409 and time.monotonic() < deadline, status  # held until the undo is done
         time.sleep(0.5)
-    entry = wait_move(node, topic)
+    entry = wait_move(node, topic, dst)
     assert [s["cluster"] for s in entry["placement"]] == [dst], entry
     got = ck.consume(node.bootstrap, topic, {q: n // 2 for q in range(2)}, timeout=60)
     for q in range(2):

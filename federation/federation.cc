@@ -219,14 +219,29 @@ bool Federation::moving_frozen(std::string_view topic, std::string_view cluster)
   return it != moves_.end() && it->second.frozen && it->second.from == cluster;
 }
 
-void Federation::produce_finished(const std::string& topic) {
-  auto it = produces_in_flight_.find(topic);
-  if (it != produces_in_flight_.end() && --it->second <= 0) produces_in_flight_.erase(it);
+void Federation::write_finished(const std::string& topic, const std::string& member) {
+  auto it = writes_in_flight_.find({topic, member});
+  if (it != writes_in_flight_.end() && --it->second <= 0) writes_in_flight_.erase(it);
 }
 
-int Federation::produces_in_flight(std::string_view topic) const {
-  auto it = produces_in_flight_.find(topic);
-  return it == produces_in_flight_.end() ? 0 : it->second;
+int Federation::writes_in_flight(const std::string& topic, const std::string& member) const {
+  auto it = writes_in_flight_.find({topic, member});
+  return it == writes_in_flight_.end() ? 0 : it->second;
+}
+
+void Federation::note_acknowledged(const std::string& topic, const std::string& member, int32_t partition,
+                                   int64_t end) {
+  int64_t& known = acknowledged_ends_[{topic, member, partition}];
+  known = std::max(known, end);
+}
+
+int64_t Federation::acknowledged_end(const std::string& topic, const std::string& member, int32_t partition) const {
+  auto it = acknowledged_ends_.find({topic, member, partition});
+  return it == acknowledged_ends_.end() ? 0 : it->second;
+}
+
+void Federation::forget_acknowledged(const std::string& topic) {
+  std::erase_if(acknowledged_ends_, [&](const auto& entry) { return std::get<0>(entry.first) == topic; });
 }
 
 asio::awaitable<void> Federation::publish_status() {

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <string_view>
 #include <vector>
 
@@ -66,11 +67,18 @@ class Federation {
   };
   std::map<std::string, TopicMove, std::less<>>& moves() { return moves_; }
   bool moving_frozen(std::string_view topic, std::string_view cluster) const;
-  // Produce requests forwarded and not answered yet, by topic: a move's
-  // switch waits until none is left on the old member.
-  void produce_started(const std::string& topic) { ++produces_in_flight_[topic]; }
-  void produce_finished(const std::string& topic);
-  int produces_in_flight(std::string_view topic) const;
+  // Produce and OffsetCommit requests forwarded to a member and not answered
+  // yet, by topic and member: a move's switch waits until none is left on
+  // the old member.
+  void write_started(const std::string& topic, const std::string& member) { ++writes_in_flight_[{topic, member}]; }
+  void write_finished(const std::string& topic, const std::string& member);
+  int writes_in_flight(const std::string& topic, const std::string& member) const;
+  // The end of what a member acknowledged to acks=1 (and acks=0) producers,
+  // by topic, member and member partition: its high watermark may be behind
+  // it for a while, and a move copies at least that far.
+  void note_acknowledged(const std::string& topic, const std::string& member, int32_t partition, int64_t end);
+  int64_t acknowledged_end(const std::string& topic, const std::string& member, int32_t partition) const;
+  void forget_acknowledged(const std::string& topic);
 
  private:
   boost::asio::awaitable<void> accept(boost::asio::ip::tcp::acceptor acceptor);
@@ -107,7 +115,8 @@ class Federation {
   std::map<std::string, std::chrono::steady_clock::time_point, std::less<>> deleted_;  // until when not adopted
   bool accepting_ = false;  // every member had its first health round: clients are let in
   std::map<std::string, TopicMove, std::less<>> moves_;
-  std::map<std::string, int, std::less<>> produces_in_flight_;
+  std::map<std::pair<std::string, std::string>, int> writes_in_flight_;
+  std::map<std::tuple<std::string, std::string, int32_t>, int64_t> acknowledged_ends_;
   // Declared before the server that reads it on its own thread, so destroyed after it.
   broker::SnapshotBoard<FederationStatus> status_board_;
   std::unique_ptr<broker::AdminServer> admin_;

@@ -111,10 +111,22 @@ void FederationStore::leave_unfinished(const std::string& topic, std::vector<std
 }
 
 boost::asio::awaitable<bool> FederationStore::put(std::string topic, TopicPlacement placement) {
-  // The placement, and the end of its creation (if it was one), at once.
+  co_return co_await put_with_creation(std::move(topic), std::move(placement), std::nullopt);
+}
+
+boost::asio::awaitable<bool> FederationStore::switch_placement(std::string topic, TopicPlacement placement,
+                                                               std::vector<std::string> delete_from) {
+  std::string creating;
+  for (const auto& c : delete_from) creating += (creating.empty() ? "" : ",") + c;
+  co_return co_await put_with_creation(std::move(topic), std::move(placement), std::move(creating));
+}
+
+boost::asio::awaitable<bool> FederationStore::put_with_creation(std::string topic, TopicPlacement placement,
+                                                                std::optional<std::string> creating) {
+  // The placement, and the creation record (ended, or rewritten), at once.
   std::vector<storage::StateStore::Change> changes;
   changes.push_back({std::string(kTopicPrefix) + topic, encode_placement(placement)});
-  changes.push_back({std::string(kCreatingPrefix) + topic, std::nullopt});
+  changes.push_back({std::string(kCreatingPrefix) + topic, std::move(creating)});
   const bool ok = co_await write(writer_, std::move(changes));
   if (ok) {
     if (auto old = topics_.find(topic); old != topics_.end()) names_by_id_.erase(old->second.topic_id.bytes);

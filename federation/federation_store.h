@@ -44,6 +44,11 @@ class FederationStore {
   // Records the placement durably, ending its creation if it was one; false
   // if it could not be written (nothing changed).
   boost::asio::awaitable<bool> put(std::string topic, TopicPlacement placement);
+  // A move's switch: the placement, and in the same transaction a creation
+  // record naming the members whose part is now to be deleted (end_creation
+  // once it is), so that a stop in between finishes the deletion.
+  boost::asio::awaitable<bool> switch_placement(std::string topic, TopicPlacement placement,
+                                                std::vector<std::string> delete_from);
 
   // A creation in progress, recorded durably before any member is asked to
   // create its part: if the endpoint stops before put() or end_creation(),
@@ -73,6 +78,8 @@ class FederationStore {
   static constexpr int64_t kProducerIdBlock = 1000;
 
  private:
+  boost::asio::awaitable<bool> put_with_creation(std::string topic, TopicPlacement placement,
+                                                 std::optional<std::string> creating);
   std::unique_ptr<storage::StateStore> store_;
   broker::StateWriter writer_;
   std::map<std::string, TopicPlacement, std::less<>> topics_;

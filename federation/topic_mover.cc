@@ -138,6 +138,10 @@ class TopicMover {
   // log start, or the start of the batch holding it (batches go whole).
   std::vector<int64_t> bases_;
   std::vector<int64_t> next_;   // per partition: the old member's next offset to copy
+  // What became of the copy on the new member, for undo(): nothing to delete
+  // unless it may have been made (and never someone else's namesake).
+  enum class CopyState { kNotRecorded, kRecorded, kRefused, kMade } copy_ = CopyState::kNotRecorded;
+  std::chrono::steady_clock::time_point switch_deadline_{};  // the switch holds clients back until then at most
 };
 
 asio::awaitable<void> TopicMover::pause(std::chrono::milliseconds how_long) {
@@ -180,10 +184,12 @@ asio::awaitable<std::string> TopicMover::create_copy() {
   std::vector<std::string> copy_on(1, to_name_);  // named: no braced temporary in a co_await (GCC 12)
   const bool recorded = co_await federation_.store().begin_creation(topic_, copy_on);
   if (!recorded) co_return std::string("the federation's map could not be written");
+  copy_ = CopyState::kRecorded;
   co_await forward_one(creation, kCreateVersion, std::chrono::milliseconds(30000 + federation_.config().request_timeout_ms),
                        links_);
   if (!creation.reply || creation.reply->body.topics.empty()) co_return "CreateTopics on " + to_name_ + ": " + creation.failure;
   const auto& created = creation.reply->body.topics[0];
+  copy_ = created.error_code == 0 ? CopyState::kMade : CopyState::kRefused;  // refused: made by nobody, or someone else's
   if (created.error_code != 0)
     co_return "CreateTopics on " + to_name_ + ": " + error_text(created.error_code) + " " + created.error_message.value_or("");
   // Its leaders, before the first append.
@@ -409,17 +415,17 @@ asio::awaitable<std::string> TopicMover::latest_offsets(std::vector<int64_t>& ou
 }
 
 asio::awaitable<std::string> TopicMover::copy_rest() {
-  // Produce is held back now; what was forwarded before is answered first.
-  const auto deadline = std::chrono::steady_clock::now() + kSwitchLimit;
-  while (federation_.produces_in_flight(topic_) > 0) {
-    if (std::chrono::steady_clock::now() > deadline) co_return "Produce requests to " + from_name_ + " did not end";
+  // Produce and OffsetCommit are held back now; what was forwarded before is answered first.
+  while (federation_.writes_in_flight(topic_, from_name_) > 0) {
+    if (std::chrono::steady_clock::now() > switch_deadline_)
+      co_return "Produce and OffsetCommit requests to " + from_name_ + " did not end";
     co_await pause(std::chrono::milliseconds(5));
   }
   // Then until the old member's latest offsets are copied and stay put (a
   // replicated member's high watermark may still rise to what it acknowledged).
   std::vector<int64_t> latest, again;
   for (;;) {
-    if (std::chrono::steady_clock::now() > deadline) co_return std::string("the copy did not catch up");
+    if (std::chrono::steady_clock::now() > switch_deadline_) co_return std::string("the copy did not catch up");
     int64_t copied = 0;
     std::string failed = co_await copy_round(0, copied);
     if (!failed.empty()) co_return failed;
@@ -427,6 +433,15 @@ asio::awaitable<std::string> TopicMover::copy_rest() {
     failed = co_await latest_offsets(latest);
     if (!failed.empty()) co_return failed;
     if (latest != next_) continue;
+    // And what it acknowledged to acks=1 producers, which its high watermark may not show yet.
+    bool acknowledged_copied = true;
+    for (int32_t p = 0; p < partitions_; ++p)
+      acknowledged_copied = acknowledged_copied &&
+                            next_[static_cast<size_t>(p)] >= federation_.acknowledged_end(topic_, from_name_, p);
+    if (!acknowledged_copied) {
+      co_await pause(std::chrono::milliseconds(20));
+      continue;
+    }
     co_await pause(std::chrono::milliseconds(200));
     failed = co_await latest_offsets(again);
     if (!failed.empty()) co_return failed;
@@ -495,6 +510,8 @@ asio::awaitable<std::string> TopicMover::copy_committed_offsets() {
       if (g.protocol_type == "consumer" || g.protocol_type.empty()) groups.push_back(g.group_id);
   }
   for (size_t i = 0; i < groups.size(); ++i) {  // an index: co_await in the body (GCC 12)
+    if (std::chrono::steady_clock::now() > switch_deadline_)
+      co_return "copying " + std::to_string(groups.size()) + " groups' offsets took too long";
     const std::string failed = co_await copy_group_offsets(groups[i]);
     if (!failed.empty()) co_return failed;
   }
@@ -545,9 +562,15 @@ asio::awaitable<void> TopicMover::undo(std::string why) {
                               << " failed: " << why << "; it stays on " << from_name_);
   state().frozen = false;
   state().state = "failed: " + why;
-  MemberCluster* new_member = to();
-  std::vector<MemberCluster*> copy_on(1, new_member);  // named: no braced temporary in a co_await (GCC 12)
-  const bool undone = co_await undo_creation(federation_, links_, topic_, copy_on);
+  if (copy_ == CopyState::kNotRecorded) {
+    federation_.store().release(topic_);
+    co_return;
+  }
+  bool undone = true;
+  if (copy_ != CopyState::kRefused) {
+    std::vector<MemberCluster*> copy_on(1, to());  // named: no braced temporary in a co_await (GCC 12)
+    undone = co_await undo_creation(federation_, links_, topic_, copy_on);
+  }
   bool forgotten = false;
   if (undone) forgotten = co_await federation_.store().end_creation(topic_);
   if (forgotten) {
@@ -559,16 +582,14 @@ asio::awaitable<void> TopicMover::undo(std::string why) {
 }
 
 asio::awaitable<void> TopicMover::delete_old_part() {
-  // Recorded first, so that a stop before the deletion finishes it at the next start.
-  std::vector<std::string> old_name(1, from_name_);  // named: no braced temporary in a co_await (GCC 12)
-  const bool recorded = co_await federation_.store().begin_creation(topic_, old_name);
+  // Recorded with the switch (switch_placement), so a stop before the deletion finishes it at the next start.
   co_await pause(std::chrono::duration_cast<std::chrono::milliseconds>(kDeleteDelay));
   std::vector<MemberCluster*> old_member(1, from());
   const bool deleted = co_await undo_creation(federation_, links_, topic_, old_member);
   federation_.note_deleted(topic_);  // the old member may list it a moment longer
   bool forgotten = false;
-  if (deleted && recorded) forgotten = co_await federation_.store().end_creation(topic_);
-  if (forgotten || (deleted && !recorded)) {
+  if (deleted) forgotten = co_await federation_.store().end_creation(topic_);
+  if (forgotten) {
     federation_.store().release(topic_);
   } else {
     federation_.store().leave_unfinished(topic_, std::vector<std::string>{from_name_});
@@ -591,6 +612,7 @@ asio::awaitable<void> TopicMover::run() {
   if (failed.empty()) {
     state().state = "switching";
     state().frozen = true;
+    switch_deadline_ = std::chrono::steady_clock::now() + kSwitchLimit;
     failed = co_await copy_rest();
   }
   if (failed.empty()) failed = co_await trim_copy();
@@ -603,10 +625,14 @@ asio::awaitable<void> TopicMover::run() {
       TopicPlacement moved = *current;
       for (auto& segment : moved.segments)
         if (segment.cluster == from_name_) {
+          // The new member's offset o is the old member's o + bases_, which is federated o + bases_ + its base.
+          std::vector<int64_t> bases(bases_.size());
+          for (size_t p = 0; p < bases.size(); ++p) bases[p] = segment.offset_base(static_cast<int32_t>(p)) + bases_[p];
           segment.cluster = to_name_;
-          segment.offset_bases = bases_;
+          segment.offset_bases = std::move(bases);
         }
-      const bool written = co_await federation_.store().put(topic_, moved);
+      std::vector<std::string> old_part(1, from_name_);  // named: no braced temporary in a co_await (GCC 12)
+      const bool written = co_await federation_.store().switch_placement(topic_, moved, old_part);
       if (!written) failed = "the federation's map could not be written";
     }
   }
@@ -616,6 +642,7 @@ asio::awaitable<void> TopicMover::run() {
   }
   state().frozen = false;
   state().state = "done";
+  federation_.forget_acknowledged(topic_);
   to()->request_refresh();
   SLUICE_LOG(kInfo, "moved " << topic_ << " from member cluster " << from_name_ << " to " << to_name_ << " ("
                              << state().batches_copied << " batches copied); deleting it on " << from_name_);

@@ -67,6 +67,7 @@ boost::asio::awaitable<Result> remove(Federation& federation, MemberLinks& links
   }
   if (result.error_code == 0) {
     const bool erased = co_await federation.store().erase(name);
+    if (erased) federation.forget_acknowledged(name);
     if (!erased) {
       result.error_code = static_cast<int16_t>(ErrorCode::kKafkaStorageError);
       result.error_message = "The federation's topic map could not be written.";

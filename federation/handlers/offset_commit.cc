@@ -83,6 +83,10 @@ boost::asio::awaitable<void> handle_offset_commit(FederationRequest& request) {
       slot.member_partition = where.member_partition;
     }
   }
+  // Counted until answered: a move's switch copies the group's offsets only after.
+  WritesInFlight in_flight(federation);
+  for (const Slot& slot : slots)
+    if (slot.target) in_flight.add(slot.topic, slot.target->member->name());
   // Each member's coordinator of the group, then every member's commit at once.
   co_await forward_to_coordinators(federation, request.links, targets, body.group_id, kForwardVersion, coordinator_moved);
 

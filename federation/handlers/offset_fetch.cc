@@ -8,6 +8,7 @@
 // per partition before), which clients retry.
 #include <list>
 #include <map>
+#include <tuple>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -65,13 +66,22 @@ boost::asio::awaitable<GroupReply> fetch_group(Federation& federation, MemberLin
     }
     return target;
   };
+  // Where each asked-for partition was sent, and its offset base then: the
+  // answer is read in that numbering even if the topic moved meanwhile.
+  struct Routed {
+    int32_t federated = -1;
+    int64_t offset_base = 0;
+  };
+  std::map<std::tuple<MemberCluster*, std::string, int32_t>, Routed> routed;
   if (wanted) {
     for (const auto& t : *wanted) {
       const TopicPlacement* placement = federation.store().find(t.name);
       for (int32_t p : t.partitions) {
         const auto where = placement ? placement->locate(p) : std::nullopt;
         if (!where) continue;  // unknown: offset -1, as Kafka answers
-        auto& topics = target_of(federation.member(*where->cluster))->request.topics;
+        MemberCluster* member = federation.member(*where->cluster);
+        routed[{member, t.name, where->partition}] = {p, where->offset_base};
+        auto& topics = target_of(member)->request.topics;
         if (!topics) topics.emplace();
         if (topics->empty() || topics->back().name != t.name) topics->emplace_back().name = t.name;
         topics->back().partition_indexes.push_back(where->partition);
@@ -96,12 +106,20 @@ boost::asio::awaitable<GroupReply> fetch_group(Federation& federation, MemberLin
     }
     for (const auto& t : body->topics) {
       const TopicPlacement* placement = federation.store().find(t.name);
-      if (!placement) continue;
       for (const auto& p : t.partitions) {
-        const int32_t federated = placement->federated_partition(target.member->name(), p.partition_index);
-        if (federated < 0 || p.error_code != 0) continue;
-        const auto where = placement->locate(federated);
-        committed[{t.name, federated}] = {federated_offset(p.committed_offset, where ? where->offset_base : 0), p.metadata};
+        if (p.error_code != 0) continue;
+        Routed at;
+        if (wanted) {
+          auto it = routed.find({target.member, t.name, p.partition_index});
+          if (it == routed.end()) continue;
+          at = it->second;
+        } else if (placement) {  // everything the member has: in the map's numbering now
+          at.federated = placement->federated_partition(target.member->name(), p.partition_index);
+          if (const auto where = at.federated >= 0 ? placement->locate(at.federated) : std::nullopt)
+            at.offset_base = where->offset_base;
+        }
+        if (at.federated < 0) continue;
+        committed[{t.name, at.federated}] = {federated_offset(p.committed_offset, at.offset_base), p.metadata};
       }
     }
   }

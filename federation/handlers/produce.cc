@@ -13,6 +13,7 @@
 #include "federation/handlers/handlers.h"
 #include "federation/handlers/routing.h"
 #include "protocol/error_codes.h"
+#include "protocol/record_batch.h"
 #include "protocol/messages/produce_request.h"
 #include "protocol/messages/produce_response.h"
 
@@ -37,26 +38,6 @@ const ProduceResponse::TopicProduceResponse::PartitionProduceResponse* find_answ
   return nullptr;
 }
 
-// The topics a Produce forwards, counted in flight (Federation::
-// produce_started) from before the first is sent until the answers are in.
-class ProducesInFlight {
- public:
-  ProducesInFlight(Federation& federation, const std::vector<Slot>& slots) : federation_(federation) {
-    for (const Slot& slot : slots)
-      if (slot.target && (topics_.empty() || topics_.back() != slot.topic)) topics_.push_back(slot.topic);
-    for (const auto& topic : topics_) federation_.produce_started(topic);
-  }
-  ~ProducesInFlight() {
-    for (const auto& topic : topics_) federation_.produce_finished(topic);
-  }
-  ProducesInFlight(const ProducesInFlight&) = delete;
-  ProducesInFlight& operator=(const ProducesInFlight&) = delete;
-
- private:
-  Federation& federation_;
-  std::vector<std::string> topics_;
-};
-
 }  // namespace
 
 boost::asio::awaitable<void> handle_produce(FederationRequest& request) {
@@ -65,10 +46,15 @@ boost::asio::awaitable<void> handle_produce(FederationRequest& request) {
   std::list<Target> targets;  // a list: forward() holds a reference to its element
   std::map<std::pair<MemberCluster*, int32_t>, Target*> by_node;
   std::vector<Slot> slots;
+  std::vector<int64_t> spans;  // per slot: the offsets its batch takes (for acks=1 ends)
   for (const auto& topic : body.topic_data) {
     const TopicPlacement* placement = federation.store().find(topic.name);
     for (const auto& p : topic.partition_data) {
       Slot& slot = slots.emplace_back(Slot{topic.name, p.index});
+      const auto header = p.records && p.records->in_memory()
+                              ? protocol::RecordBatchHeader::parse(p.records->bytes())
+                              : std::nullopt;
+      spans.push_back(header ? int64_t{header->last_offset_delta} + 1 : 1);
       const Route where = route(federation, placement, topic.name, p.index);
       if (where.error != ErrorCode::kNone) {
         slot.error = where.error;
@@ -94,7 +80,9 @@ boost::asio::awaitable<void> handle_produce(FederationRequest& request) {
     }
   }
   // Counted until answered: a move's switch waits for what was sent to the old member.
-  const ProducesInFlight in_flight(federation, slots);
+  WritesInFlight in_flight(federation);
+  for (const Slot& slot : slots)
+    if (slot.target) in_flight.add(slot.topic, slot.target->member->name());
   WaitGroup group(federation.executor());
   const std::chrono::milliseconds timeout(std::max(body.timeout_ms, 0) + federation.config().request_timeout_ms);
   for (Target& target : targets) {
@@ -118,7 +106,8 @@ boost::asio::awaitable<void> handle_produce(FederationRequest& request) {
     co_return;
   }
   ProduceResponse reply;
-  for (const Slot& slot : slots) {
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const Slot& slot = slots[i];
     if (reply.responses.empty() || reply.responses.back().name != slot.topic) reply.responses.emplace_back().name = slot.topic;
     auto& out = reply.responses.back().partition_responses.emplace_back();
     out.index = slot.partition;
@@ -135,6 +124,9 @@ boost::asio::awaitable<void> handle_produce(FederationRequest& request) {
       continue;
     }
     out.error_code = answer->error_code;
+    if (answer->error_code == 0 && body.acks != -1 && answer->base_offset >= 0)
+      federation.note_acknowledged(slot.topic, slot.target->member->name(), slot.member_partition,
+                                   answer->base_offset + spans[i]);
     out.base_offset = federated_offset(answer->base_offset, slot.offset_base);
     out.log_append_time_ms = answer->log_append_time_ms;
     out.log_start_offset = federated_offset(answer->log_start_offset, slot.offset_base);

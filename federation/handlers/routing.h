@@ -6,6 +6,8 @@
 #include <list>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "federation/federation.h"
 #include "protocol/error_codes.h"
@@ -40,6 +42,29 @@ inline Route route(const Federation& federation, const TopicPlacement* placement
   if (r.node < 0) r.error = protocol::ErrorCode::kNotLeaderOrFollower;
   return r;
 }
+
+// The (topic, member) pairs a Produce or OffsetCommit forwards to, counted in
+// flight (Federation::write_started) from before the first is sent until the
+// answers are in: a move's switch waits for them.
+class WritesInFlight {
+ public:
+  explicit WritesInFlight(Federation& federation) : federation_(federation) {}
+  void add(const std::string& topic, const std::string& member) {
+    for (const auto& w : writes_)
+      if (w.first == topic && w.second == member) return;
+    writes_.emplace_back(topic, member);
+    federation_.write_started(topic, member);
+  }
+  ~WritesInFlight() {
+    for (const auto& [topic, member] : writes_) federation_.write_finished(topic, member);
+  }
+  WritesInFlight(const WritesInFlight&) = delete;
+  WritesInFlight& operator=(const WritesInFlight&) = delete;
+
+ private:
+  Federation& federation_;
+  std::vector<std::pair<std::string, std::string>> writes_;
+};
 
 // One partition of a client's request, and the forwarded request it went in.
 template <typename Target>
