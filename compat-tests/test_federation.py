@@ -565,6 +565,69 @@ def wait_move(node, topic: str, to: str, timeout: float = 90.0) -> dict:
         time.sleep(0.2)
 
 
+def move_under_load(node, topic: str, partitions: int, group: str, want: dict, post: str, to: str) -> dict:
+    """A producer (acks=all, keyed, round robin over the partitions) and a group of two consumers
+    (committing after every poll) through the endpoint, while POST `post` moves partitions of the
+    topic to member `to`, and for a while after. Checks that every record acknowledged (those in
+    `want` beforehand too, which it extends) is consumed exactly once, at its offset with its key,
+    and that the group never rebalanced. Returns the topic's /v1/topics entry once moved."""
+    import threading
+    from harness import groups
+    consumers = [groups.Member(f"m{i}", "confluent", node.bootstrap, group, topic) for i in range(2)]
+    stop = threading.Event()
+    acked: dict[tuple[int, int], str] = {}
+    errors: list = []
+    first = max(int(k.split("-")[1]) for k in want.values()) + 1 if want else 0
+
+    def produce():
+        def on_delivery(err, m):
+            if err is not None:
+                errors.append(err)
+            else:
+                acked[(m.partition(), m.offset())] = m.key().decode()
+        p = Producer({"bootstrap.servers": node.bootstrap, "acks": "all", "linger.ms": 5,
+                      "message.timeout.ms": 60000, "log_level": 3})
+        deadline = time.monotonic() + 120
+        for i in range(first, first + 60000):  # bounded in count and time
+            if stop.is_set() or time.monotonic() > deadline:
+                break
+            p.produce(topic, value=b"v-%d" % i, key=b"k-%d" % i, partition=i % partitions, on_delivery=on_delivery)
+            p.poll(0)
+            if i % 20 == 0:
+                time.sleep(0.005)
+        p.flush(60)
+
+    writer = threading.Thread(target=produce, daemon=True)
+    try:
+        groups.wait_balanced(consumers, partitions, None)
+        groups.wait_until(lambda: all(m.owned() for m in consumers), 45, lambda: groups.describe_all(consumers))
+        marks = [len(m.snapshot()) for m in consumers]
+        writer.start()
+        groups.wait_until(lambda: len(acked) > 500, 30, "records acknowledged before the move")
+        status, _, body = http_get(node.admin_port, post, method="POST")
+        assert status == 202, body
+        at_move = len(acked)
+        entry = wait_move(node, topic, to)
+        after = len(acked)
+        groups.wait_until(lambda: len(acked) > after + 500, 30, "records acknowledged after the move")
+        stop.set()
+        writer.join(90)
+        assert not writer.is_alive()
+        assert not errors, errors[:3]
+        print({"acked_before_move": at_move, "acked_by_the_switch": after, "acked": len(acked),
+               "batches_copied": entry["move"]["batches_copied"]})
+        want.update(acked)
+        groups.wait_consumed(consumers, want, timeout=60)
+        groups.check_exactly_once(consumers, want)
+        # The group never noticed: no rebalance from before the move to the end.
+        assert not [e for m, mark in zip(consumers, marks) for e in m.rebalance_events(since=mark)], \
+            groups.describe_all(consumers)
+    finally:
+        stop.set()
+        groups.close_all(consumers)
+    return entry
+
+
 def test_topic_moved_under_load(fed):
     """The topic moves from its member to the other (copy, catch up, switch) while a producer writes
     to it and a group of two consumers reads it, committing as it goes, all through the endpoint.
@@ -573,7 +636,6 @@ def test_topic_moved_under_load(fed):
     acknowledged before, during and after the move is consumed exactly once, with the key it was
     acknowledged with at that offset; nothing below 100 comes back; the committed offsets are the
     ends; the topic is on the new member alone, in its own numbering there."""
-    import threading
     from confluent_kafka import Consumer, TopicPartition
     from harness import groups
     node, members = fed
@@ -599,61 +661,11 @@ def test_topic_moved_under_load(fed):
         f.result(20)
     want = {k: v for k, v in want.items() if not (k[0] == 0 and k[1] < 100)}
 
-    consumers = [groups.Member(f"m{i}", "confluent", node.bootstrap, group, topic) for i in range(2)]
-    stop = threading.Event()
-    acked: dict[tuple[int, int], str] = {}
-    errors: list = []
-
-    def produce():
-        def on_delivery(err, m):
-            if err is not None:
-                errors.append(err)
-            else:
-                acked[(m.partition(), m.offset())] = m.key().decode()
-        p = Producer({"bootstrap.servers": node.bootstrap, "acks": "all", "linger.ms": 5,
-                      "message.timeout.ms": 60000, "log_level": 3})
-        deadline = time.monotonic() + 120
-        for i in range(600, 600 + 60000):  # bounded in count and time
-            if stop.is_set() or time.monotonic() > deadline:
-                break
-            p.produce(topic, value=b"v-%d" % i, key=b"k-%d" % i, partition=i % 3, on_delivery=on_delivery)
-            p.poll(0)
-            if i % 20 == 0:
-                time.sleep(0.005)
-        p.flush(60)
-
-    writer = threading.Thread(target=produce, daemon=True)
-    try:
-        groups.wait_balanced(consumers, 3, None)
-        groups.wait_until(lambda: all(m.owned() for m in consumers), 45, lambda: groups.describe_all(consumers))
-        marks = [len(m.snapshot()) for m in consumers]
-        writer.start()
-        groups.wait_until(lambda: len(acked) > 500, 30, "records acknowledged before the move")
-        status, _, body = http_get(node.admin_port, f"/v1/topics/{topic}/move?to={dst}", method="POST")
-        assert status == 202, body
-        at_move = len(acked)
-        entry = wait_move(node, topic, dst)
-        assert [s["cluster"] for s in entry["placement"]] == [dst], entry
-        assert entry["move"]["from"] == src and entry["move"]["batches_copied"] > 0, entry
-        assert entry["placement"][0]["offset_bases"][0] == 100, entry
-        after = len(acked)
-        groups.wait_until(lambda: len(acked) > after + 500, 30, "records acknowledged after the move")
-        stop.set()
-        writer.join(90)
-        assert not writer.is_alive()
-        assert not errors, errors[:3]
-        print({"acked_before_move": at_move, "acked_by_the_switch": after, "acked": len(acked),
-               "batches_copied": entry["move"]["batches_copied"]})
-        want.update(acked)
-        groups.wait_consumed(consumers, want, timeout=60)
-        groups.check_exactly_once(consumers, want)
-        assert not any(p == 0 and o < 100 for m in consumers for p, o, _ in m.records())
-        # The group never noticed: no rebalance from before the move to the end.
-        assert not [e for m, mark in zip(consumers, marks) for e in m.rebalance_events(since=mark)], \
-            groups.describe_all(consumers)
-    finally:
-        stop.set()
-        groups.close_all(consumers)
+    entry = move_under_load(node, topic, 3, group, want, f"/v1/topics/{topic}/move?to={dst}", dst)
+    assert [s["cluster"] for s in entry["placement"]] == [dst], entry
+    assert entry["move"]["from"] == src and entry["move"]["batches_copied"] > 0, entry
+    assert entry["placement"][0]["offset_bases"][0] == 100, entry
+    assert not any(p == 0 and o < 100 for p, o in want)
 
     ends = {p: max(o for q, o in want if q == p) + 1 for p in range(3)}
     c = Consumer({"bootstrap.servers": node.bootstrap, "group.id": group})
@@ -757,3 +769,70 @@ def test_move_interrupted_by_a_kill9_is_undone(fed):
     got = ck.consume(node.bootstrap, topic, {q: n // 2 for q in range(2)}, timeout=60)
     for q in range(2):
         assert [(o, k) for o, k, _, _ in got[q]] == [(j, b"k-%d" % i) for j, i in enumerate(range(q, n, 2))]
+
+
+
+@pytest.fixture(name="fed3")
+def federation_of_three_fixture():
+    yield from federation_over({"a": "sluice", "b": "sluice", "c": "sluice"})
+
+
+def test_member_added_to_a_split_topic_under_load(fed3):
+    """A topic of 6 split over a and b (3 each) spreads to member c (POST .../spread?to=c): the last
+    partition of each of a's and b's segments moves to c, while a producer and a group of two read
+    and write through the endpoint. Every acknowledged record consumed once at its offset, no
+    rebalance; then the placement is a:2 c:1 b:2 c:1 (c holding partitions from two segments in
+    one topic), the records are on c in its own numbering, the emptied partitions on a and b hold
+    nothing, the committed offsets are the ends, and CreatePartitions still grows the topic."""
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import NewPartitions
+    node, members = fed3
+    topic, group = "fed-spread", "fed-spread-group"
+    assert create(node.bootstrap, topic, 6, {"federation.split.clusters": "2"}) is None
+    ck.wait_topic(node.bootstrap, topic, 6)
+    assert member_topics(members["a"].bootstrap)[topic] == 3 and member_topics(members["b"].bootstrap)[topic] == 3
+    status, _, body = http_get(node.admin_port, f"/v1/topics/{topic}/spread?to=a", method="POST")
+    assert status == 409, body  # a holds it already
+
+    want: dict = {}
+    entry = move_under_load(node, topic, 6, group, want, f"/v1/topics/{topic}/spread?to=c", "c")
+    assert [(s["cluster"], s["partitions"], s.get("first_member_partition", 0)) for s in entry["placement"]] == \
+        [("a", 2, 0), ("c", 1, 0), ("b", 2, 0), ("c", 1, 1)], entry
+    ends = {p: max(o for q, o in want if q == p) + 1 for p in range(6)}
+    c = Consumer({"bootstrap.servers": node.bootstrap, "group.id": group})
+    try:
+        committed = c.committed([TopicPartition(topic, p) for p in range(6)], timeout=15)
+        assert [tp.offset for tp in committed] == [ends[p] for p in range(6)], committed
+    finally:
+        c.close()
+    # On c, in its own numbering (partitions 0 and 1: federated 2 and 5), from 0.
+    got = ck.consume(members["c"].bootstrap, topic, {0: ends[2], 1: ends[5]}, timeout=60)
+    assert [(o, k.decode()) for o, k, _, _ in got[0]] == [(o, want[(2, o)]) for o in range(ends[2])]
+    assert [(o, k.decode()) for o, k, _, _ in got[1]] == [(o, want[(5, o)]) for o in range(ends[5])]
+    # The partitions a and b gave up are emptied (best effort, after 2 s).
+    deadline = time.monotonic() + 20
+    while True:
+        lows = []
+        for name in ("a", "b"):
+            probe = Consumer({"bootstrap.servers": members[name].bootstrap, "group.id": "probe"})
+            try:
+                lo, hi = probe.get_watermark_offsets(TopicPartition(topic, 2), timeout=10)
+                lows.append(lo == hi)
+            finally:
+                probe.close()
+        if all(lows):
+            break
+        assert time.monotonic() < deadline, "the moved partitions' records are still on a or b"
+        time.sleep(0.5)
+    # CreatePartitions adds to the last segment (c's, from its partition 2 on).
+    deadline = time.monotonic() + 30
+    admin = AdminClient({"bootstrap.servers": node.bootstrap})
+    while True:
+        try:
+            admin.create_partitions([NewPartitions(topic, 8)], request_timeout=20)[topic].result(20)
+            break
+        except Exception as e:  # held until the emptying ends
+            assert "being" in str(e) and time.monotonic() < deadline, e
+            time.sleep(0.5)
+    ck.wait_topic(node.bootstrap, topic, 8)
+    assert member_topics(members["c"].bootstrap)[topic] == 4

@@ -133,16 +133,19 @@ void Federation::start_admin_server() {
     if (!status) return std::nullopt;
     return render_federation_view(*status, path);
   };
-  // POST /v1/topics/<topic>/move?to=<cluster>[&from=<cluster>]: starts a move
-  // (topic_mover.h) on the network thread, answered once it has started or
-  // been refused; its progress is in /v1/topics.
+  // POST /v1/topics/<topic>/move?to=<cluster>[&from=<cluster>] and
+  // /v1/topics/<topic>/spread?to=<cluster>: start a move (topic_mover.h) on
+  // the network thread, answered once it has started or been refused; its
+  // progress is in /v1/topics.
   handlers.action = [this](std::string_view target) -> std::optional<broker::AdminServer::Handlers::ActionResult> {
     using Result = broker::AdminServer::Handlers::ActionResult;
     const std::string_view path = target.substr(0, target.find('?'));
-    constexpr std::string_view kPrefix = "/v1/topics/", kSuffix = "/move";
-    if (!path.starts_with(kPrefix) || !path.ends_with(kSuffix) || path.size() <= kPrefix.size() + kSuffix.size())
+    constexpr std::string_view kPrefix = "/v1/topics/", kMove = "/move", kSpread = "/spread";
+    const bool spread = path.ends_with(kSpread);
+    const std::string_view suffix = spread ? kSpread : kMove;
+    if (!path.starts_with(kPrefix) || !path.ends_with(suffix) || path.size() <= kPrefix.size() + suffix.size())
       return std::nullopt;
-    const std::string topic(path.substr(kPrefix.size(), path.size() - kPrefix.size() - kSuffix.size()));
+    const std::string topic(path.substr(kPrefix.size(), path.size() - kPrefix.size() - suffix.size()));
     std::string from, to;
     if (const size_t q = target.find('?'); q != std::string_view::npos) {
       std::string_view query = target.substr(q + 1);
@@ -158,7 +161,9 @@ void Federation::start_admin_server() {
     if (to.empty()) return Result{400, R"({"error":"say where to: ?to=<member cluster>"})"};
     auto started = std::make_shared<std::promise<std::string>>();
     auto outcome = started->get_future();
-    boost::asio::post(io_, [this, started, topic, from, to] { started->set_value(start_topic_move(*this, topic, from, to)); });
+    boost::asio::post(io_, [this, started, topic, from, to, spread] {
+      started->set_value(spread ? start_topic_spread(*this, topic, to) : start_topic_move(*this, topic, from, to));
+    });
     if (outcome.wait_for(std::chrono::seconds(10)) != std::future_status::ready)
       return Result{503, R"({"error":"the endpoint did not answer"})"};
     const std::string refused = outcome.get();
@@ -198,8 +203,7 @@ FederationStatus Federation::take_status() const {
     topic.id = controller::base64url(placement.topic_id);
     topic.partitions = placement.partition_count();
     for (const auto& segment : placement.segments) {
-      topic.placement.emplace_back(segment.cluster, segment.partitions);
-      topic.offset_bases.push_back(segment.offset_bases);
+      topic.placement.push_back(segment);
       for (auto& m : status.members)
         if (m.name == segment.cluster) m.federated_partitions += segment.partitions;
     }
@@ -216,7 +220,9 @@ FederationStatus Federation::take_status() const {
 
 bool Federation::moving_frozen(std::string_view topic, std::string_view cluster) const {
   auto it = moves_.find(topic);
-  return it != moves_.end() && it->second.frozen && it->second.from == cluster;
+  if (it == moves_.end() || !it->second.frozen) return false;
+  const auto& sources = it->second.sources;
+  return std::find(sources.begin(), sources.end(), cluster) != sources.end();
 }
 
 void Federation::write_finished(const std::string& topic, const std::string& member) {

@@ -60,7 +60,8 @@ class Federation {
   // Moves of a topic's segment from one member to another (topic_mover.h), by
   // topic; an ended one is kept to be shown (/v1/topics) until the next.
   struct TopicMove {
-    std::string from, to;
+    std::string from, to;  // from: the old members, comma-separated
+    std::vector<std::string> sources;  // the old members
     std::string state;  // "copying", "switching", "done", or "failed: <why>"
     bool frozen = false;  // switching: Produce and OffsetCommit to `from` refused, retriable
     int64_t batches_copied = 0;

@@ -26,7 +26,7 @@ int32_t TopicPlacement::partition_count() const {
 std::optional<TopicPlacement::Location> TopicPlacement::locate(int32_t p) const {
   if (p < 0) return std::nullopt;
   for (const auto& s : segments) {
-    if (p < s.partitions) return Location{&s.cluster, p, s.offset_base(p)};
+    if (p < s.partitions) return Location{&s.cluster, s.first_member_partition + p, s.offset_base(p)};
     p -= s.partitions;
   }
   return std::nullopt;
@@ -35,7 +35,8 @@ std::optional<TopicPlacement::Location> TopicPlacement::locate(int32_t p) const 
 int32_t TopicPlacement::federated_partition(std::string_view cluster, int32_t member_partition) const {
   int32_t first = 0;
   for (const auto& s : segments) {
-    if (s.cluster == cluster) return member_partition >= 0 && member_partition < s.partitions ? first + member_partition : -1;
+    const int32_t i = member_partition - s.first_member_partition;
+    if (s.cluster == cluster && i >= 0 && i < s.partitions) return first + i;
     first += s.partitions;
   }
   return -1;
@@ -72,12 +73,15 @@ bool valid_cluster_name(std::string_view name) {
 }
 
 // "1 <topic id, 32 hex digits> <cluster>:<partitions> ...": version 1, every
-// offset base zero. Version 2 adds a segment's offset bases where they are not
-// all zero: "<cluster>:<partitions>@<base>,<base>,..." (one per partition).
+// offset base zero and every segment from its member's partition 0. Version 2
+// adds, where needed, a segment's first member partition and its offset bases:
+// "<cluster>:<partitions>[+<first>][@<base>,<base>,...]" (a base per partition).
 std::string encode_placement(const TopicPlacement& placement) {
   bool bases = false;
-  for (const auto& s : placement.segments)
+  for (const auto& s : placement.segments) {
     for (int64_t b : s.offset_bases) bases = bases || b != 0;
+    bases = bases || s.first_member_partition != 0;
+  }
   std::string out = bases ? "2 " : "1 ";
   for (uint8_t b : placement.topic_id.bytes) {
     out += kHex[b >> 4];
@@ -85,6 +89,7 @@ std::string encode_placement(const TopicPlacement& placement) {
   }
   for (const auto& s : placement.segments) {
     out += " " + s.cluster + ":" + std::to_string(s.partitions);
+    if (s.first_member_partition != 0) out += "+" + std::to_string(s.first_member_partition);
     bool any = false;
     for (int64_t b : s.offset_bases) any = any || b != 0;
     if (!bases || !any) continue;
@@ -133,6 +138,11 @@ std::optional<TopicPlacement> decode_placement(std::string_view text) {
     PlacementSegment s{std::string(head.substr(0, colon)), 0};
     const char* end = head.data() + head.size();
     auto [ptr, ec] = std::from_chars(head.data() + colon + 1, end, s.partitions);
+    if (ec == std::errc() && ptr != end && *ptr == '+' && version == "2") {
+      auto [after, first_ec] = std::from_chars(ptr + 1, end, s.first_member_partition);
+      if (first_ec != std::errc() || s.first_member_partition < 0) return std::nullopt;
+      ptr = after;
+    }
     if (ec != std::errc() || ptr != end || s.partitions <= 0 || !valid_cluster_name(s.cluster)) return std::nullopt;
     if (at != std::string::npos &&
         !decode_bases(std::string_view(segment).substr(at + 1), s.partitions, s.offset_bases))

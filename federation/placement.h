@@ -28,12 +28,14 @@ namespace sluice::federation {
 struct PlacementSegment {
   std::string cluster;
   int32_t partitions = 0;
-  // Federated offset = member offset + offset_bases[member partition]; empty: all zero.
+  // The member partition of the segment's first partition: 0, but for the
+  // later segments of a member a topic was spread to (topic_mover.h), which
+  // holds its partitions from several segments in one member topic.
+  int32_t first_member_partition = 0;
+  // Federated offset = member offset + offset_bases[i] for the segment's i-th partition; empty: all zero.
   std::vector<int64_t> offset_bases = {};
 
-  int64_t offset_base(int32_t member_partition) const {
-    return offset_bases.empty() ? 0 : offset_bases[static_cast<size_t>(member_partition)];
-  }
+  int64_t offset_base(int32_t i) const { return offset_bases.empty() ? 0 : offset_bases[static_cast<size_t>(i)]; }
 };
 
 struct TopicPlacement {
@@ -51,7 +53,7 @@ struct TopicPlacement {
   // The federated partition of `cluster`'s partition `member_partition`, or -1.
   int32_t federated_partition(std::string_view cluster, int32_t member_partition) const;
   bool on(std::string_view cluster) const;
-  // The segment on `cluster`, or nullptr.
+  // The (first) segment on `cluster`, or nullptr.
   const PlacementSegment* segment_on(std::string_view cluster) const;
 };
 

@@ -59,6 +59,16 @@ TEST(PlacementTest, OffsetBasesRoundTripAndLocate) {
   EXPECT_EQ(back->locate(7)->offset_base, 10);
   EXPECT_EQ(back->locate(11)->offset_base, 7);
   EXPECT_EQ(back->locate(1)->offset_base, 0);
+  // A segment further into its member's partitions.
+  p.segments[1].first_member_partition = 2;
+  back = decode_placement(encode_placement(p));
+  ASSERT_TRUE(back);
+  EXPECT_NE(encode_placement(p).find(" b:6+2@0,10,0,0,0,7"), std::string::npos);
+  EXPECT_EQ(back->segments[1].first_member_partition, 2);
+  EXPECT_EQ(back->locate(7)->partition, 3);
+  EXPECT_EQ(back->federated_partition("b", 3), 7);
+  EXPECT_EQ(back->federated_partition("b", 1), -1);
+  p.segments[1].first_member_partition = 0;
   // All zero: written as version 1, which older endpoints read.
   p.segments[1].offset_bases.assign(6, 0);
   EXPECT_EQ(encode_placement(p).substr(0, 2), "1 ");
@@ -69,6 +79,9 @@ TEST(PlacementTest, RefusesWhatIsNotAPlacement) {
   EXPECT_FALSE(decode_placement(""));
   EXPECT_FALSE(decode_placement("3 " + id + " a:1"));       // a newer version
   EXPECT_FALSE(decode_placement("1 " + id + " a:2@0,5"));   // bases need version 2
+  EXPECT_FALSE(decode_placement("1 " + id + " a:2+1"));     // so does a first member partition
+  EXPECT_FALSE(decode_placement("2 " + id + " a:2+-1"));
+  EXPECT_TRUE(decode_placement("2 " + id + " a:2+3@1,2"));
   EXPECT_FALSE(decode_placement("2 " + id + " a:2@5"));     // a base per partition
   EXPECT_FALSE(decode_placement("2 " + id + " a:2@5,-1"));  // never negative
   EXPECT_FALSE(decode_placement("2 " + id + " a:2@5,6,"));

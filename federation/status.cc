@@ -60,11 +60,14 @@ std::string topics_view(const FederationStatus& status) {
     for (size_t j = 0; j < t.placement.size(); ++j) {
       if (j) out += ",";
       out += "{";
-      broker::json_string(key(out, "cluster"), t.placement[j].first);
-      key(out += ",", "partitions") += std::to_string(t.placement[j].second);
-      if (j < t.offset_bases.size() && !t.offset_bases[j].empty()) {
+      const PlacementSegment& segment = t.placement[j];
+      broker::json_string(key(out, "cluster"), segment.cluster);
+      key(out += ",", "partitions") += std::to_string(segment.partitions);
+      if (segment.first_member_partition != 0)
+        key(out += ",", "first_member_partition") += std::to_string(segment.first_member_partition);
+      if (!segment.offset_bases.empty()) {
         key(out += ",", "offset_bases") += "[";
-        for (size_t k = 0; k < t.offset_bases[j].size(); ++k) out += (k ? "," : "") + std::to_string(t.offset_bases[j][k]);
+        for (size_t k = 0; k < segment.offset_bases.size(); ++k) out += (k ? "," : "") + std::to_string(segment.offset_bases[k]);
         out += "]";
       }
       out += "}";

@@ -15,6 +15,8 @@
 
 #include <prometheus/metric_family.h>
 
+#include "federation/placement.h"
+
 namespace sluice::federation {
 
 struct FederationStatus {
@@ -34,8 +36,7 @@ struct FederationStatus {
     std::string name;
     std::string id;
     int32_t partitions = 0;
-    std::vector<std::pair<std::string, int32_t>> placement;  // (cluster, partitions), in order
-    std::vector<std::vector<int64_t>> offset_bases;            // per segment (placement.h); empty: zero
+    std::vector<PlacementSegment> placement;  // in order (placement.h)
     // Its last move between members (Federation::TopicMove), if any.
     std::string move_from, move_to, move_state;
     int64_t move_batches_copied = 0;

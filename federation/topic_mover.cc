@@ -5,6 +5,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <set>
 #include <vector>
 
 #include <boost/asio/co_spawn.hpp>
@@ -92,52 +93,78 @@ bool coordinator_moved_commit(const protocol::OffsetCommitResponse& reply) {
 
 std::string error_text(int16_t code) { return protocol::error_name(static_cast<ErrorCode>(code)); }
 
+// One partition being moved: where it is now, and where its copy goes (the
+// new member's partition i is leg i).
+struct Leg {
+  int32_t federated = -1;
+  std::string from;            // its member now
+  int32_t from_partition = -1;  // its partition there
+};
+
 class TopicMover {
  public:
-  TopicMover(Federation& federation, std::string topic, std::string from, std::string to, int32_t partitions)
+  TopicMover(Federation& federation, std::string topic, std::vector<Leg> legs, std::string to)
       : federation_(federation),
         topic_(std::move(topic)),
-        from_name_(std::move(from)),
+        legs_(std::move(legs)),
         to_name_(std::move(to)),
-        partitions_(partitions),
-        links_(federation.executor()) {}
+        partitions_(static_cast<int32_t>(legs_.size())),
+        links_(federation.executor()) {
+    for (size_t i = 0; i < legs_.size(); ++i) {
+      leg_of_[{legs_[i].from, legs_[i].from_partition}] = i;
+      if (std::find(sources_.begin(), sources_.end(), legs_[i].from) == sources_.end()) sources_.push_back(legs_[i].from);
+    }
+  }
 
   asio::awaitable<void> run();
 
  private:
   Federation::TopicMove& state() { return federation_.moves()[topic_]; }
-  MemberCluster* from() const { return federation_.member(from_name_); }
+  MemberCluster* source(size_t i) const { return federation_.member(legs_[i].from); }
   MemberCluster* to() const { return federation_.member(to_name_); }
+  // The leg of `member`'s partition `partition`, or -1.
+  int64_t leg_of(const std::string& member, int32_t partition) const {
+    auto it = leg_of_.find({member, partition});
+    return it == leg_of_.end() ? -1 : static_cast<int64_t>(it->second);
+  }
   asio::awaitable<void> pause(std::chrono::milliseconds how_long);
 
   // Each step: "" when it worked, else why the move ends.
   asio::awaitable<std::string> create_copy();
-  asio::awaitable<std::string> read_bases();
-  // One round: what the old member has past next_, every partition at once,
+  // Every leg's offset on its member now (ListOffsets at `timestamp`: -2
+  // earliest, -1 latest), into `out`.
+  asio::awaitable<std::string> list_offsets(int64_t timestamp, std::vector<int64_t>& out);
+  // One round: what the old members have past next_, every leg at once,
   // appended to the new member. `copied`: batches appended.
   asio::awaitable<std::string> copy_round(int32_t max_wait_ms, int64_t& copied);
   asio::awaitable<std::string> append(std::vector<std::vector<std::string>>& batches, int64_t& copied);
-  // The old member's latest offsets (ListOffsets), into `out`.
-  asio::awaitable<std::string> latest_offsets(std::vector<int64_t>& out);
   asio::awaitable<std::string> copy_rest();
   // The copy's records below the old member's log start (a first batch
   // copied whole though its start was deleted) deleted on the new member.
   asio::awaitable<std::string> trim_copy();
   asio::awaitable<std::string> copy_committed_offsets();
   asio::awaitable<std::string> copy_group_offsets(const std::string& group);
+  // The map as it is after the switch: each leg's partition on the new member.
+  TopicPlacement switched(const TopicPlacement& current) const;
   // After a failure before the switch: the copy deleted, the topic left where it was.
   asio::awaitable<void> undo(std::string why);
-  asio::awaitable<void> delete_old_part();
+  // After the switch: the topic deleted on old members left without any of
+  // its partitions (`whole`), the moved partitions' records on the others.
+  asio::awaitable<void> delete_old_parts(std::vector<std::string> whole);
 
   Federation& federation_;
-  std::string topic_, from_name_, to_name_;
+  std::string topic_;
+  std::vector<Leg> legs_;
+  std::string to_name_;
   int32_t partitions_;
   MemberLinks links_;
-  std::vector<int64_t> log_starts_;  // per partition: the old member's log start when the copy began
-  // Per partition: the old member's offset of the copy's first record: the
-  // log start, or the start of the batch holding it (batches go whole).
+  std::vector<std::string> sources_;  // the old members, each once
+  std::map<std::pair<std::string, int32_t>, size_t> leg_of_;
+  std::vector<int64_t> log_starts_;  // per leg: its old member's log start when the copy began
+  // Per leg: the old member's offset of the copy's first record: the log
+  // start, or the start of the batch holding it (batches go whole).
   std::vector<int64_t> bases_;
-  std::vector<int64_t> next_;   // per partition: the old member's next offset to copy
+  std::vector<int64_t> next_;  // per leg: the old member's next offset to copy
   // What became of the copy on the new member, for undo(): nothing to delete
   // unless it may have been made (and never someone else's namesake).
   enum class CopyState { kNotRecorded, kRecorded, kRefused, kMade } copy_ = CopyState::kNotRecorded;
@@ -151,20 +178,21 @@ asio::awaitable<void> TopicMover::pause(std::chrono::milliseconds how_long) {
 }
 
 asio::awaitable<std::string> TopicMover::create_copy() {
-  MemberCluster* old_member = from();
+  MemberCluster* old_member = source(0);
   MemberCluster* new_member = to();
-  // The old member's own topic configs go with it; a compacted topic cannot
-  // keep its offsets in a copy (its batches have gaps).
+  // The old member's own topic configs go with it (every part was created
+  // with the same); a compacted topic cannot keep its offsets in a copy.
   ConfigQuery query;
   query.member = old_member;
   query.node = old_member->any_node();
-  if (query.node < 0) co_return "member cluster " + from_name_ + " is unhealthy";
+  if (query.node < 0) co_return "member cluster " + legs_[0].from + " is unhealthy";
   query.request.resources.push_back({kTopicResource, topic_, std::nullopt});
   co_await forward_one(query, kDescribeConfigsVersion,
                        std::chrono::milliseconds(federation_.config().request_timeout_ms), links_);
-  if (!query.reply || query.reply->body.results.empty()) co_return "DescribeConfigs on " + from_name_ + ": " + query.failure;
+  if (!query.reply || query.reply->body.results.empty())
+    co_return "DescribeConfigs on " + legs_[0].from + ": " + query.failure;
   const auto& described = query.reply->body.results[0];
-  if (described.error_code != 0) co_return "DescribeConfigs on " + from_name_ + ": " + error_text(described.error_code);
+  if (described.error_code != 0) co_return "DescribeConfigs on " + legs_[0].from + ": " + error_text(described.error_code);
   Creation creation;
   creation.member = new_member;
   creation.node = new_member->any_node();
@@ -205,24 +233,24 @@ asio::awaitable<std::string> TopicMover::create_copy() {
   co_return std::string();
 }
 
-asio::awaitable<std::string> TopicMover::read_bases() {
-  // Earliest offsets, asked of each partition's leader on the old member.
+asio::awaitable<std::string> TopicMover::list_offsets(int64_t timestamp, std::vector<int64_t>& out) {
+  // Asked of each leg's leader on its member, one request per member broker.
   std::list<OffsetQuery> queries;
-  std::map<int32_t, OffsetQuery*> by_node;
-  for (int32_t p = 0; p < partitions_; ++p) {
-    const int32_t node = from()->leader_of(topic_, p);
-    if (node < 0) co_return "partition " + std::to_string(p) + " has no leader on " + from_name_;
-    OffsetQuery*& q = by_node[node];
+  std::map<std::pair<std::string, int32_t>, OffsetQuery*> by_node;
+  for (size_t i = 0; i < legs_.size(); ++i) {
+    const int32_t node = source(i)->leader_of(topic_, legs_[i].from_partition);
+    if (node < 0) co_return "partition " + std::to_string(legs_[i].from_partition) + " has no leader on " + legs_[i].from;
+    OffsetQuery*& q = by_node[{legs_[i].from, node}];
     if (!q) {
       q = &queries.emplace_back();
-      q->member = from();
+      q->member = source(i);
       q->node = node;
       q->request.replica_id = -1;
       q->request.topics.emplace_back().name = topic_;
     }
     auto& partition = q->request.topics[0].partitions.emplace_back();
-    partition.partition_index = p;
-    partition.timestamp = -2;  // earliest
+    partition.partition_index = legs_[i].from_partition;
+    partition.timestamp = timestamp;
   }
   WaitGroup group(federation_.executor());
   for (auto& q : queries) {
@@ -233,32 +261,31 @@ asio::awaitable<std::string> TopicMover::read_bases() {
                    asio::detached);
   }
   co_await group.wait();
-  bases_.assign(static_cast<size_t>(partitions_), -1);
+  out.assign(legs_.size(), -1);
   for (const auto& q : queries) {
-    if (!q.reply) co_return "ListOffsets on " + from_name_ + ": " + q.failure;
+    if (!q.reply) co_return "ListOffsets on " + q.member->name() + ": " + q.failure;
     for (const auto& t : q.reply->body.topics)
       for (const auto& p : t.partitions) {
-        if (p.error_code != 0) co_return "ListOffsets on " + from_name_ + ": " + error_text(p.error_code);
-        if (p.partition_index >= 0 && p.partition_index < partitions_) bases_[static_cast<size_t>(p.partition_index)] = p.offset;
+        if (p.error_code != 0) co_return "ListOffsets on " + q.member->name() + ": " + error_text(p.error_code);
+        const int64_t i = leg_of(q.member->name(), p.partition_index);
+        if (i >= 0) out[static_cast<size_t>(i)] = p.offset;
       }
   }
-  for (int64_t b : bases_)
-    if (b < 0) co_return "ListOffsets on " + from_name_ + " left a partition out";
-  log_starts_ = bases_;
-  next_ = bases_;
+  for (int64_t o : out)
+    if (o < 0) co_return std::string("ListOffsets left a partition out");
   co_return std::string();
 }
 
 asio::awaitable<std::string> TopicMover::copy_round(int32_t max_wait_ms, int64_t& copied) {
   std::list<Copy> copies;
-  std::map<int32_t, Copy*> by_node;
-  for (int32_t p = 0; p < partitions_; ++p) {
-    const int32_t node = from()->leader_of(topic_, p);
+  std::map<std::pair<std::string, int32_t>, Copy*> by_node;
+  for (size_t i = 0; i < legs_.size(); ++i) {
+    const int32_t node = source(i)->leader_of(topic_, legs_[i].from_partition);
     if (node < 0) continue;  // an election there: next round
-    Copy*& c = by_node[node];
+    Copy*& c = by_node[{legs_[i].from, node}];
     if (!c) {
       c = &copies.emplace_back();
-      c->member = from();
+      c->member = source(i);
       c->node = node;
       c->request.max_wait_ms = max_wait_ms;
       c->request.min_bytes = 1;
@@ -267,8 +294,8 @@ asio::awaitable<std::string> TopicMover::copy_round(int32_t max_wait_ms, int64_t
       c->request.topics.emplace_back().topic = topic_;
     }
     auto& partition = c->request.topics[0].partitions.emplace_back();
-    partition.partition = p;
-    partition.fetch_offset = next_[static_cast<size_t>(p)];
+    partition.partition = legs_[i].from_partition;
+    partition.fetch_offset = next_[i];
     partition.partition_max_bytes = kCopyBytes;
   }
   WaitGroup group(federation_.executor());
@@ -281,42 +308,41 @@ asio::awaitable<std::string> TopicMover::copy_round(int32_t max_wait_ms, int64_t
                    asio::detached);
   }
   co_await group.wait();
-  // Each partition's complete batches, in order, from exactly next_ on.
-  std::vector<std::vector<std::string>> batches(static_cast<size_t>(partitions_));
+  // Each leg's complete batches, in order, from exactly next_ on.
+  std::vector<std::vector<std::string>> batches(legs_.size());
   for (const auto& c : copies) {
     if (!c.reply) continue;  // not answered: next round
     for (const auto& t : c.reply->body.responses)
       for (const auto& p : t.partitions) {
-        if (p.partition_index < 0 || p.partition_index >= partitions_) continue;
+        const int64_t leg = leg_of(c.member->name(), p.partition_index);
+        if (leg < 0) continue;
+        const size_t index = static_cast<size_t>(leg);
+        const std::string where = "partition " + std::to_string(p.partition_index) + " on " + c.member->name();
         if (p.error_code == static_cast<int16_t>(ErrorCode::kOffsetOutOfRange))
-          co_return "partition " + std::to_string(p.partition_index) + " on " + from_name_ +
-              " lost records before they were copied (retention)";
+          co_return where + " lost records before they were copied (retention)";
         if (p.error_code != 0 || !p.records || !p.records->in_memory()) continue;
-        int64_t expected = next_[static_cast<size_t>(p.partition_index)];
+        int64_t expected = next_[index];
         std::string_view rest = p.records->bytes();
         while (auto header = protocol::RecordBatchHeader::parse(rest)) {
           if (header->batch_length < 0 || header->total_size() > rest.size()) break;  // cut: next round
           const std::string_view bytes = rest.substr(0, header->total_size());
           rest.remove_prefix(header->total_size());
           if (header->last_offset() < expected) continue;  // before the offset asked for
-          const size_t index = static_cast<size_t>(p.partition_index);
           if (header->base_offset < expected && expected == log_starts_[index] && next_[index] == bases_[index] &&
               batches[index].empty()) {
             // The log start is inside the first batch: the copy begins at the batch (trim_copy cuts the rest).
             bases_[index] = next_[index] = expected = header->base_offset;
           }
           if (header->base_offset != expected || header->is_control() || header->is_transactional())
-            co_return "partition " + std::to_string(p.partition_index) + " on " + from_name_ +
-                " has batches that are not contiguous at offset " + std::to_string(expected) +
+            co_return where + " has batches that are not contiguous at offset " + std::to_string(expected) +
                 " (compaction or transactions): a copy could not keep its offsets";
-          batches[static_cast<size_t>(p.partition_index)].emplace_back(bytes);
+          batches[index].emplace_back(bytes);
           expected = header->last_offset() + 1;
         }
       }
   }
   co_return co_await append(batches, copied);
 }
-
 asio::awaitable<std::string> TopicMover::append(std::vector<std::vector<std::string>>& batches, int64_t& copied) {
   // A Produce carries one batch per partition: the i-th batch of every
   // partition goes in the i-th wave.
@@ -375,53 +401,15 @@ asio::awaitable<std::string> TopicMover::append(std::vector<std::vector<std::str
   co_return std::string();
 }
 
-asio::awaitable<std::string> TopicMover::latest_offsets(std::vector<int64_t>& out) {
-  std::list<OffsetQuery> queries;
-  std::map<int32_t, OffsetQuery*> by_node;
-  for (int32_t p = 0; p < partitions_; ++p) {
-    const int32_t node = from()->leader_of(topic_, p);
-    if (node < 0) co_return "partition " + std::to_string(p) + " has no leader on " + from_name_;
-    OffsetQuery*& q = by_node[node];
-    if (!q) {
-      q = &queries.emplace_back();
-      q->member = from();
-      q->node = node;
-      q->request.replica_id = -1;
-      q->request.topics.emplace_back().name = topic_;
-    }
-    auto& partition = q->request.topics[0].partitions.emplace_back();
-    partition.partition_index = p;
-    partition.timestamp = -1;  // latest
-  }
-  WaitGroup group(federation_.executor());
-  for (auto& q : queries) {
-    group.add();
-    asio::co_spawn(federation_.executor(),
-                   forward(q, kListOffsetsVersion, std::chrono::milliseconds(federation_.config().request_timeout_ms),
-                           group, links_),
-                   asio::detached);
-  }
-  co_await group.wait();
-  out.assign(static_cast<size_t>(partitions_), -1);
-  for (const auto& q : queries) {
-    if (!q.reply) co_return "ListOffsets on " + from_name_ + ": " + q.failure;
-    for (const auto& t : q.reply->body.topics)
-      for (const auto& p : t.partitions) {
-        if (p.error_code != 0) co_return "ListOffsets on " + from_name_ + ": " + error_text(p.error_code);
-        if (p.partition_index >= 0 && p.partition_index < partitions_) out[static_cast<size_t>(p.partition_index)] = p.offset;
-      }
-  }
-  co_return std::string();
-}
-
 asio::awaitable<std::string> TopicMover::copy_rest() {
   // Produce and OffsetCommit are held back now; what was forwarded before is answered first.
-  while (federation_.writes_in_flight(topic_, from_name_) > 0) {
-    if (std::chrono::steady_clock::now() > switch_deadline_)
-      co_return "Produce and OffsetCommit requests to " + from_name_ + " did not end";
-    co_await pause(std::chrono::milliseconds(5));
-  }
-  // Then until the old member's latest offsets are copied and stay put (a
+  for (size_t k = 0; k < sources_.size(); ++k)
+    while (federation_.writes_in_flight(topic_, sources_[k]) > 0) {
+      if (std::chrono::steady_clock::now() > switch_deadline_)
+        co_return "Produce and OffsetCommit requests to " + sources_[k] + " did not end";
+      co_await pause(std::chrono::milliseconds(5));
+    }
+  // Then until the old members' latest offsets are copied and stay put (a
   // replicated member's high watermark may still rise to what it acknowledged).
   std::vector<int64_t> latest, again;
   for (;;) {
@@ -430,20 +418,20 @@ asio::awaitable<std::string> TopicMover::copy_rest() {
     std::string failed = co_await copy_round(0, copied);
     if (!failed.empty()) co_return failed;
     if (copied > 0) continue;
-    failed = co_await latest_offsets(latest);
+    failed = co_await list_offsets(-1, latest);
     if (!failed.empty()) co_return failed;
     if (latest != next_) continue;
-    // And what it acknowledged to acks=1 producers, which its high watermark may not show yet.
+    // And what they acknowledged to acks=1 producers, which a high watermark may not show yet.
     bool acknowledged_copied = true;
-    for (int32_t p = 0; p < partitions_; ++p)
+    for (size_t i = 0; i < legs_.size(); ++i)
       acknowledged_copied = acknowledged_copied &&
-                            next_[static_cast<size_t>(p)] >= federation_.acknowledged_end(topic_, from_name_, p);
+                            next_[i] >= federation_.acknowledged_end(topic_, legs_[i].from, legs_[i].from_partition);
     if (!acknowledged_copied) {
       co_await pause(std::chrono::milliseconds(20));
       continue;
     }
     co_await pause(std::chrono::milliseconds(200));
-    failed = co_await latest_offsets(again);
+    failed = co_await list_offsets(-1, again);
     if (!failed.empty()) co_return failed;
     if (again == next_) co_return std::string();
   }
@@ -486,12 +474,15 @@ asio::awaitable<std::string> TopicMover::trim_copy() {
 }
 
 asio::awaitable<std::string> TopicMover::copy_committed_offsets() {
-  // Every group the old member knows (each of its brokers lists those it coordinates).
+  // Every group the old members know (each of their brokers lists those it coordinates).
   std::list<GroupQuery> queries;
-  for (int32_t node : from()->broker_ids()) {
-    GroupQuery& q = queries.emplace_back();
-    q.member = from();
-    q.node = node;
+  for (const std::string& name : sources_) {
+    MemberCluster* member = federation_.member(name);
+    for (int32_t node : member->broker_ids()) {
+      GroupQuery& q = queries.emplace_back();
+      q.member = member;
+      q.node = node;
+    }
   }
   WaitGroup group(federation_.executor());
   for (auto& q : queries) {
@@ -502,34 +493,36 @@ asio::awaitable<std::string> TopicMover::copy_committed_offsets() {
                    asio::detached);
   }
   co_await group.wait();
-  std::vector<std::string> groups;
+  std::set<std::string> groups;
   for (const auto& q : queries) {
     if (!q.reply || q.reply->body.error_code != 0)
-      co_return "ListGroups on " + from_name_ + ": " + (q.reply ? error_text(q.reply->body.error_code) : q.failure);
+      co_return "ListGroups on " + q.member->name() + ": " + (q.reply ? error_text(q.reply->body.error_code) : q.failure);
     for (const auto& g : q.reply->body.groups)
-      if (g.protocol_type == "consumer" || g.protocol_type.empty()) groups.push_back(g.group_id);
+      if (g.protocol_type == "consumer" || g.protocol_type.empty()) groups.insert(g.group_id);
   }
-  for (size_t i = 0; i < groups.size(); ++i) {  // an index: co_await in the body (GCC 12)
+  const std::vector<std::string> ordered(groups.begin(), groups.end());
+  for (size_t i = 0; i < ordered.size(); ++i) {  // an index: co_await in the body (GCC 12)
     if (std::chrono::steady_clock::now() > switch_deadline_)
-      co_return "copying " + std::to_string(groups.size()) + " groups' offsets took too long";
-    const std::string failed = co_await copy_group_offsets(groups[i]);
+      co_return "copying " + std::to_string(ordered.size()) + " groups' offsets took too long";
+    const std::string failed = co_await copy_group_offsets(ordered[i]);
     if (!failed.empty()) co_return failed;
   }
   co_return std::string();
 }
 
 asio::awaitable<std::string> TopicMover::copy_group_offsets(const std::string& group) {
+  // The group's offsets of the moved partitions, from each old member's coordinator.
   std::list<CommittedQuery> queries;
-  CommittedQuery& query = queries.emplace_back();
-  query.member = from();
-  query.request.group_id = group;
-  auto& wanted = query.request.topics.emplace();
-  wanted.emplace_back().name = topic_;
-  for (int32_t p = 0; p < partitions_; ++p) wanted[0].partition_indexes.push_back(p);
+  for (const std::string& name : sources_) {
+    CommittedQuery& query = queries.emplace_back();
+    query.member = federation_.member(name);
+    query.request.group_id = group;
+    auto& wanted = query.request.topics.emplace();
+    wanted.emplace_back().name = topic_;
+    for (const Leg& leg : legs_)
+      if (leg.from == name) wanted[0].partition_indexes.push_back(leg.from_partition);
+  }
   co_await forward_to_coordinators(federation_, links_, queries, group, kOffsetFetchVersion, coordinator_moved_fetch);
-  if (!query.reply || query.reply->body.error_code != 0 || coordinator_moved_fetch(query.reply->body))
-    co_return "OffsetFetch of group " + group + " on " + from_name_ + ": " +
-        (query.reply ? error_text(query.reply->body.error_code) : query.failure);
   std::list<Commit> commits;
   Commit& commit = commits.emplace_back();
   commit.member = to();
@@ -537,18 +530,24 @@ asio::awaitable<std::string> TopicMover::copy_group_offsets(const std::string& g
   commit.request.generation_id_or_member_epoch = -1;  // from outside the member's group
   auto& topic = commit.request.topics.emplace_back();
   topic.name = topic_;
-  for (const auto& t : query.reply->body.topics)
-    for (const auto& p : t.partitions) {
-      if (t.name != topic_ || p.error_code != 0 || p.committed_offset < 0) continue;
-      if (p.partition_index < 0 || p.partition_index >= partitions_) continue;
-      auto& out = topic.partitions.emplace_back();
-      out.partition_index = p.partition_index;
-      // Below the copy's start (deleted before the move): its start.
-      const size_t i = static_cast<size_t>(p.partition_index);
-      out.committed_offset = std::max(p.committed_offset, log_starts_[i]) - bases_[i];
-      out.committed_metadata = p.metadata;
-    }
-  if (topic.partitions.empty()) co_return std::string();  // nothing committed for this topic
+  for (const auto& query : queries) {
+    if (!query.reply || query.reply->body.error_code != 0 || coordinator_moved_fetch(query.reply->body))
+      co_return "OffsetFetch of group " + group + " on " + query.member->name() + ": " +
+          (query.reply ? error_text(query.reply->body.error_code) : query.failure);
+    for (const auto& t : query.reply->body.topics)
+      for (const auto& p : t.partitions) {
+        if (t.name != topic_ || p.error_code != 0 || p.committed_offset < 0) continue;
+        const int64_t leg = leg_of(query.member->name(), p.partition_index);
+        if (leg < 0) continue;
+        const size_t i = static_cast<size_t>(leg);
+        auto& out = topic.partitions.emplace_back();
+        out.partition_index = static_cast<int32_t>(i);
+        // Below the copy's start (deleted before the move): its start.
+        out.committed_offset = std::max(p.committed_offset, log_starts_[i]) - bases_[i];
+        out.committed_metadata = p.metadata;
+      }
+  }
+  if (topic.partitions.empty()) co_return std::string();  // nothing committed for these partitions
   co_await forward_to_coordinators(federation_, links_, commits, group, kOffsetCommitVersion, coordinator_moved_commit);
   if (!commit.reply) co_return "OffsetCommit of group " + group + " on " + to_name_ + ": " + commit.failure;
   for (const auto& t : commit.reply->body.topics)
@@ -557,9 +556,39 @@ asio::awaitable<std::string> TopicMover::copy_group_offsets(const std::string& g
   co_return std::string();
 }
 
+TopicPlacement TopicMover::switched(const TopicPlacement& current) const {
+  std::map<int32_t, size_t> leg_by_federated;
+  for (size_t i = 0; i < legs_.size(); ++i) leg_by_federated[legs_[i].federated] = i;
+  TopicPlacement out{current.topic_id, {}};
+  int32_t federated = 0;
+  for (const auto& segment : current.segments)
+    for (int32_t j = 0; j < segment.partitions; ++j, ++federated) {
+      std::string cluster = segment.cluster;
+      int32_t member_partition = segment.first_member_partition + j;
+      int64_t base = segment.offset_base(j);
+      if (auto it = leg_by_federated.find(federated); it != leg_by_federated.end()) {
+        // The new member's offset o is the old member's o + bases_, which is federated o + bases_ + its base.
+        cluster = to_name_;
+        member_partition = static_cast<int32_t>(it->second);
+        base += bases_[it->second];
+      }
+      PlacementSegment* last = out.segments.empty() ? nullptr : &out.segments.back();
+      if (last && last->cluster == cluster && last->first_member_partition + last->partitions == member_partition) {
+        ++last->partitions;
+        last->offset_bases.push_back(base);
+      } else {
+        out.segments.push_back({cluster, 1, member_partition, {base}});
+      }
+    }
+  for (auto& segment : out.segments)
+    if (std::all_of(segment.offset_bases.begin(), segment.offset_bases.end(), [](int64_t b) { return b == 0; }))
+      segment.offset_bases.clear();
+  return out;
+}
+
 asio::awaitable<void> TopicMover::undo(std::string why) {
-  SLUICE_LOG(kWarn, "moving " << topic_ << " from member cluster " << from_name_ << " to " << to_name_
-                              << " failed: " << why << "; it stays on " << from_name_);
+  SLUICE_LOG(kWarn, "moving partitions of " << topic_ << " to member cluster " << to_name_ << " failed: " << why
+                                            << "; they stay where they were");
   state().frozen = false;
   state().state = "failed: " + why;
   if (copy_ == CopyState::kNotRecorded) {
@@ -581,27 +610,64 @@ asio::awaitable<void> TopicMover::undo(std::string why) {
   }
 }
 
-asio::awaitable<void> TopicMover::delete_old_part() {
-  // Recorded with the switch (switch_placement), so a stop before the deletion finishes it at the next start.
+asio::awaitable<void> TopicMover::delete_old_parts(std::vector<std::string> whole) {
   co_await pause(std::chrono::duration_cast<std::chrono::milliseconds>(kDeleteDelay));
-  std::vector<MemberCluster*> old_member(1, from());
-  const bool deleted = co_await undo_creation(federation_, links_, topic_, old_member);
+  // Where the topic keeps other partitions, the moved ones' records go (best
+  // effort: DeleteRecords to the high watermark; the partitions stay, unused).
+  std::list<Trim> trims;
+  std::map<std::pair<std::string, int32_t>, Trim*> by_node;
+  for (size_t i = 0; i < legs_.size(); ++i) {
+    if (std::find(whole.begin(), whole.end(), legs_[i].from) != whole.end()) continue;
+    const int32_t node = source(i)->leader_of(topic_, legs_[i].from_partition);
+    if (node < 0) continue;
+    Trim*& trim = by_node[{legs_[i].from, node}];
+    if (!trim) {
+      trim = &trims.emplace_back();
+      trim->member = source(i);
+      trim->node = node;
+      trim->request.timeout_ms = 30000;
+      trim->request.topics.emplace_back().name = topic_;
+    }
+    trim->request.topics[0].partitions.push_back({legs_[i].from_partition, -1});
+  }
+  WaitGroup group(federation_.executor());
+  for (auto& trim : trims) {
+    group.add();
+    asio::co_spawn(federation_.executor(),
+                   forward(trim, kDeleteRecordsVersion,
+                           std::chrono::milliseconds(30000 + federation_.config().request_timeout_ms), group, links_),
+                   asio::detached);
+  }
+  co_await group.wait();
+  if (whole.empty()) {
+    const bool forgotten = co_await federation_.store().end_creation(topic_);
+    if (forgotten) federation_.store().release(topic_);
+    if (!forgotten) federation_.store().leave_unfinished(topic_, whole);
+    co_return;
+  }
+  // Recorded with the switch (switch_placement), so a stop before the deletion finishes it at the next start.
+  std::vector<MemberCluster*> members;
+  for (const auto& name : whole) members.push_back(federation_.member(name));
+  const bool deleted = co_await undo_creation(federation_, links_, topic_, members);
   federation_.note_deleted(topic_);  // the old member may list it a moment longer
   bool forgotten = false;
   if (deleted) forgotten = co_await federation_.store().end_creation(topic_);
   if (forgotten) {
     federation_.store().release(topic_);
   } else {
-    federation_.store().leave_unfinished(topic_, std::vector<std::string>{from_name_});
+    federation_.store().leave_unfinished(topic_, whole);
   }
 }
 
 asio::awaitable<void> TopicMover::run() {
-  SLUICE_LOG(kInfo, "moving " << topic_ << " (" << partitions_ << " partitions) from member cluster " << from_name_
+  std::string from;
+  for (const auto& name : sources_) from += (from.empty() ? "" : ",") + name;
+  SLUICE_LOG(kInfo, "moving " << partitions_ << " partitions of " << topic_ << " from member cluster(s) " << from
                               << " to " << to_name_);
   std::string failed = co_await create_copy();
-  if (failed.empty()) failed = co_await read_bases();
-  // Copy while clients go on writing to the old member, until nearly caught up.
+  if (failed.empty()) failed = co_await list_offsets(-2, log_starts_);
+  bases_ = next_ = log_starts_;
+  // Copy while clients go on writing to the old members, until nearly caught up.
   const auto catch_up_deadline = std::chrono::steady_clock::now() + kCatchUpLimit;
   while (failed.empty()) {
     int64_t copied = 0;
@@ -617,22 +683,16 @@ asio::awaitable<void> TopicMover::run() {
   }
   if (failed.empty()) failed = co_await trim_copy();
   if (failed.empty()) failed = co_await copy_committed_offsets();
+  std::vector<std::string> whole;  // old members left without any of its partitions
   if (failed.empty()) {
     const TopicPlacement* current = federation_.store().find(topic_);
     if (!current) {
       failed = "the topic left the map";
     } else {
-      TopicPlacement moved = *current;
-      for (auto& segment : moved.segments)
-        if (segment.cluster == from_name_) {
-          // The new member's offset o is the old member's o + bases_, which is federated o + bases_ + its base.
-          std::vector<int64_t> bases(bases_.size());
-          for (size_t p = 0; p < bases.size(); ++p) bases[p] = segment.offset_base(static_cast<int32_t>(p)) + bases_[p];
-          segment.cluster = to_name_;
-          segment.offset_bases = std::move(bases);
-        }
-      std::vector<std::string> old_part(1, from_name_);  // named: no braced temporary in a co_await (GCC 12)
-      const bool written = co_await federation_.store().switch_placement(topic_, moved, old_part);
+      const TopicPlacement moved = switched(*current);
+      for (const auto& name : sources_)
+        if (!moved.on(name)) whole.push_back(name);
+      const bool written = co_await federation_.store().switch_placement(topic_, moved, whole);
       if (!written) failed = "the federation's map could not be written";
     }
   }
@@ -644,36 +704,82 @@ asio::awaitable<void> TopicMover::run() {
   state().state = "done";
   federation_.forget_acknowledged(topic_);
   to()->request_refresh();
-  SLUICE_LOG(kInfo, "moved " << topic_ << " from member cluster " << from_name_ << " to " << to_name_ << " ("
-                             << state().batches_copied << " batches copied); deleting it on " << from_name_);
-  co_await delete_old_part();
+  SLUICE_LOG(kInfo, "moved " << partitions_ << " partitions of " << topic_ << " from member cluster(s) " << from << " to "
+                             << to_name_ << " (" << state().batches_copied << " batches copied)");
+  co_await delete_old_parts(whole);
 }
 
 asio::awaitable<void> run_move(std::shared_ptr<TopicMover> mover) { co_await mover->run(); }
 
+// Starts moving `legs` of `topic` to member `to`, after the checks both kinds of move share.
+std::string start(Federation& federation, const std::string& topic, std::vector<Leg> legs, const std::string& to) {
+  MemberCluster* target = federation.member(to);
+  if (!target) return "no member cluster " + to;
+  if (!target->healthy()) return "member cluster " + to + " is unhealthy";
+  if (federation.store().find(topic)->on(to) || target->topic(topic))
+    return "member cluster " + to + " holds a topic " + topic + " already";
+  if (legs.empty()) return "no partition to move";
+  std::vector<std::string> sources;
+  for (const Leg& leg : legs) {
+    MemberCluster* source = federation.member(leg.from);
+    if (!source || !source->healthy()) return "member cluster " + leg.from + " is unhealthy";
+    if (std::find(sources.begin(), sources.end(), leg.from) == sources.end()) sources.push_back(leg.from);
+  }
+  std::string from;
+  for (const auto& name : sources) from += (from.empty() ? "" : ",") + name;
+  federation.store().hold(topic);  // no deletion, change or second move meanwhile
+  federation.moves()[topic] = Federation::TopicMove{from, to, sources, "copying", false, 0};
+  auto mover = std::make_shared<TopicMover>(federation, topic, std::move(legs), to);
+  boost::asio::co_spawn(federation.executor(), run_move(std::move(mover)), boost::asio::detached);
+  return "";
+}
+
+// The placement's checks: "" if `topic` can be moved now.
+std::string refused(Federation& federation, const std::string& topic) {
+  if (!federation.store().find(topic)) return "topic " + topic + " is not in the federation's map";
+  if (federation.store().reserved(topic)) return "topic " + topic + " is being created, deleted, changed or moved";
+  return "";
+}
+
 }  // namespace
 
 std::string start_topic_move(Federation& federation, const std::string& topic, std::string from, const std::string& to) {
-  const TopicPlacement* placement = federation.store().find(topic);
-  if (!placement) return "topic " + topic + " is not in the federation's map";
-  if (federation.store().reserved(topic)) return "topic " + topic + " is being created, deleted, changed or moved";
+  if (auto why = refused(federation, topic); !why.empty()) return why;
+  const TopicPlacement& placement = *federation.store().find(topic);
   if (from.empty()) {
-    if (placement->segments.size() != 1) return "topic " + topic + " is split: say which member cluster (from=)";
-    from = placement->segments[0].cluster;
+    for (const auto& segment : placement.segments)
+      if (segment.cluster != placement.segments[0].cluster) return "topic " + topic + " is split: say which member cluster (from=)";
+    from = placement.segments[0].cluster;
   }
-  const PlacementSegment* segment = placement->segment_on(from);
-  if (!segment) return "topic " + topic + " has no partitions on member cluster " + from;
-  MemberCluster* source = federation.member(from);
-  MemberCluster* target = federation.member(to);
-  if (!target) return "no member cluster " + to;
-  if (!source || !source->healthy()) return "member cluster " + from + " is unhealthy";
-  if (!target->healthy()) return "member cluster " + to + " is unhealthy";
-  if (placement->on(to) || target->topic(topic)) return "member cluster " + to + " holds a topic " + topic + " already";
-  federation.store().hold(topic);  // no deletion, change or second move meanwhile
-  federation.moves()[topic] = Federation::TopicMove{from, to, "copying", false, 0};
-  auto mover = std::make_shared<TopicMover>(federation, topic, from, to, segment->partitions);
-  boost::asio::co_spawn(federation.executor(), run_move(std::move(mover)), boost::asio::detached);
-  return "";
+  if (!placement.on(from)) return "topic " + topic + " has no partitions on member cluster " + from;
+  std::vector<Leg> legs;  // every partition on `from`, in the member's order
+  int32_t federated = 0;
+  for (const auto& segment : placement.segments)
+    for (int32_t j = 0; j < segment.partitions; ++j, ++federated)
+      if (segment.cluster == from) legs.push_back({federated, from, segment.first_member_partition + j});
+  std::sort(legs.begin(), legs.end(), [](const Leg& a, const Leg& b) { return a.from_partition < b.from_partition; });
+  return start(federation, topic, std::move(legs), to);
+}
+
+std::string start_topic_spread(Federation& federation, const std::string& topic, const std::string& to) {
+  if (auto why = refused(federation, topic); !why.empty()) return why;
+  const TopicPlacement& placement = *federation.store().find(topic);
+  std::set<std::string> clusters;
+  for (const auto& segment : placement.segments) clusters.insert(segment.cluster);
+  // From each segment its last partitions, so that every member, the new one
+  // too, ends with about the same number: n / (members + 1) of each segment.
+  const int32_t members = static_cast<int32_t>(clusters.size()) + 1;
+  std::vector<Leg> legs;
+  int32_t federated = 0;
+  for (const auto& segment : placement.segments) {
+    const int32_t moved = segment.partitions / members;
+    for (int32_t j = 0; j < segment.partitions; ++j, ++federated)
+      if (j >= segment.partitions - moved) legs.push_back({federated, segment.cluster, segment.first_member_partition + j});
+  }
+  if (legs.empty())
+    return "topic " + topic + " has too few partitions to spread over " + std::to_string(members) +
+           " member clusters (CreatePartitions first)";
+  return start(federation, topic, std::move(legs), to);
 }
 
 }  // namespace sluice::federation

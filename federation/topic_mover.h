@@ -40,4 +40,12 @@ class Federation;
 // placed, or is being changed; `to` is unknown, unhealthy or holds it).
 std::string start_topic_move(Federation& federation, const std::string& topic, std::string from, const std::string& to);
 
+// Adds member `to` to `topic`: from each segment, its last n / (members + 1)
+// partitions are moved there (a topic of 12 over a and b ends with 4 on each
+// of a, b and `to`), so that its messages spread over one member more. The
+// partitions keep their federated numbers; the members they leave keep them,
+// emptied (DeleteRecords), as Kafka cannot delete a partition. "" if it
+// started, else why not (as start_topic_move, or too few partitions).
+std::string start_topic_spread(Federation& federation, const std::string& topic, const std::string& to);
+
 }  // namespace sluice::federation

@@ -73,7 +73,8 @@ boost::asio::awaitable<Result> raise(Federation& federation, MemberLinks& links,
                    "member cluster holding the topic's last partitions.");
   TopicPlacement placement = *found;
   PlacementSegment& last = placement.segments.back();
-  const int32_t member_count = last.partitions + (topic.count - old);
+  // The member's own count: a spread topic's last segment may begin further in (placement.h).
+  const int32_t member_count = last.first_member_partition + last.partitions + (topic.count - old);
   MemberCluster* member = federation.member(last.cluster);
   const MemberTopic* on_member = member ? member->topic(topic.name) : nullptr;
   const bool member_has_them = on_member && static_cast<int32_t>(on_member->leaders.size()) >= member_count;
@@ -110,8 +111,8 @@ boost::asio::awaitable<Result> raise(Federation& federation, MemberLinks& links,
     }
   }
   if (!validate_only) {
-    last.partitions = member_count;
-    if (!last.offset_bases.empty()) last.offset_bases.resize(static_cast<size_t>(member_count), 0);  // new: from 0
+    last.partitions = member_count - last.first_member_partition;
+    if (!last.offset_bases.empty()) last.offset_bases.resize(static_cast<size_t>(last.partitions), 0);  // new: from 0
     const bool written = co_await federation.store().put(topic.name, placement);
     if (!written) {
       member->request_refresh();  // so that asking again finds them there

@@ -4,6 +4,7 @@
 // deletion that failed on one member completes when asked again; until then
 // the topic stays in the map (the parts still there keep being served).
 #include <list>
+#include <set>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -38,7 +39,9 @@ boost::asio::awaitable<Result> remove(Federation& federation, MemberLinks& links
   federation.store().hold(name);  // no creation or second deletion of the name meanwhile
   std::list<Deletion> deletions;
   WaitGroup group(federation.executor());
+  std::set<std::string> asked;  // a member holding several segments (a spread topic) is asked once
   for (const auto& segment : placement->segments) {
+    if (!asked.insert(segment.cluster).second) continue;
     MemberCluster* member = federation.member(segment.cluster);
     Deletion& d = deletions.emplace_back();
     d.member = member;

@@ -4,7 +4,9 @@
 // set at creation). The endpoint's broker has no configs to show; other
 // resource types are not served here.
 #include <algorithm>
+#include <set>
 #include <stdexcept>
+#include <string_view>
 
 #include "federation/handlers/handlers.h"
 #include "protocol/error_codes.h"
@@ -45,7 +47,9 @@ boost::asio::awaitable<Result> describe_topic(FederationRequest& request,
     result.error_message = "The topic '" + resource.resource_name + "' does not exist.";
     co_return result;
   }
-  const int32_t split = static_cast<int32_t>(placement->segments.size());
+  std::set<std::string_view> clusters;  // a spread topic may have several segments on one member
+  for (const auto& segment : placement->segments) clusters.insert(segment.cluster);
+  const int32_t split = static_cast<int32_t>(clusters.size());
   MemberCluster* member = federation.member(placement->segments.front().cluster);
   const int32_t node = member ? member->any_node() : -1;
   broker::OutboundConnection* connection = node < 0 ? nullptr : request.links.connection(*member, node);
