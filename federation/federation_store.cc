@@ -116,8 +116,8 @@ boost::asio::awaitable<bool> FederationStore::put(std::string topic, TopicPlacem
 
 boost::asio::awaitable<bool> FederationStore::switch_placement(std::string topic, TopicPlacement placement,
                                                                std::vector<std::string> delete_from) {
-  std::string creating;
-  for (const auto& c : delete_from) creating += (creating.empty() ? "" : ",") + c;
+  std::optional<std::string> creating;  // none left to delete: the record erased, as put() does
+  for (const auto& c : delete_from) creating = (creating ? *creating + "," : std::string()) + c;
   co_return co_await put_with_creation(std::move(topic), std::move(placement), std::move(creating));
 }
 

@@ -639,10 +639,8 @@ asio::awaitable<void> TopicMover::delete_old_parts(std::vector<std::string> whol
                    asio::detached);
   }
   co_await group.wait();
-  if (whole.empty()) {
-    const bool forgotten = co_await federation_.store().end_creation(topic_);
-    if (forgotten) federation_.store().release(topic_);
-    if (!forgotten) federation_.store().leave_unfinished(topic_, whole);
+  if (whole.empty()) {  // nothing recorded to delete (switch_placement erased the record)
+    federation_.store().release(topic_);
     co_return;
   }
   // Recorded with the switch (switch_placement), so a stop before the deletion finishes it at the next start.

@@ -1,7 +1,9 @@
-// Moving a federated topic's segment from one member cluster to another: copy,
-// catch up, switch (issue 19). Started from the admin server
-// (POST /v1/topics/<topic>/move?to=<cluster>[&from=<cluster>]) and run in the
-// background on the endpoint's thread; its progress is in GET /v1/topics.
+// Moving a federated topic's partitions from one member cluster to another,
+// or spreading a split topic to one more member: copy, catch up, switch
+// (issue 19). Started from the admin server (POST /v1/topics/<topic>/move?
+// to=<cluster>[&from=<cluster>], /v1/topics/<topic>/spread?to=<cluster>) and
+// run in the background on the endpoint's thread; its progress is in
+// GET /v1/topics.
 //
 //   1. The move is recorded in the map as a creation on the new member
 //      (FederationStore::begin_creation), so a kill -9 before the switch has
@@ -19,10 +21,15 @@
 //      requests already forwarded are waited for, the rest is copied until
 //      the old member's latest offsets stay put, and every group's committed
 //      offsets for the topic are copied over (less the base).
-//   4. The map is rewritten durably: the segment is on the new member, with
-//      the bases (placement.h), so a client's offsets name the same records
-//      before and after. Then the old member's topic is deleted (recorded
-//      first, so a stop in between finishes it at the next start).
+//   4. The map is rewritten durably: the partitions are on the new member,
+//      with the bases (placement.h), so a client's offsets name the same
+//      records before and after. Then the old member's topic is deleted where
+//      it keeps no partition of the topic (recorded in the same transaction,
+//      so a stop in between finishes it at the next start); where it keeps
+//      some (a spread), the moved partitions are emptied instead.
+// A move is a list of moved partitions ("legs"), from one member (a move) or
+// from every member holding the topic (a spread); the new member's partition
+// i is the i-th.
 // Any failure before the switch ends the move: the copy is deleted and the
 // topic stays where it was. What a move refuses: a topic whose batches are
 // not contiguous (compacted, or written in transactions), since the copy
