@@ -108,6 +108,36 @@ def test_with_a_kafka_member(fed_kafka):
     Sluice and Kafka, its offsets committed on each."""
     clients_scenario(*fed_kafka)
     group_scenario(*fed_kafka, "confluent")
+    move_between_sluice_and_kafka(*fed_kafka)
+
+
+def move_between_sluice_and_kafka(node, members):
+    """A topic moved under load between the Sluice member and the Kafka one (whichever way its
+    placement makes it), and back: the mover speaks only Kafka's protocol to both."""
+    from confluent_kafka import Consumer, TopicPartition
+    topic, group = "fed-move-kafka", "fed-move-kafka-group"
+    assert create(node.bootstrap, topic, 2) is None
+    ck.wait_topic(node.bootstrap, topic, 2)
+    src = "a" if topic in member_topics(members["a"].bootstrap) else "b"
+    dst = "b" if src == "a" else "a"
+    want: dict = {}
+    entry = move_under_load(node, topic, 2, group, want, f"/v1/topics/{topic}/move?to={dst}", dst)
+    assert [s["cluster"] for s in entry["placement"]] == [dst], entry
+    deadline = time.monotonic() + 30
+    while (answer := http_get(node.admin_port, f"/v1/topics/{topic}/move?to={src}", method="POST"))[0] != 202:
+        assert answer[0] == 409 and time.monotonic() < deadline, answer  # held until the old part is deleted
+        time.sleep(0.2)
+    wait_move(node, topic, src)
+    ends = {p: max(o for q, o in want if q == p) + 1 for p in range(2)}
+    got = ck.consume(node.bootstrap, topic, {p: ends[p] for p in range(2)}, timeout=60)
+    for p in range(2):
+        assert [(o, k.decode()) for o, k, _, _ in got[p]] == [(o, want[(p, o)]) for o in range(ends[p])]
+    c = Consumer({"bootstrap.servers": node.bootstrap, "group.id": group})
+    try:
+        committed = c.committed([TopicPartition(topic, p) for p in range(2)], timeout=15)
+        assert [tp.offset for tp in committed] == [ends[p] for p in range(2)], committed
+    finally:
+        c.close()
 
 
 def clients_scenario(node, members):
