@@ -159,6 +159,7 @@ void Federation::start_admin_server() {
       }
     }
     if (to.empty()) return Result{400, R"({"error":"say where to: ?to=<member cluster>"})"};
+    if (spread && !from.empty()) return Result{400, R"({"error":"a spread takes from every member: no from="})"};
     auto started = std::make_shared<std::promise<std::string>>();
     auto outcome = started->get_future();
     boost::asio::post(io_, [this, started, topic, from, to, spread] {
