@@ -658,6 +658,18 @@ def move_under_load(node, topic: str, partitions: int, group: str, want: dict, p
     return entry
 
 
+def check_position(node, topic: str, group: str, ends: dict[int, int], low0: int) -> None:
+    """Through the endpoint: partition 0 holds [low0, ends[0]) and the group's committed offsets are the ends."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": node.bootstrap, "group.id": group})
+    try:
+        assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (low0, ends[0])
+        committed = c.committed([TopicPartition(topic, p) for p in range(len(ends))], timeout=15)
+        assert [tp.offset for tp in committed] == [ends[p] for p in range(len(ends))], committed
+    finally:
+        c.close()
+
+
 def test_topic_moved_under_load(fed):
     """The topic moves from its member to the other (copy, catch up, switch) while a producer writes
     to it and a group of two consumers reads it, committing as it goes, all through the endpoint.
@@ -698,13 +710,7 @@ def test_topic_moved_under_load(fed):
     assert not any(p == 0 and o < 100 for p, o in want)
 
     ends = {p: max(o for q, o in want if q == p) + 1 for p in range(3)}
-    c = Consumer({"bootstrap.servers": node.bootstrap, "group.id": group})
-    try:
-        assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (100, ends[0])
-        committed = c.committed([TopicPartition(topic, p) for p in range(3)], timeout=15)
-        assert [tp.offset for tp in committed] == [ends[p] for p in range(3)], committed
-    finally:
-        c.close()
+    check_position(node, topic, group, ends, 100)
     deadline = time.monotonic() + 20
     while topic in member_topics(members[src].bootstrap):
         assert time.monotonic() < deadline, f"the topic is still on {src}"
@@ -722,13 +728,7 @@ def test_topic_moved_under_load(fed):
         time.sleep(0.2)
     entry = wait_move(node, topic, src)
     assert [s["cluster"] for s in entry["placement"]] == [src], entry
-    c = Consumer({"bootstrap.servers": node.bootstrap, "group.id": group})
-    try:
-        assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (100, ends[0])
-        committed = c.committed([TopicPartition(topic, p) for p in range(3)], timeout=15)
-        assert [tp.offset for tp in committed] == [ends[p] for p in range(3)], committed
-    finally:
-        c.close()
+    check_position(node, topic, group, ends, 100)
     got = ck.consume(node.bootstrap, topic, {p: ends[p] - (100 if p == 0 else 0) for p in range(3)},
                      start={0: 100}, timeout=60)
     for p in range(3):

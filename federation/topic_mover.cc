@@ -93,6 +93,18 @@ bool coordinator_moved_commit(const protocol::OffsetCommitResponse& reply) {
 
 std::string error_text(int16_t code) { return protocol::error_name(static_cast<ErrorCode>(code)); }
 
+// Sends every request of `requests` at once and waits for all the answers.
+template <typename Request, typename Response>
+asio::awaitable<void> send_all(Federation& federation, std::list<Forwarded<Request, Response>>& requests, int16_t version,
+                               std::chrono::milliseconds timeout, MemberLinks& links) {
+  WaitGroup group(federation.executor());
+  for (auto& r : requests) {
+    group.add();
+    asio::co_spawn(federation.executor(), forward(r, version, timeout, group, links), asio::detached);
+  }
+  co_await group.wait();
+}
+
 // One partition being moved: where it is now, and where its copy goes (the
 // new member's partition i is leg i).
 struct Leg {
@@ -252,15 +264,8 @@ asio::awaitable<std::string> TopicMover::list_offsets(int64_t timestamp, std::ve
     partition.partition_index = legs_[i].from_partition;
     partition.timestamp = timestamp;
   }
-  WaitGroup group(federation_.executor());
-  for (auto& q : queries) {
-    group.add();
-    asio::co_spawn(federation_.executor(),
-                   forward(q, kListOffsetsVersion, std::chrono::milliseconds(federation_.config().request_timeout_ms),
-                           group, links_),
-                   asio::detached);
-  }
-  co_await group.wait();
+  co_await send_all(federation_, queries, kListOffsetsVersion,
+                    std::chrono::milliseconds(federation_.config().request_timeout_ms), links_);
   out.assign(legs_.size(), -1);
   for (const auto& q : queries) {
     if (!q.reply) co_return "ListOffsets on " + q.member->name() + ": " + q.failure;
@@ -298,16 +303,8 @@ asio::awaitable<std::string> TopicMover::copy_round(int32_t max_wait_ms, int64_t
     partition.fetch_offset = next_[i];
     partition.partition_max_bytes = kCopyBytes;
   }
-  WaitGroup group(federation_.executor());
-  for (auto& c : copies) {
-    group.add();
-    asio::co_spawn(federation_.executor(),
-                   forward(c, kFetchVersion,
-                           std::chrono::milliseconds(max_wait_ms + federation_.config().request_timeout_ms), group,
-                           links_),
-                   asio::detached);
-  }
-  co_await group.wait();
+  co_await send_all(federation_, copies, kFetchVersion,
+                    std::chrono::milliseconds(max_wait_ms + federation_.config().request_timeout_ms), links_);
   // Each leg's complete batches, in order, from exactly next_ on.
   std::vector<std::vector<std::string>> batches(legs_.size());
   for (const auto& c : copies) {
@@ -369,15 +366,8 @@ asio::awaitable<std::string> TopicMover::append(std::vector<std::vector<std::str
       protocol::set_base_offset(batch.data(), 0);  // as a producer sends it
       paste->request.topic_data[0].partition_data.push_back({p, protocol::Records(std::string_view(batch))});
     }
-    WaitGroup group(federation_.executor());
-    for (auto& paste : pastes) {
-      group.add();
-      asio::co_spawn(federation_.executor(),
-                     forward(paste, kProduceVersion,
-                             std::chrono::milliseconds(30000 + federation_.config().request_timeout_ms), group, links_),
-                     asio::detached);
-    }
-    co_await group.wait();
+    co_await send_all(federation_, pastes, kProduceVersion,
+                      std::chrono::milliseconds(30000 + federation_.config().request_timeout_ms), links_);
     // An append that failed or went unanswered may or may not be there: the
     // copy's offsets could no longer be trusted, so the move ends.
     for (const auto& paste : pastes) {
@@ -455,15 +445,8 @@ asio::awaitable<std::string> TopicMover::trim_copy() {
     }
     trim->request.topics[0].partitions.push_back({p, log_starts_[i] - bases_[i]});
   }
-  WaitGroup group(federation_.executor());
-  for (auto& trim : trims) {
-    group.add();
-    asio::co_spawn(federation_.executor(),
-                   forward(trim, kDeleteRecordsVersion,
-                           std::chrono::milliseconds(30000 + federation_.config().request_timeout_ms), group, links_),
-                   asio::detached);
-  }
-  co_await group.wait();
+  co_await send_all(federation_, trims, kDeleteRecordsVersion,
+                    std::chrono::milliseconds(30000 + federation_.config().request_timeout_ms), links_);
   for (const auto& trim : trims) {
     if (!trim.reply) co_return "DeleteRecords on " + to_name_ + ": " + trim.failure;
     for (const auto& t : trim.reply->body.topics)
@@ -484,15 +467,8 @@ asio::awaitable<std::string> TopicMover::copy_committed_offsets() {
       q.node = node;
     }
   }
-  WaitGroup group(federation_.executor());
-  for (auto& q : queries) {
-    group.add();
-    asio::co_spawn(federation_.executor(),
-                   forward(q, kListGroupsVersion, std::chrono::milliseconds(federation_.config().request_timeout_ms),
-                           group, links_),
-                   asio::detached);
-  }
-  co_await group.wait();
+  co_await send_all(federation_, queries, kListGroupsVersion,
+                    std::chrono::milliseconds(federation_.config().request_timeout_ms), links_);
   std::set<std::string> groups;
   for (const auto& q : queries) {
     if (!q.reply || q.reply->body.error_code != 0)
@@ -630,15 +606,8 @@ asio::awaitable<void> TopicMover::delete_old_parts(std::vector<std::string> whol
     }
     trim->request.topics[0].partitions.push_back({legs_[i].from_partition, -1});
   }
-  WaitGroup group(federation_.executor());
-  for (auto& trim : trims) {
-    group.add();
-    asio::co_spawn(federation_.executor(),
-                   forward(trim, kDeleteRecordsVersion,
-                           std::chrono::milliseconds(30000 + federation_.config().request_timeout_ms), group, links_),
-                   asio::detached);
-  }
-  co_await group.wait();
+  co_await send_all(federation_, trims, kDeleteRecordsVersion,
+                    std::chrono::milliseconds(30000 + federation_.config().request_timeout_ms), links_);
   if (whole.empty()) {  // nothing recorded to delete (switch_placement erased the record)
     federation_.store().release(topic_);
     co_return;
