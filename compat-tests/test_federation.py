@@ -23,6 +23,9 @@ Two members, `a` and `b`, and `sluice federation` over them; clients bootstrap f
     a producer writes and a consumer group reads: every acknowledged record consumed exactly once at
     the offset it was acknowledged at, records deleted before the move still deleted (offsets kept
     across the switch), the group's committed offsets moved with it, the old member's copy deleted;
+    then moved back (the offset bases add up); the same to and from an Apache Kafka member; an
+    endpoint kill -9ed mid-copy deletes the half copy at its restart and leaves the topic whole;
+  - a split topic spread to a third member (POST /v1/topics/<t>/spread) under the same load;
   - the endpoint's admin server reports each member's health (GET /v1/members, /v1/topics, readiness,
     and metrics scraped by Debian's Prometheus, every one documented in METRICS.md): a member killed
     shows as unhealthy there and in the log, and healthy again once it is back.
