@@ -2,7 +2,7 @@
 // its member partition, one Fetch per member broker, all at once, each
 // waiting up to the client's MaxWaitMs; the answers are merged in the
 // client's numbering, their record batches passed on as the members sent them
-// (offsets are the members'). The answer waits for every member broker asked
+// (offsets are the members', raised by a moved partition's offset base). The answer waits for every member broker asked
 // (each answers within MaxWaitMs, sooner once it has MinBytes), but at most
 // MaxWaitMs plus a moment: a partition whose broker has not answered by then
 // (a broker that has stopped) is left out of it, and this client's next
