@@ -14,6 +14,7 @@
 
 #include "broker/log.h"
 #include "federation/federation.h"
+#include "federation/handlers/coordinator_moved.h"
 #include "federation/handlers/forward.h"
 #include "federation/handlers/handlers.h"
 #include "federation/member_links.h"
@@ -75,21 +76,6 @@ constexpr auto kSwitchLimit = std::chrono::seconds(30);
 // The old member's topic is deleted this long after the switch: Fetch
 // requests routed there before it finish first.
 constexpr auto kDeleteDelay = std::chrono::seconds(2);
-
-bool coordinator_moved_fetch(const protocol::OffsetFetchResponse& reply) {
-  if (coordinator_error(reply.error_code)) return true;
-  for (const auto& t : reply.topics)
-    for (const auto& p : t.partitions)
-      if (coordinator_error(p.error_code)) return true;
-  return false;
-}
-
-bool coordinator_moved_commit(const protocol::OffsetCommitResponse& reply) {
-  for (const auto& t : reply.topics)
-    for (const auto& p : t.partitions)
-      if (coordinator_error(p.error_code)) return true;
-  return false;
-}
 
 std::string error_text(int16_t code) { return protocol::error_name(static_cast<ErrorCode>(code)); }
 
@@ -498,7 +484,8 @@ asio::awaitable<std::string> TopicMover::copy_group_offsets(const std::string& g
     for (const Leg& leg : legs_)
       if (leg.from == name) wanted[0].partition_indexes.push_back(leg.from_partition);
   }
-  co_await forward_to_coordinators(federation_, links_, queries, group, kOffsetFetchVersion, coordinator_moved_fetch);
+  co_await forward_to_coordinators(federation_, links_, queries, group, kOffsetFetchVersion,
+                                   offset_fetch_coordinator_moved);
   std::list<Commit> commits;
   Commit& commit = commits.emplace_back();
   commit.member = to();
@@ -507,7 +494,7 @@ asio::awaitable<std::string> TopicMover::copy_group_offsets(const std::string& g
   auto& topic = commit.request.topics.emplace_back();
   topic.name = topic_;
   for (const auto& query : queries) {
-    if (!query.reply || query.reply->body.error_code != 0 || coordinator_moved_fetch(query.reply->body))
+    if (!query.reply || query.reply->body.error_code != 0 || offset_fetch_coordinator_moved(query.reply->body))
       co_return "OffsetFetch of group " + group + " on " + query.member->name() + ": " +
           (query.reply ? error_text(query.reply->body.error_code) : query.failure);
     for (const auto& t : query.reply->body.topics)
@@ -524,7 +511,8 @@ asio::awaitable<std::string> TopicMover::copy_group_offsets(const std::string& g
       }
   }
   if (topic.partitions.empty()) co_return std::string();  // nothing committed for these partitions
-  co_await forward_to_coordinators(federation_, links_, commits, group, kOffsetCommitVersion, coordinator_moved_commit);
+  co_await forward_to_coordinators(federation_, links_, commits, group, kOffsetCommitVersion,
+                                   offset_commit_coordinator_moved);
   if (!commit.reply) co_return "OffsetCommit of group " + group + " on " + to_name_ + ": " + commit.failure;
   for (const auto& t : commit.reply->body.topics)
     for (const auto& p : t.partitions)

@@ -12,6 +12,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
+#include "federation/handlers/coordinator_moved.h"
 #include "federation/handlers/forward.h"
 #include "federation/handlers/handlers.h"
 #include "federation/handlers/routing.h"
@@ -29,13 +30,6 @@ using Target = Forwarded<OffsetCommitRequest, OffsetCommitResponse>;
 constexpr int16_t kForwardVersion = 8;
 
 using Slot = PartitionSlot<Target>;
-
-bool coordinator_moved(const OffsetCommitResponse& reply) {
-  for (const auto& t : reply.topics)
-    for (const auto& p : t.partitions)
-      if (coordinator_error(p.error_code)) return true;
-  return false;
-}
 
 }  // namespace
 
@@ -88,7 +82,8 @@ boost::asio::awaitable<void> handle_offset_commit(FederationRequest& request) {
   for (const Slot& slot : slots)
     if (slot.target) in_flight.add(slot.topic, slot.target->member->name());
   // Each member's coordinator of the group, then every member's commit at once.
-  co_await forward_to_coordinators(federation, request.links, targets, body.group_id, kForwardVersion, coordinator_moved);
+  co_await forward_to_coordinators(federation, request.links, targets, body.group_id, kForwardVersion,
+                                   offset_commit_coordinator_moved);
 
   OffsetCommitResponse reply;
   for (const Slot& slot : slots) {

@@ -13,6 +13,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
+#include "federation/handlers/coordinator_moved.h"
 #include "federation/handlers/forward.h"
 #include "federation/handlers/handlers.h"
 #include "federation/handlers/routing.h"
@@ -31,14 +32,6 @@ using Target = Forwarded<OffsetFetchRequest, OffsetFetchResponse>;
 constexpr int16_t kForwardVersion = 7;  // one group, topic names
 constexpr int16_t kFirstMultiGroupVersion = 8;
 constexpr int16_t kFirstGroupErrorVersion = 2;
-
-bool coordinator_moved(const OffsetFetchResponse& reply) {
-  if (coordinator_error(reply.error_code)) return true;
-  for (const auto& t : reply.topics)
-    for (const auto& p : t.partitions)
-      if (coordinator_error(p.error_code)) return true;
-  return false;
-}
 
 struct WantedTopic {
   std::string name;
@@ -90,14 +83,15 @@ boost::asio::awaitable<GroupReply> fetch_group(Federation& federation, MemberLin
   } else {
     for (const auto& m : federation.members()) target_of(m.get());  // topics null: everything there
   }
-  co_await forward_to_coordinators(federation, links, targets, group_id, kForwardVersion, coordinator_moved);
+  co_await forward_to_coordinators(federation, links, targets, group_id, kForwardVersion,
+                                   offset_fetch_coordinator_moved);
 
   // What the members said, in the federated numbering.
   ErrorCode error = ErrorCode::kNone;
   std::map<std::pair<std::string, int32_t>, Committed> committed;
   for (const Target& target : targets) {
     const auto* body = target.reply ? &target.reply->body : nullptr;
-    if (!body || body->error_code != 0 || coordinator_moved(*body)) {
+    if (!body || body->error_code != 0 || offset_fetch_coordinator_moved(*body)) {
       if (error == ErrorCode::kNone)
         error = body && body->error_code != 0 && !coordinator_error(body->error_code)
                     ? static_cast<ErrorCode>(body->error_code)

@@ -51,7 +51,8 @@ boost::asio::awaitable<void> handle_produce(FederationRequest& request) {
     const TopicPlacement* placement = federation.store().find(topic.name);
     for (const auto& p : topic.partition_data) {
       Slot& slot = slots.emplace_back(Slot{topic.name, p.index});
-      const auto header = p.records && p.records->in_memory()
+      // acks=all needs no span (nothing above the high watermark to remember): no parse then.
+      const auto header = body.acks != -1 && p.records && p.records->in_memory()
                               ? protocol::RecordBatchHeader::parse(p.records->bytes())
                               : std::nullopt;
       spans.push_back(header ? int64_t{header->last_offset_delta} + 1 : 1);
