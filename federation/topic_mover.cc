@@ -17,6 +17,7 @@
 #include "federation/handlers/coordinator_moved.h"
 #include "federation/handlers/forward.h"
 #include "federation/handlers/handlers.h"
+#include "federation/handlers/routing.h"
 #include "federation/member_links.h"
 #include "protocol/error_codes.h"
 #include "protocol/messages/create_topics_request.h"
@@ -238,14 +239,12 @@ asio::awaitable<std::string> TopicMover::list_offsets(int64_t timestamp, std::ve
   for (size_t i = 0; i < legs_.size(); ++i) {
     const int32_t node = source(i)->leader_of(topic_, legs_[i].from_partition);
     if (node < 0) co_return "partition " + std::to_string(legs_[i].from_partition) + " has no leader on " + legs_[i].from;
-    OffsetQuery*& q = by_node[{legs_[i].from, node}];
-    if (!q) {
-      q = &queries.emplace_back();
-      q->member = source(i);
-      q->node = node;
-      q->request.replica_id = -1;
-      q->request.topics.emplace_back().name = topic_;
-    }
+    OffsetQuery* q = target_for(queries, by_node, std::pair(legs_[i].from, node), [&](OffsetQuery& t) {
+      t.member = source(i);
+      t.node = node;
+      t.request.replica_id = -1;
+      t.request.topics.emplace_back().name = topic_;
+    });
     auto& partition = q->request.topics[0].partitions.emplace_back();
     partition.partition_index = legs_[i].from_partition;
     partition.timestamp = timestamp;
@@ -273,17 +272,15 @@ asio::awaitable<std::string> TopicMover::copy_round(int32_t max_wait_ms, int64_t
   for (size_t i = 0; i < legs_.size(); ++i) {
     const int32_t node = source(i)->leader_of(topic_, legs_[i].from_partition);
     if (node < 0) continue;  // an election there: next round
-    Copy*& c = by_node[{legs_[i].from, node}];
-    if (!c) {
-      c = &copies.emplace_back();
-      c->member = source(i);
-      c->node = node;
-      c->request.max_wait_ms = max_wait_ms;
-      c->request.min_bytes = 1;
-      c->request.max_bytes = 16 * kCopyBytes;
-      c->request.session_epoch = -1;  // sessionless
-      c->request.topics.emplace_back().topic = topic_;
-    }
+    Copy* c = target_for(copies, by_node, std::pair(legs_[i].from, node), [&](Copy& t) {
+      t.member = source(i);
+      t.node = node;
+      t.request.max_wait_ms = max_wait_ms;
+      t.request.min_bytes = 1;
+      t.request.max_bytes = 16 * kCopyBytes;
+      t.request.session_epoch = -1;  // sessionless
+      t.request.topics.emplace_back().topic = topic_;
+    });
     auto& partition = c->request.topics[0].partitions.emplace_back();
     partition.partition = legs_[i].from_partition;
     partition.fetch_offset = next_[i];
@@ -339,15 +336,13 @@ asio::awaitable<std::string> TopicMover::append(std::vector<std::vector<std::str
       if (wave >= mine.size()) continue;
       const int32_t node = to()->leader_of(topic_, p);
       if (node < 0) co_return "partition " + std::to_string(p) + " of the copy has no leader on " + to_name_;
-      Paste*& paste = by_node[node];
-      if (!paste) {
-        paste = &pastes.emplace_back();
-        paste->member = to();
-        paste->node = node;
-        paste->request.acks = -1;
-        paste->request.timeout_ms = 30000;
-        paste->request.topic_data.emplace_back().name = topic_;
-      }
+      Paste* paste = target_for(pastes, by_node, node, [&](Paste& t) {
+        t.member = to();
+        t.node = node;
+        t.request.acks = -1;
+        t.request.timeout_ms = 30000;
+        t.request.topic_data.emplace_back().name = topic_;
+      });
       std::string& batch = mine[wave];
       protocol::set_base_offset(batch.data(), 0);  // as a producer sends it
       paste->request.topic_data[0].partition_data.push_back({p, protocol::Records(std::string_view(batch))});
@@ -421,14 +416,12 @@ asio::awaitable<std::string> TopicMover::trim_copy() {
     if (bases_[i] >= log_starts_[i]) continue;
     const int32_t node = to()->leader_of(topic_, p);
     if (node < 0) co_return "partition " + std::to_string(p) + " of the copy has no leader on " + to_name_;
-    Trim*& trim = by_node[node];
-    if (!trim) {
-      trim = &trims.emplace_back();
-      trim->member = to();
-      trim->node = node;
-      trim->request.timeout_ms = 30000;
-      trim->request.topics.emplace_back().name = topic_;
-    }
+    Trim* trim = target_for(trims, by_node, node, [&](Trim& t) {
+      t.member = to();
+      t.node = node;
+      t.request.timeout_ms = 30000;
+      t.request.topics.emplace_back().name = topic_;
+    });
     trim->request.topics[0].partitions.push_back({p, log_starts_[i] - bases_[i]});
   }
   co_await send_all(federation_, trims, kDeleteRecordsVersion,
@@ -584,14 +577,12 @@ asio::awaitable<void> TopicMover::delete_old_parts(std::vector<std::string> whol
     if (std::find(whole.begin(), whole.end(), legs_[i].from) != whole.end()) continue;
     const int32_t node = source(i)->leader_of(topic_, legs_[i].from_partition);
     if (node < 0) continue;
-    Trim*& trim = by_node[{legs_[i].from, node}];
-    if (!trim) {
-      trim = &trims.emplace_back();
-      trim->member = source(i);
-      trim->node = node;
-      trim->request.timeout_ms = 30000;
-      trim->request.topics.emplace_back().name = topic_;
-    }
+    Trim* trim = target_for(trims, by_node, std::pair(legs_[i].from, node), [&](Trim& t) {
+      t.member = source(i);
+      t.node = node;
+      t.request.timeout_ms = 30000;
+      t.request.topics.emplace_back().name = topic_;
+    });
     trim->request.topics[0].partitions.push_back({legs_[i].from_partition, -1});
   }
   co_await send_all(federation_, trims, kDeleteRecordsVersion,
