@@ -37,6 +37,11 @@ def pytest_configure(config):
         "markers", "storage_admin: needs segment retention and the storage admin APIs (DeleteRecords, "
                    "IncrementalAlterConfigs); skipped on a Sluice that does not advertise DeleteRecords (API 21) "
                    "and IncrementalAlterConfigs (API 44) yet, always run on Kafka")
+    config.addinivalue_line(
+        "markers", "fault_checker: a fault test (kill -9, chaos) whose Kafka run checks the test's checker, "
+                   "not a behaviour Sluice must copy; it runs against Kafka only with --kafka-fault-runs "
+                   "(or COMPAT_KAFKA_FAULT_RUNS=1), to keep `make test` short. Run it there after changing "
+                   "the test.")
 
 
 @pytest.fixture(autouse=True)
@@ -93,6 +98,9 @@ def pytest_addoption(parser):
     parser.addoption("--brokers", action="store",
                      default=os.environ.get("COMPAT_BROKERS", "sluice,kafka"),
                      help="comma-separated broker kinds to run against: sluice,kafka")
+    parser.addoption("--kafka-fault-runs", action="store_true",
+                     default=os.environ.get("COMPAT_KAFKA_FAULT_RUNS", "") not in ("", "0"),
+                     help="also run the fault_checker tests against Kafka")
 
 
 def _kinds(config) -> list[str]:
@@ -106,6 +114,9 @@ def _kinds(config) -> list[str]:
 def pytest_generate_tests(metafunc):
     if "broker_kind" in metafunc.fixturenames:
         kinds = _kinds(metafunc.config)
+        if (metafunc.definition.get_closest_marker("fault_checker") is not None
+                and not metafunc.config.getoption("--kafka-fault-runs")):
+            kinds = [k for k in kinds if k != "kafka"] or kinds[:0]
         metafunc.parametrize("broker_kind", kinds, ids=kinds, scope="session")
 
 

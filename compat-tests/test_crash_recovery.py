@@ -201,6 +201,7 @@ def assert_log_continues(b, topic: str, ends: dict[int, int]) -> None:
     assert {p: (r.error, r.base_offset) for p, r in res.items()} == {p: (NONE, ends[p]) for p in range(P)}, res
 
 
+@pytest.mark.fault_checker
 def test_kill9_during_heavy_writes(fresh_broker, unique_topic, broker_kind):
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)

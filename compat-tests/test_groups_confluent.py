@@ -96,6 +96,7 @@ def _commit_in_group(bootstrap, group, topic, offsets: dict[int, int], timeout=6
         c.close()
 
 
+@pytest.mark.fault_checker
 def test_committed_offsets_survive_clean_and_kill9_restart(fresh_broker, unique_topic):
     b = fresh_broker()
     topic, group = unique_topic("grp-restart"), group_id()

@@ -227,6 +227,7 @@ def wait_growth(bootstrap: str, topic: str, client, at_least: int, timeout: floa
                          f"(stored {stored_count(bootstrap, topic)}, from {start})\n{client.log_tail()}")
 
 
+@pytest.mark.fault_checker
 @pytest.mark.parametrize("client_name", ["java", "confluent", "kafkajs"])
 def test_idempotent_producer_survives_chaos(request, fresh_broker, unique_topic, tmp_path, client_name):
     t0 = time.monotonic()

@@ -3,6 +3,7 @@ in the middle of producing), restart it on the same data dir and port, and consu
 acknowledged message at the offset it was acknowledged with."""
 import time
 
+import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from harness import ck
@@ -89,6 +90,7 @@ def check_acked(bootstrap, topic, acked):
     return wm
 
 
+@pytest.mark.fault_checker
 def test_kill9_restart_keeps_acknowledged(fresh_broker, unique_topic):
     b = fresh_broker()
     topic = unique_topic("restart")
