@@ -108,7 +108,10 @@ asio::awaitable<void> send_response(asio::ip::tcp::socket& socket, const protoco
     size_t position = 0;
     for (const auto& splice : response.splices()) {
       scratch.append(buffer, position, splice.at - position);
-      append_file_region(scratch, splice.region);
+      if (splice.in_memory())
+        scratch.append(splice.memory);
+      else
+        append_file_region(scratch, splice.region);
       position = splice.at;
     }
     scratch.append(buffer, position, buffer.size() - position);
@@ -118,7 +121,10 @@ asio::awaitable<void> send_response(asio::ip::tcp::socket& socket, const protoco
   size_t position = 0;
   for (const auto& splice : response.splices()) {
     co_await send_bytes(socket, buffer.data() + position, splice.at - position, true);
-    co_await send_file_region(socket, splice.region);
+    if (splice.in_memory())
+      co_await send_bytes(socket, splice.memory.data(), splice.memory.size(), true);
+    else
+      co_await send_file_region(socket, splice.region);
     position = splice.at;
   }
   co_await send_bytes(socket, buffer.data() + position, buffer.size() - position, false);

@@ -20,6 +20,7 @@
 #include "controller/metadata_log.h"
 #include "controller/metadata_records.h"
 #include "federation/federation.h"
+#include <malloc.h>
 #include "storage/state_store.h"
 
 namespace {
@@ -66,6 +67,8 @@ int print_metadata_image(const std::string& log_dir) {
 
 // Serves until SIGTERM or SIGINT.
 int run_federation(sluice::federation::FederationConfig config) {
+  ::mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  ::mallopt(M_TRIM_THRESHOLD, 256 << 20);
   boost::asio::io_context io(1);
   sluice::federation::Federation federation(io, std::move(config));
   federation.start();

@@ -24,9 +24,6 @@ using asio::ip::tcp;
 using boost::system::error_code;
 using Clock = std::chrono::steady_clock;
 
-// A response frame's buffer starts at most this large and then doubles as
-// bytes arrive, so a peer that only claims a large frame costs us little.
-constexpr size_t kInitialFrameBytes = 1 << 20;
 
 // Calls `on_expiry` if `deadline` passes while the watchdog lives (Boost 1.74
 // has no awaitable operators to race a timer against an operation).
@@ -192,7 +189,7 @@ asio::awaitable<void> read_loop(std::shared_ptr<Link> link) {
       auto frame = std::make_unique<std::string>();
       const size_t frame_size = static_cast<size_t>(size);
       for (size_t have = 0; have < frame_size;) {
-        const size_t want = std::min(frame_size, std::max(kInitialFrameBytes, have * 2));
+        const size_t want = std::min(frame_size, std::max(link->limits.frame_bytes_at_once, have * 2));
         frame->resize(want);
         co_await asio::async_read(link->socket, asio::buffer(frame->data() + have, want - have),
                                   asio::redirect_error(asio::use_awaitable, ec));

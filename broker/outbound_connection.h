@@ -49,6 +49,11 @@ struct OutboundLimits {
   int32_t max_response_bytes = (100 << 20) + (1 << 20);
   // Requests sent and not yet answered (Kafka's max.in.flight default).
   size_t max_in_flight = 5;
+  // A response frame's buffer starts at most this large and then doubles as
+  // bytes arrive, so a peer that only claims a large frame costs little. A
+  // caller whose peers are trusted with their claims (the federation
+  // endpoint's members) raises it: each doubling copies what has arrived.
+  size_t frame_bytes_at_once = 1 << 20;
 };
 
 class OutboundConnection {

@@ -3,6 +3,8 @@
 #include <future>
 
 #include <algorithm>
+#include <stdexcept>
+#include <vector>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -268,6 +270,8 @@ asio::awaitable<void> Federation::serve(tcp::socket socket) {
   const std::string client_host = ec ? std::string("?") : remote.address().to_string();
   broker::FrameReader input(kMaxRequestBytes);
   MemberLinks links(io_.get_executor());
+  protocol::Writer response;  // reused: its buffer keeps its capacity
+  std::vector<asio::const_buffer> pieces;
   try {
     for (;;) {
       std::span<char> frame;
@@ -291,7 +295,7 @@ asio::awaitable<void> Federation::serve(tcp::socket socket) {
         SLUICE_LOG(kWarn, "closing " << peer << ": API key " << api_key << " is not served by the federation");
         co_return;
       }
-      protocol::Writer response;
+      response.clear();
       const size_t size_at = response.reserve_int32();
       response.write_int32(correlation_id);
       bool send = true;
@@ -322,7 +326,18 @@ asio::awaitable<void> Federation::serve(tcp::socket socket) {
       input.consume();
       if (!send) continue;
       response.patch_int32(size_at, static_cast<int32_t>(response.size() - size_at - 4));
-      co_await asio::async_write(socket, asio::buffer(response.buffer()), asio::use_awaitable);
+      // Fetch records are the members' answers, sent from where they are (writev), not copied.
+      pieces.clear();
+      size_t position = 0;
+      for (const auto& splice : response.splices()) {
+        if (!splice.in_memory()) throw std::logic_error("the federation endpoint holds no log files to send");
+        pieces.push_back(asio::buffer(response.buffer().data() + position, splice.at - position));
+        pieces.push_back(asio::buffer(splice.memory));
+        position = splice.at;
+      }
+      pieces.push_back(asio::buffer(response.buffer().data() + position, response.buffer().size() - position));
+      co_await asio::async_write(socket, pieces, asio::use_awaitable);
+      response.clear();  // lets go of the member answers it referred to
     }
   } catch (const protocol::DecodeError& e) {
     SLUICE_LOG(kWarn, "closing " << peer << ": malformed request: " << e.what());

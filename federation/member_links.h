@@ -41,12 +41,20 @@ class MemberLinks {
     if (!link.connection || link.address.host != address->host || link.address.port != address->port) {
       link.address = *address;
       link.connection = std::make_unique<broker::OutboundConnection>(executor_, address->host, address->port,
-                                                                     "sluice-federation");
+                                                                     "sluice-federation", client_link_limits());
     }
     return link.connection.get();
   }
 
  private:
+  // The member clusters are the operator's: an answer's claimed size is
+  // allocated at once (a forwarded Fetch asks at most 64 MiB of one broker),
+  // rather than doubled up to, which would copy each answer about once more.
+  static broker::OutboundLimits client_link_limits() {
+    broker::OutboundLimits limits;
+    limits.frame_bytes_at_once = static_cast<size_t>(limits.max_response_bytes);
+    return limits;
+  }
   struct Link {
     HostPort address;
     std::unique_ptr<broker::OutboundConnection> connection;

@@ -1,7 +1,10 @@
 // The value of a Kafka `records` field. A request's records are bytes in the
 // request frame. A fetch response's records are usually regions of log segment
 // files: the connection hands those to the kernel (sendfile) instead of reading
-// them into memory and copying them into the response.
+// them into memory and copying them into the response. Bytes in memory that
+// come with an owner (the federation endpoint's view into a member's answer)
+// are not copied into the response either: the connection sends them from
+// where they are (writev), and the owner keeps them alive until then.
 #pragma once
 
 #include <cstddef>
@@ -33,11 +36,19 @@ class Records {
   explicit Records(std::vector<FileRegion> regions) : regions_(std::move(regions)) {
     for (const auto& r : regions_) file_bytes_ += r.length;
   }
+  // Bytes in memory that `owner` keeps alive: encoded by reference (Writer's splices).
+  static Records owned(std::string_view bytes, std::shared_ptr<const void> owner) {
+    Records r(bytes);
+    r.owner_ = std::move(owner);
+    return r;
+  }
 
   bool in_memory() const { return regions_.empty(); }
   // The bytes, for records that are in memory (always the case after decoding).
   std::string_view bytes() const { return bytes_; }
   const std::vector<FileRegion>& regions() const { return regions_; }
+  // What keeps in-memory bytes alive, for records made by owned(); else null.
+  const std::shared_ptr<const void>& owner() const { return owner_; }
   size_t size() const { return in_memory() ? bytes_.size() : file_bytes_; }
 
   // Same content for bytes in memory; same regions for bytes in files.
@@ -47,6 +58,7 @@ class Records {
   std::string_view bytes_;
   std::vector<FileRegion> regions_;
   size_t file_bytes_ = 0;
+  std::shared_ptr<const void> owner_;
 };
 
 }  // namespace sluice::protocol

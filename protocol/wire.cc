@@ -343,11 +343,16 @@ void Writer::write_compact_nullable_bytes(std::optional<std::string_view> b) {
 
 void Writer::append_records_body(const Records& r) {
   if (r.in_memory()) {
-    write_raw(r.bytes());
+    if (r.owner() && !r.bytes().empty()) {
+      splices_.push_back({buf_.size(), {}, r.bytes(), r.owner()});
+      spliced_bytes_ += r.bytes().size();
+    } else {
+      write_raw(r.bytes());
+    }
     return;
   }
   for (const auto& region : r.regions()) {
-    splices_.push_back({buf_.size(), region});
+    splices_.push_back({buf_.size(), region, {}, nullptr});
     spliced_bytes_ += region.length;
   }
 }

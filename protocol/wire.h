@@ -106,11 +106,18 @@ class Reader {
 
 class Writer {
  public:
-  // A file region to be sent in place of nothing: the encoding is buffer()
-  // with each splice's region inserted at its position `at`, in order.
+  // Bytes sent in place of nothing: the encoding is buffer() with each
+  // splice's bytes inserted at its position `at`, in order. They are a file
+  // region (sendfile), or, when `memory` is not empty, bytes in memory that
+  // `owner` keeps alive (records given with an owner: Records::owned).
   struct Splice {
     size_t at;
     FileRegion region;
+    std::string_view memory;
+    std::shared_ptr<const void> owner;
+
+    bool in_memory() const { return !memory.empty(); }
+    size_t length() const { return in_memory() ? memory.size() : region.length; }
   };
 
   std::string& buffer() { return buf_; }

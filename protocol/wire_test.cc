@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <memory>
 #include <new>
 #include <string>
 
@@ -406,6 +407,40 @@ TEST(WireMessages, KnownTaggedFieldWithTrailingBytesRejected) {
   });
 }
 
+// Records with an owner are encoded by reference: the bytes stay where they
+// are (a splice), the encoding around them is what copying them would give.
+TEST(Wire, OwnedRecordsAreSplicedNotCopied) {
+  auto frame = std::make_shared<std::string>("headerRECORDBYTEStrailer");
+  const std::string_view records = std::string_view(*frame).substr(6, 11);
+  Writer copied;
+  copied.write_int16(7);
+  copied.write_compact_records(Records(records));
+  copied.write_int16(8);
+  Writer spliced;
+  spliced.write_int16(7);
+  spliced.write_compact_records(Records::owned(records, frame));
+  spliced.write_int16(8);
+  EXPECT_TRUE(copied.splices().empty());
+  ASSERT_EQ(spliced.splices().size(), 1u);
+  const auto& splice = spliced.splices()[0];
+  EXPECT_TRUE(splice.in_memory());
+  EXPECT_EQ(splice.memory.data(), records.data());  // not a copy
+  EXPECT_EQ(spliced.size(), copied.size());
+  std::string assembled = spliced.buffer();
+  assembled.insert(splice.at, splice.memory);
+  EXPECT_EQ(assembled, copied.buffer());
+  // The writer keeps the bytes alive until it is cleared.
+  const std::weak_ptr<std::string> watch = frame;
+  frame.reset();
+  EXPECT_FALSE(watch.expired());
+  spliced.clear();
+  EXPECT_TRUE(watch.expired());
+  // Empty owned records have nothing to splice.
+  Writer empty;
+  empty.write_records(Records::owned({}, std::make_shared<int>(0)));
+  EXPECT_TRUE(empty.splices().empty());
+}
+
 }  // namespace
 }  // namespace sluice::protocol
 
@@ -474,3 +509,4 @@ TEST(DecodeUtf8AsJavaTest, StringsReadFromRequestsAreDecoded) {
 
 }  // namespace
 }  // namespace sluice::protocol
+

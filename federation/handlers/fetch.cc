@@ -49,6 +49,9 @@ constexpr std::chrono::milliseconds kGrace{200};
 
 struct FetchTarget : Target {
   bool done = false;
+  // The member's answer, once the client's answer refers to its records: kept
+  // alive until they are sent (Records::owned), not copied.
+  std::shared_ptr<std::string> answer_bytes;
 };
 
 // One client Fetch's forwarded requests. Shared with them: those the answer
@@ -200,9 +203,13 @@ boost::asio::awaitable<void> handle_fetch(FederationRequest& request) {
     out.aborted_transactions = answer->aborted_transactions;
     if (slot.offset_base != 0 && out.aborted_transactions)
       for (auto& aborted : *out.aborted_transactions) aborted.first_offset += slot.offset_base;
-    if (slot.offset_base != 0 && answer->records && answer->records->in_memory())
-      rebase_batches(*slot.target->reply->frame, answer->records->bytes(), slot.offset_base);
-    out.records = answer->records;  // a view into the member's answer, alive until this is encoded
+    if (!slot.target->answer_bytes) slot.target->answer_bytes = std::move(slot.target->reply->frame);
+    if (answer->records && answer->records->in_memory()) {
+      if (slot.offset_base != 0) rebase_batches(*slot.target->answer_bytes, answer->records->bytes(), slot.offset_base);
+      out.records = protocol::Records::owned(answer->records->bytes(), slot.target->answer_bytes);
+    } else {
+      out.records = answer->records;
+    }
     if (answer->error_code == static_cast<int16_t>(ErrorCode::kNotLeaderOrFollower)) slot.target->member->request_refresh();
   }
   request.respond(reply);
