@@ -42,7 +42,7 @@ import pytest
 from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from harness import ck, kp
+from harness import ck, kp, kwire
 from harness.brokers import Broker
 from harness.cluster import sluice_only_fixture  # noqa: F401 (fixture)
 from harness.data import check_partition, expected_by_partition
@@ -340,6 +340,13 @@ def test_member_stopped_and_back(fed):
         assert time.monotonic() < deadline, f"the dead member's partitions still have leaders: {t.partitions}"
         time.sleep(0.2)
     roundtrip_ck(node.bootstrap, "fed-live")  # the other member goes on
+    # A Fetch of a dead member's partition: a retriable error, and empty records, never null.
+    conn = kwire.KafkaConn.to(node.bootstrap)
+    try:
+        err, size = kwire.fetch_error_and_records_size(conn, "fed-dead", 0)
+        assert kwire.error_name(err).startswith("NOT_LEADER_OR_FOLLOWER") and size == 0, (kwire.error_name(err), size)
+    finally:
+        conn.close()
 
     # A producer to the dead member's topic waits (retriable errors), it does not fail.
     delivered, failed = [], []
@@ -598,12 +605,15 @@ def wait_move(node, topic: str, to: str, timeout: float = 90.0) -> dict:
         time.sleep(0.2)
 
 
-def move_under_load(node, topic: str, partitions: int, group: str, want: dict, post: str, to: str) -> dict:
+def move_under_load(node, topic: str, partitions: int, group: str, want: dict, post: str, to: str,
+                    during=None) -> dict:
     """A producer (acks=all, keyed, round robin over the partitions) and a group of two consumers
     (committing after every poll) through the endpoint, while POST `post` moves partitions of the
     topic to member `to`, and for a while after. Checks that every record acknowledged (those in
     `want` beforehand too, which it extends) is consumed exactly once, at its offset with its key,
-    and that the group never rebalanced. Returns the topic's /v1/topics entry once moved."""
+    and that the group never rebalanced. Returns the topic's /v1/topics entry once moved; or, with
+    `during`, what `during()` returns: it is called once the move is accepted, in place of waiting
+    for the move to end (a fault test's own steps)."""
     import threading
     from harness import groups
     consumers = [groups.Member(f"m{i}", "confluent", node.bootstrap, group, topic) for i in range(2)]
@@ -637,10 +647,13 @@ def move_under_load(node, topic: str, partitions: int, group: str, want: dict, p
         marks = [len(m.snapshot()) for m in consumers]
         writer.start()
         groups.wait_until(lambda: len(acked) > 500, 30, "records acknowledged before the move")
-        status, _, body = http_get(node.admin_port, post, method="POST")
-        assert status == 202, body
+        deadline = time.monotonic() + 30
+        while (answer := http_get(node.admin_port, post, method="POST"))[0] != 202:
+            # 409 while an earlier move's undoing or clean-up holds the topic
+            assert answer[0] == 409 and time.monotonic() < deadline, answer
+            time.sleep(0.5)
         at_move = len(acked)
-        entry = wait_move(node, topic, to)
+        entry = during() if during else wait_move(node, topic, to)
         after = len(acked)
         groups.wait_until(lambda: len(acked) > after + 500, 30, "records acknowledged after the move")
         stop.set()
@@ -648,7 +661,7 @@ def move_under_load(node, topic: str, partitions: int, group: str, want: dict, p
         assert not writer.is_alive()
         assert not errors, errors[:3]
         print({"acked_before_move": at_move, "acked_by_the_switch": after, "acked": len(acked),
-               "batches_copied": entry["move"]["batches_copied"]})
+               "move": entry["move"]})
         want.update(acked)
         groups.wait_consumed(consumers, want, timeout=60)
         groups.check_exactly_once(consumers, want)
@@ -803,6 +816,93 @@ def test_move_interrupted_by_a_kill9_is_undone(fed):
     for q in range(2):
         assert [(o, k) for o, k, _, _ in got[q]] == [(j, b"k-%d" % i) for j, i in enumerate(range(q, n, 2))]
 
+
+
+def topic_entry(node, topic: str) -> dict:
+    return next(t for t in admin_json(node.admin_port, "/v1/topics")["topics"] if t["name"] == topic)
+
+
+def wait_copying(node, topic: str, batches: int, timeout: float = 30.0) -> None:
+    """Until the topic's move is copying and has copied `batches` batches. The status shows a new
+    move within 0.5 s; until then it may show none, or the last one's end."""
+    start = time.monotonic()
+    while True:
+        move = topic_entry(node, topic).get("move", {"state": "copying", "batches_copied": 0})
+        if move["state"] == "copying" and move["batches_copied"] >= batches:
+            return
+        shown = time.monotonic() - start > 2
+        assert (move["state"] == "copying" or not shown) and time.monotonic() < start + timeout, move
+        time.sleep(0.01)
+
+
+def test_move_under_member_faults(fed):
+    """Member faults in the middle of a move, with a producer and a consumer group working through the
+    endpoint all along:
+    1. the new member is killed with kill -9 while the copy is being made: the move fails and says
+       why, the topic stays where it was, and the half copy is deleted once that member is back;
+    2. the move is made again, and this time the old member (which every client of the topic is
+       using) is paused with SIGSTOP for 2 s while the copy is being made: clients and copy wait,
+       and the move then completes.
+    Every record acknowledged before, during and after is consumed exactly once, at its offset,
+    with its key, and the group never rebalances (move_under_load's checks)."""
+    import signal
+    from harness import groups
+    node, members = fed
+    topic, group = "fed-move-faults", "fed-move-faults-group"
+    assert create(node.bootstrap, topic, 2) is None
+    ck.wait_topic(node.bootstrap, topic, 2)
+    src = "a" if topic in member_topics(members["a"].bootstrap) else "b"
+    dst = "b" if src == "a" else "a"
+    # Many small batches (about 2,000), so that the copy lasts long enough to be caught in the middle.
+    p = Producer({"bootstrap.servers": node.bootstrap, "acks": "all", "linger.ms": 0, "batch.num.messages": 4,
+                  "log_level": 3})
+    want: dict[tuple[int, int], str] = {}
+
+    def on_delivery(err, m):
+        assert err is None, err
+        want[(m.partition(), m.offset())] = m.key().decode()
+    for i in range(8000):
+        p.produce(topic, key=b"k-%d" % i, value=b"v-%d" % i, partition=i % 2, on_delivery=on_delivery)
+        if i % 200 == 0:
+            p.flush(30)
+    assert p.flush(60) == 0 and len(want) == 8000
+
+    def kill_the_new_member():
+        wait_copying(node, topic, 20)
+        members[dst].kill9()
+        deadline = time.monotonic() + 60
+        while not (move := topic_entry(node, topic)["move"])["state"].startswith("failed"):
+            assert move["state"] == "copying" and time.monotonic() < deadline, move
+            time.sleep(0.1)
+        members[dst].start()
+        deadline = time.monotonic() + 60
+        while topic in member_topics(members[dst].bootstrap):
+            assert time.monotonic() < deadline, f"the half copy is still on {dst}"
+            time.sleep(0.2)
+        return topic_entry(node, topic)
+
+    entry = move_under_load(node, topic, 2, group, want, f"/v1/topics/{topic}/move?to={dst}", dst,
+                            during=kill_the_new_member)
+    assert [s["cluster"] for s in entry["placement"]] == [src], entry
+    assert entry["move"]["state"].startswith("failed: ") and entry["move"]["to"] == dst, entry
+
+    def pause_the_old_member():
+        wait_copying(node, topic, 20)
+        members[src].proc.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(2)
+        finally:
+            members[src].proc.send_signal(signal.SIGCONT)
+        return wait_move(node, topic, dst)
+
+    # A new group, which reads everything again: the first one's consumers are closed.
+    entry = move_under_load(node, topic, 2, group + "-2", want, f"/v1/topics/{topic}/move?to={dst}", dst,
+                            during=pause_the_old_member)
+    assert [s["cluster"] for s in entry["placement"]] == [dst], entry
+    deadline = time.monotonic() + 20
+    while topic in member_topics(members[src].bootstrap):
+        assert time.monotonic() < deadline, f"the topic is still on {src}"
+        time.sleep(0.2)
 
 
 @pytest.fixture(name="fed3")

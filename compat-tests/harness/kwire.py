@@ -564,6 +564,22 @@ def fetch_raw(conn: KafkaConn, topic: str, partition: int, offset: int = 0,
     return out
 
 
+def fetch_error_and_records_size(conn: KafkaConn, topic: str, partition: int, offset: int = 0) -> tuple[int, int]:
+    """Fetch v4 of one partition, no wait: its error code and the size its records field claims (-1
+    for null: Kafka never sends that, and librdkafka fails the whole answer on it)."""
+    body = (i32(-1) + i32(0) + i32(0) + i32(1 << 20) + i8(0) +
+            i32(1) + string(topic) + i32(1) + i32(partition) + i64(offset) + i32(1 << 20))
+    r = conn.request(1, 4, body, False)
+    r.i32()  # throttle
+    if r.i32() != 1 or r.string() != topic or r.i32() != 1 or r.i32() != partition:
+        raise ValueError("unexpected Fetch answer layout")
+    err = r.i16()
+    r.i64(); r.i64()  # high watermark, last stable offset
+    for _ in range(max(r.i32(), 0)):  # aborted transactions
+        r.i64(); r.i64()
+    return err, r.i32()
+
+
 def fetch_error(conn: KafkaConn, topic: str, partition: int, offset: int, current_leader_epoch: int) -> int:
     """Fetch v9 (KIP-320: the client's current leader epoch) of one partition, no wait; the
     partition's error code."""

@@ -186,6 +186,7 @@ boost::asio::awaitable<void> handle_fetch(FederationRequest& request) {
     auto& out = reply.responses.back().partitions.emplace_back();
     out.partition_index = slot.partition;
     out.high_watermark = -1;
+    out.records = std::string_view{};  // empty, never null, as Kafka answers: librdkafka fails a whole answer on null
     if (slot.error != ErrorCode::kNone) {
       out.error_code = static_cast<int16_t>(slot.error);
       continue;
@@ -204,11 +205,9 @@ boost::asio::awaitable<void> handle_fetch(FederationRequest& request) {
     if (slot.offset_base != 0 && out.aborted_transactions)
       for (auto& aborted : *out.aborted_transactions) aborted.first_offset += slot.offset_base;
     if (!slot.target->answer_bytes) slot.target->answer_bytes = std::move(slot.target->reply->frame);
-    if (answer->records && answer->records->in_memory()) {
+    if (answer->records) {  // decoded: bytes in the member's answer
       if (slot.offset_base != 0) rebase_batches(*slot.target->answer_bytes, answer->records->bytes(), slot.offset_base);
       out.records = protocol::Records::owned(answer->records->bytes(), slot.target->answer_bytes);
-    } else {
-      out.records = answer->records;
     }
     if (answer->error_code == static_cast<int16_t>(ErrorCode::kNotLeaderOrFollower)) slot.target->member->request_refresh();
   }
