@@ -969,3 +969,52 @@ def test_member_added_to_a_split_topic_under_load(fed3):
             time.sleep(0.5)
     ck.wait_topic(node.bootstrap, topic, 8)
     assert member_topics(members["c"].bootstrap)[topic] == 4
+
+
+def test_spread_interrupted_after_its_switch_finishes_its_clean_up(fed3):
+    """The endpoint kill -9ed right after a spread's switch, before it emptied the partitions a and b
+    gave up (it waits 2 s; a and b are SIGSTOPped meanwhile, so that it cannot have): the switch
+    recorded them with the new placement, so the restarted endpoint empties them (DeleteRecords to
+    their high watermark), and every record stays readable through the endpoint at its offset."""
+    import signal
+    from confluent_kafka import Consumer, TopicPartition
+    from harness import groups
+    node, members = fed3
+    topic = "fed-spread-killed"
+    assert create(node.bootstrap, topic, 6, {"federation.split.clusters": "2"}) is None
+    ck.wait_topic(node.bootstrap, topic, 6)
+    want = groups.produce_keyed(node.bootstrap, topic, 0, 600, 6)
+    status, _, body = http_get(node.admin_port, f"/v1/topics/{topic}/spread?to=c", method="POST")
+    assert status == 202, body
+    wait_move(node, topic, "c", timeout=60)
+    stopped = []
+    try:
+        for name in ("a", "b"):
+            members[name].proc.send_signal(signal.SIGSTOP)
+            stopped.append(name)
+        node.kill9()
+    finally:
+        for name in stopped:
+            members[name].proc.send_signal(signal.SIGCONT)
+    log_before = node.log_path.read_text(errors="replace")
+    assert f"deleted the unfinished creation's or move's parts of topic {topic}" not in log_before
+    node.start()
+
+    def emptied(name: str) -> bool:
+        probe = Consumer({"bootstrap.servers": members[name].bootstrap, "group.id": "probe"})
+        try:
+            lo, hi = probe.get_watermark_offsets(TopicPartition(topic, 2), timeout=10)
+            return lo == hi == 100
+        finally:
+            probe.close()
+    deadline = time.monotonic() + 30
+    while not (emptied("a") and emptied("b")):
+        assert time.monotonic() < deadline, f"the moved partitions' records are still on a or b: {node.log_tail()}"
+        time.sleep(0.5)
+    restarted_log = node.log_path.read_text(errors="replace")[len(log_before):]
+    assert f"deleted the unfinished creation's or move's parts of topic {topic}" in restarted_log, restarted_log
+    entry = topic_entry(node, topic)
+    assert [(s["cluster"], s["partitions"]) for s in entry["placement"]] == [("a", 2), ("c", 1), ("b", 2), ("c", 1)]
+    got = ck.consume(node.bootstrap, topic, {p: 100 for p in range(6)}, timeout=60)
+    for p in range(6):
+        assert [(o, k.decode()) for o, k, _, _ in got[p]] == [(o, want[(p, o)]) for o in range(100)]

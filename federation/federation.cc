@@ -371,21 +371,21 @@ asio::awaitable<void> Federation::finish_unfinished_creations() {
     std::vector<std::pair<std::string, std::vector<std::string>>> unfinished(store_.unfinished_creations().begin(),
                                                                               store_.unfinished_creations().end());
     for (size_t i = 0; i < unfinished.size(); ++i) {  // an index: co_await in the body (GCC 12)
+      // A creation's parts, or what a move left on its old members (whole topics, emptied partitions).
       const std::string& topic = unfinished[i].first;
-      std::vector<MemberCluster*> on;
       bool known = true;
-      for (const std::string& name : unfinished[i].second) {
-        MemberCluster* m = member(name);
-        if (m) on.push_back(m);
-        known &= m != nullptr;  // a member no longer configured: nothing to delete there
+      for (const std::string& part : unfinished[i].second) {
+        const auto parsed = parse_left_part(part);
+        known &= parsed && member(parsed->first) != nullptr;  // no longer configured: nothing to delete there
       }
-      const bool undone = co_await undo_creation(*this, links, topic, on);
+      const bool undone = co_await delete_left_parts(*this, links, topic, unfinished[i].second);
       if (!undone) continue;
-      note_deleted(topic);  // the members may list it a while yet: not adopted back
+      note_deleted(topic);  // the members may list it a while yet: not adopted back (a placed topic is not)
       const bool forgotten = co_await store_.end_creation(topic);
       if (!forgotten) continue;
       store_.release(topic);
-      SLUICE_LOG(kInfo, "undid the unfinished creation of topic " << topic << (known ? "" : " (some of its members are no longer configured)"));
+      SLUICE_LOG(kInfo, "deleted the unfinished creation's or move's parts of topic "
+                            << topic << (known ? "" : " (some of its members are no longer configured)"));
     }
   }
 }

@@ -46,6 +46,20 @@ std::vector<std::string> split_names(std::string_view value) {
 
 }  // namespace
 
+std::string left_part(const std::string& cluster, int32_t partition) {
+  return partition < 0 ? cluster : cluster + ":" + std::to_string(partition);
+}
+
+std::optional<std::pair<std::string, int32_t>> parse_left_part(std::string_view part) {
+  const size_t colon = part.find(':');
+  if (colon == std::string_view::npos) return std::pair(std::string(part), int32_t{-1});
+  int32_t partition = -1;
+  const std::string_view digits = part.substr(colon + 1);
+  auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), partition);
+  if (colon == 0 || ec != std::errc() || ptr != digits.data() + digits.size() || partition < 0) return std::nullopt;
+  return std::pair(std::string(part.substr(0, colon)), partition);
+}
+
 FederationStore::FederationStore(boost::asio::any_io_executor executor, const std::string& dir)
     : store_([&] {
         std::filesystem::create_directories(dir);
@@ -115,9 +129,9 @@ boost::asio::awaitable<bool> FederationStore::put(std::string topic, TopicPlacem
 }
 
 boost::asio::awaitable<bool> FederationStore::switch_placement(std::string topic, TopicPlacement placement,
-                                                               std::vector<std::string> delete_from) {
+                                                               std::vector<std::string> left) {
   std::optional<std::string> creating;  // none left to delete: the record erased, as put() does
-  for (const auto& c : delete_from) creating = (creating ? *creating + "," : std::string()) + c;
+  for (const auto& c : left) creating = (creating ? *creating + "," : std::string()) + c;
   co_return co_await put_with_creation(std::move(topic), std::move(placement), std::move(creating));
 }
 

@@ -7,12 +7,15 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <memory>
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -22,6 +25,15 @@
 #include "storage/state_store.h"
 
 namespace sluice::federation {
+
+// One item of a creation record (FORMATS.md): a member cluster's part of a
+// topic to delete, the whole topic there ("a"), or the records of one of its
+// partitions ("a:3", a partition a move or spread took away from a member
+// that keeps others; member names hold no ':').
+std::string left_part(const std::string& cluster, int32_t partition = -1);
+// The cluster and partition (-1: the whole topic) of an item; nullopt if it
+// is malformed (never read as "the whole topic").
+std::optional<std::pair<std::string, int32_t>> parse_left_part(std::string_view part);
 
 class FederationStore {
  public:
@@ -45,10 +57,11 @@ class FederationStore {
   // if it could not be written (nothing changed).
   boost::asio::awaitable<bool> put(std::string topic, TopicPlacement placement);
   // A move's switch: the placement, and in the same transaction a creation
-  // record naming the members whose part is now to be deleted (end_creation
-  // once it is), so that a stop in between finishes the deletion.
+  // record naming what it left on the old members, to be deleted
+  // (end_creation once it is), so that a stop in between finishes the
+  // deletion: `left` holds left_part()s.
   boost::asio::awaitable<bool> switch_placement(std::string topic, TopicPlacement placement,
-                                                std::vector<std::string> delete_from);
+                                                std::vector<std::string> left);
 
   // A creation in progress, recorded durably before any member is asked to
   // create its part: if the endpoint stops before put() or end_creation(),

@@ -149,7 +149,9 @@ class TopicMover {
   asio::awaitable<void> undo(std::string why);
   // After the switch: the topic deleted on old members left without any of
   // its partitions (`whole`), the moved partitions' records on the others.
-  asio::awaitable<void> delete_old_parts(std::vector<std::string> whole);
+  // After the switch: `left` (FederationStore's parts: the members in `whole`, whose topic goes,
+  // and the moved partitions of the others) deleted, and the record of them ended.
+  asio::awaitable<void> delete_old_parts(std::vector<std::string> whole, std::vector<std::string> left);
 
   Federation& federation_;
   std::string topic_;
@@ -567,41 +569,22 @@ asio::awaitable<void> TopicMover::undo(std::string why) {
   }
 }
 
-asio::awaitable<void> TopicMover::delete_old_parts(std::vector<std::string> whole) {
+asio::awaitable<void> TopicMover::delete_old_parts(std::vector<std::string> whole, std::vector<std::string> left) {
   co_await pause(std::chrono::duration_cast<std::chrono::milliseconds>(kDeleteDelay));
-  // Where the topic keeps other partitions, the moved ones' records go (best
-  // effort: DeleteRecords to the high watermark; the partitions stay, unused).
-  std::list<Trim> trims;
-  std::map<std::pair<std::string, int32_t>, Trim*> by_node;
-  for (size_t i = 0; i < legs_.size(); ++i) {
-    if (std::find(whole.begin(), whole.end(), legs_[i].from) != whole.end()) continue;
-    const int32_t node = source(i)->leader_of(topic_, legs_[i].from_partition);
-    if (node < 0) continue;
-    Trim* trim = target_for(trims, by_node, std::pair(legs_[i].from, node), [&](Trim& t) {
-      t.member = source(i);
-      t.node = node;
-      t.request.timeout_ms = 30000;
-      t.request.topics.emplace_back().name = topic_;
-    });
-    trim->request.topics[0].partitions.push_back({legs_[i].from_partition, -1});
-  }
-  co_await send_all(federation_, trims, kDeleteRecordsVersion,
-                    std::chrono::milliseconds(30000 + federation_.config().request_timeout_ms), links_);
-  if (whole.empty()) {  // nothing recorded to delete (switch_placement erased the record)
+  if (left.empty()) {  // nothing recorded to delete (switch_placement erased the record)
     federation_.store().release(topic_);
     co_return;
   }
-  // Recorded with the switch (switch_placement), so a stop before the deletion finishes it at the next start.
-  std::vector<MemberCluster*> members;
-  for (const auto& name : whole) members.push_back(federation_.member(name));
-  const bool deleted = co_await undo_creation(federation_, links_, topic_, members);
-  federation_.note_deleted(topic_);  // the old member may list it a moment longer
+  // Recorded with the switch (switch_placement), so a stop before they are
+  // gone finishes the deletion at the next start.
+  const bool gone = co_await delete_left_parts(federation_, links_, topic_, left);
+  if (!whole.empty()) federation_.note_deleted(topic_);  // the old member may list it a moment longer
   bool forgotten = false;
-  if (deleted) forgotten = co_await federation_.store().end_creation(topic_);
+  if (gone) forgotten = co_await federation_.store().end_creation(topic_);
   if (forgotten) {
     federation_.store().release(topic_);
   } else {
-    federation_.store().leave_unfinished(topic_, whole);
+    federation_.store().leave_unfinished(topic_, left);  // the federation asks again every second
   }
 }
 
@@ -630,6 +613,7 @@ asio::awaitable<void> TopicMover::run() {
   if (failed.empty()) failed = co_await trim_copy();
   if (failed.empty()) failed = co_await copy_committed_offsets();
   std::vector<std::string> whole;  // old members left without any of its partitions
+  std::vector<std::string> left;   // what is to go from the old members (FederationStore's parts)
   if (failed.empty()) {
     const TopicPlacement* current = federation_.store().find(topic_);
     if (!current) {
@@ -638,7 +622,13 @@ asio::awaitable<void> TopicMover::run() {
       const TopicPlacement moved = switched(*current);
       for (const auto& name : sources_)
         if (!moved.on(name)) whole.push_back(name);
-      const bool written = co_await federation_.store().switch_placement(topic_, moved, whole);
+      left = whole;
+      // Where the topic keeps other partitions, the moved ones are emptied (DeleteRecords to the
+      // high watermark; the partitions stay, unused, as Kafka cannot delete a partition).
+      for (const Leg& leg : legs_)
+        if (std::find(whole.begin(), whole.end(), leg.from) == whole.end())
+          left.push_back(left_part(leg.from, leg.from_partition));
+      const bool written = co_await federation_.store().switch_placement(topic_, moved, left);
       if (!written) failed = "the federation's map could not be written";
     }
   }
@@ -652,8 +642,64 @@ asio::awaitable<void> TopicMover::run() {
   to()->request_refresh();
   SLUICE_LOG(kInfo, "moved " << partitions_ << " partitions of " << topic_ << " from member cluster(s) " << from << " to "
                              << to_name_ << " (" << state().batches_copied << " batches copied)");
-  co_await delete_old_parts(whole);
+  co_await delete_old_parts(whole, left);
 }
+
+}  // namespace
+
+asio::awaitable<bool> delete_left_parts(Federation& federation, MemberLinks& links, std::string topic,
+                                        std::vector<std::string> parts) {
+  std::list<Trim> trims;
+  std::map<std::pair<std::string, int32_t>, Trim*> by_node;
+  std::vector<MemberCluster*> whole;
+  bool all_known = true;
+  for (const std::string& part : parts) {
+    const auto parsed = parse_left_part(part);
+    if (!parsed) {
+      SLUICE_LOG(kError, "the federation's map names a malformed part of " << topic << " to delete: " << part
+                                                                          << "; left alone");
+      continue;
+    }
+    const auto& [name, partition] = *parsed;
+    MemberCluster* member = federation.member(name);
+    if (member == nullptr) continue;  // no longer configured: nothing to delete there
+    if (partition < 0) {
+      whole.push_back(member);
+      continue;
+    }
+    const int32_t node = member->leader_of(topic, partition);
+    if (node < 0) {
+      // Gone with the topic there, or the member cannot say now: asked again later unless it is gone.
+      all_known = all_known && !member->healthy();
+      continue;
+    }
+    Trim* trim = target_for(trims, by_node, std::pair(name, node), [&](Trim& t) {
+      t.member = member;
+      t.node = node;
+      t.request.timeout_ms = 30000;
+      t.request.topics.emplace_back().name = topic;
+    });
+    trim->request.topics[0].partitions.push_back({partition, -1});
+  }
+  co_await send_all(federation, trims, kDeleteRecordsVersion,
+                    std::chrono::milliseconds(30000 + federation.config().request_timeout_ms), links);
+  bool emptied = all_known;
+  for (const auto& trim : trims) {
+    if (!trim.reply) {
+      emptied = false;
+      continue;
+    }
+    for (const auto& t : trim.reply->body.topics)
+      for (const auto& p : t.partitions)
+        if (p.error_code != 0 && p.error_code != static_cast<int16_t>(protocol::ErrorCode::kUnknownTopicOrPartition))
+          emptied = false;
+  }
+  bool deleted = true;
+  if (!whole.empty()) deleted = co_await undo_creation(federation, links, topic, whole);  // no || around co_await (GCC 12)
+  co_return emptied && deleted;
+}
+
+namespace {
 
 asio::awaitable<void> run_move(std::shared_ptr<TopicMover> mover) { co_await mover->run(); }
 

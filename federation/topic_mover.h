@@ -37,10 +37,14 @@
 #pragma once
 
 #include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
 
 namespace sluice::federation {
 
 class Federation;
+class MemberLinks;
 
 // Starts moving `topic`'s segment on member `from` (empty: the topic's only
 // segment) to member `to`; "" if it started, else why not (the topic is not
@@ -54,5 +58,14 @@ std::string start_topic_move(Federation& federation, const std::string& topic, s
 // emptied (DeleteRecords), as Kafka cannot delete a partition. "" if it
 // started, else why not (as start_topic_move, or too few partitions).
 std::string start_topic_spread(Federation& federation, const std::string& topic, const std::string& to);
+
+// Deletes what a move left on its old members, as recorded with its switch
+// (FederationStore::left_part): the topic on a member named alone, and the
+// records of a member partition named with it (DeleteRecords to the high
+// watermark). True once all of it is gone (a member no longer configured has
+// nothing to delete); false if a member did not answer or refused: asked
+// again later.
+boost::asio::awaitable<bool> delete_left_parts(Federation& federation, MemberLinks& links, std::string topic,
+                                               std::vector<std::string> parts);
 
 }  // namespace sluice::federation
