@@ -583,7 +583,7 @@ def test_creation_interrupted_by_a_kill9_is_undone(fed):
             break
         assert time.monotonic() < deadline, "the interrupted creation was not undone on the members"
         time.sleep(0.2)
-    assert "undid the unfinished creation of topic fed-half" in node.log_path.read_text(errors="replace")
+    assert "deleted the unfinished creation's or move's parts of topic fed-half" in node.log_path.read_text(errors="replace")
     deadline = time.monotonic() + 30
     while (err := create(node.bootstrap, "fed-half", 4, {"federation.split.clusters": "2"})) is not None:
         assert err.code() == KafkaError.TOPIC_ALREADY_EXISTS and time.monotonic() < deadline, err
