@@ -1018,3 +1018,54 @@ def test_spread_interrupted_after_its_switch_finishes_its_clean_up(fed3):
     got = ck.consume(node.bootstrap, topic, {p: 100 for p in range(6)}, timeout=60)
     for p in range(6):
         assert [(o, k.decode()) for o, k, _, _ in got[p]] == [(o, want[(p, o)]) for o in range(100)]
+
+
+def test_move_from_a_replicated_member_keeps_its_acks1_writes():
+    """Member a is a 3-broker Sluice cluster (replication factor 3), b a single node. One follower
+    of the topic's partition is paused (SIGSTOP), so the leader's high watermark stands still until
+    the follower leaves the ISR (replica.lag.time.max.ms, 1.5 s) while the leader acknowledges
+    acks=1 writes above it. The topic is moved to b right then, and the follower resumed 1 s later:
+    a copy made from what consumers can read (the high watermark) would switch without those writes
+    and delete them with the old part, so the switch also waits until the copy covers what a
+    acknowledged to acks=1 producers through the endpoint. Every record acknowledged, acks=all and acks=1, is read back through the
+    endpoint at its offset, from b."""
+    from harness import groups
+    from harness.cluster import SluiceCluster
+    cluster, single, node = SluiceCluster(brokers=3), Broker("sluice"), None
+    try:
+        cluster.start()
+        single.start()
+        node = FederationNode({"a": cluster.bootstrap, "b": single.bootstrap}).start()
+        topic = "fed-acks1"
+        cluster.create_topic(topic, 1, replication_factor=3)
+        ck.wait_topic(node.bootstrap, topic, 1)
+        want = groups.produce_keyed(node.bootstrap, topic, 0, 100, 1)
+        leader, replicas, _ = cluster.partition_state(topic)[0]
+        follower = next(r for r in replicas if r != leader)
+        cluster.pause(follower)
+        try:
+            acked: dict[tuple[int, int], str] = {}
+            p = Producer({"bootstrap.servers": node.bootstrap, "acks": "1", "linger.ms": 5, "log_level": 3})
+            for i in range(100, 400):
+                p.produce(topic, key=b"k-%d" % i, value=b"v-%d" % i, partition=0,
+                          on_delivery=lambda err, m: acked.__setitem__((m.partition(), m.offset()), m.key().decode())
+                          if err is None else None)
+            assert p.flush(30) == 0 and len(acked) == 300
+            status, _, body = http_get(node.admin_port, f"/v1/topics/{topic}/move?to=b", method="POST")
+            assert status == 202, body
+            # Long enough for a move that ignored the acks=1 writes to reach its switch (about 0.5 s),
+            # short of the follower leaving the ISR. Resumed then: a move copies every group's offsets
+            # at its switch, and asks every broker of the old member which groups it coordinates.
+            time.sleep(1.0)
+        finally:
+            cluster.resume(follower)
+        entry = wait_move(node, topic, "b", timeout=60)
+        want.update(acked)
+        assert [s["cluster"] for s in entry["placement"]] == ["b"], entry
+        got = ck.consume(node.bootstrap, topic, {0: 400}, timeout=60)
+        assert [(o, k.decode()) for o, k, _, _ in got[0]] == [(o, want[(0, o)]) for o in range(400)]
+    finally:
+        if node:
+            node.cleanup()
+        single.cleanup()
+        cluster.cleanup()

@@ -376,7 +376,7 @@ asio::awaitable<void> Federation::finish_unfinished_creations() {
       bool known = true;
       for (const std::string& part : unfinished[i].second) {
         const auto parsed = parse_left_part(part);
-        known &= parsed && member(parsed->first) != nullptr;  // no longer configured: nothing to delete there
+        known &= !parsed || member(parsed->first) != nullptr;  // no longer configured: nothing to delete there
       }
       const bool undone = co_await delete_left_parts(*this, links, topic, unfinished[i].second);
       if (!undone) continue;

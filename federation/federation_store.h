@@ -97,7 +97,7 @@ class FederationStore {
   broker::StateWriter writer_;
   std::map<std::string, TopicPlacement, std::less<>> topics_;
   std::set<std::string, std::less<>> reserved_;
-  std::map<std::string, std::vector<std::string>, std::less<>> unfinished_;  // creations to undo: topic -> clusters
+  std::map<std::string, std::vector<std::string>, std::less<>> unfinished_;  // creations to undo, moves' parts to delete: topic -> left_part() items
   std::map<std::array<uint8_t, 16>, std::string> names_by_id_;  // topics_ by federated id
   int64_t next_producer_id_ = kFirstProducerId;
   int64_t producer_block_end_ = kFirstProducerId;  // recorded: no id at or past it handed out

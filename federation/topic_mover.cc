@@ -147,8 +147,6 @@ class TopicMover {
   TopicPlacement switched(const TopicPlacement& current) const;
   // After a failure before the switch: the copy deleted, the topic left where it was.
   asio::awaitable<void> undo(std::string why);
-  // After the switch: the topic deleted on old members left without any of
-  // its partitions (`whole`), the moved partitions' records on the others.
   // After the switch: `left` (FederationStore's parts: the members in `whole`, whose topic goes,
   // and the moved partitions of the others) deleted, and the record of them ended.
   asio::awaitable<void> delete_old_parts(std::vector<std::string> whole, std::vector<std::string> left);
@@ -185,7 +183,10 @@ asio::awaitable<std::string> TopicMover::create_copy() {
   // with the same); a compacted topic cannot keep its offsets in a copy.
   ConfigQuery query;
   query.member = old_member;
-  query.node = old_member->any_node();
+  // Asked of a leader of the topic (which the copy needs anyway), not of any broker: one
+  // that is down or hung would fail the move for nothing.
+  query.node = old_member->leader_of(topic_, legs_[0].from_partition);
+  if (query.node < 0) query.node = old_member->any_node();
   if (query.node < 0) co_return "member cluster " + legs_[0].from + " is unhealthy";
   query.request.resources.push_back({kTopicResource, topic_, std::nullopt});
   co_await forward_one(query, kDescribeConfigsVersion,
@@ -667,10 +668,16 @@ asio::awaitable<bool> delete_left_parts(Federation& federation, MemberLinks& lin
       whole.push_back(member);
       continue;
     }
-    const int32_t node = member->leader_of(topic, partition);
-    if (node < 0) {
-      // Gone with the topic there, or the member cannot say now: asked again later unless it is gone.
-      all_known = all_known && !member->healthy();
+    if (!member->healthy()) {  // it cannot say now: asked again later
+      all_known = false;
+      continue;
+    }
+    const MemberTopic* there = member->topic(topic);
+    if (there == nullptr || partition >= static_cast<int32_t>(there->leaders.size()))
+      continue;  // the topic or partition is gone from that member: nothing left to empty
+    const int32_t node = there->leaders[static_cast<size_t>(partition)];
+    if (node < 0) {  // offline for now: asked again later
+      all_known = false;
       continue;
     }
     Trim* trim = target_for(trims, by_node, std::pair(name, node), [&](Trim& t) {
@@ -686,13 +693,24 @@ asio::awaitable<bool> delete_left_parts(Federation& federation, MemberLinks& lin
   bool emptied = all_known;
   for (const auto& trim : trims) {
     if (!trim.reply) {
+      SLUICE_LOG(kWarn, "emptying partitions of " << topic << " on " << trim.member->name() << ": " << trim.failure
+                                                  << "; asked again later");
       emptied = false;
       continue;
     }
+    // Each partition asked must be answered: without an error, or as gone from the member.
+    size_t answered = 0;
     for (const auto& t : trim.reply->body.topics)
-      for (const auto& p : t.partitions)
-        if (p.error_code != 0 && p.error_code != static_cast<int16_t>(protocol::ErrorCode::kUnknownTopicOrPartition))
+      for (const auto& p : t.partitions) {
+        ++answered;
+        if (p.error_code != 0 && p.error_code != static_cast<int16_t>(protocol::ErrorCode::kUnknownTopicOrPartition)) {
+          SLUICE_LOG(kWarn, "emptying partition " << p.partition_index << " of " << topic << " on "
+                                                  << trim.member->name() << ": " << error_text(p.error_code)
+                                                  << "; asked again later");
           emptied = false;
+        }
+      }
+    if (answered < trim.request.topics[0].partitions.size()) emptied = false;
   }
   bool deleted = true;
   if (!whole.empty()) deleted = co_await undo_creation(federation, links, topic, whole);  // no || around co_await (GCC 12)

@@ -60,7 +60,7 @@ std::string start_topic_move(Federation& federation, const std::string& topic, s
 std::string start_topic_spread(Federation& federation, const std::string& topic, const std::string& to);
 
 // Deletes what a move left on its old members, as recorded with its switch
-// (FederationStore::left_part): the topic on a member named alone, and the
+// (left_part() in federation_store.h): the topic on a member named alone, and the
 // records of a member partition named with it (DeleteRecords to the high
 // watermark). True once all of it is gone (a member no longer configured has
 // nothing to delete); false if a member did not answer or refused: asked
