@@ -146,6 +146,7 @@ boost::asio::awaitable<bool> FederationStore::put_with_creation(std::string topi
     if (auto old = topics_.find(topic); old != topics_.end()) names_by_id_.erase(old->second.topic_id.bytes);
     names_by_id_[placement.topic_id.bytes] = topic;
     topics_[topic] = std::move(placement);
+    ++placements_changed_;
   }
   co_return ok;
 }
@@ -155,6 +156,7 @@ boost::asio::awaitable<bool> FederationStore::erase(const std::string& topic) {
   if (auto it = topics_.find(topic); ok && it != topics_.end()) {
     names_by_id_.erase(it->second.topic_id.bytes);
     topics_.erase(it);
+    ++placements_changed_;
   }
   co_return ok;
 }

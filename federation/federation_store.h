@@ -41,6 +41,9 @@ class FederationStore {
   FederationStore(boost::asio::any_io_executor executor, const std::string& dir);
 
   const std::map<std::string, TopicPlacement, std::less<>>& topics() const { return topics_; }
+  // Counts the placements written or erased since start: a reader that waited
+  // on members can tell whether the map it read before is still the map.
+  uint64_t placements_changed() const { return placements_changed_; }
   const TopicPlacement* find(std::string_view topic) const;
   // The topic with this federated id, or nullptr.
   const std::string* find_name(const protocol::Uuid& id) const;
@@ -99,6 +102,7 @@ class FederationStore {
   std::set<std::string, std::less<>> reserved_;
   std::map<std::string, std::vector<std::string>, std::less<>> unfinished_;  // creations to undo, moves' parts to delete: topic -> left_part() items
   std::map<std::array<uint8_t, 16>, std::string> names_by_id_;  // topics_ by federated id
+  uint64_t placements_changed_ = 0;
   int64_t next_producer_id_ = kFirstProducerId;
   int64_t producer_block_end_ = kFirstProducerId;  // recorded: no id at or past it handed out
 };

@@ -3,7 +3,7 @@
 // that member's coordinator of the group, and put back in the federated
 // numbering. For all partitions (topics null) each member is asked for all
 // of the group's offsets there, and those of topics the map places on that
-// member are kept. Leader epochs are not exposed (-1). A member that cannot
+// member are kept (asked again if the map changed while the members answered). Leader epochs are not exposed (-1). A member that cannot
 // be reached makes the group's answer COORDINATOR_LOAD_IN_PROGRESS (v2+;
 // per partition before), which clients retry.
 #include <list>
@@ -46,7 +46,8 @@ struct Committed {
 // One group's answer in the v8+ shape.
 boost::asio::awaitable<GroupReply> fetch_group(Federation& federation, MemberLinks& links, std::string group_id,
                                                std::optional<std::vector<WantedTopic>> wanted, bool require_stable,
-                                               int16_t version) {
+                                               int16_t version, int attempts = 3) {
+  const uint64_t map_read = federation.store().placements_changed();
   std::list<Target> targets;
   std::map<MemberCluster*, Target*> by_member;
   auto target_of = [&](MemberCluster* member) {
@@ -85,6 +86,12 @@ boost::asio::awaitable<GroupReply> fetch_group(Federation& federation, MemberLin
   }
   co_await forward_to_coordinators(federation, links, targets, group_id, kForwardVersion,
                                    offset_fetch_coordinator_moved);
+  // Everything the members have is read in the map's numbering; a move that
+  // switched meanwhile would leave its partitions out (the old member's
+  // answer no longer maps, the new member's may predate the copy): asked again.
+  if (!wanted && attempts > 1 && federation.store().placements_changed() != map_read)
+    co_return co_await fetch_group(federation, links, std::move(group_id), std::move(wanted), require_stable, version,
+                                   attempts - 1);
 
   // What the members said, in the federated numbering.
   ErrorCode error = ErrorCode::kNone;
