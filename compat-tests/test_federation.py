@@ -751,6 +751,29 @@ def test_topic_moved_under_load(fed):
         assert {(o, k.decode()) for o, k, _, _ in got[p]} == {(o, k) for (q, o), k in want.items() if q == p}
 
 
+def topic_in_small_batches(node, members, topic: str, n: int) -> tuple[str, str, dict]:
+    """A topic of 2 partitions made through the endpoint, and n keyed records written to it in many
+    small batches (about n/4), so that copying it takes long enough to be caught in the middle.
+    Returns the member holding it, the other one, and {(partition, offset): key}."""
+    assert create(node.bootstrap, topic, 2) is None
+    ck.wait_topic(node.bootstrap, topic, 2)
+    src = "a" if topic in member_topics(members["a"].bootstrap) else "b"
+    dst = "b" if src == "a" else "a"
+    p = Producer({"bootstrap.servers": node.bootstrap, "acks": "all", "linger.ms": 0, "batch.num.messages": 4,
+                  "log_level": 3})
+    written: dict[tuple[int, int], str] = {}
+
+    def on_delivery(err, m):
+        assert err is None, err
+        written[(m.partition(), m.offset())] = m.key().decode()
+    for i in range(n):
+        p.produce(topic, key=b"k-%d" % i, value=b"v-%d" % i, partition=i % 2, on_delivery=on_delivery)
+        if i % 200 == 0:
+            p.flush(30)
+    assert p.flush(60) == 0 and len(written) == n
+    return src, dst, written
+
+
 def test_move_interrupted_by_a_kill9_is_undone(fed):
     """The endpoint kill -9ed in the middle of a move (the copy on the new member half made: that
     member is SIGSTOPped with an append outstanding): after the restart the topic is still on its
@@ -760,19 +783,8 @@ def test_move_interrupted_by_a_kill9_is_undone(fed):
     import signal
     node, members = fed
     topic = "fed-move-killed"
-    assert create(node.bootstrap, topic, 2) is None
-    ck.wait_topic(node.bootstrap, topic, 2)
-    src = "a" if topic in member_topics(members["a"].bootstrap) else "b"
-    dst = "b" if src == "a" else "a"
-    # Many small batches, so that the copy takes a while.
-    p = Producer({"bootstrap.servers": node.bootstrap, "acks": "all", "linger.ms": 0, "batch.num.messages": 4,
-                  "log_level": 3})
     n = 8000
-    for i in range(n):
-        p.produce(topic, key=b"k-%d" % i, value=b"v-%d" % i, partition=i % 2)
-        if i % 200 == 0:
-            p.flush(30)
-    assert p.flush(60) == 0
+    src, dst, _ = topic_in_small_batches(node, members, topic, n)
 
     status, _, body = http_get(node.admin_port, f"/v1/topics/{topic}/move?to={dst}", method="POST")
     assert status == 202, body
@@ -849,23 +861,7 @@ def test_move_under_member_faults(fed):
     from harness import groups
     node, members = fed
     topic, group = "fed-move-faults", "fed-move-faults-group"
-    assert create(node.bootstrap, topic, 2) is None
-    ck.wait_topic(node.bootstrap, topic, 2)
-    src = "a" if topic in member_topics(members["a"].bootstrap) else "b"
-    dst = "b" if src == "a" else "a"
-    # Many small batches (about 2,000), so that the copy lasts long enough to be caught in the middle.
-    p = Producer({"bootstrap.servers": node.bootstrap, "acks": "all", "linger.ms": 0, "batch.num.messages": 4,
-                  "log_level": 3})
-    want: dict[tuple[int, int], str] = {}
-
-    def on_delivery(err, m):
-        assert err is None, err
-        want[(m.partition(), m.offset())] = m.key().decode()
-    for i in range(8000):
-        p.produce(topic, key=b"k-%d" % i, value=b"v-%d" % i, partition=i % 2, on_delivery=on_delivery)
-        if i % 200 == 0:
-            p.flush(30)
-    assert p.flush(60) == 0 and len(want) == 8000
+    src, dst, want = topic_in_small_batches(node, members, topic, 8000)
 
     def kill_the_new_member():
         wait_copying(node, topic, 20)
