@@ -80,18 +80,6 @@ constexpr auto kDeleteDelay = std::chrono::seconds(2);
 
 std::string error_text(int16_t code) { return protocol::error_name(static_cast<ErrorCode>(code)); }
 
-// Sends every request of `requests` at once and waits for all the answers.
-template <typename Request, typename Response>
-asio::awaitable<void> send_all(Federation& federation, std::list<Forwarded<Request, Response>>& requests, int16_t version,
-                               std::chrono::milliseconds timeout, MemberLinks& links) {
-  WaitGroup group(federation.executor());
-  for (auto& r : requests) {
-    group.add();
-    asio::co_spawn(federation.executor(), forward(r, version, timeout, group, links), asio::detached);
-  }
-  co_await group.wait();
-}
-
 // One partition being moved: where it is now, and where its copy goes (the
 // new member's partition i is leg i).
 struct Leg {
@@ -252,7 +240,7 @@ asio::awaitable<std::string> TopicMover::list_offsets(int64_t timestamp, std::ve
     partition.partition_index = legs_[i].from_partition;
     partition.timestamp = timestamp;
   }
-  co_await send_all(federation_, queries, kListOffsetsVersion,
+  co_await forward_all(federation_, queries, kListOffsetsVersion,
                     std::chrono::milliseconds(federation_.config().request_timeout_ms), links_);
   out.assign(legs_.size(), -1);
   for (const auto& q : queries) {
@@ -289,7 +277,7 @@ asio::awaitable<std::string> TopicMover::copy_round(int32_t max_wait_ms, int64_t
     partition.fetch_offset = next_[i];
     partition.partition_max_bytes = kCopyBytes;
   }
-  co_await send_all(federation_, copies, kFetchVersion,
+  co_await forward_all(federation_, copies, kFetchVersion,
                     std::chrono::milliseconds(max_wait_ms + federation_.config().request_timeout_ms), links_);
   // Each leg's complete batches, in order, from exactly next_ on.
   std::vector<std::vector<std::string>> batches(legs_.size());
@@ -350,7 +338,7 @@ asio::awaitable<std::string> TopicMover::append(std::vector<std::vector<std::str
       protocol::set_base_offset(batch.data(), 0);  // as a producer sends it
       paste->request.topic_data[0].partition_data.push_back({p, protocol::Records(std::string_view(batch))});
     }
-    co_await send_all(federation_, pastes, kProduceVersion,
+    co_await forward_all(federation_, pastes, kProduceVersion,
                       std::chrono::milliseconds(30000 + federation_.config().request_timeout_ms), links_);
     // An append that failed or went unanswered may or may not be there: the
     // copy's offsets could no longer be trusted, so the move ends.
@@ -427,7 +415,7 @@ asio::awaitable<std::string> TopicMover::trim_copy() {
     });
     trim->request.topics[0].partitions.push_back({p, log_starts_[i] - bases_[i]});
   }
-  co_await send_all(federation_, trims, kDeleteRecordsVersion,
+  co_await forward_all(federation_, trims, kDeleteRecordsVersion,
                     std::chrono::milliseconds(30000 + federation_.config().request_timeout_ms), links_);
   for (const auto& trim : trims) {
     if (!trim.reply) co_return "DeleteRecords on " + to_name_ + ": " + trim.failure;
@@ -449,7 +437,7 @@ asio::awaitable<std::string> TopicMover::copy_committed_offsets() {
       q.node = node;
     }
   }
-  co_await send_all(federation_, queries, kListGroupsVersion,
+  co_await forward_all(federation_, queries, kListGroupsVersion,
                     std::chrono::milliseconds(federation_.config().request_timeout_ms), links_);
   std::set<std::string> groups;
   for (const auto& q : queries) {
@@ -688,7 +676,7 @@ asio::awaitable<bool> delete_left_parts(Federation& federation, MemberLinks& lin
     });
     trim->request.topics[0].partitions.push_back({partition, -1});
   }
-  co_await send_all(federation, trims, kDeleteRecordsVersion,
+  co_await forward_all(federation, trims, kDeleteRecordsVersion,
                     std::chrono::milliseconds(30000 + federation.config().request_timeout_ms), links);
   bool emptied = all_known;
   for (const auto& trim : trims) {

@@ -83,6 +83,19 @@ boost::asio::awaitable<void> forward_one(Forwarded<Request, Response>& f, int16_
   co_await forward(f, version, timeout, one, links);
 }
 
+// Every request of `requests` sent at once (each on the client's own link to
+// its member broker), waited for until all are answered or have failed.
+template <typename Request, typename Response>
+boost::asio::awaitable<void> forward_all(Federation& federation, std::list<Forwarded<Request, Response>>& requests,
+                                         int16_t version, std::chrono::milliseconds timeout, MemberLinks& links) {
+  WaitGroup group(federation.executor());
+  for (auto& r : requests) {
+    group.add();
+    boost::asio::co_spawn(federation.executor(), forward(r, version, timeout, group, links), boost::asio::detached);
+  }
+  co_await group.wait();
+}
+
 // A member's answer that its coordinator of the group moved or is not ready
 // (asked again by forward_to_coordinators; never passed on to the client).
 inline bool coordinator_error(int16_t error) {

@@ -4,9 +4,6 @@
 #include <list>
 #include <map>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-
 #include "federation/handlers/forward.h"
 #include "federation/handlers/handlers.h"
 #include "federation/handlers/routing.h"
@@ -69,14 +66,8 @@ boost::asio::awaitable<void> handle_list_offsets(FederationRequest& request) {
       slot.offset_base = where.offset_base;
     }
   }
-  WaitGroup group(federation.executor());
-  const std::chrono::milliseconds timeout(federation.config().request_timeout_ms);
-  for (Target& target : targets) {
-    group.add();
-    boost::asio::co_spawn(federation.executor(), forward(target, kForwardVersion, timeout, group, request.links),
-                          boost::asio::detached);
-  }
-  co_await group.wait();
+  co_await forward_all(federation, targets, kForwardVersion,
+                       std::chrono::milliseconds(federation.config().request_timeout_ms), request.links);
   ListOffsetsResponse reply;
   for (const Slot& slot : slots) {
     if (reply.topics.empty() || reply.topics.back().name != slot.topic) reply.topics.emplace_back().name = slot.topic;

@@ -6,9 +6,6 @@
 #include <list>
 #include <map>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-
 #include "federation/handlers/forward.h"
 #include "federation/handlers/handlers.h"
 #include "federation/handlers/routing.h"
@@ -84,14 +81,8 @@ boost::asio::awaitable<void> handle_produce(FederationRequest& request) {
   WritesInFlight in_flight(federation);
   for (const Slot& slot : slots)
     if (slot.target) in_flight.add(slot.topic, slot.target->member->name());
-  WaitGroup group(federation.executor());
   const std::chrono::milliseconds timeout(std::max(body.timeout_ms, 0) + federation.config().request_timeout_ms);
-  for (Target& target : targets) {
-    group.add();
-    boost::asio::co_spawn(federation.executor(), forward(target, kForwardVersion, timeout, group, request.links),
-                          boost::asio::detached);
-  }
-  co_await group.wait();
+  co_await forward_all(federation, targets, kForwardVersion, timeout, request.links);
   if (body.acks == 0) {
     // No answer; as Kafka, the connection is closed when a partition failed, so that the
     // client notices (it asks for metadata again and reconnects).
