@@ -139,13 +139,26 @@ def test_share_group_under_leader_faults(java44_libs, fault):
                 c.node(leader).start()
             else:
                 c.pause(leader)
+                # The consumer stops polling once its poll or commit under way returns, so that the
+                # other member below, slow to start on a busy machine, still finds records to take
+                # (without it the consumer could take them all from the new leader first: CI, stop 32).
+                proc.stdin.write("hold\n")
+                proc.stdin.flush()
                 c.wait_partitions(topic, lambda s: s[0][0] not in (-1, leader), timeout=30)
+                deadline = time.monotonic() + 60
+                while not lines or lines[-1].strip() != "HELD":
+                    line = proc.stdout.readline()
+                    assert line, f"the consumer ended early: {lines[-3:]}"
+                    lines.append(line)
+                    assert time.monotonic() < deadline, f"the consumer did not hold: {lines[-3:]}"
                 # While the old leader sleeps with the consumer's records acquired (and, often, its
                 # acknowledgement unread in the socket), another member takes records from the new one:
                 # the records the sleeper held are the first it gets.
                 awake = ",".join(c.node(b).bootstrap for b in c.broker_ids if b != leader)
                 other = java_share(java44_libs, awake, "share-accept-count", topic, group, "100")
                 taken.append(set(other["confirmed"]))
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
                 c.resume(leader)
             c.wait_partitions(topic, lambda s: leader in s[0][2], timeout=60)
         # The consumer ends once it has accepted everything, or 5 s after this line without a record.

@@ -618,7 +618,9 @@ public class JavaShare {
     /** Produces n records; one explicit-mode consumer (max.poll.records 50) ACCEPTs everything it
      *  gets, committing after every poll (SHARE_HOLD_MS after it), until every key is accepted or the deadline, while the
      *  test kills brokers. Prints "PROGRESS <accepted>" lines on stdout as it goes, so the test knows
-     *  when to strike. The JSON has the order of events: "D k" a delivery, "A k" an acceptance the
+     *  when to strike. Lines on stdin steer it: "hold" stops polling (after the poll or commit under
+     *  way) until "go", so that another member alone takes what is available; "end" ends it once
+     *  5 s pass without a record. The JSON has the order of events: "D k" a delivery, "A k" an acceptance the
      *  broker confirmed (commitSync answered without error), "U k" one it did not confirm (an error or
      *  no answer: the acknowledgement may or may not have been applied). */
     static void shareAcceptUnderFaults(String topic, String group, int n) throws Exception {
@@ -634,13 +636,36 @@ public class JavaShare {
             c.subscribe(List.of(topic));
             long until = System.currentTimeMillis() + budgetMs(150_000);
             // Other consumers may take some records (the test's own, during a fault): once the test
-            // writes a line on stdin, the consumer ends after 5 s without a record.
+            // writes "end" on stdin, the consumer ends after 5 s without a record.
             long endIfIdleFrom = Long.MAX_VALUE;
+            java.util.concurrent.atomic.AtomicBoolean held = new java.util.concurrent.atomic.AtomicBoolean(false);
+            java.util.concurrent.atomic.AtomicBoolean endAsked = new java.util.concurrent.atomic.AtomicBoolean(false);
+            Thread steering = new Thread(() -> {
+                try (java.io.BufferedReader in = new java.io.BufferedReader(new java.io.InputStreamReader(System.in))) {
+                    for (String line; (line = in.readLine()) != null; ) {
+                        switch (line.trim()) {
+                            case "hold" -> held.set(true);
+                            case "go" -> held.set(false);
+                            default -> endAsked.set(true);
+                        }
+                    }
+                } catch (java.io.IOException e) {
+                    endAsked.set(true);
+                }
+            });
+            steering.setDaemon(true);
+            steering.start();
             // Until every key is confirmed: a key whose acceptance went unconfirmed (its broker died
             // with the commit in flight) comes back unless the acceptance was applied after all.
             while (confirmed.size() < n && System.currentTimeMillis() < until) {
-                if (endIfIdleFrom == Long.MAX_VALUE && System.in.available() > 0) endIfIdleFrom = System.currentTimeMillis();
+                if (endIfIdleFrom == Long.MAX_VALUE && endAsked.get()) endIfIdleFrom = System.currentTimeMillis();
                 if (System.currentTimeMillis() - endIfIdleFrom > 5000) break;
+                if (held.get()) {
+                    System.out.println("HELD");
+                    System.out.flush();
+                    while (held.get() && System.currentTimeMillis() < until) Thread.sleep(50);
+                    continue;
+                }
                 ConsumerRecords<String, String> recs;
                 try {
                     recs = c.poll(POLL);
