@@ -367,6 +367,48 @@ def test_member_stopped_and_back(fed):
         assert [k for _, k, _, _ in got[q][len(want[q]):]] == [b"late-%d" % i for i in range(100) if i % 3 == q]
 
 
+def test_pipelined_requests_answered_in_order(fed):
+    """The endpoint reads a client's next Produce while the last is still with the members
+    (client_connection.h): 24 idempotent Produce requests to a split topic, with a Metadata and an
+    ApiVersions among them, sent at once on one connection without reading. Every answer comes in
+    request order, each batch lands in order (a reordered one would get OUT_OF_ORDER_SEQUENCE
+    from its member), and nothing else is written."""
+    node, members = fed
+    topic = "fed-pipelined"
+    assert create(node.bootstrap, topic, 2, {"federation.split.clusters": "2"}) is None
+    ck.wait_topic(node.bootstrap, topic, 2)
+    conn = kwire.KafkaConn.to(node.bootstrap)
+    try:
+        pid, epoch = kwire.new_producer_id(conn)
+        per_batch, rounds = 5, 24
+        sent = []  # (kind, correlation id, flexible)
+        for i in range(rounds):
+            batches = {p: kwire.record_batch([b"%d-%d-%d" % (p, i, j) for j in range(per_batch)], producer_id=pid,
+                                             producer_epoch=epoch, base_sequence=i * per_batch) for p in (0, 1)}
+            body, flexible = kwire.produce_body(topic, batches, acks=-1 if i % 2 else 1)
+            sent.append(("produce", conn.send(0, 9, body, flexible), flexible))
+            if i == 8:
+                sent.append(("metadata", conn.send(3, 1, kwire.i32(1) + kwire.string(topic), False), False))
+            if i == 16:
+                sent.append(("api_versions", conn.send(18, 0, b"", False), False))
+        produced = 0
+        for kind, corr, flexible in sent:
+            r = conn.answer(corr, flexible)  # raises unless it is the answer to `corr`
+            if kind == "produce":
+                got = kwire.produce_answer(r, topic, 9)
+                assert {p: (x.error, x.base_offset) for p, x in got.items()} == \
+                    {p: (0, produced * per_batch) for p in (0, 1)}, (produced, got)
+                produced += 1
+            elif kind == "metadata":
+                assert r.i32() == 1  # the endpoint is the one broker
+            else:
+                assert r.i16() == 0
+        assert produced == rounds
+        assert kwire.list_offsets(conn, topic, [0, 1]) == {0: rounds * per_batch, 1: rounds * per_batch}
+    finally:
+        conn.close()
+
+
 def test_federation_kill9_and_restart(fed):
     node, members = fed
     assert create(node.bootstrap, "fed-split", 3, {"federation.split.clusters": "2"}) is None

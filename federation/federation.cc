@@ -17,31 +17,16 @@
 #include <prometheus/text_serializer.h>
 
 #include "broker/admin_views.h"
-#include "broker/frame_reader.h"
 #include "controller/controller.h"
+#include "federation/client_connection.h"
 #include "federation/handlers/handlers.h"
 #include "federation/topic_mover.h"
 #include "broker/log.h"
 #include "protocol/error_codes.h"
-#include "protocol/messages/api_versions_response.h"
-#include "protocol/messages/request_header.h"
 
 namespace sluice::federation {
-namespace {
-
 namespace asio = boost::asio;
 using asio::ip::tcp;
-
-constexpr int16_t kApiVersionsKey = 18;
-constexpr int64_t kMaxRequestBytes = 100 << 20;  // socket.request.max.bytes' default
-
-std::string peer_name(const tcp::socket& socket) {
-  boost::system::error_code ec;
-  auto ep = socket.remote_endpoint(ec);
-  return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
-}
-
-}  // namespace
 
 Federation::Federation(asio::io_context& io, FederationConfig config)
     : io_(io),
@@ -104,7 +89,7 @@ asio::awaitable<void> Federation::accept(tcp::acceptor acceptor) {
       continue;
     }
     socket.set_option(tcp::no_delay(true), ec);
-    asio::co_spawn(io_, serve(std::move(socket)), asio::detached);
+    asio::co_spawn(io_, serve_client(*this, std::move(socket)), asio::detached);
   }
 }
 
@@ -259,90 +244,6 @@ asio::awaitable<void> Federation::publish_status() {
     timer.expires_after(std::chrono::milliseconds(500));
     co_await timer.async_wait(asio::use_awaitable);
     status_board_.publish(std::make_shared<const FederationStatus>(take_status()));
-  }
-}
-
-// Requests are answered one at a time, in order, as Kafka answers a connection's.
-asio::awaitable<void> Federation::serve(tcp::socket socket) {
-  const std::string peer = peer_name(socket);
-  boost::system::error_code ec;
-  const auto remote = socket.remote_endpoint(ec);
-  const std::string client_host = ec ? std::string("?") : remote.address().to_string();
-  broker::FrameReader input(kMaxRequestBytes);
-  MemberLinks links(io_.get_executor());
-  protocol::Writer response;  // reused: its buffer keeps its capacity
-  std::vector<asio::const_buffer> pieces;
-  try {
-    for (;;) {
-      std::span<char> frame;
-      broker::FrameReader::Status status;
-      while ((status = input.next(frame)) == broker::FrameReader::Status::kNeedMore) {
-        auto room = input.space();
-        input.produced(co_await socket.async_read_some(asio::buffer(room.data(), room.size()), asio::use_awaitable));
-      }
-      if (status == broker::FrameReader::Status::kBadSize) {
-        SLUICE_LOG(kWarn, "closing " << peer << ": request size " << input.claimed_size() << " is out of bounds");
-        co_return;
-      }
-      const std::string_view bytes(frame.data(), frame.size());
-      protocol::Reader reader(bytes);
-      const int16_t api_key = reader.read_int16();
-      const int16_t api_version = reader.read_int16();
-      const int32_t correlation_id = reader.read_int32();
-      const auto& apis = federation_apis();
-      auto api = std::find_if(apis.begin(), apis.end(), [&](const FederationApi& a) { return a.api_key == api_key; });
-      if (api == apis.end()) {
-        SLUICE_LOG(kWarn, "closing " << peer << ": API key " << api_key << " is not served by the federation");
-        co_return;
-      }
-      response.clear();
-      const size_t size_at = response.reserve_int32();
-      response.write_int32(correlation_id);
-      bool send = true;
-      if (api_version < api->min_version || api_version > api->max_version) {
-        if (api_key != kApiVersionsKey) {
-          SLUICE_LOG(kWarn, "closing " << peer << ": unsupported version " << api_version << " of API " << api_key);
-          co_return;
-        }
-        // KIP-511: answer in v0 with the versions of ApiVersions, so the client can retry.
-        protocol::ApiVersionsResponse fallback;
-        fallback.error_code = static_cast<int16_t>(protocol::ErrorCode::kUnsupportedVersion);
-        fallback.api_keys.push_back({api->api_key, api->min_version, api->max_version});
-        fallback.encode(response, 0);
-      } else {
-        protocol::RequestHeader header;
-        reader = protocol::Reader(bytes);
-        header.decode(reader, protocol::request_header_version(api_key, api_version));
-        if (protocol::response_header_version(api_key, api_version) >= 1) response.write_uvarint(0);  // no tags
-        FederationRequest request{*this, api_key, api_version, bytes.substr(reader.position()), response,
-                                  std::move(header.client_id), client_host, links};
-        co_await api->handle(request);
-        send = request.send_response;
-        if (request.close_connection) {
-          SLUICE_LOG(kInfo, "closing " << peer << " after its request, as Kafka would");
-          co_return;
-        }
-      }
-      input.consume();
-      if (!send) continue;
-      response.patch_int32(size_at, static_cast<int32_t>(response.size() - size_at - 4));
-      // Fetch records are the members' answers, sent from where they are (writev), not copied.
-      pieces.clear();
-      size_t position = 0;
-      for (const auto& splice : response.splices()) {
-        if (!splice.in_memory()) throw std::logic_error("the federation endpoint holds no log files to send");
-        pieces.push_back(asio::buffer(response.buffer().data() + position, splice.at - position));
-        pieces.push_back(asio::buffer(splice.memory));
-        position = splice.at;
-      }
-      pieces.push_back(asio::buffer(response.buffer().data() + position, response.buffer().size() - position));
-      co_await asio::async_write(socket, pieces, asio::use_awaitable);
-      response.clear();  // lets go of the member answers it referred to
-    }
-  } catch (const protocol::DecodeError& e) {
-    SLUICE_LOG(kWarn, "closing " << peer << ": malformed request: " << e.what());
-  } catch (const boost::system::system_error&) {
-    // The client went away.
   }
 }
 

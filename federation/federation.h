@@ -24,6 +24,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "broker/admin_server.h"
+#include "broker/async_event.h"
 #include "broker/group_coordinator.h"
 #include "broker/status_snapshot.h"
 #include "federation/federation_config.h"
@@ -83,7 +84,6 @@ class Federation {
 
  private:
   boost::asio::awaitable<void> accept(boost::asio::ip::tcp::acceptor acceptor);
-  boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
   // Topics a member holds that the map does not: adopted, on that member.
   void adopt_topics(MemberCluster& member);
   boost::asio::awaitable<void> adopt(std::string topic, std::string cluster, int32_t partitions);
@@ -135,6 +135,13 @@ struct FederationRequest {
   MemberLinks& links;  // this client's own connections to member brokers
   bool send_response = true;  // cleared for Produce with acks=0
   bool close_connection = false;  // set where Kafka would close the connection
+  // Set by release_input(): the connection may read its next request (client_connection.h).
+  broker::AsyncEvent* input_released = nullptr;
+
+  // The handler no longer reads `body` (its bytes may be reused): Produce, once forwarded.
+  void release_input() {
+    if (input_released) input_released->set();
+  }
 
   template <typename Request>
   Request decode() const {

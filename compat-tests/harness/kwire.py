@@ -375,12 +375,21 @@ class KafkaConn:
         self.close()
 
     def request(self, api_key: int, version: int, body: bytes, flexible: bool) -> Reader:
+        return self.answer(self.send(api_key, version, body, flexible), flexible)
+
+    def send(self, api_key: int, version: int, body: bytes, flexible: bool) -> int:
+        """Sends a request without waiting for its answer (pipelining); returns its correlation id."""
         self.corr += 1
         hdr = (header_v2 if flexible else header_v1)(api_key, version, self.corr)
-        r = Reader(roundtrip(self.sock, hdr + body))
-        corr = r.i32()
-        if corr != self.corr:
-            raise ValueError(f"correlation id {corr}, expected {self.corr}")
+        self.sock.sendall(frame(hdr + body))
+        return self.corr
+
+    def answer(self, corr: int, flexible: bool) -> Reader:
+        """The next answer on the connection, which must be the one to request `corr`."""
+        r = Reader(recv_frame(self.sock))
+        got = r.i32()
+        if got != corr:
+            raise ValueError(f"correlation id {got}, expected {corr}")
         if flexible:
             r.skip_tags()
         return r
@@ -438,6 +447,13 @@ def produce(conn: KafkaConn, topic: str, batches: dict[int, bytes], *, version: 
             timeout_ms: int = 30000) -> dict[int, PartResult]:
     """Produce (API 0) v3..v9 of one batch per partition ({partition: batch bytes}) to one topic.
     Returns {partition: PartResult}."""
+    body, flexible = produce_body(topic, batches, version=version, acks=acks, timeout_ms=timeout_ms)
+    return produce_answer(conn.request(0, version, body, flexible), topic, version)
+
+
+def produce_body(topic: str, batches: dict[int, bytes], *, version: int = 9, acks: int = -1,
+                 timeout_ms: int = 30000) -> tuple[bytes, bool]:
+    """A Produce v3..v9 request's body (see produce()) and whether the version is flexible."""
     if not 3 <= version <= 9:
         raise ValueError("produce() speaks v3..v9")
     flexible = version >= 9
@@ -451,7 +467,12 @@ def produce(conn: KafkaConn, topic: str, batches: dict[int, bytes], *, version: 
         body = string(None) + i16(acks) + i32(timeout_ms) + i32(1) + string(topic) + i32(len(batches))
         for p, recs in batches.items():
             body += i32(p) + i32(len(recs)) + recs
-    r = conn.request(0, version, body, flexible)
+    return body, flexible
+
+
+def produce_answer(r: Reader, topic: str, version: int) -> dict[int, PartResult]:
+    """A Produce answer's partitions (see produce())."""
+    flexible = version >= 9
     out: dict[int, PartResult] = {}
     n_topics = r.uvarint() - 1 if flexible else r.i32()
     for _ in range(n_topics):

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <list>
 #include <optional>
@@ -25,20 +26,33 @@
 
 namespace sluice::federation {
 
-// Counts forwarded calls in flight; wait() returns once each has called done().
+// Counts forwarded calls in flight; wait() returns once each has called
+// done(), wait_sent() once each has called sent() (its request is encoded and
+// queued on its link: the client's request bytes are no longer needed).
 class WaitGroup {
  public:
-  explicit WaitGroup(const boost::asio::any_io_executor& executor) : all_done_(executor) {}
-  void add() { ++pending_; }
+  explicit WaitGroup(const boost::asio::any_io_executor& executor) : all_sent_(executor), all_done_(executor) {}
+  void add() {
+    ++pending_;
+    ++unsent_;
+  }
+  void sent() {
+    if (--unsent_ == 0) all_sent_.set();
+  }
   void done() {
     if (--pending_ == 0) all_done_.set();
+  }
+  boost::asio::awaitable<void> wait_sent() {
+    if (unsent_ > 0) co_await all_sent_.wait_until(boost::asio::steady_timer::time_point::max());
   }
   boost::asio::awaitable<void> wait() {
     if (pending_ > 0) co_await all_done_.wait_until(boost::asio::steady_timer::time_point::max());
   }
 
  private:
+  broker::AsyncEvent all_sent_;
   broker::AsyncEvent all_done_;
+  int unsent_ = 0;
   int pending_ = 0;
 };
 
@@ -54,21 +68,28 @@ struct Forwarded {
 };
 
 // Sends `f.request` at `version` to member broker `f.node`, on the client's
-// own link to it, and records the outcome in `f`; then group.done(). Spawn it
-// (co_spawn, detached) after group.add().
+// own link to it, and records the outcome in `f`; group.sent() once the
+// request is encoded and queued (calls queued one after another leave in that
+// order), group.done() at the end. Spawn it (co_spawn, detached) after group.add().
 template <typename Request, typename Response>
 boost::asio::awaitable<void> forward(Forwarded<Request, Response>& f, int16_t version,
                                      std::chrono::milliseconds timeout, WaitGroup& group, MemberLinks& links) {
+  bool sent = false;
   try {
     broker::OutboundConnection* connection = links.connection(*f.member, f.node);
     if (connection == nullptr) {
       f.failure = "member broker " + std::to_string(f.node) + " of " + f.member->name() + " is not known";
     } else {
-      f.reply = co_await connection->template call<Response>(f.request, version, timeout);
+      // call() encodes at once; the exchange takes its place in the link's queue as soon as it is awaited.
+      auto pending = connection->template call<Response>(f.request, version, timeout);
+      sent = true;
+      group.sent();
+      f.reply = co_await std::move(pending);
     }
   } catch (const std::exception& e) {
     f.failure = e.what();
   }
+  if (!sent) group.sent();
   if (!f.reply) f.member->request_refresh();
   group.done();
 }
@@ -85,13 +106,19 @@ boost::asio::awaitable<void> forward_one(Forwarded<Request, Response>& f, int16_
 
 // Every request of `requests` sent at once (each on the client's own link to
 // its member broker), waited for until all are answered or have failed.
+// `on_sent`, if given, is called once every request is encoded and queued.
 template <typename Request, typename Response>
 boost::asio::awaitable<void> forward_all(Federation& federation, std::list<Forwarded<Request, Response>>& requests,
-                                         int16_t version, std::chrono::milliseconds timeout, MemberLinks& links) {
+                                         int16_t version, std::chrono::milliseconds timeout, MemberLinks& links,
+                                         std::function<void()> on_sent = {}) {
   WaitGroup group(federation.executor());
   for (auto& r : requests) {
     group.add();
     boost::asio::co_spawn(federation.executor(), forward(r, version, timeout, group, links), boost::asio::detached);
+  }
+  if (on_sent) {
+    co_await group.wait_sent();
+    on_sent();
   }
   co_await group.wait();
 }

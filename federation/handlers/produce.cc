@@ -1,8 +1,9 @@
 // Produce (key 0): each partition's batches go to the leader of its member
 // partition, one Produce per member broker, all at once; the answers are put
-// back in the client's numbering. acks=0 is forwarded as acks=1 (a member
-// does not answer acks=0, and the endpoint must know the request is done
-// before it reads the next one) and the client gets no answer, as it expects.
+// back in the client's numbering. The client's next request is read as soon
+// as these are on their way (client_connection.h). acks=0 is forwarded as
+// acks=1 (a member does not answer acks=0, and the endpoint must know the
+// request is done) and the client gets no answer, as it expects.
 #include <list>
 #include <map>
 
@@ -82,7 +83,8 @@ boost::asio::awaitable<void> handle_produce(FederationRequest& request) {
   for (const Slot& slot : slots)
     if (slot.target) in_flight.add(slot.topic, slot.target->member->name());
   const std::chrono::milliseconds timeout(std::max(body.timeout_ms, 0) + federation.config().request_timeout_ms);
-  co_await forward_all(federation, targets, kForwardVersion, timeout, request.links);
+  // The client's next request is read once these are queued for the members (client_connection.h).
+  co_await forward_all(federation, targets, kForwardVersion, timeout, request.links, [&request] { request.release_input(); });
   if (body.acks == 0) {
     // No answer; as Kafka, the connection is closed when a partition failed, so that the
     // client notices (it asks for metadata again and reconnects).
