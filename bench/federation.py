@@ -13,7 +13,7 @@ the rounds' own (a pair runs back to back, so it shares the machine's state). Th
 CPU-seconds per workload are in federation.json. Targets (issue 19): through the endpoint at least
 0.8x the direct throughput, and p99 at most 1 ms more.
 
-    bench/federation.py            2,000,000 messages, 5 rounds (~5 minutes): writes bench/FEDERATION.md
+    bench/federation.py            6,000,000 messages, 5 rounds (~7 minutes): writes bench/FEDERATION.md
     bench/federation.py --quick    small loads, 1 round: checks the harness only
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ from harness.brokers import Broker  # noqa: E402
 from harness.federation import FederationNode  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-PROFILES = {"full": dict(rounds=5, count=2_000_000, e2e_secs=15, cap=60),
+PROFILES = {"full": dict(rounds=5, count=6_000_000, e2e_secs=15, cap=60),
             "quick": dict(rounds=1, count=50_000, e2e_secs=3, cap=30)}
 PARTITIONS = 6
 W1_CLIENT = ["-B", "256", "-L", "64"]  # as bench/run.py's W1

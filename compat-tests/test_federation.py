@@ -405,6 +405,19 @@ def test_pipelined_requests_answered_in_order(fed):
                 assert r.i16() == 0
         assert produced == rounds
         assert kwire.list_offsets(conn, topic, [0, 1]) == {0: rounds * per_batch, 1: rounds * per_batch}
+        # A frame the endpoint refuses (over socket.request.max.bytes) closes the connection, but only
+        # once the Produce requests read before it are answered.
+        last = []
+        for i in range(rounds, rounds + 3):
+            batches = {p: kwire.record_batch([b"late-%d" % i], producer_id=pid, producer_epoch=epoch,
+                                             base_sequence=rounds * per_batch + i - rounds) for p in (0, 1)}
+            body, flexible = kwire.produce_body(topic, batches)
+            last.append(conn.send(0, 9, body, flexible))
+        conn.sock.sendall(kwire.i32(200 << 20))
+        for corr in last:
+            got = kwire.produce_answer(conn.answer(corr, True), topic, 9)
+            assert all(x.error == 0 for x in got.values()), got
+        assert kwire.wait_closed(conn.sock)
     finally:
         conn.close()
 

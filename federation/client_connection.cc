@@ -37,7 +37,8 @@ std::string peer_name(const tcp::socket& socket) {
   return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
-// One request, from the moment it is read until its answer is written.
+// One request, from the moment it is read until its answer is written. Its
+// events have one waiter at most: the connection's reader.
 struct Unanswered {
   explicit Unanswered(const asio::any_io_executor& executor)
       : input_released(executor), finished(executor), written(executor) {}
@@ -113,6 +114,9 @@ asio::awaitable<void> write_answers(std::shared_ptr<Connection> c) {
     }
   } catch (const boost::system::system_error&) {
     c->close();  // the client went away
+  } catch (const std::exception& e) {
+    SLUICE_LOG(kWarn, "closing " << c->peer << ": writing an answer failed: " << e.what());
+    c->close();
   }
   c->writing = false;
 }
@@ -152,6 +156,8 @@ asio::awaitable<void> serve_client(Federation& federation, tcp::socket socket) {
   const auto executor = federation.executor();
   auto c = std::make_shared<Connection>(std::move(socket), executor);
   broker::FrameReader input(kMaxRequestBytes);
+  // Whatever ends the reading (the client's close, a bad frame, a refused
+  // request), the answers already owed are written first, as a broker's are.
   try {
     while (!c->closed) {
       std::span<char> frame;
@@ -218,14 +224,16 @@ asio::awaitable<void> serve_client(Federation& federation, tcp::socket socket) {
           co_await u->input_released.wait_until(asio::steady_timer::time_point::max());
         else
           co_await u->finished.wait_until(asio::steady_timer::time_point::max());
+        if (u->close) break;  // nothing after a request that closes the connection is read
       }
       input.consume();
     }
   } catch (const protocol::DecodeError& e) {
     SLUICE_LOG(kWarn, "closing " << c->peer << ": malformed request: " << e.what());
   } catch (const boost::system::system_error&) {
-    // The client went away.
+    // The client closed the connection (or its reading side).
   }
+  co_await wait_answered(c);
   c->close();
 }
 

@@ -28,30 +28,36 @@ namespace sluice::federation {
 
 // Counts forwarded calls in flight; wait() returns once each has called
 // done(), wait_sent() once each has called sent() (its request is encoded and
-// queued on its link: the client's request bytes are no longer needed).
+// queued on its link: the client's request bytes are no longer needed). A
+// call may end before the next is added (whether co_spawn starts a coroutine
+// at once depends on the Asio version): only a waiter is woken.
 class WaitGroup {
  public:
-  explicit WaitGroup(const boost::asio::any_io_executor& executor) : all_sent_(executor), all_done_(executor) {}
+  explicit WaitGroup(boost::asio::any_io_executor executor) : executor_(std::move(executor)) {}
   void add() {
     ++pending_;
     ++unsent_;
   }
   void sent() {
-    if (--unsent_ == 0) all_sent_.set();
+    if (--unsent_ == 0 && sent_waiter_) sent_waiter_->set();
   }
   void done() {
-    if (--pending_ == 0) all_done_.set();
+    if (--pending_ == 0 && done_waiter_) done_waiter_->set();
   }
-  boost::asio::awaitable<void> wait_sent() {
-    if (unsent_ > 0) co_await all_sent_.wait_until(boost::asio::steady_timer::time_point::max());
-  }
-  boost::asio::awaitable<void> wait() {
-    if (pending_ > 0) co_await all_done_.wait_until(boost::asio::steady_timer::time_point::max());
-  }
+  boost::asio::awaitable<void> wait_sent() { co_await wait_for(unsent_, sent_waiter_); }
+  boost::asio::awaitable<void> wait() { co_await wait_for(pending_, done_waiter_); }
 
  private:
-  broker::AsyncEvent all_sent_;
-  broker::AsyncEvent all_done_;
+  boost::asio::awaitable<void> wait_for(const int& count, broker::AsyncEvent*& waiter) {
+    if (count == 0) co_return;
+    broker::AsyncEvent event(executor_);
+    waiter = &event;
+    co_await event.wait_until(boost::asio::steady_timer::time_point::max());
+    waiter = nullptr;
+  }
+  boost::asio::any_io_executor executor_;
+  broker::AsyncEvent* sent_waiter_ = nullptr;
+  broker::AsyncEvent* done_waiter_ = nullptr;
   int unsent_ = 0;
   int pending_ = 0;
 };
