@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from harness import ck, kp, kwire
@@ -420,6 +420,60 @@ def test_pipelined_requests_answered_in_order(fed):
         assert kwire.wait_closed(conn.sock)
     finally:
         conn.close()
+
+
+def test_topic_configs_altered_through_the_endpoint(fed):
+    """AlterConfigs and IncrementalAlterConfigs of a split topic change it on both members; a change
+    one member refuses changes neither; validate_only and federation.split.clusters change nothing."""
+    from harness.kadmin_wire import (DELETE, INVALID_CONFIG, INVALID_REQUEST, SET, TOPIC, Conn, alter_configs,
+                                     describe_configs, incremental_alter_configs)
+    node, members = fed
+    topic = "fed-configs"
+    assert create(node.bootstrap, topic, 2, {"federation.split.clusters": "2"}) is None
+    ck.wait_topic(node.bootstrap, topic, 2)
+
+    def values(key: str) -> dict[str, str | None]:
+        """The config on each member and through the endpoint."""
+        out = {}
+        for name, bootstrap in [*((n, m.bootstrap) for n, m in members.items()), ("endpoint", node.bootstrap)]:
+            with Conn(bootstrap) as conn:
+                err, entries = describe_configs(conn, TOPIC, topic, [key])
+                assert err == 0, (name, err)
+                out[name] = entries[key].value
+        return out
+
+    with Conn(node.bootstrap) as conn:
+        for version in (0, 1):
+            ms = str(3_600_000 + version)
+            [answer] = incremental_alter_configs(conn, [(TOPIC, topic, [("retention.ms", SET, ms)])], version=version)
+            assert answer.error == 0, answer
+            assert values("retention.ms") == {"a": ms, "b": ms, "endpoint": ms}
+        [answer] = incremental_alter_configs(conn, [(TOPIC, topic, [("retention.ms", SET, "7")])], validate_only=True)
+        assert answer.error == 0, answer
+        assert set(values("retention.ms").values()) == {"3600001"}
+        [answer] = incremental_alter_configs(conn, [(TOPIC, topic, [("retention.ms", SET, "7"),
+                                                                    ("cleanup.policy", SET, "nonsense")])])
+        assert answer.error == INVALID_CONFIG, answer
+        assert set(values("retention.ms").values()) == {"3600001"}
+        [answer] = incremental_alter_configs(conn, [(TOPIC, topic, [("federation.split.clusters", SET, "1")])])
+        assert answer.error == INVALID_CONFIG, answer
+        [answer] = incremental_alter_configs(conn, [(TOPIC, topic, [("retention.ms", DELETE, None)])])
+        assert answer.error == 0, answer
+        assert set(values("retention.ms").values()) == {"604800000"}  # the default again
+        for version in (0, 1, 2):
+            [answer] = alter_configs(conn, [(TOPIC, topic, [("segment.ms", str(7_200_000 + version))])], version=version)
+            assert answer.error == 0, answer
+            assert set(values("segment.ms").values()) == {str(7_200_000 + version)}
+        [answer] = incremental_alter_configs(conn, [(4, "1", [("log.retention.ms", SET, "1")])])
+        assert answer.error == INVALID_REQUEST, answer
+    # A client's own admin API, through the endpoint.
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+    admin = AdminClient({"bootstrap.servers": node.bootstrap})
+    res = ConfigResource("topic", topic, incremental_configs=[
+        ConfigEntry("max.message.bytes", "123456", incremental_operation=AlterConfigOpType.SET)])
+    for f in admin.incremental_alter_configs([res]).values():
+        f.result(20)
+    assert set(values("max.message.bytes").values()) == {"123456"}
 
 
 def test_federation_kill9_and_restart(fed):
@@ -804,6 +858,47 @@ def test_topic_moved_under_load(fed):
                      start={0: 100}, timeout=60)
     for p in range(3):
         assert {(o, k.decode()) for o, k, _, _ in got[p]} == {(o, k) for (q, o), k in want.items() if q == p}
+    # DeleteRecords through the endpoint, in the federated numbering of a moved partition (its member
+    # numbers from 0 where the endpoint's clients see 100): to 150, then a no-op below the base.
+    admin = AdminClient({"bootstrap.servers": node.bootstrap})
+    for target, low in ((150, 150), (50, 150)):
+        done = admin.delete_records([TopicPartition(topic, 0, target)], request_timeout=20)
+        assert [f.result(20).low_watermark for f in done.values()] == [low]
+    conn = kwire.KafkaConn.to(node.bootstrap)
+    try:
+        assert kwire.list_offsets(conn, topic, [0], -2) == {0: 150}
+    finally:
+        conn.close()
+    got = ck.consume(node.bootstrap, topic, {0: ends[0] - 150}, start={0: -2}, timeout=60)  # from the earliest
+    assert got[0][0][0] == 150
+
+
+def test_delete_records_through_the_endpoint(fed):
+    """DeleteRecords of a split topic's partitions goes to each one's member: a new log start on one,
+    "up to the high watermark" (-1) on the other, and past the end refused as Kafka refuses it."""
+    node, members = fed
+    topic = "fed-delete-records"
+    assert create(node.bootstrap, topic, 2, {"federation.split.clusters": "2"}) is None
+    ck.wait_topic(node.bootstrap, topic, 2)
+    p = Producer({"bootstrap.servers": node.bootstrap, "acks": "all", "log_level": 3})
+    for i in range(200):
+        p.produce(topic, key=b"k-%d" % i, value=b"v", partition=i % 2)
+    assert p.flush(60) == 0
+    admin = AdminClient({"bootstrap.servers": node.bootstrap})
+    done = admin.delete_records([TopicPartition(topic, 0, 40), TopicPartition(topic, 1, -1)], request_timeout=20)
+    assert {tp.partition: f.result(20).low_watermark for tp, f in done.items()} == {0: 40, 1: 100}
+    done = admin.delete_records([TopicPartition(topic, 0, 101)], request_timeout=20)
+    with pytest.raises(Exception) as refused:
+        list(done.values())[0].result(20)
+    assert refused.value.args[0].code() == KafkaError.OFFSET_OUT_OF_RANGE, refused.value
+    for name, m in members.items():  # each member's own partition 0 holds one federated partition
+        c = Consumer({"bootstrap.servers": m.bootstrap, "group.id": "fed-delete-records-check"})
+        try:
+            assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) in ((40, 100), (100, 100)), name
+        finally:
+            c.close()
+    got = ck.consume(node.bootstrap, topic, {0: 60}, start={0: -2}, timeout=60)  # from the earliest
+    assert [o for o, _, _, _ in got[0]] == list(range(40, 100))
 
 
 def topic_in_small_batches(node, members, topic: str, n: int) -> tuple[str, str, dict]:
@@ -920,6 +1015,10 @@ def test_move_under_member_faults(fed):
 
     def kill_the_new_member():
         wait_copying(node, topic, 20)
+        # DeleteRecords is refused while a copy is under way (it could not follow a log start raised behind it).
+        from harness.kadmin_wire import Conn, delete_records
+        with Conn(node.bootstrap) as conn:
+            assert delete_records(conn, {topic: {0: 1}}) == {(topic, 0): (60, -1)}  # REASSIGNMENT_IN_PROGRESS
         members[dst].kill9()
         deadline = time.monotonic() + 60
         while not (move := topic_entry(node, topic)["move"])["state"].startswith("failed"):

@@ -599,6 +599,14 @@ asio::awaitable<void> TopicMover::run() {
     switch_deadline_ = std::chrono::steady_clock::now() + kSwitchLimit;
     failed = co_await copy_rest();
   }
+  if (failed.empty()) {
+    // A DeleteRecords forwarded before the move began may have raised an old
+    // member's log start behind the copy: the copy is trimmed to the latest.
+    std::vector<int64_t> starts_now;
+    failed = co_await list_offsets(-2, starts_now);
+    for (size_t i = 0; failed.empty() && i < starts_now.size(); ++i)
+      log_starts_[i] = std::max(log_starts_[i], starts_now[i]);
+  }
   if (failed.empty()) failed = co_await trim_copy();
   if (failed.empty()) failed = co_await copy_committed_offsets();
   std::vector<std::string> whole;  // old members left without any of its partitions

@@ -24,10 +24,13 @@ const std::vector<FederationApi>& federation_apis() {
       {18, 0, 3, handle_api_versions},
       {19, 2, 7, handle_create_topics},  // forwarded at v7
       {20, 1, 6, handle_delete_topics},  // forwarded at v6
+      {21, 0, 2, handle_delete_records},  // forwarded at v2, offsets in the member's numbering
       {22, 0, 4, handle_init_producer_id},  // the federation's own ids
       {32, 1, 4, handle_describe_configs},  // a topic's first member's, plus federation.split.clusters
+      {33, 0, 2, handle_alter_configs},  // topics: validated on every member holding one, then applied (v1)
       {37, 0, 3, handle_create_partitions},  // forwarded at v3 to the member holding the last partitions
       {42, 0, 2, handle_delete_groups},  // here and, forwarded at v2, on each member's coordinator (the offsets)
+      {44, 0, 1, handle_incremental_alter_configs},  // as AlterConfigs (forwarded at v0)
       {60, 0, 1, handle_describe_cluster},  // this endpoint as the cluster's one broker
   };
   return apis;
