@@ -13,7 +13,7 @@ the rounds' own (a pair runs back to back, so it shares the machine's state). Th
 CPU-seconds per workload are in federation.json. Targets (issue 19): through the endpoint at least
 0.8x the direct throughput, and p99 at most 1 ms more.
 
-    bench/federation.py            6,000,000 messages, 5 rounds (~7 minutes): writes bench/FEDERATION.md
+    bench/federation.py            6,000,000 messages, 5 rounds (~5 minutes): writes bench/FEDERATION.md
     bench/federation.py --quick    small loads, 1 round: checks the harness only
 """
 from __future__ import annotations
