@@ -476,6 +476,46 @@ def test_topic_configs_altered_through_the_endpoint(fed):
     assert set(values("max.message.bytes").values()) == {"123456"}
 
 
+def test_offset_delete_through_the_endpoint(fed):
+    """OffsetDelete of a split topic's partitions: a group's offsets go from both members that hold
+    them; a group whose live members (the endpoint's) subscribe to the topic keeps them
+    (GROUP_SUBSCRIBED_TO_TOPIC); a group nobody knows is GROUP_ID_NOT_FOUND."""
+    from harness.kadmin_wire import Conn, offset_delete
+    node, members = fed
+    topic, group, live = "fed-offset-delete", "fed-od-group", "fed-od-live"
+    assert create(node.bootstrap, topic, 2, {"federation.split.clusters": "2"}) is None
+    ck.wait_topic(node.bootstrap, topic, 2)
+    c = Consumer({"bootstrap.servers": node.bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:  # committed from outside any generation, as a consumer with assign() commits
+        c.commit(offsets=[TopicPartition(topic, 0, 5), TopicPartition(topic, 1, 7)], asynchronous=False)
+        assert [tp.offset for tp in c.committed([TopicPartition(topic, p) for p in (0, 1)], timeout=15)] == [5, 7]
+    finally:
+        c.close()
+    subscriber = Consumer({"bootstrap.servers": node.bootstrap, "group.id": live, "enable.auto.commit": False})
+    try:
+        subscriber.subscribe([topic])
+        deadline = time.monotonic() + 30
+        while not subscriber.assignment():
+            subscriber.poll(0.2)
+            assert time.monotonic() < deadline, "no assignment"
+        subscriber.commit(offsets=[TopicPartition(topic, 0, 3)], asynchronous=False)
+        with Conn(node.bootstrap) as conn:
+            assert offset_delete(conn, live, {topic: [0]}) == (0, {(topic, 0): 86})  # GROUP_SUBSCRIBED_TO_TOPIC
+            assert offset_delete(conn, "fed-od-nobody", {topic: [0]}) == (69, {})  # GROUP_ID_NOT_FOUND
+            assert offset_delete(conn, group, {topic: [0, 1], "fed-od-no-topic": [0]}) == \
+                (0, {(topic, 0): 0, (topic, 1): 0, ("fed-od-no-topic", 0): 3})  # UNKNOWN_TOPIC_OR_PARTITION
+    finally:
+        subscriber.close()
+    for bootstrap in (node.bootstrap, *(m.bootstrap for m in members.values())):
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+        try:  # gone on the endpoint and on each member (each member's partition 0 is one of the two)
+            parts = [0, 1] if bootstrap == node.bootstrap else [0]
+            assert [tp.offset for tp in c.committed([TopicPartition(topic, p) for p in parts], timeout=15)] == \
+                [-1001] * len(parts), bootstrap
+        finally:
+            c.close()
+
+
 def test_federation_kill9_and_restart(fed):
     node, members = fed
     assert create(node.bootstrap, "fed-split", 3, {"federation.split.clusters": "2"}) is None

@@ -214,6 +214,23 @@ def delete_records(conn: Conn, offsets: dict[str, dict[int, int]], version: int 
     return out
 
 
+def offset_delete(conn: Conn, group: str, partitions: dict[str, list[int]]) -> tuple[int, dict[tuple[str, int], int]]:
+    """OffsetDelete (API 47) v0, to the group's coordinator: (error, {(topic, partition): error})."""
+    body = string(group) + i32(len(partitions))
+    for topic, parts in partitions.items():
+        body += string(topic) + i32(len(parts)) + b"".join(i32(p) for p in parts)
+    r = conn.request(47, 0, body, False)
+    error = r.i16()
+    r.i32()  # throttle
+    out = {}
+    for _ in range(r.i32()):
+        topic = r.string()
+        for _ in range(r.i32()):
+            p = r.i32()
+            out[(topic, p)] = r.i16()
+    return error, out
+
+
 # ------------------------------------------------------------------------------ CreatePartitions
 def create_partitions(conn: Conn, counts: dict[str, int], validate_only: bool = False, version: int = 3,
                       timeout_ms: int = 30000) -> dict[str, tuple[int, str | None]]:

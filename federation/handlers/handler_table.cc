@@ -31,6 +31,7 @@ const std::vector<FederationApi>& federation_apis() {
       {37, 0, 3, handle_create_partitions},  // forwarded at v3 to the member holding the last partitions
       {42, 0, 2, handle_delete_groups},  // here and, forwarded at v2, on each member's coordinator (the offsets)
       {44, 0, 1, handle_incremental_alter_configs},  // as AlterConfigs (forwarded at v0)
+      {47, 0, 0, handle_offset_delete},  // subscriptions checked here; forwarded to each member's coordinator
       {60, 0, 1, handle_describe_cluster},  // this endpoint as the cluster's one broker
   };
   return apis;

@@ -29,6 +29,7 @@ boost::asio::awaitable<void> handle_heartbeat(FederationRequest& request);
 boost::asio::awaitable<void> handle_leave_group(FederationRequest& request);
 boost::asio::awaitable<void> handle_offset_commit(FederationRequest& request);
 boost::asio::awaitable<void> handle_offset_fetch(FederationRequest& request);
+boost::asio::awaitable<void> handle_offset_delete(FederationRequest& request);
 boost::asio::awaitable<void> handle_describe_configs(FederationRequest& request);
 boost::asio::awaitable<void> handle_alter_configs(FederationRequest& request);
 boost::asio::awaitable<void> handle_incremental_alter_configs(FederationRequest& request);
