@@ -516,6 +516,34 @@ def test_offset_delete_through_the_endpoint(fed):
             c.close()
 
 
+def test_groups_with_only_offsets_listed_after_a_restart(fed):
+    """A group whose offsets the members hold (committed through the endpoint) is listed and described
+    as Empty after the endpoint restarts and knows nothing of it: once, though both members hold
+    some of its offsets. One nobody knows is still Dead."""
+    from confluent_kafka import ConsumerGroupState
+    node, members = fed
+    topic, group = "fed-offsets-only", "fed-offsets-only-group"
+    assert create(node.bootstrap, topic, 2, {"federation.split.clusters": "2"}) is None
+    ck.wait_topic(node.bootstrap, topic, 2)
+    c = Consumer({"bootstrap.servers": node.bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        c.commit(offsets=[TopicPartition(topic, 0, 1), TopicPartition(topic, 1, 2)], asynchronous=False)
+    finally:
+        c.close()
+    node.kill9()
+    node.start()
+    a = AdminClient({"bootstrap.servers": node.bootstrap})
+    res = a.list_consumer_groups(request_timeout=15).result(20)
+    assert not res.errors, res.errors
+    listed = [g for g in res.valid if g.group_id == group]
+    assert len(listed) == 1 and listed[0].state == ConsumerGroupState.EMPTY, res.valid
+    empty_only = a.list_consumer_groups(request_timeout=15, states={ConsumerGroupState.STABLE}).result(20)
+    assert group not in {g.group_id for g in empty_only.valid}
+    d = a.describe_consumer_groups([group, "fed-never-seen"], request_timeout=15)
+    assert d[group].result(20).state == ConsumerGroupState.EMPTY
+    assert d["fed-never-seen"].result(20).state == ConsumerGroupState.DEAD
+
+
 def test_federation_kill9_and_restart(fed):
     node, members = fed
     assert create(node.bootstrap, "fed-split", 3, {"federation.split.clusters": "2"}) is None
