@@ -33,6 +33,7 @@ Every wait is bounded.
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
@@ -49,6 +50,7 @@ from harness.data import check_partition, expected_by_partition
 from harness.federation import FederationNode
 from harness.prom import Prometheus, admin_json, http_get, prom_value, wait_for
 from test_java_clients import java_libs  # noqa: F401 (fixture)
+from test_node_clients import node_ready  # noqa: F401 (fixture)
 
 N = 3000
 
@@ -110,8 +112,33 @@ def test_with_a_kafka_member(fed_kafka):
     """The same with member b an Apache Kafka node; then a consumer group over a topic split across
     Sluice and Kafka, its offsets committed on each."""
     clients_scenario(*fed_kafka)
+    configs_all_or_nothing(*fed_kafka)
     group_scenario(*fed_kafka, "confluent")
     move_between_sluice_and_kafka(*fed_kafka)
+
+
+def configs_all_or_nothing(node, members):
+    """A config change of the topic split over Sluice and Kafka that Kafka refuses (a key only Sluice
+    knows) changes neither member: every member validates before any applies. Then one both take."""
+    from harness.kadmin_wire import INVALID_CONFIG, SET, TOPIC, Conn, describe_configs, incremental_alter_configs
+
+    def retention() -> list[str | None]:
+        out = []
+        for m in members.values():
+            with Conn(m.bootstrap) as conn:
+                err, entries = describe_configs(conn, TOPIC, "fed-split", ["retention.ms"])
+                assert err == 0, err
+                out.append(entries["retention.ms"].value)
+        return out
+
+    with Conn(node.bootstrap) as conn:
+        [answer] = incremental_alter_configs(conn, [(TOPIC, "fed-split", [
+            ("retention.ms", SET, "3600000"), ("delete.after.consumption.groups", SET, "g")])])
+        assert answer.error == INVALID_CONFIG, answer
+        assert retention() == ["604800000", "604800000"]
+        [answer] = incremental_alter_configs(conn, [(TOPIC, "fed-split", [("retention.ms", SET, "3600000")])])
+        assert answer.error == 0, answer
+        assert retention() == ["3600000", "3600000"]
 
 
 def move_between_sluice_and_kafka(node, members):
@@ -423,8 +450,10 @@ def test_pipelined_requests_answered_in_order(fed):
 
 
 def test_topic_configs_altered_through_the_endpoint(fed):
-    """AlterConfigs and IncrementalAlterConfigs of a split topic change it on both members; a change
-    one member refuses changes neither; validate_only and federation.split.clusters change nothing."""
+    """AlterConfigs and IncrementalAlterConfigs of a split topic change it on both members; a refused
+    change, validate_only and federation.split.clusters change nothing (its current value is taken
+    back, as a client that describes the configs and sends them again does; configs_all_or_nothing
+    has a change one member refuses and the other would take)."""
     from harness.kadmin_wire import (DELETE, INVALID_CONFIG, INVALID_REQUEST, SET, TOPIC, Conn, alter_configs,
                                      describe_configs, incremental_alter_configs)
     node, members = fed
@@ -457,6 +486,8 @@ def test_topic_configs_altered_through_the_endpoint(fed):
         assert set(values("retention.ms").values()) == {"3600001"}
         [answer] = incremental_alter_configs(conn, [(TOPIC, topic, [("federation.split.clusters", SET, "1")])])
         assert answer.error == INVALID_CONFIG, answer
+        [answer] = incremental_alter_configs(conn, [(TOPIC, topic, [("federation.split.clusters", SET, "2")])])
+        assert answer.error == 0, answer
         [answer] = incremental_alter_configs(conn, [(TOPIC, topic, [("retention.ms", DELETE, None)])])
         assert answer.error == 0, answer
         assert set(values("retention.ms").values()) == {"604800000"}  # the default again
@@ -501,6 +532,7 @@ def test_offset_delete_through_the_endpoint(fed):
         subscriber.commit(offsets=[TopicPartition(topic, 0, 3)], asynchronous=False)
         with Conn(node.bootstrap) as conn:
             assert offset_delete(conn, live, {topic: [0]}) == (0, {(topic, 0): 86})  # GROUP_SUBSCRIBED_TO_TOPIC
+            assert subscriber.committed([TopicPartition(topic, 0)], timeout=15)[0].offset == 3  # kept
             assert offset_delete(conn, "fed-od-nobody", {topic: [0]}) == (69, {})  # GROUP_ID_NOT_FOUND
             assert offset_delete(conn, group, {topic: [0, 1], "fed-od-no-topic": [0]}) == \
                 (0, {(topic, 0): 0, (topic, 1): 0, ("fed-od-no-topic", 0): 3})  # UNKNOWN_TOPIC_OR_PARTITION
@@ -542,6 +574,46 @@ def test_groups_with_only_offsets_listed_after_a_restart(fed):
     d = a.describe_consumer_groups([group, "fed-never-seen"], request_timeout=15)
     assert d[group].result(20).state == ConsumerGroupState.EMPTY
     assert d["fed-never-seen"].result(20).state == ConsumerGroupState.DEAD
+
+
+@pytest.mark.parametrize("test_file", ["kafkajs.test.js", "groups.test.js"])
+def test_kafkajs_through_the_federation(fed, node_ready, test_file):
+    """kafkajs's own test files (compat-tests/node/test), with the endpoint as their only broker:
+    produce and fetch byte for byte, admin calls, and a consumer group of three exactly once."""
+    import os
+    from harness.subprocs import run_bounded
+    from test_node_clients import FILE_TIMEOUT, NODE_DIR
+    node, _ = fed
+    env = dict(os.environ, BOOTSTRAP_SERVERS=node.bootstrap, BROKER_KIND="federation",
+               KAFKAJS_NO_PARTITIONER_WARNING="1", NO_COLOR="1")
+    cmd = [str(node_ready), "--test", "--test-concurrency=1", "--test-reporter=spec", f"test/{test_file}"]
+    rc, out, secs = run_bounded(cmd, env, NODE_DIR, FILE_TIMEOUT)
+    print(out)
+    assert rc == 0, f"{test_file} through the endpoint exited {rc} after {secs:.1f}s:\n" + \
+        "\n".join(out.splitlines()[-150:])
+
+
+def test_kcat_through_the_federation(fed):
+    """kcat (librdkafka 2.0.2) produces to and consumes from a topic split over both members."""
+    from test_kcat import kcat
+    node, _ = fed
+    topic, parts, n = "fed-kcat", 4, 2000
+    assert create(node.bootstrap, topic, parts, {"federation.split.clusters": "2"}) is None
+    ck.wait_topic(node.bootstrap, topic, parts)
+    want = {p: [(f"key-{i}", f"value-{i}") for i in range(n) if i % parts == p] for p in range(parts)}
+    for p in range(parts):
+        kcat("-P", "-b", node.bootstrap, "-t", topic, "-p", str(p), "-K", "\t", "-z", "zstd", "-X", "acks=all",
+             input="".join(f"{k}\t{v}\n" for k, v in want[p]).encode())
+    out = kcat("-C", "-b", node.bootstrap, "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%p\t%o\t%k\t%s\n",
+               timeout=90)
+    got = {p: [] for p in range(parts)}
+    for line in out.decode().splitlines():
+        part, off, k, v = line.split("\t")
+        got[int(part)].append((int(off), k, v))
+    for p in range(parts):
+        assert got[p] == [(j, k, v) for j, (k, v) in enumerate(want[p])], f"partition {p}"
+    listing = json.loads(kcat("-L", "-b", node.bootstrap, "-t", topic, "-J"))
+    assert [len(t["partitions"]) for t in listing["topics"]] == [parts], listing
 
 
 def test_federation_kill9_and_restart(fed):
@@ -959,12 +1031,14 @@ def test_delete_records_through_the_endpoint(fed):
     with pytest.raises(Exception) as refused:
         list(done.values())[0].result(20)
     assert refused.value.args[0].code() == KafkaError.OFFSET_OUT_OF_RANGE, refused.value
-    for name, m in members.items():  # each member's own partition 0 holds one federated partition
+    marks = []
+    for m in members.values():  # each member's own partition 0 holds one federated partition
         c = Consumer({"bootstrap.servers": m.bootstrap, "group.id": "fed-delete-records-check"})
         try:
-            assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) in ((40, 100), (100, 100)), name
+            marks.append(c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10))
         finally:
             c.close()
+    assert sorted(marks) == [(40, 100), (100, 100)], marks
     got = ck.consume(node.bootstrap, topic, {0: 60}, start={0: -2}, timeout=60)  # from the earliest
     assert [o for o, _, _, _ in got[0]] == list(range(40, 100))
 
@@ -1021,6 +1095,11 @@ def test_move_interrupted_by_a_kill9_is_undone(fed):
         time.sleep(0.3)
         entry = next(t for t in admin_json(node.admin_port, "/v1/topics")["topics"] if t["name"] == topic)
         assert entry["move"]["state"] == "copying", entry  # caught in the middle
+        # DeleteRecords is refused while the copy is under way (it could not follow a log start
+        # raised behind it); to offset 0 it would delete nothing anyway.
+        from harness.kadmin_wire import Conn, delete_records
+        with Conn(node.bootstrap) as conn:
+            assert delete_records(conn, {topic: {0: 0}}) == {(topic, 0): (60, -1)}  # REASSIGNMENT_IN_PROGRESS
         node.kill9()
     finally:
         if stopped:
@@ -1083,10 +1162,6 @@ def test_move_under_member_faults(fed):
 
     def kill_the_new_member():
         wait_copying(node, topic, 20)
-        # DeleteRecords is refused while a copy is under way (it could not follow a log start raised behind it).
-        from harness.kadmin_wire import Conn, delete_records
-        with Conn(node.bootstrap) as conn:
-            assert delete_records(conn, {topic: {0: 1}}) == {(topic, 0): (60, -1)}  # REASSIGNMENT_IN_PROGRESS
         members[dst].kill9()
         deadline = time.monotonic() + 60
         while not (move := topic_entry(node, topic)["move"])["state"].startswith("failed"):

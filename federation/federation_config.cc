@@ -82,6 +82,12 @@ FederationConfig FederationConfig::load(const std::optional<std::string>& file,
       config.member_timeout_ms = parse_long(key, value, 100);
     } else if (key == "federation.request.timeout.ms") {
       config.request_timeout_ms = parse_long(key, value, 100);
+    } else if (key == "auto.create.topics.enable") {
+      if (value != "true" && value != "false")
+        throw ConfigError("Invalid value '" + value + "' for configuration " + key + ": give true or false");
+      config.auto_create_topics = value == "true";
+    } else if (key == "num.partitions") {
+      config.auto_create_partitions = static_cast<int32_t>(parse_long(key, value, 1));
     } else if (key == "group.initial.rebalance.delay.ms") {
       config.groups.initial_rebalance_delay_ms = static_cast<int32_t>(parse_long(key, value, 0));
     } else if (key == "group.min.session.timeout.ms") {

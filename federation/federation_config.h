@@ -13,6 +13,9 @@
 //   federation.health.check.interval.ms      how often each member is asked (1000)
 //   federation.member.timeout.ms             unanswered this long: unhealthy (5000)
 //   federation.request.timeout.ms            one forwarded request (30000)
+//   auto.create.topics.enable                Metadata creates the topics it is asked
+//                                            for and the map lacks (true, as Kafka)
+//   num.partitions                           their partitions (1, as Kafka)
 //   group.initial.rebalance.delay.ms, group.min.session.timeout.ms,
 //   group.max.session.timeout.ms             consumer groups, as on a broker
 #pragma once
@@ -47,6 +50,8 @@ struct FederationConfig {
   int64_t health_check_interval_ms = 1000;
   int64_t member_timeout_ms = 5000;
   int64_t request_timeout_ms = 30000;
+  bool auto_create_topics = true;
+  int32_t auto_create_partitions = 1;
   broker::GroupCoordinator::Options groups;
 
   // Throws broker::ConfigError naming the key at fault (an unknown key, a

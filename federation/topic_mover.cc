@@ -290,7 +290,7 @@ asio::awaitable<std::string> TopicMover::copy_round(int32_t max_wait_ms, int64_t
         const size_t index = static_cast<size_t>(leg);
         const std::string where = "partition " + std::to_string(p.partition_index) + " on " + c.member->name();
         if (p.error_code == static_cast<int16_t>(ErrorCode::kOffsetOutOfRange))
-          co_return where + " lost records before they were copied (retention)";
+          co_return where + " lost records before they were copied (retention, or a DeleteRecords sent before the move)";
         if (p.error_code != 0 || !p.records || !p.records->in_memory()) continue;
         int64_t expected = next_[index];
         std::string_view rest = p.records->bytes();

@@ -5,9 +5,10 @@
 // validate the change (validate_only), and only if all accept it is it
 // applied, on all at once. A member that fails between the two (it goes
 // away) leaves the parts differing; the client gets its error, and the same
-// request again brings them together. `federation.split.clusters` is set at
-// creation only. The endpoint's broker has no configs to change; other
-// resource types are not served here.
+// request again brings them together. One change of a topic at a time, and
+// none while it moves. `federation.split.clusters` is set at creation only.
+// The endpoint's broker has no configs to change; other resource types are
+// not served here.
 #include <list>
 #include <set>
 #include <string>
@@ -26,6 +27,7 @@ namespace {
 using protocol::ErrorCode;
 
 constexpr int8_t kTopic = 2;
+constexpr int8_t kSet = 0;  // IncrementalAlterConfigs' operations: SET 0, DELETE 1, APPEND 2, SUBTRACT 3
 constexpr char kSplitConfig[] = "federation.split.clusters";
 
 // One resource's outcome, before it is put in the response's own type.
@@ -67,25 +69,50 @@ boost::asio::awaitable<Outcome> on_every_member(FederationRequest& request, cons
   co_return Outcome{};
 }
 
+// The operation of an IncrementalAlterConfigs entry (AlterConfigs has none: a SET).
+template <typename Config>
+int8_t operation_of(const Config& config) {
+  if constexpr (requires { config.config_operation; }) return config.config_operation;
+  return kSet;
+}
+
 template <typename Request, typename Response>
 boost::asio::awaitable<Outcome> alter_topic(FederationRequest& request,
-                                            const typename Request::AlterConfigsResource& resource, bool validate_only,
+                                            const typename Request::AlterConfigsResource& asked, bool validate_only,
                                             int16_t version) {
   Federation& federation = request.federation;
-  const TopicPlacement* placement = federation.store().find(resource.resource_name);
+  const TopicPlacement* placement = federation.store().find(asked.resource_name);
   if (!placement)
     co_return Outcome{static_cast<int16_t>(ErrorCode::kUnknownTopicOrPartition),
-                      "The topic '" + resource.resource_name + "' does not exist."};
-  for (const auto& config : resource.configs)
-    if (config.name == kSplitConfig)
+                      "The topic '" + asked.resource_name + "' does not exist."};
+  std::set<std::string> clusters;  // a spread topic may have several segments on one member
+  for (const auto& segment : placement->segments) clusters.insert(segment.cluster);
+  // federation.split.clusters is the endpoint's, set at creation: its current value is taken (a
+  // client that describes the configs and sends them back), any change refused; members never see it.
+  typename Request::AlterConfigsResource resource = asked;
+  std::erase_if(resource.configs, [](const auto& config) { return config.name == kSplitConfig; });
+  for (const auto& config : asked.configs)
+    if (config.name == kSplitConfig &&
+        (operation_of(config) != kSet || config.value != std::optional<std::string>(std::to_string(clusters.size()))))
       co_return Outcome{static_cast<int16_t>(ErrorCode::kInvalidConfig),
                         std::string(kSplitConfig) + " is set at creation only (a member is added with the admin "
                                                     "API's spread)."};
-  std::set<std::string> clusters;  // a spread topic may have several segments on one member
-  for (const auto& segment : placement->segments) clusters.insert(segment.cluster);
-  Outcome checked = co_await on_every_member<Request, Response>(request, clusters, resource, true, version);
-  if (checked.error_code != 0 || validate_only) co_return checked;
-  co_return co_await on_every_member<Request, Response>(request, clusters, resource, false, version);
+  // One change of the topic at a time, and none while it moves: a move copies the configs when it
+  // begins, and two changes sent to the members in different orders could leave them differing.
+  if (federation.store().reserved(asked.resource_name)) {
+    const auto move = federation.moves().find(asked.resource_name);
+    const bool moving = move != federation.moves().end() &&
+                        (move->second.state == "copying" || move->second.state == "switching");
+    co_return Outcome{static_cast<int16_t>(moving ? ErrorCode::kReassignmentInProgress : ErrorCode::kInvalidRequest),
+                      moving ? std::string("The topic is being moved between member clusters.")
+                             : std::string("The topic is being created, deleted or changed.")};
+  }
+  federation.store().hold(asked.resource_name);
+  Outcome outcome = co_await on_every_member<Request, Response>(request, clusters, resource, true, version);
+  if (outcome.error_code == 0 && !validate_only)
+    outcome = co_await on_every_member<Request, Response>(request, clusters, resource, false, version);
+  federation.store().release(asked.resource_name);
+  co_return outcome;
 }
 
 template <typename Request, typename Response>

@@ -107,11 +107,9 @@ boost::asio::awaitable<bool> undo_creation(Federation& federation, MemberLinks& 
   co_return all;
 }
 
-namespace {
-
-boost::asio::awaitable<Result> create(Federation& federation, MemberLinks& links,
-                                      const CreateTopicsRequest::CreatableTopic& topic,
-                                      bool validate_only, int32_t timeout_ms) {
+boost::asio::awaitable<Result> create_federated_topic(Federation& federation, MemberLinks& links,
+                                                      const CreateTopicsRequest::CreatableTopic& topic,
+                                                      bool validate_only, int32_t timeout_ms) {
   if (!topic.assignments.empty())
     co_return refused(topic.name, ErrorCode::kInvalidRequest,
                       "Replica assignments name member brokers: the federation places topics itself.");
@@ -238,8 +236,6 @@ boost::asio::awaitable<Result> create(Federation& federation, MemberLinks& links
   co_return answer;
 }
 
-}  // namespace
-
 boost::asio::awaitable<void> handle_create_topics(FederationRequest& request) {
   const auto body = request.decode<CreateTopicsRequest>();
   CreateTopicsResponse reply;
@@ -250,7 +246,8 @@ boost::asio::awaitable<void> handle_create_topics(FederationRequest& request) {
       reply.topics.push_back(refused(topic.name, ErrorCode::kInvalidRequest, "Duplicate topic name."));
       continue;
     }
-    Result result = co_await create(request.federation, request.links, topic, body.validate_only, body.timeout_ms);
+    Result result =
+        co_await create_federated_topic(request.federation, request.links, topic, body.validate_only, body.timeout_ms);
     reply.topics.push_back(std::move(result));
   }
   request.respond(reply);

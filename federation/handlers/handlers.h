@@ -6,6 +6,8 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "federation/federation.h"
+#include "protocol/messages/create_topics_request.h"
+#include "protocol/messages/create_topics_response.h"
 
 namespace sluice::federation {
 
@@ -43,5 +45,11 @@ boost::asio::awaitable<void> handle_delete_groups(FederationRequest& request);
 boost::asio::awaitable<bool> undo_creation(Federation& federation, MemberLinks& links, std::string topic,
                                            std::vector<MemberCluster*> members);
 boost::asio::awaitable<void> handle_describe_cluster(FederationRequest& request);
+
+// Places and creates one topic as CreateTopics does (create_topics.cc):
+// Metadata's auto-creation makes its topics with it too.
+boost::asio::awaitable<protocol::CreateTopicsResponse::CreatableTopicResult> create_federated_topic(
+    Federation& federation, MemberLinks& links, const protocol::CreateTopicsRequest::CreatableTopic& topic,
+    bool validate_only, int32_t timeout_ms);
 
 }  // namespace sluice::federation

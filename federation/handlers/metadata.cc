@@ -3,10 +3,17 @@
 // member cluster is unhealthy, or has no leader there, has no leader here
 // (LEADER_NOT_AVAILABLE, retriable: clients wait and ask again). Leader epochs
 // are not exposed (-1): they are the members' and mean nothing across them.
-// Members' internal topics are theirs, not the federation's.
+// Members' internal topics are theirs, not the federation's. A topic asked
+// for by name that the map lacks is created (auto.create.topics.enable, true
+// by default as on a Kafka broker, with num.partitions partitions) where
+// CreateTopics would place it, when the client allows it: Kafka's clients
+// count on that (kafkajs's producer asks again for the topics it wrote to,
+// and one deleted meanwhile comes back, as from a Kafka broker).
 #include <array>
+#include <list>
 #include <set>
 
+#include "federation/handlers/forward.h"
 #include "federation/handlers/handlers.h"
 #include "protocol/error_codes.h"
 #include "protocol/messages/metadata_request.h"
@@ -17,6 +24,7 @@ namespace {
 
 using protocol::ErrorCode;
 using protocol::MetadataResponse;
+constexpr int16_t kMemberMetadataVersion = 9;
 
 MetadataResponse::MetadataResponseTopic describe(Federation& federation, const std::string& name,
                                                  const TopicPlacement& placement) {
@@ -42,6 +50,35 @@ MetadataResponse::MetadataResponseTopic describe(Federation& federation, const s
   return topic;
 }
 
+// Whether a healthy member has `topic` (made there directly, and not adopted
+// yet: the endpoint's view of the members is up to a health round old), or
+// did not say. Asked before a topic is auto-created, so that such a topic is
+// adopted where it is rather than made again elsewhere.
+boost::asio::awaitable<bool> maybe_on_a_member(Federation& federation, MemberLinks& links, const std::string& topic) {
+  std::list<Forwarded<protocol::MetadataRequest, MetadataResponse>> asked;
+  for (const auto& m : federation.members()) {
+    if (!m->healthy()) continue;
+    const int32_t node = m->any_node();
+    if (node < 0) continue;
+    auto& q = asked.emplace_back();
+    q.member = m.get();
+    q.node = node;
+    q.request.topics.emplace();
+    q.request.topics->emplace_back().name = topic;
+    q.request.allow_auto_topic_creation = false;
+  }
+  co_await forward_all(federation, asked, kMemberMetadataVersion,
+                       std::chrono::milliseconds(federation.config().request_timeout_ms), links);
+  for (const auto& q : asked) {
+    if (!q.reply || q.reply->body.topics.size() != 1) co_return true;
+    if (q.reply->body.topics[0].error_code != static_cast<int16_t>(ErrorCode::kUnknownTopicOrPartition)) {
+      q.member->request_refresh();  // adopted at its next round
+      co_return true;
+    }
+  }
+  co_return false;
+}
+
 }  // namespace
 
 boost::asio::awaitable<void> handle_metadata(FederationRequest& request) {
@@ -62,6 +99,7 @@ boost::asio::awaitable<void> handle_metadata(FederationRequest& request) {
     // cannot make a huge answer.
     std::set<std::string> named;
     std::set<std::array<uint8_t, 16>> by_id;
+    std::vector<size_t> to_create;  // indexes into reply.topics
     for (const auto& wanted : *body.topics) {
       const bool by_name = wanted.name && !wanted.name->empty();
       if (by_name ? !named.insert(*wanted.name).second : !by_id.insert(wanted.topic_id.bytes).second) continue;
@@ -76,10 +114,35 @@ boost::asio::awaitable<void> handle_metadata(FederationRequest& request) {
       unknown.topic_id = wanted.topic_id;
       unknown.error_code =
           static_cast<int16_t>(by_name ? ErrorCode::kUnknownTopicOrPartition : ErrorCode::kUnknownTopicId);
+      if (by_name && body.allow_auto_topic_creation && federation.config().auto_create_topics &&
+          !wanted.name->starts_with("__"))
+        to_create.push_back(reply.topics.size() - 1);
+    }
+    for (size_t i = 0; i < to_create.size(); ++i) {  // an index: co_await in the body (GCC 12)
+      protocol::CreateTopicsRequest::CreatableTopic topic;
+      topic.name = *reply.topics[to_create[i]].name;
+      topic.num_partitions = federation.config().auto_create_partitions;
+      topic.replication_factor = -1;  // each member's default
+      protocol::CreateTopicsResponse::CreatableTopicResult created;
+      created.error_code = static_cast<int16_t>(ErrorCode::kLeaderNotAvailable);
+      const bool elsewhere = co_await maybe_on_a_member(federation, request.links, topic.name);
+      if (!elsewhere)
+        created = co_await create_federated_topic(federation, request.links, topic, false,
+                                                  static_cast<int32_t>(federation.config().request_timeout_ms));
+      auto& out = reply.topics[to_create[i]];
+      const TopicPlacement* placement = federation.store().find(topic.name);
+      if (placement) {
+        out = describe(federation, topic.name, *placement);
+      } else {
+        // Not made (no healthy member, a creation of the name under way): retriable, as while
+        // Kafka creates it; a name a member refused stays refused.
+        out.error_code = created.error_code == static_cast<int16_t>(ErrorCode::kInvalidTopicException)
+                             ? created.error_code
+                             : static_cast<int16_t>(ErrorCode::kLeaderNotAvailable);
+      }
     }
   }
   request.respond(reply);
-  co_return;
 }
 
 }  // namespace sluice::federation

@@ -7,8 +7,10 @@
 // member's coordinator of the group, in the member's numbering. Every member
 // is asked (the others with no partitions), so a group is GROUP_ID_NOT_FOUND
 // only when neither the endpoint nor any member knows it, as from a broker.
-// A member that cannot be asked, or a topic whose offsets a move is copying
-// at that moment, answers the whole request with a retriable error.
+// A member holding some of the partitions that cannot be asked (unhealthy),
+// or a topic whose offsets a move is copying at that moment, answers the
+// whole request with a retriable error; the other members are asked only
+// while healthy.
 #include <list>
 #include <map>
 #include <optional>
@@ -64,7 +66,8 @@ boost::asio::awaitable<void> handle_offset_delete(FederationRequest& request) {
 
   std::list<Target> targets;
   std::map<MemberCluster*, Target*> by_member;
-  for (const auto& m : federation.members()) {  // every member: which of them know the group
+  for (const auto& m : federation.members()) {  // every healthy member: which of them know the group
+    if (!m->healthy()) continue;
     Target& t = targets.emplace_back();
     t.member = m.get();
     t.request.group_id = body.group_id;
@@ -72,6 +75,7 @@ boost::asio::awaitable<void> handle_offset_delete(FederationRequest& request) {
   }
   std::vector<Slot> slots;
   bool frozen = false;
+  bool unhealthy = false;  // a partition's member cannot be asked now
   size_t index = 0;
   for (const auto& topic : body.topics) {
     const TopicPlacement* placement = federation.store().find(topic.name);
@@ -86,6 +90,10 @@ boost::asio::awaitable<void> handle_offset_delete(FederationRequest& request) {
       }
       frozen |= federation.moving_frozen(topic.name, where.member->name());
       Target* target = by_member[where.member];
+      if (target == nullptr) {
+        unhealthy = true;
+        continue;
+      }
       auto& forwarded_topics = target->request.topics;
       if (forwarded_topics.empty() || forwarded_topics.back().name != topic.name)
         forwarded_topics.emplace_back().name = topic.name;
@@ -94,8 +102,11 @@ boost::asio::awaitable<void> handle_offset_delete(FederationRequest& request) {
       slot.member_partition = where.member_partition;
     }
   }
-  if (frozen) {  // a move's switch is copying the group's offsets: asked again, the deletion is not undone
-    reply.error_code = static_cast<int16_t>(ErrorCode::kCoordinatorLoadInProgress);
+  if (frozen || unhealthy) {
+    // A move's switch is copying the group's offsets (asked again, the deletion is not undone), or
+    // a member holding some of them does not answer now: retriable, the client asks again.
+    reply.error_code = static_cast<int16_t>(frozen ? ErrorCode::kCoordinatorLoadInProgress
+                                                   : ErrorCode::kCoordinatorNotAvailable);
     request.respond(reply);
     co_return;
   }
