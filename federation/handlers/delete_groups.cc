@@ -2,9 +2,9 @@
 // committed. Its membership is the endpoint's own; its offsets are on every
 // member holding partitions it consumed, with each member's coordinator of
 // the group (handlers/offset_commit.cc), so each member is asked to delete it
-// too. A member that cannot be asked leaves the group in place (a retriable
-// COORDINATOR_NOT_AVAILABLE: asking again finishes it); a group no one knew
-// is GROUP_ID_NOT_FOUND, as from a broker.
+// too. A member that cannot be asked (or is unhealthy) leaves the group in
+// place (a retriable COORDINATOR_NOT_AVAILABLE: asking again finishes it); a
+// group no one knew is GROUP_ID_NOT_FOUND, as from a broker.
 #include <list>
 
 #include "federation/handlers/forward.h"
@@ -31,6 +31,10 @@ int16_t answer_of(const Target& target) {
 boost::asio::awaitable<ErrorCode> delete_group(Federation& federation, MemberLinks& links, std::string group) {
   auto summary = federation.groups().describe(group, /*with_payloads=*/false);
   if (summary && !summary->members.empty()) co_return ErrorCode::kNonEmptyGroup;
+  // An unhealthy member may hold some of its offsets and cannot be asked: at once, rather than
+  // after every retry of its coordinator.
+  for (const auto& m : federation.members())
+    if (!m->healthy()) co_return ErrorCode::kCoordinatorNotAvailable;
   std::list<Target> targets;
   for (const auto& m : federation.members()) {
     Target& target = targets.emplace_back();
