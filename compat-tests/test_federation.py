@@ -554,6 +554,21 @@ def test_offset_delete_through_the_endpoint(fed):
             c.close()
 
 
+def metadata_v4_error(node, topic: str, allow: bool) -> int:
+    """The error of `topic` in a Metadata v4 answer from the endpoint (allow_auto_topic_creation as given)."""
+    conn = kwire.KafkaConn.to(node.bootstrap)
+    try:
+        r = conn.request(3, 4, kwire.i32(1) + kwire.string(topic) + kwire.i8(1 if allow else 0), False)
+        r.i32()  # throttle
+        for _ in range(r.i32()):  # brokers
+            r.i32(), r.string(), r.i32(), r.string()
+        r.string(), r.i32()  # cluster id, controller
+        assert r.i32() == 1
+        return r.i16()
+    finally:
+        conn.close()
+
+
 def test_groups_with_only_offsets_listed_after_a_restart(fed):
     """A group whose offsets the members hold (committed through the endpoint) is listed and described
     as Empty after the endpoint restarts and knows nothing of it: once, though both members hold
@@ -568,8 +583,17 @@ def test_groups_with_only_offsets_listed_after_a_restart(fed):
         c.commit(offsets=[TopicPartition(topic, 0, 1), TopicPartition(topic, 1, 2)], asynchronous=False)
     finally:
         c.close()
+    # Auto-creation (on by default, as on a Kafka broker): a topic asked for by name is made when
+    # the client allows it, not otherwise; with auto.create.topics.enable=false (after the restart)
+    # never.
+    assert metadata_v4_error(node, "fed-auto-refused", allow=False) == 3  # UNKNOWN_TOPIC_OR_PARTITION
+    assert metadata_v4_error(node, "fed-auto-made", allow=True) in (0, 5)  # made (LEADER_NOT_AVAILABLE a moment)
+    ck.wait_topic(node.bootstrap, "fed-auto-made", 1)
+    node.extra["auto.create.topics.enable"] = "false"
     node.kill9()
     node.start()
+    assert metadata_v4_error(node, "fed-auto-off", allow=True) == 3
+    assert metadata_v4_error(node, "fed-auto-made", allow=True) == 0
     a = AdminClient({"bootstrap.servers": node.bootstrap})
     res = a.list_consumer_groups(request_timeout=15).result(20)
     assert not res.errors, res.errors

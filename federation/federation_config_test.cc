@@ -31,6 +31,12 @@ TEST(FederationConfigTest, ReadsMembersInOrder) {
   EXPECT_EQ(config.data_dir, "/tmp/x");
   EXPECT_EQ(config.node_id, 7);
   EXPECT_EQ(config.member_timeout_ms, 1500);
+  EXPECT_TRUE(config.auto_create_topics);  // Kafka's defaults
+  EXPECT_EQ(config.auto_create_partitions, 1);
+  const auto changed = load({"federation.clusters=a", "federation.cluster.a.bootstrap.servers=h:1",
+                             "auto.create.topics.enable=false", "num.partitions=6"});
+  EXPECT_FALSE(changed.auto_create_topics);
+  EXPECT_EQ(changed.auto_create_partitions, 6);
 }
 
 TEST(FederationConfigTest, NamesTheKeyAtFault) {
@@ -55,8 +61,15 @@ TEST(FederationConfigTest, NamesTheKeyAtFault) {
   EXPECT_NE(error_of({"federation.clusters=a", "federation.cluster.a.bootstrap.servers=h:1", "node.id=4294967295"})
                 .find("node.id"),
             std::string::npos);
-  EXPECT_NE(error_of({"federation.clusters=a", "federation.cluster.a.bootstrap.servers=h:1", "num.partitions=3"})
-                .find("Unknown configuration 'num.partitions'"),
+  EXPECT_NE(error_of({"federation.clusters=a", "federation.cluster.a.bootstrap.servers=h:1", "log.retention.ms=3"})
+                .find("Unknown configuration 'log.retention.ms'"),
+            std::string::npos);
+  EXPECT_NE(error_of({"federation.clusters=a", "federation.cluster.a.bootstrap.servers=h:1", "num.partitions=0"})
+                .find("num.partitions"),
+            std::string::npos);
+  EXPECT_NE(error_of({"federation.clusters=a", "federation.cluster.a.bootstrap.servers=h:1",
+                      "auto.create.topics.enable=yes"})
+                .find("auto.create.topics.enable"),
             std::string::npos);
   EXPECT_NE(error_of({"federation.clusters=a", "federation.cluster.a.bootstrap.servers=h:1",
                       "federation.member.timeout.ms=10"})
