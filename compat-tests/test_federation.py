@@ -554,19 +554,32 @@ def test_offset_delete_through_the_endpoint(fed):
             c.close()
 
 
-def metadata_v4_error(node, topic: str, allow: bool) -> int:
-    """The error of `topic` in a Metadata v4 answer from the endpoint (allow_auto_topic_creation as given)."""
+def metadata_v4_errors(node, topics: list[str], allow: bool) -> list[int]:
+    """Each topic's error in a Metadata v4 answer from the endpoint (allow_auto_topic_creation as given)."""
     conn = kwire.KafkaConn.to(node.bootstrap)
     try:
-        r = conn.request(3, 4, kwire.i32(1) + kwire.string(topic) + kwire.i8(1 if allow else 0), False)
+        body = kwire.i32(len(topics)) + b"".join(kwire.string(t) for t in topics) + kwire.i8(1 if allow else 0)
+        r = conn.request(3, 4, body, False)
         r.i32()  # throttle
         for _ in range(r.i32()):  # brokers
             r.i32(), r.string(), r.i32(), r.string()
         r.string(), r.i32()  # cluster id, controller
-        assert r.i32() == 1
-        return r.i16()
+        errors = []
+        for _ in range(r.i32()):
+            errors.append(r.i16())
+            r.string(), r.i8()  # name, internal
+            for _ in range(r.i32()):  # partitions: error, index, leader, replicas, isr
+                r.i16(), r.i32(), r.i32()
+                for _ in range(2):
+                    for _ in range(r.i32()):
+                        r.i32()
+        return errors
     finally:
         conn.close()
+
+
+def metadata_v4_error(node, topic: str, allow: bool) -> int:
+    return metadata_v4_errors(node, [topic], allow)[0]
 
 
 def test_groups_with_only_offsets_listed_after_a_restart(fed):
@@ -589,6 +602,11 @@ def test_groups_with_only_offsets_listed_after_a_restart(fed):
     assert metadata_v4_error(node, "fed-auto-refused", allow=False) == 3  # UNKNOWN_TOPIC_OR_PARTITION
     assert metadata_v4_error(node, "fed-auto-made", allow=True) in (0, 5)  # made (LEADER_NOT_AVAILABLE a moment)
     ck.wait_topic(node.bootstrap, "fed-auto-made", 1)
+    assert metadata_v4_error(node, "bad topic!", allow=True) == 17  # INVALID_TOPIC_EXCEPTION, as a broker
+    # More than one request's worth of metadata records (a topic and its partition each): none made.
+    many = [f"fed-auto-many-{i}" for i in range(5001)]
+    assert set(metadata_v4_errors(node, many, allow=True)) == {3}
+    assert not any(t.startswith("fed-auto-many-") for t in member_topics(node.bootstrap))
     node.extra["auto.create.topics.enable"] = "false"
     node.kill9()
     node.start()

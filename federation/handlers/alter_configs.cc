@@ -99,6 +99,8 @@ boost::asio::awaitable<Outcome> alter_topic(FederationRequest& request,
                                                     "API's spread)."};
   // One change of the topic at a time, and none while it moves: a move copies the configs when it
   // begins, and two changes sent to the members in different orders could leave them differing.
+  // A validation alone changes nothing and waits for nothing.
+  if (validate_only) co_return co_await on_every_member<Request, Response>(request, clusters, resource, true, version);
   if (federation.store().reserved(asked.resource_name)) {
     const auto move = federation.moves().find(asked.resource_name);
     const bool moving = move != federation.moves().end() &&
@@ -109,7 +111,7 @@ boost::asio::awaitable<Outcome> alter_topic(FederationRequest& request,
   }
   federation.store().hold(asked.resource_name);
   Outcome outcome = co_await on_every_member<Request, Response>(request, clusters, resource, true, version);
-  if (outcome.error_code == 0 && !validate_only)
+  if (outcome.error_code == 0)
     outcome = co_await on_every_member<Request, Response>(request, clusters, resource, false, version);
   federation.store().release(asked.resource_name);
   co_return outcome;

@@ -3,8 +3,9 @@
 // member cluster is unhealthy, or has no leader there, has no leader here
 // (LEADER_NOT_AVAILABLE, retriable: clients wait and ask again). Leader epochs
 // are not exposed (-1): they are the members' and mean nothing across them.
-// Members' internal topics are theirs, not the federation's. A topic asked
-// for by name that the map lacks is created (auto.create.topics.enable, true
+// Members' internal topics are theirs, not the federation's. An invalid name
+// is INVALID_TOPIC_EXCEPTION. A topic asked for by name that the map lacks is
+// created (auto.create.topics.enable, true
 // by default as on a Kafka broker, with num.partitions partitions) where
 // CreateTopics would place it, when the client allows it: Kafka's clients
 // count on that (kafkajs's producer asks again for the topics it wrote to,
@@ -13,6 +14,7 @@
 #include <list>
 #include <set>
 
+#include "controller/controller.h"
 #include "federation/handlers/forward.h"
 #include "federation/handlers/handlers.h"
 #include "protocol/error_codes.h"
@@ -50,11 +52,13 @@ MetadataResponse::MetadataResponseTopic describe(Federation& federation, const s
   return topic;
 }
 
-// Whether a healthy member has `topic` (made there directly, and not adopted
-// yet: the endpoint's view of the members is up to a health round old), or
-// did not say. Asked before a topic is auto-created, so that such a topic is
-// adopted where it is rather than made again elsewhere.
-boost::asio::awaitable<bool> maybe_on_a_member(Federation& federation, MemberLinks& links, const std::string& topic) {
+// The names of `topics` a healthy member has (made there directly, and not
+// adopted yet: the endpoint's view of the members is up to a health round
+// old), or may have (it did not answer): one question per member, asked
+// before those topics are auto-created, so that such a topic is adopted where
+// it is rather than made again elsewhere.
+boost::asio::awaitable<std::set<std::string>> maybe_on_a_member(Federation& federation, MemberLinks& links,
+                                                                const std::vector<std::string>& topics) {
   std::list<Forwarded<protocol::MetadataRequest, MetadataResponse>> asked;
   for (const auto& m : federation.members()) {
     if (!m->healthy()) continue;
@@ -64,19 +68,24 @@ boost::asio::awaitable<bool> maybe_on_a_member(Federation& federation, MemberLin
     q.member = m.get();
     q.node = node;
     q.request.topics.emplace();
-    q.request.topics->emplace_back().name = topic;
+    for (const std::string& topic : topics) q.request.topics->emplace_back().name = topic;
     q.request.allow_auto_topic_creation = false;
   }
   co_await forward_all(federation, asked, kMemberMetadataVersion,
                        std::chrono::milliseconds(federation.config().request_timeout_ms), links);
+  std::set<std::string> found;
   for (const auto& q : asked) {
-    if (!q.reply || q.reply->body.topics.size() != 1) co_return true;
-    if (q.reply->body.topics[0].error_code != static_cast<int16_t>(ErrorCode::kUnknownTopicOrPartition)) {
+    if (!q.reply) {
+      found.insert(topics.begin(), topics.end());
+      break;
+    }
+    for (const auto& t : q.reply->body.topics) {
+      if (!t.name || t.error_code == static_cast<int16_t>(ErrorCode::kUnknownTopicOrPartition)) continue;
+      found.insert(*t.name);
       q.member->request_refresh();  // adopted at its next round
-      co_return true;
     }
   }
-  co_return false;
+  co_return found;
 }
 
 }  // namespace
@@ -100,6 +109,7 @@ boost::asio::awaitable<void> handle_metadata(FederationRequest& request) {
     std::set<std::string> named;
     std::set<std::array<uint8_t, 16>> by_id;
     std::vector<size_t> to_create;  // indexes into reply.topics
+    std::vector<std::string> to_create_names;
     for (const auto& wanted : *body.topics) {
       const bool by_name = wanted.name && !wanted.name->empty();
       if (by_name ? !named.insert(*wanted.name).second : !by_id.insert(wanted.topic_id.bytes).second) continue;
@@ -114,31 +124,36 @@ boost::asio::awaitable<void> handle_metadata(FederationRequest& request) {
       unknown.topic_id = wanted.topic_id;
       unknown.error_code =
           static_cast<int16_t>(by_name ? ErrorCode::kUnknownTopicOrPartition : ErrorCode::kUnknownTopicId);
-      if (by_name && body.allow_auto_topic_creation && federation.config().auto_create_topics &&
-          !wanted.name->starts_with("__"))
+      if (by_name && controller::invalid_topic_name_reason(*wanted.name)) {
+        unknown.error_code = static_cast<int16_t>(ErrorCode::kInvalidTopicException);  // as a broker answers
+      } else if (by_name && body.allow_auto_topic_creation && federation.config().auto_create_topics &&
+                 !wanted.name->starts_with("__")) {
         to_create.push_back(reply.topics.size() - 1);
+        to_create_names.push_back(*wanted.name);
+      }
     }
+    // As a broker: more than one request's worth of metadata records (a topic and each of its
+    // partitions) creates none of them, and they stay unknown.
+    const int64_t per_topic = 1 + int64_t{federation.config().auto_create_partitions};
+    if (static_cast<int64_t>(to_create.size()) * per_topic > controller::kMaxRecordsPerRequest) to_create.clear();
+    std::set<std::string> elsewhere;
+    if (!to_create.empty()) elsewhere = co_await maybe_on_a_member(federation, request.links, to_create_names);
     for (size_t i = 0; i < to_create.size(); ++i) {  // an index: co_await in the body (GCC 12)
       protocol::CreateTopicsRequest::CreatableTopic topic;
       topic.name = *reply.topics[to_create[i]].name;
       topic.num_partitions = federation.config().auto_create_partitions;
       topic.replication_factor = -1;  // each member's default
-      protocol::CreateTopicsResponse::CreatableTopicResult created;
-      created.error_code = static_cast<int16_t>(ErrorCode::kLeaderNotAvailable);
-      const bool elsewhere = co_await maybe_on_a_member(federation, request.links, topic.name);
-      if (!elsewhere)
-        created = co_await create_federated_topic(federation, request.links, topic, false,
-                                                  static_cast<int32_t>(federation.config().request_timeout_ms));
+      if (!elsewhere.count(topic.name))  // its outcome is read from the map below
+        co_await create_federated_topic(federation, request.links, topic, false,
+                                        static_cast<int32_t>(federation.config().request_timeout_ms));
       auto& out = reply.topics[to_create[i]];
       const TopicPlacement* placement = federation.store().find(topic.name);
       if (placement) {
         out = describe(federation, topic.name, *placement);
       } else {
-        // Not made (no healthy member, a creation of the name under way): retriable, as while
-        // Kafka creates it; a name a member refused stays refused.
-        out.error_code = created.error_code == static_cast<int16_t>(ErrorCode::kInvalidTopicException)
-                             ? created.error_code
-                             : static_cast<int16_t>(ErrorCode::kLeaderNotAvailable);
+        // Not made (no healthy member, a creation of the name under way, a member's refusal):
+        // retriable, as while Kafka creates it.
+        out.error_code = static_cast<int16_t>(ErrorCode::kLeaderNotAvailable);
       }
     }
   }
