@@ -213,6 +213,11 @@ bool Federation::moving_frozen(std::string_view topic, std::string_view cluster)
   return std::find(sources.begin(), sources.end(), cluster) != sources.end();
 }
 
+bool Federation::moving(std::string_view topic) const {
+  auto it = moves_.find(topic);
+  return it != moves_.end() && (it->second.state == "copying" || it->second.state == "switching");
+}
+
 void Federation::write_finished(const std::string& topic, const std::string& member) {
   auto it = writes_in_flight_.find({topic, member});
   if (it != writes_in_flight_.end() && --it->second <= 0) writes_in_flight_.erase(it);

@@ -69,6 +69,8 @@ class Federation {
   };
   std::map<std::string, TopicMove, std::less<>>& moves() { return moves_; }
   bool moving_frozen(std::string_view topic, std::string_view cluster) const;
+  // A move of the topic is copying or switching (not done, not failed).
+  bool moving(std::string_view topic) const;
   // Produce and OffsetCommit requests forwarded to a member and not answered
   // yet, by topic and member: a move's switch waits until none is left on
   // the old member.

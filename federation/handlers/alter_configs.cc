@@ -102,9 +102,7 @@ boost::asio::awaitable<Outcome> alter_topic(FederationRequest& request,
   // A validation alone changes nothing and waits for nothing.
   if (validate_only) co_return co_await on_every_member<Request, Response>(request, clusters, resource, true, version);
   if (federation.store().reserved(asked.resource_name)) {
-    const auto move = federation.moves().find(asked.resource_name);
-    const bool moving = move != federation.moves().end() &&
-                        (move->second.state == "copying" || move->second.state == "switching");
+    const bool moving = federation.moving(asked.resource_name);
     co_return Outcome{static_cast<int16_t>(moving ? ErrorCode::kReassignmentInProgress : ErrorCode::kInvalidRequest),
                       moving ? std::string("The topic is being moved between member clusters.")
                              : std::string("The topic is being created, deleted or changed.")};

@@ -35,11 +35,6 @@ const DeleteRecordsResponse::DeleteRecordsTopicResult::DeleteRecordsPartitionRes
   return nullptr;
 }
 
-bool moving(Federation& federation, const std::string& topic) {
-  auto it = federation.moves().find(topic);
-  return it != federation.moves().end() && (it->second.state == "copying" || it->second.state == "switching");
-}
-
 }  // namespace
 
 boost::asio::awaitable<void> handle_delete_records(FederationRequest& request) {
@@ -50,7 +45,7 @@ boost::asio::awaitable<void> handle_delete_records(FederationRequest& request) {
   std::vector<Slot> slots;
   for (const auto& topic : body.topics) {
     const TopicPlacement* placement = federation.store().find(topic.name);
-    const bool being_moved = moving(federation, topic.name);
+    const bool being_moved = federation.moving(topic.name);
     for (const auto& p : topic.partitions) {
       Slot& slot = slots.emplace_back(Slot{topic.name, p.partition_index});
       const Route where = route(federation, placement, topic.name, p.partition_index);
