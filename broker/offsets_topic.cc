@@ -5,6 +5,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -13,6 +14,7 @@
 #include "broker/internal_topic.h"
 #include "broker/log.h"
 #include "broker/replication_wait.h"
+#include "broker/share_group_coordinator.h"
 #include "protocol/messages/offset_commit_key.h"
 #include "protocol/messages/offset_commit_value.h"
 #include "protocol/wire.h"
@@ -37,14 +39,24 @@ boost::asio::awaitable<void> load_shard(Broker& broker, int32_t index, int32_t l
   const auto chunk_bytes = static_cast<size_t>(broker.config.get_int("offsets.load.buffer.size"));
   GroupOffsets offsets;
   ReplayCount count;
-  const bool complete = co_await replay_internal_partition(
-      broker, controller::kOffsetsTopic, index, chunk_bytes,
-      [&] { return broker.groups.loading(index, leader_epoch); },
-      [&](std::optional<std::string_view> key, std::optional<std::string_view> value) {
-        return replay_offsets_record(key, value, offsets);
-      },
-      count);
-  if (!complete || !broker.groups.loading(index, leader_epoch)) co_return;
+  for (;;) {
+    offsets.clear();
+    count = ReplayCount{};
+    const bool complete = co_await replay_internal_partition(
+        broker, controller::kOffsetsTopic, index, chunk_bytes,
+        [&] { return broker.groups.loading(index, leader_epoch); },
+        [&](std::optional<std::string_view> key, std::optional<std::string_view> value) {
+          return replay_offsets_record(key, value, offsets);
+        },
+        count);
+    if (!broker.groups.loading(index, leader_epoch)) co_return;
+    if (complete) break;
+    // A read failed (logged): try again in a second rather than answer COORDINATOR_LOAD_IN_PROGRESS for good.
+    boost::asio::steady_timer timer(broker.executor);
+    timer.expires_after(std::chrono::seconds(1));
+    boost::system::error_code ignored;
+    co_await timer.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ignored));
+  }
   // Offsets of topics deleted since they were committed are not served.
   for (auto& [group, group_offsets] : offsets)
     std::erase_if(group_offsets, [&](const auto& entry) { return !broker.metadata.find_topic(entry.first.first); });
@@ -131,6 +143,10 @@ void on_offsets_partition_role(Broker& broker, Partition& partition) {
   if (partition.topic != controller::kOffsetsTopic) return;
   if (!partition.is_leader) {
     broker.groups.unload(partition.index);
+    // Share groups' members too: were the shard to come back, they would otherwise meet a stale epoch.
+    if (broker.share_groups && broker.groups.sharded())
+      broker.share_groups->forget_if(
+          [&](const std::string& group) { return broker.groups.shard_of(group) == partition.index; });
     return;
   }
   if (const controller::TopicInfo* topic = broker.metadata.find_topic(controller::kOffsetsTopic))

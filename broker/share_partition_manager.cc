@@ -500,6 +500,9 @@ boost::asio::awaitable<ErrorCode> SharePartitionManager::load(SharePartitionKey 
     const auto initialized = co_await persister_->initialize(*state_key, loaded.state_epoch, state.start_offset);
     if (initialized.error != ErrorCode::kNone) {
       if (initialized.error == ErrorCode::kFencedStateEpoch) co_return ErrorCode::kNotLeaderOrFollower;
+      SLUICE_LOG(kWarn, "share-partition " << topic << "-" << index << " of group " << group << ": initializing "
+                                           << "its state, the share coordinator answered "
+                                           << protocol::error_name(initialized.error));
       co_return ErrorCode::kCoordinatorNotAvailable;
     }
     // Initialize does not record the leader epoch: a read does.

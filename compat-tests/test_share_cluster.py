@@ -38,6 +38,27 @@ CONFIG = {"group.share.enable": "true", "default.replication.factor": "3", "min.
           "broker.session.timeout.ms": "6000"}
 
 
+INTERNAL_TOPICS = ("__consumer_offsets", "__share_group_state")
+
+
+def cluster_diagnosis(c: SluiceCluster) -> str:
+    """What a failure's message shows: the internal partitions' leaders and ISRs, and what the
+    brokers logged about groups, share-partitions and coordinators."""
+    out = []
+    for internal in INTERNAL_TOPICS:
+        try:
+            out.append(f"{internal}: {c.partition_state(internal)}")
+        except Exception as e:  # noqa: BLE001 (a diagnosis must not hide the failure)
+            out.append(f"{internal}: {e!r}")
+    for node_id in sorted(c.nodes):
+        log = c.nodes[node_id].log_path
+        if log.exists():
+            wanted = [line for line in log.read_text(errors="replace").splitlines()
+                      if any(w in line for w in ("share", "coordinat", "fenced", "ISR", "WARN", "ERROR"))]
+            out.append(f"node {node_id}:\n" + "\n".join(wanted[-40:]))
+    return "\n".join(out)
+
+
 def test_share_group_survives_leader_kill9(java44_libs):
     n, k = 300, 150
     topic, group = "t-share-kill", "g-share-kill"
@@ -138,6 +159,12 @@ def test_share_group_under_leader_faults(java44_libs, fault):
                 c.wait_partitions(topic, lambda s: s[0][0] not in (-1, leader), timeout=30)
                 c.node(leader).start()
             else:
+                # Every internal partition in sync first: the group's coordinator shard and its share
+                # coordinator then keep a leader when the old one is fenced (with only the old leader
+                # in an ISR, shrunk on a busy machine, it would stay leaderless: no unclean election).
+                for internal in INTERNAL_TOPICS:
+                    c.wait_partitions(internal, lambda s: all(len(isr) == 3 for _, _, isr in s.values()),
+                                      timeout=30)
                 c.pause(leader)
                 # The consumer stops polling once its poll or commit under way returns, so that the
                 # other member below, slow to start on a busy machine, still finds records to take
@@ -155,7 +182,10 @@ def test_share_group_under_leader_faults(java44_libs, fault):
                 # acknowledgement unread in the socket), another member takes records from the new one:
                 # the records the sleeper held are the first it gets.
                 awake = ",".join(c.node(b).bootstrap for b in c.broker_ids if b != leader)
-                other = java_share(java44_libs, awake, "share-accept-count", topic, group, "100")
+                try:
+                    other = java_share(java44_libs, awake, "share-accept-count", topic, group, "100")
+                except AssertionError as e:
+                    raise AssertionError(f"{e}\n{cluster_diagnosis(c)}") from None
                 taken.append(set(other["confirmed"]))
                 proc.stdin.write("go\n")
                 proc.stdin.flush()

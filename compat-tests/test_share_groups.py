@@ -100,7 +100,7 @@ def java_share(libs: Path, bootstrap: str, *args: str, deadline_s: int = 90) -> 
     assert lines, f"no result from JavaShare {args}:\n{run.stdout}\n{run.stderr[-3000:]}"
     result = json.loads(lines[-1])
     print(json.dumps({k: v for k, v in result.items() if k not in ("accepted", "drained")}))
-    assert run.returncode == 0 and result["ok"], result.get("failures")
+    assert run.returncode == 0 and result["ok"], f"{result.get('failures')}\n{run.stderr[-3000:]}"
     return result
 
 

@@ -718,8 +718,13 @@ public class JavaShare {
             c.subscribe(List.of(topic));
             long until = System.currentTimeMillis() + budgetMs(60_000);
             long lastRecord = System.currentTimeMillis();
+            long lastReport = lastRecord;
             while (confirmed.size() < m && System.currentTimeMillis() < until) {
                 if (!confirmed.isEmpty() && System.currentTimeMillis() - lastRecord > 5000) break;
+                if (System.currentTimeMillis() - lastReport > 5000) {  // what a failure's message shows
+                    lastReport = System.currentTimeMillis();
+                    log("confirmed " + confirmed.size() + " so far, none in the last 5 s");
+                }
                 List<String> keys = new ArrayList<>();
                 for (ConsumerRecord<String, String> r : c.poll(POLL)) {
                     keys.add(r.key());
