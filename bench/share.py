@@ -101,7 +101,8 @@ def measure(kind: str, libs: str, records: int) -> dict:
             out["runs"][str(k)] = {"records_per_s": round(r.get("records_per_s", 0.0)), "seconds": r.get("seconds"),
                                    "per_consumer": r.get("per_consumer"), "ok": r.get("ok"),
                                    "client_cpu_s": round(r.get("client_cpu_s", 0.0), 2),
-                                   "failures": r.get("failures"), "broker_cpu_s": round(used, 2)}
+                                   "failures": r.get("failures"), "broker_cpu_s": round(used, 2),
+                                   "client_metrics": r.get("client_metrics")}
             cpu_total += used
             acknowledged += r.get("delivered", 0)
             print(f"{kind} {k} consumer(s): {out['runs'][str(k)]}", flush=True)

@@ -757,6 +757,7 @@ public class JavaShare {
             prepare(admin, topic, group, n, new LinkedHashMap<>());
         }
         AtomicInteger delivered = new AtomicInteger();
+        Map<String, Double> clientMetrics = new HashMap<>();
         java.util.concurrent.atomic.AtomicLong firstNs = new java.util.concurrent.atomic.AtomicLong(0);
         java.util.concurrent.atomic.AtomicLong firstCpuNs = new java.util.concurrent.atomic.AtomicLong(0);
         int[] per = new int[consumers];
@@ -777,6 +778,17 @@ public class JavaShare {
                         }
                     }
                     c.commitSync(Duration.ofSeconds(30));  // the last poll's records, accepted
+                    // The client's own view of its fetches (requests, records and bytes per answer),
+                    // summed over the consumers: what makes a client work harder against one broker.
+                    synchronized (clientMetrics) {
+                        for (var m : c.metrics().entrySet()) {
+                            String name = m.getKey().name();
+                            if (!m.getKey().group().contains("share") || !(name.endsWith("-total") || name.endsWith("-avg")))
+                                continue;
+                            if (m.getValue().metricValue() instanceof Double v && Double.isFinite(v))
+                                clientMetrics.merge(name, name.endsWith("-avg") ? v / consumers : v, Double::sum);
+                        }
+                    }
                 } catch (Throwable e) {
                     failures.add("consumer " + me + ": " + err(e));
                 } finally {
@@ -799,6 +811,7 @@ public class JavaShare {
         result.put("per_consumer", perList);
         result.put("seconds", seconds);
         result.put("records_per_s", delivered.get() / seconds);
+        result.put("client_metrics", new java.util.TreeMap<>(clientMetrics));
         check(delivered.get() == n, "delivered " + delivered.get() + " of " + n);
     }
 
