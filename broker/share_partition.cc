@@ -28,7 +28,7 @@ SharePartition SharePartition::restore(const DurableShareState& state, SharePart
 }
 
 std::vector<AcquiredRange> SharePartition::acquire(std::string_view member, int32_t max_records,
-                                                   int64_t high_watermark, int64_t now_ms) {
+                                                   int64_t high_watermark, int64_t now_ms, Window window) {
   std::vector<AcquiredRange> acquired;
   if (max_records <= 0) return acquired;
   auto holder = std::make_shared<const std::string>(member);
@@ -62,9 +62,9 @@ std::vector<AcquiredRange> SharePartition::acquire(std::string_view member, int3
     take(offset, records_[i]);
   }
   if (archived) advance_start();
-  // New ones, while the window has room.
+  // New ones, while the window has room (or to finish a batch).
   while (left > 0 && end_offset() < high_watermark &&
-         static_cast<int64_t>(records_.size()) < limits_.max_record_locks) {
+         (window == Window::kFinishBatch || static_cast<int64_t>(records_.size()) < limits_.max_record_locks)) {
     const int64_t offset = end_offset();
     records_.emplace_back();
     take(offset, records_.back());

@@ -13,7 +13,8 @@
 // makes it AVAILABLE again, or ARCHIVED once its deliveries reached the
 // limit; the close of the holder's share session makes it AVAILABLE with that
 // delivery not counted (Kafka's rules). The SPSO moves over every done record at the front, and
-// the in-flight window (SPEO - SPSO) never grows past max_record_locks.
+// the in-flight window (SPEO - SPSO) grows past max_record_locks only to
+// finish a log batch it let in (acquire's kFinishBatch).
 //
 // A plain value with no I/O: the owner (share_groups.h) persists what
 // durable_state() gives after a change, and reads the log.
@@ -81,8 +82,13 @@ class SharePartition {
   // Hands `member` up to `max_records` records below `high_watermark`: AVAILABLE
   // ones in flight first (lowest offsets first), then new ones from the SPSO's
   // window. Each counts a delivery and is locked until now + the lock duration.
+  // `kFinishBatch`: new records even past the window's bound, to finish a log
+  // batch whose first records the window let in (Kafka checks for room before
+  // an acquisition, then hands out whole batches): a batch split by the bound
+  // would be sent twice, and its records decoded twice by the clients.
+  enum class Window { kBounded, kFinishBatch };
   std::vector<AcquiredRange> acquire(std::string_view member, int32_t max_records, int64_t high_watermark,
-                                     int64_t now_ms);
+                                     int64_t now_ms, Window window = Window::kBounded);
 
   // Undoes the part of an acquisition at or past `from_offset` that could not
   // be sent (the answer was full): those records are as before, their

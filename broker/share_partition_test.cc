@@ -88,6 +88,19 @@ TEST(SharePartitionTest, TheInFlightWindowIsBounded) {
   EXPECT_EQ(p.acquire("b", 100, 100, 0), (std::vector<AcquiredRange>{{5, 6, 1}}));
 }
 
+TEST(SharePartitionTest, FinishingABatchMayPassTheWindowsBound) {
+  SharePartition p(0, limits(5));
+  EXPECT_EQ(p.acquire("a", 3, 100, 0), (std::vector<AcquiredRange>{{0, 2, 1}}));
+  // The rest of a log batch ending at offset 7: past the bound of 5.
+  EXPECT_EQ(p.acquire("a", 5, 8, 0, SharePartition::Window::kFinishBatch), (std::vector<AcquiredRange>{{3, 7, 1}}));
+  EXPECT_EQ(p.end_offset(), 8);
+  // A new acquisition still finds no room until the window is back under its bound.
+  EXPECT_TRUE(p.acquire("b", 100, 100, 0).empty());
+  EXPECT_EQ(p.acknowledge("a", 0, 3, {kAccept}, 0), ErrorCode::kNone);
+  EXPECT_EQ(p.start_offset(), 4);
+  EXPECT_EQ(p.acquire("b", 100, 100, 0), (std::vector<AcquiredRange>{{8, 8, 1}}));
+}
+
 TEST(SharePartitionTest, AMemberThatLeavesGivesItsRecordsBack) {
   SharePartition p(0, limits());
   p.acquire("a", 2, 4, 0);

@@ -90,7 +90,8 @@ void acquire_records(Broker& broker, const std::string& group, const std::string
     if (record_limit && acquired.size() > 1) share.unacquire(acquired, acquired.front().last_offset + 1);
     int64_t end = batch_end(acquired.back().last_offset);
     if (!record_limit && share.end_offset() == acquired.back().last_offset + 1 && end > share.end_offset())
-      for (const AcquiredRange& more : share.acquire(member, static_cast<int32_t>(end - share.end_offset()), end, now)) {
+      for (const AcquiredRange& more : share.acquire(member, static_cast<int32_t>(end - share.end_offset()), end, now,
+                                                     SharePartition::Window::kFinishBatch)) {
         if (acquired.back().last_offset + 1 == more.first_offset &&
             acquired.back().delivery_count == more.delivery_count)
           acquired.back().last_offset = more.last_offset;
@@ -195,9 +196,16 @@ boost::asio::awaitable<void> handle_share_fetch(RequestContext& ctx) {
   if (request.share_session_epoch != kFinalEpoch && !renew_only) {
     const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(request.max_wait_ms, 0));
     acquire_records(broker, group, member, request, ctx.api_version, answer, endpoints);
-    // Nothing to hand out (and nothing else to say): wait for records, or for
-    // records to come back, then try once more.
-    while (answer.records == 0 && !acknowledged && answer.partitions.empty() && Clock::now() < deadline) {
+    // Nothing to hand out and no error to tell: wait for records, or for
+    // records to come back, then try once more. A request that carried
+    // acknowledgements waits too, as Kafka's does: answering it at once, empty,
+    // only costs the client another round trip (bench/SHARE.md: with 3 and 10
+    // consumers, a third more fetches and client CPU than against Kafka).
+    auto nothing_to_tell = [&] {
+      return std::all_of(answer.partitions.begin(), answer.partitions.end(),
+                         [](const auto& entry) { return entry.second.error_code == 0; });
+    };
+    while (answer.records == 0 && nothing_to_tell() && Clock::now() < deadline) {
       AsyncEvent changed(broker.executor);
       const auto partitions = manager.session_partitions(group, member);
       for (const auto& [topic, index] : partitions)
