@@ -1,5 +1,6 @@
 #include "broker/offsets_topic.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include <boost/asio/co_spawn.hpp>
@@ -39,6 +40,7 @@ boost::asio::awaitable<void> load_shard(Broker& broker, int32_t index, int32_t l
   const auto chunk_bytes = static_cast<size_t>(broker.config.get_int("offsets.load.buffer.size"));
   GroupOffsets offsets;
   ReplayCount count;
+  auto retry_in = std::chrono::seconds(1);
   for (;;) {
     offsets.clear();
     count = ReplayCount{};
@@ -51,9 +53,11 @@ boost::asio::awaitable<void> load_shard(Broker& broker, int32_t index, int32_t l
         count);
     if (!broker.groups.loading(index, leader_epoch)) co_return;
     if (complete) break;
-    // A read failed (logged): try again in a second rather than answer COORDINATOR_LOAD_IN_PROGRESS for good.
+    // A read failed (logged): try again rather than answer COORDINATOR_LOAD_IN_PROGRESS for good;
+    // every second at first, then less often (a damaged segment would replay the shard and log each time).
     boost::asio::steady_timer timer(broker.executor);
-    timer.expires_after(std::chrono::seconds(1));
+    timer.expires_after(retry_in);
+    retry_in = std::min(retry_in * 2, std::chrono::seconds(30));
     boost::system::error_code ignored;
     co_await timer.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ignored));
   }

@@ -266,8 +266,8 @@ std::function<void(bool)> SharePartitionManager::numbered(std::function<void(boo
   };
 }
 
-boost::asio::awaitable<bool> SharePartitionManager::wait_durable(uint64_t since) {
-  const uint64_t target = writes_submitted_;
+boost::asio::awaitable<bool> SharePartitionManager::wait_durable(uint64_t since, std::optional<uint64_t> until) {
+  const uint64_t target = until.value_or(writes_submitted_);
   // Only the writes of (since, target] are this caller's: earlier ones (other
   // requests', perhaps to a slow coordinator) are not waited for.
   auto done = [&] {

@@ -131,7 +131,9 @@ class SharePartitionManager : public controller::MetadataListener {
   // Waits until every write submitted so far is durable; false if one
   // submitted after `since` failed. (A failed write leaves the change in
   // memory: the client is told KAFKA_STORAGE_ERROR, and a restart forgets it.)
-  boost::asio::awaitable<bool> wait_durable(uint64_t since);
+  // `until` (a later write_position()) ends the caller's writes where it went
+  // on to wait for something else meanwhile (a ShareFetch waiting for records).
+  boost::asio::awaitable<bool> wait_durable(uint64_t since, std::optional<uint64_t> until = std::nullopt);
 
   // Expired locks: their records go back, the changes are written, and
   // fetches parked on those partitions wake. Called periodically.

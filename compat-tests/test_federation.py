@@ -513,6 +513,57 @@ def test_topic_configs_altered_through_the_endpoint(fed):
     assert set(values("max.message.bytes").values()) == {"123456"}
 
 
+def test_concurrent_changes_of_a_topic_wait_their_turn(fed):
+    """Two config changes and a partition increase of one split topic, sent at once on three
+    connections, three times over: each waits for the change before it (Kafka's controller serialises
+    them; the endpoint refused the second with INVALID_REQUEST before), all succeed, and both members
+    end with the same configs."""
+    import threading
+    from confluent_kafka.admin import NewPartitions
+    from harness.kadmin_wire import SET, TOPIC, Conn, describe_configs, incremental_alter_configs
+    node, members = fed
+    topic = "fed-serial"
+    assert create(node.bootstrap, topic, 2, {"federation.split.clusters": "2"}) is None
+    ck.wait_topic(node.bootstrap, topic, 2)
+    admin = AdminClient({"bootstrap.servers": node.bootstrap})
+    for round_ in range(3):
+        barrier = threading.Barrier(3)
+        results: dict[str, object] = {}
+
+        def change(key: str, value: str) -> None:
+            try:
+                with Conn(node.bootstrap) as conn:
+                    barrier.wait(10)
+                    [answer] = incremental_alter_configs(conn, [(TOPIC, topic, [(key, SET, value)])])
+                    results[key] = answer.error
+            except Exception as e:  # noqa: BLE001 (reported by the assertion below)
+                results[key] = repr(e)
+
+        def grow(count: int) -> None:
+            try:
+                barrier.wait(10)
+                admin.create_partitions([NewPartitions(topic, count)], request_timeout=30)[topic].result(30)
+                results["partitions"] = 0
+            except Exception as e:  # noqa: BLE001
+                results["partitions"] = repr(e)
+
+        retention, segment = str(3_600_000 + round_), str(7_200_000 + round_)
+        threads = [threading.Thread(target=change, args=("retention.ms", retention)),
+                   threading.Thread(target=change, args=("segment.ms", segment)),
+                   threading.Thread(target=grow, args=(4 + 2 * round_,))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert results == {"retention.ms": 0, "segment.ms": 0, "partitions": 0}, (round_, results)
+        for name, member in members.items():
+            with Conn(member.bootstrap) as conn:
+                err, entries = describe_configs(conn, TOPIC, topic, ["retention.ms", "segment.ms"])
+                assert err == 0 and entries["retention.ms"].value == retention and \
+                    entries["segment.ms"].value == segment, (name, err, entries)
+    ck.wait_topic(node.bootstrap, topic, 8)
+
+
 def test_offset_delete_through_the_endpoint(fed):
     """OffsetDelete of a split topic's partitions: a group's offsets go from both members that hold
     them; a group whose live members (the endpoint's) subscribe to the topic keeps them

@@ -163,7 +163,7 @@ def test_share_group_under_leader_faults(java44_libs, fault):
                 # coordinator then keep a leader when the old one is fenced (with only the old leader
                 # in an ISR, shrunk on a busy machine, it would stay leaderless: no unclean election).
                 for internal in INTERNAL_TOPICS:
-                    c.wait_partitions(internal, lambda s: all(len(isr) == 3 for _, _, isr in s.values()),
+                    c.wait_partitions(internal, lambda s: all(set(isr) == set(rs) for _, rs, isr in s.values()),
                                       timeout=30)
                 c.pause(leader)
                 # The consumer stops polling once its poll or commit under way returns, so that the

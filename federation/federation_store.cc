@@ -61,7 +61,8 @@ std::optional<std::pair<std::string, int32_t>> parse_left_part(std::string_view 
 }
 
 FederationStore::FederationStore(boost::asio::any_io_executor executor, const std::string& dir)
-    : store_([&] {
+    : executor_(executor),
+      store_([&] {
         std::filesystem::create_directories(dir);
         return storage::StateStore::open(dir);
       }()),
@@ -170,6 +171,24 @@ boost::asio::awaitable<std::optional<int64_t>> FederationStore::new_producer_id(
     producer_block_end_ = std::max(producer_block_end_, end);
   }
   co_return next_producer_id_++;
+}
+
+void FederationStore::release(const std::string& topic) {
+  reserved_.erase(topic);
+  auto [first, last] = release_waiters_.equal_range(topic);
+  for (auto it = first; it != last; ++it) it->second->set();
+}
+
+boost::asio::awaitable<bool> FederationStore::wait_released(std::string topic,
+                                                            std::chrono::steady_clock::time_point deadline) {
+  while (reserved(topic)) {
+    if (std::chrono::steady_clock::now() >= deadline) co_return false;
+    broker::AsyncEvent released(executor_);
+    const auto waiting = release_waiters_.emplace(topic, &released);
+    co_await released.wait_until(deadline);
+    release_waiters_.erase(waiting);
+  }
+  co_return true;
 }
 
 }  // namespace sluice::federation

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -20,6 +21,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include "broker/async_event.h"
 #include "broker/state_writer.h"
 #include "federation/placement.h"
 #include "storage/state_store.h"
@@ -53,8 +55,13 @@ class FederationStore {
   bool reserve(const std::string& topic);
   // A placed topic being changed (a deletion in progress): held the same way.
   void hold(const std::string& topic) { reserved_.insert(topic); }
-  void release(const std::string& topic) { reserved_.erase(topic); }
+  // Ends a hold (or a reservation) and wakes the changes waiting for it.
+  void release(const std::string& topic);
   bool reserved(std::string_view topic) const { return reserved_.find(topic) != reserved_.end(); }
+  // Waits until the topic is not held, or until `deadline`; true if it is free
+  // now. A second change of a topic waits for the first, as Kafka's
+  // controller serialises them, instead of being refused.
+  boost::asio::awaitable<bool> wait_released(std::string topic, std::chrono::steady_clock::time_point deadline);
 
   // Records the placement durably, ending its creation if it was one; false
   // if it could not be written (nothing changed).
@@ -96,6 +103,8 @@ class FederationStore {
  private:
   boost::asio::awaitable<bool> put_with_creation(std::string topic, TopicPlacement placement,
                                                  std::optional<std::string> creating);
+  boost::asio::any_io_executor executor_;
+  std::multimap<std::string, broker::AsyncEvent*, std::less<>> release_waiters_;
   std::unique_ptr<storage::StateStore> store_;
   broker::StateWriter writer_;
   std::map<std::string, TopicPlacement, std::less<>> topics_;

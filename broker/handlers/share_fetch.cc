@@ -192,6 +192,8 @@ boost::asio::awaitable<void> handle_share_fetch(RequestContext& ctx) {
     acknowledged = true;
   }
   if (request.share_session_epoch == kFinalEpoch) manager.close_session(group, member);
+  // This request's own writes end here: other writes made while it waits for records are not its.
+  const uint64_t upto = manager.write_position();
 
   if (request.share_session_epoch != kFinalEpoch && !renew_only) {
     const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(request.max_wait_ms, 0));
@@ -205,7 +207,18 @@ boost::asio::awaitable<void> handle_share_fetch(RequestContext& ctx) {
       return std::all_of(answer.partitions.begin(), answer.partitions.end(),
                          [](const auto& entry) { return entry.second.error_code == 0; });
     };
-    while (answer.records == 0 && nothing_to_tell() && Clock::now() < deadline) {
+    // A session with no partition served here (emptied by the request itself, as a client's last
+    // acknowledgements of partitions it gave up do; or whose loads failed) is answered at once, as
+    // Kafka does: no record could wake the wait.
+    auto something_to_wait_for = [&] {
+      for (const auto& [topic, index] : manager.session_partitions(group, member)) {
+        ErrorCode not_led = ErrorCode::kNone;
+        Partition* p = broker.replicas.find_led(topic, index, not_led);
+        if (p && p->log && (!broker.share_persister || manager.loaded(group, *p))) return true;
+      }
+      return false;
+    };
+    while (answer.records == 0 && nothing_to_tell() && Clock::now() < deadline && something_to_wait_for()) {
       AsyncEvent changed(broker.executor);
       const auto partitions = manager.session_partitions(group, member);
       for (const auto& [topic, index] : partitions)
@@ -217,7 +230,7 @@ boost::asio::awaitable<void> handle_share_fetch(RequestContext& ctx) {
       acquire_records(broker, group, member, request, ctx.api_version, answer, endpoints);
     }
   }
-  if (acknowledged && !co_await manager.wait_durable(since))
+  if (acknowledged && !co_await manager.wait_durable(since, upto))
     for (auto& [ref, out] : answer.partitions)
       if (out.acknowledge_error_code == 0) out.acknowledge_error_code = static_cast<int16_t>(ErrorCode::kKafkaStorageError);
 

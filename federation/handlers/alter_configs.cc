@@ -5,10 +5,11 @@
 // validate the change (validate_only), and only if all accept it is it
 // applied, on all at once. A member that fails between the two (it goes
 // away) leaves the parts differing; the client gets its error, and the same
-// request again brings them together. One change of a topic at a time, and
-// none while it moves. `federation.split.clusters` is set at creation only.
+// request again brings them together. One change of a topic at a time (a
+// second waits for the first), and none while it moves. `federation.split.clusters` is set at creation only.
 // The endpoint's broker has no configs to change; other resource types are
 // not served here.
+#include <chrono>
 #include <list>
 #include <set>
 #include <string>
@@ -29,6 +30,8 @@ using protocol::ErrorCode;
 constexpr int8_t kTopic = 2;
 constexpr int8_t kSet = 0;  // IncrementalAlterConfigs' operations: SET 0, DELETE 1, APPEND 2, SUBTRACT 3
 constexpr char kSplitConfig[] = "federation.split.clusters";
+// How long a change waits for another of the same topic (AlterConfigs carries no timeout of its own).
+constexpr std::chrono::seconds kQueuedChangeWait{10};
 
 // One resource's outcome, before it is put in the response's own type.
 struct Outcome {
@@ -81,6 +84,11 @@ boost::asio::awaitable<Outcome> alter_topic(FederationRequest& request,
                                             const typename Request::AlterConfigsResource& asked, bool validate_only,
                                             int16_t version) {
   Federation& federation = request.federation;
+  // One change of a topic at a time: a second waits for the first (bounded), as Kafka's controller
+  // serialises them. A move is not waited for (it takes as long as its copy).
+  if (!validate_only && federation.store().reserved(asked.resource_name) && !federation.moving(asked.resource_name))
+    co_await federation.store().wait_released(asked.resource_name,
+                                              std::chrono::steady_clock::now() + kQueuedChangeWait);
   const TopicPlacement* placement = federation.store().find(asked.resource_name);
   if (!placement)
     co_return Outcome{static_cast<int16_t>(ErrorCode::kUnknownTopicOrPartition),
@@ -103,9 +111,9 @@ boost::asio::awaitable<Outcome> alter_topic(FederationRequest& request,
   if (validate_only) co_return co_await on_every_member<Request, Response>(request, clusters, resource, true, version);
   if (federation.store().reserved(asked.resource_name)) {
     const bool moving = federation.moving(asked.resource_name);
-    co_return Outcome{static_cast<int16_t>(moving ? ErrorCode::kReassignmentInProgress : ErrorCode::kInvalidRequest),
+    co_return Outcome{static_cast<int16_t>(moving ? ErrorCode::kReassignmentInProgress : ErrorCode::kRequestTimedOut),
                       moving ? std::string("The topic is being moved between member clusters.")
-                             : std::string("The topic is being created, deleted or changed.")};
+                             : std::string("Another change of the topic is still under way.")};
   }
   federation.store().hold(asked.resource_name);
   Outcome outcome = co_await on_every_member<Request, Response>(request, clusters, resource, true, version);

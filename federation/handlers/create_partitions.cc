@@ -5,7 +5,10 @@
 // the map; only then does the client hear of success. A member that already
 // has them (the map write failed after it created them) is not asked again:
 // the map is caught up instead. Manual assignments name brokers of the one
-// broker clients see, so they are refused.
+// broker clients see, so they are refused. A second change of the topic
+// waits for the one under way.
+#include <algorithm>
+#include <chrono>
 #include <map>
 
 #include "broker/log.h"
@@ -56,10 +59,17 @@ boost::asio::awaitable<Result> raise(Federation& federation, MemberLinks& links,
     result.error_message = std::move(message);
     return result;
   };
+  // One change of a topic at a time: a second waits for the first, within the request's timeout, as
+  // Kafka's controller serialises them. A move is not waited for (it takes as long as its copy).
+  if (!validate_only && federation.store().reserved(topic.name) && !federation.moving(topic.name))
+    co_await federation.store().wait_released(
+        topic.name, std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0)));
   const TopicPlacement* found = federation.store().find(topic.name);
   if (!found) co_return fail(ErrorCode::kUnknownTopicOrPartition, "This server does not host this topic-partition.");
   if (federation.store().reserved(topic.name))
-    co_return fail(ErrorCode::kInvalidRequest, "The topic is being created, deleted or changed.");
+    co_return federation.moving(topic.name)
+                  ? fail(ErrorCode::kReassignmentInProgress, "The topic is being moved between member clusters.")
+                  : fail(ErrorCode::kInvalidRequest, "The topic is being created, deleted or changed.");
   const int32_t old = found->partition_count();
   if (topic.count < old)
     co_return fail(ErrorCode::kInvalidPartitions, "The topic " + topic.name + " currently has " + std::to_string(old) +
