@@ -84,6 +84,14 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                         .Add({}, prometheus::Histogram::BucketBoundaries{0.00005, 0.0001, 0.00025, 0.0005, 0.001,
                                                                           0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                                           0.25, 0.5, 1, 2.5});
+  segment_roll_seconds_ = &prometheus::BuildHistogram()
+                               .Name("sluice_segment_roll_seconds")
+                               .Help("Time of each log segment roll of an append (files created, the old "
+                                     "segment's indexes written), on the network thread")
+                               .Register(*registry_)
+                               .Add({}, prometheus::Histogram::BucketBoundaries{0.00001, 0.000025, 0.00005, 0.0001,
+                                                                                0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                                                0.01, 0.025, 0.05, 0.1, 0.25});
 }
 
 Metrics::~Metrics() = default;
@@ -174,6 +182,7 @@ void Metrics::forget_topic(const std::string& name) {
 }
 
 void Metrics::observe_fsync(double seconds) { fsync_seconds_->Observe(seconds); }
+void Metrics::observe_segment_roll(double seconds) { segment_roll_seconds_->Observe(seconds); }
 
 std::string Metrics::serialize(const std::vector<prometheus::MetricFamily>& extra) const {
   std::vector<prometheus::MetricFamily> families = registry_->Collect();

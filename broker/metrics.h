@@ -77,6 +77,9 @@ class Metrics {
   // The group-commit thread's fdatasync/fsync calls, and the bytes they made durable (thread-safe).
   void observe_fsync(double seconds);
   void flushed(uint64_t bytes) { flushed_bytes_->Increment(static_cast<double>(bytes)); }
+  // A segment roll of an append: the new files made and the old one's indexes written, on the
+  // network thread (issue 15 leaves them there; this says what they cost).
+  void observe_segment_roll(double seconds);
 
   // Prometheus's text exposition format (version 0.0.4) of every metric,
   // followed by `extra` (the state gauges the admin server renders).
@@ -115,6 +118,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* topic_records_out_ = nullptr;
   std::unordered_map<std::string, TopicCounters> topics_;
   prometheus::Histogram* fsync_seconds_ = nullptr;
+  prometheus::Histogram* segment_roll_seconds_ = nullptr;
   prometheus::Counter* flushed_bytes_ = nullptr;
 };
 

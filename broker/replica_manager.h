@@ -201,6 +201,11 @@ class ReplicaManager : public controller::MetadataListener {
   // Who to tell when a partition's roles may have changed (this broker leads
   // it, follows `leader`, or, with -1 and not leading, lets it go): the
   // replica fetchers and the group coordinator.
+  // Told how long each segment roll of an append took (the roll's file
+  // creation and index writes are on the calling thread: metrics).
+  void set_roll_observer(std::function<void(double seconds)> observer) { roll_observer_ = std::move(observer); }
+  // Appends as a leader does (PartitionLog::append), timing a roll for the observer.
+  int64_t append_as_leader(Partition& partition, std::span<char> batch, const storage::BatchSummary& summary);
   void add_role_observer(std::function<void(Partition&, int32_t leader)> observer) {
     role_observers_.push_back(std::move(observer));
   }
@@ -317,6 +322,7 @@ class ReplicaManager : public controller::MetadataListener {
   const BrokerConfig& config_;
   const controller::MetadataImage* metadata_ = nullptr;  // set by load()
   std::vector<std::function<void(Partition&, int32_t leader)>> role_observers_;
+  std::function<void(double seconds)> roll_observer_;
   bool roles_held_ = false;
   // Takes the partition's replication state from the image: replicas, ISR,
   // leader and epochs; becomes its leader or a follower as the image says.

@@ -419,6 +419,7 @@ int run_server(const BrokerConfig& config) {
   Flusher flusher(io.get_executor(), FlushObserver{[&metrics](double seconds) { metrics.observe_fsync(seconds); },
                                                           [&metrics](uint64_t bytes) { metrics.flushed(bytes); }});
   ReplicaManager replicas(log_dir, config, *store, flusher, state_writer);
+  replicas.set_roll_observer([&metrics](double seconds) { metrics.observe_segment_roll(seconds); });
   ReplicaFetchers fetchers(io.get_executor(), config, replicas, metadata);
   replicas.add_role_observer([&](Partition& p, int32_t leader) { fetchers.follow(p, leader); });
   if (link) replicas.hold_roles();

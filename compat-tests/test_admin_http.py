@@ -209,6 +209,18 @@ def test_partition_level_and_process_metrics(tmp_path, unique_topic):
         assert metric(text, "sluice_topic_records_in_total", f'topic="{topic}"') == 60
         assert metric(text, "sluice_flushed_bytes_total") > 0  # acks=all: synced before answered
         assert metric(text, "sluice_fsync_seconds_count") > 0
+        # Segment rolls are timed: a topic of 200-byte segments, one 100-byte record at a time.
+        before = metric(text, "sluice_segment_roll_seconds_count")
+        rolled = unique_topic("rolled")
+        ck.create_topic(b.bootstrap, rolled, partitions=1, config={"segment.bytes": "200"})
+        from confluent_kafka import Producer
+        p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0})
+        for _ in range(4):
+            p.produce(rolled, b"x" * 100, partition=0)
+            assert p.flush(10) == 0
+        text = get(admin_port, "/metrics")[2]
+        assert metric(text, "sluice_segment_roll_seconds_count") >= before + 2
+        assert metric(text, "sluice_segment_roll_seconds_sum") > 0
         # This process: its memory, descriptors, start and CPU.
         assert metric(text, "process_resident_memory_bytes") > 1 << 20
         assert 5 < metric(text, "process_open_fds") <= metric(text, "process_max_fds")

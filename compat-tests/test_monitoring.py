@@ -109,6 +109,7 @@ EVERY_NODE_FAMILIES = {
     "sluice_metadata_offset": "gauge",
     "sluice_metadata_records_applied_total": "counter",
     "sluice_fsync_seconds": "histogram",
+    "sluice_segment_roll_seconds": "histogram",
     "sluice_log_segments": "gauge",
     "sluice_log_dir_used_bytes": "gauge",
     "sluice_log_dir_free_bytes": "gauge",
@@ -182,7 +183,7 @@ def spec_metric_names() -> set[str]:
     """The sample names METRICS.md defines (histograms with their _bucket/_sum/_count)."""
     text = METRICS_MD.read_text()
     names = set(re.findall(r"`((?:sluice|process)_[a-z0-9_]+)`", text))
-    for hist in ("sluice_request_seconds", "sluice_fsync_seconds"):
+    for hist in ("sluice_request_seconds", "sluice_fsync_seconds", "sluice_segment_roll_seconds"):
         names |= {hist + suffix for suffix in ("_bucket", "_sum", "_count")}
     return names
 

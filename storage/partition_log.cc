@@ -389,6 +389,15 @@ void PartitionLog::preallocate_for(Segment& segment, uint64_t end) {
 PartitionLog::Segment& PartitionLog::roll(int64_t base_offset) {
   const bool replace = !segments_.empty() && segments_.back().empty();
   if (replace && segments_.back().base_offset == base_offset) return segments_.back();
+  const auto started = std::chrono::steady_clock::now();
+  struct Timed {  // however roll() ends
+    std::chrono::steady_clock::time_point started;
+    uint64_t& total;
+    ~Timed() {
+      total += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                         std::chrono::steady_clock::now() - started).count());
+    }
+  } timed{started, roll_nanos_};
   note_directory_change();  // a file is created (and an empty one's removed)
   if (!replace && !segments_.empty()) {
     Segment& old = segments_.back();

@@ -276,8 +276,8 @@ boost::asio::awaitable<void> handle_produce(RequestContext& ctx) {
         ok.log_append_time_ms = now_ms;
       }
       try {
-        ok.base_offset = partition->log->append(std::span<char>(bytes, records->size()),
-                                                {batch.header.last_offset_delta, batch.header.max_timestamp});
+        ok.base_offset = broker.replicas.append_as_leader(*partition, std::span<char>(bytes, records->size()),
+                                                          {batch.header.last_offset_delta, batch.header.max_timestamp});
       } catch (const std::system_error& e) {
         SLUICE_LOG(kError, "append to " << topic.name << "-" << data.index << " failed: " << e.what());
         topic_reply.partition_responses.push_back(partition_error(data.index, ErrorCode::kKafkaStorageError));
