@@ -76,7 +76,7 @@ OffsetWrite append_internal_records(ReplicaManager& replicas, Partition& partiti
   const int64_t now_ms = wall_clock_ms();
   std::string batch = protocol::build_keyed_record_batch(0, partition.leader_epoch, now_ms, records);
   const auto count = static_cast<int32_t>(records.size());
-  const int64_t base = partition.log->append(std::span<char>(batch.data(), batch.size()), {count - 1, now_ms});
+  const int64_t base = replicas.append_as_leader(partition, std::span<char>(batch.data(), batch.size()), {count - 1, now_ms});
   partition.note_append(count);
   replicas.after_leader_append(partition, base);
   return OffsetWrite{partition.index, base + count, partition.log->to_sync()};

@@ -198,14 +198,15 @@ class ReplicaManager : public controller::MetadataListener {
   // replica manager starts). release_roles() takes the roles the image gives.
   void hold_roles() { roles_held_ = true; }
   void release_roles();
-  // Who to tell when a partition's roles may have changed (this broker leads
-  // it, follows `leader`, or, with -1 and not leading, lets it go): the
-  // replica fetchers and the group coordinator.
   // Told how long each segment roll of an append took (the roll's file
-  // creation and index writes are on the calling thread: metrics).
+  // creation and index writes are on the calling thread: metrics; the first
+  // reserve of the new segment, made by the append's write, is not counted).
   void set_roll_observer(std::function<void(double seconds)> observer) { roll_observer_ = std::move(observer); }
   // Appends as a leader does (PartitionLog::append), timing a roll for the observer.
   int64_t append_as_leader(Partition& partition, std::span<char> batch, const storage::BatchSummary& summary);
+  // Who to tell when a partition's roles may have changed (this broker leads
+  // it, follows `leader`, or, with -1 and not leading, lets it go): the
+  // replica fetchers and the group coordinator.
   void add_role_observer(std::function<void(Partition&, int32_t leader)> observer) {
     role_observers_.push_back(std::move(observer));
   }

@@ -180,10 +180,14 @@ void FederationStore::release(const std::string& topic) {
 }
 
 boost::asio::awaitable<bool> FederationStore::wait_released(std::string topic,
-                                                            std::chrono::steady_clock::time_point deadline) {
+                                                            std::chrono::steady_clock::time_point deadline,
+                                                            std::function<bool()> hopeless) {
   while (reserved(topic)) {
-    if (std::chrono::steady_clock::now() >= deadline) co_return false;
+    if (std::chrono::steady_clock::now() >= deadline || unfinished_.count(topic) || (hopeless && hopeless()))
+      co_return false;
     broker::AsyncEvent released(executor_);
+    // (A wait ends only by its timer: the frames go only when the io_context
+    // does, after this store.)
     const auto waiting = release_waiters_.emplace(topic, &released);
     co_await released.wait_until(deadline);
     release_waiters_.erase(waiting);

@@ -9,6 +9,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <memory>
@@ -58,10 +59,13 @@ class FederationStore {
   // Ends a hold (or a reservation) and wakes the changes waiting for it.
   void release(const std::string& topic);
   bool reserved(std::string_view topic) const { return reserved_.find(topic) != reserved_.end(); }
-  // Waits until the topic is not held, or until `deadline`; true if it is free
+  // Waits until the topic is not held, or until `deadline`, or until
+  // `hopeless()` says the hold will not end soon (a move); true if it is free
   // now. A second change of a topic waits for the first, as Kafka's
-  // controller serialises them, instead of being refused.
-  boost::asio::awaitable<bool> wait_released(std::string topic, std::chrono::steady_clock::time_point deadline);
+  // controller serialises them, instead of being refused. A creation left
+  // unfinished (its undoing waits for a member) is not waited for.
+  boost::asio::awaitable<bool> wait_released(std::string topic, std::chrono::steady_clock::time_point deadline,
+                                             std::function<bool()> hopeless);
 
   // Records the placement durably, ending its creation if it was one; false
   // if it could not be written (nothing changed).

@@ -10,6 +10,7 @@
 // The endpoint's broker has no configs to change; other resource types are
 // not served here.
 #include <chrono>
+#include <functional>
 #include <list>
 #include <set>
 #include <string>
@@ -86,9 +87,12 @@ boost::asio::awaitable<Outcome> alter_topic(FederationRequest& request,
   Federation& federation = request.federation;
   // One change of a topic at a time: a second waits for the first (bounded), as Kafka's controller
   // serialises them. A move is not waited for (it takes as long as its copy).
-  if (!validate_only && federation.store().reserved(asked.resource_name) && !federation.moving(asked.resource_name))
+  if (!validate_only && federation.store().reserved(asked.resource_name)) {
+    // A named function, not a temporary in the co_await's arguments (GCC 12 destroys those twice).
+    std::function<bool()> moving = [&federation, topic = asked.resource_name] { return federation.moving(topic); };
     co_await federation.store().wait_released(asked.resource_name,
-                                              std::chrono::steady_clock::now() + kQueuedChangeWait);
+                                              std::chrono::steady_clock::now() + kQueuedChangeWait, moving);
+  }
   const TopicPlacement* placement = federation.store().find(asked.resource_name);
   if (!placement)
     co_return Outcome{static_cast<int16_t>(ErrorCode::kUnknownTopicOrPartition),

@@ -9,6 +9,7 @@
 // waits for the one under way.
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <map>
 
 #include "broker/log.h"
@@ -61,15 +62,23 @@ boost::asio::awaitable<Result> raise(Federation& federation, MemberLinks& links,
   };
   // One change of a topic at a time: a second waits for the first, within the request's timeout, as
   // Kafka's controller serialises them. A move is not waited for (it takes as long as its copy).
-  if (!validate_only && federation.store().reserved(topic.name) && !federation.moving(topic.name))
-    co_await federation.store().wait_released(
-        topic.name, std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0)));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
+  if (!validate_only && federation.store().reserved(topic.name)) {
+    // A named function, not a temporary in the co_await's arguments (GCC 12 destroys those twice).
+    std::function<bool()> moving = [&federation, name = topic.name] { return federation.moving(name); };
+    co_await federation.store().wait_released(topic.name, deadline, moving);
+  }
   const TopicPlacement* found = federation.store().find(topic.name);
   if (!found) co_return fail(ErrorCode::kUnknownTopicOrPartition, "This server does not host this topic-partition.");
-  if (federation.store().reserved(topic.name))
-    co_return federation.moving(topic.name)
-                  ? fail(ErrorCode::kReassignmentInProgress, "The topic is being moved between member clusters.")
-                  : fail(ErrorCode::kInvalidRequest, "The topic is being created, deleted or changed.");
+  if (federation.store().reserved(topic.name)) {
+    if (federation.moving(topic.name))
+      co_return fail(ErrorCode::kReassignmentInProgress, "The topic is being moved between member clusters.");
+    if (validate_only) co_return fail(ErrorCode::kInvalidRequest, "The topic is being created, deleted or changed.");
+    co_return fail(ErrorCode::kRequestTimedOut, "Another change of the topic is still under way.");
+  }
+  // What is left of the request's timeout, for the member (a wait above took its share).
+  timeout_ms = static_cast<int32_t>(std::max<int64_t>(
+      0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count()));
   const int32_t old = found->partition_count();
   if (topic.count < old)
     co_return fail(ErrorCode::kInvalidPartitions, "The topic " + topic.name + " currently has " + std::to_string(old) +
