@@ -601,9 +601,13 @@ int64_t ReplicaManager::append_as_leader(Partition& partition, std::span<char> b
                                          const storage::BatchSummary& summary) {
   const uint64_t rolling = partition.log->roll_nanos();
   const int64_t base = partition.log->append(batch, summary);
-  if (partition.log->roll_nanos() != rolling && roll_observer_)
-    roll_observer_(static_cast<double>(partition.log->roll_nanos() - rolling) * 1e-9);
+  report_roll(partition, rolling);
   return base;
+}
+
+void ReplicaManager::report_roll(const Partition& partition, uint64_t roll_nanos_before) const {
+  if (partition.log->roll_nanos() != roll_nanos_before && roll_observer_)
+    roll_observer_(static_cast<double>(partition.log->roll_nanos() - roll_nanos_before) * 1e-9);
 }
 
 void ReplicaManager::append_as_follower(Partition& partition, std::span<char> batch) {
@@ -611,8 +615,7 @@ void ReplicaManager::append_as_follower(Partition& partition, std::span<char> ba
   if (!header) throw std::invalid_argument("a batch too short for its header");
   const uint64_t rolling = partition.log->roll_nanos();
   partition.log->append_at(batch, {header->last_offset_delta, header->max_timestamp});
-  if (partition.log->roll_nanos() != rolling && roll_observer_)
-    roll_observer_(static_cast<double>(partition.log->roll_nanos() - rolling) * 1e-9);
+  report_roll(partition, rolling);
   if (partition.epochs.assign(header->partition_leader_epoch, header->base_offset)) write_epochs(partition);
   // A new leader must still refuse an idempotent producer's duplicates.
   if (header->producer_id >= 0 && header->base_sequence >= 0 && !header->is_control())

@@ -324,6 +324,8 @@ class ReplicaManager : public controller::MetadataListener {
   const controller::MetadataImage* metadata_ = nullptr;  // set by load()
   std::vector<std::function<void(Partition&, int32_t leader)>> role_observers_;
   std::function<void(double seconds)> roll_observer_;
+  // Tells the roll observer what an append's roll cost (roll_nanos() since `roll_nanos_before`).
+  void report_roll(const Partition& partition, uint64_t roll_nanos_before) const;
   bool roles_held_ = false;
   // Takes the partition's replication state from the image: replicas, ISR,
   // leader and epochs; becomes its leader or a follower as the image says.
