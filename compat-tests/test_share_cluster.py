@@ -23,6 +23,7 @@ Every wait is bounded.
 """
 from __future__ import annotations
 
+import datetime
 import time
 
 import pytest
@@ -41,9 +42,10 @@ CONFIG = {"group.share.enable": "true", "default.replication.factor": "3", "min.
 INTERNAL_TOPICS = ("__consumer_offsets", "__share_group_state")
 
 
-def cluster_diagnosis(c: SluiceCluster) -> str:
+def cluster_diagnosis(c: SluiceCluster, since: str = "", per_node: int = 15) -> str:
     """What a failure's message shows: the internal partitions' leaders and ISRs, and what the
-    brokers logged about groups, share-partitions and coordinators."""
+    brokers logged about groups, share-partitions and coordinators from `since` (a UTC time,
+    "2026-12-07T13:37:07") on. Short: CI shows only the start and the end of a failure's output."""
     out = []
     for internal in INTERNAL_TOPICS:
         try:
@@ -54,9 +56,31 @@ def cluster_diagnosis(c: SluiceCluster) -> str:
         log = c.nodes[node_id].log_path
         if log.exists():
             wanted = [line for line in log.read_text(errors="replace").splitlines()
-                      if any(w in line for w in ("share", "coordinat", "fenced", "ISR", "WARN", "ERROR"))]
-            out.append(f"node {node_id}:\n" + "\n".join(wanted[-40:]))
+                      if line[:19] >= since and not line.startswith("====")
+                      and any(w in line for w in ("share", "coordinat", "fenced", "ISR", "leader", "WARN", "ERROR"))]
+            out.append(f"node {node_id}:\n" + "\n".join(wanted[-per_node:]))
     return "\n".join(out)
+
+
+def read_until(proc, lines: list[str], wanted, what: str, timeout: float = 60) -> None:
+    """Reads the consumer's stdout into `lines` until a line `wanted` accepts (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        line = proc.stdout.readline()
+        assert line, f"the consumer ended early: {lines[-3:]}"
+        lines.append(line)
+        if wanted(line.strip()):
+            return
+        assert time.monotonic() < deadline, f"{what}: {lines[-3:]}"
+
+
+def hold_consumer(proc, lines: list[str], then=lambda: None) -> None:
+    """Asks the share-accept-under-faults consumer to stop polling once its poll or commit under way
+    returns; runs `then` meanwhile; returns once it says HELD."""
+    proc.stdin.write("hold\n")
+    proc.stdin.flush()
+    then()
+    read_until(proc, lines, lambda line: line == "HELD", "the consumer did not hold")
 
 
 def test_share_group_survives_leader_kill9(java44_libs):
@@ -133,8 +157,11 @@ def test_share_group_under_leader_faults(java44_libs, fault):
     try:
         c.start()
         c.create_topic(topic, 1, 3)
+        # record_limit: polls of at most 50 records (not whole producer batches of hundreds), so that
+        # each round finds the consumer mid-way and leaves records for the other member.
+        acquire = {"SHARE_ACQUIRE_MODE": "record_limit"}
         env = {**os.environ, "BOOTSTRAP_SERVERS": c.bootstrap, "COMPAT_DEADLINE_S": "180",
-               "SHARE_HOLD_MS": "150"}
+               "SHARE_HOLD_MS": "150", **acquire}
         stderr = open(c.workdir / "java-consumer.log", "w")
         proc = subprocess.Popen(["java", "-Xmx256m", "-Dlog4j2.configurationFile=log4j2.properties", "-cp",
                                  f"{java44_libs}/*", "JavaShare.java", "share-accept-under-faults", topic, group,
@@ -144,14 +171,8 @@ def test_share_group_under_leader_faults(java44_libs, fault):
         victims = []  # one per round
         taken: list[set[str]] = []  # pause: what another member accepted while the old leader slept, per round
         for threshold in (n // 4, n // 2):
-            deadline = time.monotonic() + 120
-            while True:
-                line = proc.stdout.readline()
-                assert line, f"the consumer ended early: {lines[-3:]}"
-                lines.append(line)
-                if line.startswith("PROGRESS") and int(line.split()[1]) >= threshold:
-                    break
-                assert time.monotonic() < deadline, f"no progress to {threshold}: {lines[-3:]}"
+            read_until(proc, lines, lambda line: line.startswith("PROGRESS") and int(line.split()[1]) >= threshold,
+                       f"no progress to {threshold}", timeout=120)
             leader = c.leader_of(topic, 0)
             victims.append(leader)
             if fault == "kill9":
@@ -162,30 +183,32 @@ def test_share_group_under_leader_faults(java44_libs, fault):
                 # Every internal partition in sync first: the group's coordinator shard and its share
                 # coordinator then keep a leader when the old one is fenced (with only the old leader
                 # in an ISR, shrunk on a busy machine, it would stay leaderless: no unclean election).
+                # The consumer holds meanwhile: on a busy machine the wait can last long enough for it
+                # to accept every record left, leaving the other member below none to take (stop 33).
+                hold_consumer(proc, lines)
                 for internal in INTERNAL_TOPICS:
                     c.wait_partitions(internal, lambda s: all(set(isr) == set(rs) for _, rs, isr in s.values()),
                                       timeout=30)
+                # Paused with a poll or commit of the consumer's under way: right after its next progress.
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+                read_until(proc, lines, lambda line: line.startswith("PROGRESS"), "no progress after go")
+                paused_at = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
                 c.pause(leader)
                 # The consumer stops polling once its poll or commit under way returns, so that the
                 # other member below, slow to start on a busy machine, still finds records to take
                 # (without it the consumer could take them all from the new leader first: CI, stop 32).
-                proc.stdin.write("hold\n")
-                proc.stdin.flush()
-                c.wait_partitions(topic, lambda s: s[0][0] not in (-1, leader), timeout=30)
-                deadline = time.monotonic() + 60
-                while not lines or lines[-1].strip() != "HELD":
-                    line = proc.stdout.readline()
-                    assert line, f"the consumer ended early: {lines[-3:]}"
-                    lines.append(line)
-                    assert time.monotonic() < deadline, f"the consumer did not hold: {lines[-3:]}"
+                hold_consumer(proc, lines, then=lambda: c.wait_partitions(
+                    topic, lambda s: s[0][0] not in (-1, leader), timeout=30))
                 # While the old leader sleeps with the consumer's records acquired (and, often, its
                 # acknowledgement unread in the socket), another member takes records from the new one:
                 # the records the sleeper held are the first it gets.
                 awake = ",".join(c.node(b).bootstrap for b in c.broker_ids if b != leader)
                 try:
-                    other = java_share(java44_libs, awake, "share-accept-count", topic, group, "100")
+                    other = java_share(java44_libs, awake, "share-accept-count", topic, group, "100", env=acquire)
                 except AssertionError as e:
-                    raise AssertionError(f"{e}\n{cluster_diagnosis(c)}") from None
+                    # The member's own account (its view of the group every 5 s) last, where CI shows it.
+                    raise AssertionError(f"{cluster_diagnosis(c, paused_at)}\n{e}") from None
                 taken.append(set(other["confirmed"]))
                 proc.stdin.write("go\n")
                 proc.stdin.flush()

@@ -90,9 +90,10 @@ def share_broker(share_kind, java44_libs):
         b.cleanup()
 
 
-def java_share(libs: Path, bootstrap: str, *args: str, deadline_s: int = 90) -> dict:
-    """Runs one JavaShare scenario; its JSON result (asserting it passed its own checks)."""
-    env = {**os.environ, "BOOTSTRAP_SERVERS": bootstrap, "COMPAT_DEADLINE_S": str(deadline_s)}
+def java_share(libs: Path, bootstrap: str, *args: str, deadline_s: int = 90, env: dict | None = None) -> dict:
+    """Runs one JavaShare scenario; its JSON result (asserting it passed its own checks). `env`:
+    more environment (SHARE_ACQUIRE_MODE, ...)."""
+    env = {**os.environ, "BOOTSTRAP_SERVERS": bootstrap, "COMPAT_DEADLINE_S": str(deadline_s), **(env or {})}
     run = subprocess.run(["java", "-Xmx256m", "-Dlog4j2.configurationFile=log4j2.properties", "-cp", f"{libs}/*",
                           "JavaShare.java", *args], cwd=JAVA44, env=env, capture_output=True, text=True,
                          timeout=deadline_s + 60)

@@ -240,6 +240,10 @@ public class JavaShare {
         p.put(ConsumerConfig.CLIENT_ID_CONFIG, clientId);
         if (explicit) p.put(ConsumerConfig.SHARE_ACKNOWLEDGEMENT_MODE_CONFIG, "explicit");
         if (maxPollRecords != null) p.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, maxPollRecords);
+        // record_limit: at most max.poll.records acquired per fetch (the default hands out whole
+        // producer batches): a test that steps through the records in small polls sets it.
+        String acquireMode = env("SHARE_ACQUIRE_MODE", "");
+        if (!acquireMode.isEmpty()) p.put(ConsumerConfig.SHARE_ACQUIRE_MODE_CONFIG, acquireMode);
         return new KafkaShareConsumer<>(p, new StringDeserializer(), new StringDeserializer());
     }
 
@@ -709,8 +713,9 @@ public class JavaShare {
     // ------------------------------------------------------------------ share-accept-count
     /** Another member of an existing group (nothing produced): ACCEPTs what it gets, committing
      *  after every poll, until m acceptances are confirmed, or 5 s pass without a record once some
-     *  are (the group's other members may hold the rest), or 60 s. "confirmed" lists them; at
-     *  least one must be. */
+     *  are (the group's other members may hold the rest), or 60 s. Records past the m-th are
+     *  RELEASEd (a poll may bring a whole producer batch): they stay for the group's other members.
+     *  "confirmed" lists the accepted ones; at least one must be. */
     static void shareAcceptCount(String topic, String group, int m) throws Exception {
         List<String> confirmed = new ArrayList<>();
         KafkaShareConsumer<String, String> c = shareConsumer(group, "share-accept-count", true, 50);
@@ -722,15 +727,21 @@ public class JavaShare {
             while (confirmed.size() < m && System.currentTimeMillis() < until) {
                 if (!confirmed.isEmpty() && System.currentTimeMillis() - lastRecord > 5000) break;
                 if (System.currentTimeMillis() - lastReport > 5000) {  // what a failure's message shows
+                    log("confirmed " + confirmed.size() + " so far, none in the last 5 s; " + groupView(group));
                     lastReport = System.currentTimeMillis();
-                    log("confirmed " + confirmed.size() + " so far, none in the last 5 s");
                 }
                 List<String> keys = new ArrayList<>();
+                int polled = 0;
                 for (ConsumerRecord<String, String> r : c.poll(POLL)) {
-                    keys.add(r.key());
-                    c.acknowledge(r, AcknowledgeType.ACCEPT);
+                    polled++;
+                    if (confirmed.size() + keys.size() < m) {
+                        keys.add(r.key());
+                        c.acknowledge(r, AcknowledgeType.ACCEPT);
+                    } else {
+                        c.acknowledge(r, AcknowledgeType.RELEASE);
+                    }
                 }
-                if (keys.isEmpty()) continue;
+                if (polled == 0) continue;
                 lastRecord = System.currentTimeMillis();
                 List<String> errs = commit(c);
                 if (errs.isEmpty()) confirmed.addAll(keys); else log("commit errors: " + errs);
@@ -740,6 +751,25 @@ public class JavaShare {
         }
         result.put("confirmed", confirmed);
         check(!confirmed.isEmpty(), "confirmed none of the " + m + " wanted");
+    }
+
+    /** One line on the group as its coordinator describes it (members, their assignments and epochs)
+     *  and its share-partitions' start offsets and lag: for a failure's message. Bounded (2 s a call). */
+    static String groupView(String group) {
+        try (Admin admin = admin()) {
+            StringBuilder out = new StringBuilder();
+            ShareGroupDescription d = admin.describeShareGroups(List.of(group)).all().get(2, TimeUnit.SECONDS).get(group);
+            out.append("group ").append(d.groupState()).append(" epoch ").append(d.groupEpoch())
+               .append(" coordinator ").append(d.coordinator() == null ? "?" : d.coordinator().id()).append(" members");
+            for (ShareMemberDescription m : d.members())
+                out.append(" [").append(m.clientId()).append(" e").append(m.memberEpoch()).append(' ')
+                   .append(m.assignment().topicPartitions()).append(']');
+            Map<String, ListShareGroupOffsetsSpec> spec = Map.of(group, new ListShareGroupOffsetsSpec());
+            out.append("; offsets ").append(admin.listShareGroupOffsets(spec).all().get(2, TimeUnit.SECONDS).get(group));
+            return out.toString();
+        } catch (Exception e) {
+            return "group not described: " + err(e);
+        }
     }
 
     // ------------------------------------------------------------------ share-bench
