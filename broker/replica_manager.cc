@@ -160,6 +160,15 @@ uint64_t ReplicaManager::open_partition(const controller::TopicInfo& topic, int3
   int64_t rebuild_from = partition->checkpointed.recovery_point;
   partition->log = storage::PartitionLog::open(partition_dir(topic.name, index), log_options_for(topic), batch_format(),
                                                partition->checkpointed, &report);
+  // A roll's index writes and reserve release run on the flusher's thread, before any later flush.
+  partition->log->set_off_thread([&flusher = flusher_, name = topic.name + "-" + std::to_string(index)](
+                                     std::function<bool()> job) {
+    flusher.run(std::move(job), [name](bool ok) {
+      if (!ok)
+        SLUICE_LOG(kError, "finishing a rolled segment of " << name << " failed (an I/O error): its recovery "
+                                                            << "point stays below it, so the next start rebuilds it");
+    });
+  });
   for (const auto& problem : report.problems) SLUICE_LOG(kWarn, topic.name << "-" << index << ": " << problem);
   if (report.truncated_bytes > 0 || report.removed_segments > 0)
     SLUICE_LOG(kWarn, "recovered " << topic.name << "-" << index << ": cut " << report.truncated_bytes

@@ -118,7 +118,9 @@ PartitionLog::OpenFile::~OpenFile() { ::close(fd_); }
 PartitionLog::PartitionLog(std::filesystem::path dir, LogOptions options, BatchFormat format)
     : dir_(std::move(dir)), options_(options), format_(std::move(format)) {}
 
-PartitionLog::~PartitionLog() = default;
+PartitionLog::~PartitionLog() {
+  for (const Segment& segment : segments_) cancel_sealing(segment);
+}
 
 
 PartitionLog::Segment PartitionLog::open_segment(int64_t base, const std::filesystem::path& path) {
@@ -402,15 +404,20 @@ PartitionLog::Segment& PartitionLog::roll(int64_t base_offset) {
   if (!replace && !segments_.empty()) {
     Segment& old = segments_.back();
     finish_time_index(old);
-    write_indexes(old, false);
-    // Give back any reserve past its end, also one left by an earlier run (truncating a file to
-    // its own size frees it on ext4).
-    if (::ftruncate(old.fd(), static_cast<off_t>(old.size)) != 0) throw_errno("truncate " + old.path.string());
+    // Its last index entries are written and synced, and any reserve past its end given back
+    // (also one left by an earlier run: truncating a file to its own size frees it on ext4), off
+    // this thread when the owner allows: both are file-system work of a few milliseconds.
+    SealWork work = seal_work(old);
+    if (off_thread_) {
+      pending_seals_.push_back({old.base_offset, work.sealing});
+      off_thread_([work = std::move(work)] { return seal(work); });
+    } else if (!seal(work)) {
+      throw_errno("finishing segment " + old.path.string());
+    }
     old.allocated_to = old.size;
     // Not synced here: the next flush (an acks=all produce's, the checkpoint's) syncs it, and the
-    // recovery point passes it only then.
-    for (const auto& file : {old.file, old.index_file, old.time_index_file})
-      if (file) unsynced_files_.emplace_back(changes_, file);
+    // recovery point passes it only then. (Its index files: seal() syncs them.)
+    unsynced_files_.emplace_back(changes_, old.file);
   }
   Segment segment = open_segment(base_offset, dir_ / segment_file_name(base_offset));
   segment.rolling_timestamp = now_ms();
@@ -458,36 +465,133 @@ SyncList PartitionLog::to_sync() const {
 // Appends the index entries not yet on disk; with `sync`, also makes them
 // durable, and (as when a segment is finished) adds a final time entry for the
 // largest timestamp, so a trusted segment's time index knows it.
+std::string PartitionLog::encode_index(const Segment& segment, size_t from, size_t to) {
+  std::string bytes((to - from) * kIndexEntryBytes, '\0');
+  for (size_t i = from; i < to; ++i) {
+    char* p = bytes.data() + (i - from) * kIndexEntryBytes;
+    store_be(p, static_cast<uint64_t>(segment.index[i].offset - segment.base_offset), 4);
+    store_be(p + 4, segment.index[i].position, 4);
+  }
+  return bytes;
+}
+
+std::string PartitionLog::encode_time_index(const Segment& segment, size_t from, size_t to) {
+  std::string bytes((to - from) * kTimeIndexEntryBytes, '\0');
+  for (size_t i = from; i < to; ++i) {
+    char* p = bytes.data() + (i - from) * kTimeIndexEntryBytes;
+    store_be(p, static_cast<uint64_t>(segment.time_index[i].timestamp), 8);
+    store_be(p + 8, static_cast<uint64_t>(segment.time_index[i].offset - segment.base_offset), 4);
+  }
+  return bytes;
+}
+
+namespace {
+
+// Writes `bytes` at `at` in an index file, cuts the file after them, and syncs it if asked.
+// False on an I/O error (errno says which).
+bool write_index_file(int fd, const std::string& bytes, size_t at, bool sync) {
+  const ssize_t put = bytes.empty() ? 0 : ::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(at));
+  return put == static_cast<ssize_t>(bytes.size()) && ::ftruncate(fd, static_cast<off_t>(at + bytes.size())) == 0 &&
+         (!sync || ::fdatasync(fd) == 0);
+}
+
+}  // namespace
+
 void PartitionLog::write_indexes(Segment& segment, bool sync, bool resize) {
   if (sync) finish_time_index(segment);
   auto append_file = [&](const char* ext, std::shared_ptr<const OpenFile>& file, size_t& on_disk, size_t total,
-                         size_t entry_bytes, auto encode) {
-    if (on_disk == total && !sync && !resize) return;
+                         size_t entry_bytes, const std::string& bytes) {
     const auto path = with_extension(segment.path, ext);
     if (!file) {
       int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
       if (fd < 0) throw_errno("open " + path.string());
       file = std::make_shared<OpenFile>(fd);
     }
-    std::string bytes((total - on_disk) * entry_bytes, '\0');
-    for (size_t i = on_disk; i < total; ++i) encode(bytes.data() + (i - on_disk) * entry_bytes, i);
-    ssize_t put = bytes.empty() ? 0 : ::pwrite(file->fd(), bytes.data(), bytes.size(), static_cast<off_t>(on_disk * entry_bytes));
-    if (put != static_cast<ssize_t>(bytes.size()) || ::ftruncate(file->fd(), static_cast<off_t>(total * entry_bytes)) != 0 ||
-        (sync && ::fdatasync(file->fd()) != 0))
-      throw_errno("write " + path.string());
+    if (!write_index_file(file->fd(), bytes, on_disk * entry_bytes, sync)) throw_errno("write " + path.string());
     on_disk = total;
   };
-  append_file(".index", segment.index_file, segment.index_on_disk, segment.index.size(), kIndexEntryBytes,
-              [&](char* p, size_t i) {
-    store_be(p, static_cast<uint64_t>(segment.index[i].offset - segment.base_offset), 4);
-    store_be(p + 4, segment.index[i].position, 4);
-  });
-  append_file(".timeindex", segment.time_index_file, segment.time_index_on_disk, segment.time_index.size(),
-              kTimeIndexEntryBytes,
-              [&](char* p, size_t i) {
-                store_be(p, static_cast<uint64_t>(segment.time_index[i].timestamp), 8);
-                store_be(p + 8, static_cast<uint64_t>(segment.time_index[i].offset - segment.base_offset), 4);
-              });
+  const size_t index_total = segment.index.size();
+  if (segment.index_on_disk != index_total || sync || resize)
+    append_file(".index", segment.index_file, segment.index_on_disk, index_total, kIndexEntryBytes,
+                encode_index(segment, segment.index_on_disk, index_total));
+  const size_t time_total = segment.time_index.size();
+  if (segment.time_index_on_disk != time_total || sync || resize)
+    append_file(".timeindex", segment.time_index_file, segment.time_index_on_disk, time_total, kTimeIndexEntryBytes,
+                encode_time_index(segment, segment.time_index_on_disk, time_total));
+}
+
+PartitionLog::SealWork PartitionLog::seal_work(Segment& segment) {
+  SealWork work;
+  cancel_sealing(segment);  // (one from an earlier roll of it is cancelled already: truncate_to())
+  work.sealing = segment.sealing = std::make_shared<Sealing>();
+  work.dir = dir_;
+  work.identity = directory_identity_;
+  work.file = segment.file;
+  work.index_file = segment.index_file;
+  work.time_index_file = segment.time_index_file;
+  work.index_name = with_extension(segment.path, ".index").filename();
+  work.time_index_name = with_extension(segment.path, ".timeindex").filename();
+  work.size = segment.size;
+  work.index_bytes_on_disk = segment.index_on_disk * kIndexEntryBytes;
+  work.time_index_bytes_on_disk = segment.time_index_on_disk * kTimeIndexEntryBytes;
+  work.index_bytes = encode_index(segment, segment.index_on_disk, segment.index.size());
+  work.time_index_bytes = encode_time_index(segment, segment.time_index_on_disk, segment.time_index.size());
+  // The counts on disk stay as they were: a truncation into the segment later rewrites from
+  // there, whether or not seal() ran (it writes the same entries).
+  return work;
+}
+
+bool PartitionLog::seal(const SealWork& work) {
+  // Written under the lock, which a truncation or removal of the segment takes to cancel; synced
+  // after it (syncing a file cut or renamed meanwhile does no harm), so that a cancel does not
+  // wait for the disk's flush.
+  std::vector<std::shared_ptr<const OpenFile>> to_sync;
+  {
+    std::lock_guard<std::mutex> lock(work.sealing->mutex);
+    if (work.sealing->cancelled) return true;  // truncated or removed meanwhile: its owner saw to the files
+    // Files are created in this log's directory only, not in a namesake made at the path after a
+    // deletion (the log's destructor cancels, but a new log may come first).
+    const int dir_fd = ::open(work.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) return errno == ENOENT;
+    const OpenFile dir(dir_fd);
+    struct stat st {};
+    if (::fstat(dir_fd, &st) != 0) return false;
+    if (st.st_dev != work.identity.device || st.st_ino != work.identity.inode) return true;
+    auto write = [&](std::shared_ptr<const OpenFile> file, const std::string& name, const std::string& bytes,
+                     size_t at) {
+      if (!file && bytes.empty() && at == 0) return true;  // no entries, no file
+      if (!file) {
+        const int fd = ::openat(dir_fd, name.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) return false;
+        file = std::make_shared<OpenFile>(fd);
+      }
+      to_sync.push_back(file);
+      return write_index_file(file->fd(), bytes, at, false);
+    };
+    if (!write(work.index_file, work.index_name, work.index_bytes, work.index_bytes_on_disk) ||
+        !write(work.time_index_file, work.time_index_name, work.time_index_bytes, work.time_index_bytes_on_disk))
+      return false;
+    // The reserve past the end goes back; the data below stays as it is, so readers are unaffected.
+    if (::ftruncate(work.file->fd(), static_cast<off_t>(work.size)) != 0) return false;
+  }
+  for (const auto& file : to_sync)
+    if (::fdatasync(file->fd()) != 0) return false;
+  work.sealing->done = true;
+  return true;
+}
+
+int64_t PartitionLog::sealed_below() {
+  std::erase_if(pending_seals_, [](const PendingSeal& p) { return p.sealing->done.load(); });
+  int64_t below = std::numeric_limits<int64_t>::max();
+  for (const auto& p : pending_seals_) below = std::min(below, p.base_offset);
+  return below;
+}
+
+void PartitionLog::cancel_sealing(const Segment& segment) {
+  if (!segment.sealing) return;
+  std::lock_guard<std::mutex> lock(segment.sealing->mutex);
+  segment.sealing->cancelled = true;
+  segment.sealing->done = true;
 }
 
 uint64_t PartitionLog::size_bytes() const {
@@ -729,7 +833,7 @@ PartitionLog::PendingFlush PartitionLog::begin_flush() {
 }
 
 void PartitionLog::end_flush(const PendingFlush& flushed) {
-  recovery_point_ = std::max(recovery_point_, std::min(flushed.offset, next_offset_));
+  recovery_point_ = std::max(recovery_point_, std::min({flushed.offset, next_offset_, sealed_below()}));
   std::erase_if(unsynced_files_, [&](const auto& entry) { return entry.first <= flushed.unsynced_through; });
   dir_synced_through_ = std::max(dir_synced_through_, flushed.unsynced_through);
 }
@@ -742,12 +846,13 @@ void PartitionLog::flush() {
   if (::fdatasync(active.fd()) != 0) throw_errno("fdatasync " + active.path.string());
   write_indexes(active, true);
   sync_directory_now();
-  recovery_point_ = next_offset_;
+  recovery_point_ = std::max(recovery_point_, std::min(next_offset_, sealed_below()));
 }
 
 std::vector<std::filesystem::path> PartitionLog::retire_files(size_t first, size_t last) const {
   std::vector<std::filesystem::path> removed;
   for (size_t i = first; i < last; ++i) {
+    cancel_sealing(segments_[i]);  // its files are renamed now: a finishing would make new ones
     for (const char* ext : {".log", ".index", ".timeindex"}) {
       const auto from = with_extension(segments_[i].path, ext);
       auto to = from;
@@ -822,6 +927,9 @@ PartitionLog::Truncation PartitionLog::truncate_to(int64_t offset) {
   if (keep < segments_.size()) {
     result.removed = retire_files(keep, segments_.size());
     segments_.erase(segments_.begin() + static_cast<std::ptrdiff_t>(keep), segments_.end());
+    // The last one kept is the active segment again: a finishing of it still to run would cut
+    // off what is appended next (cut_segment() below cancels it too, when it cuts).
+    cancel_sealing(segments_.back());
     // Not synced here: the caller syncs the directory (begin_flush() lists it) before it
     // appends again, so a crash cannot bring the removed segments back under new batches.
     note_directory_change();
@@ -839,6 +947,9 @@ PartitionLog::Truncation PartitionLog::truncate_to(int64_t offset) {
 // largest timestamp agree.
 void PartitionLog::cut_segment(Segment& segment, const BatchAt& first_removed) {
   const uint64_t position = first_removed.position;
+  // A finishing of the segment still to run would write entries past the cut: it is cancelled,
+  // and write_indexes() below writes what the files lack either way.
+  cancel_sealing(segment);
   // Not synced here (the caller's begin_flush() lists the file): the network thread does not wait
   // on the disk, and the caller appends nothing until the cut is durable.
   if (::ftruncate(segment.fd(), static_cast<off_t>(position)) != 0) throw_errno("truncate " + segment.path.string());

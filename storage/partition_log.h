@@ -22,13 +22,18 @@
 // from a batch header and verifies checksums, which keeps this folder free of
 // the wire format.
 //
-// Not thread-safe: one partition log is used from one thread.
+// Not thread-safe: one partition log is used from one thread, except for the
+// finishing of a rolled segment it hands to another (set_off_thread()), which
+// works on its own copy and the segment's shared files.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -113,10 +118,17 @@ class PartitionLog {
   size_t segment_count() const { return segments_.size(); }
   const std::filesystem::path& dir() const { return dir_; }
   void set_options(LogOptions options) { options_ = options; }
-  // Time spent rolling segments (files created, the old segment's indexes
-  // written) since the log was opened, for the owner's metrics: the
-  // difference across an append is what that append's roll cost.
+  // Time spent rolling segments on the caller's thread (the new file created,
+  // the old segment's finishing done or handed off: set_off_thread()) since
+  // the log was opened, for the owner's metrics: the difference across an
+  // append is what that append's roll cost.
   uint64_t roll_nanos() const { return roll_nanos_; }
+  // Where a roll's slow part runs: the finished segment's last index entries
+  // written and synced, its block reserve given back. `run(job)` must run the
+  // job on another thread before the syncs of any flush requested later (the
+  // broker passes its flusher's run()). Unset (tools, tests): the roll does it.
+  using OffThread = std::function<void(std::function<bool()> job)>;
+  void set_off_thread(OffThread run) { off_thread_ = std::move(run); }
   const LogOptions& options() const { return options_; }
 
   // Appends one complete batch, writing its base offset into the first 8 bytes
@@ -271,6 +283,13 @@ class PartitionLog {
     int64_t timestamp;  // the largest timestamp in the segment up to ...
     int64_t offset;     // ... the batch with this base offset
   };
+  struct Sealing {
+    std::mutex mutex;  // held while the finishing writes, and to cancel it
+    bool cancelled = false;
+    // Set once the finishing is durable, or cancelled (the segment was cut, becoming the
+    // active one again, or removed): the recovery point may pass the segment.
+    std::atomic<bool> done = false;
+  };
   struct Segment {
     int64_t base_offset = 0;
     std::shared_ptr<const OpenFile> file;
@@ -290,6 +309,9 @@ class PartitionLog {
     // file system's per-page block reservation; released when the segment is rolled.
     uint64_t allocated_to = 0;
     bool preallocate = true;  // false once fallocate failed (full disk, unsupported file system)
+    // Set from its roll until its finishing has run off the thread (set_off_thread()); a
+    // truncation or removal of the segment cancels what has not run yet.
+    std::shared_ptr<Sealing> sealing;
 
     int fd() const { return file->fd(); }
     bool empty() const { return size == 0; }
@@ -302,6 +324,17 @@ class PartitionLog {
   };
 
   uint64_t roll_nanos_ = 0;
+  OffThread off_thread_;
+  // Rolled segments whose finishing was handed off and is not done yet (in
+  // roll order): the recovery point stays below the first of them, so that a
+  // crash before it is done (or after it failed) rebuilds its indexes.
+  struct PendingSeal {
+    int64_t base_offset;
+    std::shared_ptr<Sealing> sealing;
+  };
+  std::vector<PendingSeal> pending_seals_;
+  // The highest recovery point the finishing allows: below the first segment not finished.
+  int64_t sealed_below();
 
   PartitionLog(std::filesystem::path dir, LogOptions options, BatchFormat format);
   Segment open_segment(int64_t base, const std::filesystem::path& path);
@@ -314,6 +347,26 @@ class PartitionLog {
   static void preallocate_for(Segment& segment, uint64_t end);
   // `resize`: also cuts the files to the entries kept (after a truncation) when nothing is new.
   void write_indexes(Segment& segment, bool sync, bool resize = false);
+  // A rolled segment's finishing: what its index files lack (encoded on the caller's thread,
+  // written where seal() runs) and its size, to give back the reserve past it.
+  struct SealWork {
+    std::shared_ptr<Sealing> sealing;
+    std::filesystem::path dir;
+    DirectoryIdentity identity;
+    std::shared_ptr<const OpenFile> file, index_file, time_index_file;
+    std::string index_name, time_index_name;
+    uint64_t size = 0;
+    size_t index_bytes_on_disk = 0, time_index_bytes_on_disk = 0;  // where the new bytes go
+    std::string index_bytes, time_index_bytes;
+  };
+  SealWork seal_work(Segment& segment);
+  // Runs `work` (on any thread); false if a file could not be written.
+  static bool seal(const SealWork& work);
+  // Keeps a pending seal() of `segment` from running (waits for one writing now).
+  static void cancel_sealing(const Segment& segment);
+  // The index entries [from, to) of `segment`, as their files hold them.
+  static std::string encode_index(const Segment& segment, size_t from, size_t to);
+  static std::string encode_time_index(const Segment& segment, size_t from, size_t to);
   // A segment being finished gets a final time entry for its largest timestamp.
   static void finish_time_index(Segment& segment);
   void sync_directory_now();
