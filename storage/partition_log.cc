@@ -374,9 +374,31 @@ void PartitionLog::note_batch(Segment& segment, uint64_t position, uint32_t size
 // faster (bench/README.md). The file's size is unchanged (KEEP_SIZE), so readers and recovery
 // see only what was written; if the call fails, appends go on without it.
 void PartitionLog::preallocate_for(Segment& segment, uint64_t end) {
-  if (!segment.preallocate || end <= segment.allocated_to) return;
-  const uint64_t from = std::max(segment.allocated_to, segment.size);
+  if (!segment.preallocate) return;
   const uint64_t step = std::clamp(segment.size, kMinPreallocation, kMaxPreallocation);
+  if (off_thread_) {
+    // Ahead of need, off this thread: once the writes come within half a step of the reserve's
+    // end, the next step is asked for. An append past what the job has reserved so far only
+    // goes without the speed-up. (The job runs before a later roll's finishing, which gives
+    // the rest back.) A failure stops the reserving for the log: a full disk, a file system
+    // without fallocate.
+    if (reserve_failed_->load()) {
+      segment.preallocate = false;
+      return;
+    }
+    if (end + step / 2 <= segment.allocated_to) return;
+    const uint64_t from = std::max(segment.allocated_to, end);
+    const uint64_t to = from + step;
+    segment.allocated_to = to;
+    off_thread_([file = segment.file, from, to, failed = reserve_failed_] {
+      if (::fallocate(file->fd(), FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from), static_cast<off_t>(to - from)) != 0)
+        failed->store(true);
+      return true;  // not the flush's failure: the segment goes on without a reserve
+    });
+    return;
+  }
+  if (end <= segment.allocated_to) return;
+  const uint64_t from = std::max(segment.allocated_to, segment.size);
   const uint64_t to = std::max(end, from + step);
   if (::fallocate(segment.fd(), FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from), static_cast<off_t>(to - from)) != 0) {
     segment.preallocate = false;

@@ -123,10 +123,11 @@ class PartitionLog {
   // the log was opened, for the owner's metrics: the difference across an
   // append is what that append's roll cost.
   uint64_t roll_nanos() const { return roll_nanos_; }
-  // Where a roll's slow part runs: the finished segment's last index entries
-  // written and synced, its block reserve given back. `run(job)` must run the
-  // job on another thread before the syncs of any flush requested later (the
-  // broker passes its flusher's run()). Unset (tools, tests): the roll does it.
+  // Where a roll's slow part runs (the finished segment's last index entries
+  // written and synced, its block reserve given back) and the reserving of
+  // blocks ahead of the writes. `run(job)` must run the jobs on another thread,
+  // in order, each before the syncs of any flush requested later (the broker
+  // passes its flusher's run()). Unset (tools, tests): done on the spot.
   using OffThread = std::function<void(std::function<bool()> job)>;
   void set_off_thread(OffThread run) { off_thread_ = std::move(run); }
   const LogOptions& options() const { return options_; }
@@ -333,6 +334,8 @@ class PartitionLog {
     std::shared_ptr<Sealing> sealing;
   };
   std::vector<PendingSeal> pending_seals_;
+  // Set off the thread when fallocate failed: the log stops reserving.
+  std::shared_ptr<std::atomic<bool>> reserve_failed_ = std::make_shared<std::atomic<bool>>(false);
   // The highest recovery point the finishing allows: below the first segment not finished.
   int64_t sealed_below();
 
@@ -344,7 +347,10 @@ class PartitionLog {
   // Writes an entry whose first 8 bytes hold its base offset (append and append_at).
   int64_t write_entry(std::span<char> entry, const BatchSummary& summary);
   Segment& roll(int64_t base_offset);
-  static void preallocate_for(Segment& segment, uint64_t end);
+  // Reserves disk blocks past the segment's end before `end` is written
+  // ("Disk space reserved ahead of the writes", README.md): off the thread
+  // and ahead of need when the owner allows (set_off_thread()).
+  void preallocate_for(Segment& segment, uint64_t end);
   // `resize`: also cuts the files to the entries kept (after a truncation) when nothing is new.
   void write_indexes(Segment& segment, bool sync, bool resize = false);
   // A rolled segment's finishing: what its index files lack (encoded on the caller's thread,
