@@ -39,6 +39,14 @@ void Flusher::run(std::function<bool()> job, std::function<void(bool)> done) {
   queue_.push(std::move(request));
 }
 
+void Flusher::run_after_syncs(std::function<bool()> job, std::function<void(bool)> done) {
+  Request request;
+  request.job = std::move(job);
+  request.done = std::move(done);
+  request.after_syncs = true;
+  queue_.push(std::move(request));
+}
+
 uint64_t Flusher::syncs() const {
   std::lock_guard lock(mutex_);
   return syncs_;
@@ -65,8 +73,7 @@ void Flusher::run() {
     std::vector<Request> batch = queue_.take();
     if (batch.empty()) return;  // stopped
     // Jobs first, in order: what they write must be durable before the syncs below complete.
-    for (auto& request : batch) {
-      if (!request.job) continue;
+    const auto run_job = [](Request& request) {
       try {
         request.failed = !request.job();
       } catch (const std::exception&) {
@@ -74,7 +81,9 @@ void Flusher::run() {
       }
       request.job = nullptr;  // what it captured goes now, on this thread
       request.only_job = request.fds.empty() && request.dirs.empty();
-    }
+    };
+    for (auto& request : batch)
+      if (request.job && !request.after_syncs) run_job(request);
     // One fdatasync per distinct file, however many requests wait on it.
     std::set<std::pair<dev_t, ino_t>> synced;
     std::set<std::string> synced_dirs;
@@ -112,10 +121,19 @@ void Flusher::run() {
       std::lock_guard lock(mutex_);
       syncs_ += syncs;
     }
-    for (auto& request : batch)
+    const auto answer = [this, ok](Request& request) {
       boost::asio::post(executor_, [done = std::move(request.done), ok = (ok || request.only_job) && !request.failed] {
         if (done) done(ok);
       });
+    };
+    for (auto& request : batch)
+      if (!request.after_syncs) answer(request);
+    // Then the work nothing waits for, in order.
+    for (auto& request : batch)
+      if (request.after_syncs) {
+        run_job(request);
+        answer(request);
+      }
     queue_.finished();
   }
 }

@@ -49,6 +49,11 @@ class Flusher {
   // What must be on disk before a later flush completes goes here (the
   // leader-epoch checkpoint before the batches it describes are flushed).
   void run(std::function<bool()> job, std::function<void(bool ok)> done);
+  // Runs `job` on the flusher's thread after the syncs of the flushes taken
+  // with it (whose waiters are told first), for work nothing waits on: it
+  // never delays a flush (a segment's block reserve). In order with the other
+  // such jobs; done(what it returned) on the executor, if given.
+  void run_after_syncs(std::function<bool()> job, std::function<void(bool ok)> done = nullptr);
 
   // Blocks until everything requested so far is done (shutdown's last flush).
   void wait_idle() { queue_.wait_idle(); }
@@ -62,6 +67,7 @@ class Flusher {
     std::vector<std::filesystem::path> dirs;
     std::function<bool()> job;  // run() only
     bool only_job = false;      // its answer is the job's, whatever the syncs beside it did
+    bool after_syncs = false;   // run_after_syncs()
     std::function<void(bool)> done;
     bool failed = false;   // a file could not be duplicated (no descriptors left), or the job failed
   };

@@ -137,5 +137,37 @@ TEST(FlusherTest, JobsRunBeforeTheSyncsOfTheirRoundAndReportTheirOwnResult) {
   ::close(fd);
 }
 
+// A job nothing waits for (a segment's block reserve) runs after the syncs of its round, queued
+// before them or not: a flush is not delayed by it.
+TEST(FlusherTest, AfterSyncsJobsRunAfterTheSyncsOfTheirRound) {
+  boost::asio::io_context io;
+  std::mutex mutex;
+  std::vector<std::string> order;
+  const auto record = [&](const char* what) {
+    std::lock_guard lock(mutex);
+    order.push_back(what);
+  };
+  FlushObserver observer;
+  observer.synced = [&](double) { record("sync"); };
+  Flusher flusher(io.get_executor(), observer);
+  auto release = std::make_shared<std::promise<void>>();
+  flusher.run([gate = release->get_future().share()] { gate.wait(); return true; }, nullptr);
+  const int fd = scratch_file();
+  std::optional<bool> flush_result, late_result;
+  flusher.run_after_syncs([&] { record("reserve"); return true; }, [&](bool ok) { late_result = ok; });
+  flusher.run([&] { record("job"); return true; }, nullptr);
+  flusher.flush({fd}, [&](bool ok) { flush_result = ok; });
+  release->set_value();
+  wait_for(io, flush_result);
+  wait_for(io, late_result);
+  EXPECT_EQ(flush_result, std::optional<bool>(true));
+  EXPECT_EQ(late_result, std::optional<bool>(true));
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_EQ(order, (std::vector<std::string>{"job", "sync", "reserve"}));
+  }
+  ::close(fd);
+}
+
 }  // namespace
 }  // namespace sluice::broker

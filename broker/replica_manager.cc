@@ -160,9 +160,14 @@ uint64_t ReplicaManager::open_partition(const controller::TopicInfo& topic, int3
   int64_t rebuild_from = partition->checkpointed.recovery_point;
   partition->log = storage::PartitionLog::open(partition_dir(topic.name, index), log_options_for(topic), batch_format(),
                                                partition->checkpointed, &report);
-  // A roll's index writes and reserve release run on the flusher's thread, before any later flush.
+  // A roll's index writes and reserve release run on the flusher's thread, before any later
+  // flush; the reserving of blocks ahead of the writes after the syncs (nothing waits for it).
   partition->log->set_off_thread([&flusher = flusher_, name = topic.name + "-" + std::to_string(index)](
-                                     std::function<bool()> job) {
+                                     std::function<bool()> job, bool before_later_flushes) {
+    if (!before_later_flushes) {
+      flusher.run_after_syncs(std::move(job));
+      return;
+    }
     flusher.run(std::move(job), [name](bool ok) {
       if (!ok)
         SLUICE_LOG(kError, "finishing a rolled segment of " << name << " failed (an I/O error): its recovery "

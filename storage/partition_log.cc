@@ -197,6 +197,10 @@ std::unique_ptr<PartitionLog> PartitionLog::open(const std::filesystem::path& di
       log->load_indexes(segment, checkpoint.recovery_point, false, report);
       cut = !log->recover_segment(segment, checkpoint.recovery_point, report);
     }
+    // A rolled segment not trusted may keep a block reserve (a crash came before its roll's
+    // finishing): given back now.
+    if (!last && !trusted && !cut && ::ftruncate(segment.fd(), static_cast<off_t>(segment.size)) != 0)
+      report.problems.push_back(path.string() + ": its block reserve could not be given back");
     // A rolled segment whose index recovery had to rebuild gets its files back
     // now, so the next start trusts it again.
     if (!last && !cut &&
@@ -382,19 +386,22 @@ void PartitionLog::preallocate_for(Segment& segment, uint64_t end) {
     // goes without the speed-up. (The job runs before a later roll's finishing, which gives
     // the rest back.) A failure stops the reserving for the log: a full disk, a file system
     // without fallocate.
-    if (reserve_failed_->load()) {
-      segment.preallocate = false;
+    if (const int error = reserve_error_->exchange(0); error != 0 || reserve_unsupported_) {
+      reserve_unsupported_ = reserve_unsupported_ || error == EOPNOTSUPP || error == ENOSYS;
+      segment.preallocate = false;  // (a full disk: the next segment tries again)
       return;
     }
     if (end + step / 2 <= segment.allocated_to) return;
     const uint64_t from = std::max(segment.allocated_to, end);
     const uint64_t to = from + step;
     segment.allocated_to = to;
-    off_thread_([file = segment.file, from, to, failed = reserve_failed_] {
+    auto reserve = [file = segment.file, from, to, open = segment.reserving, error = reserve_error_] {
+      if (!open->load()) return true;  // rolled or cut since: nothing to reserve past its end
       if (::fallocate(file->fd(), FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from), static_cast<off_t>(to - from)) != 0)
-        failed->store(true);
-      return true;  // not the flush's failure: the segment goes on without a reserve
-    });
+        error->store(errno);
+      return true;  // not a flush's failure: the segment goes on without a reserve
+    };
+    off_thread_(std::move(reserve), false);
     return;
   }
   if (end <= segment.allocated_to) return;
@@ -432,7 +439,8 @@ PartitionLog::Segment& PartitionLog::roll(int64_t base_offset) {
     SealWork work = seal_work(old);
     if (off_thread_) {
       pending_seals_.push_back({old.base_offset, work.sealing});
-      off_thread_([work = std::move(work)] { return seal(work); });
+      old.reserving->store(false);
+      off_thread_([work = std::move(work)] { return seal(work); }, true);
     } else if (!seal(work)) {
       throw_errno("finishing segment " + old.path.string());
     }
@@ -590,11 +598,13 @@ bool PartitionLog::seal(const SealWork& work) {
       to_sync.push_back(file);
       return write_index_file(file->fd(), bytes, at, false);
     };
+    // The reserve past the end goes back (first: also when an index cannot be written, a full
+    // disk most likely); the data below stays as it is, so readers are unaffected.
+    const bool trimmed = ::ftruncate(work.file->fd(), static_cast<off_t>(work.size)) == 0;
     if (!write(work.index_file, work.index_name, work.index_bytes, work.index_bytes_on_disk) ||
-        !write(work.time_index_file, work.time_index_name, work.time_index_bytes, work.time_index_bytes_on_disk))
+        !write(work.time_index_file, work.time_index_name, work.time_index_bytes, work.time_index_bytes_on_disk) ||
+        !trimmed)
       return false;
-    // The reserve past the end goes back; the data below stays as it is, so readers are unaffected.
-    if (::ftruncate(work.file->fd(), static_cast<off_t>(work.size)) != 0) return false;
   }
   for (const auto& file : to_sync)
     if (::fdatasync(file->fd()) != 0) return false;
@@ -607,6 +617,12 @@ int64_t PartitionLog::sealed_below() {
   int64_t below = std::numeric_limits<int64_t>::max();
   for (const auto& p : pending_seals_) below = std::min(below, p.base_offset);
   return below;
+}
+
+void PartitionLog::reserve_cut_to(Segment& segment, uint64_t end) {
+  segment.allocated_to = end;
+  segment.reserving->store(false);
+  segment.reserving = std::make_shared<std::atomic<bool>>(true);
 }
 
 void PartitionLog::cancel_sealing(const Segment& segment) {
@@ -653,7 +669,7 @@ int64_t PartitionLog::write_entry(std::span<char> entry, const BatchSummary& sum
   } catch (...) {
     // Never leave part of an entry behind: later appends would land after garbage.
     if (::ftruncate(active->fd(), static_cast<off_t>(position)) != 0) { /* recovery will cut it */ }
-    active->allocated_to = position;  // the truncation released the reserve too
+    reserve_cut_to(*active, position);  // the truncation released the reserve too
     throw;
   }
   note_batch(*active, position, static_cast<uint32_t>(entry.size()), base, summary);
@@ -978,7 +994,7 @@ void PartitionLog::cut_segment(Segment& segment, const BatchAt& first_removed) {
   segment.size = position;
   // The truncation freed any reserve past the old end too (as at a roll); the next append
   // reserves again from here.
-  segment.allocated_to = position;
+  reserve_cut_to(segment, position);
   while (!segment.index.empty() && segment.index.back().position >= position) segment.index.pop_back();
   while (!segment.time_index.empty() && segment.time_index.back().offset >= first_removed.base_offset)
     segment.time_index.pop_back();

@@ -125,10 +125,11 @@ class PartitionLog {
   uint64_t roll_nanos() const { return roll_nanos_; }
   // Where a roll's slow part runs (the finished segment's last index entries
   // written and synced, its block reserve given back) and the reserving of
-  // blocks ahead of the writes. `run(job)` must run the jobs on another thread,
-  // in order, each before the syncs of any flush requested later (the broker
-  // passes its flusher's run()). Unset (tools, tests): done on the spot.
-  using OffThread = std::function<void(std::function<bool()> job)>;
+  // blocks ahead of the writes. `run(job, before_later_flushes)` runs `job` on
+  // another thread: a roll's finishing (true) before the syncs of any flush
+  // requested later, a reserve (false) whenever, each kind in order (the
+  // broker passes its flusher). Unset (tools, tests): done on the spot.
+  using OffThread = std::function<void(std::function<bool()> job, bool before_later_flushes)>;
   void set_off_thread(OffThread run) { off_thread_ = std::move(run); }
   const LogOptions& options() const { return options_; }
 
@@ -310,6 +311,9 @@ class PartitionLog {
     // file system's per-page block reservation; released when the segment is rolled.
     uint64_t allocated_to = 0;
     bool preallocate = true;  // false once fallocate failed (full disk, unsupported file system)
+    // Cleared when the segment is rolled, or cut (then replaced): a reserve job still queued
+    // does nothing, so that no reserve outlives the end it was asked for.
+    std::shared_ptr<std::atomic<bool>> reserving = std::make_shared<std::atomic<bool>>(true);
     // Set from its roll until its finishing has run off the thread (set_off_thread()); a
     // truncation or removal of the segment cancels what has not run yet.
     std::shared_ptr<Sealing> sealing;
@@ -334,8 +338,12 @@ class PartitionLog {
     std::shared_ptr<Sealing> sealing;
   };
   std::vector<PendingSeal> pending_seals_;
-  // Set off the thread when fallocate failed: the log stops reserving.
-  std::shared_ptr<std::atomic<bool>> reserve_failed_ = std::make_shared<std::atomic<bool>>(false);
+  // The errno of a reserve that failed off the thread (0: none since last looked at): the
+  // active segment goes on without; a file system without fallocate stops the log's reserving.
+  std::shared_ptr<std::atomic<int>> reserve_error_ = std::make_shared<std::atomic<int>>(0);
+  bool reserve_unsupported_ = false;
+  // The segment's reserve ends at `end` now (a cut, a failed write gave the rest back).
+  static void reserve_cut_to(Segment& segment, uint64_t end);
   // The highest recovery point the finishing allows: below the first segment not finished.
   int64_t sealed_below();
 
