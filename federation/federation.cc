@@ -218,6 +218,13 @@ bool Federation::moving(std::string_view topic) const {
   return it != moves_.end() && (it->second.state == "copying" || it->second.state == "switching");
 }
 
+boost::asio::awaitable<void> Federation::wait_turn(std::string topic, std::chrono::steady_clock::time_point deadline) {
+  if (!store_.reserved(topic)) co_return;
+  // A named function, not a temporary in the co_await's arguments (GCC 12 destroys those twice).
+  std::function<bool()> hopeless = [this, topic] { return moving(topic); };
+  co_await store_.wait_released(topic, deadline, hopeless);
+}
+
 void Federation::write_finished(const std::string& topic, const std::string& member) {
   auto it = writes_in_flight_.find({topic, member});
   if (it != writes_in_flight_.end() && --it->second <= 0) writes_in_flight_.erase(it);

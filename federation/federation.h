@@ -71,6 +71,11 @@ class Federation {
   bool moving_frozen(std::string_view topic, std::string_view cluster) const;
   // A move of the topic is copying or switching (not done, not failed).
   bool moving(std::string_view topic) const;
+  // One change of a topic at a time: a second change (AlterConfigs,
+  // CreatePartitions) waits until the first releases the topic, or until
+  // `deadline`, as Kafka's controller serialises them. A move is not waited
+  // for (it takes as long as its copy), nor a creation left unfinished.
+  boost::asio::awaitable<void> wait_turn(std::string topic, std::chrono::steady_clock::time_point deadline);
   // Produce and OffsetCommit requests forwarded to a member and not answered
   // yet, by topic and member: a move's switch waits until none is left on
   // the old member.

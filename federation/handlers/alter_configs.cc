@@ -85,14 +85,9 @@ boost::asio::awaitable<Outcome> alter_topic(FederationRequest& request,
                                             const typename Request::AlterConfigsResource& asked, bool validate_only,
                                             int16_t version) {
   Federation& federation = request.federation;
-  // One change of a topic at a time: a second waits for the first (bounded), as Kafka's controller
-  // serialises them. A move is not waited for (it takes as long as its copy).
-  if (!validate_only && federation.store().reserved(asked.resource_name)) {
-    // A named function, not a temporary in the co_await's arguments (GCC 12 destroys those twice).
-    std::function<bool()> moving = [&federation, topic = asked.resource_name] { return federation.moving(topic); };
-    co_await federation.store().wait_released(asked.resource_name,
-                                              std::chrono::steady_clock::now() + kQueuedChangeWait, moving);
-  }
+  // One change of a topic at a time (Federation::wait_turn), for at most kQueuedChangeWait.
+  const auto until = std::chrono::steady_clock::now() + kQueuedChangeWait;
+  if (!validate_only) co_await federation.wait_turn(asked.resource_name, until);
   const TopicPlacement* placement = federation.store().find(asked.resource_name);
   if (!placement)
     co_return Outcome{static_cast<int16_t>(ErrorCode::kUnknownTopicOrPartition),

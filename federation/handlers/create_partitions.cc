@@ -60,14 +60,9 @@ boost::asio::awaitable<Result> raise(Federation& federation, MemberLinks& links,
     result.error_message = std::move(message);
     return result;
   };
-  // One change of a topic at a time: a second waits for the first, within the request's timeout, as
-  // Kafka's controller serialises them. A move is not waited for (it takes as long as its copy).
+  // Waits its turn within the request's timeout.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
-  if (!validate_only && federation.store().reserved(topic.name)) {
-    // A named function, not a temporary in the co_await's arguments (GCC 12 destroys those twice).
-    std::function<bool()> moving = [&federation, name = topic.name] { return federation.moving(name); };
-    co_await federation.store().wait_released(topic.name, deadline, moving);
-  }
+  if (!validate_only) co_await federation.wait_turn(topic.name, deadline);
   const TopicPlacement* found = federation.store().find(topic.name);
   if (!found) co_return fail(ErrorCode::kUnknownTopicOrPartition, "This server does not host this topic-partition.");
   if (federation.store().reserved(topic.name)) {
