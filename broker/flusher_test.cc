@@ -83,37 +83,47 @@ TEST(FlusherTest, FailsWhenNoDescriptorIsLeftToDuplicate) {
 // A job runs before the syncs of its round, even of a flush requested before
 // it, and reports its own result: the leader-epoch checkpoint relies on landing
 // before the flush that moves the recovery point past the batches it describes.
-TEST(FlusherTest, JobsRunBeforeTheSyncsOfTheirRoundAndReportTheirOwnResult) {
-  boost::asio::io_context io;
+// What ran on a flusher's thread, in order ("sync" for each fdatasync), for the tests of its
+// rounds; hold() keeps the thread busy until what follows is queued, so it is taken in one round.
+struct RoundRecorder {
   std::mutex mutex;
   std::vector<std::string> order;
-  const auto record = [&](const char* what) {
+  void record(const char* what) {
     std::lock_guard lock(mutex);
     order.push_back(what);
-  };
-  FlushObserver observer;
-  observer.synced = [&](double) { record("sync"); };
-  Flusher flusher(io.get_executor(), observer);
-  // Holds the flusher's thread until what follows is queued, so it is taken in one round.
-  auto hold = [&flusher] {
+  }
+  std::vector<std::string> recorded() {
+    std::lock_guard lock(mutex);
+    return order;
+  }
+  FlushObserver observer() {
+    FlushObserver o;
+    o.synced = [this](double) { record("sync"); };
+    return o;
+  }
+  static std::shared_ptr<std::promise<void>> hold(Flusher& flusher) {
     auto release = std::make_shared<std::promise<void>>();
     flusher.run([gate = release->get_future().share()] { gate.wait(); return true; }, nullptr);
     return release;
-  };
+  }
+};
+
+TEST(FlusherTest, JobsRunBeforeTheSyncsOfTheirRoundAndReportTheirOwnResult) {
+  boost::asio::io_context io;
+  RoundRecorder rounds;
+  Flusher flusher(io.get_executor(), rounds.observer());
+  auto hold = [&flusher] { return RoundRecorder::hold(flusher); };
   const int fd = scratch_file();
   std::optional<bool> job_result, flush_result;
   auto release = hold();
   flusher.flush({fd}, [&](bool ok) { flush_result = ok; });
-  flusher.run([&] { record("job"); return true; }, [&](bool ok) { job_result = ok; });
+  flusher.run([&] { rounds.record("job"); return true; }, [&](bool ok) { job_result = ok; });
   release->set_value();
   wait_for(io, flush_result);
   wait_for(io, job_result);
   EXPECT_EQ(flush_result, std::optional<bool>(true));
   EXPECT_EQ(job_result, std::optional<bool>(true));
-  {
-    std::lock_guard lock(mutex);
-    EXPECT_EQ(order, (std::vector<std::string>{"job", "sync"}));
-  }
+  EXPECT_EQ(rounds.recorded(), (std::vector<std::string>{"job", "sync"}));
 
   // In a round whose sync fails (fdatasync of a pipe: EINVAL), a job that
   // succeeded still reports success, and one that throws reports failure.
@@ -141,31 +151,20 @@ TEST(FlusherTest, JobsRunBeforeTheSyncsOfTheirRoundAndReportTheirOwnResult) {
 // before them or not: a flush is not delayed by it.
 TEST(FlusherTest, AfterSyncsJobsRunAfterTheSyncsOfTheirRound) {
   boost::asio::io_context io;
-  std::mutex mutex;
-  std::vector<std::string> order;
-  const auto record = [&](const char* what) {
-    std::lock_guard lock(mutex);
-    order.push_back(what);
-  };
-  FlushObserver observer;
-  observer.synced = [&](double) { record("sync"); };
-  Flusher flusher(io.get_executor(), observer);
-  auto release = std::make_shared<std::promise<void>>();
-  flusher.run([gate = release->get_future().share()] { gate.wait(); return true; }, nullptr);
+  RoundRecorder rounds;
+  Flusher flusher(io.get_executor(), rounds.observer());
+  auto release = RoundRecorder::hold(flusher);
   const int fd = scratch_file();
   std::optional<bool> flush_result, late_result;
-  flusher.run_after_syncs([&] { record("reserve"); return true; }, [&](bool ok) { late_result = ok; });
-  flusher.run([&] { record("job"); return true; }, nullptr);
+  flusher.run_after_syncs([&] { rounds.record("reserve"); return true; }, [&](bool ok) { late_result = ok; });
+  flusher.run([&] { rounds.record("job"); return true; }, nullptr);
   flusher.flush({fd}, [&](bool ok) { flush_result = ok; });
   release->set_value();
   wait_for(io, flush_result);
   wait_for(io, late_result);
   EXPECT_EQ(flush_result, std::optional<bool>(true));
   EXPECT_EQ(late_result, std::optional<bool>(true));
-  {
-    std::lock_guard lock(mutex);
-    EXPECT_EQ(order, (std::vector<std::string>{"job", "sync", "reserve"}));
-  }
+  EXPECT_EQ(rounds.recorded(), (std::vector<std::string>{"job", "sync", "reserve"}));
   ::close(fd);
 }
 

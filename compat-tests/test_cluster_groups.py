@@ -209,6 +209,18 @@ def test_offsets_partitions_are_compacted_and_replicas_follow():
             print(f"\n__consumer_offsets-{shard}: log start {low}, end {high} after 300 commits of {partitions}")
             assert low > 0, "the partition was never compacted"
             coordinator = c.leader_of("__consumer_offsets", shard)
+            # Every replica follows the new log start: a follower learns it from its next fetch
+            # answer (up to replica.fetch.wait.max.ms later; killing the leader before then raced it,
+            # stop 34's clean-clone run), and drops the segments below it (checked on disk).
+            replicas = c.partition_state("__consumer_offsets")[shard][1]
+            deadline = time.monotonic() + 20
+            while True:
+                first_segment = {r: min((int(f.stem) for f in (c.node(r).data_dir / f"__consumer_offsets-{shard}")
+                                         .glob("*.log")), default=0) for r in replicas}
+                if all(base > 0 for base in first_segment.values()):
+                    break
+                assert time.monotonic() < deadline, f"a replica kept the compacted records: {first_segment}"
+                time.sleep(0.2)
             c.node(coordinator).kill9()
             c.wait_partitions("__consumer_offsets", lambda s: s[shard][0] not in (-1, coordinator))
             # The new leader, a follower until now, follows the log start too.
