@@ -383,9 +383,9 @@ void PartitionLog::preallocate_for(Segment& segment, uint64_t end) {
   if (off_thread_) {
     // Ahead of need, off this thread: once the writes come within half a step of the reserve's
     // end, the next step is asked for. An append past what the job has reserved so far only
-    // goes without the speed-up. (The job runs before a later roll's finishing, which gives
-    // the rest back.) A failure stops the reserving for the log: a full disk, a file system
-    // without fallocate.
+    // goes without the speed-up, and a job queued before the segment was rolled or cut does
+    // nothing. A failure stops the segment's reserving (a full disk), a file system without
+    // fallocate the log's.
     if (const int error = reserve_error_->exchange(0); error != 0 || reserve_unsupported_) {
       reserve_unsupported_ = reserve_unsupported_ || error == EOPNOTSUPP || error == ENOSYS;
       segment.preallocate = false;  // (a full disk: the next segment tries again)
@@ -492,9 +492,6 @@ SyncList PartitionLog::to_sync() const {
   return sync;
 }
 
-// Appends the index entries not yet on disk; with `sync`, also makes them
-// durable, and (as when a segment is finished) adds a final time entry for the
-// largest timestamp, so a trusted segment's time index knows it.
 std::string PartitionLog::encode_index(const Segment& segment, size_t from, size_t to) {
   std::string bytes((to - from) * kIndexEntryBytes, '\0');
   for (size_t i = from; i < to; ++i) {
@@ -527,6 +524,9 @@ bool write_index_file(int fd, const std::string& bytes, size_t at, bool sync) {
 
 }  // namespace
 
+// Appends the index entries not yet on disk; with `sync`, also makes them
+// durable, and (as when a segment is finished) adds a final time entry for the
+// largest timestamp, so a trusted segment's time index knows it.
 void PartitionLog::write_indexes(Segment& segment, bool sync, bool resize) {
   if (sync) finish_time_index(segment);
   auto append_file = [&](const char* ext, std::shared_ptr<const OpenFile>& file, size_t& on_disk, size_t total,
