@@ -23,6 +23,8 @@
 #include "federation/topic_mover.h"
 #include "broker/log.h"
 #include "protocol/error_codes.h"
+#include "protocol/messages/api_versions_request.h"
+#include "protocol/messages/api_versions_response.h"
 
 namespace sluice::federation {
 namespace asio = boost::asio;
@@ -35,6 +37,23 @@ Federation::Federation(asio::io_context& io, FederationConfig config)
       groups_(no_offsets_, config_.groups, io.get_executor()) {
   for (const auto& m : config_.members)
     members_.push_back(std::make_unique<MemberCluster>(io_.get_executor(), m, config_));
+  std::sort(config_.endpoints.begin(), config_.endpoints.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  endpoint_answers_.assign(config_.endpoints.size(), std::chrono::steady_clock::now());
+  for (size_t i = 0; i < config_.endpoints.size(); ++i)
+    if (config_.endpoints[i].id == config_.node_id) self_index_ = i;
+  if (config_.map_cluster) {
+    map_log_ = std::make_unique<MapLog>(*this, *member(*config_.map_cluster));
+    FederationStore::Sharing sharing;
+    sharing.endpoint = config_.node_id;
+    sharing.append = [log = map_log_.get()](std::string value) { return log->append(std::move(value)); };
+    sharing.timeout = std::chrono::milliseconds(config_.request_timeout_ms);
+    store_.share(std::move(sharing));
+    store_.on_topic_removed = [this](const std::string& topic) { note_deleted(topic); };
+  }
+  if (config_.endpoints.size() > 1) {
+    groups_.shard_by(static_cast<int32_t>(config_.endpoints.size()));
+    deal_groups();
+  }
 }
 
 MemberCluster* Federation::member(std::string_view name) const {
@@ -57,6 +76,9 @@ void Federation::start() {
     asio::co_spawn(io_, m->watch([this](MemberCluster& member) { adopt_topics(member); }), asio::detached);
   asio::co_spawn(io_, expire_group_members(), asio::detached);
   asio::co_spawn(io_, finish_unfinished_creations(), asio::detached);
+  if (map_log_) asio::co_spawn(io_, map_log_->follow(), asio::detached);
+  for (size_t i = 0; i < config_.endpoints.size(); ++i)
+    if (i != self_index_) asio::co_spawn(io_, watch_endpoint(i), asio::detached);
   start_admin_server();
   SLUICE_LOG(kInfo, "federation endpoint on " << config_.listener.host << ":" << port_ << " over "
                                               << members_.size() << " member cluster(s); "
@@ -74,6 +96,17 @@ asio::awaitable<void> Federation::accept(tcp::acceptor acceptor) {
     pause.expires_after(std::chrono::milliseconds(10));
     co_await pause.async_wait(asio::use_awaitable);
   }
+  // A shared map is read to its end first: what clients are told is the map
+  // every endpoint serves, and this endpoint's holds from before are settled.
+  if (map_log_ && !map_log_->caught_up()) {
+    SLUICE_LOG(kInfo, "reading the federation's map log on member cluster " << *config_.map_cluster
+                                                                            << " before letting clients in");
+    while (!map_log_->caught_up()) {
+      pause.expires_after(std::chrono::milliseconds(10));
+      co_await pause.async_wait(asio::use_awaitable);
+    }
+  }
+  if (map_log_) store_.recover_own_holds();
   accepting_ = true;
   for (;;) {
     boost::system::error_code ec;
@@ -311,25 +344,110 @@ void Federation::note_deleted(const std::string& topic) {
 void Federation::adopt_topics(MemberCluster& member) {
   const auto now = std::chrono::steady_clock::now();
   std::erase_if(deleted_, [&](const auto& entry) { return entry.second <= now; });
+  // (A shared map's own log is not a topic of the federation; nor is anything before the map is read.)
+  if (map_log_ && !map_log_->caught_up()) return;
   for (const auto& [name, topic] : member.topics()) {
-    if (topic.internal || topic.leaders.empty() || store_.find(name) || store_.reserved(name) || deleted_.count(name))
+    if (topic.internal || topic.leaders.empty() || store_.find(name) || store_.reserved(name) || deleted_.count(name) ||
+        adopting_.count(name) || name == MapLog::kTopic)
       continue;
-    store_.reserve(name);
+    adopting_.insert(name);
     asio::co_spawn(io_, adopt(name, member.name(), static_cast<int32_t>(topic.leaders.size())), asio::detached);
   }
 }
 
 // A topic found on a member and not in the map (created there directly, or
 // the map lost it): it is federated where it is, under a new federated id.
+// (Shared map: every endpoint may find it; the first reservation in the log wins.)
 asio::awaitable<void> Federation::adopt(std::string topic, std::string cluster, int32_t partitions) {
+  const bool reserved = co_await store_.reserve(topic);
+  if (!reserved) {
+    adopting_.erase(topic);
+    co_return;
+  }
   TopicPlacement placement{new_topic_id(), {{cluster, partitions}}};
   const bool ok = co_await store_.put(topic, placement);
+  adopting_.erase(topic);
   store_.release(topic);
   if (ok)
     SLUICE_LOG(kInfo, "federated topic " << topic << ", found on member cluster " << cluster << " (" << partitions
                                          << " partition(s))");
   else
     SLUICE_LOG(kError, "could not record topic " << topic << " of member cluster " << cluster << " in the map");
+}
+
+bool Federation::endpoint_live(size_t index) const {
+  return index == self_index_ || std::chrono::steady_clock::now() - endpoint_answers_[index] <
+                                     std::chrono::milliseconds(config_.member_timeout_ms);
+}
+
+std::vector<EndpointAddress> Federation::live_endpoints() const {
+  if (config_.endpoints.empty())
+    return {EndpointAddress{config_.node_id, HostPort{config_.advertised.host, config_.advertised.port}}};
+  std::vector<EndpointAddress> live;
+  for (size_t i = 0; i < config_.endpoints.size(); ++i)
+    if (endpoint_live(i)) live.push_back(config_.endpoints[i]);
+  // This endpoint as clients reach it (listeners=...:0 learns its port at start).
+  for (auto& e : live)
+    if (e.id == config_.node_id) e.address = {config_.advertised.host, config_.advertised.port};
+  return live;
+}
+
+size_t Federation::shard_owner(size_t shard) const {
+  for (size_t step = 0; step < config_.endpoints.size(); ++step) {
+    const size_t index = (shard + step) % config_.endpoints.size();
+    if (endpoint_live(index)) return index;
+  }
+  return self_index_;
+}
+
+EndpointAddress Federation::coordinator_of(std::string_view group) const {
+  if (config_.endpoints.size() <= 1)
+    return EndpointAddress{config_.node_id, HostPort{config_.advertised.host, config_.advertised.port}};
+  const size_t owner = shard_owner(static_cast<size_t>(groups_.shard_of(group)));
+  if (owner == self_index_)
+    return EndpointAddress{config_.node_id, HostPort{config_.advertised.host, config_.advertised.port}};
+  return config_.endpoints[owner];
+}
+
+void Federation::deal_groups() {
+  if (config_.endpoints.size() <= 1) return;
+  for (size_t shard = 0; shard < config_.endpoints.size(); ++shard) {
+    const int32_t s = static_cast<int32_t>(shard);
+    const bool mine = shard_owner(shard) == self_index_;
+    if (mine && groups_.begin_loading(s, ++shard_epoch_)) {
+      groups_.finish_loading(s, {});  // the offsets are on the members: nothing to load
+      SLUICE_LOG(kInfo, "coordinating the consumer groups of endpoint " << config_.endpoints[shard].id << "'s share");
+    } else if (!mine && groups_.shard_loaded(s)) {
+      groups_.unload(s);  // its members are told NOT_COORDINATOR and look again
+      SLUICE_LOG(kInfo, "no longer coordinating the consumer groups of endpoint " << config_.endpoints[shard].id
+                                                                                 << "'s share");
+    }
+  }
+}
+
+asio::awaitable<void> Federation::watch_endpoint(size_t index) {
+  const EndpointAddress& endpoint = config_.endpoints[index];
+  broker::OutboundConnection link(io_.get_executor(), endpoint.address.host, endpoint.address.port,
+                                  "sluice-federation-peer");
+  asio::steady_timer pause(io_);
+  bool was_live = true;
+  for (;;) {
+    try {
+      protocol::ApiVersionsRequest ask;
+      co_await link.call<protocol::ApiVersionsResponse>(ask, 0, std::chrono::milliseconds(config_.member_timeout_ms));
+      endpoint_answers_[index] = std::chrono::steady_clock::now();
+    } catch (const std::exception&) {
+      // unanswered: it stays live until federation.member.timeout.ms after its last answer
+    }
+    const bool live = endpoint_live(index);
+    if (live != was_live)
+      SLUICE_LOG(kInfo, "federation endpoint " << endpoint.id << " at " << endpoint.address.host << ":"
+                                               << endpoint.address.port << (live ? " answers again" : " does not answer"));
+    was_live = live;
+    deal_groups();
+    pause.expires_after(std::chrono::milliseconds(config_.health_check_interval_ms));
+    co_await pause.async_wait(asio::use_awaitable);
+  }
 }
 
 }  // namespace sluice::federation

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <tuple>
@@ -31,6 +32,7 @@
 #include "federation/member_cluster.h"
 #include "federation/member_links.h"
 #include "federation/federation_store.h"
+#include "federation/map_log.h"
 #include "federation/status.h"
 #include "protocol/wire.h"
 
@@ -57,6 +59,20 @@ class Federation {
   // A topic deleted through the endpoint: the members may list it a moment
   // longer, and it must not be adopted back from them meanwhile.
   void note_deleted(const std::string& topic);
+
+  // Several endpoints over one map (federation.endpoints, the map shared
+  // through federation.map.cluster): each asks the others for ApiVersions
+  // every health interval; one unanswered for federation.member.timeout.ms is
+  // taken for gone. Metadata lists the endpoints taken for live, and the
+  // consumer groups are dealt out over the endpoints (GroupCoordinator's
+  // shards, one per endpoint: a group's shard is coordinated by its endpoint,
+  // or by the next live one after it), so a group's members, whichever
+  // endpoint they bootstrapped from, meet at one coordinator.
+  std::vector<EndpointAddress> live_endpoints() const;
+  // The endpoint coordinating `group`.
+  EndpointAddress coordinator_of(std::string_view group) const;
+  // The map's log, when the map is shared (else nullptr).
+  const MapLog* map_log() const { return map_log_.get(); }
 
   // Moves of a topic's segment from one member to another (topic_mover.h), by
   // topic; an ended one is kept to be shown (/v1/topics) until the next.
@@ -105,6 +121,13 @@ class Federation {
   FederationStatus take_status() const;
   boost::asio::awaitable<void> publish_status();
   void start_admin_server();
+  // Asks endpoint `index` of federation.endpoints for ApiVersions every health interval, forever.
+  boost::asio::awaitable<void> watch_endpoint(size_t index);
+  bool endpoint_live(size_t index) const;
+  // The endpoint (index in federation.endpoints) coordinating shard `shard`.
+  size_t shard_owner(size_t shard) const;
+  // Takes up the shards this endpoint now owns and lets go of the others.
+  void deal_groups();
 
   boost::asio::io_context& io_;
   FederationConfig config_;
@@ -120,7 +143,12 @@ class Federation {
   broker::GroupCoordinator groups_;
   std::vector<std::unique_ptr<MemberCluster>> members_;
   uint16_t port_ = 0;
+  std::unique_ptr<MapLog> map_log_;
+  std::vector<std::chrono::steady_clock::time_point> endpoint_answers_;  // by index in federation.endpoints
+  size_t self_index_ = 0;
+  int32_t shard_epoch_ = 0;
   std::map<std::string, std::chrono::steady_clock::time_point, std::less<>> deleted_;  // until when not adopted
+  std::set<std::string, std::less<>> adopting_;  // adoptions under way
   bool accepting_ = false;  // every member had its first health round: clients are let in
   std::map<std::string, TopicMove, std::less<>> moves_;
   std::map<std::pair<std::string, std::string>, int> writes_in_flight_;

@@ -2,6 +2,7 @@
 
 #include "federation/placement.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <map>
@@ -76,6 +77,20 @@ FederationConfig FederationConfig::load(const std::optional<std::string>& file,
       config.data_dir = split_list(value).empty() ? value : split_list(value).front();
     } else if (key == "federation.clusters") {
       names = split_list(value);
+    } else if (key == "federation.map.cluster") {
+      if (!value.empty()) config.map_cluster = value;
+    } else if (key == "federation.endpoints") {
+      for (const std::string& item : split_list(value)) {
+        const size_t at = item.find('@');
+        if (at == std::string::npos || at == 0)
+          throw ConfigError("Invalid value '" + item + "' for configuration " + key + ": give id@host:port");
+        const auto servers = parse_servers(key, item.substr(at + 1));
+        if (servers.size() != 1) throw ConfigError("Invalid value '" + item + "' for configuration " + key + ": give id@host:port");
+        const auto id = static_cast<int32_t>(parse_long(key, item.substr(0, at), 0));
+        for (const auto& e : config.endpoints)
+          if (e.id == id) throw ConfigError("Invalid configuration " + key + ": endpoint " + std::to_string(id) + " is named twice");
+        config.endpoints.push_back({id, servers[0]});
+      }
     } else if (key == "federation.health.check.interval.ms") {
       config.health_check_interval_ms = parse_long(key, value, 10);
     } else if (key == "federation.member.timeout.ms") {
@@ -124,6 +139,18 @@ FederationConfig FederationConfig::load(const std::optional<std::string>& file,
   if (!bootstraps.empty())
     throw ConfigError("Invalid configuration " + std::string(kClusterPrefix) + bootstraps.begin()->first +
                       std::string(kBootstrapSuffix) + ": not a member named in federation.clusters");
+  if (config.map_cluster &&
+      std::none_of(config.members.begin(), config.members.end(), [&](const auto& m) { return m.name == *config.map_cluster; }))
+    throw ConfigError("Invalid configuration federation.map.cluster: " + *config.map_cluster +
+                      " is not a member named in federation.clusters");
+  if (!config.endpoints.empty()) {
+    if (std::none_of(config.endpoints.begin(), config.endpoints.end(), [&](const auto& e) { return e.id == config.node_id; }))
+      throw ConfigError("Invalid configuration federation.endpoints: it does not name this endpoint (node.id " +
+                        std::to_string(config.node_id) + ")");
+    if (config.endpoints.size() > 1 && !config.map_cluster)
+      throw ConfigError("Invalid configuration federation.endpoints: several endpoints serve one map only through "
+                        "federation.map.cluster");
+  }
   return config;
 }
 

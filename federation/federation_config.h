@@ -13,6 +13,12 @@
 //   federation.health.check.interval.ms      how often each member is asked (1000)
 //   federation.member.timeout.ms             unanswered this long: unhealthy (5000)
 //   federation.request.timeout.ms            one forwarded request (30000)
+//   federation.map.cluster                   the member that keeps the map's log, shared
+//                                            by several endpoints (map_log.h; unset: the
+//                                            map is this endpoint's alone, in log.dirs)
+//   federation.endpoints                     id@host:port,... every endpoint serving the
+//                                            map, this one (node.id) too: Metadata lists
+//                                            them, groups are coordinated by one each
 //   auto.create.topics.enable                Metadata creates the topics it is asked
 //                                            for and the map lacks (true, as Kafka)
 //   num.partitions                           their partitions (1, as Kafka)
@@ -40,6 +46,11 @@ struct MemberClusterConfig {
   std::vector<HostPort> bootstrap;
 };
 
+struct EndpointAddress {
+  int32_t id = 0;
+  HostPort address;
+};
+
 struct FederationConfig {
   int32_t node_id = 0;
   broker::Listener listener{"PLAINTEXT", "127.0.0.1", 9192};
@@ -47,6 +58,8 @@ struct FederationConfig {
   std::string data_dir = "./federation-data";
   std::optional<broker::Listener> admin = broker::Listener{"http", "127.0.0.1", 9645};
   std::vector<MemberClusterConfig> members;
+  std::optional<std::string> map_cluster;
+  std::vector<EndpointAddress> endpoints;  // empty: this one alone
   int64_t health_check_interval_ms = 1000;
   int64_t member_timeout_ms = 5000;
   int64_t request_timeout_ms = 30000;

@@ -2,10 +2,17 @@
 
 #include <charconv>
 #include <filesystem>
+#include <random>
 #include <stdexcept>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "broker/async_event.h"
 #include "broker/log.h"
+#include "protocol/wire.h"
 
 namespace sluice::federation {
 namespace {
@@ -13,6 +20,72 @@ namespace {
 constexpr std::string_view kTopicPrefix = "federation/topic/";
 constexpr std::string_view kProducerBlockKey = "federation/producer-id-block-end";
 constexpr std::string_view kCreatingPrefix = "federation/creating/";
+// Shared map only: which endpoint holds a topic (its node.id, decimal), and
+// the map-log offset the cache reached.
+constexpr std::string_view kHeldPrefix = "federation/held/";
+constexpr std::string_view kAppliedEndKey = "federation/map-applied-end";
+constexpr std::string_view kMapPrefix = "federation/";
+constexpr int8_t kRecordVersion = 1;
+
+// One map-log record (FORMATS.md, "The federation's map log").
+struct MapRecord {
+  int32_t endpoint = 0;
+  int64_t incarnation = 0;
+  int64_t sequence = 0;
+  std::vector<std::pair<std::string, std::optional<std::string>>> conditions;
+  std::vector<storage::StateStore::Change> changes;
+};
+
+std::string encode_record(const MapRecord& r) {
+  protocol::Writer w;
+  w.write_int8(kRecordVersion);
+  w.write_int32(r.endpoint);
+  w.write_int64(r.incarnation);
+  w.write_int64(r.sequence);
+  w.write_int32(static_cast<int32_t>(r.conditions.size()));
+  for (const auto& [key, value] : r.conditions) {
+    w.write_string(key);
+    w.write_nullable_string(value);
+  }
+  w.write_int32(static_cast<int32_t>(r.changes.size()));
+  for (const auto& change : r.changes) {
+    w.write_string(change.key);
+    w.write_nullable_string(change.value);
+  }
+  return std::move(w.buffer());
+}
+
+// nullopt for bytes that are not a record of a version this build reads.
+std::optional<MapRecord> decode_record(std::string_view bytes) {
+  try {
+    protocol::Reader r(bytes);
+    if (r.read_int8() != kRecordVersion) return std::nullopt;
+    MapRecord record;
+    record.endpoint = r.read_int32();
+    record.incarnation = r.read_int64();
+    record.sequence = r.read_int64();
+    const int32_t conditions = r.read_array_length(4);
+    for (int32_t i = 0; i < conditions; ++i) {
+      std::string key = r.read_string();
+      record.conditions.emplace_back(std::move(key), r.read_nullable_string());
+    }
+    const int32_t changes = r.read_array_length(4);
+    for (int32_t i = 0; i < changes; ++i) {
+      std::string key = r.read_string();
+      record.changes.push_back({std::move(key), r.read_nullable_string()});
+    }
+    return record;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+std::optional<int64_t> parse_int64(std::string_view text) {
+  int64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size()) return std::nullopt;
+  return value;
+}
 
 // Commits the changes (nullopt values erase) durably, in one transaction, on
 // the writer's thread; false if they failed.
@@ -102,20 +175,60 @@ const std::string* FederationStore::find_name(const protocol::Uuid& id) const {
   return it == names_by_id_.end() ? nullptr : &it->second;
 }
 
-bool FederationStore::reserve(const std::string& topic) {
-  if (topics_.count(topic) || reserved_.count(topic)) return false;
-  reserved_.insert(topic);
-  return true;
+bool FederationStore::reserved(std::string_view topic) const {
+  if (reserved_.find(topic) != reserved_.end()) return true;
+  return sharing_ && applied_.count(std::string(kHeldPrefix) + std::string(topic));
+}
+
+boost::asio::awaitable<bool> FederationStore::reserve(std::string topic) {
+  if (topics_.count(topic) || reserved(topic)) co_return false;
+  if (!sharing_) {
+    reserved_.insert(topic);
+    co_return true;
+  }
+  std::vector<Condition> conditions{unchanged(std::string(kTopicPrefix) + topic),
+                                    unchanged(std::string(kHeldPrefix) + topic)};
+  Changes changes;
+  changes.push_back({std::string(kHeldPrefix) + topic, std::to_string(sharing_->endpoint)});
+  co_return co_await commit(std::move(conditions), std::move(changes));
+}
+
+boost::asio::awaitable<bool> FederationStore::hold(std::string topic) {
+  if (!sharing_) {
+    reserved_.insert(topic);
+    co_return true;
+  }
+  if (reserved(topic)) co_return false;
+  // The placement the caller read is still the map's when the hold takes effect.
+  std::vector<Condition> conditions{unchanged(std::string(kTopicPrefix) + topic),
+                                    unchanged(std::string(kHeldPrefix) + topic)};
+  Changes changes;
+  changes.push_back({std::string(kHeldPrefix) + topic, std::to_string(sharing_->endpoint)});
+  co_return co_await commit(std::move(conditions), std::move(changes));
 }
 
 boost::asio::awaitable<bool> FederationStore::begin_creation(std::string topic, std::vector<std::string> clusters) {
   std::string value;
   for (const auto& c : clusters) value += (value.empty() ? "" : ",") + c;
+  if (sharing_) {
+    Changes changes;
+    changes.push_back({std::string(kCreatingPrefix) + topic, value});
+    std::vector<Condition> conditions{held_by_me(topic)};
+    co_return co_await commit(std::move(conditions), std::move(changes));
+  }
   co_return co_await write(writer_, std::string(kCreatingPrefix) + topic, value);
 }
 
 boost::asio::awaitable<bool> FederationStore::end_creation(std::string topic) {
-  const bool ok = co_await write(writer_, std::string(kCreatingPrefix) + topic, std::nullopt);
+  bool ok = false;
+  if (sharing_) {
+    Changes changes;
+    changes.push_back({std::string(kCreatingPrefix) + topic, std::nullopt});
+    std::vector<Condition> conditions{held_by_me(topic)};
+    ok = co_await commit(std::move(conditions), std::move(changes));
+  } else {
+    ok = co_await write(writer_, std::string(kCreatingPrefix) + topic, std::nullopt);
+  }
   if (ok) unfinished_.erase(topic);
   co_return ok;
 }
@@ -142,6 +255,10 @@ boost::asio::awaitable<bool> FederationStore::put_with_creation(std::string topi
   std::vector<storage::StateStore::Change> changes;
   changes.push_back({std::string(kTopicPrefix) + topic, encode_placement(placement)});
   changes.push_back({std::string(kCreatingPrefix) + topic, std::move(creating)});
+  if (sharing_) {
+    std::vector<Condition> conditions{held_by_me(topic)};
+    co_return co_await commit(std::move(conditions), std::move(changes));  // applied by apply_change
+  }
   const bool ok = co_await write(writer_, std::move(changes));
   if (ok) {
     if (auto old = topics_.find(topic); old != topics_.end()) names_by_id_.erase(old->second.topic_id.bytes);
@@ -153,6 +270,12 @@ boost::asio::awaitable<bool> FederationStore::put_with_creation(std::string topi
 }
 
 boost::asio::awaitable<bool> FederationStore::erase(const std::string& topic) {
+  if (sharing_) {
+    Changes changes;
+    changes.push_back({std::string(kTopicPrefix) + topic, std::nullopt});
+    std::vector<Condition> conditions{held_by_me(topic)};
+    co_return co_await commit(std::move(conditions), std::move(changes));
+  }
   const bool ok = co_await write(writer_, std::string(kTopicPrefix) + topic, std::nullopt);
   if (auto it = topics_.find(topic); ok && it != topics_.end()) {
     names_by_id_.erase(it->second.topic_id.bytes);
@@ -163,6 +286,24 @@ boost::asio::awaitable<bool> FederationStore::erase(const std::string& topic) {
 }
 
 boost::asio::awaitable<std::optional<int64_t>> FederationStore::new_producer_id() {
+  if (sharing_) {
+    // A block claimed in the log: the record that moves the end from the end
+    // this endpoint applied wins it (another endpoint's claim in between
+    // makes it change nothing, and the next try claims the block after).
+    for (int attempt = 0; next_producer_id_ >= my_block_end_; ++attempt) {
+      if (attempt == 5) co_return std::nullopt;
+      const int64_t start = producer_block_end_;
+      Changes changes;
+      changes.push_back({std::string(kProducerBlockKey), std::to_string(start + kProducerIdBlock)});
+      std::vector<Condition> conditions{unchanged(std::string(kProducerBlockKey))};
+      const bool won = co_await commit(std::move(conditions), std::move(changes));
+      if (won && next_producer_id_ >= my_block_end_) {  // (a concurrent caller may have claimed one meanwhile)
+        next_producer_id_ = start;
+        my_block_end_ = start + kProducerIdBlock;
+      }
+    }
+    co_return next_producer_id_++;
+  }
   while (next_producer_id_ >= producer_block_end_) {
     // Callers meeting the same full block write the same new end: harmless.
     const int64_t end = producer_block_end_ + kProducerIdBlock;
@@ -175,6 +316,10 @@ boost::asio::awaitable<std::optional<int64_t>> FederationStore::new_producer_id(
 
 void FederationStore::release(const std::string& topic) {
   reserved_.erase(topic);
+  if (sharing_) {  // the waiters are woken when the release is applied
+    boost::asio::co_spawn(executor_, release_shared(topic), boost::asio::detached);
+    return;
+  }
   auto [first, last] = release_waiters_.equal_range(topic);
   for (auto it = first; it != last; ++it) it->second->set();
 }
@@ -193,6 +338,175 @@ boost::asio::awaitable<bool> FederationStore::wait_released(std::string topic,
     release_waiters_.erase(waiting);
   }
   co_return true;
+}
+
+// --- The shared map ---
+
+void FederationStore::share(Sharing sharing) {
+  const auto applied_end = store_->get(kAppliedEndKey);
+  if (!applied_end && (!topics_.empty() || !unfinished_.empty() || store_->get(kProducerBlockKey)))
+    throw std::runtime_error(
+        "the federation's state in this directory was kept by one endpoint alone (no federation.map.cluster): "
+        "it cannot become a shared map; start this endpoint with an empty log.dirs, or without federation.map.cluster");
+  sharing_ = std::move(sharing);
+  std::random_device random;
+  incarnation_ = (static_cast<int64_t>(random()) << 32) ^ static_cast<int64_t>(random());
+  // The typed views are rebuilt from the cache's keys, as the log made them.
+  topics_.clear();
+  names_by_id_.clear();
+  unfinished_.clear();
+  reserved_.clear();
+  producer_block_end_ = next_producer_id_ = kFirstProducerId;
+  if (applied_end) {
+    const auto end = parse_int64(*applied_end);
+    if (!end || *end < 0) throw std::runtime_error("the federation's map cache holds an unreadable log offset: " + *applied_end);
+    applied_end_ = *end;
+  }
+  std::vector<std::pair<std::string, std::string>> cached;
+  store_->scan(kMapPrefix, [&](std::string_view key, std::string_view value) {
+    if (key != kAppliedEndKey) cached.emplace_back(key, value);
+  });
+  for (auto& [key, value] : cached) apply_change(key, value);
+}
+
+FederationStore::Condition FederationStore::unchanged(const std::string& key) const {
+  auto it = applied_.find(key);
+  return Condition{key, it == applied_.end() ? std::nullopt : std::optional<std::string>(it->second)};
+}
+
+FederationStore::Condition FederationStore::held_by_me(const std::string& topic) const {
+  return Condition{std::string(kHeldPrefix) + topic, std::to_string(sharing_->endpoint)};
+}
+
+void FederationStore::apply_change(const std::string& key, const std::optional<std::string>& value) {
+  if (value)
+    applied_[key] = *value;
+  else
+    applied_.erase(key);
+  const std::string_view k(key);
+  if (k.starts_with(kTopicPrefix)) {
+    const std::string topic(k.substr(kTopicPrefix.size()));
+    auto old = topics_.find(topic);
+    if (old != topics_.end()) names_by_id_.erase(old->second.topic_id.bytes);
+    std::optional<TopicPlacement> placement = value ? decode_placement(*value) : std::nullopt;
+    if (value && !placement) SLUICE_LOG(kError, "the federation's map log holds an unreadable placement for topic " << topic << ": ignored");
+    if (placement) {
+      names_by_id_[placement->topic_id.bytes] = topic;
+      topics_[topic] = std::move(*placement);
+    } else if (old != topics_.end()) {
+      topics_.erase(old);
+      if (on_topic_removed) on_topic_removed(topic);
+    }
+    ++placements_changed_;
+  } else if (k.starts_with(kHeldPrefix)) {
+    if (!value) {
+      auto [first, last] = release_waiters_.equal_range(k.substr(kHeldPrefix.size()));
+      for (auto it = first; it != last; ++it) it->second->set();
+    }
+  } else if (k == kProducerBlockKey) {
+    const auto end = value ? parse_int64(*value) : std::nullopt;
+    if (end && *end > producer_block_end_) producer_block_end_ = *end;
+  }
+}
+
+void FederationStore::apply_log(const std::vector<std::pair<int64_t, std::string>>& records, int64_t next) {
+  Changes cached;
+  for (const auto& [offset, bytes] : records) {
+    if (offset < applied_end_) continue;  // read again
+    const auto record = decode_record(bytes);
+    if (!record) SLUICE_LOG(kError, "the federation's map log holds an unreadable record at offset " << offset << ": ignored");
+    bool holds = record.has_value();
+    if (record)
+      for (const auto& [key, expected] : record->conditions) {
+        auto it = applied_.find(key);
+        const bool present = it != applied_.end();
+        holds = holds && present == expected.has_value() && (!present || it->second == *expected);
+      }
+    if (holds)
+      for (const auto& change : record->changes) {
+        apply_change(change.key, change.value);
+        cached.push_back(change);
+      }
+    if (record && sharing_ && record->endpoint == sharing_->endpoint && record->incarnation == incarnation_)
+      if (auto waiting = outcomes_.find(record->sequence); waiting != outcomes_.end()) waiting->second = holds;
+  }
+  if (next <= applied_end_) return;
+  applied_end_ = next;
+  // The cache follows in order (a failed commit stops the later ones: no
+  // hole); the log, not the cache, is what the change's durability rests on.
+  cached.push_back({std::string(kAppliedEndKey), std::to_string(next)});
+  writer_.apply(std::move(cached), {}, cache_chain_);
+  for (auto* waiter : apply_waiters_) waiter->set();
+}
+
+boost::asio::awaitable<bool> FederationStore::commit(std::vector<Condition> conditions, Changes changes) {
+  MapRecord record;
+  record.endpoint = sharing_->endpoint;
+  record.incarnation = incarnation_;
+  record.sequence = ++sequence_;
+  for (auto& c : conditions) record.conditions.emplace_back(std::move(c.key), std::move(c.value));
+  record.changes = std::move(changes);
+  const int64_t sequence = record.sequence;
+  outcomes_[sequence] = std::nullopt;
+  const auto deadline = std::chrono::steady_clock::now() + sharing_->timeout;
+  boost::asio::steady_timer pause(executor_);
+  std::optional<int64_t> at = co_await sharing_->append(encode_record(record));
+  // Not known whether it was written: a record appended after it (a barrier,
+  // changing nothing) settles it, as the log holds both in order or only the barrier.
+  while (!at && std::chrono::steady_clock::now() < deadline) {
+    pause.expires_after(std::chrono::milliseconds(200));
+    co_await pause.async_wait(boost::asio::use_awaitable);
+    MapRecord barrier;
+    barrier.endpoint = sharing_->endpoint;
+    barrier.incarnation = incarnation_;
+    barrier.sequence = ++sequence_;
+    at = co_await sharing_->append(encode_record(barrier));
+  }
+  while (at && applied_end_ <= *at && std::chrono::steady_clock::now() < deadline) {
+    broker::AsyncEvent applied(executor_);
+    apply_waiters_.push_back(&applied);
+    co_await applied.wait_until(deadline);
+    std::erase(apply_waiters_, &applied);
+  }
+  const std::optional<bool> outcome = outcomes_[sequence];
+  outcomes_.erase(sequence);
+  if (!at || applied_end_ <= *at)
+    SLUICE_LOG(kWarn, "a change of the federation's map was not confirmed by its log in time"
+                          << (at ? "" : " (the map's member cluster did not take it)"));
+  co_return outcome.value_or(false);
+}
+
+boost::asio::awaitable<void> FederationStore::release_shared(std::string topic) {
+  boost::asio::steady_timer pause(executor_);
+  const std::string key = std::string(kHeldPrefix) + topic;
+  for (;;) {
+    auto it = applied_.find(key);
+    if (it == applied_.end() || it->second != std::to_string(sharing_->endpoint)) co_return;  // not ours (any more)
+    Changes changes;
+    changes.push_back({key, std::nullopt});
+    std::vector<Condition> conditions{held_by_me(topic)};
+    if (co_await commit(std::move(conditions), std::move(changes))) co_return;
+    pause.expires_after(std::chrono::seconds(1));
+    co_await pause.async_wait(boost::asio::use_awaitable);
+  }
+}
+
+void FederationStore::recover_own_holds() {
+  const std::string mine = std::to_string(sharing_->endpoint);
+  std::vector<std::string> ended;
+  for (auto it = applied_.lower_bound(kHeldPrefix); it != applied_.end() && std::string_view(it->first).starts_with(kHeldPrefix); ++it) {
+    if (it->second != mine) continue;
+    const std::string topic = it->first.substr(kHeldPrefix.size());
+    auto creating = applied_.find(std::string(kCreatingPrefix) + topic);
+    if (creating != applied_.end())
+      unfinished_[topic] = split_names(creating->second);  // finished by the federation, then released
+    else
+      ended.push_back(topic);
+  }
+  for (const auto& topic : ended) {
+    SLUICE_LOG(kInfo, "topic " << topic << " was held by this endpoint when it stopped: released");
+    release(topic);
+  }
 }
 
 }  // namespace sluice::federation

@@ -4,6 +4,15 @@
 // each change is committed by the state writer's thread (the network thread
 // never waits on a disk) and takes effect only once it is durable, so what
 // clients are told survives a kill -9.
+//
+// Shared (share(), `federation.map.cluster`): several endpoints serve one
+// map, kept as a log on a member cluster (map_log.h). A change is then a
+// record appended there, with conditions on the map as this endpoint read it;
+// every endpoint applies the log in order and a record whose conditions no
+// longer hold changes nothing, so log order settles every race (two
+// creations of one name: the first wins). The LMDB store becomes the cache of
+// what was applied, with the log offset it reached. A topic is changed only
+// by the endpoint that holds it (a `held/` record: reserve(), hold()).
 #pragma once
 
 #include <array>
@@ -52,13 +61,19 @@ class FederationStore {
   const std::string* find_name(const protocol::Uuid& id) const;
 
   // A topic being placed (a creation in progress): not placed twice meanwhile.
-  // False if it is placed or held already.
-  bool reserve(const std::string& topic);
+  // False if it is placed or held already (shared: by any endpoint, or the
+  // hold could not be recorded).
+  boost::asio::awaitable<bool> reserve(std::string topic);
   // A placed topic being changed (a deletion in progress): held the same way.
-  void hold(const std::string& topic) { reserved_.insert(topic); }
+  // Callers check reserved() first; shared, false if another endpoint got
+  // there first (or the placement changed since) or it could not be recorded.
+  boost::asio::awaitable<bool> hold(std::string topic);
+  // hold() where the map is this endpoint's alone (not shared): at once.
+  void hold_unshared(const std::string& topic) { reserved_.insert(topic); }
   // Ends a hold (or a reservation) and wakes the changes waiting for it.
+  // Shared: recorded in the background, retried until it is.
   void release(const std::string& topic);
-  bool reserved(std::string_view topic) const { return reserved_.find(topic) != reserved_.end(); }
+  bool reserved(std::string_view topic) const;
   // Waits until the topic is not held, or until `deadline`, or until
   // `hopeless()` says the hold will not end soon (a move); true if it is free
   // now. A second change of a topic waits for the first, as Kafka's
@@ -104,7 +119,47 @@ class FederationStore {
   static constexpr int64_t kFirstProducerId = int64_t{1} << 48;
   static constexpr int64_t kProducerIdBlock = 1000;
 
+  // --- The shared map (map_log.h) ---
+  struct Sharing {
+    int32_t endpoint = 0;  // this endpoint's node.id: whose holds are whose
+    // Appends one record to the map log (acks=all): its offset, or nullopt
+    // if it was not written or it is not known whether it was.
+    std::function<boost::asio::awaitable<std::optional<int64_t>>(std::string)> append;
+    // How long a change waits for its record to be written and applied.
+    std::chrono::milliseconds timeout{30000};
+  };
+  // Makes the map shared, before anything is changed. Throws
+  // std::runtime_error if the store holds a map kept by one endpoint alone.
+  void share(Sharing sharing);
+  bool shared() const { return sharing_.has_value(); }
+  // The next map-log offset to apply: where reading resumes.
+  int64_t applied_end() const { return applied_end_; }
+  // Applies map-log records in order, (offset, value), up to `next` (the
+  // offset after the last one read). Unreadable records change nothing.
+  void apply_log(const std::vector<std::pair<int64_t, std::string>>& records, int64_t next);
+  // Once the log has been read to its end after a start: this endpoint's
+  // holds from before it (a change a stop interrupted) are ended, or, where a
+  // creation or a move's clean-up was under way, left to be finished
+  // (unfinished_creations()).
+  void recover_own_holds();
+  // Called when a topic leaves the map (whichever endpoint removed it).
+  std::function<void(const std::string&)> on_topic_removed;
+
  private:
+  struct Condition {
+    std::string key;
+    std::optional<std::string> value;  // nullopt: the key is absent
+  };
+  using Changes = std::vector<storage::StateStore::Change>;
+  // Shared: appends a record of `changes` under `conditions` and waits until
+  // it is applied; true if its conditions held (it took effect).
+  boost::asio::awaitable<bool> commit(std::vector<Condition> conditions, Changes changes);
+  // The condition that `key` still has the value this endpoint applied.
+  Condition unchanged(const std::string& key) const;
+  Condition held_by_me(const std::string& topic) const;
+  void apply_change(const std::string& key, const std::optional<std::string>& value);
+  boost::asio::awaitable<void> release_shared(std::string topic);
+
   boost::asio::awaitable<bool> put_with_creation(std::string topic, TopicPlacement placement,
                                                  std::optional<std::string> creating);
   boost::asio::any_io_executor executor_;
@@ -118,6 +173,16 @@ class FederationStore {
   uint64_t placements_changed_ = 0;
   int64_t next_producer_id_ = kFirstProducerId;
   int64_t producer_block_end_ = kFirstProducerId;  // recorded: no id at or past it handed out
+  // Shared only:
+  std::optional<Sharing> sharing_;
+  std::map<std::string, std::string, std::less<>> applied_;  // every key as the log made it
+  int64_t applied_end_ = 0;
+  int64_t incarnation_ = 0;  // random per start: this start's records
+  int64_t sequence_ = 0;
+  int64_t my_block_end_ = 0;  // the end of the producer-id block this start claimed
+  std::map<int64_t, std::optional<bool>> outcomes_;  // this start's records waited for -> took effect
+  std::vector<broker::AsyncEvent*> apply_waiters_;
+  std::shared_ptr<broker::StateWriter::Chain> cache_chain_ = std::make_shared<broker::StateWriter::Chain>();
 };
 
 }  // namespace sluice::federation

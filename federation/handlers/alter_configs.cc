@@ -114,7 +114,11 @@ boost::asio::awaitable<Outcome> alter_topic(FederationRequest& request,
                       moving ? std::string("The topic is being moved between member clusters.")
                              : std::string("Another change of the topic is still under way.")};
   }
-  federation.store().hold(asked.resource_name);
+  // (Shared map: another endpoint may have taken the topic since.)
+  const bool held = co_await federation.store().hold(asked.resource_name);
+  if (!held)
+    co_return Outcome{static_cast<int16_t>(ErrorCode::kRequestTimedOut),
+                      std::string("Another change of the topic is under way, or the federation's map could not be written.")};
   Outcome outcome = co_await on_every_member<Request, Response>(request, clusters, resource, true, version);
   if (outcome.error_code == 0)
     outcome = co_await on_every_member<Request, Response>(request, clusters, resource, false, version);

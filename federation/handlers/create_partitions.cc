@@ -93,7 +93,11 @@ boost::asio::awaitable<Result> raise(Federation& federation, MemberLinks& links,
   const MemberTopic* on_member = member ? member->topic(topic.name) : nullptr;
   const bool member_has_them = on_member && static_cast<int32_t>(on_member->leaders.size()) >= member_count;
 
-  federation.store().hold(topic.name);  // no deletion or second change meanwhile
+  // No deletion or second change meanwhile (shared map: the placement read above is still the map's once held).
+  const bool held = co_await federation.store().hold(topic.name);
+  if (!held)
+    co_return fail(ErrorCode::kRequestTimedOut,
+                   "Another change of the topic is under way, or the federation's map could not be written.");
   if (!member_has_them) {
     Creation c;
     c.member = member;

@@ -139,7 +139,11 @@ boost::asio::awaitable<Result> create_federated_topic(Federation& federation, Me
   // Already federated, being placed, or on a member and not adopted yet (created there directly).
   bool on_a_member = false;
   for (const auto& m : federation.members()) on_a_member |= m->topic(topic.name) != nullptr;
-  if (on_a_member || !federation.store().reserve(topic.name))
+  bool reserved = false;  // no co_await inside || (GCC 12)
+  if (!on_a_member) reserved = co_await federation.store().reserve(topic.name);
+  if (!reserved && !on_a_member && !federation.store().find(topic.name) && !federation.store().reserved(topic.name))
+    co_return refused(topic.name, ErrorCode::kKafkaStorageError, "The federation's topic map could not be written.");
+  if (!reserved)
     co_return refused(topic.name, ErrorCode::kTopicAlreadyExists, "Topic '" + topic.name + "' already exists.");
   std::vector<std::string> member_names;
   for (MemberCluster* m : members) member_names.push_back(m->name());

@@ -36,7 +36,15 @@ boost::asio::awaitable<Result> remove(Federation& federation, MemberLinks& links
     co_return result;
   }
   result.topic_id = placement->topic_id;
-  federation.store().hold(name);  // no creation or second deletion of the name meanwhile
+  // No creation or second deletion of the name meanwhile (shared map: another endpoint may have taken it).
+  const bool held = co_await federation.store().hold(name);
+  placement = federation.store().find(name);  // read again: the map may have changed while the hold was recorded
+  if (!held || !placement) {
+    if (held) federation.store().release(name);
+    result.error_code = static_cast<int16_t>(placement ? ErrorCode::kInvalidRequest : ErrorCode::kUnknownTopicOrPartition);
+    if (placement) result.error_message = "The topic is being created or deleted, or the federation's map could not be written.";
+    co_return result;
+  }
   std::list<Deletion> deletions;
   WaitGroup group(federation.executor());
   std::set<std::string> asked;  // a member holding several segments (a spread topic) is asked once

@@ -22,7 +22,8 @@ boost::asio::awaitable<void> handle_describe_cluster(FederationRequest& request)
   } else {
     reply.cluster_id = std::string(kFederationClusterId);
     reply.controller_id = config.node_id;
-    reply.brokers.push_back({config.node_id, config.advertised.host, config.advertised.port, std::nullopt});
+    for (const auto& e : request.federation.live_endpoints())
+      reply.brokers.push_back({e.id, e.address.host, e.address.port, std::nullopt});
     reply.cluster_authorized_operations = decoded.include_cluster_authorized_operations
                                               ? broker::kClusterAuthorizedOperations
                                               : broker::kAuthorizedOperationsOmitted;

@@ -1,5 +1,6 @@
-// FindCoordinator (key 10): the endpoint coordinates every consumer group
-// itself, so it names itself. Transaction and share-group coordinators are
+// FindCoordinator (key 10): the endpoints coordinate the consumer groups
+// themselves: this one names itself, or, where several endpoints serve the
+// map, the one the group is dealt to (Federation::coordinator_of). Transaction and share-group coordinators are
 // not served by the federation (transactions and share groups would span
 // members): COORDINATOR_NOT_AVAILABLE.
 #include "federation/handlers/handlers.h"
@@ -26,9 +27,10 @@ FindCoordinatorResponse::Coordinator answer(const Federation& federation, const 
     c.port = -1;
     return c;
   }
-  c.node_id = federation.config().node_id;
-  c.host = federation.config().advertised.host;
-  c.port = federation.config().advertised.port;
+  const EndpointAddress coordinator = federation.coordinator_of(key);
+  c.node_id = coordinator.id;
+  c.host = coordinator.address.host;
+  c.port = coordinator.address.port;
   c.error_message = std::nullopt;
   return c;
 }

@@ -94,8 +94,10 @@ boost::asio::awaitable<void> handle_metadata(FederationRequest& request) {
   const auto body = request.decode<protocol::MetadataRequest>();
   Federation& federation = request.federation;
   MetadataResponse reply;
-  reply.brokers.push_back({federation.config().node_id, federation.config().advertised.host,
-                           federation.config().advertised.port, std::nullopt});
+  // Every endpoint serving the map that answers (this one alone unless federation.endpoints names more):
+  // clients need them for their groups' coordinators; each endpoint says it leads every partition.
+  for (const auto& e : federation.live_endpoints())
+    reply.brokers.push_back({e.id, e.address.host, e.address.port, std::nullopt});
   reply.cluster_id = std::string(kFederationClusterId);
   reply.controller_id = federation.config().node_id;
   // v0 asks for every topic with an empty list; later versions with null.
