@@ -1,7 +1,16 @@
 // The creation record's items (FORMATS.md, "The federation's state"): what a
-// creation or a move leaves on a member to delete.
+// creation or a move leaves on a member to delete; and the shared map's rules.
 #include "federation/federation_store.h"
 
+#include <filesystem>
+#include <random>
+#include <set>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <gtest/gtest.h>
 
 namespace sluice::federation {
@@ -19,6 +28,189 @@ TEST(LeftPart, MalformedItemsAreNeverTheWholeTopic) {
   // Read as "delete the topic on a", any of these would lose a member's data.
   for (const char* bad : {"a:", "a:x", "a:-1", "a:3x", ":3", "a:99999999999"})
     EXPECT_FALSE(parse_left_part(bad).has_value()) << bad;
+}
+
+}  // namespace
+}  // namespace sluice::federation
+
+// --- The shared map (federation_store.h): several stores over one log ---
+// The log here is a vector in memory, read by a pump as map_log.h's reader
+// reads the member's topic: the stores' own rules are what is tested.
+
+namespace sluice::federation {
+namespace {
+
+namespace asio = boost::asio;
+
+std::string temp_dir() {
+  static std::mt19937_64 random(std::random_device{}());
+  auto dir = std::filesystem::temp_directory_path() / ("sluice-fedstore-" + std::to_string(random()));
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+struct SharedLog {
+  asio::io_context io;
+  std::vector<std::string> records;
+  std::vector<FederationStore*> readers;
+  bool writable = true;
+  // Each store applies what it has not yet, a millisecond after it is written.
+  void pump() {
+    for (auto* store : readers) {
+      std::vector<std::pair<int64_t, std::string>> batch;
+      for (auto i = static_cast<size_t>(store->applied_end()); i < records.size(); ++i)
+        batch.emplace_back(static_cast<int64_t>(i), records[i]);
+      if (!batch.empty()) store->apply_log(batch, static_cast<int64_t>(records.size()));
+    }
+  }
+  std::unique_ptr<FederationStore> store(int32_t endpoint, std::string dir = temp_dir()) {
+    auto s = std::make_unique<FederationStore>(io.get_executor(), dir);
+    FederationStore::Sharing sharing;
+    sharing.endpoint = endpoint;
+    sharing.timeout = std::chrono::milliseconds(2000);
+    sharing.append = [this](std::string value) -> asio::awaitable<std::optional<int64_t>> {
+      if (!writable) co_return std::nullopt;
+      records.push_back(std::move(value));
+      asio::steady_timer later(io);
+      later.expires_after(std::chrono::milliseconds(1));
+      later.async_wait([this](boost::system::error_code) { pump(); });
+      co_return static_cast<int64_t>(records.size() - 1);
+    };
+    s->share(std::move(sharing));
+    readers.push_back(s.get());
+    return s;
+  }
+  // Runs what is ready for 5 ms (again after the io_context ran out of work).
+  void spin() {
+    io.restart();
+    io.run_for(std::chrono::milliseconds(5));
+  }
+  template <typename T>
+  T run(asio::awaitable<T> work) {
+    std::optional<T> out;
+    asio::co_spawn(io, [&]() -> asio::awaitable<void> { out = co_await std::move(work); }, asio::detached);
+    for (int i = 0; i < 500 && !out; ++i) spin();
+    return out.value();
+  }
+};
+
+TEST(SharedMap, TheFirstReservationOfANameInTheLogWins) {
+  SharedLog log;
+  auto a = log.store(1), b = log.store(2);
+  std::optional<bool> a_won, b_won;
+  // Both append before either has read the other's record.
+  asio::co_spawn(log.io, [&]() -> asio::awaitable<void> { a_won = co_await a->reserve("t"); }, asio::detached);
+  asio::co_spawn(log.io, [&]() -> asio::awaitable<void> { b_won = co_await b->reserve("t"); }, asio::detached);
+  for (int i = 0; i < 500 && !(a_won && b_won); ++i) log.spin();
+  ASSERT_EQ(log.records.size(), 2u);
+  EXPECT_NE(*a_won, *b_won);
+  EXPECT_TRUE(a->reserved("t") && b->reserved("t"));
+  // Only the holder changes the topic; the other's change takes no effect anywhere.
+  FederationStore& holder = *a_won ? *a : *b;
+  FederationStore& other = *a_won ? *b : *a;
+  TopicPlacement placement{new_topic_id(), {{"m", 2}}};
+  EXPECT_FALSE(log.run(other.put("t", placement)));
+  EXPECT_EQ(a->find("t"), nullptr);
+  EXPECT_TRUE(log.run(holder.put("t", placement)));
+  ASSERT_NE(b->find("t"), nullptr);
+  EXPECT_EQ(b->find("t")->topic_id, placement.topic_id);
+  holder.release("t");
+  for (int i = 0; i < 100 && (a->reserved("t") || b->reserved("t")); ++i) log.spin();
+  EXPECT_FALSE(a->reserved("t") || b->reserved("t"));
+  // A name in the map is not reserved again.
+  EXPECT_FALSE(log.run(other.reserve("t")));
+}
+
+TEST(SharedMap, AHoldFailsWhenThePlacementChangedSinceItWasRead) {
+  SharedLog log;
+  auto a = log.store(1), b = log.store(2);
+  ASSERT_TRUE(log.run(a->reserve("t")));
+  ASSERT_TRUE(log.run(a->put("t", TopicPlacement{new_topic_id(), {{"m", 1}}})));
+  a->release("t");
+  for (int i = 0; i < 100 && b->reserved("t"); ++i) log.spin();
+  // b holds; a's hold, appended after, conflicts.
+  ASSERT_TRUE(log.run(b->hold("t")));
+  EXPECT_FALSE(log.run(a->hold("t")));
+  ASSERT_TRUE(log.run(b->erase("t")));
+  EXPECT_EQ(a->find("t"), nullptr);
+}
+
+TEST(SharedMap, ProducerIdBlocksNeverOverlap) {
+  SharedLog log;
+  auto a = log.store(1), b = log.store(2);
+  std::set<int64_t> ids;
+  for (int round = 0; round < 3; ++round)
+    for (auto* s : {a.get(), b.get()})
+      for (int i = 0; i < 1200; ++i) {
+        const auto id = log.run(s->new_producer_id());
+        ASSERT_TRUE(id.has_value());
+        EXPECT_GE(*id, FederationStore::kFirstProducerId);
+        EXPECT_TRUE(ids.insert(*id).second) << *id;
+      }
+}
+
+TEST(SharedMap, AnAppendThatFailsTakesNoEffectAndIsRefused) {
+  SharedLog log;
+  auto a = log.store(1);
+  log.writable = false;
+  auto began = std::chrono::steady_clock::now();
+  EXPECT_FALSE(log.run(a->reserve("t")));  // the timeout (2 s) passes
+  EXPECT_GE(std::chrono::steady_clock::now() - began, std::chrono::milliseconds(1500));
+  EXPECT_FALSE(a->reserved("t"));
+  log.writable = true;
+  EXPECT_TRUE(log.run(a->reserve("t")));
+}
+
+TEST(SharedMap, AnUnreadableRecordChangesNothing) {
+  SharedLog log;
+  auto a = log.store(1);
+  log.records.push_back("\x07garbage");
+  log.pump();
+  EXPECT_EQ(a->applied_end(), 1);
+  EXPECT_TRUE(a->topics().empty());
+  EXPECT_TRUE(log.run(a->reserve("t")));
+}
+
+TEST(SharedMap, ARestartedEndpointFinishesItsOwnInterruptedChanges) {
+  SharedLog log;
+  auto a = log.store(1), b = log.store(2);
+  ASSERT_TRUE(log.run(a->reserve("creating")));
+  std::vector<std::string> parts{"m", "n"};
+  ASSERT_TRUE(log.run(a->begin_creation("creating", parts)));
+  ASSERT_TRUE(log.run(a->reserve("plain")));
+  ASSERT_TRUE(log.run(b->reserve("other")));
+  // Endpoint 1 again, from an empty cache: it reads the whole log.
+  log.readers.erase(log.readers.begin());
+  a.reset();
+  auto again = log.store(1);
+  log.pump();
+  again->recover_own_holds();
+  EXPECT_EQ(again->unfinished_creations().count("creating"), 1u);  // its parts are deleted, then released
+  EXPECT_EQ(again->unfinished_creations().at("creating"), parts);
+  for (int i = 0; i < 100 && b->reserved("plain"); ++i) log.spin();
+  EXPECT_FALSE(b->reserved("plain"));  // an interrupted change holding nothing half done: released
+  EXPECT_TRUE(again->reserved("creating"));
+  EXPECT_TRUE(again->reserved("other"));  // endpoint 2's own, untouched
+  EXPECT_EQ(again->unfinished_creations().count("other"), 0u);
+}
+
+TEST(SharedMap, AMapKeptByOneEndpointIsNotSharedSilently) {
+  asio::io_context io;
+  const std::string dir = temp_dir();
+  {
+    FederationStore alone(io.get_executor(), dir);
+    std::optional<bool> done;
+    const TopicPlacement placement{new_topic_id(), {{"m", 1}}};
+    asio::co_spawn(io, [&]() -> asio::awaitable<void> { done = co_await alone.put("t", placement); }, asio::detached);
+    for (int i = 0; i < 500 && !done; ++i) {
+      io.restart();
+      io.run_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_TRUE(done.value());
+  }
+  FederationStore store(io.get_executor(), dir);
+  FederationStore::Sharing sharing;
+  EXPECT_THROW(store.share(sharing), std::runtime_error);
 }
 
 }  // namespace
