@@ -954,17 +954,19 @@ def wait_move(node, topic: str, to: str, timeout: float = 90.0) -> dict:
 
 
 def move_under_load(node, topic: str, partitions: int, group: str, want: dict, post: str, to: str,
-                    during=None) -> dict:
+                    during=None, produce_via: str | None = None, consume_via: list[str] | None = None) -> dict:
     """A producer (acks=all, keyed, round robin over the partitions) and a group of two consumers
     (committing after every poll) through the endpoint, while POST `post` moves partitions of the
-    topic to member `to`, and for a while after. Checks that every record acknowledged (those in
+    topic to member `to`, and for a while after (the producer through `produce_via`, the consumers through
+    `consume_via`: other endpoints over the same map). Checks that every record acknowledged (those in
     `want` beforehand too, which it extends) is consumed exactly once, at its offset with its key,
     and that the group never rebalanced. Returns the topic's /v1/topics entry once moved; or, with
     `during`, what `during()` returns: it is called once the move is accepted, in place of waiting
     for the move to end (a fault test's own steps)."""
     import threading
     from harness import groups
-    consumers = [groups.Member(f"m{i}", "confluent", node.bootstrap, group, topic) for i in range(2)]
+    via = consume_via or [node.bootstrap, node.bootstrap]
+    consumers = [groups.Member(f"m{i}", "confluent", via[i], group, topic) for i in range(2)]
     stop = threading.Event()
     acked: dict[tuple[int, int], str] = {}
     errors: list = []
@@ -976,7 +978,7 @@ def move_under_load(node, topic: str, partitions: int, group: str, want: dict, p
                 errors.append(err)
             else:
                 acked[(m.partition(), m.offset())] = m.key().decode()
-        p = Producer({"bootstrap.servers": node.bootstrap, "acks": "all", "linger.ms": 5,
+        p = Producer({"bootstrap.servers": produce_via or node.bootstrap, "acks": "all", "linger.ms": 5,
                       "message.timeout.ms": 60000, "log_level": 3})
         deadline = time.monotonic() + 120
         for i in range(first, first + 60000):  # bounded in count and time

@@ -9,6 +9,10 @@ is Sluice's own); the members are single-node Sluice clusters.
   - the same name created through both at once, round after round: exactly one creation wins, the
     other gets TOPIC_ALREADY_EXISTS, and the members hold only the winner's parts;
   - producer ids handed out by both endpoints never collide, across a restart of one of them;
+  - a topic moved between members through one endpoint while a producer writes through the other
+    and a group reads through both: every acknowledged record consumed exactly once (the other
+    endpoint held its writes back for the switch and said so in the map); with the other endpoint
+    down the move does not switch, and the topic is writable again at once;
   - a consumer group whose members bootstrap from different endpoints meets at one coordinator and
     reads a split topic exactly once; when that endpoint is killed (kill -9), the other takes its
     groups, the members follow by themselves, and the group reads what comes next; the killed
@@ -29,7 +33,8 @@ from harness.brokers import Broker
 from harness.cluster import sluice_only_fixture  # noqa: F401 (fixture)
 from harness.data import check_partition, expected_by_partition
 from harness.federation import FederationNode
-from test_federation import create, member_topics
+from harness.prom import admin_json, http_get
+from test_federation import create, member_topics, move_under_load
 
 MAP_TOPIC = "__sluice_federation_map"
 
@@ -215,3 +220,45 @@ def test_a_group_over_both_endpoints_survives_one(shared):
         assert all(tp.offset > 0 for tp in committed), committed
     finally:
         c.close()
+
+
+def test_topic_moved_while_the_other_endpoint_writes(shared):
+    (e1, e2), members = shared
+    topic, group = "shared-moving", "shared-move-group"
+    assert create(e1.bootstrap, topic, 3) is None
+    ck.wait_topic(e2.bootstrap, topic, 3)
+    src = "a" if topic in member_topics(members["a"].bootstrap) else "b"
+    dst = "b" if src == "a" else "a"
+    want = groups.produce_keyed(e2.bootstrap, topic, 0, 300, 3)
+    entry = move_under_load(e1, topic, 3, group, want, f"/v1/topics/{topic}/move?to={dst}", dst,
+                            produce_via=e2.bootstrap, consume_via=[e1.bootstrap, e2.bootstrap])
+    assert [s["cluster"] for s in entry["placement"]] == [dst], entry
+    # The other endpoint serves the new placement from the map.
+    groups.wait_until(lambda: [s["cluster"] for t in admin_json(e2.admin_port, "/v1/topics")["topics"]
+                               if t["name"] == topic for s in t["placement"]] == [dst], 10,
+                      "endpoint 2 to serve the moved topic from its new member")
+
+
+def test_a_move_does_not_switch_without_every_endpoint(shared):
+    (e1, e2), members = shared
+    topic = "shared-stuck"
+    assert create(e1.bootstrap, topic, 3) is None
+    ck.wait_topic(e1.bootstrap, topic, 3)
+    src = "a" if topic in member_topics(members["a"].bootstrap) else "b"
+    dst = "b" if src == "a" else "a"
+    groups.produce_keyed(e1.bootstrap, topic, 0, 300, 3)
+    e2.kill9()  # it may still be forwarding writes, for all endpoint 1 knows: no switch without its word
+    status, _, body = http_get(e1.admin_port, f"/v1/topics/{topic}/move?to={dst}", method="POST")
+    assert status == 202, body
+
+    def move_state():
+        entry = next((t for t in admin_json(e1.admin_port, "/v1/topics")["topics"] if t["name"] == topic), {})
+        return entry.get("move", {}).get("state", "")
+    groups.wait_until(lambda: move_state().startswith("failed"), 45, lambda: f"the move to fail: {move_state()}")
+    assert "endpoint 2" in move_state(), move_state()
+    # Writable again at once through the endpoint left, and still where it was.
+    groups.produce_keyed(e1.bootstrap, topic, 300, 300, 3, timeout=20)
+    entry = next(t for t in admin_json(e1.admin_port, "/v1/topics")["topics"] if t["name"] == topic)
+    assert [s["cluster"] for s in entry["placement"]] == [src], entry
+    e2.start()
+    wait_listed(e2.bootstrap, topic, 3)

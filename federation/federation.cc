@@ -49,6 +49,9 @@ Federation::Federation(asio::io_context& io, FederationConfig config)
     sharing.timeout = std::chrono::milliseconds(config_.request_timeout_ms);
     store_.share(std::move(sharing));
     store_.on_topic_removed = [this](const std::string& topic) { note_deleted(topic); };
+    store_.on_frozen = [this](const std::string& topic, const std::string& freeze) {
+      asio::co_spawn(io_, acknowledge_freeze(topic, freeze), asio::detached);
+    };
   }
   if (config_.endpoints.size() > 1) {
     groups_.shard_by(static_cast<int32_t>(config_.endpoints.size()));
@@ -240,6 +243,10 @@ FederationStatus Federation::take_status() const {
 }
 
 bool Federation::moving_frozen(std::string_view topic, std::string_view cluster) const {
+  if (store_.shared()) {
+    const auto sources = store_.frozen_sources(topic);
+    if (std::find(sources.begin(), sources.end(), cluster) != sources.end()) return true;
+  }
   auto it = moves_.find(topic);
   if (it == moves_.end() || !it->second.frozen) return false;
   const auto& sources = it->second.sources;
@@ -333,6 +340,32 @@ asio::awaitable<void> Federation::finish_unfinished_creations() {
       SLUICE_LOG(kInfo, "deleted the unfinished creation's or move's parts of topic "
                             << topic << (known ? "" : " (some of its members are no longer configured)"));
     }
+  }
+}
+
+asio::awaitable<void> Federation::acknowledge_freeze(std::string topic, std::string freeze) {
+  asio::steady_timer pause(io_);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  const std::vector<std::string> sources = store_.frozen_sources(topic);
+  auto current = [&] { return store_.frozen_sources(topic) == sources; };  // (the same freeze, near enough: checked again by the record's condition)
+  for (;;) {
+    bool idle = true;
+    for (const auto& source : sources) idle = idle && writes_in_flight(topic, source) == 0;
+    if (idle) break;
+    if (!current() || std::chrono::steady_clock::now() > deadline) co_return;  // over, or the mover gives up
+    pause.expires_after(std::chrono::milliseconds(5));
+    co_await pause.async_wait(asio::use_awaitable);
+  }
+  // What it acknowledged to acks=1 producers there: "<member>:<partition>:<end>,...".
+  std::string acknowledged;
+  for (const auto& [key, end] : acknowledged_ends_) {
+    const auto& [t, member, partition] = key;
+    if (t != topic || std::find(sources.begin(), sources.end(), member) == sources.end()) continue;
+    acknowledged += (acknowledged.empty() ? "" : ",") + member + ":" + std::to_string(partition) + ":" + std::to_string(end);
+  }
+  for (int attempt = 0; attempt < 3 && current(); ++attempt) {
+    const bool recorded = co_await store_.acknowledge_freeze(topic, freeze, acknowledged);
+    if (recorded) co_return;
   }
 }
 

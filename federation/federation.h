@@ -84,6 +84,8 @@ class Federation {
     int64_t batches_copied = 0;
   };
   std::map<std::string, TopicMove, std::less<>>& moves() { return moves_; }
+  // Produce and OffsetCommit of the topic to that member are held back: a
+  // move's switch here, or, on a shared map, anywhere.
   bool moving_frozen(std::string_view topic, std::string_view cluster) const;
   // A move of the topic is copying or switching (not done, not failed).
   bool moving(std::string_view topic) const;
@@ -117,6 +119,11 @@ class Federation {
   // begin_creation): their parts are deleted from the members, every second
   // once clients are let in, until every member has answered.
   boost::asio::awaitable<void> finish_unfinished_creations();
+  // A shared map's freeze of `topic` (a move's switch, maybe another
+  // endpoint's): once this endpoint's writes to the frozen members are
+  // answered, it says so in the map, with what it acknowledged there to
+  // acks=1 producers.
+  boost::asio::awaitable<void> acknowledge_freeze(std::string topic, std::string freeze);
   // The admin server's snapshot (status.h), taken twice a second.
   FederationStatus take_status() const;
   boost::asio::awaitable<void> publish_status();

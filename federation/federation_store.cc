@@ -24,6 +24,10 @@ constexpr std::string_view kCreatingPrefix = "federation/creating/";
 // the map-log offset the cache reached.
 constexpr std::string_view kHeldPrefix = "federation/held/";
 constexpr std::string_view kAppliedEndKey = "federation/map-applied-end";
+// A move's switch: `frozen/<topic>` = "<freeze id> <member>,<member>...",
+// `frozen-ack/<topic>/<endpoint>` = the acks=1 ends (FORMATS.md).
+constexpr std::string_view kFrozenPrefix = "federation/frozen/";
+constexpr std::string_view kFrozenAckPrefix = "federation/frozen-ack/";
 constexpr std::string_view kMapPrefix = "federation/";
 constexpr int8_t kRecordVersion = 1;
 
@@ -256,6 +260,7 @@ boost::asio::awaitable<bool> FederationStore::put_with_creation(std::string topi
   changes.push_back({std::string(kTopicPrefix) + topic, encode_placement(placement)});
   changes.push_back({std::string(kCreatingPrefix) + topic, std::move(creating)});
   if (sharing_) {
+    add_thaw(topic, changes);  // a move's switch ends its freeze with the new placement
     std::vector<Condition> conditions{held_by_me(topic)};
     co_return co_await commit(std::move(conditions), std::move(changes));  // applied by apply_change
   }
@@ -403,6 +408,8 @@ void FederationStore::apply_change(const std::string& key, const std::optional<s
       auto [first, last] = release_waiters_.equal_range(k.substr(kHeldPrefix.size()));
       for (auto it = first; it != last; ++it) it->second->set();
     }
+  } else if (k.starts_with(kFrozenPrefix)) {
+    if (value && on_frozen) on_frozen(std::string(k.substr(kFrozenPrefix.size())), *value);
   } else if (k == kProducerBlockKey) {
     const auto end = value ? parse_int64(*value) : std::nullopt;
     if (end && *end > producer_block_end_) producer_block_end_ = *end;
@@ -484,11 +491,63 @@ boost::asio::awaitable<void> FederationStore::release_shared(std::string topic) 
     if (it == applied_.end() || it->second != std::to_string(sharing_->endpoint)) co_return;  // not ours (any more)
     Changes changes;
     changes.push_back({key, std::nullopt});
+    add_thaw(topic, changes);  // a freeze never outlives its holder's hold
     std::vector<Condition> conditions{held_by_me(topic)};
     if (co_await commit(std::move(conditions), std::move(changes))) co_return;
     pause.expires_after(std::chrono::seconds(1));
     co_await pause.async_wait(boost::asio::use_awaitable);
   }
+}
+
+void FederationStore::add_thaw(const std::string& topic, Changes& changes) const {
+  const std::string frozen = std::string(kFrozenPrefix) + topic;
+  if (applied_.count(frozen)) changes.push_back({frozen, std::nullopt});
+  const std::string acks = std::string(kFrozenAckPrefix) + topic + "/";
+  for (auto it = applied_.lower_bound(acks); it != applied_.end() && it->first.starts_with(acks); ++it)
+    changes.push_back({it->first, std::nullopt});
+}
+
+boost::asio::awaitable<bool> FederationStore::freeze(std::string topic, std::vector<std::string> sources) {
+  std::string value = std::to_string(incarnation_) + "." + std::to_string(sequence_ + 1) + " ";
+  for (size_t i = 0; i < sources.size(); ++i) value += (i ? "," : "") + sources[i];
+  Changes changes;
+  add_thaw(topic, changes);  // a freeze left by an earlier attempt, with its acknowledgements
+  changes.push_back({std::string(kFrozenPrefix) + topic, value});
+  std::vector<Condition> conditions{held_by_me(topic)};
+  co_return co_await commit(std::move(conditions), std::move(changes));
+}
+
+std::vector<std::string> FederationStore::frozen_sources(std::string_view topic) const {
+  if (!sharing_) return {};
+  auto it = applied_.find(std::string(kFrozenPrefix) + std::string(topic));
+  if (it == applied_.end()) return {};
+  const size_t space = it->second.find(' ');
+  return space == std::string::npos ? std::vector<std::string>() : split_names(std::string_view(it->second).substr(space + 1));
+}
+
+boost::asio::awaitable<bool> FederationStore::acknowledge_freeze(std::string topic, std::string freeze,
+                                                                 std::string acknowledged) {
+  Changes changes;
+  changes.push_back({std::string(kFrozenAckPrefix) + topic + "/" + std::to_string(sharing_->endpoint), std::move(acknowledged)});
+  std::vector<Condition> conditions{Condition{std::string(kFrozenPrefix) + topic, std::move(freeze)}};
+  co_return co_await commit(std::move(conditions), std::move(changes));
+}
+
+std::map<int32_t, std::string> FederationStore::freeze_acknowledgements(std::string_view topic) const {
+  std::map<int32_t, std::string> out;
+  const std::string acks = std::string(kFrozenAckPrefix) + std::string(topic) + "/";
+  for (auto it = applied_.lower_bound(acks); it != applied_.end() && it->first.starts_with(acks); ++it)
+    if (auto endpoint = parse_int64(std::string_view(it->first).substr(acks.size())))
+      out[static_cast<int32_t>(*endpoint)] = it->second;
+  return out;
+}
+
+boost::asio::awaitable<bool> FederationStore::thaw(std::string topic) {
+  Changes changes;
+  add_thaw(topic, changes);
+  if (changes.empty()) co_return true;
+  std::vector<Condition> conditions{held_by_me(topic)};
+  co_return co_await commit(std::move(conditions), std::move(changes));
 }
 
 void FederationStore::recover_own_holds() {
@@ -497,6 +556,10 @@ void FederationStore::recover_own_holds() {
   for (auto it = applied_.lower_bound(kHeldPrefix); it != applied_.end() && std::string_view(it->first).starts_with(kHeldPrefix); ++it) {
     if (it->second != mine) continue;
     const std::string topic = it->first.substr(kHeldPrefix.size());
+    // A move's switch this endpoint was in: its copy is deleted, and clients write again at once.
+    if (applied_.count(std::string(kFrozenPrefix) + topic))
+      boost::asio::co_spawn(executor_, [this, topic]() -> boost::asio::awaitable<void> { co_await thaw(topic); },
+                            boost::asio::detached);
     auto creating = applied_.find(std::string(kCreatingPrefix) + topic);
     if (creating != applied_.end())
       unfinished_[topic] = split_names(creating->second);  // finished by the federation, then released

@@ -145,6 +145,25 @@ class FederationStore {
   // Called when a topic leaves the map (whichever endpoint removed it).
   std::function<void(const std::string&)> on_topic_removed;
 
+  // A move's switch on a shared map: every endpoint holds back its writes
+  // (Produce, OffsetCommit) to the topic's partitions on the moving members,
+  // and says so, before the switch goes on (topic_mover.h).
+  // The holder freezes the topic's writes to `sources` (member names).
+  boost::asio::awaitable<bool> freeze(std::string topic, std::vector<std::string> sources);
+  // The members whose writes of `topic` are frozen now (empty: none).
+  std::vector<std::string> frozen_sources(std::string_view topic) const;
+  // This endpoint has no write to the frozen members in flight and starts
+  // none: `freeze` is the freeze's value as on_frozen gave it,
+  // `acknowledged` the ends it acknowledged to acks=1 producers there
+  // (FORMATS.md). False if it could not be recorded or the freeze is over.
+  boost::asio::awaitable<bool> acknowledge_freeze(std::string topic, std::string freeze, std::string acknowledged);
+  // The endpoints that acknowledged the topic's freeze, with their ends.
+  std::map<int32_t, std::string> freeze_acknowledgements(std::string_view topic) const;
+  // The holder ends a freeze (a failed move; a switch ends it with the new placement).
+  boost::asio::awaitable<bool> thaw(std::string topic);
+  // Called on every endpoint when a freeze is applied: (topic, the freeze's value).
+  std::function<void(const std::string&, const std::string&)> on_frozen;
+
  private:
   struct Condition {
     std::string key;
@@ -158,6 +177,8 @@ class FederationStore {
   Condition unchanged(const std::string& key) const;
   Condition held_by_me(const std::string& topic) const;
   void apply_change(const std::string& key, const std::optional<std::string>& value);
+  // Erases the topic's freeze and its acknowledgements, if any, with `changes`.
+  void add_thaw(const std::string& topic, Changes& changes) const;
   boost::asio::awaitable<void> release_shared(std::string topic);
 
   boost::asio::awaitable<bool> put_with_creation(std::string topic, TopicPlacement placement,

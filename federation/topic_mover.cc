@@ -1,6 +1,7 @@
 #include "federation/topic_mover.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <list>
 #include <map>
@@ -74,11 +75,31 @@ constexpr int32_t kCopyBytes = 1 << 20;    // asked of the old member per partit
 constexpr int64_t kCaughtUpBatches = 2;
 constexpr auto kCatchUpLimit = std::chrono::minutes(10);
 constexpr auto kSwitchLimit = std::chrono::seconds(30);
+// Every endpoint holds its writes back within this, or the move ends.
+constexpr auto kFreezeLimit = std::chrono::seconds(10);
 // The old member's topic is deleted this long after the switch: Fetch
 // requests routed there before it finish first.
 constexpr auto kDeleteDelay = std::chrono::seconds(2);
 
 std::string error_text(int16_t code) { return protocol::error_name(static_cast<ErrorCode>(code)); }
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> items;
+  size_t begin = 0;
+  while (begin < text.size()) {
+    const size_t comma = std::min(text.find(',', begin), text.size());
+    if (comma > begin) items.push_back(text.substr(begin, comma - begin));
+    begin = comma + 1;
+  }
+  return items;
+}
+
+std::optional<int64_t> parse_int(const std::string& text) {
+  int64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size() || text.empty()) return std::nullopt;
+  return value;
+}
 
 // One partition being moved: where it is now, and where its copy goes (the
 // new member's partition i is leg i).
@@ -125,6 +146,8 @@ class TopicMover {
   // appended to the new member. `copied`: batches appended.
   asio::awaitable<std::string> copy_round(int32_t max_wait_ms, int64_t& copied);
   asio::awaitable<std::string> append(std::vector<std::vector<std::string>>& batches, int64_t& copied);
+  // A shared map: every endpoint holds back its writes to the old members and says so.
+  asio::awaitable<std::string> freeze_every_endpoint();
   asio::awaitable<std::string> copy_rest();
   // The copy's records below the old member's log start (a first batch
   // copied whole though its start was deleted) deleted on the new member.
@@ -399,6 +422,38 @@ asio::awaitable<std::string> TopicMover::copy_rest() {
   }
 }
 
+asio::awaitable<std::string> TopicMover::freeze_every_endpoint() {
+  const bool frozen = co_await federation_.store().freeze(topic_, sources_);
+  if (!frozen) co_return std::string("the freeze could not be written to the federation's map");
+  // Every endpoint of federation.endpoints, this one too, live or not: one
+  // taken for gone may still be forwarding writes (a cut between endpoints).
+  std::vector<int32_t> endpoints;
+  for (const auto& e : federation_.config().endpoints) endpoints.push_back(e.id);
+  if (endpoints.empty()) endpoints.push_back(federation_.config().node_id);
+  const auto deadline = std::min(switch_deadline_, std::chrono::steady_clock::now() + kFreezeLimit);
+  for (;;) {
+    const auto acks = federation_.store().freeze_acknowledgements(topic_);
+    std::vector<int32_t> missing;
+    for (int32_t id : endpoints)
+      if (!acks.count(id)) missing.push_back(id);
+    if (missing.empty()) {
+      // What each acknowledged to acks=1 producers is copied too (copy_rest).
+      for (const auto& [endpoint, ends] : acks)
+        for (const auto& item : split_list(ends)) {
+          const size_t first = item.find(':'), last = item.rfind(':');
+          if (first == std::string::npos || first == last) continue;
+          const auto partition = parse_int(item.substr(first + 1, last - first - 1));
+          const auto end = parse_int(item.substr(last + 1));
+          if (partition && end) federation_.note_acknowledged(topic_, item.substr(0, first), static_cast<int32_t>(*partition), *end);
+        }
+      co_return std::string();
+    }
+    if (std::chrono::steady_clock::now() > deadline)
+      co_return "federation endpoint " + std::to_string(missing[0]) + " did not hold its writes back in time";
+    co_await pause(std::chrono::milliseconds(5));
+  }
+}
+
 asio::awaitable<std::string> TopicMover::trim_copy() {
   std::list<Trim> trims;
   std::map<int32_t, Trim*> by_node;
@@ -539,6 +594,11 @@ asio::awaitable<void> TopicMover::undo(std::string why) {
                                             << "; they stay where they were");
   state().frozen = false;
   state().state = "failed: " + why;
+  // Clients write to the old members again at once (on every endpoint).
+  if (federation_.store().shared()) {
+    const bool thawed = co_await federation_.store().thaw(topic_);
+    if (!thawed) SLUICE_LOG(kWarn, "could not end the freeze of " << topic_ << " in the map: it ends with the topic's release");
+  }
   if (copy_ == CopyState::kNotRecorded) {
     federation_.store().release(topic_);
     co_return;
@@ -582,6 +642,13 @@ asio::awaitable<void> TopicMover::run() {
   for (const auto& name : sources_) from += (from.empty() ? "" : ",") + name;
   SLUICE_LOG(kInfo, "moving " << partitions_ << " partitions of " << topic_ << " from member cluster(s) " << from
                               << " to " << to_name_);
+  if (federation_.store().shared()) {
+    const bool held = co_await federation_.store().hold(topic_);
+    if (!held) {
+      state().state = "failed: the topic is being changed through another endpoint, or the map could not be written";
+      co_return;
+    }
+  }
   std::string failed = co_await create_copy();
   if (failed.empty()) failed = co_await list_offsets(-2, log_starts_);
   bases_ = next_ = log_starts_;
@@ -597,7 +664,8 @@ asio::awaitable<void> TopicMover::run() {
     state().state = "switching";
     state().frozen = true;
     switch_deadline_ = std::chrono::steady_clock::now() + kSwitchLimit;
-    failed = co_await copy_rest();
+    if (federation_.store().shared()) failed = co_await freeze_every_endpoint();
+    if (failed.empty()) failed = co_await copy_rest();
   }
   if (failed.empty()) {
     // A DeleteRecords forwarded before the move began may have raised an old
@@ -733,7 +801,8 @@ std::string start(Federation& federation, const std::string& topic, std::vector<
   }
   std::string from;
   for (const auto& name : sources) from += (from.empty() ? "" : ",") + name;
-  federation.store().hold_unshared(topic);  // no deletion, change or second move meanwhile
+  // No deletion, change or second move meanwhile (a shared map's hold is recorded by run()).
+  if (!federation.store().shared()) federation.store().hold_unshared(topic);
   federation.moves()[topic] = Federation::TopicMove{from, to, sources, "copying", false, 0};
   auto mover = std::make_shared<TopicMover>(federation, topic, std::move(legs), to);
   boost::asio::co_spawn(federation.executor(), run_move(std::move(mover)), boost::asio::detached);
@@ -743,8 +812,7 @@ std::string start(Federation& federation, const std::string& topic, std::vector<
 // The placement's checks: "" if `topic` can be moved now.
 std::string refused(Federation& federation, const std::string& topic) {
   if (!federation.store().find(topic)) return "topic " + topic + " is not in the federation's map";
-  // Its switch would need every endpoint to hold the topic's writes back (federation/README.md, "Not yet").
-  if (federation.store().shared()) return "moving a topic is not supported yet where the map is shared (federation.map.cluster)";
+  if (federation.moving(topic)) return "topic " + topic + " is being moved";
   if (federation.store().reserved(topic)) return "topic " + topic + " is being created, deleted, changed or moved";
   return "";
 }
