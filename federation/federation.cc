@@ -41,12 +41,15 @@ Federation::Federation(asio::io_context& io, FederationConfig config)
   endpoint_answers_.assign(config_.endpoints.size(), std::chrono::steady_clock::now());
   for (size_t i = 0; i < config_.endpoints.size(); ++i)
     if (config_.endpoints[i].id == config_.node_id) self_index_ = i;
+  if (!config_.map_cluster && store_.shared_cache())
+    throw std::runtime_error("the federation's state in " + config_.data_dir +
+                             " is the cache of a shared map (federation.map.cluster): it is not this endpoint's own "
+                             "map; start it with federation.map.cluster, or with an empty log.dirs");
   if (config_.map_cluster) {
     map_log_ = std::make_unique<MapLog>(*this, *member(*config_.map_cluster));
     FederationStore::Sharing sharing;
     sharing.endpoint = config_.node_id;
     sharing.append = [log = map_log_.get()](std::string value) { return log->append(std::move(value)); };
-    sharing.timeout = std::chrono::milliseconds(config_.request_timeout_ms);
     store_.share(std::move(sharing));
     store_.on_topic_removed = [this](const std::string& topic) { note_deleted(topic); };
     store_.on_frozen = [this](const std::string& topic, const std::string& freeze) {

@@ -2,7 +2,6 @@
 
 #include <charconv>
 #include <filesystem>
-#include <random>
 #include <stdexcept>
 
 #include <boost/asio/co_spawn.hpp>
@@ -29,6 +28,8 @@ constexpr std::string_view kAppliedEndKey = "federation/map-applied-end";
 constexpr std::string_view kFrozenPrefix = "federation/frozen/";
 constexpr std::string_view kFrozenAckPrefix = "federation/frozen-ack/";
 constexpr std::string_view kMapPrefix = "federation/";
+// The last record applied of each writer: "<incarnation> <sequence>".
+constexpr std::string_view kWriterPrefix = "federation/writer/";
 constexpr int8_t kRecordVersion = 1;
 
 // One map-log record (FORMATS.md, "The federation's map log").
@@ -159,6 +160,7 @@ FederationStore::FederationStore(boost::asio::any_io_executor executor, const st
     unfinished_[topic] = split_names(value);
     reserved_.insert(topic);
   });
+  shared_cache_ = store_->get(kAppliedEndKey).has_value();
   // Ids of the last block may have been handed out: the next block starts past it.
   if (auto end = store_->get(kProducerBlockKey)) {
     int64_t recorded = 0;
@@ -190,11 +192,21 @@ boost::asio::awaitable<bool> FederationStore::reserve(std::string topic) {
     reserved_.insert(topic);
     co_return true;
   }
+  co_return co_await take_hold(topic);
+}
+
+boost::asio::awaitable<bool> FederationStore::take_hold(const std::string& topic) {
+  // The placement the caller read (or its absence) is still the map's when the hold takes effect.
   std::vector<Condition> conditions{unchanged(std::string(kTopicPrefix) + topic),
                                     unchanged(std::string(kHeldPrefix) + topic)};
+  const int64_t sequence = next_sequence();
+  const std::string value =
+      std::to_string(sharing_->endpoint) + " " + std::to_string(incarnation_) + "." + std::to_string(sequence);
   Changes changes;
-  changes.push_back({std::string(kHeldPrefix) + topic, std::to_string(sharing_->endpoint)});
-  co_return co_await commit(std::move(conditions), std::move(changes));
+  changes.push_back({std::string(kHeldPrefix) + topic, value});
+  const bool taken = co_await commit(std::move(conditions), std::move(changes), sequence);
+  if (taken) my_holds_[topic] = value;
+  co_return taken;
 }
 
 boost::asio::awaitable<bool> FederationStore::hold(std::string topic) {
@@ -203,12 +215,7 @@ boost::asio::awaitable<bool> FederationStore::hold(std::string topic) {
     co_return true;
   }
   if (reserved(topic)) co_return false;
-  // The placement the caller read is still the map's when the hold takes effect.
-  std::vector<Condition> conditions{unchanged(std::string(kTopicPrefix) + topic),
-                                    unchanged(std::string(kHeldPrefix) + topic)};
-  Changes changes;
-  changes.push_back({std::string(kHeldPrefix) + topic, std::to_string(sharing_->endpoint)});
-  co_return co_await commit(std::move(conditions), std::move(changes));
+  co_return co_await take_hold(topic);
 }
 
 boost::asio::awaitable<bool> FederationStore::begin_creation(std::string topic, std::vector<std::string> clusters) {
@@ -322,7 +329,10 @@ boost::asio::awaitable<std::optional<int64_t>> FederationStore::new_producer_id(
 void FederationStore::release(const std::string& topic) {
   reserved_.erase(topic);
   if (sharing_) {  // the waiters are woken when the release is applied
-    boost::asio::co_spawn(executor_, release_shared(topic), boost::asio::detached);
+    auto mine = my_holds_.find(topic);
+    if (mine == my_holds_.end()) return;  // none taken (a validation; a hold refused)
+    boost::asio::co_spawn(executor_, release_shared(topic, mine->second), boost::asio::detached);
+    my_holds_.erase(mine);
     return;
   }
   auto [first, last] = release_waiters_.equal_range(topic);
@@ -354,8 +364,9 @@ void FederationStore::share(Sharing sharing) {
         "the federation's state in this directory was kept by one endpoint alone (no federation.map.cluster): "
         "it cannot become a shared map; start this endpoint with an empty log.dirs, or without federation.map.cluster");
   sharing_ = std::move(sharing);
-  std::random_device random;
-  incarnation_ = (static_cast<int64_t>(random()) << 32) ^ static_cast<int64_t>(random());
+  incarnation_ = std::chrono::duration_cast<std::chrono::microseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
   // The typed views are rebuilt from the cache's keys, as the log made them.
   topics_.clear();
   names_by_id_.clear();
@@ -380,7 +391,20 @@ FederationStore::Condition FederationStore::unchanged(const std::string& key) co
 }
 
 FederationStore::Condition FederationStore::held_by_me(const std::string& topic) const {
-  return Condition{std::string(kHeldPrefix) + topic, std::to_string(sharing_->endpoint)};
+  auto mine = my_holds_.find(topic);
+  // Not held here: a value no hold has (holds begin with a node.id).
+  return Condition{std::string(kHeldPrefix) + topic, mine == my_holds_.end() ? std::string("-") : mine->second};
+}
+
+bool FederationStore::fenced(int32_t endpoint, int64_t incarnation, int64_t sequence) const {
+  auto last = applied_.find(std::string(kWriterPrefix) + std::to_string(endpoint));
+  if (last == applied_.end()) return false;
+  const size_t space = last->second.find(' ');
+  const auto last_incarnation = parse_int64(std::string_view(last->second).substr(0, space));
+  const auto last_sequence =
+      space == std::string::npos ? std::nullopt : parse_int64(std::string_view(last->second).substr(space + 1));
+  if (!last_incarnation || !last_sequence) return false;
+  return incarnation < *last_incarnation || (incarnation == *last_incarnation && sequence <= *last_sequence);
 }
 
 void FederationStore::apply_change(const std::string& key, const std::optional<std::string>& value) {
@@ -422,8 +446,15 @@ void FederationStore::apply_log(const std::vector<std::pair<int64_t, std::string
     if (offset < applied_end_) continue;  // read again
     const auto record = decode_record(bytes);
     if (!record) SLUICE_LOG(kError, "the federation's map log holds an unreadable record at offset " << offset << ": ignored");
-    bool holds = record.has_value();
-    if (record)
+    bool holds = record && !fenced(record->endpoint, record->incarnation, record->sequence);
+    if (holds) {
+      // Seen: this writer's earlier records that come after it are fenced.
+      const std::string writer = std::string(kWriterPrefix) + std::to_string(record->endpoint);
+      const std::string last = std::to_string(record->incarnation) + " " + std::to_string(record->sequence);
+      apply_change(writer, last);
+      cached.push_back({writer, last});
+    }
+    if (holds)
       for (const auto& [key, expected] : record->conditions) {
         auto it = applied_.find(key);
         const bool present = it != applied_.end();
@@ -446,53 +477,62 @@ void FederationStore::apply_log(const std::vector<std::pair<int64_t, std::string
   for (auto* waiter : apply_waiters_) waiter->set();
 }
 
-boost::asio::awaitable<bool> FederationStore::commit(std::vector<Condition> conditions, Changes changes) {
+boost::asio::awaitable<bool> FederationStore::commit(std::vector<Condition> conditions, Changes changes,
+                                                     int64_t sequence) {
   MapRecord record;
   record.endpoint = sharing_->endpoint;
   record.incarnation = incarnation_;
-  record.sequence = ++sequence_;
+  record.sequence = sequence > 0 ? sequence : next_sequence();
   for (auto& c : conditions) record.conditions.emplace_back(std::move(c.key), std::move(c.value));
   record.changes = std::move(changes);
-  const int64_t sequence = record.sequence;
-  outcomes_[sequence] = std::nullopt;
-  const auto deadline = std::chrono::steady_clock::now() + sharing_->timeout;
+  const int64_t mine = record.sequence;
+  outcomes_[mine] = std::nullopt;
   boost::asio::steady_timer pause(executor_);
-  std::optional<int64_t> at = co_await sharing_->append(encode_record(record));
-  // Not known whether it was written: a record appended after it (a barrier,
-  // changing nothing) settles it, as the log holds both in order or only the barrier.
-  while (!at && std::chrono::steady_clock::now() < deadline) {
-    pause.expires_after(std::chrono::milliseconds(200));
+  Appended appended = co_await sharing_->append(encode_record(record));
+  if (appended.state == Appended::kNotWritten) {
+    outcomes_.erase(mine);
+    co_return false;
+  }
+  // Not known whether it was written: a barrier after it settles it. Until one
+  // is written the outcome stays open, so this waits (the member is down).
+  for (auto delay = std::chrono::milliseconds(100); appended.state != Appended::kWritten;
+       delay = std::min(delay * 2, std::chrono::milliseconds(2000))) {
+    pause.expires_after(delay);
     co_await pause.async_wait(boost::asio::use_awaitable);
     MapRecord barrier;
     barrier.endpoint = sharing_->endpoint;
     barrier.incarnation = incarnation_;
-    barrier.sequence = ++sequence_;
-    at = co_await sharing_->append(encode_record(barrier));
+    barrier.sequence = next_sequence();
+    appended = co_await sharing_->append(encode_record(barrier));
   }
-  while (at && applied_end_ <= *at && std::chrono::steady_clock::now() < deadline) {
+  // In the log at a known offset: its fate is decided there, once it is read.
+  auto waited = std::chrono::steady_clock::now();
+  while (applied_end_ <= appended.offset) {
     broker::AsyncEvent applied(executor_);
     apply_waiters_.push_back(&applied);
-    co_await applied.wait_until(deadline);
+    co_await applied.wait_until(std::chrono::steady_clock::now() + std::chrono::seconds(10));
     std::erase(apply_waiters_, &applied);
+    if (applied_end_ <= appended.offset && std::chrono::steady_clock::now() - waited > std::chrono::seconds(30)) {
+      SLUICE_LOG(kWarn, "a change of the federation's map, at offset " << appended.offset
+                                                                       << " of its log, is still not read back");
+      waited = std::chrono::steady_clock::now();
+    }
   }
-  const std::optional<bool> outcome = outcomes_[sequence];
-  outcomes_.erase(sequence);
-  if (!at || applied_end_ <= *at)
-    SLUICE_LOG(kWarn, "a change of the federation's map was not confirmed by its log in time"
-                          << (at ? "" : " (the map's member cluster did not take it)"));
-  co_return outcome.value_or(false);
+  const std::optional<bool> outcome = outcomes_[mine];
+  outcomes_.erase(mine);
+  co_return outcome.value_or(false);  // never seen before the barrier: fenced for good
 }
 
-boost::asio::awaitable<void> FederationStore::release_shared(std::string topic) {
+boost::asio::awaitable<void> FederationStore::release_shared(std::string topic, std::string hold) {
   boost::asio::steady_timer pause(executor_);
   const std::string key = std::string(kHeldPrefix) + topic;
   for (;;) {
     auto it = applied_.find(key);
-    if (it == applied_.end() || it->second != std::to_string(sharing_->endpoint)) co_return;  // not ours (any more)
+    if (it == applied_.end() || it->second != hold) co_return;  // not that hold (any more)
     Changes changes;
     changes.push_back({key, std::nullopt});
     add_thaw(topic, changes);  // a freeze never outlives its holder's hold
-    std::vector<Condition> conditions{held_by_me(topic)};
+    std::vector<Condition> conditions{Condition{key, hold}};
     if (co_await commit(std::move(conditions), std::move(changes))) co_return;
     pause.expires_after(std::chrono::seconds(1));
     co_await pause.async_wait(boost::asio::use_awaitable);
@@ -508,13 +548,14 @@ void FederationStore::add_thaw(const std::string& topic, Changes& changes) const
 }
 
 boost::asio::awaitable<bool> FederationStore::freeze(std::string topic, std::vector<std::string> sources) {
-  std::string value = std::to_string(incarnation_) + "." + std::to_string(sequence_ + 1) + " ";
+  const int64_t sequence = next_sequence();
+  std::string value = std::to_string(incarnation_) + "." + std::to_string(sequence) + " ";
   for (size_t i = 0; i < sources.size(); ++i) value += (i ? "," : "") + sources[i];
   Changes changes;
   add_thaw(topic, changes);  // a freeze left by an earlier attempt, with its acknowledgements
   changes.push_back({std::string(kFrozenPrefix) + topic, value});
   std::vector<Condition> conditions{held_by_me(topic)};
-  co_return co_await commit(std::move(conditions), std::move(changes));
+  co_return co_await commit(std::move(conditions), std::move(changes), sequence);
 }
 
 std::vector<std::string> FederationStore::frozen_sources(std::string_view topic) const {
@@ -551,11 +592,13 @@ boost::asio::awaitable<bool> FederationStore::thaw(std::string topic) {
 }
 
 void FederationStore::recover_own_holds() {
-  const std::string mine = std::to_string(sharing_->endpoint);
+  const std::string mine = std::to_string(sharing_->endpoint) + " ";
   std::vector<std::string> ended;
   for (auto it = applied_.lower_bound(kHeldPrefix); it != applied_.end() && std::string_view(it->first).starts_with(kHeldPrefix); ++it) {
-    if (it->second != mine) continue;
+    if (!it->second.starts_with(mine)) continue;  // another endpoint's
     const std::string topic = it->first.substr(kHeldPrefix.size());
+    if (my_holds_.count(topic)) continue;  // taken since this start
+    my_holds_[topic] = it->second;  // an earlier run's: this run finishes it
     // A move's switch this endpoint was in: its copy is deleted, and clients write again at once.
     if (applied_.count(std::string(kFrozenPrefix) + topic))
       boost::asio::co_spawn(executor_, [this, topic]() -> boost::asio::awaitable<void> { co_await thaw(topic); },

@@ -120,18 +120,23 @@ class FederationStore {
   static constexpr int64_t kProducerIdBlock = 1000;
 
   // --- The shared map (map_log.h) ---
+  // What became of an append to the map log.
+  struct Appended {
+    enum State { kWritten, kNotWritten, kUnknown } state = kNotWritten;
+    int64_t offset = -1;  // kWritten: where
+  };
   struct Sharing {
     int32_t endpoint = 0;  // this endpoint's node.id: whose holds are whose
-    // Appends one record to the map log (acks=all): its offset, or nullopt
-    // if it was not written or it is not known whether it was.
-    std::function<boost::asio::awaitable<std::optional<int64_t>>(std::string)> append;
-    // How long a change waits for its record to be written and applied.
-    std::chrono::milliseconds timeout{30000};
+    // Appends one record to the map log (acks=all).
+    std::function<boost::asio::awaitable<Appended>(std::string)> append;
   };
   // Makes the map shared, before anything is changed. Throws
   // std::runtime_error if the store holds a map kept by one endpoint alone.
+  // (A shared map's cache is refused the other way: shared_cache().)
   void share(Sharing sharing);
   bool shared() const { return sharing_.has_value(); }
+  // The directory holds a shared map's cache: not to be used as one endpoint's own map.
+  bool shared_cache() const { return shared_cache_; }
   // The next map-log offset to apply: where reading resumes.
   int64_t applied_end() const { return applied_end_; }
   // Applies map-log records in order, (offset, value), up to `next` (the
@@ -170,16 +175,30 @@ class FederationStore {
     std::optional<std::string> value;  // nullopt: the key is absent
   };
   using Changes = std::vector<storage::StateStore::Change>;
-  // Shared: appends a record of `changes` under `conditions` and waits until
-  // it is applied; true if its conditions held (it took effect).
-  boost::asio::awaitable<bool> commit(std::vector<Condition> conditions, Changes changes);
+  // Shared: appends a record of `changes` under `conditions` (with the
+  // sequence number next_sequence() gave, or a new one) and waits until its
+  // fate is settled in the log, however long that takes: true if it took
+  // effect, false if it did not and never will. (An append whose outcome is
+  // unknown is settled by a barrier record after it: this writer's records
+  // applied after a later one of its own are fenced, so the first either
+  // came before the barrier or never takes effect.)
+  boost::asio::awaitable<bool> commit(std::vector<Condition> conditions, Changes changes, int64_t sequence = 0);
+  int64_t next_sequence() { return ++sequence_; }
   // The condition that `key` still has the value this endpoint applied.
   Condition unchanged(const std::string& key) const;
+  // The topic's hold is the one this endpoint took (its value, with the
+  // taking record's identity: a hold of an earlier run, or of another
+  // process with the same node.id, is not this one's).
   Condition held_by_me(const std::string& topic) const;
+  // reserve() and hold() on a shared map: the hold taken, if the conditions hold.
+  boost::asio::awaitable<bool> take_hold(const std::string& topic);
+  // A record of this writer's run that comes after a later one of the same
+  // writer in the log (or of an earlier run after a later run's): no effect.
+  bool fenced(int32_t endpoint, int64_t incarnation, int64_t sequence) const;
   void apply_change(const std::string& key, const std::optional<std::string>& value);
   // Erases the topic's freeze and its acknowledgements, if any, with `changes`.
   void add_thaw(const std::string& topic, Changes& changes) const;
-  boost::asio::awaitable<void> release_shared(std::string topic);
+  boost::asio::awaitable<void> release_shared(std::string topic, std::string hold);
 
   boost::asio::awaitable<bool> put_with_creation(std::string topic, TopicPlacement placement,
                                                  std::optional<std::string> creating);
@@ -194,12 +213,16 @@ class FederationStore {
   uint64_t placements_changed_ = 0;
   int64_t next_producer_id_ = kFirstProducerId;
   int64_t producer_block_end_ = kFirstProducerId;  // recorded: no id at or past it handed out
+  bool shared_cache_ = false;
   // Shared only:
   std::optional<Sharing> sharing_;
   std::map<std::string, std::string, std::less<>> applied_;  // every key as the log made it
   int64_t applied_end_ = 0;
-  int64_t incarnation_ = 0;  // random per start: this start's records
+  // This start's records: (incarnation, sequence). The incarnation is the
+  // start's time in microseconds, so a later run's records fence an earlier one's.
+  int64_t incarnation_ = 0;
   int64_t sequence_ = 0;
+  std::map<std::string, std::string, std::less<>> my_holds_;  // topic -> the hold's value, as taken
   int64_t my_block_end_ = 0;  // the end of the producer-id block this start claimed
   std::map<int64_t, std::optional<bool>> outcomes_;  // this start's records waited for -> took effect
   std::vector<broker::AsyncEvent*> apply_waiters_;

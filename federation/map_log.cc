@@ -59,13 +59,14 @@ void MapLog::failed(const std::string& why) {
   last_error_ = why;
 }
 
-asio::awaitable<std::optional<int64_t>> MapLog::append(std::string value) {
+asio::awaitable<FederationStore::Appended> MapLog::append(std::string value) {
+  using Appended = FederationStore::Appended;
   Append a;
   a.member = &home_;
   a.node = home_.leader_of(kTopic, 0);
   if (a.node < 0) {
     home_.request_refresh();
-    co_return std::nullopt;
+    co_return Appended{Appended::kNotWritten};
   }
   std::vector<protocol::KeyedRecord> records(1);
   records[0].value = std::move(value);
@@ -79,18 +80,19 @@ asio::awaitable<std::optional<int64_t>> MapLog::append(std::string value) {
                        append_links_);
   if (!a.reply) {
     failed("an append went unanswered: " + a.failure);
-    co_return std::nullopt;
+    co_return Appended{Appended::kUnknown};
   }
   for (const auto& t : a.reply->body.responses)
     for (const auto& r : t.partition_responses) {
-      if (r.error_code != 0) {
-        failed("an append was refused: " + std::string(protocol::error_name(static_cast<ErrorCode>(r.error_code))));
-        home_.request_refresh();
-        co_return std::nullopt;
-      }
-      co_return r.base_offset;
+      if (r.error_code == 0) co_return Appended{Appended::kWritten, r.base_offset};
+      failed("an append was refused: " + std::string(protocol::error_name(static_cast<ErrorCode>(r.error_code))));
+      home_.request_refresh();
+      // These two mean the leader wrote it and it may yet be committed.
+      const bool maybe = r.error_code == static_cast<int16_t>(ErrorCode::kRequestTimedOut) ||
+                         r.error_code == static_cast<int16_t>(ErrorCode::kNotEnoughReplicasAfterAppend);
+      co_return Appended{maybe ? Appended::kUnknown : Appended::kNotWritten};
     }
-  co_return std::nullopt;
+  co_return Appended{Appended::kUnknown};
 }
 
 asio::awaitable<bool> MapLog::ensure_topic() {
@@ -172,6 +174,7 @@ asio::awaitable<void> MapLog::follow() {
     last_error_.clear();
     std::vector<std::pair<int64_t, std::string>> records;
     int64_t next = from;
+    bool stuck = false;
     std::string_view rest = p.records && p.records->in_memory() ? p.records->bytes() : std::string_view();
     // Complete batches only (a read may end inside one).
     while (auto header = protocol::RecordBatchHeader::parse(rest)) {
@@ -180,20 +183,29 @@ asio::awaitable<void> MapLog::follow() {
       rest.remove_prefix(header->total_size());
       if (header->last_offset() < from) continue;
       if (!header->is_control()) {
+        // One that cannot be read stops the reading there (skipped, this
+        // endpoint's map would differ from the others'): read again later.
+        bool readable = true;
         try {
           protocol::visit_records(bytes, [&](int64_t offset, std::optional<std::string_view>,
                                              std::optional<std::string_view> value) {
             if (offset >= from && value) records.emplace_back(offset, std::string(*value));
           });
         } catch (const std::exception& e) {
-          SLUICE_LOG(kError, "the federation's map log has a batch at offset " << header->base_offset
-                                                                               << " that cannot be read (" << e.what()
-                                                                               << "): skipped");
+          failed("the batch at offset " + std::to_string(header->base_offset) + " cannot be read (" + e.what() +
+                 "): nothing past it is applied");
+          readable = false;
+        }
+        if (!readable) {
+          std::erase_if(records, [&](const auto& r) { return r.first >= header->base_offset; });
+          stuck = true;
+          break;
         }
       }
       next = header->last_offset() + 1;
     }
     if (next > from) store.apply_log(records, next);
+    if (stuck) co_await pause(std::chrono::seconds(1));
     if (!caught_up_ && store.applied_end() >= p.high_watermark) {
       caught_up_ = true;
       SLUICE_LOG(kInfo, "read the federation's map log on member cluster " << home_.name() << " to its end (offset "

@@ -17,6 +17,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "federation/federation_store.h"
 #include "federation/member_links.h"
 
 namespace sluice::federation {
@@ -30,9 +31,9 @@ class MapLog {
 
   MapLog(Federation& federation, MemberCluster& home);
 
-  // Appends one record; its offset, or nullopt if it was not written or it
-  // is not known whether it was (FederationStore::commit settles that).
-  boost::asio::awaitable<std::optional<int64_t>> append(std::string value);
+  // Appends one record: where, or that it was not written, or that it is
+  // not known whether it was (FederationStore::commit settles that).
+  boost::asio::awaitable<FederationStore::Appended> append(std::string value);
   // Runs for the endpoint's life: makes sure the topic exists, then reads it
   // and applies what it reads.
   boost::asio::awaitable<void> follow();

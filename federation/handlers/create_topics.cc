@@ -140,7 +140,10 @@ boost::asio::awaitable<Result> create_federated_topic(Federation& federation, Me
   bool on_a_member = false;
   for (const auto& m : federation.members()) on_a_member |= m->topic(topic.name) != nullptr;
   bool reserved = false;  // no co_await inside || (GCC 12)
-  if (!on_a_member) reserved = co_await federation.store().reserve(topic.name);
+  if (validate_only && federation.store().shared())  // a validation takes no hold in the shared log
+    reserved = !on_a_member && !federation.store().find(topic.name) && !federation.store().reserved(topic.name);
+  else if (!on_a_member)
+    reserved = co_await federation.store().reserve(topic.name);
   if (!reserved && !on_a_member && !federation.store().find(topic.name) && !federation.store().reserved(topic.name))
     co_return refused(topic.name, ErrorCode::kKafkaStorageError, "The federation's topic map could not be written.");
   if (!reserved)

@@ -29,6 +29,8 @@ int16_t answer_of(const Target& target) {
 }
 
 boost::asio::awaitable<ErrorCode> delete_group(Federation& federation, MemberLinks& links, std::string group) {
+  // Several endpoints: only the group's coordinator knows whether it has members.
+  if (const ErrorCode owner = federation.groups().ownership(group); owner != ErrorCode::kNone) co_return owner;
   auto summary = federation.groups().describe(group, /*with_payloads=*/false);
   if (summary && !summary->members.empty()) co_return ErrorCode::kNonEmptyGroup;
   // An unhealthy member may hold some of its offsets and cannot be asked: at once, rather than

@@ -50,12 +50,14 @@ boost::asio::awaitable<Result> describe_topic(FederationRequest& request,
   std::set<std::string_view> clusters;  // a spread topic may have several segments on one member
   for (const auto& segment : placement->segments) clusters.insert(segment.cluster);
   const int32_t split = static_cast<int32_t>(clusters.size());
-  MemberCluster* member = federation.member(placement->segments.front().cluster);
+  // Copied: the map may change while the member answers (another endpoint's deletion).
+  const std::string first_cluster = placement->segments.front().cluster;
+  MemberCluster* member = federation.member(first_cluster);
   const int32_t node = member ? member->any_node() : -1;
   broker::OutboundConnection* connection = node < 0 ? nullptr : request.links.connection(*member, node);
   if (connection == nullptr) {
     result.error_code = static_cast<int16_t>(ErrorCode::kRequestTimedOut);
-    result.error_message = "Member cluster " + placement->segments.front().cluster + " is unhealthy.";
+    result.error_message = "Member cluster " + first_cluster + " is unhealthy.";
     co_return result;
   }
   DescribeConfigsRequest forwarded;
@@ -69,7 +71,7 @@ boost::asio::awaitable<Result> describe_topic(FederationRequest& request,
     result = reply.body.results.front();
   } catch (const std::exception& e) {
     result.error_code = static_cast<int16_t>(ErrorCode::kRequestTimedOut);
-    result.error_message = std::string("Member cluster ") + placement->segments.front().cluster + ": " + e.what();
+    result.error_message = "Member cluster " + first_cluster + ": " + e.what();
     co_return result;
   }
   const bool wanted = !resource.configuration_keys ||

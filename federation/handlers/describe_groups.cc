@@ -55,6 +55,11 @@ boost::asio::awaitable<void> handle_describe_groups(FederationRequest& request) 
   for (size_t i = 0; i < decoded.groups.size(); ++i) {  // an index: co_await in the body (GCC 12)
     const std::string& id = decoded.groups[i];
     auto& out = reply.groups.emplace_back();
+    if (const auto owner = request.federation.groups().ownership(id); owner != protocol::ErrorCode::kNone) {
+      out.group_id = id;  // another endpoint coordinates it (several endpoints over one map)
+      out.error_code = static_cast<int16_t>(owner);
+      continue;
+    }
     broker::classic_group::describe_classic_group(request.federation.groups(), id,
                                                   decoded.include_authorized_operations, out);
     if (out.group_state != "Dead") continue;

@@ -55,7 +55,9 @@ boost::asio::awaitable<void> handle_list_groups(FederationRequest& request) {
     if (!q.reply || q.reply->body.error_code != 0) continue;
     for (const auto& g : q.reply->body.groups) {
       const bool offsets_only = g.group_state == kEmpty && (g.protocol_type.empty() || g.protocol_type == "consumer");
-      if (offsets_only && listed.insert(g.group_id).second)
+      // (Several endpoints: each lists those it would coordinate, so that a tool asking every one lists each once.)
+      if (offsets_only && federation.coordinator_of(g.group_id).id == federation.config().node_id &&
+          listed.insert(g.group_id).second)
         reply.groups.push_back({g.group_id, g.protocol_type, kEmpty, std::string("classic")});
     }
   }
