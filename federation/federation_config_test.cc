@@ -77,5 +77,29 @@ TEST(FederationConfigTest, NamesTheKeyAtFault) {
             std::string::npos);
 }
 
+TEST(FederationConfigTest, SeveralEndpointsShareAMapOnAMember) {
+  const std::vector<std::string> base{"federation.clusters=a,b", "federation.cluster.a.bootstrap.servers=h:1",
+                                      "federation.cluster.b.bootstrap.servers=h:2", "node.id=2"};
+  auto with = [&](std::vector<std::string> more) {
+    more.insert(more.begin(), base.begin(), base.end());
+    return more;
+  };
+  const auto config = load(with({"federation.map.cluster=b", "federation.endpoints=1@e1:9192, 2@e2:9193"}));
+  EXPECT_EQ(config.map_cluster, std::optional<std::string>("b"));
+  ASSERT_EQ(config.endpoints.size(), 2u);
+  EXPECT_EQ(config.endpoints[1].id, 2);
+  EXPECT_EQ(config.endpoints[1].address.host, "e2");
+  EXPECT_EQ(config.endpoints[1].address.port, 9193);
+  EXPECT_FALSE(load(base).map_cluster.has_value());  // the map is this endpoint's own
+  EXPECT_NE(error_of(with({"federation.map.cluster=c"})).find("federation.map.cluster"), std::string::npos);
+  EXPECT_NE(error_of(with({"federation.map.cluster=a", "federation.endpoints=1@e1:1,3@e3:3"})).find("node.id 2"),
+            std::string::npos);
+  EXPECT_NE(error_of(with({"federation.endpoints=1@e1:1,2@e2:2"})).find("federation.map.cluster"), std::string::npos);
+  EXPECT_NE(error_of(with({"federation.map.cluster=a", "federation.endpoints=2@e2:2,2@e3:3"})).find("twice"),
+            std::string::npos);
+  EXPECT_NE(error_of(with({"federation.map.cluster=a", "federation.endpoints=e2:2"})).find("id@host:port"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace sluice::federation
