@@ -346,6 +346,7 @@ void ReplicaManager::enforce_retention(int64_t now_ms) {
       auto files = partition->log->enforce_retention(now_ms, partition->retention_ms, partition->retention_bytes);
       for (const auto& file : files)
         if (file.filename().string().find(".log") != std::string::npos) ++counters_.retention_deleted_segments;
+      if (!files.empty()) wake_replica_fetches(*partition);
       deleter_.remove(std::move(files));
     } catch (const std::exception& e) {
       SLUICE_LOG(kError, "retention of " << partition->topic << "-" << partition->index << " failed: " << e.what());
@@ -353,8 +354,15 @@ void ReplicaManager::enforce_retention(int64_t now_ms) {
   }
 }
 
+void ReplicaManager::wake_replica_fetches(Partition& partition) {
+  for (AsyncEvent* event : std::exchange(partition.replica_waiters, {})) event->set();
+}
+
 void ReplicaManager::delete_records_before(Partition& partition, int64_t offset) {
+  const int64_t before = partition.log->log_start_offset();
   deleter_.remove(partition.log->advance_log_start(offset));
+  // The followers learn a new log start from the fetch answer: a parked one is answered now.
+  if (partition.log->log_start_offset() > before) wake_replica_fetches(partition);
   const storage::LogCheckpoint now{partition.log->recovery_point(), partition.log->log_start_offset()};
   // Kafka too checkpoints the log start offset in the background.
   writer_.apply({{log_checkpoint_key(partition.topic, partition.index), encode_checkpoint(now, partition.high_watermark_)}});
@@ -555,7 +563,7 @@ void ReplicaManager::write_epochs(Partition& partition) {
 
 void ReplicaManager::after_leader_append(Partition& partition, int64_t base_offset) {
   if (partition.epochs.assign(partition.leader_epoch, base_offset)) write_epochs(partition);
-  for (AsyncEvent* event : std::exchange(partition.replica_waiters, {})) event->set();
+  wake_replica_fetches(partition);
   advance_high_watermark(partition);
 }
 

@@ -264,6 +264,8 @@ class ReplicaManager : public controller::MetadataListener {
   // Deletes old segments by each topic's retention.ms / retention.bytes
   // (files are unlinked on a background thread).
   void enforce_retention(int64_t now_ms);
+  // Answers the parked fetches of the partition's followers (new records, a new log start).
+  void wake_replica_fetches(Partition& partition);
   // DeleteRecords: raises the partition's log start offset, durably.
   void delete_records_before(Partition& partition, int64_t offset);
   // delete_records_before, because the groups of the partition's

@@ -51,7 +51,18 @@ Federation::Federation(asio::io_context& io, FederationConfig config)
     sharing.endpoint = config_.node_id;
     sharing.append = [log = map_log_.get()](std::string value) { return log->append(std::move(value)); };
     store_.share(std::move(sharing));
-    store_.on_topic_removed = [this](const std::string& topic) { note_deleted(topic); };
+    store_.on_placement_changed = [this](const std::string& topic, const TopicPlacement* placement) {
+      if (!placement) {
+        note_deleted(topic);  // the members may list it a moment longer: not adopted back
+        forget_acknowledged(topic);
+        return;
+      }
+      // What was acknowledged on a member that no longer holds the topic (a move went through
+      // another endpoint) is forgotten: a topic made there again later starts from 0.
+      std::erase_if(acknowledged_ends_, [&](const auto& entry) {
+        return std::get<0>(entry.first) == topic && !placement->on(std::get<1>(entry.first));
+      });
+    };
     store_.on_frozen = [this](const std::string& topic, const std::string& freeze) {
       asio::co_spawn(io_, acknowledge_freeze(topic, freeze), asio::detached);
     };
@@ -112,7 +123,7 @@ asio::awaitable<void> Federation::accept(tcp::acceptor acceptor) {
       co_await pause.async_wait(asio::use_awaitable);
     }
   }
-  if (map_log_) store_.recover_own_holds();
+  if (map_log_) co_await store_.start_writing();
   accepting_ = true;
   for (;;) {
     boost::system::error_code ec;
@@ -350,7 +361,7 @@ asio::awaitable<void> Federation::acknowledge_freeze(std::string topic, std::str
   asio::steady_timer pause(io_);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   const std::vector<std::string> sources = store_.frozen_sources(topic);
-  auto current = [&] { return store_.frozen_sources(topic) == sources; };  // (the same freeze, near enough: checked again by the record's condition)
+  auto current = [&] { return store_.frozen_value(topic) == std::optional<std::string>(freeze); };
   for (;;) {
     bool idle = true;
     for (const auto& source : sources) idle = idle && writes_in_flight(topic, source) == 0;
@@ -366,10 +377,21 @@ asio::awaitable<void> Federation::acknowledge_freeze(std::string topic, std::str
     if (t != topic || std::find(sources.begin(), sources.end(), member) == sources.end()) continue;
     acknowledged += (acknowledged.empty() ? "" : ",") + member + ":" + std::to_string(partition) + ":" + std::to_string(end);
   }
-  for (int attempt = 0; attempt < 3 && current(); ++attempt) {
-    const bool recorded = co_await store_.acknowledge_freeze(topic, freeze, acknowledged);
-    if (recorded) co_return;
+  const bool recorded = co_await store_.acknowledge_freeze(topic, freeze, acknowledged);
+  if (!recorded) co_return;  // the freeze is over (a replay of an old one), or it could not be written
+  // A move's switch takes well under a second, and its endpoint gives up
+  // after 30 s. A freeze still there long after is a mover that stopped:
+  // ended here, so that clients write again (its switch can no longer happen).
+  const auto stale = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (current() && std::chrono::steady_clock::now() < stale) {
+    pause.expires_after(std::chrono::milliseconds(500));
+    co_await pause.async_wait(asio::use_awaitable);
   }
+  if (!current()) co_return;
+  const bool ended = co_await store_.end_stale_freeze(topic, freeze);
+  if (ended)
+    SLUICE_LOG(kWarn, "ended the freeze of topic " << topic << " for a move that did not switch in 60 s (its endpoint "
+                                                   << "stopped?): writes to it go on where it was");
 }
 
 void Federation::note_deleted(const std::string& topic) {

@@ -60,6 +60,9 @@ class Federation {
   // longer, and it must not be adopted back from them meanwhile.
   void note_deleted(const std::string& topic);
 
+  // Clients are let in (every member had its first health round; a shared map was read to its end).
+  bool accepting() const { return accepting_; }
+
   // Several endpoints over one map (federation.endpoints, the map shared
   // through federation.map.cluster): each asks the others for ApiVersions
   // every health interval; one unanswered for federation.member.timeout.ms is

@@ -143,6 +143,9 @@ FederationConfig FederationConfig::load(const std::optional<std::string>& file,
       std::none_of(config.members.begin(), config.members.end(), [&](const auto& m) { return m.name == *config.map_cluster; }))
     throw ConfigError("Invalid configuration federation.map.cluster: " + *config.map_cluster +
                       " is not a member named in federation.clusters");
+  if (config.map_cluster && config.endpoints.empty())
+    throw ConfigError("Invalid configuration federation.endpoints: a shared map (federation.map.cluster) needs "
+                      "every endpoint serving it listed, the same list on each (a move waits for all of them)");
   if (!config.endpoints.empty()) {
     if (std::none_of(config.endpoints.begin(), config.endpoints.end(), [&](const auto& e) { return e.id == config.node_id; }))
       throw ConfigError("Invalid configuration federation.endpoints: it does not name this endpoint (node.id " +

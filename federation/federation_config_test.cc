@@ -95,6 +95,7 @@ TEST(FederationConfigTest, SeveralEndpointsShareAMapOnAMember) {
   EXPECT_NE(error_of(with({"federation.map.cluster=a", "federation.endpoints=1@e1:1,3@e3:3"})).find("node.id 2"),
             std::string::npos);
   EXPECT_NE(error_of(with({"federation.endpoints=1@e1:1,2@e2:2"})).find("federation.map.cluster"), std::string::npos);
+  EXPECT_NE(error_of(with({"federation.map.cluster=a"})).find("federation.endpoints"), std::string::npos);
   EXPECT_NE(error_of(with({"federation.map.cluster=a", "federation.endpoints=2@e2:2,2@e3:3"})).find("twice"),
             std::string::npos);
   EXPECT_NE(error_of(with({"federation.map.cluster=a", "federation.endpoints=e2:2"})).find("id@host:port"),

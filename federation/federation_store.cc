@@ -267,8 +267,14 @@ boost::asio::awaitable<bool> FederationStore::put_with_creation(std::string topi
   changes.push_back({std::string(kTopicPrefix) + topic, encode_placement(placement)});
   changes.push_back({std::string(kCreatingPrefix) + topic, std::move(creating)});
   if (sharing_) {
-    add_thaw(topic, changes);  // a move's switch ends its freeze with the new placement
-    std::vector<Condition> conditions{held_by_me(topic)};
+    // A move's switch requires its freeze to be in force still (another endpoint may have ended
+    // a freeze that lasted too long, and written again to the old member), and ends it.
+    auto freeze = my_freezes_.find(topic);
+    std::vector<Condition> conditions{
+        held_by_me(topic), Condition{std::string(kFrozenPrefix) + topic,
+                                     freeze == my_freezes_.end() ? std::nullopt : std::optional<std::string>(freeze->second)}};
+    add_thaw(topic, changes);
+    my_freezes_.erase(topic);  // over either way: switched, or ended by another endpoint
     co_return co_await commit(std::move(conditions), std::move(changes));  // applied by apply_change
   }
   const bool ok = co_await write(writer_, std::move(changes));
@@ -421,12 +427,22 @@ void FederationStore::apply_change(const std::string& key, const std::optional<s
     if (value && !placement) SLUICE_LOG(kError, "the federation's map log holds an unreadable placement for topic " << topic << ": ignored");
     if (placement) {
       names_by_id_[placement->topic_id.bytes] = topic;
-      topics_[topic] = std::move(*placement);
+      TopicPlacement& now = topics_[topic] = std::move(*placement);
+      if (on_placement_changed) on_placement_changed(topic, &now);
     } else if (old != topics_.end()) {
       topics_.erase(old);
-      if (on_topic_removed) on_topic_removed(topic);
+      if (on_placement_changed) on_placement_changed(topic, nullptr);
     }
     ++placements_changed_;
+  } else if (k.starts_with(kCreatingPrefix)) {
+    // A creation this endpoint is to finish follows its record (a move's switch rewrites it).
+    const std::string topic(k.substr(kCreatingPrefix.size()));
+    if (auto unfinished = unfinished_.find(topic); unfinished != unfinished_.end()) {
+      if (value)
+        unfinished->second = split_names(*value);
+      else
+        unfinished_.erase(unfinished);
+    }
   } else if (k.starts_with(kHeldPrefix)) {
     if (!value) {
       auto [first, last] = release_waiters_.equal_range(k.substr(kHeldPrefix.size()));
@@ -555,7 +571,9 @@ boost::asio::awaitable<bool> FederationStore::freeze(std::string topic, std::vec
   add_thaw(topic, changes);  // a freeze left by an earlier attempt, with its acknowledgements
   changes.push_back({std::string(kFrozenPrefix) + topic, value});
   std::vector<Condition> conditions{held_by_me(topic)};
-  co_return co_await commit(std::move(conditions), std::move(changes), sequence);
+  const bool frozen = co_await commit(std::move(conditions), std::move(changes), sequence);
+  if (frozen) my_freezes_[topic] = value;
+  co_return frozen;
 }
 
 std::vector<std::string> FederationStore::frozen_sources(std::string_view topic) const {
@@ -564,6 +582,18 @@ std::vector<std::string> FederationStore::frozen_sources(std::string_view topic)
   if (it == applied_.end()) return {};
   const size_t space = it->second.find(' ');
   return space == std::string::npos ? std::vector<std::string>() : split_names(std::string_view(it->second).substr(space + 1));
+}
+
+std::optional<std::string> FederationStore::frozen_value(std::string_view topic) const {
+  auto it = applied_.find(std::string(kFrozenPrefix) + std::string(topic));
+  return it == applied_.end() ? std::nullopt : std::optional<std::string>(it->second);
+}
+
+boost::asio::awaitable<bool> FederationStore::end_stale_freeze(std::string topic, std::string freeze) {
+  Changes changes;
+  add_thaw(topic, changes);
+  std::vector<Condition> conditions{Condition{std::string(kFrozenPrefix) + topic, std::move(freeze)}};
+  co_return co_await commit(std::move(conditions), std::move(changes));
 }
 
 boost::asio::awaitable<bool> FederationStore::acknowledge_freeze(std::string topic, std::string freeze,
@@ -584,11 +614,27 @@ std::map<int32_t, std::string> FederationStore::freeze_acknowledgements(std::str
 }
 
 boost::asio::awaitable<bool> FederationStore::thaw(std::string topic) {
+  my_freezes_.erase(topic);
   Changes changes;
   add_thaw(topic, changes);
   if (changes.empty()) co_return true;
   std::vector<Condition> conditions{held_by_me(topic)};
   co_return co_await commit(std::move(conditions), std::move(changes));
+}
+
+boost::asio::awaitable<void> FederationStore::start_writing() {
+  // Past the earlier runs' incarnations even if the clock went back since.
+  int64_t after = incarnation_;
+  if (auto last = applied_.find(std::string(kWriterPrefix) + std::to_string(sharing_->endpoint)); last != applied_.end())
+    if (auto earlier = parse_int64(std::string_view(last->second).substr(0, last->second.find(' '))))
+      after = std::max(after, *earlier + 1);
+  if (after != incarnation_) sequence_ = 0;
+  incarnation_ = after;
+  // A barrier: the earlier run's appends still in flight are fenced once it is applied.
+  std::vector<Condition> none;  // named: no braced temporary in a co_await (GCC 12)
+  Changes nothing;
+  co_await commit(std::move(none), std::move(nothing));
+  recover_own_holds();
 }
 
 void FederationStore::recover_own_holds() {
@@ -597,7 +643,9 @@ void FederationStore::recover_own_holds() {
   for (auto it = applied_.lower_bound(kHeldPrefix); it != applied_.end() && std::string_view(it->first).starts_with(kHeldPrefix); ++it) {
     if (!it->second.starts_with(mine)) continue;  // another endpoint's
     const std::string topic = it->first.substr(kHeldPrefix.size());
-    if (my_holds_.count(topic)) continue;  // taken since this start
+    const size_t dot = it->second.find('.');
+    const auto incarnation = parse_int64(std::string_view(it->second).substr(mine.size(), dot == std::string::npos ? 0 : dot - mine.size()));
+    if (my_holds_.count(topic) || incarnation == incarnation_) continue;  // taken by this run
     my_holds_[topic] = it->second;  // an earlier run's: this run finishes it
     // A move's switch this endpoint was in: its copy is deleted, and clients write again at once.
     if (applied_.count(std::string(kFrozenPrefix) + topic))

@@ -142,21 +142,29 @@ class FederationStore {
   // Applies map-log records in order, (offset, value), up to `next` (the
   // offset after the last one read). Unreadable records change nothing.
   void apply_log(const std::vector<std::pair<int64_t, std::string>>& records, int64_t next);
-  // Once the log has been read to its end after a start: this endpoint's
-  // holds from before it (a change a stop interrupted) are ended, or, where a
-  // creation or a move's clean-up was under way, left to be finished
-  // (unfinished_creations()).
-  void recover_own_holds();
-  // Called when a topic leaves the map (whichever endpoint removed it).
-  std::function<void(const std::string&)> on_topic_removed;
+  // Once the log has been read to its end after a start, before anything
+  // else is written: this run's records are numbered past every earlier
+  // run's (whatever the clock says), a barrier fences what the earlier run
+  // still had in flight, and then its holds (a change a stop interrupted)
+  // are ended, or, where a creation or a move's clean-up was under way,
+  // left to be finished (unfinished_creations()).
+  boost::asio::awaitable<void> start_writing();
+  // Called when a topic's placement changes or it leaves the map (whichever
+  // endpoint changed it); `placement` is nullptr when it left.
+  std::function<void(const std::string&, const TopicPlacement*)> on_placement_changed;
 
   // A move's switch on a shared map: every endpoint holds back its writes
   // (Produce, OffsetCommit) to the topic's partitions on the moving members,
   // and says so, before the switch goes on (topic_mover.h).
   // The holder freezes the topic's writes to `sources` (member names).
   boost::asio::awaitable<bool> freeze(std::string topic, std::vector<std::string> sources);
-  // The members whose writes of `topic` are frozen now (empty: none).
+  // The members whose writes of `topic` are frozen now (empty: none), and the freeze's value.
   std::vector<std::string> frozen_sources(std::string_view topic) const;
+  std::optional<std::string> frozen_value(std::string_view topic) const;
+  // Any endpoint ends a freeze whose move never switched (its endpoint
+  // stopped): the switch, which requires the freeze, can no longer happen.
+  // False if it could not be recorded or that freeze is over already.
+  boost::asio::awaitable<bool> end_stale_freeze(std::string topic, std::string freeze);
   // This endpoint has no write to the frozen members in flight and starts
   // none: `freeze` is the freeze's value as on_frozen gave it,
   // `acknowledged` the ends it acknowledged to acks=1 producers there
@@ -195,6 +203,7 @@ class FederationStore {
   // A record of this writer's run that comes after a later one of the same
   // writer in the log (or of an earlier run after a later run's): no effect.
   bool fenced(int32_t endpoint, int64_t incarnation, int64_t sequence) const;
+  void recover_own_holds();
   void apply_change(const std::string& key, const std::optional<std::string>& value);
   // Erases the topic's freeze and its acknowledgements, if any, with `changes`.
   void add_thaw(const std::string& topic, Changes& changes) const;
@@ -223,6 +232,7 @@ class FederationStore {
   int64_t incarnation_ = 0;
   int64_t sequence_ = 0;
   std::map<std::string, std::string, std::less<>> my_holds_;  // topic -> the hold's value, as taken
+  std::map<std::string, std::string, std::less<>> my_freezes_;  // topic -> the freeze's value, as written
   int64_t my_block_end_ = 0;  // the end of the producer-id block this start claimed
   std::map<int64_t, std::optional<bool>> outcomes_;  // this start's records waited for -> took effect
   std::vector<broker::AsyncEvent*> apply_waiters_;

@@ -227,7 +227,11 @@ TEST(SharedMap, ARestartedEndpointFinishesItsOwnInterruptedChanges) {
   a.reset();
   auto again = log.store(1);
   log.pump();
-  again->recover_own_holds();
+  auto start = [&]() -> asio::awaitable<bool> {
+    co_await again->start_writing();
+    co_return true;
+  };
+  log.run(start());
   EXPECT_EQ(again->unfinished_creations().count("creating"), 1u);  // its parts are deleted, then released
   EXPECT_EQ(again->unfinished_creations().at("creating"), parts);
   for (int i = 0; i < 100 && b->reserved("plain"); ++i) log.spin();
@@ -235,6 +239,52 @@ TEST(SharedMap, ARestartedEndpointFinishesItsOwnInterruptedChanges) {
   EXPECT_TRUE(again->reserved("creating"));
   EXPECT_TRUE(again->reserved("other"));  // endpoint 2's own, untouched
   EXPECT_EQ(again->unfinished_creations().count("other"), 0u);
+}
+
+TEST(SharedMap, ARunStartedWithTheClockBehindAnEarlierOneStillWrites) {
+  SharedLog log;
+  {  // an earlier run of endpoint 1, its clock a day ahead
+    auto a = log.store(1);
+    log.run(a->reserve("first"));
+    std::string& record = log.records.back();
+    // (incarnation: the int64 after the version byte and the endpoint)
+    const auto ahead = a->applied_end() > 0 ? int64_t{86400} * 1000000 : 0;
+    uint64_t incarnation = 0;
+    for (int i = 0; i < 8; ++i) incarnation = incarnation << 8 | static_cast<uint8_t>(record[5 + i]);
+    incarnation += static_cast<uint64_t>(ahead);
+    for (int i = 7; i >= 0; --i, incarnation >>= 8) record[5 + i] = static_cast<char>(incarnation & 0xff);
+  }
+  log.readers.clear();
+  auto again = log.store(1);
+  log.pump();
+  auto start = [&]() -> asio::awaitable<bool> {
+    co_await again->start_writing();
+    co_return true;
+  };
+  log.run(start());
+  EXPECT_TRUE(log.run(again->reserve("second")));  // not fenced by the earlier run's later-looking records
+  EXPECT_FALSE(again->reserved("first"));          // and that run's hold was ended
+}
+
+TEST(SharedMap, AStaleFreezeEndedByAnotherEndpointStopsTheSwitch) {
+  SharedLog log;
+  auto a = log.store(1), b = log.store(2);
+  ASSERT_TRUE(log.run(a->reserve("t")));
+  const TopicPlacement old_place{new_topic_id(), {{"m", 1}}};
+  ASSERT_TRUE(log.run(a->put("t", old_place)));
+  ASSERT_TRUE(log.run(a->freeze("t", std::vector<std::string>{"m"})));
+  EXPECT_EQ(b->frozen_sources("t"), std::vector<std::string>{"m"});
+  ASSERT_TRUE(log.run(b->end_stale_freeze("t", *b->frozen_value("t"))));
+  EXPECT_TRUE(a->frozen_sources("t").empty());
+  TopicPlacement moved = old_place;
+  moved.segments[0].cluster = "n";
+  EXPECT_FALSE(log.run(a->switch_placement("t", moved, std::vector<std::string>{"m"})));
+  EXPECT_TRUE(b->find("t")->on("m"));
+  // A freeze in force: the switch ends it with the new placement.
+  ASSERT_TRUE(log.run(a->freeze("t", std::vector<std::string>{"m"})));
+  ASSERT_TRUE(log.run(a->switch_placement("t", moved, std::vector<std::string>{"m"})));
+  EXPECT_TRUE(b->find("t")->on("n"));
+  EXPECT_TRUE(b->frozen_sources("t").empty());
 }
 
 TEST(SharedMap, AMapKeptByOneEndpointIsNotSharedSilently) {

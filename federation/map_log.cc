@@ -87,10 +87,10 @@ asio::awaitable<FederationStore::Appended> MapLog::append(std::string value) {
       if (r.error_code == 0) co_return Appended{Appended::kWritten, r.base_offset};
       failed("an append was refused: " + std::string(protocol::error_name(static_cast<ErrorCode>(r.error_code))));
       home_.request_refresh();
-      // These two mean the leader wrote it and it may yet be committed.
-      const bool maybe = r.error_code == static_cast<int16_t>(ErrorCode::kRequestTimedOut) ||
-                         r.error_code == static_cast<int16_t>(ErrorCode::kNotEnoughReplicasAfterAppend);
-      co_return Appended{maybe ? Appended::kUnknown : Appended::kNotWritten};
+      // Even a refusal may come after the leader wrote it (NOT_LEADER_OR_FOLLOWER for an acks=all
+      // append waiting when leadership moved, and a follower that has it may be the new leader):
+      // the barrier settles it.
+      co_return Appended{Appended::kUnknown};
     }
   co_return Appended{Appended::kUnknown};
 }
@@ -109,6 +109,7 @@ asio::awaitable<bool> MapLog::ensure_topic() {
   wanted.num_partitions = 1;
   wanted.replication_factor = static_cast<int16_t>(std::min<size_t>(3, std::max<size_t>(1, home_.broker_count())));
   wanted.configs.push_back({"cleanup.policy", "delete"});
+  wanted.configs.push_back({"compression.type", "uncompressed"});  // records are read uncompressed, as written
   wanted.configs.push_back({"retention.ms", "-1"});
   wanted.configs.push_back({"retention.bytes", "-1"});
   c.request.timeout_ms = 30000;

@@ -813,6 +813,7 @@ std::string start(Federation& federation, const std::string& topic, std::vector<
 std::string refused(Federation& federation, const std::string& topic) {
   if (!federation.store().find(topic)) return "topic " + topic + " is not in the federation's map";
   if (federation.moving(topic)) return "topic " + topic + " is being moved";
+  if (!federation.accepting()) return std::string("the endpoint is still starting");
   if (federation.store().reserved(topic)) return "topic " + topic + " is being created, deleted, changed or moved";
   return "";
 }

@@ -104,6 +104,11 @@ ReadOutcome read_partitions(Broker& broker, const FetchRequest& request, int16_t
         if (data.diverging_epoch.epoch < 0 && wanted.fetch_offset >= partition->log->log_start_offset() &&
             wanted.fetch_offset <= partition->log->log_end_offset())
           broker.replicas.record_follower_fetch(*partition, replica, wanted.fetch_offset, wanted.log_start_offset, now_ms);
+        // A follower behind the leader's log start (DeleteRecords, retention) is answered at once
+        // rather than parked: it drops what the leader dropped without waiting for new records.
+        // (It takes the log start from the answer, so the next fetch parks again.)
+        if (wanted.log_start_offset >= 0 && wanted.log_start_offset < partition->log->log_start_offset())
+          out.any_error = true;
       } else if (partition) {
         readable_end = partition->high_watermark();
       }
