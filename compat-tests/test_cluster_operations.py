@@ -388,3 +388,42 @@ def test_reassignments_that_move_the_leader_lose_nothing():
         assert not producer.errors, producer.errors[:5]
         figures = check_replicated(c.bootstrap, topic, producer.acked)
         print(f"leader-moving reassignments {moves}: {figures}")
+
+
+def test_followers_take_a_new_log_start_at_once():
+    """DeleteRecords on the leader while nothing new is written: the followers, parked in their
+    fetch (replica.fetch.wait.max.ms is 10 s here), are answered at once with the new log start and
+    drop the records too, rather than at the end of their wait or with the next record."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient
+    from harness.prom import admin_json
+    c = SluiceCluster(brokers=3, config={"replica.fetch.wait.max.ms": "10000"})
+    admin_ports = {}
+    for b in c.broker_ids:
+        admin_ports[b] = free_port()
+        c.node(b).extra_config["admin.listeners"] = f"http://127.0.0.1:{admin_ports[b]}"
+
+    def local(b: int) -> dict:
+        views = [e for e in admin_json(admin_ports[b], "/v1/partitions")["partitions"]
+                 if e["topic"] == "trimmed" and e["local"]]
+        return views[0]["local"] if views else {}
+
+    with c:
+        c.create_topic("trimmed", 1, 3)
+        p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "log_level": 2})
+        for i in range(100):
+            p.produce("trimmed", value=b"v%03d" % i, partition=0)
+        assert p.flush(30) == 0
+        deadline = time.monotonic() + 20
+        while not all(local(b).get("log_end_offset") == 100 for b in c.broker_ids):
+            assert time.monotonic() < deadline, {b: local(b) for b in c.broker_ids}
+            time.sleep(0.1)
+        time.sleep(0.5)  # every follower parked again in its next fetch
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        done = admin.delete_records([TopicPartition("trimmed", 0, 60)], request_timeout=20)
+        assert [f.result(20).low_watermark for f in done.values()] == [60]
+        began = time.monotonic()
+        while not all(local(b).get("log_start_offset") == 60 for b in c.broker_ids):
+            assert time.monotonic() - began < 5, {b: local(b) for b in c.broker_ids}
+            time.sleep(0.05)
+        print(f"\nevery replica at log start 60 {time.monotonic() - began:.2f} s after DeleteRecords")
