@@ -9,6 +9,7 @@ is Sluice's own); the members are single-node Sluice clusters.
   - the same name created through both at once, round after round: exactly one creation wins, the
     other gets TOPIC_ALREADY_EXISTS, and the members hold only the winner's parts;
   - producer ids handed out by both endpoints never collide, across a restart of one of them;
+  - the same with the map kept on an Apache Kafka member;
   - a topic moved between members through one endpoint while a producer writes through the other
     and a group reads through both: every acknowledged record consumed exactly once (the other
     endpoint held its writes back for the switch and said so in the map); with the other endpoint
@@ -39,9 +40,9 @@ from test_federation import create, member_topics, move_under_load
 MAP_TOPIC = "__sluice_federation_map"
 
 
-@pytest.fixture(name="shared")
-def shared_federation_fixture():
-    members = {name: Broker("sluice") for name in ("a", "b")}
+def shared_over(kinds: dict[str, str]):
+    """Two endpoints over members of these kinds; the map is kept on member a."""
+    members = {name: Broker(kind) for name, kind in kinds.items()}
     endpoints: list[FederationNode] = []
     try:
         for m in members.values():
@@ -61,6 +62,17 @@ def shared_federation_fixture():
             m.cleanup()
 
 
+@pytest.fixture(name="shared")
+def shared_federation_fixture():
+    yield from shared_over({"a": "sluice", "b": "sluice"})
+
+
+@pytest.fixture(name="shared_on_kafka")
+def shared_map_on_a_kafka_member_fixture():
+    """The map's member is an Apache Kafka node: its log is kept in the Kafka protocol only."""
+    yield from shared_over({"a": "kafka", "b": "sluice"})
+
+
 def topic_ids(bootstrap: str, topics: list[str]) -> dict[str, str]:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     described = admin.describe_topics(TopicCollection(topics))
@@ -76,6 +88,24 @@ def wait_listed(bootstrap: str, topic: str, partitions: int | None, timeout: flo
     """Until `bootstrap` lists the topic with that many partitions (None: does not list it)."""
     groups.wait_until(lambda: listed(bootstrap).get(topic) == partitions, timeout,
                       lambda: f"{bootstrap} to list {topic} with {partitions} partitions: {listed(bootstrap)}")
+
+
+def created_at_once(topic: str, *endpoints: FederationNode) -> list[str]:
+    """CreateTopics of `topic` (2 partitions) through every endpoint at the same moment: each
+    outcome, "ok" or the error's name, sorted."""
+    results: dict[int, object] = {}
+    start = threading.Barrier(len(endpoints))
+
+    def create_through(i, endpoint):
+        start.wait(10)
+        results[i] = create(endpoint.bootstrap, topic, 2)
+
+    threads = [threading.Thread(target=create_through, args=(i, e)) for i, e in enumerate(endpoints)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return sorted("ok" if r is None else r.name() for r in results.values())
 
 
 def test_one_map_served_by_two_endpoints(shared):
@@ -112,20 +142,7 @@ def test_the_same_name_created_through_both_endpoints_at_once(shared):
     (e1, e2), members = shared
     for round_ in range(8):
         topic = f"race-{round_}"
-        results: dict[int, object] = {}
-        start = threading.Barrier(2)
-
-        def create_through(i, endpoint):
-            start.wait(10)
-            results[i] = create(endpoint.bootstrap, topic, 2)
-
-        threads = [threading.Thread(target=create_through, args=(i, e)) for i, e in enumerate((e1, e2))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        outcomes = sorted("ok" if r is None else r.name() for r in results.values())
-        assert outcomes == ["TOPIC_ALREADY_EXISTS", "ok"], (round_, results)
+        assert created_at_once(topic, e1, e2) == ["TOPIC_ALREADY_EXISTS", "ok"], round_
         # One placement, the same through both endpoints, and only its part on the members.
         wait_listed(e1.bootstrap, topic, 2)
         wait_listed(e2.bootstrap, topic, 2)
@@ -262,3 +279,24 @@ def test_a_move_does_not_switch_without_every_endpoint(shared):
     assert [s["cluster"] for s in entry["placement"]] == [src], entry
     e2.start()
     wait_listed(e2.bootstrap, topic, 3)
+
+
+def test_a_map_kept_on_an_apache_kafka_member(shared_on_kafka):
+    (e1, e2), members = shared_on_kafka
+    assert create(e1.bootstrap, "on-kafka", 3, {"federation.split.clusters": "2"}) is None
+    wait_listed(e2.bootstrap, "on-kafka", 3)
+    assert topic_ids(e1.bootstrap, ["on-kafka"]) == topic_ids(e2.bootstrap, ["on-kafka"])
+    assert MAP_TOPIC in listed(members["a"].bootstrap)
+    for round_ in range(3):  # the same name through both at once: one wins
+        assert created_at_once(f"kafka-race-{round_}", e1, e2) == ["TOPIC_ALREADY_EXISTS", "ok"], round_
+    seen = set()
+    for endpoint in (e1, e2, e1):
+        with kwire.KafkaConn.to(endpoint.bootstrap) as conn:
+            for _ in range(20):
+                pid, _ = kwire.new_producer_id(conn)
+                assert pid not in seen
+                seen.add(pid)
+    # The endpoint restarted reads the map back from Kafka.
+    e2.kill9()
+    e2.start()
+    assert topic_ids(e2.bootstrap, ["on-kafka"]) == topic_ids(e1.bootstrap, ["on-kafka"])

@@ -96,6 +96,14 @@ struct SharedLog {
     io.restart();
     io.run_for(std::chrono::milliseconds(5));
   }
+  // FederationStore::start_writing, run to its end.
+  void start_writing(FederationStore& store) {
+    auto start = [&]() -> asio::awaitable<bool> {
+      co_await store.start_writing();
+      co_return true;
+    };
+    run(start());
+  }
   template <typename T>
   T run(asio::awaitable<T> work) {
     std::optional<T> out;
@@ -227,11 +235,7 @@ TEST(SharedMap, ARestartedEndpointFinishesItsOwnInterruptedChanges) {
   a.reset();
   auto again = log.store(1);
   log.pump();
-  auto start = [&]() -> asio::awaitable<bool> {
-    co_await again->start_writing();
-    co_return true;
-  };
-  log.run(start());
+  log.start_writing(*again);
   EXPECT_EQ(again->unfinished_creations().count("creating"), 1u);  // its parts are deleted, then released
   EXPECT_EQ(again->unfinished_creations().at("creating"), parts);
   for (int i = 0; i < 100 && b->reserved("plain"); ++i) log.spin();
@@ -257,11 +261,7 @@ TEST(SharedMap, ARunStartedWithTheClockBehindAnEarlierOneStillWrites) {
   log.readers.clear();
   auto again = log.store(1);
   log.pump();
-  auto start = [&]() -> asio::awaitable<bool> {
-    co_await again->start_writing();
-    co_return true;
-  };
-  log.run(start());
+  log.start_writing(*again);
   EXPECT_TRUE(log.run(again->reserve("second")));  // not fenced by the earlier run's later-looking records
   EXPECT_FALSE(again->reserved("first"));          // and that run's hold was ended
 }
