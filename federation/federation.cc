@@ -402,8 +402,9 @@ void Federation::note_deleted(const std::string& topic) {
 void Federation::adopt_topics(MemberCluster& member) {
   const auto now = std::chrono::steady_clock::now();
   std::erase_if(deleted_, [&](const auto& entry) { return entry.second <= now; });
-  // (A shared map's own log is not a topic of the federation; nor is anything before the map is read.)
-  if (map_log_ && !map_log_->caught_up()) return;
+  // (A shared map's own log is not a topic of the federation; nor is anything adopted before the map
+  // is read and this run has started writing: FederationStore::start_writing.)
+  if (map_log_ && !accepting_) return;
   for (const auto& [name, topic] : member.topics()) {
     if (topic.internal || topic.leaders.empty() || store_.find(name) || store_.reserved(name) || deleted_.count(name) ||
         adopting_.count(name) || name == MapLog::kTopic)

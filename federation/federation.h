@@ -51,7 +51,8 @@ class Federation {
   const std::vector<std::unique_ptr<MemberCluster>>& members() const { return members_; }
   MemberCluster* member(std::string_view name) const;
   // Consumer-group membership (the classic protocol), coordinated here for
-  // every group: soft state, as Kafka's coordinator keeps it in memory. The
+  // every group (with several endpoints, for the groups dealt to this one:
+  // others get NOT_COORDINATOR): soft state, as Kafka's coordinator keeps it in memory. The
   // groups' committed offsets are not kept here: each partition's go to the
   // member cluster holding it (handlers/offset_commit.cc).
   broker::GroupCoordinator& groups() { return groups_; }

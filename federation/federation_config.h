@@ -17,8 +17,9 @@
 //                                            by several endpoints (map_log.h; unset: the
 //                                            map is this endpoint's alone, in log.dirs)
 //   federation.endpoints                     id@host:port,... every endpoint serving the
-//                                            map, this one (node.id) too: Metadata lists
-//                                            them, groups are coordinated by one each
+//                                            map, this one (node.id) too, the same list on
+//                                            each: Metadata lists those that answer, groups
+//                                            are dealt out over them; required with a shared map
 //   auto.create.topics.enable                Metadata creates the topics it is asked
 //                                            for and the map lacks (true, as Kafka)
 //   num.partitions                           their partitions (1, as Kafka)
@@ -68,7 +69,10 @@ struct FederationConfig {
   broker::GroupCoordinator::Options groups;
 
   // Throws broker::ConfigError naming the key at fault (an unknown key, a
-  // member without bootstrap servers, no member at all).
+  // member without bootstrap servers, no member at all, a map cluster that is
+  // not a member or without federation.endpoints, an endpoints list without
+  // this node.id or with an id twice or an item not id@host:port, several
+  // endpoints without a map cluster).
   static FederationConfig load(const std::optional<std::string>& file, const std::vector<std::string>& overrides);
 };
 

@@ -19,8 +19,9 @@ namespace {
 constexpr std::string_view kTopicPrefix = "federation/topic/";
 constexpr std::string_view kProducerBlockKey = "federation/producer-id-block-end";
 constexpr std::string_view kCreatingPrefix = "federation/creating/";
-// Shared map only: which endpoint holds a topic (its node.id, decimal), and
-// the map-log offset the cache reached.
+// Shared map only: which endpoint holds a topic ("<node.id> <incarnation>.
+// <sequence>", the record that took the hold), and the map-log offset the
+// cache reached.
 constexpr std::string_view kHeldPrefix = "federation/held/";
 constexpr std::string_view kAppliedEndKey = "federation/map-applied-end";
 // A move's switch: `frozen/<topic>` = "<freeze id> <member>,<member>...",

@@ -160,14 +160,21 @@ asio::awaitable<void> MapLog::follow() {
       continue;
     }
     const auto& p = r.reply->body.responses[0].partitions[0];
+    if (p.error_code == static_cast<int16_t>(ErrorCode::kOffsetOutOfRange)) {
+      // The log lost what this endpoint applied (the topic was deleted and
+      // made again, or trimmed): the map cannot be trusted, and nothing more
+      // is read, ever (a log made again that grew past this offset would be
+      // another map); an operator restarts the endpoint with an empty log.dirs.
+      for (;;) {
+        SLUICE_LOG(kError, "the federation's map log on member cluster "
+                               << home_.name() << " does not hold offset " << from
+                               << ", where this endpoint reads from: it was deleted or trimmed; the map is no longer "
+                                  "read (restart this endpoint with an empty log.dirs to read it whole again)");
+        co_await pause(std::chrono::minutes(1));
+      }
+    }
     if (p.error_code != 0) {
-      // Out of range: the log lost what this endpoint applied (the topic was
-      // deleted and made again, or trimmed): the map cannot be trusted, and
-      // nothing is applied until an operator looks (an empty log.dirs starts over).
-      failed("a read was refused: " + std::string(protocol::error_name(static_cast<ErrorCode>(p.error_code))) +
-             (p.error_code == static_cast<int16_t>(ErrorCode::kOffsetOutOfRange)
-                  ? " (the log does not hold offset " + std::to_string(from) + " this endpoint reads from)"
-                  : ""));
+      failed("a read was refused: " + std::string(protocol::error_name(static_cast<ErrorCode>(p.error_code))));
       home_.request_refresh();
       co_await pause(std::chrono::seconds(1));
       continue;

@@ -1,5 +1,6 @@
 // DescribeGroups (key 15): state, protocol and members of groups this
-// endpoint coordinates (every group of the federation with members), as a
+// endpoint coordinates (every group of the federation with members; with
+// several endpoints, those dealt to it, others NOT_COORDINATOR), as a
 // broker describes its own (broker/handlers/classic_group.h). A group it
 // does not know may still have committed offsets on the members
 // (handlers/offset_commit.cc): each member's coordinator of it is asked, and
