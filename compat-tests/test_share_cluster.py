@@ -160,7 +160,7 @@ def test_share_group_under_leader_faults(java44_libs, fault):
         # record_limit: polls of at most 50 records (not whole producer batches of hundreds), so that
         # each round finds the consumer mid-way and leaves records for the other member.
         acquire = {"SHARE_ACQUIRE_MODE": "record_limit"}
-        env = {**os.environ, "BOOTSTRAP_SERVERS": c.bootstrap, "COMPAT_DEADLINE_S": "180",
+        env = {**os.environ, "BOOTSTRAP_SERVERS": c.bootstrap, "COMPAT_DEADLINE_S": "300",
                "SHARE_HOLD_MS": "150", **acquire}
         stderr = open(c.workdir / "java-consumer.log", "w")
         proc = subprocess.Popen(["java", "-Xmx256m", "-Dlog4j2.configurationFile=log4j2.properties", "-cp",
@@ -214,9 +214,10 @@ def test_share_group_under_leader_faults(java44_libs, fault):
                 proc.stdin.flush()
                 c.resume(leader)
             c.wait_partitions(topic, lambda s: leader in s[0][2], timeout=60)
-        # The consumer ends once it has accepted everything, or 5 s after this line without a record.
+        # The consumer ends once every key is accepted, by it or by the other members, or 15 s after
+        # this line without a record.
         try:
-            proc.stdin.write("end\n")
+            proc.stdin.write(f"others {' '.join(sorted(set().union(*taken)))}\nend\n")
             proc.stdin.flush()
         except BrokenPipeError:
             pass  # it has ended already
@@ -243,15 +244,23 @@ def test_share_group_under_leader_faults(java44_libs, fault):
                 if key in confirmed_at:
                     late.append(key)
         others = set().union(*taken)
-        print(json.dumps({"fault": fault, "victims": victims, "deliveries": sum(1 for k, _ in events if k == "D"),
-                          "confirmed": len(confirmed_at), "unconfirmed": len(unconfirmed - confirmed_at.keys()),
-                          "taken_by_another_member": [len(t) for t in taken],
-                          "taken_while_held_by_the_sleeper": [len(t & delivered) for t in taken]}))
+        summary = json.dumps({"fault": fault, "victims": victims, "ended": result.get("ended"),
+                              "elapsed_ms": result.get("elapsed_ms"),
+                              "deliveries": sum(1 for k, _ in events if k == "D"),
+                              "confirmed": len(confirmed_at), "unconfirmed": len(unconfirmed - confirmed_at.keys()),
+                              "taken_by_another_member": [len(t) for t in taken],
+                              "taken_while_held_by_the_sleeper": [len(t & delivered) for t in taken]})
+        print(summary)
         assert not late, f"delivered again after a confirmed acceptance: {late[:10]}"
         twice = others & set(confirmed_at)
         assert not twice, f"accepted by two members: {sorted(twice)[:10]}"
         everything = {f"k{i}" for i in range(n)}
-        assert set(confirmed_at) | unconfirmed | others == everything, "records never accepted"
+        never = sorted(everything - set(confirmed_at) - unconfirmed - others, key=lambda k: int(k[1:]))
+        # Short: CI shows only the start and the end of a failure's output (a set diff of 3,000 keys
+        # hid everything else at stop 34). The consumer's account last.
+        assert not never, (f"{len(never)} records never accepted, {never[:5]} .. {never[-5:]}; {summary}\n"
+                           f"{cluster_diagnosis(c, per_node=8)}\n"
+                           f"{(c.workdir / 'java-consumer.log').read_text(errors='replace')[-2500:]}")
         if fault == "kill9":
             assert sum(1 for k, _ in events if k == "D") > n, "no record was in flight at a kill: the test proved nothing"
         else:

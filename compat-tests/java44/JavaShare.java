@@ -620,13 +620,15 @@ public class JavaShare {
 
     // ------------------------------------------------------------------ share-accept-under-faults
     /** Produces n records; one explicit-mode consumer (max.poll.records 50) ACCEPTs everything it
-     *  gets, committing after every poll (SHARE_HOLD_MS after it), until every key is accepted or the deadline, while the
-     *  test kills brokers. Prints "PROGRESS <accepted>" lines on stdout as it goes, so the test knows
-     *  when to strike. Lines on stdin steer it: "hold" stops polling (after the poll or commit under
-     *  way) until "go", so that another member alone takes what is available; "end" ends it once
-     *  5 s pass without a record. The JSON has the order of events: "D k" a delivery, "A k" an acceptance the
-     *  broker confirmed (commitSync answered without error), "U k" one it did not confirm (an error or
-     *  no answer: the acknowledgement may or may not have been applied). */
+     *  gets, committing after every poll (SHARE_HOLD_MS after it), until every key is accepted or
+     *  the deadline, while the test kills brokers. Prints "PROGRESS <accepted>" lines on stdout as it
+     *  goes, so the test knows when to strike. Lines on stdin steer it: "hold" stops polling (after
+     *  the poll or commit under way) until "go", so that another member alone takes what is
+     *  available; "others k.. k.." names keys another member accepted; "end" ends it once every key
+     *  is accepted by it (confirmed or not) or another member, or 15 s pass without a record.
+     *  The JSON has why it ended ("ended") and the order of events: "D k" a delivery, "A k" an
+     *  acceptance the broker confirmed (commitSync answered without error), "U k" one it did not
+     *  confirm (an error or no answer: the acknowledgement may or may not have been applied). */
     static void shareAcceptUnderFaults(String topic, String group, int n) throws Exception {
         try (Admin admin = admin()) {
             prepare(admin, topic, group, n, new LinkedHashMap<>());
@@ -636,17 +638,26 @@ public class JavaShare {
         java.util.Set<String> unconfirmed = new java.util.HashSet<>();
         long holdMs = Long.parseLong(env("SHARE_HOLD_MS", "0"));
         KafkaShareConsumer<String, String> c = shareConsumer(group, "share-accept-under-faults", true, 50);
+        String ended = "every key confirmed";
         try {
             c.subscribe(List.of(topic));
-            long until = System.currentTimeMillis() + budgetMs(150_000);
+            long until = System.currentTimeMillis() + budgetMs(270_000);
             // Other consumers may take some records (the test's own, during a fault): once the test
-            // writes "end" on stdin, the consumer ends after 5 s without a record.
+            // writes "end" on stdin, the consumer ends after 15 s without a record (a busy machine
+            // can hold a poll a few seconds while the leadership settles after the last fault).
             long endIfIdleFrom = Long.MAX_VALUE;
+            long lastRecord = System.currentTimeMillis();
+            long lastReport = lastRecord;
             java.util.concurrent.atomic.AtomicBoolean held = new java.util.concurrent.atomic.AtomicBoolean(false);
             java.util.concurrent.atomic.AtomicBoolean endAsked = new java.util.concurrent.atomic.AtomicBoolean(false);
+            java.util.Set<String> others = java.util.concurrent.ConcurrentHashMap.newKeySet();
             Thread steering = new Thread(() -> {
                 try (java.io.BufferedReader in = new java.io.BufferedReader(new java.io.InputStreamReader(System.in))) {
                     for (String line; (line = in.readLine()) != null; ) {
+                        if (line.startsWith("others ")) {
+                            for (String k : line.substring(7).trim().split(" ")) if (!k.isEmpty()) others.add(k);
+                            continue;
+                        }
                         switch (line.trim()) {
                             case "hold" -> held.set(true);
                             case "go" -> held.set(false);
@@ -661,13 +672,31 @@ public class JavaShare {
             steering.start();
             // Until every key is confirmed: a key whose acceptance went unconfirmed (its broker died
             // with the commit in flight) comes back unless the acceptance was applied after all.
-            while (confirmed.size() < n && System.currentTimeMillis() < until) {
+            while (confirmed.size() < n) {
+                if (System.currentTimeMillis() >= until) {
+                    ended = "its time budget (" + (budgetMs(270_000) / 1000) + " s left of COMPAT_DEADLINE_S)";
+                    break;
+                }
                 if (endIfIdleFrom == Long.MAX_VALUE && endAsked.get()) endIfIdleFrom = System.currentTimeMillis();
-                if (System.currentTimeMillis() - endIfIdleFrom > 5000) break;
+                if (endAsked.get() && settled(n, confirmed, unconfirmed, others)) {
+                    ended = "every key confirmed, unconfirmed or another member's";
+                    break;
+                }
+                if (System.currentTimeMillis() - endIfIdleFrom > 15_000) {
+                    ended = "15 s without a record after \"end\"";
+                    break;
+                }
+                long now = System.currentTimeMillis();
+                if (now - lastRecord > 5000 && now - lastReport > 5000 && !held.get()) {  // for a failure's message
+                    log("confirmed " + confirmed.size() + ", none delivered in the last " + (now - lastRecord) / 1000
+                        + " s; " + groupView(group));
+                    lastReport = now;
+                }
                 if (held.get()) {
                     System.out.println("HELD");
                     System.out.flush();
                     while (held.get() && System.currentTimeMillis() < until) Thread.sleep(50);
+                    lastRecord = System.currentTimeMillis();  // a hold is not a stall
                     continue;
                 }
                 ConsumerRecords<String, String> recs;
@@ -677,6 +706,7 @@ public class JavaShare {
                     log("poll: " + err(e));
                     continue;
                 }
+                if (!recs.isEmpty()) lastRecord = System.currentTimeMillis();
                 if (!recs.isEmpty() && endIfIdleFrom != Long.MAX_VALUE) endIfIdleFrom = System.currentTimeMillis();
                 List<String> keys = new ArrayList<>();
                 for (ConsumerRecord<String, String> r : recs) {
@@ -706,8 +736,20 @@ public class JavaShare {
             try { c.close(Duration.ofSeconds(10)); } catch (Throwable e) { log("close: " + err(e)); }
         }
         result.put("events", events);
+        result.put("ended", ended);
         result.put("confirmed", confirmed.size());
         result.put("unconfirmed", unconfirmed.size());
+    }
+
+    /** Whether each of k0..k(n-1) is accepted by this consumer (confirmed or not) or by another member. */
+    static boolean settled(int n, java.util.Set<String> confirmed, java.util.Set<String> unconfirmed,
+                           java.util.Set<String> others) {
+        if (confirmed.size() + unconfirmed.size() + others.size() < n) return false;
+        for (int i = 0; i < n; i++) {
+            String k = "k" + i;
+            if (!confirmed.contains(k) && !unconfirmed.contains(k) && !others.contains(k)) return false;
+        }
+        return true;
     }
 
     // ------------------------------------------------------------------ share-accept-count
