@@ -370,12 +370,12 @@ asio::awaitable<void> Federation::acknowledge_freeze(std::string topic, std::str
     pause.expires_after(std::chrono::milliseconds(5));
     co_await pause.async_wait(asio::use_awaitable);
   }
-  // What it acknowledged to acks=1 producers there: "<member>:<partition>:<end>,...".
-  std::string acknowledged;
+  // What it acknowledged to acks=1 producers there.
+  std::vector<FederationStore::AcknowledgedEnd> acknowledged;
   for (const auto& [key, end] : acknowledged_ends_) {
     const auto& [t, member, partition] = key;
     if (t != topic || std::find(sources.begin(), sources.end(), member) == sources.end()) continue;
-    acknowledged += (acknowledged.empty() ? "" : ",") + member + ":" + std::to_string(partition) + ":" + std::to_string(end);
+    acknowledged.push_back({member, partition, end});
   }
   const bool recorded = co_await store_.acknowledge_freeze(topic, freeze, acknowledged);
   if (!recorded) co_return;  // the freeze is over (a replay of an old one), or it could not be written

@@ -598,19 +598,33 @@ boost::asio::awaitable<bool> FederationStore::end_stale_freeze(std::string topic
 }
 
 boost::asio::awaitable<bool> FederationStore::acknowledge_freeze(std::string topic, std::string freeze,
-                                                                 std::string acknowledged) {
+                                                                 std::vector<AcknowledgedEnd> acknowledged) {
+  // "<member>:<partition>:<end>,..." (FORMATS.md); a member name has no ':' or ','.
+  std::string ends;
+  for (const auto& a : acknowledged)
+    ends += (ends.empty() ? "" : ",") + a.member + ":" + std::to_string(a.partition) + ":" + std::to_string(a.end);
   Changes changes;
-  changes.push_back({std::string(kFrozenAckPrefix) + topic + "/" + std::to_string(sharing_->endpoint), std::move(acknowledged)});
+  changes.push_back({std::string(kFrozenAckPrefix) + topic + "/" + std::to_string(sharing_->endpoint), std::move(ends)});
   std::vector<Condition> conditions{Condition{std::string(kFrozenPrefix) + topic, std::move(freeze)}};
   co_return co_await commit(std::move(conditions), std::move(changes));
 }
 
-std::map<int32_t, std::string> FederationStore::freeze_acknowledgements(std::string_view topic) const {
-  std::map<int32_t, std::string> out;
+std::map<int32_t, std::vector<FederationStore::AcknowledgedEnd>> FederationStore::freeze_acknowledgements(
+    std::string_view topic) const {
+  std::map<int32_t, std::vector<AcknowledgedEnd>> out;
   const std::string acks = std::string(kFrozenAckPrefix) + std::string(topic) + "/";
-  for (auto it = applied_.lower_bound(acks); it != applied_.end() && it->first.starts_with(acks); ++it)
-    if (auto endpoint = parse_int64(std::string_view(it->first).substr(acks.size())))
-      out[static_cast<int32_t>(*endpoint)] = it->second;
+  for (auto it = applied_.lower_bound(acks); it != applied_.end() && it->first.starts_with(acks); ++it) {
+    const auto endpoint = parse_int64(std::string_view(it->first).substr(acks.size()));
+    if (!endpoint) continue;
+    auto& ends = out[static_cast<int32_t>(*endpoint)];
+    for (const auto& item : split_names(it->second)) {
+      const size_t first = item.find(':'), last = item.rfind(':');
+      if (first == std::string::npos || first == last) continue;
+      const auto partition = parse_int64(std::string_view(item).substr(first + 1, last - first - 1));
+      const auto end = parse_int64(std::string_view(item).substr(last + 1));
+      if (partition && end) ends.push_back({item.substr(0, first), static_cast<int32_t>(*partition), *end});
+    }
+  }
   return out;
 }
 

@@ -165,13 +165,22 @@ class FederationStore {
   // stopped): the switch, which requires the freeze, can no longer happen.
   // False if it could not be recorded or that freeze is over already.
   boost::asio::awaitable<bool> end_stale_freeze(std::string topic, std::string freeze);
+  // An end an endpoint acknowledged to acks=1 producers on a frozen member:
+  // the move copies at least that far.
+  struct AcknowledgedEnd {
+    std::string member;
+    int32_t partition = -1;
+    int64_t end = 0;
+  };
   // This endpoint has no write to the frozen members in flight and starts
   // none: `freeze` is the freeze's value as on_frozen gave it,
-  // `acknowledged` the ends it acknowledged to acks=1 producers there
-  // (FORMATS.md). False if it could not be recorded or the freeze is over.
-  boost::asio::awaitable<bool> acknowledge_freeze(std::string topic, std::string freeze, std::string acknowledged);
-  // The endpoints that acknowledged the topic's freeze, with their ends.
-  std::map<int32_t, std::string> freeze_acknowledgements(std::string_view topic) const;
+  // `acknowledged` the ends it acknowledged to acks=1 producers there.
+  // False if it could not be recorded or the freeze is over.
+  boost::asio::awaitable<bool> acknowledge_freeze(std::string topic, std::string freeze,
+                                                  std::vector<AcknowledgedEnd> acknowledged);
+  // The endpoints that acknowledged the topic's freeze, with their ends
+  // (an end the map holds in a form this build does not read is left out).
+  std::map<int32_t, std::vector<AcknowledgedEnd>> freeze_acknowledgements(std::string_view topic) const;
   // The holder ends a freeze (a failed move; a switch ends it with the new placement).
   boost::asio::awaitable<bool> thaw(std::string topic);
   // Called on every endpoint when a freeze is applied: (topic, the freeze's value).

@@ -287,6 +287,31 @@ TEST(SharedMap, AStaleFreezeEndedByAnotherEndpointStopsTheSwitch) {
   EXPECT_TRUE(b->frozen_sources("t").empty());
 }
 
+TEST(SharedMap, FreezeAcknowledgementsCarryEachEndpointsAcknowledgedEnds) {
+  SharedLog log;
+  auto a = log.store(1), b = log.store(2);
+  ASSERT_TRUE(log.run(a->reserve("t")));
+  ASSERT_TRUE(log.run(a->put("t", TopicPlacement{new_topic_id(), {{"m", 2}}})));
+  ASSERT_TRUE(log.run(a->freeze("t", std::vector<std::string>{"m"})));
+  const std::string freeze = *b->frozen_value("t");
+  using Ends = std::vector<FederationStore::AcknowledgedEnd>;
+  ASSERT_TRUE(log.run(b->acknowledge_freeze("t", freeze, Ends{{"m", 0, 41}, {"m", 1, 7}})));
+  ASSERT_TRUE(log.run(a->acknowledge_freeze("t", freeze, Ends{})));
+  const auto acks = a->freeze_acknowledgements("t");
+  ASSERT_EQ(acks.size(), 2u);
+  EXPECT_TRUE(acks.at(1).empty());
+  const Ends& ends = acks.at(2);
+  ASSERT_EQ(ends.size(), 2u);
+  EXPECT_EQ(ends[0].member, "m");
+  EXPECT_EQ(ends[0].partition, 0);
+  EXPECT_EQ(ends[0].end, 41);
+  EXPECT_EQ(ends[1].partition, 1);
+  EXPECT_EQ(ends[1].end, 7);
+  // Only while that freeze is in force.
+  ASSERT_TRUE(log.run(a->thaw("t")));
+  EXPECT_FALSE(log.run(b->acknowledge_freeze("t", freeze, Ends{{"m", 0, 50}})));
+}
+
 TEST(SharedMap, AMapKeptByOneEndpointIsNotSharedSilently) {
   asio::io_context io;
   const std::string dir = temp_dir();

@@ -1,7 +1,6 @@
 #include "federation/topic_mover.h"
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <list>
 #include <map>
@@ -82,24 +81,6 @@ constexpr auto kFreezeLimit = std::chrono::seconds(10);
 constexpr auto kDeleteDelay = std::chrono::seconds(2);
 
 std::string error_text(int16_t code) { return protocol::error_name(static_cast<ErrorCode>(code)); }
-
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> items;
-  size_t begin = 0;
-  while (begin < text.size()) {
-    const size_t comma = std::min(text.find(',', begin), text.size());
-    if (comma > begin) items.push_back(text.substr(begin, comma - begin));
-    begin = comma + 1;
-  }
-  return items;
-}
-
-std::optional<int64_t> parse_int(const std::string& text) {
-  int64_t value = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr != text.data() + text.size() || text.empty()) return std::nullopt;
-  return value;
-}
 
 // One partition being moved: where it is now, and where its copy goes (the
 // new member's partition i is leg i).
@@ -439,13 +420,7 @@ asio::awaitable<std::string> TopicMover::freeze_every_endpoint() {
     if (missing.empty()) {
       // What each acknowledged to acks=1 producers is copied too (copy_rest).
       for (const auto& [endpoint, ends] : acks)
-        for (const auto& item : split_list(ends)) {
-          const size_t first = item.find(':'), last = item.rfind(':');
-          if (first == std::string::npos || first == last) continue;
-          const auto partition = parse_int(item.substr(first + 1, last - first - 1));
-          const auto end = parse_int(item.substr(last + 1));
-          if (partition && end) federation_.note_acknowledged(topic_, item.substr(0, first), static_cast<int32_t>(*partition), *end);
-        }
+        for (const auto& a : ends) federation_.note_acknowledged(topic_, a.member, a.partition, a.end);
       co_return std::string();
     }
     if (std::chrono::steady_clock::now() > deadline)
