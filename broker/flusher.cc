@@ -21,6 +21,7 @@ Flusher::~Flusher() {
 void Flusher::flush(const storage::SyncList& sync, std::function<void(bool)> done) {
   Request request;
   request.dirs = sync.dirs;
+  request.errors = sync.errors;
   for (int fd : sync.fds) {
     int copy = ::dup(fd);
     if (copy >= 0)
@@ -122,6 +123,9 @@ void Flusher::run() {
       syncs_ += syncs;
     }
     const auto answer = [this, ok](Request& request) {
+      // A file whose naming failed (its data would not be found by the next start) fails its flush.
+      for (const auto& error : request.errors) request.failed = request.failed || error->load() != 0;
+      request.errors.clear();
       boost::asio::post(executor_, [done = std::move(request.done), ok = (ok || request.only_job) && !request.failed] {
         if (done) done(ok);
       });

@@ -7,7 +7,9 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <functional>
+#include <memory>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -65,6 +67,7 @@ class Flusher {
   struct Request {
     std::vector<int> fds;  // duplicates owned by the request
     std::vector<std::filesystem::path> dirs;
+    std::vector<std::shared_ptr<const std::atomic<int>>> errors;  // SyncList::errors
     std::function<bool()> job;  // run() only
     bool only_job = false;      // its answer is the job's, whatever the syncs beside it did
     bool after_syncs = false;   // run_after_syncs()

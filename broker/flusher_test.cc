@@ -8,7 +8,10 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <memory>
 #include <cstdio>
 #include <future>
 #include <mutex>
@@ -53,6 +56,29 @@ TEST(FlusherTest, ReportsSuccessOnlyWhenEveryFileWasSynced) {
   EXPECT_TRUE(flush_and_wait(io, flusher, {fd}));
   // A descriptor that is not open cannot be synced: the flush fails.
   EXPECT_FALSE(flush_and_wait(io, flusher, {fd, 987654}));
+  ::close(fd);
+}
+
+// A file whose error flag is set once the syncs are done (a segment file whose naming failed:
+// its data would not be found after a restart) fails the flush, even though it synced.
+TEST(FlusherTest, FailsWhenAFilesErrorIsSet) {
+  boost::asio::io_context io;
+  Flusher flusher(io.get_executor());
+  const int fd = scratch_file();
+  auto error = std::make_shared<std::atomic<int>>(0);
+  storage::SyncList sync;
+  sync.fds = {fd};
+  sync.errors = {error};
+  std::optional<bool> result;
+  flusher.flush(sync, [&](bool ok) { result = ok; });
+  wait_for(io, result);
+  EXPECT_EQ(result, std::optional<bool>(true));
+  // Set by a job that runs before the syncs (the naming is such a job): the flush fails.
+  flusher.run([error] { error->store(EEXIST); return false; }, nullptr);
+  result.reset();
+  flusher.flush(sync, [&](bool ok) { result = ok; });
+  wait_for(io, result);
+  EXPECT_EQ(result, std::optional<bool>(false));
   ::close(fd);
 }
 

@@ -160,8 +160,9 @@ uint64_t ReplicaManager::open_partition(const controller::TopicInfo& topic, int3
   int64_t rebuild_from = partition->checkpointed.recovery_point;
   partition->log = storage::PartitionLog::open(partition_dir(topic.name, index), log_options_for(topic), batch_format(),
                                                partition->checkpointed, &report);
-  // A roll's index writes and reserve release run on the flusher's thread, before any later
-  // flush; the reserving of blocks ahead of the writes after the syncs (nothing waits for it).
+  // A roll's index writes, reserve release and new file's naming run on the flusher's thread,
+  // before any later flush; the work ahead of need (blocks reserved ahead of the writes, the next
+  // segment's file made) after the syncs (nothing waits for it).
   partition->log->set_off_thread([&flusher = flusher_, name = topic.name + "-" + std::to_string(index)](
                                      std::function<bool()> job, bool before_later_flushes) {
     if (!before_later_flushes) {
@@ -170,8 +171,9 @@ uint64_t ReplicaManager::open_partition(const controller::TopicInfo& topic, int3
     }
     flusher.run(std::move(job), [name](bool ok) {
       if (!ok)
-        SLUICE_LOG(kError, "finishing a rolled segment of " << name << " failed (an I/O error): its recovery "
-                                                            << "point stays below it, so the next start rebuilds it");
+        SLUICE_LOG(kError, "a segment roll's file work for " << name << " failed (an I/O error): a rolled segment "
+                   "not finished keeps the recovery point below it, so the next start rebuilds it; a new segment "
+                   "not named fails every flush of it (acks=all answers an error)");
     });
   });
   for (const auto& problem : report.problems) SLUICE_LOG(kWarn, topic.name << "-" << index << ": " << problem);

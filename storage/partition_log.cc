@@ -11,6 +11,7 @@
 #include <limits>
 #include <stdexcept>
 #include <system_error>
+#include <utility>
 
 namespace sluice::storage {
 namespace {
@@ -148,18 +149,27 @@ std::unique_ptr<PartitionLog> PartitionLog::open(const std::filesystem::path& di
   RecoveryReport report;
 
   std::vector<std::pair<int64_t, std::filesystem::path>> files;
+  std::vector<std::filesystem::path> indexes;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     const auto& path = entry.path();
     if (path.extension() == ".deleted") {  // retention had started removing it
       std::filesystem::remove(path);
       continue;
     }
+    if (path.extension() == ".index" || path.extension() == ".timeindex") indexes.push_back(path);
     if (path.extension() != ".log") continue;
     const std::string stem = path.stem().string();
     if (stem.size() != 20 || !std::all_of(stem.begin(), stem.end(), ::isdigit)) continue;
     files.emplace_back(std::stoll(stem), path);
   }
   std::sort(files.begin(), files.end());
+  // An index whose segment file is not there (a crash before a roll's file got its name, or
+  // between the renames of a removal) would be taken for the index of a later segment at the
+  // same offset, whose finishing writes no index file when it has no entries.
+  for (const auto& index : indexes) {
+    std::error_code ec;
+    if (!std::filesystem::exists(with_extension(index, ".log"), ec) && !ec) std::filesystem::remove(index, ec);
+  }
 
   bool cut = false;
   for (size_t i = 0; i < files.size(); ++i) {
@@ -449,9 +459,18 @@ PartitionLog::Segment& PartitionLog::roll(int64_t base_offset) {
     // recovery point passes it only then. (Its index files: seal() syncs them.)
     unsynced_files_.emplace_back(changes_, old.file);
   }
-  Segment segment = open_segment(base_offset, dir_ / segment_file_name(base_offset));
+  // The spare made ahead of need, if there is one: no file is created on this thread then.
+  std::shared_ptr<const OpenFile> spare;
+  if (off_thread_) {
+    std::lock_guard<std::mutex> lock(spare_->mutex);
+    spare = std::exchange(spare_->file, nullptr);
+  }
+  spare_asked_ = false;
+  const auto path = dir_ / segment_file_name(base_offset);
+  Segment segment = spare ? adopt_spare(base_offset, path, std::move(spare)) : open_segment(base_offset, path);
   segment.rolling_timestamp = now_ms();
   if (replace) {
+    cancel_naming(segments_.back());  // (its file, if still unnamed, goes when closed)
     for (const char* ext : {".log", ".index", ".timeindex"}) {
       std::error_code ec;  // an index file of an empty segment need not exist
       std::filesystem::remove(with_extension(segments_.back().path, ext), ec);
@@ -464,6 +483,73 @@ PartitionLog::Segment& PartitionLog::roll(int64_t base_offset) {
     log_start_offset_ = next_offset_ = recovery_point_ = base_offset;
   }
   return segments_.back();
+}
+
+PartitionLog::Segment PartitionLog::adopt_spare(int64_t base, const std::filesystem::path& path,
+                                               std::shared_ptr<const OpenFile> file) {
+  Segment segment;
+  segment.base_offset = base;
+  segment.next_offset = base;
+  segment.path = path;
+  segment.file = file;
+  segment.naming = std::make_shared<Naming>();
+  // Named before the syncs of any later flush (which syncs the directory too: roll() noted the
+  // change), so that nothing appended here is reported durable before its file has a name.
+  off_thread_([naming = segment.naming, file = std::move(file), dir = dir_, identity = directory_identity_,
+               name = path.filename().string()] { return name_file(naming, file, dir, identity, name); },
+              true);
+  return segment;
+}
+
+void PartitionLog::ask_for_spare() {
+  spare_asked_ = true;
+  auto make = [spare = spare_, dir = dir_, identity = directory_identity_, unsupported = spare_unsupported_] {
+    const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) return true;  // the log's directory is gone: nothing to make
+    const OpenFile dir_file(dir_fd);
+    struct stat st {};
+    if (::fstat(dir_fd, &st) != 0 || st.st_dev != identity.device || st.st_ino != identity.inode) return true;
+    const int fd = ::openat(dir_fd, ".", O_TMPFILE | O_RDWR | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      // EISDIR: a kernel without O_TMPFILE; EOPNOTSUPP: a file system without it.
+      if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) unsupported->store(true);
+      return true;  // not a flush's failure: the roll creates the file itself
+    }
+    auto file = std::make_shared<OpenFile>(fd);
+    file->naming_error = std::make_shared<std::atomic<int>>(0);
+    std::lock_guard<std::mutex> lock(spare->mutex);
+    spare->file = std::move(file);
+    return true;
+  };
+  off_thread_(std::move(make), false);
+}
+
+bool PartitionLog::name_file(const std::shared_ptr<Naming>& naming, const std::shared_ptr<const OpenFile>& file,
+                             const std::filesystem::path& dir, DirectoryIdentity identity, const std::string& name) {
+  std::lock_guard<std::mutex> lock(naming->mutex);
+  if (naming->cancelled) return true;  // the segment went first: its file goes unnamed
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0 && errno == ENOENT) return true;  // the log was deleted, and its data with it
+  const auto failed = [&] {
+    file->naming_error->store(errno != 0 ? errno : EIO);
+    return false;
+  };
+  if (dir_fd < 0) return failed();
+  const OpenFile dir_file(dir_fd);
+  struct stat st {};
+  if (::fstat(dir_fd, &st) != 0) return failed();
+  if (st.st_dev != identity.device || st.st_ino != identity.inode) return true;  // a namesake: the log is gone
+  if (::linkat(file->fd(), "", dir_fd, name.c_str(), AT_EMPTY_PATH) == 0) return true;
+  // Linking a descriptor by itself takes CAP_DAC_READ_SEARCH; through /proc it does not (open(2)).
+  const std::string by_proc = "/proc/self/fd/" + std::to_string(file->fd());
+  if (::linkat(AT_FDCWD, by_proc.c_str(), dir_fd, name.c_str(), AT_SYMLINK_FOLLOW) == 0) return true;
+  return failed();
+}
+
+void PartitionLog::cancel_naming(const Segment& segment) {
+  if (!segment.naming) return;
+  std::lock_guard<std::mutex> lock(segment.naming->mutex);
+  segment.naming->cancelled = true;
 }
 
 void PartitionLog::finish_time_index(Segment& segment) {
@@ -482,12 +568,13 @@ void PartitionLog::sync_directory_now() {
 
 SyncList PartitionLog::to_sync() const {
   SyncList sync;
-  sync.fds.push_back(segments_.back().fd());
-  sync.owners.push_back(segments_.back().file);
-  for (const auto& [change, file] : unsynced_files_) {
+  const auto add = [&sync](const std::shared_ptr<const OpenFile>& file) {
     sync.fds.push_back(file->fd());
     sync.owners.push_back(file);
-  }
+    if (file->naming_error) sync.errors.push_back(file->naming_error);
+  };
+  add(segments_.back().file);
+  for (const auto& [change, file] : unsynced_files_) add(file);
   if (dir_synced_through_ < changes_) sync.dirs.push_back(dir_);
   return sync;
 }
@@ -674,6 +761,8 @@ int64_t PartitionLog::write_entry(std::span<char> entry, const BatchSummary& sum
   }
   note_batch(*active, position, static_cast<uint32_t>(entry.size()), base, summary);
   next_offset_ = active->next_offset;
+  if (off_thread_ && !spare_asked_ && active->size * 2 >= options_.segment_bytes && !spare_unsupported_->load())
+    ask_for_spare();
   return base;
 }
 
@@ -891,6 +980,7 @@ std::vector<std::filesystem::path> PartitionLog::retire_files(size_t first, size
   std::vector<std::filesystem::path> removed;
   for (size_t i = first; i < last; ++i) {
     cancel_sealing(segments_[i]);  // its files are renamed now: a finishing would make new ones
+    cancel_naming(segments_[i]);   // ... and a naming would name the file again
     for (const char* ext : {".log", ".index", ".timeindex"}) {
       const auto from = with_extension(segments_[i].path, ext);
       auto to = from;

@@ -86,14 +86,21 @@ struct RecoveryReport {
 // this broker while a produce waits), so that a descriptor number is never
 // reused under it. Directories go by path and are opened where they are
 // synced, so that a log holds no descriptor for them.
+//
+// `errors` are read once the syncs are done: a nonzero one fails the flush.
+// A segment file created without a name and named off the thread (roll())
+// has one, set if the naming failed: its data, synced or not, would not be
+// found by the next start.
 struct SyncList {
   std::vector<int> fds;
   std::vector<std::shared_ptr<const void>> owners;
   std::vector<std::filesystem::path> dirs;
+  std::vector<std::shared_ptr<const std::atomic<int>>> errors;
   void append(const SyncList& other) {
     fds.insert(fds.end(), other.fds.begin(), other.fds.end());
     owners.insert(owners.end(), other.owners.begin(), other.owners.end());
     dirs.insert(dirs.end(), other.dirs.begin(), other.dirs.end());
+    errors.insert(errors.end(), other.errors.begin(), other.errors.end());
   }
   bool empty() const { return fds.empty() && dirs.empty(); }
 };
@@ -124,10 +131,11 @@ class PartitionLog {
   // append is what that append's roll cost.
   uint64_t roll_nanos() const { return roll_nanos_; }
   // Where a roll's slow part runs (the finished segment's last index entries
-  // written and synced, its block reserve given back) and the reserving of
-  // blocks ahead of the writes. `run(job, before_later_flushes)` runs `job` on
-  // another thread: a roll's finishing (true) before the syncs of any flush
-  // requested later, a reserve (false) whenever, each kind in order (the
+  // written and synced, its block reserve given back, the new segment's file
+  // named) and the work done ahead of need (blocks reserved ahead of the
+  // writes, the next segment's file created). `run(job, before_later_flushes)`
+  // runs `job` on another thread: a roll's work (true) before the syncs of any
+  // flush requested later, the rest (false) whenever, each kind in order (the
   // broker passes its flusher). Unset (tools, tests): done on the spot.
   using OffThread = std::function<void(std::function<bool()> job, bool before_later_flushes)>;
   void set_off_thread(OffThread run) { off_thread_ = std::move(run); }
@@ -273,6 +281,8 @@ class PartitionLog {
     OpenFile(const OpenFile&) = delete;
     OpenFile& operator=(const OpenFile&) = delete;
     int fd() const { return fd_; }
+    // A file created without a name (the spare of roll()): set if naming it failed (an errno).
+    std::shared_ptr<std::atomic<int>> naming_error;
 
    private:
     int fd_;
@@ -291,6 +301,18 @@ class PartitionLog {
     // Set once the finishing is durable, or cancelled (the segment was cut, becoming the
     // active one again, or removed): the recovery point may pass the segment.
     std::atomic<bool> done = false;
+  };
+  // The naming of a segment file created without one (roll() with a spare):
+  // a removal of the segment cancels it if it has not run.
+  struct Naming {
+    std::mutex mutex;  // held while the naming runs, and to cancel it
+    bool cancelled = false;
+  };
+  // The next segment's file, made ahead of need off the thread (O_TMPFILE: no
+  // name yet), so that a roll creates no file on the log's thread.
+  struct Spare {
+    std::mutex mutex;
+    std::shared_ptr<const OpenFile> file;  // null until made, and once taken
   };
   struct Segment {
     int64_t base_offset = 0;
@@ -317,6 +339,8 @@ class PartitionLog {
     // Set from its roll until its finishing has run off the thread (set_off_thread()); a
     // truncation or removal of the segment cancels what has not run yet.
     std::shared_ptr<Sealing> sealing;
+    // Set while its file, a spare, waits to be named off the thread.
+    std::shared_ptr<Naming> naming;
 
     int fd() const { return file->fd(); }
     bool empty() const { return size == 0; }
@@ -342,6 +366,19 @@ class PartitionLog {
   // active segment goes on without; a file system without fallocate stops the log's reserving.
   std::shared_ptr<std::atomic<int>> reserve_error_ = std::make_shared<std::atomic<int>>(0);
   bool reserve_unsupported_ = false;
+  // The next segment's file (set_off_thread() only): asked for once the active segment is half
+  // full; taken by the roll, which otherwise creates the file on the spot (a roll by segment.ms,
+  // or before the spare was made). A file system without O_TMPFILE stops the asking.
+  std::shared_ptr<Spare> spare_ = std::make_shared<Spare>();
+  bool spare_asked_ = false;
+  std::shared_ptr<std::atomic<bool>> spare_unsupported_ = std::make_shared<std::atomic<bool>>(false);
+  void ask_for_spare();
+  // A new segment at `base` on the spare's file, named off the thread before any later flush.
+  Segment adopt_spare(int64_t base, const std::filesystem::path& path, std::shared_ptr<const OpenFile> file);
+  static bool name_file(const std::shared_ptr<Naming>& naming, const std::shared_ptr<const OpenFile>& file,
+                        const std::filesystem::path& dir, DirectoryIdentity identity, const std::string& name);
+  // Keeps a pending naming of `segment`'s file from running (the segment goes).
+  static void cancel_naming(const Segment& segment);
   // The segment's reserve ends at `end` now (a cut, a failed write gave the rest back).
   static void reserve_cut_to(Segment& segment, uint64_t end);
   // The highest recovery point the finishing allows: below the first segment not finished.

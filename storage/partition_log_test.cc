@@ -727,6 +727,78 @@ TEST_F(RollOffThreadTest, AFailedJobKeepsTheRecoveryPointBelowTheSegment) {
   expect_index_files_match_logs();
 }
 
+// The next segment's file is made ahead of need, off the thread, without a name (O_TMPFILE); the
+// roll takes it and creates no file, and the file is named off the thread before any later flush.
+TEST_F(RollOffThreadTest, ARollTakesTheSpareFileAndItIsNamedOffTheThread) {
+  auto log = open_queued(options());
+  Model model;
+  // 118-byte entries in 1000-byte segments: a spare is asked for at the fifth.
+  for (int i = 0; i < 4; ++i) append(*log, model, 2, std::string(90, 's'), 1000 + i);
+  EXPECT_TRUE(run_jobs());
+  append(*log, model, 2, std::string(90, 's'), 1004);
+  ASSERT_FALSE(jobs_.empty());
+  EXPECT_TRUE(run_jobs());  // the spare is made
+  const auto files_before = files(".log");
+  for (int i = 5; i < 9; ++i) append(*log, model, 2, std::string(90, 's'), 1000 + i);
+  ASSERT_EQ(log->segment_count(), 2u);
+  EXPECT_EQ(files(".log"), files_before) << "the roll created a file on the log's thread";
+  EXPECT_EQ(log->to_sync().errors.size(), 1u);
+  expect_log_matches(*log, model);  // readable before it has a name
+  EXPECT_TRUE(run_jobs());
+  ASSERT_EQ(files(".log").size(), 2u);
+  EXPECT_EQ(std::filesystem::file_size(dir_ / segment_file_name(16)), 118u);
+  for (const auto& error : log->to_sync().errors) EXPECT_EQ(error->load(), 0);
+  append(*log, model, 2, std::string(90, 's'), 1009);
+  restart(log, options(), /*clean=*/true, &model);
+  expect_log_matches(*log, model);
+}
+
+// A spare file that cannot be named (here: the name is taken by a directory) fails every flush
+// that covers it: what is appended there would not be found after a restart.
+TEST_F(RollOffThreadTest, ASpareThatCannotBeNamedFailsItsFlushes) {
+  auto log = open_queued(options());
+  for (int i = 0; i < 5; ++i) append(*log, 2, std::string(90, 'n'), 1000 + i);
+  EXPECT_TRUE(run_jobs());
+  std::filesystem::create_directory(dir_ / segment_file_name(16));
+  for (int i = 5; i < 9; ++i) append(*log, 2, std::string(90, 'n'), 1000 + i);
+  ASSERT_EQ(log->segment_count(), 2u);
+  EXPECT_FALSE(run_jobs());
+  const auto sync = log->to_sync();
+  ASSERT_EQ(sync.errors.size(), 1u);
+  EXPECT_EQ(sync.errors[0]->load(), EEXIST);
+}
+
+// A segment removed before its file was named leaves no file behind under its name.
+TEST_F(RollOffThreadTest, ASegmentRemovedBeforeItsFileIsNamedLeavesNoFile) {
+  auto log = open_queued(options());
+  for (int i = 0; i < 5; ++i) append(*log, 2, std::string(90, 'r'), 1000 + i);
+  EXPECT_TRUE(run_jobs());
+  for (int i = 5; i < 9; ++i) append(*log, 2, std::string(90, 'r'), 1000 + i);
+  ASSERT_EQ(log->segment_count(), 2u);
+  for (const auto& path : log->truncate_fully_and_start_at(100)) std::filesystem::remove(path);
+  EXPECT_TRUE(run_jobs());
+  EXPECT_FALSE(std::filesystem::exists(dir_ / segment_file_name(16))) << "a removed segment's file was named";
+  EXPECT_EQ(files(".log"), std::vector<std::filesystem::path>{dir_ / segment_file_name(100)});
+}
+
+// An index file without its segment (a crash before a roll's file was named) goes at the next
+// start: a later segment at that offset with no entries writes no index that would replace it.
+TEST_F(PartitionLogTest, AnIndexWithoutItsSegmentIsRemovedAtStart) {
+  {
+    auto log = open(segment_bytes(1000));
+    append(*log, 2, std::string(90, 'o'));
+    log->flush();
+  }
+  const auto orphan = dir_ / "00000000000000000016.index";
+  const auto orphan_time = dir_ / "00000000000000000016.timeindex";
+  { std::ofstream(orphan) << std::string(16, 'x'); }
+  { std::ofstream(orphan_time) << std::string(24, 'x'); }
+  auto log = open(segment_bytes(1000), LogCheckpoint{2, 0});
+  EXPECT_FALSE(std::filesystem::exists(orphan));
+  EXPECT_FALSE(std::filesystem::exists(orphan_time));
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "00000000000000000000.index"));
+}
+
 TEST_F(PartitionLogTest, RollsByAge) {
   LogOptions options = test_options();
   options.segment_ms = 0;  // every batch finds the active segment too old
