@@ -120,7 +120,12 @@ PartitionLog::PartitionLog(std::filesystem::path dir, LogOptions options, BatchF
     : dir_(std::move(dir)), options_(options), format_(std::move(format)) {}
 
 PartitionLog::~PartitionLog() {
-  for (const Segment& segment : segments_) cancel_sealing(segment);
+  // A naming not run yet: nothing in its file was answered as durable (every flush covering it
+  // is queued after it), and a later log at this path must not get the file.
+  for (const Segment& segment : segments_) {
+    cancel_sealing(segment);
+    cancel_naming(segment);
+  }
 }
 
 
@@ -493,12 +498,27 @@ PartitionLog::Segment PartitionLog::adopt_spare(int64_t base, const std::filesys
   segment.path = path;
   segment.file = file;
   segment.naming = std::make_shared<Naming>();
-  // Named before the syncs of any later flush (which syncs the directory too: roll() noted the
-  // change), so that nothing appended here is reported durable before its file has a name.
-  off_thread_([naming = segment.naming, file = std::move(file), dir = dir_, identity = directory_identity_,
-               name = path.filename().string()] { return name_file(naming, file, dir, identity, name); },
-              true);
+  queue_naming(segment);
   return segment;
+}
+
+// Named before the syncs of any later flush (which syncs the directory too: roll() noted the
+// change), so that nothing appended here is reported durable before its file has a name.
+void PartitionLog::queue_naming(const Segment& segment) {
+  segment.naming->queued = true;
+  off_thread_([naming = segment.naming, file = segment.file, dir = dir_, identity = directory_identity_,
+               name = segment.path.filename().string()] {
+    const bool named = name_file(naming, file, dir, identity, name);
+    naming->queued = false;
+    return named;
+  }, true);
+}
+
+void PartitionLog::refuse_unnamed(const Segment& segment) {
+  const int error = segment.file->naming_error->load();
+  if (!segment.naming->queued.load()) queue_naming(segment);
+  throw std::system_error(error, std::generic_category(),
+                          "naming " + segment.path.string() + " failed (tried again before the next append)");
 }
 
 void PartitionLog::ask_for_spare() {
@@ -528,28 +548,33 @@ bool PartitionLog::name_file(const std::shared_ptr<Naming>& naming, const std::s
                              const std::filesystem::path& dir, DirectoryIdentity identity, const std::string& name) {
   std::lock_guard<std::mutex> lock(naming->mutex);
   if (naming->cancelled) return true;  // the segment went first: its file goes unnamed
-  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0 && errno == ENOENT) return true;  // the log was deleted, and its data with it
-  const auto failed = [&] {
-    file->naming_error->store(errno != 0 ? errno : EIO);
+  const auto failed = [&](int error) {
+    file->naming_error->store(error != 0 ? error : EIO);
     return false;
   };
-  if (dir_fd < 0) return failed();
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0 && errno == ENOENT) return true;  // the log was deleted, and its data with it
+  if (dir_fd < 0) return failed(errno);
   const OpenFile dir_file(dir_fd);
   struct stat st {};
-  if (::fstat(dir_fd, &st) != 0) return failed();
+  if (::fstat(dir_fd, &st) != 0) return failed(errno);
   if (st.st_dev != identity.device || st.st_ino != identity.inode) return true;  // a namesake: the log is gone
-  if (::linkat(file->fd(), "", dir_fd, name.c_str(), AT_EMPTY_PATH) == 0) return true;
+  bool named = ::linkat(file->fd(), "", dir_fd, name.c_str(), AT_EMPTY_PATH) == 0;
+  const int error = errno;
   // Linking a descriptor by itself takes CAP_DAC_READ_SEARCH; through /proc it does not (open(2)).
   const std::string by_proc = "/proc/self/fd/" + std::to_string(file->fd());
-  if (::linkat(AT_FDCWD, by_proc.c_str(), dir_fd, name.c_str(), AT_SYMLINK_FOLLOW) == 0) return true;
-  return failed();
+  if (!named && error == ENOENT)
+    named = ::linkat(AT_FDCWD, by_proc.c_str(), dir_fd, name.c_str(), AT_SYMLINK_FOLLOW) == 0;
+  if (!named) return failed(error == ENOENT ? errno : error);
+  file->naming_error->store(0);  // (a retry after a failure)
+  return true;
 }
 
 void PartitionLog::cancel_naming(const Segment& segment) {
   if (!segment.naming) return;
   std::lock_guard<std::mutex> lock(segment.naming->mutex);
   segment.naming->cancelled = true;
+  segment.file->naming_error->store(0);  // what it held is removed on purpose: no flush fails for it
 }
 
 void PartitionLog::finish_time_index(Segment& segment) {
@@ -743,9 +768,20 @@ int64_t PartitionLog::append_at(std::span<char> entry, const BatchSummary& summa
 int64_t PartitionLog::write_entry(std::span<char> entry, const BatchSummary& summary) {
   const int64_t base = static_cast<int64_t>(load_be(entry.data(), 8));
   Segment* active = &segments_.back();
-  const bool full = !active->empty() && (active->size + entry.size() > options_.segment_bytes ||
-                                         now_ms() - active->rolling_timestamp >= options_.segment_ms);
+  // Nothing more goes to a file that may never be found, nor to a segment after it.
+  if (active->naming && active->file->naming_error->load() != 0) refuse_unnamed(*active);
+  // No segment follows one whose file has no name yet: were that naming to fail, a restart would
+  // find the later segment and not this one, a hole. The segment grows past segment.bytes
+  // meanwhile, by what comes in one round of the thread that names it.
+  const bool naming_pending = active->naming && active->naming->queued.load();
+  const bool full = !active->empty() && !naming_pending &&
+                    (active->size + entry.size() > options_.segment_bytes ||
+                     now_ms() - active->rolling_timestamp >= options_.segment_ms);
   const bool offsets_overflow = base + summary.last_offset_delta - active->base_offset > kMaxRelativeOffset;
+  // (Past 2 GiB, or 2^31 offsets, waiting is no longer possible: refused, a retriable error.)
+  if (naming_pending && (offsets_overflow || active->size + entry.size() > kMaxRelativeOffset))
+    throw std::system_error(EAGAIN, std::generic_category(),
+                            "append to " + dir_.string() + ": a new segment is needed and the last one has no name yet");
   // An empty segment must start at its first batch: an offset above the log end re-bases it.
   const bool misplaced = active->empty() && active->base_offset != base;
   if (full || offsets_overflow || misplaced) active = &roll(base);
@@ -966,6 +1002,9 @@ void PartitionLog::end_flush(const PendingFlush& flushed) {
 }
 
 void PartitionLog::flush() {
+  for (const auto& error : to_sync().errors)
+    if (const int e = error->load(); e != 0)
+      throw std::system_error(e, std::generic_category(), "a segment file of " + dir_.string() + " has no name");
   for (const auto& [change, file] : unsynced_files_)
     if (::fdatasync(file->fd()) != 0) throw_errno("fdatasync " + dir_.string());
   unsynced_files_.clear();

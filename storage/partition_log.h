@@ -23,8 +23,9 @@
 // the wire format.
 //
 // Not thread-safe: one partition log is used from one thread, except for the
-// finishing of a rolled segment it hands to another (set_off_thread()), which
-// works on its own copy and the segment's shared files.
+// work it hands to another (set_off_thread(): a rolled segment's finishing,
+// block reserves, the next segment's file made and named), which works on its
+// own copies and the segment's shared files.
 #pragma once
 
 #include <atomic>
@@ -125,8 +126,8 @@ class PartitionLog {
   size_t segment_count() const { return segments_.size(); }
   const std::filesystem::path& dir() const { return dir_; }
   void set_options(LogOptions options) { options_ = options; }
-  // Time spent rolling segments on the caller's thread (the new file created,
-  // the old segment's finishing done or handed off: set_off_thread()) since
+  // Time spent rolling segments on the caller's thread (the new file created
+  // or a spare taken, the old segment's finishing done or handed off: set_off_thread()) since
   // the log was opened, for the owner's metrics: the difference across an
   // append is what that append's roll cost.
   uint64_t roll_nanos() const { return roll_nanos_; }
@@ -226,7 +227,8 @@ class PartitionLog {
   std::optional<std::pair<int64_t, int64_t>> max_timestamp_batch() const;
 
   // Forces written data and indexes to disk; the recovery point becomes the
-  // log end offset.
+  // log end offset (below a rolled segment whose finishing has not run).
+  // Throws std::system_error if a segment file's naming failed.
   void flush();
 
   // The same, with the syncing done elsewhere (the group-commit thread):
@@ -303,10 +305,14 @@ class PartitionLog {
     std::atomic<bool> done = false;
   };
   // The naming of a segment file created without one (roll() with a spare):
-  // a removal of the segment cancels it if it has not run.
+  // a removal of the segment, or the log's closing, cancels it if it has not
+  // run. A failed naming (the file's naming_error) refuses appends to the
+  // segment and is tried again at the next append, so that no later segment
+  // follows one a restart would not find.
   struct Naming {
     std::mutex mutex;  // held while the naming runs, and to cancel it
     bool cancelled = false;
+    std::atomic<bool> queued = true;  // a naming job is queued or running
   };
   // The next segment's file, made ahead of need off the thread (O_TMPFILE: no
   // name yet), so that a roll creates no file on the log's thread.
@@ -339,7 +345,7 @@ class PartitionLog {
     // Set from its roll until its finishing has run off the thread (set_off_thread()); a
     // truncation or removal of the segment cancels what has not run yet.
     std::shared_ptr<Sealing> sealing;
-    // Set while its file, a spare, waits to be named off the thread.
+    // Set when its file was a spare, named off the thread.
     std::shared_ptr<Naming> naming;
 
     int fd() const { return file->fd(); }
@@ -377,8 +383,12 @@ class PartitionLog {
   Segment adopt_spare(int64_t base, const std::filesystem::path& path, std::shared_ptr<const OpenFile> file);
   static bool name_file(const std::shared_ptr<Naming>& naming, const std::shared_ptr<const OpenFile>& file,
                         const std::filesystem::path& dir, DirectoryIdentity identity, const std::string& name);
-  // Keeps a pending naming of `segment`'s file from running (the segment goes).
+  // Keeps a pending naming of `segment`'s file from running (the segment goes: a failed naming
+  // no longer fails flushes).
   static void cancel_naming(const Segment& segment);
+  // The active segment's naming failed: queues it again (unless queued) and throws.
+  [[noreturn]] void refuse_unnamed(const Segment& segment);
+  void queue_naming(const Segment& segment);
   // The segment's reserve ends at `end` now (a cut, a failed write gave the rest back).
   static void reserve_cut_to(Segment& segment, uint64_t end);
   // The highest recovery point the finishing allows: below the first segment not finished.

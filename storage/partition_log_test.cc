@@ -754,18 +754,89 @@ TEST_F(RollOffThreadTest, ARollTakesTheSpareFileAndItIsNamedOffTheThread) {
 }
 
 // A spare file that cannot be named (here: the name is taken by a directory) fails every flush
-// that covers it: what is appended there would not be found after a restart.
-TEST_F(RollOffThreadTest, ASpareThatCannotBeNamedFailsItsFlushes) {
+// that covers it: what is appended there would not be found after a restart. Appends are refused
+// from then on (none lands in a later segment either) and the naming is tried again with each;
+// once it works, the log goes on with nothing lost.
+TEST_F(RollOffThreadTest, ASpareThatCannotBeNamedFailsItsFlushesAndRefusesAppendsUntilNamed) {
   auto log = open_queued(options());
-  for (int i = 0; i < 5; ++i) append(*log, 2, std::string(90, 'n'), 1000 + i);
+  Model model;
+  for (int i = 0; i < 5; ++i) append(*log, model, 2, std::string(90, 'n'), 1000 + i);
   EXPECT_TRUE(run_jobs());
-  std::filesystem::create_directory(dir_ / segment_file_name(16));
-  for (int i = 5; i < 9; ++i) append(*log, 2, std::string(90, 'n'), 1000 + i);
+  const auto obstacle = dir_ / segment_file_name(16);
+  std::filesystem::create_directory(obstacle);
+  for (int i = 5; i < 9; ++i) append(*log, model, 2, std::string(90, 'n'), 1000 + i);
   ASSERT_EQ(log->segment_count(), 2u);
   EXPECT_FALSE(run_jobs());
   const auto sync = log->to_sync();
   ASSERT_EQ(sync.errors.size(), 1u);
   EXPECT_EQ(sync.errors[0]->load(), EEXIST);
+  EXPECT_THROW(log->flush(), std::system_error);
+  for (int round = 0; round < 2; ++round) {
+    EXPECT_THROW(append(*log, 2, std::string(90, 'x'), 2000), std::system_error);
+    EXPECT_EQ(jobs_.size(), 1u) << "the naming is tried again, once at a time";
+    EXPECT_THROW(append(*log, 2, std::string(90, 'x'), 2000), std::system_error);
+    EXPECT_EQ(jobs_.size(), 1u);
+    EXPECT_FALSE(run_jobs());
+  }
+  EXPECT_EQ(log->log_end_offset(), 18);
+  std::filesystem::remove(obstacle);
+  EXPECT_THROW(append(*log, 2, std::string(90, 'x'), 2000), std::system_error);
+  EXPECT_TRUE(run_jobs());
+  EXPECT_EQ(log->to_sync().errors[0]->load(), 0);
+  for (int i = 9; i < 20; ++i) append(*log, model, 2, std::string(90, 'n'), 1000 + i);
+  EXPECT_TRUE(run_jobs());
+  restart(log, options(), /*clean=*/true, &model);
+  expect_log_matches(*log, model);
+}
+
+// A segment whose naming failed and which a truncation then removes fails no flush any more.
+TEST_F(RollOffThreadTest, ARemovedSegmentWhoseNamingFailedFailsNoFlush) {
+  auto log = open_queued(options());
+  Model model;
+  for (int i = 0; i < 5; ++i) append(*log, model, 2, std::string(90, 'u'), 1000 + i);
+  EXPECT_TRUE(run_jobs());
+  std::filesystem::create_directory(dir_ / segment_file_name(16));
+  for (int i = 5; i < 9; ++i) append(*log, model, 2, std::string(90, 'u'), 1000 + i);
+  EXPECT_FALSE(run_jobs());
+  for (const auto& path : log->truncate_to(10).removed) std::filesystem::remove(path);
+  model.truncate_to(10);
+  EXPECT_TRUE(run_jobs());
+  EXPECT_NO_THROW(log->flush());
+  append(*log, model, 2, std::string(90, 'u'), 1100);
+  std::filesystem::remove(dir_ / segment_file_name(16));
+  restart(log, options(), /*clean=*/true, &model);
+  expect_log_matches(*log, model);
+}
+
+// A log closed with a naming not run yet: the file is not named later (a new log at the same
+// path must not find it); nothing in it was answered as durable.
+TEST_F(RollOffThreadTest, AClosedLogsPendingNamingDoesNotRun) {
+  auto log = open_queued(options());
+  for (int i = 0; i < 5; ++i) append(*log, 2, std::string(90, 'c'), 1000 + i);
+  EXPECT_TRUE(run_jobs());
+  for (int i = 5; i < 9; ++i) append(*log, 2, std::string(90, 'c'), 1000 + i);
+  ASSERT_EQ(log->segment_count(), 2u);
+  log.reset();
+  EXPECT_TRUE(run_jobs());
+  EXPECT_FALSE(std::filesystem::exists(dir_ / segment_file_name(16)));
+}
+
+// No segment follows one whose file is not named yet (were the naming to fail, a restart would
+// find a hole): it grows past segment.bytes meanwhile, and rolls once named.
+TEST_F(RollOffThreadTest, ASegmentWhoseFileIsNotNamedYetDoesNotRoll) {
+  auto log = open_queued(options());
+  Model model;
+  for (int i = 0; i < 5; ++i) append(*log, model, 2, std::string(90, 'w'), 1000 + i);
+  EXPECT_TRUE(run_jobs());
+  for (int i = 5; i < 20; ++i) append(*log, model, 2, std::string(90, 'w'), 1000 + i);
+  ASSERT_EQ(log->segment_count(), 2u);
+  EXPECT_TRUE(run_jobs());  // named
+  EXPECT_EQ(std::filesystem::file_size(dir_ / segment_file_name(16)), 12u * 118);
+  append(*log, model, 2, std::string(90, 'w'), 1020);
+  EXPECT_EQ(log->segment_count(), 3u);
+  EXPECT_TRUE(run_jobs());
+  restart(log, options(), /*clean=*/true, &model);
+  expect_log_matches(*log, model);
 }
 
 // A segment removed before its file was named leaves no file behind under its name.
