@@ -470,6 +470,7 @@ PartitionLog::Segment& PartitionLog::roll(int64_t base_offset) {
     std::lock_guard<std::mutex> lock(spare_->mutex);
     spare = std::exchange(spare_->file, nullptr);
   }
+  spare_early_ = spare_asked_ && !spare;  // asked, and the other thread was late
   spare_asked_ = false;
   const auto path = dir_ / segment_file_name(base_offset);
   Segment segment = spare ? adopt_spare(base_offset, path, std::move(spare)) : open_segment(base_offset, path);
@@ -523,7 +524,12 @@ void PartitionLog::refuse_unnamed(const Segment& segment) {
 
 void PartitionLog::ask_for_spare() {
   spare_asked_ = true;
+  if (spare_->making.exchange(true)) return;  // one on its way already (late for the last roll)
   auto make = [spare = spare_, dir = dir_, identity = directory_identity_, unsupported = spare_unsupported_] {
+    struct Made {  // however the job ends
+      Spare& spare;
+      ~Made() { spare.making = false; }
+    } made{*spare};
     const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir_fd < 0) return true;  // the log's directory is gone: nothing to make
     const OpenFile dir_file(dir_fd);
@@ -797,7 +803,8 @@ int64_t PartitionLog::write_entry(std::span<char> entry, const BatchSummary& sum
   }
   note_batch(*active, position, static_cast<uint32_t>(entry.size()), base, summary);
   next_offset_ = active->next_offset;
-  if (off_thread_ && !spare_asked_ && active->size * 2 >= options_.segment_bytes && !spare_unsupported_->load())
+  if (off_thread_ && !spare_asked_ && (spare_early_ || active->size * 2 >= options_.segment_bytes) &&
+      !spare_unsupported_->load())
     ask_for_spare();
   return base;
 }

@@ -319,6 +319,7 @@ class PartitionLog {
   struct Spare {
     std::mutex mutex;
     std::shared_ptr<const OpenFile> file;  // null until made, and once taken
+    std::atomic<bool> making = false;      // a job to make one is queued or running
   };
   struct Segment {
     int64_t base_offset = 0;
@@ -373,10 +374,13 @@ class PartitionLog {
   std::shared_ptr<std::atomic<int>> reserve_error_ = std::make_shared<std::atomic<int>>(0);
   bool reserve_unsupported_ = false;
   // The next segment's file (set_off_thread() only): asked for once the active segment is half
-  // full; taken by the roll, which otherwise creates the file on the spot (a roll by segment.ms,
-  // or before the spare was made). A file system without O_TMPFILE stops the asking.
+  // full, or at once after a roll that found none (the other thread was late); taken by the
+  // roll, which otherwise creates the file on the spot (a roll by segment.ms, or before the spare
+  // was made). A file system without O_TMPFILE stops the asking.
   std::shared_ptr<Spare> spare_ = std::make_shared<Spare>();
-  bool spare_asked_ = false;
+  bool spare_asked_ = false;  // for the active segment
+  bool spare_early_ = false;  // the last roll found none
+
   std::shared_ptr<std::atomic<bool>> spare_unsupported_ = std::make_shared<std::atomic<bool>>(false);
   void ask_for_spare();
   // A new segment at `base` on the spare's file, named off the thread before any later flush.
