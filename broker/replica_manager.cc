@@ -271,6 +271,13 @@ void ReplicaManager::checkpoint() {
     if (log.recovery_point() >= log.log_end_offset()) continue;
     try {
       auto pending = log.begin_flush();
+      // A segment file whose naming failed (it is tried again) would fail every partition's
+      // checkpoint with its own: this one waits.
+      if (std::any_of(pending.sync.errors.begin(), pending.sync.errors.end(), [](const auto& e) { return e->load() != 0; })) {
+        SLUICE_LOG(kError, "checkpoint of " << partition->topic << "-" << partition->index
+                                            << " waits: a segment file of it has no name yet (naming failed)");
+        continue;
+      }
       to_sync.append(pending.sync);
       flushed->push_back({partition->topic, partition->index, partition->incarnation, pending});
     } catch (const std::exception& e) {

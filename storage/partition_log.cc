@@ -505,21 +505,29 @@ PartitionLog::Segment PartitionLog::adopt_spare(int64_t base, const std::filesys
 
 // Named before the syncs of any later flush (which syncs the directory too: roll() noted the
 // change), so that nothing appended here is reported durable before its file has a name.
+// Only this thread queues a naming, and only while none is queued: one runs at a time.
 void PartitionLog::queue_naming(const Segment& segment) {
   segment.naming->queued = true;
   off_thread_([naming = segment.naming, file = segment.file, dir = dir_, identity = directory_identity_,
                name = segment.path.filename().string()] {
-    const bool named = name_file(naming, file, dir, identity, name);
-    naming->queued = false;
-    return named;
+    struct Finished {  // however the job ends: after its outcome is stored
+      Naming& naming;
+      ~Finished() { naming.queued = false; }
+    } finished{*naming};
+    return name_file(naming, file, dir, identity, name);
   }, true);
 }
 
-void PartitionLog::refuse_unnamed(const Segment& segment) {
+void PartitionLog::refuse_unnamed(const Segment& segment, bool queued) {
   const int error = segment.file->naming_error->load();
-  if (!segment.naming->queued.load()) queue_naming(segment);
-  throw std::system_error(error, std::generic_category(),
-                          "naming " + segment.path.string() + " failed (tried again before the next append)");
+  if (!queued) queue_naming(segment);
+  throw std::system_error(error != 0 ? error : EIO, std::generic_category(),
+                          "naming " + segment.path.string() + " failed (tried again, one attempt at a time)");
+}
+
+void PartitionLog::retry_failed_naming() {
+  const Segment& active = segments_.back();
+  if (active.naming && !active.naming->queued.load() && active.file->naming_error->load() != 0) queue_naming(active);
 }
 
 void PartitionLog::ask_for_spare() {
@@ -541,6 +549,11 @@ void PartitionLog::ask_for_spare() {
       if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) unsupported->store(true);
       return true;  // not a flush's failure: the roll creates the file itself
     }
+    if (!can_link_unnamed_files(dir_fd)) {
+      ::close(fd);
+      unsupported->store(true);
+      return true;
+    }
     auto file = std::make_shared<OpenFile>(fd);
     file->naming_error = std::make_shared<std::atomic<int>>(0);
     std::lock_guard<std::mutex> lock(spare->mutex);
@@ -550,10 +563,39 @@ void PartitionLog::ask_for_spare() {
   off_thread_(std::move(make), false);
 }
 
+namespace {
+
+// Links an O_TMPFILE file to `name` in `dir_fd`: by descriptor (which takes CAP_DAC_READ_SEARCH),
+// else through /proc (open(2)). The errno of the attempt that counts, or 0.
+int link_unnamed(int fd, int dir_fd, const char* name) {
+  if (::linkat(fd, "", dir_fd, name, AT_EMPTY_PATH) == 0) return 0;
+  if (errno != ENOENT) return errno;
+  const std::string by_proc = "/proc/self/fd/" + std::to_string(fd);
+  return ::linkat(AT_FDCWD, by_proc.c_str(), dir_fd, name, AT_SYMLINK_FOLLOW) == 0 ? 0 : errno;
+}
+
+}  // namespace
+
+// Whether a file made without a name can be given one here (neither way is open to every
+// process: no /proc, no capability): tried once per process with a file of its own.
+bool PartitionLog::can_link_unnamed_files(int dir_fd) {
+  static std::atomic<int> known{0};  // 0: not tried yet, 1: yes, 2: no
+  if (const int k = known.load(); k != 0) return k == 1;
+  const int fd = ::openat(dir_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) return false;  // (not decided: tried again with the next spare)
+  const OpenFile probe(fd);
+  const std::string name = ".link-probe-" + std::to_string(::getpid());
+  const int error = link_unnamed(fd, dir_fd, name.c_str());
+  if (error == 0) ::unlinkat(dir_fd, name.c_str(), 0);
+  if (error == 0 || error == ENOENT || error == EPERM || error == EACCES || error == EOPNOTSUPP)
+    known = error == 0 ? 1 : 2;
+  return error == 0;
+}
+
 bool PartitionLog::name_file(const std::shared_ptr<Naming>& naming, const std::shared_ptr<const OpenFile>& file,
                              const std::filesystem::path& dir, DirectoryIdentity identity, const std::string& name) {
   std::lock_guard<std::mutex> lock(naming->mutex);
-  if (naming->cancelled) return true;  // the segment went first: its file goes unnamed
+  if (naming->cancelled || naming->named) return true;  // the segment went first: its file goes unnamed
   const auto failed = [&](int error) {
     file->naming_error->store(error != 0 ? error : EIO);
     return false;
@@ -565,13 +607,16 @@ bool PartitionLog::name_file(const std::shared_ptr<Naming>& naming, const std::s
   struct stat st {};
   if (::fstat(dir_fd, &st) != 0) return failed(errno);
   if (st.st_dev != identity.device || st.st_ino != identity.inode) return true;  // a namesake: the log is gone
-  bool named = ::linkat(file->fd(), "", dir_fd, name.c_str(), AT_EMPTY_PATH) == 0;
-  const int error = errno;
-  // Linking a descriptor by itself takes CAP_DAC_READ_SEARCH; through /proc it does not (open(2)).
-  const std::string by_proc = "/proc/self/fd/" + std::to_string(file->fd());
-  if (!named && error == ENOENT)
-    named = ::linkat(AT_FDCWD, by_proc.c_str(), dir_fd, name.c_str(), AT_SYMLINK_FOLLOW) == 0;
-  if (!named) return failed(error == ENOENT ? errno : error);
+  const int link_error = link_unnamed(file->fd(), dir_fd, name.c_str());
+  bool named = link_error == 0;
+  if (!named && link_error == EEXIST) {
+    // The name may be this very file's (an attempt whose outcome was lost): then it is named.
+    struct stat by_name {}, by_fd {};
+    named = ::fstatat(dir_fd, name.c_str(), &by_name, AT_SYMLINK_NOFOLLOW) == 0 && ::fstat(file->fd(), &by_fd) == 0 &&
+            by_name.st_dev == by_fd.st_dev && by_name.st_ino == by_fd.st_ino;
+  }
+  if (!named) return failed(link_error);
+  naming->named = true;
   file->naming_error->store(0);  // (a retry after a failure)
   return true;
 }
@@ -774,12 +819,19 @@ int64_t PartitionLog::append_at(std::span<char> entry, const BatchSummary& summa
 int64_t PartitionLog::write_entry(std::span<char> entry, const BatchSummary& summary) {
   const int64_t base = static_cast<int64_t>(load_be(entry.data(), 8));
   Segment* active = &segments_.back();
-  // Nothing more goes to a file that may never be found, nor to a segment after it.
-  if (active->naming && active->file->naming_error->load() != 0) refuse_unnamed(*active);
+  // An empty segment must start at its first batch: an offset above the log end re-bases it
+  // (replacing it, and cancelling its naming).
+  const bool misplaced = active->empty() && active->base_offset != base;
   // No segment follows one whose file has no name yet: were that naming to fail, a restart would
   // find the later segment and not this one, a hole. The segment grows past segment.bytes
-  // meanwhile, by what comes in one round of the thread that names it.
-  const bool naming_pending = active->naming && active->naming->queued.load();
+  // meanwhile, by what comes before the thread that names it gets to it. Nothing more goes to a
+  // file whose naming failed. (`queued` is read first: a naming stores its error before it
+  // clears `queued`, so a naming seen finished is seen with its outcome.)
+  bool naming_pending = false;
+  if (active->naming && !misplaced) {
+    naming_pending = active->naming->queued.load();
+    if (active->file->naming_error->load() != 0) refuse_unnamed(*active, naming_pending);
+  }
   const bool full = !active->empty() && !naming_pending &&
                     (active->size + entry.size() > options_.segment_bytes ||
                      now_ms() - active->rolling_timestamp >= options_.segment_ms);
@@ -788,8 +840,6 @@ int64_t PartitionLog::write_entry(std::span<char> entry, const BatchSummary& sum
   if (naming_pending && (offsets_overflow || active->size + entry.size() > kMaxRelativeOffset))
     throw std::system_error(EAGAIN, std::generic_category(),
                             "append to " + dir_.string() + ": a new segment is needed and the last one has no name yet");
-  // An empty segment must start at its first batch: an offset above the log end re-bases it.
-  const bool misplaced = active->empty() && active->base_offset != base;
   if (full || offsets_overflow || misplaced) active = &roll(base);
   const uint64_t position = active->size;
   preallocate_for(*active, position + entry.size());
@@ -994,6 +1044,7 @@ std::optional<std::pair<int64_t, int64_t>> PartitionLog::max_timestamp_batch() c
 }
 
 PartitionLog::PendingFlush PartitionLog::begin_flush() {
+  retry_failed_naming();  // a quiet partition, or one truncating, gets no append to try it again
   Segment& active = segments_.back();
   write_indexes(active, false);
   PendingFlush pending{next_offset_, to_sync(), changes_};

@@ -144,8 +144,11 @@ class PartitionLog {
 
   // Appends one complete batch, writing its base offset into the first 8 bytes
   // of `entry`; rolls to a new segment first when the active one is full or
-  // older than segment.ms. Returns the base offset. Throws std::system_error on
-  // I/O failure (nothing of the entry is left behind then).
+  // older than segment.ms (not while the active segment's file, a spare, waits
+  // for its name: see set_off_thread()). Returns the base offset. Throws
+  // std::system_error on I/O failure (nothing of the entry is left behind
+  // then), when the active segment's naming failed (tried again meanwhile), and
+  // with EAGAIN when a roll is needed past 2 GiB or 2^31 offsets while it waits.
   int64_t append(std::span<char> entry, const BatchSummary& summary);
 
   // Appends a batch that already carries its base offset in its first 8 bytes
@@ -312,6 +315,7 @@ class PartitionLog {
   struct Naming {
     std::mutex mutex;  // held while the naming runs, and to cancel it
     bool cancelled = false;
+    bool named = false;
     std::atomic<bool> queued = true;  // a naming job is queued or running
   };
   // The next segment's file, made ahead of need off the thread (O_TMPFILE: no
@@ -385,14 +389,16 @@ class PartitionLog {
   void ask_for_spare();
   // A new segment at `base` on the spare's file, named off the thread before any later flush.
   Segment adopt_spare(int64_t base, const std::filesystem::path& path, std::shared_ptr<const OpenFile> file);
+  static bool can_link_unnamed_files(int dir_fd);
   static bool name_file(const std::shared_ptr<Naming>& naming, const std::shared_ptr<const OpenFile>& file,
                         const std::filesystem::path& dir, DirectoryIdentity identity, const std::string& name);
   // Keeps a pending naming of `segment`'s file from running (the segment goes: a failed naming
   // no longer fails flushes).
   static void cancel_naming(const Segment& segment);
-  // The active segment's naming failed: queues it again (unless queued) and throws.
-  [[noreturn]] void refuse_unnamed(const Segment& segment);
+  // The active segment's naming failed: queues it again (unless `queued`) and throws.
+  [[noreturn]] void refuse_unnamed(const Segment& segment, bool queued);
   void queue_naming(const Segment& segment);
+  void retry_failed_naming();
   // The segment's reserve ends at `end` now (a cut, a failed write gave the rest back).
   static void reserve_cut_to(Segment& segment, uint64_t end);
   // The highest recovery point the finishing allows: below the first segment not finished.

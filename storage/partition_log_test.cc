@@ -839,6 +839,66 @@ TEST_F(RollOffThreadTest, ASegmentWhoseFileIsNotNamedYetDoesNotRoll) {
   expect_log_matches(*log, model);
 }
 
+// A spare that comes after its roll (the roll creates the file itself) serves the next roll.
+TEST_F(RollOffThreadTest, ARollThatFoundNoSpareIsFollowedByOneThatTakesIt) {
+  auto log = open_queued(options());
+  Model model;
+  for (int i = 0; i < 9; ++i) append(*log, model, 2, std::string(90, 'l'), 1000 + i);  // asked at the fifth
+  ASSERT_EQ(log->segment_count(), 2u);
+  EXPECT_TRUE(std::filesystem::exists(dir_ / segment_file_name(16))) << "no spare yet: made on the spot";
+  EXPECT_TRUE(run_jobs());  // the spare comes late
+  for (int i = 9; i < 17; ++i) append(*log, model, 2, std::string(90, 'l'), 1000 + i);
+  ASSERT_EQ(log->segment_count(), 3u);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / segment_file_name(32))) << "the next roll took the spare";
+  EXPECT_TRUE(run_jobs());
+  EXPECT_TRUE(std::filesystem::exists(dir_ / segment_file_name(32)));
+  restart(log, options(), /*clean=*/true, &model);
+  expect_log_matches(*log, model);
+}
+
+// Where a roll cannot wait for the active segment's name (offsets past 2^31 of its base), the
+// append is refused with a retriable error until the name is there.
+TEST_F(RollOffThreadTest, AnAppendThatCannotWaitForTheNameIsRefused) {
+  auto log = open_queued(options());
+  Model model;
+  for (int i = 0; i < 5; ++i) append(*log, model, 2, std::string(90, 'a'), 1000 + i);
+  EXPECT_TRUE(run_jobs());
+  for (int i = 5; i < 9; ++i) append(*log, model, 2, std::string(90, 'a'), 1000 + i);
+  ASSERT_EQ(log->segment_count(), 2u);
+  const int64_t far = 16 + (int64_t{1} << 31) + 10;
+  try {
+    append_at(*log, far, 1, "far");
+    ADD_FAILURE() << "appended past 2^31 offsets into a segment not named yet";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code().value(), EAGAIN);
+  }
+  EXPECT_TRUE(run_jobs());
+  append_at(*log, model, far, 1, "far");
+  EXPECT_EQ(log->segment_count(), 3u);
+  EXPECT_TRUE(run_jobs());
+  restart(log, options(), /*clean=*/true, &model);
+  expect_log_matches(*log, model);
+}
+
+// A failed naming is tried again by the next checkpoint too (a quiet partition gets no append).
+TEST_F(RollOffThreadTest, ACheckpointTriesAFailedNamingAgain) {
+  auto log = open_queued(options());
+  for (int i = 0; i < 5; ++i) append(*log, 2, std::string(90, 'q'), 1000 + i);
+  EXPECT_TRUE(run_jobs());
+  const auto obstacle = dir_ / segment_file_name(16);
+  std::filesystem::create_directory(obstacle);
+  for (int i = 5; i < 9; ++i) append(*log, 2, std::string(90, 'q'), 1000 + i);
+  EXPECT_FALSE(run_jobs());
+  std::filesystem::remove(obstacle);
+  auto flush = log->begin_flush();
+  EXPECT_EQ(jobs_.size(), 1u);
+  (void)log->begin_flush();
+  EXPECT_EQ(jobs_.size(), 1u) << "one attempt at a time";
+  EXPECT_TRUE(run_jobs());
+  EXPECT_TRUE(std::filesystem::is_regular_file(obstacle));
+  for (const auto& error : flush.sync.errors) EXPECT_EQ(error->load(), 0);
+}
+
 // A segment removed before its file was named leaves no file behind under its name.
 TEST_F(RollOffThreadTest, ASegmentRemovedBeforeItsFileIsNamedLeavesNoFile) {
   auto log = open_queued(options());
