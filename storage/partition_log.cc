@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <limits>
+#include <set>
 #include <stdexcept>
 #include <system_error>
 #include <utility>
@@ -155,6 +156,7 @@ std::unique_ptr<PartitionLog> PartitionLog::open(const std::filesystem::path& di
 
   std::vector<std::pair<int64_t, std::filesystem::path>> files;
   std::vector<std::filesystem::path> indexes;
+  std::set<std::filesystem::path> logs;  // every .log name, for the indexes' check below
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     const auto& path = entry.path();
     if (path.extension() == ".deleted") {  // retention had started removing it
@@ -163,6 +165,7 @@ std::unique_ptr<PartitionLog> PartitionLog::open(const std::filesystem::path& di
     }
     if (path.extension() == ".index" || path.extension() == ".timeindex") indexes.push_back(path);
     if (path.extension() != ".log") continue;
+    logs.insert(path);
     const std::string stem = path.stem().string();
     if (stem.size() != 20 || !std::all_of(stem.begin(), stem.end(), ::isdigit)) continue;
     files.emplace_back(std::stoll(stem), path);
@@ -173,7 +176,7 @@ std::unique_ptr<PartitionLog> PartitionLog::open(const std::filesystem::path& di
   // same offset, whose finishing writes no index file when it has no entries.
   for (const auto& index : indexes) {
     std::error_code ec;
-    if (!std::filesystem::exists(with_extension(index, ".log"), ec) && !ec) std::filesystem::remove(index, ec);
+    if (!logs.count(with_extension(index, ".log"))) std::filesystem::remove(index, ec);
   }
 
   bool cut = false;
@@ -538,11 +541,9 @@ void PartitionLog::ask_for_spare() {
       Spare& spare;
       ~Made() { spare.making = false; }
     } made{*spare};
-    const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd < 0) return true;  // the log's directory is gone: nothing to make
-    const OpenFile dir_file(dir_fd);
-    struct stat st {};
-    if (::fstat(dir_fd, &st) != 0 || st.st_dev != identity.device || st.st_ino != identity.inode) return true;
+    std::optional<OpenFile> dir_file;
+    if (open_own_directory(dir, identity, dir_file) != OwnDirectory::kOpen) return true;  // nothing to make
+    const int dir_fd = dir_file->fd();
     const int fd = ::openat(dir_fd, ".", O_TMPFILE | O_RDWR | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
       // EISDIR: a kernel without O_TMPFILE; EOPNOTSUPP: a file system without it.
@@ -600,13 +601,13 @@ bool PartitionLog::name_file(const std::shared_ptr<Naming>& naming, const std::s
     file->naming_error->store(error != 0 ? error : EIO);
     return false;
   };
-  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0 && errno == ENOENT) return true;  // the log was deleted, and its data with it
-  if (dir_fd < 0) return failed(errno);
-  const OpenFile dir_file(dir_fd);
-  struct stat st {};
-  if (::fstat(dir_fd, &st) != 0) return failed(errno);
-  if (st.st_dev != identity.device || st.st_ino != identity.inode) return true;  // a namesake: the log is gone
+  std::optional<OpenFile> dir_file;
+  switch (open_own_directory(dir, identity, dir_file)) {
+    case OwnDirectory::kGone: return true;  // the log was deleted, and its data with it
+    case OwnDirectory::kFailed: return failed(errno);
+    case OwnDirectory::kOpen: break;
+  }
+  const int dir_fd = dir_file->fd();
   const int link_error = link_unnamed(file->fd(), dir_fd, name.c_str());
   bool named = link_error == 0;
   if (!named && link_error == EEXIST) {
@@ -626,6 +627,17 @@ void PartitionLog::cancel_naming(const Segment& segment) {
   std::lock_guard<std::mutex> lock(segment.naming->mutex);
   segment.naming->cancelled = true;
   segment.file->naming_error->store(0);  // what it held is removed on purpose: no flush fails for it
+}
+
+PartitionLog::OwnDirectory PartitionLog::open_own_directory(const std::filesystem::path& dir,
+                                                            DirectoryIdentity identity,
+                                                            std::optional<OpenFile>& opened) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? OwnDirectory::kGone : OwnDirectory::kFailed;
+  opened.emplace(fd);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return OwnDirectory::kFailed;
+  return st.st_dev == identity.device && st.st_ino == identity.inode ? OwnDirectory::kOpen : OwnDirectory::kGone;
 }
 
 void PartitionLog::finish_time_index(Segment& segment) {
@@ -744,12 +756,10 @@ bool PartitionLog::seal(const SealWork& work) {
     if (work.sealing->cancelled) return true;  // truncated or removed meanwhile: its owner saw to the files
     // Files are created in this log's directory only, not in a namesake made at the path after a
     // deletion (the log's destructor cancels, but a new log may come first).
-    const int dir_fd = ::open(work.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd < 0) return errno == ENOENT;
-    const OpenFile dir(dir_fd);
-    struct stat st {};
-    if (::fstat(dir_fd, &st) != 0) return false;
-    if (st.st_dev != work.identity.device || st.st_ino != work.identity.inode) return true;
+    std::optional<OpenFile> dir;
+    const OwnDirectory opened = open_own_directory(work.dir, work.identity, dir);
+    if (opened != OwnDirectory::kOpen) return opened == OwnDirectory::kGone;
+    const int dir_fd = dir->fd();
     auto write = [&](std::shared_ptr<const OpenFile> file, const std::string& name, const std::string& bytes,
                      size_t at) {
       if (!file && bytes.empty() && at == 0) return true;  // no entries, no file

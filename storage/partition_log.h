@@ -390,6 +390,12 @@ class PartitionLog {
   // A new segment at `base` on the spare's file, named off the thread before any later flush.
   Segment adopt_spare(int64_t base, const std::filesystem::path& path, std::shared_ptr<const OpenFile> file);
   static bool can_link_unnamed_files(int dir_fd);
+  // Opens the log's directory for work off its thread (files are made there only, never in a
+  // namesake made at the path after a deletion): kGone if it was removed or a namesake stands
+  // there; kFailed with errno set otherwise.
+  enum class OwnDirectory { kOpen, kGone, kFailed };
+  static OwnDirectory open_own_directory(const std::filesystem::path& dir, DirectoryIdentity identity,
+                                         std::optional<OpenFile>& opened);
   static bool name_file(const std::shared_ptr<Naming>& naming, const std::shared_ptr<const OpenFile>& file,
                         const std::filesystem::path& dir, DirectoryIdentity identity, const std::string& name);
   // Keeps a pending naming of `segment`'s file from running (the segment goes: a failed naming
