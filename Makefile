@@ -25,7 +25,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 export CCACHE_SLOPPINESS := pch_defines,time_macros
 
-.PHONY: cluster all deps test-deps fuzz-deps build build-broker run test unit-test compat-test build-sanitize test-sanitize build-fuzz fuzz fuzz-test bench bench-cluster bench-reassign bench-quorum bench-share bench-federation bench-storage bench-breakdown clean
+.PHONY: cluster all deps test-deps fuzz-deps build build-broker run test unit-test compat-test compat-test-kafka build-sanitize test-sanitize build-fuzz fuzz fuzz-test bench bench-cluster bench-reassign bench-quorum bench-share bench-federation bench-storage bench-breakdown clean
 
 all: build
 
@@ -60,8 +60,14 @@ cluster: build-broker
 unit-test:
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS)
 
+# make test's compatibility run: Sluice's side, and Kafka's only where a test is marked
+# kafka_decides (compat-tests/harness/kinds.py). compat-test-kafka runs every test's Kafka side:
+# after changing a test, to check that it asks for Kafka's behaviour.
 compat-test:
-	compat-tests/run.sh
+	compat-tests/run.sh --kafka-runs=deciding
+
+compat-test-kafka:
+	compat-tests/run.sh --brokers=kafka --kafka-fault-runs
 
 test: test-deps build
 	$(MAKE) --no-print-directory unit-test

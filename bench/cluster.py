@@ -18,6 +18,8 @@ does not. Stdlib only, like run.py, whose helpers it reuses.
 
     bench/cluster.py                  two repetitions (~8 minutes): writes bench/CLUSTER.md, cluster.json
     bench/cluster.py --quick          tiny workloads, one repetition: checks the harness only
+    bench/cluster.py --systems sluice --workloads C1,C4
+                                      a partial run (build/bench-cluster-partial/), e.g. while tuning
 """
 from __future__ import annotations
 
@@ -170,7 +172,7 @@ def controlled_stop(cluster, topic: str) -> dict:
             "process_exited_s": round(time.monotonic() - t0, 3)}
 
 
-def run_cluster(cluster, prof: dict, progress) -> dict:
+def run_cluster(cluster, prof: dict, progress, workloads: set[str]) -> dict:
     res: dict = {}
     t = time.monotonic()
     cluster.start()
@@ -185,7 +187,9 @@ def run_cluster(cluster, prof: dict, progress) -> dict:
             raise RuntimeError(f"create {topic}: {r['error']}")
         time.sleep(1.0)  # followers fetch once before the timed load starts
 
-    def timed(name: str, args: list[str]) -> dict:
+    def timed(name: str, args: list[str]) -> dict | None:
+        if name not in workloads:
+            return None
         progress(f"{cluster.kind}: {name}")
         subprocess.run(["sync"])
         time.sleep(0.3)
@@ -213,8 +217,9 @@ def run_cluster(cluster, prof: dict, progress) -> dict:
                          "-w", "3", "-a", "all", "-l", linger])
         if cluster.kind == "sluice":
             timed("C4", ["produce", "-t", "c4", "-a", "all", *produce])
-        progress(f"{cluster.kind}: C5 controlled stop")
-        res["C5"] = controlled_stop(cluster, "c1")
+        if "C5" in workloads:
+            progress(f"{cluster.kind}: C5 controlled stop")
+            res["C5"] = controlled_stop(cluster, "c1")
     finally:
         cluster.stop()
     return res
@@ -246,6 +251,7 @@ def figures(runs: list[dict], kind: str) -> dict:
         "C3b e2e p50 ms, linger 1 ms": m(lambda r: r["C3b"]["lat_ms"]["p50"]),
         "C3b e2e p99 ms, linger 1 ms": m(lambda r: r["C3b"]["lat_ms"]["p99"]),
         "C4 acks=all RF=1 MB/s": m(lambda r: r["C4"]["mb_per_s"]),
+        "C4 cluster CPU s per GB": m(lambda r: r["C4"]["cluster_cpu_s"] / r["C4"]["bytes"] * 1e9),
         "C5 controlled stop, leadership moved s": m(lambda r: r["C5"]["leadership_moved_s"]),
     }
 
@@ -294,11 +300,19 @@ def write_report(out: Path, data: dict) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", type=Path, default=None, help="report folder (default: bench/, or build/bench-cluster-quick)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="report folder (default: bench/; build/bench-cluster-quick or -partial with --quick, "
+                         "--systems or --workloads)")
+    ap.add_argument("--systems", default="kafka,sluice", help="which clusters to run, e.g. sluice (a partial run)")
+    ap.add_argument("--workloads", default="C1,C2,C3,C3b,C4,C5", help="which workloads to run, e.g. C1,C4")
     args = ap.parse_args()
     prof = PROFILES["quick" if args.quick else "full"]
-    out = args.out or (Path(__file__).resolve().parents[1] / "build" / "bench-cluster-quick" if args.quick
-                       else Path(__file__).resolve().parent)
+    systems = [k for k in ("kafka", "sluice") if k in args.systems.split(",")]
+    workloads = set(args.workloads.split(","))
+    partial = systems != ["kafka", "sluice"] or workloads != {"C1", "C2", "C3", "C3b", "C4", "C5"}
+    build_dir = Path(__file__).resolve().parents[1] / "build"
+    out = args.out or (build_dir / "bench-cluster-quick" if args.quick
+                       else build_dir / "bench-cluster-partial" if partial else Path(__file__).resolve().parent)
     out.mkdir(parents=True, exist_ok=True)
     if not LOADGEN.exists():
         print(f"no load generator at {LOADGEN}: run `make build`", file=sys.stderr)
@@ -310,12 +324,12 @@ def main() -> int:
     runs = []
     for rep in range(prof["reps"]):
         run = {}
-        for kind in ("kafka", "sluice"):
+        for kind in systems:
             with tempfile.TemporaryDirectory(prefix=f"bench-cluster-{kind}-") as work:
                 cluster = KafkaBenchCluster(Path(work)) if kind == "kafka" else SluiceBenchCluster(Path(work))
                 progress(f"repetition {rep + 1}: {kind}")
                 try:
-                    run[kind] = run_cluster(cluster, prof, progress)
+                    run[kind] = run_cluster(cluster, prof, progress, workloads)
                 except Exception as e:  # reported, the run goes on
                     run[kind] = {"error": str(e)}
                     progress(f"{kind} FAILED: {e}")

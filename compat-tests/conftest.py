@@ -3,7 +3,8 @@
 Fixtures (contract shared with the other client-family wrappers: keep it):
   broker        the Broker under test (.kind "sluice"|"kafka", .bootstrap "127.0.0.1:PORT",
                 .data_dir); one process per kind for the whole session, parametrized over
-                --brokers (default "sluice,kafka", or env COMPAT_BROKERS).
+                --brokers (default "sluice,kafka", or env COMPAT_BROKERS), narrowed by
+                --kafka-runs and --kafka-fault-runs (harness/kinds.py).
   broker_kind   the kind string of the current parametrization.
   fresh_broker  factory: fresh_broker() -> a new, started Broker of the current kind with its own
                 data dir, for tests that kill/restart; stopped and removed after the test.
@@ -21,7 +22,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness.brokers import KINDS, Broker  # noqa: E402
+from harness.brokers import Broker  # noqa: E402
+from harness.kinds import kinds_for  # noqa: E402
 
 _session_brokers: dict[str, Broker] = {}
 
@@ -37,6 +39,9 @@ def pytest_configure(config):
         "markers", "storage_admin: needs segment retention and the storage admin APIs (DeleteRecords, "
                    "IncrementalAlterConfigs); skipped on a Sluice that does not advertise DeleteRecords (API 21) "
                    "and IncrementalAlterConfigs (API 44) yet, always run on Kafka")
+    config.addinivalue_line(
+        "markers", "kafka_decides: Kafka's answer in the same run is the question (Kafka's cluster beside "
+                   "Sluice's): its Kafka run is part of `make test` (--kafka-runs=deciding) too")
     config.addinivalue_line(
         "markers", "fault_checker: a fault test (kill -9, chaos) whose Kafka run checks the test's checker, "
                    "not a behaviour Sluice must copy; it runs against Kafka only with --kafka-fault-runs "
@@ -98,25 +103,18 @@ def pytest_addoption(parser):
     parser.addoption("--brokers", action="store",
                      default=os.environ.get("COMPAT_BROKERS", "sluice,kafka"),
                      help="comma-separated broker kinds to run against: sluice,kafka")
+    parser.addoption("--kafka-runs", choices=("all", "deciding"),
+                     default=os.environ.get("COMPAT_KAFKA_RUNS", "all"),
+                     help="all: every test also runs against Kafka (checks that the test asks for Kafka's "
+                          "behaviour); deciding: only tests marked kafka_decides do (make test)")
     parser.addoption("--kafka-fault-runs", action="store_true",
                      default=os.environ.get("COMPAT_KAFKA_FAULT_RUNS", "") not in ("", "0"),
                      help="also run the fault_checker tests against Kafka")
 
 
-def _kinds(config) -> list[str]:
-    kinds = [k.strip() for k in config.getoption("--brokers").split(",") if k.strip()]
-    bad = [k for k in kinds if k not in KINDS]
-    if bad:
-        raise pytest.UsageError(f"--brokers: unknown kind(s) {bad}; known: {list(KINDS)}")
-    return kinds
-
-
 def pytest_generate_tests(metafunc):
     if "broker_kind" in metafunc.fixturenames:
-        kinds = _kinds(metafunc.config)
-        if (metafunc.definition.get_closest_marker("fault_checker") is not None
-                and not metafunc.config.getoption("--kafka-fault-runs")):
-            kinds = [k for k in kinds if k != "kafka"] or kinds[:0]
+        kinds = kinds_for(metafunc)
         metafunc.parametrize("broker_kind", kinds, ids=kinds, scope="session")
 
 

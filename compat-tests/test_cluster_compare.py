@@ -13,6 +13,9 @@ from harness import kadmin_wire, kwire
 from harness.cluster import SluiceCluster
 from harness.kafka_cluster import KafkaCluster
 
+# A Kafka cluster's answers beside Sluice's are the question: the Kafka runs stay in make test.
+pytestmark = pytest.mark.kafka_decides
+
 NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS = 6, 19
 UNKNOWN_TOPIC_OR_PARTITION, PREFERRED_LEADER_NOT_AVAILABLE, ELECTION_NOT_NEEDED = 3, 80, 84
 INVALID_REPLICATION_FACTOR, INVALID_REPLICA_ASSIGNMENT, NO_REASSIGNMENT_IN_PROGRESS = 38, 39, 85

@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from harness.brokers import Broker, free_port
+from harness.kinds import kinds_for
 
 JAVA44 = Path(__file__).resolve().parent / "java44"
 LOCK_MS = "2000"
@@ -49,13 +50,9 @@ def java44_libs() -> Path:
     return Path(res.stdout.strip().splitlines()[-1])
 
 
-def _kinds(config) -> list[str]:
-    return [k for k in config.getoption("--brokers").split(",") if k in ("sluice", "kafka")]
-
-
 def pytest_generate_tests(metafunc):
     if "share_kind" in metafunc.fixturenames:
-        kinds = _kinds(metafunc.config)
+        kinds = kinds_for(metafunc)  # Kafka 4.4 here, under the suite's --brokers/--kafka-runs
         metafunc.parametrize("share_kind", kinds, ids=kinds, scope="module")
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -35,9 +36,36 @@ START_TIMEOUT = {"sluice": 20.0, "kafka": 60.0}
 STOP_TIMEOUT = {"sluice": 15.0, "kafka": 30.0}
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    """A TCP port on 127.0.0.1 that was free a moment ago, for a listener started later.
+
+    It is taken from below the kernel's ephemeral range (ip_local_port_range): a port from
+    bind(0) is an ephemeral one, and any outgoing connection of a running broker or client
+    could take it before the listener binds it ("Address already in use"). A port is handed
+    out once per test process."""
+    low, high = 10000, _ephemeral_low()
+    for _ in range(500 if high - low >= 1000 else 0):
+        port = random.randrange(low, high)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # no room below the range
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
