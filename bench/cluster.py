@@ -27,6 +27,7 @@ import argparse
 import base64
 import datetime
 import json
+import resource
 import signal
 import statistics
 import subprocess
@@ -145,6 +146,25 @@ def cluster_cpu(cluster) -> float:
     return sum(cpu_seconds(n.proc.pid) for n in cluster.nodes.values() if n.proc and n.proc.poll() is None)
 
 
+def children_cpu() -> float:
+    """CPU-seconds of this process's reaped children (the load generator, dd)."""
+    u = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return u.ru_utime + u.ru_stime
+
+
+def page_cache_write_cost(work: Path, mib: int = 1024) -> float:
+    """CPU-seconds per GB this machine spends writing a new file (dd, 1 MiB writes, then
+    fdatasync): the kernel's cost of taking bytes into fresh page cache, which every copy of
+    every replica pays, whichever broker writes it."""
+    path = work / "page-cache-write-test"
+    before = children_cpu()
+    subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={mib}", "conv=fdatasync", "status=none"],
+                   check=True, timeout=300)
+    cost = (children_cpu() - before) / (mib * 1024 * 1024) * 1e9
+    path.unlink()
+    return round(cost, 3)
+
+
 def controlled_stop(cluster, topic: str) -> dict:
     """SIGTERM to partition 0's leader; seconds until another broker's Metadata shows each
     partition it led under a new leader (the clients' view of the hand-over)."""
@@ -193,9 +213,10 @@ def run_cluster(cluster, prof: dict, progress, workloads: set[str]) -> dict:
         progress(f"{cluster.kind}: {name}")
         subprocess.run(["sync"])
         time.sleep(0.3)
-        cpu0, steal0 = cluster_cpu(cluster), steal_ticks()
+        cpu0, steal0, client0 = cluster_cpu(cluster), steal_ticks(), children_cpu()
         r = loadgen([args[0], "-b", boot, *args[1:]], cap + prof["c3_secs"] + 60)
         r["cluster_cpu_s"] = round(cluster_cpu(cluster) - cpu0, 3)
+        r["loadgen_cpu_s"] = round(children_cpu() - client0, 3)  # the only child reaped meanwhile
         r["steal_pct"] = steal_pct(steal0, steal_ticks())
         res[name] = r
         return r
@@ -252,8 +273,29 @@ def figures(runs: list[dict], kind: str) -> dict:
         "C3b e2e p99 ms, linger 1 ms": m(lambda r: r["C3b"]["lat_ms"]["p99"]),
         "C4 acks=all RF=1 MB/s": m(lambda r: r["C4"]["mb_per_s"]),
         "C4 cluster CPU s per GB": m(lambda r: r["C4"]["cluster_cpu_s"] / r["C4"]["bytes"] * 1e9),
+        "C1 load generator CPU s per GB": m(lambda r: r["C1"]["loadgen_cpu_s"] / r["C1"]["bytes"] * 1e9),
+        "C4 load generator CPU s per GB": m(lambda r: r["C4"]["loadgen_cpu_s"] / r["C4"]["bytes"] * 1e9),
         "C5 controlled stop, leadership moved s": m(lambda r: r["C5"]["leadership_moved_s"]),
     }
+
+
+def ceiling_note(data: dict, s: dict) -> str:
+    """C1 and C4 as CPU budgets: the brokers' and the load generator's CPU-seconds per GB on the
+    machine's CPUs, and what RF=3's brokers would have to cost for the 0.7x target."""
+    write = median([r.get("page_cache_write_cpu_s_per_gb") for r in data["runs"]])
+    c1, c4 = s["C1 cluster CPU s per GB"], s["C4 cluster CPU s per GB"]
+    g1, g4 = s["C1 load generator CPU s per GB"], s["C4 load generator CPU s per GB"]
+    c4_mb = s["C4 acks=all RF=1 MB/s"]
+    cpus = data["machine"].get("cpus")
+    if not all(isinstance(v, (int, float)) for v in (write, c1, c4, g1, g4, c4_mb, cpus)):
+        return "- The CPU budget of C1 and C4 could not be computed (a figure is missing)."
+    need = cpus / (0.7 * c4_mb / 1000) - g1
+    return (f"- CPU budget: per GB produced, C1 cost the brokers {c1:.2f} and the load generator {g1:.2f} "
+            f"CPU-seconds, C4 {c4:.2f} and {g4:.2f}; on {cpus} CPUs that allows at most "
+            f"{cpus / (c1 + g1) * 1000:.0f} and {cpus / (c4 + g4) * 1000:.0f} MB/s. For C1 to reach 0.7x C4 "
+            f"here, RF=3's brokers would have to cost at most {need:.2f} s per GB. Writing a new file costs "
+            f"{write:.2f} s per GB on this machine (dd, in this run): RF=3's three copies take {3 * write:.2f} "
+            f"of the brokers' figure before any network or Kafka work.")
 
 
 def write_report(out: Path, data: dict) -> None:
@@ -287,10 +329,11 @@ def write_report(out: Path, data: dict) -> None:
               "connection's next Produce while the previous one waits for its sync and replicas (answers still in "
               "order), so the waits overlap.",
               "- C1 against C4: RF=3 writes every byte three times and moves it over loopback twice more, so its "
-              "cluster CPU per GB is several times RF=1's (both in `cluster.json`); on 2 CPUs shared with the load "
-              "generator C1 is bound by CPU, not by waiting.",
+              "cluster CPU per GB is several times RF=1's. Both share the machine's CPUs with the load generator "
+              "(one librdkafka producer); the budget below says what each used.",
               "- C5 is measured from the SIGTERM to the first Metadata answer of another broker that shows every "
               "partition of the stopped broker under a new leader (polled every 10 ms).",
+              ceiling_note(data, s),
               f"- Steal (CPU the hypervisor gave elsewhere) per workload is in `cluster.json`; machine: "
               f"{data['machine'].get('cpus', '?')} CPUs."]
     (out / "CLUSTER.md").write_text("\n".join(lines) + "\n")
@@ -323,7 +366,8 @@ def main() -> int:
 
     runs = []
     for rep in range(prof["reps"]):
-        run = {}
+        with tempfile.TemporaryDirectory(prefix="bench-cluster-dd-") as work:
+            run = {"page_cache_write_cpu_s_per_gb": page_cache_write_cost(Path(work), 256 if args.quick else 1024)}
         for kind in systems:
             with tempfile.TemporaryDirectory(prefix=f"bench-cluster-{kind}-") as work:
                 cluster = KafkaBenchCluster(Path(work)) if kind == "kafka" else SluiceBenchCluster(Path(work))
