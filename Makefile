@@ -64,10 +64,10 @@ unit-test:
 # kafka_decides (compat-tests/harness/kinds.py). compat-test-kafka runs every test's Kafka side:
 # after changing a test, to check that it asks for Kafka's behaviour.
 compat-test:
-	compat-tests/run.sh --kafka-runs=deciding
+	compat-tests/run.sh --kafka-runs=$${COMPAT_KAFKA_RUNS:-deciding}
 
 compat-test-kafka:
-	compat-tests/run.sh --brokers=kafka --kafka-fault-runs
+	compat-tests/run.sh --brokers=kafka --kafka-runs=all --kafka-fault-runs
 
 test: test-deps build
 	$(MAKE) --no-print-directory unit-test

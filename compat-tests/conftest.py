@@ -40,8 +40,8 @@ def pytest_configure(config):
                    "IncrementalAlterConfigs); skipped on a Sluice that does not advertise DeleteRecords (API 21) "
                    "and IncrementalAlterConfigs (API 44) yet, always run on Kafka")
     config.addinivalue_line(
-        "markers", "kafka_decides: Kafka's answer in the same run is the question (Kafka's cluster beside "
-                   "Sluice's): its Kafka run is part of `make test` (--kafka-runs=deciding) too")
+        "markers", "kafka_decides: a 3-node cluster comparison: its Kafka run is part of `make test` "
+                   "(--kafka-runs=deciding) too, so a Kafka cluster's answers are checked on every run")
     config.addinivalue_line(
         "markers", "fault_checker: a fault test (kill -9, chaos) whose Kafka run checks the test's checker, "
                    "not a behaviour Sluice must copy; it runs against Kafka only with --kafka-fault-runs "

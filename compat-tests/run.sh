@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the compatibility suite against Sluice and Apache Kafka (make compat-test).
+# Runs the compatibility suite against Sluice and Apache Kafka (make compat-test passes
+# --kafka-runs=deciding, make compat-test-kafka --brokers=kafka; harness/kinds.py).
 # The client toolchains (Python venv, npm packages, Kafka jars) are set up on
 # first use and cached; extra arguments go to pytest (e.g. --brokers=sluice -k kcat).
 set -euo pipefail

@@ -13,7 +13,7 @@ from harness import kadmin_wire, kwire
 from harness.cluster import SluiceCluster
 from harness.kafka_cluster import KafkaCluster
 
-# A Kafka cluster's answers beside Sluice's are the question: the Kafka runs stay in make test.
+# A Kafka cluster's answers are checked on every run: the Kafka side stays in make test.
 pytestmark = pytest.mark.kafka_decides
 
 NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS = 6, 19

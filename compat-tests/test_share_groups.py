@@ -63,6 +63,8 @@ class Kafka44:
         self.workdir = Path(tempfile.mkdtemp(prefix="compat-kafka44-"))
         self.port = free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
+        # kafka44.sh takes its controller port from here (else from bind(0), in the ephemeral range).
+        (self.workdir / "controller.port").write_text(f"{free_port()}\n")
 
     def start(self):
         env = {**os.environ, "KAFKA44_PROPS": f"group.share.record.lock.duration.ms={LOCK_MS}"}

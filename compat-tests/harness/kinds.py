@@ -3,8 +3,9 @@
 A test's Kafka run checks that the test asks for Kafka's behaviour; Kafka (pinned) does not
 change between runs, so that check is needed when the test changes, not on every run:
   --kafka-runs=all       (default) every test runs against Kafka too;
-  --kafka-runs=deciding  (make test) only tests marked kafka_decides, where the Kafka run in the
-                         same session is the question (a Kafka cluster's answers beside Sluice's);
+  --kafka-runs=deciding  (make test) only tests marked kafka_decides: the 3-node cluster
+                         comparisons (test_cluster_compare.py), whose Kafka cluster's answers
+                         are checked on every run (issue 15 asks for them in make test);
   fault_checker tests    run against Kafka only with --kafka-fault-runs, whatever --kafka-runs says.
 `make compat-test-kafka` runs the whole suite's Kafka side (--brokers=kafka --kafka-fault-runs).
 """
