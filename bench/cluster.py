@@ -27,7 +27,6 @@ import argparse
 import base64
 import datetime
 import json
-import resource
 import signal
 import statistics
 import subprocess
@@ -38,13 +37,16 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import LOADGEN, MB, Broker, cpu_seconds, free_port, loadgen, machine, steal_pct, steal_ticks  # noqa: E402
+from run import (LOADGEN, MB, Broker, children_cpu, cpu_seconds, dd_new_file, free_port, loadgen, machine,  # noqa: E402
+                 steal_pct, steal_ticks)
 from harness import kwire  # noqa: E402  (run.py put compat-tests on the path)
 
 PROFILES = {
     "full": dict(reps=2, c1_count=400_000, c3_rate=10_000, c3_secs=20, cap=120),
     "quick": dict(reps=1, c1_count=20_000, c3_rate=2_000, c3_secs=3, cap=60),
 }
+SYSTEMS = ("kafka", "sluice")  # in the order they run
+WORKLOADS = ("C1", "C2", "C3", "C3b", "C4", "C5")
 VALUE = 1024
 PARTITIONS = 6
 COMMON = {"default.replication.factor": "3", "min.insync.replicas": "2", "offsets.topic.replication.factor": "3",
@@ -146,27 +148,16 @@ def cluster_cpu(cluster) -> float:
     return sum(cpu_seconds(n.proc.pid) for n in cluster.nodes.values() if n.proc and n.proc.poll() is None)
 
 
-def children_cpu() -> float:
-    """CPU-seconds of this process's reaped children (the load generator, dd)."""
-    u = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return u.ru_utime + u.ru_stime
-
-
 def page_cache_write_cost(work: Path, mib: int = 1024) -> float | None:
     """CPU-seconds per GB this machine spends writing a new file (dd, 1 MiB writes, then
     fdatasync): the kernel's cost of taking bytes into fresh page cache, which every copy of
     every replica pays, whichever broker writes it."""
-    path = work / "page-cache-write-test"
-    before = children_cpu()
     try:
-        subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={mib}", "conv=fdatasync", "status=none"],
-                       check=True, timeout=300)
+        _, cpu = dd_new_file(work / "page-cache-write-test", mib)
     except (OSError, subprocess.SubprocessError) as e:
         print(f"dd failed, no page-cache figure: {e}", file=sys.stderr)
         return None
-    finally:
-        path.unlink(missing_ok=True)
-    return round((children_cpu() - before) / (mib * 1024 * 1024) * 1e9, 3)
+    return round(cpu / (mib * 1024 * 1024) * 1e9, 3)
 
 
 def controlled_stop(cluster, topic: str) -> dict:
@@ -352,16 +343,16 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None,
                     help="report folder (default: bench/; build/bench-cluster-quick or -partial with --quick, "
                          "--systems or --workloads)")
-    ap.add_argument("--systems", default="kafka,sluice", help="which clusters to run, e.g. sluice (a partial run)")
-    ap.add_argument("--workloads", default="C1,C2,C3,C3b,C4,C5", help="which workloads to run, e.g. C1,C4")
+    ap.add_argument("--systems", default=",".join(SYSTEMS), help="which clusters to run, e.g. sluice (a partial run)")
+    ap.add_argument("--workloads", default=",".join(WORKLOADS), help="which workloads to run, e.g. C1,C4")
     args = ap.parse_args()
     prof = PROFILES["quick" if args.quick else "full"]
-    systems = [k for k in ("kafka", "sluice") if k in args.systems.split(",")]
-    workloads = set(args.workloads.split(","))
-    unknown = (set(args.systems.split(",")) - {"kafka", "sluice"}) | (workloads - {"C1", "C2", "C3", "C3b", "C4", "C5"})
+    asked_systems, workloads = set(args.systems.split(",")), set(args.workloads.split(","))
+    unknown = (asked_systems - set(SYSTEMS)) | (workloads - set(WORKLOADS))
     if unknown:
         ap.error(f"unknown system or workload: {', '.join(sorted(unknown))}")
-    partial = systems != ["kafka", "sluice"] or workloads != {"C1", "C2", "C3", "C3b", "C4", "C5"}
+    systems = [k for k in SYSTEMS if k in asked_systems]
+    partial = systems != list(SYSTEMS) or workloads != set(WORKLOADS)
     build_dir = Path(__file__).resolve().parents[1] / "build"
     out = args.out or (build_dir / "bench-cluster-quick" if args.quick
                        else build_dir / "bench-cluster-partial" if partial else Path(__file__).resolve().parent)

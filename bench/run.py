@@ -19,6 +19,7 @@ import os
 import platform
 import random
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -184,17 +185,30 @@ def measure_ceilings(prof: dict, work: Path) -> dict:
         if srv:
             srv.kill()
             srv.wait()
-    f = work / "dd.test"
     try:
-        t = time.monotonic()
-        subprocess.run(["dd", "if=/dev/zero", f"of={f}", "bs=1M", f"count={prof['dd_mib']}", "conv=fdatasync"],
-                       check=True, capture_output=True, timeout=300)
-        out["disk_fdatasync_mb_per_s"] = round(prof["dd_mib"] * (1 << 20) / (time.monotonic() - t) / MB, 1)
+        wall, _ = dd_new_file(work / "dd.test", prof["dd_mib"])
+        out["disk_fdatasync_mb_per_s"] = round(prof["dd_mib"] * (1 << 20) / wall / MB, 1)
     except Exception as e:  # noqa: BLE001
         out["disk_error"] = repr(e)
-    finally:
-        f.unlink(missing_ok=True)
     return out
+
+
+def children_cpu() -> float:
+    """CPU-seconds of this process's reaped children (a load generator, dd)."""
+    u = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return u.ru_utime + u.ru_stime
+
+
+def dd_new_file(path: Path, mib: int) -> tuple[float, float]:
+    """Writes `mib` MiB of zeros to a new file at `path` (dd, 1 MiB writes, then fdatasync) and
+    removes it: (wall seconds, dd's CPU-seconds). Raises if dd fails."""
+    cpu0, t = children_cpu(), time.monotonic()
+    try:
+        subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={mib}", "conv=fdatasync"],
+                       check=True, capture_output=True, timeout=300)
+        return time.monotonic() - t, children_cpu() - cpu0
+    finally:
+        path.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------- workloads

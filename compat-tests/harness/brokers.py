@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import ctypes
+import functools
 import os
 import random
 import shutil
@@ -36,6 +37,7 @@ START_TIMEOUT = {"sluice": 20.0, "kafka": 60.0}
 STOP_TIMEOUT = {"sluice": 15.0, "kafka": 30.0}
 
 
+@functools.cache
 def _ephemeral_low() -> int:
     try:
         return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
